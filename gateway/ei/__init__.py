@@ -1,0 +1,60 @@
+"""The Vektis EI codec: bytes in, frozen records out, and back, byte for byte.
+
+Pure: no reactor, no database, no file system beyond loading the layout data files once.
+The public surface:
+
+* :func:`load_layouts` / :class:`LayoutRegistry` — the standards, from ``schemas/layouts``;
+* :class:`Reader` — incremental parsing into :class:`Record` objects;
+* :class:`Validator` / :func:`validate_bytes` — the insurer-side intake checks, each
+  finding mapped to a retourcode;
+* :func:`build_record`, :func:`build_retour`, :func:`build_technical_rejection` — writing;
+* :class:`EIError` — the codec's one error type.
+"""
+
+from gateway.ei.findings import EIError, Finding
+from gateway.ei.layout import (
+    FieldLayout,
+    FieldValue,
+    Layout,
+    LayoutError,
+    LayoutRegistry,
+    RecordLayout,
+    load_layouts,
+)
+from gateway.ei.reader import END, NEED_DATA, BadLine, Reader, read_records
+from gateway.ei.record import CRLF, Record, build_record
+from gateway.ei.retour import Outcome, build_retour, build_technical_rejection
+from gateway.ei.retourcodes import Retourcode, describe, load_retourcodes
+from gateway.ei.validate import ValidationResult, Validator, bsn_is_valid, validate_bytes
+from gateway.ei.writer import FileWriter
+
+__all__ = [
+    "CRLF",
+    "END",
+    "NEED_DATA",
+    "BadLine",
+    "EIError",
+    "FieldLayout",
+    "FieldValue",
+    "FileWriter",
+    "Finding",
+    "Layout",
+    "LayoutError",
+    "LayoutRegistry",
+    "Outcome",
+    "Reader",
+    "Record",
+    "RecordLayout",
+    "Retourcode",
+    "ValidationResult",
+    "Validator",
+    "bsn_is_valid",
+    "build_record",
+    "build_retour",
+    "build_technical_rejection",
+    "describe",
+    "load_layouts",
+    "load_retourcodes",
+    "read_records",
+    "validate_bytes",
+]

@@ -1,0 +1,222 @@
+"""Writing retour files: the answer to a declaration, record by record.
+
+A retour record is the declaration's record, unchanged, followed by the retour tail
+(granted amount, up to three retourcodes). The 01 record keeps everything but says which
+retour standard the file follows (so that a reader can dispatch on it); the 99 record is
+written afresh with counts and totals of what the retour actually contains.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date
+
+from gateway.ei.layout import FieldValue, Layout
+from gateway.ei.record import Record, build_record
+
+__all__ = ["MAX_CODES", "Outcome", "build_retour", "build_technical_rejection"]
+
+MAX_CODES = 3
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """The insurer's answer to one detail record.
+
+    ``granted`` is the granted amount in eurocents (04 records), ``calculated`` the
+    insurer's calculated amount (default: what was declared), ``codes`` up to three
+    retourcodes (empty when the line was granted without remarks).
+    """
+
+    granted: int = 0
+    calculated: int | None = None
+    codes: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if len(self.codes) > MAX_CODES:
+            raise ValueError(f"a retour record carries at most {MAX_CODES} retourcodes")
+        for code in self.codes:
+            if len(code) != 4 or not code.isdigit():
+                raise ValueError(f"retourcode {code!r} is not four digits")
+
+
+def _codes(codes: Sequence[str]) -> dict[str, FieldValue]:
+    padded = [*codes, "", "", ""][:MAX_CODES]
+    if len(codes) > MAX_CODES:
+        raise ValueError(f"at most {MAX_CODES} retourcodes")
+    return {f"retourcode_{i}": code for i, code in enumerate(padded, start=1)}
+
+
+def _extend(retour: Layout, record: Record, values: Mapping[str, FieldValue]) -> Record:
+    target = retour.record(record.type)
+    base = record.raw + target.blank[len(record.raw) :]
+    return build_record(target, values, base=base)
+
+
+def _header(
+    retour: Layout,
+    header: Record | None,
+    *,
+    insurer_reference: str,
+    retour_date: date,
+    codes: Sequence[str],
+    values: Mapping[str, FieldValue] | None = None,
+) -> Record:
+    target = retour.record("01")
+    own = {
+        "standard_code": retour.code,
+        "version": retour.version,
+        "subversion": retour.subversion,
+        "insurer_reference": insurer_reference,
+        "retour_date": retour_date,
+        **_codes(codes),
+    }
+    merged = {**(values or {}), **own}
+    # The declaration's part of the retour 01 ends where the tail begins.
+    answers_length = target.field("insurer_reference").start - 1
+    if header is not None and len(header.raw) == answers_length:
+        return _extend(retour, header, merged)
+    return build_record(target, merged)
+
+
+def _trailer(retour: Layout, counts: Mapping[str, int], declared: int, granted: int) -> Record:
+    target = retour.record("99")
+    values: dict[str, FieldValue] = {"total_declared": declared, "total_granted": granted}
+    detail = 0
+    for f in target.fields:
+        if f.name.startswith("count_") and f.name != "count_detail":
+            kind = f.name[len("count_") :]
+            values[f.name] = counts.get(kind, 0)
+            detail += counts.get(kind, 0)
+    values["count_detail"] = detail
+    return build_record(target, values)
+
+
+def build_retour(
+    retour: Layout,
+    declaration: Iterable[Record],
+    outcomes: Mapping[int, Outcome],
+    *,
+    insurer_reference: str,
+    retour_date: date,
+    header_codes: Sequence[str] = (),
+    answered_only: bool = False,
+) -> bytes:
+    """The retour file in layout ``retour`` answering ``declaration``.
+
+    ``outcomes`` maps NUM040 (the declaration's record id) to the answer for that record.
+    With ``answered_only`` the file holds only the prestatie records that have an outcome
+    (with their 02 record, their 06/16 records and the comments that follow them): a
+    partial answer, to be followed by another retour for the rest.
+    """
+    records = list(declaration)
+    included = _selection(records, outcomes) if answered_only else None
+    out: list[bytes] = []
+    counts: dict[str, int] = {}
+    declared = granted = 0
+    header: Record | None = None
+    for rec in records:
+        position = rec.layout.position
+        if position == "first":
+            header = rec
+            continue
+        if position == "last":
+            continue
+        record_id = rec.number_value("record_id")
+        if included is not None and record_id not in included:
+            continue
+        outcome = outcomes.get(record_id, Outcome())
+        values: dict[str, FieldValue] = dict(_codes(outcome.codes))
+        target = retour.record(rec.type)
+        if target.has("granted_amount"):
+            line_declared = _declared(rec)
+            values["granted_amount"] = outcome.granted
+            values["insurer_calculated_amount"] = (
+                outcome.calculated if outcome.calculated is not None else line_declared
+            )
+            granted += outcome.granted
+        for f in target.fields:
+            if f.total == "declared":
+                declared += rec.number_value(f.name)
+        out.append(_extend(retour, rec, values).to_bytes())
+        counts[rec.type] = counts.get(rec.type, 0) + 1
+    head = _header(
+        retour,
+        header,
+        insurer_reference=insurer_reference,
+        retour_date=retour_date,
+        codes=header_codes,
+    )
+    tail = _trailer(retour, counts, declared, granted)
+    return head.to_bytes() + b"".join(out) + tail.to_bytes()
+
+
+def _declared(rec: Record) -> int:
+    for name in ("declared_amount", "calculated_amount"):
+        if rec.layout.has(name):
+            return rec.number_value(name)
+    return 0
+
+
+def _selection(records: Sequence[Record], outcomes: Mapping[int, Outcome]) -> set[int]:
+    """Record ids to include in a partial retour (see :func:`build_retour`)."""
+    included: set[int] = set()
+    parent_02: int | None = None
+    current_04_included = False
+    last_included = False
+    for rec in records:
+        if rec.layout.position != "detail":
+            continue
+        rid = rec.number_value("record_id")
+        if rec.type == "02":
+            parent_02 = rid
+            last_included = rid in outcomes
+            if last_included:
+                included.add(rid)
+        elif rec.type == "04":
+            current_04_included = rid in outcomes
+            last_included = current_04_included
+            if current_04_included:
+                included.add(rid)
+                if parent_02 is not None:
+                    included.add(parent_02)
+        elif rec.layout.parent == "04":
+            last_included = current_04_included
+            if last_included:
+                included.add(rid)
+        elif rec.layout.parent == "*":
+            if last_included:
+                included.add(rid)
+        else:
+            last_included = rid in outcomes
+            if last_included:
+                included.add(rid)
+    return included
+
+
+def build_technical_rejection(
+    retour: Layout,
+    code: str,
+    *,
+    extra_codes: Sequence[str] = (),
+    header: Record | None,
+    insurer_reference: str,
+    retour_date: date,
+    header_values: Mapping[str, FieldValue] | None = None,
+) -> bytes:
+    """A whole-file rejection: only a 01 record carrying ``code`` (then up to two
+    ``extra_codes`` saying why, e.g. the finding's own code) and an empty 99.
+
+    ``header`` is the rejected file's 01 record when it could be read; otherwise the 01
+    is written from ``header_values`` (e.g. the sender's AGB code and the period).
+    """
+    head = _header(
+        retour,
+        header,
+        insurer_reference=insurer_reference,
+        retour_date=retour_date,
+        codes=(code, *extra_codes),
+        values=header_values,
+    )
+    return head.to_bytes() + _trailer(retour, {}, 0, 0).to_bytes()

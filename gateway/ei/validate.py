@@ -1,0 +1,507 @@
+"""The checks an insurer's intake makes on an EI file, in one streaming pass.
+
+:class:`Validator` takes the file in chunks (any size) and keeps only counters, the last
+few records it needs for cross-record checks, and one 64-bit digest per reference number,
+so a file of a million records is checked in bounded memory. Every finding carries its
+line number, record type, field, positions, value and Vektis retourcode.
+
+Checks, by retourcode (see ``schemas/retourcodes.xml`` for which codes are modelled):
+
+* structure: record length 0804, line end 8095, record type and order 0802, NUM040
+  numbering 0801, 99 counts and totals 0040, standard 0010 and version 0011;
+* fields: types and dates (the field's own code, else 0806), mandatory fields (the field's
+  own code, else 0803), debit/credit indicators 0631;
+* semantics: BSN eleven-proof 0435, UZOVI form 0018, AGB code form (0014/0016/0017 in the
+  01 record, else 0807), period 0020/0021, invoice date 0025, prestatie date inside the
+  period 8007 and not after the invoice date 8176/8177, tariff × number = calculated
+  amount 0612, reference numbers unique in the file 0588, a debit and its identical credit
+  in one file 8062.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date
+
+from gateway.ei.findings import EIError, Finding
+from gateway.ei.layout import FieldLayout, Layout, LayoutRegistry
+from gateway.ei.reader import BadLine, Reader
+from gateway.ei.record import Record
+
+__all__ = ["ValidationResult", "Validator", "bsn_is_valid", "validate_bytes"]
+
+DEFAULT_MAX_FINDINGS = 1000
+
+# The payee indicator (COD833) names which code of the 01 record is paid.
+_PAYEE_FIELDS = {
+    "01": "servicebureau",
+    "02": "zorgverlener_code",
+    "03": "praktijk_code",
+    "04": "instelling_code",
+}
+
+
+def bsn_is_valid(bsn: str) -> bool:
+    """The BSN eleven-proof: 9 digits, weights 9..2 and -1, sum divisible by 11, not 0."""
+    if len(bsn) != 9 or not bsn.isdigit():
+        return False
+    digits = [int(c) for c in bsn]
+    total = sum(d * w for d, w in zip(digits[:8], range(9, 1, -1), strict=True)) - digits[8]
+    return total % 11 == 0 and total != 0 and int(bsn) != 0
+
+
+def agb_is_valid(code: str) -> bool:
+    """AGB code form: 8 digits, a zorgverlenersoort (first two digits) other than 00."""
+    return len(code) == 8 and code.isdigit() and code[:2] != "00"
+
+
+def _digest(text: bytes) -> int:
+    return int.from_bytes(hashlib.blake2b(text, digest_size=8).digest(), "big")
+
+
+@dataclass(slots=True)
+class ValidationResult:
+    """What :class:`Validator` found. ``valid`` means: no findings at all."""
+
+    layout: Layout | None
+    findings: list[Finding]
+    records: int
+    counts: Counter[str]
+    truncated: bool = False
+    header: Record | None = None
+
+    @property
+    def valid(self) -> bool:
+        return not self.findings
+
+    @property
+    def retourcodes(self) -> set[str]:
+        return {f.retourcode for f in self.findings}
+
+    def as_json(self, file: str) -> dict[str, object]:
+        layout = self.layout
+        return {
+            "file": file,
+            "standard": layout.standard if layout else None,
+            "version": f"{int(layout.version)}.{int(layout.subversion)}" if layout else None,
+            "valid": self.valid,
+            "records": self.records,
+            "findings": [f.as_json() for f in self.findings],
+            "truncated": self.truncated,
+        }
+
+
+@dataclass(slots=True)
+class _State:
+    chain: list[str] = field(default_factory=list)
+    detail_count: int = 0
+    last_record_id: int = 0
+    seen_last: bool = False
+    header: Record | None = None
+    period: tuple[date | None, date | None] = (None, None)
+    invoice_date: date | None = None
+    totals: Counter[str] = field(default_factory=Counter)
+    references: set[int] = field(default_factory=set)
+    # digest of a debit line's reference -> its declared amount, for the 8062 check
+    debits: dict[int, int] = field(default_factory=dict)
+    credits: list[tuple[int, int, Record]] = field(default_factory=list)
+
+
+class Validator:
+    """Validates one file fed in chunks; call :meth:`close` for the result."""
+
+    def __init__(
+        self,
+        registry: LayoutRegistry,
+        *,
+        max_findings: int = DEFAULT_MAX_FINDINGS,
+        expect: Layout | None = None,
+    ) -> None:
+        self._reader = Reader(registry, layout=expect)
+        self._findings: list[Finding] = []
+        self._max = max_findings
+        self._truncated = False
+        self._fatal = False
+        self._counts: Counter[str] = Counter()
+        self._records = 0
+        self._s = _State()
+        self._pending_totals: list[tuple[FieldLayout, Record]] = []
+
+    # --- public --------------------------------------------------------------------------
+
+    def feed(self, data: bytes) -> None:
+        if self._fatal:
+            return
+        self._reader.feed(data)
+        self._drain()
+
+    def close(self) -> ValidationResult:
+        if not self._fatal:
+            self._reader.close()
+            self._drain()
+        if not self._fatal:
+            self._finish()
+        return ValidationResult(
+            layout=self._reader.layout,
+            findings=self._findings,
+            records=self._records,
+            counts=self._counts,
+            truncated=self._truncated,
+            header=self._s.header,
+        )
+
+    # --- reporting -----------------------------------------------------------------------
+
+    def _add(self, finding: Finding) -> None:
+        if len(self._findings) >= self._max:
+            self._truncated = True
+            return
+        self._findings.append(finding)
+
+    def _field_finding(
+        self, rec: Record, f: FieldLayout, code: str, message: str, value: str | None = None
+    ) -> None:
+        self._add(
+            Finding(
+                record=rec.number,
+                kind=rec.type,
+                retourcode=code,
+                message=f"{f.label}: {message}",
+                field=f.id,
+                field_name=f.label,
+                start=f.start,
+                end=f.end,
+                value=rec.raw[f.slice].decode("latin-1") if value is None else value,
+            )
+        )
+
+    def _record_finding(self, rec: Record, code: str, message: str) -> None:
+        self._add(Finding(record=rec.number, kind=rec.type, retourcode=code, message=message))
+
+    # --- the pass ------------------------------------------------------------------------
+
+    def _drain(self) -> None:
+        try:
+            for event in self._reader.events():
+                self._records += 1 if not _is_line_end_report(event) else 0
+                if isinstance(event, BadLine):
+                    self._add(event.finding)
+                    self._count_bad(event)
+                else:
+                    self._check(event)
+        except EIError as exc:
+            self._fatal = True
+            self._add(exc.finding)
+
+    def _count_bad(self, bad: BadLine) -> None:
+        """Keep counting and numbering across a line that could not be read, so that one
+        broken record does not also make every later count wrong."""
+        layout = self._reader.layout
+        if not bad.kind or layout is None or bad.kind not in layout.records:
+            return
+        self._counts[bad.kind] += 1
+        if layout.records[bad.kind].position == "detail":
+            self._s.detail_count += 1
+            if bad.record_id is not None:
+                self._s.last_record_id = bad.record_id
+
+    def _check(self, rec: Record) -> None:
+        layout = self._reader.layout
+        assert layout is not None
+        s = self._s
+        self._counts[rec.type] += 1
+        self._check_position(rec, layout)
+        typed_ok = rec.layout.regex.fullmatch(rec.raw) is not None
+        bad_fields = set() if typed_ok else self._check_types(rec)
+        self._check_fields(rec, bad_fields)
+        if rec.layout.position == "detail":
+            s.detail_count += 1
+            self._check_record_id(rec, layout, bad_fields)
+        if rec.layout.position == "first":
+            s.header = rec
+            self._check_header(rec, bad_fields)
+        elif rec.layout.position == "last":
+            self._check_trailer(rec, layout, bad_fields)
+        elif rec.type == "04" or rec.layout.has("prestatiecode"):
+            self._check_prestatie(rec, bad_fields)
+        for f in rec.layout.fields:
+            if f.total and f.name not in bad_fields:
+                s.totals[f.total] += rec.number_value(f.name)
+
+    def _check_position(self, rec: Record, layout: Layout) -> None:
+        s = self._s
+        position = rec.layout.position
+        if s.seen_last:
+            self._record_finding(rec, "0802", "record after the 99 (sluit) record")
+            return
+        if position == "first":
+            if s.chain:
+                self._record_finding(rec, "0802", "a second 01 (voorloop) record")
+            s.chain = [rec.type]
+            return
+        if not s.chain:
+            self._record_finding(rec, "0802", f"record {rec.type} before the 01 (voorloop) record")
+            s.chain = ["01"]
+        if position == "last":
+            s.seen_last = True
+            return
+        parent = rec.layout.parent
+        if parent == "*":
+            if len(s.chain) < 2:
+                self._record_finding(
+                    rec, "0802", "comment (98) record does not follow a detail record"
+                )
+            return
+        if parent not in s.chain:
+            self._record_finding(
+                rec, "0802", f"record {rec.type} is not preceded by its parent record {parent}"
+            )
+            s.chain.append(rec.type)
+            return
+        while s.chain[-1] != parent:
+            s.chain.pop()
+        s.chain.append(rec.type)
+
+    def _check_types(self, rec: Record) -> set[str]:
+        """The record did not match its layout's pattern: find which fields are wrong."""
+        bad: set[str] = set()
+        for f in rec.layout.fields:
+            raw = rec.raw[f.slice]
+            try:
+                f.decode(raw)
+                ok = f.kind not in ("code", "number", "kenmerk") or raw.isdigit()
+                if ok and f.type == "AN":
+                    ok = all(b >= 0x20 and not (0x7F <= b < 0xA0) for b in raw)
+            except EIError:
+                ok = False
+            if ok:
+                continue
+            bad.add(f.name)
+            if f.kind in ("amount", "dc") and raw[-1:] not in (b"D", b"C", b" "):
+                self._field_finding(rec, f, "0631", "debit/credit indicator must be D or C")
+            elif f.kind == "date":
+                self._field_finding(rec, f, f.retourcode or "0806", "not a valid date (CCYYMMDD)")
+            elif f.type == "N":
+                self._field_finding(rec, f, f.retourcode or "0806", "numeric field with non-digits")
+            else:
+                self._field_finding(
+                    rec, f, f.retourcode or "0806", "characters outside the permitted set"
+                )
+        return bad
+
+    def _check_fields(self, rec: Record, bad: set[str]) -> None:
+        for f in rec.layout.checked:
+            if f.name in bad:
+                continue
+            raw = rec.raw[f.slice]
+            empty = f.is_empty(raw)
+            if f.required == "M" and empty:
+                self._field_finding(rec, f, f.retourcode or "0803", "mandatory field is empty")
+                bad.add(f.name)
+                continue
+            if empty or f.check is None:
+                if f.kind == "amount" and raw == b"0" * (f.length - 1) + b"C":
+                    self._field_finding(rec, f, "0631", "a zero amount must carry D, not C")
+                    bad.add(f.name)
+                continue
+            text = raw.decode("latin-1")
+            if f.check == "bsn" and not bsn_is_valid(text):
+                self._field_finding(rec, f, f.retourcode or "0435", "fails the eleven-proof")
+                bad.add(f.name)
+            elif f.check == "agb" and not agb_is_valid(text):
+                self._field_finding(rec, f, f.retourcode or "0807", "not a valid AGB code")
+                bad.add(f.name)
+            elif f.check == "uzovi" and not (text.isdigit() and len(text) == 4):
+                self._field_finding(rec, f, f.retourcode or "0018", "not a valid UZOVI number")
+                bad.add(f.name)
+
+    def _check_record_id(self, rec: Record, layout: Layout, bad: set[str]) -> None:
+        s = self._s
+        if "record_id" in bad:
+            return
+        f = rec.layout.field("record_id")
+        record_id = rec.number_value("record_id")
+        if layout.kind == "retour":
+            # A retour answers a selection of the declaration's records and keeps their
+            # numbers, so numbers only have to increase.
+            if record_id <= s.last_record_id:
+                self._field_finding(rec, f, "0801", f"must be greater than {s.last_record_id}")
+        elif record_id != s.detail_count:
+            self._field_finding(rec, f, "0801", f"expected {s.detail_count}")
+        s.last_record_id = max(s.last_record_id, record_id)
+
+    def _check_header(self, rec: Record, bad: set[str]) -> None:
+        s = self._s
+        lay = rec.layout
+
+        def date_of(name: str) -> date | None:
+            if not lay.has(name) or name in bad:
+                return None
+            value = rec[name]
+            return value if isinstance(value, date) else None
+
+        begin, end, invoice = (
+            date_of("period_begin"),
+            date_of("period_end"),
+            date_of("invoice_date"),
+        )
+        s.period = (begin, end)
+        s.invoice_date = invoice
+        if begin and end and end < begin:
+            self._field_finding(rec, lay.field("period_end"), "0021", "before the period's begin")
+        if invoice and begin and invoice < begin:
+            self._field_finding(
+                rec, lay.field("invoice_date"), "0025", "before the declaration period begins"
+            )
+        if lay.has("payee") and "payee" not in bad:
+            payee = rec.text("payee")
+            target = _PAYEE_FIELDS.get(payee)
+            if target is None:
+                self._field_finding(rec, lay.field("payee"), "0041", "unknown payee indicator")
+            elif lay.has(target) and lay.field(target).is_empty(rec.raw_field(target)):
+                tf = lay.field(target)
+                self._field_finding(
+                    rec, tf, tf.retourcode or "0041", "is the payee but is not filled in"
+                )
+        if lay.has("currency") and "currency" not in bad and rec.text("currency") != "EUR":
+            self._field_finding(rec, lay.field("currency"), "0042", "must be EUR")
+        if (
+            lay.has("message_kind")
+            and "message_kind" not in bad
+            and rec.text("message_kind") not in ("P", "T")
+        ):
+            self._field_finding(
+                rec, lay.field("message_kind"), "0042", "must be P (production) or T (test)"
+            )
+
+    def _check_prestatie(self, rec: Record, bad: set[str]) -> None:
+        s = self._s
+        lay = rec.layout
+        begin, end = s.period
+        for name, code_after in (("prestatie_date", "8176"), ("prestatie_end_date", "8177")):
+            if not lay.has(name) or name in bad:
+                continue
+            value = rec[name]
+            if not isinstance(value, date):
+                continue
+            f = lay.field(name)
+            if begin and end and not (begin <= value <= end) and name == "prestatie_date":
+                self._field_finding(rec, f, "8007", "outside the declaration period")
+            elif s.invoice_date and value > s.invoice_date:
+                self._field_finding(rec, f, code_after, "after the invoice date")
+        names = ("tariff", "number_performed", "calculated_amount")
+        if all(lay.has(n) and n not in bad for n in names):
+            tariff = rec.number_value("tariff")
+            number = rec.number_value("number_performed")
+            calculated = rec.number_value("calculated_amount")
+            if tariff * number != abs(calculated):
+                self._field_finding(
+                    rec,
+                    lay.field("calculated_amount"),
+                    "0612",
+                    f"is not tariff {tariff} × number {number}",
+                )
+        if lay.has("reference") and "reference" not in bad:
+            raw_ref = rec.raw_field("reference").rstrip(b" ")
+            if raw_ref:
+                key = _digest(raw_ref)
+                if key in s.references:
+                    self._field_finding(
+                        rec, lay.field("reference"), "0588", "used by another record in this file"
+                    )
+                s.references.add(key)
+                amount = self._line_amount(rec, bad)
+                if amount is not None and amount >= 0:
+                    s.debits[key] = amount
+                prev = (
+                    rec.raw_field("previous_reference").rstrip(b" ")
+                    if lay.has("previous_reference")
+                    else b""
+                )
+                if amount is not None and amount < 0 and prev:
+                    s.credits.append((_digest(prev), amount, rec))
+
+    @staticmethod
+    def _line_amount(rec: Record, bad: set[str]) -> int | None:
+        for name in ("declared_amount", "calculated_amount"):
+            if rec.layout.has(name) and name not in bad:
+                return rec.number_value(name)
+        return None
+
+    def _check_trailer(self, rec: Record, layout: Layout, bad: set[str]) -> None:
+        s = self._s
+        lay = rec.layout
+        for f in lay.fields:
+            if f.name in bad:
+                continue
+            if f.name.startswith("count_") and f.name != "count_detail":
+                counted = self._counts[f.name[len("count_") :]]
+                if rec.number_value(f.name) != counted:
+                    self._field_finding(rec, f, "0040", f"file has {counted} such records")
+        if (
+            lay.has("count_detail")
+            and "count_detail" not in bad
+            and rec.number_value("count_detail") != s.detail_count
+        ):
+            self._field_finding(
+                rec, lay.field("count_detail"), "0040", f"file has {s.detail_count} detail records"
+            )
+        self._pending_totals = [
+            (f, rec) for f in lay.fields if f.name.startswith("total_") and f.name not in bad
+        ]
+
+    def _finish(self) -> None:
+        s = self._s
+        layout = self._reader.layout
+        if layout is None:
+            if self._records == 0:
+                self._add(
+                    Finding(record=0, kind="", retourcode="0001", message="the file is empty")
+                )
+            return
+        if not s.seen_last:
+            self._add(
+                Finding(
+                    record=self._reader.lines_read,
+                    kind="",
+                    retourcode="0802",
+                    message="the file has no 99 (sluit) record",
+                )
+            )
+        for f, rec in self._pending_totals:
+            total = f.name[len("total_") :]
+            if not layout.totals(total):
+                continue  # the detail records carry no amounts for this total (e.g. ZH308)
+            if rec.number_value(f.name) != s.totals[total]:
+                self._field_finding(
+                    rec, f, "0040", f"the detail records add up to {s.totals[total]} eurocents"
+                )
+        for key, amount, rec in s.credits:
+            if s.debits.get(key) == -amount:
+                self._field_finding(
+                    rec,
+                    rec.layout.field("previous_reference"),
+                    "8062",
+                    "credits a debit line of this same file with the identical amount",
+                )
+
+
+def _is_line_end_report(event: Record | BadLine) -> bool:
+    return isinstance(event, BadLine) and event.finding.retourcode == "8095"
+
+
+def validate_bytes(
+    registry: LayoutRegistry,
+    data: bytes | Iterable[bytes],
+    *,
+    max_findings: int = DEFAULT_MAX_FINDINGS,
+    expect: Layout | None = None,
+) -> ValidationResult:
+    """Validate a whole file given as bytes or as an iterable of chunks."""
+    validator = Validator(registry, max_findings=max_findings, expect=expect)
+    for chunk in [data] if isinstance(data, bytes) else data:
+        validator.feed(chunk)
+    return validator.close()

@@ -1,0 +1,300 @@
+"""Mutual TLS for the gateway's Twisted servers and clients.
+
+Server side: :func:`server_context_factory` gives what ``SSL4ServerEndpoint`` /
+``reactor.listenSSL`` take. It accepts TLS 1.2 and 1.3 only (OpenSSL picks 1.3 whenever the
+client offers it), ECDHE key exchange with AEAD ciphers only, and *requires* a client
+certificate that OpenSSL verifies against the trust store — chain, signature and validity
+period (expired certificates are refused) and, with a CRL file, revocation. A client that
+fails any of it never reaches the application.
+
+After the handshake :func:`client_identity` reads the verified certificate from the
+connection and :class:`Identities` maps it to exactly one participant of the config
+(fingerprint first, then subject CN); an unknown certificate maps to nobody.
+
+Client side: :func:`client_context_factory` presents a client certificate and verifies the
+server against a CA (the tests, and later the insurer link).
+
+Problems with the files themselves (unreadable, not PEM, key not matching the certificate)
+raise :class:`TLSSetupError`, a :class:`~gateway.config.ConfigError` listing all of them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509.oid import NameOID
+from OpenSSL import SSL, crypto
+from twisted.internet import ssl
+from twisted.internet.interfaces import IOpenSSLClientConnectionCreator
+
+from gateway.config import (
+    ConfigError,
+    ConfigProblem,
+    GatewayConfig,
+    ParticipantConfig,
+    identity_conflicts,
+)
+
+__all__ = [
+    "SERVER_CIPHERS",
+    "Identities",
+    "PeerCertificate",
+    "TLSSetupError",
+    "client_context_factory",
+    "client_identity",
+    "server_context_factory",
+]
+
+# TLS 1.2 suites: forward secrecy and AEAD only. TLS 1.3 suites are all AEAD and are not
+# governed by this string.
+SERVER_CIPHERS = "ECDHE+AESGCM:ECDHE+CHACHA20"
+
+
+class TLSSetupError(ConfigError):
+    """The certificate, key, trust store or CRL files cannot be used."""
+
+    reason = "tls-setup"
+
+
+@dataclass(frozen=True, slots=True)
+class PeerCertificate:
+    """The verified certificate the other side presented."""
+
+    fingerprint_sha256: str  # lowercase hex, no colons
+    subject_cn: str | None
+    not_after: datetime  # UTC
+
+    @classmethod
+    def from_cryptography(cls, cert: x509.Certificate) -> PeerCertificate:
+        names = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+        cn = names[0].value if names else None
+        return cls(
+            fingerprint_sha256=cert.fingerprint(hashes.SHA256()).hex(),
+            subject_cn=cn if isinstance(cn, str) else None,
+            not_after=cert.not_valid_after_utc,
+        )
+
+
+# --- loading files --------------------------------------------------------------------------
+
+
+class _Files:
+    """Reads PEM files, collecting every problem instead of stopping at the first."""
+
+    def __init__(self) -> None:
+        self.problems: list[ConfigProblem] = []
+
+    def _read(self, path: Path, what: str) -> bytes | None:
+        try:
+            return path.read_bytes()
+        except OSError as exc:
+            self.problems.append(ConfigProblem(str(path), f"cannot read {what}: {exc.strerror}"))
+            return None
+
+    def certificates(self, path: Path, what: str) -> list[x509.Certificate]:
+        data = self._read(path, what)
+        if data is None:
+            return []
+        try:
+            certs = x509.load_pem_x509_certificates(data)
+        except ValueError:
+            certs = []
+        if not certs:
+            self.problems.append(ConfigProblem(str(path), f"no PEM certificate in {what}"))
+        return certs
+
+    def private_key(self, path: Path) -> ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey | None:
+        data = self._read(path, "private key")
+        if data is None:
+            return None
+        try:
+            key = serialization.load_pem_private_key(data, password=None)
+        except (ValueError, TypeError):
+            self.problems.append(ConfigProblem(str(path), "not an unencrypted PEM private key"))
+            return None
+        if not isinstance(key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey):
+            self.problems.append(ConfigProblem(str(path), "the key must be EC or RSA"))
+            return None
+        return key
+
+    def revocation_lists(self, path: Path) -> list[x509.CertificateRevocationList]:
+        data = self._read(path, "revocation list")
+        if data is None:
+            return []
+        marker = b"-----BEGIN X509 CRL-----"
+        crls = []
+        for block in data.split(marker)[1:]:
+            try:
+                crls.append(x509.load_pem_x509_crl(marker + block))
+            except ValueError:
+                self.problems.append(ConfigProblem(str(path), "a malformed PEM CRL"))
+        if not crls and not self.problems:
+            self.problems.append(ConfigProblem(str(path), "no PEM CRL in the file"))
+        return crls
+
+
+def _same_key(cert: x509.Certificate, key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey) -> bool:
+    raw = serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    return cert.public_key().public_bytes(*raw) == key.public_key().public_bytes(*raw)
+
+
+def _pkey(key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey) -> crypto.PKey:
+    pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    return crypto.load_privatekey(crypto.FILETYPE_PEM, pem)
+
+
+# --- server ---------------------------------------------------------------------------------
+
+
+def server_context_factory(
+    cert_path: Path | str,
+    key_path: Path | str,
+    trust_path: Path | str,
+    crl_path: Path | str | None = None,
+) -> ssl.CertificateOptions:
+    """TLS options for a server that requires verified client certificates.
+
+    ``cert_path`` holds the server certificate, then any intermediates; ``trust_path`` the
+    CAs whose client certificates are accepted; ``crl_path``, optionally, a CRL for each of
+    those CAs (with it, a client whose CA has no CRL in the file is refused)."""
+    files = _Files()
+    chain = files.certificates(Path(cert_path), "the server certificate")
+    key = files.private_key(Path(key_path))
+    cas = files.certificates(Path(trust_path), "the trust store")
+    crls = files.revocation_lists(Path(crl_path)) if crl_path is not None else []
+    if chain and key is not None and not _same_key(chain[0], key):
+        files.problems.append(
+            ConfigProblem(str(key_path), f"is not the key of the certificate in {cert_path}")
+        )
+    if files.problems:
+        raise TLSSetupError("TLS files", files.problems)
+    assert key is not None
+
+    trusted = [crypto.X509.from_cryptography(ca) for ca in cas]
+    options = ssl.CertificateOptions(
+        privateKey=_pkey(key),
+        certificate=crypto.X509.from_cryptography(chain[0]),
+        extraCertChain=[crypto.X509.from_cryptography(c) for c in chain[1:]],
+        # A trust root makes Twisted set VERIFY_PEER | VERIFY_FAIL_IF_NO_PEER_CERT.
+        trustRoot=ssl.trustRootFromCertificates([ssl.Certificate(c) for c in trusted]),
+        raiseMinimumTo=ssl.TLSVersion.TLSv1_2,
+        acceptableCiphers=ssl.AcceptableCiphers.fromOpenSSLCipherString(SERVER_CIPHERS),
+    )
+    # CertificateOptions builds its context once and serves every connection from it, so
+    # what it has no option for is set on that context here.
+    context = options.getContext()
+    for ca in trusted:
+        # Named in the certificate request, so that clients holding several certificates
+        # pick the right one.
+        context.add_client_ca(ca)
+    if crls:
+        store = context.get_cert_store()
+        assert store is not None
+        for crl in crls:
+            store.add_crl(crl)
+        store.set_flags(crypto.X509StoreFlags.CRL_CHECK)
+    return options
+
+
+# --- after the handshake --------------------------------------------------------------------
+
+
+def client_identity(transport_or_request: Any) -> PeerCertificate | None:
+    """The verified certificate of the peer of a TLS connection, or None.
+
+    Takes a ``twisted.web`` request (its ``transport``) or a TLS transport
+    (``ITLSTransport``). None when the connection is not TLS, presented no certificate, or
+    was not set up to verify certificates."""
+    transport = transport_or_request
+    if not hasattr(transport, "getPeerCertificate"):
+        transport = getattr(transport_or_request, "transport", None)
+    get_peer = getattr(transport, "getPeerCertificate", None)
+    if get_peer is None:
+        return None
+    # Only a connection whose context requires verification has a *verified* certificate
+    # (the handshake fails otherwise); a misconfigured server must not identify anyone.
+    get_handle = getattr(transport, "getHandle", None)
+    handle = get_handle() if get_handle is not None else None
+    if not isinstance(handle, SSL.Connection):
+        return None
+    if not handle.get_context().get_verify_mode() & SSL.VERIFY_PEER:
+        return None
+    peer = get_peer()
+    if not isinstance(peer, crypto.X509):
+        return None
+    return PeerCertificate.from_cryptography(peer.to_cryptography())
+
+
+class Identities:
+    """Which participant a verified client certificate belongs to: by its SHA-256
+    fingerprint first, then by its subject CN. Every fingerprint and subject must identify
+    exactly one participant (:class:`~gateway.config.ConfigError` otherwise)."""
+
+    def __init__(self, participants: Iterable[ParticipantConfig]) -> None:
+        participants = tuple(participants)
+        problems = identity_conflicts(enumerate(participants))
+        if problems:
+            raise ConfigError("participants", problems)
+        self._by_fingerprint = {fp: p for p in participants for fp in p.certificates}
+        self._by_subject = {cn: p for p in participants for cn in p.subjects}
+
+    @classmethod
+    def from_config(cls, config: GatewayConfig) -> Identities:
+        return cls(config.participants)
+
+    def participant_for(self, peer: PeerCertificate | None) -> ParticipantConfig | None:
+        if peer is None:
+            return None
+        found = self._by_fingerprint.get(peer.fingerprint_sha256)
+        if found is None and peer.subject_cn is not None:
+            found = self._by_subject.get(peer.subject_cn)
+        return found
+
+    def identify(self, transport_or_request: Any) -> ParticipantConfig | None:
+        """The participant behind a request's or transport's verified certificate."""
+        return self.participant_for(client_identity(transport_or_request))
+
+
+# --- client ---------------------------------------------------------------------------------
+
+
+def client_context_factory(
+    cert_path: Path | str,
+    key_path: Path | str,
+    ca_path: Path | str,
+    hostname: str = "localhost",
+) -> IOpenSSLClientConnectionCreator:
+    """TLS options for a client that presents the certificate in ``cert_path`` and accepts
+    only a server whose certificate, issued by a CA in ``ca_path``, names ``hostname``."""
+    files = _Files()
+    chain = files.certificates(Path(cert_path), "the client certificate")
+    key = files.private_key(Path(key_path))
+    cas = files.certificates(Path(ca_path), "the CA certificates")
+    if files.problems:
+        raise TLSSetupError("TLS files", files.problems)
+    assert key is not None
+    pem = serialization.Encoding.PEM
+    client = ssl.PrivateCertificate.loadPEM(
+        chain[0].public_bytes(pem)
+        + key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    trust = ssl.trustRootFromCertificates(
+        [ssl.Certificate.loadPEM(c.public_bytes(pem)) for c in cas]
+    )
+    return ssl.optionsForClientTLS(
+        hostname,
+        trustRoot=trust,
+        clientCertificate=client,
+        extraCertificateOptions={"raiseMinimumTo": ssl.TLSVersion.TLSv1_2},
+    )

@@ -1,0 +1,517 @@
+"""The gateway's configuration file: TOML, read once at start-up, checked whole.
+
+Every section is its own frozen pydantic model, so later sections (insurers, contracts,
+the insurer link) are added as new fields of :class:`GatewayConfig` without touching the
+others. :func:`load_config` reports *every* problem of a file at once, each with its path in
+the file (``participants[1].agb: must be 8 digits``; list indexes count from 0), before
+anything starts. Relative file paths in the file are resolved against the directory of the
+config file, so the gateway can be started from anywhere.
+
+An example::
+
+    data_dir = "data"
+
+    [igo]
+    name = "Geboortezorg Voorbeeldstad"
+    agb = "53001234"
+
+    [store]
+    url = "sqlite:///data/gateway.db"
+
+    [epd_api]
+    host = "127.0.0.1"
+    port = 8443
+
+    [epd_api.tls]
+    cert = "pki/server.pem"
+    key = "pki/server.key"
+    trust = "pki/ca.pem"
+
+    [[participants]]
+    agb = "02001234"
+    name = "Verloskundigenpraktijk De Wieg"
+    discipline = "midwifery"
+    variant = "A"
+    certificates = ["3a:7f:..."]
+
+The JSON Schema of the format (:func:`config_json_schema`, ``igo-gateway config schema``)
+is committed as ``schemas/config.schema.json`` for editors and reviewers.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+import tomllib
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+__all__ = [
+    "ConfigError",
+    "ConfigProblem",
+    "Discipline",
+    "EpdApiConfig",
+    "GatewayConfig",
+    "IgoConfig",
+    "ParticipantConfig",
+    "StoreConfig",
+    "TLSFiles",
+    "Variant",
+    "config_json_schema",
+    "identity_conflicts",
+    "load_config",
+    "normalise_fingerprint",
+]
+
+JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
+DEFAULT_DATA_DIR = "data"
+DEFAULT_MAX_UPLOAD_BYTES = 20 * 1024 * 1024  # VECOZO's own limit per message
+IGO_ZORGVERLENERSOORT = "53"  # integrale geboortezorg
+
+_AGB = re.compile(r"\d{8}")
+_HEX = re.compile(r"[0-9a-f]{64}")
+_STORE_SCHEMES = ("sqlite:///", "postgresql://", "postgres://")
+
+
+# --- errors -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigProblem:
+    """One thing wrong with a config file. ``path`` is where, in the file's own terms
+    (``participants[1].agb``); empty for the file as a whole."""
+
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}" if self.path else self.message
+
+
+class ConfigError(Exception):
+    """A config file that cannot be used; ``problems`` lists everything wrong with it."""
+
+    reason = "config-invalid"
+
+    def __init__(self, source: str | Path, problems: Sequence[ConfigProblem]) -> None:
+        self.source = str(source)
+        self.problems = tuple(problems)
+        count = len(self.problems)
+        lines = [f"{self.source}: {count} problem{'s' if count != 1 else ''}"]
+        lines += [f"  {problem}" for problem in self.problems]
+        super().__init__("\n".join(lines))
+
+
+# --- field types ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Context:
+    """What validation needs to know about the file being read."""
+
+    base_dir: Path | None  # relative paths resolve against this
+    check_files: bool  # whether named files must exist now
+    check_identities: bool  # False while load_config collects conflicts itself
+
+
+def _context(info: ValidationInfo) -> _Context:
+    ctx = info.context
+    if isinstance(ctx, _Context):
+        return ctx
+    return _Context(base_dir=None, check_files=False, check_identities=True)
+
+
+def _agb(value: str) -> str:
+    if not _AGB.fullmatch(value):
+        raise PydanticCustomError("agb", "must be 8 digits (an AGB code)")
+    return value
+
+
+def _igo_agb(value: str) -> str:
+    if not value.startswith(IGO_ZORGVERLENERSOORT):
+        raise PydanticCustomError(
+            "igo_agb",
+            "must start with 53, the zorgverlenersoort of integrale geboortezorg",
+        )
+    return value
+
+
+def normalise_fingerprint(value: str) -> str:
+    """A SHA-256 certificate fingerprint as lowercase hex without colons (or spaces).
+
+    Raises ``ValueError`` when the value is not 32 bytes of hex."""
+    text = value.strip().lower().replace(":", "").replace(" ", "")
+    if not _HEX.fullmatch(text):
+        raise ValueError("not a SHA-256 fingerprint")
+    return text
+
+
+def _fingerprint(value: str) -> str:
+    try:
+        return normalise_fingerprint(value)
+    except ValueError:
+        raise PydanticCustomError(
+            "fingerprint",
+            "must be a SHA-256 fingerprint: 64 hex digits, with or without colons",
+        ) from None
+
+
+def _non_blank(value: str) -> str:
+    value = value.strip()
+    if not value:
+        raise PydanticCustomError("blank", "must not be empty")
+    return value
+
+
+def _resolve(value: Path, info: ValidationInfo) -> Path:
+    base = _context(info).base_dir
+    value = value.expanduser()
+    if base is not None and not value.is_absolute():
+        value = base / value
+    return value
+
+
+def _existing_file(value: Path, info: ValidationInfo) -> Path:
+    value = _resolve(value, info)
+    if _context(info).check_files and not value.is_file():
+        raise PydanticCustomError("no_file", "no such file: {file}", {"file": str(value)})
+    return value
+
+
+def _optional_existing_file(value: Path | None, info: ValidationInfo) -> Path | None:
+    return None if value is None else _existing_file(value, info)
+
+
+# The schema states the same rules as the validators, which word their own errors.
+Agb = Annotated[
+    str, AfterValidator(_agb), WithJsonSchema({"type": "string", "pattern": r"^\d{8}$"})
+]
+IgoAgb = Annotated[
+    str,
+    AfterValidator(_agb),
+    AfterValidator(_igo_agb),
+    WithJsonSchema({"type": "string", "pattern": r"^53\d{6}$"}),
+]
+Fingerprint = Annotated[
+    str,
+    AfterValidator(_fingerprint),
+    WithJsonSchema({"type": "string", "pattern": r"^\s*([0-9A-Fa-f]{2}:?){31}[0-9A-Fa-f]{2}\s*$"}),
+]
+Name = Annotated[
+    str, AfterValidator(_non_blank), WithJsonSchema({"type": "string", "pattern": r"\S"})
+]
+DirPath = Annotated[Path, AfterValidator(_resolve)]
+FilePath = Annotated[Path, AfterValidator(_existing_file)]
+OptionalFilePath = Annotated[Path | None, AfterValidator(_optional_existing_file)]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --- sections -------------------------------------------------------------------------------
+
+
+class IgoConfig(_Section):
+    """The IGO itself: the legal entity the gateway declares for."""
+
+    name: Name = Field(description="The IGO's name, as on its contracts.")
+    agb: IgoAgb = Field(
+        description="The IGO's AGB code: 8 digits, zorgverlenersoort 53 (integrale geboortezorg)."
+    )
+
+
+class StoreConfig(_Section):
+    """Where messages and state are kept."""
+
+    url: str = Field(
+        default="sqlite:///gateway.db",
+        validate_default=True,
+        description="sqlite:///PATH (the embedded default; PATH relative to the config file's "
+        "directory) or postgresql://USER@HOST:PORT/DB. When left out: "
+        "sqlite:///<data_dir>/gateway.db.",
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _check_url(cls, url: str, info: ValidationInfo) -> str:
+        if not url.startswith(_STORE_SCHEMES):
+            raise PydanticCustomError(
+                "store_url", "must be sqlite:///PATH or postgresql://USER@HOST/DB"
+            )
+        path = url.removeprefix("sqlite:///")
+        if path == url or path in ("", ":memory:"):
+            return url
+        return f"sqlite:///{_resolve(Path(path), info)}"
+
+
+class TLSFiles(_Section):
+    """The files of one TLS endpoint that authenticates its peers by certificate."""
+
+    cert: FilePath = Field(
+        description="PEM certificate of this side (first the certificate, then any "
+        "intermediate CA certificates)."
+    )
+    key: FilePath = Field(description="PEM private key of that certificate.")
+    trust: FilePath = Field(
+        description="PEM bundle of the CA certificates that issue the peers' certificates; "
+        "only peers with a certificate issued by one of them are accepted."
+    )
+    crl: OptionalFilePath = Field(
+        default=None,
+        description="Optional PEM file of certificate revocation lists, one for every CA in "
+        "trust; when given, revoked certificates are refused.",
+    )
+
+
+class EpdApiConfig(_Section):
+    """The VECOZO-style REST server the participants' EPD systems talk to (mutual TLS)."""
+
+    host: str = Field(default="127.0.0.1", min_length=1, description="Address to listen on.")
+    port: int = Field(
+        default=8443, ge=0, le=65535, description="TCP port (0: any free port, for tests)."
+    )
+    tls: TLSFiles
+    max_upload_bytes: int = Field(
+        default=DEFAULT_MAX_UPLOAD_BYTES,
+        ge=1,
+        description="Largest accepted upload, in bytes (VECOZO's limit: 20 MiB).",
+    )
+    idle_timeout_seconds: float = Field(
+        default=30,
+        gt=0,
+        description="A connection that sends nothing for this long is closed (slow clients).",
+    )
+
+
+class Discipline(enum.StrEnum):
+    """midwifery (verloskundigenpraktijk), kraamzorg (maternity care) or hospital."""
+
+    MIDWIFERY = "midwifery"  # verloskundigenpraktijk
+    KRAAMZORG = "kraamzorg"  # maternity-care organisation
+    HOSPITAL = "hospital"  # ziekenhuis / obstetrics group (MSB)
+
+
+class Variant(enum.StrEnum):
+    """How the participant relates to the IGO (the handreiking's variants A and B)."""
+
+    A = "A"  # member / participant of the IGO
+    B = "B"  # delivers care for the IGO under an agreement of mutual services
+
+
+class ParticipantConfig(_Section):
+    """A care provider whose EPD sends its declarations through the gateway, and the client
+    certificates its EPD presents. A participant without certificates or subjects cannot
+    connect."""
+
+    agb: Agb = Field(description="The participant's AGB code (8 digits).")
+    name: Name
+    discipline: Discipline
+    variant: Variant = Field(
+        description="A: member of the IGO; B: delivers care for it under an agreement of "
+        "mutual services."
+    )
+    certificates: tuple[Fingerprint, ...] = Field(
+        default=(),
+        description="SHA-256 fingerprints of the client certificates that identify this "
+        "participant (hex, with or without colons).",
+    )
+    subjects: tuple[Name, ...] = Field(
+        default=(),
+        description="Subject common names (CN) of client certificates that identify this "
+        "participant; checked after the fingerprints. Any certificate issued by a trusted CA "
+        "with this CN is accepted, so prefer fingerprints where the CA is not your own.",
+    )
+
+
+class GatewayConfig(_Section):
+    """The whole config file."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        title="IGO declaration gateway configuration",
+        json_schema_extra={"$schema": JSON_SCHEMA_DIALECT},
+    )
+
+    data_dir: DirPath = Field(
+        default=Path(DEFAULT_DATA_DIR),
+        validate_default=True,
+        description="Directory of the gateway's own files (the embedded database by default). "
+        "In TOML, top-level keys come before the first [section].",
+    )
+    igo: IgoConfig
+    store: StoreConfig = Field(
+        default_factory=StoreConfig, description="Default: SQLite in data_dir."
+    )
+    epd_api: EpdApiConfig
+    participants: tuple[ParticipantConfig, ...] = Field(default=())
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_store(cls, data: Any, info: ValidationInfo) -> Any:
+        """The store's default lives in ``data_dir``, which only this level knows."""
+        if not isinstance(data, Mapping):
+            return data
+        store = data.get("store", {})
+        if not isinstance(store, Mapping) or "url" in store:
+            return data
+        data_dir = data.get("data_dir", DEFAULT_DATA_DIR)
+        if not isinstance(data_dir, str | Path):
+            return data  # reported by the field itself
+        base = _context(info).base_dir
+        directory = Path(data_dir).expanduser()
+        if base is not None and not directory.is_absolute():
+            directory = base / directory
+        return {**data, "store": {**store, "url": f"sqlite:///{directory / 'gateway.db'}"}}
+
+    @model_validator(mode="after")
+    def _check_identities(self, info: ValidationInfo) -> GatewayConfig:
+        if _context(info).check_identities:
+            problems = identity_conflicts(enumerate(self.participants))
+            if problems:
+                raise ValueError("; ".join(str(p) for p in problems))
+        return self
+
+
+# --- cross-checks ---------------------------------------------------------------------------
+
+
+def identity_conflicts(
+    participants: Iterable[tuple[int, ParticipantConfig]],
+) -> list[ConfigProblem]:
+    """Problems where an AGB code, certificate fingerprint or subject would not point at
+    exactly one participant. ``participants`` are (index in the file, participant)."""
+    problems: list[ConfigProblem] = []
+    seen_agb: dict[str, int] = {}
+    seen_fingerprint: dict[str, int] = {}
+    seen_subject: dict[str, int] = {}
+    for index, participant in participants:
+        here = f"participants[{index}]"
+        first = seen_agb.setdefault(participant.agb, index)
+        if first != index:
+            problems.append(
+                ConfigProblem(f"{here}.agb", f"{participant.agb} is also participants[{first}]")
+            )
+        for key, values, seen in (
+            ("certificates", participant.certificates, seen_fingerprint),
+            ("subjects", participant.subjects, seen_subject),
+        ):
+            for n, value in enumerate(values):
+                first = seen.setdefault(value, index)
+                if first != index:
+                    problems.append(
+                        ConfigProblem(
+                            f"{here}.{key}[{n}]",
+                            f"{value} also identifies participants[{first}]; "
+                            "it must identify exactly one participant",
+                        )
+                    )
+    return problems
+
+
+# --- loading --------------------------------------------------------------------------------
+
+
+def load_config(path: str | Path, *, check_files: bool = True) -> GatewayConfig:
+    """Read and check the config file at ``path``.
+
+    Raises :class:`ConfigError` listing every problem found. ``check_files=False`` skips
+    checking that the files it names exist (for tools that are about to create them)."""
+    path = Path(path)
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except OSError as exc:
+        raise ConfigError(path, [ConfigProblem("", f"cannot read: {exc.strerror}")]) from None
+    except UnicodeDecodeError:
+        raise ConfigError(path, [ConfigProblem("", "not UTF-8 text")]) from None
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(path, [ConfigProblem("", f"not valid TOML: {exc}")]) from None
+
+    context = _Context(
+        base_dir=path.resolve().parent, check_files=check_files, check_identities=False
+    )
+    problems: list[ConfigProblem] = []
+    config: GatewayConfig | None = None
+    try:
+        config = GatewayConfig.model_validate(raw, context=context)
+    except ValidationError as exc:
+        problems += _problems(exc)
+    if config is not None:
+        problems += identity_conflicts(enumerate(config.participants))
+    else:
+        # Conflicts among the participants that are themselves valid are worth reporting
+        # in the same run, so that one edit fixes everything.
+        problems += identity_conflicts(_valid_participants(raw.get("participants"), context))
+    if problems:
+        raise ConfigError(path, problems)
+    assert config is not None
+    return config
+
+
+def _valid_participants(raw: object, context: _Context) -> list[tuple[int, ParticipantConfig]]:
+    if not isinstance(raw, list):
+        return []
+    valid = []
+    for index, item in enumerate(raw):
+        try:
+            valid.append((index, ParticipantConfig.model_validate(item, context=context)))
+        except ValidationError:
+            continue
+    return valid
+
+
+_MESSAGES = {
+    "missing": "required but missing",
+    "path_type": "must be a path (a string)",
+    "extra_forbidden": "unknown setting",
+}
+
+
+def _problems(exc: ValidationError) -> list[ConfigProblem]:
+    return [
+        ConfigProblem(
+            _path(error["loc"]),
+            _MESSAGES.get(error["type"], _lower_first(error["msg"].removeprefix("Value error, "))),
+        )
+        for error in exc.errors(include_url=False, include_input=False)
+    ]
+
+
+def _path(loc: Sequence[int | str]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else part
+    return out
+
+
+def _lower_first(text: str) -> str:
+    return text[:1].lower() + text[1:]
+
+
+# --- schema ---------------------------------------------------------------------------------
+
+
+def config_json_schema() -> dict[str, Any]:
+    """The JSON Schema (draft 2020-12) of the config file, as the file is written."""
+    return GatewayConfig.model_json_schema(mode="validation")

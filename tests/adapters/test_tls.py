@@ -1,0 +1,447 @@
+"""Mutual TLS against a real server on a loopback port.
+
+Every test starts its own server process (``_tls_server.py``, listening on 127.0.0.1 with
+:func:`adapters.tls.server_context_factory`) and stops it; the clients are Python's own
+``ssl`` module, and for :func:`adapters.tls.client_context_factory` a Twisted client process.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import socket
+import ssl
+import subprocess
+import sys
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+
+from adapters.tls import (
+    Identities,
+    PeerCertificate,
+    TLSSetupError,
+    client_identity,
+    server_context_factory,
+)
+from gateway.config import ConfigError, Discipline, ParticipantConfig, Variant
+from gateway.pki import (
+    CA_CERT,
+    CA_KEY,
+    SERVER_CERT,
+    SERVER_KEY,
+    Issued,
+    Party,
+    init_pki,
+    issue_client,
+    load_issued,
+    new_ca,
+    revocation_list,
+)
+
+REPO = Path(__file__).resolve().parents[2]
+LOOPBACK = "127.0.0.1"
+NOW = datetime.now(UTC)  # OpenSSL checks validity against the real clock
+
+MIDWIFE = Party("02001234", "Verloskundigenpraktijk De Wieg")
+KRAAM = Party("33001234", "Kraamzorg Zon")  # known by its subject CN only
+IGO = Party("53001234", "Geboortezorg Voorbeeldstad", role="igo")  # trusted, not a participant
+
+
+@dataclass(frozen=True)
+class Pki:
+    directory: Path
+    ca: Issued
+
+    def pair(self, party: Party) -> tuple[Path, Path]:
+        return (
+            self.directory / f"{party.file_stem}.pem",
+            self.directory / f"{party.file_stem}.key",
+        )
+
+    def fingerprint(self, party: Party) -> str:
+        return load_issued(*self.pair(party)).fingerprint
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
+    directory = tmp_path_factory.mktemp("tls") / "pki"
+    init_pki(directory, [MIDWIFE, KRAAM, IGO], now=NOW, days=2)
+    return Pki(directory, load_issued(directory / CA_CERT, directory / CA_KEY))
+
+
+def save(directory: Path, name: str, issued: Issued) -> tuple[Path, Path]:
+    cert, key = directory / f"{name}.pem", directory / f"{name}.key"
+    cert.write_bytes(issued.cert_pem())
+    key.write_bytes(issued.key_pem())
+    key.chmod(0o600)
+    return cert, key
+
+
+def write_config(directory: Path, pki: Pki, *, crl: Path | None = None) -> Path:
+    crl_line = f'crl = "{crl}"' if crl is not None else ""
+    path = directory / "gateway.toml"
+    path.write_text(
+        f"""
+[igo]
+name = "{IGO.name}"
+agb = "{IGO.agb}"
+
+[epd_api]
+host = "{LOOPBACK}"
+port = 0
+
+[epd_api.tls]
+cert = "{pki.directory / SERVER_CERT}"
+key = "{pki.directory / SERVER_KEY}"
+trust = "{pki.directory / CA_CERT}"
+{crl_line}
+
+[[participants]]
+agb = "{MIDWIFE.agb}"
+name = "{MIDWIFE.name}"
+discipline = "midwifery"
+variant = "A"
+certificates = ["{pki.fingerprint(MIDWIFE)}"]
+
+[[participants]]
+agb = "{KRAAM.agb}"
+name = "{KRAAM.name}"
+discipline = "kraamzorg"
+variant = "B"
+subjects = ["{KRAAM.agb}"]
+"""
+    )
+    return path
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    return env
+
+
+def _helper(*args: str) -> list[str]:
+    return [sys.executable, "-m", "tests.adapters._tls_server", *args]
+
+
+@contextmanager
+def tls_server(config: Path, *, http: bool = False) -> Iterator[int]:
+    """A server process for the duration of the block; yields its port on 127.0.0.1."""
+    proc = subprocess.Popen(
+        _helper("serve", "--config", str(config), *(["--http"] if http else [])),
+        cwd=REPO,
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    try:
+        ready, _, _ = select.select([proc.stdout], [], [], 30)
+        line = proc.stdout.readline() if ready else ""
+        if not line.strip().isdigit():
+            proc.kill()
+            _, err = proc.communicate(timeout=10)
+            pytest.fail(f"the TLS test server did not start: {line!r} {err}")
+        yield int(line)
+    finally:
+        proc.terminate()
+        try:
+            proc.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
+
+
+def client_context(
+    pki: Pki,
+    pair: tuple[Path, Path] | None,
+    *,
+    version: ssl.TLSVersion | None = None,
+    ciphers: str | None = None,
+) -> ssl.SSLContext:
+    ctx = ssl.create_default_context(cafile=str(pki.directory / CA_CERT))
+    if pair is not None:
+        ctx.load_cert_chain(*map(str, pair))
+    if version is not None:
+        ctx.minimum_version = ctx.maximum_version = version
+    if ciphers is not None:
+        ctx.set_ciphers(ciphers)
+    return ctx
+
+
+def talk(port: int, ctx: ssl.SSLContext) -> dict[str, Any]:
+    """Handshake, then read the server's one-line answer. A refused client certificate
+    raises ``ssl.SSLError`` with the server's alert: during the handshake under TLS 1.2,
+    on the first read under TLS 1.3 (where the server checks it after the client is done)."""
+    with (
+        socket.create_connection((LOOPBACK, port), timeout=10) as raw,
+        ctx.wrap_socket(raw, server_hostname="localhost") as tls,
+    ):
+        data = b""
+        while not data.endswith(b"\n"):
+            chunk = tls.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+    answer: dict[str, Any] = json.loads(data)
+    return answer
+
+
+# --- accepted -------------------------------------------------------------------------------
+
+
+def test_a_participant_certificate_is_accepted_and_identified(pki: Pki, tmp_path: Path) -> None:
+    with tls_server(write_config(tmp_path, pki)) as port:
+        answer = talk(port, client_context(pki, pki.pair(MIDWIFE)))
+
+    assert answer["participant"] == MIDWIFE.agb
+    assert answer["cn"] == MIDWIFE.agb
+    assert answer["fingerprint"] == pki.fingerprint(MIDWIFE)
+    assert answer["tls_version"] == "TLSv1.3"
+
+
+def test_a_web_request_is_identified(pki: Pki, tmp_path: Path) -> None:
+    with (
+        tls_server(write_config(tmp_path, pki), http=True) as port,
+        socket.create_connection((LOOPBACK, port), timeout=10) as raw,
+        client_context(pki, pki.pair(MIDWIFE)).wrap_socket(raw, server_hostname="localhost") as tls,
+    ):
+        tls.sendall(b"GET / HTTP/1.0\r\nHost: localhost\r\n\r\n")
+        response = b""
+        while chunk := tls.recv(4096):
+            response += chunk
+
+    head, _, body = response.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.0 200")
+    assert json.loads(body)["participant"] == MIDWIFE.agb
+
+
+def test_a_participant_is_identified_by_subject(pki: Pki, tmp_path: Path) -> None:
+    with tls_server(write_config(tmp_path, pki)) as port:
+        answer = talk(port, client_context(pki, pki.pair(KRAAM)))
+
+    assert answer["participant"] == KRAAM.agb
+
+
+def test_a_trusted_certificate_of_no_participant_identifies_nobody(
+    pki: Pki, tmp_path: Path
+) -> None:
+    with tls_server(write_config(tmp_path, pki)) as port:
+        answer = talk(port, client_context(pki, pki.pair(IGO)))
+
+    assert answer["cn"] == IGO.agb
+    assert answer["participant"] is None
+
+
+def test_tls_1_2_is_accepted_with_an_aead_cipher(pki: Pki, tmp_path: Path) -> None:
+    with tls_server(write_config(tmp_path, pki)) as port:
+        answer = talk(port, client_context(pki, pki.pair(MIDWIFE), version=ssl.TLSVersion.TLSv1_2))
+
+    assert answer["tls_version"] == "TLSv1.2"
+    assert answer["cipher"].startswith("ECDHE-")
+    assert "GCM" in answer["cipher"] or "CHACHA20" in answer["cipher"]
+    assert answer["participant"] == MIDWIFE.agb
+
+
+# --- refused --------------------------------------------------------------------------------
+
+
+def test_no_client_certificate_is_refused(pki: Pki, tmp_path: Path) -> None:
+    with (
+        tls_server(write_config(tmp_path, pki)) as port,
+        pytest.raises(ssl.SSLError, match="certificate required"),
+    ):
+        talk(port, client_context(pki, None))
+
+
+def test_a_certificate_from_another_ca_is_refused(pki: Pki, tmp_path: Path) -> None:
+    stranger = issue_client(new_ca(now=NOW), MIDWIFE, now=NOW)  # same CN, wrong issuer
+    pair = save(tmp_path, "stranger", stranger)
+    with (
+        tls_server(write_config(tmp_path, pki)) as port,
+        pytest.raises(ssl.SSLError, match="unknown ca"),
+    ):
+        talk(port, client_context(pki, pair))
+
+
+def test_an_expired_certificate_is_refused(pki: Pki, tmp_path: Path) -> None:
+    expired = issue_client(pki.ca, MIDWIFE, now=NOW - timedelta(days=30), days=1)
+    assert expired.cert.not_valid_after_utc < NOW
+    pair = save(tmp_path, "expired", expired)
+    with (
+        tls_server(write_config(tmp_path, pki)) as port,
+        pytest.raises(ssl.SSLError, match="certificate expired"),
+    ):
+        talk(port, client_context(pki, pair))
+
+
+def test_tls_1_1_is_refused(pki: Pki, tmp_path: Path) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # the point of the test
+        ctx = client_context(
+            pki,
+            pki.pair(MIDWIFE),
+            version=ssl.TLSVersion.TLSv1_1,
+            ciphers="DEFAULT:@SECLEVEL=0",  # so that this client really offers TLS 1.1
+        )
+    # The server's alert, not the client declining to send.
+    with (
+        tls_server(write_config(tmp_path, pki)) as port,
+        pytest.raises(ssl.SSLError, match="alert protocol version"),
+    ):
+        talk(port, ctx)
+
+
+def test_tls_1_2_without_aead_is_refused(pki: Pki, tmp_path: Path) -> None:
+    ctx = client_context(
+        pki,
+        pki.pair(MIDWIFE),
+        version=ssl.TLSVersion.TLSv1_2,
+        ciphers="ECDHE-ECDSA-AES128-SHA256:ECDHE-ECDSA-AES256-SHA",
+    )
+    with (
+        tls_server(write_config(tmp_path, pki)) as port,
+        pytest.raises(ssl.SSLError, match="handshake failure"),
+    ):
+        talk(port, ctx)
+
+
+def test_a_revoked_certificate_is_refused_when_a_crl_is_configured(
+    pki: Pki, tmp_path: Path
+) -> None:
+    revoked = issue_client(pki.ca, MIDWIFE, now=NOW)
+    revoked_pair = save(tmp_path, "revoked", revoked)
+    crl = tmp_path / "crl.pem"
+    crl.write_bytes(
+        revocation_list(pki.ca, [revoked.cert], now=NOW).public_bytes(serialization.Encoding.PEM)
+    )
+    with tls_server(write_config(tmp_path, pki, crl=crl)) as port:
+        assert talk(port, client_context(pki, pki.pair(MIDWIFE)))["participant"] == MIDWIFE.agb
+        with pytest.raises(ssl.SSLError, match="certificate revoked"):
+            talk(port, client_context(pki, revoked_pair))
+
+
+# --- the Twisted client ---------------------------------------------------------------------
+
+
+def connect(port: int, pair: tuple[Path, Path], ca: Path) -> subprocess.CompletedProcess[str]:
+    cert, key = pair
+    return subprocess.run(
+        _helper(
+            "connect",
+            "--port",
+            str(port),
+            "--cert",
+            str(cert),
+            "--key",
+            str(key),
+            "--ca",
+            str(ca),
+        ),
+        cwd=REPO,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+
+
+def test_the_client_factory_presents_its_certificate(pki: Pki, tmp_path: Path) -> None:
+    with tls_server(write_config(tmp_path, pki)) as port:
+        result = connect(port, pki.pair(MIDWIFE), pki.directory / CA_CERT)
+
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["participant"] == MIDWIFE.agb
+
+
+def test_the_client_factory_refuses_a_server_of_another_ca(pki: Pki, tmp_path: Path) -> None:
+    other_ca = tmp_path / "other-ca.pem"
+    other_ca.write_bytes(new_ca(now=NOW).cert_pem())
+    with tls_server(write_config(tmp_path, pki)) as port:
+        result = connect(port, pki.pair(MIDWIFE), other_ca)
+
+    assert result.returncode == 1
+    assert "certificate verify failed" in result.stdout
+
+
+# --- without a network ----------------------------------------------------------------------
+
+
+def test_unusable_files_are_all_reported(pki: Pki, tmp_path: Path) -> None:
+    garbage = tmp_path / "garbage.pem"
+    garbage.write_text("not a certificate\n")
+    with pytest.raises(TLSSetupError) as info:
+        server_context_factory(
+            pki.directory / SERVER_CERT,
+            pki.pair(MIDWIFE)[1],  # some other certificate's key
+            garbage,
+            tmp_path / "missing-crl.pem",
+        )
+
+    problems = {p.path: p.message for p in info.value.problems}
+    assert problems == {
+        str(garbage): "no PEM certificate in the trust store",
+        str(tmp_path / "missing-crl.pem"): "cannot read revocation list: No such file or directory",
+        str(pki.pair(MIDWIFE)[1]): (
+            f"is not the key of the certificate in {pki.directory / SERVER_CERT}"
+        ),
+    }
+
+
+class _Plain:
+    """A transport without TLS."""
+
+    def getPeerCertificate(self) -> None:
+        return None
+
+
+class _Request:
+    transport = _Plain()
+
+
+def test_no_identity_without_a_verified_tls_connection() -> None:
+    assert client_identity(_Plain()) is None
+    assert client_identity(_Request()) is None
+    assert client_identity(object()) is None
+
+
+def _participant(agb: str, **ids: tuple[str, ...]) -> ParticipantConfig:
+    return ParticipantConfig(
+        agb=agb, name=agb, discipline=Discipline.HOSPITAL, variant=Variant.A, **ids
+    )
+
+
+def test_identities_match_fingerprint_before_subject() -> None:
+    by_fingerprint = _participant("01000001", certificates=("aa" * 32,))
+    by_subject = _participant("01000002", subjects=("01000001",))
+    identities = Identities([by_fingerprint, by_subject])
+    later = NOW + timedelta(days=1)
+
+    assert identities.participant_for(PeerCertificate("aa" * 32, "01000001", later)) is (
+        by_fingerprint
+    )
+    assert identities.participant_for(PeerCertificate("bb" * 32, "01000001", later)) is (by_subject)
+    assert identities.participant_for(PeerCertificate("bb" * 32, "nobody", later)) is None
+    assert identities.participant_for(PeerCertificate("bb" * 32, None, later)) is None
+    assert identities.participant_for(None) is None
+
+
+def test_identities_refuse_a_fingerprint_of_two_participants() -> None:
+    with pytest.raises(ConfigError, match="exactly one participant"):
+        Identities(
+            [
+                _participant("01000001", certificates=("aa" * 32,)),
+                _participant("01000002", certificates=("aa" * 32,)),
+            ]
+        )

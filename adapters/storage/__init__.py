@@ -1,0 +1,75 @@
+"""Storage adapters: the message store on SQLite, PostgreSQL or memory.
+
+Layers, bottom up:
+
+* :mod:`adapters.storage.database` — connections, threads, group commit, error translation;
+* :mod:`adapters.storage.migrations` — the schema, versioned, applied at start-up;
+* :mod:`adapters.storage.messages` — :class:`SqlMessageStore`, the SQL of the message store;
+* :mod:`adapters.storage.memory` — :class:`MemoryMessageStore`, the same port in memory.
+
+The composition root opens the configured store with :func:`open_store` and closes it on
+reactor shutdown::
+
+    store = await open_store(config.store.url, reactor)
+    reactor.addSystemEventTrigger("before", "shutdown", store.close)
+"""
+
+from __future__ import annotations
+
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IReactorFromThreads
+
+from adapters.storage.database import Database, Transaction
+from adapters.storage.memory import MemoryMessageStore
+from adapters.storage.messages import SqlMessageStore
+from adapters.storage.migrations import LATEST_VERSION, migrate
+
+__all__ = [
+    "LATEST_VERSION",
+    "Database",
+    "MemoryMessageStore",
+    "SqlMessageStore",
+    "Transaction",
+    "open_database",
+    "open_store",
+]
+
+SQLITE_PREFIX = "sqlite:///"
+POSTGRES_PREFIXES = ("postgresql://", "postgres://")
+
+
+def open_database(url: str, reactor: IReactorFromThreads) -> Database:
+    """A :class:`Database` for ``sqlite:///PATH`` (``sqlite:////abs/path.db`` for an
+    absolute path, ``sqlite:///:memory:`` for a private in-memory one) or a
+    ``postgresql://`` URL (libpq syntax). Nothing is connected yet."""
+    if url.startswith(SQLITE_PREFIX):
+        path = url.removeprefix(SQLITE_PREFIX)
+        if not path:
+            raise ValueError("a sqlite:/// store URL needs a file path")
+        return Database.sqlite(path, reactor)
+    if url.startswith(POSTGRES_PREFIXES):
+        return Database.postgres(url, reactor)
+    scheme = url.split(":", 1)[0] if ":" in url else "(none)"
+    raise ValueError(
+        f"unsupported store URL scheme {scheme!r}: use sqlite:///PATH or postgresql://…"
+    )
+
+
+def open_store(url: str, reactor: IReactorFromThreads) -> Deferred[SqlMessageStore]:
+    """Open the store at ``url`` and bring its schema up to date.
+
+    Fails with :class:`~gateway.store.SchemaVersionError` for a database written by a newer
+    gateway and :class:`~gateway.store.StoreUnavailableError` when it cannot be reached;
+    the connections are closed again in both cases.
+    """
+    database = open_database(url, reactor)
+
+    async def migrated() -> SqlMessageStore:
+        try:
+            await migrate(database)
+        except BaseException:
+            await database.close()
+            raise
+        return SqlMessageStore(database)
+
+    return Deferred.fromCoroutine(migrated())

@@ -1,0 +1,568 @@
+"""The bottom layer of the store: connections, transactions and threads for one engine.
+
+A :class:`Database` owns every connection to one database, SQLite (the embedded default)
+or PostgreSQL, and runs *interactions* — plain functions ``fn(txn, *args)`` holding the
+SQL, named ``*_txn`` in the store modules above — off the reactor thread:
+
+* **Writes** (:meth:`Database.run_interaction`) go to ONE writer thread with its own
+  connection. It takes everything waiting (up to ``max_batch``), runs each interaction in
+  its own ``SAVEPOINT`` inside one transaction and commits once, so a burst of uploads
+  costs one fsync instead of one each (group commit). An interaction that raises is rolled
+  back to its savepoint and only its caller sees the error; the others commit. A failure
+  of the transaction itself (``BEGIN``/``COMMIT``, a lost connection) fails every caller
+  of the batch, and nothing of the batch is stored.
+* **Reads** (:meth:`Database.run_read`) run on a small Twisted thread pool, one
+  connection per thread, each in a transaction of its own (a consistent snapshot). SQLite
+  in WAL mode lets them run beside the writer.
+
+Every result is handed back on the reactor thread (``reactor.callFromThread``); the
+reactor is passed in, never imported.
+
+The SQL is shared between the engines: :class:`Transaction` takes ``?`` placeholders and
+translates them for psycopg, and adapts timestamps (UTC ISO-8601 text on SQLite,
+``timestamptz`` on PostgreSQL; :func:`decode_timestamp` reads either back as an aware UTC
+``datetime``). Engine errors that mean "the database cannot be used now" (locked, disk
+full, connection refused or lost) become :class:`~gateway.store.StoreUnavailableError`
+here, exactly once; any other engine error becomes a plain
+:class:`~gateway.store.StoreError`. Error texts carry the interaction's name and the
+engine's message, never row values.
+
+Several gateway processes may share one PostgreSQL database: the store modules let unique
+constraints decide races (``INSERT … ON CONFLICT DO NOTHING``) and claim work with
+``SELECT … FOR UPDATE SKIP LOCKED``. On SQLite one process writes at a time; another
+waits up to ``busy_timeout`` for the lock and then gets ``StoreUnavailableError``.
+
+Call :meth:`Database.run_interaction`, :meth:`Database.run_read` and
+:meth:`Database.close` from the reactor thread; :meth:`Database.close` lets the writes
+already queued finish.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import queue
+import sqlite3
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Final, Protocol, TypeVar, TypeVarTuple
+
+import psycopg
+from twisted.internet.defer import Deferred, fail
+from twisted.internet.interfaces import IReactorFromThreads
+from twisted.internet.threads import deferToThreadPool
+from twisted.python.threadpool import ThreadPool
+
+from gateway.store import StoreError, StoreUnavailableError
+
+__all__ = [
+    "Database",
+    "Transaction",
+    "decode_timestamp",
+    "encode_timestamp",
+]
+
+T = TypeVar("T")
+Ts = TypeVarTuple("Ts")
+
+SQLITE = "sqlite"
+POSTGRES = "postgres"
+
+DEFAULT_MAX_BATCH: Final = 256
+DEFAULT_BUSY_TIMEOUT: Final = 5.0  # seconds a SQLite connection waits for another's lock
+DEFAULT_CONNECT_TIMEOUT: Final = 10  # seconds to reach a PostgreSQL server
+
+# SQLite primary result codes that mean the database cannot be used right now.
+_SQLITE_UNAVAILABLE: Final = frozenset(
+    {
+        sqlite3.SQLITE_BUSY,
+        sqlite3.SQLITE_LOCKED,
+        sqlite3.SQLITE_NOMEM,
+        sqlite3.SQLITE_READONLY,
+        sqlite3.SQLITE_IOERR,
+        sqlite3.SQLITE_CORRUPT,
+        sqlite3.SQLITE_FULL,
+        sqlite3.SQLITE_CANTOPEN,
+        sqlite3.SQLITE_PROTOCOL,
+        sqlite3.SQLITE_NOTADB,
+    }
+)
+
+# --- timestamps ------------------------------------------------------------------------------
+
+
+def encode_timestamp(value: datetime) -> str:
+    """The fixed-width UTC ISO-8601 text SQLite stores: it sorts like the instants."""
+    return _utc(value).isoformat(timespec="microseconds")
+
+
+def decode_timestamp(value: object) -> datetime:
+    """A stored timestamp (SQLite text or a PostgreSQL ``timestamptz``) as an aware UTC
+    ``datetime``."""
+    if isinstance(value, datetime):
+        return _utc(value)
+    if isinstance(value, str):
+        return _utc(datetime.fromisoformat(value))
+    raise TypeError(f"not a stored timestamp: {type(value).__name__}")
+
+
+def _utc(value: datetime) -> datetime:
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError("timestamps must be timezone-aware")
+    return value.astimezone(UTC)
+
+
+# --- the transaction wrapper ---------------------------------------------------------------
+
+
+class _Cursor(Protocol):
+    """What the wrapper needs of a DB-API cursor (sqlite3 and psycopg both fit)."""
+
+    @property
+    def rowcount(self) -> int: ...
+
+    def execute(self, query: str, params: Sequence[Any], /) -> object: ...
+
+    def fetchone(self) -> Any: ...
+
+    def fetchall(self) -> list[Any]: ...
+
+    def close(self) -> None: ...
+
+
+class _Connection(Protocol):
+    def cursor(self) -> Any: ...
+
+    def close(self) -> None: ...
+
+
+@functools.lru_cache(maxsize=512)
+def _to_pyformat(sql: str) -> str:
+    # Lexical: the shared SQL must not use ``?`` or ``%`` inside string literals.
+    return sql.replace("%", "%%").replace("?", "%s")
+
+
+class Transaction:
+    """The cursor an interaction gets: ``?`` placeholders on every engine.
+
+    ``engine`` is ``"sqlite"`` or ``"postgres"``, for the rare statement that differs.
+    """
+
+    __slots__ = ("_cursor", "engine")
+
+    def __init__(self, cursor: _Cursor, engine: str) -> None:
+        self._cursor = cursor
+        self.engine = engine
+
+    def execute(self, sql: str, params: Iterable[object] = ()) -> None:
+        if self.engine == POSTGRES:
+            self._cursor.execute(_to_pyformat(sql), tuple(_adapt_postgres(p) for p in params))
+        else:
+            self._cursor.execute(sql, tuple(_adapt_sqlite(p) for p in params))
+
+    def fetchone(self) -> tuple[Any, ...] | None:
+        row = self._cursor.fetchone()
+        return None if row is None else tuple(row)
+
+    def fetchall(self) -> list[tuple[Any, ...]]:
+        return [tuple(row) for row in self._cursor.fetchall()]
+
+    @property
+    def rowcount(self) -> int:
+        """Rows changed by the last INSERT, UPDATE or DELETE."""
+        return self._cursor.rowcount
+
+
+def _adapt_sqlite(value: object) -> object:
+    return encode_timestamp(value) if isinstance(value, datetime) else value
+
+
+def _adapt_postgres(value: object) -> object:
+    return _utc(value) if isinstance(value, datetime) else value
+
+
+# --- engines ---------------------------------------------------------------------------------
+
+
+class _Engine(Protocol):
+    name: str
+    begin_write: str
+    begin_read: str
+
+    def connect(self) -> _Connection: ...
+
+    def unavailable(self, exc: BaseException) -> bool: ...
+
+    def is_error(self, exc: BaseException) -> bool: ...
+
+    def describe(self, exc: BaseException) -> str: ...
+
+
+class _Sqlite:
+    name = SQLITE
+    # Take the write lock at BEGIN, so a busy database fails before any work is done.
+    begin_write = "BEGIN IMMEDIATE"
+    begin_read = "BEGIN"
+
+    def __init__(self, path: str, busy_timeout: float) -> None:
+        self.path = path
+        self.busy_timeout = busy_timeout
+
+    def connect(self) -> sqlite3.Connection:
+        # isolation_level=None: the Database issues BEGIN/COMMIT itself.
+        # check_same_thread=False: a connection is used by one thread at a time, but
+        # closed by the thread that shuts the Database down.
+        conn = sqlite3.connect(
+            self.path,
+            timeout=self.busy_timeout,
+            isolation_level=None,
+            check_same_thread=False,
+        )
+        try:
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if mode != "wal" and self.path != ":memory:":
+                raise StoreUnavailableError(f"SQLite refused WAL mode (journal_mode={mode})")
+            conn.execute("PRAGMA synchronous = FULL")
+            conn.execute("PRAGMA foreign_keys = ON")
+            conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def unavailable(self, exc: BaseException) -> bool:
+        return (
+            isinstance(exc, sqlite3.Error)
+            and (getattr(exc, "sqlite_errorcode", 0) & 0xFF) in _SQLITE_UNAVAILABLE
+        )
+
+    def is_error(self, exc: BaseException) -> bool:
+        return isinstance(exc, sqlite3.Error)
+
+    def describe(self, exc: BaseException) -> str:
+        return f"{type(exc).__name__}: {exc}"
+
+
+class _Postgres:
+    name = POSTGRES
+    begin_write = "BEGIN"
+    begin_read = "BEGIN"
+
+    def __init__(self, dsn: str, connect_timeout: int) -> None:
+        self.dsn = dsn
+        self.connect_timeout = connect_timeout
+
+    def connect(self) -> psycopg.Connection[tuple[Any, ...]]:
+        return psycopg.connect(self.dsn, autocommit=True, connect_timeout=self.connect_timeout)
+
+    def unavailable(self, exc: BaseException) -> bool:
+        # Connection refused or lost, server shutting down, disk full, lock or statement
+        # timeouts, serialization failures: all psycopg.OperationalError.
+        return isinstance(exc, psycopg.OperationalError)
+
+    def is_error(self, exc: BaseException) -> bool:
+        return isinstance(exc, psycopg.Error)
+
+    def describe(self, exc: BaseException) -> str:
+        # The primary message only: DETAIL lines may quote row values.
+        primary = None
+        if isinstance(exc, psycopg.Error) and exc.diag is not None:
+            primary = exc.diag.message_primary
+        text = primary or (str(exc).strip().splitlines() or [""])[0]
+        state = getattr(exc, "sqlstate", None)
+        return f"{type(exc).__name__}{f' [{state}]' if state else ''}: {text}"
+
+
+# --- the database ----------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Job:
+    desc: str
+    fn: Callable[..., Any]
+    args: tuple[Any, ...]
+    deferred: Deferred[Any]
+
+
+_STOP: Final = object()
+
+
+class Database:
+    """All connections to one database, and the threads that use them.
+
+    Build one with :meth:`sqlite` or :meth:`postgres`. ``reactor`` only needs
+    ``callFromThread``. ``readers`` is the size of the read pool; 0 sends reads through
+    the writer too (needed for a private ``:memory:`` SQLite database).
+    """
+
+    def __init__(
+        self,
+        engine: _Engine,
+        reactor: IReactorFromThreads,
+        *,
+        readers: int = 2,
+        max_batch: int = DEFAULT_MAX_BATCH,
+    ) -> None:
+        if max_batch < 1:
+            raise ValueError("max_batch must be at least 1")
+        self._engine = engine
+        self._reactor = reactor
+        self._max_batch = max_batch
+        self._closed = False
+        self._close_waiters: list[Deferred[None]] = []
+        self._queue: queue.SimpleQueue[_Job | object] = queue.SimpleQueue()
+        self._writer_conn: _Connection | None = None
+        self._local = threading.local()
+        self._reader_conns: list[_Connection] = []
+        self._reader_lock = threading.Lock()
+        self._reads: set[Deferred[Any]] = set()  # reads not answered yet (reactor thread)
+        self.commits = 0
+        """Write transactions committed so far (one per batch): fewer than the writes
+        when group commit works."""
+        self._pool: ThreadPool | None = None
+        if readers > 0:
+            self._pool = ThreadPool(minthreads=0, maxthreads=readers, name="store-read")
+            self._pool.start()
+        self._writer = threading.Thread(target=self._write_loop, name="store-write", daemon=True)
+        self._writer.start()
+
+    @classmethod
+    def sqlite(
+        cls,
+        path: str,
+        reactor: IReactorFromThreads,
+        *,
+        readers: int = 2,
+        busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
+        max_batch: int = DEFAULT_MAX_BATCH,
+    ) -> Database:
+        """A SQLite database file (WAL mode, ``synchronous=FULL``, foreign keys on).
+        ``":memory:"`` gives a private in-memory database, read through the writer."""
+        if path == ":memory:":
+            readers = 0
+        return cls(_Sqlite(path, busy_timeout), reactor, readers=readers, max_batch=max_batch)
+
+    @classmethod
+    def postgres(
+        cls,
+        dsn: str,
+        reactor: IReactorFromThreads,
+        *,
+        readers: int = 4,
+        connect_timeout: int = DEFAULT_CONNECT_TIMEOUT,
+        max_batch: int = DEFAULT_MAX_BATCH,
+    ) -> Database:
+        """A PostgreSQL database, by libpq DSN or ``postgresql://`` URL."""
+        return cls(_Postgres(dsn, connect_timeout), reactor, readers=readers, max_batch=max_batch)
+
+    @property
+    def engine(self) -> str:
+        """``"sqlite"`` or ``"postgres"``."""
+        return self._engine.name
+
+    # --- running interactions --------------------------------------------------------
+
+    def run_interaction(
+        self, desc: str, fn: Callable[[Transaction, *Ts], T], *args: *Ts
+    ) -> Deferred[T]:
+        """Run ``fn(txn, *args)`` on the writer thread, in its own savepoint of the next
+        group-committed transaction. The Deferred fires once the batch is durable."""
+        if self._closed:
+            return fail(StoreUnavailableError(f"{desc}: the store is closed"))
+        d: Deferred[T] = Deferred()
+        self._queue.put(_Job(desc, fn, tuple(args), d))
+        return d
+
+    def run_read(self, desc: str, fn: Callable[[Transaction, *Ts], T], *args: *Ts) -> Deferred[T]:
+        """Run ``fn(txn, *args)`` in a transaction of its own on the read pool. It must
+        not write."""
+        if self._closed:
+            return fail(StoreUnavailableError(f"{desc}: the store is closed"))
+        if self._pool is None:
+            return self.run_interaction(desc, fn, *args)
+        d = deferToThreadPool(self._reactor, self._pool, self._read, desc, fn, args)
+        self._reads.add(d)
+        return d.addBoth(self._read_done, d)
+
+    def close(self) -> Deferred[None]:
+        """Finish the writes already queued, stop the threads, close every connection."""
+        d: Deferred[None] = Deferred()
+        if self._closed and not self._writer.is_alive() and not self._close_waiters:
+            d.callback(None)
+            return d
+        self._close_waiters.append(d)
+        if not self._closed:
+            self._closed = True
+            threading.Thread(target=self._shut_down, name="store-close", daemon=True).start()
+        return d
+
+    # --- the writer thread -----------------------------------------------------------
+
+    def _write_loop(self) -> None:
+        stopping = False
+        while not stopping:
+            first = self._queue.get()
+            if first is _STOP:
+                break
+            assert isinstance(first, _Job)
+            batch = [first]
+            while len(batch) < self._max_batch:
+                try:
+                    job = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if job is _STOP:
+                    stopping = True
+                    break
+                assert isinstance(job, _Job)
+                batch.append(job)
+            self._run_batch(batch)
+        if self._writer_conn is not None:
+            _close_quietly(self._writer_conn)
+            self._writer_conn = None
+
+    def _run_batch(self, batch: list[_Job]) -> None:
+        outcomes: list[tuple[bool, Any]] = []
+        try:
+            if self._writer_conn is None:
+                self._writer_conn = self._engine.connect()
+            cursor = self._writer_conn.cursor()
+            try:
+                txn = Transaction(cursor, self._engine.name)
+                cursor.execute(self._engine.begin_write)
+                for job in batch:
+                    cursor.execute("SAVEPOINT interaction")
+                    try:
+                        result = job.fn(txn, *job.args)
+                    except Exception as exc:  # handed to that caller only
+                        self._roll_back_interaction(cursor, exc)
+                        outcomes.append((False, self._translate(exc, job.desc)))
+                    else:
+                        cursor.execute("RELEASE SAVEPOINT interaction")
+                        outcomes.append((True, result))
+                cursor.execute("COMMIT")
+            finally:
+                _close_quietly(cursor)
+            self.commits += 1
+        except Exception as exc:  # the batch's transaction failed as a whole
+            self._abandon_writer()
+            descs = ", ".join(sorted({job.desc for job in batch}))
+            error = self._translate(exc, descs)
+            outcomes = [(False, error)] * len(batch)
+        for job, (ok, value) in zip(batch, outcomes, strict=True):
+            fire = job.deferred.callback if ok else job.deferred.errback
+            self._reactor.callFromThread(fire, value)
+
+    def _roll_back_interaction(self, cursor: _Cursor, exc: Exception) -> None:
+        try:
+            cursor.execute("ROLLBACK TO SAVEPOINT interaction", ())
+            cursor.execute("RELEASE SAVEPOINT interaction", ())
+        except Exception as lost:
+            # The transaction went with the savepoint (SQLite rolls back by itself on a
+            # full disk; a connection may be gone): the whole batch fails, named by the
+            # interaction's own error when that says why.
+            raise (exc if self._engine.unavailable(exc) else lost) from None
+
+    def _abandon_writer(self) -> None:
+        """Roll back what the batch did, or drop the connection if even that fails."""
+        conn = self._writer_conn
+        if conn is None:
+            return
+        try:
+            cursor = conn.cursor()
+            try:
+                cursor.execute("ROLLBACK")
+            finally:
+                _close_quietly(cursor)
+        except Exception:  # the connection is unusable; reconnect next batch
+            self._writer_conn = None
+            _close_quietly(conn)
+
+    # --- the read pool ---------------------------------------------------------------
+
+    def _read_done(self, result: T, d: Deferred[T]) -> T:
+        self._reads.discard(d)
+        return result
+
+    def _read(self, desc: str, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
+        try:
+            conn = self._reader_connection()
+            cursor = conn.cursor()
+        except Exception as exc:
+            raise self._translate(exc, desc) from exc
+        try:
+            cursor.execute(self._engine.begin_read)
+            result = fn(Transaction(cursor, self._engine.name), *args)
+            cursor.execute("COMMIT")
+        except Exception as exc:
+            try:
+                cursor.execute("ROLLBACK")
+            except Exception:  # unusable: this thread reconnects next time
+                self._drop_reader(conn)
+            translated = self._translate(exc, desc)
+            if translated is exc:
+                raise
+            raise translated from exc
+        finally:
+            _close_quietly(cursor)
+        return result
+
+    def _reader_connection(self) -> _Connection:
+        conn: _Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._engine.connect()
+            self._local.conn = conn
+            with self._reader_lock:
+                self._reader_conns.append(conn)
+        return conn
+
+    def _drop_reader(self, conn: _Connection) -> None:
+        self._local.conn = None
+        with self._reader_lock:
+            if conn in self._reader_conns:
+                self._reader_conns.remove(conn)
+        _close_quietly(conn)
+
+    # --- errors and shutdown ---------------------------------------------------------
+
+    def _translate(self, exc: Exception, desc: str) -> Exception:
+        """The store's error for an engine's (other errors pass unchanged)."""
+        if isinstance(exc, StoreError):
+            return exc
+        if self._engine.unavailable(exc):
+            error: StoreError = StoreUnavailableError(
+                f"{desc}: {self._engine.name} database unavailable: {self._engine.describe(exc)}"
+            )
+        elif self._engine.is_error(exc):
+            error = StoreError(f"{desc}: {self._engine.describe(exc)}")
+        else:
+            return exc
+        error.__cause__ = exc
+        return error
+
+    def _shut_down(self) -> None:
+        self._queue.put(_STOP)
+        self._writer.join()
+        if self._pool is not None:
+            self._pool.stop()
+        with self._reader_lock:
+            conns, self._reader_conns = self._reader_conns, []
+        for conn in conns:
+            _close_quietly(conn)
+        self._reactor.callFromThread(self._closed_now)
+
+    def _closed_now(self) -> None:
+        # Reads still queued when the pool stopped never ran: answer them.
+        unanswered, self._reads = self._reads, set()
+        for read in unanswered:
+            read.errback(StoreUnavailableError("the store was closed before this read ran"))
+        waiters, self._close_waiters = self._close_waiters, []
+        for d in waiters:
+            d.callback(None)
+
+
+def _close_quietly(closable: _Connection | _Cursor) -> None:
+    with contextlib.suppress(Exception):  # closing what is already broken
+        closable.close()

@@ -1,0 +1,380 @@
+"""The message store on SQL: :class:`SqlMessageStore` implements the storage port.
+
+Every method is one interaction on the :class:`~adapters.storage.database.Database`:
+writes are group-committed on the writer thread, reads run on the read pool. The SQL lives
+in the ``*_txn`` functions below, which run on those threads and are shared by SQLite and
+PostgreSQL.
+
+Races between gateway processes on one PostgreSQL database are decided by the unique
+constraints (traceer id, idempotency key, factuurnummer per payee): inserts use
+``ON CONFLICT DO NOTHING`` and, when a row was not inserted, read back who won.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, Final
+
+from twisted.internet.defer import Deferred, fail
+
+from adapters.storage._values import (
+    CONFIRMED_DESCRIPTION,
+    check_limit,
+    check_new_message,
+    dump_metadata,
+    load_metadata,
+)
+from adapters.storage.database import Database, Transaction, decode_timestamp
+from gateway.store import (
+    Direction,
+    Message,
+    MessageStatus,
+    NewMessage,
+    NewStatus,
+    StatusEntry,
+    StoreError,
+    UploadResult,
+)
+
+__all__ = ["SqlMessageStore"]
+
+_IN_CHUNK: Final = 500  # ids per IN (...) list, well below every engine's parameter limit
+
+_SELECT_MESSAGES: Final = (
+    "SELECT traceer_id, conversatie_id, direction, party, sha256, size, created_at, status,"
+    " filename, standard, invoice_number, payee, reply_to, reference_id, metadata,"
+    " confirmed_at FROM messages"
+)
+
+
+class SqlMessageStore:
+    """:class:`~gateway.store.MessageStore` on a SQLite or PostgreSQL :class:`Database`."""
+
+    def __init__(self, database: Database) -> None:
+        self.database = database
+
+    def record_upload(
+        self, upload: NewMessage, replies: Sequence[NewMessage] = ()
+    ) -> Deferred[UploadResult]:
+        return self.database.run_interaction(
+            "record_upload", record_upload_txn, upload, tuple(replies)
+        )
+
+    def put_message(self, message: NewMessage) -> Deferred[Message]:
+        return self.database.run_interaction("put_message", put_message_txn, message)
+
+    def get_message(self, traceer_id: str) -> Deferred[Message | None]:
+        return self.database.run_read("get_message", get_message_txn, traceer_id)
+
+    def list_messages(
+        self,
+        party: str,
+        direction: Direction,
+        *,
+        include_confirmed: bool = False,
+        since: datetime | None = None,
+        limit: int = 100,
+    ) -> Deferred[list[Message]]:
+        try:
+            check_limit(limit)
+        except ValueError as exc:
+            return fail(exc)
+        return self.database.run_read(
+            "list_messages", list_messages_txn, party, direction, include_confirmed, since, limit
+        )
+
+    def payload(self, sha256: str) -> Deferred[bytes | None]:
+        return self.database.run_read("payload", payload_txn, sha256)
+
+    def confirm(self, traceer_id: str, party: str, at: datetime) -> Deferred[bool]:
+        return self.database.run_interaction("confirm", confirm_txn, traceer_id, party, at)
+
+    def add_status(self, traceer_id: str, status: NewStatus, at: datetime) -> Deferred[None]:
+        return self.database.run_interaction("add_status", add_status_txn, traceer_id, status, at)
+
+    def statuses(self, traceer_ids: Sequence[str]) -> Deferred[list[StatusEntry]]:
+        return self.database.run_read("statuses", statuses_txn, tuple(traceer_ids))
+
+    def conversation(self, conversatie_id: str) -> Deferred[list[Message]]:
+        return self.database.run_read("conversation", conversation_txn, conversatie_id)
+
+    def ping(self) -> Deferred[None]:
+        return self.database.run_read("ping", ping_txn)
+
+    def close(self) -> Deferred[None]:
+        return self.database.close()
+
+
+# --- reads -----------------------------------------------------------------------------------
+
+
+def _message(row: tuple[Any, ...]) -> Message:
+    return Message(
+        traceer_id=row[0],
+        conversatie_id=row[1],
+        direction=Direction(row[2]),
+        party=row[3],
+        sha256=row[4],
+        size=int(row[5]),
+        created_at=decode_timestamp(row[6]),
+        status=MessageStatus(row[7]),
+        filename=row[8],
+        standard=row[9],
+        invoice_number=row[10],
+        payee=row[11],
+        reply_to=row[12],
+        reference_id=row[13],
+        metadata=load_metadata(row[14]),
+        confirmed_at=None if row[15] is None else decode_timestamp(row[15]),
+    )
+
+
+def get_message_txn(txn: Transaction, traceer_id: str) -> Message | None:
+    txn.execute(_SELECT_MESSAGES + " WHERE traceer_id = ?", (traceer_id,))
+    row = txn.fetchone()
+    return None if row is None else _message(row)
+
+
+def message_by_key_txn(txn: Transaction, idempotency_key: str) -> Message | None:
+    txn.execute(_SELECT_MESSAGES + " WHERE idempotency_key = ?", (idempotency_key,))
+    row = txn.fetchone()
+    return None if row is None else _message(row)
+
+
+def invoice_holder_txn(txn: Transaction, payee: str, invoice_number: str) -> str | None:
+    """The traceer id of the declaration that uses ``invoice_number`` of ``payee``."""
+    txn.execute(
+        "SELECT traceer_id FROM messages WHERE payee = ? AND invoice_number = ? AND direction = ?",
+        (payee, invoice_number, Direction.FROM_PARTICIPANT.value),
+    )
+    row = txn.fetchone()
+    return None if row is None else str(row[0])
+
+
+def list_messages_txn(
+    txn: Transaction,
+    party: str,
+    direction: Direction,
+    include_confirmed: bool,
+    since: datetime | None,
+    limit: int,
+) -> list[Message]:
+    sql = _SELECT_MESSAGES + " WHERE party = ? AND direction = ?"
+    params: list[object] = [party, direction.value]
+    if not include_confirmed:
+        sql += " AND confirmed_at IS NULL"
+    if since is not None:
+        sql += " AND created_at >= ?"
+        params.append(since)
+    sql += " ORDER BY created_at, seq LIMIT ?"
+    params.append(limit)
+    txn.execute(sql, params)
+    return [_message(row) for row in txn.fetchall()]
+
+
+def conversation_txn(txn: Transaction, conversatie_id: str) -> list[Message]:
+    txn.execute(
+        _SELECT_MESSAGES + " WHERE conversatie_id = ? ORDER BY created_at, seq",
+        (conversatie_id,),
+    )
+    return [_message(row) for row in txn.fetchall()]
+
+
+def payload_txn(txn: Transaction, sha256: str) -> bytes | None:
+    txn.execute("SELECT payload FROM journal WHERE sha256 = ?", (sha256,))
+    row = txn.fetchone()
+    return None if row is None else bytes(row[0])
+
+
+def statuses_txn(txn: Transaction, traceer_ids: tuple[str, ...]) -> list[StatusEntry]:
+    ids = sorted(set(traceer_ids))
+    rows: list[tuple[Any, ...]] = []
+    for start in range(0, len(ids), _IN_CHUNK):
+        chunk = ids[start : start + _IN_CHUNK]
+        marks = ", ".join("?" * len(chunk))
+        txn.execute(
+            # only constant text and "?" marks are joined here
+            "SELECT id, traceer_id, at, status, code, description FROM message_statuses"  # noqa: S608
+            f" WHERE traceer_id IN ({marks})",
+            chunk,
+        )
+        rows.extend(txn.fetchall())
+    # Oldest first; the id keeps the order of entries recorded at the same instant.
+    decoded = sorted((decode_timestamp(row[2]), int(row[0]), row) for row in rows)
+    return [
+        StatusEntry(
+            traceer_id=row[1],
+            at=at,
+            status=MessageStatus(row[3]),
+            code=row[4],
+            description=row[5],
+        )
+        for at, _, row in decoded
+    ]
+
+
+def ping_txn(txn: Transaction) -> None:
+    txn.execute("SELECT 1")
+    txn.fetchone()
+
+
+# --- writes ----------------------------------------------------------------------------------
+
+
+def journal_txn(txn: Transaction, message: NewMessage) -> bool:
+    """Journal ``message``'s payload unless its bytes are there; True if it inserted them."""
+    txn.execute("SELECT 1 FROM journal WHERE sha256 = ?", (message.sha256,))
+    if txn.fetchone() is not None:
+        return False
+    txn.execute(
+        "INSERT INTO journal (sha256, size, payload, created_at) VALUES (?, ?, ?, ?)"
+        " ON CONFLICT (sha256) DO NOTHING",
+        (message.sha256, len(message.payload), message.payload, message.created_at),
+    )
+    return txn.rowcount == 1
+
+
+def _forget_journal_txn(txn: Transaction, sha256: str) -> None:
+    """Take back bytes this interaction journaled when their message was not stored."""
+    txn.execute(
+        "DELETE FROM journal WHERE sha256 = ?"
+        " AND NOT EXISTS (SELECT 1 FROM messages WHERE sha256 = ?)",
+        (sha256, sha256),
+    )
+
+
+def _insert_message_txn(txn: Transaction, message: NewMessage) -> bool:
+    """Insert ``message`` and its first status; False (nothing written) if a unique
+    constraint already holds another row."""
+    txn.execute(
+        "INSERT INTO messages (traceer_id, conversatie_id, direction, party, sha256, size,"
+        " created_at, status, filename, standard, invoice_number, payee, reply_to,"
+        " reference_id, metadata, confirmed_at, idempotency_key)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?)"
+        " ON CONFLICT DO NOTHING",
+        (
+            message.traceer_id,
+            message.conversatie_id,
+            message.direction.value,
+            message.party,
+            message.sha256,
+            len(message.payload),
+            message.created_at,
+            message.status.status.value,
+            message.filename,
+            message.standard,
+            message.invoice_number,
+            message.payee,
+            message.reply_to,
+            message.reference_id,
+            dump_metadata(message.metadata),
+            message.idempotency_key,
+        ),
+    )
+    if txn.rowcount != 1:
+        return False
+    _insert_status_txn(txn, message.traceer_id, message.status, message.created_at)
+    return True
+
+
+def _insert_status_txn(txn: Transaction, traceer_id: str, status: NewStatus, at: datetime) -> None:
+    txn.execute(
+        "INSERT INTO message_statuses (traceer_id, at, status, code, description)"
+        " VALUES (?, ?, ?, ?, ?)",
+        (traceer_id, at, status.status.value, status.code, status.description),
+    )
+
+
+def _invoice(message: NewMessage) -> tuple[str, str] | None:
+    """(payee, factuurnummer) of a declaration that must hold its invoice number alone."""
+    if (
+        message.direction is Direction.FROM_PARTICIPANT
+        and message.payee is not None
+        and message.invoice_number is not None
+    ):
+        return (message.payee, message.invoice_number)
+    return None
+
+
+def put_message_txn(txn: Transaction, message: NewMessage) -> Message:
+    check_new_message(message)
+    existing = message_by_key_txn(txn, message.idempotency_key)
+    if existing is not None:
+        return existing
+    journaled = journal_txn(txn, message)
+    if not _insert_message_txn(txn, message):
+        # Lost a race for the idempotency key, or the message collides with another.
+        existing = message_by_key_txn(txn, message.idempotency_key)
+        if journaled:
+            _forget_journal_txn(txn, message.sha256)
+        if existing is not None:
+            return existing
+        raise StoreError(
+            f"message {message.traceer_id} collides with a stored message"
+            " (traceer id or factuurnummer of the payee)"
+        )
+    stored = get_message_txn(txn, message.traceer_id)
+    assert stored is not None
+    return stored
+
+
+def record_upload_txn(
+    txn: Transaction, upload: NewMessage, replies: tuple[NewMessage, ...]
+) -> UploadResult:
+    for message in (upload, *replies):
+        check_new_message(message)
+    existing = message_by_key_txn(txn, upload.idempotency_key)
+    if existing is not None:
+        return UploadResult(existing, created=False)
+    invoice = _invoice(upload)
+    if invoice is not None:
+        holder = invoice_holder_txn(txn, *invoice)
+        if holder is not None:
+            return UploadResult(None, created=False, invoice_conflict=holder)
+    journaled = journal_txn(txn, upload)
+    if not _insert_message_txn(txn, upload):
+        # Another gateway process stored the same upload or invoice number first.
+        if journaled:
+            _forget_journal_txn(txn, upload.sha256)
+        existing = message_by_key_txn(txn, upload.idempotency_key)
+        if existing is not None:
+            return UploadResult(existing, created=False)
+        if invoice is not None:
+            holder = invoice_holder_txn(txn, *invoice)
+            if holder is not None:
+                return UploadResult(None, created=False, invoice_conflict=holder)
+        raise StoreError(f"upload {upload.traceer_id} collides with a stored message")
+    for reply in replies:
+        put_message_txn(txn, reply)
+    stored = get_message_txn(txn, upload.traceer_id)
+    assert stored is not None
+    return UploadResult(stored, created=True)
+
+
+def confirm_txn(txn: Transaction, traceer_id: str, party: str, at: datetime) -> bool:
+    waiting = (traceer_id, party, Direction.TO_PARTICIPANT.value)
+    txn.execute(
+        "UPDATE messages SET confirmed_at = ?, status = ?"
+        " WHERE traceer_id = ? AND party = ? AND direction = ? AND confirmed_at IS NULL",
+        (at, MessageStatus.CONFIRMED.value, *waiting),
+    )
+    if txn.rowcount == 1:
+        _insert_status_txn(
+            txn, traceer_id, NewStatus(MessageStatus.CONFIRMED, None, CONFIRMED_DESCRIPTION), at
+        )
+        return True
+    # Confirming again is no error; a message of another party (or none) is.
+    txn.execute(
+        "SELECT 1 FROM messages WHERE traceer_id = ? AND party = ? AND direction = ?", waiting
+    )
+    return txn.fetchone() is not None
+
+
+def add_status_txn(txn: Transaction, traceer_id: str, status: NewStatus, at: datetime) -> None:
+    txn.execute(
+        "UPDATE messages SET status = ? WHERE traceer_id = ?", (status.status.value, traceer_id)
+    )
+    if txn.rowcount != 1:
+        raise StoreError(f"no message with traceer id {traceer_id}")
+    _insert_status_txn(txn, traceer_id, status, at)

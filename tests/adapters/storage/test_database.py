@@ -1,0 +1,300 @@
+"""The bottom layer: group commit, savepoints, engine settings, errors, shutdown."""
+
+from __future__ import annotations
+
+import socket
+import sqlite3
+import threading
+import uuid
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+
+import psycopg
+import pytest
+from twisted.internet.defer import Deferred
+
+from adapters.storage import Database, Transaction, open_database, open_store
+from adapters.storage.database import _to_pyformat, decode_timestamp, encode_timestamp
+from adapters.storage.messages import SqlMessageStore
+from gateway.store import StoreError, StoreUnavailableError, UploadResult
+from tests.adapters.storage.builders import retour, upload
+from tests.adapters.storage.conftest import WAIT_SECONDS, ThreadPump
+
+# --- interactions used below ----------------------------------------------------------------
+
+
+def _create_scratch_txn(txn: Transaction) -> None:
+    txn.execute("CREATE TABLE scratch (n INTEGER PRIMARY KEY)")
+
+
+def _insert_txn(txn: Transaction, n: int) -> int:
+    txn.execute("INSERT INTO scratch (n) VALUES (?)", (n,))
+    return n
+
+
+def _insert_then_fail_txn(txn: Transaction, n: int) -> int:
+    txn.execute("INSERT INTO scratch (n) VALUES (?)", (n,))
+    raise RuntimeError("this interaction fails after writing")
+
+
+def _scratch_txn(txn: Transaction) -> list[int]:
+    txn.execute("SELECT n FROM scratch ORDER BY n")
+    return [int(row[0]) for row in txn.fetchall()]
+
+
+def _gate_txn(txn: Transaction, entered: threading.Event, release: threading.Event) -> None:
+    entered.set()
+    assert release.wait(WAIT_SECONDS)
+
+
+def _pragma_txn(txn: Transaction, name: str) -> object:
+    txn.execute(f"PRAGMA {name}")
+    row = txn.fetchone()
+    assert row is not None
+    return row[0]
+
+
+# --- group commit ------------------------------------------------------------------------------
+
+
+def test_concurrent_uploads_are_group_committed(sql_url: str, pump: ThreadPump) -> None:
+    store = pump.wait(open_store(sql_url, pump))
+    try:
+        pump.wait(store.put_message(retour(999, traceer_id="taken")))
+        commits_before = store.database.commits
+        news = [upload(n) for n in range(50)]
+        # one upload's reply collides with a stored message: only that upload fails
+        replies = {7: [retour(7, to=news[7], traceer_id="taken", payload=b"clash")]}
+        calls = [store.record_upload(new, replies.get(n, ())) for n, new in enumerate(news)]
+        outcomes: list[UploadResult | BaseException] = []
+        for call in calls:
+            try:
+                outcomes.append(pump.wait(call))
+            except StoreError as exc:
+                outcomes.append(exc)
+        commits = store.database.commits - commits_before
+        assert isinstance(outcomes[7], StoreError)
+        created = [o for o in outcomes if isinstance(o, UploadResult) and o.created]
+        assert len(created) == 49
+        assert commits < 50, f"{commits} commits for 50 uploads"
+        for n, new in enumerate(news):
+            stored = pump.wait(store.get_message(new.traceer_id))
+            assert (stored is None) == (n == 7)
+    finally:
+        pump.wait(store.close())
+
+
+def test_a_failing_interaction_leaves_the_rest_of_its_batch(sql_url: str, pump: ThreadPump) -> None:
+    database = open_database(sql_url, pump)
+    try:
+        pump.wait(database.run_interaction("create", _create_scratch_txn))
+        entered, release = threading.Event(), threading.Event()
+        gate = database.run_interaction("gate", _gate_txn, entered, release)
+        assert entered.wait(WAIT_SECONDS)
+        commits_before = database.commits
+        # queued while the writer is held: these five are one batch
+        batch = [
+            database.run_interaction("insert", _insert_txn, 1),
+            database.run_interaction("insert", _insert_txn, 2),
+            database.run_interaction("fail", _insert_then_fail_txn, 3),
+            database.run_interaction("insert", _insert_txn, 3),
+            database.run_interaction("duplicate", _insert_txn, 1),
+        ]
+        release.set()
+        pump.wait(gate)
+        assert pump.wait(batch[0]) == 1
+        assert pump.wait(batch[1]) == 2
+        error = pump.wait_error(batch[2])
+        assert isinstance(error, RuntimeError)
+        assert pump.wait(batch[3]) == 3
+        duplicate = pump.wait_error(batch[4])
+        # an engine error other than "unavailable" is still the store's own
+        assert type(duplicate) is StoreError
+        # the gate's own batch, then the five in one transaction
+        assert database.commits - commits_before == 2
+        assert pump.wait(database.run_read("read", _scratch_txn)) == [1, 2, 3]
+    finally:
+        pump.wait(database.close())
+
+
+def test_close_finishes_the_queued_writes(sql_url: str, pump: ThreadPump) -> None:
+    database = open_database(sql_url, pump)
+    pump.wait(database.run_interaction("create", _create_scratch_txn))
+    queued = [database.run_interaction("insert", _insert_txn, n) for n in range(20)]
+    closed = database.close()
+    again = database.close()
+    assert [pump.wait(d) for d in queued] == list(range(20))
+    pump.wait(closed)
+    pump.wait(again)
+    pump.wait(database.close())  # closing a closed database is no error
+    late = pump.wait_error(database.run_interaction("insert", _insert_txn, 99))
+    assert isinstance(late, StoreUnavailableError)
+    database = open_database(sql_url, pump)
+    try:
+        assert pump.wait(database.run_read("read", _scratch_txn)) == list(range(20))
+    finally:
+        pump.wait(database.close())
+
+
+def _read_gate_txn(txn: Transaction, entered: threading.Event, release: threading.Event) -> int:
+    entered.set()
+    assert release.wait(WAIT_SECONDS)
+    return 1
+
+
+def test_every_read_is_answered_when_the_database_closes(tmp_path: Path, pump: ThreadPump) -> None:
+    database = Database.sqlite(str(tmp_path / "gw.db"), pump, readers=1)
+    pump.wait(database.run_interaction("create", _create_scratch_txn))
+    entered, release = threading.Event(), threading.Event()
+    running = database.run_read("gate", _read_gate_txn, entered, release)
+    assert entered.wait(WAIT_SECONDS)
+    queued = database.run_read("read", _scratch_txn)  # waits for the only reader
+    closed = database.close()
+    release.set()
+    assert pump.wait(running) == 1
+    outcome: list[object] = []
+    queued.addBoth(outcome.append)
+    pump.wait(closed)
+    assert len(outcome) == 1
+    assert outcome[0] == [] or isinstance(getattr(outcome[0], "value", None), StoreUnavailableError)
+    outcome.clear()  # the Failure, if any, is handled
+
+
+# --- SQLite ----------------------------------------------------------------------------------
+
+
+def test_sqlite_connections_are_durable_and_checked(tmp_path: Path, pump: ThreadPump) -> None:
+    database = Database.sqlite(str(tmp_path / "gw.db"), pump)
+    try:
+        write = database.run_interaction
+        assert pump.wait(write("pragma", _pragma_txn, "journal_mode")) == "wal"
+        assert pump.wait(write("pragma", _pragma_txn, "synchronous")) == 2  # FULL
+        assert pump.wait(write("pragma", _pragma_txn, "foreign_keys")) == 1
+        assert pump.wait(database.run_read("pragma", _pragma_txn, "foreign_keys")) == 1
+        assert pump.wait(database.run_read("pragma", _pragma_txn, "synchronous")) == 2
+    finally:
+        pump.wait(database.close())
+
+
+def test_a_locked_sqlite_database_is_unavailable_for_writes_only(
+    tmp_path: Path, pump: ThreadPump
+) -> None:
+    path = tmp_path / "gw.db"
+    store = pump.wait(open_store(f"sqlite:///{path}", pump))
+    pump.wait(store.close())
+    database = Database.sqlite(str(path), pump, busy_timeout=0.2)
+    store = SqlMessageStore(database)
+    other = sqlite3.connect(path, isolation_level=None)  # another process, holding the lock
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        error = pump.wait_error(store.record_upload(upload(1)))
+        assert isinstance(error, StoreUnavailableError)
+        assert "locked" in str(error)
+        assert pump.wait(store.ping()) is None  # WAL: readers are not blocked
+        other.execute("ROLLBACK")
+        assert pump.wait(store.record_upload(upload(1))).created  # and it recovers
+    finally:
+        other.close()
+        pump.wait(store.close())
+
+
+def test_an_unopenable_sqlite_file_is_unavailable(tmp_path: Path, pump: ThreadPump) -> None:
+    store = SqlMessageStore(Database.sqlite(str(tmp_path / "missing" / "gw.db"), pump))
+    try:
+        assert isinstance(pump.wait_error(store.ping()), StoreUnavailableError)
+        assert isinstance(pump.wait_error(store.record_upload(upload(1))), StoreUnavailableError)
+    finally:
+        pump.wait(store.close())
+    error = pump.wait_error(open_store(f"sqlite:///{tmp_path / 'missing' / 'gw.db'}", pump))
+    assert isinstance(error, StoreUnavailableError)
+
+
+def test_an_in_memory_sqlite_store_works_through_the_writer(pump: ThreadPump) -> None:
+    store = pump.wait(open_store("sqlite:///:memory:", pump))
+    try:
+        assert pump.wait(store.record_upload(upload(1))).created
+        assert pump.wait(store.get_message("up-0001")) is not None
+    finally:
+        pump.wait(store.close())
+
+
+# --- PostgreSQL ------------------------------------------------------------------------------
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+    return port  # nothing listens on it any more
+
+
+def test_an_unreachable_postgresql_server_is_unavailable(pump: ThreadPump) -> None:
+    url = f"postgresql://postgres@127.0.0.1:{_closed_port()}/test"
+    store = SqlMessageStore(Database.postgres(url, pump, connect_timeout=2))
+    try:
+        for call in (store.ping(), store.record_upload(upload(1)), store.get_message("x")):
+            error = pump.wait_error(call)
+            assert type(error) is StoreUnavailableError, repr(error)
+            assert "postgres database unavailable" in str(error)
+    finally:
+        pump.wait(store.close())
+    error = pump.wait_error(open_store(url, pump))
+    assert type(error) is StoreUnavailableError
+
+
+@pytest.mark.postgres
+def test_a_lost_postgresql_connection_is_unavailable_then_recovers(
+    pg_url: str, postgres_url: str, pump: ThreadPump
+) -> None:
+    name = f"igo_test_{uuid.uuid4().hex[:12]}"  # to find this test's connections
+    store = pump.wait(open_store(f"{pg_url}&application_name={name}", pump))
+    try:
+        assert pump.wait(store.record_upload(upload(1))).created
+        assert pump.wait(store.ping()) is None
+        with psycopg.connect(postgres_url, autocommit=True) as admin:
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE application_name = %s",
+                (name,),
+            )
+        write = pump.wait_error(store.record_upload(upload(2)))
+        assert type(write) is StoreUnavailableError
+        # the next batch connects anew
+        assert pump.wait(store.record_upload(upload(2))).created
+        # so does each reader, after reporting its loss once
+        outcomes = []
+        for _ in range(6):
+            try:
+                outcomes.append(pump.wait(store.get_message("up-0002")) is not None)
+            except StoreUnavailableError:
+                outcomes.append(False)
+        assert outcomes[-1]
+    finally:
+        pump.wait(store.close())
+
+
+# --- values ------------------------------------------------------------------------------------
+
+
+def test_placeholders_are_translated_for_psycopg() -> None:
+    assert _to_pyformat("a = ? AND b LIKE 'x%'") == "a = %s AND b LIKE 'x%%'"
+
+
+def test_timestamps_round_trip_as_utc() -> None:
+    local = datetime(2026, 3, 29, 3, 30, 0, 5, tzinfo=timezone(timedelta(hours=2)))
+    text = encode_timestamp(local)
+    assert text == "2026-03-29T01:30:00.000005+00:00"
+    assert decode_timestamp(text) == local
+    assert decode_timestamp(text).tzinfo is UTC
+    assert decode_timestamp(local).tzinfo is UTC
+    with pytest.raises(ValueError, match="timezone-aware"):
+        encode_timestamp(datetime(2026, 1, 1))
+    with pytest.raises(TypeError):
+        decode_timestamp(12)
+
+
+def test_a_deferred_of_a_closed_database_fails_at_once(tmp_path: Path, pump: ThreadPump) -> None:
+    database = Database.sqlite(str(tmp_path / "gw.db"), pump)
+    pump.wait(database.close())
+    d: Deferred[list[int]] = database.run_read("read", _scratch_txn)
+    assert isinstance(pump.wait_error(d), StoreUnavailableError)

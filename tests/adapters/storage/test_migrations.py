@@ -1,0 +1,89 @@
+"""Schema versions: applied forward once, a newer database refused."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from adapters.storage import LATEST_VERSION, SqlMessageStore, Transaction, open_database, open_store
+from adapters.storage.migrations import current_version_txn, load_migrations, migrate
+from gateway.store import SchemaVersionError
+from tests.adapters.storage.conftest import ThreadPump
+
+
+def _versions_txn(txn: Transaction) -> list[int]:
+    txn.execute("SELECT version FROM schema_version ORDER BY version")
+    return [int(row[0]) for row in txn.fetchall()]
+
+
+def _stamp_txn(txn: Transaction, version: int) -> None:
+    txn.execute(
+        "INSERT INTO schema_version (version, applied_at) VALUES (?, ?)",
+        (version, datetime(2030, 1, 1, tzinfo=UTC)),
+    )
+
+
+def test_every_engine_has_every_version() -> None:
+    sqlite, postgres = load_migrations("sqlite"), load_migrations("postgres")
+    assert [m.version for m in sqlite] == [m.version for m in postgres]
+    assert [m.version for m in sqlite] == list(range(1, LATEST_VERSION + 1))
+    assert all(m.statements for m in (*sqlite, *postgres))
+    with pytest.raises(ValueError, match="unknown engine"):
+        load_migrations("oracle")
+
+
+def test_a_fresh_database_gets_the_current_version(sql_url: str, pump: ThreadPump) -> None:
+    database = open_database(sql_url, pump)
+    try:
+        assert pump.wait(migrate(database)) == list(range(1, LATEST_VERSION + 1))
+        assert pump.wait(database.run_read("version", current_version_txn)) == LATEST_VERSION
+    finally:
+        pump.wait(database.close())
+
+
+def test_reopening_applies_nothing_twice(sql_url: str, pump: ThreadPump) -> None:
+    store = pump.wait(open_store(sql_url, pump))
+    pump.wait(store.close())
+    store = pump.wait(open_store(sql_url, pump))
+    try:
+        assert pump.wait(migrate(store.database)) == []
+        versions = pump.wait(store.database.run_read("versions", _versions_txn))
+        assert versions == list(range(1, LATEST_VERSION + 1))
+    finally:
+        pump.wait(store.close())
+
+
+def test_a_database_of_a_newer_gateway_is_refused(sql_url: str, pump: ThreadPump) -> None:
+    store = pump.wait(open_store(sql_url, pump))
+    newer = LATEST_VERSION + 1
+    pump.wait(store.database.run_interaction("stamp", _stamp_txn, newer))
+    pump.wait(store.close())
+    error = pump.wait_error(open_store(sql_url, pump))
+    assert isinstance(error, SchemaVersionError)
+    assert f"schema version {newer}" in str(error)
+    assert f"version {LATEST_VERSION} of this gateway" in str(error)
+    # nothing was changed: the stamp is still there for the newer gateway
+    database = open_database(sql_url, pump)
+    try:
+        versions = pump.wait(database.run_read("versions", _versions_txn))
+        assert versions == [*range(1, LATEST_VERSION + 1), newer]
+    finally:
+        pump.wait(database.close())
+
+
+def test_a_store_opens_on_a_migrated_database(sql_url: str, pump: ThreadPump) -> None:
+    store = pump.wait(open_store(sql_url, pump))
+    try:
+        assert isinstance(store, SqlMessageStore)
+        assert pump.wait(store.ping()) is None
+    finally:
+        pump.wait(store.close())
+
+
+@pytest.mark.parametrize(
+    "url", ["mysql://localhost/db", "sqlite:///", "no-scheme-at-all", "sqlite://relative.db"]
+)
+def test_unsupported_store_urls_are_refused(url: str, pump: ThreadPump) -> None:
+    with pytest.raises(ValueError, match="store URL"):
+        open_database(url, pump)

@@ -1,0 +1,136 @@
+"""HTTP plumbing for the EPD API: request limits and problem+json responses.
+
+:class:`LimitedRequest` refuses an oversized body as soon as its length is known (or, for
+chunked bodies, as soon as it passes the limit) with ``413`` — without reading the rest —
+and drops clients that take longer than a deadline to send their request (slow-loris).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.web import http, server
+
+__all__ = ["LimitedRequest", "problem", "problem_bytes"]
+
+PROBLEM_TYPE = "urn:igo-gateway:problem:"
+
+
+def problem_bytes(status: int, code: str, detail: str, **extra: Any) -> bytes:
+    body: dict[str, Any] = {
+        "type": PROBLEM_TYPE + code,
+        "title": http.RESPONSES.get(status, b"Error").decode("ascii"),
+        "status": status,
+        "code": code,
+        "detail": detail,
+    }
+    body.update(extra)
+    return json.dumps(body, ensure_ascii=False).encode("utf-8")
+
+
+def problem(request: server.Request, status: int, code: str, detail: str, **extra: Any) -> bytes:
+    """Set ``request``'s status and content type for a problem+json body and return it."""
+    request.setResponseCode(status)
+    request.setHeader(b"content-type", b"application/problem+json")
+    request.setHeader(b"cache-control", b"no-store")
+    return problem_bytes(status, code, detail, **extra)
+
+
+class LimitedRequest(server.Request):
+    """A request with a body-size limit and a deadline for receiving the whole request.
+
+    The site sets the class attributes through :func:`limited_request_factory`.
+    """
+
+    max_body: int = 20 * 1024 * 1024
+    receive_deadline: float = 30.0
+    clock: IReactorTime | None = None
+
+    def __init__(self, channel: http.HTTPChannel, *args: Any, **kwargs: Any) -> None:
+        # The body is parsed by the API itself (it needs the file name and the raw bytes),
+        # never by twisted.web into request.args.
+        super().__init__(channel, *args, parsePOSTFormSubmission=False, **kwargs)  # type: ignore[no-untyped-call]
+        self._received = 0
+        self._refused = False
+        self._deadline: IDelayedCall | None = None
+        if self.clock is not None:
+            self._deadline = self.clock.callLater(self.receive_deadline, self._too_slow)
+
+    def gotLength(self, length: int | None) -> None:
+        if length is not None and length > self.max_body:
+            self._refuse_oversized()
+            return
+        super().gotLength(length)  # type: ignore[no-untyped-call]
+
+    def handleContentChunk(self, data: bytes) -> None:
+        if self._refused:
+            return
+        self._received += len(data)
+        if self._received > self.max_body:
+            self._refuse_oversized()
+            return
+        super().handleContentChunk(data)  # type: ignore[no-untyped-call]
+
+    def requestReceived(self, command: bytes, path: bytes, version: bytes) -> None:
+        self._cancel_deadline()
+        if self._refused:
+            return
+        super().requestReceived(command, path, version)  # type: ignore[no-untyped-call]
+
+    def connectionLost(self, reason: Any) -> None:
+        self._cancel_deadline()
+        super().connectionLost(reason)  # type: ignore[no-untyped-call]
+
+    def _cancel_deadline(self) -> None:
+        if self._deadline is not None and self._deadline.active():
+            self._deadline.cancel()
+        self._deadline = None
+
+    def _write_raw_and_close(self, status: int, code: str, detail: str) -> None:
+        body = problem_bytes(status, code, detail)
+        reason = http.RESPONSES.get(status, b"Error")
+        head = (
+            b"HTTP/1.1 %d %s\r\n" % (status, reason)
+            + b"Content-Type: application/problem+json\r\n"
+            + b"Content-Length: %d\r\n" % len(body)
+            + b"Connection: close\r\n\r\n"
+        )
+        transport = self.channel.transport
+        if transport is not None:
+            transport.write(head + body)
+            transport.loseConnection()
+
+    def _refuse_oversized(self) -> None:
+        if self._refused:
+            return
+        self._refused = True
+        self.content = None
+        self._write_raw_and_close(
+            413,
+            "bericht-te-groot",
+            f"The request body is larger than the limit of {self.max_body} bytes.",
+        )
+
+    def _too_slow(self) -> None:
+        self._deadline = None
+        if self._refused:
+            return
+        self._refused = True
+        self._write_raw_and_close(
+            408,
+            "verzoek-te-traag",
+            f"The request was not received within {self.receive_deadline:g} seconds.",
+        )
+
+
+def limited_request_factory(
+    max_body: int, receive_deadline: float, clock: IReactorTime
+) -> type[LimitedRequest]:
+    """A :class:`LimitedRequest` subclass bound to these limits (for ``Site.requestFactory``)."""
+    return type(
+        "BoundLimitedRequest",
+        (LimitedRequest,),
+        {"max_body": max_body, "receive_deadline": receive_deadline, "clock": clock},
+    )

@@ -1,0 +1,324 @@
+"""Intake: a participant's upload checked, journaled and acknowledged.
+
+The service behind ``POST /berichten``. It checks who sent the file, runs the codec's
+intake checks (off the reactor thread), and stores the upload together with whatever
+answers it at once — a technical-rejection retour for a file that fails the checks — in
+one transaction. The receipt is returned only after that transaction is durable.
+
+Rules:
+
+* the sender named in the metadata, and one of the zorgverlener / praktijk / instelling
+  codes in the file's 01 record, must be the authenticated participant (else
+  :class:`IntakeRefusedError`, status 403, and nothing is stored);
+* the same bytes from the same participant again return the first receipt;
+* a file reusing a factuurnummer the payee used before is rejected with 0030;
+* a file that fails the checks is still journaled, with status "afgekeurd", and a
+  technical-rejection retour (0001 plus the finding's code, only 01 and 99 records) waits
+  in the sender's queue.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from gateway.ei import (
+    Finding,
+    Layout,
+    LayoutRegistry,
+    ValidationResult,
+    build_technical_rejection,
+    describe,
+    validate_bytes,
+)
+from gateway.store import (
+    Direction,
+    MessageStatus,
+    MessageStore,
+    NewMessage,
+    NewStatus,
+)
+
+__all__ = [
+    "BerichtMetadata",
+    "Intake",
+    "IntakeRefusedError",
+    "Party",
+    "Receipt",
+    "Upload",
+]
+
+T = TypeVar("T")
+RunInThread = Callable[[Callable[[], T]], Awaitable[T]]
+
+# The retour standard a participant gets a technical rejection in when its file is so
+# broken that its own standard cannot be read from it.
+DEFAULT_RETOUR_BY_DISCIPLINE = {
+    "hospital": "ZH309",
+    "kraamzorg": "KZ302",
+    "midwifery": "VK302",
+}
+MAX_FINDINGS_KEPT = 50
+_HEADER_CODES = ("zorgverlener_code", "praktijk_code", "instelling_code")
+
+
+class Party(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    rol: str = Field(min_length=1, max_length=40)
+    code: str = Field(min_length=1, max_length=20)
+
+
+class MessageFlow(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: str = Field(min_length=1, max_length=20)
+    versie: str | None = Field(default=None, max_length=10)
+
+
+class BerichtMetadata(BaseModel):
+    """The ``berichtMetadata`` part of an upload (VECOZO style)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    afzender: Party
+    geadresseerden: list[Party] = Field(default_factory=list, max_length=10)
+    berichtStroom: MessageFlow | None = None
+    referentieId: str | None = Field(default=None, max_length=100)
+    conversatieId: str | None = Field(default=None, max_length=100)
+
+
+class IntakeRefusedError(Exception):
+    """The upload is refused outright and nothing was stored."""
+
+    def __init__(self, status: int, code: str, detail: str) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.code = code
+        self.detail = detail
+
+
+@dataclass(frozen=True, slots=True)
+class Upload:
+    participant: str  # the authenticated participant's AGB code
+    discipline: str
+    metadata: BerichtMetadata
+    payload: bytes
+    filename: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    traceer_id: str
+    conversatie_id: str
+    created: bool
+    status: MessageStatus
+    code: str | None
+    findings: tuple[Finding, ...] = ()
+
+
+class Intake:
+    def __init__(
+        self,
+        store: MessageStore,
+        registry: LayoutRegistry,
+        *,
+        clock: Callable[[], datetime],
+        run_in_thread: Callable[[Callable[[], ValidationResult]], Awaitable[ValidationResult]],
+        new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
+        default_retour: Mapping[str, str] = DEFAULT_RETOUR_BY_DISCIPLINE,
+    ) -> None:
+        self._store = store
+        self._registry = registry
+        self._clock = clock
+        self._run_in_thread = run_in_thread
+        self._new_id = new_id
+        self._default_retour = default_retour
+
+    async def receive(self, upload: Upload) -> Receipt:
+        if upload.metadata.afzender.code != upload.participant:
+            raise IntakeRefusedError(
+                403,
+                "afzender-onjuist",
+                "The sender in berichtMetadata is not the participant of the client certificate.",
+            )
+        payload = upload.payload
+        result = await self._run_in_thread(
+            lambda: validate_bytes(self._registry, payload, max_findings=MAX_FINDINGS_KEPT)
+        )
+        self._check_sender_in_file(upload, result)
+        now = self._clock()
+        traceer_id = self._new_id()
+        conversatie_id = upload.metadata.conversatieId or self._new_id()
+        sha256 = hashlib.sha256(payload).hexdigest()
+        header = result.header
+        invoice = header.text("invoice_number") if header and result.valid else None
+        payee = self._payee(result) if invoice else None
+        findings = tuple(result.findings)
+        code = findings[0].retourcode if findings else None
+        message = NewMessage(
+            traceer_id=traceer_id,
+            conversatie_id=conversatie_id,
+            direction=Direction.FROM_PARTICIPANT,
+            party=upload.participant,
+            payload=payload,
+            sha256=sha256,
+            created_at=now,
+            status=self._first_status(code, findings),
+            idempotency_key=f"upload:{upload.participant}:{sha256}",
+            filename=upload.filename,
+            standard=result.layout.standard if result.layout else None,
+            invoice_number=invoice or None,
+            payee=payee,
+            reference_id=upload.metadata.referentieId,
+            metadata=upload.metadata.model_dump(exclude_none=True),
+        )
+        replies = [] if code is None else [self._rejection(message, upload, result, code, now)]
+        stored = await self._store.record_upload(message, replies)
+        if stored.invoice_conflict is not None:
+            code = "0030"
+            findings = (
+                Finding(
+                    record=1,
+                    kind="01",
+                    retourcode=code,
+                    message="factuurnummer declarant was used before by the same payee",
+                    field="0116",
+                    field_name="factuurnummer declarant",
+                ),
+            )
+            message = replace(
+                message,
+                status=self._first_status(code, findings),
+                invoice_number=None,
+                payee=None,
+            )
+            rejection = self._rejection(message, upload, result, code, now)
+            stored = await self._store.record_upload(message, [rejection])
+        found = stored.message
+        if found is None:  # pragma: no cover - the store guarantees a message here
+            raise RuntimeError("the store returned no message for an upload")
+        if not stored.created:
+            return Receipt(
+                traceer_id=found.traceer_id,
+                conversatie_id=found.conversatie_id,
+                created=False,
+                status=found.status,
+                code=None,
+            )
+        return Receipt(
+            traceer_id=found.traceer_id,
+            conversatie_id=found.conversatie_id,
+            created=True,
+            status=found.status,
+            code=code,
+            findings=findings,
+        )
+
+    # --- helpers -------------------------------------------------------------------------
+
+    @staticmethod
+    def _first_status(code: str | None, findings: tuple[Finding, ...]) -> NewStatus:
+        if code is None:
+            return NewStatus(MessageStatus.RECEIVED, None, "Bestand ontvangen en goedgekeurd.")
+        first = findings[0]
+        where = f" (record {first.record}, veld {first.field})" if first.field else ""
+        return NewStatus(
+            MessageStatus.REJECTED,
+            code,
+            f"Bestand technisch afgekeurd: {describe(code)}{where}",
+        )
+
+    def _check_sender_in_file(self, upload: Upload, result: ValidationResult) -> None:
+        header = result.header
+        if header is None:
+            return  # unreadable: rejected technically, still journaled for the sender
+        codes = {
+            header.raw_field(n).decode("latin-1") for n in _HEADER_CODES if header.layout.has(n)
+        }
+        if upload.participant not in codes:
+            raise IntakeRefusedError(
+                403,
+                "declarant-onjuist",
+                "None of the zorgverlener, praktijk and instelling codes in the file's 01 "
+                "record is the participant of the client certificate.",
+            )
+
+    @staticmethod
+    def _payee(result: ValidationResult) -> str | None:
+        header = result.header
+        if header is None:
+            return None
+        by_indicator = {"02": "zorgverlener_code", "03": "praktijk_code", "04": "instelling_code"}
+        name = by_indicator.get(header.text("payee"))
+        if name is None:
+            return None
+        return header.text(name)
+
+    def _retour_layout(self, upload: Upload, result: ValidationResult) -> Layout:
+        if result.layout is not None and result.layout.kind == "declaration":
+            return self._registry.retour_of(result.layout)
+        standard = self._default_retour.get(upload.discipline, "KZ302")
+        return self._registry.by_standard(standard)
+
+    def _rejection(
+        self,
+        upload_message: NewMessage,
+        upload: Upload,
+        result: ValidationResult,
+        code: str,
+        now: datetime,
+    ) -> NewMessage:
+        retour = self._retour_layout(upload, result)
+        header = result.header
+        usable_header = (
+            header if header is not None and len(header.raw) == _decl_length(retour) else None
+        )
+        payload = build_technical_rejection(
+            retour,
+            "0001",
+            extra_codes=(code,) if code != "0001" else (),
+            header=usable_header,
+            insurer_reference=upload_message.traceer_id[:24],
+            retour_date=now.date(),
+            header_values=_fallback_header(upload.participant, now),
+        )
+        return NewMessage(
+            traceer_id=self._new_id(),
+            conversatie_id=upload_message.conversatie_id,
+            direction=Direction.TO_PARTICIPANT,
+            party=upload.participant,
+            payload=payload,
+            sha256=hashlib.sha256(payload).hexdigest(),
+            created_at=now,
+            status=NewStatus(MessageStatus.DELIVERED, code, "Technische afkeuring klaargezet."),
+            idempotency_key=f"rejection:{upload_message.idempotency_key}:{code}",
+            filename=f"{retour.standard}-afkeur-{upload_message.traceer_id}.asc",
+            standard=retour.standard,
+            reply_to=upload_message.traceer_id,
+        )
+
+
+def _decl_length(retour: Layout) -> int:
+    return retour.record("01").field("insurer_reference").start - 1
+
+
+def _fallback_header(participant: str, now: datetime) -> dict[str, Any]:
+    """01 values for a rejection of a file whose own 01 could not be read."""
+    today = now.date()
+    return {
+        "message_kind": "P",
+        "praktijk_code": participant,
+        "payee": "03",
+        "period_begin": today,
+        "period_end": today,
+        "invoice_number": "ONBEKEND",
+        "invoice_date": today,
+        "currency": "EUR",
+    }

@@ -1,0 +1,306 @@
+"""The EPD API driven in memory (treq's StubTreq), as an EPD would use it."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from itertools import count
+from typing import Any
+
+import pytest
+from treq.testing import StubTreq
+from twisted.internet import defer
+from twisted.web import server
+
+from adapters.epd_api.resource import Caller, EpdApi
+from adapters.storage.memory import MemoryMessageStore
+from gateway.ei import LayoutRegistry, load_layouts, validate_bytes
+from gateway.intake import Intake
+from gateway.store import StoreUnavailableError
+from tests.factories import kz301
+
+MIDWIFE = Caller("02001234", "midwifery")
+KRAAM = Caller("33001234", "kraamzorg")
+OTHER_KRAAM = Caller("33005678", "kraamzorg")
+NOW = datetime(2026, 2, 3, 9, 30, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def registry() -> LayoutRegistry:
+    return load_layouts()
+
+
+def multipart(
+    fields: dict[str, str], files: dict[str, tuple[str, bytes] | tuple[str, bytes, str]]
+) -> tuple[bytes, str]:
+    """A multipart/form-data body, as an EPD's HTTP client sends it."""
+    boundary = "gateway-test-boundary-7f3a"
+    parts: list[bytes] = []
+    for name, value in fields.items():
+        parts.append(
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n'
+            f"Content-Type: application/json\r\n\r\n".encode()
+            + value.encode()
+            + b"\r\n"
+        )
+    for name, spec in files.items():
+        filename, content = spec[0], spec[1]
+        kind = spec[2] if len(spec) > 2 else "application/octet-stream"
+        parts.append(
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; '
+            f'filename="{filename}"\r\nContent-Type: {kind}\r\n\r\n'.encode()
+            + content
+            + b"\r\n"
+        )
+    parts.append(f"--{boundary}--\r\n".encode())
+    return b"".join(parts), f"multipart/form-data; boundary={boundary}"
+
+
+class Api:
+    """An API over a memory store; the caller is chosen per request with a test header
+    (the real server takes it from the verified client certificate)."""
+
+    def __init__(self, registry: LayoutRegistry) -> None:
+        self.store = MemoryMessageStore()
+        ids = count(1)
+        self.intake = Intake(
+            self.store,
+            registry,
+            clock=lambda: NOW,
+            run_in_thread=lambda f: defer.succeed(f()),
+            new_id=lambda: f"id-{next(ids):04d}",
+        )
+        callers = {c.agb: c for c in (MIDWIFE, KRAAM, OTHER_KRAAM)}
+
+        def authenticate(request: server.Request) -> Caller | None:
+            agb = request.getHeader(b"x-test-caller")
+            return callers.get(agb.decode()) if agb else None
+
+        self.resource = EpdApi(self.intake, self.store, authenticate, clock=lambda: NOW)
+        self.treq: Any = StubTreq(self.resource)
+
+    def call(
+        self, method: str, path: str, caller: Caller | None, **kwargs: Any
+    ) -> tuple[int, dict[str, str], bytes]:
+        headers = kwargs.pop("headers", {})
+        if "files" in kwargs:
+            body, content_type = multipart(kwargs.pop("data", {}), kwargs.pop("files"))
+            kwargs["data"] = body
+            headers["content-type"] = content_type
+        if caller is not None:
+            headers["x-test-caller"] = caller.agb
+        d = self.treq.request(method, "https://gateway.test" + path, headers=headers, **kwargs)
+        self.treq.flush()
+        response = self._result(d)
+        body_d = response.content()
+        self.treq.flush()
+        body = self._result(body_d)
+        hdrs = {k.decode().lower(): v[0].decode() for k, v in response.headers.getAllRawHeaders()}
+        return response.code, hdrs, body
+
+    @staticmethod
+    def _result(d: defer.Deferred[Any]) -> Any:
+        results: list[Any] = []
+        d.addBoth(results.append)
+        assert results, "the request did not complete"
+        if hasattr(results[0], "raiseException"):
+            results[0].raiseException()
+        return results[0]
+
+    def upload(
+        self, caller: Caller, payload: bytes, *, sender: str | None = None, **meta: Any
+    ) -> tuple[int, dict[str, Any]]:
+        metadata = {"afzender": {"rol": "ZORGAANBIEDER", "code": sender or caller.agb}, **meta}
+        status, _, body = self.call(
+            "POST",
+            "/berichten",
+            caller,
+            data={"berichtMetadata": json.dumps(metadata)},
+            files={"payload": ("declaratie.asc", payload, "application/octet-stream")},
+        )
+        return status, json.loads(body)
+
+
+@pytest.fixture
+def api(registry: LayoutRegistry) -> Api:
+    return Api(registry)
+
+
+def test_valid_upload_is_acknowledged_and_its_status_visible(
+    api: Api, registry: LayoutRegistry
+) -> None:
+    status, receipt = api.upload(KRAAM, kz301(registry, agb=KRAAM.agb))
+    assert status == 202
+    assert receipt["status"] == "ontvangen"
+    assert receipt["nieuw"] is True
+    code, _, body = api.call("GET", f"/berichtstatussen?traceerId={receipt['traceerId']}", KRAAM)
+    assert code == 200
+    statuses = json.loads(body)["statussen"]
+    assert [s["status"] for s in statuses] == ["ontvangen"]
+    # nothing waits for the sender yet: a valid file is answered later, by the insurer
+    code, _, body = api.call("GET", "/berichten", KRAAM)
+    assert json.loads(body) == {"berichten": []}
+
+
+def test_same_bytes_again_return_the_same_traceer_id(api: Api, registry: LayoutRegistry) -> None:
+    data = kz301(registry, agb=KRAAM.agb)
+    first_status, first = api.upload(KRAAM, data)
+    again_status, again = api.upload(KRAAM, data)
+    assert (first_status, again_status) == (202, 200)
+    assert again["traceerId"] == first["traceerId"]
+    assert again["nieuw"] is False
+
+
+def test_invalid_file_gets_a_technical_rejection_in_the_senders_queue(
+    api: Api, registry: LayoutRegistry
+) -> None:
+    broken = kz301(registry, agb=KRAAM.agb).replace(b"\r\n", b"\n", 1)
+    status, receipt = api.upload(KRAAM, broken)
+    assert status == 202
+    assert receipt["status"] == "afgekeurd"
+    assert receipt["code"] == "8095"
+    code, _, body = api.call("GET", "/berichten", KRAAM)
+    waiting = json.loads(body)["berichten"]
+    assert len(waiting) == 1
+    assert waiting[0]["alsAntwoordOp"] == receipt["traceerId"]
+    assert waiting[0]["berichtType"] == "KZ302"
+    code, headers, payload = api.call("GET", f"/berichten/{waiting[0]['traceerId']}/payload", KRAAM)
+    assert code == 200
+    result = validate_bytes(registry, payload)
+    assert result.valid, result.findings
+    assert result.layout is not None
+    assert result.layout.standard == "KZ302"
+    records = payload.split(b"\r\n")[:-1]
+    assert [r[:2] for r in records] == [b"01", b"99"]
+    header = records[0]
+    assert header[342:350] == b"00018095"  # retourcodes 1 and 2 of the 01 tail
+    assert headers["x-checksum-sha256"] == waiting[0]["checksum"]["waarde"]
+
+
+def test_unknown_standard_is_rejected_with_0010(api: Api, registry: LayoutRegistry) -> None:
+    data = bytearray(kz301(registry, agb=KRAAM.agb))
+    data[2:5] = b"999"
+    status, receipt = api.upload(KRAAM, bytes(data))
+    assert status == 202
+    assert receipt["code"] == "0010"
+
+
+def test_confirming_removes_a_retour_from_the_queue(api: Api, registry: LayoutRegistry) -> None:
+    api.upload(KRAAM, b"not an EI file")
+    _, _, body = api.call("GET", "/berichten", KRAAM)
+    (waiting,) = json.loads(body)["berichten"]
+    code, _, _ = api.call("DELETE", f"/berichten/{waiting['traceerId']}", KRAAM)
+    assert code == 204
+    _, _, body = api.call("GET", "/berichten", KRAAM)
+    assert json.loads(body)["berichten"] == []
+    code, _, body = api.call("POST", "/berichten/zoeken", KRAAM, json={"inclusiefBevestigd": True})
+    assert code == 200
+    assert [m["traceerId"] for m in json.loads(body)["berichten"]] == [waiting["traceerId"]]
+
+
+def test_reused_invoice_number_is_rejected_with_0030(api: Api, registry: LayoutRegistry) -> None:
+    api.upload(KRAAM, kz301(registry, agb=KRAAM.agb, invoice="F-1", lines=1))
+    status, receipt = api.upload(KRAAM, kz301(registry, agb=KRAAM.agb, invoice="F-1", lines=2))
+    assert status == 202
+    assert receipt["status"] == "afgekeurd"
+    assert receipt["code"] == "0030"
+    # another payee may use the same number
+    status, receipt = api.upload(OTHER_KRAAM, kz301(registry, agb=OTHER_KRAAM.agb, invoice="F-1"))
+    assert receipt["status"] == "ontvangen"
+
+
+def test_sender_mismatch_is_refused_and_nothing_is_stored(
+    api: Api, registry: LayoutRegistry
+) -> None:
+    status, body = api.upload(KRAAM, kz301(registry, agb=KRAAM.agb), sender=OTHER_KRAAM.agb)
+    assert status == 403
+    assert body["code"] == "afzender-onjuist"
+    # a file declaring under another participant's code
+    status, body = api.upload(KRAAM, kz301(registry, agb=OTHER_KRAAM.agb))
+    assert status == 403
+    assert body["code"] == "declarant-onjuist"
+    assert api.store.message_count() == 0
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "code"),
+    [
+        ({"data": b"plain text", "headers": {"content-type": "text/plain"}}, "geen-multipart"),
+        (
+            {"data": {"berichtMetadata": "{not json"}, "files": {"payload": ("a", b"x")}},
+            "metadata-ongeldig",
+        ),
+        (
+            {"data": {"berichtMetadata": "{}"}, "files": {"payload": ("a", b"x")}},
+            "metadata-ongeldig",
+        ),
+        (
+            {"data": {"berichtMetadata": '{"afzender": {"rol": "Z", "code": "1"}}'}, "files": {}},
+            "onderdeel-ontbreekt",
+        ),
+        (
+            {
+                "data": b"--x\r\nbroken",
+                "headers": {"content-type": "multipart/form-data; boundary=x"},
+            },
+            "multipart-ongeldig",
+        ),
+    ],
+)
+def test_malformed_uploads_get_400_problem_json(
+    api: Api, kwargs: dict[str, Any], code: str
+) -> None:
+    status, headers, body = api.call("POST", "/berichten", KRAAM, **kwargs)
+    assert status == 400
+    assert headers["content-type"] == "application/problem+json"
+    assert json.loads(body)["code"] == code
+
+
+def test_another_participants_message_answers_404_everywhere(
+    api: Api, registry: LayoutRegistry
+) -> None:
+    _, receipt = api.upload(KRAAM, b"broken")
+    _, _, body = api.call("GET", "/berichten", KRAAM)
+    (retour,) = json.loads(body)["berichten"]
+    for method, path in [
+        ("GET", f"/berichten/{receipt['traceerId']}"),
+        ("GET", f"/berichten/{retour['traceerId']}/payload"),
+        ("DELETE", f"/berichten/{retour['traceerId']}"),
+        ("GET", f"/berichtstatussen?traceerId={receipt['traceerId']}"),
+        ("GET", f"/berichtstatussen?conversatieId={receipt['conversatieId']}"),
+        ("GET", "/berichten/does-not-exist"),
+    ]:
+        status, _, _ = api.call(method, path, OTHER_KRAAM)
+        assert status == 404, (method, path)
+    _, _, body = api.call("GET", "/berichten", OTHER_KRAAM)
+    assert json.loads(body)["berichten"] == []
+
+
+def test_unknown_certificate_gets_403(api: Api) -> None:
+    status, _headers, body = api.call("GET", "/berichten", None)
+    assert status == 403
+    assert json.loads(body)["code"] == "certificaat-onbekend"
+
+
+def test_store_outage_answers_503_and_stores_nothing(
+    api: Api, registry: LayoutRegistry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def down(*args: Any, **kwargs: Any) -> Any:
+        return defer.fail(StoreUnavailableError("disk full"))
+
+    monkeypatch.setattr(api.store, "record_upload", down)
+    status, body = api.upload(KRAAM, kz301(registry, agb=KRAAM.agb))
+    assert status == 503
+    assert body["code"] == "tijdelijk-niet-beschikbaar"
+    assert api.store.message_count() == 0
+
+
+def test_conversation_statuses_cover_upload_and_rejection(
+    api: Api, registry: LayoutRegistry
+) -> None:
+    _, receipt = api.upload(KRAAM, b"broken", conversatieId="conv-1")
+    assert receipt["conversatieId"] == "conv-1"
+    status, _, body = api.call("GET", "/berichtstatussen?conversatieId=conv-1", KRAAM)
+    assert status == 200
+    kinds = [s["status"] for s in json.loads(body)["statussen"]]
+    assert "afgekeurd" in kinds

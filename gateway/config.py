@@ -80,7 +80,7 @@ __all__ = [
 
 JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 DEFAULT_DATA_DIR = "data"
-DEFAULT_MAX_UPLOAD_BYTES = 20 * 1024 * 1024  # VECOZO's own limit per message
+DEFAULT_MAX_UPLOAD_BYTES = 50 * 1024 * 1024
 IGO_ZORGVERLENERSOORT = "53"  # integrale geboortezorg
 
 _AGB = re.compile(r"\d{8}")
@@ -290,12 +290,19 @@ class EpdApiConfig(_Section):
     max_upload_bytes: int = Field(
         default=DEFAULT_MAX_UPLOAD_BYTES,
         ge=1,
-        description="Largest accepted upload, in bytes (VECOZO's limit: 20 MiB).",
+        description="Largest accepted request body, in bytes; a larger upload is refused "
+        "with 413 before it is read.",
     )
     idle_timeout_seconds: float = Field(
         default=30,
         gt=0,
         description="A connection that sends nothing for this long is closed (slow clients).",
+    )
+    request_deadline_seconds: float = Field(
+        default=300,
+        gt=0,
+        description="A request not received whole within this time is answered 408 and the "
+        "connection closed (slow-loris clients that trickle bytes).",
     )
 
 

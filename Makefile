@@ -32,7 +32,7 @@ fixtures: $(STAMP)
 	$(PY) fixtures/generate.py
 
 bench: $(STAMP)
-	$(PY) bench/codec.py
+	$(PY) -m tests.benchmarks.codec
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis

@@ -7,13 +7,13 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
-from gateway.cli import codec, config, pki
+from gateway.cli import codec, config, pki, serve
 
 __all__ = ["main"]
 
 Handler = Callable[[argparse.Namespace], int]
 
-_MODULES = (codec, config, pki)
+_MODULES = (codec, config, pki, serve)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,147 @@
+"""The composition root: reads nothing itself, wires a checked config into a running gateway.
+
+:func:`start` opens the store (applying migrations, refusing a newer database), loads the
+EI layouts, builds the intake and the EPD API, and listens with mutual TLS. It returns a
+:class:`RunningGateway` whose :meth:`~RunningGateway.stop` stops accepting connections,
+lets requests in progress finish their database work, and closes the store.
+
+Log lines name routes, status codes, sizes and ids, never the content of a file or any
+client data (BSNs, names, amounts).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IListeningPort
+from twisted.internet.threads import deferToThreadPool
+from twisted.logger import Logger
+from twisted.web import server
+
+from adapters.epd_api.http import limited_request_factory
+from adapters.epd_api.resource import Caller, EpdApi
+from adapters.storage import open_store
+from adapters.tls import Identities, client_identity, server_context_factory
+from gateway.config import GatewayConfig
+from gateway.ei import LayoutRegistry, load_layouts
+from gateway.intake import Intake
+from gateway.store import MessageStore
+
+__all__ = ["RunningGateway", "access_log_line", "start"]
+
+log = Logger()
+T = TypeVar("T")
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def access_log_line(timestamp: str, request: server.Request) -> str:
+    """One access-log line: method, route shape, status and size — no query string, no
+    traceerIds in full, no client data."""
+    path = (request.path or b"").decode("ascii", "replace")
+    parts = [p for p in path.split("/") if p]
+    if len(parts) >= 2 and parts[0] == "berichten" and parts[1] != "zoeken":
+        parts[1] = "{traceerId}"
+    route = "/" + "/".join(parts)
+    method = (request.method or b"-").decode("ascii", "replace")
+    length = request.sentLength
+    return f"{timestamp} {method} {route} {request.code} {length}"
+
+
+@dataclass
+class RunningGateway:
+    config: GatewayConfig
+    store: MessageStore
+    registry: LayoutRegistry
+    epd_port: IListeningPort
+    _stopping: Deferred[None] | None = None
+
+    @property
+    def epd_address(self) -> tuple[str, int]:
+        address = self.epd_port.getHost()
+        return str(address.host), int(address.port)
+
+    def stop(self) -> Deferred[None]:
+        """Stop listening, then close the store. Idempotent."""
+        if self._stopping is None:
+            self._stopping = Deferred.fromCoroutine(self._stop())
+        return self._stopping
+
+    async def _stop(self) -> None:
+        log.info("stopping: no new connections")
+        await self.epd_port.stopListening()
+        await self.store.close()
+        log.info("stopped; the store is closed")
+
+
+def _make_data_dirs(config: GatewayConfig) -> None:
+    """The data directory, and the embedded database's directory, owner-only."""
+    config.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    url = config.store.url
+    if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+
+
+async def start(config: GatewayConfig, reactor: Any) -> RunningGateway:
+    """Open the store and start serving ``config``. Raises
+    :class:`~gateway.store.SchemaVersionError`, :class:`~gateway.store.StoreUnavailableError`,
+    :class:`~adapters.tls.TLSSetupError`, :class:`~gateway.ei.LayoutError` or
+    :class:`twisted.internet.error.CannotListenError` when it cannot."""
+    registry = load_layouts()
+    api_config = config.epd_api
+    tls_files = api_config.tls
+    context_factory = server_context_factory(
+        tls_files.cert, tls_files.key, tls_files.trust, tls_files.crl
+    )
+    identities = Identities.from_config(config)
+    _make_data_dirs(config)
+    store = await open_store(config.store.url, reactor)
+    try:
+        pool = reactor.getThreadPool()
+
+        def run_in_thread(f: Callable[[], T]) -> Deferred[T]:
+            return deferToThreadPool(reactor, pool, f)
+
+        intake = Intake(store, registry, clock=_now, run_in_thread=run_in_thread)
+
+        def authenticate(request: server.Request) -> Caller | None:
+            participant = identities.identify(request)
+            if participant is None:
+                peer = client_identity(request)
+                log.warn(
+                    "refused a verified client certificate that belongs to no participant "
+                    "(sha256 {fingerprint})",
+                    fingerprint=peer.fingerprint_sha256 if peer else "-",
+                )
+                return None
+            return Caller(participant.agb, participant.discipline.value)
+
+        api = EpdApi(intake, store, authenticate, _now)
+        site = server.Site(api, logFormatter=access_log_line, reactor=reactor)
+        site.requestFactory = limited_request_factory(
+            api_config.max_upload_bytes, api_config.request_deadline_seconds, reactor
+        )
+        site.timeOut = api_config.idle_timeout_seconds
+        site.displayTracebacks = False
+        port = reactor.listenSSL(
+            api_config.port, site, context_factory, interface=api_config.host
+        )
+    except BaseException:
+        await store.close()
+        raise
+    gateway = RunningGateway(config, store, registry, port)
+    host, number = gateway.epd_address
+    log.info(
+        "EPD API listening on https://{host}:{port} ({participants} participants)",
+        host=host,
+        port=number,
+        participants=len(config.participants),
+    )
+    return gateway

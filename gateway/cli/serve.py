@@ -1,0 +1,220 @@
+"""``igo-gateway serve`` (the long-running gateway) and ``igo-gateway demo`` (the same, set up
+in a directory of its own with development certificates and the embedded SQLite store)."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from twisted.internet.defer import Deferred
+from twisted.internet.error import CannotListenError
+from twisted.logger import (
+    FilteringLogObserver,
+    Logger,
+    LogLevel,
+    LogLevelFilterPredicate,
+    globalLogBeginner,
+    textFileLogObserver,
+)
+from twisted.python.failure import Failure
+
+from gateway.config import ConfigError, GatewayConfig, load_config
+from gateway.ei import LayoutError
+from gateway.pki import CA_CERT, Party, PkiError, init_pki
+from gateway.store import SchemaVersionError, StoreUnavailableError
+
+__all__ = ["DEMO_PARTICIPANTS", "register", "run", "write_demo"]
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+log = Logger()
+
+DEMO_IGO = Party("53001234", "Geboortezorg Voorbeeldstad (demo)", "igo")
+# (AGB, name, discipline, variant): the declarants of the files in fixtures/messages.
+DEMO_PARTICIPANTS = (
+    ("02001234", "Verloskundigenpraktijk De Wieg (demo)", "midwifery", "A"),
+    ("33001234", "Kraamzorg Het Nest (demo)", "kraamzorg", "A"),
+    ("06001234", "Ziekenhuis Voorbeeldstad, verloskunde (demo)", "hospital", "A"),
+)
+DEMO_CONFIG = "gateway.toml"
+DEMO_PKI = "pki"
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser(
+        "serve",
+        help="run the gateway",
+        description="Run the gateway with the given config file until stopped (SIGINT or "
+        "SIGTERM). Exit status: 0 after a clean stop, 1 when it cannot start (store, "
+        "certificates, port), 2 for an invalid config file.",
+    )
+    p.add_argument("--config", type=Path, required=True, metavar="FILE")
+    p.set_defaults(handler=_serve)
+
+    p = sub.add_parser(
+        "demo",
+        help="run the gateway on SQLite with development certificates, ready to try",
+        description="Create DIR (once) with a development PKI, a config file for a demo IGO "
+        "and the three participants whose files are in fixtures/messages, print how to "
+        "upload with curl, and serve on the embedded SQLite store until stopped.",
+    )
+    p.add_argument("--dir", type=Path, default=Path("demo-gateway"), metavar="DIR")
+    p.add_argument("--port", type=int, default=8443, help="port of the EPD API (default 8443)")
+    p.set_defaults(handler=_demo)
+
+
+# --- serve ----------------------------------------------------------------------------------
+
+
+def _serve(args: argparse.Namespace) -> int:
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(f"igo-gateway serve: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    return run(config)
+
+
+def run(config: GatewayConfig, on_started: Callable[[Any], None] | None = None) -> int:
+    """Serve ``config`` on the global reactor until it stops; the exit status."""
+    from twisted.internet import reactor
+
+    from gateway.app import RunningGateway, start
+
+    _begin_logging()
+    outcome = {"status": EXIT_OK}
+
+    def cannot_start(failure: Failure) -> None:
+        known = (
+            ConfigError,
+            SchemaVersionError,
+            StoreUnavailableError,
+            LayoutError,
+            CannotListenError,
+        )
+        if failure.check(*known):
+            log.critical("cannot start: {reason}", reason=str(failure.value))
+        else:
+            log.failure("cannot start", failure)
+        outcome["status"] = EXIT_FAILED
+        reactor.stop()  # type: ignore[attr-defined]
+
+    def started(gateway: RunningGateway) -> None:
+        reactor.addSystemEventTrigger(  # type: ignore[attr-defined]
+            "before", "shutdown", gateway.stop
+        )
+        if on_started is not None:
+            on_started(gateway)
+
+    def begin() -> None:
+        d = Deferred.fromCoroutine(start(config, reactor))
+        d.addCallbacks(started, cannot_start)
+
+    reactor.callWhenRunning(begin)  # type: ignore[attr-defined]
+    reactor.run()  # type: ignore[attr-defined]
+    return outcome["status"]
+
+
+def _begin_logging() -> None:
+    observer = FilteringLogObserver(
+        textFileLogObserver(sys.stderr),
+        [LogLevelFilterPredicate(defaultLogLevel=LogLevel.info)],
+    )
+    globalLogBeginner.beginLoggingTo([observer], redirectStandardIO=False)
+
+
+# --- demo -----------------------------------------------------------------------------------
+
+
+def write_demo(directory: Path, port: int) -> Path:
+    """Create ``directory`` with a development PKI and a config file, unless it has them;
+    the config file's path. The config's port is rewritten to ``port`` on every call."""
+    directory.mkdir(parents=True, exist_ok=True)
+    pki_dir = directory / DEMO_PKI
+    if not (pki_dir / CA_CERT).exists():
+        parties = [DEMO_IGO] + [Party(agb, name) for agb, name, _, _ in DEMO_PARTICIPANTS]
+        init_pki(pki_dir, parties, now=datetime.now(UTC))
+    index = _client_fingerprints(pki_dir)
+    lines = [
+        "# Demo configuration, written by `igo-gateway demo`. DEVELOPMENT ONLY: the",
+        "# certificates in pki/ come from a self-signed development CA.",
+        'data_dir = "data"',
+        "",
+        "[igo]",
+        f'name = "{DEMO_IGO.name}"',
+        f'agb = "{DEMO_IGO.agb}"',
+        "",
+        "[epd_api]",
+        'host = "127.0.0.1"',
+        f"port = {port}",
+        "",
+        "[epd_api.tls]",
+        f'cert = "{DEMO_PKI}/server.pem"',
+        f'key = "{DEMO_PKI}/server.key"',
+        f'trust = "{DEMO_PKI}/{CA_CERT}"',
+    ]
+    for agb, name, discipline, variant in DEMO_PARTICIPANTS:
+        lines += [
+            "",
+            "[[participants]]",
+            f'agb = "{agb}"',
+            f'name = "{name}"',
+            f'discipline = "{discipline}"',
+            f'variant = "{variant}"',
+            f'certificates = ["{index[agb]}"]',
+        ]
+    path = directory / DEMO_CONFIG
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def _client_fingerprints(pki_dir: Path) -> dict[str, str]:
+    import json
+
+    data = json.loads((pki_dir / "index.json").read_text(encoding="utf-8"))
+    return {c["agb"]: c["fingerprint_sha256"] for c in data["clients"]}
+
+
+def demo_instructions(directory: Path, port: int) -> str:
+    pki = shlex.quote(str(directory / DEMO_PKI))
+    base = f"https://localhost:{port}"
+    tls = (
+        f"--cacert {pki}/{CA_CERT} --cert {pki}/participant-33001234.pem "
+        f"--key {pki}/participant-33001234.key"
+    )
+    meta = '{"afzender":{"rol":"zorgaanbieder","code":"33001234"}}'
+    return "\n".join(
+        [
+            f"Demo gateway in {directory}: config {directory / DEMO_CONFIG}, SQLite store in "
+            f"{directory / 'data'}.",
+            "Try it from another terminal, as the kraamzorg organisation 33001234:",
+            "",
+            f"  curl {tls} \\",
+            f"       -F 'berichtMetadata={meta};type=application/json' \\",
+            "       -F payload=@fixtures/messages/<a KZ301 file of 33001234> \\",
+            f"       {base}/berichten",
+            f"  curl {tls} '{base}/berichtstatussen?traceerId=<traceerId from the answer>'",
+            f"  curl {tls} {base}/berichten",
+            f"  curl {tls} {base}/berichten/<traceerId>/payload",
+            "",
+            "Stop with Ctrl-C.",
+        ]
+    )
+
+
+def _demo(args: argparse.Namespace) -> int:
+    if not 0 < args.port < 65536:
+        print("igo-gateway demo: --port must be 1-65535", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        path = write_demo(args.dir, args.port)
+        config = load_config(path)
+    except (PkiError, ConfigError, OSError) as exc:
+        print(f"igo-gateway demo: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    print(demo_instructions(args.dir, args.port), flush=True)
+    return run(config)

@@ -24,7 +24,7 @@ from twisted.logger import Logger
 from twisted.web import server
 
 from adapters.epd_api.http import limited_request_factory
-from adapters.epd_api.resource import Caller, EpdApi
+from adapters.epd_api.resource import Caller, EpdApi, route_name
 from adapters.storage import open_store
 from adapters.tls import Identities, client_identity, server_context_factory
 from gateway.config import GatewayConfig
@@ -43,13 +43,9 @@ def _now() -> datetime:
 
 
 def access_log_line(timestamp: str, request: server.Request) -> str:
-    """One access-log line: method, route shape, status and size — no query string, no
-    traceerIds in full, no client data."""
-    path = (request.path or b"").decode("ascii", "replace")
-    parts = [p for p in path.split("/") if p]
-    if len(parts) >= 2 and parts[0] == "berichten" and parts[1] != "zoeken":
-        parts[1] = "{traceerId}"
-    route = "/" + "/".join(parts)
+    """One access-log line: method, route without ids or query string, status and size —
+    nothing of the client's data."""
+    route = route_name(request)
     method = (request.method or b"-").decode("ascii", "replace")
     length = request.sentLength
     return f"{timestamp} {method} {route} {request.code} {length}"
@@ -65,7 +61,7 @@ class RunningGateway:
 
     @property
     def epd_address(self) -> tuple[str, int]:
-        address = self.epd_port.getHost()
+        address: Any = self.epd_port.getHost()  # an IPv4Address or IPv6Address
         return str(address.host), int(address.port)
 
     def stop(self) -> Deferred[None]:
@@ -76,7 +72,9 @@ class RunningGateway:
 
     async def _stop(self) -> None:
         log.info("stopping: no new connections")
-        await self.epd_port.stopListening()
+        stopped = self.epd_port.stopListening()
+        if stopped is not None:
+            await stopped
         await self.store.close()
         log.info("stopped; the store is closed")
 
@@ -130,9 +128,7 @@ async def start(config: GatewayConfig, reactor: Any) -> RunningGateway:
         )
         site.timeOut = api_config.idle_timeout_seconds
         site.displayTracebacks = False
-        port = reactor.listenSSL(
-            api_config.port, site, context_factory, interface=api_config.host
-        )
+        port = reactor.listenSSL(api_config.port, site, context_factory, interface=api_config.host)
     except BaseException:
         await store.close()
         raise

@@ -1,4 +1,6 @@
-"""Suite-wide fixtures: the PostgreSQL server that tests marked ``postgres`` run against.
+"""Suite-wide fixtures: the PostgreSQL server that tests marked ``postgres`` run against,
+and a fresh schema on it per test (``pg_url``: ``search_path`` set through the URL's
+``options``, the schema dropped afterwards, so runs on one server do not collide).
 
 The server is ``IGO_TEST_POSTGRES_URL`` (default: trust auth on the local default port).
 When it cannot be reached those tests are skipped — except in CI (``CI=true``), where an
@@ -8,6 +10,9 @@ unreachable server fails them, so that a broken CI database never passes silentl
 from __future__ import annotations
 
 import os
+import uuid
+from collections.abc import Iterator
+from urllib.parse import quote
 
 import psycopg
 import pytest
@@ -38,3 +43,22 @@ def postgres_url() -> str:
             pytest.fail(f"{reason} — required in CI", pytrace=False)
         pytest.skip(reason)
     return url
+
+
+def with_search_path(url: str, schema: str) -> str:
+    """``url`` with its connections' ``search_path`` set to ``schema``."""
+    separator = "&" if "?" in url else "?"
+    return f"{url}{separator}options={quote(f'-csearch_path={schema}')}"
+
+
+@pytest.fixture
+def pg_url(postgres_url: str) -> Iterator[str]:
+    """A PostgreSQL URL whose tables live in a fresh schema, dropped after the test."""
+    schema = f"igo_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    try:
+        yield with_search_path(postgres_url, schema)
+    finally:
+        with psycopg.connect(postgres_url, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')

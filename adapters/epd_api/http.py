@@ -16,6 +16,7 @@ from twisted.web import http, server
 __all__ = ["LimitedRequest", "problem", "problem_bytes"]
 
 PROBLEM_TYPE = "urn:igo-gateway:problem:"
+CLOSE_GRACE_SECONDS = 2.0
 
 
 def problem_bytes(status: int, code: str, detail: str, **extra: Any) -> bytes:
@@ -98,9 +99,14 @@ class LimitedRequest(server.Request):
             + b"Connection: close\r\n\r\n"
         )
         transport = self.channel.transport
-        if transport is not None:
-            transport.write(head + body)
-            transport.loseConnection()
+        if transport is None:
+            return
+        transport.write(head + body)
+        transport.loseConnection()
+        # A TLS close waits for the client's close_notify; a client that never sends one
+        # (or keeps trickling bytes) is cut off after a grace period.
+        if self.clock is not None:
+            self.clock.callLater(CLOSE_GRACE_SECONDS, _abort, transport)
 
     def _refuse_oversized(self) -> None:
         if self._refused:
@@ -123,6 +129,12 @@ class LimitedRequest(server.Request):
             "verzoek-te-traag",
             f"The request was not received within {self.receive_deadline:g} seconds.",
         )
+
+
+def _abort(transport: Any) -> None:
+    abort = getattr(transport, "abortConnection", None)
+    if abort is not None and getattr(transport, "connected", True):
+        abort()
 
 
 def limited_request_factory(

@@ -39,7 +39,7 @@ from adapters.epd_api.http import problem
 from gateway.intake import BerichtMetadata, Intake, IntakeRefusedError, Receipt, Upload
 from gateway.store import Direction, Message, MessageStore, StatusEntry, StoreUnavailableError
 
-__all__ = ["Caller", "EpdApi"]
+__all__ = ["Caller", "EpdApi", "route_name"]
 
 log = Logger()
 
@@ -173,7 +173,7 @@ class EpdApi(resource.Resource):
             log.warn(
                 "store unavailable while answering {method} {route}",
                 method=request.method,
-                route=_route_name(request),
+                route=route_name(request),
             )
             body = problem(
                 request,
@@ -184,7 +184,7 @@ class EpdApi(resource.Resource):
             )
             request.setHeader(b"retry-after", b"30")
         else:
-            log.failure("unexpected error in {route}", failure, route=_route_name(request))
+            log.failure("unexpected error in {route}", failure, route=route_name(request))
             body = problem(request, 500, "interne-fout", "An unexpected error occurred.")
         self._finish(request, body)
 
@@ -332,7 +332,7 @@ class EpdApi(resource.Resource):
 # --- helpers ---------------------------------------------------------------------------------
 
 
-def _route_name(request: server.Request) -> str:
+def route_name(request: server.Request) -> str:
     """The route without ids, for logs (no message ids or client data)."""
     parts = [p.decode("ascii", "replace") for p in request.postpath or [] if p]
     if len(parts) >= 2 and parts[0] == "berichten" and parts[1] != "zoeken":

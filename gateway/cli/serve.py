@@ -4,6 +4,7 @@ in a directory of its own with development certificates and the embedded SQLite 
 from __future__ import annotations
 
 import argparse
+import json
 import shlex
 import sys
 from collections.abc import Callable
@@ -23,6 +24,7 @@ from twisted.logger import (
 )
 from twisted.python.failure import Failure
 
+from gateway.app import RunningGateway, start
 from gateway.config import ConfigError, GatewayConfig, load_config
 from gateway.ei import LayoutError
 from gateway.pki import CA_CERT, Party, PkiError, init_pki
@@ -81,9 +83,8 @@ def _serve(args: argparse.Namespace) -> int:
 
 def run(config: GatewayConfig, on_started: Callable[[Any], None] | None = None) -> int:
     """Serve ``config`` on the global reactor until it stops; the exit status."""
-    from twisted.internet import reactor
-
-    from gateway.app import RunningGateway, start
+    # Imported here: importing the reactor installs it, which other commands do not need.
+    from twisted.internet import reactor  # noqa: PLC0415
 
     _begin_logging()
     outcome = {"status": EXIT_OK}
@@ -101,12 +102,10 @@ def run(config: GatewayConfig, on_started: Callable[[Any], None] | None = None) 
         else:
             log.failure("cannot start", failure)
         outcome["status"] = EXIT_FAILED
-        reactor.stop()  # type: ignore[attr-defined]
+        reactor.stop()
 
     def started(gateway: RunningGateway) -> None:
-        reactor.addSystemEventTrigger(  # type: ignore[attr-defined]
-            "before", "shutdown", gateway.stop
-        )
+        reactor.addSystemEventTrigger("before", "shutdown", gateway.stop)
         if on_started is not None:
             on_started(gateway)
 
@@ -114,8 +113,8 @@ def run(config: GatewayConfig, on_started: Callable[[Any], None] | None = None) 
         d = Deferred.fromCoroutine(start(config, reactor))
         d.addCallbacks(started, cannot_start)
 
-    reactor.callWhenRunning(begin)  # type: ignore[attr-defined]
-    reactor.run()  # type: ignore[attr-defined]
+    reactor.callWhenRunning(begin)
+    reactor.run()
     return outcome["status"]
 
 
@@ -173,8 +172,6 @@ def write_demo(directory: Path, port: int) -> Path:
 
 
 def _client_fingerprints(pki_dir: Path) -> dict[str, str]:
-    import json
-
     data = json.loads((pki_dir / "index.json").read_text(encoding="utf-8"))
     return {c["agb"]: c["fingerprint_sha256"] for c in data["clients"]}
 

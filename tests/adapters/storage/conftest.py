@@ -8,20 +8,16 @@ thread so plays the reactor thread — every Deferred callback runs there, as in
 and every wait has a deadline, so a test fails instead of hanging. The memory store answers
 with Deferreds that have already fired; ``wait`` returns them at once.
 
-Each PostgreSQL test gets a schema of its own (``search_path`` set through the URL's
-``options``), dropped afterwards, so runs on one server do not collide.
+Each PostgreSQL test gets a schema of its own (the suite-wide ``pg_url`` fixture).
 """
 
 from __future__ import annotations
 
 import queue
 import time
-import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, TypeVar
-from urllib.parse import quote
 
-import psycopg
 import pytest
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorFromThreads
@@ -88,25 +84,6 @@ async def _await(awaitable: Awaitable[T]) -> T:
 @pytest.fixture
 def pump() -> ThreadPump:
     return ThreadPump()
-
-
-def with_search_path(url: str, schema: str) -> str:
-    """``url`` with its connections' ``search_path`` set to ``schema``."""
-    separator = "&" if "?" in url else "?"
-    return f"{url}{separator}options={quote(f'-csearch_path={schema}')}"
-
-
-@pytest.fixture
-def pg_url(postgres_url: str) -> Iterator[str]:
-    """A PostgreSQL URL whose tables live in a fresh schema, dropped after the test."""
-    schema = f"igo_test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(postgres_url, autocommit=True) as conn:
-        conn.execute(f'CREATE SCHEMA "{schema}"')
-    try:
-        yield with_search_path(postgres_url, schema)
-    finally:
-        with psycopg.connect(postgres_url, autocommit=True) as conn:
-            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
 
 
 ENGINES = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]

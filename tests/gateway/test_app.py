@@ -1,0 +1,381 @@
+"""End to end: ``igo-gateway serve`` as a real process on a loopback port with real mutual
+TLS, driven by a real HTTP client the way a participant's EPD drives it — on SQLite and on
+PostgreSQL."""
+
+from __future__ import annotations
+
+import hashlib
+import ssl
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from gateway.ei import load_layouts, validate_bytes
+from tests.factories import BSNS, kz301
+from tests.gateway.running import (
+    IGO,
+    KRAAMZORG,
+    MIDWIFE,
+    GatewayProcess,
+    make_pki,
+    read_response,
+    serve_command,
+    upload,
+    write_config,
+)
+
+REGISTRY = load_layouts()
+pytestmark = pytest.mark.slow
+
+
+def unsupported_standard(payload: bytes) -> bytes:
+    """The same file with a standard code (COD002) no layout knows."""
+    return payload[:2] + b"999" + payload[5:]
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
+    directory = tmp_path_factory.mktemp("pki") / "pki"
+    return directory, make_pki(directory)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return "sqlite:///data/gateway.db"
+    url: str = request.getfixturevalue("pg_url")
+    return url
+
+
+def _gateway(
+    tmp_path: Path, pki: tuple[Path, dict[str, str]], store_url: str, **epd_api: object
+) -> Iterator[GatewayProcess]:
+    directory, fingerprints = pki
+    config = write_config(tmp_path / "gateway.toml", directory, fingerprints, store_url, **epd_api)
+    process = GatewayProcess(config, directory)
+    process.start()
+    try:
+        yield process
+    finally:
+        process.stop()
+
+
+@pytest.fixture
+def gateway(
+    tmp_path: Path, pki: tuple[Path, dict[str, str]], store_url: str
+) -> Iterator[GatewayProcess]:
+    yield from _gateway(tmp_path, pki, store_url)
+
+
+@pytest.fixture
+def strict_gateway(tmp_path: Path, pki: tuple[Path, dict[str, str]]) -> Iterator[GatewayProcess]:
+    """Small limits, to test them without sending megabytes or waiting minutes."""
+    yield from _gateway(
+        tmp_path,
+        pki,
+        "sqlite:///data/gateway.db",
+        max_upload_bytes=20_000,
+        request_deadline_seconds=1.5,
+    )
+
+
+# --- the EPD's round trip ---------------------------------------------------------------------
+
+
+def test_a_valid_file_is_accepted_and_its_status_can_be_followed(gateway: GatewayProcess) -> None:
+    payload = kz301(REGISTRY, agb=KRAAMZORG)
+    with gateway.client(KRAAMZORG) as epd:
+        answer = upload(epd, KRAAMZORG, payload)
+        assert answer.status_code == 202, answer.text
+        receipt = answer.json()
+        assert receipt["status"] == "ontvangen"
+        assert answer.headers["location"] == f"/berichten/{receipt['traceerId']}"
+
+        statuses = epd.get("/berichtstatussen", params={"traceerId": receipt["traceerId"]})
+        assert statuses.status_code == 200
+        assert [s["status"] for s in statuses.json()["statussen"]] == ["ontvangen"]
+
+        by_conversation = epd.get(
+            "/berichtstatussen", params={"conversatieId": receipt["conversatieId"]}
+        )
+        assert by_conversation.json()["statussen"] == statuses.json()["statussen"]
+
+        # The same bytes again: the same traceerId, nothing new.
+        again = upload(epd, KRAAMZORG, payload)
+        assert again.status_code == 200
+        assert again.json()["traceerId"] == receipt["traceerId"]
+        # Nothing waits for the sender: a valid file has no technical rejection.
+        assert epd.get("/berichten").json() == {"berichten": []}
+
+
+def test_a_rejected_file_gets_a_technical_retour_to_download_and_confirm(
+    gateway: GatewayProcess,
+) -> None:
+    payload = unsupported_standard(kz301(REGISTRY, agb=KRAAMZORG))
+    with gateway.client(KRAAMZORG) as epd:
+        answer = upload(epd, KRAAMZORG, payload, "onbekend.asc")
+        assert answer.status_code == 202, answer.text
+        receipt = answer.json()
+        assert receipt["status"] == "afgekeurd"
+        assert receipt["code"] == "0010"
+
+        statuses = epd.get("/berichtstatussen", params={"traceerId": receipt["traceerId"]})
+        (status,) = statuses.json()["statussen"]
+        assert (status["status"], status["code"]) == ("afgekeurd", "0010")
+
+        (waiting,) = epd.get("/berichten").json()["berichten"]
+        assert waiting["alsAntwoordOp"] == receipt["traceerId"]
+        assert waiting["conversatieId"] == receipt["conversatieId"]
+
+        download = epd.get(f"/berichten/{waiting['traceerId']}/payload")
+        assert download.status_code == 200
+        retour = download.content
+        assert hashlib.sha256(retour).hexdigest() == waiting["checksum"]["waarde"]
+        assert len(retour) == waiting["grootte"]
+        checked = validate_bytes(REGISTRY, retour)
+        assert checked.valid, checked.findings
+        assert checked.records == 2
+        assert dict(checked.counts) == {"01": 1, "99": 1}
+        assert b"0001" in retour
+        assert b"0010" in retour
+
+        assert epd.delete(f"/berichten/{waiting['traceerId']}").status_code == 204
+        assert epd.get("/berichten").json() == {"berichten": []}
+        found = epd.post("/berichten/zoeken", json={"inclusiefBevestigd": True}).json()
+        assert [m["traceerId"] for m in found["berichten"]] == [waiting["traceerId"]]
+        assert found["berichten"][0]["ontvangstBevestigdOp"] is not None
+
+
+def test_participants_see_only_their_own_messages(gateway: GatewayProcess) -> None:
+    payload = unsupported_standard(kz301(REGISTRY, agb=KRAAMZORG))
+    with gateway.client(KRAAMZORG) as kraamzorg, gateway.client(MIDWIFE) as midwife:
+        receipt = upload(kraamzorg, KRAAMZORG, payload).json()
+        (retour,) = kraamzorg.get("/berichten").json()["berichten"]
+
+        assert midwife.get("/berichten").json() == {"berichten": []}
+        for path in (
+            f"/berichten/{retour['traceerId']}",
+            f"/berichten/{retour['traceerId']}/payload",
+            f"/berichten/{receipt['traceerId']}/payload",
+        ):
+            answer = midwife.get(path)
+            assert answer.status_code == 404, path
+            assert answer.headers["content-type"] == "application/problem+json"
+        assert midwife.delete(f"/berichten/{retour['traceerId']}").status_code == 404
+        not_theirs = midwife.get("/berichtstatussen", params={"traceerId": receipt["traceerId"]})
+        assert not_theirs.status_code == 404
+        # ... and an id that exists answers exactly like one that does not.
+        unknown = midwife.get("/berichten/00000000-0000-0000-0000-000000000000/payload")
+        assert unknown.status_code == 404
+        assert unknown.json()["code"] == midwife.get(path).json()["code"]
+        # The owner still has it.
+        assert kraamzorg.get(f"/berichten/{retour['traceerId']}/payload").status_code == 200
+
+
+def test_a_restart_between_upload_and_download_loses_nothing(gateway: GatewayProcess) -> None:
+    payload = unsupported_standard(kz301(REGISTRY, agb=KRAAMZORG))
+    with gateway.client(KRAAMZORG) as epd:
+        receipt = upload(epd, KRAAMZORG, payload).json()
+        (before,) = epd.get("/berichten").json()["berichten"]
+        retour = epd.get(f"/berichten/{before['traceerId']}/payload").content
+
+    assert gateway.stop() == 0
+    gateway.start()
+
+    with gateway.client(KRAAMZORG) as epd:
+        (after,) = epd.get("/berichten").json()["berichten"]
+        assert after == before
+        assert epd.get(f"/berichten/{after['traceerId']}/payload").content == retour
+        statuses = epd.get("/berichtstatussen", params={"traceerId": receipt["traceerId"]})
+        assert [s["code"] for s in statuses.json()["statussen"]] == ["0010"]
+        # The upload is still known: the same bytes are recognised after the restart.
+        assert upload(epd, KRAAMZORG, payload).json()["traceerId"] == receipt["traceerId"]
+
+
+def test_the_log_holds_no_client_data(gateway: GatewayProcess) -> None:
+    with gateway.client(KRAAMZORG) as epd:
+        upload(epd, KRAAMZORG, kz301(REGISTRY, agb=KRAAMZORG, bsn=BSNS[1]))
+        upload(epd, KRAAMZORG, unsupported_standard(kz301(REGISTRY, agb=KRAAMZORG, bsn=BSNS[2])))
+    gateway.stop()
+    logs = gateway.logs()
+    assert "POST /berichten 202" in logs
+    for secret in (BSNS[1], BSNS[2], "Testpersoon", "F2026-0001"):
+        assert secret not in logs
+
+
+# --- who may connect ----------------------------------------------------------------------
+
+
+def test_refused_without_a_client_certificate(gateway: GatewayProcess) -> None:
+    with gateway.client(None) as anonymous, pytest.raises((httpx.ConnectError, httpx.ReadError)):
+        anonymous.get("/berichten")
+
+
+def test_refused_without_tls(gateway: GatewayProcess) -> None:
+    with (
+        httpx.Client(base_url=f"http://127.0.0.1:{gateway.port}", timeout=10) as plain,
+        pytest.raises(httpx.HTTPError),
+    ):
+        plain.get("/berichten")
+
+
+def test_a_trusted_certificate_of_no_participant_is_refused(gateway: GatewayProcess) -> None:
+    with gateway.client(IGO) as stranger:
+        answer = stranger.get("/berichten")
+    assert answer.status_code == 403
+    assert answer.json()["code"] == "certificaat-onbekend"
+
+
+def test_a_sender_who_is_not_the_certificate_owner_is_refused(gateway: GatewayProcess) -> None:
+    with gateway.client(MIDWIFE) as midwife:
+        answer = upload(midwife, KRAAMZORG, kz301(REGISTRY, agb=KRAAMZORG))
+        assert answer.status_code == 403
+        assert answer.headers["content-type"] == "application/problem+json"
+        file_of_other = upload(midwife, MIDWIFE, kz301(REGISTRY, agb=KRAAMZORG))
+        assert file_of_other.status_code == 403
+        assert midwife.get("/berichten").json() == {"berichten": []}
+    with gateway.client(KRAAMZORG) as kraamzorg:
+        # Nothing was stored: the kraamzorg's own first upload of these bytes is new.
+        assert upload(kraamzorg, KRAAMZORG, kz301(REGISTRY, agb=KRAAMZORG)).status_code == 202
+
+
+def test_malformed_requests_get_problem_json(gateway: GatewayProcess) -> None:
+    with gateway.client(KRAAMZORG) as epd:
+        not_multipart = epd.post(
+            "/berichten", content=b"{}", headers={"content-type": "application/json"}
+        )
+        bad_metadata = epd.post(
+            "/berichten",
+            files={
+                "berichtMetadata": (None, "{not json", "application/json"),
+                "payload": ("a.asc", b"x", "application/octet-stream"),
+            },
+        )
+    for answer in (not_multipart, bad_metadata):
+        assert answer.status_code == 400
+        assert answer.headers["content-type"] == "application/problem+json"
+        body = answer.json()
+        assert body["status"] == 400
+        assert body["code"]
+        assert body["detail"]
+
+
+# --- clients that misbehave ------------------------------------------------------------------
+
+
+def _upload_head(gateway: GatewayProcess, length: int, boundary: str = "b0undary") -> bytes:
+    return (
+        f"POST /berichten HTTP/1.1\r\nHost: localhost:{gateway.port}\r\n"
+        f"Content-Type: multipart/form-data; boundary={boundary}\r\n"
+        f"Content-Length: {length}\r\n\r\n"
+    ).encode()
+
+
+def _multipart_body(sender: str, payload: bytes, boundary: str = "b0undary") -> bytes:
+    metadata = b'{"afzender": {"rol": "zorgaanbieder", "code": "%s"}}' % sender.encode()
+    return (
+        f"--{boundary}\r\n"
+        'Content-Disposition: form-data; name="berichtMetadata"\r\n'
+        "Content-Type: application/json\r\n\r\n".encode()
+        + metadata
+        + f"\r\n--{boundary}\r\n"
+        'Content-Disposition: form-data; name="payload"; filename="a.asc"\r\n'
+        "Content-Type: application/octet-stream\r\n\r\n".encode()
+        + payload
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+
+
+def test_an_oversized_upload_is_refused_before_it_is_read(strict_gateway: GatewayProcess) -> None:
+    sock = strict_gateway.raw(KRAAMZORG)
+    with sock:
+        # Announce 10 MB and send none of it: the answer comes anyway.
+        sock.sendall(_upload_head(strict_gateway, 10_000_000))
+        answer, closed = read_response(sock)
+    assert answer.startswith(b"HTTP/1.1 413 ")
+    assert closed
+    assert b"bericht-te-groot" in answer
+
+
+def test_an_oversized_chunked_upload_is_cut_off(strict_gateway: GatewayProcess) -> None:
+    def body() -> Iterator[bytes]:
+        for _ in range(1000):
+            yield b"x" * 1000
+
+    with strict_gateway.client(KRAAMZORG) as epd:
+        try:
+            answer = epd.post(
+                "/berichten",
+                content=body(),
+                headers={"content-type": "multipart/form-data; boundary=b0undary"},
+            )
+        except (httpx.WriteError, httpx.ReadError, httpx.RemoteProtocolError):
+            return  # cut off while still sending: refused without reading it all
+        assert answer.status_code == 413
+
+
+def test_a_slow_loris_client_is_timed_out(strict_gateway: GatewayProcess) -> None:
+    sock = strict_gateway.raw(KRAAMZORG)
+    with sock:
+        head = _upload_head(strict_gateway, 1000)
+        sock.sendall(head[:20])
+        sock.settimeout(15)
+        # Trickle a byte now and then: the idle timeout never fires, the deadline does.
+        for byte in head[20:30]:
+            time.sleep(0.3)
+            try:
+                sock.sendall(bytes([byte]))
+            except (BrokenPipeError, ConnectionResetError, ssl.SSLError):
+                break
+        answer, closed = read_response(sock)
+    assert b" 408 " in answer.split(b"\r\n", 1)[0]
+    assert closed
+
+
+def test_a_client_that_disconnects_mid_upload_leaves_nothing(
+    strict_gateway: GatewayProcess,
+) -> None:
+    payload = kz301(REGISTRY, agb=KRAAMZORG, invoice="F2026-HALF")
+    body = _multipart_body(KRAAMZORG, payload)
+    sock = strict_gateway.raw(KRAAMZORG)
+    with sock:
+        sock.sendall(_upload_head(strict_gateway, len(body)) + body[: len(body) // 2])
+    time.sleep(0.5)
+    with strict_gateway.client(KRAAMZORG) as epd:
+        answer = upload(epd, KRAAMZORG, payload)
+        assert answer.status_code == 202  # new: nothing of the broken upload was kept
+        assert epd.get("/berichten").json() == {"berichten": []}
+
+
+# --- starting ----------------------------------------------------------------------------
+
+
+def test_serve_reports_every_config_problem_and_exits_2(tmp_path: Path) -> None:
+    config = tmp_path / "gateway.toml"
+    config.write_text('[igo]\nname = ""\nagb = "12"\n', encoding="utf-8")
+    done = subprocess.run(
+        serve_command(config), capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 2
+    assert "igo.agb" in done.stderr
+    assert "igo.name" in done.stderr
+    assert "epd_api: required but missing" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_serve_exits_1_with_a_reason_when_the_port_is_taken(
+    gateway: GatewayProcess, tmp_path: Path
+) -> None:
+    text = gateway.config.read_text(encoding="utf-8").replace("port = 0", f"port = {gateway.port}")
+    second = tmp_path / "second.toml"
+    second.write_text(text.replace('url = "sqlite:///data/gateway.db"', 'url = "sqlite:///b.db"'))
+    done = subprocess.run(
+        serve_command(second), capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 1
+    assert "cannot start" in done.stderr
+    assert "Traceback" not in done.stderr

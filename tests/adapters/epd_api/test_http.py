@@ -42,6 +42,10 @@ class Connection(StringTransport):
     def send(self, data: bytes) -> None:
         self.channel.dataReceived(data)
 
+    def written(self) -> bytes:
+        data: bytes = self.io.getvalue()
+        return data
+
 
 def connect(app: Counting, clock: Clock) -> Connection:
     site = server.Site(app, reactor=clock)
@@ -55,7 +59,7 @@ def connect(app: Counting, clock: Clock) -> Connection:
 
 
 def status_and_body(transport: Connection) -> tuple[int, dict[str, object]]:
-    head, _, body = transport.value().partition(b"\r\n\r\n")
+    head, _, body = transport.written().partition(b"\r\n\r\n")
     return int(head.split(b" ")[1]), json.loads(body)
 
 
@@ -64,7 +68,7 @@ def test_a_body_within_the_limit_reaches_the_resource() -> None:
     transport = connect(app, clock)
     transport.send(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n" + b"a" * 100)
     assert app.seen == [100]
-    assert transport.value().startswith(b"HTTP/1.1 200 ")
+    assert transport.written().startswith(b"HTTP/1.1 200 ")
 
 
 def test_an_announced_oversized_body_is_refused_before_it_is_sent() -> None:
@@ -84,7 +88,7 @@ def test_a_chunked_body_is_cut_off_where_it_passes_the_limit() -> None:
     transport = connect(app, clock)
     transport.send(b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
     transport.send(b"40\r\n" + b"a" * 64 + b"\r\n")
-    assert transport.value() == b""  # 64 bytes: still fine
+    assert transport.written() == b""  # 64 bytes: still fine
     transport.send(b"40\r\n" + b"a" * 64 + b"\r\n")
     status, _ = status_and_body(transport)
     assert status == 413
@@ -99,7 +103,7 @@ def test_a_request_not_received_within_the_deadline_is_answered_408() -> None:
     for _ in range(4):  # trickling keeps the connection busy, not the request alive
         clock.advance(DEADLINE / 5)
         transport.send(b"X")
-    assert transport.value() == b""
+    assert transport.written() == b""
     clock.advance(DEADLINE / 5)
     status, body = status_and_body(transport)
     assert status == 408
@@ -117,4 +121,4 @@ def test_a_request_received_in_time_is_not_timed_out_afterwards() -> None:
     transport.send(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc")
     clock.advance(DEADLINE * 2)
     assert app.seen == [3]
-    assert b" 408 " not in transport.value()
+    assert b" 408 " not in transport.written()

@@ -39,6 +39,9 @@ class Connection(StringTransport):
 
     channel: Any
 
+    def __init__(self) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]
+
     def send(self, data: bytes) -> None:
         self.channel.dataReceived(data)
 

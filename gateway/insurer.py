@@ -1,0 +1,238 @@
+"""The insurer link port: how the gateway hands claim files to an insurer and gets its
+retour files back, whatever the transport.
+
+The core calls an :class:`InsurerLink`; adapters implement it (``adapters/insurer_link``:
+a VECOZO-style REST client over mutual TLS, and a drop-directory link). The contract:
+
+* :meth:`InsurerLink.send` delivers one :class:`OutboundFile`. Its ``message_id`` is the
+  stable idempotency key (the outbound message's traceerId, stored before the first
+  attempt): every re-send of the same file carries the same id, so an insurer that already
+  has it answers with its first receipt instead of booking a second claim. Delivery is
+  *at least once*; the id makes it effectively once.
+* :meth:`InsurerLink.fetch` lists the retour files waiting for the IGO, with their bytes.
+* :meth:`InsurerLink.confirm` tells the insurer a retour was stored safely (only after the
+  gateway has journaled it), so that it leaves the queue. Confirming twice is harmless.
+
+Every failure is an :class:`InsurerLinkError` whose ``retryable`` says whether trying again
+later can help (timeouts, refused connections, 5xx) or not (4xx: the insurer refuses this
+file; the administrator must look). :class:`RetryPolicy` turns a run of failures into the
+next attempt's time or, past its limits, into "park with the last error".
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Protocol
+
+__all__ = [
+    "Delivery",
+    "FetchedRetour",
+    "InsurerLink",
+    "InsurerLinkError",
+    "LinkErrorReason",
+    "OutboundFile",
+    "Park",
+    "Retry",
+    "RetryDecision",
+    "RetryPolicy",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class OutboundFile:
+    """One file for one insurer: an integral claim file or a monodisciplinary forward.
+
+    ``message_id`` is the stable idempotency key (traceerId of the outbound message);
+    ``invoice_number`` the file's factuurnummer (NUM029), a second key insurers dedupe on;
+    ``standard`` the EI standard name (``KZ301``); ``conversation_id`` links the file and
+    the retour that will answer it.
+    """
+
+    message_id: str
+    insurer: str  # UZOVI code
+    sender: str  # AGB code the file is declared under (the IGO's, or a participant's)
+    standard: str
+    payload: bytes
+    invoice_number: str | None = None
+    conversation_id: str | None = None
+    filename: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.message_id or not self.message_id.isprintable() or "/" in self.message_id:
+            raise ValueError("message_id must be printable text without '/'")
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.payload).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """The insurer has the file. ``remote_id`` is its id for it (its traceerId, or the
+    file name on a drop directory); ``repeated`` says it already had it from an earlier
+    attempt — which is the expected answer to a re-send after a timeout, not an error."""
+
+    remote_id: str
+    repeated: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class FetchedRetour:
+    """A retour file waiting for the IGO, with what the transport said about it.
+
+    ``remote_id`` is what :meth:`InsurerLink.confirm` needs. ``in_reply_to`` is the
+    insurer's id of the file it answers (``alsAntwoordOp``) and ``conversation_id`` the
+    conversation it belongs to; either may be missing (a drop directory knows neither), so
+    the return unpacker matches on the file's own content (factuurnummer, NUM040) too.
+    """
+
+    remote_id: str
+    payload: bytes
+    in_reply_to: str | None = None
+    conversation_id: str | None = None
+    reference_id: str | None = None
+    standard: str | None = None
+    filename: str | None = None
+    received_at: datetime | None = None
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.payload).hexdigest()
+
+
+class LinkErrorReason(enum.StrEnum):
+    TIMEOUT = "timeout"  # no (complete) answer in time; the insurer may have the file
+    UNREACHABLE = "unreachable"  # no connection at all
+    UNAVAILABLE = "unavailable"  # 5xx, 408, 429: the insurer is there but not now
+    REFUSED = "refused"  # 4xx: the insurer will not take this request as it is
+    TLS = "tls"  # the certificate check failed on either side
+    PROTOCOL = "protocol"  # an answer the link cannot understand
+    CONFLICT = "conflict"  # the same id was already used for other bytes
+    CORRUPT = "corrupt"  # a retour whose bytes do not match its checksum
+    IO = "io"  # a local file system error (drop directory)
+
+
+_RETRYABLE = frozenset(
+    {
+        LinkErrorReason.TIMEOUT,
+        LinkErrorReason.UNREACHABLE,
+        LinkErrorReason.UNAVAILABLE,
+        LinkErrorReason.CORRUPT,
+        LinkErrorReason.IO,
+    }
+)
+
+
+class InsurerLinkError(Exception):
+    """The one error type of every insurer link; adapters translate their libraries'
+    exceptions into it. ``status`` is the HTTP status where there was one."""
+
+    def __init__(self, reason: LinkErrorReason, detail: str, *, status: int | None = None) -> None:
+        super().__init__(f"{reason.value}: {detail}")
+        self.reason = reason
+        self.detail = detail
+        self.status = status
+
+    @property
+    def retryable(self) -> bool:
+        return self.reason in _RETRYABLE
+
+
+class InsurerLink(Protocol):
+    """What the gateway needs from an insurer connection (see the module docs)."""
+
+    async def send(self, file: OutboundFile) -> Delivery: ...
+
+    async def fetch(self) -> Sequence[FetchedRetour]: ...
+
+    async def confirm(self, retour: FetchedRetour) -> None: ...
+
+
+# --- retrying ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Retry:
+    """Try again at ``at`` (attempt number ``attempt``, counting from 1)."""
+
+    at: datetime
+    attempt: int
+
+
+@dataclass(frozen=True, slots=True)
+class Park:
+    """Stop trying; the administrator sees ``last_error`` after ``attempts`` attempts."""
+
+    attempts: int
+    last_error: str
+    why: str
+
+
+RetryDecision = Retry | Park
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Exponential backoff with jitter, up to a limit.
+
+    After failed attempt *n* (1-based) the next attempt waits
+    ``min(max_delay, first_delay × factor^(n-1))``, of which a random fraction of up to
+    ``jitter`` is taken off so that many files failing together (one insurer down) do not
+    all come back at the same second. After ``max_attempts`` attempts, or once the next
+    attempt would fall later than ``give_up_after`` from the first, the file is parked; an
+    error that is not retryable parks it at once.
+
+    Pure: the caller gives the time and a source of random numbers in [0, 1).
+    """
+
+    first_delay: timedelta = timedelta(seconds=30)
+    factor: float = 2.0
+    max_delay: timedelta = timedelta(hours=1)
+    jitter: float = 0.2
+    max_attempts: int = 12
+    give_up_after: timedelta | None = timedelta(days=2)
+
+    def __post_init__(self) -> None:
+        if self.first_delay <= timedelta(0) or self.max_delay < self.first_delay:
+            raise ValueError("need 0 < first_delay <= max_delay")
+        if self.factor < 1:
+            raise ValueError("factor must be at least 1")
+        if not 0 <= self.jitter < 1:
+            raise ValueError("jitter must be in [0, 1)")
+        if self.max_attempts < 1:
+            raise ValueError("max_attempts must be at least 1")
+
+    def delay(self, attempt: int, random: Callable[[], float]) -> timedelta:
+        """The wait after failed attempt ``attempt`` (1-based)."""
+        if attempt < 1:
+            raise ValueError("attempts count from 1")
+        first = self.first_delay.total_seconds()
+        cap = self.max_delay.total_seconds()
+        # Past the cap the exponent no longer matters; stop before the float overflows.
+        exponent = min(attempt - 1, 64)
+        base = min(cap, first * self.factor**exponent)
+        return timedelta(seconds=base * (1 - self.jitter * random()))
+
+    def after_failure(
+        self,
+        error: InsurerLinkError,
+        *,
+        attempt: int,
+        first_attempt_at: datetime,
+        now: datetime,
+        random: Callable[[], float],
+    ) -> RetryDecision:
+        """What to do after failed attempt ``attempt`` (1-based) that ended at ``now``."""
+        last = str(error)
+        if not error.retryable:
+            return Park(attempt, last, f"not retryable ({error.reason.value})")
+        if attempt >= self.max_attempts:
+            return Park(attempt, last, f"gave up after {attempt} attempts")
+        at = now + self.delay(attempt, random)
+        if self.give_up_after is not None and at - first_attempt_at > self.give_up_after:
+            return Park(attempt, last, f"gave up after {self.give_up_after} of trying")
+        return Retry(at, attempt + 1)

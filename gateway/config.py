@@ -68,6 +68,7 @@ __all__ = [
     "EpdApiConfig",
     "GatewayConfig",
     "IgoConfig",
+    "MetricsConfig",
     "ParticipantConfig",
     "StoreConfig",
     "TLSFiles",
@@ -306,6 +307,21 @@ class EpdApiConfig(_Section):
     )
 
 
+class MetricsConfig(_Section):
+    """The operations endpoint: /metrics (Prometheus), /healthz and /readyz, plain HTTP."""
+
+    enabled: bool = Field(default=True, description="Serve the operations endpoint.")
+    host: str = Field(
+        default="127.0.0.1",
+        min_length=1,
+        description="Address to listen on; loopback by default (no client data is exposed, "
+        "but nothing there needs to be public).",
+    )
+    port: int = Field(
+        default=9464, ge=0, le=65535, description="TCP port (0: any free port, for tests)."
+    )
+
+
 class Discipline(enum.StrEnum):
     """midwifery (verloskundigenpraktijk), kraamzorg (maternity care) or hospital."""
 
@@ -367,6 +383,9 @@ class GatewayConfig(_Section):
         default_factory=StoreConfig, description="Default: SQLite in data_dir."
     )
     epd_api: EpdApiConfig
+    metrics: MetricsConfig = Field(
+        default_factory=MetricsConfig, description="Default: on, at 127.0.0.1:9464."
+    )
     participants: tuple[ParticipantConfig, ...] = Field(default=())
 
     @model_validator(mode="before")

@@ -302,6 +302,16 @@ class Validator:
                 self._field_finding(rec, f, f.retourcode or "0803", "mandatory field is empty")
                 bad.add(f.name)
                 continue
+            if f.kind == "date" and not empty:
+                # The record pattern only says "8 digits"; 20260231 matches it but is no date.
+                try:
+                    f.decode(raw)
+                except EIError:
+                    self._field_finding(
+                        rec, f, f.retourcode or "0806", "not a valid date (CCYYMMDD)"
+                    )
+                    bad.add(f.name)
+                    continue
             if empty or f.check is None:
                 if f.kind == "amount" and raw == b"0" * (f.length - 1) + b"C":
                     self._field_finding(rec, f, "0631", "a zero amount must carry D, not C")

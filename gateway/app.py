@@ -11,6 +11,7 @@ client data (BSNs, names, amounts).
 
 from __future__ import annotations
 
+import importlib.metadata
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -23,13 +24,15 @@ from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from twisted.web import server
 
-from adapters.epd_api.http import limited_request_factory
+from adapters.epd_api.http import MeteredSite, limited_request_factory
 from adapters.epd_api.resource import Caller, EpdApi, route_name
+from adapters.metrics.resource import OperationsRoot
 from adapters.storage import open_store
 from adapters.tls import Identities, client_identity, server_context_factory
 from gateway.config import GatewayConfig
 from gateway.ei import LayoutRegistry, load_layouts
 from gateway.intake import Intake
+from gateway.metrics import Metrics
 from gateway.store import MessageStore
 
 __all__ = ["RunningGateway", "access_log_line", "start"]
@@ -56,13 +59,18 @@ class RunningGateway:
     config: GatewayConfig
     store: MessageStore
     registry: LayoutRegistry
+    metrics: Metrics
     epd_port: IListeningPort
+    ops_port: IListeningPort | None
     _stopping: Deferred[None] | None = None
 
     @property
     def epd_address(self) -> tuple[str, int]:
-        address: Any = self.epd_port.getHost()  # an IPv4Address or IPv6Address
-        return str(address.host), int(address.port)
+        return _address(self.epd_port)
+
+    @property
+    def ops_address(self) -> tuple[str, int] | None:
+        return _address(self.ops_port) if self.ops_port is not None else None
 
     def stop(self) -> Deferred[None]:
         """Stop listening, then close the store. Idempotent."""
@@ -72,11 +80,28 @@ class RunningGateway:
 
     async def _stop(self) -> None:
         log.info("stopping: no new connections")
-        stopped = self.epd_port.stopListening()
-        if stopped is not None:
-            await stopped
+        await _stop_listening(self.epd_port, self.ops_port)
         await self.store.close()
         log.info("stopped; the store is closed")
+
+
+def _address(port: IListeningPort) -> tuple[str, int]:
+    address: Any = port.getHost()  # an IPv4Address or IPv6Address
+    return str(address.host), int(address.port)
+
+
+async def _stop_listening(*ports: IListeningPort | None) -> None:
+    for port in ports:
+        stopped = port.stopListening() if port is not None else None
+        if stopped is not None:
+            await stopped
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("igo-gateway")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
 
 
 def _make_data_dirs(config: GatewayConfig) -> None:
@@ -101,13 +126,19 @@ async def start(config: GatewayConfig, reactor: Any) -> RunningGateway:
     identities = Identities.from_config(config)
     _make_data_dirs(config)
     store = await open_store(config.store.url, reactor)
+    metrics = Metrics(version=_version())
+    ops_port: IListeningPort | None = None
     try:
+        if config.metrics.enabled:
+            ops = server.Site(OperationsRoot(metrics, store.ping), reactor=reactor)
+            ops.noisy = False
+            ops_port = reactor.listenTCP(config.metrics.port, ops, interface=config.metrics.host)
         pool = reactor.getThreadPool()
 
         def run_in_thread(f: Callable[[], T]) -> Deferred[T]:
             return deferToThreadPool(reactor, pool, f)
 
-        intake = Intake(store, registry, clock=_now, run_in_thread=run_in_thread)
+        intake = Intake(store, registry, clock=_now, run_in_thread=run_in_thread, metrics=metrics)
 
         def authenticate(request: server.Request) -> Caller | None:
             participant = identities.identify(request)
@@ -122,7 +153,7 @@ async def start(config: GatewayConfig, reactor: Any) -> RunningGateway:
             return Caller(participant.agb, participant.discipline.value)
 
         api = EpdApi(intake, store, authenticate, _now)
-        site = server.Site(api, logFormatter=access_log_line, reactor=reactor)
+        site = MeteredSite(api, metrics, route_name, logFormatter=access_log_line, reactor=reactor)
         site.requestFactory = limited_request_factory(
             api_config.max_upload_bytes, api_config.request_deadline_seconds, reactor
         )
@@ -130,9 +161,10 @@ async def start(config: GatewayConfig, reactor: Any) -> RunningGateway:
         site.displayTracebacks = False
         port = reactor.listenSSL(api_config.port, site, context_factory, interface=api_config.host)
     except BaseException:
+        await _stop_listening(ops_port)
         await store.close()
         raise
-    gateway = RunningGateway(config, store, registry, port)
+    gateway = RunningGateway(config, store, registry, metrics, port, ops_port)
     host, number = gateway.epd_address
     log.info(
         "EPD API listening on https://{host}:{port} ({participants} participants)",
@@ -140,4 +172,10 @@ async def start(config: GatewayConfig, reactor: Any) -> RunningGateway:
         port=number,
         participants=len(config.participants),
     )
+    if gateway.ops_address is not None:
+        log.info(
+            "operations endpoint on http://{host}:{port}/metrics (/healthz, /readyz)",
+            host=gateway.ops_address[0],
+            port=gateway.ops_address[1],
+        )
     return gateway

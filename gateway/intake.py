@@ -37,6 +37,7 @@ from gateway.ei import (
     describe,
     validate_bytes,
 )
+from gateway.metrics import Metrics
 from gateway.store import (
     Direction,
     MessageStatus,
@@ -121,6 +122,7 @@ class Receipt:
     status: MessageStatus
     code: str | None
     findings: tuple[Finding, ...] = ()
+    standard: str | None = None
 
 
 class Intake:
@@ -133,6 +135,7 @@ class Intake:
         run_in_thread: Callable[[Callable[[], ValidationResult]], Awaitable[ValidationResult]],
         new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
         default_retour: Mapping[str, str] = DEFAULT_RETOUR_BY_DISCIPLINE,
+        metrics: Metrics | None = None,
     ) -> None:
         self._store = store
         self._registry = registry
@@ -140,8 +143,34 @@ class Intake:
         self._run_in_thread = run_in_thread
         self._new_id = new_id
         self._default_retour = default_retour
+        self._metrics = metrics
 
     async def receive(self, upload: Upload) -> Receipt:
+        try:
+            receipt = await self._receive(upload)
+        except IntakeRefusedError as exc:
+            if self._metrics is not None:
+                self._metrics.refusals.labels(exc.code).inc()
+            raise
+        if self._metrics is not None:
+            self._count(upload, receipt)
+        return receipt
+
+    def _count(self, upload: Upload, receipt: Receipt) -> None:
+        assert self._metrics is not None
+        m = self._metrics
+        standard = receipt.standard or "unknown"
+        if not receipt.created:
+            outcome = "repeated"
+        elif receipt.status is MessageStatus.REJECTED:
+            outcome = "rejected"
+            m.rejections.labels(receipt.code or "unknown").inc()
+        else:
+            outcome = "accepted"
+        m.uploads.labels(standard, upload.participant, outcome).inc()
+        m.upload_bytes.labels(upload.participant).inc(len(upload.payload))
+
+    async def _receive(self, upload: Upload) -> Receipt:
         if upload.metadata.afzender.code != upload.participant:
             raise IntakeRefusedError(
                 403,
@@ -211,6 +240,7 @@ class Intake:
                 created=False,
                 status=found.status,
                 code=None,
+                standard=found.standard,
             )
         return Receipt(
             traceer_id=found.traceer_id,
@@ -219,6 +249,7 @@ class Intake:
             status=found.status,
             code=code,
             findings=findings,
+            standard=found.standard,
         )
 
     # --- helpers -------------------------------------------------------------------------

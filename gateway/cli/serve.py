@@ -198,6 +198,7 @@ def demo_instructions(directory: Path, port: int) -> str:
             f"  curl {tls} {base}/berichten",
             f"  curl {tls} {base}/berichten/<traceerId>/payload",
             "",
+            "Metrics: http://127.0.0.1:9464/metrics (also /healthz and /readyz).",
             "Stop with Ctrl-C.",
         ]
     )

@@ -29,6 +29,7 @@ MIDWIFE = "02001234"
 IGO = "53001234"
 START_SECONDS = 30.0
 _LISTENING = re.compile(r"EPD API listening on https://127\.0\.0\.1:(\d+)")
+_OPERATIONS = re.compile(r"operations endpoint on http://127\.0\.0\.1:(\d+)/metrics")
 
 
 def make_pki(directory: Path) -> dict[str, str]:
@@ -67,6 +68,9 @@ url = {json.dumps(store_url)}
 host = "127.0.0.1"
 port = 0
 {settings}
+[metrics]
+port = 0
+
 [epd_api.tls]
 cert = "{pki / SERVER_CERT}"
 key = "{pki / SERVER_KEY}"
@@ -104,6 +108,7 @@ class GatewayProcess:
     pki: Path
     process: subprocess.Popen[bytes] | None = None
     port: int = 0
+    ops_port: int = 0
     log: list[str] = field(default_factory=list)
     _reader: threading.Thread | None = None
 
@@ -125,10 +130,13 @@ class GatewayProcess:
             for raw in process.stderr:
                 line = raw.decode("utf-8", "replace")
                 self.log.append(line)
+                operations = _OPERATIONS.search(line)
+                if operations:
+                    self.ops_port = int(operations.group(1))
+                    found.set()  # logged after the EPD API's line
                 match = _LISTENING.search(line)
                 if match:
                     self.port = int(match.group(1))
-                    found.set()
 
         self._reader = threading.Thread(target=read, daemon=True)
         self._reader.start()
@@ -175,6 +183,9 @@ class GatewayProcess:
         """A TLS socket as ``agb``, for requests no well-behaved client would send."""
         sock = socket.create_connection(("127.0.0.1", self.port), timeout=20)
         return self.ssl_context(agb).wrap_socket(sock, server_hostname="localhost")
+
+    def operations(self, path: str) -> httpx.Response:
+        return httpx.get(f"http://127.0.0.1:{self.ops_port}{path}", timeout=20)
 
     def logs(self) -> str:
         return "".join(self.log)

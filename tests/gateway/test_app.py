@@ -13,6 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.ei import load_layouts, validate_bytes
 from tests.factories import BSNS, kz301
@@ -205,6 +206,29 @@ def test_the_log_holds_no_client_data(gateway: GatewayProcess) -> None:
     assert "POST /berichten 202" in logs
     for secret in (BSNS[1], BSNS[2], "Testpersoon", "F2026-0001"):
         assert secret not in logs
+
+
+def test_uploads_show_in_the_metrics_without_client_data(gateway: GatewayProcess) -> None:
+    with gateway.client(KRAAMZORG) as epd:
+        upload(epd, KRAAMZORG, kz301(REGISTRY, agb=KRAAMZORG, bsn=BSNS[1]))
+        upload(epd, KRAAMZORG, unsupported_standard(kz301(REGISTRY, agb=KRAAMZORG)))
+        epd.get("/berichten")
+    assert gateway.operations("/readyz").status_code == 200
+    assert gateway.operations("/healthz").json() == {"status": "ok"}
+    text = gateway.operations("/metrics").text
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+    accepted = (("outcome", "accepted"), ("participant", KRAAMZORG), ("standard", "KZ301"))
+    rejected = (("outcome", "rejected"), ("participant", KRAAMZORG), ("standard", "unknown"))
+    assert samples[("igo_gateway_uploads_total", accepted)] == 1
+    assert samples[("igo_gateway_uploads_total", rejected)] == 1
+    assert samples[("igo_gateway_upload_rejections_total", (("retourcode", "0010"),))] == 1
+    listed = (("method", "GET"), ("route", "/berichten"), ("status", "200"))
+    assert samples[("igo_gateway_http_requests_total", listed)] == 1
+    assert BSNS[1] not in text
 
 
 # --- who may connect ----------------------------------------------------------------------

@@ -5,14 +5,12 @@ and a refused client that does not close is cut off."""
 from __future__ import annotations
 
 import json
-from typing import Any
 
-from twisted.internet.address import IPv4Address
 from twisted.internet.task import Clock
-from twisted.internet.testing import StringTransport
 from twisted.web import resource, server
 
 from adapters.epd_api.http import CLOSE_GRACE_SECONDS, limited_request_factory
+from tests.adapters.inmemory_http import Connection, connect
 
 LIMIT = 100
 DEADLINE = 5.0
@@ -34,41 +32,20 @@ class Counting(resource.Resource):
         return b"%d" % size
 
 
-class Connection(StringTransport):
-    """The client's end: what the server wrote, and a way to send it bytes."""
-
-    channel: Any
-
-    def __init__(self) -> None:
-        super().__init__()  # type: ignore[no-untyped-call]
-
-    def send(self, data: bytes) -> None:
-        self.channel.dataReceived(data)
-
-    def written(self) -> bytes:
-        data: bytes = self.io.getvalue()
-        return data
-
-
-def connect(app: Counting, clock: Clock) -> Connection:
+def open_connection(app: Counting, clock: Clock) -> Connection:
     site = server.Site(app, reactor=clock)
     site.requestFactory = limited_request_factory(LIMIT, DEADLINE, clock)
-    channel = site.buildProtocol(IPv4Address("TCP", "127.0.0.1", 50000))
-    assert channel is not None
-    transport = Connection()
-    transport.channel = channel
-    channel.makeConnection(transport)
-    return transport
+    return connect(site)
 
 
 def status_and_body(transport: Connection) -> tuple[int, dict[str, object]]:
-    head, _, body = transport.written().partition(b"\r\n\r\n")
-    return int(head.split(b" ")[1]), json.loads(body)
+    status, _, body = transport.response()
+    return status, json.loads(body)
 
 
 def test_a_body_within_the_limit_reaches_the_resource() -> None:
     app, clock = Counting(), Clock()
-    transport = connect(app, clock)
+    transport = open_connection(app, clock)
     transport.send(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n" + b"a" * 100)
     assert app.seen == [100]
     assert transport.written().startswith(b"HTTP/1.1 200 ")
@@ -76,7 +53,7 @@ def test_a_body_within_the_limit_reaches_the_resource() -> None:
 
 def test_an_announced_oversized_body_is_refused_before_it_is_sent() -> None:
     app, clock = Counting(), Clock()
-    transport = connect(app, clock)
+    transport = open_connection(app, clock)
     transport.send(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 101\r\n\r\n")
     status, body = status_and_body(transport)
     assert status == 413
@@ -88,7 +65,7 @@ def test_an_announced_oversized_body_is_refused_before_it_is_sent() -> None:
 
 def test_a_chunked_body_is_cut_off_where_it_passes_the_limit() -> None:
     app, clock = Counting(), Clock()
-    transport = connect(app, clock)
+    transport = open_connection(app, clock)
     transport.send(b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
     transport.send(b"40\r\n" + b"a" * 64 + b"\r\n")
     assert transport.written() == b""  # 64 bytes: still fine
@@ -101,7 +78,7 @@ def test_a_chunked_body_is_cut_off_where_it_passes_the_limit() -> None:
 
 def test_a_request_not_received_within_the_deadline_is_answered_408() -> None:
     app, clock = Counting(), Clock()
-    transport = connect(app, clock)
+    transport = open_connection(app, clock)
     transport.send(b"POST / HTTP/1.1\r\nHost: x\r\n")
     for _ in range(4):  # trickling keeps the connection busy, not the request alive
         clock.advance(DEADLINE / 5)
@@ -120,7 +97,7 @@ def test_a_request_not_received_within_the_deadline_is_answered_408() -> None:
 
 def test_a_request_received_in_time_is_not_timed_out_afterwards() -> None:
     app, clock = Counting(), Clock()
-    transport = connect(app, clock)
+    transport = open_connection(app, clock)
     transport.send(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc")
     clock.advance(DEADLINE * 2)
     assert app.seen == [3]

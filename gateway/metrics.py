@@ -1,0 +1,85 @@
+"""Every metric of the gateway, defined once, with its help text and unit suffix.
+
+:class:`Metrics` owns a :class:`~prometheus_client.CollectorRegistry` of its own (one per
+running gateway, so tests do not share state) with the process and platform collectors.
+Labels carry codes only — standards, participant AGB codes (public provider codes),
+retourcodes, routes, statuses — never a BSN, a name or any other client data.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+    generate_latest,
+)
+
+__all__ = ["LATENCY_BUCKETS", "Metrics"]
+
+# Seconds: from a fast request to a slow group commit on a busy disk.
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+NAMESPACE = "igo_gateway"
+
+
+class Metrics:
+    def __init__(self, version: str = "0") -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        ProcessCollector(registry=r)
+        PlatformCollector(registry=r)
+        self.info = Gauge(
+            f"{NAMESPACE}_build_info", "The running gateway's version.", ["version"], registry=r
+        )
+        self.info.labels(version).set(1)
+        self.uploads = Counter(
+            f"{NAMESPACE}_uploads",
+            "Declaration files received from participants, by outcome "
+            "(accepted, rejected, repeated: the same bytes again).",
+            ["standard", "participant", "outcome"],
+            registry=r,
+        )
+        self.upload_bytes = Counter(
+            f"{NAMESPACE}_upload_bytes",
+            "Bytes of declaration files received from participants.",
+            ["participant"],
+            registry=r,
+        )
+        self.rejections = Counter(
+            f"{NAMESPACE}_upload_rejections",
+            "Uploads rejected at intake, by the retourcode of the rejection.",
+            ["retourcode"],
+            registry=r,
+        )
+        self.refusals = Counter(
+            f"{NAMESPACE}_upload_refusals",
+            "Uploads refused outright, nothing stored (e.g. sender is not the certificate's "
+            "participant), by problem code.",
+            ["code"],
+            registry=r,
+        )
+        self.http_requests = Counter(
+            f"{NAMESPACE}_http_requests",
+            "Requests to the EPD API, by route, method and status code.",
+            ["route", "method", "status"],
+            registry=r,
+        )
+        self.http_duration = Histogram(
+            f"{NAMESPACE}_http_request_duration_seconds",
+            "Time from a request's arrival to its answer, by route.",
+            ["route"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.store_available = Gauge(
+            f"{NAMESPACE}_store_up",
+            "1 when the last store check succeeded, 0 when it failed.",
+            registry=r,
+        )
+
+    def exposition(self) -> bytes:
+        """The text exposition format of every metric."""
+        return generate_latest(self.registry)

@@ -68,6 +68,8 @@ __all__ = [
     "EpdApiConfig",
     "GatewayConfig",
     "IgoConfig",
+    "LogFormat",
+    "LoggingConfig",
     "MetricsConfig",
     "ParticipantConfig",
     "StoreConfig",
@@ -322,6 +324,27 @@ class MetricsConfig(_Section):
     )
 
 
+class LogFormat(enum.StrEnum):
+    TEXT = "text"
+    JSON = "json"
+
+
+class LoggingConfig(_Section):
+    """What the gateway writes to standard error. Log lines carry ids, codes and routes,
+    never client data."""
+
+    format: LogFormat = Field(
+        default=LogFormat.TEXT,
+        description="text: readable lines (default); json: one JSON object per line, for a "
+        "log collector.",
+    )
+    level: str = Field(
+        default="info",
+        pattern="^(debug|info|warn|error|critical)$",
+        description="The least severe level written: debug, info, warn, error or critical.",
+    )
+
+
 class Discipline(enum.StrEnum):
     """midwifery (verloskundigenpraktijk), kraamzorg (maternity care) or hospital."""
 
@@ -387,6 +410,9 @@ class GatewayConfig(_Section):
         default_factory=MetricsConfig, description="Default: on, at 127.0.0.1:9464."
     )
     participants: tuple[ParticipantConfig, ...] = Field(default=())
+    logging: LoggingConfig = Field(
+        default_factory=LoggingConfig, description="Default: readable text, level info."
+    )
 
     @model_validator(mode="before")
     @classmethod

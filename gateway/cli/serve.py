@@ -14,19 +14,13 @@ from typing import Any
 
 from twisted.internet.defer import Deferred
 from twisted.internet.error import CannotListenError
-from twisted.logger import (
-    FilteringLogObserver,
-    Logger,
-    LogLevel,
-    LogLevelFilterPredicate,
-    globalLogBeginner,
-    textFileLogObserver,
-)
+from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from gateway.app import RunningGateway, start
 from gateway.config import ConfigError, GatewayConfig, load_config
 from gateway.ei import LayoutError
+from gateway.logs import begin_logging
 from gateway.pki import CA_CERT, Party, PkiError, init_pki
 from gateway.store import SchemaVersionError, StoreUnavailableError
 
@@ -86,7 +80,7 @@ def run(config: GatewayConfig, on_started: Callable[[Any], None] | None = None) 
     # Imported here: importing the reactor installs it, which other commands do not need.
     from twisted.internet import reactor  # noqa: PLC0415
 
-    _begin_logging()
+    begin_logging(config.logging, sys.stderr)
     outcome = {"status": EXIT_OK}
 
     def cannot_start(failure: Failure) -> None:
@@ -116,14 +110,6 @@ def run(config: GatewayConfig, on_started: Callable[[Any], None] | None = None) 
     reactor.callWhenRunning(begin)
     reactor.run()
     return outcome["status"]
-
-
-def _begin_logging() -> None:
-    observer = FilteringLogObserver(
-        textFileLogObserver(sys.stderr),
-        [LogLevelFilterPredicate(defaultLogLevel=LogLevel.info)],
-    )
-    globalLogBeginner.beginLoggingTo([observer], redirectStandardIO=False)
 
 
 # --- demo -----------------------------------------------------------------------------------

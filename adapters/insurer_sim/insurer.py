@@ -1,0 +1,348 @@
+"""The simulated insurer's memory: received files, the claims they are, retour queues.
+
+No I/O and no reactor: the HTTP resource (:mod:`adapters.insurer_sim.resource`) calls it,
+and tests can drive it directly. Everything is kept in memory — the simulator is a
+rehearsal partner; restarting it starts afresh.
+
+Idempotency, as an insurer (or VECOZO in front of it) keeps it: a sender that uploads the
+same bytes again, or a file with a ``referentieId`` or (for an accepted claim) a
+factuurnummer it used before, gets the first upload's receipt back and no second claim is
+booked. The same ``referentieId`` with *other* bytes is a conflict. A file rejected whole
+(0001) was never booked, so its factuurnummer may be used again by a corrected file.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from adapters.insurer_sim.config import SimConfig, SimFaults
+from adapters.insurer_sim.rules import Judgement, judge
+from gateway.ei import LayoutRegistry
+
+__all__ = [
+    "ConflictError",
+    "QueuedRetour",
+    "ReceivedFile",
+    "SimulatedInsurer",
+    "UploadFault",
+]
+
+RECEIVED = "ontvangen"
+PROCESSED = "verwerkt"
+REJECTED = "afgekeurd"
+CONFIRMED = "ontvangst_bevestigd"
+
+
+class UploadFault(enum.Enum):
+    NONE = "none"
+    FAIL = "fail"  # answer 5xx, store nothing
+    STALL = "stall"  # store, then hold the answer back
+
+
+class ConflictError(Exception):
+    """A ``referentieId`` reused for other bytes."""
+
+
+@dataclass(slots=True)
+class ReceivedFile:
+    traceer_id: str
+    conversatie_id: str
+    sender: str
+    sha256: str
+    size: int
+    reference_id: str | None
+    filename: str | None
+    received_at: datetime
+    judgement: Judgement
+    retour_id: str
+    repeats: int = 0
+
+    def as_json(self) -> dict[str, Any]:
+        j = self.judgement
+        return {
+            "traceerId": self.traceer_id,
+            "conversatieId": self.conversatie_id,
+            "afzender": self.sender,
+            "referentieId": self.reference_id,
+            "factuurnummer": j.invoice_number,
+            "berichtType": j.standard,
+            "sha256": self.sha256,
+            "ontvangenOp": self.received_at.isoformat(),
+            "herhaald": self.repeats,
+            "claim": j.accepted,
+            "retourcodes": list(j.codes),
+            "regels": j.lines,
+            "toegekend": j.granted_lines,
+            "afgewezen": j.rejected_lines,
+            "toegekendBedrag": j.granted_total,
+            "regelcodes": sorted(set(j.line_codes)),
+            "retourTraceerId": self.retour_id,
+        }
+
+
+@dataclass(slots=True)
+class QueuedRetour:
+    traceer_id: str
+    recipient: str
+    conversatie_id: str
+    reply_to: str
+    standard: str
+    payload: bytes
+    created_at: datetime
+    available_at: datetime
+    confirmed_at: datetime | None = None
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.payload).hexdigest()
+
+    @property
+    def filename(self) -> str:
+        return f"{self.standard}-{self.reply_to}.asc"
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "traceerId": self.traceer_id,
+            "conversatieId": self.conversatie_id,
+            "alsAntwoordOp": self.reply_to,
+            "referentieId": None,
+            "berichtType": self.standard,
+            "bestandsnaam": self.filename,
+            "grootte": len(self.payload),
+            "checksum": {"algoritme": "SHA-256", "waarde": self.sha256},
+            "status": CONFIRMED if self.confirmed_at else "klaargezet",
+            "aangemaaktOp": self.created_at.isoformat(),
+            "ontvangstBevestigdOp": self.confirmed_at.isoformat() if self.confirmed_at else None,
+        }
+
+
+@dataclass(slots=True)
+class _Sender:
+    by_sha: dict[str, ReceivedFile] = field(default_factory=dict)
+    by_reference: dict[str, ReceivedFile] = field(default_factory=dict)
+    by_invoice: dict[str, ReceivedFile] = field(default_factory=dict)
+
+
+class SimulatedInsurer:
+    """One simulated insurer (see the module docs). ``clock`` gives the current time."""
+
+    def __init__(
+        self,
+        config: SimConfig,
+        registry: LayoutRegistry,
+        clock: Callable[[], datetime],
+        new_id: Callable[[], str] = lambda: uuid.uuid4().hex,
+    ) -> None:
+        self.config = config
+        self.faults = config.faults
+        self._registry = registry
+        self._clock = clock
+        self._new_id = new_id
+        self._senders: dict[str, _Sender] = {}
+        self._files: dict[str, ReceivedFile] = {}
+        self._retours: dict[str, QueuedRetour] = {}
+        self.uploads = 0
+        self._faulted = 0
+
+    # --- faults ------------------------------------------------------------------------------
+
+    def set_faults(self, faults: SimFaults) -> None:
+        """Replace the faults; counting starts again from the next upload."""
+        self.faults = faults
+        self._faulted = self.uploads
+
+    def next_upload_fault(self) -> UploadFault:
+        """Count one upload and say how to misbehave on it."""
+        self.uploads += 1
+        n = self.uploads - self._faulted
+        if n <= self.faults.fail_first:
+            return UploadFault.FAIL
+        if n <= self.faults.fail_first + self.faults.stall_first:
+            return UploadFault.STALL
+        return UploadFault.NONE
+
+    # --- receiving ---------------------------------------------------------------------------
+
+    def receive(
+        self,
+        sender: str,
+        payload: bytes,
+        *,
+        reference_id: str | None = None,
+        conversatie_id: str | None = None,
+        filename: str | None = None,
+    ) -> tuple[ReceivedFile, bool]:
+        """Take one upload; the file it is and whether it is new (False: a repeat)."""
+        sha = hashlib.sha256(payload).hexdigest()
+        known = self._senders.setdefault(sender, _Sender())
+        first = known.by_sha.get(sha)
+        if reference_id is not None and reference_id in known.by_reference:
+            by_ref = known.by_reference[reference_id]
+            if by_ref.sha256 != sha:
+                raise ConflictError(
+                    f"referentieId {reference_id!r} was used before for another file"
+                )
+            first = by_ref
+        if first is None:
+            now = self._clock()
+            traceer_id = self._new_id()
+            judgement = judge(
+                self._registry,
+                payload,
+                self.config.rules,
+                uzovi=self.config.uzovi,
+                insurer_reference=traceer_id[:24],
+                today=now.date(),
+                sender=sender,
+            )
+            invoice = judgement.invoice_number
+            if judgement.accepted and invoice is not None and invoice in known.by_invoice:
+                first = known.by_invoice[invoice]
+            else:
+                return self._book(
+                    sender,
+                    payload,
+                    sha,
+                    traceer_id,
+                    judgement,
+                    now,
+                    reference_id,
+                    conversatie_id,
+                    filename,
+                ), True
+        first.repeats += 1
+        if reference_id is not None:
+            known.by_reference.setdefault(reference_id, first)
+        known.by_sha.setdefault(sha, first)
+        return first, False
+
+    def _book(
+        self,
+        sender: str,
+        payload: bytes,
+        sha: str,
+        traceer_id: str,
+        judgement: Judgement,
+        now: datetime,
+        reference_id: str | None,
+        conversatie_id: str | None,
+        filename: str | None,
+    ) -> ReceivedFile:
+        known = self._senders[sender]
+        conversation = conversatie_id or traceer_id
+        retour = QueuedRetour(
+            traceer_id=self._new_id(),
+            recipient=sender,
+            conversatie_id=conversation,
+            reply_to=traceer_id,
+            standard=judgement.retour_standard,
+            payload=judgement.retour,
+            created_at=now,
+            available_at=now + timedelta(seconds=self.faults.retour_delay_seconds),
+        )
+        received = ReceivedFile(
+            traceer_id=traceer_id,
+            conversatie_id=conversation,
+            sender=sender,
+            sha256=sha,
+            size=len(payload),
+            reference_id=reference_id,
+            filename=filename,
+            received_at=now,
+            judgement=judgement,
+            retour_id=retour.traceer_id,
+        )
+        self._files[traceer_id] = received
+        self._retours[retour.traceer_id] = retour
+        known.by_sha[sha] = received
+        if reference_id is not None:
+            known.by_reference[reference_id] = received
+        if judgement.accepted and judgement.invoice_number is not None:
+            known.by_invoice[judgement.invoice_number] = received
+        return received
+
+    # --- the sender's view -------------------------------------------------------------------
+
+    def waiting(self, recipient: str, *, include_confirmed: bool = False) -> list[QueuedRetour]:
+        now = self._clock()
+        return [
+            r
+            for r in self._retours.values()
+            if r.recipient == recipient
+            and r.available_at <= now
+            and (include_confirmed or r.confirmed_at is None)
+        ]
+
+    def retour(self, recipient: str, traceer_id: str) -> QueuedRetour | None:
+        found = self._retours.get(traceer_id)
+        if found is None or found.recipient != recipient or found.available_at > self._clock():
+            return None
+        return found
+
+    def sent(self, sender: str, traceer_id: str) -> ReceivedFile | None:
+        found = self._files.get(traceer_id)
+        return found if found is not None and found.sender == sender else None
+
+    def confirm(self, recipient: str, traceer_id: str) -> bool:
+        found = self.retour(recipient, traceer_id)
+        if found is None or found.confirmed_at is not None:
+            return False
+        found.confirmed_at = self._clock()
+        return True
+
+    def statuses(self, sender: str, traceer_id: str) -> list[dict[str, Any]]:
+        """The status history of a file ``sender`` sent (VECOZO's berichtstatussen)."""
+        received = self.sent(sender, traceer_id)
+        if received is None:
+            return []
+        j = received.judgement
+        at = received.received_at.isoformat()
+        history = [
+            {
+                "traceerId": traceer_id,
+                "status": RECEIVED,
+                "tijdstip": at,
+                "code": None,
+                "omschrijving": "Bericht ontvangen.",
+            },
+        ]
+        if j.accepted:
+            history.append(
+                {
+                    "traceerId": traceer_id,
+                    "status": PROCESSED,
+                    "tijdstip": at,
+                    "code": None,
+                    "omschrijving": f"{j.granted_lines} van {j.lines} prestaties toegekend.",
+                }
+            )
+        else:
+            history.append(
+                {
+                    "traceerId": traceer_id,
+                    "status": REJECTED,
+                    "tijdstip": at,
+                    "code": j.codes[0],
+                    "omschrijving": "Bestand technisch afgekeurd: " + ", ".join(j.codes) + ".",
+                }
+            )
+        return history
+
+    # --- for tests and rehearsals ------------------------------------------------------------
+
+    def claims_json(self) -> dict[str, Any]:
+        files = sorted(self._files.values(), key=lambda f: f.received_at)
+        return {
+            "uzovi": self.config.uzovi,
+            "uploads": self.uploads,
+            "bestanden": len(files),
+            "claims": sum(1 for f in files if f.judgement.accepted),
+            "afgekeurd": sum(1 for f in files if not f.judgement.accepted),
+            "files": [f.as_json() for f in files],
+        }

@@ -28,6 +28,7 @@ from adapters.epd_api.http import MeteredSite, limited_request_factory
 from adapters.epd_api.resource import Caller, EpdApi, route_name
 from adapters.metrics.resource import OperationsRoot
 from adapters.storage import open_store
+from adapters.storage.lock import StoreLock
 from adapters.tls import Identities, client_identity, server_context_factory
 from gateway.config import GatewayConfig
 from gateway.ei import LayoutRegistry, load_layouts
@@ -62,6 +63,7 @@ class RunningGateway:
     metrics: Metrics
     epd_port: IListeningPort
     ops_port: IListeningPort | None
+    store_lock: StoreLock | None = None
     _stopping: Deferred[None] | None = None
 
     @property
@@ -82,6 +84,7 @@ class RunningGateway:
         log.info("stopping: no new connections")
         await _stop_listening(self.epd_port, self.ops_port)
         await self.store.close()
+        _release(self.store_lock)
         log.info("stopped; the store is closed")
 
 
@@ -102,6 +105,20 @@ def _version() -> str:
         return importlib.metadata.version("igo-gateway")
     except importlib.metadata.PackageNotFoundError:
         return "unknown"
+
+
+def _lock_embedded_store(url: str) -> StoreLock | None:
+    """Hold the embedded store's lock file while running (None for PostgreSQL)."""
+    if not url.startswith("sqlite:///") or url == "sqlite:///:memory:":
+        return None
+    lock = StoreLock(Path(url.removeprefix("sqlite:///")))
+    lock.acquire()
+    return lock
+
+
+def _release(lock: StoreLock | None) -> None:
+    if lock is not None:
+        lock.release()
 
 
 def _make_data_dirs(config: GatewayConfig) -> None:
@@ -125,7 +142,12 @@ async def start(config: GatewayConfig, reactor: Any) -> RunningGateway:
     )
     identities = Identities.from_config(config)
     _make_data_dirs(config)
-    store = await open_store(config.store.url, reactor)
+    lock = _lock_embedded_store(config.store.url)
+    try:
+        store = await open_store(config.store.url, reactor)
+    except BaseException:
+        _release(lock)
+        raise
     metrics = Metrics(version=_version())
     ops_port: IListeningPort | None = None
     try:
@@ -163,8 +185,9 @@ async def start(config: GatewayConfig, reactor: Any) -> RunningGateway:
     except BaseException:
         await _stop_listening(ops_port)
         await store.close()
+        _release(lock)
         raise
-    gateway = RunningGateway(config, store, registry, metrics, port, ops_port)
+    gateway = RunningGateway(config, store, registry, metrics, port, ops_port, lock)
     host, number = gateway.epd_address
     log.info(
         "EPD API listening on https://{host}:{port} ({participants} participants)",

@@ -28,6 +28,7 @@ __all__ = [
     "SchemaVersionError",
     "StatusEntry",
     "StoreError",
+    "StoreInUseError",
     "StoreUnavailableError",
     "UploadResult",
 ]
@@ -40,6 +41,10 @@ class StoreError(Exception):
 class StoreUnavailableError(StoreError):
     """The database cannot be reached or written (disk full, locked, server down).
     Nothing of the failed call was stored; the caller may retry later."""
+
+
+class StoreInUseError(StoreError):
+    """The embedded store is held by another running gateway (or a restore)."""
 
 
 class SchemaVersionError(StoreError):

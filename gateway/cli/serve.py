@@ -22,7 +22,7 @@ from gateway.config import ConfigError, GatewayConfig, load_config
 from gateway.ei import LayoutError
 from gateway.logs import begin_logging
 from gateway.pki import CA_CERT, Party, PkiError, init_pki
-from gateway.store import SchemaVersionError, StoreUnavailableError
+from gateway.store import SchemaVersionError, StoreInUseError, StoreUnavailableError
 
 __all__ = ["DEMO_PARTICIPANTS", "register", "run", "write_demo"]
 
@@ -87,6 +87,7 @@ def run(config: GatewayConfig, on_started: Callable[[Any], None] | None = None) 
         known = (
             ConfigError,
             SchemaVersionError,
+            StoreInUseError,
             StoreUnavailableError,
             LayoutError,
             CannotListenError,

@@ -95,8 +95,12 @@ certificates = ["{fingerprints[MIDWIFE]}"]
     return path
 
 
+def cli_command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "gateway.cli", *args]
+
+
 def serve_command(config: Path) -> list[str]:
-    return [sys.executable, "-m", "gateway.cli", "serve", "--config", str(config)]
+    return cli_command("serve", "--config", str(config))
 
 
 @dataclass

@@ -22,6 +22,7 @@ from tests.gateway.running import (
     KRAAMZORG,
     MIDWIFE,
     GatewayProcess,
+    cli_command,
     make_pki,
     read_response,
     serve_command,
@@ -403,3 +404,44 @@ def test_serve_exits_1_with_a_reason_when_the_port_is_taken(
     assert done.returncode == 1
     assert "cannot start" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        cli_command(*args), capture_output=True, text=True, timeout=60, check=False, cwd=cwd
+    )
+
+
+def test_a_second_gateway_on_the_same_sqlite_store_is_refused(
+    tmp_path: Path, pki: tuple[Path, dict[str, str]]
+) -> None:
+    directory, fingerprints = pki
+    config = write_config(
+        tmp_path / "gateway.toml", directory, fingerprints, "sqlite:///data/gateway.db"
+    )
+    gateway = GatewayProcess(config, directory)
+    gateway.start()
+    try:
+        second = run_cli("serve", "--config", str(config), cwd=tmp_path)
+        assert second.returncode == 1
+        assert "in use by a running gateway" in second.stderr
+        with gateway.client(KRAAMZORG) as epd:
+            receipt = upload(epd, KRAAMZORG, kz301(REGISTRY, agb=KRAAMZORG)).json()
+        # A backup is taken while the gateway runs ...
+        backup = run_cli("backup", "--config", str(config), "--to", "b.db", cwd=tmp_path)
+        assert backup.returncode == 0, backup.stderr
+    finally:
+        assert gateway.stop() == 0
+    # ... and restored over the store once it has stopped.
+    refused = run_cli("restore", "--config", str(config), "--from", "b.db", cwd=tmp_path)
+    assert refused.returncode == 1
+    assert "--force" in refused.stderr
+    forced = run_cli("restore", "--config", str(config), "--from", "b.db", "--force", cwd=tmp_path)
+    assert forced.returncode == 0, forced.stderr
+    gateway.start()
+    try:
+        with gateway.client(KRAAMZORG) as epd:
+            statuses = epd.get("/berichtstatussen", params={"traceerId": receipt["traceerId"]})
+            assert statuses.status_code == 200
+    finally:
+        gateway.stop()

@@ -1,0 +1,347 @@
+"""How fast the EI codec parses and validates, and how little memory streaming takes.
+
+Run as ``python -m tests.benchmarks.codec`` (``make bench``). It prints figures and
+asserts nothing about time: speed depends on the machine, and a timed test would only
+flake. ``tests/benchmarks/test_codec_bench.py`` runs the same functions on tiny sizes so
+that this script keeps working.
+
+What is measured:
+
+* **parse** — a KZ301 file built in memory (default 100,000 records) fed to
+  :class:`~gateway.ei.Reader` in 64 KiB chunks; every record is produced, no field is
+  decoded (decoding is lazy);
+* **parse + validate** — the same file through :class:`~gateway.ei.Validator`, which
+  decodes and checks every field an insurer's intake checks;
+* **streaming memory** — a file of 1,000,000 records produced 64 KiB at a time by a
+  generator (never held whole) and read by the Reader; peak memory traced with
+  :mod:`tracemalloc`, for the full size and for a tenth of it, so that one can see it does
+  not grow with the file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import resource
+import sys
+import time
+import tracemalloc
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import date
+
+from gateway.ei import (
+    FileWriter,
+    Layout,
+    LayoutRegistry,
+    Reader,
+    Validator,
+    bsn_is_valid,
+    build_record,
+    load_layouts,
+)
+from tests.factories import BSNS
+
+# Synthetic BSNs that pass the eleven-proof (so that validation finds nothing).
+VALID_BSNS = tuple(bsn for bsn in BSNS if bsn_is_valid(bsn))
+
+CHUNK = 64 * 1024
+PARSE_RECORDS = 100_000
+STREAM_RECORDS = 1_000_000
+REPEAT = 3
+PRESTATIES_PER_CLIENT = 3  # each client's 02 record is followed by this many 04 records
+TARIFF = 12_000  # eurocents
+
+
+# --- building the files --------------------------------------------------------------------
+
+
+def _header(writer: FileWriter) -> None:
+    writer.header(
+        message_kind="P",
+        uzovi="3311",
+        praktijk_code="33001234",
+        payee="03",
+        period_begin=date(2026, 1, 1),
+        period_end=date(2026, 1, 31),
+        invoice_number="BENCH-0001",
+        invoice_date=date(2026, 2, 2),
+        currency="EUR",
+    )
+
+
+def _insured(writer: FileWriter, bsn: str) -> None:
+    writer.insured(
+        bsn=bsn,
+        uzovi="3311",
+        birth_date=date(1994, 5, 6),
+        gender="2",
+        name_code_1="1",
+        surname="Testpersoon",
+        initials="A",
+        house_number=12,
+        deceased="2",
+    )
+
+
+def _prestatie(writer: FileWriter, bsn: str, reference: str, day: int) -> None:
+    writer.prestatie(
+        bsn=bsn,
+        uzovi="3311",
+        forwarding_allowed="1",
+        prestatie_date=date(2026, 1, day),
+        prestatiecodelijst="044",
+        prestatiecode="196202",
+        performer_code="33001234",
+        tariff=TARIFF,
+        number_performed=1,
+        calculated_amount=TARIFF,
+        declared_amount=TARIFF,
+        reference=reference,
+    )
+
+
+def _day(i: int) -> int:
+    return 1 + i % 28
+
+
+def build_declaration(registry: LayoutRegistry, records: int) -> bytes:
+    """A valid KZ301 file of exactly ``records`` records (01 and 99 included), written
+    record by record with :class:`FileWriter`: clients with a few prestaties each."""
+    if records < 3:
+        raise ValueError("a declaration has at least a 01, a 02 and a 99 record")
+    writer = FileWriter(registry.by_standard("KZ301"))
+    _header(writer)
+    details = records - 2
+    client = -1
+    for i in range(details):
+        if i % (PRESTATIES_PER_CLIENT + 1) == 0:
+            client += 1
+            _insured(writer, VALID_BSNS[client % len(VALID_BSNS)])
+        else:
+            _prestatie(writer, VALID_BSNS[client % len(VALID_BSNS)], f"BENCH-{i + 1}", _day(i))
+    return writer.finish()
+
+
+def stream_declaration(
+    registry: LayoutRegistry, records: int, chunk_size: int = CHUNK
+) -> Iterator[bytes]:
+    """The same kind of file as :func:`build_declaration`, produced ``chunk_size`` bytes
+    at a time and never held whole: record templates written once by :class:`FileWriter`,
+    then only the record number and the reference patched per record."""
+    if records < 3:
+        raise ValueError("a declaration has at least a 01, a 02 and a 99 record")
+    layout = registry.by_standard("KZ301")
+    templates = FileWriter(layout)
+    _header(templates)
+    _insured(templates, VALID_BSNS[0])
+    _prestatie(templates, VALID_BSNS[0], "BENCH-1", 1)
+    header, insured_template, prestatie_template = templates.finish().split(b"\r\n")[:3]
+    record_id = layout.record("04").field("record_id").slice
+    reference = layout.record("04").field("reference")
+    prestatie_date = layout.record("04").field("prestatie_date").slice
+    bsn = layout.record("02").field("bsn").slice
+
+    def lines() -> Iterator[bytes]:
+        yield header + b"\r\n"
+        counts = {"02": 0, "04": 0}
+        client = -1
+        for i in range(records - 2):
+            number = b"%012d" % (i + 1)
+            if i % (PRESTATIES_PER_CLIENT + 1) == 0:
+                client += 1
+                line = bytearray(insured_template)
+                counts["02"] += 1
+            else:
+                line = bytearray(prestatie_template)
+                line[reference.slice] = f"BENCH-{i + 1}".encode().ljust(reference.length)
+                line[prestatie_date] = b"202601%02d" % _day(i)
+                counts["04"] += 1
+            line[record_id] = number
+            line[bsn] = VALID_BSNS[client % len(VALID_BSNS)].encode()
+            yield bytes(line) + b"\r\n"
+        trailer = build_record(
+            layout.record("99"),
+            {
+                "count_02": counts["02"],
+                "count_04": counts["04"],
+                "count_detail": records - 2,
+                "total_declared": counts["04"] * TARIFF,
+            },
+        )
+        yield trailer.to_bytes()
+
+    return _rechunk(lines(), chunk_size)
+
+
+def _rechunk(pieces: Iterable[bytes], size: int) -> Iterator[bytes]:
+    """``pieces`` regrouped into chunks of exactly ``size`` bytes (the last one shorter)."""
+    buf = bytearray()
+    for piece in pieces:
+        buf += piece
+        if len(buf) >= size:
+            whole = len(buf) - len(buf) % size
+            for start in range(0, whole, size):
+                yield bytes(buf[start : start + size])
+            del buf[:whole]
+    if buf:
+        yield bytes(buf)
+
+
+def chunks(data: bytes, size: int = CHUNK) -> Iterator[bytes]:
+    for start in range(0, len(data), size):
+        yield data[start : start + size]
+
+
+# --- measuring -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Throughput:
+    records: int
+    seconds: float  # the best of the runs
+
+    @property
+    def per_second(self) -> float:
+        return self.records / self.seconds if self.seconds else float("inf")
+
+
+@dataclass(frozen=True, slots=True)
+class StreamMemory:
+    records: int
+    bytes_streamed: int
+    peak_bytes: int  # traced by tracemalloc while streaming
+    seconds: float
+
+
+def count_parsed(registry: LayoutRegistry, pieces: Iterable[bytes]) -> int:
+    """Feed ``pieces`` to a Reader and count the records (and bad lines) it returns."""
+    reader = Reader(registry)
+    count = 0
+    for piece in pieces:
+        reader.feed(piece)
+        for _ in reader.events():
+            count += 1
+    reader.close()
+    for _ in reader.events():
+        count += 1
+    return count
+
+
+def count_validated(registry: LayoutRegistry, pieces: Iterable[bytes]) -> int:
+    """Validate ``pieces``; the number of records, or an error if the file is not valid
+    (a benchmark of a file with findings would measure the wrong thing)."""
+    validator = Validator(registry)
+    for piece in pieces:
+        validator.feed(piece)
+    result = validator.close()
+    if not result.valid:
+        raise RuntimeError(f"the benchmark file is not valid: {result.findings[:3]}")
+    return result.records
+
+
+def _best(run: Callable[[], int], repeat: int) -> Throughput:
+    best = float("inf")
+    records = 0
+    for _ in range(repeat):
+        gc.collect()
+        start = time.perf_counter()
+        records = run()
+        best = min(best, time.perf_counter() - start)
+    return Throughput(records, best)
+
+
+def bench_parse(registry: LayoutRegistry, data: bytes, repeat: int = REPEAT) -> Throughput:
+    return _best(lambda: count_parsed(registry, chunks(data)), repeat)
+
+
+def bench_validate(registry: LayoutRegistry, data: bytes, repeat: int = REPEAT) -> Throughput:
+    return _best(lambda: count_validated(registry, chunks(data)), repeat)
+
+
+def bench_stream_memory(registry: LayoutRegistry, records: int) -> StreamMemory:
+    """Stream a generated file of ``records`` records through the Reader and trace the
+    peak memory allocated meanwhile (the layouts, loaded before, are not counted)."""
+    streamed = 0
+
+    def counted(pieces: Iterable[bytes]) -> Iterator[bytes]:
+        nonlocal streamed
+        for piece in pieces:
+            streamed += len(piece)
+            yield piece
+
+    gc.collect()
+    tracemalloc.start()
+    try:
+        start = time.perf_counter()
+        parsed = count_parsed(registry, counted(stream_declaration(registry, records)))
+        seconds = time.perf_counter() - start
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    return StreamMemory(parsed, streamed, peak, seconds)
+
+
+def max_rss_bytes() -> int:
+    """The process's peak resident set size so far (Linux reports KiB, macOS bytes)."""
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return rss if sys.platform == "darwin" else rss * 1024
+
+
+# --- the report ----------------------------------------------------------------------------
+
+
+def _mib(n: int) -> str:
+    return f"{n / (1 << 20):,.1f} MiB"
+
+
+def run(
+    registry: LayoutRegistry,
+    *,
+    records: int = PARSE_RECORDS,
+    stream_records: int = STREAM_RECORDS,
+    repeat: int = REPEAT,
+    out: Callable[[str], object] = print,
+) -> None:
+    layout: Layout = registry.by_standard("KZ301")
+    out(f"EI codec benchmark: {layout.label}, Python {sys.version.split()[0]}, {sys.platform}")
+
+    out(f"\nstreaming memory (Reader, {CHUNK // 1024} KiB chunks from a generator):")
+    for n in sorted({max(3, stream_records // 10), stream_records}):
+        m = bench_stream_memory(registry, n)
+        out(
+            f"  {m.records:>9,} records, {_mib(m.bytes_streamed):>10} streamed: "
+            f"peak traced memory {_mib(m.peak_bytes)} ({m.seconds:.1f} s under tracemalloc)"
+        )
+    out(f"  process peak RSS so far: {_mib(max_rss_bytes())}")
+
+    start = time.perf_counter()
+    data = build_declaration(registry, records)
+    built = time.perf_counter() - start
+    out(f"\nthroughput on a {records:,}-record file ({_mib(len(data))}, built in {built:.1f} s),")
+    out(f"best of {repeat}:")
+    parse = bench_parse(registry, data, repeat)
+    out(f"  parse             {parse.per_second:>10,.0f} records/s  ({parse.seconds:.2f} s)")
+    validate = bench_validate(registry, data, repeat)
+    out(f"  parse + validate  {validate.per_second:>10,.0f} records/s  ({validate.seconds:.2f} s)")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m tests.benchmarks.codec", description=(__doc__ or "").split("\n\n")[0]
+    )
+    parser.add_argument("--records", type=int, default=PARSE_RECORDS, help="throughput file")
+    parser.add_argument("--stream-records", type=int, default=STREAM_RECORDS)
+    parser.add_argument("--repeat", type=int, default=REPEAT)
+    args = parser.parse_args(argv)
+    run(
+        load_layouts(),
+        records=args.records,
+        stream_records=args.stream_records,
+        repeat=args.repeat,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,10 @@
+from __future__ import annotations
+
+import pytest
+
+from gateway.ei import LayoutRegistry, load_layouts
+
+
+@pytest.fixture(scope="session")
+def registry() -> LayoutRegistry:
+    return load_layouts()

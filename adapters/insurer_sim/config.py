@@ -13,7 +13,7 @@ Example (``fixtures/insurer-sim.example.toml`` is a complete one)::
 
     [rules]
     not_insured = ["123456782"]                           # 0320
-    overlap = [{ bsn = "100000009", from = 2026-01-01 }]  # 0587
+    overlap = [{ bsn = "999999990", from = 2026-01-01 }]  # 0587
     tariffs = { "196202" = 12000 }                        # 0611 when the tariff differs
     reject_invoices = ["F2026-0099"]                      # whole file, 0001
 

@@ -1,0 +1,246 @@
+"""Test support for the insurer simulator: claim files, configs, and a real simulator
+process on a loopback port with real mutual TLS (a development PKI per test module)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import ssl
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from gateway.ei import FileWriter, LayoutRegistry
+from gateway.pki import CA_CERT, SERVER_CERT, SERVER_KEY, Party, init_pki
+from tests.factories import BSNS
+
+IGO = "53001234"
+OTHER_IGO = "53009999"
+UZOVI = "3311"
+TARIFF = 12000
+START_SECONDS = 30.0
+_LISTENING = re.compile(r"insurer simulator listening on https://127\.0\.0\.1:(\d+)")
+
+
+def integral_claim(
+    registry: LayoutRegistry,
+    *,
+    invoice: str = "IGO2026-0001",
+    bsns: tuple[str, ...] = (BSNS[0],),
+    tariff: int = TARIFF,
+    lines_per_client: int = 1,
+    uzovi: str = UZOVI,
+    comment: str | None = None,
+) -> bytes:
+    """A KZ301 claim file of the IGO: per client an 02 record and its prestatie lines
+    (synthetic data), dated 10, 11, 12 … January 2026."""
+    w = FileWriter(registry.by_standard("KZ301"))
+    w.header(
+        message_kind="P",
+        uzovi=uzovi,
+        praktijk_code=IGO,
+        payee="03",
+        period_begin=date(2026, 1, 1),
+        period_end=date(2026, 1, 31),
+        invoice_number=invoice,
+        invoice_date=date(2026, 2, 2),
+        currency="EUR",
+    )
+    for c, bsn in enumerate(bsns):
+        w.insured(
+            bsn=bsn,
+            uzovi=uzovi,
+            birth_date=date(1994, 5, 6),
+            gender="2",
+            name_code_1="1",
+            surname="Testpersoon",
+            initials="A",
+            house_number=12,
+            deceased="2",
+        )
+        for i in range(lines_per_client):
+            w.prestatie(
+                bsn=bsn,
+                uzovi=uzovi,
+                forwarding_allowed="1",
+                prestatie_date=date(2026, 1, 10 + i),
+                prestatiecodelijst="044",
+                prestatiecode="196202",
+                performer_code=IGO,
+                tariff=tariff,
+                number_performed=1,
+                calculated_amount=tariff,
+                declared_amount=tariff,
+                reference=f"{invoice}-{c + 1}-{i + 1}",
+            )
+        if comment is not None:
+            w.comment(comment)
+    return w.finish()
+
+
+def make_pki(directory: Path) -> Path:
+    """A development PKI: the simulator's server certificate and two IGOs' client ones."""
+    init_pki(
+        directory,
+        [Party(IGO, "IGO Test", "igo"), Party(OTHER_IGO, "Andere IGO", "igo")],
+        now=datetime.now(UTC),
+    )
+    return directory
+
+
+def _toml(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, Mapping):
+        return "{ " + ", ".join(f"{json.dumps(k)} = {_toml(v)}" for k, v in value.items()) + " }"
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
+    return json.dumps(value)
+
+
+def write_sim_config(
+    path: Path,
+    pki: Path,
+    *,
+    rules: Mapping[str, Any] | None = None,
+    faults: Mapping[str, Any] | None = None,
+) -> Path:
+    lines = [
+        'host = "127.0.0.1"',
+        "port = 0",
+        f'uzovi = "{UZOVI}"',
+        "",
+        "[tls]",
+        f"cert = {json.dumps(str(pki / SERVER_CERT))}",
+        f"key = {json.dumps(str(pki / SERVER_KEY))}",
+        f"trust = {json.dumps(str(pki / CA_CERT))}",
+    ]
+    for name, section in (("rules", rules), ("faults", faults)):
+        if section:
+            lines += ["", f"[{name}]"] + [f"{k} = {_toml(v)}" for k, v in section.items()]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def sim_command(config: Path) -> list[str]:
+    return [sys.executable, "-m", "gateway.cli", "insurer-sim", "--config", str(config)]
+
+
+@dataclass
+class SimProcess:
+    """One ``igo-gateway insurer-sim`` process."""
+
+    config: Path
+    pki: Path
+    process: subprocess.Popen[bytes] | None = None
+    port: int = 0
+    log: list[str] = field(default_factory=list)
+    _reader: threading.Thread | None = None
+
+    def start(self) -> None:
+        assert self.process is None, "already running"
+        self.process = process = subprocess.Popen(
+            sim_command(self.config),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            cwd=self.config.parent,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        found = threading.Event()
+
+        def read() -> None:
+            assert process.stderr is not None
+            for raw in process.stderr:
+                line = raw.decode("utf-8", "replace")
+                self.log.append(line)
+                match = _LISTENING.search(line)
+                if match:
+                    self.port = int(match.group(1))
+                    found.set()
+
+        self._reader = threading.Thread(target=read, daemon=True)
+        self._reader.start()
+        deadline = time.monotonic() + START_SECONDS
+        while not found.wait(0.1):
+            if process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError("the simulator did not start:\n" + "".join(self.log))
+
+    def stop(self) -> int:
+        process, self.process = self.process, None
+        if process is None:
+            return 0
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+        try:
+            status = process.wait(timeout=START_SECONDS)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            status = process.wait()
+        if self._reader is not None:
+            self._reader.join(5)
+        return status
+
+    @property
+    def base_url(self) -> str:
+        return f"https://localhost:{self.port}"
+
+    def ssl_context(self, agb: str | None = IGO) -> ssl.SSLContext:
+        context = ssl.create_default_context(cafile=str(self.pki / CA_CERT))
+        if agb is not None:
+            context.load_cert_chain(
+                str(self.pki / f"igo-{agb}.pem"), str(self.pki / f"igo-{agb}.key")
+            )
+        return context
+
+    def client(self, agb: str | None = IGO, timeout: float = 10) -> httpx.Client:
+        return httpx.Client(base_url=self.base_url, verify=self.ssl_context(agb), timeout=timeout)
+
+    def claims(self) -> dict[str, Any]:
+        with self.client() as client:
+            answer: dict[str, Any] = client.get("/sim/claims").raise_for_status().json()
+            return answer
+
+    def logs(self) -> str:
+        return "".join(self.log)
+
+
+def running_sim(config: Path, pki: Path) -> Iterator[SimProcess]:
+    sim = SimProcess(config, pki)
+    sim.start()
+    try:
+        yield sim
+    finally:
+        sim.stop()
+
+
+def upload(
+    client: httpx.Client,
+    payload: bytes,
+    *,
+    reference: str | None = None,
+    sender: str = IGO,
+) -> httpx.Response:
+    metadata: dict[str, Any] = {"afzender": {"rol": "zorgaanbieder", "code": sender}}
+    if reference is not None:
+        metadata["referentieId"] = reference
+    return client.post(
+        "/berichten",
+        files={
+            "berichtMetadata": (None, json.dumps(metadata), "application/json"),
+            "payload": ("claim.asc", payload, "application/octet-stream"),
+        },
+    )

@@ -40,7 +40,7 @@ from pydantic import (
     Field,
     ValidationError,
     ValidationInfo,
-    model_validator,
+    field_validator,
 )
 from pydantic_core import PydanticCustomError
 
@@ -144,14 +144,15 @@ class SimRules(_Section):
     )
     reject_all: bool = Field(default=False, description="Reject every file whole (0001).")
 
-    @model_validator(mode="after")
-    def _check_tariffs(self) -> SimRules:
-        for code, tariff in self.tariffs.items():
+    @field_validator("tariffs")
+    @classmethod
+    def _check_tariffs(cls, tariffs: dict[str, int]) -> dict[str, int]:
+        for code, tariff in tariffs.items():
             if not _PRESTATIECODE.fullmatch(code):
-                raise ValueError(f"tariffs: {code!r} is not a prestatiecode")
+                raise ValueError(f"{code!r} is not a prestatiecode")
             if tariff < 0:
-                raise ValueError(f"tariffs.{code}: must not be negative")
-        return self
+                raise ValueError(f"the tariff of {code} must not be negative")
+        return tariffs
 
 
 class SimFaults(_Section):

@@ -1,0 +1,152 @@
+"""The simulated insurer's memory: each claim booked once, queues per caller, faults."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from adapters.insurer_sim.config import SimConfig, SimFaults
+from adapters.insurer_sim.insurer import ConflictError, SimulatedInsurer, UploadFault
+from gateway.ei import load_layouts
+from tests.adapters.insurer_sim.support import IGO, OTHER_IGO, UZOVI, integral_claim
+
+REGISTRY = load_layouts()
+T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
+
+
+class Now:
+    def __init__(self) -> None:
+        self.at = T0
+
+    def __call__(self) -> datetime:
+        return self.at
+
+
+def config(**sections: Any) -> SimConfig:
+    tls = {"cert": "s.pem", "key": "s.key", "trust": "ca.pem"}
+    return SimConfig.model_validate({"uzovi": UZOVI, "tls": tls, **sections})
+
+
+def insurer(now: Now | None = None, **sections: Any) -> SimulatedInsurer:
+    counter = itertools.count(1)
+    return SimulatedInsurer(
+        config(**sections), REGISTRY, now or Now(), new_id=lambda: f"id{next(counter):04d}"
+    )
+
+
+CLAIM = integral_claim(REGISTRY)
+
+
+def test_the_same_bytes_again_are_the_same_claim() -> None:
+    sim = insurer()
+    first, created = sim.receive(IGO, CLAIM)
+    again, created_again = sim.receive(IGO, CLAIM)
+    assert (created, created_again) == (True, False)
+    assert again is first
+    assert first.repeats == 1
+    assert sim.claims_json()["claims"] == 1
+    assert len(sim.waiting(IGO)) == 1
+
+
+def test_the_same_reference_again_is_the_same_claim_and_other_bytes_conflict() -> None:
+    sim = insurer()
+    first, _ = sim.receive(IGO, CLAIM, reference_id="out-1")
+    assert sim.receive(IGO, CLAIM, reference_id="out-1") == (first, False)
+    other = integral_claim(REGISTRY, invoice="IGO2026-0002")
+    with pytest.raises(ConflictError):
+        sim.receive(IGO, other, reference_id="out-1")
+    assert sim.claims_json()["claims"] == 1
+
+
+def test_the_same_invoice_number_again_is_the_same_claim() -> None:
+    sim = insurer()
+    first, _ = sim.receive(IGO, CLAIM)
+    edited = integral_claim(REGISTRY, comment="tweede poging")
+    assert sim.receive(IGO, edited) == (first, False)
+    assert sim.claims_json()["claims"] == 1
+
+
+def test_a_file_rejected_whole_leaves_its_invoice_number_free() -> None:
+    sim = insurer()
+    broken, created = sim.receive(IGO, CLAIM[:-20] + b"\r\n")
+    assert created
+    assert not broken.judgement.accepted
+    fixed, created = sim.receive(IGO, CLAIM)
+    assert created
+    assert fixed.judgement.accepted
+    summary = sim.claims_json()
+    assert (summary["bestanden"], summary["claims"], summary["afgekeurd"]) == (2, 1, 1)
+
+
+def test_senders_are_kept_apart() -> None:
+    sim = insurer()
+    mine, _ = sim.receive(IGO, CLAIM)
+    theirs, created = sim.receive(OTHER_IGO, CLAIM)
+    assert created
+    assert theirs.traceer_id != mine.traceer_id
+    assert [r.reply_to for r in sim.waiting(IGO)] == [mine.traceer_id]
+    assert sim.retour(OTHER_IGO, mine.retour_id) is None
+    assert not sim.confirm(OTHER_IGO, mine.retour_id)
+    assert sim.sent(OTHER_IGO, mine.traceer_id) is None
+    assert sim.statuses(OTHER_IGO, mine.traceer_id) == []
+
+
+def test_a_retour_answers_its_file_in_the_same_conversation() -> None:
+    sim = insurer()
+    received, _ = sim.receive(IGO, CLAIM, conversatie_id="conv-7")
+    (retour,) = sim.waiting(IGO)
+    assert (retour.reply_to, retour.conversatie_id) == (received.traceer_id, "conv-7")
+    assert retour.standard == "KZ302"
+    assert retour.as_json()["checksum"]["waarde"] == retour.sha256
+
+
+def test_confirming_takes_a_retour_out_of_the_queue_once() -> None:
+    sim = insurer()
+    received, _ = sim.receive(IGO, CLAIM)
+    assert sim.confirm(IGO, received.retour_id)
+    assert not sim.confirm(IGO, received.retour_id)
+    assert sim.waiting(IGO) == []
+    assert len(sim.waiting(IGO, include_confirmed=True)) == 1
+
+
+def test_a_retour_can_come_later() -> None:
+    now = Now()
+    sim = insurer(now, faults={"retour_delay_seconds": 60})
+    received, _ = sim.receive(IGO, CLAIM)
+    assert sim.waiting(IGO) == []
+    assert sim.retour(IGO, received.retour_id) is None
+    now.at = T0 + timedelta(seconds=60)
+    assert len(sim.waiting(IGO)) == 1
+
+
+def test_faults_are_counted_over_uploads() -> None:
+    sim = insurer(faults={"fail_first": 2, "stall_first": 1})
+    faults = [sim.next_upload_fault() for _ in range(5)]
+    assert faults == [UploadFault.FAIL] * 2 + [UploadFault.STALL] + [UploadFault.NONE] * 2
+    sim.set_faults(SimFaults(fail_first=1))
+    assert [sim.next_upload_fault() for _ in range(2)] == [UploadFault.FAIL, UploadFault.NONE]
+    assert sim.uploads == 7
+
+
+def test_statuses_say_processed_or_rejected() -> None:
+    sim = insurer()
+    good, _ = sim.receive(IGO, CLAIM)
+    bad, _ = sim.receive(IGO, b"garbage\r\n")
+    assert [s["status"] for s in sim.statuses(IGO, good.traceer_id)] == ["ontvangen", "verwerkt"]
+    history = sim.statuses(IGO, bad.traceer_id)
+    assert [s["status"] for s in history] == ["ontvangen", "afgekeurd"]
+    assert history[-1]["code"] == "0001"
+
+
+def test_the_claims_overview_holds_no_client_data() -> None:
+    sim = insurer()
+    sim.receive(IGO, CLAIM, reference_id="out-1")
+    text = str(sim.claims_json())
+    assert "111222333" not in text
+    assert "Testpersoon" not in text
+    (entry,) = sim.claims_json()["files"]
+    assert entry["factuurnummer"] == "IGO2026-0001"
+    assert (entry["regels"], entry["toegekend"], entry["referentieId"]) == (1, 1, "out-1")

@@ -179,7 +179,7 @@ def demo_instructions(directory: Path, port: int) -> str:
             "",
             f"  curl {tls} \\",
             f"       -F 'berichtMetadata={meta};type=application/json' \\",
-            "       -F payload=@fixtures/messages/<a KZ301 file of 33001234> \\",
+            "       -F payload=@fixtures/messages/kz301-kraamzorg-33001234.asc \\",
             f"       {base}/berichten",
             f"  curl {tls} '{base}/berichtstatussen?traceerId=<traceerId from the answer>'",
             f"  curl {tls} {base}/berichten",

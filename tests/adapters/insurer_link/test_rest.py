@@ -1,0 +1,339 @@
+"""The REST insurer link against the insurer simulator, in memory: delivery, retours,
+confirmation, the simulator's rules, and the faults that retries must survive without a
+second claim."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from treq.testing import RequestTraversalAgent, StringStubbingResource
+from twisted.internet import defer, error
+from twisted.internet.task import Clock
+from twisted.python.failure import Failure
+from twisted.web.client import ResponseNeverReceived
+
+from adapters.insurer_link.rest import RestInsurerLink, _status_error, _transport_error
+from gateway.ei import Record, read_records, validate_bytes
+from gateway.insurer import (
+    Delivery,
+    FetchedRetour,
+    InsurerLinkError,
+    LinkErrorReason,
+    OutboundFile,
+    Park,
+    RetryPolicy,
+)
+from tests.adapters.insurer_link.harness import REGISTRY, TIMEOUT, harness
+from tests.adapters.insurer_sim.support import IGO, TARIFF, UZOVI, integral_claim
+from tests.factories import BSNS
+
+# The in-memory transport of treq.testing has no abortConnection; real transports do.
+pytestmark = pytest.mark.filterwarnings("ignore:Using readBody with a transport:DeprecationWarning")
+POLICY = RetryPolicy(first_delay=timedelta(seconds=1), max_attempts=5, jitter=0)
+
+
+def claim_file(message_id: str = "out-0001", **kwargs: Any) -> OutboundFile:
+    return OutboundFile(
+        message_id=message_id,
+        insurer=UZOVI,
+        sender=IGO,
+        standard="KZ301",
+        payload=integral_claim(REGISTRY, **kwargs),
+        conversation_id=f"conv-{message_id}",
+    )
+
+
+def retour_lines(retour: FetchedRetour) -> list[tuple[int, list[str]]]:
+    result = validate_bytes(REGISTRY, retour.payload)
+    assert result.valid, [f.message for f in result.findings]
+    assert result.layout is not None
+    assert result.layout.standard == "KZ302"
+    out = []
+    for rec in read_records(REGISTRY, [retour.payload]):
+        assert isinstance(rec, Record)
+        if rec.type == "04":
+            codes = [rec.text(f"retourcode_{i}") for i in (1, 2, 3)]
+            out.append((rec.number_value("granted_amount"), [c for c in codes if c.strip("0")]))
+    return out
+
+
+def header_codes(retour: FetchedRetour) -> list[str]:
+    head = next(iter(read_records(REGISTRY, [retour.payload])))
+    assert isinstance(head, Record)
+    return [c for c in (head.text(f"retourcode_{i}") for i in (1, 2, 3)) if c.strip("0")]
+
+
+def test_send_fetch_and_confirm_a_granted_claim() -> None:
+    h = harness()
+    delivery = h.run(h.link.send(claim_file(bsns=(BSNS[0], BSNS[1]))))
+    assert delivery == Delivery("sim0001", repeated=False)
+    (retour,) = h.run(h.link.fetch())
+    assert retour.in_reply_to == delivery.remote_id
+    assert retour.conversation_id == "conv-out-0001"
+    assert retour.standard == "KZ302"
+    assert retour_lines(retour) == [(TARIFF, []), (TARIFF, [])]
+    h.run(h.link.confirm(retour))
+    assert h.run(h.link.fetch()) == []
+    h.run(h.link.confirm(retour))  # again: it is gone, which is what was wanted
+    (entry,) = h.insurer.claims_json()["files"]
+    assert entry["referentieId"] == "out-0001"
+    assert h.idle()
+
+
+@pytest.mark.parametrize(
+    ("rules", "kwargs", "expected"),
+    [
+        ({"not_insured": [BSNS[1]]}, {"bsns": (BSNS[1],)}, [(0, ["0320"])]),
+        ({"overlap": [{"bsn": BSNS[3]}]}, {"bsns": (BSNS[3],)}, [(0, ["0587"])]),
+        ({"tariffs": {"196202": TARIFF}}, {"tariff": TARIFF - 1}, [(0, ["0611"])]),
+    ],
+    ids=["0320", "0587", "0611"],
+)
+def test_rejected_lines(rules: dict[str, Any], kwargs: dict[str, Any], expected: list[Any]) -> None:
+    h = harness(rules=rules)
+    h.run(h.link.send(claim_file(**kwargs)))
+    (retour,) = h.run(h.link.fetch())
+    assert retour_lines(retour) == expected
+
+
+def test_a_whole_file_rejection_comes_back_as_a_retour() -> None:
+    h = harness(rules={"reject_all": True})
+    h.run(h.link.send(claim_file()))
+    (retour,) = h.run(h.link.fetch())
+    assert header_codes(retour) == ["0001"]
+    assert retour_lines(retour) == []
+    assert h.insurer.claims_json()["claims"] == 0
+
+
+def test_an_insurer_down_for_a_while_gets_the_file_once() -> None:
+    h = harness(faults={"fail_first": 3})
+    errors: list[str] = []
+    delivery = h.run(h.deliver(claim_file(), POLICY, errors))
+    assert isinstance(delivery, Delivery)
+    assert not delivery.repeated
+    assert errors == ["unavailable: upload: HTTP 503 (Simulated outage; try again later.)"] * 3
+    summary = h.insurer.claims_json()
+    assert (summary["uploads"], summary["claims"]) == (4, 1)
+
+
+def test_an_insurer_down_for_too_long_parks_the_file_with_the_last_error() -> None:
+    h = harness(faults={"fail_first": 10})
+    parked = h.run(h.deliver(claim_file(), POLICY, []))
+    assert isinstance(parked, Park)
+    assert parked.attempts == POLICY.max_attempts
+    assert "503" in parked.last_error
+    assert h.insurer.claims_json()["claims"] == 0
+
+
+def test_a_timeout_after_the_insurer_stored_the_file_then_a_retry_books_no_second_claim() -> None:
+    h = harness(faults={"stall_first": 1, "stall_seconds": 300})
+    pending = h.start(h.link.send(claim_file()))
+    assert pending == []
+    h.link_clock.advance(TIMEOUT)
+    h.agent.flush()
+    (failure,) = pending
+    assert isinstance(failure, Failure)
+    assert isinstance(failure.value, InsurerLinkError)
+    assert failure.value.reason is LinkErrorReason.TIMEOUT
+    assert failure.value.retryable
+    # the insurer has the file all the same
+    assert h.insurer.claims_json()["claims"] == 1
+    again = h.run(h.link.send(claim_file()))
+    assert again == Delivery("sim0001", repeated=True)
+    summary = h.insurer.claims_json()
+    assert (summary["uploads"], summary["bestanden"], summary["claims"]) == (2, 1, 1)
+    assert len(h.run(h.link.fetch())) == 1
+    # the held-back answer's timer was cancelled when the client went away
+    h.advance(300)
+    assert h.idle()
+
+
+def test_a_slow_insurer_within_the_deadline_is_fine() -> None:
+    h = harness(faults={"response_delay_seconds": TIMEOUT / 2})
+    pending = h.start(h.link.send(claim_file()))
+    h.advance(TIMEOUT / 2)
+    (delivery,) = pending
+    assert isinstance(delivery, Delivery)
+    assert h.idle()
+
+
+def test_a_retour_appears_once_the_insurer_has_made_it() -> None:
+    h = harness(faults={"retour_delay_seconds": 3600})
+    h.run(h.link.send(claim_file()))
+    assert h.run(h.link.fetch()) == []
+    h.sim_clock.advance(3600)
+    assert len(h.run(h.link.fetch())) == 1
+
+
+def test_the_same_id_for_other_bytes_is_a_conflict() -> None:
+    h = harness()
+    h.run(h.link.send(claim_file("out-7")))
+    with pytest.raises(InsurerLinkError) as caught:
+        h.run(h.link.send(claim_file("out-7", invoice="IGO2026-0002")))
+    assert caught.value.reason is LinkErrorReason.CONFLICT
+    assert not caught.value.retryable
+
+
+# --- the simulator's HTTP side, where the link would never go ---------------------------------
+
+
+def test_a_caller_without_certificate_is_refused() -> None:
+    h = harness()
+    h.caller[0] = None
+    status, body = h.request(b"GET", "/berichten")
+    assert status == 403
+    assert json.loads(body)["code"] == "certificaat-onbekend"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "ctype", "status"),
+    [
+        (b"POST", "/berichten", b"x", b"text/plain", 400),
+        (b"POST", "/berichten", b"--b--\r\n", b"multipart/form-data; boundary=b", 400),
+        (b"PUT", "/berichten", b"", None, 405),
+        (b"GET", "/berichten/nope/payload", b"", None, 404),
+        (b"GET", "/berichten/nope/other", b"", None, 404),
+        (b"GET", "/berichten/nope", b"", None, 404),
+        (b"DELETE", "/berichten/nope", b"", None, 404),
+        (b"GET", "/berichtstatussen", b"", None, 400),
+        (b"GET", "/berichtstatussen?traceerId=nope", b"", None, 404),
+        (b"GET", "/elders", b"", None, 404),
+        (b"PUT", "/sim/faults", b'{"fail_first": -1}', b"application/json", 400),
+    ],
+)
+def test_bad_requests(
+    method: bytes, path: str, body: bytes, ctype: bytes | None, status: int
+) -> None:
+    h = harness()
+    got, data = h.request(method, path, body, ctype)
+    assert got == status
+    assert json.loads(data)["status"] == status
+
+
+def test_metadata_must_be_valid() -> None:
+    h = harness()
+    body = (
+        b'--b\r\nContent-Disposition: form-data; name="berichtMetadata"\r\n\r\n{}\r\n'
+        b'--b\r\nContent-Disposition: form-data; name="payload"\r\n\r\nx\r\n--b--\r\n'
+    )
+    status, data = h.request(b"POST", "/berichten", body, b"multipart/form-data; boundary=b")
+    assert status == 400
+    assert "afzender" in json.loads(data)["detail"]
+
+
+def test_faults_can_be_switched_while_running_and_statuses_read() -> None:
+    h = harness()
+    status, _ = h.request(b"PUT", "/sim/faults", b'{"fail_first": 1, "fail_status": 502}')
+    assert status == 200
+    with pytest.raises(InsurerLinkError, match="HTTP 502"):
+        h.run(h.link.send(claim_file()))
+    delivery = h.run(h.link.send(claim_file()))
+    status, data = h.request(b"GET", f"/berichtstatussen?traceerId={delivery.remote_id}")
+    assert status == 200
+    assert [s["status"] for s in json.loads(data)["statussen"]] == ["ontvangen", "verwerkt"]
+    status, data = h.request(b"GET", f"/berichten/{delivery.remote_id}")
+    assert json.loads(data)["factuurnummer"] == "IGO2026-0001"
+
+
+# --- translating failures ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("status", "reason"),
+    [
+        (500, LinkErrorReason.UNAVAILABLE),
+        (503, LinkErrorReason.UNAVAILABLE),
+        (429, LinkErrorReason.UNAVAILABLE),
+        (408, LinkErrorReason.UNAVAILABLE),
+        (409, LinkErrorReason.CONFLICT),
+        (400, LinkErrorReason.REFUSED),
+        (403, LinkErrorReason.REFUSED),
+        (302, LinkErrorReason.PROTOCOL),
+    ],
+)
+def test_statuses_become_link_errors(status: int, reason: LinkErrorReason) -> None:
+    err = _status_error(status, b'{"detail": "why"}', "upload")
+    assert err.reason is reason
+    assert err.status == status
+    assert str(err) == f"{reason.value}: upload: HTTP {status} (why)"
+
+
+@pytest.mark.parametrize(
+    ("exc", "reason"),
+    [
+        (defer.TimeoutError(), LinkErrorReason.TIMEOUT),
+        (defer.CancelledError(), LinkErrorReason.TIMEOUT),
+        (error.ConnectionRefusedError(), LinkErrorReason.UNREACHABLE),
+        (error.DNSLookupError(), LinkErrorReason.UNREACHABLE),
+        (ResponseNeverReceived([]), LinkErrorReason.UNREACHABLE),
+    ],
+)
+def test_transport_failures_become_link_errors(exc: Exception, reason: LinkErrorReason) -> None:
+    assert _transport_error(exc, "GET /berichten").reason is reason
+
+
+def test_a_tls_failure_is_not_retried() -> None:
+    from OpenSSL import SSL  # noqa: PLC0415
+
+    err = _transport_error(ResponseNeverReceived([Failure(SSL.Error("bad cert"))]), "POST x")
+    assert err.reason is LinkErrorReason.TLS
+    assert not err.retryable
+
+
+def stub_link(answer: tuple[int, dict[str, str], bytes]) -> RestInsurerLink:
+    """A link to an endpoint that answers every request with ``answer``."""
+    agent = RequestTraversalAgent(StringStubbingResource(lambda *args: answer))
+    return RestInsurerLink(Clock(), agent, "https://x.test", sender=IGO, insurer=UZOVI)
+
+
+def run_stub(coro: Any) -> Any:
+    results: list[Any] = []
+    defer.Deferred.fromCoroutine(coro).addBoth(results.append)
+    (result,) = results
+    return result
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"not json", b"[1]", b"{}", b'{"traceerId": ""}'],
+)
+def test_an_upload_answer_without_traceer_id_is_a_protocol_error(body: bytes) -> None:
+    link = stub_link((202, {"content-type": "application/json"}, body))
+    failure = run_stub(link.send(claim_file()))
+    assert failure.value.reason is LinkErrorReason.PROTOCOL
+
+
+def test_a_retour_that_does_not_match_its_checksum_is_corrupt() -> None:
+    listing = {"berichten": [{"traceerId": "r1", "checksum": {"waarde": "00" * 32}}]}
+
+    def answer(method: bytes, url: str, *rest: Any) -> tuple[int, dict[str, str], bytes]:
+        if url.endswith("/payload"):
+            return 200, {}, b"retour bytes"
+        return 200, {}, json.dumps(listing).encode()
+
+    agent = RequestTraversalAgent(StringStubbingResource(answer))
+    link = RestInsurerLink(Clock(), agent, "https://x.test", sender=IGO, insurer=UZOVI)
+    failure = run_stub(link.fetch())
+    assert failure.value.reason is LinkErrorReason.CORRUPT
+    assert failure.value.retryable
+
+
+@pytest.mark.parametrize("body", [b"{}", b'{"berichten": [{"x": 1}]}'])
+def test_a_listing_that_cannot_be_read_is_a_protocol_error(body: bytes) -> None:
+    failure = run_stub(stub_link((200, {}, body)).fetch())
+    assert failure.value.reason is LinkErrorReason.PROTOCOL
+
+
+def test_confirm_fails_on_a_server_error() -> None:
+    failure = run_stub(stub_link((500, {}, b"")).confirm(FetchedRetour("r1", b"")))
+    assert failure.value.reason is LinkErrorReason.UNAVAILABLE
+
+
+def test_timeout_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="timeout"):
+        RestInsurerLink(
+            Clock(), RequestTraversalAgent(None), "https://x", sender=IGO, insurer=UZOVI, timeout=0
+        )

@@ -4,11 +4,9 @@ in a directory of its own with development certificates and the embedded SQLite 
 from __future__ import annotations
 
 import argparse
-import json
 import shlex
 import sys
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +16,11 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from gateway.app import RunningGateway, start
+from gateway.cli.starter import CONFIG_NAME, PKI_DIR, Member, write_installation
 from gateway.config import ConfigError, GatewayConfig, load_config
 from gateway.ei import LayoutError
 from gateway.logs import begin_logging
-from gateway.pki import CA_CERT, Party, PkiError, init_pki
+from gateway.pki import CA_CERT, Party, PkiError
 from gateway.store import SchemaVersionError, StoreInUseError, StoreUnavailableError
 
 __all__ = ["DEMO_PARTICIPANTS", "register", "run", "write_demo"]
@@ -36,8 +35,8 @@ DEMO_PARTICIPANTS = (
     ("33001234", "Kraamzorg Het Nest (demo)", "kraamzorg", "A"),
     ("06001234", "Ziekenhuis Voorbeeldstad, verloskunde (demo)", "hospital", "A"),
 )
-DEMO_CONFIG = "gateway.toml"
-DEMO_PKI = "pki"
+DEMO_CONFIG = CONFIG_NAME
+DEMO_PKI = PKI_DIR
 
 
 def register(sub: Any) -> None:
@@ -119,48 +118,20 @@ def run(config: GatewayConfig, on_started: Callable[[Any], None] | None = None) 
 def write_demo(directory: Path, port: int) -> Path:
     """Create ``directory`` with a development PKI and a config file, unless it has them;
     the config file's path. The config's port is rewritten to ``port`` on every call."""
-    directory.mkdir(parents=True, exist_ok=True)
-    pki_dir = directory / DEMO_PKI
-    if not (pki_dir / CA_CERT).exists():
-        parties = [DEMO_IGO] + [Party(agb, name) for agb, name, _, _ in DEMO_PARTICIPANTS]
-        init_pki(pki_dir, parties, now=datetime.now(UTC))
-    index = _client_fingerprints(pki_dir)
-    lines = [
-        "# Demo configuration, written by `igo-gateway demo`. DEVELOPMENT ONLY: the",
-        "# certificates in pki/ come from a self-signed development CA.",
-        'data_dir = "data"',
-        "",
-        "[igo]",
-        f'name = "{DEMO_IGO.name}"',
-        f'agb = "{DEMO_IGO.agb}"',
-        "",
-        "[epd_api]",
-        'host = "127.0.0.1"',
-        f"port = {port}",
-        "",
-        "[epd_api.tls]",
-        f'cert = "{DEMO_PKI}/server.pem"',
-        f'key = "{DEMO_PKI}/server.key"',
-        f'trust = "{DEMO_PKI}/{CA_CERT}"',
-    ]
-    for agb, name, discipline, variant in DEMO_PARTICIPANTS:
-        lines += [
-            "",
-            "[[participants]]",
-            f'agb = "{agb}"',
-            f'name = "{name}"',
-            f'discipline = "{discipline}"',
-            f'variant = "{variant}"',
-            f'certificates = ["{index[agb]}"]',
-        ]
-    path = directory / DEMO_CONFIG
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return path
-
-
-def _client_fingerprints(pki_dir: Path) -> dict[str, str]:
-    data = json.loads((pki_dir / "index.json").read_text(encoding="utf-8"))
-    return {c["agb"]: c["fingerprint_sha256"] for c in data["clients"]}
+    return write_installation(
+        directory,
+        DEMO_IGO,
+        [
+            Member(agb, name, discipline, variant)
+            for agb, name, discipline, variant in DEMO_PARTICIPANTS
+        ],
+        port=port,
+        header=[
+            "Demo configuration, written by `igo-gateway demo`. DEVELOPMENT ONLY: the",
+            "certificates in pki/ come from a self-signed development CA.",
+        ],
+        comments=False,
+    )
 
 
 def demo_instructions(directory: Path, port: int) -> str:

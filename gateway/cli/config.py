@@ -1,4 +1,4 @@
-"""``igo-gateway config check`` and ``igo-gateway config schema``."""
+"""``igo-gateway config check``, ``config schema`` and ``config reference``."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.config import ConfigError, config_json_schema, load_config
+from gateway.configdoc import reference_markdown
 
 __all__ = ["register", "schema_text"]
 
@@ -35,6 +36,14 @@ def register(sub: Any) -> None:
     )
     p.set_defaults(handler=_schema)
 
+    p = commands.add_parser(
+        "reference",
+        help="print the configuration reference (Markdown)",
+        description="Print the configuration reference as Markdown, generated from the "
+        "JSON Schema (docs/configuration.md is this output).",
+    )
+    p.set_defaults(handler=_reference)
+
 
 def schema_text() -> str:
     """The JSON Schema as committed in ``schemas/config.schema.json``."""
@@ -53,4 +62,9 @@ def _check(args: argparse.Namespace) -> int:
 
 def _schema(args: argparse.Namespace) -> int:
     print(schema_text(), end="")
+    return EXIT_OK
+
+
+def _reference(args: argparse.Namespace) -> int:
+    print(reference_markdown(), end="")
     return EXIT_OK

@@ -1,0 +1,26 @@
+"""The configuration reference in docs/ is the one the code generates, and names every key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from gateway.config import GatewayConfig
+from gateway.configdoc import reference_markdown
+
+DOC = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
+
+
+def test_the_committed_reference_is_current() -> None:
+    assert DOC.read_text(encoding="utf-8") == reference_markdown(), (
+        "docs/configuration.md is stale: igo-gateway config reference > docs/configuration.md"
+    )
+
+
+def test_every_section_and_key_is_documented() -> None:
+    text = reference_markdown()
+    for name, field in GatewayConfig.model_fields.items():
+        assert f"`[{name}]`" in text or f"`[[{name}]]`" in text or f"| `{name}` |" in text
+        annotation = field.annotation
+        inner = getattr(annotation, "model_fields", None)
+        for key in inner or {}:
+            assert f"| `{key}` |" in text or f"`[{name}.{key}]`" in text, f"{name}.{key}"

@@ -203,10 +203,18 @@ class Validator:
         if not bad.kind or layout is None or bad.kind not in layout.records:
             return
         self._counts[bad.kind] += 1
-        if layout.records[bad.kind].position == "detail":
+        rec_layout = layout.records[bad.kind]
+        if rec_layout.position == "detail":
             self._s.detail_count += 1
             if bad.record_id is not None:
                 self._s.last_record_id = bad.record_id
+            # Its children (the 04s of a broken 02) still have their parent.
+            chain = self._s.chain
+            if chain and rec_layout.parent not in (None, "*"):
+                if rec_layout.parent in chain:
+                    while chain[-1] != rec_layout.parent:
+                        chain.pop()
+                chain.append(bad.kind)
 
     def _check(self, rec: Record) -> None:
         layout = self._reader.layout

@@ -156,3 +156,12 @@ def test_a_retour_file_only_needs_increasing_record_numbers(registry: LayoutRegi
     # Numbers going down are still wrong.
     swapped = [*lines[:3], lines[4], lines[3], *lines[5:]]
     assert "0801" in validate_bytes(registry, _join(swapped)).retourcodes
+
+
+def test_a_broken_insured_record_does_not_orphan_its_prestaties(
+    registry: LayoutRegistry,
+) -> None:
+    lines = _lines(kz301(registry, lines=3))
+    lines[1] = lines[1].rstrip(b" ")  # the 02 lost its trailing spaces
+    result = validate_bytes(registry, _join(lines))
+    assert [(f.record, f.retourcode) for f in result.findings] == [(2, "0804")]

@@ -65,6 +65,7 @@ __all__ = [
     "ConfigError",
     "ConfigProblem",
     "Discipline",
+    "EncryptionConfig",
     "EpdApiConfig",
     "GatewayConfig",
     "IgoConfig",
@@ -324,6 +325,16 @@ class MetricsConfig(_Section):
     )
 
 
+class EncryptionConfig(_Section):
+    """Encryption at rest of the stored files (AES-256-GCM)."""
+
+    key_file: OptionalFilePath = Field(
+        default=None,
+        description="The key file (igo-gateway keys init FILE; owner-readable only). Without "
+        "one, stored files are kept unencrypted and the gateway says so at start-up.",
+    )
+
+
 class LogFormat(enum.StrEnum):
     TEXT = "text"
     JSON = "json"
@@ -412,6 +423,9 @@ class GatewayConfig(_Section):
     participants: tuple[ParticipantConfig, ...] = Field(default=())
     logging: LoggingConfig = Field(
         default_factory=LoggingConfig, description="Default: readable text, level info."
+    )
+    encryption: EncryptionConfig = Field(
+        default_factory=EncryptionConfig, description="Default: no key file, not encrypted."
     )
 
     @model_validator(mode="before")

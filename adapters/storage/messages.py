@@ -26,6 +26,7 @@ from adapters.storage._values import (
     load_metadata,
 )
 from adapters.storage.database import Database, Transaction, decode_timestamp
+from gateway.crypto import CryptoError, Keyring
 from gateway.store import (
     Direction,
     Message,
@@ -37,7 +38,7 @@ from gateway.store import (
     UploadResult,
 )
 
-__all__ = ["SqlMessageStore"]
+__all__ = ["JournalCodec", "SqlMessageStore"]
 
 _IN_CHUNK: Final = 500  # ids per IN (...) list, well below every engine's parameter limit
 
@@ -48,21 +49,56 @@ _SELECT_MESSAGES: Final = (
 )
 
 
+class JournalCodec:
+    """How payload bytes are kept in the journal: sealed with the keyring's current key
+    (the key id beside them, the payload's SHA-256 as associated data), or — without a
+    keyring — as they are (key id NULL). Rows of either kind are read back."""
+
+    def __init__(self, keyring: Keyring | None) -> None:
+        self.keyring = keyring
+
+    def seal(self, payload: bytes, sha256: str) -> tuple[str | None, bytes]:
+        if self.keyring is None:
+            return None, payload
+        return self.keyring.seal(payload, sha256.encode("ascii"))
+
+    def open(self, key_id: str | None, stored: bytes, sha256: str) -> bytes:
+        if key_id is None:
+            return stored
+        if self.keyring is None:
+            raise StoreError(
+                "the journal holds encrypted payloads but no key file is configured "
+                "([encryption] key_file)"
+            )
+        try:
+            return self.keyring.open(key_id, stored, sha256.encode("ascii"))
+        except CryptoError as exc:
+            raise StoreError(f"payload {sha256[:12]}…: {exc}") from None
+
+
 class SqlMessageStore:
     """:class:`~gateway.store.MessageStore` on a SQLite or PostgreSQL :class:`Database`."""
 
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: Database, keyring: Keyring | None = None) -> None:
         self.database = database
+        self.codec = JournalCodec(keyring)
+
+    def reencrypt(self, limit: int = 100) -> Deferred[int]:
+        """Seal up to ``limit`` journal rows that are not under the current key (or not
+        sealed at all) with it; the number done (0: nothing left)."""
+        if self.codec.keyring is None:
+            return fail(StoreError("no key file is configured ([encryption] key_file)"))
+        return self.database.run_interaction("reencrypt", reencrypt_txn, self.codec, limit)
 
     def record_upload(
         self, upload: NewMessage, replies: Sequence[NewMessage] = ()
     ) -> Deferred[UploadResult]:
         return self.database.run_interaction(
-            "record_upload", record_upload_txn, upload, tuple(replies)
+            "record_upload", record_upload_txn, upload, tuple(replies), self.codec
         )
 
     def put_message(self, message: NewMessage) -> Deferred[Message]:
-        return self.database.run_interaction("put_message", put_message_txn, message)
+        return self.database.run_interaction("put_message", put_message_txn, message, self.codec)
 
     def get_message(self, traceer_id: str) -> Deferred[Message | None]:
         return self.database.run_read("get_message", get_message_txn, traceer_id)
@@ -85,7 +121,7 @@ class SqlMessageStore:
         )
 
     def payload(self, sha256: str) -> Deferred[bytes | None]:
-        return self.database.run_read("payload", payload_txn, sha256)
+        return self.database.run_read("payload", payload_txn, sha256, self.codec)
 
     def confirm(self, traceer_id: str, party: str, at: datetime) -> Deferred[bool]:
         return self.database.run_interaction("confirm", confirm_txn, traceer_id, party, at)
@@ -181,10 +217,10 @@ def conversation_txn(txn: Transaction, conversatie_id: str) -> list[Message]:
     return [_message(row) for row in txn.fetchall()]
 
 
-def payload_txn(txn: Transaction, sha256: str) -> bytes | None:
-    txn.execute("SELECT payload FROM journal WHERE sha256 = ?", (sha256,))
+def payload_txn(txn: Transaction, sha256: str, codec: JournalCodec) -> bytes | None:
+    txn.execute("SELECT payload, key_id FROM journal WHERE sha256 = ?", (sha256,))
     row = txn.fetchone()
-    return None if row is None else bytes(row[0])
+    return None if row is None else codec.open(row[1], bytes(row[0]), sha256)
 
 
 def statuses_txn(txn: Transaction, traceer_ids: tuple[str, ...]) -> list[StatusEntry]:
@@ -222,17 +258,36 @@ def ping_txn(txn: Transaction) -> None:
 # --- writes ----------------------------------------------------------------------------------
 
 
-def journal_txn(txn: Transaction, message: NewMessage) -> bool:
+def journal_txn(txn: Transaction, message: NewMessage, codec: JournalCodec) -> bool:
     """Journal ``message``'s payload unless its bytes are there; True if it inserted them."""
     txn.execute("SELECT 1 FROM journal WHERE sha256 = ?", (message.sha256,))
     if txn.fetchone() is not None:
         return False
+    key_id, stored = codec.seal(message.payload, message.sha256)
     txn.execute(
-        "INSERT INTO journal (sha256, size, payload, created_at) VALUES (?, ?, ?, ?)"
+        "INSERT INTO journal (sha256, size, payload, key_id, created_at) VALUES (?, ?, ?, ?, ?)"
         " ON CONFLICT (sha256) DO NOTHING",
-        (message.sha256, len(message.payload), message.payload, message.created_at),
+        (message.sha256, len(message.payload), stored, key_id, message.created_at),
     )
     return txn.rowcount == 1
+
+
+def reencrypt_txn(txn: Transaction, codec: JournalCodec, limit: int) -> int:
+    assert codec.keyring is not None
+    current = codec.keyring.current
+    txn.execute(
+        "SELECT sha256, payload, key_id FROM journal"
+        " WHERE key_id IS NULL OR key_id <> ? ORDER BY sha256 LIMIT ?",
+        (current, limit),
+    )
+    rows = txn.fetchall()
+    for sha256, stored, key_id in rows:
+        plain = codec.open(key_id, bytes(stored), sha256)
+        new_id, sealed = codec.seal(plain, sha256)
+        txn.execute(
+            "UPDATE journal SET payload = ?, key_id = ? WHERE sha256 = ?", (sealed, new_id, sha256)
+        )
+    return len(rows)
 
 
 def _forget_journal_txn(txn: Transaction, sha256: str) -> None:
@@ -297,12 +352,12 @@ def _invoice(message: NewMessage) -> tuple[str, str] | None:
     return None
 
 
-def put_message_txn(txn: Transaction, message: NewMessage) -> Message:
+def put_message_txn(txn: Transaction, message: NewMessage, codec: JournalCodec) -> Message:
     check_new_message(message)
     existing = message_by_key_txn(txn, message.idempotency_key)
     if existing is not None:
         return existing
-    journaled = journal_txn(txn, message)
+    journaled = journal_txn(txn, message, codec)
     if not _insert_message_txn(txn, message):
         # Lost a race for the idempotency key, or the message collides with another.
         existing = message_by_key_txn(txn, message.idempotency_key)
@@ -320,7 +375,7 @@ def put_message_txn(txn: Transaction, message: NewMessage) -> Message:
 
 
 def record_upload_txn(
-    txn: Transaction, upload: NewMessage, replies: tuple[NewMessage, ...]
+    txn: Transaction, upload: NewMessage, replies: tuple[NewMessage, ...], codec: JournalCodec
 ) -> UploadResult:
     for message in (upload, *replies):
         check_new_message(message)
@@ -332,7 +387,7 @@ def record_upload_txn(
         holder = invoice_holder_txn(txn, *invoice)
         if holder is not None:
             return UploadResult(None, created=False, invoice_conflict=holder)
-    journaled = journal_txn(txn, upload)
+    journaled = journal_txn(txn, upload, codec)
     if not _insert_message_txn(txn, upload):
         # Another gateway process stored the same upload or invoice number first.
         if journaled:
@@ -346,7 +401,7 @@ def record_upload_txn(
                 return UploadResult(None, created=False, invoice_conflict=holder)
         raise StoreError(f"upload {upload.traceer_id} collides with a stored message")
     for reply in replies:
-        put_message_txn(txn, reply)
+        put_message_txn(txn, reply, codec)
     stored = get_message_txn(txn, upload.traceer_id)
     assert stored is not None
     return UploadResult(stored, created=True)

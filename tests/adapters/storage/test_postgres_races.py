@@ -17,7 +17,7 @@ import psycopg
 import pytest
 
 from adapters.storage import Transaction, open_store
-from adapters.storage.messages import record_upload_txn
+from adapters.storage.messages import JournalCodec, record_upload_txn
 from gateway.store import UploadResult
 from tests.adapters.storage.builders import upload
 from tests.adapters.storage.conftest import WAIT_SECONDS, ThreadPump
@@ -25,6 +25,8 @@ from tests.adapters.storage.conftest import WAIT_SECONDS, ThreadPump
 pytestmark = pytest.mark.postgres
 
 Connect = Callable[[str], "psycopg.Connection[tuple[Any, ...]]"]
+
+PLAIN = JournalCodec(None)  # payloads as they are: these tests are about the races
 
 
 @pytest.fixture
@@ -50,13 +52,13 @@ def _race(connect: Connect, first: Any, second: Any) -> tuple[UploadResult, Uplo
     b = connect(name_b)
     watcher = connect("igo_race_watch")
     a.execute("BEGIN")
-    result_a = record_upload_txn(Transaction(a.cursor(), "postgres"), first, ())
+    result_a = record_upload_txn(Transaction(a.cursor(), "postgres"), first, (), PLAIN)
     outcome: list[Any] = []
 
     def process_b() -> None:
         try:
             b.execute("BEGIN")
-            outcome.append(record_upload_txn(Transaction(b.cursor(), "postgres"), second, ()))
+            outcome.append(record_upload_txn(Transaction(b.cursor(), "postgres"), second, (), PLAIN))
             b.execute("COMMIT")
         except Exception as exc:
             outcome.append(exc)

@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import importlib.metadata
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IListeningPort
+from twisted.internet.task import LoopingCall
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from twisted.web import server
@@ -27,10 +28,11 @@ from twisted.web import server
 from adapters.epd_api.http import MeteredSite, limited_request_factory
 from adapters.epd_api.resource import Caller, EpdApi, route_name
 from adapters.metrics.resource import OperationsRoot
-from adapters.storage import open_store
+from adapters.storage import SqlMessageStore, open_store
 from adapters.storage.lock import StoreLock
 from adapters.tls import Identities, client_identity, server_context_factory
 from gateway.config import GatewayConfig
+from gateway.crypto import Keyring
 from gateway.ei import LayoutRegistry, load_layouts
 from gateway.intake import Intake
 from gateway.metrics import Metrics
@@ -64,6 +66,7 @@ class RunningGateway:
     epd_port: IListeningPort
     ops_port: IListeningPort | None
     store_lock: StoreLock | None = None
+    background: list[LoopingCall] = field(default_factory=list)
     _stopping: Deferred[None] | None = None
 
     @property
@@ -83,6 +86,9 @@ class RunningGateway:
     async def _stop(self) -> None:
         log.info("stopping: no new connections")
         await _stop_listening(self.epd_port, self.ops_port)
+        for task in self.background:
+            if task.running:
+                task.stop()
         await self.store.close()
         _release(self.store_lock)
         log.info("stopped; the store is closed")
@@ -105,6 +111,45 @@ def _version() -> str:
         return importlib.metadata.version("igo-gateway")
     except importlib.metadata.PackageNotFoundError:
         return "unknown"
+
+
+def _keyring(config: GatewayConfig) -> Keyring | None:
+    path = config.encryption.key_file
+    if path is None:
+        log.warn(
+            "no [encryption] key_file: stored files are kept UNENCRYPTED "
+            "(igo-gateway keys init FILE makes one)"
+        )
+        return None
+    keyring = Keyring.load(path)
+    log.info("stored files are sealed with key {key_id}", key_id=keyring.current)
+    return keyring
+
+
+REENCRYPT_BATCH = 100
+REENCRYPT_PAUSE_SECONDS = 0.5
+
+
+def _reencrypt_in_background(store: SqlMessageStore, reactor: Any) -> LoopingCall:
+    """Re-seal, a batch at a time, what older keys (or no key) sealed; stops when nothing
+    is left. Each batch is one transaction, so a stop in between loses nothing."""
+    done = {"rows": 0}
+
+    async def step() -> None:
+        count = await store.reencrypt(REENCRYPT_BATCH)
+        done["rows"] += count
+        if count == 0 and task.running:
+            task.stop()
+            if done["rows"]:
+                log.info("re-encryption done: {rows} stored files resealed", rows=done["rows"])
+
+    task = LoopingCall(lambda: Deferred.fromCoroutine(step()))
+    task.clock = reactor
+    running = task.start(REENCRYPT_PAUSE_SECONDS, now=True)
+    running.addErrback(
+        lambda f: log.warn("re-encryption stopped: {error}", error=f.getErrorMessage())
+    )
+    return task
 
 
 def _lock_embedded_store(url: str) -> StoreLock | None:
@@ -141,10 +186,11 @@ async def start(config: GatewayConfig, reactor: Any) -> RunningGateway:
         tls_files.cert, tls_files.key, tls_files.trust, tls_files.crl
     )
     identities = Identities.from_config(config)
+    keyring = _keyring(config)
     _make_data_dirs(config)
     lock = _lock_embedded_store(config.store.url)
     try:
-        store = await open_store(config.store.url, reactor)
+        store = await open_store(config.store.url, reactor, keyring)
     except BaseException:
         _release(lock)
         raise
@@ -188,6 +234,8 @@ async def start(config: GatewayConfig, reactor: Any) -> RunningGateway:
         _release(lock)
         raise
     gateway = RunningGateway(config, store, registry, metrics, port, ops_port, lock)
+    if keyring is not None and isinstance(store, SqlMessageStore):
+        gateway.background.append(_reencrypt_in_background(store, reactor))
     host, number = gateway.epd_address
     log.info(
         "EPD API listening on https://{host}:{port} ({participants} participants)",

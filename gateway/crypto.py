@@ -36,7 +36,7 @@ from pathlib import Path
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-__all__ = ["CryptoError", "Keyring", "new_key_file", "rotate_key_file"]
+__all__ = ["CryptoError", "Keyring", "activate_key", "new_key_file", "rotate_key_file"]
 
 MAGIC = b"IGO1"
 NONCE_BYTES = 12
@@ -138,7 +138,8 @@ def _render(current: str, index: str, keys: Mapping[str, str]) -> str:
 
 
 def _key_id(now: datetime) -> str:
-    return now.astimezone(UTC).strftime("k%Y%m%dT%H%M%S")
+    """When the key was made, and a random part so that two made at once differ."""
+    return now.astimezone(UTC).strftime("k%Y%m%dT%H%M%S-") + os.urandom(3).hex()
 
 
 def new_key_file(path: Path, *, now: datetime) -> str:
@@ -150,15 +151,29 @@ def new_key_file(path: Path, *, now: datetime) -> str:
     return key_id
 
 
-def rotate_key_file(path: Path, *, now: datetime) -> str:
-    """Add a new data key to the key file and make it current (the old keys stay, to read
-    what they sealed until it is re-encrypted); the new key's id."""
+def _rewrite(path: Path, ring: Keyring, current: str, extra: Mapping[str, str]) -> None:
+    keys = {name: base64.b64encode(raw).decode("ascii") for name, raw in ring.keys.items()}
+    keys.update(extra)
+    index = base64.b64encode(ring.index_key).decode("ascii")
+    _write_private(path, _render(current, index, keys))
+
+
+def rotate_key_file(path: Path, *, now: datetime, activate: bool = True) -> str:
+    """Add a new data key to the key file — current at once, or (``activate=False``) only
+    known, for gateways that must all be able to read it before any of them writes with
+    it. The old keys stay, to read what they sealed until it is re-encrypted. The new
+    key's id."""
     ring = Keyring.load(path)
     key_id = _key_id(now)
     if key_id in ring.keys:
-        raise CryptoError(f"a key {key_id!r} exists already; try again in a second")
-    keys = {name: base64.b64encode(raw).decode("ascii") for name, raw in ring.keys.items()}
-    keys[key_id] = _key_text()
-    index = base64.b64encode(ring.index_key).decode("ascii")
-    _write_private(path, _render(key_id, index, keys))
+        raise CryptoError(f"a key {key_id!r} exists already; try again")
+    _rewrite(path, ring, key_id if activate else ring.current, {key_id: _key_text()})
     return key_id
+
+
+def activate_key(path: Path, key_id: str) -> None:
+    """Make ``key_id``, already in the key file, the current key."""
+    ring = Keyring.load(path)
+    if key_id not in ring.keys:
+        raise CryptoError(f"{path}: no key {key_id!r}")
+    _rewrite(path, ring, key_id, {})

@@ -23,6 +23,7 @@ from adapters.storage.database import Database, Transaction
 from adapters.storage.memory import MemoryMessageStore
 from adapters.storage.messages import SqlMessageStore
 from adapters.storage.migrations import LATEST_VERSION, migrate
+from gateway.crypto import Keyring
 
 __all__ = [
     "LATEST_VERSION",
@@ -55,12 +56,15 @@ def open_database(url: str, reactor: IReactorFromThreads) -> Database:
     )
 
 
-def open_store(url: str, reactor: IReactorFromThreads) -> Deferred[SqlMessageStore]:
+def open_store(
+    url: str, reactor: IReactorFromThreads, keyring: Keyring | None = None
+) -> Deferred[SqlMessageStore]:
     """Open the store at ``url`` and bring its schema up to date.
 
     Fails with :class:`~gateway.store.SchemaVersionError` for a database written by a newer
     gateway and :class:`~gateway.store.StoreUnavailableError` when it cannot be reached;
-    the connections are closed again in both cases.
+    the connections are closed again in both cases. With a ``keyring``, payloads are
+    sealed in the journal (see :class:`~adapters.storage.messages.JournalCodec`).
     """
     database = open_database(url, reactor)
 
@@ -70,6 +74,6 @@ def open_store(url: str, reactor: IReactorFromThreads) -> Deferred[SqlMessageSto
         except BaseException:
             await database.close()
             raise
-        return SqlMessageStore(database)
+        return SqlMessageStore(database, keyring)
 
     return Deferred.fromCoroutine(migrated())

@@ -18,6 +18,7 @@ from twisted.python.failure import Failure
 from gateway.app import RunningGateway, start
 from gateway.cli.starter import CONFIG_NAME, PKI_DIR, Member, write_installation
 from gateway.config import ConfigError, GatewayConfig, load_config
+from gateway.crypto import CryptoError
 from gateway.ei import LayoutError
 from gateway.logs import begin_logging
 from gateway.pki import CA_CERT, Party, PkiError
@@ -85,6 +86,7 @@ def run(config: GatewayConfig, on_started: Callable[[Any], None] | None = None) 
     def cannot_start(failure: Failure) -> None:
         known = (
             ConfigError,
+            CryptoError,
             SchemaVersionError,
             StoreInUseError,
             StoreUnavailableError,

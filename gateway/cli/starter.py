@@ -1,6 +1,6 @@
-"""A directory to run a gateway from: a development PKI and a config file that names its
-certificates — written by ``igo-gateway init`` (a starting point for a real installation)
-and ``igo-gateway demo`` (a ready demo)."""
+"""A directory to run a gateway from: a development PKI, a key file for the encryption at
+rest and a config file that names them — written by ``igo-gateway init`` (a starting point
+for a real installation) and ``igo-gateway demo`` (a ready demo)."""
 
 from __future__ import annotations
 
@@ -10,11 +10,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from gateway.crypto import new_key_file
 from gateway.pki import CA_CERT, SERVER_CERT, SERVER_KEY, Party, init_pki
 
 __all__ = ["CONFIG_NAME", "PKI_DIR", "Member", "write_installation"]
 
 CONFIG_NAME = "gateway.toml"
+KEY_FILE = "keys.toml"
 PKI_DIR = "pki"
 
 
@@ -46,6 +48,8 @@ def write_installation(
     if not (pki_dir / CA_CERT).exists():
         parties = [igo] + [Party(m.agb, m.name) for m in members]
         init_pki(pki_dir, parties, now=datetime.now(UTC))
+    if not (directory / KEY_FILE).exists():
+        new_key_file(directory / KEY_FILE, now=datetime.now(UTC))
     index = json.loads((pki_dir / "index.json").read_text(encoding="utf-8"))
     fingerprints = {c["agb"]: c["fingerprint_sha256"] for c in index["clients"]}
 
@@ -94,6 +98,13 @@ def write_installation(
         *note("Prometheus /metrics, /healthz and /readyz, plain HTTP, loopback by default."),
         'host = "127.0.0.1"',
         "port = 9464",
+        "",
+        "[encryption]",
+        *note(
+            "Stored files are sealed with the current key of this file (AES-256-GCM).",
+            "Back it up apart from the store; rotate with igo-gateway keys rotate.",
+        ),
+        f'key_file = "{KEY_FILE}"',
         "",
         "[logging]",
         *note('"text" (readable) or "json" (one object per line); level debug..critical.'),

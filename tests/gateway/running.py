@@ -51,9 +51,12 @@ def write_config(
     pki: Path,
     fingerprints: Mapping[str, str],
     store_url: str,
+    *,
+    key_file: Path | None = None,
     **epd_api: Any,
 ) -> Path:
     settings = "".join(f"{key} = {json.dumps(value)}\n" for key, value in epd_api.items())
+    encryption = f"\n[encryption]\nkey_file = {json.dumps(str(key_file))}\n" if key_file else ""
     path.write_text(
         f"""data_dir = "data"
 
@@ -89,7 +92,7 @@ name = "Verloskundigen Test"
 discipline = "midwifery"
 variant = "A"
 certificates = ["{fingerprints[MIDWIFE]}"]
-""",
+{encryption}""",
         encoding="utf-8",
     )
     return path
@@ -193,6 +196,13 @@ class GatewayProcess:
 
     def logs(self) -> str:
         return "".join(self.log)
+
+    def wait_for_log(self, text: str, timeout: float = START_SECONDS) -> None:
+        deadline = time.monotonic() + timeout
+        while text not in self.logs():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{text!r} not logged:\n{self.logs()}")
+            time.sleep(0.1)
 
 
 def upload(

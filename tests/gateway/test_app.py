@@ -10,6 +10,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -54,7 +55,7 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 def _gateway(
-    tmp_path: Path, pki: tuple[Path, dict[str, str]], store_url: str, **epd_api: object
+    tmp_path: Path, pki: tuple[Path, dict[str, str]], store_url: str, **epd_api: Any
 ) -> Iterator[GatewayProcess]:
     directory, fingerprints = pki
     config = write_config(tmp_path / "gateway.toml", directory, fingerprints, store_url, **epd_api)
@@ -443,5 +444,54 @@ def test_a_second_gateway_on_the_same_sqlite_store_is_refused(
         with gateway.client(KRAAMZORG) as epd:
             statuses = epd.get("/berichtstatussen", params={"traceerId": receipt["traceerId"]})
             assert statuses.status_code == 200
+    finally:
+        gateway.stop()
+
+
+def test_with_a_key_file_no_bsn_is_written_to_disk_and_rotation_loses_nothing(
+    tmp_path: Path, pki: tuple[Path, dict[str, str]]
+) -> None:
+    directory, fingerprints = pki
+    keys = tmp_path / "secrets" / "keys.toml"
+    keys.parent.mkdir()
+    assert run_cli("keys", "init", str(keys), cwd=tmp_path).returncode == 0
+    config = write_config(
+        tmp_path / "gateway.toml",
+        directory,
+        fingerprints,
+        "sqlite:///data/gateway.db",
+        key_file=keys,
+    )
+    gateway = GatewayProcess(config, directory)
+    gateway.start()
+    try:
+        with gateway.client(KRAAMZORG) as epd:
+            assert upload(epd, KRAAMZORG, kz301(REGISTRY, agb=KRAAMZORG, bsn=BSNS[1])).is_success
+            bad = unsupported_standard(kz301(REGISTRY, agb=KRAAMZORG, bsn=BSNS[3]))
+            receipt = upload(epd, KRAAMZORG, bad).json()
+            (retour,) = epd.get("/berichten").json()["berichten"]
+            first_download = epd.get(f"/berichten/{retour['traceerId']}/payload").content
+            original = epd.get(f"/berichten/{receipt['traceerId']}/payload").content
+            assert original == bad
+    finally:
+        assert gateway.stop() == 0
+
+    written = [p for p in tmp_path.rglob("*") if p.is_file() and p.parent != keys.parent]
+    assert any(p.name == "gateway.db" for p in written)
+    for path in written:
+        data = path.read_bytes()
+        for bsn in (BSNS[1], BSNS[3]):
+            assert bsn.encode() not in data, f"{bsn} in {path.name}"
+        assert b"Testpersoon" not in data, path.name
+
+    rotated = run_cli("keys", "rotate", "--config", str(config), cwd=tmp_path)
+    assert rotated.returncode == 0, rotated.stderr
+    gateway.start()
+    try:
+        gateway.wait_for_log("re-encryption done: 3 stored files resealed")
+        with gateway.client(KRAAMZORG) as epd:
+            again = epd.get(f"/berichten/{retour['traceerId']}/payload").content
+            assert again == first_download
+            assert epd.get(f"/berichten/{receipt['traceerId']}/payload").content == bad
     finally:
         gateway.stop()

@@ -58,7 +58,9 @@ def _race(connect: Connect, first: Any, second: Any) -> tuple[UploadResult, Uplo
     def process_b() -> None:
         try:
             b.execute("BEGIN")
-            outcome.append(record_upload_txn(Transaction(b.cursor(), "postgres"), second, (), PLAIN))
+            outcome.append(
+                record_upload_txn(Transaction(b.cursor(), "postgres"), second, (), PLAIN)
+            )
             b.execute("COMMIT")
         except Exception as exc:
             outcome.append(exc)

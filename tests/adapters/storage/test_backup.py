@@ -13,7 +13,7 @@ from adapters.storage.lock import StoreLock
 from adapters.storage.migrations import LATEST_VERSION
 from gateway.store import StoreInUseError
 from tests.adapters.storage.builders import upload
-from tests.adapters.storage.conftest import ThreadPump
+from tests.threadpump import ThreadPump
 
 
 def url_of(path: Path) -> str:

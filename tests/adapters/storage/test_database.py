@@ -18,7 +18,7 @@ from adapters.storage.database import _to_pyformat, decode_timestamp, encode_tim
 from adapters.storage.messages import SqlMessageStore
 from gateway.store import StoreError, StoreUnavailableError, UploadResult
 from tests.adapters.storage.builders import retour, upload
-from tests.adapters.storage.conftest import WAIT_SECONDS, ThreadPump
+from tests.threadpump import WAIT_SECONDS, ThreadPump
 
 # --- interactions used below ----------------------------------------------------------------
 

@@ -13,7 +13,7 @@ from adapters.storage import SqlMessageStore, Transaction, open_store
 from gateway.crypto import Keyring
 from gateway.store import StoreError
 from tests.adapters.storage.builders import upload
-from tests.adapters.storage.conftest import ThreadPump
+from tests.threadpump import ThreadPump
 
 BSN = b"111222333"
 

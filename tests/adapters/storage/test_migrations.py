@@ -9,7 +9,7 @@ import pytest
 from adapters.storage import LATEST_VERSION, SqlMessageStore, Transaction, open_database, open_store
 from adapters.storage.migrations import current_version_txn, load_migrations, migrate
 from gateway.store import SchemaVersionError
-from tests.adapters.storage.conftest import ThreadPump
+from tests.threadpump import ThreadPump
 
 
 def _versions_txn(txn: Transaction) -> list[int]:

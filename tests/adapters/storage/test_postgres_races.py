@@ -20,7 +20,7 @@ from adapters.storage import Transaction, open_store
 from adapters.storage.messages import JournalCodec, record_upload_txn
 from gateway.store import UploadResult
 from tests.adapters.storage.builders import upload
-from tests.adapters.storage.conftest import WAIT_SECONDS, ThreadPump
+from tests.threadpump import WAIT_SECONDS, ThreadPump
 
 pytestmark = pytest.mark.postgres
 

@@ -80,6 +80,20 @@ class Metrics:
             registry=r,
         )
 
+        self.outbound_attempts = Counter(
+            f"{NAMESPACE}_outbound_attempts",
+            "Attempts to send a file to an insurer, by outcome (delivered; repeated: the "
+            "insurer already had it; failed: to be retried; parked: no more attempts).",
+            ["insurer", "outcome"],
+            registry=r,
+        )
+        self.outbound_files = Gauge(
+            f"{NAMESPACE}_outbound_files",
+            "Files for insurers by state (queued, sending, delivered, answered, parked).",
+            ["insurer", "state"],
+            registry=r,
+        )
+
     def exposition(self) -> bytes:
         """The text exposition format of every metric."""
         return generate_latest(self.registry)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from twisted.internet.defer import Deferred, fail
 
@@ -37,6 +37,9 @@ from gateway.store import (
     StoreError,
     UploadResult,
 )
+
+if TYPE_CHECKING:
+    from adapters.storage.outbox import SqlOutbox
 
 __all__ = ["JournalCodec", "SqlMessageStore"]
 
@@ -82,6 +85,13 @@ class SqlMessageStore:
     def __init__(self, database: Database, keyring: Keyring | None = None) -> None:
         self.database = database
         self.codec = JournalCodec(keyring)
+
+    @property
+    def outbox(self) -> SqlOutbox:
+        """The outbound queue in the same database."""
+        from adapters.storage.outbox import SqlOutbox  # noqa: PLC0415 - it imports this module
+
+        return SqlOutbox(self.database, self.codec)
 
     def reencrypt(self, limit: int = 100) -> Deferred[int]:
         """Seal up to ``limit`` journal rows that are not under the current key (or not

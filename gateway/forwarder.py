@@ -1,0 +1,175 @@
+"""The forwarder: sends queued files to their insurers, at least once, never a second claim.
+
+One queue per insurer, each worked on its own timer, so one insurer being down or slow
+never holds up another. A round (:meth:`Forwarder.run_once`) claims the insurer's due
+files — each under a lease, its attempt counted — and sends them one by one through that
+insurer's :class:`~gateway.insurer.InsurerLink` with the file's stable id. After each
+attempt the outcome is stored: delivered; due again later (the
+:class:`~gateway.insurer.RetryPolicy`'s backoff with jitter); or parked with its last error
+for the administrator. A gateway that dies mid-attempt leaves the file ``sending`` until
+its lease ends; then it is sent again with the same id and the insurer recognises it.
+"""
+
+from __future__ import annotations
+
+import random as random_module
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IReactorTime
+from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from gateway.insurer import InsurerLink, InsurerLinkError, OutboundFile, Park, RetryPolicy
+from gateway.metrics import Metrics
+from gateway.outbox import Outbound, Outbox
+
+__all__ = ["Forwarder", "RoundResult"]
+
+log = Logger()
+
+DEFAULT_LEASE = timedelta(minutes=5)
+DEFAULT_BATCH = 20
+DEFAULT_INTERVAL_SECONDS = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class RoundResult:
+    delivered: int = 0
+    retrying: int = 0
+    parked: int = 0
+
+
+class Forwarder:
+    def __init__(
+        self,
+        outbox: Outbox,
+        links: Mapping[str, InsurerLink],
+        *,
+        now: Callable[[], datetime],
+        policy: RetryPolicy | None = None,
+        random: Callable[[], float] = random_module.random,
+        lease: timedelta = DEFAULT_LEASE,
+        batch: int = DEFAULT_BATCH,
+        metrics: Metrics | None = None,
+    ) -> None:
+        self._outbox = outbox
+        self._links = dict(links)
+        self._now = now
+        self._policy = policy or RetryPolicy()
+        self._random = random
+        self._lease = lease
+        self._batch = batch
+        self._metrics = metrics
+        self._loops: dict[str, LoopingCall] = {}
+
+    @property
+    def insurers(self) -> list[str]:
+        return sorted(self._links)
+
+    async def run_once(self, insurer: str) -> RoundResult:
+        """Send what is due for ``insurer`` now; what happened."""
+        link = self._links[insurer]
+        claimed = await self._outbox.claim_due(insurer, self._now(), self._lease, self._batch)
+        delivered = retrying = parked = 0
+        for item, payload in claimed:
+            outcome = await self._attempt(link, item, payload)
+            delivered += outcome == "delivered"
+            retrying += outcome == "retrying"
+            parked += outcome == "parked"
+        return RoundResult(delivered, retrying, parked)
+
+    async def _attempt(self, link: InsurerLink, item: Outbound, payload: bytes) -> str:
+        file = OutboundFile(
+            message_id=item.traceer_id,
+            insurer=item.insurer,
+            sender=item.sender,
+            standard=item.standard or "unknown",
+            payload=payload,
+            invoice_number=item.invoice_number,
+            conversation_id=item.conversatie_id,
+            filename=item.filename,
+        )
+        try:
+            delivery = await link.send(file)
+        except InsurerLinkError as error:
+            return await self._failed(item, error)
+        await self._outbox.delivered(item.traceer_id, delivery.remote_id, self._now())
+        self._count(item.insurer, "repeated" if delivery.repeated else "delivered")
+        log.info(
+            "delivered {traceer_id} to insurer {insurer} (attempt {attempt}{repeat})",
+            traceer_id=item.traceer_id,
+            insurer=item.insurer,
+            attempt=item.attempts,
+            repeat=", already there" if delivery.repeated else "",
+        )
+        return "delivered"
+
+    async def _failed(self, item: Outbound, error: InsurerLinkError) -> str:
+        now = self._now()
+        decision = self._policy.after_failure(
+            error,
+            attempt=item.attempts,
+            first_attempt_at=item.first_attempt_at or now,
+            now=now,
+            random=self._random,
+        )
+        if isinstance(decision, Park):
+            await self._outbox.park(item.traceer_id, decision.last_error, now)
+            self._count(item.insurer, "parked")
+            log.warn(
+                "parked {traceer_id} for insurer {insurer}: {why}; last error: {reason}",
+                traceer_id=item.traceer_id,
+                insurer=item.insurer,
+                why=decision.why,
+                reason=error.reason.value,
+            )
+            return "parked"
+        await self._outbox.retry_at(item.traceer_id, decision.at, str(error), now)
+        self._count(item.insurer, "failed")
+        log.info(
+            "attempt {attempt} of {traceer_id} to insurer {insurer} failed ({reason}); "
+            "next at {at}",
+            attempt=item.attempts,
+            traceer_id=item.traceer_id,
+            insurer=item.insurer,
+            reason=error.reason.value,
+            at=decision.at.isoformat(),
+        )
+        return "retrying"
+
+    def _count(self, insurer: str, outcome: str) -> None:
+        if self._metrics is not None:
+            self._metrics.outbound_attempts.labels(insurer, outcome).inc()
+
+    # --- running on a reactor ------------------------------------------------------------
+
+    def start(self, clock: IReactorTime, interval: float = DEFAULT_INTERVAL_SECONDS) -> None:
+        """Work every insurer's queue every ``interval`` seconds, each on its own timer."""
+        for insurer in self.insurers:
+            loop = LoopingCall(self._round, insurer)
+            loop.clock = clock
+            self._loops[insurer] = loop
+            loop.start(interval, now=True).addErrback(self._stopped, insurer)
+
+    def stop(self) -> None:
+        for loop in self._loops.values():
+            if loop.running:
+                loop.stop()
+        self._loops.clear()
+
+    @staticmethod
+    def _stopped(failure: Failure, insurer: str) -> None:
+        log.failure("the queue of insurer {insurer} stopped", failure, insurer=insurer)
+
+    def _round(self, insurer: str) -> Deferred[None]:
+        async def round_() -> None:
+            try:
+                await self.run_once(insurer)
+            except Exception:  # a store fault: log it, try again next round
+                log.failure("a round for insurer {insurer} failed", insurer=insurer)
+
+        return Deferred.fromCoroutine(round_())

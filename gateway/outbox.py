@@ -1,0 +1,80 @@
+"""The outbound queue port: files for insurers, stored before the first attempt.
+
+A file enters with :meth:`Outbox.enqueue` (its message and bytes journaled, state
+``queued``, due at once). A sender claims due files with :meth:`Outbox.claim_due`, which
+moves them to ``sending`` under a lease; a process that dies mid-attempt leaves the row in
+``sending`` until the lease ends, when it is due again and is re-sent with the same id (the
+insurer recognises it: no second claim). Every attempt ends in :meth:`Outbox.delivered`,
+:meth:`Outbox.retry_at` or :meth:`Outbox.park`; :meth:`Outbox.answered` marks a file whose
+retour has come in.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Awaitable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from gateway.store import Message, NewMessage
+
+__all__ = ["Outbound", "OutboundState", "Outbox"]
+
+
+class OutboundState(enum.StrEnum):
+    QUEUED = "queued"  # waiting for its (next) attempt
+    SENDING = "sending"  # claimed by a sender, under a lease
+    DELIVERED = "delivered"  # the insurer has it
+    ANSWERED = "answered"  # its retour has come in
+    PARKED = "parked"  # no more attempts: the administrator decides
+
+
+@dataclass(frozen=True, slots=True)
+class Outbound:
+    """One outbound file and where it stands."""
+
+    traceer_id: str
+    insurer: str  # UZOVI
+    sender: str  # the AGB code it is declared under
+    state: OutboundState
+    attempts: int
+    due_at: datetime
+    first_attempt_at: datetime | None
+    last_error: str | None
+    remote_id: str | None
+    standard: str | None
+    invoice_number: str | None
+    conversatie_id: str
+    filename: str | None
+    sha256: str
+
+
+class Outbox(Protocol):
+    def enqueue(self, message: NewMessage, insurer: str, sender: str) -> Awaitable[Message]:
+        """Store the file (idempotent on its idempotency key) and queue it, due now."""
+        ...
+
+    def claim_due(
+        self, insurer: str, now: datetime, lease: timedelta, limit: int
+    ) -> Awaitable[list[tuple[Outbound, bytes]]]:
+        """Up to ``limit`` due files of ``insurer``, oldest first, now ``sending`` until
+        ``now + lease`` with their attempt counted (a crash mid-attempt counts too); with
+        their bytes."""
+        ...
+
+    def delivered(self, traceer_id: str, remote_id: str, at: datetime) -> Awaitable[None]: ...
+
+    def retry_at(
+        self, traceer_id: str, due_at: datetime, error: str, at: datetime
+    ) -> Awaitable[None]: ...
+
+    def park(self, traceer_id: str, error: str, at: datetime) -> Awaitable[None]: ...
+
+    def answered(self, traceer_id: str, at: datetime) -> Awaitable[None]: ...
+
+    def get(self, traceer_id: str) -> Awaitable[Outbound | None]: ...
+
+    def counts(self) -> Awaitable[Mapping[tuple[str, OutboundState], int]]:
+        """How many files per (insurer, state)."""
+        ...

@@ -94,6 +94,14 @@ class Metrics:
             registry=r,
         )
 
+        self.retours_received = Counter(
+            f"{NAMESPACE}_retours_received",
+            "Retour files fetched from insurers, by how they were matched (matched: to the "
+            "file they answer; unmatched: to none, for the administrator; malformed).",
+            ["insurer", "outcome"],
+            registry=r,
+        )
+
     def exposition(self) -> bytes:
         """The text exposition format of every metric."""
         return generate_latest(self.registry)

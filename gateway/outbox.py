@@ -75,6 +75,19 @@ class Outbox(Protocol):
 
     def get(self, traceer_id: str) -> Awaitable[Outbound | None]: ...
 
+    def find(
+        self,
+        insurer: str,
+        *,
+        remote_id: str | None = None,
+        conversatie_id: str | None = None,
+        invoice_number: str | None = None,
+    ) -> Awaitable[Outbound | None]:
+        """The file of ``insurer`` that the insurer knows as ``remote_id``, or in
+        conversation ``conversatie_id``, or with factuurnummer ``invoice_number`` — tried
+        in that order, each only when given; None when none matches."""
+        ...
+
     def counts(self) -> Awaitable[Mapping[tuple[str, OutboundState], int]]:
         """How many files per (insurer, state)."""
         ...

@@ -80,6 +80,23 @@ class SqlOutbox:
     def get(self, traceer_id: str) -> Deferred[Outbound | None]:
         return self.database.run_read("outbound", get_txn, traceer_id)
 
+    def find(
+        self,
+        insurer: str,
+        *,
+        remote_id: str | None = None,
+        conversatie_id: str | None = None,
+        invoice_number: str | None = None,
+    ) -> Deferred[Outbound | None]:
+        keys = (
+            ("o.remote_id", remote_id),
+            ("m.conversatie_id", conversatie_id),
+            ("m.invoice_number", invoice_number),
+        )
+        return self.database.run_read(
+            "outbound_find", find_txn, insurer, tuple((c, v) for c, v in keys if v)
+        )
+
     def counts(self) -> Deferred[Mapping[tuple[str, OutboundState], int]]:
         return self.database.run_read("outbound_counts", counts_txn)
 
@@ -173,6 +190,23 @@ def get_txn(txn: Transaction, traceer_id: str) -> Outbound | None:
     txn.execute(_SELECT + " WHERE o.traceer_id = ?", (traceer_id,))
     row = txn.fetchone()
     return _outbound(row) if row is not None else None
+
+
+_FIND_COLUMNS: Final = frozenset({"o.remote_id", "m.conversatie_id", "m.invoice_number"})
+
+
+def find_txn(txn: Transaction, insurer: str, keys: tuple[tuple[str, str], ...]) -> Outbound | None:
+    for column, value in keys:
+        if column not in _FIND_COLUMNS:
+            raise ValueError(f"not a key of outbound files: {column}")
+        txn.execute(
+            _SELECT + f" WHERE o.insurer = ? AND {column} = ? ORDER BY m.seq LIMIT 1",
+            (insurer, value),
+        )
+        row = txn.fetchone()
+        if row is not None:
+            return _outbound(row)
+    return None
 
 
 def counts_txn(txn: Transaction) -> dict[tuple[str, OutboundState], int]:

@@ -133,7 +133,8 @@ def test_a_retour_is_tied_to_the_file_it_answers(
 ) -> None:
     send_claim(store, pump, 2, "remote-2")  # another file, never the answer
     sent = send_claim(store, pump, 1, "remote-1")
-    link, seen = Inbox(fetched(1, **how)), []
+    link = Inbox(fetched(1, **how))
+    seen: list[CollectedRetour] = []
     (item,) = pump.wait(collector(store, link, seen).run_once(INSURER))
     assert item.valid
     assert item.answers is not None
@@ -152,7 +153,8 @@ def test_a_retour_is_tied_to_the_file_it_answers(
 def test_a_retour_that_answers_nothing_is_kept_and_flagged(
     store: SqlMessageStore, pump: ThreadPump
 ) -> None:
-    link, seen = Inbox(fetched(7)), []
+    link = Inbox(fetched(7))
+    seen: list[CollectedRetour] = []
     (item,) = pump.wait(collector(store, link, seen).run_once(INSURER))
     assert item.answers is None
     assert item.message.reply_to is None
@@ -167,7 +169,8 @@ def test_a_malformed_retour_is_kept_flagged_and_changes_nothing(
 ) -> None:
     sent = send_claim(store, pump, 1, "remote-1")
     broken = FetchedRetour(remote_id="r-x", payload=retour_of(1)[:-5], in_reply_to="remote-1")
-    link, seen = Inbox(broken), []
+    link = Inbox(broken)
+    seen: list[CollectedRetour] = []
     (item,) = pump.wait(collector(store, link, seen).run_once(INSURER))
     assert not item.valid
     assert item.message.status is MessageStatus.REJECTED

@@ -69,10 +69,14 @@ __all__ = [
     "EpdApiConfig",
     "GatewayConfig",
     "IgoConfig",
+    "InsurerConfig",
+    "InsurerLinkConfig",
+    "LinkKind",
     "LogFormat",
     "LoggingConfig",
     "MetricsConfig",
     "ParticipantConfig",
+    "RetryConfig",
     "StoreConfig",
     "TLSFiles",
     "Variant",
@@ -325,6 +329,64 @@ class MetricsConfig(_Section):
     )
 
 
+class LinkKind(enum.StrEnum):
+    REST = "rest"  # VECOZO-style REST over mutual TLS
+    DIRECTORY = "directory"  # outbox / inbox folders
+
+
+class RetryConfig(_Section):
+    """How failed deliveries are retried: exponential backoff with jitter, then parked."""
+
+    first_delay_seconds: float = Field(default=30, gt=0, description="Wait after the 1st failure.")
+    factor: float = Field(default=2.0, ge=1, description="Each next wait is this much longer.")
+    max_delay_seconds: float = Field(default=3600, gt=0, description="The longest wait.")
+    max_attempts: int = Field(default=12, ge=1, description="Parked after this many attempts.")
+    give_up_after_hours: float = Field(
+        default=48, gt=0, description="Parked when still failing this long after the first."
+    )
+
+
+class InsurerLinkConfig(_Section):
+    """How the gateway reaches one insurer."""
+
+    kind: LinkKind = Field(default=LinkKind.REST, description="rest or directory.")
+    base_url: str | None = Field(
+        default=None,
+        pattern=r"^https://",
+        description="rest: the insurer's (or VECOZO's) message exchange, https://….",
+    )
+    tls: TLSFiles | None = Field(
+        default=None,
+        description="rest: the IGO's client certificate and key, and the CA that issues the "
+        "insurer's server certificate (trust).",
+    )
+    outbox: DirPath | None = Field(default=None, description="directory: where files go.")
+    inbox: DirPath | None = Field(default=None, description="directory: where retours come.")
+    timeout_seconds: float = Field(default=60, gt=0, description="Per request.")
+    poll_seconds: float = Field(
+        default=60, gt=0, description="How often to send what is due and fetch retours."
+    )
+    retry: RetryConfig = Field(default_factory=RetryConfig)
+
+    @model_validator(mode="after")
+    def _complete(self) -> InsurerLinkConfig:
+        if self.kind is LinkKind.REST and (self.base_url is None or self.tls is None):
+            raise ValueError("a rest link needs base_url and [tls]")
+        if self.kind is LinkKind.DIRECTORY and (self.outbox is None or self.inbox is None):
+            raise ValueError("a directory link needs outbox and inbox")
+        return self
+
+
+class InsurerConfig(_Section):
+    """An insurer the IGO declares to (its contracts are configured with it)."""
+
+    uzovi: str = Field(pattern=r"^\d{4}$", description="The insurer's UZOVI code (4 digits).")
+    name: Name
+    link: InsurerLinkConfig | None = Field(
+        default=None, description="How to reach it; without a link nothing is sent to it."
+    )
+
+
 class EncryptionConfig(_Section):
     """Encryption at rest of the stored files (AES-256-GCM)."""
 
@@ -421,6 +483,7 @@ class GatewayConfig(_Section):
         default_factory=MetricsConfig, description="Default: on, at 127.0.0.1:9464."
     )
     participants: tuple[ParticipantConfig, ...] = Field(default=())
+    insurers: tuple[InsurerConfig, ...] = Field(default=())
     logging: LoggingConfig = Field(
         default_factory=LoggingConfig, description="Default: readable text, level info."
     )
@@ -445,6 +508,15 @@ class GatewayConfig(_Section):
         if base is not None and not directory.is_absolute():
             directory = base / directory
         return {**data, "store": {**store, "url": f"sqlite:///{directory / 'gateway.db'}"}}
+
+    @model_validator(mode="after")
+    def _check_insurers(self) -> GatewayConfig:
+        seen: set[str] = set()
+        for insurer in self.insurers:
+            if insurer.uzovi in seen:
+                raise ValueError(f"insurer {insurer.uzovi} is configured twice")
+            seen.add(insurer.uzovi)
+        return self
 
     @model_validator(mode="after")
     def _check_identities(self, info: ValidationInfo) -> GatewayConfig:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import importlib.metadata
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -27,15 +27,21 @@ from twisted.web import server
 
 from adapters.epd_api.http import MeteredSite, limited_request_factory
 from adapters.epd_api.resource import Caller, EpdApi, route_name
+from adapters.insurer_link.directory import DirectoryInsurerLink
+from adapters.insurer_link.rest import RestInsurerLink
 from adapters.metrics.resource import OperationsRoot
 from adapters.storage import SqlMessageStore, open_store
 from adapters.storage.lock import StoreLock
 from adapters.tls import Identities, client_identity, server_context_factory
-from gateway.config import GatewayConfig
+from gateway.collector import RetourCollector
+from gateway.config import GatewayConfig, InsurerConfig, LinkKind, RetryConfig
 from gateway.crypto import Keyring
 from gateway.ei import LayoutRegistry, load_layouts
+from gateway.forwarder import Forwarder
+from gateway.insurer import InsurerLink, RetryPolicy
 from gateway.intake import Intake
 from gateway.metrics import Metrics
+from gateway.schedule import PerInsurer
 from gateway.store import MessageStore
 
 __all__ = ["RunningGateway", "access_log_line", "start"]
@@ -67,6 +73,7 @@ class RunningGateway:
     ops_port: IListeningPort | None
     store_lock: StoreLock | None = None
     background: list[LoopingCall] = field(default_factory=list)
+    schedules: list[PerInsurer] = field(default_factory=list)
     _stopping: Deferred[None] | None = None
 
     @property
@@ -89,6 +96,8 @@ class RunningGateway:
         for task in self.background:
             if task.running:
                 task.stop()
+        for schedule in self.schedules:
+            schedule.stop()
         await self.store.close()
         _release(self.store_lock)
         log.info("stopped; the store is closed")
@@ -124,6 +133,80 @@ def _keyring(config: GatewayConfig) -> Keyring | None:
     keyring = Keyring.load(path)
     log.info("stored files are sealed with key {key_id}", key_id=keyring.current)
     return keyring
+
+
+def _retry_policy(retry: RetryConfig) -> RetryPolicy:
+    return RetryPolicy(
+        first_delay=timedelta(seconds=retry.first_delay_seconds),
+        factor=retry.factor,
+        max_delay=timedelta(seconds=max(retry.max_delay_seconds, retry.first_delay_seconds)),
+        max_attempts=retry.max_attempts,
+        give_up_after=timedelta(hours=retry.give_up_after_hours),
+    )
+
+
+def _insurer_link(
+    config: GatewayConfig, insurer: InsurerConfig, reactor: Any, run: Any
+) -> InsurerLink | None:
+    link = insurer.link
+    if link is None:
+        return None
+    if link.kind is LinkKind.DIRECTORY:
+        assert link.outbox is not None
+        assert link.inbox is not None
+        return DirectoryInsurerLink(link.outbox, link.inbox, run=run)
+    assert link.base_url is not None
+    assert link.tls is not None
+    return RestInsurerLink.with_certificate(
+        reactor,
+        link.base_url,
+        cert=str(link.tls.cert),
+        key=str(link.tls.key),
+        ca=str(link.tls.trust),
+        sender=config.igo.agb,
+        insurer=insurer.uzovi,
+        timeout=link.timeout_seconds,
+    )
+
+
+def _start_insurer_exchange(gateway: RunningGateway, reactor: Any, run: Any) -> None:
+    """Send what is queued for each linked insurer and fetch its retours, each insurer on
+    its own timer."""
+    config, store = gateway.config, gateway.store
+    if not isinstance(store, SqlMessageStore):
+        return
+    links: dict[str, InsurerLink] = {}
+    for insurer in config.insurers:
+        link = _insurer_link(config, insurer, reactor, run)
+        if link is not None:
+            links[insurer.uzovi] = link
+    if not links:
+        return
+    linked = [i for i in config.insurers if i.uzovi in links]
+    intervals = {i.uzovi: i.link.poll_seconds for i in linked if i.link is not None}
+    forwarder = Forwarder(
+        store.outbox,
+        links,
+        now=_now,
+        policies={i.uzovi: _retry_policy(i.link.retry) for i in linked if i.link is not None},
+        metrics=gateway.metrics,
+    )
+    collector = RetourCollector(
+        store,
+        store.outbox,
+        links,
+        gateway.registry,
+        now=_now,
+        run_in_thread=run,
+        metrics=gateway.metrics,
+    )
+    for schedule in (
+        PerInsurer("sending", forwarder.run_once),
+        PerInsurer("fetching retours", collector.run_once),
+    ):
+        schedule.start(reactor, intervals)
+        gateway.schedules.append(schedule)
+    log.info("insurer links: {insurers}", insurers=", ".join(sorted(links)))
 
 
 REENCRYPT_BATCH = 100
@@ -236,6 +319,7 @@ async def start(config: GatewayConfig, reactor: Any) -> RunningGateway:
     gateway = RunningGateway(config, store, registry, metrics, port, ops_port, lock)
     if keyring is not None and isinstance(store, SqlMessageStore):
         gateway.background.append(_reencrypt_in_background(store, reactor))
+    _start_insurer_exchange(gateway, reactor, run_in_thread)
     host, number = gateway.epd_address
     log.info(
         "EPD API listening on https://{host}:{port} ({participants} participants)",

@@ -1,13 +1,14 @@
 """The forwarder: sends queued files to their insurers, at least once, never a second claim.
 
-One queue per insurer, each worked on its own timer, so one insurer being down or slow
-never holds up another. A round (:meth:`Forwarder.run_once`) claims the insurer's due
-files — each under a lease, its attempt counted — and sends them one by one through that
-insurer's :class:`~gateway.insurer.InsurerLink` with the file's stable id. After each
-attempt the outcome is stored: delivered; due again later (the
-:class:`~gateway.insurer.RetryPolicy`'s backoff with jitter); or parked with its last error
-for the administrator. A gateway that dies mid-attempt leaves the file ``sending`` until
-its lease ends; then it is sent again with the same id and the insurer recognises it.
+One queue per insurer, each worked on its own timer (:class:`gateway.schedule.PerInsurer`),
+so one insurer being down or slow never holds up another. A round
+(:meth:`Forwarder.run_once`) claims the insurer's due files — each under a lease, its
+attempt counted — and sends them one by one through that insurer's
+:class:`~gateway.insurer.InsurerLink` with the file's stable id. After each attempt the
+outcome is stored: delivered; due again later (the :class:`~gateway.insurer.RetryPolicy`'s
+backoff with jitter); or parked with its last error for the administrator. A gateway that
+dies mid-attempt leaves the file ``sending`` until its lease ends; then it is sent again
+with the same id and the insurer recognises it.
 """
 
 from __future__ import annotations
@@ -17,11 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from twisted.internet.defer import Deferred
-from twisted.internet.interfaces import IReactorTime
-from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
-from twisted.python.failure import Failure
 
 from gateway.insurer import InsurerLink, InsurerLinkError, OutboundFile, Park, RetryPolicy
 from gateway.metrics import Metrics
@@ -33,7 +30,6 @@ log = Logger()
 
 DEFAULT_LEASE = timedelta(minutes=5)
 DEFAULT_BATCH = 20
-DEFAULT_INTERVAL_SECONDS = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +47,7 @@ class Forwarder:
         *,
         now: Callable[[], datetime],
         policy: RetryPolicy | None = None,
+        policies: Mapping[str, RetryPolicy] | None = None,
         random: Callable[[], float] = random_module.random,
         lease: timedelta = DEFAULT_LEASE,
         batch: int = DEFAULT_BATCH,
@@ -60,11 +57,11 @@ class Forwarder:
         self._links = dict(links)
         self._now = now
         self._policy = policy or RetryPolicy()
+        self._policies = dict(policies or {})
         self._random = random
         self._lease = lease
         self._batch = batch
         self._metrics = metrics
-        self._loops: dict[str, LoopingCall] = {}
 
     @property
     def insurers(self) -> list[str]:
@@ -80,6 +77,10 @@ class Forwarder:
             delivered += outcome == "delivered"
             retrying += outcome == "retrying"
             parked += outcome == "parked"
+        if self._metrics is not None:
+            for (name, state), count in (await self._outbox.counts()).items():
+                if name == insurer:
+                    self._metrics.outbound_files.labels(name, state.value).set(count)
         return RoundResult(delivered, retrying, parked)
 
     async def _attempt(self, link: InsurerLink, item: Outbound, payload: bytes) -> str:
@@ -110,7 +111,8 @@ class Forwarder:
 
     async def _failed(self, item: Outbound, error: InsurerLinkError) -> str:
         now = self._now()
-        decision = self._policy.after_failure(
+        policy = self._policies.get(item.insurer, self._policy)
+        decision = policy.after_failure(
             error,
             attempt=item.attempts,
             first_attempt_at=item.first_attempt_at or now,
@@ -144,32 +146,3 @@ class Forwarder:
     def _count(self, insurer: str, outcome: str) -> None:
         if self._metrics is not None:
             self._metrics.outbound_attempts.labels(insurer, outcome).inc()
-
-    # --- running on a reactor ------------------------------------------------------------
-
-    def start(self, clock: IReactorTime, interval: float = DEFAULT_INTERVAL_SECONDS) -> None:
-        """Work every insurer's queue every ``interval`` seconds, each on its own timer."""
-        for insurer in self.insurers:
-            loop = LoopingCall(self._round, insurer)
-            loop.clock = clock
-            self._loops[insurer] = loop
-            loop.start(interval, now=True).addErrback(self._stopped, insurer)
-
-    def stop(self) -> None:
-        for loop in self._loops.values():
-            if loop.running:
-                loop.stop()
-        self._loops.clear()
-
-    @staticmethod
-    def _stopped(failure: Failure, insurer: str) -> None:
-        log.failure("the queue of insurer {insurer} stopped", failure, insurer=insurer)
-
-    def _round(self, insurer: str) -> Deferred[None]:
-        async def round_() -> None:
-            try:
-                await self.run_once(insurer)
-            except Exception:  # a store fault: log it, try again next round
-                log.failure("a round for insurer {insurer} failed", insurer=insurer)
-
-        return Deferred.fromCoroutine(round_())

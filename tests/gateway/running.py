@@ -53,6 +53,7 @@ def write_config(
     store_url: str,
     *,
     key_file: Path | None = None,
+    extra: str = "",
     **epd_api: Any,
 ) -> Path:
     settings = "".join(f"{key} = {json.dumps(value)}\n" for key, value in epd_api.items())
@@ -92,7 +93,7 @@ name = "Verloskundigen Test"
 discipline = "midwifery"
 variant = "A"
 certificates = ["{fingerprints[MIDWIFE]}"]
-{encryption}""",
+{encryption}{extra}""",
         encoding="utf-8",
     )
     return path

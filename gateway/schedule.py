@@ -1,0 +1,55 @@
+"""Work that repeats per insurer, each on its own timer, so that one slow or unreachable
+insurer never holds up another; a failed round is logged and the next one runs anyway."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IReactorTime
+from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+__all__ = ["PerInsurer"]
+
+log = Logger()
+
+
+class PerInsurer:
+    def __init__(self, what: str, work: Callable[[str], Awaitable[object]]) -> None:
+        self._what = what
+        self._work = work
+        self._loops: dict[str, LoopingCall] = {}
+
+    def start(self, clock: IReactorTime, intervals: Mapping[str, float]) -> None:
+        """Run ``work(insurer)`` now and then every ``intervals[insurer]`` seconds."""
+        for insurer, interval in sorted(intervals.items()):
+            loop = LoopingCall(self._round, insurer)
+            loop.clock = clock
+            self._loops[insurer] = loop
+            loop.start(interval, now=True).addErrback(self._stopped, insurer)
+
+    def stop(self) -> None:
+        for loop in self._loops.values():
+            if loop.running:
+                loop.stop()
+        self._loops.clear()
+
+    @property
+    def running(self) -> bool:
+        return any(loop.running for loop in self._loops.values())
+
+    def _stopped(self, failure: Failure, insurer: str) -> None:
+        log.failure(
+            "{what} for insurer {insurer} stopped", failure, what=self._what, insurer=insurer
+        )
+
+    def _round(self, insurer: str) -> Deferred[None]:
+        async def round_() -> None:
+            try:
+                await self._work(insurer)
+            except Exception:  # e.g. the store is unavailable: try again next round
+                log.failure("{what} for insurer {insurer} failed", what=self._what, insurer=insurer)
+
+        return Deferred.fromCoroutine(round_())

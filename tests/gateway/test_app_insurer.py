@@ -1,0 +1,133 @@
+"""End to end with an insurer: the gateway and the insurer simulator as real processes over
+mutual TLS. A file queued for the insurer reaches it once — also when the insurer is down
+at first — and its retour comes back, tied to the file it answers."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from adapters.storage import SqlMessageStore, open_store
+from gateway.ei import load_layouts, validate_bytes
+from gateway.outbox import OutboundState
+from gateway.pki import CA_CERT
+from gateway.store import Direction, MessageStatus, NewMessage, NewStatus
+from tests.adapters.insurer_sim.support import SimProcess, integral_claim, write_sim_config
+from tests.gateway.running import IGO, GatewayProcess, make_pki, write_config
+from tests.threadpump import ThreadPump
+
+REGISTRY = load_layouts()
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
+    directory = tmp_path_factory.mktemp("pki") / "pki"
+    return directory, make_pki(directory)
+
+
+def insurer_section(pki: Path, port: int) -> str:
+    return f"""
+[[insurers]]
+uzovi = "3311"
+name = "Zorgverzekeraar (simulator)"
+[insurers.link]
+base_url = "https://localhost:{port}"
+poll_seconds = 0.2
+timeout_seconds = 5
+[insurers.link.tls]
+cert = "{pki / f"igo-{IGO}.pem"}"
+key = "{pki / f"igo-{IGO}.key"}"
+trust = "{pki / CA_CERT}"
+[insurers.link.retry]
+first_delay_seconds = 0.2
+max_delay_seconds = 1
+"""
+
+
+@pytest.fixture
+def sim(tmp_path: Path, pki: tuple[Path, dict[str, str]]) -> Iterator[SimProcess]:
+    directory, _ = pki
+    config = write_sim_config(
+        tmp_path / "sim.toml", directory, faults={"fail_first": 2, "fail_status": 503}
+    )
+    process = SimProcess(config, directory)
+    process.start()
+    try:
+        yield process
+    finally:
+        process.stop()
+
+
+@pytest.fixture
+def gateway(
+    tmp_path: Path, pki: tuple[Path, dict[str, str]], sim: SimProcess
+) -> Iterator[GatewayProcess]:
+    directory, fingerprints = pki
+    config = write_config(
+        tmp_path / "gateway.toml",
+        directory,
+        fingerprints,
+        "sqlite:///data/gateway.db",
+        extra=insurer_section(directory, sim.port),
+    )
+    process = GatewayProcess(config, directory)
+    process.start()
+    try:
+        yield process
+    finally:
+        process.stop()
+
+
+def queue_claim(store: SqlMessageStore, pump: ThreadPump) -> str:
+    payload = integral_claim(REGISTRY, invoice="IGO26-0001")
+    message = NewMessage(
+        traceer_id="claim-0001",
+        conversatie_id="conv-claim-0001",
+        direction=Direction.TO_INSURER,
+        party="3311",
+        payload=payload,
+        sha256=hashlib.sha256(payload).hexdigest(),
+        created_at=datetime.now(UTC),
+        status=NewStatus(MessageStatus.PROCESSING, None, "Klaar om te versturen."),
+        idempotency_key="claim:IGO26-0001",
+        standard="KZ301",
+        invoice_number="IGO26-0001",
+    )
+    pump.wait(store.outbox.enqueue(message, "3311", IGO))
+    return message.traceer_id
+
+
+def test_a_queued_claim_reaches_the_insurer_once_and_its_retour_comes_back(
+    tmp_path: Path, gateway: GatewayProcess, sim: SimProcess
+) -> None:
+    pump = ThreadPump()
+    store = pump.wait(open_store(f"sqlite:///{tmp_path / 'data' / 'gateway.db'}", pump))
+    try:
+        sent = queue_claim(store, pump)
+        deadline = time.monotonic() + 30
+        while True:
+            item = pump.wait(store.outbox.get(sent))
+            assert item is not None
+            if item.state is OutboundState.ANSWERED:
+                break
+            assert item.state is not OutboundState.PARKED, item.last_error
+            assert time.monotonic() < deadline, (item, gateway.logs())
+            time.sleep(0.2)
+        assert item.attempts == 3  # 503, 503, then delivered
+        (retour,) = pump.wait(store.conversation("conv-claim-0001"))[1:]
+        assert retour.direction is Direction.FROM_INSURER
+        assert retour.reply_to == sent
+        payload = pump.wait(store.payload(retour.sha256))
+        assert payload is not None
+        assert validate_bytes(REGISTRY, payload).valid
+    finally:
+        pump.wait(store.close())
+    claims = sim.claims()
+    assert claims["claims"] == 1, claims
+    assert "delivered claim-0001 to insurer 3311 (attempt 3)" in gateway.logs()

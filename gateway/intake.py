@@ -32,11 +32,14 @@ from gateway.ei import (
     Finding,
     Layout,
     LayoutRegistry,
+    Record,
     ValidationResult,
     build_technical_rejection,
     describe,
+    read_records,
     validate_bytes,
 )
+from gateway.lines import DeclaredLine, declared_lines
 from gateway.metrics import Metrics
 from gateway.store import (
     Direction,
@@ -132,7 +135,7 @@ class Intake:
         registry: LayoutRegistry,
         *,
         clock: Callable[[], datetime],
-        run_in_thread: Callable[[Callable[[], ValidationResult]], Awaitable[ValidationResult]],
+        run_in_thread: Callable[[Callable[[], Any]], Awaitable[Any]],
         new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
         default_retour: Mapping[str, str] = DEFAULT_RETOUR_BY_DISCIPLINE,
         metrics: Metrics | None = None,
@@ -178,12 +181,12 @@ class Intake:
                 "The sender in berichtMetadata is not the participant of the client certificate.",
             )
         payload = upload.payload
-        result = await self._run_in_thread(
-            lambda: validate_bytes(self._registry, payload, max_findings=MAX_FINDINGS_KEPT)
+        traceer_id = self._new_id()
+        result, lines = await self._run_in_thread(
+            lambda: self._check(payload, traceer_id, upload.participant)
         )
         self._check_sender_in_file(upload, result)
         now = self._clock()
-        traceer_id = self._new_id()
         conversatie_id = upload.metadata.conversatieId or self._new_id()
         sha256 = hashlib.sha256(payload).hexdigest()
         header = result.header
@@ -209,7 +212,7 @@ class Intake:
             metadata=upload.metadata.model_dump(exclude_none=True),
         )
         replies = [] if code is None else [self._rejection(message, upload, result, code, now)]
-        stored = await self._store.record_upload(message, replies)
+        stored = await self._store.record_upload(message, replies, lines if code is None else ())
         if stored.invoice_conflict is not None:
             code = "0030"
             findings = (
@@ -253,6 +256,21 @@ class Intake:
         )
 
     # --- helpers -------------------------------------------------------------------------
+
+    def _check(
+        self, payload: bytes, traceer_id: str, participant: str
+    ) -> tuple[ValidationResult, list[DeclaredLine]]:
+        """The intake checks and, for a valid declaration, its prestatie lines (on a
+        worker thread: both read the whole file)."""
+        result = validate_bytes(self._registry, payload, max_findings=MAX_FINDINGS_KEPT)
+        layout = result.layout
+        if not result.valid or layout is None or layout.kind != "declaration":
+            return result, []
+        records = [r for r in read_records(self._registry, [payload]) if isinstance(r, Record)]
+        lines = declared_lines(
+            records, traceer_id=traceer_id, participant=participant, standard=layout.standard
+        )
+        return result, lines
 
     @staticmethod
     def _first_status(code: str | None, findings: tuple[Finding, ...]) -> NewStatus:

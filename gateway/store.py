@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+from gateway.lines import DeclaredLine
+
 __all__ = [
     "Direction",
     "Message",
@@ -151,10 +153,14 @@ class UploadResult:
 
 class MessageStore(Protocol):
     def record_upload(
-        self, upload: NewMessage, replies: Sequence[NewMessage] = ()
+        self,
+        upload: NewMessage,
+        replies: Sequence[NewMessage] = (),
+        lines: Sequence[DeclaredLine] = (),
     ) -> Awaitable[UploadResult]:
         """Store an uploaded declaration and, in the same transaction, the messages that
-        answer it at once (e.g. a technical rejection waiting for the sender)."""
+        answer it at once (e.g. a technical rejection waiting for the sender) and its
+        prestatie lines (of a file that passed the checks)."""
         ...
 
     def put_message(self, message: NewMessage) -> Awaitable[Message]:

@@ -27,6 +27,7 @@ from adapters.storage._values import (
     dump_metadata,
     load_metadata,
 )
+from gateway.lines import DeclaredLine
 from gateway.store import (
     Direction,
     Message,
@@ -66,6 +67,7 @@ class MemoryMessageStore:
         self._undo: list[Callable[[], None]] | None = None
         self._seq = 0
         self._closed = False
+        self.lines: list[DeclaredLine] = []  # the prestatie lines recorded with uploads
 
     # --- inspection (for tests and tools) ----------------------------------------------
 
@@ -80,9 +82,18 @@ class MemoryMessageStore:
     # --- the port ------------------------------------------------------------------------
 
     def record_upload(
-        self, upload: NewMessage, replies: Sequence[NewMessage] = ()
+        self,
+        upload: NewMessage,
+        replies: Sequence[NewMessage] = (),
+        lines: Sequence[DeclaredLine] = (),
     ) -> Deferred[UploadResult]:
-        return self._write(lambda: self._record_upload(upload, tuple(replies)))
+        def run() -> UploadResult:
+            result = self._record_upload(upload, tuple(replies))
+            if result.created:
+                self.lines.extend(lines)
+            return result
+
+        return self._write(run)
 
     def put_message(self, message: NewMessage) -> Deferred[Message]:
         return self._write(lambda: self._put(message))

@@ -27,6 +27,7 @@ from adapters.storage._values import (
 )
 from adapters.storage.database import Database, Transaction, decode_timestamp
 from gateway.crypto import CryptoError, Keyring
+from gateway.lines import DeclaredLine
 from gateway.store import (
     Direction,
     Message,
@@ -101,11 +102,26 @@ class SqlMessageStore:
         return self.database.run_interaction("reencrypt", reencrypt_txn, self.codec, limit)
 
     def record_upload(
-        self, upload: NewMessage, replies: Sequence[NewMessage] = ()
+        self,
+        upload: NewMessage,
+        replies: Sequence[NewMessage] = (),
+        lines: Sequence[DeclaredLine] = (),
     ) -> Deferred[UploadResult]:
         return self.database.run_interaction(
-            "record_upload", record_upload_txn, upload, tuple(replies), self.codec
+            "record_upload", record_upload_txn, upload, tuple(replies), self.codec, tuple(lines)
         )
+
+    def declared_lines(self, traceer_id: str) -> Deferred[list[DeclaredLine]]:
+        """The prestatie lines stored with upload ``traceer_id``, in file order."""
+        from adapters.storage.lines import lines_of_txn  # noqa: PLC0415 - it imports this module
+
+        return self.database.run_read("declared_lines", lines_of_txn, traceer_id, self.codec)
+
+    def open_lines(self) -> Deferred[list[DeclaredLine]]:
+        """Every line not yet settled by bundling."""
+        from adapters.storage.lines import open_lines_txn  # noqa: PLC0415 - it imports this module
+
+        return self.database.run_read("open_lines", open_lines_txn, self.codec)
 
     def put_message(self, message: NewMessage) -> Deferred[Message]:
         return self.database.run_interaction("put_message", put_message_txn, message, self.codec)
@@ -385,7 +401,11 @@ def put_message_txn(txn: Transaction, message: NewMessage, codec: JournalCodec) 
 
 
 def record_upload_txn(
-    txn: Transaction, upload: NewMessage, replies: tuple[NewMessage, ...], codec: JournalCodec
+    txn: Transaction,
+    upload: NewMessage,
+    replies: tuple[NewMessage, ...],
+    codec: JournalCodec,
+    lines: tuple[DeclaredLine, ...] = (),
 ) -> UploadResult:
     for message in (upload, *replies):
         check_new_message(message)
@@ -412,6 +432,10 @@ def record_upload_txn(
         raise StoreError(f"upload {upload.traceer_id} collides with a stored message")
     for reply in replies:
         put_message_txn(txn, reply, codec)
+    if lines:
+        from adapters.storage.lines import record_lines_txn  # noqa: PLC0415 - imports this module
+
+        record_lines_txn(txn, lines, codec)
     stored = get_message_txn(txn, upload.traceer_id)
     assert stored is not None
     return UploadResult(stored, created=True)

@@ -304,3 +304,18 @@ def test_conversation_statuses_cover_upload_and_rejection(
     assert status == 200
     kinds = [s["status"] for s in json.loads(body)["statussen"]]
     assert "afgekeurd" in kinds
+
+
+def test_the_lines_of_an_accepted_file_are_stored_with_it(
+    api: Api, registry: LayoutRegistry
+) -> None:
+    _, receipt = api.upload(KRAAM, kz301(registry, agb=KRAAM.agb, lines=3))
+    assert [(line.traceer_id, line.record_number) for line in api.store.lines] == [
+        (receipt["traceerId"], 2),
+        (receipt["traceerId"], 3),
+        (receipt["traceerId"], 4),
+    ]
+    assert {line.participant for line in api.store.lines} == {KRAAM.agb}
+    # A rejected file's lines are not taken into bundling.
+    api.upload(KRAAM, kz301(registry, agb=KRAAM.agb, invoice="F2").replace(b"\r\n", b"\n", 1))
+    assert len(api.store.lines) == 3

@@ -1,0 +1,142 @@
+"""Declaration lines on SQL: written with their upload, read back for bundling.
+
+The client's BSN and birth date are stored only inside a sealed ``client`` value (plain
+JSON without a key file) and as ``woman``, a keyed hash of both (an unkeyed SHA-256 without
+a key file), so that a woman's lines are found without storing her numbers in the clear.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from datetime import date
+from typing import Any, Final
+
+from adapters.storage.database import Transaction
+from adapters.storage.messages import JournalCodec
+from gateway.lines import DeclaredLine
+from gateway.store import StoreError
+
+__all__ = ["LineState", "lines_of_txn", "open_lines_txn", "record_lines_txn", "woman_key"]
+
+_COLUMNS: Final = (
+    "traceer_id, record_number, participant, standard, woman, client, key_id, insurer,"
+    " prestatiecodelijst, prestatiecode, prestatie_date, prestatie_end_date, amount,"
+    " reference, previous_reference, performer"
+)
+
+
+class LineState:
+    OPEN = "open"
+
+
+def woman_key(codec: JournalCodec, bsn: str, birth_date: date | None) -> str:
+    """The key a woman's lines are found by: BSN and birth date, hashed."""
+    text = f"{bsn}|{birth_date.isoformat() if birth_date else ''}"
+    if codec.keyring is not None:
+        return codec.keyring.index(text)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _day(txn: Transaction, value: date | None) -> object:
+    if value is None:
+        return None
+    return value if txn.engine == "postgres" else value.isoformat()
+
+
+def _read_day(value: object) -> date | None:
+    if value is None:
+        return None
+    if isinstance(value, date):
+        return value
+    return date.fromisoformat(str(value))
+
+
+def _place(line: DeclaredLine | tuple[Any, ...]) -> bytes:
+    if isinstance(line, DeclaredLine):
+        return f"{line.traceer_id}:{line.record_number}".encode()
+    return f"{line[0]}:{line[1]}".encode()
+
+
+def record_lines_txn(txn: Transaction, lines: Sequence[DeclaredLine], codec: JournalCodec) -> None:
+    for line in lines:
+        client = json.dumps(
+            {
+                "bsn": line.bsn,
+                "birth_date": line.birth_date.isoformat() if line.birth_date else None,
+            }
+        ).encode()
+        key_id, sealed = (
+            codec.keyring.seal(client, _place(line)) if codec.keyring else (None, client)
+        )
+        marks = ", ".join("?" * 16)
+        txn.execute(
+            f"INSERT INTO declaration_lines ({_COLUMNS}) VALUES ({marks})",  # noqa: S608
+            (
+                line.traceer_id,
+                line.record_number,
+                line.participant,
+                line.standard,
+                woman_key(codec, line.bsn, line.birth_date),
+                sealed,
+                key_id,
+                line.insurer,
+                line.prestatiecodelijst,
+                line.prestatiecode,
+                _day(txn, line.prestatie_date),
+                _day(txn, line.prestatie_end_date),
+                line.amount,
+                line.reference,
+                line.previous_reference,
+                line.performer,
+            ),
+        )
+
+
+def _line(row: tuple[Any, ...], codec: JournalCodec) -> DeclaredLine:
+    stored, key_id = bytes(row[5]), row[6]
+    if key_id is None:
+        client = stored
+    elif codec.keyring is None:
+        raise StoreError("declaration lines are sealed but no key file is configured")
+    else:
+        client = codec.keyring.open(key_id, stored, _place(row))
+    person = json.loads(client)
+    prestatie_date = _read_day(row[10])
+    assert prestatie_date is not None
+    return DeclaredLine(
+        traceer_id=row[0],
+        record_number=int(row[1]),
+        participant=row[2],
+        standard=row[3],
+        bsn=person["bsn"],
+        birth_date=_read_day(person["birth_date"]),
+        insurer=row[7],
+        prestatiecodelijst=row[8],
+        prestatiecode=row[9],
+        prestatie_date=prestatie_date,
+        prestatie_end_date=_read_day(row[11]),
+        amount=None if row[12] is None else int(row[12]),
+        reference=row[13],
+        previous_reference=row[14],
+        performer=row[15],
+    )
+
+
+def lines_of_txn(txn: Transaction, traceer_id: str, codec: JournalCodec) -> list[DeclaredLine]:
+    txn.execute(
+        f"SELECT {_COLUMNS} FROM declaration_lines WHERE traceer_id = ?"  # noqa: S608
+        " ORDER BY record_number",
+        (traceer_id,),
+    )
+    return [_line(row, codec) for row in txn.fetchall()]
+
+
+def open_lines_txn(txn: Transaction, codec: JournalCodec) -> list[DeclaredLine]:
+    txn.execute(
+        f"SELECT {_COLUMNS} FROM declaration_lines WHERE state = ?"  # noqa: S608
+        " ORDER BY prestatie_date, traceer_id, record_number",
+        (LineState.OPEN,),
+    )
+    return [_line(row, codec) for row in txn.fetchall()]

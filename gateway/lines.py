@@ -1,0 +1,98 @@
+"""Declaration lines: the prestatie (04) records of an accepted declaration file, as values.
+
+Pure: records in, :class:`DeclaredLine` values out. Every declaration standard the gateway
+takes (KZ301, the midwifery declaration, ZH308) carries in its 04 record the client's BSN,
+the insurer (UZOVI), the prestatie code and date, the provider's reference number and the
+one it corrects; the birth date is in the 04 record (ZH308) or in the 02 record the 04
+follows (the 310-position frame). Amounts: the declared amount, signed (a credit line is
+negative); ZH308 04 records hold none (its amounts live in tariff records), so it is None.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date
+
+from gateway.ei import Record
+
+__all__ = ["DeclaredLine", "declared_lines"]
+
+
+@dataclass(frozen=True, slots=True)
+class DeclaredLine:
+    traceer_id: str  # the upload the line came in
+    record_number: int  # NUM040 of its 04 record
+    participant: str  # AGB code of the declaring participant
+    standard: str
+    bsn: str
+    birth_date: date | None
+    insurer: str  # UZOVI of the 04 record
+    prestatiecodelijst: str
+    prestatiecode: str
+    prestatie_date: date
+    prestatie_end_date: date | None
+    amount: int | None  # declared, eurocents, negative for a credit line
+    reference: str
+    previous_reference: str | None
+    performer: str | None
+
+    @property
+    def is_credit(self) -> bool:
+        return self.amount is not None and self.amount < 0
+
+
+def _text(record: Record, name: str) -> str | None:
+    value = record.get(name)
+    return str(value).strip() or None if value is not None else None
+
+
+def _date(record: Record, name: str) -> date | None:
+    value = record.get(name)
+    return value if isinstance(value, date) else None
+
+
+def _amount(record: Record) -> int | None:
+    value = record.get("declared_amount")
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def declared_lines(
+    records: Iterable[Record], *, traceer_id: str, participant: str, standard: str
+) -> list[DeclaredLine]:
+    """The prestatie lines of a valid declaration file, in file order."""
+    birth_dates: dict[str, date] = {}
+    out: list[DeclaredLine] = []
+    for record in records:
+        if record.type == "02":
+            bsn = _text(record, "bsn")
+            born = _date(record, "birth_date")
+            if bsn and born:
+                birth_dates[bsn] = born
+            continue
+        if record.type != "04":
+            continue
+        bsn = _text(record, "bsn") or ""
+        prestatie_date = _date(record, "prestatie_date")
+        if prestatie_date is None:  # a valid file has one; guard against modelled layouts
+            continue
+        out.append(
+            DeclaredLine(
+                traceer_id=traceer_id,
+                record_number=record.number_value("record_id"),
+                participant=participant,
+                standard=standard,
+                bsn=bsn,
+                birth_date=_date(record, "birth_date") or birth_dates.get(bsn),
+                insurer=_text(record, "uzovi") or "",
+                prestatiecodelijst=_text(record, "prestatiecodelijst") or "",
+                prestatiecode=_text(record, "prestatiecode") or "",
+                prestatie_date=prestatie_date,
+                prestatie_end_date=_date(record, "prestatie_end_date"),
+                amount=_amount(record),
+                reference=_text(record, "reference") or "",
+                previous_reference=_text(record, "previous_reference"),
+                performer=_text(record, "performer_code"),
+            )
+        )
+    return out

@@ -1,0 +1,86 @@
+"""Declaration lines stored with their upload on SQLite and PostgreSQL: read back whole, the
+client's numbers never stored in the clear with a key file, nothing stored for an upload
+that was not."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import date
+
+from adapters.storage import MemoryMessageStore, SqlMessageStore, Transaction, open_store
+from adapters.storage.lines import woman_key
+from gateway.crypto import Keyring
+from gateway.lines import DeclaredLine
+from tests.adapters.storage.builders import upload
+from tests.threadpump import ThreadPump
+
+KEYS = Keyring(keys={"k1": b"k" * 32}, current="k1", index_key=b"i" * 32)
+
+
+def line(n: int, traceer_id: str = "up-0001", **changes: object) -> DeclaredLine:
+    base = DeclaredLine(
+        traceer_id=traceer_id,
+        record_number=n + 1,
+        participant="33001234",
+        standard="KZ301",
+        bsn="999990007",
+        birth_date=date(1994, 5, 6),
+        insurer="3311",
+        prestatiecodelijst="044",
+        prestatiecode="196202",
+        prestatie_date=date(2026, 7, 26 + n),
+        prestatie_end_date=None,
+        amount=4375 * (n + 1),
+        reference=f"KZA-{n}",
+        previous_reference=None,
+        performer="33012345",
+    )
+    return dataclasses.replace(base, **changes)  # type: ignore[arg-type]
+
+
+def raw_rows(store: SqlMessageStore, pump: ThreadPump) -> list[tuple[object, ...]]:
+    def read(txn: Transaction) -> list[tuple[object, ...]]:
+        txn.execute("SELECT woman, client, key_id FROM declaration_lines")
+        return [tuple(row) for row in txn.fetchall()]
+
+    return pump.wait(store.database.run_read("raw", read))
+
+
+def test_lines_are_stored_with_their_upload_and_read_back(sql_url: str, pump: ThreadPump) -> None:
+    store = pump.wait(open_store(sql_url, pump))
+    try:
+        lines = [
+            line(0),
+            line(1, amount=-4375, previous_reference="KZA-0"),
+            line(2, birth_date=None),
+        ]
+        pump.wait(store.record_upload(upload(1), [], lines))
+        assert pump.wait(store.declared_lines("up-0001")) == lines
+        assert pump.wait(store.open_lines()) == lines
+        # The same upload again stores nothing more.
+        pump.wait(store.record_upload(upload(1), [], lines))
+        assert len(pump.wait(store.open_lines())) == 3
+    finally:
+        pump.wait(store.close())
+
+
+def test_with_a_key_file_the_clients_numbers_are_sealed(sql_url: str, pump: ThreadPump) -> None:
+    store = pump.wait(open_store(sql_url, pump, KEYS))
+    try:
+        pump.wait(store.record_upload(upload(1), [], [line(0)]))
+        ((woman, client, key_id),) = raw_rows(store, pump)
+        assert key_id == "k1"
+        assert b"999990007" not in bytes(client)  # type: ignore[arg-type]
+        assert woman == KEYS.index("999990007|1994-05-06")
+        assert woman == woman_key(store.codec, "999990007", date(1994, 5, 6))
+        assert pump.wait(store.declared_lines("up-0001")) == [line(0)]
+    finally:
+        pump.wait(store.close())
+
+
+def test_the_memory_store_keeps_lines_of_new_uploads_only() -> None:
+    pump = ThreadPump()
+    store = MemoryMessageStore()
+    pump.wait(store.record_upload(upload(1), [], [line(0)]))
+    pump.wait(store.record_upload(upload(1), [], [line(0)]))
+    assert store.lines == [line(0)]

@@ -45,6 +45,7 @@ import re
 import tomllib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -62,8 +63,10 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 __all__ = [
+    "BundlingConfig",
     "ConfigError",
     "ConfigProblem",
+    "ContractConfig",
     "Discipline",
     "EncryptionConfig",
     "EpdApiConfig",
@@ -76,7 +79,9 @@ __all__ = [
     "LoggingConfig",
     "MetricsConfig",
     "ParticipantConfig",
+    "Participation",
     "RetryConfig",
+    "RuleSet",
     "StoreConfig",
     "TLSFiles",
     "Variant",
@@ -377,13 +382,95 @@ class InsurerLinkConfig(_Section):
         return self
 
 
+class RuleSet(enum.StrEnum):
+    EXPERIMENT_2017 = "experiment-2017"  # with bundle breakers
+    REGULAR_2023 = "regular-2023"  # without: overlap is settled in the contract
+
+
+# The handreiking's example list of parallel prestaties (DOMAIN.md 4.2).
+DEFAULT_PARALLEL_CODES = (
+    "1603", "1604", "1605", "1606", "1607", "1401", "196202", "196203", "196205",
+    "39485", "88770", "159999030", "159999027", "150101011",
+)  # fmt: skip
+
+
+class ContractConfig(_Section):
+    """The integral contract with an insurer for one calendar year."""
+
+    year: int = Field(ge=2017, le=2100, description="The calendar year it covers.")
+    rule_set: RuleSet = Field(
+        description="experiment-2017 (bundle breakers apply) or regular-2023 (they do not)."
+    )
+    tariffs: dict[str, int] = Field(
+        description="Tariff in eurocents per integral prestatie code of the catalogue."
+    )
+    overhead_percent: float = Field(
+        default=0, ge=0, le=100, description="The IGO's overhead, added to every tariff."
+    )
+    parallel_codes: tuple[str, ...] = Field(
+        default=DEFAULT_PARALLEL_CODES,
+        description="Monodisciplinary prestatie codes that non-affiliated providers may "
+        "declare beside an integral claim (default: the handreiking's example list).",
+    )
+    forward_monodisciplinary: bool = Field(
+        default=False,
+        description="Whether the IGO may forward monodisciplinary declarations of its "
+        "participants to this insurer (else they are returned to declare themselves).",
+    )
+
+
 class InsurerConfig(_Section):
-    """An insurer the IGO declares to (its contracts are configured with it)."""
+    """An insurer the IGO declares to, how to reach it, and its contracts per year."""
 
     uzovi: str = Field(pattern=r"^\d{4}$", description="The insurer's UZOVI code (4 digits).")
     name: Name
     link: InsurerLinkConfig | None = Field(
         default=None, description="How to reach it; without a link nothing is sent to it."
+    )
+    contracts: tuple[ContractConfig, ...] = Field(
+        default=(),
+        description="Integral contracts by year; a year without one is declared "
+        "monodisciplinarily.",
+    )
+    forward_monodisciplinary: bool = Field(
+        default=False,
+        description="In years without a contract: whether the IGO may forward its "
+        "participants' declarations (else they are returned to declare themselves).",
+    )
+
+    @model_validator(mode="after")
+    def _one_contract_a_year(self) -> InsurerConfig:
+        years = [c.year for c in self.contracts]
+        if len(years) != len(set(years)):
+            raise ValueError("more than one contract for a year")
+        return self
+
+
+class BundlingConfig(_Section):
+    """When and how lines are bundled into integral claims."""
+
+    catalogue: FilePath | None = Field(
+        default=None,
+        description="The prestatie catalogue and phase mapping (TOML). Default: the shipped "
+        "EXAMPLE catalogue (schemas/catalogue/example.toml), whose codes are illustrative.",
+    )
+    grace_days: int = Field(
+        default=30,
+        ge=0,
+        description="Days after the event that closes a phase during which late "
+        "declarations are still awaited before it is claimed.",
+    )
+    postnatal_days: int = Field(
+        default=42, ge=1, description="The postnatal period ends this many days after birth."
+    )
+    trajectory_days: int = Field(
+        default=336,
+        ge=100,
+        description="A woman's lines further apart than this from the first line of a "
+        "pregnancy belong to a next pregnancy.",
+    )
+    interval_seconds: float = Field(
+        default=3600, gt=0, description="How often serve runs the bundler."
     )
 
 
@@ -431,6 +518,26 @@ class Variant(enum.StrEnum):
 
     A = "A"  # member / participant of the IGO
     B = "B"  # delivers care for the IGO under an agreement of mutual services
+    C = "C"  # no relation with the IGO; its files pass through the gateway unbundled
+
+
+class Participation(_Section):
+    """A period in which a participant takes part (dates inclusive; open-ended when left
+    out), and whether its lines are bundled then or it declares for itself."""
+
+    joined: date | None = Field(default=None, description="First day (default: always).")
+    left: date | None = Field(default=None, description="Last day (default: still in).")
+    bundled: bool = Field(
+        default=True,
+        description="false: the participant declares for itself in this period (often "
+        "kraamzorg); its lines are passed on monodisciplinarily.",
+    )
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Participation:
+        if self.joined and self.left and self.left < self.joined:
+            raise ValueError("left is before joined")
+        return self
 
 
 class ParticipantConfig(_Section):
@@ -455,6 +562,11 @@ class ParticipantConfig(_Section):
         description="Subject common names (CN) of client certificates that identify this "
         "participant; checked after the fingerprints. Any certificate issued by a trusted CA "
         "with this CN is accepted, so prefer fingerprints where the CA is not your own.",
+    )
+    participation: tuple[Participation, ...] = Field(
+        default=(Participation(),),
+        description="When it takes part and whether its lines are bundled then (default: "
+        "always, bundled). Care on days outside every period is outside participation.",
     )
 
 
@@ -484,6 +596,7 @@ class GatewayConfig(_Section):
     )
     participants: tuple[ParticipantConfig, ...] = Field(default=())
     insurers: tuple[InsurerConfig, ...] = Field(default=())
+    bundling: BundlingConfig = Field(default_factory=BundlingConfig)
     logging: LoggingConfig = Field(
         default_factory=LoggingConfig, description="Default: readable text, level info."
     )

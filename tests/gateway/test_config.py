@@ -164,7 +164,7 @@ trust = "tls/ca.pem"
 agb = "0200123"
 name = "  "
 discipline = "dentist"
-variant = "C"
+variant = "D"
 certificates = ["not-a-fingerprint"]
 """
     problems = problems_of(write(config_dir, text))
@@ -179,7 +179,7 @@ certificates = ["not-a-fingerprint"]
         "participants[1].agb": "must be 8 digits (an AGB code)",
         "participants[1].name": "must not be empty",
         "participants[1].discipline": "input should be 'midwifery', 'kraamzorg' or 'hospital'",
-        "participants[1].variant": "input should be 'A' or 'B'",
+        "participants[1].variant": "input should be 'A', 'B' or 'C'",
         "participants[1].certificates[0]": (
             "must be a SHA-256 fingerprint: 64 hex digits, with or without colons"
         ),

@@ -1,0 +1,220 @@
+"""The values the integral rules work on: the terms (participants, contracts, settings) and
+what they decide (pregnancies, placements, claim lines, decisions).
+
+Every original line ends in exactly one :class:`Place`: absorbed into one integral claim
+line, forwarded to the insurer monodisciplinarily, returned to its participant to declare
+itself, cancelled against its own correction, or waiting.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date
+
+from gateway.config import GatewayConfig, RuleSet, Variant
+from gateway.lines import DeclaredLine
+from gateway.rules.catalogue import Phase
+
+__all__ = [
+    "ClaimLine",
+    "Contract",
+    "Decision",
+    "DecisionKind",
+    "Existing",
+    "LineKey",
+    "Participant",
+    "Place",
+    "Placement",
+    "Pregnancy",
+    "Settings",
+    "Standing",
+    "Terms",
+    "line_key",
+]
+
+LineKey = tuple[str, int]  # (traceerId of the upload, NUM040 of the line)
+
+# A modelled retourcode (no published one fits): "not declared integrally — declare this
+# line yourself to the insurer".
+RETURN_TO_DECLARE_ITSELF = "9001"
+
+
+def line_key(line: DeclaredLine) -> LineKey:
+    return (line.traceer_id, line.record_number)
+
+
+class Standing(enum.StrEnum):
+    BUNDLED = "bundled"  # A or B, in a bundled period
+    SELF = "self"  # A or B, declaring for itself in this period
+    OUTSIDE = "outside"  # variant C, unknown, or outside every participation period
+
+
+@dataclass(frozen=True, slots=True)
+class Participant:
+    agb: str
+    variant: Variant
+    periods: tuple[tuple[date | None, date | None, bool], ...]  # (joined, left, bundled)
+
+    def standing(self, day: date) -> Standing:
+        if self.variant is Variant.C:
+            return Standing.OUTSIDE
+        for joined, left, bundled in self.periods:
+            if (joined is None or joined <= day) and (left is None or day <= left):
+                return Standing.BUNDLED if bundled else Standing.SELF
+        return Standing.OUTSIDE
+
+
+@dataclass(frozen=True, slots=True)
+class Contract:
+    year: int
+    rule_set: RuleSet
+    tariffs: Mapping[str, int]
+    overhead_percent: float
+    parallel_codes: frozenset[str]
+    forward_monodisciplinary: bool
+
+    def price(self, code: str) -> int | None:
+        tariff = self.tariffs.get(code)
+        if tariff is None:
+            return None
+        return round(tariff * (1 + self.overhead_percent / 100))
+
+
+@dataclass(frozen=True, slots=True)
+class InsurerTerms:
+    uzovi: str
+    contracts: Mapping[int, Contract]
+    forward_without_contract: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    igo_agb: str
+    grace_days: int = 30
+    postnatal_days: int = 42
+    trajectory_days: int = 336
+
+
+@dataclass(frozen=True)
+class Terms:
+    """Everything the rules need to know besides the lines and "now"."""
+
+    settings: Settings
+    participants: Mapping[str, Participant]
+    insurers: Mapping[str, InsurerTerms]
+
+    @classmethod
+    def from_config(cls, config: GatewayConfig) -> Terms:
+        participants = {
+            p.agb: Participant(
+                p.agb,
+                p.variant,
+                tuple((q.joined, q.left, q.bundled) for q in p.participation),
+            )
+            for p in config.participants
+        }
+        insurers = {
+            i.uzovi: InsurerTerms(
+                i.uzovi,
+                {
+                    c.year: Contract(
+                        c.year,
+                        c.rule_set,
+                        dict(c.tariffs),
+                        c.overhead_percent,
+                        frozenset(c.parallel_codes),
+                        c.forward_monodisciplinary,
+                    )
+                    for c in i.contracts
+                },
+                i.forward_monodisciplinary,
+            )
+            for i in config.insurers
+        }
+        b = config.bundling
+        settings = Settings(config.igo.agb, b.grace_days, b.postnatal_days, b.trajectory_days)
+        return cls(settings, participants, insurers)
+
+    def standing(self, agb: str, day: date) -> Standing:
+        participant = self.participants.get(agb)
+        return participant.standing(day) if participant else Standing.OUTSIDE
+
+
+@dataclass(frozen=True)
+class Pregnancy:
+    """One woman's lines that fit one trajectory. ``id`` is stable once the first line is
+    known: the woman's key and the date of her first line."""
+
+    id: str
+    woman: str
+    lines: tuple[DeclaredLine, ...]
+    birth: date | None
+    early_end: date | None
+
+
+class Place(enum.StrEnum):
+    ABSORBED = "absorbed"
+    FORWARDED = "forwarded"
+    RETURNED = "returned"
+    CANCELLED = "cancelled"
+    WAITING = "waiting"
+
+
+@dataclass(frozen=True, slots=True)
+class Placement:
+    place: Place
+    reason: str
+    claim: int | None = None  # index of the claim line in the decision (absorbed)
+    code: str | None = None  # retourcode for a returned line
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimLine:
+    """One integral line to declare under the IGO's AGB code (a credit when negative)."""
+
+    prestatie: str
+    name: str
+    bsn: str
+    birth_date: date | None
+    first_day: date
+    last_day: date
+    amount: int  # eurocents, negative for a credit line
+    absorbs: tuple[LineKey, ...]
+    credits: str | None = None  # reference of the claim line this one credits
+
+
+@dataclass(frozen=True, slots=True)
+class Existing:
+    """An integral line already claimed: its reference and what it absorbed."""
+
+    reference: str
+    pregnancy: str
+    phase: Phase
+    insurer: str
+    prestatie: str
+    amount: int
+    absorbs: frozenset[LineKey]
+
+
+class DecisionKind(enum.StrEnum):
+    INTEGRAL = "integral"
+    MONODISCIPLINARY = "monodisciplinary"
+    BUNDLE_BROKEN = "bundle-broken"
+    WAITING = "waiting"
+
+
+@dataclass(frozen=True)
+class Decision:
+    pregnancy: str
+    phase: Phase | None  # None: lines whose code maps to no phase
+    insurer: str
+    kind: DecisionKind
+    rule: str  # the rule applied, in a few words
+    reasons: tuple[str, ...]
+    placements: Mapping[LineKey, Placement]
+    claims: tuple[ClaimLine, ...] = ()
+    waiting_for: str | None = None
+    until: date | None = None
+    lines: tuple[DeclaredLine, ...] = field(default=())

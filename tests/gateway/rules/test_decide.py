@@ -1,0 +1,451 @@
+"""The integral rules as named scenarios from the handreiking (questions 28–38), each
+asserting the decision and the resulting claim lines, and a property: every original line
+ends in exactly one place."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import date, timedelta
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from gateway.config import RuleSet, Variant
+from gateway.lines import DeclaredLine
+from gateway.rules.catalogue import Phase, load_catalogue
+from gateway.rules.decide import decide
+from gateway.rules.model import (
+    Contract,
+    Decision,
+    DecisionKind,
+    Existing,
+    InsurerTerms,
+    Participant,
+    Place,
+    Settings,
+    Terms,
+    line_key,
+)
+
+CATALOGUE = load_catalogue()
+MIDWIFE, KRAAM, HOSPITAL = "02001234", "33001234", "06001234"
+OUTSIDE_HOSPITAL = "06009999"  # variant C: no relation with the IGO
+INSURER, NO_CONTRACT = "3311", "9999"
+BIRTH = date(2026, 7, 24)
+TODAY = date(2026, 11, 1)  # long after the postnatal period and its grace
+TARIFFS = {
+    "IG0001": 60000,
+    "IG0002": 150000,
+    "IG0003": 180000,
+    "IG0004": 90000,
+    "IG0006": 120000,
+    "IG0007": 100000,
+    "IG0008": 130000,
+    "IG0009": 40000,
+}
+
+
+def contract(
+    year: int = 2026, rule_set: RuleSet = RuleSet.EXPERIMENT_2017, **kw: object
+) -> Contract:
+    values: dict[str, object] = {
+        "tariffs": TARIFFS,
+        "overhead_percent": 0.0,
+        "parallel_codes": frozenset({"1603", "196202", "196203"}),
+        "forward_monodisciplinary": True,
+    }
+    values.update(kw)
+    return Contract(year, rule_set, **values)  # type: ignore[arg-type]
+
+
+def terms(
+    *contracts: Contract,
+    kraam_bundled: bool = True,
+    midwife_left: date | None = None,
+    forward_without_contract: bool = False,
+) -> Terms:
+    always: tuple[tuple[date | None, date | None, bool], ...] = ((None, None, True),)
+    participants = {
+        MIDWIFE: Participant(MIDWIFE, Variant.A, ((None, midwife_left, True),)),
+        KRAAM: Participant(KRAAM, Variant.A, ((None, None, kraam_bundled),)),
+        HOSPITAL: Participant(HOSPITAL, Variant.B, always),
+        OUTSIDE_HOSPITAL: Participant(OUTSIDE_HOSPITAL, Variant.C, always),
+    }
+    insurers = {
+        INSURER: InsurerTerms(INSURER, {c.year: c for c in contracts or (contract(),)}, False),
+        NO_CONTRACT: InsurerTerms(NO_CONTRACT, {}, forward_without_contract),
+    }
+    return Terms(Settings("53001234"), participants, insurers)
+
+
+_refs = iter(range(1, 10**6))
+
+
+def ln(
+    participant: str,
+    standard: str,
+    code: str,
+    day: date,
+    *,
+    amount: int = 10000,
+    insurer: str = INSURER,
+    previous: str | None = None,
+    reference: str | None = None,
+    bsn: str = "999990007",
+) -> DeclaredLine:
+    n = next(_refs)
+    return DeclaredLine(
+        traceer_id=f"upload-{participant}",
+        record_number=n,
+        participant=participant,
+        standard=standard,
+        bsn=bsn,
+        birth_date=date(1994, 5, 6),
+        insurer=insurer,
+        prestatiecodelijst="045",
+        prestatiecode=code,
+        prestatie_date=day,
+        prestatie_end_date=None,
+        amount=amount,
+        reference=reference or f"R{n}",
+        previous_reference=previous,
+        performer=participant,
+    )
+
+
+def full_pregnancy(insurer: str = INSURER, birth: date = BIRTH) -> list[DeclaredLine]:
+    """Midwife prenatal care and a home birth, kraamzorg intake and hours."""
+    return [
+        ln(MIDWIFE, "VK301", "190010", birth - timedelta(days=140), insurer=insurer),
+        ln(MIDWIFE, "VK301", "190001", birth - timedelta(days=1), insurer=insurer),
+        ln(KRAAM, "KZ301", "196201", birth - timedelta(days=40), insurer=insurer),
+        ln(MIDWIFE, "VK301", "190002", birth, insurer=insurer),
+        ln(MIDWIFE, "VK301", "190004", birth + timedelta(days=10), insurer=insurer),
+        *(
+            ln(KRAAM, "KZ301", "196202", birth + timedelta(days=d), insurer=insurer)
+            for d in (1, 2, 3)
+        ),
+    ]
+
+
+def by_phase(decisions: list[Decision]) -> dict[Phase | None, Decision]:
+    return {d.phase: d for d in decisions if d.insurer == INSURER}
+
+
+def places(decision: Decision) -> Counter[Place]:
+    return Counter(p.place for p in decision.placements.values())
+
+
+def every_line_once(lines: list[DeclaredLine], decisions: list[Decision]) -> None:
+    placed = Counter(key for d in decisions for key in d.placements)
+    assert placed == Counter(line_key(line) for line in lines)
+    absorbed = Counter(key for d in decisions for c in d.claims for key in c.absorbs)
+    assert all(n == 1 for n in absorbed.values())
+    for d in decisions:
+        for key, placement in d.placements.items():
+            if placement.claim is not None:
+                assert key in d.claims[placement.claim].absorbs
+
+
+# --- the scenarios -----------------------------------------------------------------------
+
+
+def test_q28_all_care_in_the_igo_gives_one_integral_prestatie_per_phase() -> None:
+    lines = full_pregnancy()
+    decisions = decide(lines, terms(), CATALOGUE, today=TODAY)
+    phases = by_phase(decisions)
+    assert {p: d.kind for p, d in phases.items()} == {
+        Phase.PRENATAL: DecisionKind.INTEGRAL,
+        Phase.NATAL: DecisionKind.INTEGRAL,
+        Phase.POSTNATAL: DecisionKind.INTEGRAL,
+    }
+    assert [c.prestatie for c in phases[Phase.PRENATAL].claims] == ["IG0002"]
+    assert [c.prestatie for c in phases[Phase.NATAL].claims] == ["IG0004"]
+    (postnatal,) = phases[Phase.POSTNATAL].claims
+    assert (postnatal.prestatie, postnatal.amount) == ("IG0007", 100000)
+    assert len(postnatal.absorbs) == 4  # the midwife's visit and three kraamzorg days
+    assert postnatal.first_day == BIRTH + timedelta(days=1)
+    assert all(places(d) == Counter({Place.ABSORBED: len(d.lines)}) for d in decisions)
+    every_line_once(lines, decisions)
+
+
+def test_overhead_is_added_to_the_contract_tariff() -> None:
+    decisions = decide(
+        full_pregnancy(), terms(contract(overhead_percent=5)), CATALOGUE, today=TODAY
+    )
+    assert by_phase(decisions)[Phase.NATAL].claims[0].amount == 94500
+
+
+def test_q28_a_parallel_ultrasound_by_a_variant_c_provider_goes_beside_the_claim() -> None:
+    scan = ln(OUTSIDE_HOSPITAL, "ZH308", "1603", BIRTH - timedelta(days=30))
+    decisions = decide([*full_pregnancy(), scan], terms(), CATALOGUE, today=TODAY)
+    prenatal = by_phase(decisions)[Phase.PRENATAL]
+    # 1603 is not in the phase mapping of the example catalogue: it is passed on, never
+    # bundled, and it does not break the prenatal bundle.
+    assert prenatal.kind is DecisionKind.INTEGRAL
+    unmapped = by_phase(decisions)[None]
+    assert unmapped.placements[line_key(scan)].place is Place.FORWARDED
+
+
+def test_a_mapped_parallel_code_of_a_variant_c_provider_does_not_break_the_bundle() -> None:
+    kraam_c = ln(OUTSIDE_HOSPITAL, "KZ301", "196202", BIRTH + timedelta(days=4))
+    decisions = decide([*full_pregnancy(), kraam_c], terms(), CATALOGUE, today=TODAY)
+    postnatal = by_phase(decisions)[Phase.POSTNATAL]
+    assert postnatal.kind is DecisionKind.INTEGRAL
+    assert postnatal.placements[line_key(kraam_c)].place is Place.FORWARDED
+    assert line_key(kraam_c) not in postnatal.claims[0].absorbs
+
+
+@pytest.mark.parametrize(
+    ("rule_set", "kind"),
+    [
+        (RuleSet.EXPERIMENT_2017, DecisionKind.BUNDLE_BROKEN),
+        (RuleSet.REGULAR_2023, DecisionKind.INTEGRAL),
+    ],
+)
+def test_q30_an_outside_hospital_in_the_natal_phase(rule_set: RuleSet, kind: DecisionKind) -> None:
+    clinical = ln(OUTSIDE_HOSPITAL, "ZH308", "15C438", BIRTH)
+    lines = [*full_pregnancy(), clinical]
+    decisions = decide(lines, terms(contract(rule_set=rule_set)), CATALOGUE, today=TODAY)
+    natal = by_phase(decisions)[Phase.NATAL]
+    assert natal.kind is kind
+    assert natal.placements[line_key(clinical)].place is Place.FORWARDED
+    if kind is DecisionKind.BUNDLE_BROKEN:
+        assert natal.claims == ()
+        assert places(natal) == Counter({Place.FORWARDED: 2})
+        assert OUTSIDE_HOSPITAL in " ".join(natal.reasons)
+    else:
+        (claim,) = natal.claims
+        # The IGO claims its own (non-complex) care; the hospital declares the clinical
+        # birth itself beside it.
+        assert claim.prestatie == "IG0004"
+        assert line_key(clinical) not in claim.absorbs
+    assert by_phase(decisions)[Phase.PRENATAL].kind is DecisionKind.INTEGRAL
+    every_line_once(lines, decisions)
+
+
+def test_q31_care_entirely_by_another_provider_is_not_claimed() -> None:
+    lines = [
+        ln(OUTSIDE_HOSPITAL, "ZH308", "15B282", BIRTH - timedelta(days=100)),
+        ln(OUTSIDE_HOSPITAL, "ZH308", "15C438", BIRTH),
+    ]
+    decisions = decide(
+        lines, terms(contract(rule_set=RuleSet.REGULAR_2023)), CATALOGUE, today=TODAY
+    )
+    for decision in decisions:
+        assert decision.kind is DecisionKind.MONODISCIPLINARY
+        assert decision.claims == ()
+    every_line_once(lines, decisions)
+
+
+def test_q33_a_participant_who_left_mid_pregnancy_breaks_the_later_phase() -> None:
+    lines = full_pregnancy()
+    decisions = decide(lines, terms(midwife_left=BIRTH - timedelta(days=1)), CATALOGUE, today=TODAY)
+    phases = by_phase(decisions)
+    assert phases[Phase.PRENATAL].kind is DecisionKind.INTEGRAL
+    assert phases[Phase.NATAL].kind is DecisionKind.BUNDLE_BROKEN
+    assert phases[Phase.POSTNATAL].kind is DecisionKind.BUNDLE_BROKEN
+    every_line_once(lines, decisions)
+
+
+def test_q35_a_kraamzorg_organisation_that_declares_itself() -> None:
+    lines = full_pregnancy()
+    decisions = decide(lines, terms(kraam_bundled=False), CATALOGUE, today=TODAY)
+    postnatal = by_phase(decisions)[Phase.POSTNATAL]
+    assert postnatal.kind is DecisionKind.INTEGRAL
+    (claim,) = postnatal.claims
+    assert len(claim.absorbs) == 1  # only the midwife's postnatal visit
+    kraam = [line for line in lines if line.participant == KRAAM and line.prestatie_date > BIRTH]
+    assert {postnatal.placements[line_key(line)].place for line in kraam} == {Place.FORWARDED}
+
+
+@pytest.mark.parametrize(("forward", "place"), [(True, Place.FORWARDED), (False, Place.RETURNED)])
+def test_q38_an_insurer_without_an_integral_contract(forward: bool, place: Place) -> None:
+    lines = full_pregnancy(insurer=NO_CONTRACT)
+    decisions = decide(lines, terms(forward_without_contract=forward), CATALOGUE, today=TODAY)
+    assert {d.kind for d in decisions} == {DecisionKind.MONODISCIPLINARY}
+    placements = [p for d in decisions for p in d.placements.values()]
+    assert {p.place for p in placements} == {place}
+    if place is Place.RETURNED:
+        assert {p.code for p in placements} == {"9001"}
+    every_line_once(lines, decisions)
+
+
+@pytest.mark.parametrize(
+    ("year", "rule_set", "prestatie"),
+    [(2022, RuleSet.EXPERIMENT_2017, "IG0001"), (2026, RuleSet.REGULAR_2023, "IG0002")],
+)
+def test_a_miscarriage_before_16_weeks_under_both_rule_sets(
+    year: int, rule_set: RuleSet, prestatie: str
+) -> None:
+    start = date(year, 2, 1)
+    lines = [
+        ln(MIDWIFE, "VK301", "190001", start),
+        ln(MIDWIFE, "VK301", "190009", start + timedelta(days=40)),
+    ]
+    decisions = decide(lines, terms(contract(year, rule_set)), CATALOGUE, today=date(year, 12, 1))
+    (decision,) = decisions
+    assert decision.phase is Phase.PRENATAL
+    assert decision.kind is DecisionKind.INTEGRAL
+    assert [c.prestatie for c in decision.claims] == [prestatie]
+
+
+def test_a_phase_waits_for_the_birth_and_then_for_late_declarations() -> None:
+    lines = [ln(MIDWIFE, "VK301", "190001", BIRTH - timedelta(days=60))]
+    (waiting,) = decide(lines, terms(), CATALOGUE, today=BIRTH - timedelta(days=10))
+    assert waiting.kind is DecisionKind.WAITING
+    assert waiting.waiting_for == "the birth (or an early end)"
+    assert places(waiting) == Counter({Place.WAITING: 1})
+
+    lines.append(ln(MIDWIFE, "VK301", "190002", BIRTH))
+    decisions = decide(lines, terms(), CATALOGUE, today=BIRTH + timedelta(days=10))
+    prenatal = by_phase(decisions)[Phase.PRENATAL]
+    assert prenatal.kind is DecisionKind.WAITING
+    assert prenatal.until == BIRTH + timedelta(days=30)
+    ready = decide(lines, terms(), CATALOGUE, today=BIRTH + timedelta(days=30))
+    assert by_phase(ready)[Phase.PRENATAL].kind is DecisionKind.INTEGRAL
+
+
+def test_an_administrator_can_close_a_phase_by_hand() -> None:
+    lines = [ln(MIDWIFE, "VK301", "190001", BIRTH - timedelta(days=60))]
+    (waiting,) = decide(lines, terms(), CATALOGUE, today=BIRTH)
+    (closed,) = decide(
+        lines, terms(), CATALOGUE, today=BIRTH, closed={(waiting.pregnancy, Phase.PRENATAL)}
+    )
+    assert closed.kind is DecisionKind.INTEGRAL
+    assert "closed by hand" in " ".join(closed.reasons)
+
+
+def test_the_postnatal_exception_claims_kraamzorg_after_a_clinical_stay_on_top() -> None:
+    lines = [*full_pregnancy(), ln(KRAAM, "KZ301", "196204", BIRTH + timedelta(days=6))]
+    decisions = decide(lines, terms(), CATALOGUE, today=TODAY)
+    postnatal = by_phase(decisions)[Phase.POSTNATAL]
+    assert [c.prestatie for c in postnatal.claims] == ["IG0007", "IG0009"]
+    assert [c.prestatie for d in decisions for c in d.claims].count("IG0002") == 1
+
+
+def test_a_later_pregnancy_of_the_same_woman_is_a_new_one() -> None:
+    lines = [*full_pregnancy(), *full_pregnancy(birth=BIRTH + timedelta(days=500))]
+    decisions = decide(
+        lines, terms(contract(2026), contract(2027)), CATALOGUE, today=date(2028, 3, 1)
+    )
+    assert len({d.pregnancy for d in decisions}) == 2
+    assert sum(len(d.claims) for d in decisions) == 6
+
+
+def test_a_correction_before_the_claim_cancels_both_lines() -> None:
+    lines = full_pregnancy()
+    wrong = lines[-1]
+    credit = ln(
+        KRAAM, "KZ301", "196202", wrong.prestatie_date, amount=-10000, previous=wrong.reference
+    )
+    decisions = decide([*lines, credit], terms(), CATALOGUE, today=TODAY)
+    postnatal = by_phase(decisions)[Phase.POSTNATAL]
+    assert postnatal.placements[line_key(wrong)].place is Place.CANCELLED
+    assert postnatal.placements[line_key(credit)].place is Place.CANCELLED
+    assert len(postnatal.claims[0].absorbs) == 3
+    every_line_once([*lines, credit], decisions)
+
+
+def test_q36_a_correction_after_the_claim_credits_it_and_claims_again() -> None:
+    lines = full_pregnancy()
+    first = by_phase(decide(lines, terms(), CATALOGUE, today=TODAY))[Phase.POSTNATAL]
+    (claimed,) = first.claims
+    existing = Existing(
+        reference="IGO26-0001-4",
+        pregnancy=first.pregnancy,
+        phase=Phase.POSTNATAL,
+        insurer=INSURER,
+        prestatie=claimed.prestatie,
+        amount=claimed.amount,
+        absorbs=frozenset(claimed.absorbs),
+    )
+    wrong = lines[-1]
+    credit = ln(
+        KRAAM, "KZ301", "196202", wrong.prestatie_date, amount=-10000, previous=wrong.reference
+    )
+    late = ln(KRAAM, "KZ301", "196202", BIRTH + timedelta(days=5))
+    decisions = decide([*lines, credit, late], terms(), CATALOGUE, today=TODAY, existing=[existing])
+    postnatal = by_phase(decisions)[Phase.POSTNATAL]
+    assert postnatal.rule == "correction after a claim: credited"
+    credit_line, new_claim = postnatal.claims
+    assert (credit_line.amount, credit_line.credits) == (-100000, "IGO26-0001-4")
+    assert new_claim.amount == 100000
+    assert line_key(late) in new_claim.absorbs
+    assert line_key(wrong) not in new_claim.absorbs
+    every_line_once([*lines, credit, late], decisions)
+
+
+def test_a_line_arriving_after_its_phase_was_claimed_is_absorbed_into_that_claim() -> None:
+    lines = full_pregnancy()
+    first = by_phase(decide(lines, terms(), CATALOGUE, today=TODAY))[Phase.POSTNATAL]
+    existing = Existing(
+        "IGO26-0001-4", first.pregnancy, Phase.POSTNATAL, INSURER, "IG0007", 100000,
+        frozenset(first.claims[0].absorbs),
+    )  # fmt: skip
+    late = ln(KRAAM, "KZ301", "196202", BIRTH + timedelta(days=7))
+    decisions = decide([*lines, late], terms(), CATALOGUE, today=TODAY, existing=[existing])
+    postnatal = by_phase(decisions)[Phase.POSTNATAL]
+    assert postnatal.claims == ()
+    assert postnatal.placements[line_key(late)].place is Place.ABSORBED
+    assert "IGO26-0001-4" in postnatal.placements[line_key(late)].reason
+
+
+# --- the property ----------------------------------------------------------------------------
+
+CODES = [
+    ("VK301", "190001"), ("VK301", "190002"), ("VK301", "190003"), ("VK301", "190004"),
+    ("VK301", "190009"), ("KZ301", "196201"), ("KZ301", "196202"), ("KZ301", "196203"),
+    ("KZ301", "196204"), ("ZH308", "15C438"), ("ZH308", "1603"), ("VK301", "999999"),
+]  # fmt: skip
+
+
+@st.composite
+def scenario(draw: st.DrawFn) -> tuple[list[DeclaredLine], Terms, date]:
+    n = draw(st.integers(1, 25))
+    lines: list[DeclaredLine] = []
+    for i in range(n):
+        standard, code = draw(st.sampled_from(CODES))
+        who = draw(st.sampled_from([MIDWIFE, KRAAM, HOSPITAL, OUTSIDE_HOSPITAL, "01000001"]))
+        day = date(2025, 6, 1) + timedelta(days=draw(st.integers(0, 900)))
+        amount = draw(st.sampled_from([10000, 25000]))
+        previous = None
+        if lines and draw(st.booleans()) and draw(st.booleans()):
+            target = draw(st.sampled_from(lines))
+            who, previous, amount = target.participant, target.reference, -abs(target.amount or 1)
+        lines.append(
+            ln(
+                who,
+                standard,
+                code,
+                day,
+                amount=amount,
+                previous=previous,
+                insurer=draw(st.sampled_from([INSURER, NO_CONTRACT])),
+                bsn=draw(st.sampled_from(["999990007", "999990019"])),
+                reference=f"P{i}",
+            )
+        )
+    chosen = terms(
+        contract(2025, draw(st.sampled_from(list(RuleSet)))),
+        contract(2026, draw(st.sampled_from(list(RuleSet)))),
+        contract(2027),
+        kraam_bundled=draw(st.booleans()),
+        midwife_left=draw(st.sampled_from([None, date(2026, 3, 1)])),
+    )
+    today = date(2025, 6, 1) + timedelta(days=draw(st.integers(0, 1300)))
+    return lines, chosen, today
+
+
+@settings(max_examples=150, deadline=None)
+@given(scenario())
+def test_every_original_line_ends_in_exactly_one_place(
+    case: tuple[list[DeclaredLine], Terms, date],
+) -> None:
+    lines, chosen, today = case
+    decisions = decide(lines, chosen, CATALOGUE, today=today)
+    every_line_once(lines, decisions)
+    for decision in decisions:
+        mains = [c for c in decision.claims if c.amount > 0 and c.prestatie != "IG0009"]
+        assert len(mains) <= 1  # one integral prestatie per phase (IG0009 on top)

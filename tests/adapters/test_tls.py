@@ -416,9 +416,16 @@ def test_no_identity_without_a_verified_tls_connection() -> None:
     assert client_identity(object()) is None
 
 
-def _participant(agb: str, **ids: tuple[str, ...]) -> ParticipantConfig:
+def _participant(
+    agb: str, certificates: tuple[str, ...] = (), subjects: tuple[str, ...] = ()
+) -> ParticipantConfig:
     return ParticipantConfig(
-        agb=agb, name=agb, discipline=Discipline.HOSPITAL, variant=Variant.A, **ids
+        agb=agb,
+        name=agb,
+        discipline=Discipline.HOSPITAL,
+        variant=Variant.A,
+        certificates=certificates,
+        subjects=subjects,
     )
 
 

@@ -1,0 +1,17 @@
+"""The IGO administrator's workplace, its core: accounts and roles, the tamper-evident
+audit log, cases computed from the store and the actions on them.
+
+* :mod:`gateway.admin.accounts` — roles and permissions, scrypt password hashes, session
+  tokens, CSRF tokens, login throttling (pure);
+* :mod:`gateway.admin.audit` — the hash-chained audit log and its verification (pure);
+* :mod:`gateway.admin.cases` — case kinds, states, filters, counts and which actions fit
+  (pure);
+* :mod:`gateway.admin.fileview` — a masked, readable view of an EI file (pure);
+* :mod:`gateway.admin.ports` — the admin store port;
+* :mod:`gateway.admin.service` — :class:`AdminService`, which the web site, the JSON API
+  and the command line all go through;
+* :mod:`gateway.admin.metrics` — the workplace's metrics.
+
+The adapters are :mod:`adapters.admin` (the web site) and :mod:`adapters.storage.admin`
+(the SQL).
+"""

@@ -1,0 +1,46 @@
+"""The admin workplace's metrics, on a registry given to it (the gateway's own:
+``Metrics().registry``). Labels are codes only: outcomes, kinds, actions — never a user's
+or a client's name."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+__all__ = ["AdminMetrics"]
+
+NAMESPACE = "igo_gateway_admin"
+
+
+class AdminMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.logins = Counter(
+            f"{NAMESPACE}_logins",
+            "Logins to the admin site, by outcome (ok, refused: wrong name or password, "
+            "throttled: too many failures in a row).",
+            ["outcome"],
+            registry=registry,
+        )
+        self.actions = Counter(
+            f"{NAMESPACE}_case_actions",
+            "Actions done on cases (retry, write_off, reopen, note), by case kind.",
+            ["kind", "action"],
+            registry=registry,
+        )
+        self.refused = Counter(
+            f"{NAMESPACE}_case_actions_refused",
+            "Actions on cases refused (no permission, does not fit the case), by reason code.",
+            ["code"],
+            registry=registry,
+        )
+        self.open_cases = Gauge(
+            f"{NAMESPACE}_open_cases",
+            "Open cases per kind, as last computed for the queue.",
+            ["kind"],
+            registry=registry,
+        )
+        self.audit_entries = Counter(
+            f"{NAMESPACE}_audit_entries",
+            "Entries appended to the audit log by the admin site, by action.",
+            ["action"],
+            registry=registry,
+        )

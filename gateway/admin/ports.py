@@ -1,0 +1,130 @@
+"""The admin store port: accounts, sessions, the audit log and the cases' own records.
+
+Implemented on SQL by :class:`adapters.storage.admin.SqlAdminStore`, in the same database
+as the messages (a case's facts are read from the message tables, and an action changes
+both in one transaction). Every method is one transaction; every method that changes
+something appends its audit entry in that same transaction, so nothing is done unlogged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from gateway.admin.accounts import Actor, Role
+from gateway.admin.audit import AuditEntry, NewAuditEntry
+from gateway.admin.cases import Case, CaseAction, CaseNote
+
+__all__ = [
+    "AdminStore",
+    "NewSession",
+    "SessionKind",
+    "SessionRecord",
+    "UserExistsError",
+    "UserRecord",
+]
+
+
+class UserExistsError(Exception):
+    """A user of that name exists already."""
+
+
+@dataclass(frozen=True, slots=True)
+class UserRecord:
+    name: str
+    role: Role
+    password_hash: str
+    created_at: datetime
+    disabled: bool
+    failed_logins: int
+    last_failed_at: datetime | None
+
+
+SessionKind = str  # "session" (a browser's cookie) or "token" (an API token)
+
+
+@dataclass(frozen=True, slots=True)
+class NewSession:
+    digest: str  # SHA-256 of the token; the token itself is never stored
+    kind: SessionKind
+    user: str
+    created_at: datetime
+    expires_at: datetime
+    origin: str
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRecord:
+    digest: str
+    kind: SessionKind
+    user: str
+    role: Role
+    created_at: datetime
+    expires_at: datetime
+
+
+class AdminStore(Protocol):
+    # --- accounts and sessions ----------------------------------------------------------
+
+    def create_user(
+        self, name: str, role: Role, password_hash: str, audit: NewAuditEntry
+    ) -> Awaitable[None]:
+        """Raises :class:`UserExistsError` when ``name`` is taken."""
+        ...
+
+    def user(self, name: str) -> Awaitable[UserRecord | None]: ...
+
+    def users(self) -> Awaitable[list[UserRecord]]: ...
+
+    def login_failed(self, name: str, audit: NewAuditEntry) -> Awaitable[None]:
+        """Count a failed login for ``name`` (if it exists) and log it."""
+        ...
+
+    def login_succeeded(
+        self, session: NewSession, audit: NewAuditEntry, new_hash: str | None = None
+    ) -> Awaitable[None]:
+        """Reset the failures, store the session (and a rehashed password), log it; and
+        drop expired sessions."""
+        ...
+
+    def add_token(self, session: NewSession, audit: NewAuditEntry) -> Awaitable[None]: ...
+
+    def session(self, digest: str, now: datetime) -> Awaitable[SessionRecord | None]:
+        """The live session (or token) with this digest of an enabled user; None if it is
+        unknown or expired."""
+        ...
+
+    def end_session(self, digest: str, audit: NewAuditEntry | None) -> Awaitable[None]: ...
+
+    # --- the audit log ------------------------------------------------------------------
+
+    def audit(self, entry: NewAuditEntry) -> Awaitable[AuditEntry]: ...
+
+    def audit_entries(
+        self, *, after_seq: int = 0, limit: int | None = None, subject: str | None = None
+    ) -> Awaitable[list[AuditEntry]]:
+        """Entries after ``after_seq`` in sequence order (about ``subject`` only, if
+        given)."""
+        ...
+
+    def audit_head(self) -> Awaitable[tuple[int, str]]:
+        """The sequence number and hash of the newest entry, as kept apart from it."""
+        ...
+
+    # --- cases --------------------------------------------------------------------------
+
+    def cases(self) -> Awaitable[list[Case]]:
+        """Every case whose facts hold now, and every case with a record of its own."""
+        ...
+
+    def case(self, case_id: str) -> Awaitable[tuple[Case, list[CaseNote]] | None]: ...
+
+    def act(
+        self, case_id: str, action: CaseAction, actor: Actor, reason: str, at: datetime
+    ) -> Awaitable[Case]:
+        """Do ``action`` to the case in one transaction with its audit entry: checked
+        against the case as it stands in that transaction (raises
+        :class:`~gateway.admin.cases.ActionRefusedError`), LookupError for no such case."""
+        ...

@@ -1,0 +1,343 @@
+"""The admin workplace's service: logins, the queue, the case page and the actions, each
+checked against the actor's role and written to the audit log.
+
+The web site, the JSON API and the command line all go through :class:`AdminService`, so
+they cannot differ in what they allow or what they log. It holds no state but the
+per-address login throttle; "now" comes from the injected clock, and the password checks
+(scrypt: deliberately slow) run through ``run_in_thread`` off the reactor thread.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Final, Protocol, TypeVar
+
+from gateway.admin.accounts import (
+    AccountError,
+    Actor,
+    PasswordHasher,
+    Permission,
+    Role,
+    Throttle,
+    check_password_rules,
+    check_user_name,
+    new_token,
+    token_digest,
+)
+from gateway.admin.audit import AuditAction, AuditEntry, ChainReport, NewAuditEntry, verify_chain
+from gateway.admin.cases import (
+    KINDS,
+    ActionRefusedError,
+    Case,
+    CaseAction,
+    CaseFilter,
+    CaseKind,
+    CaseNote,
+    KindSpec,
+    allowed_actions,
+    counts_by_kind,
+    parse_case_id,
+    select_cases,
+)
+from gateway.admin.fileview import FileView, view_file
+from gateway.admin.metrics import AdminMetrics
+from gateway.admin.ports import AdminStore, NewSession
+from gateway.ei import LayoutRegistry
+from gateway.ei.retourcodes import describe
+from gateway.store import MessageStore, StatusEntry
+
+__all__ = [
+    "AdminService",
+    "CaseView",
+    "LoginRefusedError",
+    "NotAllowedError",
+    "Queue",
+    "RunInThread",
+]
+
+T = TypeVar("T")
+
+DEFAULT_SESSION_LIFETIME: Final = timedelta(hours=8)
+_MAX_TRACKED_ORIGINS: Final = 10_000
+_UNKNOWN_USER: Final = "(onbekend)"
+
+
+class RunInThread(Protocol):
+    def __call__(self, fn: Callable[[], T], /) -> Awaitable[T]: ...
+
+
+async def _inline(fn: Callable[[], T]) -> T:
+    return fn()
+
+
+class LoginRefusedError(Exception):
+    """Wrong name or password (never said which), or too many failures in a row."""
+
+    def __init__(self, throttled: bool) -> None:
+        super().__init__("throttled" if throttled else "refused")
+        self.throttled = throttled
+
+
+class NotAllowedError(Exception):
+    """The actor's role lacks ``permission``."""
+
+    def __init__(self, permission: Permission) -> None:
+        super().__init__(f"not allowed: {permission.value}")
+        self.permission = permission
+
+
+@dataclass(frozen=True, slots=True)
+class Queue:
+    cases: list[Case]
+    counts: dict[CaseKind, int]  # open cases per kind, of all (not only the filtered)
+    now: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class CaseView:
+    case: Case
+    spec: KindSpec
+    notes: list[CaseNote]
+    history: list[AuditEntry]  # everything done to (or seen of) the case, oldest first
+    statuses: list[StatusEntry]  # the message's own status history
+    retourcodes: list[tuple[str, str]]  # (code, Dutch meaning)
+    actions: list[CaseAction]  # what this actor may do now
+    file: FileView | None
+    now: datetime
+    unmasked: bool = False
+
+
+@dataclass
+class _OriginFailures:
+    count: int = 0
+    last: datetime | None = None
+
+
+@dataclass
+class AdminService:
+    admin: AdminStore
+    messages: MessageStore
+    layouts: LayoutRegistry | None
+    clock: Callable[[], datetime]
+    hasher: PasswordHasher = field(default_factory=PasswordHasher)
+    throttle: Throttle = field(default_factory=Throttle)
+    origin_throttle: Throttle = field(default_factory=lambda: Throttle(free=20))
+    session_lifetime: timedelta = DEFAULT_SESSION_LIFETIME
+    metrics: AdminMetrics | None = None
+    run_in_thread: RunInThread = _inline
+    _origins: dict[str, _OriginFailures] = field(default_factory=dict, repr=False)
+
+    # --- accounts -----------------------------------------------------------------------
+
+    async def create_user(self, name: str, role: Role, password: str, actor: Actor) -> None:
+        """Add a user (``actor`` is whoever bootstraps: e.g. ``cli:root``)."""
+        check_user_name(name)
+        check_password_rules(password)
+        hashed = await self.run_in_thread(lambda: self.hasher.hash(password))
+        await self.admin.create_user(
+            name,
+            role,
+            hashed,
+            self._entry(actor, AuditAction.USER_CREATED, None, f"{name} ({role})"),
+        )
+
+    async def create_token(self, name: str, lifetime: timedelta, actor: Actor) -> str:
+        """A new API token for user ``name``, valid for ``lifetime``; shown once."""
+        user = await self.admin.user(name)
+        if user is None or user.disabled:
+            raise AccountError(f"no active user {name!r}")
+        token = new_token()
+        now = self.clock()
+        await self.admin.add_token(
+            NewSession(token_digest(token), "token", name, now, now + lifetime, actor.origin),
+            self._entry(
+                actor,
+                AuditAction.TOKEN_CREATED,
+                None,
+                f"voor {name}, tot {(now + lifetime).date()}",
+            ),
+        )
+        return token
+
+    async def login(self, name: str, password: str, origin: str) -> tuple[str, Actor]:
+        """A new session token and the actor it stands for; raises
+        :class:`LoginRefusedError`."""
+        now = self.clock()
+        try:
+            name = check_user_name(name.strip().lower())
+        except AccountError:
+            name = ""
+        shown = name or _UNKNOWN_USER
+        failures = self._origins.get(origin)
+        if failures is not None and self.origin_throttle.refuses(
+            failures.count, failures.last, now
+        ):
+            await self._refused(shown, origin, now, "te veel mislukte pogingen vanaf dit adres")
+            raise LoginRefusedError(throttled=True)
+        user = await self.admin.user(name) if name else None
+        if user is not None and self.throttle.refuses(user.failed_logins, user.last_failed_at, now):
+            await self._refused(shown, origin, now, "te veel mislukte pogingen voor dit account")
+            raise LoginRefusedError(throttled=True)
+        stored = user.password_hash if user is not None and not user.disabled else None
+        ok = await self.run_in_thread(lambda: self.hasher.verify(password, stored))
+        if not ok or user is None:
+            self._count_origin_failure(origin, now)
+            entry = NewAuditEntry(now, shown, "", AuditAction.LOGIN_FAILED, None, "", origin)
+            await self.admin.login_failed(name, entry)
+            self._count_login("refused")
+            raise LoginRefusedError(throttled=False)
+        self._origins.pop(origin, None)
+        new_hash = None
+        if self.hasher.needs_rehash(user.password_hash):
+            new_hash = await self.run_in_thread(lambda: self.hasher.hash(password))
+        token = new_token()
+        actor = Actor(user.name, user.role, origin)
+        await self.admin.login_succeeded(
+            NewSession(
+                token_digest(token), "session", user.name, now, now + self.session_lifetime, origin
+            ),
+            self._entry(actor, AuditAction.LOGIN, None, ""),
+            new_hash,
+        )
+        self._count_login("ok")
+        return token, actor
+
+    async def _refused(self, shown: str, origin: str, now: datetime, why: str) -> None:
+        await self.admin.audit(
+            NewAuditEntry(now, shown, "", AuditAction.LOGIN_FAILED, None, why, origin)
+        )
+        self._count_login("throttled")
+
+    def _count_origin_failure(self, origin: str, now: datetime) -> None:
+        if len(self._origins) >= _MAX_TRACKED_ORIGINS:
+            self._origins.clear()  # crude, but bounded: a flood of addresses resets it
+        failures = self._origins.setdefault(origin, _OriginFailures())
+        failures.count += 1
+        failures.last = now
+
+    async def authenticate(self, token: str | None, origin: str) -> Actor | None:
+        """The actor of a live session or API token; None for anything else."""
+        if not token or len(token) > 200:
+            return None
+        record = await self.admin.session(token_digest(token), self.clock())
+        return None if record is None else Actor(record.user, record.role, origin)
+
+    async def logout(self, token: str, actor: Actor) -> None:
+        await self.admin.end_session(
+            token_digest(token), self._entry(actor, AuditAction.LOGOUT, None, "")
+        )
+
+    # --- cases --------------------------------------------------------------------------
+
+    async def queue(self, actor: Actor, query: CaseFilter) -> Queue:
+        self._require(actor, Permission.VIEW_CASES)
+        now = self.clock()
+        every = await self.admin.cases()
+        counts = counts_by_kind(every)
+        if self.metrics is not None:
+            for kind, count in counts.items():
+                self.metrics.open_cases.labels(kind.value).set(count)
+        return Queue(select_cases(every, query, now), counts, now)
+
+    async def case(self, actor: Actor, case_id: str, *, unmask: bool = False) -> CaseView:
+        """The case page's content; the view (and an unmasking) is audited."""
+        self._require(actor, Permission.VIEW_CASES)
+        if unmask:
+            self._require(actor, Permission.UNMASK)
+        found = await self._find(case_id)
+        case, notes = found
+        action = AuditAction.UNMASK if unmask else AuditAction.VIEW_CASE
+        await self._audit(self._entry(actor, action, case.id, ""))
+        history = await self.admin.audit_entries(subject=case.id)
+        statuses = await self.messages.statuses([case.facts.ref])
+        codes = list(
+            dict.fromkeys([*case.facts.retourcodes, *(s.code for s in statuses if s.code)])
+        )
+        file = None
+        if case.facts.sha256 is not None and self.layouts is not None:
+            payload = await self.messages.payload(case.facts.sha256)
+            if payload is not None:
+                layouts = self.layouts
+                file = await self.run_in_thread(lambda: view_file(layouts, payload, unmask=unmask))
+        may_act = actor.may(Permission.RESOLVE_CASES)
+        return CaseView(
+            case=case,
+            spec=KINDS[case.kind],
+            notes=notes,
+            history=history,
+            statuses=statuses,
+            retourcodes=[(code, describe(code)) for code in codes],
+            actions=allowed_actions(case) if may_act else [],
+            file=file,
+            now=self.clock(),
+            unmasked=unmask,
+        )
+
+    async def act(self, actor: Actor, case_id: str, action: CaseAction, reason: str) -> Case:
+        """Do ``action`` (checked, in one transaction with its audit entry)."""
+        kind = parse_case_id(case_id)
+        try:
+            if not actor.may(Permission.RESOLVE_CASES):
+                raise ActionRefusedError(
+                    "geen-recht", f"Rol {actor.role.value} mag geen zaken afhandelen.", status=403
+                )
+            if kind is None:
+                raise LookupError(case_id)
+            case = await self.admin.act(case_id, action, actor, reason, self.clock())
+        except ActionRefusedError as refused:
+            if self.metrics is not None:
+                self.metrics.refused.labels(refused.code).inc()
+            raise
+        if self.metrics is not None:
+            self.metrics.actions.labels(case.kind.value, action.value).inc()
+            self.metrics.audit_entries.labels(action.value).inc()
+        return case
+
+    async def _find(self, case_id: str) -> tuple[Case, list[CaseNote]]:
+        if parse_case_id(case_id) is None:
+            raise LookupError(case_id)
+        found = await self.admin.case(case_id)
+        if found is None:
+            raise LookupError(case_id)
+        return found
+
+    # --- the audit log ------------------------------------------------------------------
+
+    async def audit_log(
+        self, actor: Actor, *, after_seq: int = 0, limit: int | None = 200, export: bool = False
+    ) -> list[AuditEntry]:
+        """Entries after ``after_seq``; reading (and exporting) them is itself logged."""
+        self._require(actor, Permission.VIEW_AUDIT)
+        action = AuditAction.EXPORT_AUDIT if export else AuditAction.VIEW_AUDIT
+        await self._audit(self._entry(actor, action, None, f"vanaf {after_seq + 1}"))
+        return await self.admin.audit_entries(after_seq=after_seq, limit=limit)
+
+    async def verify_audit(self) -> ChainReport:
+        entries = await self.admin.audit_entries()
+        head = await self.admin.audit_head()
+        return verify_chain(entries, head)
+
+    # --- helpers ------------------------------------------------------------------------
+
+    def _entry(
+        self, actor: Actor, action: AuditAction, subject: str | None, detail: str
+    ) -> NewAuditEntry:
+        return NewAuditEntry(
+            self.clock(), actor.name, actor.role.value, action, subject, detail, actor.origin
+        )
+
+    async def _audit(self, entry: NewAuditEntry) -> None:
+        await self.admin.audit(entry)
+        if self.metrics is not None:
+            self.metrics.audit_entries.labels(entry.action.value).inc()
+
+    def _count_login(self, outcome: str) -> None:
+        if self.metrics is not None:
+            self.metrics.logins.labels(outcome).inc()
+
+    @staticmethod
+    def _require(actor: Actor, permission: Permission) -> None:
+        if not actor.may(permission):
+            raise NotAllowedError(permission)

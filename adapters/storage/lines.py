@@ -18,9 +18,17 @@ from adapters.storage.messages import JournalCodec
 from gateway.lines import DeclaredLine
 from gateway.store import StoreError
 
-__all__ = ["LineState", "lines_of_txn", "open_lines_txn", "record_lines_txn", "woman_key"]
+__all__ = [
+    "COLUMNS",
+    "LineState",
+    "line_from_row",
+    "lines_of_txn",
+    "open_lines_txn",
+    "record_lines_txn",
+    "woman_key",
+]
 
-_COLUMNS: Final = (
+COLUMNS: Final = (
     "traceer_id, record_number, participant, standard, woman, client, key_id, insurer,"
     " prestatiecodelijst, prestatiecode, prestatie_date, prestatie_end_date, amount,"
     " reference, previous_reference, performer"
@@ -72,7 +80,7 @@ def record_lines_txn(txn: Transaction, lines: Sequence[DeclaredLine], codec: Jou
         )
         marks = ", ".join("?" * 16)
         txn.execute(
-            f"INSERT INTO declaration_lines ({_COLUMNS}) VALUES ({marks})",  # noqa: S608
+            f"INSERT INTO declaration_lines ({COLUMNS}) VALUES ({marks})",  # noqa: S608
             (
                 line.traceer_id,
                 line.record_number,
@@ -94,7 +102,7 @@ def record_lines_txn(txn: Transaction, lines: Sequence[DeclaredLine], codec: Jou
         )
 
 
-def _line(row: tuple[Any, ...], codec: JournalCodec) -> DeclaredLine:
+def line_from_row(row: tuple[Any, ...], codec: JournalCodec) -> DeclaredLine:
     stored, key_id = bytes(row[5]), row[6]
     if key_id is None:
         client = stored
@@ -126,17 +134,17 @@ def _line(row: tuple[Any, ...], codec: JournalCodec) -> DeclaredLine:
 
 def lines_of_txn(txn: Transaction, traceer_id: str, codec: JournalCodec) -> list[DeclaredLine]:
     txn.execute(
-        f"SELECT {_COLUMNS} FROM declaration_lines WHERE traceer_id = ?"  # noqa: S608
+        f"SELECT {COLUMNS} FROM declaration_lines WHERE traceer_id = ?"  # noqa: S608
         " ORDER BY record_number",
         (traceer_id,),
     )
-    return [_line(row, codec) for row in txn.fetchall()]
+    return [line_from_row(row, codec) for row in txn.fetchall()]
 
 
 def open_lines_txn(txn: Transaction, codec: JournalCodec) -> list[DeclaredLine]:
     txn.execute(
-        f"SELECT {_COLUMNS} FROM declaration_lines WHERE state = ?"  # noqa: S608
+        f"SELECT {COLUMNS} FROM declaration_lines WHERE state = ?"  # noqa: S608
         " ORDER BY prestatie_date, traceer_id, record_number",
         (LineState.OPEN,),
     )
-    return [_line(row, codec) for row in txn.fetchall()]
+    return [line_from_row(row, codec) for row in txn.fetchall()]

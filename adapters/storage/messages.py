@@ -40,6 +40,7 @@ from gateway.store import (
 )
 
 if TYPE_CHECKING:
+    from adapters.storage.bundling import SqlBundleStore
     from adapters.storage.outbox import SqlOutbox
 
 __all__ = ["JournalCodec", "SqlMessageStore"]
@@ -86,6 +87,13 @@ class SqlMessageStore:
     def __init__(self, database: Database, keyring: Keyring | None = None) -> None:
         self.database = database
         self.codec = JournalCodec(keyring)
+
+    @property
+    def bundles(self) -> SqlBundleStore:
+        """What bundling reads and writes, in the same database."""
+        from adapters.storage.bundling import SqlBundleStore  # noqa: PLC0415 - imports this
+
+        return SqlBundleStore(self.database, self.codec)
 
     @property
     def outbox(self) -> SqlOutbox:

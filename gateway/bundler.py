@@ -1,0 +1,400 @@
+"""The bundler: decides what to claim now, writes the files, and stores it all at once.
+
+A run (:meth:`Bundler.run_once`) takes every line of each woman with a line still open,
+the integral lines claimed before and the phases closed by hand; lets the rules decide;
+builds per insurer one integral claim file (KZ301, declared by the IGO, checked by the
+codec) and, per original upload and insurer, one monodisciplinary forward file of the
+lines forwarded unchanged; and stores the files (queued for the forwarder), the claimed
+lines with their provenance and where every settled line ended — in one transaction.
+Waiting lines stay open for the next run. :meth:`Bundler.plan` does the same without
+storing or numbering anything (``igo-gateway bundle --dry-run``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from twisted.logger import Logger
+
+from gateway.ei import FieldValue, FileWriter, LayoutRegistry, Record, read_records, validate_bytes
+from gateway.lines import DeclaredLine
+from gateway.rules.catalogue import Catalogue, Phase
+from gateway.rules.claims import ClaimFile, ClaimLink, PlannedLine, build_claim_file
+from gateway.rules.decide import decide
+from gateway.rules.model import Decision, DecisionKind, Existing, LineKey, Place, Terms, line_key
+from gateway.store import Direction, MessageStatus, MessageStore, NewMessage, NewStatus
+
+__all__ = [
+    "BundleInput",
+    "BundlePlan",
+    "BundleStore",
+    "Bundler",
+    "ForwardFile",
+    "LineOutcome",
+    "QueuedFile",
+]
+
+log = Logger()
+
+INVOICE_SEQUENCE = "igo-invoice"
+
+
+@dataclass(frozen=True)
+class BundleInput:
+    lines: list[DeclaredLine]
+    existing: list[Existing]
+    closed: set[tuple[str, Phase]]
+
+
+@dataclass(frozen=True, slots=True)
+class LineOutcome:
+    """Where an original line ended, to store."""
+
+    key: LineKey
+    place: Place
+    reason: str
+    retourcode: str | None = None
+    claim_reference: str | None = None
+    outbound: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class QueuedFile:
+    """A file for an insurer, to queue: declared under ``sender``'s AGB code."""
+
+    message: NewMessage
+    insurer: str
+    sender: str
+
+
+class BundleStore(Protocol):
+    """What the bundler needs of the store (``adapters.storage.bundling``)."""
+
+    def woman_of(self, line: DeclaredLine) -> str: ...
+    def bundle_input(self) -> Awaitable[BundleInput]: ...
+    def reserve(self, name: str, count: int) -> Awaitable[int]: ...
+    def record_bundle(
+        self,
+        outbound: Sequence[QueuedFile],
+        claims: Sequence[tuple[ClaimLink, str, str]],
+        outcomes: Sequence[LineOutcome],
+        at: datetime,
+    ) -> Awaitable[None]: ...
+
+
+@dataclass(frozen=True)
+class ForwardFile:
+    insurer: str
+    participant: str
+    source: str  # the upload the lines came from
+    payload: bytes
+    lines: tuple[LineKey, ...]
+
+
+@dataclass
+class BundlePlan:
+    decisions: list[Decision]
+    claims: list[ClaimFile] = field(default_factory=list)
+    forwards: list[ForwardFile] = field(default_factory=list)
+
+    def summary(self) -> dict[str, Any]:
+        kinds: dict[str, int] = defaultdict(int)
+        places: dict[str, int] = defaultdict(int)
+        for d in self.decisions:
+            kinds[d.kind.value] += 1
+            for p in d.placements.values():
+                places[p.place.value] += 1
+        return {
+            "decisions": dict(kinds),
+            "lines": dict(places),
+            "claims": [
+                {
+                    "insurer": c.insurer,
+                    "factuurnummer": c.invoice_number,
+                    "lines": len(c.links),
+                    "total": c.total,
+                }
+                for c in self.claims
+            ],
+            "forwards": [
+                {"insurer": f.insurer, "participant": f.participant, "lines": len(f.lines)}
+                for f in self.forwards
+            ],
+        }
+
+
+class Bundler:
+    def __init__(
+        self,
+        messages: MessageStore,
+        bundles: BundleStore,
+        registry: LayoutRegistry,
+        catalogue: Catalogue,
+        terms: Terms,
+        *,
+        now: Callable[[], datetime],
+    ) -> None:
+        self._messages = messages
+        self._bundles = bundles
+        self._registry = registry
+        self._catalogue = catalogue
+        self._terms = terms
+        self._now = now
+        self._sources: dict[str, list[Record]] = {}
+
+    async def decisions(self) -> tuple[list[Decision], list[DeclaredLine]]:
+        given = await self._bundles.bundle_input()
+        decisions = decide(
+            given.lines,
+            self._terms,
+            self._catalogue,
+            today=self._now().date(),
+            existing=given.existing,
+            closed=given.closed,
+            woman=self._bundles.woman_of,
+        )
+        return decisions, given.lines
+
+    async def plan(self) -> BundlePlan:
+        """What would be claimed and forwarded now; nothing stored or numbered."""
+        decisions, lines = await self.decisions()
+        return await self._build(decisions, lines, invoice=lambda n: f"CONCEPT-{n:04d}")
+
+    async def run_once(self) -> BundlePlan:
+        decisions, lines = await self.decisions()
+        claim_insurers = {
+            d.insurer for d in decisions if d.kind is DecisionKind.INTEGRAL and d.claims
+        }
+        first = await self._bundles.reserve(INVOICE_SEQUENCE, len(claim_insurers) or 1)
+        year = self._now().year % 100
+        plan = await self._build(
+            decisions, lines, invoice=lambda n: f"IGO{year:02d}-{first + n - 1:05d}"
+        )
+        await self._store(plan)
+        summary = plan.summary()
+        log.info(
+            "bundled: {claims} claim file(s), {forwards} forward file(s), lines {lines}",
+            claims=len(plan.claims),
+            forwards=len(plan.forwards),
+            lines=summary["lines"],
+        )
+        return plan
+
+    # --- building ------------------------------------------------------------------------
+
+    async def _records(self, traceer_id: str) -> list[Record]:
+        if traceer_id not in self._sources:
+            message = await self._messages.get_message(traceer_id)
+            payload = await self._messages.payload(message.sha256) if message else None
+            records = read_records(self._registry, [payload or b""])
+            self._sources[traceer_id] = [r for r in records if isinstance(r, Record)]
+        return self._sources[traceer_id]
+
+    async def _insured(self, bsn: str, keys: Sequence[LineKey]) -> dict[str, FieldValue]:
+        for traceer_id, _ in keys:
+            for record in await self._records(traceer_id):
+                if record.type == "02" and record.get("bsn") == bsn:
+                    return dict(record.items())
+        return {}
+
+    async def _build(
+        self,
+        decisions: list[Decision],
+        lines: list[DeclaredLine],
+        *,
+        invoice: Callable[[int], str],
+    ) -> BundlePlan:
+        plan = BundlePlan(decisions)
+        by_insurer: dict[str, list[PlannedLine]] = defaultdict(list)
+        for d in decisions:
+            if d.phase is not None:
+                by_insurer[d.insurer] += [PlannedLine(d.pregnancy, d.phase, c) for c in d.claims]
+        today = self._now().date()
+        for n, (insurer, planned) in enumerate(sorted(by_insurer.items()), start=1):
+            if not planned:
+                continue
+            insured = {}
+            for p in planned:
+                if p.line.bsn not in insured:
+                    insured[p.line.bsn] = await self._insured(
+                        p.line.bsn, _source_keys(p, decisions)
+                    )
+            claim = build_claim_file(
+                planned,
+                registry=self._registry,
+                catalogue=self._catalogue,
+                igo_agb=self._terms.settings.igo_agb,
+                insurer=insurer,
+                invoice_number=invoice(n),
+                invoice_date=today,
+                insured=insured,
+            )
+            if claim is None:
+                continue
+            checked = validate_bytes(self._registry, claim.payload)
+            if not checked.valid:  # a fault of the gateway's own: never send it
+                raise RuntimeError(
+                    f"the claim file for insurer {insurer} does not pass the codec's own "
+                    f"checks: {checked.findings[0].retourcode} {checked.findings[0].message}"
+                )
+            plan.claims.append(claim)
+        plan.forwards = await self._forwards(decisions, lines)
+        return plan
+
+    async def _forwards(
+        self, decisions: list[Decision], lines: list[DeclaredLine]
+    ) -> list[ForwardFile]:
+        by_key = {line_key(line): line for line in lines}
+        groups: dict[tuple[str, str], list[DeclaredLine]] = defaultdict(list)
+        for d in decisions:
+            for key, placement in d.placements.items():
+                if placement.place is Place.FORWARDED:
+                    line = by_key[key]
+                    groups[(line.traceer_id, line.insurer)].append(line)
+        out = []
+        for (source, insurer), own in sorted(groups.items()):
+            payload = await self._forward_file(source, own)
+            if payload is not None:
+                out.append(
+                    ForwardFile(
+                        insurer, own[0].participant, source, payload, tuple(map(line_key, own))
+                    )
+                )
+        return out
+
+    async def _forward_file(self, source: str, lines: list[DeclaredLine]) -> bytes | None:
+        """The participant's own records of ``lines``, unchanged but for their numbering."""
+        records = await self._records(source)
+        if not records or records[0].type != "01":
+            return None
+        wanted = {line.record_number for line in lines}
+        layout = self._registry.lookup(
+            records[0].text("standard_code"),
+            records[0].text("version"),
+            records[0].text("subversion"),
+        )
+        if layout is None:
+            return None
+        writer = FileWriter(layout)
+        header = dict(records[0].items())
+        for name in ("kenmerk", "standard_code", "version", "subversion"):
+            header.pop(name, None)
+        writer.header(**header)
+        insured: Record | None = None
+        written_insured: set[int] = set()
+        keep_comments = False
+        for record in records[1:]:
+            if record.type == "02":
+                insured = record
+                keep_comments = False
+            elif record.type == "04" and record.number_value("record_id") in wanted:
+                if insured is not None and insured.number not in written_insured:
+                    writer.detail("02", _values(insured))
+                    written_insured.add(insured.number)
+                writer.detail("04", _values(record))
+                keep_comments = True
+            elif record.type == "04":
+                keep_comments = False
+            elif record.type == "98" and keep_comments:
+                writer.detail("98", _values(record))
+        return writer.finish()
+
+    # --- storing ---------------------------------------------------------------------------
+
+    async def _store(self, plan: BundlePlan) -> None:
+        now = self._now()
+        outbound = []
+        claims: list[tuple[ClaimLink, str, str]] = []
+        reference_of: dict[LineKey, str] = {}
+        outbound_of: dict[LineKey, str] = {}
+        for claim in plan.claims:
+            message = _outbound(
+                claim.payload,
+                insurer=claim.insurer,
+                key=f"claim:{claim.insurer}:{claim.invoice_number}",
+                at=now,
+                invoice=claim.invoice_number,
+                name=f"KZ301-{claim.invoice_number}.asc",
+                standard="KZ301",
+            )
+            outbound.append(QueuedFile(message, claim.insurer, self._terms.settings.igo_agb))
+            for link in claim.links:
+                claims.append((link, message.traceer_id, claim.insurer))
+                for key in link.absorbs:
+                    reference_of[key] = link.reference
+        for forward in plan.forwards:
+            digest = hashlib.sha256(forward.payload).hexdigest()[:16]
+            message = _outbound(
+                forward.payload,
+                insurer=forward.insurer,
+                key=f"forward:{forward.source}:{forward.insurer}:{digest}",
+                at=now,
+                invoice=None,
+                name=f"doorgestuurd-{forward.source}.asc",
+                standard=None,
+            )
+            outbound.append(QueuedFile(message, forward.insurer, forward.participant))
+            for key in forward.lines:
+                outbound_of[key] = message.traceer_id
+        outcomes = []
+        for d in plan.decisions:
+            for key, placement in d.placements.items():
+                if placement.place is Place.WAITING:
+                    continue
+                outcomes.append(
+                    LineOutcome(
+                        key,
+                        placement.place,
+                        placement.reason,
+                        placement.code,
+                        reference_of.get(key),
+                        outbound_of.get(key),
+                    )
+                )
+        await self._bundles.record_bundle(outbound, claims, outcomes, now)
+
+
+def _values(record: Record) -> dict[str, FieldValue]:
+    values = dict(record.items())
+    values.pop("record_id", None)
+    values.pop("kenmerk", None)
+    return values
+
+
+def _source_keys(planned: PlannedLine, decisions: Sequence[Decision]) -> list[LineKey]:
+    keys = list(planned.line.absorbs)
+    if not keys:  # a credit line: any line of the same pregnancy will do
+        keys = [k for d in decisions if d.pregnancy == planned.pregnancy for k in d.placements]
+    return keys
+
+
+def _outbound(
+    payload: bytes,
+    *,
+    insurer: str,
+    key: str,
+    at: datetime,
+    invoice: str | None,
+    name: str,
+    standard: str | None,
+) -> NewMessage:
+    identity = hashlib.sha256(key.encode()).hexdigest()[:32]
+    return NewMessage(
+        traceer_id=f"out-{identity}",
+        conversatie_id=f"conv-{identity}",
+        direction=Direction.TO_INSURER,
+        party=insurer,
+        payload=payload,
+        sha256=hashlib.sha256(payload).hexdigest(),
+        created_at=at,
+        status=NewStatus(MessageStatus.PROCESSING, None, "Klaar om te versturen."),
+        idempotency_key=key,
+        filename=name,
+        standard=standard,
+        invoice_number=invoice,
+    )

@@ -1,0 +1,109 @@
+"""The bundler over a real store: the three participants' fixture declarations go through
+the intake, and one run claims exactly what the rules predict — one integral prestatie per
+phase per woman, in one KZ301 file declared by the IGO — stores it with its provenance,
+queues it for the insurer, and settles every line; a second run claims nothing again."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from twisted.internet import defer
+
+from adapters.storage import SqlMessageStore, open_store
+from gateway.bundler import Bundler
+from gateway.config import RuleSet, Variant
+from gateway.ei import Record, load_layouts, read_records, validate_bytes
+from gateway.intake import BerichtMetadata, Intake, Upload
+from gateway.outbox import OutboundState
+from gateway.rules.catalogue import load_catalogue
+from gateway.rules.model import Contract, InsurerTerms, Participant, Place, Settings, Terms
+from tests.gateway.rules.test_decide import TARIFFS
+from tests.threadpump import ThreadPump
+
+REGISTRY = load_layouts()
+CATALOGUE = load_catalogue()
+MESSAGES = Path(__file__).resolve().parents[2] / "fixtures" / "messages"
+NOW = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
+FILES = {
+    "02001234": ("midwifery", "vk301-verloskunde-02001234.asc"),
+    "33001234": ("kraamzorg", "kz301-kraamzorg-33001234.asc"),
+    "06001234": ("hospital", "zh308-ziekenhuis-06001234.asc"),
+}
+ALWAYS = ((None, None, True),)
+TERMS = Terms(
+    Settings("53001234"),
+    {agb: Participant(agb, Variant.A, ALWAYS) for agb in FILES},
+    {
+        "3311": InsurerTerms(
+            "3311",
+            {2026: Contract(2026, RuleSet.REGULAR_2023, TARIFFS, 0.0, frozenset(), True)},
+            False,
+        )
+    },
+)
+
+
+@pytest.fixture
+def pump() -> ThreadPump:
+    return ThreadPump()
+
+
+@pytest.fixture
+def store(tmp_path: Path, pump: ThreadPump) -> Iterator[SqlMessageStore]:
+    opened = pump.wait(open_store(f"sqlite:///{tmp_path / 'g.db'}", pump))
+    intake = Intake(opened, REGISTRY, clock=lambda: NOW, run_in_thread=lambda f: defer.succeed(f()))
+    for agb, (discipline, name) in FILES.items():
+        metadata = BerichtMetadata.model_validate(
+            {"afzender": {"rol": "zorgaanbieder", "code": agb}}
+        )
+        receipt = pump.wait(
+            intake.receive(Upload(agb, discipline, metadata, (MESSAGES / name).read_bytes()))
+        )
+        assert receipt.code is None, receipt
+    yield opened
+    pump.wait(opened.close())
+
+
+def bundler(store: SqlMessageStore) -> Bundler:
+    return Bundler(store, store.bundles, REGISTRY, CATALOGUE, TERMS, now=lambda: NOW)
+
+
+def test_a_dry_run_shows_the_claims_and_stores_nothing(
+    store: SqlMessageStore, pump: ThreadPump
+) -> None:
+    plan = pump.wait(bundler(store).plan())
+    (claim,) = plan.claims
+    assert claim.invoice_number == "CONCEPT-0001"
+    assert sorted(link.prestatie for link in claim.links) == sorted(
+        ["IG0002", "IG0006", "IG0007", "IG0002", "IG0004", "IG0007"]
+    )
+    assert json.dumps(plan.summary())  # printable
+    assert len(pump.wait(store.open_lines())) == 28
+    assert pump.wait(store.outbox.counts()) == {}
+
+
+def test_one_run_claims_every_phase_once_and_settles_every_line(
+    store: SqlMessageStore, pump: ThreadPump
+) -> None:
+    plan = pump.wait(bundler(store).run_once())
+    (claim,) = plan.claims
+    assert claim.invoice_number == "IGO26-00001"
+    checked = validate_bytes(REGISTRY, claim.payload)
+    assert checked.valid, checked.findings
+    records = [r for r in read_records(REGISTRY, [claim.payload]) if isinstance(r, Record)]
+    assert records[0].text("praktijk_code") == "53001234"
+    insured = [r for r in records if r.type == "02"]
+    assert {r.text("surname") for r in insured} != {""}  # copied from the providers' files
+    assert claim.total == 2 * 150000 + 120000 + 90000 + 2 * 100000
+    assert plan.forwards == []
+    assert {p.place for d in plan.decisions for p in d.placements.values()} == {Place.ABSORBED}
+    assert pump.wait(store.open_lines()) == []
+    assert pump.wait(store.outbox.counts()) == {("3311", OutboundState.QUEUED): 1}
+
+    again = pump.wait(bundler(store).run_once())
+    assert again.claims == []
+    assert pump.wait(store.outbox.counts()) == {("3311", OutboundState.QUEUED): 1}

@@ -1,0 +1,173 @@
+"""``igo-gateway bundle`` (what to claim now; ``--dry-run`` stores nothing) and
+``igo-gateway explain`` (each decision in words: the lines, their phase, the rule, why)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+from twisted.internet.defer import Deferred
+from twisted.python.failure import Failure
+
+from adapters.storage import SqlMessageStore, open_store
+from gateway.bundler import Bundler
+from gateway.config import ConfigError, GatewayConfig, load_config
+from gateway.crypto import CryptoError, Keyring
+from gateway.ei import load_layouts
+from gateway.rules.catalogue import load_catalogue
+from gateway.rules.explain import explain_json, explain_text
+from gateway.rules.model import Terms
+from gateway.store import StoreError
+
+__all__ = ["register", "run_with_store"]
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+T = TypeVar("T")
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser(
+        "bundle",
+        help="decide and store what to claim now (--dry-run: only show it)",
+        description="Run the bundler once on the config's store: per insurer the integral "
+        "claim file and the monodisciplinary forwards, with totals. --dry-run shows what "
+        "would be claimed and forwarded without storing or sending anything.",
+    )
+    p.add_argument("--config", type=Path, required=True, metavar="FILE")
+    p.add_argument("--dry-run", action="store_true", help="show, store nothing")
+    p.add_argument("--json", action="store_true", help="the summary as JSON")
+    p.set_defaults(handler=_bundle)
+
+    p = sub.add_parser(
+        "explain",
+        help="explain the bundling decisions, pregnancy by pregnancy",
+        description="Show, for the lines still open (and what they are decided with), each "
+        "decision: the lines, their phase, the rule applied and why. BSNs are masked "
+        "unless --unmask.",
+    )
+    p.add_argument("--config", type=Path, required=True, metavar="FILE")
+    p.add_argument("--pregnancy", metavar="ID", help="only this pregnancy")
+    p.add_argument("--json", action="store_true", help="one JSON object per decision")
+    p.add_argument("--unmask", action="store_true", help="show BSNs in full")
+    p.set_defaults(handler=_explain)
+
+
+def run_with_store(config: GatewayConfig, work: Callable[[SqlMessageStore], Awaitable[T]]) -> T:
+    """Open the config's store on the reactor, run ``work`` with it, close it; the result
+    (or the error)."""
+    from twisted.internet import reactor as installed  # noqa: PLC0415 - importing installs it
+
+    reactor: Any = installed
+
+    keyring = Keyring.load(config.encryption.key_file) if config.encryption.key_file else None
+    outcome: list[Any] = []
+
+    async def main() -> T:
+        store = await open_store(config.store.url, reactor, keyring)
+        try:
+            return await work(store)
+        finally:
+            await store.close()
+
+    def begin() -> None:
+        d = Deferred.fromCoroutine(main())
+        d.addBoth(outcome.append)
+        d.addBoth(lambda _: reactor.stop())
+
+    reactor.callWhenRunning(begin)
+    reactor.run(installSignalHandlers=False)
+    result = outcome[0]
+    if isinstance(result, Failure):
+        result.raiseException()
+    return result  # type: ignore[no-any-return]
+
+
+def _bundler(config: GatewayConfig, store: SqlMessageStore) -> Bundler:
+    return Bundler(
+        store,
+        store.bundles,
+        load_layouts(),
+        load_catalogue(config.bundling.catalogue),
+        Terms.from_config(config),
+        now=lambda: datetime.now(UTC),
+    )
+
+
+def _load(args: argparse.Namespace, command: str) -> GatewayConfig | None:
+    try:
+        return load_config(args.config)
+    except ConfigError as exc:
+        print(f"igo-gateway {command}: {exc}", file=sys.stderr)
+        return None
+
+
+def _bundle(args: argparse.Namespace) -> int:
+    config = _load(args, "bundle")
+    if config is None:
+        return EXIT_USAGE
+    try:
+        plan = run_with_store(
+            config,
+            lambda store: (
+                _bundler(config, store).plan()
+                if args.dry_run
+                else _bundler(config, store).run_once()
+            ),
+        )
+    except (StoreError, CryptoError, ConfigError, RuntimeError) as exc:
+        print(f"igo-gateway bundle: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    summary = plan.summary()
+    if args.json:
+        print(json.dumps({"dryRun": args.dry_run, **summary}, ensure_ascii=False))
+        return EXIT_OK
+    head = "would be claimed now (dry run, nothing stored)" if args.dry_run else "claimed"
+    print(f"{head}:")
+    for claim in summary["claims"]:
+        print(
+            f"  insurer {claim['insurer']}: {claim['factuurnummer']}, {claim['lines']} integral "
+            f"line(s), total EUR {claim['total'] / 100:,.2f}"
+        )
+    if not summary["claims"]:
+        print("  no integral claims")
+    for forward in summary["forwards"]:
+        print(
+            f"  forward to insurer {forward['insurer']}: {forward['lines']} line(s) of "
+            f"participant {forward['participant']}"
+        )
+    print("decisions: " + ", ".join(f"{k} {v}" for k, v in sorted(summary["decisions"].items())))
+    print("lines: " + ", ".join(f"{k} {v}" for k, v in sorted(summary["lines"].items())))
+    return EXIT_OK
+
+
+def _explain(args: argparse.Namespace) -> int:
+    config = _load(args, "explain")
+    if config is None:
+        return EXIT_USAGE
+
+    async def decide(store: SqlMessageStore) -> Any:
+        decisions, _ = await _bundler(config, store).decisions()
+        return decisions
+
+    try:
+        decisions = run_with_store(config, decide)
+    except (StoreError, CryptoError, ConfigError) as exc:
+        print(f"igo-gateway explain: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    if args.pregnancy:
+        decisions = [d for d in decisions if d.pregnancy == args.pregnancy]
+        if not decisions:
+            print(f"igo-gateway explain: no open pregnancy {args.pregnancy}", file=sys.stderr)
+            return EXIT_FAILED
+    if args.json:
+        for decision in decisions:
+            print(json.dumps(explain_json(decision, unmask=args.unmask), ensure_ascii=False))
+        return EXIT_OK
+    catalogue = load_catalogue(config.bundling.catalogue)
+    print(explain_text(decisions, catalogue, unmask=args.unmask), end="")
+    return EXIT_OK

@@ -33,6 +33,7 @@ from adapters.metrics.resource import OperationsRoot
 from adapters.storage import SqlMessageStore, open_store
 from adapters.storage.lock import StoreLock
 from adapters.tls import Identities, client_identity, server_context_factory
+from gateway.bundler import Bundler
 from gateway.collector import RetourCollector
 from gateway.config import GatewayConfig, InsurerConfig, LinkKind, RetryConfig
 from gateway.crypto import Keyring
@@ -41,6 +42,8 @@ from gateway.forwarder import Forwarder
 from gateway.insurer import InsurerLink, RetryPolicy
 from gateway.intake import Intake
 from gateway.metrics import Metrics
+from gateway.rules.catalogue import Catalogue, load_catalogue
+from gateway.rules.model import Terms
 from gateway.schedule import PerInsurer
 from gateway.store import MessageStore
 
@@ -209,6 +212,32 @@ def _start_insurer_exchange(gateway: RunningGateway, reactor: Any, run: Any) -> 
     log.info("insurer links: {insurers}", insurers=", ".join(sorted(links)))
 
 
+def _bundle_on_schedule(
+    gateway: RunningGateway, store: SqlMessageStore, catalogue: Catalogue, reactor: Any
+) -> LoopingCall:
+    """Run the bundler now and every ``[bundling] interval_seconds``; a failed run is
+    logged and the next one runs anyway (nothing of a failed run is stored)."""
+    bundler = Bundler(
+        store,
+        store.bundles,
+        gateway.registry,
+        catalogue,
+        Terms.from_config(gateway.config),
+        now=_now,
+    )
+
+    async def run() -> None:
+        try:
+            await bundler.run_once()
+        except Exception:
+            log.failure("a bundling run failed; nothing of it was stored")
+
+    task = LoopingCall(lambda: Deferred.fromCoroutine(run()))
+    task.clock = reactor
+    task.start(gateway.config.bundling.interval_seconds, now=True)
+    return task
+
+
 REENCRYPT_BATCH = 100
 REENCRYPT_PAUSE_SECONDS = 0.5
 
@@ -263,6 +292,13 @@ async def start(config: GatewayConfig, reactor: Any) -> RunningGateway:
     :class:`~adapters.tls.TLSSetupError`, :class:`~gateway.ei.LayoutError` or
     :class:`twisted.internet.error.CannotListenError` when it cannot."""
     registry = load_layouts()
+    catalogue = load_catalogue(config.bundling.catalogue)
+    if catalogue.is_example:
+        log.warn(
+            "the prestatie catalogue is the shipped EXAMPLE ({source}): its codes are "
+            "illustrative; set [bundling] catalogue to the IGO's own",
+            source=catalogue.source,
+        )
     api_config = config.epd_api
     tls_files = api_config.tls
     context_factory = server_context_factory(
@@ -320,6 +356,8 @@ async def start(config: GatewayConfig, reactor: Any) -> RunningGateway:
     if keyring is not None and isinstance(store, SqlMessageStore):
         gateway.background.append(_reencrypt_in_background(store, reactor))
     _start_insurer_exchange(gateway, reactor, run_in_thread)
+    if isinstance(store, SqlMessageStore):
+        gateway.background.append(_bundle_on_schedule(gateway, store, catalogue, reactor))
     host, number = gateway.epd_address
     log.info(
         "EPD API listening on https://{host}:{port} ({participants} participants)",

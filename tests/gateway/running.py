@@ -26,6 +26,7 @@ from gateway.pki import CA_CERT, SERVER_CERT, SERVER_KEY, Party, init_pki
 
 KRAAMZORG = "33001234"
 MIDWIFE = "02001234"
+HOSPITAL = "06001234"
 IGO = "53001234"
 START_SECONDS = 30.0
 _LISTENING = re.compile(r"EPD API listening on https://127\.0\.0\.1:(\d+)")
@@ -39,6 +40,7 @@ def make_pki(directory: Path) -> dict[str, str]:
         [
             Party(KRAAMZORG, "Kraamzorg Test"),
             Party(MIDWIFE, "Verloskundigen Test"),
+            Party(HOSPITAL, "Ziekenhuis Test"),
             Party(IGO, "IGO Test", "igo"),
         ],
         now=datetime.now(UTC),

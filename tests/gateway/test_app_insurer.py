@@ -5,6 +5,8 @@ at first — and its retour comes back, tied to the file it answers."""
 from __future__ import annotations
 
 import hashlib
+import json
+import subprocess
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -18,7 +20,17 @@ from gateway.outbox import OutboundState
 from gateway.pki import CA_CERT
 from gateway.store import Direction, MessageStatus, NewMessage, NewStatus
 from tests.adapters.insurer_sim.support import SimProcess, integral_claim, write_sim_config
-from tests.gateway.running import IGO, GatewayProcess, make_pki, write_config
+from tests.gateway.rules.test_decide import TARIFFS
+from tests.gateway.running import (
+    HOSPITAL,
+    IGO,
+    GatewayProcess,
+    cli_command,
+    make_pki,
+    upload,
+    write_config,
+)
+from tests.gateway.test_bundler import FILES, MESSAGES
 from tests.threadpump import ThreadPump
 
 REGISTRY = load_layouts()
@@ -131,3 +143,79 @@ def test_a_queued_claim_reaches_the_insurer_once_and_its_retour_comes_back(
     claims = sim.claims()
     assert claims["claims"] == 1, claims
     assert "delivered claim-0001 to insurer 3311 (attempt 3)" in gateway.logs()
+
+
+def full_cycle_section(pki: Path, fingerprints: dict[str, str], sim_port: int) -> str:
+    tariffs = ", ".join(f'"{code}" = {amount}' for code, amount in TARIFFS.items())
+    return f"""
+[[participants]]
+agb = "{HOSPITAL}"
+name = "Ziekenhuis Test"
+discipline = "hospital"
+variant = "B"
+certificates = ["{fingerprints[HOSPITAL]}"]
+
+[bundling]
+grace_days = 0
+interval_seconds = 3600
+{insurer_section(pki, sim_port)}
+[[insurers.contracts]]
+year = 2026
+rule_set = "regular-2023"
+tariffs = {{ {tariffs} }}
+"""
+
+
+def test_three_participants_declarations_become_one_integral_claim_at_the_insurer(
+    tmp_path: Path, pki: tuple[Path, dict[str, str]]
+) -> None:
+    directory, fingerprints = pki
+    sim = SimProcess(write_sim_config(tmp_path / "sim.toml", directory), directory)
+    sim.start()
+    try:
+        config = write_config(
+            tmp_path / "gateway.toml",
+            directory,
+            fingerprints,
+            "sqlite:///data/gateway.db",
+            extra=full_cycle_section(directory, fingerprints, sim.port),
+        )
+        gateway = GatewayProcess(config, directory)
+        gateway.start()
+        try:
+            for agb, (_, name) in FILES.items():
+                with gateway.client(agb) as epd:
+                    answer = upload(epd, agb, (MESSAGES / name).read_bytes(), name)
+                    assert answer.status_code == 202, answer.text
+                    assert answer.json()["status"] == "ontvangen"
+            dry = subprocess.run(
+                cli_command("bundle", "--config", str(config), "--dry-run", "--json"),
+                capture_output=True,
+                text=True,
+                timeout=120,
+                check=False,
+            )
+            assert dry.returncode == 0, dry.stderr
+            (planned,) = json.loads(dry.stdout)["claims"]
+            assert planned["lines"] == 6
+        finally:
+            assert gateway.stop() == 0
+        gateway.start()  # the bundler runs at start: everything is complete by now
+        try:
+            pump = ThreadPump()
+            store = pump.wait(open_store(f"sqlite:///{tmp_path / 'data' / 'gateway.db'}", pump))
+            try:
+                deadline = time.monotonic() + 30
+                while pump.wait(store.outbox.counts()) != {("3311", OutboundState.ANSWERED): 1}:
+                    assert time.monotonic() < deadline, gateway.logs()
+                    time.sleep(0.2)
+                assert pump.wait(store.open_lines()) == []
+            finally:
+                pump.wait(store.close())
+        finally:
+            gateway.stop()
+        claims = sim.claims()
+        assert claims["claims"] == 1, claims
+        assert "bundled: 1 claim file(s)" in gateway.logs()
+    finally:
+        sim.stop()

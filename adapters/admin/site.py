@@ -1,0 +1,835 @@
+"""The admin site: server-rendered pages for the IGO administrator and a JSON API with the
+same operations, on a Twisted ``Site`` of its own (its own port, apart from the EPD API).
+
+Pages (HTML, Jinja2 with autoescaping, no JavaScript):
+
+=======  ==================================  ===============================================
+GET      /login, POST /login                 log in (a fresh session id on every login)
+POST     /logout                             log out
+GET      /cases                              the queue: counts per kind, filters, open cases
+GET      /cases/{id}                         a case: facts, retourcodes, history, the file
+POST     /cases/{id}/unmask                  the same with client data shown (audited)
+GET      /cases/{id}/{action}                what the action will do, and its form
+POST     /cases/{id}/{action}                do it (retry, write_off, reopen, note)
+GET      /audit, GET /audit/export           the audit log (administrators)
+=======  ==================================  ===============================================
+
+JSON API (``Authorization: Bearer <token>`` from ``igo-gateway admin create-token``, or
+the session cookie plus an ``X-CSRF-Token`` header on POST), documented in
+``schemas/admin-api.openapi.json``: ``GET /api/me``, ``GET /api/cases``,
+``GET /api/cases/{id}``, ``POST /api/cases/{id}/unmask``,
+``POST /api/cases/{id}/actions/{action}``, ``GET /api/audit``, ``GET /api/audit/verify``.
+
+Safety: the session cookie is HttpOnly and SameSite=Strict (and Secure over HTTPS); every
+form carries a CSRF token derived from the session; every answer carries a strict CSP (no
+inline script or style), ``X-Frame-Options: DENY`` and ``Cache-Control: no-store``. The
+resource is thin: every decision is :class:`~gateway.admin.service.AdminService`'s.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import secrets
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from importlib import resources
+from typing import Any, Final
+from urllib.parse import quote
+
+import jinja2
+from prometheus_client import CollectorRegistry
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from twisted.internet.defer import ensureDeferred
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from twisted.web import http, resource, server
+
+from adapters.admin.config import AdminConfig
+from adapters.epd_api.http import problem_bytes
+from gateway.admin.accounts import (
+    Actor,
+    PasswordHasher,
+    Permission,
+    Role,
+    csrf_token,
+)
+from gateway.admin.audit import AuditEntry, ChainReport, entry_json
+from gateway.admin.cases import (
+    KINDS,
+    ActionRefusedError,
+    Case,
+    CaseAction,
+    CaseFilter,
+    CaseKind,
+    CaseState,
+)
+from gateway.admin.fileview import FileView
+from gateway.admin.metrics import AdminMetrics
+from gateway.admin.ports import AdminStore
+from gateway.admin.service import (
+    AdminService,
+    CaseView,
+    LoginRefusedError,
+    NotAllowedError,
+    Queue,
+    RunInThread,
+)
+from gateway.crypto import Keyring
+from gateway.ei import LayoutRegistry
+from gateway.ei.retourcodes import describe
+from gateway.store import MessageStore, StoreUnavailableError
+
+__all__ = ["AdminResource", "build_admin_site"]
+
+log = Logger()
+
+MAX_BODY_BYTES: Final = 64 * 1024
+LOGIN_COOKIE: Final = "igo_admin_login"
+_CSP: Final = (
+    "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
+    "frame-ancestors 'none'; base-uri 'none'"
+)
+_SECURITY_HEADERS: Final = {
+    b"content-security-policy": _CSP.encode("ascii"),
+    b"x-frame-options": b"DENY",
+    b"x-content-type-options": b"nosniff",
+    b"referrer-policy": b"no-referrer",
+    b"cache-control": b"no-store",
+    b"cross-origin-opener-policy": b"same-origin",
+}
+
+ROLE_LABELS: Final = {
+    Role.VIEWER: "alleen lezen",
+    Role.OPERATOR: "operator",
+    Role.ADMINISTRATOR: "beheerder",
+}
+STATE_LABELS: Final = {
+    CaseState.OPEN: "open",
+    CaseState.RETRIED: "opnieuw aangeboden",
+    CaseState.WRITTEN_OFF: "afgeboekt",
+    CaseState.RESOLVED: "opgelost",
+}
+ACTION_LABELS: Final = {
+    CaseAction.RETRY: "Opnieuw aanbieden",
+    CaseAction.WRITE_OFF: "Afboeken",
+    CaseAction.REOPEN: "Heropenen",
+    CaseAction.NOTE: "Notitie toevoegen",
+}
+AUDIT_LABELS: Final = {
+    "login": "aangemeld",
+    "login_failed": "aanmelding mislukt",
+    "logout": "afgemeld",
+    "user_created": "gebruiker aangemaakt",
+    "token_created": "API-token aangemaakt",
+    "view_queue": "zaken bekeken",
+    "view_case": "zaak bekeken",
+    "unmask": "persoonsgegevens getoond",
+    "retry": "opnieuw aangeboden",
+    "write_off": "afgeboekt",
+    "reopen": "heropend",
+    "note": "notitie",
+    "view_audit": "auditlog bekeken",
+    "export_audit": "auditlog geëxporteerd",
+}
+
+
+def _consequence(action: CaseAction, case: Case) -> str:
+    insurer = case.facts.insurer or "de verzekeraar"
+    return {
+        CaseAction.RETRY: f"Het bestand gaat terug in de wachtrij en wordt direct opnieuw "
+        f"aangeboden aan verzekeraar {insurer}, met hetzelfde kenmerk en factuurnummer: de "
+        "verzekeraar ziet geen tweede declaratie.",
+        CaseAction.WRITE_OFF: "De zaak wordt afgeboekt en verdwijnt uit de wachtrij. Er wordt "
+        "niets verstuurd of teruggemeld. Vermeld waarom.",
+        CaseAction.REOPEN: "De zaak komt terug in de wachtrij van open zaken.",
+        CaseAction.NOTE: "De notitie komt bij de zaak te staan; de toestand van de zaak "
+        "verandert niet.",
+    }[action]
+
+
+def age_text(age: timedelta) -> str:
+    days = age.days
+    if days >= 2:
+        return f"{days} dagen"
+    hours = int(age.total_seconds() // 3600)
+    if hours >= 1:
+        return f"{hours} uur"
+    return f"{int(age.total_seconds() // 60)} min"
+
+
+def _when(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M UTC")
+
+
+def case_url(case_id: str) -> str:
+    return "/cases/" + quote(case_id, safe=":")
+
+
+def _templates() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("adapters.admin", "templates"),
+        autoescape=True,  # every value is escaped, whatever the template's name
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.globals.update(
+        age=age_text,
+        when=_when,
+        case_url=case_url,
+        describe=describe,
+        kind_label=lambda kind: KINDS[kind].label,
+        state_label=lambda state: STATE_LABELS[state],
+        action_label=lambda action: ACTION_LABELS[action],
+        role_label=lambda role: ROLE_LABELS[role],
+        audit_label=lambda action: AUDIT_LABELS.get(action, action),
+    )
+    return env
+
+
+class _HttpError(Exception):
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+class _RedirectError(Exception):
+    """Not an error: ends a request with 303 See Other."""
+
+    def __init__(self, location: str) -> None:
+        super().__init__(location)
+        self.location = location
+
+
+class ActionRequest(BaseModel):
+    """Body of ``POST /api/cases/{id}/actions/{action}``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    reason: str = Field(default="", max_length=2000)
+
+
+# --- JSON --------------------------------------------------------------------------------
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.isoformat()
+
+
+def case_json(case: Case, now: datetime) -> dict[str, Any]:
+    facts = case.facts
+    record = case.record
+    return {
+        "id": case.id,
+        "kind": case.kind.value,
+        "kindLabel": KINDS[case.kind].label,
+        "state": case.state.value,
+        "open": case.is_open,
+        "since": _iso(facts.since),
+        "ageSeconds": int(case.age(now).total_seconds()),
+        "traceerId": facts.ref,
+        "party": facts.party,
+        "insurer": facts.insurer,
+        "participant": facts.participant,
+        "retourcodes": [{"code": c, "meaning": describe(c)} for c in facts.retourcodes],
+        "summary": facts.summary,
+        "filename": facts.filename,
+        "standard": facts.standard,
+        "details": dict(facts.details),
+        "record": None
+        if record is None
+        else {
+            "state": record.state.value,
+            "reason": record.reason,
+            "changedAt": _iso(record.changed_at),
+            "changedBy": record.changed_by,
+        },
+    }
+
+
+def _file_json(file: FileView | None) -> dict[str, Any] | None:
+    if file is None:
+        return None
+    return {
+        "title": file.title,
+        "masked": file.masked,
+        "truncated": file.truncated,
+        "records": [
+            {
+                "number": r.number,
+                "type": r.type,
+                "name": r.name,
+                "problem": r.problem,
+                "fields": [
+                    {"id": f.id, "label": f.label, "value": f.value, "masked": f.masked}
+                    for f in r.fields
+                ],
+            }
+            for r in file.records
+        ],
+    }
+
+
+def case_view_json(view: CaseView) -> dict[str, Any]:
+    return {
+        "case": case_json(view.case, view.now),
+        "explanation": view.spec.explanation,
+        "actions": [a.value for a in view.actions],
+        "retourcodes": [{"code": c, "meaning": m} for c, m in view.retourcodes],
+        "notes": [{"at": _iso(n.at), "author": n.author, "text": n.text} for n in view.notes],
+        "history": [entry_json(e) for e in view.history],
+        "statuses": [
+            {
+                "at": _iso(s.at),
+                "status": s.status.value,
+                "code": s.code,
+                "description": s.description,
+            }
+            for s in view.statuses
+        ],
+        "file": _file_json(view.file),
+    }
+
+
+def _queue_json(queue: Queue) -> dict[str, Any]:
+    return {
+        "now": _iso(queue.now),
+        "counts": {kind.value: n for kind, n in queue.counts.items()},
+        "cases": [case_json(c, queue.now) for c in queue.cases],
+    }
+
+
+def _report_json(report: ChainReport) -> dict[str, Any]:
+    return {
+        "intact": report.intact,
+        "entries": report.entries,
+        "headHash": report.head_hash,
+        "firstBadSeq": report.first_bad_seq,
+        "problem": report.problem,
+    }
+
+
+# --- requests ----------------------------------------------------------------------------
+
+
+class _AdminRequest(server.Request):
+    """A request whose body may not exceed :data:`MAX_BODY_BYTES` (forms and small JSON)."""
+
+    def gotLength(self, length: int | None) -> None:
+        if length is not None and length > MAX_BODY_BYTES:
+            self.setResponseCode(413)
+            self.setHeader(b"content-type", b"text/plain; charset=utf-8")  # type: ignore[no-untyped-call]
+            self.setHeader(b"connection", b"close")  # type: ignore[no-untyped-call]
+            self.write(b"Request too large.\n")  # type: ignore[no-untyped-call]
+            self.finish()  # type: ignore[no-untyped-call]
+            self.channel.loseConnection()
+            return
+        super().gotLength(length)  # type: ignore[no-untyped-call]
+
+
+def _arg(request: server.Request, name: str) -> str:
+    values = (request.args or {}).get(name.encode("ascii"), [])
+    if not values:
+        return ""
+    return bytes(values[0]).decode("utf-8", "replace")
+
+
+def _origin(request: server.Request) -> str:
+    address = request.getClientAddress()
+    return str(getattr(address, "host", "") or "")
+
+
+def _cookie(request: server.Request, name: str) -> str | None:
+    raw = request.getCookie(name.encode("ascii"))
+    return None if raw is None else raw.decode("ascii", "replace")
+
+
+def _int_arg(request: server.Request, name: str) -> int | None:
+    text = _arg(request, name).strip()
+    if not text:
+        return None
+    if not text.isdigit() or len(text) > 6:
+        raise _HttpError(400, "ongeldig-filter", f"{name} moet een geheel getal zijn.")
+    return int(text)
+
+
+def _code_arg(request: server.Request, name: str, length: int) -> str | None:
+    text = _arg(request, name).strip()
+    if not text:
+        return None
+    if not text.isdigit() or len(text) > length:
+        raise _HttpError(400, "ongeldig-filter", f"{name}: alleen cijfers, hoogstens {length}.")
+    return text
+
+
+def _filter(request: server.Request) -> CaseFilter:
+    kind_text = _arg(request, "kind").strip()
+    kinds: frozenset[CaseKind] = frozenset()
+    if kind_text:
+        try:
+            kinds = frozenset({CaseKind(kind_text)})
+        except ValueError:
+            raise _HttpError(400, "ongeldig-filter", "Onbekende soort zaak.") from None
+    return CaseFilter(
+        kinds=kinds,
+        insurer=_code_arg(request, "insurer", 4),
+        participant=_code_arg(request, "participant", 8),
+        retourcode=_code_arg(request, "retourcode", 4),
+        min_age_days=_int_arg(request, "min_age_days"),
+        max_age_days=_int_arg(request, "max_age_days"),
+        include_closed=_arg(request, "all") in ("1", "true", "on"),
+    )
+
+
+# --- the resource ------------------------------------------------------------------------
+
+
+class AdminResource(resource.Resource):
+    isLeaf = True
+
+    def __init__(self, service: AdminService, config: AdminConfig) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]
+        self._service = service
+        self._config = config
+        self._env = _templates()
+        self._css = resources.files("adapters.admin").joinpath("static/admin.css").read_bytes()
+        secure = config.cookies_secure
+        self._secure = secure
+        # __Host- cookies are only accepted over HTTPS, for this host and path /.
+        self._session_cookie = "__Host-igo_admin_session" if secure else "igo_admin_session"
+        self._lifetime = timedelta(minutes=config.session_lifetime_minutes)
+
+    # twisted.web entry point ----------------------------------------------------------
+
+    def render(self, request: server.Request) -> bytes | int:
+        for name, value in _SECURITY_HEADERS.items():
+            request.setHeader(name, value)
+        if self._secure:
+            request.setHeader(b"strict-transport-security", b"max-age=31536000")
+        d = ensureDeferred(self._dispatch(request))
+        d.addCallbacks(
+            lambda body: self._finish(request, body),
+            lambda failure: self._fail(request, failure),
+        )
+        return server.NOT_DONE_YET
+
+    def _finish(self, request: server.Request, body: bytes) -> None:
+        if request._disconnected or request.finished:
+            return
+        request.write(body)
+        request.finish()
+
+    def _is_api(self, request: server.Request) -> bool:
+        return (request.postpath or [b""])[0] == b"api"
+
+    def _fail(self, request: server.Request, failure: Failure) -> None:
+        exc = failure.value
+        if isinstance(exc, _RedirectError):
+            request.setResponseCode(303)
+            request.setHeader(b"location", exc.location.encode("ascii"))
+            self._finish(request, b"")
+            return
+        if isinstance(exc, _HttpError):
+            status, code, message = exc.status, exc.code, exc.message
+        elif isinstance(exc, NotAllowedError):
+            status, code = 403, "geen-recht"
+            message = "Uw rol geeft geen toegang tot deze pagina of actie."
+        elif isinstance(exc, ActionRefusedError):
+            status, code, message = exc.status, exc.code, str(exc)
+        elif isinstance(exc, LookupError):
+            status, code, message = 404, "onbekend", "Deze zaak bestaat niet."
+        elif isinstance(exc, StoreUnavailableError):
+            log.warn("store unavailable for the admin site")
+            request.setHeader(b"retry-after", b"30")
+            status, code = 503, "tijdelijk-niet-beschikbaar"
+            message = "De opslag is nu niet bereikbaar; er is niets veranderd. Probeer het later."
+        else:
+            log.failure("unexpected error in the admin site", failure)
+            status, code, message = 500, "interne-fout", "Er ging iets onverwachts mis."
+        if self._is_api(request):
+            request.setResponseCode(status)
+            request.setHeader(b"content-type", b"application/problem+json")
+            body = problem_bytes(status, code, message)
+        else:
+            heading = http.RESPONSES.get(status, b"Fout").decode("ascii")
+            body = self._page(
+                request, "error.html", status=status, heading=heading, message=message
+            )
+        self._finish(request, body)
+
+    # rendering ------------------------------------------------------------------------
+
+    def _page(
+        self,
+        request: server.Request,
+        template: str,
+        *,
+        status: int = 200,
+        actor: Actor | None = None,
+        token: str | None = None,
+        **context: Any,
+    ) -> bytes:
+        request.setResponseCode(status)
+        request.setHeader(b"content-type", b"text/html; charset=utf-8")
+        page = self._env.get_template(template).render(
+            actor=actor,
+            csrf=csrf_token(token) if token else "",
+            may_audit=actor is not None and actor.may(Permission.VIEW_AUDIT),
+            may_resolve=actor is not None and actor.may(Permission.RESOLVE_CASES),
+            may_unmask=actor is not None and actor.may(Permission.UNMASK),
+            notice=context.pop("notice", None),
+            **context,
+        )
+        return page.encode("utf-8")
+
+    @staticmethod
+    def _json(request: server.Request, value: object, status: int = 200) -> bytes:
+        request.setResponseCode(status)
+        request.setHeader(b"content-type", b"application/json")
+        return json.dumps(value, ensure_ascii=False).encode("utf-8")
+
+    # dispatch -------------------------------------------------------------------------
+
+    async def _dispatch(self, request: server.Request) -> bytes:
+        segments = [s.decode("utf-8", "replace") for s in request.postpath or []]
+        while segments and segments[-1] == "" and len(segments) > 1:
+            segments.pop()
+        method = request.method
+        if segments == ["static", "admin.css"] and method in (b"GET", b"HEAD"):
+            request.setHeader(b"content-type", b"text/css; charset=utf-8")
+            request.setHeader(b"cache-control", b"public, max-age=3600")
+            return self._css
+        if segments and segments[0] == "api":
+            return await self._api(request, segments[1:])
+        if segments == ["login"]:
+            if method == b"POST":
+                return await self._login(request)
+            return self._login_page(request)
+        token, actor = await self._session(request)
+        if actor is None or token is None:
+            if method == b"GET":
+                raise _RedirectError("/login")
+            raise _HttpError(403, "niet-aangemeld", "U bent niet (meer) aangemeld.")
+        if method == b"POST":
+            self._check_csrf(token, _arg(request, "csrf"))
+        return await self._html(request, segments, token, actor)
+
+    async def _html(
+        self, request: server.Request, segments: list[str], token: str, actor: Actor
+    ) -> bytes:
+        method = request.method
+        if segments in ([""], []) and method == b"GET":
+            raise _RedirectError("/cases")
+        if segments == ["logout"] and method == b"POST":
+            await self._service.logout(token, actor)
+            self._clear_session_cookie(request)
+            raise _RedirectError("/login")
+        if segments == ["cases"] and method == b"GET":
+            query = _filter(request)
+            queue = await self._service.queue(actor, query)
+            form = {
+                "kind": _arg(request, "kind"),
+                "insurer": _arg(request, "insurer"),
+                "participant": _arg(request, "participant"),
+                "retourcode": _arg(request, "retourcode"),
+                "min_age_days": _arg(request, "min_age_days"),
+                "all": query.include_closed,
+            }
+            return self._page(
+                request,
+                "queue.html",
+                actor=actor,
+                token=token,
+                kinds=list(KINDS.values()),
+                counts=queue.counts,
+                cases=queue.cases,
+                now=queue.now,
+                form=form,
+                filtered=query != CaseFilter(),
+            )
+        if len(segments) == 2 and segments[0] == "cases" and method == b"GET":
+            view = await self._service.case(actor, segments[1])
+            done = _arg(request, "done")
+            notice = None
+            if done in CaseAction.__members__.values():
+                notice = f"{ACTION_LABELS[CaseAction(done)]}: gedaan en vastgelegd."
+            return self._page(
+                request, "case.html", actor=actor, token=token, view=view, notice=notice
+            )
+        if len(segments) == 3 and segments[0] == "cases" and segments[2] == "unmask":
+            if method != b"POST":
+                raise _HttpError(405, "methode", "Gebruik de knop op de zaakpagina.")
+            view = await self._service.case(actor, segments[1], unmask=True)
+            return self._page(request, "case.html", actor=actor, token=token, view=view)
+        if len(segments) == 3 and segments[0] == "cases":
+            action = _action(segments[2])
+            if method == b"GET":
+                view = await self._service.case(actor, segments[1])
+                return self._confirm(request, actor, token, view, action, "", None)
+            reason = _arg(request, "reason")
+            try:
+                await self._service.act(actor, segments[1], action, reason)
+            except ActionRefusedError as refused:
+                if refused.status == 403:
+                    raise
+                view = await self._service.case(actor, segments[1])
+                return self._confirm(
+                    request, actor, token, view, action, reason, str(refused), status=refused.status
+                )
+            raise _RedirectError(f"{case_url(segments[1])}?done={action.value}")
+        if segments == ["audit"] and method == b"GET":
+            return await self._audit_page(request, actor, token)
+        if segments == ["audit", "export"] and method == b"GET":
+            entries = await self._service.audit_log(actor, limit=None, export=True)
+            request.setHeader(b"content-type", b"application/x-ndjson; charset=utf-8")
+            request.setHeader(
+                b"content-disposition", b'attachment; filename="igo-gateway-audit.jsonl"'
+            )
+            return "".join(
+                json.dumps(entry_json(e), ensure_ascii=False) + "\n" for e in entries
+            ).encode("utf-8")
+        raise _HttpError(404, "onbekend", "Deze pagina bestaat niet.")
+
+    def _confirm(
+        self,
+        request: server.Request,
+        actor: Actor,
+        token: str,
+        view: CaseView,
+        action: CaseAction,
+        reason: str,
+        error: str | None,
+        *,
+        status: int = 200,
+    ) -> bytes:
+        if action not in view.actions and error is None:
+            raise ActionRefusedError(
+                "actie-past-niet",
+                f"{ACTION_LABELS[action]} past niet bij deze zaak of bij uw rol.",
+                status=403 if not view.actions else 409,
+            )
+        return self._page(
+            request,
+            "confirm.html",
+            status=status,
+            actor=actor,
+            token=token,
+            view=view,
+            action=action,
+            consequence=_consequence(action, view.case),
+            reason=reason,
+            reason_required=action in (CaseAction.WRITE_OFF, CaseAction.NOTE),
+            error=error,
+        )
+
+    async def _audit_page(self, request: server.Request, actor: Actor, token: str) -> bytes:
+        report = await self._service.verify_audit()
+        after = _int_arg(request, "after")
+        if after is None:
+            after = max(0, report.entries - 200)
+        entries: list[AuditEntry] = await self._service.audit_log(actor, after_seq=after, limit=201)
+        more = len(entries) > 200
+        return self._page(
+            request,
+            "audit.html",
+            actor=actor,
+            token=token,
+            report=report,
+            entries=entries[:200],
+            more=more,
+        )
+
+    # sessions and CSRF ----------------------------------------------------------------
+
+    async def _session(self, request: server.Request) -> tuple[str | None, Actor | None]:
+        token = _cookie(request, self._session_cookie)
+        actor = await self._service.authenticate(token, _origin(request))
+        return token, actor
+
+    @staticmethod
+    def _check_csrf(token: str, given: str) -> None:
+        if not given or not hmac.compare_digest(csrf_token(token), given):
+            raise _HttpError(
+                403,
+                "csrf",
+                "Het formulier is verlopen of komt niet van deze site; laad de pagina opnieuw.",
+            )
+
+    def _set_cookie(self, request: server.Request, name: str, value: str, max_age: int) -> None:
+        request.addCookie(
+            name.encode("ascii"),
+            value.encode("ascii"),
+            path=b"/",
+            max_age=str(max_age).encode("ascii"),
+            secure=self._secure,
+            httpOnly=True,
+            sameSite=b"strict",
+        )
+
+    def _clear_session_cookie(self, request: server.Request) -> None:
+        self._set_cookie(request, self._session_cookie, "", 0)
+
+    def _login_page(
+        self,
+        request: server.Request,
+        *,
+        error: str | None = None,
+        name: str = "",
+        status: int = 200,
+    ) -> bytes:
+        login_csrf = _cookie(request, LOGIN_COOKIE)
+        if not login_csrf or len(login_csrf) > 100:
+            login_csrf = secrets.token_urlsafe(24)
+            self._set_cookie(request, LOGIN_COOKIE, login_csrf, 3600)
+        return self._page(
+            request, "login.html", status=status, login_csrf=login_csrf, error=error, name=name
+        )
+
+    async def _login(self, request: server.Request) -> bytes:
+        cookie = _cookie(request, LOGIN_COOKIE)
+        given = _arg(request, "csrf")
+        if not cookie or not given or not hmac.compare_digest(cookie, given):
+            raise _HttpError(
+                403, "csrf", "Het aanmeldformulier is verlopen; laad de pagina opnieuw."
+            )
+        name = _arg(request, "name")
+        # Whatever session the browser brought ends here: the login gets a new id
+        # (no session fixation).
+        old = _cookie(request, self._session_cookie)
+        try:
+            token, _actor = await self._service.login(
+                name, _arg(request, "password"), _origin(request)
+            )
+        except LoginRefusedError as refused:
+            message = (
+                "Te veel mislukte pogingen; wacht even en probeer het opnieuw."
+                if refused.throttled
+                else "Onjuiste gebruikersnaam of wachtwoord."
+            )
+            return self._login_page(
+                request, error=message, name=name[:64], status=429 if refused.throttled else 401
+            )
+        if old:
+            await self._service.forget_session(old)
+        self._set_cookie(request, self._session_cookie, token, int(self._lifetime.total_seconds()))
+        self._set_cookie(request, LOGIN_COOKIE, "", 0)
+        raise _RedirectError("/cases")
+
+    # the JSON API ---------------------------------------------------------------------
+
+    async def _api_actor(self, request: server.Request) -> Actor:
+        raw_auth = request.getHeader(b"authorization")
+        auth = None if raw_auth is None else raw_auth.decode("latin-1")
+        origin = _origin(request)
+        if auth is not None:
+            scheme, _, token = auth.partition(" ")
+            actor = await self._service.authenticate(
+                token.strip() if scheme.lower() == "bearer" else None, origin
+            )
+        else:
+            session = _cookie(request, self._session_cookie)
+            actor = await self._service.authenticate(session, origin)
+            if actor is not None and session is not None and request.method != b"GET":
+                header = request.getHeader(b"x-csrf-token") or b""
+                self._check_csrf(session, header.decode("latin-1"))
+        if actor is None:
+            request.setHeader(b"www-authenticate", b'Bearer realm="igo-gateway-admin"')
+            raise _HttpError(401, "niet-aangemeld", "A valid API token or session is required.")
+        return actor
+
+    async def _api(self, request: server.Request, segments: list[str]) -> bytes:
+        actor = await self._api_actor(request)
+        method = request.method
+        if segments == ["me"] and method == b"GET":
+            permissions = sorted(p.value for p in Permission if actor.may(p))
+            return self._json(
+                request, {"name": actor.name, "role": actor.role.value, "permissions": permissions}
+            )
+        if segments == ["cases"] and method == b"GET":
+            return self._json(
+                request, _queue_json(await self._service.queue(actor, _filter(request)))
+            )
+        if len(segments) == 2 and segments[0] == "cases" and method == b"GET":
+            return self._json(request, case_view_json(await self._service.case(actor, segments[1])))
+        if len(segments) == 3 and segments[0] == "cases" and segments[2] == "unmask":
+            if method != b"POST":
+                raise _HttpError(405, "methode", "Use POST.")
+            view = await self._service.case(actor, segments[1], unmask=True)
+            return self._json(request, case_view_json(view))
+        if len(segments) == 4 and segments[0] == "cases" and segments[2] == "actions":
+            if method != b"POST":
+                raise _HttpError(405, "methode", "Use POST.")
+            action = _action(segments[3])
+            body = _action_request(request)
+            case = await self._service.act(actor, segments[1], action, body.reason)
+            return self._json(request, case_json(case, self._service.clock()))
+        if segments == ["audit"] and method == b"GET":
+            after = _int_arg(request, "after") or 0
+            limit = min(_int_arg(request, "limit") or 500, 5000)
+            entries = await self._service.audit_log(actor, after_seq=after, limit=limit)
+            return self._json(request, {"entries": [entry_json(e) for e in entries]})
+        if segments == ["audit", "verify"] and method == b"GET":
+            if not actor.may(Permission.VIEW_AUDIT):
+                raise NotAllowedError(Permission.VIEW_AUDIT)
+            return self._json(request, _report_json(await self._service.verify_audit()))
+        raise _HttpError(404, "onbekend", "No such API route.")
+
+
+def _action(text: str) -> CaseAction:
+    try:
+        return CaseAction(text)
+    except ValueError:
+        raise _HttpError(404, "onbekend", "Deze actie bestaat niet.") from None
+
+
+def _action_request(request: server.Request) -> ActionRequest:
+    content = request.content
+    raw = content.read() if content is not None else b""
+    try:
+        return ActionRequest.model_validate_json(raw or b"{}")
+    except ValidationError as exc:
+        raise _HttpError(
+            400, "ongeldig-verzoek", f"Invalid body: {exc.errors()[0]['msg']}"
+        ) from None
+
+
+# --- the site ----------------------------------------------------------------------------
+
+
+def build_admin_site(
+    store: MessageStore,
+    admin_store: AdminStore,
+    registry: LayoutRegistry | None,
+    keyring: Keyring | None,
+    clock: Callable[[], datetime],
+    *,
+    config: AdminConfig | None = None,
+    metrics_registry: CollectorRegistry | None = None,
+    run_in_thread: RunInThread | None = None,
+    hasher: PasswordHasher | None = None,
+) -> server.Site:
+    """The admin site on ``store`` (the messages) and ``admin_store`` (accounts, audit,
+    cases), with ``registry`` (the EI layouts) to show files, ``clock`` for "now".
+
+    ``keyring`` is for looking up clients by BSN through its keyed index (for the case
+    kinds built on declaration lines); ``metrics_registry`` is the gateway's Prometheus
+    registry (``Metrics().registry``); ``run_in_thread`` runs password hashing and file
+    rendering off the reactor (``deferToThread`` in production)."""
+    config = config or AdminConfig()
+    service = AdminService(
+        admin=admin_store,
+        messages=store,
+        layouts=registry,
+        clock=clock,
+        session_lifetime=timedelta(minutes=config.session_lifetime_minutes),
+        metrics=AdminMetrics(metrics_registry) if metrics_registry is not None else None,
+    )
+    if hasher is not None:
+        service.hasher = hasher
+    if run_in_thread is not None:
+        service.run_in_thread = run_in_thread
+    site = server.Site(AdminResource(service, config))
+    site.requestFactory = _AdminRequest
+    site.displayTracebacks = False
+    return site

@@ -7,13 +7,26 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
-from gateway.cli import backup, bundle, codec, config, init, insurer_sim, keys, pki, serve
+from gateway.cli import (
+    admin,
+    audit,
+    backup,
+    bundle,
+    cases,
+    codec,
+    config,
+    init,
+    insurer_sim,
+    keys,
+    pki,
+    serve,
+)
 
 __all__ = ["main"]
 
 Handler = Callable[[argparse.Namespace], int]
 
-_MODULES = (codec, config, init, pki, serve, bundle, backup, keys, insurer_sim)
+_MODULES = (codec, config, init, pki, serve, bundle, backup, keys, insurer_sim, admin, cases, audit)
 
 
 def build_parser() -> argparse.ArgumentParser:

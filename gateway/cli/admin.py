@@ -1,0 +1,176 @@
+"""``igo-gateway admin``: the admin site's accounts, from the command line.
+
+``create-user`` bootstraps the first administrator (the password is asked twice at a
+terminal, or read as one line from standard input — never taken from the command line,
+where other users of the machine could read it); ``create-token`` makes an API token for
+scripts; ``list-users`` shows who has access. Each is written to the audit log as done by
+``cli:<the OS user>``.
+
+:func:`admin_session` is shared by ``igo-gateway cases`` and ``igo-gateway audit``: the
+config's store opened without a reactor, and the admin service on it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from adapters.admin.blocking import Blocking, opened_stores
+from gateway.admin.accounts import AccountError, Actor, Role
+from gateway.admin.ports import UserExistsError
+from gateway.admin.service import AdminService
+from gateway.config import ConfigError, load_config
+from gateway.crypto import CryptoError, Keyring
+from gateway.ei import LayoutError, load_layouts
+from gateway.store import StoreError
+
+__all__ = ["AdminSession", "admin_session", "cli_actor", "register"]
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+class CliError(Exception):
+    """A problem to report in one line, with the exit status to end with."""
+
+    def __init__(self, message: str, status: int = EXIT_FAILED) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def cli_actor() -> Actor:
+    """Whoever runs the command: it has the store's own rights, so every permission."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = "unknown"
+    return Actor(f"cli:{user}", Role.ADMINISTRATOR, "cli")
+
+
+@dataclass(frozen=True, slots=True)
+class AdminSession:
+    run: Blocking
+    service: AdminService
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+@contextmanager
+def admin_session(config_path: Path) -> Iterator[AdminSession]:
+    """The admin service on the store of the config at ``config_path``; raises
+    :class:`CliError`."""
+    try:
+        config = load_config(config_path, check_files=False)
+    except ConfigError as exc:
+        raise CliError(str(exc), EXIT_USAGE) from None
+    try:
+        key_file = config.encryption.key_file
+        keyring = Keyring.load(key_file) if key_file is not None else None
+        layouts = load_layouts()
+    except (CryptoError, LayoutError) as exc:
+        raise CliError(str(exc)) from None
+    try:
+        with opened_stores(config.store.url, keyring) as stores:
+            yield AdminSession(stores.run, AdminService(stores.admin, stores.store, layouts, _now))
+    except StoreError as exc:
+        raise CliError(f"store: {exc}") from None
+
+
+def register(sub: Any) -> None:
+    group = sub.add_parser("admin", help="accounts of the admin site")
+    commands = group.add_subparsers(dest="admin_command", metavar="COMMAND", required=True)
+
+    p = commands.add_parser(
+        "create-user",
+        help="add a user of the admin site",
+        description="Add a user with a role: viewer (reads cases, masked), operator (also "
+        "resolves cases and shows client data), administrator (also reads the audit log). "
+        "The password (at least 12 characters) is asked twice at a terminal, or read as one "
+        "line from standard input.",
+    )
+    p.add_argument("--config", type=Path, required=True, metavar="FILE")
+    p.add_argument("--name", required=True, help="user name: lower-case letters, digits, . _ -")
+    p.add_argument("--role", required=True, choices=[r.value for r in Role])
+    p.set_defaults(handler=_create_user)
+
+    p = commands.add_parser(
+        "create-token",
+        help="make an API token for a user (for scripts)",
+        description="Print a new API token for USER, valid for --days days: send it as "
+        "'Authorization: Bearer TOKEN' to the admin site's /api/. It acts with the user's "
+        "role and is shown only once; the store keeps only its hash.",
+    )
+    p.add_argument("--config", type=Path, required=True, metavar="FILE")
+    p.add_argument("--name", required=True)
+    p.add_argument("--days", type=int, default=90)
+    p.set_defaults(handler=_create_token)
+
+    p = commands.add_parser("list-users", help="the users of the admin site and their roles")
+    p.add_argument("--config", type=Path, required=True, metavar="FILE")
+    p.set_defaults(handler=_list_users)
+
+
+def _read_password() -> str:
+    if sys.stdin.isatty():
+        first = getpass.getpass("Password: ")
+        if getpass.getpass("Password again: ") != first:
+            raise CliError("the passwords differ")
+        return first
+    line = sys.stdin.readline()
+    return line.removesuffix("\n").removesuffix("\r")
+
+
+def _report(command: str, error: CliError) -> int:
+    print(f"igo-gateway admin {command}: {error}", file=sys.stderr)
+    return error.status
+
+
+def _create_user(args: argparse.Namespace) -> int:
+    try:
+        password = _read_password()
+        with admin_session(args.config) as session:
+            session.run.wait(
+                session.service.create_user(args.name, Role(args.role), password, cli_actor())
+            )
+    except CliError as exc:
+        return _report("create-user", exc)
+    except (AccountError, UserExistsError) as exc:
+        return _report("create-user", CliError(str(exc)))
+    print(f"user {args.name} created ({args.role})")
+    return EXIT_OK
+
+
+def _create_token(args: argparse.Namespace) -> int:
+    if not 1 <= args.days <= 366:
+        return _report("create-token", CliError("--days must be 1 to 366", EXIT_USAGE))
+    try:
+        with admin_session(args.config) as session:
+            token = session.run.wait(
+                session.service.create_token(args.name, timedelta(days=args.days), cli_actor())
+            )
+    except CliError as exc:
+        return _report("create-token", exc)
+    except AccountError as exc:
+        return _report("create-token", CliError(str(exc)))
+    print(token)
+    return EXIT_OK
+
+
+def _list_users(args: argparse.Namespace) -> int:
+    try:
+        with admin_session(args.config) as session:
+            users = session.run.wait(session.service.admin.users())
+    except CliError as exc:
+        return _report("list-users", exc)
+    for user in users:
+        state = "disabled" if user.disabled else "active"
+        print(f"{user.name:<24} {user.role.value:<14} {state}")
+    return EXIT_OK

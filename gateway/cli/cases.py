@@ -1,0 +1,151 @@
+"""``igo-gateway cases``: the administrator's queue on the command line, working on the
+store directly (the gateway may be running): ``list``, ``show`` and ``resolve``. Every
+view of a case and every action is written to the audit log as done by ``cli:<OS user>``.
+
+Exit status: 0 done, 1 no such case or the action does not fit it, 2 usage or config.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from adapters.admin.site import age_text, case_json, case_view_json
+from gateway.admin.cases import KINDS, ActionRefusedError, CaseAction, CaseFilter, CaseKind
+from gateway.cli.admin import CliError, admin_session, cli_actor
+
+__all__ = ["register"]
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def register(sub: Any) -> None:
+    group = sub.add_parser("cases", help="the administrator's queue of cases")
+    commands = group.add_subparsers(dest="cases_command", metavar="COMMAND", required=True)
+
+    p = commands.add_parser("list", help="open cases, oldest first (filters as on the site)")
+    p.add_argument("--config", type=Path, required=True, metavar="FILE")
+    p.add_argument("--kind", choices=[k.value for k in CaseKind])
+    p.add_argument("--insurer", metavar="UZOVI")
+    p.add_argument("--participant", metavar="AGB")
+    p.add_argument("--retourcode", metavar="CODE")
+    p.add_argument("--min-age-days", type=int, metavar="N")
+    p.add_argument("--all", action="store_true", help="also cases written off or resolved")
+    p.add_argument("--json", action="store_true", help="one JSON object")
+    p.set_defaults(handler=_list)
+
+    p = commands.add_parser("show", help="one case: facts, retourcodes, history (audited)")
+    p.add_argument("case_id", metavar="CASE")
+    p.add_argument("--config", type=Path, required=True, metavar="FILE")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=_show)
+
+    p = commands.add_parser(
+        "resolve",
+        help="act on a case: retry, write_off, reopen or note",
+        description="retry: send a parked file again, due now, under the same id; "
+        "write_off: close the case (--reason required); reopen: back in the queue; note: "
+        "add --reason as a note. Each is one transaction with its audit entry.",
+    )
+    p.add_argument("case_id", metavar="CASE")
+    p.add_argument("--config", type=Path, required=True, metavar="FILE")
+    p.add_argument("--action", required=True, choices=[a.value for a in CaseAction])
+    p.add_argument("--reason", default="", help="why (no BSN or name: it goes into the log)")
+    p.set_defaults(handler=_resolve)
+
+
+def _fail(command: str, message: str, status: int = EXIT_FAILED) -> int:
+    print(f"igo-gateway cases {command}: {message}", file=sys.stderr)
+    return status
+
+
+def _list(args: argparse.Namespace) -> int:
+    query = CaseFilter(
+        kinds=frozenset({CaseKind(args.kind)}) if args.kind else frozenset(),
+        insurer=args.insurer,
+        participant=args.participant,
+        retourcode=args.retourcode,
+        min_age_days=args.min_age_days,
+        include_closed=args.all,
+    )
+    try:
+        with admin_session(args.config) as session:
+            queue = session.run.wait(session.service.queue(cli_actor(), query))
+    except CliError as exc:
+        return _fail("list", str(exc), exc.status)
+    if args.json:
+        result = {
+            "counts": {k.value: n for k, n in queue.counts.items()},
+            "cases": [case_json(c, queue.now) for c in queue.cases],
+        }
+        print(json.dumps(result, ensure_ascii=False, indent=2))
+        return EXIT_OK
+    print("open: " + ", ".join(f"{KINDS[k].label} {n}" for k, n in queue.counts.items()))
+    for case in queue.cases:
+        facts = case.facts
+        codes = ",".join(facts.retourcodes) or "-"
+        print(
+            f"{case.id}  {case.state.value:<11} {age_text(case.age(queue.now)):>8}  "
+            f"insurer {facts.insurer or '-':<4}  participant {facts.participant or '-':<8}"
+            f"  codes {codes}  {facts.filename or ''}"
+        )
+    return EXIT_OK
+
+
+def _show(args: argparse.Namespace) -> int:
+    try:
+        with admin_session(args.config) as session:
+            view = session.run.wait(session.service.case(cli_actor(), args.case_id))
+    except CliError as exc:
+        return _fail("show", str(exc), exc.status)
+    except LookupError:
+        return _fail("show", f"no case {args.case_id}")
+    if args.json:
+        print(json.dumps(case_view_json(view), ensure_ascii=False, indent=2))
+        return EXIT_OK
+    case = view.case
+    print(f"{case.id}: {view.spec.label} ({case.state.value})")
+    print(f"  {view.spec.explanation}")
+    for label, value in (
+        ("file", case.facts.filename),
+        ("standard", case.facts.standard),
+        ("participant", case.facts.participant),
+        ("insurer", case.facts.insurer),
+        ("since", f"{case.facts.since:%Y-%m-%d %H:%M} UTC ({age_text(case.age(view.now))})"),
+        ("summary", case.facts.summary),
+        *case.facts.details.items(),
+    ):
+        if value:
+            print(f"  {label}: {value}")
+    for code, meaning in view.retourcodes:
+        print(f"  retourcode {code}: {meaning}")
+    if case.record is not None and case.record.reason:
+        print(f"  {case.record.state.value} by {case.record.changed_by}: {case.record.reason}")
+    for note in view.notes:
+        print(f"  note {note.at:%Y-%m-%d %H:%M} {note.author}: {note.text}")
+    for entry in view.history:
+        print(
+            f"  #{entry.seq} {entry.at:%Y-%m-%d %H:%M} {entry.actor} {entry.action} {entry.detail}"
+        )
+    print("  actions: " + (", ".join(a.value for a in view.actions) or "none"))
+    return EXIT_OK
+
+
+def _resolve(args: argparse.Namespace) -> int:
+    action = CaseAction(args.action)
+    try:
+        with admin_session(args.config) as session:
+            case = session.run.wait(
+                session.service.act(cli_actor(), args.case_id, action, args.reason)
+            )
+    except CliError as exc:
+        return _fail("resolve", str(exc), exc.status)
+    except LookupError:
+        return _fail("resolve", f"no case {args.case_id}")
+    except ActionRefusedError as exc:
+        return _fail("resolve", str(exc), EXIT_USAGE if exc.status == 400 else EXIT_FAILED)
+    print(f"{case.id}: {action.value} done; the case is {case.state.value}")
+    return EXIT_OK

@@ -34,7 +34,7 @@ from adapters.storage import SqlMessageStore, open_store
 from adapters.storage.lock import StoreLock
 from adapters.tls import Identities, client_identity, server_context_factory
 from gateway.bundler import Bundler
-from gateway.collector import RetourCollector
+from gateway.collector import CollectedRetour, RetourCollector
 from gateway.config import GatewayConfig, InsurerConfig, LinkKind, RetryConfig
 from gateway.crypto import Keyring
 from gateway.ei import LayoutRegistry, load_layouts
@@ -46,6 +46,7 @@ from gateway.rules.catalogue import Catalogue, load_catalogue
 from gateway.rules.model import Terms
 from gateway.schedule import PerInsurer
 from gateway.store import MessageStore
+from gateway.unpacker import Unpacker
 
 __all__ = ["RunningGateway", "access_log_line", "start"]
 
@@ -172,6 +173,29 @@ def _insurer_link(
     )
 
 
+def _unpacker(config: GatewayConfig, store: SqlMessageStore, registry: LayoutRegistry) -> Unpacker:
+    disciplines = {p.agb: p.discipline for p in config.participants}
+    overheads = {
+        i.uzovi: max(i.contracts, key=lambda c: c.year).overhead_percent
+        for i in config.insurers
+        if i.contracts
+    }
+    return Unpacker(
+        store,
+        store.outcomes,
+        registry,
+        now=_now,
+        model=config.bundling.distribution,
+        shares=config.bundling.shares,
+        discipline_of=disciplines.get,
+        overhead_of=lambda insurer: overheads.get(insurer, 0.0),
+    )
+
+
+async def _unpack(unpacker: Unpacker, collected: CollectedRetour) -> None:
+    await unpacker.unpack(collected)
+
+
 def _start_insurer_exchange(gateway: RunningGateway, reactor: Any, run: Any) -> None:
     """Send what is queued for each linked insurer and fetch its retours, each insurer on
     its own timer."""
@@ -194,6 +218,7 @@ def _start_insurer_exchange(gateway: RunningGateway, reactor: Any, run: Any) -> 
         policies={i.uzovi: _retry_policy(i.link.retry) for i in linked if i.link is not None},
         metrics=gateway.metrics,
     )
+    unpacker = _unpacker(config, store, gateway.registry)
     collector = RetourCollector(
         store,
         store.outbox,
@@ -202,6 +227,7 @@ def _start_insurer_exchange(gateway: RunningGateway, reactor: Any, run: Any) -> 
         now=_now,
         run_in_thread=run,
         metrics=gateway.metrics,
+        on_retour=lambda collected: _unpack(unpacker, collected),
     )
     for schedule in (
         PerInsurer("sending", forwarder.run_once),

@@ -68,6 +68,7 @@ __all__ = [
     "ConfigProblem",
     "ContractConfig",
     "Discipline",
+    "Distribution",
     "EncryptionConfig",
     "EpdApiConfig",
     "GatewayConfig",
@@ -446,6 +447,11 @@ class InsurerConfig(_Section):
         return self
 
 
+class Distribution(enum.StrEnum):
+    DECLARED = "declared"
+    SHARES = "shares"
+
+
 class BundlingConfig(_Section):
     """When and how lines are bundled into integral claims."""
 
@@ -472,6 +478,23 @@ class BundlingConfig(_Section):
     interval_seconds: float = Field(
         default=3600, gt=0, description="How often serve runs the bundler."
     )
+    distribution: Distribution = Field(
+        default=Distribution.DECLARED,
+        description="How a granted integral amount is shared out: declared (each participant "
+        "gets what it declared, the monodisciplinary equivalent) or shares (a percentage per "
+        "discipline of the granted amount minus the IGO's overhead).",
+    )
+    shares: dict[Discipline, float] = Field(
+        default_factory=dict,
+        description="With distribution = shares: percent per discipline (midwifery, "
+        "kraamzorg, hospital), together 100.",
+    )
+
+    @model_validator(mode="after")
+    def _shares_add_up(self) -> BundlingConfig:
+        if self.distribution is Distribution.SHARES and abs(sum(self.shares.values()) - 100) > 0.01:
+            raise ValueError("shares must add up to 100 (percent)")
+        return self
 
 
 class EncryptionConfig(_Section):

@@ -42,6 +42,7 @@ from gateway.store import (
 if TYPE_CHECKING:
     from adapters.storage.bundling import SqlBundleStore
     from adapters.storage.outbox import SqlOutbox
+    from adapters.storage.outcomes import SqlOutcomeStore
 
 __all__ = ["JournalCodec", "SqlMessageStore"]
 
@@ -94,6 +95,13 @@ class SqlMessageStore:
         from adapters.storage.bundling import SqlBundleStore  # noqa: PLC0415 - imports this
 
         return SqlBundleStore(self.database, self.codec)
+
+    @property
+    def outcomes(self) -> SqlOutcomeStore:
+        """Answers to original lines, in the same database."""
+        from adapters.storage.outcomes import SqlOutcomeStore  # noqa: PLC0415 - imports this
+
+        return SqlOutcomeStore(self.database, self.codec)
 
     @property
     def outbox(self) -> SqlOutbox:

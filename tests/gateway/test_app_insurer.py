@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from adapters.storage import SqlMessageStore, open_store
-from gateway.ei import load_layouts, validate_bytes
+from gateway.ei import Record, load_layouts, read_records, validate_bytes
 from gateway.outbox import OutboundState
 from gateway.pki import CA_CERT
 from gateway.store import Direction, MessageStatus, NewMessage, NewStatus
@@ -212,6 +212,8 @@ def test_three_participants_declarations_become_one_integral_claim_at_the_insure
                 assert pump.wait(store.open_lines()) == []
             finally:
                 pump.wait(store.close())
+            for agb, (_, name) in FILES.items():
+                assert_answered_line_by_line(gateway, agb, (MESSAGES / name).read_bytes())
         finally:
             gateway.stop()
         claims = sim.claims()
@@ -219,3 +221,33 @@ def test_three_participants_declarations_become_one_integral_claim_at_the_insure
         assert "bundled: 1 claim file(s)" in gateway.logs()
     finally:
         sim.stop()
+
+
+RETOUR_OF = {"VK301": "VK302", "KZ301": "KZ302", "ZH308": "ZH309"}
+
+
+def assert_answered_line_by_line(gateway: GatewayProcess, agb: str, declaration: bytes) -> None:
+    """The participant's EPD finds a retour in its own standard answering its upload: every
+    prestatie with its NUM040 and reference, granted what it declared."""
+    with gateway.client(agb) as epd:
+        deadline = time.monotonic() + 30
+        while not (waiting := epd.get("/berichten").json()["berichten"]):
+            assert time.monotonic() < deadline, gateway.logs()
+            time.sleep(0.2)
+        (retour,) = waiting
+        payload = epd.get(f"/berichten/{retour['traceerId']}/payload").content
+    checked = validate_bytes(REGISTRY, payload)
+    assert checked.valid, checked.findings
+    original = [r for r in read_records(REGISTRY, [declaration]) if isinstance(r, Record)]
+    answered = [r for r in read_records(REGISTRY, [payload]) if isinstance(r, Record)]
+    declared = validate_bytes(REGISTRY, declaration).layout
+    assert checked.layout is not None
+    assert declared is not None
+    assert checked.layout.standard == RETOUR_OF[declared.standard]
+    ours = {r.number_value("record_id"): r for r in original if r.type == "04"}
+    theirs = {r.number_value("record_id"): r for r in answered if r.type == "04"}
+    assert theirs.keys() == ours.keys()
+    for number, record in theirs.items():
+        assert record.text("reference") == ours[number].text("reference")
+        if ours[number].layout.has("declared_amount"):
+            assert record.get("granted_amount") == ours[number].get("declared_amount")

@@ -1,0 +1,142 @@
+"""Answers to original lines, on SQL: which lines an outbound file carried, what the insurer
+said about each, the retour messages that carry those answers to the participants, and the
+settlement per participant."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date
+from typing import Any
+
+from twisted.internet.defer import Deferred
+
+from adapters.storage.database import Database, Transaction
+from adapters.storage.lines import COLUMNS, line_from_row
+from adapters.storage.messages import JournalCodec, put_message_txn
+from gateway.lines import DeclaredLine
+from gateway.store import NewMessage
+from gateway.unpacker import CarriedClaim, LineAnswer, SettlementRow
+
+__all__ = ["SqlOutcomeStore"]
+
+
+class SqlOutcomeStore:
+    def __init__(self, database: Database, codec: JournalCodec) -> None:
+        self.database = database
+        self.codec = codec
+
+    def claims_in(self, outbound: str) -> Deferred[list[CarriedClaim]]:
+        return self.database.run_read("claims_in", claims_in_txn, outbound, self.codec)
+
+    def forwarded_in(self, outbound: str) -> Deferred[list[DeclaredLine]]:
+        return self.database.run_read("forwarded_in", forwarded_in_txn, outbound, self.codec)
+
+    def record_answers(
+        self, answers: Sequence[LineAnswer], retours: Sequence[NewMessage]
+    ) -> Deferred[None]:
+        return self.database.run_interaction(
+            "record_answers", record_answers_txn, tuple(answers), tuple(retours), self.codec
+        )
+
+    def settlement(
+        self, participant: str | None, start: date, end: date
+    ) -> Deferred[list[SettlementRow]]:
+        return self.database.run_read(
+            "settlement", settlement_txn, participant, start, end, self.codec
+        )
+
+
+def _lines_where(
+    txn: Transaction, codec: JournalCodec, where: str, params: tuple[Any, ...]
+) -> list[DeclaredLine]:
+    txn.execute(
+        f"SELECT {COLUMNS} FROM declaration_lines WHERE {where}"  # noqa: S608 - constant text
+        " ORDER BY traceer_id, record_number",
+        params,
+    )
+    return [line_from_row(row, codec) for row in txn.fetchall()]
+
+
+def claims_in_txn(txn: Transaction, outbound: str, codec: JournalCodec) -> list[CarriedClaim]:
+    txn.execute(
+        "SELECT reference, record_number, amount, insurer, credits FROM integral_claims"
+        " WHERE outbound = ? ORDER BY record_number",
+        (outbound,),
+    )
+    heads = txn.fetchall()
+    carried = []
+    for reference, record_number, amount, insurer, credits in heads:
+        absorbed = _lines_where(
+            txn,
+            codec,
+            "EXISTS (SELECT 1 FROM claim_absorbs a WHERE a.reference = ?"
+            " AND a.traceer_id = declaration_lines.traceer_id"
+            " AND a.record_number = declaration_lines.record_number)",
+            (reference,),
+        )
+        carried.append(
+            CarriedClaim(reference, int(record_number), int(amount), insurer, credits, absorbed)
+        )
+    return carried
+
+
+def forwarded_in_txn(txn: Transaction, outbound: str, codec: JournalCodec) -> list[DeclaredLine]:
+    return _lines_where(txn, codec, "outbound = ? AND state = 'forwarded'", (outbound,))
+
+
+def record_answers_txn(
+    txn: Transaction,
+    answers: tuple[LineAnswer, ...],
+    retours: tuple[NewMessage, ...],
+    codec: JournalCodec,
+) -> None:
+    for retour in retours:
+        put_message_txn(txn, retour, codec)
+    for answer in answers:
+        traceer_id, record_number = answer.key
+        txn.execute(
+            "UPDATE declaration_lines SET outcome = ?, granted_amount = ?, outcome_codes = ?,"
+            " answered_in = COALESCE(?, answered_in)"
+            " WHERE traceer_id = ? AND record_number = ?",
+            (
+                answer.outcome,
+                answer.granted,
+                " ".join(answer.codes) or None,
+                answer.answered_in,
+                traceer_id,
+                record_number,
+            ),
+        )
+
+
+def settlement_txn(
+    txn: Transaction, participant: str | None, start: date, end: date, codec: JournalCodec
+) -> list[SettlementRow]:
+    params: tuple[Any, ...] = (
+        (start, end) if txn.engine == "postgres" else (start.isoformat(), end.isoformat())
+    )
+    where = "prestatie_date >= ? AND prestatie_date <= ?"
+    if participant is not None:
+        where += " AND participant = ?"
+        params = (*params, participant)
+    txn.execute(
+        f"SELECT {COLUMNS}, state, outcome, granted_amount, outcome_codes, claim_reference"  # noqa: S608
+        f" FROM declaration_lines WHERE {where}"
+        " ORDER BY participant, prestatie_date, record_number",
+        params,
+    )
+    rows = []
+    for row in txn.fetchall():
+        line = line_from_row(row[:16], codec)
+        state, outcome, granted, codes, reference = row[16:21]
+        rows.append(
+            SettlementRow(
+                line=line,
+                state=state,
+                outcome=outcome,
+                granted=None if granted is None else int(granted),
+                codes=tuple((codes or "").split()),
+                claim_reference=reference,
+            )
+        )
+    return rows

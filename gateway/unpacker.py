@@ -1,0 +1,322 @@
+"""Unpacking an insurer's retour back to every originating provider, line by line.
+
+For a retour answering an **integral claim file** each integral line is looked up by its
+NUM040: *granted* — every original line it absorbed is granted, with the amount the
+distribution model assigns it (``declared``: what the participant declared, the
+monodisciplinary equivalent; ``shares``: a percentage per discipline of the granted amount
+less the IGO's overhead, split over that discipline's lines by their declared amounts);
+*rejected* (nothing granted) — its originals go to the IGO administrator's queue, status
+"under review by the IGO", until resolved. A whole-file rejection (a code in the 01 record)
+rejects every line of the file. Each participant then gets a retour file in its own retour
+standard answering its own upload: the original records, their NUM040 and reference
+numbers, the outcome tail and recomputed totals — only the lines answered now (lines under
+review are answered later, in a further retour). For a **monodisciplinary forward** the
+insurer's retour is passed on to the participant unchanged: it is its own declaration.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from twisted.logger import Logger
+
+from gateway.collector import CollectedRetour
+from gateway.config import Discipline, Distribution
+from gateway.ei import LayoutRegistry, Outcome, Record, build_retour, read_records
+from gateway.lines import DeclaredLine
+from gateway.rules.model import LineKey, line_key
+from gateway.store import Direction, MessageStatus, MessageStore, NewMessage, NewStatus
+
+__all__ = [
+    "CarriedClaim",
+    "LineAnswer",
+    "OutcomeStore",
+    "SettlementRow",
+    "Unpacker",
+    "distribute",
+]
+
+log = Logger()
+
+GRANTED, REJECTED, REVIEW = "granted", "rejected", "review"
+
+
+@dataclass(frozen=True)
+class CarriedClaim:
+    """An integral line an outbound file carried, and the original lines it absorbed."""
+
+    reference: str
+    record_number: int
+    amount: int
+    insurer: str
+    credits: str | None
+    absorbed: list[DeclaredLine]
+
+
+@dataclass(frozen=True, slots=True)
+class LineAnswer:
+    key: LineKey
+    outcome: str  # granted, rejected (passed on), review (the IGO's queue)
+    granted: int | None
+    codes: tuple[str, ...]
+    answered_in: str | None  # the retour message to the participant
+
+
+@dataclass(frozen=True)
+class SettlementRow:
+    line: DeclaredLine
+    state: str
+    outcome: str | None
+    granted: int | None
+    codes: tuple[str, ...]
+    claim_reference: str | None
+
+
+class OutcomeStore(Protocol):
+    """What the unpacker needs of the store (``adapters.storage.outcomes``)."""
+
+    def claims_in(self, outbound: str) -> Awaitable[list[CarriedClaim]]: ...
+
+    def forwarded_in(self, outbound: str) -> Awaitable[list[DeclaredLine]]: ...
+
+    def record_answers(
+        self, answers: Sequence[LineAnswer], retours: Sequence[NewMessage]
+    ) -> Awaitable[None]: ...
+
+
+def distribute(
+    granted: int,
+    lines: Sequence[DeclaredLine],
+    *,
+    model: Distribution,
+    shares: Mapping[Discipline, float],
+    discipline_of: Callable[[str], Discipline | None],
+    overhead_percent: float = 0.0,
+) -> dict[LineKey, int]:
+    """Each absorbed line's part of a granted integral amount (eurocents)."""
+    if model is Distribution.DECLARED:
+        return {line_key(line): max(line.amount or 0, 0) for line in lines}
+    net = granted * (1 - overhead_percent / 100)
+    by_discipline: dict[Discipline | None, list[DeclaredLine]] = defaultdict(list)
+    for line in lines:
+        by_discipline[discipline_of(line.participant)].append(line)
+    out: dict[LineKey, int] = {}
+    for discipline, own in by_discipline.items():
+        pot = net * shares.get(discipline, 0) / 100 if discipline is not None else 0
+        weights = [max(line.amount or 0, 0) for line in own]
+        total = sum(weights)
+        for line, weight in zip(own, weights, strict=True):
+            part = pot * (weight / total if total else 1 / len(own))
+            out[line_key(line)] = round(part)
+    return out
+
+
+def _retour_tail(records: Sequence[Record]) -> tuple[tuple[str, ...], dict[int, Record]]:
+    header_codes: tuple[str, ...] = ()
+    details: dict[int, Record] = {}
+    for record in records:
+        if record.type == "01":
+            header_codes = _codes(record)
+        elif record.type == "04":
+            details[record.number_value("record_id")] = record
+    return header_codes, details
+
+
+def _granted(record: Record) -> int:
+    value = record.get("granted_amount")
+    return value if isinstance(value, int) else 0
+
+
+def _codes(record: Record) -> tuple[str, ...]:
+    found = []
+    for n in (1, 2, 3):
+        value = str(record.get(f"retourcode_{n}") or "").strip()
+        if value and value != "0000":
+            found.append(value)
+    return tuple(found)
+
+
+class Unpacker:
+    def __init__(
+        self,
+        messages: MessageStore,
+        outcomes: OutcomeStore,
+        registry: LayoutRegistry,
+        *,
+        now: Callable[[], datetime],
+        model: Distribution = Distribution.DECLARED,
+        shares: Mapping[Discipline, float] | None = None,
+        discipline_of: Callable[[str], Discipline | None] = lambda agb: None,
+        overhead_of: Callable[[str], float] = lambda insurer: 0.0,
+    ) -> None:
+        self._messages = messages
+        self._outcomes = outcomes
+        self._registry = registry
+        self._now = now
+        self._model = model
+        self._shares = dict(shares or {})
+        self._discipline_of = discipline_of
+        self._overhead_of = overhead_of
+
+    async def unpack(self, collected: CollectedRetour) -> list[LineAnswer]:
+        if collected.answers is None or not collected.valid:
+            return []
+        payload = await self._messages.payload(collected.message.sha256) or b""
+        records = [r for r in read_records(self._registry, [payload]) if isinstance(r, Record)]
+        outbound = collected.answers.traceer_id
+        claims = await self._outcomes.claims_in(outbound)
+        if claims:
+            answers = self._integral(records, claims)
+            retours, answers = await self._participant_retours(answers, claims, records)
+        else:
+            answers, retours = await self._forwarded(collected, records, payload, outbound)
+        await self._outcomes.record_answers(answers, retours)
+        counts: dict[str, int] = defaultdict(int)
+        for answer in answers:
+            counts[answer.outcome] += 1
+        log.info(
+            "unpacked retour {traceer_id}: {counts}; {files} retour file(s) for participants",
+            traceer_id=collected.message.traceer_id,
+            counts=dict(counts),
+            files=len(retours),
+        )
+        return answers
+
+    # --- integral claims -----------------------------------------------------------------
+
+    def _integral(self, records: list[Record], claims: list[CarriedClaim]) -> list[LineAnswer]:
+        header_codes, details = _retour_tail(records)
+        answers = []
+        for claim in claims:
+            record = details.get(claim.record_number)
+            codes = header_codes or (_codes(record) if record else ("0001",))
+            granted = 0 if header_codes or record is None else _granted(record)
+            if claim.credits is not None:
+                continue  # a credit line absorbs nothing
+            if granted > 0:
+                parts = distribute(
+                    granted,
+                    claim.absorbed,
+                    model=self._model,
+                    shares=self._shares,
+                    discipline_of=self._discipline_of,
+                    overhead_percent=self._overhead_of(claim.insurer),
+                )
+                answers += [
+                    LineAnswer(line_key(line), GRANTED, parts[line_key(line)], codes, None)
+                    for line in claim.absorbed
+                ]
+            else:
+                answers += [
+                    LineAnswer(line_key(line), REVIEW, None, codes, None) for line in claim.absorbed
+                ]
+        return answers
+
+    async def _participant_retours(
+        self, answers: list[LineAnswer], claims: list[CarriedClaim], retour: list[Record]
+    ) -> tuple[list[NewMessage], list[LineAnswer]]:
+        lines = {line_key(line): line for claim in claims for line in claim.absorbed}
+        by_upload: dict[str, list[LineAnswer]] = defaultdict(list)
+        for answer in answers:
+            if answer.outcome == GRANTED:
+                by_upload[answer.key[0]].append(answer)
+        reference = (
+            retour[0].text("insurer_reference")
+            if retour and retour[0].layout.has("insurer_reference")
+            else ""
+        )
+        messages = []
+        answered_in: dict[LineKey, str] = {}
+        for upload_id, own in sorted(by_upload.items()):
+            message = await self._messages.get_message(upload_id)
+            payload = await self._messages.payload(message.sha256) if message else None
+            if message is None or payload is None:
+                continue
+            originals = [
+                r for r in read_records(self._registry, [payload]) if isinstance(r, Record)
+            ]
+            layout = self._registry.lookup(
+                originals[0].text("standard_code"),
+                originals[0].text("version"),
+                originals[0].text("subversion"),
+            )
+            if layout is None:
+                continue
+            retour_layout = self._registry.retour_of(layout)
+            outcomes = {
+                a.key[1]: Outcome(granted=a.granted or 0, calculated=lines[a.key].amount)
+                for a in own
+            }
+            data = build_retour(
+                retour_layout,
+                originals,
+                outcomes,
+                insurer_reference=reference[:24],
+                retour_date=self._now().date(),
+                answered_only=True,
+            )
+            sha = hashlib.sha256(data).hexdigest()
+            new = NewMessage(
+                traceer_id=str(uuid.uuid4()),
+                conversatie_id=message.conversatie_id,
+                direction=Direction.TO_PARTICIPANT,
+                party=message.party,
+                payload=data,
+                sha256=sha,
+                created_at=self._now(),
+                status=NewStatus(MessageStatus.DELIVERED, None, "Retourinformatie klaargezet."),
+                idempotency_key=f"answer:{upload_id}:{sha}",
+                filename=f"{retour_layout.standard}-{upload_id}.asc",
+                standard=retour_layout.standard,
+                reply_to=upload_id,
+            )
+            messages.append(new)
+            for a in own:
+                answered_in[a.key] = new.traceer_id
+        return messages, [
+            LineAnswer(a.key, a.outcome, a.granted, a.codes, answered_in.get(a.key))
+            for a in answers
+        ]
+
+    # --- monodisciplinary forwards -------------------------------------------------------
+
+    async def _forwarded(
+        self, collected: CollectedRetour, records: list[Record], payload: bytes, outbound: str
+    ) -> tuple[list[LineAnswer], list[NewMessage]]:
+        lines = await self._outcomes.forwarded_in(outbound)
+        if not lines:
+            return [], []
+        header_codes, details = _retour_tail(records)
+        by_reference = {r.text("reference"): r for r in details.values()}
+        upload_id = lines[0].traceer_id
+        message = await self._messages.get_message(upload_id)
+        if message is None:
+            return [], []
+        retour = NewMessage(
+            traceer_id=str(uuid.uuid4()),
+            conversatie_id=message.conversatie_id,
+            direction=Direction.TO_PARTICIPANT,
+            party=message.party,
+            payload=payload,
+            sha256=collected.message.sha256,
+            created_at=self._now(),
+            status=NewStatus(MessageStatus.DELIVERED, None, "Retourinformatie doorgegeven."),
+            idempotency_key=f"passed-on:{collected.message.traceer_id}",
+            filename=collected.message.filename,
+            standard=collected.message.standard,
+            reply_to=upload_id,
+        )
+        answers = []
+        for line in lines:
+            record = by_reference.get(line.reference)
+            codes = header_codes or (_codes(record) if record else ())
+            granted = 0 if header_codes or record is None else _granted(record)
+            outcome = GRANTED if granted > 0 else REJECTED
+            answers.append(LineAnswer(line_key(line), outcome, granted, codes, retour.traceer_id))
+        return answers, [retour]

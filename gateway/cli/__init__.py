@@ -20,13 +20,28 @@ from gateway.cli import (
     keys,
     pki,
     serve,
+    settlement,
 )
 
 __all__ = ["main"]
 
 Handler = Callable[[argparse.Namespace], int]
 
-_MODULES = (codec, config, init, pki, serve, bundle, backup, keys, insurer_sim, admin, cases, audit)
+_MODULES = (
+    codec,
+    config,
+    init,
+    pki,
+    serve,
+    bundle,
+    settlement,
+    backup,
+    keys,
+    insurer_sim,
+    admin,
+    cases,
+    audit,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

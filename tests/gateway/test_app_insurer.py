@@ -214,6 +214,7 @@ def test_three_participants_declarations_become_one_integral_claim_at_the_insure
                 pump.wait(store.close())
             for agb, (_, name) in FILES.items():
                 assert_answered_line_by_line(gateway, agb, (MESSAGES / name).read_bytes())
+            assert_settled(config)
         finally:
             gateway.stop()
         claims = sim.claims()
@@ -251,3 +252,25 @@ def assert_answered_line_by_line(gateway: GatewayProcess, agb: str, declaration:
         assert record.text("reference") == ours[number].text("reference")
         if ours[number].layout.has("declared_amount"):
             assert record.get("granted_amount") == ours[number].get("declared_amount")
+
+
+def assert_settled(config: Path) -> None:
+    """The settlement report: every line answered, each participant owed what it declared."""
+    done = subprocess.run(
+        cli_command(
+            "settlement", "--config", str(config), "--from", "2026-01-01", "--to", "2026-12-31",
+            "--format", "json",
+        ),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    totals = {p["participant"]: p for p in report["participants"]}
+    assert set(totals) == set(FILES)
+    for agb in ("02001234", "33001234"):
+        assert totals[agb]["open"] == 0
+        assert totals[agb]["owed"] == totals[agb]["declared"] > 0
+    assert {line["outcome"] for line in report["lines"]} == {"granted"}

@@ -1,0 +1,132 @@
+"""``igo-gateway admin``, ``cases`` and ``audit`` on a SQLite store, in process."""
+
+from __future__ import annotations
+
+import io
+import json
+import sqlite3
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from adapters.admin.blocking import opened_stores
+from adapters.admin.demo import seed_cases
+from gateway.cli import main
+from gateway.ei import load_layouts
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Path:
+    db = tmp_path / "gateway.db"
+    path = tmp_path / "gateway.toml"
+    path.write_text(
+        f"""[igo]
+name = "IGO Test"
+agb = "53001234"
+
+[store]
+url = "sqlite:///{db}"
+
+[epd_api.tls]
+cert = "server.pem"
+key = "server.key"
+trust = "ca.pem"
+""",
+        encoding="utf-8",
+    )
+    with opened_stores(f"sqlite:///{db}", None) as stores:
+        stores.run.wait(seed_cases(stores.store, load_layouts(), datetime.now(UTC)))
+    return path
+
+
+def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    status = main(list(args))
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def test_create_user_reads_the_password_from_stdin_never_the_command_line(
+    config: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("sys.stdin", io.StringIO("a long enough password\n"))
+    status, out, _ = run(
+        capsys,
+        "admin",
+        "create-user",
+        "--config",
+        str(config),
+        "--name",
+        "anna",
+        "--role",
+        "viewer",
+    )
+    assert (status, out.strip()) == (0, "user anna created (viewer)")
+    monkeypatch.setattr("sys.stdin", io.StringIO("short\n"))
+    status, _, err = run(
+        capsys, "admin", "create-user", "--config", str(config), "--name", "bob", "--role", "viewer"
+    )
+    assert status == 1
+    assert "at least 12" in err
+    status, out, _ = run(capsys, "admin", "list-users", "--config", str(config))
+    assert out.split() == ["anna", "viewer", "active"]
+    status, out, _ = run(capsys, "admin", "create-token", "--config", str(config), "--name", "anna")
+    assert status == 0
+    assert len(out.strip()) >= 43
+
+
+def test_cases_list_show_resolve(config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    status, out, _ = run(capsys, "cases", "list", "--config", str(config), "--json")
+    listed = json.loads(out)
+    assert status == 0
+    assert listed["counts"] == {"intake_rejected": 1, "parked": 1, "unmatched_retour": 1}
+    status, out, _ = run(capsys, "cases", "show", "parked:demo-claim", "--config", str(config))
+    assert status == 0
+    assert "actions: retry, write_off, note" in out
+    status, out, _ = run(
+        capsys,
+        "cases",
+        "resolve",
+        "parked:demo-claim",
+        "--action",
+        "retry",
+        "--config",
+        str(config),
+    )
+    assert (status, out.strip()) == (0, "parked:demo-claim: retry done; the case is retried")
+    status, _, err = run(
+        capsys,
+        "cases",
+        "resolve",
+        "parked:demo-claim",
+        "--action",
+        "retry",
+        "--config",
+        str(config),
+    )
+    assert status == 1
+    assert "past niet" in err
+    status, _, err = run(capsys, "cases", "show", "parked:nothing", "--config", str(config))
+    assert status == 1
+
+
+def test_audit_verify_finds_an_edited_entry_and_export_writes_json_lines(
+    config: Path, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    for _ in range(3):
+        run(capsys, "cases", "show", "parked:demo-claim", "--config", str(config))
+    status, out, _ = run(capsys, "audit", "verify", "--config", str(config))
+    assert status == 0
+    assert out.startswith("audit log intact: 3 entries")
+    status, _, _ = run(
+        capsys, "audit", "export", "--config", str(config), "--to", str(tmp_path / "a.jsonl")
+    )
+    lines = (tmp_path / "a.jsonl").read_text("utf-8").splitlines()
+    assert [json.loads(line)["seq"] for line in lines] == [1, 2, 3, 4]
+
+    with sqlite3.connect(tmp_path / "gateway.db") as db:
+        db.execute("DROP TRIGGER admin_audit_no_update")
+        db.execute("UPDATE admin_audit SET actor = 'someone else' WHERE seq = 2")
+    status, out, _ = run(capsys, "audit", "verify", "--config", str(config))
+    assert status == 1
+    assert "broken at entry 2" in out

@@ -4,7 +4,8 @@ For a retour answering an **integral claim file** each integral line is looked u
 NUM040: *granted* — every original line it absorbed is granted, with the amount the
 distribution model assigns it (``declared``: what the participant declared, the
 monodisciplinary equivalent; ``shares``: a percentage per discipline of the granted amount
-less the IGO's overhead, split over that discipline's lines by their declared amounts);
+less the IGO's overhead — the shares of the disciplines that took part, made to add up to
+100% — split over that discipline's lines by their declared amounts);
 *rejected* (nothing granted) — its originals go to the IGO administrator's queue, status
 "under review by the IGO", until resolved. A whole-file rejection (a code in the 01 record)
 rejects every line of the file. Each participant then gets a retour file in its own retour
@@ -106,14 +107,27 @@ def distribute(
     by_discipline: dict[Discipline | None, list[DeclaredLine]] = defaultdict(list)
     for line in lines:
         by_discipline[discipline_of(line.participant)].append(line)
-    out: dict[LineKey, int] = {}
+    # Shares of the disciplines that took part in this line, made to add up to 100%.
+    present = {d: shares.get(d, 0.0) if d is not None else 0.0 for d in by_discipline}
+    whole = sum(present.values())
+    exact: dict[LineKey, float] = {}
     for discipline, own in by_discipline.items():
-        pot = net * shares.get(discipline, 0) / 100 if discipline is not None else 0
+        pot = net * present[discipline] / whole if whole else net * len(own) / len(lines)
         weights = [max(line.amount or 0, 0) for line in own]
         total = sum(weights)
         for line, weight in zip(own, weights, strict=True):
-            part = pot * (weight / total if total else 1 / len(own))
-            out[line_key(line)] = round(part)
+            exact[line_key(line)] = pot * (weight / total if total else 1 / len(own))
+    out = _apportion(round(net), exact)
+    return out
+
+
+def _apportion(total: int, exact: Mapping[LineKey, float]) -> dict[LineKey, int]:
+    """Whole eurocents that add up to ``total`` exactly (largest remainders get the rest)."""
+    out = {key: int(value) for key, value in exact.items()}
+    rest = total - sum(out.values())
+    by_remainder = sorted(exact, key=lambda key: exact[key] - out[key], reverse=True)
+    for key in by_remainder[: max(rest, 0)]:
+        out[key] += 1
     return out
 
 

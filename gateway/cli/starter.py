@@ -40,6 +40,7 @@ def write_installation(
     port: int,
     header: Sequence[str],
     comments: bool,
+    extra: str = "",
 ) -> Path:
     """Create ``directory`` with a development PKI (kept if there is one) and write its
     config file; the config file's path. ``comments`` explains every setting in the file."""
@@ -127,5 +128,5 @@ def write_installation(
             f'certificates = ["{fingerprints[member.agb]}"]',
         ]
     path = directory / CONFIG_NAME
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    path.write_text("\n".join(lines) + "\n" + extra, encoding="utf-8")
     return path

@@ -62,6 +62,21 @@ def test_shares_split_the_granted_amount_less_overhead_by_discipline() -> None:
     assert list(parts.values()) == [54000, 18000, 18000]
 
 
+def test_shares_of_disciplines_that_took_no_part_go_to_those_that_did() -> None:
+    mid = ln("02001234", "VK301", "190001", date(2026, 5, 1), amount=30000)
+    kraam = ln("33001234", "KZ301", "196201", date(2026, 6, 1), amount=6250)
+    discipline = {"02001234": Discipline.MIDWIFERY, "33001234": Discipline.KRAAMZORG}
+    parts = distribute(
+        100000,
+        [mid, kraam],
+        model=Distribution.SHARES,
+        shares={Discipline.MIDWIFERY: 40, Discipline.KRAAMZORG: 35, Discipline.HOSPITAL: 25},
+        discipline_of=discipline.get,
+    )
+    assert sum(parts.values()) == 100000
+    assert list(parts.values()) == [53333, 46667]
+
+
 class Outcomes:
     def __init__(self, claims: list[CarriedClaim]) -> None:
         self.claims = claims

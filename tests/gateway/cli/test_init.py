@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from gateway.cli import main
-from gateway.cli.serve import DEMO_PARTICIPANTS, write_demo
+from gateway.cli.demo import DEMO_PARTICIPANTS, write_demo
 from gateway.config import load_config
 
 

@@ -10,6 +10,7 @@ absorbed, and where every settled original line ended.
 
 from __future__ import annotations
 
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Final
@@ -18,13 +19,14 @@ from twisted.internet.defer import Deferred
 
 from adapters.storage.database import Database, Transaction
 from adapters.storage.lines import COLUMNS, line_from_row, woman_key
-from adapters.storage.messages import JournalCodec
+from adapters.storage.messages import JournalCodec, add_status_txn
 from adapters.storage.outbox import enqueue_txn
 from gateway.bundler import BundleInput, LineOutcome, QueuedFile
 from gateway.lines import DeclaredLine
 from gateway.rules.catalogue import Phase
 from gateway.rules.claims import ClaimLink
-from gateway.rules.model import Existing, LineKey
+from gateway.rules.model import RETURN_TO_DECLARE_ITSELF, Existing, LineKey
+from gateway.store import MessageStatus, NewStatus
 
 __all__ = ["SqlBundleStore"]
 
@@ -155,6 +157,11 @@ def record_bundle_txn(
                 "INSERT INTO claim_absorbs (reference, traceer_id, record_number) VALUES (?, ?, ?)",
                 (link.reference, traceer_id, record_number),
             )
+    per_upload: dict[str, Counter[str]] = defaultdict(Counter)
+    for outcome in outcomes:
+        per_upload[outcome.key[0]][outcome.place.value] += 1
+    for upload, counts in sorted(per_upload.items()):
+        add_status_txn(txn, upload, _progress(counts), at)
     for outcome in outcomes:
         traceer_id, record_number = outcome.key
         txn.execute(
@@ -171,6 +178,28 @@ def record_bundle_txn(
                 record_number,
             ),
         )
+
+
+_WORDS = {
+    "absorbed": "integraal gedeclareerd",
+    "forwarded": "monodisciplinair doorgestuurd",
+    "returned": "teruggestuurd om zelf te declareren (9001)",
+    "cancelled": "tegen een correctie weggestreept",
+}
+
+
+def _progress(counts: Counter[str]) -> NewStatus:
+    """The status an upload gets when bundling settled some of its lines."""
+    parts = [
+        f"{counts[place]} regel(s) {words}" for place, words in _WORDS.items() if counts[place]
+    ]
+    status = (
+        MessageStatus.FORWARDED
+        if counts["absorbed"] or counts["forwarded"]
+        else MessageStatus.PROCESSED
+    )
+    code = RETURN_TO_DECLARE_ITSELF if counts["returned"] else None
+    return NewStatus(status, code, "Verwerkt: " + "; ".join(parts) + ".")
 
 
 def close_phase_txn(txn: Transaction, pregnancy: str, phase: Phase, by: str, at: datetime) -> None:

@@ -12,9 +12,9 @@ from twisted.internet.defer import Deferred
 
 from adapters.storage.database import Database, Transaction
 from adapters.storage.lines import COLUMNS, line_from_row
-from adapters.storage.messages import JournalCodec, put_message_txn
+from adapters.storage.messages import JournalCodec, add_status_txn, put_message_txn
 from gateway.lines import DeclaredLine
-from gateway.store import NewMessage
+from gateway.store import MessageStatus, NewMessage, NewStatus
 from gateway.unpacker import CarriedClaim, LineAnswer, SettlementRow
 
 __all__ = ["SqlOutcomeStore"]
@@ -91,7 +91,18 @@ def record_answers_txn(
     codec: JournalCodec,
 ) -> None:
     for retour in retours:
-        put_message_txn(txn, retour, codec)
+        stored = put_message_txn(txn, retour, codec)
+        if retour.reply_to is not None and stored.traceer_id == retour.traceer_id:
+            add_status_txn(
+                txn,
+                retour.reply_to,
+                NewStatus(
+                    MessageStatus.ANSWERED,
+                    None,
+                    f"Beantwoord: retourinformatie klaargezet ({retour.standard}).",
+                ),
+                retour.created_at,
+            )
     for answer in answers:
         traceer_id, record_number = answer.key
         txn.execute(

@@ -237,6 +237,12 @@ def assert_answered_line_by_line(gateway: GatewayProcess, agb: str, declaration:
             time.sleep(0.2)
         (retour,) = waiting
         payload = epd.get(f"/berichten/{retour['traceerId']}/payload").content
+        history = epd.get("/berichtstatussen", params={"traceerId": retour["alsAntwoordOp"]})
+        assert [s["status"] for s in history.json()["statussen"]] == [
+            "ontvangen",
+            "doorgestuurd",
+            "beantwoord",
+        ]
     checked = validate_bytes(REGISTRY, payload)
     assert checked.valid, checked.findings
     original = [r for r in read_records(REGISTRY, [declaration]) if isinstance(r, Record)]

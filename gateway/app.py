@@ -48,7 +48,7 @@ from gateway.schedule import PerInsurer
 from gateway.store import MessageStore
 from gateway.unpacker import Unpacker
 
-__all__ = ["RunningGateway", "access_log_line", "start"]
+__all__ = ["RunningGateway", "access_log_line", "prune_expired", "start"]
 
 log = Logger()
 T = TypeVar("T")
@@ -264,6 +264,40 @@ def _bundle_on_schedule(
     return task
 
 
+async def prune_expired(store: SqlMessageStore, days: int, metrics: Metrics | None = None) -> int:
+    """Prune every expired payload, give the space back; how many were pruned."""
+    now = _now()
+    cutoff = now - timedelta(days=days)
+    retention = store.retention
+    pruned = 0
+    while (result := await retention.prune(cutoff, now)).payloads:
+        pruned += result.payloads
+    if pruned:
+        await retention.reclaim()
+        log.info("pruned {count} expired stored file(s)", count=pruned)
+    if metrics is not None:
+        metrics.pruned_payloads.inc(pruned)
+        metrics.store_bytes.set(await retention.size())
+    return pruned
+
+
+def _prune_on_schedule(
+    gateway: RunningGateway, store: SqlMessageStore, reactor: Any
+) -> LoopingCall:
+    retention = gateway.config.retention
+
+    async def run() -> None:
+        try:
+            await prune_expired(store, retention.payload_days, gateway.metrics)
+        except Exception:
+            log.failure("pruning expired files failed; it is tried again next time")
+
+    task = LoopingCall(lambda: Deferred.fromCoroutine(run()))
+    task.clock = reactor
+    task.start(retention.interval_seconds, now=True)
+    return task
+
+
 REENCRYPT_BATCH = 100
 REENCRYPT_PAUSE_SECONDS = 0.5
 
@@ -384,6 +418,7 @@ async def start(config: GatewayConfig, reactor: Any) -> RunningGateway:
     _start_insurer_exchange(gateway, reactor, run_in_thread)
     if isinstance(store, SqlMessageStore):
         gateway.background.append(_bundle_on_schedule(gateway, store, catalogue, reactor))
+        gateway.background.append(_prune_on_schedule(gateway, store, reactor))
     host, number = gateway.epd_address
     log.info(
         "EPD API listening on https://{host}:{port} ({participants} participants)",

@@ -81,6 +81,7 @@ __all__ = [
     "MetricsConfig",
     "ParticipantConfig",
     "Participation",
+    "RetentionConfig",
     "RetryConfig",
     "RuleSet",
     "StoreConfig",
@@ -507,6 +508,22 @@ class EncryptionConfig(_Section):
     )
 
 
+class RetentionConfig(_Section):
+    """How long stored files are kept. The metadata (messages, statuses, lines,
+    factuurnummers) is kept: the audit trail and invoice-number uniqueness need it."""
+
+    payload_days: int = Field(
+        default=400,
+        ge=1,
+        description="A stored file is pruned this many days after it arrived, once nothing "
+        "still needs it (no open, unanswered or reviewed line; no unfetched retour; no "
+        "unanswered claim).",
+    )
+    interval_seconds: float = Field(
+        default=86400, gt=0, description="How often serve prunes and gives the space back."
+    )
+
+
 class LogFormat(enum.StrEnum):
     TEXT = "text"
     JSON = "json"
@@ -622,6 +639,9 @@ class GatewayConfig(_Section):
     bundling: BundlingConfig = Field(default_factory=BundlingConfig)
     logging: LoggingConfig = Field(
         default_factory=LoggingConfig, description="Default: readable text, level info."
+    )
+    retention: RetentionConfig = Field(
+        default_factory=RetentionConfig, description="Default: files kept 400 days."
     )
     encryption: EncryptionConfig = Field(
         default_factory=EncryptionConfig, description="Default: no key file, not encrypted."

@@ -102,6 +102,15 @@ class Metrics:
             registry=r,
         )
 
+        self.store_bytes = Gauge(
+            f"{NAMESPACE}_store_bytes", "Size of the store (database) in bytes.", registry=r
+        )
+        self.pruned_payloads = Counter(
+            f"{NAMESPACE}_pruned_payloads",
+            "Stored files pruned after their retention period.",
+            registry=r,
+        )
+
     def exposition(self) -> bytes:
         """The text exposition format of every metric."""
         return generate_latest(self.registry)

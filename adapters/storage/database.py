@@ -221,6 +221,9 @@ class _Sqlite:
             check_same_thread=False,
         )
         try:
+            # Freed pages can be given back to the file system (prune, then
+            # incremental_vacuum); it takes effect for a database created with it.
+            conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
             mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
             if mode != "wal" and self.path != ":memory:":
                 raise StoreUnavailableError(f"SQLite refused WAL mode (journal_mode={mode})")

@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from adapters.storage.bundling import SqlBundleStore
     from adapters.storage.outbox import SqlOutbox
     from adapters.storage.outcomes import SqlOutcomeStore
+    from adapters.storage.retention import SqlRetention
 
 __all__ = ["JournalCodec", "SqlMessageStore"]
 
@@ -102,6 +103,13 @@ class SqlMessageStore:
         from adapters.storage.outcomes import SqlOutcomeStore  # noqa: PLC0415 - imports this
 
         return SqlOutcomeStore(self.database, self.codec)
+
+    @property
+    def retention(self) -> SqlRetention:
+        """Pruning expired payloads, in the same database."""
+        from adapters.storage.retention import SqlRetention  # noqa: PLC0415
+
+        return SqlRetention(self.database)
 
     @property
     def outbox(self) -> SqlOutbox:
@@ -260,9 +268,12 @@ def conversation_txn(txn: Transaction, conversatie_id: str) -> list[Message]:
 
 
 def payload_txn(txn: Transaction, sha256: str, codec: JournalCodec) -> bytes | None:
-    txn.execute("SELECT payload, key_id FROM journal WHERE sha256 = ?", (sha256,))
+    """The bytes; None when unknown or pruned (expired)."""
+    txn.execute("SELECT payload, key_id, pruned_at FROM journal WHERE sha256 = ?", (sha256,))
     row = txn.fetchone()
-    return None if row is None else codec.open(row[1], bytes(row[0]), sha256)
+    if row is None or row[2] is not None:
+        return None
+    return codec.open(row[1], bytes(row[0]), sha256)
 
 
 def statuses_txn(txn: Transaction, traceer_ids: tuple[str, ...]) -> list[StatusEntry]:

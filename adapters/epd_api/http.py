@@ -7,7 +7,10 @@ and drops clients that take longer than a deadline to send their request (slow-l
 
 from __future__ import annotations
 
+import email.parser
+import email.policy
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
@@ -15,7 +18,15 @@ from twisted.web import http, server
 
 from gateway.metrics import Metrics
 
-__all__ = ["LimitedRequest", "MeteredSite", "limited_request_factory", "problem", "problem_bytes"]
+__all__ = [
+    "LimitedRequest",
+    "MeteredSite",
+    "UploadFormError",
+    "limited_request_factory",
+    "parse_upload",
+    "problem",
+    "problem_bytes",
+]
 
 PROBLEM_TYPE = "urn:igo-gateway:problem:"
 CLOSE_GRACE_SECONDS = 2.0
@@ -170,3 +181,50 @@ class MeteredSite(server.Site):
         clock = getattr(request, "clock", None)
         if arrived is not None and clock is not None:
             self._metrics.http_duration.labels(route).observe(max(0.0, clock.seconds() - arrived))
+
+
+# --- the VECOZO-style upload body ------------------------------------------------------------
+
+
+class UploadFormError(Exception):
+    """An upload body that cannot be used; answered as problem+json with this status."""
+
+    def __init__(self, status: int, code: str, detail: str) -> None:
+        super().__init__(detail)
+        self.status, self.code, self.detail = status, code, detail
+
+
+def parse_upload(
+    request: server.Request, max_metadata_bytes: int
+) -> tuple[bytes, bytes, str | None]:
+    """Split a multipart/form-data upload into (berichtMetadata, payload, file name)."""
+    ctype = request.getHeader(b"content-type") or b""
+    if not ctype.lower().startswith(b"multipart/form-data"):
+        raise UploadFormError(400, "geen-multipart", "Send the upload as multipart/form-data.")
+    body = request.content.read() if request.content is not None else b""
+    head = b"MIME-Version: 1.0\r\nContent-Type: " + ctype + b"\r\n\r\n"
+    unreadable = UploadFormError(400, "multipart-ongeldig", "The multipart body cannot be read.")
+    try:
+        msg = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(head + body)
+    except Exception:  # the email package raises several types on garbage
+        raise unreadable from None
+    if not msg.is_multipart() or msg.defects:
+        raise unreadable
+    parts: dict[str, tuple[bytes, str | None]] = {}
+    payloads: Sequence[Any] = msg.get_payload()  # type: ignore[assignment]
+    for part in payloads:
+        name = part.get_param("name", header="content-disposition")
+        if not isinstance(name, str) or name in parts:
+            continue
+        data = part.get_payload(decode=True)
+        parts[name] = (data if isinstance(data, bytes) else b"", part.get_filename())
+    missing = [n for n in ("berichtMetadata", "payload") if n not in parts]
+    if missing:
+        raise UploadFormError(
+            400, "onderdeel-ontbreekt", f"The multipart body lacks: {', '.join(missing)}."
+        )
+    metadata = parts["berichtMetadata"][0]
+    if len(metadata) > max_metadata_bytes:
+        raise UploadFormError(400, "metadata-ongeldig", "berichtMetadata is too large.")
+    payload, filename = parts["payload"]
+    return metadata, payload, filename

@@ -20,8 +20,6 @@ the faults say so.
 
 from __future__ import annotations
 
-import email.parser
-import email.policy
 import json
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -31,6 +29,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.web import http, resource, server
 
+from adapters.epd_api.http import UploadFormError, parse_upload
 from adapters.insurer_sim.config import SimFaults
 from adapters.insurer_sim.insurer import ConflictError, SimulatedInsurer, UploadFault
 from adapters.tls import client_identity
@@ -288,31 +287,7 @@ def _errors(exc: ValidationError) -> str:
 
 
 def _parse_multipart(request: server.Request) -> tuple[bytes, bytes, str | None]:
-    """Split a multipart/form-data body into (berichtMetadata, payload, file name)."""
-    ctype = request.getHeader(b"content-type") or b""
-    if not ctype.lower().startswith(b"multipart/form-data"):
-        raise _HttpError(400, "geen-multipart", "Send the upload as multipart/form-data.")
-    body = request.content.read() if request.content is not None else b""
-    head = b"MIME-Version: 1.0\r\nContent-Type: " + ctype + b"\r\n\r\n"
     try:
-        msg = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(head + body)
-    except Exception:  # the email package raises several types on garbage
-        raise _HttpError(400, "multipart-ongeldig", "The multipart body cannot be read.") from None
-    if not msg.is_multipart() or msg.defects:
-        raise _HttpError(400, "multipart-ongeldig", "The multipart body cannot be read.")
-    parts: dict[str, tuple[bytes, str | None]] = {}
-    payloads: Sequence[Any] = msg.get_payload()  # type: ignore[assignment]
-    for part in payloads:
-        name = part.get_param("name", header="content-disposition")
-        if not isinstance(name, str) or name in parts:
-            continue
-        data = part.get_payload(decode=True)
-        parts[name] = (data if isinstance(data, bytes) else b"", part.get_filename())
-    missing = [n for n in ("berichtMetadata", "payload") if n not in parts]
-    if missing:
-        raise _HttpError(400, "onderdeel-ontbreekt", f"The upload lacks: {', '.join(missing)}.")
-    metadata = parts["berichtMetadata"][0]
-    if len(metadata) > MAX_METADATA_BYTES:
-        raise _HttpError(400, "metadata-ongeldig", "berichtMetadata is too large.")
-    payload, filename = parts["payload"]
-    return metadata, payload, filename
+        return parse_upload(request, MAX_METADATA_BYTES)
+    except UploadFormError as exc:
+        raise _HttpError(exc.status, exc.code, exc.detail) from None

@@ -5,17 +5,12 @@ client as an EPD would drive it."""
 from __future__ import annotations
 
 import json
-import os
 import re
-import signal
 import socket
 import ssl
-import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -23,12 +18,12 @@ from typing import Any
 import httpx
 
 from gateway.pki import CA_CERT, SERVER_CERT, SERVER_KEY, Party, init_pki
+from tests.processes import START_SECONDS, ServerProcess
 
 KRAAMZORG = "33001234"
 MIDWIFE = "02001234"
 HOSPITAL = "06001234"
 IGO = "53001234"
-START_SECONDS = 30.0
 _LISTENING = re.compile(r"EPD API listening on https://127\.0\.0\.1:(\d+)")
 _OPERATIONS = re.compile(r"operations endpoint on http://127\.0\.0\.1:(\d+)/metrics")
 
@@ -109,68 +104,24 @@ def serve_command(config: Path) -> list[str]:
     return cli_command("serve", "--config", str(config))
 
 
-@dataclass
-class GatewayProcess:
+class GatewayProcess(ServerProcess):
     """One ``igo-gateway serve`` process; :meth:`start` again after :meth:`stop` restarts it
     on the same config (and store)."""
 
-    config: Path
-    pki: Path
-    process: subprocess.Popen[bytes] | None = None
-    port: int = 0
-    ops_port: int = 0
-    log: list[str] = field(default_factory=list)
-    _reader: threading.Thread | None = None
-
-    def start(self) -> None:
-        assert self.process is None, "already running"
-        self.process = subprocess.Popen(
-            serve_command(self.config),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            cwd=self.config.parent,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    def __init__(self, config: Path, pki: Path) -> None:
+        super().__init__(
+            serve_command(config), config.parent, {"port": _LISTENING, "ops_port": _OPERATIONS}
         )
-        found = threading.Event()
-        process = self.process
+        self.config = config
+        self.pki = pki
 
-        def read() -> None:
-            assert process.stderr is not None
-            for raw in process.stderr:
-                line = raw.decode("utf-8", "replace")
-                self.log.append(line)
-                operations = _OPERATIONS.search(line)
-                if operations:
-                    self.ops_port = int(operations.group(1))
-                    found.set()  # logged after the EPD API's line
-                match = _LISTENING.search(line)
-                if match:
-                    self.port = int(match.group(1))
+    @property
+    def port(self) -> int:
+        return self.ports["port"]
 
-        self._reader = threading.Thread(target=read, daemon=True)
-        self._reader.start()
-        deadline = time.monotonic() + START_SECONDS
-        while not found.wait(0.1):
-            if process.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError("the gateway did not start:\n" + "".join(self.log))
-
-    def stop(self) -> int:
-        """SIGTERM, and the exit status once it has shut down cleanly."""
-        process, self.process = self.process, None
-        if process is None:
-            return 0
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-        try:
-            status = process.wait(timeout=START_SECONDS)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            status = process.wait()
-        if self._reader is not None:
-            self._reader.join(5)
-        return status
+    @property
+    def ops_port(self) -> int:
+        return self.ports["ops_port"]
 
     @property
     def base_url(self) -> str:
@@ -196,9 +147,6 @@ class GatewayProcess:
 
     def operations(self, path: str) -> httpx.Response:
         return httpx.get(f"http://127.0.0.1:{self.ops_port}{path}", timeout=20)
-
-    def logs(self) -> str:
-        return "".join(self.log)
 
     def wait_for_log(self, text: str, timeout: float = START_SECONDS) -> None:
         deadline = time.monotonic() + timeout

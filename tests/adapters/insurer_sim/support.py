@@ -4,16 +4,10 @@ process on a loopback port with real mutual TLS (a development PKI per test modu
 from __future__ import annotations
 
 import json
-import os
 import re
-import signal
 import ssl
-import subprocess
 import sys
-import threading
-import time
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -23,12 +17,12 @@ import httpx
 from gateway.ei import FileWriter, LayoutRegistry
 from gateway.pki import CA_CERT, SERVER_CERT, SERVER_KEY, Party, init_pki
 from tests.factories import BSNS
+from tests.processes import ServerProcess
 
 IGO = "53001234"
 OTHER_IGO = "53009999"
 UZOVI = "3311"
 TARIFF = 12000
-START_SECONDS = 30.0
 _LISTENING = re.compile(r"insurer simulator listening on https://127\.0\.0\.1:(\d+)")
 
 
@@ -138,61 +132,17 @@ def sim_command(config: Path) -> list[str]:
     return [sys.executable, "-m", "gateway.cli", "insurer-sim", "--config", str(config)]
 
 
-@dataclass
-class SimProcess:
+class SimProcess(ServerProcess):
     """One ``igo-gateway insurer-sim`` process."""
 
-    config: Path
-    pki: Path
-    process: subprocess.Popen[bytes] | None = None
-    port: int = 0
-    log: list[str] = field(default_factory=list)
-    _reader: threading.Thread | None = None
+    def __init__(self, config: Path, pki: Path) -> None:
+        super().__init__(sim_command(config), config.parent, {"port": _LISTENING})
+        self.config = config
+        self.pki = pki
 
-    def start(self) -> None:
-        assert self.process is None, "already running"
-        self.process = process = subprocess.Popen(
-            sim_command(self.config),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            cwd=self.config.parent,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
-        found = threading.Event()
-
-        def read() -> None:
-            assert process.stderr is not None
-            for raw in process.stderr:
-                line = raw.decode("utf-8", "replace")
-                self.log.append(line)
-                match = _LISTENING.search(line)
-                if match:
-                    self.port = int(match.group(1))
-                    found.set()
-
-        self._reader = threading.Thread(target=read, daemon=True)
-        self._reader.start()
-        deadline = time.monotonic() + START_SECONDS
-        while not found.wait(0.1):
-            if process.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError("the simulator did not start:\n" + "".join(self.log))
-
-    def stop(self) -> int:
-        process, self.process = self.process, None
-        if process is None:
-            return 0
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-        try:
-            status = process.wait(timeout=START_SECONDS)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            status = process.wait()
-        if self._reader is not None:
-            self._reader.join(5)
-        return status
+    @property
+    def port(self) -> int:
+        return self.ports["port"]
 
     @property
     def base_url(self) -> str:
@@ -213,9 +163,6 @@ class SimProcess:
         with self.client() as client:
             answer: dict[str, Any] = client.get("/sim/claims").raise_for_status().json()
             return answer
-
-    def logs(self) -> str:
-        return "".join(self.log)
 
 
 def running_sim(config: Path, pki: Path) -> Iterator[SimProcess]:

@@ -9,6 +9,7 @@ from typing import Any
 
 from gateway.config import ConfigError, config_json_schema, load_config
 from gateway.configdoc import reference_markdown
+from gateway.rules.catalogue import load_catalogue
 
 __all__ = ["register", "schema_text"]
 
@@ -23,7 +24,8 @@ def register(sub: Any) -> None:
         "check",
         help="check a config file",
         description="Check a config file as the gateway would at start-up, including that "
-        "the files it names exist. Prints 'ok' (exit 0) or every problem found (exit 1).",
+        "the files it names exist and the prestatie catalogue it names. Prints 'ok' (exit 0) "
+        "or every problem found (exit 1).",
     )
     p.add_argument("--config", type=Path, default=Path("gateway.toml"), metavar="FILE")
     p.set_defaults(handler=_check)
@@ -52,10 +54,13 @@ def schema_text() -> str:
 
 def _check(args: argparse.Namespace) -> int:
     try:
-        load_config(args.config)
+        config = load_config(args.config)
+        catalogue = load_catalogue(config.bundling.catalogue)
     except ConfigError as exc:
         print(exc)
         return EXIT_INVALID
+    if catalogue.is_example:
+        print(f"note: the prestatie catalogue is the shipped EXAMPLE ({catalogue.source})")
     print("ok")
     return EXIT_OK
 

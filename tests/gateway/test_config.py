@@ -281,7 +281,19 @@ def test_the_schema_describes_the_file_format() -> None:
 def test_cli_check(config_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     good = write(config_dir, IGO + TLS)
     assert main(["config", "check", "--config", str(good)]) == 0
-    assert capsys.readouterr().out == "ok\n"
+    out = capsys.readouterr().out
+    assert out.endswith("ok\n")
+    assert "the shipped EXAMPLE" in out
+
+    catalogue = config_dir / "catalogue.toml"
+    catalogue.write_text('codelijst = "047"\n[[integral]]\ncode = "X"\n', encoding="utf-8")
+    broken = write(
+        config_dir,
+        IGO
+        + TLS.replace("[epd_api.tls]", '[bundling]\ncatalogue = "catalogue.toml"\n\n[epd_api.tls]'),
+    )
+    assert main(["config", "check", "--config", str(broken)]) == 1
+    assert "integral.0.name" in capsys.readouterr().out
 
     bad = write(config_dir, IGO.replace("53001234", "99") + TLS)
     assert main(["config", "check", "--config", str(bad)]) == 1

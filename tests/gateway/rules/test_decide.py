@@ -184,6 +184,9 @@ def test_q28_a_parallel_ultrasound_by_a_variant_c_provider_goes_beside_the_claim
     # 1603 is not in the phase mapping of the example catalogue: it is passed on, never
     # bundled, and it does not break the prenatal bundle.
     assert prenatal.kind is DecisionKind.INTEGRAL
+    (claim,) = prenatal.claims
+    assert claim.prestatie == "IG0002"
+    assert line_key(scan) not in claim.absorbs
     unmapped = by_phase(decisions)[None]
     assert unmapped.placements[line_key(scan)].place is Place.FORWARDED
 
@@ -225,10 +228,11 @@ def test_q30_an_outside_hospital_in_the_natal_phase(rule_set: RuleSet, kind: Dec
     every_line_once(lines, decisions)
 
 
-def test_q31_care_entirely_by_another_provider_is_not_claimed() -> None:
+@pytest.mark.parametrize("other", [OUTSIDE_HOSPITAL, "53009999"], ids=["provider", "other-igo"])
+def test_q31_care_entirely_by_another_provider_or_igo_is_not_claimed(other: str) -> None:
     lines = [
-        ln(OUTSIDE_HOSPITAL, "ZH308", "15B282", BIRTH - timedelta(days=100)),
-        ln(OUTSIDE_HOSPITAL, "ZH308", "15C438", BIRTH),
+        ln(other, "ZH308", "15B282", BIRTH - timedelta(days=100)),
+        ln(other, "ZH308", "15C438", BIRTH),
     ]
     decisions = decide(
         lines, terms(contract(rule_set=RuleSet.REGULAR_2023)), CATALOGUE, today=TODAY
@@ -244,8 +248,10 @@ def test_q33_a_participant_who_left_mid_pregnancy_breaks_the_later_phase() -> No
     decisions = decide(lines, terms(midwife_left=BIRTH - timedelta(days=1)), CATALOGUE, today=TODAY)
     phases = by_phase(decisions)
     assert phases[Phase.PRENATAL].kind is DecisionKind.INTEGRAL
+    assert [c.prestatie for c in phases[Phase.PRENATAL].claims] == ["IG0002"]
     assert phases[Phase.NATAL].kind is DecisionKind.BUNDLE_BROKEN
     assert phases[Phase.POSTNATAL].kind is DecisionKind.BUNDLE_BROKEN
+    assert phases[Phase.NATAL].claims == phases[Phase.POSTNATAL].claims == ()
     every_line_once(lines, decisions)
 
 
@@ -265,6 +271,7 @@ def test_q38_an_insurer_without_an_integral_contract(forward: bool, place: Place
     lines = full_pregnancy(insurer=NO_CONTRACT)
     decisions = decide(lines, terms(forward_without_contract=forward), CATALOGUE, today=TODAY)
     assert {d.kind for d in decisions} == {DecisionKind.MONODISCIPLINARY}
+    assert all(d.claims == () for d in decisions)
     placements = [p for d in decisions for p in d.placements.values()]
     assert {p.place for p in placements} == {place}
     if place is Place.RETURNED:

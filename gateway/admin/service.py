@@ -224,6 +224,11 @@ class AdminService:
         record = await self.admin.session(token_digest(token), self.clock())
         return None if record is None else Actor(record.user, record.role, origin)
 
+    async def forget_session(self, token: str) -> None:
+        """End a session a browser brought to a new login (whoever's it was)."""
+        if token and len(token) <= 200:
+            await self.admin.end_session(token_digest(token), None)
+
     async def logout(self, token: str, actor: Actor) -> None:
         await self.admin.end_session(
             token_digest(token), self._entry(actor, AuditAction.LOGOUT, None, "")

@@ -26,7 +26,7 @@ from twisted.logger import Logger
 from twisted.web import server
 
 from adapters.epd_api.http import MeteredSite, limited_request_factory
-from adapters.epd_api.resource import Caller, EpdApi, route_name
+from adapters.epd_api.resource import INSURER, Caller, EpdApi, route_name
 from adapters.insurer_link.directory import DirectoryInsurerLink
 from adapters.insurer_link.rest import RestInsurerLink
 from adapters.metrics.resource import OperationsRoot
@@ -196,46 +196,72 @@ async def _unpack(unpacker: Unpacker, collected: CollectedRetour) -> None:
     await unpacker.unpack(collected)
 
 
-def _start_insurer_exchange(gateway: RunningGateway, reactor: Any, run: Any) -> None:
-    """Send what is queued for each linked insurer and fetch its retours, each insurer on
-    its own timer."""
-    config, store = gateway.config, gateway.store
+@dataclass
+class _Exchange:
+    """Sending to and fetching from the linked insurers, and taking pushed retours."""
+
+    forwarder: Forwarder
+    collector: RetourCollector
+    intervals: dict[str, float]
+
+    def start(self, gateway: RunningGateway, reactor: Any) -> None:
+        if not self.intervals:
+            return
+        for schedule in (
+            PerInsurer("sending", self.forwarder.run_once),
+            PerInsurer("fetching retours", self.collector.run_once),
+        ):
+            schedule.start(reactor, self.intervals)
+            gateway.schedules.append(schedule)
+        log.info("insurer links: {insurers}", insurers=", ".join(sorted(self.intervals)))
+
+
+def _insurer_exchange(
+    config: GatewayConfig,
+    store: MessageStore,
+    registry: LayoutRegistry,
+    metrics: Metrics,
+    reactor: Any,
+    run: Any,
+) -> _Exchange | None:
     if not isinstance(store, SqlMessageStore):
-        return
+        return None
     links: dict[str, InsurerLink] = {}
     for insurer in config.insurers:
         link = _insurer_link(config, insurer, reactor, run)
         if link is not None:
             links[insurer.uzovi] = link
-    if not links:
-        return
     linked = [i for i in config.insurers if i.uzovi in links]
-    intervals = {i.uzovi: i.link.poll_seconds for i in linked if i.link is not None}
     forwarder = Forwarder(
         store.outbox,
         links,
         now=_now,
         policies={i.uzovi: _retry_policy(i.link.retry) for i in linked if i.link is not None},
-        metrics=gateway.metrics,
+        metrics=metrics,
     )
-    unpacker = _unpacker(config, store, gateway.registry)
+    unpacker = _unpacker(config, store, registry)
     collector = RetourCollector(
         store,
         store.outbox,
         links,
-        gateway.registry,
+        registry,
         now=_now,
         run_in_thread=run,
-        metrics=gateway.metrics,
+        metrics=metrics,
         on_retour=lambda collected: _unpack(unpacker, collected),
     )
-    for schedule in (
-        PerInsurer("sending", forwarder.run_once),
-        PerInsurer("fetching retours", collector.run_once),
-    ):
-        schedule.start(reactor, intervals)
-        gateway.schedules.append(schedule)
-    log.info("insurer links: {insurers}", insurers=", ".join(sorted(links)))
+    intervals = {i.uzovi: i.link.poll_seconds for i in linked if i.link is not None}
+    return _Exchange(forwarder, collector, intervals)
+
+
+def _pushing_insurers(config: GatewayConfig) -> dict[str, str]:
+    """Certificate fingerprint → UZOVI of the insurers that push their retours."""
+    return {
+        fingerprint: insurer.uzovi
+        for insurer in config.insurers
+        if insurer.link is not None
+        for fingerprint in insurer.link.push_certificates
+    }
 
 
 def _bundle_on_schedule(
@@ -387,7 +413,13 @@ async def start(config: GatewayConfig, reactor: Any) -> RunningGateway:
 
         intake = Intake(store, registry, clock=_now, run_in_thread=run_in_thread, metrics=metrics)
 
+        exchange = _insurer_exchange(config, store, registry, metrics, reactor, run_in_thread)
+        pushing = _pushing_insurers(config)
+
         def authenticate(request: server.Request) -> Caller | None:
+            peer_certificate = client_identity(request)
+            if peer_certificate is not None and peer_certificate.fingerprint_sha256 in pushing:
+                return Caller(pushing[peer_certificate.fingerprint_sha256], INSURER)
             participant = identities.identify(request)
             if participant is None:
                 peer = client_identity(request)
@@ -399,7 +431,13 @@ async def start(config: GatewayConfig, reactor: Any) -> RunningGateway:
                 return None
             return Caller(participant.agb, participant.discipline.value)
 
-        api = EpdApi(intake, store, authenticate, _now)
+        api = EpdApi(
+            intake,
+            store,
+            authenticate,
+            _now,
+            receive_retour=exchange.collector.keep if exchange is not None else None,
+        )
         site = MeteredSite(api, metrics, route_name, logFormatter=access_log_line, reactor=reactor)
         site.requestFactory = limited_request_factory(
             api_config.max_upload_bytes, api_config.request_deadline_seconds, reactor
@@ -415,7 +453,8 @@ async def start(config: GatewayConfig, reactor: Any) -> RunningGateway:
     gateway = RunningGateway(config, store, registry, metrics, port, ops_port, lock)
     if keyring is not None and isinstance(store, SqlMessageStore):
         gateway.background.append(_reencrypt_in_background(store, reactor))
-    _start_insurer_exchange(gateway, reactor, run_in_thread)
+    if exchange is not None:
+        exchange.start(gateway, reactor)
     if isinstance(store, SqlMessageStore):
         gateway.background.append(_bundle_on_schedule(gateway, store, catalogue, reactor))
         gateway.background.append(_prune_on_schedule(gateway, store, reactor))

@@ -57,6 +57,7 @@ class RetourCollector:
         self._store = store
         self._outbox = outbox
         self._links = dict(links)
+        self.insurers = sorted(self._links)
         self._registry = registry
         self._now = now
         self._run_in_thread = run_in_thread
@@ -76,7 +77,7 @@ class RetourCollector:
             return []
         collected = []
         for retour in waiting:
-            item = await self._keep(insurer, retour)
+            item = await self.keep(insurer, retour)
             try:
                 await link.confirm(retour)
             except InsurerLinkError as error:
@@ -110,7 +111,9 @@ class RetourCollector:
             invoice_number=invoice or None,
         )
 
-    async def _keep(self, insurer: str, retour: FetchedRetour) -> CollectedRetour:
+    async def keep(self, insurer: str, retour: FetchedRetour) -> CollectedRetour:
+        """Check, match, journal and hand on one retour (fetched, or pushed by the
+        insurer to the gateway's API)."""
         result = await self._check(retour.payload)
         answers = await self._match(insurer, retour, result)
         now = self._now()

@@ -374,6 +374,12 @@ class InsurerLinkConfig(_Section):
         default=60, gt=0, description="How often to send what is due and fetch retours."
     )
     retry: RetryConfig = Field(default_factory=RetryConfig)
+    push_certificates: tuple[Fingerprint, ...] = Field(
+        default=(),
+        description="SHA-256 fingerprints of client certificates with which this insurer "
+        "pushes its retour files to the gateway (POST /berichten on the EPD API), for "
+        "insurers that push rather than being fetched from.",
+    )
 
     @model_validator(mode="after")
     def _complete(self) -> InsurerLinkConfig:

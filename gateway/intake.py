@@ -96,6 +96,9 @@ class BerichtMetadata(BaseModel):
     berichtStroom: MessageFlow | None = None
     referentieId: str | None = Field(default=None, max_length=100)
     conversatieId: str | None = Field(default=None, max_length=100)
+    alsAntwoordOp: str | None = Field(
+        default=None, max_length=100, description="An insurer's retour: the id it answers."
+    )
 
 
 class IntakeRefusedError(Exception):

@@ -21,8 +21,9 @@ that its existence does not leak.
 
 from __future__ import annotations
 
+import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -34,10 +35,12 @@ from twisted.python.failure import Failure
 from twisted.web import resource, server
 
 from adapters.epd_api.http import UploadFormError, parse_upload, problem
+from gateway.collector import CollectedRetour
+from gateway.insurer import FetchedRetour
 from gateway.intake import BerichtMetadata, Intake, IntakeRefusedError, Receipt, Upload
 from gateway.store import Direction, Message, MessageStore, StatusEntry, StoreUnavailableError
 
-__all__ = ["Caller", "EpdApi", "route_name"]
+__all__ = ["INSURER", "Caller", "EpdApi", "route_name"]
 
 log = Logger()
 
@@ -53,6 +56,8 @@ class Caller:
 
 
 Authenticate = Callable[[server.Request], Caller | None]
+ReceiveRetour = Callable[[str, FetchedRetour], Awaitable[CollectedRetour]]
+INSURER = "insurer"  # the discipline of a Caller that is an insurer pushing retours
 
 
 class _HttpError(Exception):
@@ -130,12 +135,14 @@ class EpdApi(resource.Resource):
         store: MessageStore,
         authenticate: Authenticate,
         clock: Callable[[], datetime],
+        receive_retour: ReceiveRetour | None = None,
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
         self._intake = intake
         self._store = store
         self._authenticate = authenticate
         self._clock = clock
+        self._receive_retour = receive_retour
 
     # twisted.web entry point -------------------------------------------------------------
 
@@ -231,6 +238,8 @@ class EpdApi(resource.Resource):
                 "berichtMetadata is not valid.",
                 errors=_validation_errors(exc),
             ) from None
+        if caller.discipline == INSURER:
+            return await self._pushed_retour(request, caller, metadata, payload, filename)
         receipt = await self._intake.receive(
             Upload(
                 participant=caller.agb,
@@ -248,6 +257,45 @@ class EpdApi(resource.Resource):
         )
         request.setHeader(b"location", b"/berichten/" + receipt.traceer_id.encode("ascii"))
         return _json(request, 202 if receipt.created else 200, receipt_json(receipt))
+
+    async def _pushed_retour(
+        self,
+        request: server.Request,
+        caller: Caller,
+        metadata: BerichtMetadata,
+        payload: bytes,
+        filename: str | None,
+    ) -> bytes:
+        """An insurer pushing a retour file: kept and unpacked like one fetched from it."""
+        if self._receive_retour is None or metadata.afzender.code != caller.agb:
+            raise _HttpError(403, "afzender-onjuist", "This certificate may not send this.")
+        kept = await self._receive_retour(
+            caller.agb,
+            FetchedRetour(
+                remote_id=metadata.referentieId or hashlib.sha256(payload).hexdigest()[:24],
+                payload=payload,
+                in_reply_to=metadata.alsAntwoordOp,
+                conversation_id=metadata.conversatieId,
+                reference_id=metadata.referentieId,
+                filename=filename,
+            ),
+        )
+        log.info(
+            "retour pushed by insurer {insurer}: traceerId={traceer_id}",
+            insurer=caller.agb,
+            traceer_id=kept.message.traceer_id,
+        )
+        request.setHeader(b"location", b"/berichten/" + kept.message.traceer_id.encode("ascii"))
+        return _json(
+            request,
+            202,
+            {
+                "traceerId": kept.message.traceer_id,
+                "conversatieId": kept.message.conversatie_id,
+                "status": kept.message.status.value,
+                "alsAntwoordOp": kept.answers.traceer_id if kept.answers else None,
+            },
+        )
 
     def _search_body(self, request: server.Request) -> SearchRequest:
         raw = request.content.read(MAX_METADATA_BYTES + 1) if request.content else b""

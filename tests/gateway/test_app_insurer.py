@@ -9,13 +9,13 @@ import json
 import subprocess
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
 
 from adapters.storage import SqlMessageStore, open_store
-from gateway.ei import Record, load_layouts, read_records, validate_bytes
+from gateway.ei import Outcome, Record, build_retour, load_layouts, read_records, validate_bytes
 from gateway.outbox import OutboundState
 from gateway.pki import CA_CERT
 from gateway.store import Direction, MessageStatus, NewMessage, NewStatus
@@ -280,3 +280,84 @@ def assert_settled(config: Path) -> None:
         assert totals[agb]["open"] == 0
         assert totals[agb]["owed"] == totals[agb]["declared"] > 0
     assert {line["outcome"] for line in report["lines"]} == {"granted"}
+
+
+def test_an_insurer_that_pushes_its_retours_to_the_gateway(
+    tmp_path: Path, pki: tuple[Path, dict[str, str]]
+) -> None:
+    directory, fingerprints = pki
+    exchange = tmp_path / "exchange"
+    config = write_config(
+        tmp_path / "gateway.toml",
+        directory,
+        fingerprints,
+        "sqlite:///data/gateway.db",
+        extra=f"""
+[[insurers]]
+uzovi = "3311"
+name = "Zorgverzekeraar (pusht)"
+[insurers.link]
+kind = "directory"
+outbox = "{exchange / "out"}"
+inbox = "{exchange / "in"}"
+poll_seconds = 0.2
+push_certificates = ["{fingerprints[IGO]}"]
+""",
+    )
+    (exchange / "out").mkdir(parents=True)
+    (exchange / "in").mkdir()
+    gateway = GatewayProcess(config, directory)
+    gateway.start()
+    try:
+        pump = ThreadPump()
+        store = pump.wait(open_store(f"sqlite:///{tmp_path / 'data' / 'gateway.db'}", pump))
+        try:
+            sent = queue_claim(store, pump)
+            deadline = time.monotonic() + 30
+            while not list((exchange / "out").glob("*.asc")):
+                assert time.monotonic() < deadline, gateway.logs()
+                time.sleep(0.2)
+            claim = next((exchange / "out").glob("*.asc")).read_bytes()
+            records = [r for r in read_records(REGISTRY, [claim]) if isinstance(r, Record)]
+            retour = build_retour(
+                REGISTRY.by_standard("KZ302"),
+                records,
+                {2: Outcome(granted=12000)},
+                insurer_reference="VZ-PUSH-1",
+                retour_date=date(2026, 11, 2),
+            )
+            # The insurer's certificate (here: the one configured for it) pushes the retour.
+            with gateway.client(IGO) as insurer:
+                answer = insurer.post(
+                    "/berichten",
+                    files={
+                        "berichtMetadata": (
+                            None,
+                            json.dumps(
+                                {
+                                    "afzender": {"rol": "zorgverzekeraar", "code": "3311"},
+                                    "referentieId": "VZ-PUSH-1",
+                                }
+                            ),
+                            "application/json",
+                        ),
+                        "payload": ("retour.asc", retour, "application/octet-stream"),
+                    },
+                )
+                assert answer.status_code == 202, answer.text
+                assert answer.json()["alsAntwoordOp"] == sent  # matched by its factuurnummer
+                wrong = insurer.post(
+                    "/berichten",
+                    files={
+                        "berichtMetadata": (None, '{"afzender": {"rol": "x", "code": "9999"}}'),
+                        "payload": ("retour.asc", retour, "application/octet-stream"),
+                    },
+                )
+                assert wrong.status_code == 403
+            item = pump.wait(store.outbox.get(sent))
+            assert item is not None
+            assert item.state is OutboundState.ANSWERED
+        finally:
+            pump.wait(store.close())
+    finally:
+        gateway.stop()

@@ -222,8 +222,10 @@ class _Sqlite:
         )
         try:
             # Freed pages can be given back to the file system (prune, then
-            # incremental_vacuum); it takes effect for a database created with it.
-            conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
+            # incremental_vacuum). Set on a new, empty database only: it must come before
+            # the first table, and needs no lock then.
+            if conn.execute("PRAGMA page_count").fetchone()[0] == 0:
+                conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
             mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
             if mode != "wal" and self.path != ":memory:":
                 raise StoreUnavailableError(f"SQLite refused WAL mode (journal_mode={mode})")

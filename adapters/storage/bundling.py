@@ -157,9 +157,17 @@ def record_bundle_txn(
                 "INSERT INTO claim_absorbs (reference, traceer_id, record_number) VALUES (?, ?, ?)",
                 (link.reference, traceer_id, record_number),
             )
+    # A run decides again every line of a woman with a line still open; an upload gets a
+    # progress status only for its lines that move, not again for lines settled before.
     per_upload: dict[str, Counter[str]] = defaultdict(Counter)
     for outcome in outcomes:
-        per_upload[outcome.key[0]][outcome.place.value] += 1
+        txn.execute(
+            "SELECT state FROM declaration_lines WHERE traceer_id = ? AND record_number = ?",
+            outcome.key,
+        )
+        row = txn.fetchone()
+        if row is None or row[0] != outcome.place.value:
+            per_upload[outcome.key[0]][outcome.place.value] += 1
     for upload, counts in sorted(per_upload.items()):
         add_status_txn(txn, upload, _progress(counts), at)
     for outcome in outcomes:

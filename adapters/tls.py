@@ -49,6 +49,7 @@ __all__ = [
     "TLSSetupError",
     "client_context_factory",
     "client_identity",
+    "plain_server_context_factory",
     "server_context_factory",
 ]
 
@@ -205,6 +206,30 @@ def server_context_factory(
             store.add_crl(crl)
         store.set_flags(crypto.X509StoreFlags.CRL_CHECK)
     return options
+
+
+def plain_server_context_factory(
+    cert_path: Path | str, key_path: Path | str
+) -> ssl.CertificateOptions:
+    """TLS options for a server that does not ask for client certificates (the admin site
+    behind its password login): TLS 1.2+, forward secrecy and AEAD ciphers only."""
+    files = _Files()
+    chain = files.certificates(Path(cert_path), "the server certificate")
+    key = files.private_key(Path(key_path))
+    if chain and key is not None and not _same_key(chain[0], key):
+        files.problems.append(
+            ConfigProblem(str(key_path), f"is not the key of the certificate in {cert_path}")
+        )
+    if files.problems:
+        raise TLSSetupError("TLS files", files.problems)
+    assert key is not None
+    return ssl.CertificateOptions(
+        privateKey=_pkey(key),
+        certificate=crypto.X509.from_cryptography(chain[0]),
+        extraCertChain=[crypto.X509.from_cryptography(c) for c in chain[1:]],
+        raiseMinimumTo=ssl.TLSVersion.TLSv1_2,
+        acceptableCiphers=ssl.AcceptableCiphers.fromOpenSSLCipherString(SERVER_CIPHERS),
+    )
 
 
 # --- after the handshake --------------------------------------------------------------------

@@ -25,14 +25,21 @@ from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from twisted.web import server
 
+from adapters.admin.site import build_admin_site
 from adapters.epd_api.http import MeteredSite, limited_request_factory
 from adapters.epd_api.resource import INSURER, Caller, EpdApi, route_name
 from adapters.insurer_link.directory import DirectoryInsurerLink
 from adapters.insurer_link.rest import RestInsurerLink
 from adapters.metrics.resource import OperationsRoot
 from adapters.storage import SqlMessageStore, open_store
+from adapters.storage.admin import SqlAdminStore
 from adapters.storage.lock import StoreLock
-from adapters.tls import Identities, client_identity, server_context_factory
+from adapters.tls import (
+    Identities,
+    client_identity,
+    plain_server_context_factory,
+    server_context_factory,
+)
 from gateway.bundler import Bundler
 from gateway.collector import CollectedRetour, RetourCollector
 from gateway.config import GatewayConfig, InsurerConfig, LinkKind, RetryConfig
@@ -76,6 +83,7 @@ class RunningGateway:
     epd_port: IListeningPort
     ops_port: IListeningPort | None
     store_lock: StoreLock | None = None
+    admin_port: IListeningPort | None = None
     background: list[LoopingCall] = field(default_factory=list)
     schedules: list[PerInsurer] = field(default_factory=list)
     _stopping: Deferred[None] | None = None
@@ -96,7 +104,7 @@ class RunningGateway:
 
     async def _stop(self) -> None:
         log.info("stopping: no new connections")
-        await _stop_listening(self.epd_port, self.ops_port)
+        await _stop_listening(self.epd_port, self.ops_port, self.admin_port)
         for task in self.background:
             if task.running:
                 task.stop()
@@ -254,6 +262,41 @@ def _insurer_exchange(
     return _Exchange(forwarder, collector, intervals)
 
 
+def _listen_admin(
+    config: GatewayConfig,
+    store: MessageStore,
+    registry: LayoutRegistry,
+    keyring: Keyring | None,
+    metrics: Metrics,
+    reactor: Any,
+    run: Any,
+) -> IListeningPort | None:
+    """The administrator's site on its own address (never the EPD API's)."""
+    admin = config.admin
+    if not admin.enabled or not isinstance(store, SqlMessageStore):
+        return None
+    site = build_admin_site(
+        store,
+        SqlAdminStore(store.database),
+        registry,
+        keyring,
+        _now,
+        config=admin,
+        metrics_registry=metrics.registry,
+        run_in_thread=run,
+    )
+    if admin.tls is None:
+        listening: IListeningPort = reactor.listenTCP(admin.port, site, interface=admin.host)
+        return listening
+    tls = admin.tls
+    if tls.client_ca is not None:
+        options = server_context_factory(tls.cert, tls.key, tls.client_ca)
+    else:
+        options = plain_server_context_factory(tls.cert, tls.key)
+    listening = reactor.listenSSL(admin.port, site, options, interface=admin.host)
+    return listening
+
+
 def _pushing_insurers(config: GatewayConfig) -> dict[str, str]:
     """Certificate fingerprint → UZOVI of the insurers that push their retours."""
     return {
@@ -401,6 +444,7 @@ async def start(config: GatewayConfig, reactor: Any) -> RunningGateway:
         raise
     metrics = Metrics(version=_version())
     ops_port: IListeningPort | None = None
+    port: IListeningPort | None = None
     try:
         if config.metrics.enabled:
             ops = server.Site(OperationsRoot(metrics, store.ping), reactor=reactor)
@@ -445,12 +489,16 @@ async def start(config: GatewayConfig, reactor: Any) -> RunningGateway:
         site.timeOut = api_config.idle_timeout_seconds
         site.displayTracebacks = False
         port = reactor.listenSSL(api_config.port, site, context_factory, interface=api_config.host)
+        admin_port = _listen_admin(
+            config, store, registry, keyring, metrics, reactor, run_in_thread
+        )
     except BaseException:
-        await _stop_listening(ops_port)
+        await _stop_listening(ops_port, port)
         await store.close()
         _release(lock)
         raise
     gateway = RunningGateway(config, store, registry, metrics, port, ops_port, lock)
+    gateway.admin_port = admin_port
     if keyring is not None and isinstance(store, SqlMessageStore):
         gateway.background.append(_reencrypt_in_background(store, reactor))
     if exchange is not None:
@@ -465,6 +513,14 @@ async def start(config: GatewayConfig, reactor: Any) -> RunningGateway:
         port=number,
         participants=len(config.participants),
     )
+    if admin_port is not None:
+        admin_host, admin_number = _address(admin_port)
+        log.info(
+            "admin site on {scheme}://{host}:{port}/",
+            scheme="https" if config.admin.tls else "http",
+            host=admin_host,
+            port=admin_number,
+        )
     if gateway.ops_address is not None:
         log.info(
             "operations endpoint on http://{host}:{port}/metrics (/healthz, /readyz)",

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import secrets
 import shutil
 import sys
 import time
@@ -31,7 +32,11 @@ from adapters.insurer_link.rest import RestInsurerLink
 from adapters.insurer_sim.config import load_sim_config
 from adapters.insurer_sim.server import start_simulator
 from adapters.storage import SqlMessageStore
+from adapters.storage.admin import SqlAdminStore
+from gateway.admin.accounts import Role
+from gateway.admin.service import AdminService
 from gateway.app import RunningGateway
+from gateway.cli.admin import cli_actor
 from gateway.cli.serve import run
 from gateway.cli.starter import KEY_FILE, PKI_DIR, Member, write_installation
 from gateway.config import ConfigError, load_config
@@ -133,6 +138,7 @@ def write_demo(directory: Path, port: int) -> Path:
     )
     text = path.read_text(encoding="utf-8").replace('level = "info"', 'level = "warn"')
     text = text.replace("port = 9464", f"port = {port + 2}")
+    text += f"\n[admin]\nport = {port + 3}\n"
     path.write_text(text, encoding="utf-8")
     (directory / "insurer-sim.toml").write_text(
         f"""# The insurer simulator of the demo (igo-gateway insurer-sim).
@@ -246,9 +252,29 @@ async def _scenario(
                 await epds[agb].confirm(retour)
             retours[agb] = len(found)
             show(f"  ✓ {name} fetched {len(found)} retour file(s)")
-        return await _summary(store, uploads, retours)
+        summary = await _summary(store, uploads, retours)
+        summary["admin"] = await _admin_user(gateway, store, directory)
+        return summary
     finally:
         await sim.stop()
+
+
+async def _admin_user(
+    gateway: RunningGateway, store: SqlMessageStore, directory: Path
+) -> dict[str, str]:
+    """A demo administrator account (its password in DIR/admin-password.txt)."""
+    password_file = directory / "admin-password.txt"
+    service = AdminService(
+        admin=SqlAdminStore(store.database),
+        messages=store,
+        layouts=gateway.registry,
+        clock=lambda: datetime.now(UTC),
+    )
+    password = secrets.token_urlsafe(12)
+    await service.create_user("demo", Role.ADMINISTRATOR, password, cli_actor())  # new store
+    password_file.write_text(password + "\n", encoding="utf-8")
+    password_file.chmod(0o600)
+    return {"user": "demo", "passwordFile": str(password_file)}
 
 
 async def _summary(
@@ -355,8 +381,11 @@ def _demo(args: argparse.Namespace) -> int:
                 reactor.stop()
                 return
             show(
-                "\nThe gateway keeps running: EPD API https://localhost:"
-                f"{args.port}, metrics http://127.0.0.1:{args.port + 2}/metrics. Ctrl-C stops it."
+                "\nThe gateway keeps running (Ctrl-C stops it):\n"
+                f"  EPD API      https://localhost:{args.port}\n"
+                f"  admin site   http://127.0.0.1:{args.port + 3}/  (user demo, password in "
+                f"{summary['admin']['passwordFile']})\n"
+                f"  metrics      http://127.0.0.1:{args.port + 2}/metrics"
             )
 
         from twisted.internet.defer import Deferred  # noqa: PLC0415

@@ -25,6 +25,7 @@ MIDWIFE = "02001234"
 HOSPITAL = "06001234"
 IGO = "53001234"
 _LISTENING = re.compile(r"EPD API listening on https://127\.0\.0\.1:(\d+)")
+_ADMIN = re.compile(r"admin site on http://127\.0\.0\.1:(\d+)/")
 _OPERATIONS = re.compile(r"operations endpoint on http://127\.0\.0\.1:(\d+)/metrics")
 
 
@@ -72,6 +73,9 @@ port = 0
 [metrics]
 port = 0
 
+[admin]
+port = 0
+
 [epd_api.tls]
 cert = "{pki / SERVER_CERT}"
 key = "{pki / SERVER_KEY}"
@@ -110,7 +114,9 @@ class GatewayProcess(ServerProcess):
 
     def __init__(self, config: Path, pki: Path) -> None:
         super().__init__(
-            serve_command(config), config.parent, {"port": _LISTENING, "ops_port": _OPERATIONS}
+            serve_command(config),
+            config.parent,
+            {"port": _LISTENING, "ops_port": _OPERATIONS, "admin_port": _ADMIN},
         )
         self.config = config
         self.pki = pki

@@ -495,3 +495,12 @@ def test_with_a_key_file_no_bsn_is_written_to_disk_and_rotation_loses_nothing(
             assert epd.get(f"/berichten/{receipt['traceerId']}/payload").content == bad
     finally:
         gateway.stop()
+
+
+def test_the_admin_site_is_served_apart_from_the_epd_api(gateway: GatewayProcess) -> None:
+    admin = f"http://127.0.0.1:{gateway.ports['admin_port']}"
+    assert httpx.get(f"{admin}/login", timeout=10).status_code == 200
+    assert httpx.get(f"{admin}/api/cases", timeout=10).status_code == 401  # login first
+    with gateway.client(KRAAMZORG) as epd:  # an EPD certificate reaches none of it
+        for path in ("/login", "/api/cases", "/api/audit"):
+            assert epd.get(path).status_code == 404, path

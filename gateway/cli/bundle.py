@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 import sys
 from collections.abc import Awaitable, Callable
@@ -19,7 +20,7 @@ from gateway.bundler import Bundler
 from gateway.config import ConfigError, GatewayConfig, load_config
 from gateway.crypto import CryptoError, Keyring
 from gateway.ei import load_layouts
-from gateway.rules.catalogue import load_catalogue
+from gateway.rules.catalogue import Phase, load_catalogue
 from gateway.rules.explain import explain_json, explain_text
 from gateway.rules.model import Terms
 from gateway.store import StoreError
@@ -55,6 +56,39 @@ def register(sub: Any) -> None:
     p.add_argument("--json", action="store_true", help="one JSON object per decision")
     p.add_argument("--unmask", action="store_true", help="show BSNs in full")
     p.set_defaults(handler=_explain)
+
+    p = sub.add_parser(
+        "close-phase",
+        help="close a waiting phase by hand, so that it is claimed with what it has",
+        description="Mark a phase of a pregnancy complete (e.g. no birth will be declared "
+        "through the IGO). The next bundling run decides it; `explain` shows the ids.",
+    )
+    p.add_argument("--config", type=Path, required=True, metavar="FILE")
+    p.add_argument("--pregnancy", required=True, metavar="ID")
+    p.add_argument("--phase", required=True, choices=[ph.value for ph in Phase])
+    p.add_argument("--by", metavar="NAME", help="who closes it (default: the OS user)")
+    p.set_defaults(handler=_close_phase)
+
+
+def _close_phase(args: argparse.Namespace) -> int:
+    config = _load(args, "close-phase")
+    if config is None:
+        return EXIT_USAGE
+    phase = Phase(args.phase)
+    by = args.by or f"cli:{getpass.getuser()}"
+    try:
+        run_with_store(
+            config,
+            lambda store: store.bundles.close_phase(args.pregnancy, phase, by, datetime.now(UTC)),
+        )
+    except (StoreError, CryptoError) as exc:
+        print(f"igo-gateway close-phase: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    print(
+        f"the {phase.value} phase of pregnancy {args.pregnancy} is closed; the next bundling "
+        "run claims it with what it has"
+    )
+    return EXIT_OK
 
 
 def run_with_store(config: GatewayConfig, work: Callable[[SqlMessageStore], Awaitable[T]]) -> T:

@@ -110,3 +110,43 @@ def test_explain_names_the_rule_and_masks_bsns(config: Path) -> None:
     }
     unknown = run("explain", "--config", str(config), "--pregnancy", "nope")
     assert unknown.returncode == 1
+
+
+def test_a_waiting_phase_closed_by_hand_is_claimed(tmp_path: Path) -> None:
+    config = tmp_path / "gateway.toml"
+    pki = tmp_path / "pki"
+    write_config(config, pki, make_pki(pki), "sqlite:///data/gateway.db", extra=contract_section())
+    (tmp_path / "data").mkdir()
+    pump = ThreadPump()
+    store = pump.wait(open_store(f"sqlite:///{tmp_path / 'data' / 'gateway.db'}", pump))
+    intake = Intake(
+        store,
+        load_layouts(),
+        clock=lambda: datetime(2026, 11, 1, tzinfo=UTC),
+        run_in_thread=lambda f: defer.succeed(f()),
+    )
+    # Only the kraamzorg's file: no birth is declared for woman A, her phases wait.
+    metadata = BerichtMetadata.model_validate({"afzender": {"rol": "x", "code": "33001234"}})
+    payload = (MESSAGES / FILES["33001234"][1]).read_bytes()
+    pump.wait(intake.receive(Upload("33001234", "kraamzorg", metadata, payload)))
+    pump.wait(store.close())
+
+    waiting = [
+        json.loads(line)
+        for line in run("explain", "--config", str(config), "--json").stdout.splitlines()
+    ]
+    prenatal = next(d for d in waiting if d["decision"] == "waiting" and d["phase"] == "prenatal")
+    closed = run(
+        "close-phase", "--config", str(config), "--pregnancy", prenatal["pregnancy"],
+        "--phase", "prenatal", "--by", "beheerder",
+    )  # fmt: skip
+    assert closed.returncode == 0, closed.stderr
+    again = [
+        json.loads(line)
+        for line in run("explain", "--config", str(config), "--json").stdout.splitlines()
+    ]
+    decided = next(
+        d for d in again if d["pregnancy"] == prenatal["pregnancy"] and d["phase"] == "prenatal"
+    )
+    assert decided["decision"] == "integral"
+    assert "closed by hand by an administrator" in decided["why"]

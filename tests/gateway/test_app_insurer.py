@@ -166,8 +166,17 @@ tariffs = {{ {tariffs} }}
 """
 
 
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The gateway's store, and the same as seen from the test (an absolute SQLite path)."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'data' / 'gateway.db'}"
+    url: str = request.getfixturevalue("pg_url")
+    return url
+
+
 def test_three_participants_declarations_become_one_integral_claim_at_the_insurer(
-    tmp_path: Path, pki: tuple[Path, dict[str, str]]
+    tmp_path: Path, pki: tuple[Path, dict[str, str]], store_url: str
 ) -> None:
     directory, fingerprints = pki
     sim = SimProcess(write_sim_config(tmp_path / "sim.toml", directory), directory)
@@ -177,7 +186,7 @@ def test_three_participants_declarations_become_one_integral_claim_at_the_insure
             tmp_path / "gateway.toml",
             directory,
             fingerprints,
-            "sqlite:///data/gateway.db",
+            store_url,
             extra=full_cycle_section(directory, fingerprints, sim.port),
         )
         gateway = GatewayProcess(config, directory)
@@ -203,7 +212,7 @@ def test_three_participants_declarations_become_one_integral_claim_at_the_insure
         gateway.start()  # the bundler runs at start: everything is complete by now
         try:
             pump = ThreadPump()
-            store = pump.wait(open_store(f"sqlite:///{tmp_path / 'data' / 'gateway.db'}", pump))
+            store = pump.wait(open_store(store_url, pump))
             try:
                 deadline = time.monotonic() + 30
                 while pump.wait(store.outbox.counts()) != {("3311", OutboundState.ANSWERED): 1}:

@@ -181,7 +181,9 @@ def _insurer_link(
     )
 
 
-def _unpacker(config: GatewayConfig, store: SqlMessageStore, registry: LayoutRegistry) -> Unpacker:
+def _unpacker(
+    config: GatewayConfig, store: SqlMessageStore, registry: LayoutRegistry, metrics: Metrics
+) -> Unpacker:
     disciplines = {p.agb: p.discipline for p in config.participants}
     overheads = {
         i.uzovi: max(i.contracts, key=lambda c: c.year).overhead_percent
@@ -197,6 +199,7 @@ def _unpacker(config: GatewayConfig, store: SqlMessageStore, registry: LayoutReg
         shares=config.bundling.shares,
         discipline_of=disciplines.get,
         overhead_of=lambda insurer: overheads.get(insurer, 0.0),
+        metrics=metrics,
     )
 
 
@@ -247,7 +250,7 @@ def _insurer_exchange(
         policies={i.uzovi: _retry_policy(i.link.retry) for i in linked if i.link is not None},
         metrics=metrics,
     )
-    unpacker = _unpacker(config, store, registry)
+    unpacker = _unpacker(config, store, registry, metrics)
     collector = RetourCollector(
         store,
         store.outbox,
@@ -319,6 +322,7 @@ def _bundle_on_schedule(
         catalogue,
         Terms.from_config(gateway.config),
         now=_now,
+        metrics=gateway.metrics,
     )
 
     async def run() -> None:
@@ -443,6 +447,10 @@ async def start(config: GatewayConfig, reactor: Any) -> RunningGateway:
         _release(lock)
         raise
     metrics = Metrics(version=_version())
+    if isinstance(store, SqlMessageStore):
+        store.database.observe = lambda kind, seconds: metrics.store_seconds.labels(kind).observe(
+            seconds
+        )
     ops_port: IListeningPort | None = None
     port: IListeningPort | None = None
     try:

@@ -23,6 +23,7 @@ from twisted.logger import Logger
 
 from gateway.ei import FieldValue, FileWriter, LayoutRegistry, Record, read_records, validate_bytes
 from gateway.lines import DeclaredLine
+from gateway.metrics import Metrics
 from gateway.rules.catalogue import Catalogue, Phase
 from gateway.rules.claims import ClaimFile, ClaimLink, PlannedLine, build_claim_file
 from gateway.rules.decide import decide
@@ -138,7 +139,9 @@ class Bundler:
         terms: Terms,
         *,
         now: Callable[[], datetime],
+        metrics: Metrics | None = None,
     ) -> None:
+        self._metrics = metrics
         self._messages = messages
         self._bundles = bundles
         self._registry = registry
@@ -176,6 +179,7 @@ class Bundler:
             decisions, lines, invoice=lambda n: f"IGO{year:02d}-{first + n - 1:05d}"
         )
         await self._store(plan)
+        await self._count(plan)
         summary = plan.summary()
         log.info(
             "bundled: {claims} claim file(s), {forwards} forward file(s), lines {lines}",
@@ -184,6 +188,28 @@ class Bundler:
             lines=summary["lines"],
         )
         return plan
+
+    async def _count(self, plan: BundlePlan) -> None:
+        if self._metrics is None:
+            return
+        m = self._metrics
+        for d in plan.decisions:
+            for placement in d.placements.values():
+                if placement.place is not Place.WAITING:
+                    m.lines_decided.labels(placement.place.value).inc()
+        now = self._now()
+        arrived: dict[str, datetime | None] = {}
+        for claim in plan.claims:
+            for link in claim.links:
+                m.integral_claims.labels(claim.insurer).inc()
+                m.integral_amount.labels(claim.insurer).inc(link.amount)
+                for upload, _ in link.absorbs:
+                    if upload not in arrived:
+                        message = await self._messages.get_message(upload)
+                        arrived[upload] = message.created_at if message else None
+                    when = arrived[upload]
+                    if when is not None:
+                        m.bundling_seconds.observe(max(0.0, (now - when).total_seconds()))
 
     # --- building ------------------------------------------------------------------------
 

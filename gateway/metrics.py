@@ -22,6 +22,18 @@ __all__ = ["LATENCY_BUCKETS", "Metrics"]
 
 # Seconds: from a fast request to a slow group commit on a busy disk.
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+# Seconds: bundling waits for phases to complete, so from minutes up to months.
+DAY_BUCKETS = (
+    60.0,
+    600.0,
+    3600.0,
+    6 * 3600.0,
+    86400.0,
+    7 * 86400.0,
+    30 * 86400.0,
+    90 * 86400.0,
+    365 * 86400.0,
+)
 NAMESPACE = "igo_gateway"
 
 
@@ -108,6 +120,45 @@ class Metrics:
         self.pruned_payloads = Counter(
             f"{NAMESPACE}_pruned_payloads",
             "Stored files pruned after their retention period.",
+            registry=r,
+        )
+
+        self.store_seconds = Histogram(
+            f"{NAMESPACE}_store_transaction_seconds",
+            "Store transactions: a group-committed write batch (until durable) or a read.",
+            ["kind"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.lines_decided = Counter(
+            f"{NAMESPACE}_lines_decided",
+            "Original lines settled by bundling, by where they ended (absorbed, forwarded, "
+            "returned, cancelled).",
+            ["place"],
+            registry=r,
+        )
+        self.integral_claims = Counter(
+            f"{NAMESPACE}_integral_claims",
+            "Integral lines claimed, by insurer.",
+            ["insurer"],
+            registry=r,
+        )
+        self.integral_amount = Counter(
+            f"{NAMESPACE}_integral_claimed_eurocents",
+            "Amounts of integral lines claimed (credits negative), in eurocents, by insurer.",
+            ["insurer"],
+            registry=r,
+        )
+        self.bundling_seconds = Histogram(
+            f"{NAMESPACE}_bundling_latency_seconds",
+            "From the upload of an original line to the integral claim that absorbed it.",
+            buckets=DAY_BUCKETS,
+            registry=r,
+        )
+        self.end_to_end_seconds = Histogram(
+            f"{NAMESPACE}_end_to_end_seconds",
+            "From a participant's upload to the retour file that answers it.",
+            buckets=DAY_BUCKETS,
             registry=r,
         )
 

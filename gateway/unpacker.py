@@ -31,6 +31,7 @@ from gateway.collector import CollectedRetour
 from gateway.config import Discipline, Distribution
 from gateway.ei import LayoutRegistry, Outcome, Record, build_retour, read_records
 from gateway.lines import DeclaredLine
+from gateway.metrics import Metrics
 from gateway.rules.model import LineKey, line_key
 from gateway.store import Direction, MessageStatus, MessageStore, NewMessage, NewStatus
 
@@ -168,7 +169,9 @@ class Unpacker:
         shares: Mapping[Discipline, float] | None = None,
         discipline_of: Callable[[str], Discipline | None] = lambda agb: None,
         overhead_of: Callable[[str], float] = lambda insurer: 0.0,
+        metrics: Metrics | None = None,
     ) -> None:
+        self._metrics = metrics
         self._messages = messages
         self._outcomes = outcomes
         self._registry = registry
@@ -291,6 +294,9 @@ class Unpacker:
                 reply_to=upload_id,
             )
             messages.append(new)
+            if self._metrics is not None:
+                waited = (self._now() - message.created_at).total_seconds()
+                self._metrics.end_to_end_seconds.observe(max(0.0, waited))
             for a in own:
                 answered_in[a.key] = new.traceer_id
         return messages, [

@@ -44,6 +44,7 @@ import functools
 import queue
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -326,6 +327,9 @@ class Database:
         self.commits = 0
         """Write transactions committed so far (one per batch): fewer than the writes
         when group commit works."""
+        self.observe: Callable[[str, float], None] | None = None
+        """Called (on the store's threads) with ``("write", seconds)`` per committed batch
+        and ``("read", seconds)`` per read: the gateway feeds its latency histogram."""
         self._pool: ThreadPool | None = None
         if readers > 0:
             self._pool = ThreadPool(minthreads=0, maxthreads=readers, name="store-read")
@@ -430,6 +434,7 @@ class Database:
 
     def _run_batch(self, batch: list[_Job]) -> None:
         outcomes: list[tuple[bool, Any]] = []
+        started = time.monotonic()
         try:
             if self._writer_conn is None:
                 self._writer_conn = self._engine.connect()
@@ -451,6 +456,8 @@ class Database:
             finally:
                 _close_quietly(cursor)
             self.commits += 1
+            if self.observe is not None:
+                self.observe("write", time.monotonic() - started)
         except Exception as exc:  # the batch's transaction failed as a whole
             self._abandon_writer()
             descs = ", ".join(sorted({job.desc for job in batch}))
@@ -497,6 +504,7 @@ class Database:
             cursor = conn.cursor()
         except Exception as exc:
             raise self._translate(exc, desc) from exc
+        started = time.monotonic()
         try:
             cursor.execute(self._engine.begin_read)
             result = fn(Transaction(cursor, self._engine.name), *args)
@@ -512,6 +520,8 @@ class Database:
             raise translated from exc
         finally:
             _close_quietly(cursor)
+        if self.observe is not None:
+            self.observe("read", time.monotonic() - started)
         return result
 
     def _reader_connection(self) -> _Connection:

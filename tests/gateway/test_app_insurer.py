@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
 
+import httpx
 import pytest
 
 from adapters.storage import SqlMessageStore, open_store
@@ -224,6 +225,12 @@ def test_three_participants_declarations_become_one_integral_claim_at_the_insure
             for agb, (_, name) in FILES.items():
                 assert_answered_line_by_line(gateway, agb, (MESSAGES / name).read_bytes())
             assert_settled(config)
+            metrics = httpx.get(f"http://127.0.0.1:{gateway.ops_port}/metrics", timeout=10).text
+            assert 'igo_gateway_lines_decided_total{place="absorbed"} 28.0' in metrics
+            assert 'igo_gateway_integral_claims_total{insurer="3311"} 6.0' in metrics
+            assert "igo_gateway_end_to_end_seconds_count 3.0" in metrics
+            assert "igo_gateway_bundling_latency_seconds_count 28.0" in metrics
+            assert 'igo_gateway_store_transaction_seconds_count{kind="write"}' in metrics
         finally:
             gateway.stop()
         claims = sim.claims()

@@ -15,6 +15,17 @@ DOCUMENTED = {
     "igo_gateway_http_requests": "counter",
     "igo_gateway_http_request_duration_seconds": "histogram",
     "igo_gateway_store_up": "gauge",
+    "igo_gateway_store_bytes": "gauge",
+    "igo_gateway_store_transaction_seconds": "histogram",
+    "igo_gateway_pruned_payloads": "counter",
+    "igo_gateway_outbound_files": "gauge",
+    "igo_gateway_outbound_attempts": "counter",
+    "igo_gateway_retours_received": "counter",
+    "igo_gateway_lines_decided": "counter",
+    "igo_gateway_integral_claims": "counter",
+    "igo_gateway_integral_claimed_eurocents": "counter",
+    "igo_gateway_bundling_latency_seconds": "histogram",
+    "igo_gateway_end_to_end_seconds": "histogram",
     "process_resident_memory_bytes": "gauge",
 }
 

@@ -148,9 +148,10 @@ class EpdClient:
     participant: str
     gateway: Gateway
     rng: random.Random
-    enough: threading.Event  # set when the clients may stop after their minimum
-    minimum: int
+    enough: threading.Event  # set when the killer is done: then ``tail`` more files
     maximum: int
+    tail: int = 5
+    pause: float = 0.03  # at most this long between two files (an EPD is not a loop)
     resend_share: float = 0.1  # how often an acknowledged file is sent again on purpose
     uploads: list[Upload] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
@@ -184,8 +185,12 @@ class EpdClient:
         context = self.gateway.process.ssl_context(self.participant)
         try:
             number = 0
-            while number < self.maximum and not (self.enough.is_set() and number >= self.minimum):
+            last = self.maximum
+            while number < last:
                 number += 1
+                if self.enough.is_set():
+                    last = min(last, number + self.tail)
+                time.sleep(self.rng.uniform(0, self.pause))
                 item = self._file(number)
                 self.uploads.append(item)
                 sends = 2 if self.rng.random() < self.resend_share else 1

@@ -115,7 +115,7 @@ def test_random_kills_during_concurrent_uploads_lose_and_double_nothing(
     rng = random.Random(SEED)
     enough = threading.Event()
     clients = [
-        EpdClient(name, agb, gateway, random.Random(rng.random()), enough, 50, 160)
+        EpdClient(name, agb, gateway, random.Random(rng.random()), enough, maximum=400)
         for name, agb in (
             ("KA", KRAAMZORG),
             ("KB", KRAAMZORG),
@@ -146,6 +146,7 @@ def test_random_kills_during_concurrent_uploads_lose_and_double_nothing(
     assert 0 < last_kill_after < sum(len(u.answers) for u in uploads)
     retried = [u for u in uploads if u.attempts > len(u.answers)]
     assert retried, "no kill ever cut an upload short: the test proved nothing"
+    assert all(len(c.uploads) < 400 for c in clients), "a client ran out of files before the end"
     assert len(acknowledged(uploads)) == len(uploads) >= 200
     assert check_idempotency(uploads) == []
 

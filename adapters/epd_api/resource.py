@@ -339,7 +339,10 @@ class EpdApi(resource.Resource):
         request.setHeader(b"content-type", b"application/octet-stream")
         request.setHeader(b"x-checksum-sha256", message.sha256.encode("ascii"))
         if message.filename:
-            safe = "".join(c for c in message.filename if c.isalnum() or c in "-_.")[:100]
+            # ASCII only: a header value has no character set of its own.
+            safe = "".join(
+                c for c in message.filename if c.isascii() and (c.isalnum() or c in "-_.")
+            )[:100]
             request.setHeader(b"content-disposition", f'attachment; filename="{safe}"'.encode())
         return data
 

@@ -119,8 +119,14 @@ class Reader:
                 self._skipping = False
                 continue
             if len(line) > self._max_line:
+                # Told as when its end had not yet arrived, so that the finding does not
+                # depend on how the bytes were chunked.
                 self._line += 1
-                return self._bad(line, "0804", f"line is {len(line)} positions long")
+                return self._bad(
+                    line[: self._max_line],
+                    "0804",
+                    f"line is longer than {self._max_line - 2} positions",
+                )
             return self._line_event(line, ended=True)
 
     def _compact(self) -> None:

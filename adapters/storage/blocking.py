@@ -1,0 +1,63 @@
+"""Store work without a running reactor: open the store, run one thing to its end, close it
+(command lines, tests).
+
+The SQL store works on its own threads and hands results back through
+``reactor.callFromThread``; :class:`Blocking` stands in for the reactor: it queues those
+calls and runs them on the calling thread while :meth:`Blocking.wait` waits for a result.
+The calling thread so plays the reactor thread — every Deferred callback runs there, as in
+production — and every wait has a deadline.
+"""
+
+from __future__ import annotations
+
+import queue
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IReactorFromThreads
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+__all__ = ["WAIT_SECONDS", "Blocking"]
+
+T = TypeVar("T")
+WAIT_SECONDS = 120.0
+
+
+@implementer(IReactorFromThreads)
+class Blocking:
+    def __init__(self) -> None:
+        self._calls: queue.SimpleQueue[Callable[[], object]] = queue.SimpleQueue()
+
+    def callFromThread(self, callable: Callable[..., Any], *args: object, **kwargs: object) -> None:
+        self._calls.put(lambda: callable(*args, **kwargs))
+
+    def wait(self, awaitable: Awaitable[T], timeout: float = WAIT_SECONDS) -> T:
+        """Run queued calls until ``awaitable`` has a result; return it or raise its error."""
+        d = (
+            awaitable
+            if isinstance(awaitable, Deferred)
+            else Deferred.fromCoroutine(_await(awaitable))
+        )
+        outcome: list[Any] = []
+        d.addBoth(outcome.append)
+        deadline = time.monotonic() + timeout
+        while not outcome:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"the store did not answer within {timeout} s")
+            try:
+                call = self._calls.get(timeout=remaining)
+            except queue.Empty:
+                continue
+            call()
+        result = outcome[0]
+        if isinstance(result, Failure):
+            result.raiseException()
+        return result  # type: ignore[no-any-return]
+
+
+async def _await(awaitable: Awaitable[T]) -> T:
+    return await awaitable

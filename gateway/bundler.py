@@ -95,6 +95,7 @@ class ForwardFile:
     source: str  # the upload the lines came from
     payload: bytes
     lines: tuple[LineKey, ...]
+    standard: str
 
 
 @dataclass
@@ -288,7 +289,12 @@ class Bundler:
             if payload is not None:
                 out.append(
                     ForwardFile(
-                        insurer, own[0].participant, source, payload, tuple(map(line_key, own))
+                        insurer,
+                        own[0].participant,
+                        source,
+                        payload,
+                        tuple(map(line_key, own)),
+                        own[0].standard,
                     )
                 )
         return out
@@ -362,7 +368,7 @@ class Bundler:
                 at=now,
                 invoice=None,
                 name=f"doorgestuurd-{forward.source}.asc",
-                standard=None,
+                standard=forward.standard,
             )
             outbound.append(QueuedFile(message, forward.insurer, forward.participant))
             for key in forward.lines:

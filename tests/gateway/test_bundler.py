@@ -107,3 +107,34 @@ def test_one_run_claims_every_phase_once_and_settles_every_line(
     again = pump.wait(bundler(store).run_once())
     assert again.claims == []
     assert pump.wait(store.outbox.counts()) == {("3311", OutboundState.QUEUED): 1}
+
+
+def test_a_participant_that_declares_itself_is_forwarded_in_its_own_file(
+    store: SqlMessageStore, pump: ThreadPump
+) -> None:
+    kraam = "33001234"
+    terms = Terms(
+        TERMS.settings,
+        {**TERMS.participants, kraam: Participant(kraam, Variant.A, ((None, None, False),))},
+        TERMS.insurers,
+    )
+    bundler = Bundler(store, store.bundles, REGISTRY, CATALOGUE, terms, now=lambda: NOW)
+    plan = pump.wait(bundler.run_once())
+    (forward,) = plan.forwards
+    assert (forward.participant, forward.insurer, forward.standard) == (kraam, "3311", "KZ301")
+    checked = validate_bytes(REGISTRY, forward.payload)
+    assert checked.valid, checked.findings
+    records = [r for r in read_records(REGISTRY, [forward.payload]) if isinstance(r, Record)]
+    assert records[0].text("praktijk_code") == kraam  # under its own AGB code
+    original = (MESSAGES / FILES[kraam][1]).read_bytes()
+    ours = {
+        r.text("reference")
+        for r in read_records(REGISTRY, [original])
+        if isinstance(r, Record) and r.type == "04"
+    }
+    sent = {r.text("reference") for r in records if r.type == "04"}
+    assert sent == ours  # every kraamzorg line, unchanged but for numbering
+    (claim,) = plan.claims  # the midwife's and the hospital's care still claimed
+    assert claim.links
+    counts = pump.wait(store.outbox.counts())
+    assert counts == {("3311", OutboundState.QUEUED): 2}

@@ -234,6 +234,7 @@ def _insurer_exchange(
     metrics: Metrics,
     reactor: Any,
     run: Any,
+    states: dict[str, str],
 ) -> _Exchange | None:
     if not isinstance(store, SqlMessageStore):
         return None
@@ -249,6 +250,7 @@ def _insurer_exchange(
         now=_now,
         policies={i.uzovi: _retry_policy(i.link.retry) for i in linked if i.link is not None},
         metrics=metrics,
+        states=states,
     )
     unpacker = _unpacker(config, store, registry, metrics)
     collector = RetourCollector(
@@ -453,9 +455,12 @@ async def start(config: GatewayConfig, reactor: Any) -> RunningGateway:
         )
     ops_port: IListeningPort | None = None
     port: IListeningPort | None = None
+    insurer_states: dict[str, str] = {
+        uzovi.uzovi: "unknown" for uzovi in config.insurers if uzovi.link
+    }
     try:
         if config.metrics.enabled:
-            ops = server.Site(OperationsRoot(metrics, store.ping), reactor=reactor)
+            ops = server.Site(OperationsRoot(metrics, store.ping, insurer_states), reactor=reactor)
             ops.noisy = False
             ops_port = reactor.listenTCP(config.metrics.port, ops, interface=config.metrics.host)
         pool = reactor.getThreadPool()
@@ -465,7 +470,9 @@ async def start(config: GatewayConfig, reactor: Any) -> RunningGateway:
 
         intake = Intake(store, registry, clock=_now, run_in_thread=run_in_thread, metrics=metrics)
 
-        exchange = _insurer_exchange(config, store, registry, metrics, reactor, run_in_thread)
+        exchange = _insurer_exchange(
+            config, store, registry, metrics, reactor, run_in_thread, insurer_states
+        )
         pushing = _pushing_insurers(config)
 
         def authenticate(request: server.Request) -> Caller | None:

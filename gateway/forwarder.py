@@ -52,7 +52,10 @@ class Forwarder:
         lease: timedelta = DEFAULT_LEASE,
         batch: int = DEFAULT_BATCH,
         metrics: Metrics | None = None,
+        states: dict[str, str] | None = None,
     ) -> None:
+        self.states = states if states is not None else {}
+        """Per insurer: ``ok`` after a delivery, ``failing`` after a failed attempt."""
         self._outbox = outbox
         self._links = dict(links)
         self._now = now
@@ -99,6 +102,7 @@ class Forwarder:
         except InsurerLinkError as error:
             return await self._failed(item, error)
         await self._outbox.delivered(item.traceer_id, delivery.remote_id, self._now())
+        self.states[item.insurer] = "ok"
         self._count(item.insurer, "repeated" if delivery.repeated else "delivered")
         log.info(
             "delivered {traceer_id} to insurer {insurer} (attempt {attempt}{repeat})",
@@ -111,6 +115,7 @@ class Forwarder:
 
     async def _failed(self, item: Outbound, error: InsurerLinkError) -> str:
         now = self._now()
+        self.states[item.insurer] = "failing"
         policy = self._policies.get(item.insurer, self._policy)
         decision = policy.after_failure(
             error,

@@ -8,7 +8,7 @@ data, but nothing on it needs to be reachable from outside the host or the clust
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 
 from prometheus_client import CONTENT_TYPE_LATEST
 from twisted.internet.defer import ensureDeferred
@@ -54,10 +54,16 @@ class _Healthz(resource.Resource):
 class _Readyz(resource.Resource):
     isLeaf = True
 
-    def __init__(self, metrics: Metrics, check_store: Callable[[], Awaitable[None]]) -> None:
+    def __init__(
+        self,
+        metrics: Metrics,
+        check_store: Callable[[], Awaitable[None]],
+        insurers: Mapping[str, str] | None = None,
+    ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
         self._metrics = metrics
         self._check_store = check_store
+        self._insurers = insurers if insurers is not None else {}
 
     def render_GET(self, request: server.Request) -> int:
         d = ensureDeferred(self._ready(request))
@@ -70,10 +76,18 @@ class _Readyz(resource.Resource):
         except Exception as exc:  # any failure means: not ready
             self._metrics.store_available.set(0)
             log.warn("not ready: the store does not answer ({kind})", kind=type(exc).__name__)
-            body = _json(request, 503, {"status": "unavailable", "store": "unreachable"})
+            body = _json(
+                request,
+                503,
+                {"status": "unavailable", "store": "unreachable", "insurers": dict(self._insurers)},
+            )
         else:
             self._metrics.store_available.set(1)
-            body = _json(request, 200, {"status": "ready", "store": "ok"})
+            # The insurer links are reported, not required: uploads are taken while an
+            # insurer is down, and its files wait.
+            body = _json(
+                request, 200, {"status": "ready", "store": "ok", "insurers": dict(self._insurers)}
+            )
         if not request._disconnected:
             request.setHeader(b"content-length", b"%d" % len(body))
             request.write(body)
@@ -81,13 +95,19 @@ class _Readyz(resource.Resource):
 
 
 class OperationsRoot(resource.Resource):
-    """``/metrics``, ``/healthz`` and ``/readyz``; everything else 404."""
+    """``/metrics``, ``/healthz`` and ``/readyz`` (with each insurer link's state: ``ok``
+    after a delivery, ``failing`` after a failed attempt); everything else 404."""
 
-    def __init__(self, metrics: Metrics, check_store: Callable[[], Awaitable[None]]) -> None:
+    def __init__(
+        self,
+        metrics: Metrics,
+        check_store: Callable[[], Awaitable[None]],
+        insurers: Mapping[str, str] | None = None,
+    ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
         self.putChild(b"metrics", _Metrics(metrics))
         self.putChild(b"healthz", _Healthz())
-        self.putChild(b"readyz", _Readyz(metrics, check_store))
+        self.putChild(b"readyz", _Readyz(metrics, check_store, insurers))
 
     def getChild(self, path: bytes, request: server.Request) -> resource.IResource:
         return pages.notFound()

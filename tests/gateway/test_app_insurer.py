@@ -133,6 +133,8 @@ def test_a_queued_claim_reaches_the_insurer_once_and_its_retour_comes_back(
             assert time.monotonic() < deadline, (item, gateway.logs())
             time.sleep(0.2)
         assert item.attempts == 3  # 503, 503, then delivered
+        ready = httpx.get(f"http://127.0.0.1:{gateway.ops_port}/readyz", timeout=10).json()
+        assert ready["insurers"] == {"3311": "ok"}
         (retour,) = pump.wait(store.conversation("conv-claim-0001"))[1:]
         assert retour.direction is Direction.FROM_INSURER
         assert retour.reply_to == sent

@@ -54,12 +54,13 @@ def test_readyz_follows_the_store() -> None:
     ops = site(metrics, store)
     status, _, body = get(ops, "/readyz")
     assert (status, json.loads(body)["store"]) == (200, "ok")
+    assert json.loads(body)["insurers"] == {}
     assert metrics.store_available._value.get() == 1
 
     store.up = False
     status, _, body = get(ops, "/readyz")
     assert status == 503
-    assert json.loads(body) == {"status": "unavailable", "store": "unreachable"}
+    assert json.loads(body) == {"status": "unavailable", "store": "unreachable", "insurers": {}}
     assert metrics.store_available._value.get() == 0
 
     store.up = True

@@ -182,7 +182,11 @@ def _insurer_link(
 
 
 def _unpacker(
-    config: GatewayConfig, store: SqlMessageStore, registry: LayoutRegistry, metrics: Metrics
+    config: GatewayConfig,
+    store: SqlMessageStore,
+    registry: LayoutRegistry,
+    metrics: Metrics,
+    run: Any,
 ) -> Unpacker:
     disciplines = {p.agb: p.discipline for p in config.participants}
     overheads = {
@@ -200,6 +204,7 @@ def _unpacker(
         discipline_of=disciplines.get,
         overhead_of=lambda insurer: overheads.get(insurer, 0.0),
         metrics=metrics,
+        run_in_thread=run,
     )
 
 
@@ -252,7 +257,7 @@ def _insurer_exchange(
         metrics=metrics,
         states=states,
     )
-    unpacker = _unpacker(config, store, registry, metrics)
+    unpacker = _unpacker(config, store, registry, metrics, run)
     collector = RetourCollector(
         store,
         store.outbox,
@@ -325,6 +330,7 @@ def _bundle_on_schedule(
         Terms.from_config(gateway.config),
         now=_now,
         metrics=gateway.metrics,
+        run_in_thread=lambda work: deferToThreadPool(reactor, reactor.getThreadPool(), work),
     )
 
     async def run() -> None:
@@ -455,9 +461,7 @@ async def start(config: GatewayConfig, reactor: Any) -> RunningGateway:
         )
     ops_port: IListeningPort | None = None
     port: IListeningPort | None = None
-    insurer_states: dict[str, str] = {
-        uzovi.uzovi: "unknown" for uzovi in config.insurers if uzovi.link
-    }
+    insurer_states = {i.uzovi: "unknown" for i in config.insurers if i.link is not None}
     try:
         if config.metrics.enabled:
             ops = server.Site(OperationsRoot(metrics, store.ping, insurer_states), reactor=reactor)

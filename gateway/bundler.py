@@ -17,6 +17,7 @@ from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from typing import Any, Protocol
 
 from twisted.logger import Logger
@@ -28,7 +29,7 @@ from gateway.rules.catalogue import Catalogue, Phase
 from gateway.rules.claims import ClaimFile, ClaimLink, PlannedLine, build_claim_file
 from gateway.rules.decide import decide
 from gateway.rules.model import Decision, DecisionKind, Existing, LineKey, Place, Terms, line_key
-from gateway.store import Direction, MessageStatus, MessageStore, NewMessage, NewStatus
+from gateway.store import Direction, Message, MessageStatus, MessageStore, NewMessage, NewStatus
 
 __all__ = [
     "BundleInput",
@@ -130,6 +131,13 @@ class BundlePlan:
         }
 
 
+RunInThread = Callable[[Callable[[], Any]], Awaitable[Any]]
+
+
+async def _inline(work: Callable[[], Any]) -> Any:
+    return work()
+
+
 class Bundler:
     def __init__(
         self,
@@ -141,35 +149,44 @@ class Bundler:
         *,
         now: Callable[[], datetime],
         metrics: Metrics | None = None,
+        run_in_thread: RunInThread | None = None,
     ) -> None:
         self._metrics = metrics
+        self._run: RunInThread = run_in_thread or _inline
         self._messages = messages
         self._bundles = bundles
         self._registry = registry
         self._catalogue = catalogue
         self._terms = terms
         self._now = now
+        # Per run: the uploads read for it (messages, and their records once parsed).
+        self._uploads: dict[str, Message | None] = {}
         self._sources: dict[str, list[Record]] = {}
 
     async def decisions(self) -> tuple[list[Decision], list[DeclaredLine]]:
         given = await self._bundles.bundle_input()
-        decisions = decide(
-            given.lines,
-            self._terms,
-            self._catalogue,
-            today=self._now().date(),
-            existing=given.existing,
-            closed=given.closed,
-            woman=self._bundles.woman_of,
+        today = self._now().date()
+        decisions: list[Decision] = await self._run(
+            lambda: decide(
+                given.lines,
+                self._terms,
+                self._catalogue,
+                today=today,
+                existing=given.existing,
+                closed=given.closed,
+                woman=self._bundles.woman_of,
+            )
         )
         return decisions, given.lines
 
     async def plan(self) -> BundlePlan:
         """What would be claimed and forwarded now; nothing stored or numbered."""
+        self._uploads, self._sources = {}, {}
         decisions, lines = await self.decisions()
         return await self._build(decisions, lines, invoice=lambda n: f"CONCEPT-{n:04d}")
 
     async def run_once(self) -> BundlePlan:
+        self._uploads, self._sources = {}, {}
         decisions, lines = await self.decisions()
         claim_insurers = {
             d.insurer for d in decisions if d.kind is DecisionKind.INTEGRAL and d.claims
@@ -199,27 +216,34 @@ class Bundler:
                 if placement.place is not Place.WAITING:
                     m.lines_decided.labels(placement.place.value).inc()
         now = self._now()
-        arrived: dict[str, datetime | None] = {}
         for claim in plan.claims:
             for link in claim.links:
                 m.integral_claims.labels(claim.insurer).inc()
                 m.integral_amount.labels(claim.insurer).inc(link.amount)
                 for upload, _ in link.absorbs:
-                    if upload not in arrived:
-                        message = await self._messages.get_message(upload)
-                        arrived[upload] = message.created_at if message else None
-                    when = arrived[upload]
-                    if when is not None:
-                        m.bundling_seconds.observe(max(0.0, (now - when).total_seconds()))
+                    message = await self._upload(upload)
+                    if message is not None:
+                        waited = (now - message.created_at).total_seconds()
+                        m.bundling_seconds.observe(max(0.0, waited))
 
     # --- building ------------------------------------------------------------------------
 
+    async def _upload(self, traceer_id: str) -> Message | None:
+        if traceer_id not in self._uploads:
+            self._uploads[traceer_id] = await self._messages.get_message(traceer_id)
+        return self._uploads[traceer_id]
+
     async def _records(self, traceer_id: str) -> list[Record]:
         if traceer_id not in self._sources:
-            message = await self._messages.get_message(traceer_id)
+            message = await self._upload(traceer_id)
             payload = await self._messages.payload(message.sha256) if message else None
-            records = read_records(self._registry, [payload or b""])
-            self._sources[traceer_id] = [r for r in records if isinstance(r, Record)]
+            self._sources[traceer_id] = await self._run(
+                lambda: [
+                    r
+                    for r in read_records(self._registry, [payload or b""])
+                    if isinstance(r, Record)
+                ]
+            )
         return self._sources[traceer_id]
 
     async def _insured(self, bsn: str, keys: Sequence[LineKey]) -> dict[str, FieldValue]:
@@ -263,7 +287,7 @@ class Bundler:
             )
             if claim is None:
                 continue
-            checked = validate_bytes(self._registry, claim.payload)
+            checked = await self._run(partial(validate_bytes, self._registry, claim.payload))
             if not checked.valid:  # a fault of the gateway's own: never send it
                 raise RuntimeError(
                     f"the claim file for insurer {insurer} does not pass the codec's own "

@@ -23,7 +23,8 @@ from collections import defaultdict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from functools import partial
+from typing import Any, Protocol
 
 from twisted.logger import Logger
 
@@ -157,6 +158,10 @@ def _codes(record: Record) -> tuple[str, ...]:
     return tuple(found)
 
 
+async def _inline(work: Callable[[], Any]) -> Any:
+    return work()
+
+
 class Unpacker:
     def __init__(
         self,
@@ -170,8 +175,10 @@ class Unpacker:
         discipline_of: Callable[[str], Discipline | None] = lambda agb: None,
         overhead_of: Callable[[str], float] = lambda insurer: 0.0,
         metrics: Metrics | None = None,
+        run_in_thread: Callable[[Callable[[], Any]], Awaitable[Any]] | None = None,
     ) -> None:
         self._metrics = metrics
+        self._run = run_in_thread or _inline
         self._messages = messages
         self._outcomes = outcomes
         self._registry = registry
@@ -181,11 +188,18 @@ class Unpacker:
         self._discipline_of = discipline_of
         self._overhead_of = overhead_of
 
+    async def _parse(self, payload: bytes) -> list[Record]:
+        """The records of a file (on a worker thread when one is given)."""
+        records: list[Record] = await self._run(
+            lambda: [r for r in read_records(self._registry, [payload]) if isinstance(r, Record)]
+        )
+        return records
+
     async def unpack(self, collected: CollectedRetour) -> list[LineAnswer]:
         if collected.answers is None or not collected.valid:
             return []
         payload = await self._messages.payload(collected.message.sha256) or b""
-        records = [r for r in read_records(self._registry, [payload]) if isinstance(r, Record)]
+        records = await self._parse(payload)
         outbound = collected.answers.traceer_id
         claims = await self._outcomes.claims_in(outbound)
         if claims:
@@ -255,9 +269,7 @@ class Unpacker:
             payload = await self._messages.payload(message.sha256) if message else None
             if message is None or payload is None:
                 continue
-            originals = [
-                r for r in read_records(self._registry, [payload]) if isinstance(r, Record)
-            ]
+            originals = await self._parse(payload)
             layout = self._registry.lookup(
                 originals[0].text("standard_code"),
                 originals[0].text("version"),
@@ -270,13 +282,16 @@ class Unpacker:
                 a.key[1]: Outcome(granted=a.granted or 0, calculated=lines[a.key].amount)
                 for a in own
             }
-            data = build_retour(
-                retour_layout,
-                originals,
-                outcomes,
-                insurer_reference=reference[:24],
-                retour_date=self._now().date(),
-                answered_only=True,
+            data: bytes = await self._run(
+                partial(
+                    build_retour,
+                    retour_layout,
+                    originals,
+                    outcomes,
+                    insurer_reference=reference[:24],
+                    retour_date=self._now().date(),
+                    answered_only=True,
+                )
             )
             sha = hashlib.sha256(data).hexdigest()
             new = NewMessage(

@@ -12,10 +12,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from twisted.internet.defer import Deferred
-from twisted.python.failure import Failure
-
 from adapters.storage import SqlMessageStore, open_store
+from adapters.storage.blocking import Blocking
 from gateway.bundler import Bundler
 from gateway.config import ConfigError, GatewayConfig, load_config
 from gateway.crypto import CryptoError, Keyring
@@ -28,6 +26,7 @@ from gateway.store import StoreError
 __all__ = ["register", "run_with_store"]
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+CLI_WAIT_SECONDS = 3600.0  # a bundling run over a large store takes a while
 T = TypeVar("T")
 
 
@@ -92,33 +91,15 @@ def _close_phase(args: argparse.Namespace) -> int:
 
 
 def run_with_store(config: GatewayConfig, work: Callable[[SqlMessageStore], Awaitable[T]]) -> T:
-    """Open the config's store on the reactor, run ``work`` with it, close it; the result
-    (or the error)."""
-    from twisted.internet import reactor as installed  # noqa: PLC0415 - importing installs it
-
-    reactor: Any = installed
-
+    """Open the config's store, run ``work`` with it to its end, close it; the result (or
+    the error). No reactor runs: :class:`Blocking` stands in for it."""
     keyring = Keyring.load(config.encryption.key_file) if config.encryption.key_file else None
-    outcome: list[Any] = []
-
-    async def main() -> T:
-        store = await open_store(config.store.url, reactor, keyring)
-        try:
-            return await work(store)
-        finally:
-            await store.close()
-
-    def begin() -> None:
-        d = Deferred.fromCoroutine(main())
-        d.addBoth(outcome.append)
-        d.addBoth(lambda _: reactor.stop())
-
-    reactor.callWhenRunning(begin)
-    reactor.run(installSignalHandlers=False)
-    result = outcome[0]
-    if isinstance(result, Failure):
-        result.raiseException()
-    return result  # type: ignore[no-any-return]
+    run = Blocking()
+    store = run.wait(open_store(config.store.url, run, keyring))
+    try:
+        return run.wait(work(store), timeout=CLI_WAIT_SECONDS)
+    finally:
+        run.wait(store.close())
 
 
 def _bundler(config: GatewayConfig, store: SqlMessageStore) -> Bundler:

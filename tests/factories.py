@@ -4,12 +4,83 @@ from __future__ import annotations
 
 from datetime import date
 
-from gateway.ei import FileWriter, LayoutRegistry
+from gateway.ei import FieldValue, FileWriter, LayoutRegistry
 
-__all__ = ["BSNS", "kz301", "vk301", "zh308"]
+__all__ = ["BSNS", "INSURED", "header", "insured", "kz301", "prestatie", "vk301", "zh308"]
 
 # Synthetic BSNs that pass the eleven-proof (with a non-zero sum); no real person's.
 BSNS = ("111222333", "123456782", "999990020", "999999990")
+
+
+# The synthetic 02 record every test file carries (no real person).
+INSURED: dict[str, FieldValue] = {
+    "birth_date": date(1994, 5, 6),
+    "gender": "2",
+    "name_code_1": "1",
+    "surname": "Testpersoon",
+    "initials": "A",
+    "house_number": 12,
+    "deceased": "2",
+}
+
+
+def header(
+    w: FileWriter,
+    *,
+    agb: str,
+    invoice: str,
+    uzovi: str = "3311",
+    code_field: str = "praktijk_code",
+    payee: str = "03",
+    period: tuple[date, date] = (date(2026, 1, 1), date(2026, 1, 31)),
+    invoice_date: date = date(2026, 2, 2),
+) -> None:
+    """The 01 record of a declaration of ``agb`` (by default a praktijk, paid to it)."""
+    w.header(
+        message_kind="P",
+        uzovi=uzovi,
+        payee=payee,
+        period_begin=period[0],
+        period_end=period[1],
+        invoice_number=invoice,
+        invoice_date=invoice_date,
+        currency="EUR",
+        **{code_field: agb},
+    )
+
+
+def insured(w: FileWriter, bsn: str, uzovi: str = "3311") -> None:
+    """The synthetic woman's 02 record with ``bsn``."""
+    w.insured(bsn=bsn, uzovi=uzovi, **INSURED)
+
+
+def prestatie(
+    w: FileWriter,
+    *,
+    bsn: str,
+    day: date,
+    reference: str,
+    performer: str,
+    code: str = "196202",
+    codelijst: str = "044",
+    tariff: int = 12000,
+    uzovi: str = "3311",
+) -> None:
+    """A 04 record of the 310-position frame: one prestatie at ``tariff``."""
+    w.prestatie(
+        bsn=bsn,
+        uzovi=uzovi,
+        forwarding_allowed="1",
+        prestatie_date=day,
+        prestatiecodelijst=codelijst,
+        prestatiecode=code,
+        performer_code=performer,
+        tariff=tariff,
+        number_performed=1,
+        calculated_amount=tariff,
+        declared_amount=tariff,
+        reference=reference,
+    )
 
 
 def kz301(
@@ -23,42 +94,15 @@ def kz301(
 ) -> bytes:
     """A valid KZ301 kraamzorg declaration of ``agb`` (paid to the praktijk code)."""
     w = FileWriter(registry.by_standard("KZ301"))
-    w.header(
-        message_kind="P",
-        uzovi="3311",
-        praktijk_code=agb,
-        payee="03",
-        period_begin=date(2026, 1, 1),
-        period_end=date(2026, 1, 31),
-        invoice_number=invoice,
-        invoice_date=date(2026, 2, 2),
-        currency="EUR",
-    )
-    w.insured(
-        bsn=bsn,
-        uzovi="3311",
-        birth_date=date(1994, 5, 6),
-        gender="2",
-        name_code_1="1",
-        surname="Testpersoon",
-        initials="A",
-        house_number=12,
-        deceased="2",
-    )
+    header(w, agb=agb, invoice=invoice)
+    insured(w, bsn)
     for i in range(lines):
-        w.prestatie(
+        prestatie(
+            w,
             bsn=bsn,
-            uzovi="3311",
-            forwarding_allowed="1",
-            prestatie_date=date(2026, 1, 10 + i % 15),
-            prestatiecodelijst="044",
-            prestatiecode="196202",
-            performer_code=agb,
-            tariff=12000,
-            number_performed=1,
-            calculated_amount=12000,
-            declared_amount=12000,
+            day=date(2026, 1, 10 + i % 15),
             reference=f"{invoice}-{i + 1}",
+            performer=agb,
         )
         if comment is not None:
             w.comment(comment)
@@ -75,42 +119,24 @@ def vk301(
 ) -> bytes:
     """A valid midwifery (VK301) declaration of practice ``agb``: ``lines`` prestaties."""
     w = FileWriter(registry.by_standard("VK301"))
-    w.header(
-        message_kind="P",
-        uzovi="3311",
-        praktijk_code=agb,
-        payee="03",
-        period_begin=date(2026, 1, 1),
-        period_end=date(2026, 8, 31),
-        invoice_number=invoice,
+    header(
+        w,
+        agb=agb,
+        invoice=invoice,
+        period=(date(2026, 1, 1), date(2026, 8, 31)),
         invoice_date=date(2026, 9, 7),
-        currency="EUR",
     )
-    w.insured(
-        bsn=bsn,
-        uzovi="3311",
-        birth_date=date(1994, 5, 6),
-        gender="2",
-        name_code_1="1",
-        surname="Testpersoon",
-        initials="A",
-        house_number=12,
-        deceased="2",
-    )
+    insured(w, bsn)
     for i in range(lines):
-        w.prestatie(
+        prestatie(
+            w,
             bsn=bsn,
-            uzovi="3311",
-            forwarding_allowed="1",
-            prestatie_date=date(2026, 1 + i % 8, 5),
-            prestatiecodelijst="045",
-            prestatiecode="190001",
-            performer_code="02012345",
-            tariff=85000,
-            number_performed=1,
-            calculated_amount=85000,
-            declared_amount=85000,
+            day=date(2026, 1 + i % 8, 5),
             reference=f"{invoice}-{i + 1}",
+            performer="02012345",
+            code="190001",
+            codelijst="045",
+            tariff=85000,
         )
     return w.finish()
 
@@ -127,28 +153,16 @@ def zh308(
     """A valid hospital (ZH308) declaration of institution ``agb``: ``lines`` DBCs, each
     with ``activities`` zorgactiviteit (16) records."""
     w = FileWriter(registry.by_standard("ZH308"))
-    w.header(
-        message_kind="P",
-        uzovi="3311",
-        instelling_code=agb,
+    header(
+        w,
+        agb=agb,
+        invoice=invoice,
+        code_field="instelling_code",
         payee="04",
-        period_begin=date(2026, 7, 1),
-        period_end=date(2026, 7, 31),
-        invoice_number=invoice,
+        period=(date(2026, 7, 1), date(2026, 7, 31)),
         invoice_date=date(2026, 8, 14),
-        currency="EUR",
     )
-    w.insured(
-        bsn=bsn,
-        uzovi="3311",
-        birth_date=date(1994, 5, 6),
-        gender="2",
-        name_code_1="1",
-        surname="Testpersoon",
-        initials="A",
-        house_number=12,
-        deceased="2",
-    )
+    insured(w, bsn)
     for i in range(lines):
         w.prestatie(
             bsn=bsn,

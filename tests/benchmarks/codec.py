@@ -41,7 +41,7 @@ from gateway.ei import (
     build_record,
     load_layouts,
 )
-from tests.factories import BSNS
+from tests.factories import BSNS, header, insured, prestatie
 
 # Synthetic BSNs that pass the eleven-proof (so that validation finds nothing).
 VALID_BSNS = tuple(bsn for bsn in BSNS if bsn_is_valid(bsn))
@@ -58,47 +58,21 @@ TARIFF = 12_000  # eurocents
 
 
 def _header(writer: FileWriter) -> None:
-    writer.header(
-        message_kind="P",
-        uzovi="3311",
-        praktijk_code="33001234",
-        payee="03",
-        period_begin=date(2026, 1, 1),
-        period_end=date(2026, 1, 31),
-        invoice_number="BENCH-0001",
-        invoice_date=date(2026, 2, 2),
-        currency="EUR",
-    )
+    header(writer, agb="33001234", invoice="BENCH-0001")
 
 
 def _insured(writer: FileWriter, bsn: str) -> None:
-    writer.insured(
-        bsn=bsn,
-        uzovi="3311",
-        birth_date=date(1994, 5, 6),
-        gender="2",
-        name_code_1="1",
-        surname="Testpersoon",
-        initials="A",
-        house_number=12,
-        deceased="2",
-    )
+    insured(writer, bsn)
 
 
 def _prestatie(writer: FileWriter, bsn: str, reference: str, day: int) -> None:
-    writer.prestatie(
+    prestatie(
+        writer,
         bsn=bsn,
-        uzovi="3311",
-        forwarding_allowed="1",
-        prestatie_date=date(2026, 1, day),
-        prestatiecodelijst="044",
-        prestatiecode="196202",
-        performer_code="33001234",
-        tariff=TARIFF,
-        number_performed=1,
-        calculated_amount=TARIFF,
-        declared_amount=TARIFF,
+        day=date(2026, 1, day),
         reference=reference,
+        performer="33001234",
+        tariff=TARIFF,
     )
 
 

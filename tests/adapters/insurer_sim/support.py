@@ -16,7 +16,7 @@ import httpx
 
 from gateway.ei import FileWriter, LayoutRegistry
 from gateway.pki import CA_CERT, SERVER_CERT, SERVER_KEY, Party, init_pki
-from tests.factories import BSNS
+from tests.factories import BSNS, header, insured, prestatie
 from tests.processes import ServerProcess
 
 IGO = "53001234"
@@ -39,43 +39,18 @@ def integral_claim(
     """A KZ301 claim file of the IGO: per client an 02 record and its prestatie lines
     (synthetic data), dated 10, 11, 12 … January 2026."""
     w = FileWriter(registry.by_standard("KZ301"))
-    w.header(
-        message_kind="P",
-        uzovi=uzovi,
-        praktijk_code=IGO,
-        payee="03",
-        period_begin=date(2026, 1, 1),
-        period_end=date(2026, 1, 31),
-        invoice_number=invoice,
-        invoice_date=date(2026, 2, 2),
-        currency="EUR",
-    )
+    header(w, agb=IGO, invoice=invoice, uzovi=uzovi)
     for c, bsn in enumerate(bsns):
-        w.insured(
-            bsn=bsn,
-            uzovi=uzovi,
-            birth_date=date(1994, 5, 6),
-            gender="2",
-            name_code_1="1",
-            surname="Testpersoon",
-            initials="A",
-            house_number=12,
-            deceased="2",
-        )
+        insured(w, bsn, uzovi)
         for i in range(lines_per_client):
-            w.prestatie(
+            prestatie(
+                w,
                 bsn=bsn,
-                uzovi=uzovi,
-                forwarding_allowed="1",
-                prestatie_date=date(2026, 1, 10 + i),
-                prestatiecodelijst="044",
-                prestatiecode="196202",
-                performer_code=IGO,
-                tariff=tariff,
-                number_performed=1,
-                calculated_amount=tariff,
-                declared_amount=tariff,
+                day=date(2026, 1, 10 + i),
                 reference=f"{invoice}-{c + 1}-{i + 1}",
+                performer=IGO,
+                tariff=tariff,
+                uzovi=uzovi,
             )
         if comment is not None:
             w.comment(comment)

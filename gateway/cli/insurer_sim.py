@@ -12,27 +12,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from twisted.internet.defer import Deferred
-from twisted.internet.error import CannotListenError
-from twisted.logger import (
-    FilteringLogObserver,
-    Logger,
-    LogLevel,
-    LogLevelFilterPredicate,
-    globalLogBeginner,
-    textFileLogObserver,
-)
-from twisted.python.failure import Failure
-
 from adapters.insurer_sim.config import SimConfig, load_sim_config
-from adapters.insurer_sim.server import RunningSimulator, start_simulator
-from gateway.config import ConfigError
-from gateway.ei import LayoutError
+from adapters.insurer_sim.server import start_simulator
+from gateway.cli.serve import run_until_stopped
+from gateway.config import ConfigError, LoggingConfig
 
 __all__ = ["register", "run"]
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-log = Logger()
 
 
 def register(sub: Any) -> None:
@@ -60,33 +47,8 @@ def _insurer_sim(args: argparse.Namespace) -> int:
 
 def run(config: SimConfig) -> int:
     """Serve ``config`` on the global reactor until it stops; the exit status."""
-    # Imported here: importing the reactor installs it, which other commands do not need.
-    from twisted.internet import reactor  # noqa: PLC0415
-
-    observer = FilteringLogObserver(
-        textFileLogObserver(sys.stderr),
-        [LogLevelFilterPredicate(defaultLogLevel=LogLevel.info)],
+    return run_until_stopped(
+        lambda reactor: start_simulator(config, reactor),
+        lambda simulator: simulator.stop(),
+        logging=LoggingConfig(),
     )
-    globalLogBeginner.beginLoggingTo([observer], redirectStandardIO=False)
-    outcome = {"status": EXIT_OK}
-
-    def cannot_start(failure: Failure) -> None:
-        if failure.check(ConfigError, LayoutError, CannotListenError):
-            log.critical("cannot start: {reason}", reason=str(failure.value))
-        else:
-            log.failure("cannot start", failure)
-        outcome["status"] = EXIT_FAILED
-        reactor.stop()
-
-    def started(simulator: RunningSimulator) -> None:
-        reactor.addSystemEventTrigger(
-            "before", "shutdown", lambda: Deferred.fromCoroutine(simulator.stop())
-        )
-
-    def begin() -> None:
-        d = Deferred.fromCoroutine(start_simulator(config, reactor))
-        d.addCallbacks(started, cannot_start)
-
-    reactor.callWhenRunning(begin)
-    reactor.run()
-    return outcome["status"]

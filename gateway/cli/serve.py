@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from twisted.internet.defer import Deferred
 from twisted.internet.error import CannotListenError
@@ -14,13 +14,13 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from gateway.app import RunningGateway, start
-from gateway.config import ConfigError, GatewayConfig, load_config
+from gateway.config import ConfigError, GatewayConfig, LoggingConfig, load_config
 from gateway.crypto import CryptoError
 from gateway.ei import LayoutError
 from gateway.logs import begin_logging
 from gateway.store import SchemaVersionError, StoreInUseError, StoreUnavailableError
 
-__all__ = ["register", "run"]
+__all__ = ["KNOWN_START_ERRORS", "register", "run", "run_until_stopped"]
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 log = Logger()
@@ -50,40 +50,69 @@ def _serve(args: argparse.Namespace) -> int:
     return run(config)
 
 
-def run(config: GatewayConfig, on_started: Callable[[Any], None] | None = None) -> int:
-    """Serve ``config`` on the global reactor until it stops; the exit status."""
+S = TypeVar("S")
+
+# Why a server may fail to start that deserve one line, not a traceback.
+KNOWN_START_ERRORS: tuple[type[Exception], ...] = (
+    ConfigError,
+    CryptoError,
+    SchemaVersionError,
+    StoreInUseError,
+    StoreUnavailableError,
+    LayoutError,
+    CannotListenError,
+)
+
+
+def run_until_stopped(
+    start: Callable[[Any], Awaitable[S]],
+    stop: Callable[[S], Awaitable[None]],
+    *,
+    logging: LoggingConfig,
+    on_started: Callable[[S], None] | None = None,
+) -> int:
+    """Start a server with ``start(reactor)`` on the global reactor and run until SIGINT or
+    SIGTERM, stopping it with ``stop`` before the reactor ends; the exit status (1 when it
+    could not start)."""
     # Imported here: importing the reactor installs it, which other commands do not need.
     from twisted.internet import reactor  # noqa: PLC0415
 
-    begin_logging(config.logging, sys.stderr)
+    begin_logging(logging, sys.stderr)
     outcome = {"status": EXIT_OK}
 
     def cannot_start(failure: Failure) -> None:
-        known = (
-            ConfigError,
-            CryptoError,
-            SchemaVersionError,
-            StoreInUseError,
-            StoreUnavailableError,
-            LayoutError,
-            CannotListenError,
-        )
-        if failure.check(*known):
+        if failure.check(*KNOWN_START_ERRORS):
             log.critical("cannot start: {reason}", reason=str(failure.value))
         else:
             log.failure("cannot start", failure)
         outcome["status"] = EXIT_FAILED
         reactor.stop()
 
-    def started(gateway: RunningGateway) -> None:
-        reactor.addSystemEventTrigger("before", "shutdown", gateway.stop)
+    def started(server: S) -> None:
+        reactor.addSystemEventTrigger(
+            "before", "shutdown", lambda: Deferred.fromCoroutine(_awaited(stop(server)))
+        )
         if on_started is not None:
-            on_started(gateway)
+            on_started(server)
 
     def begin() -> None:
-        d = Deferred.fromCoroutine(start(config, reactor))
+        d = Deferred.fromCoroutine(_awaited(start(reactor)))
         d.addCallbacks(started, cannot_start)
 
     reactor.callWhenRunning(begin)
     reactor.run()
     return outcome["status"]
+
+
+async def _awaited(awaitable: Awaitable[S]) -> S:
+    return await awaitable
+
+
+def run(config: GatewayConfig, on_started: Callable[[RunningGateway], None] | None = None) -> int:
+    """Serve ``config`` on the global reactor until it stops; the exit status."""
+    return run_until_stopped(
+        lambda reactor: start(config, reactor),
+        lambda gateway: gateway.stop(),
+        logging=config.logging,
+        on_started=on_started,
+    )

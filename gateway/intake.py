@@ -36,7 +36,6 @@ from gateway.ei import (
     ValidationResult,
     build_technical_rejection,
     describe,
-    read_records,
     validate_bytes,
 )
 from gateway.lines import DeclaredLine, declared_lines
@@ -263,13 +262,15 @@ class Intake:
     def _check(
         self, payload: bytes, traceer_id: str, participant: str
     ) -> tuple[ValidationResult, list[DeclaredLine]]:
-        """The intake checks and, for a valid declaration, its prestatie lines (on a
-        worker thread: both read the whole file)."""
-        result = validate_bytes(self._registry, payload, max_findings=MAX_FINDINGS_KEPT)
+        """The intake checks and, for a valid declaration, its prestatie lines — one pass
+        over the file (on a worker thread)."""
+        records: list[Record] = []
+        result = validate_bytes(
+            self._registry, payload, max_findings=MAX_FINDINGS_KEPT, on_record=records.append
+        )
         layout = result.layout
         if not result.valid or layout is None or layout.kind != "declaration":
             return result, []
-        records = [r for r in read_records(self._registry, [payload]) if isinstance(r, Record)]
         lines = declared_lines(
             records, traceer_id=traceer_id, participant=participant, standard=layout.standard
         )

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -119,8 +119,12 @@ class Validator:
         *,
         max_findings: int = DEFAULT_MAX_FINDINGS,
         expect: Layout | None = None,
+        on_record: Callable[[Record], None] | None = None,
     ) -> None:
+        """``on_record`` sees every record read, in file order (one pass for callers that
+        need both the checks and the records)."""
         self._reader = Reader(registry, layout=expect)
+        self._on_record = on_record
         self._findings: list[Finding] = []
         self._max = max_findings
         self._truncated = False
@@ -191,6 +195,8 @@ class Validator:
                     self._add(event.finding)
                     self._count_bad(event)
                 else:
+                    if self._on_record is not None:
+                        self._on_record(event)
                     self._check(event)
         except EIError as exc:
             self._fatal = True
@@ -517,9 +523,10 @@ def validate_bytes(
     *,
     max_findings: int = DEFAULT_MAX_FINDINGS,
     expect: Layout | None = None,
+    on_record: Callable[[Record], None] | None = None,
 ) -> ValidationResult:
     """Validate a whole file given as bytes or as an iterable of chunks."""
-    validator = Validator(registry, max_findings=max_findings, expect=expect)
+    validator = Validator(registry, max_findings=max_findings, expect=expect, on_record=on_record)
     for chunk in [data] if isinstance(data, bytes) else data:
         validator.feed(chunk)
     return validator.close()

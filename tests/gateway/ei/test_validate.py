@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.ei import LayoutRegistry, Validator, bsn_is_valid, validate_bytes
+from gateway.ei import LayoutRegistry, Record, Validator, bsn_is_valid, load_layouts, validate_bytes
 from gateway.ei.validate import agb_is_valid
 from tests.factories import BSNS, kz301
 from tests.gateway.ei.fixture_table import MESSAGES, chunked
@@ -165,3 +165,13 @@ def test_a_broken_insured_record_does_not_orphan_its_prestaties(
     lines[1] = lines[1].rstrip(b" ")  # the 02 lost its trailing spaces
     result = validate_bytes(registry, _join(lines))
     assert [(f.record, f.retourcode) for f in result.findings] == [(2, "0804")]
+
+
+def test_on_record_sees_every_record_in_file_order() -> None:
+    registry = load_layouts()
+    data = kz301(registry, lines=3, comment="x")
+    seen: list[Record] = []
+    result = validate_bytes(registry, data, on_record=seen.append)
+    assert result.valid
+    assert [r.type for r in seen] == ["01", "02", "04", "98", "04", "98", "04", "98", "99"]
+    assert b"".join(r.to_bytes() for r in seen) == data

@@ -12,13 +12,13 @@ client data (BSNs, names, amounts).
 from __future__ import annotations
 
 import importlib.metadata
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, DeferredLock
 from twisted.internet.interfaces import IListeningPort
 from twisted.internet.task import LoopingCall
 from twisted.internet.threads import deferToThreadPool
@@ -34,6 +34,7 @@ from adapters.metrics.resource import OperationsRoot
 from adapters.storage import SqlMessageStore, open_store
 from adapters.storage.admin import SqlAdminStore
 from adapters.storage.lock import StoreLock
+from adapters.storage.resolution import SqlResolutionStore
 from adapters.tls import (
     Identities,
     client_identity,
@@ -49,6 +50,7 @@ from gateway.forwarder import Forwarder
 from gateway.insurer import InsurerLink, RetryPolicy
 from gateway.intake import Intake
 from gateway.metrics import Metrics
+from gateway.resolution import Resolver
 from gateway.rules.catalogue import Catalogue, load_catalogue
 from gateway.rules.model import Terms
 from gateway.schedule import PerInsurer
@@ -280,20 +282,35 @@ def _listen_admin(
     metrics: Metrics,
     reactor: Any,
     run: Any,
+    catalogue: Catalogue,
+    bundle_now: Callable[[], Awaitable[object]] | None,
 ) -> IListeningPort | None:
     """The administrator's site on its own address (never the EPD API's)."""
     admin = config.admin
     if not admin.enabled or not isinstance(store, SqlMessageStore):
         return None
+    resolver = Resolver(
+        store,
+        SqlResolutionStore(store.database, store.codec),
+        store.bundles.reserve,
+        registry,
+        catalogue,
+        Terms.from_config(config),
+        _unpacker(config, store, registry, metrics, run),
+        now=_now,
+        run_in_thread=run,
+    )
     site = build_admin_site(
         store,
-        SqlAdminStore(store.database),
+        SqlAdminStore(store.database, store.codec),
         registry,
         keyring,
         _now,
         config=admin,
         metrics_registry=metrics.registry,
         run_in_thread=run,
+        resolver=resolver,
+        after_change=bundle_now,
     )
     if admin.tls is None:
         listening: IListeningPort = reactor.listenTCP(admin.port, site, interface=admin.host)
@@ -317,25 +334,47 @@ def _pushing_insurers(config: GatewayConfig) -> dict[str, str]:
     }
 
 
-def _bundle_on_schedule(
-    gateway: RunningGateway, store: SqlMessageStore, catalogue: Catalogue, reactor: Any
-) -> LoopingCall:
-    """Run the bundler now and every ``[bundling] interval_seconds``; a failed run is
-    logged and the next one runs anyway (nothing of a failed run is stored)."""
+def _bundling(
+    config: GatewayConfig,
+    store: SqlMessageStore,
+    registry: LayoutRegistry,
+    catalogue: Catalogue,
+    metrics: Metrics,
+    reactor: Any,
+) -> Callable[[], Awaitable[None]]:
+    """One bundling run at a time, whoever asks (the schedule or an administrator's
+    action): two runs at once would decide the same open lines twice."""
     bundler = Bundler(
         store,
         store.bundles,
-        gateway.registry,
+        registry,
         catalogue,
-        Terms.from_config(gateway.config),
+        Terms.from_config(config),
         now=_now,
-        metrics=gateway.metrics,
+        metrics=metrics,
         run_in_thread=lambda work: deferToThreadPool(reactor, reactor.getThreadPool(), work),
     )
+    lock = DeferredLock()
+
+    async def run() -> None:
+        await lock.acquire()
+        try:
+            await bundler.run_once()
+        finally:
+            lock.release()
+
+    return run
+
+
+def _bundle_on_schedule(
+    gateway: RunningGateway, bundle_now: Callable[[], Awaitable[None]], reactor: Any
+) -> LoopingCall:
+    """Run the bundler now and every ``[bundling] interval_seconds``; a failed run is
+    logged and the next one runs anyway (nothing of a failed run is stored)."""
 
     async def run() -> None:
         try:
-            await bundler.run_once()
+            await bundle_now()
         except Exception:
             log.failure("a bundling run failed; nothing of it was stored")
 
@@ -508,8 +547,21 @@ async def start(config: GatewayConfig, reactor: Any) -> RunningGateway:
         site.timeOut = api_config.idle_timeout_seconds
         site.displayTracebacks = False
         port = reactor.listenSSL(api_config.port, site, context_factory, interface=api_config.host)
+        bundle_now = (
+            _bundling(config, store, registry, catalogue, metrics, reactor)
+            if isinstance(store, SqlMessageStore)
+            else None
+        )
         admin_port = _listen_admin(
-            config, store, registry, keyring, metrics, reactor, run_in_thread
+            config,
+            store,
+            registry,
+            keyring,
+            metrics,
+            reactor,
+            run_in_thread,
+            catalogue,
+            bundle_now,
         )
     except BaseException:
         await _stop_listening(ops_port, port)
@@ -522,8 +574,8 @@ async def start(config: GatewayConfig, reactor: Any) -> RunningGateway:
         gateway.background.append(_reencrypt_in_background(store, reactor))
     if exchange is not None:
         exchange.start(gateway, reactor)
-    if isinstance(store, SqlMessageStore):
-        gateway.background.append(_bundle_on_schedule(gateway, store, catalogue, reactor))
+    if isinstance(store, SqlMessageStore) and bundle_now is not None:
+        gateway.background.append(_bundle_on_schedule(gateway, bundle_now, reactor))
         gateway.background.append(_prune_on_schedule(gateway, store, reactor))
     host, number = gateway.epd_address
     log.info(

@@ -16,29 +16,52 @@ import hashlib
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from functools import partial
 from typing import Any, Protocol
 
 from twisted.logger import Logger
 
-from gateway.ei import FieldValue, FileWriter, LayoutRegistry, Record, read_records, validate_bytes
+from gateway.ei import (
+    FieldValue,
+    FileWriter,
+    LayoutRegistry,
+    Outcome,
+    Record,
+    read_records,
+    validate_bytes,
+)
 from gateway.lines import DeclaredLine
 from gateway.metrics import Metrics
 from gateway.rules.catalogue import Catalogue, Phase
 from gateway.rules.claims import ClaimFile, ClaimLink, PlannedLine, build_claim_file
 from gateway.rules.decide import decide
-from gateway.rules.model import Decision, DecisionKind, Existing, LineKey, Place, Terms, line_key
+from gateway.rules.model import (
+    RETURN_TO_DECLARE_ITSELF,
+    Decision,
+    DecisionKind,
+    Existing,
+    LineKey,
+    Place,
+    Settings,
+    Terms,
+    line_key,
+    overdue_on,
+)
 from gateway.store import Direction, Message, MessageStatus, MessageStore, NewMessage, NewStatus
+from gateway.unpacker import participant_retour
 
 __all__ = [
     "BundleInput",
     "BundlePlan",
     "BundleStore",
     "Bundler",
+    "DecisionRecord",
     "ForwardFile",
     "LineOutcome",
     "QueuedFile",
+    "ReturnedRetour",
+    "outbound_message",
 ]
 
 log = Logger()
@@ -51,6 +74,8 @@ class BundleInput:
     lines: list[DeclaredLine]
     existing: list[Existing]
     closed: set[tuple[str, Phase]]
+    broken: set[tuple[str, Phase]] = field(default_factory=set)
+    states: dict[LineKey, str] = field(default_factory=dict)  # where each line stood
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +88,42 @@ class LineOutcome:
     retourcode: str | None = None
     claim_reference: str | None = None
     outbound: str | None = None
+    pregnancy: str | None = None
+    phase: Phase | None = None
+    decision: DecisionKind | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionRecord:
+    """A decision as the store keeps it: what the case pages explain, and what tells a
+    waiting phase that is overdue."""
+
+    pregnancy: str
+    phase: Phase | None
+    insurer: str
+    kind: DecisionKind
+    rule: str
+    reasons: tuple[str, ...]
+    waiting_for: str | None
+    until: date | None
+    overdue_on: date | None
+    first_day: date | None
+
+    @classmethod
+    def of(cls, decision: Decision, settings: Settings) -> DecisionRecord:
+        first = min((line.prestatie_date for line in decision.lines), default=None)
+        return cls(
+            decision.pregnancy,
+            decision.phase,
+            decision.insurer,
+            decision.kind,
+            decision.rule,
+            decision.reasons,
+            decision.waiting_for,
+            decision.until,
+            overdue_on(decision, settings),
+            first,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +147,17 @@ class BundleStore(Protocol):
         claims: Sequence[tuple[ClaimLink, str, str]],
         outcomes: Sequence[LineOutcome],
         at: datetime,
+        decisions: Sequence[DecisionRecord] = (),
+        retours: Sequence[ReturnedRetour] = (),
     ) -> Awaitable[None]: ...
+
+
+@dataclass(frozen=True)
+class ReturnedRetour:
+    """A retour to a participant answering its lines newly returned to declare itself."""
+
+    message: NewMessage
+    lines: tuple[LineKey, ...]
 
 
 @dataclass(frozen=True)
@@ -162,9 +233,11 @@ class Bundler:
         # Per run: the uploads read for it (messages, and their records once parsed).
         self._uploads: dict[str, Message | None] = {}
         self._sources: dict[str, list[Record]] = {}
+        self._states: dict[LineKey, str] = {}
 
     async def decisions(self) -> tuple[list[Decision], list[DeclaredLine]]:
         given = await self._bundles.bundle_input()
+        self._states = given.states
         today = self._now().date()
         decisions: list[Decision] = await self._run(
             lambda: decide(
@@ -174,6 +247,7 @@ class Bundler:
                 today=today,
                 existing=given.existing,
                 closed=given.closed,
+                broken=given.broken,
                 woman=self._bundles.woman_of,
             )
         )
@@ -369,7 +443,7 @@ class Bundler:
         reference_of: dict[LineKey, str] = {}
         outbound_of: dict[LineKey, str] = {}
         for claim in plan.claims:
-            message = _outbound(
+            message = outbound_message(
                 claim.payload,
                 insurer=claim.insurer,
                 key=f"claim:{claim.insurer}:{claim.invoice_number}",
@@ -385,7 +459,7 @@ class Bundler:
                     reference_of[key] = link.reference
         for forward in plan.forwards:
             digest = hashlib.sha256(forward.payload).hexdigest()[:16]
-            message = _outbound(
+            message = outbound_message(
                 forward.payload,
                 insurer=forward.insurer,
                 key=f"forward:{forward.source}:{forward.insurer}:{digest}",
@@ -400,8 +474,6 @@ class Bundler:
         outcomes = []
         for d in plan.decisions:
             for key, placement in d.placements.items():
-                if placement.place is Place.WAITING:
-                    continue
                 outcomes.append(
                     LineOutcome(
                         key,
@@ -410,9 +482,55 @@ class Bundler:
                         placement.code,
                         reference_of.get(key),
                         outbound_of.get(key),
+                        d.pregnancy,
+                        d.phase,
+                        d.kind,
                     )
                 )
-        await self._bundles.record_bundle(outbound, claims, outcomes, now)
+        settings = self._terms.settings
+        records = [DecisionRecord.of(d, settings) for d in plan.decisions]
+        retours = await self._returned_retours(plan, lines_of(plan))
+        await self._bundles.record_bundle(outbound, claims, outcomes, now, records, retours)
+
+    async def _returned_retours(
+        self, plan: BundlePlan, lines: dict[LineKey, DeclaredLine]
+    ) -> list[ReturnedRetour]:
+        """Per upload a retour answering its lines newly returned (9001): the participant
+        learns in its own retour standard, line by line, what to declare itself."""
+        by_upload: dict[str, dict[int, Outcome]] = defaultdict(dict)
+        for d in plan.decisions:
+            for key, placement in d.placements.items():
+                if placement.place is Place.RETURNED and self._states.get(key) != "returned":
+                    line = lines.get(key)
+                    by_upload[key[0]][key[1]] = Outcome(
+                        granted=0,
+                        calculated=line.amount if line is not None else None,
+                        codes=(placement.code or RETURN_TO_DECLARE_ITSELF,),
+                    )
+        out = []
+        for upload, outcomes in sorted(by_upload.items()):
+            message = await self._upload(upload)
+            if message is None:
+                continue
+            originals = await self._records(upload)
+            retour = await self._run(
+                partial(
+                    participant_retour,
+                    self._registry,
+                    message,
+                    originals,
+                    outcomes,
+                    insurer_reference="",
+                    at=self._now(),
+                )
+            )
+            if retour is not None:
+                out.append(ReturnedRetour(retour, tuple((upload, n) for n in sorted(outcomes))))
+        return out
+
+
+def lines_of(plan: BundlePlan) -> dict[LineKey, DeclaredLine]:
+    return {line_key(line): line for d in plan.decisions for line in d.lines}
 
 
 def _values(record: Record) -> dict[str, FieldValue]:
@@ -429,7 +547,7 @@ def _source_keys(planned: PlannedLine, decisions: Sequence[Decision]) -> list[Li
     return keys
 
 
-def _outbound(
+def outbound_message(
     payload: bytes,
     *,
     insurer: str,

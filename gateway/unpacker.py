@@ -34,7 +34,14 @@ from gateway.ei import LayoutRegistry, Outcome, Record, build_retour, read_recor
 from gateway.lines import DeclaredLine
 from gateway.metrics import Metrics
 from gateway.rules.model import LineKey, line_key
-from gateway.store import Direction, MessageStatus, MessageStore, NewMessage, NewStatus
+from gateway.store import (
+    Direction,
+    Message,
+    MessageStatus,
+    MessageStore,
+    NewMessage,
+    NewStatus,
+)
 
 __all__ = [
     "CarriedClaim",
@@ -43,6 +50,7 @@ __all__ = [
     "SettlementRow",
     "Unpacker",
     "distribute",
+    "participant_retour",
 ]
 
 log = Logger()
@@ -253,15 +261,25 @@ class Unpacker:
         self, answers: list[LineAnswer], claims: list[CarriedClaim], retour: list[Record]
     ) -> tuple[list[NewMessage], list[LineAnswer]]:
         lines = {line_key(line): line for claim in claims for line in claim.absorbed}
-        by_upload: dict[str, list[LineAnswer]] = defaultdict(list)
-        for answer in answers:
-            if answer.outcome == GRANTED:
-                by_upload[answer.key[0]].append(answer)
         reference = (
             retour[0].text("insurer_reference")
             if retour and retour[0].layout.has("insurer_reference")
             else ""
         )
+        return await self.answer_participants(answers, lines, reference)
+
+    async def answer_participants(
+        self,
+        answers: Sequence[LineAnswer],
+        lines: Mapping[LineKey, DeclaredLine],
+        insurer_reference: str = "",
+    ) -> tuple[list[NewMessage], list[LineAnswer]]:
+        """A retour file per upload answering its granted and rejected ``answers`` (lines
+        under review wait); the answers with the retour that carries each."""
+        by_upload: dict[str, list[LineAnswer]] = defaultdict(list)
+        for answer in answers:
+            if answer.outcome in (GRANTED, REJECTED):
+                by_upload[answer.key[0]].append(answer)
         messages = []
         answered_in: dict[LineKey, str] = {}
         for upload_id, own in sorted(by_upload.items()):
@@ -270,44 +288,27 @@ class Unpacker:
             if message is None or payload is None:
                 continue
             originals = await self._parse(payload)
-            layout = self._registry.lookup(
-                originals[0].text("standard_code"),
-                originals[0].text("version"),
-                originals[0].text("subversion"),
-            )
-            if layout is None:
-                continue
-            retour_layout = self._registry.retour_of(layout)
             outcomes = {
-                a.key[1]: Outcome(granted=a.granted or 0, calculated=lines[a.key].amount)
+                a.key[1]: Outcome(
+                    granted=a.granted or 0,
+                    calculated=lines[a.key].amount,
+                    codes=() if a.outcome == GRANTED else a.codes[:3],
+                )
                 for a in own
             }
-            data: bytes = await self._run(
+            new = await self._run(
                 partial(
-                    build_retour,
-                    retour_layout,
+                    participant_retour,
+                    self._registry,
+                    message,
                     originals,
                     outcomes,
-                    insurer_reference=reference[:24],
-                    retour_date=self._now().date(),
-                    answered_only=True,
+                    insurer_reference=insurer_reference[:24],
+                    at=self._now(),
                 )
             )
-            sha = hashlib.sha256(data).hexdigest()
-            new = NewMessage(
-                traceer_id=str(uuid.uuid4()),
-                conversatie_id=message.conversatie_id,
-                direction=Direction.TO_PARTICIPANT,
-                party=message.party,
-                payload=data,
-                sha256=sha,
-                created_at=self._now(),
-                status=NewStatus(MessageStatus.DELIVERED, None, "Retourinformatie klaargezet."),
-                idempotency_key=f"answer:{upload_id}:{sha}",
-                filename=f"{retour_layout.standard}-{upload_id}.asc",
-                standard=retour_layout.standard,
-                reply_to=upload_id,
-            )
+            if new is None:
+                continue
             messages.append(new)
             if self._metrics is not None:
                 waited = (self._now() - message.created_at).total_seconds()
@@ -355,3 +356,50 @@ class Unpacker:
             outcome = GRANTED if granted > 0 else REJECTED
             answers.append(LineAnswer(line_key(line), outcome, granted, codes, retour.traceer_id))
         return answers, [retour]
+
+
+def participant_retour(
+    registry: LayoutRegistry,
+    upload: Message,
+    originals: Sequence[Record],
+    outcomes: Mapping[int, Outcome],
+    *,
+    insurer_reference: str,
+    at: datetime,
+) -> NewMessage | None:
+    """The retour to ``upload``'s participant, in its own retour standard, answering the
+    records ``outcomes`` names (NUM040 → outcome) and only those; None when the upload's
+    standard is unknown."""
+    if not originals:
+        return None
+    layout = registry.lookup(
+        originals[0].text("standard_code"),
+        originals[0].text("version"),
+        originals[0].text("subversion"),
+    )
+    if layout is None:
+        return None
+    retour_layout = registry.retour_of(layout)
+    data = build_retour(
+        retour_layout,
+        originals,
+        outcomes,
+        insurer_reference=insurer_reference,
+        retour_date=at.date(),
+        answered_only=True,
+    )
+    sha = hashlib.sha256(data).hexdigest()
+    return NewMessage(
+        traceer_id=str(uuid.uuid4()),
+        conversatie_id=upload.conversatie_id,
+        direction=Direction.TO_PARTICIPANT,
+        party=upload.party,
+        payload=data,
+        sha256=sha,
+        created_at=at,
+        status=NewStatus(MessageStatus.DELIVERED, None, "Retourinformatie klaargezet."),
+        idempotency_key=f"answer:{upload.traceer_id}:{sha}",
+        filename=f"{retour_layout.standard}-{upload.traceer_id}.asc",
+        standard=retour_layout.standard,
+        reply_to=upload.traceer_id,
+    )

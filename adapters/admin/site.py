@@ -31,10 +31,10 @@ from __future__ import annotations
 import hmac
 import json
 import secrets
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timedelta
 from importlib import resources
-from typing import Any, Final
+from typing import Annotated, Any, Final
 from urllib.parse import quote
 
 import jinja2
@@ -57,6 +57,7 @@ from gateway.admin.accounts import (
 from gateway.admin.audit import AuditEntry, ChainReport, entry_json
 from gateway.admin.cases import (
     KINDS,
+    NEEDS_REASON,
     ActionRefusedError,
     Case,
     CaseAction,
@@ -64,6 +65,7 @@ from gateway.admin.cases import (
     CaseKind,
     CaseState,
 )
+from gateway.admin.detail import CaseDetail, ClaimView, DecisionView, LineView, PregnancyView
 from gateway.admin.fileview import FileView
 from gateway.admin.metrics import AdminMetrics
 from gateway.admin.ports import AdminStore
@@ -78,6 +80,8 @@ from gateway.admin.service import (
 from gateway.crypto import Keyring
 from gateway.ei import LayoutRegistry
 from gateway.ei.retourcodes import describe
+from gateway.resolution import FIELD_LABELS, Resolver
+from gateway.resolution import Field as CorrectionField
 from gateway.store import MessageStore, StoreUnavailableError
 
 __all__ = ["AdminResource", "build_admin_site"]
@@ -109,9 +113,17 @@ STATE_LABELS: Final = {
     CaseState.RETRIED: "opnieuw aangeboden",
     CaseState.WRITTEN_OFF: "afgeboekt",
     CaseState.RESOLVED: "opgelost",
+    CaseState.RESUBMITTED: "verbeterd ingediend",
+    CaseState.BROKEN: "bundel gebroken",
+    CaseState.PASSED_ON: "doorgegeven aan deelnemers",
+    CaseState.PHASE_CLOSED: "fase gesloten",
 }
 ACTION_LABELS: Final = {
     CaseAction.RETRY: "Opnieuw aanbieden",
+    CaseAction.RESUBMIT: "Verbeteren en opnieuw indienen",
+    CaseAction.BREAK_BUNDLE: "Bundel breken",
+    CaseAction.PASS_ON: "Afwijzing doorgeven",
+    CaseAction.CLOSE_PHASE: "Fase sluiten",
     CaseAction.WRITE_OFF: "Afboeken",
     CaseAction.REOPEN: "Heropenen",
     CaseAction.NOTE: "Notitie toevoegen",
@@ -129,6 +141,11 @@ AUDIT_LABELS: Final = {
     "write_off": "afgeboekt",
     "reopen": "heropend",
     "note": "notitie",
+    "resubmit": "verbeterd en opnieuw ingediend",
+    "break_bundle": "bundel gebroken",
+    "pass_on": "afwijzing doorgegeven",
+    "close_phase": "fase met de hand gesloten",
+    "view_pregnancy": "zwangerschap bekeken",
     "view_audit": "auditlog bekeken",
     "export_audit": "auditlog geëxporteerd",
 }
@@ -145,6 +162,21 @@ def _consequence(action: CaseAction, case: Case) -> str:
         CaseAction.REOPEN: "De zaak komt terug in de wachtrij van open zaken.",
         CaseAction.NOTE: "De notitie komt bij de zaak te staan; de toestand van de zaak "
         "verandert niet.",
+        CaseAction.RESUBMIT: "De integrale prestatie gaat met de verbeterde gegevens opnieuw "
+        "naar de verzekeraar, in een eigen declaratiebestand met een nieuw factuurnummer. De "
+        "afgewezen regel blijft bewaard en wordt aan de nieuwe gekoppeld; de verzekeraar "
+        "boekte de afgewezen regel niet, dus er gaat geen creditregel mee. De deelnemers "
+        "krijgen hun retour als de verzekeraar de verbeterde regel beoordeelt.",
+        CaseAction.BREAK_BUNDLE: "De bundel van deze fase wordt gebroken: de oorspronkelijke "
+        "regels gaan monodisciplinair — doorgestuurd onder de eigen AGB-code van de "
+        "deelnemer waar het contract dat toestaat, anders terug naar de deelnemer met "
+        "retourcode 9001 (zelf declareren). Dit geldt ook voor later ingediende regels van "
+        "deze fase. Vermeld waarom.",
+        CaseAction.PASS_ON: "Elke deelnemer krijgt een retourbestand waarin zijn regels zijn "
+        f"afgewezen met de retourcodes van verzekeraar {insurer}. De IGO declareert deze "
+        "fase niet opnieuw.",
+        CaseAction.CLOSE_PHASE: "De fase wordt als compleet beschouwd: de volgende "
+        "bundelronde (direct na het bevestigen) declareert wat er nu is.",
     }[action]
 
 
@@ -184,8 +216,31 @@ def _templates() -> jinja2.Environment:
         action_label=lambda action: ACTION_LABELS[action],
         role_label=lambda role: ROLE_LABELS[role],
         audit_label=lambda action: AUDIT_LABELS.get(action, action),
+        euro=euro_text,
+        pregnancy_url=lambda pregnancy: "/pregnancies/" + quote(pregnancy, safe=""),
+        outcome_label=lambda outcome: OUTCOME_LABELS.get(outcome or "", outcome or "—"),
+        field_label=lambda name: (
+            FIELD_LABELS.get(CorrectionField(name), name)
+            if name in CorrectionField.__members__.values()
+            else name
+        ),
     )
     return env
+
+
+def euro_text(cents: int | None) -> str:
+    if cents is None:
+        return "—"
+    return f"€ {cents / 100:,.2f}".replace(",", " ").replace(".", ",")
+
+
+OUTCOME_LABELS: Final = {
+    "granted": "toegekend",
+    "rejected": "afgewezen (doorgegeven)",
+    "review": "in behandeling bij de IGO",
+    "returned": "terug: zelf declareren",
+    "": "nog geen antwoord",
+}
 
 
 class _HttpError(Exception):
@@ -208,6 +263,12 @@ class ActionRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     reason: str = Field(default="", max_length=2000)
+    fields: dict[str, Annotated[str, Field(max_length=40)]] = Field(
+        default_factory=dict,
+        max_length=10,
+        description="resubmit only: the corrected fields (member_number, uzovi, first_day, "
+        "last_day, prestatie); those left out keep their value",
+    )
 
 
 # --- JSON --------------------------------------------------------------------------------
@@ -232,6 +293,7 @@ def case_json(case: Case, now: datetime) -> dict[str, Any]:
         "party": facts.party,
         "insurer": facts.insurer,
         "participant": facts.participant,
+        "participants": list(facts.participants),
         "retourcodes": [{"code": c, "meaning": describe(c)} for c in facts.retourcodes],
         "summary": facts.summary,
         "filename": facts.filename,
@@ -289,6 +351,82 @@ def case_view_json(view: CaseView) -> dict[str, Any]:
             for s in view.statuses
         ],
         "file": _file_json(view.file),
+        "detail": _detail_json(view.detail),
+        "prestaties": [{"code": c, "name": n} for c, n in view.prestaties],
+    }
+
+
+def _line_json(line: LineView) -> dict[str, Any]:
+    return {
+        "traceerId": line.traceer_id,
+        "recordNumber": line.record_number,
+        "participant": line.participant,
+        "standard": line.standard,
+        "filename": line.filename,
+        "prestatiecode": line.prestatiecode,
+        "prestatieDate": line.prestatie_date.isoformat(),
+        "amount": line.amount,
+        "reference": line.reference,
+        "state": line.state,
+        "reason": line.reason,
+        "outcome": line.outcome,
+        "granted": line.granted,
+        "retourcodes": list(line.codes),
+        "claimReference": line.claim_reference,
+        "phase": line.phase,
+        "insurer": line.insurer,
+    }
+
+
+def _claim_json(claim: ClaimView) -> dict[str, Any]:
+    return {
+        "reference": claim.reference,
+        "factuurnummer": claim.invoice_number,
+        "recordNumber": claim.record_number,
+        "insurer": claim.insurer,
+        "pregnancy": claim.pregnancy,
+        "phase": claim.phase,
+        "prestatie": claim.prestatie,
+        "amount": claim.amount,
+        "createdAt": _iso(claim.created_at),
+        "outbound": claim.outbound,
+        "corrects": claim.corrects,
+        "changes": {k: {"was": v[0], "is": v[1]} for k, v in claim.changes.items()},
+        "createdBy": claim.created_by,
+    }
+
+
+def _decision_json(decision: DecisionView) -> dict[str, Any]:
+    return {
+        "pregnancy": decision.pregnancy,
+        "phase": decision.phase,
+        "insurer": decision.insurer,
+        "kind": decision.kind,
+        "rule": decision.rule,
+        "reasons": list(decision.reasons),
+        "waitingFor": decision.waiting_for,
+        "until": decision.until.isoformat() if decision.until else None,
+        "overdueOn": decision.overdue_on.isoformat() if decision.overdue_on else None,
+        "decidedAt": _iso(decision.decided_at),
+    }
+
+
+def _detail_json(detail: CaseDetail) -> dict[str, Any]:
+    return {
+        "claim": _claim_json(detail.claim) if detail.claim else None,
+        "versions": [_claim_json(v) for v in detail.versions],
+        "lines": [_line_json(ln) for ln in detail.lines],
+        "decisions": [_decision_json(d) for d in detail.decisions],
+        "pregnancy": detail.pregnancy,
+    }
+
+
+def pregnancy_json(view: PregnancyView) -> dict[str, Any]:
+    return {
+        "pregnancy": view.pregnancy,
+        "lines": [_line_json(ln) for ln in view.lines],
+        "claims": [_claim_json(c) for c in view.claims],
+        "decisions": [_decision_json(d) for d in view.decisions],
     }
 
 
@@ -568,16 +706,28 @@ class AdminResource(resource.Resource):
                 view = await self._service.case(actor, segments[1])
                 return self._confirm(request, actor, token, view, action, "", None)
             reason = _arg(request, "reason")
+            fields = _correction_fields(request) if action is CaseAction.RESUBMIT else {}
             try:
-                await self._service.act(actor, segments[1], action, reason)
+                await self._service.act(actor, segments[1], action, reason, fields)
             except ActionRefusedError as refused:
                 if refused.status == 403:
                     raise
                 view = await self._service.case(actor, segments[1])
                 return self._confirm(
-                    request, actor, token, view, action, reason, str(refused), status=refused.status
+                    request,
+                    actor,
+                    token,
+                    view,
+                    action,
+                    reason,
+                    str(refused),
+                    status=refused.status,
+                    fields=fields,
                 )
             raise _RedirectError(f"{case_url(segments[1])}?done={action.value}")
+        if len(segments) == 2 and segments[0] == "pregnancies" and method == b"GET":
+            pregnancy = await self._service.pregnancy(actor, segments[1])
+            return self._page(request, "pregnancy.html", actor=actor, token=token, view=pregnancy)
         if segments == ["audit"] and method == b"GET":
             return await self._audit_page(request, actor, token)
         if segments == ["audit", "export"] and method == b"GET":
@@ -602,6 +752,7 @@ class AdminResource(resource.Resource):
         error: str | None,
         *,
         status: int = 200,
+        fields: Mapping[str, str] | None = None,
     ) -> bytes:
         if action not in view.actions and error is None:
             raise ActionRefusedError(
@@ -619,8 +770,10 @@ class AdminResource(resource.Resource):
             action=action,
             consequence=_consequence(action, view.case),
             reason=reason,
-            reason_required=action in (CaseAction.WRITE_OFF, CaseAction.NOTE),
+            reason_required=action in NEEDS_REASON,
             error=error,
+            fields=dict(fields or {}),
+            field_labels={f.value: label for f, label in FIELD_LABELS.items()},
         )
 
     async def _audit_page(self, request: server.Request, actor: Actor, token: str) -> bytes:
@@ -762,8 +915,12 @@ class AdminResource(resource.Resource):
                 raise _HttpError(405, "methode", "Use POST.")
             action = _action(segments[3])
             body = _action_request(request)
-            case = await self._service.act(actor, segments[1], action, body.reason)
+            case = await self._service.act(actor, segments[1], action, body.reason, body.fields)
             return self._json(request, case_json(case, self._service.clock()))
+        if len(segments) == 2 and segments[0] == "pregnancies" and method == b"GET":
+            return self._json(
+                request, pregnancy_json(await self._service.pregnancy(actor, segments[1]))
+            )
         if segments == ["audit"] and method == b"GET":
             after = _int_arg(request, "after") or 0
             limit = min(_int_arg(request, "limit") or 500, 5000)
@@ -781,6 +938,11 @@ def _action(text: str) -> CaseAction:
         return CaseAction(text)
     except ValueError:
         raise _HttpError(404, "onbekend", "Deze actie bestaat niet.") from None
+
+
+def _correction_fields(request: server.Request) -> dict[str, str]:
+    """The correction form's fields that were filled in."""
+    return {f.value: value for f in CorrectionField if (value := _arg(request, f.value).strip())}
 
 
 def _action_request(request: server.Request) -> ActionRequest:
@@ -808,6 +970,8 @@ def build_admin_site(
     metrics_registry: CollectorRegistry | None = None,
     run_in_thread: RunInThread | None = None,
     hasher: PasswordHasher | None = None,
+    resolver: Resolver | None = None,
+    after_change: Callable[[], Awaitable[object]] | None = None,
 ) -> server.Site:
     """The admin site on ``store`` (the messages) and ``admin_store`` (accounts, audit,
     cases), with ``registry`` (the EI layouts) to show files, ``clock`` for "now".
@@ -825,6 +989,8 @@ def build_admin_site(
         session_lifetime=timedelta(minutes=config.session_lifetime_minutes),
         metrics=AdminMetrics(metrics_registry) if metrics_registry is not None else None,
     )
+    service.resolver = resolver
+    service.after_change = after_change
     if hasher is not None:
         service.hasher = hasher
     if run_in_thread is not None:

@@ -130,6 +130,12 @@ class SimRules(_Section):
     not_insured: tuple[Bsn, ...] = Field(
         default=(), description="BSNs not insured with this insurer: their lines get 0320."
     )
+    members: dict[Bsn, str] = Field(
+        default_factory=dict,
+        description="The insurer's member number (verzekerdennummer) per BSN: a 02 record "
+        "for such a BSN with another member number gets 0320 (the insurer does not find "
+        "that member), and so does every line of that insured.",
+    )
     overlap: tuple[OverlapRule, ...] = Field(
         default=(), description="Care already declared by someone else: 0587."
     )

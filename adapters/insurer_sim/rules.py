@@ -5,7 +5,8 @@ that is not a declaration, that is addressed to another insurer, or that the rul
 on purpose gets a whole-file technical rejection — 0001 in the 01 record, then the reason's
 own code, and only the 01 and 99 records. Otherwise every prestatie line is judged by the
 rules of :class:`~adapters.insurer_sim.config.SimRules`, in this order, each adding its
-code (at most three): not insured 0320, already declared 0587, tariff not as agreed 0611.
+code (at most three): not insured 0320 (also for a member number the insurer does not
+know for that BSN), already declared 0587, tariff not as agreed 0611.
 A line without codes is granted its declared amount. The answer is a retour file in the
 retour standard of the declaration's standard (KZ302 for KZ301, ZH309 for ZH308, …).
 """
@@ -126,18 +127,21 @@ def judge(
     outcomes: dict[int, Outcome] = {}
     lines = granted_lines = granted_total = 0
     given: list[str] = []
+    unknown_member = False  # the current 02 record's member number is not the insurer's
     for rec in records:
         if rec.layout.position != "detail":
             continue
         bsn = _text(rec, "bsn")
         if rec.type == "02":
-            if bsn in rules.not_insured:
+            known = rules.members.get(bsn or "")
+            unknown_member = known is not None and _text(rec, "member_number") != known
+            if bsn in rules.not_insured or unknown_member:
                 outcomes[rec.number_value("record_id")] = Outcome(codes=(NOT_INSURED,))
             continue
         if not rec.layout.has("prestatiecode"):
             continue
         lines += 1
-        outcome = _judge_line(rec, bsn or "", rules)
+        outcome = _judge_line(rec, bsn or "", rules, unknown_member=unknown_member)
         outcomes[rec.number_value("record_id")] = outcome
         given += outcome.codes
         if not outcome.codes:
@@ -179,11 +183,11 @@ def _fallback_header(sender: str | None, today: date) -> dict[str, FieldValue]:
     return values
 
 
-def _judge_line(rec: Record, bsn: str, rules: SimRules) -> Outcome:
+def _judge_line(rec: Record, bsn: str, rules: SimRules, *, unknown_member: bool) -> Outcome:
     codes: list[str] = []
     prestatie_date = rec.get("prestatie_date")
     on = prestatie_date if isinstance(prestatie_date, date) else None
-    if bsn in rules.not_insured:
+    if bsn in rules.not_insured or unknown_member:
         codes.append(NOT_INSURED)
     if any(rule.matches(bsn, on) for rule in rules.overlap):
         codes.append(OVERLAP)

@@ -22,7 +22,13 @@ from typing import Any, Final
 from twisted.internet.defer import Deferred
 
 from adapters.storage.database import POSTGRES, Database, Transaction, decode_timestamp
-from adapters.storage.messages import statuses_txn
+from adapters.storage.messages import JournalCodec, statuses_txn
+from adapters.storage.resolution import (
+    RESOLUTION_SOURCES,
+    apply_effect_txn,
+    case_detail_txn,
+    pregnancy_txn,
+)
 from gateway.admin.accounts import Actor, Role
 from gateway.admin.audit import AuditAction, AuditEntry, NewAuditEntry, chain_entry
 from gateway.admin.cases import (
@@ -37,15 +43,18 @@ from gateway.admin.cases import (
     check_action,
     parse_case_id,
 )
+from gateway.admin.detail import CaseDetail, PregnancyView
 from gateway.admin.ports import NewSession, SessionRecord, UserExistsError, UserRecord
+from gateway.resolution import Effect
 from gateway.store import Direction, MessageStatus, StatusEntry, StoreError
 
 __all__ = ["SOURCES", "SqlAdminStore", "append_audit_txn"]
 
 
 class SqlAdminStore:
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: Database, codec: JournalCodec | None = None) -> None:
         self.database = database
+        self.codec = codec or JournalCodec(None)
 
     # --- accounts and sessions ----------------------------------------------------------
 
@@ -105,11 +114,23 @@ class SqlAdminStore:
         return self.database.run_read("admin_case", case_txn, case_id)
 
     def act(
-        self, case_id: str, action: CaseAction, actor: Actor, reason: str, at: datetime
+        self,
+        case_id: str,
+        action: CaseAction,
+        actor: Actor,
+        reason: str,
+        at: datetime,
+        effect: Effect | None = None,
     ) -> Deferred[Case]:
         return self.database.run_interaction(
-            "admin_act", act_txn, case_id, action, actor, reason, at
+            "admin_act", act_txn, case_id, action, actor, reason, at, effect, self.codec
         )
+
+    def case_detail(self, facts: CaseFacts) -> Deferred[CaseDetail]:
+        return self.database.run_read("admin_case_detail", case_detail_txn, facts)
+
+    def pregnancy(self, pregnancy: str) -> Deferred[PregnancyView | None]:
+        return self.database.run_read("admin_pregnancy", pregnancy_txn, pregnancy)
 
 
 # --- accounts and sessions ---------------------------------------------------------------
@@ -429,6 +450,7 @@ SOURCES: Final[Mapping[CaseKind, Source]] = {
     CaseKind.INTAKE_REJECTED: intake_rejected_txn,
     CaseKind.PARKED: parked_txn,
     CaseKind.UNMATCHED_RETOUR: unmatched_retour_txn,
+    **RESOLUTION_SOURCES,
 }
 
 
@@ -490,13 +512,24 @@ _AUDITED: Final = {action: AuditAction(action.value) for action in CaseAction}
 
 _NEW_STATE: Final = {
     CaseAction.RETRY: CaseState.RETRIED,
+    CaseAction.RESUBMIT: CaseState.RESUBMITTED,
+    CaseAction.BREAK_BUNDLE: CaseState.BROKEN,
+    CaseAction.PASS_ON: CaseState.PASSED_ON,
+    CaseAction.CLOSE_PHASE: CaseState.PHASE_CLOSED,
     CaseAction.WRITE_OFF: CaseState.WRITTEN_OFF,
     CaseAction.REOPEN: CaseState.OPEN,
 }
 
 
 def act_txn(
-    txn: Transaction, case: str, action: CaseAction, actor: Actor, reason: str, at: datetime
+    txn: Transaction,
+    case: str,
+    action: CaseAction,
+    actor: Actor,
+    reason: str,
+    at: datetime,
+    effect: Effect | None = None,
+    codec: JournalCodec | None = None,
 ) -> Case:
     parsed = parse_case_id(case)
     facts = _facts_txn(txn, *parsed) if parsed is not None else None
@@ -506,6 +539,10 @@ def act_txn(
     reason = check_action(current, action, actor, reason)
     if action is CaseAction.RETRY:
         _requeue_txn(txn, facts.ref, at)
+    if action in _NEEDS_EFFECT:
+        if effect is None:  # pragma: no cover - the service prepares one
+            raise StoreError(f"action {action.value} needs its prepared effect")
+        apply_effect_txn(txn, effect, actor, reason, at, codec or JournalCodec(None))
     if action is CaseAction.NOTE:
         txn.execute(
             "INSERT INTO admin_case_notes (case_id, at, author, text) VALUES (?, ?, ?, ?)",
@@ -528,6 +565,11 @@ def act_txn(
     after = _facts_txn(txn, parsed[0], parsed[1])
     assert after is not None
     return build_case(after, _record_txn(txn, case))
+
+
+_NEEDS_EFFECT: Final = frozenset(
+    {CaseAction.RESUBMIT, CaseAction.BREAK_BUNDLE, CaseAction.PASS_ON, CaseAction.CLOSE_PHASE}
+)
 
 
 def _requeue_txn(txn: Transaction, traceer_id: str, at: datetime) -> None:

@@ -12,20 +12,26 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, Final
 
 from twisted.internet.defer import Deferred
 
 from adapters.storage.database import Database, Transaction
 from adapters.storage.lines import COLUMNS, line_from_row, woman_key
-from adapters.storage.messages import JournalCodec, add_status_txn
+from adapters.storage.messages import JournalCodec, add_status_txn, put_message_txn
 from adapters.storage.outbox import enqueue_txn
-from gateway.bundler import BundleInput, LineOutcome, QueuedFile
+from gateway.bundler import (
+    BundleInput,
+    DecisionRecord,
+    LineOutcome,
+    QueuedFile,
+    ReturnedRetour,
+)
 from gateway.lines import DeclaredLine
 from gateway.rules.catalogue import Phase
 from gateway.rules.claims import ClaimLink
-from gateway.rules.model import RETURN_TO_DECLARE_ITSELF, Existing, LineKey
+from gateway.rules.model import RETURN_TO_DECLARE_ITSELF, Existing, LineKey, Place
 from gateway.store import MessageStatus, NewStatus
 
 __all__ = ["SqlBundleStore"]
@@ -54,6 +60,8 @@ class SqlBundleStore:
         claims: Sequence[tuple[ClaimLink, str, str]],  # (link, outbound traceerId, insurer)
         outcomes: Sequence[LineOutcome],
         at: datetime,
+        decisions: Sequence[DecisionRecord] = (),
+        retours: Sequence[ReturnedRetour] = (),
     ) -> Deferred[None]:
         return self.database.run_interaction(
             "record_bundle",
@@ -63,6 +71,8 @@ class SqlBundleStore:
             tuple(outcomes),
             at,
             self.codec,
+            tuple(decisions),
+            tuple(retours),
         )
 
     def close_phase(self, pregnancy: str, phase: Phase, by: str, at: datetime) -> Deferred[None]:
@@ -79,15 +89,23 @@ def bundle_input_txn(txn: Transaction, codec: JournalCodec) -> BundleInput:
     txn.execute("SELECT DISTINCT woman FROM declaration_lines WHERE state = 'open'")
     women = sorted(row[0] for row in txn.fetchall())
     lines: list[DeclaredLine] = []
+    states: dict[LineKey, str] = {}
     for chunk in _chunks(women):
         marks = ", ".join("?" * len(chunk))
         txn.execute(
-            f"SELECT {COLUMNS} FROM declaration_lines WHERE woman IN ({marks})",  # noqa: S608
+            f"SELECT {COLUMNS}, state FROM declaration_lines WHERE woman IN ({marks})",  # noqa: S608
             tuple(chunk),
         )
-        lines += [line_from_row(row, codec) for row in txn.fetchall()]
+        for row in txn.fetchall():
+            line = line_from_row(row[:-1], codec)
+            lines.append(line)
+            states[(line.traceer_id, line.record_number)] = row[-1]
     keys = {(line.traceer_id, line.record_number) for line in lines}
-    txn.execute("SELECT credits FROM integral_claims WHERE credits IS NOT NULL")
+    # A credited line and one replaced by a corrected resubmission are no longer claimed.
+    txn.execute(
+        "SELECT credits FROM integral_claims WHERE credits IS NOT NULL"
+        " UNION SELECT corrects FROM integral_claims WHERE corrects IS NOT NULL"
+    )
     credited = {row[0] for row in txn.fetchall()}
     txn.execute(
         "SELECT c.reference, c.pregnancy, c.phase, c.insurer, c.prestatie, c.amount,"
@@ -109,7 +127,9 @@ def bundle_input_txn(txn: Transaction, codec: JournalCodec) -> BundleInput:
     ]
     txn.execute("SELECT pregnancy, phase FROM closed_phases")
     closed = {(row[0], Phase(row[1])) for row in txn.fetchall()}
-    return BundleInput(lines, existing, closed)
+    txn.execute("SELECT pregnancy, phase FROM broken_phases")
+    broken = {(row[0], Phase(row[1])) for row in txn.fetchall()}
+    return BundleInput(lines, existing, closed, broken, states)
 
 
 def reserve_txn(txn: Transaction, name: str, count: int) -> int:
@@ -130,6 +150,8 @@ def record_bundle_txn(
     outcomes: tuple[LineOutcome, ...],
     at: datetime,
     codec: JournalCodec,
+    decisions: tuple[DecisionRecord, ...] = (),
+    retours: tuple[ReturnedRetour, ...] = (),
 ) -> None:
     for item in outbound:
         enqueue_txn(txn, item.message, item.insurer, item.sender, codec)
@@ -161,6 +183,21 @@ def record_bundle_txn(
     # progress status only for its lines that move, not again for lines settled before.
     per_upload: dict[str, Counter[str]] = defaultdict(Counter)
     for outcome in outcomes:
+        if outcome.pregnancy is not None:
+            txn.execute(
+                "UPDATE declaration_lines SET pregnancy = ?, phase = ?, decision = ?"
+                " WHERE traceer_id = ? AND record_number = ?",
+                (
+                    outcome.pregnancy,
+                    None if outcome.phase is None else outcome.phase.value,
+                    None if outcome.decision is None else outcome.decision.value,
+                    *outcome.key,
+                ),
+            )
+    settled = [outcome for outcome in outcomes if outcome.place is not Place.WAITING]
+    for record in decisions:
+        record_decision_txn(txn, record, at)
+    for outcome in settled:
         txn.execute(
             "SELECT state FROM declaration_lines WHERE traceer_id = ? AND record_number = ?",
             outcome.key,
@@ -170,7 +207,7 @@ def record_bundle_txn(
             per_upload[outcome.key[0]][outcome.place.value] += 1
     for upload, counts in sorted(per_upload.items()):
         add_status_txn(txn, upload, _progress(counts), at)
-    for outcome in outcomes:
+    for outcome in settled:
         traceer_id, record_number = outcome.key
         txn.execute(
             "UPDATE declaration_lines SET state = ?, reason = ?, retourcode = ?,"
@@ -186,6 +223,7 @@ def record_bundle_txn(
                 record_number,
             ),
         )
+    _returned_txn(txn, retours, codec)
 
 
 _WORDS = {
@@ -208,6 +246,61 @@ def _progress(counts: Counter[str]) -> NewStatus:
     )
     code = RETURN_TO_DECLARE_ITSELF if counts["returned"] else None
     return NewStatus(status, code, "Verwerkt: " + "; ".join(parts) + ".")
+
+
+def _returned_txn(
+    txn: Transaction, retours: tuple[ReturnedRetour, ...], codec: JournalCodec
+) -> None:
+    for retour in retours:
+        stored = put_message_txn(txn, retour.message, codec)
+        for traceer_id, record_number in retour.lines:
+            txn.execute(
+                "UPDATE declaration_lines SET outcome = 'returned', granted_amount = 0,"
+                " outcome_codes = ?, answered_in = ? WHERE traceer_id = ? AND record_number = ?",
+                (RETURN_TO_DECLARE_ITSELF, stored.traceer_id, traceer_id, record_number),
+            )
+
+
+def _day(txn: Transaction, value: date | None) -> object:
+    if value is None:
+        return None
+    return value if txn.engine == "postgres" else value.isoformat()
+
+
+def record_decision_txn(txn: Transaction, record: DecisionRecord, at: datetime) -> None:
+    """Keep the latest decision of a pregnancy, phase and insurer; ``since`` is when it
+    became of its kind (a decision taken again the same way keeps it)."""
+    key = (record.pregnancy, record.phase.value if record.phase else "", record.insurer)
+    txn.execute(
+        "SELECT kind FROM bundle_decisions WHERE pregnancy = ? AND phase = ? AND insurer = ?",
+        key,
+    )
+    row = txn.fetchone()
+    values = (
+        record.kind.value,
+        record.rule,
+        "\n".join(record.reasons),
+        record.waiting_for,
+        _day(txn, record.until),
+        _day(txn, record.overdue_on),
+        _day(txn, record.first_day),
+        at,
+    )
+    if row is None:
+        txn.execute(
+            "INSERT INTO bundle_decisions (kind, rule, reasons, waiting_for, until,"
+            " overdue_on, first_day, decided_at, since, pregnancy, phase, insurer)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (*values, at, *key),
+        )
+        return
+    since = ", since = ?" if row[0] != record.kind.value else ""
+    txn.execute(
+        "UPDATE bundle_decisions SET kind = ?, rule = ?, reasons = ?, waiting_for = ?,"  # noqa: S608
+        f" until = ?, overdue_on = ?, first_day = ?, decided_at = ?{since}"
+        " WHERE pregnancy = ? AND phase = ? AND insurer = ?",
+        (*values, *((at,) if since else ()), *key),
+    )
 
 
 def close_phase_txn(txn: Transaction, pregnancy: str, phase: Phase, by: str, at: datetime) -> None:

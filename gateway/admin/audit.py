@@ -52,6 +52,11 @@ class AuditAction(enum.StrEnum):
     WRITE_OFF = "write_off"
     REOPEN = "reopen"
     NOTE = "note"
+    RESUBMIT = "resubmit"
+    BREAK_BUNDLE = "break_bundle"
+    PASS_ON = "pass_on"  # noqa: S105 - an action name, not a secret
+    CLOSE_PHASE = "close_phase"
+    VIEW_PREGNANCY = "view_pregnancy"
     VIEW_AUDIT = "view_audit"
     EXPORT_AUDIT = "export_audit"
 

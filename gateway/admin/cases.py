@@ -12,12 +12,12 @@ says where it stands. :func:`build_case` combines the two:
 * facts that no longer hold (the retried file went out) and no record saying otherwise:
   **resolved** by itself.
 
-A later kind (rejected integral lines, broken bundles, phases waiting past their date)
-plugs in with a :class:`CaseKind` member, a :class:`KindSpec` in :data:`KINDS` naming the
-actions it allows, and a source in the store adapter; the queue, filters, counts, case
-page, permissions and audit need nothing new. Kind-specific actions (correct and resubmit,
-break the bundle, pass the rejection on) are new :class:`CaseAction` members with an
-effect in the store adapter.
+Later kinds — an integral line the insurer rejected, a bundle the rules broke, a phase
+waiting past its expected date — plug in the same way: a :class:`CaseKind` member, a
+:class:`KindSpec` in :data:`KINDS` naming the actions it allows, and a source in the store
+adapter. Their own actions (correct and resubmit, break the bundle, pass the rejection
+on, close the phase) are :class:`CaseAction` members whose effect
+(:mod:`gateway.resolution`) is prepared outside and stored in the action's transaction.
 
 Pure: values in, values out; "now" is given.
 """
@@ -34,6 +34,8 @@ from gateway.admin.accounts import Actor, Permission
 
 __all__ = [
     "KINDS",
+    "NEEDS_INPUT",
+    "NEEDS_REASON",
     "ActionRefusedError",
     "Case",
     "CaseAction",
@@ -60,6 +62,9 @@ class CaseKind(enum.StrEnum):
     INTAKE_REJECTED = "intake_rejected"  # an upload failed the technical checks
     PARKED = "parked"  # an outbound file gave up after failed deliveries
     UNMATCHED_RETOUR = "unmatched_retour"  # a retour that answers no file we sent
+    REJECTED_LINE = "rejected_line"  # an integral claim line the insurer rejected
+    BUNDLE_BROKEN = "bundle_broken"  # the rules broke a bundle (care outside the IGO)
+    WAITING_PHASE = "waiting_phase"  # a phase still waiting past its expected date
 
 
 class CaseState(enum.StrEnum):
@@ -67,13 +72,27 @@ class CaseState(enum.StrEnum):
     RETRIED = "retried"
     WRITTEN_OFF = "written_off"
     RESOLVED = "resolved"  # the facts no longer hold (e.g. the file went out)
+    RESUBMITTED = "resubmitted"  # a corrected claim went out in its place
+    BROKEN = "broken"  # the bundle was broken: the lines went monodisciplinarily
+    PASSED_ON = "passed_on"  # the rejection went on to the participants
+    PHASE_CLOSED = "phase_closed"  # the administrator closed the waiting phase
 
 
 class CaseAction(enum.StrEnum):
     RETRY = "retry"
+    RESUBMIT = "resubmit"  # correct the rejected line and send it again
+    BREAK_BUNDLE = "break_bundle"  # release the originals monodisciplinarily
+    PASS_ON = "pass_on"  # noqa: S105 - the insurer's rejection on to the participants
+    CLOSE_PHASE = "close_phase"  # close a waiting phase by hand
     WRITE_OFF = "write_off"
     REOPEN = "reopen"
     NOTE = "note"
+
+
+# Actions that need more than a reason: the fields of a correction.
+NEEDS_INPUT: Final = frozenset({CaseAction.RESUBMIT})
+# Actions whose effect needs a reason (what the participants and the audit log are told).
+NEEDS_REASON: Final = frozenset({CaseAction.WRITE_OFF, CaseAction.NOTE, CaseAction.BREAK_BUNDLE})
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +130,31 @@ KINDS: Final[Mapping[CaseKind, KindSpec]] = {
         "verwerkt; zoek uit waar het bij hoort en boek het af.",
         _ALWAYS,
     ),
+    CaseKind.REJECTED_LINE: KindSpec(
+        CaseKind.REJECTED_LINE,
+        "Integrale prestatie afgewezen",
+        "De verzekeraar wees een integrale prestatie af; de oorspronkelijke regels van de "
+        "deelnemers staan op 'in behandeling bij de IGO'. Verbeter de gegevens waarop is "
+        "afgewezen en dien opnieuw in, breek de bundel (de regels gaan monodisciplinair), "
+        "geef de afwijzing door aan de deelnemers, of boek af.",
+        _ALWAYS | {CaseAction.RESUBMIT, CaseAction.BREAK_BUNDLE, CaseAction.PASS_ON},
+    ),
+    CaseKind.BUNDLE_BROKEN: KindSpec(
+        CaseKind.BUNDLE_BROKEN,
+        "Bundel gebroken",
+        "De regels braken de bundel van deze fase: zorg buiten de IGO die geen parallelle "
+        "declaratie is. De regels zijn monodisciplinair doorgestuurd of aan de deelnemers "
+        "teruggegeven (9001). Controleer of dat klopt en boek de zaak af.",
+        _ALWAYS,
+    ),
+    CaseKind.WAITING_PHASE: KindSpec(
+        CaseKind.WAITING_PHASE,
+        "Fase wacht te lang",
+        "Deze fase wacht nog op een gebeurtenis (meestal de geboorte) die er allang had "
+        "moeten zijn. Sluit de fase met de hand als er niets meer komt (de volgende "
+        "bundelronde declareert wat er is), of boek af.",
+        _ALWAYS | {CaseAction.CLOSE_PHASE},
+    ),
 }
 
 
@@ -140,6 +184,7 @@ class CaseFacts:
     party: str  # the participant's AGB or the insurer's UZOVI of the message
     insurer: str | None = None
     participant: str | None = None
+    participants: tuple[str, ...] = ()  # every participant a case of many lines concerns
     retourcodes: tuple[str, ...] = ()
     summary: str = ""  # a status description or the last delivery error
     filename: str | None = None
@@ -223,7 +268,11 @@ class CaseFilter:
             (self.include_closed or case.is_open)
             and (not self.kinds or facts.kind in self.kinds)
             and (self.insurer is None or facts.insurer == self.insurer)
-            and (self.participant is None or facts.participant == self.participant)
+            and (
+                self.participant is None
+                or facts.participant == self.participant
+                or self.participant in facts.participants
+            )
             and (self.retourcode is None or self.retourcode in facts.retourcodes)
             and (self.min_age_days is None or age >= timedelta(days=self.min_age_days))
             and (self.max_age_days is None or age <= timedelta(days=self.max_age_days))
@@ -262,7 +311,15 @@ def allowed_actions(case: Case) -> list[CaseAction]:
     allowed = KINDS[case.kind].actions
     fitting: Sequence[CaseAction]
     if case.is_open:
-        fitting = (CaseAction.RETRY, CaseAction.WRITE_OFF, CaseAction.NOTE)
+        fitting = (
+            CaseAction.RETRY,
+            CaseAction.RESUBMIT,
+            CaseAction.CLOSE_PHASE,
+            CaseAction.PASS_ON,
+            CaseAction.BREAK_BUNDLE,
+            CaseAction.WRITE_OFF,
+            CaseAction.NOTE,
+        )
     elif case.facts.active:
         fitting = (CaseAction.REOPEN, CaseAction.NOTE)
     else:
@@ -281,7 +338,7 @@ def check_action(case: Case, action: CaseAction, actor: Actor, reason: str) -> s
         raise ActionRefusedError(
             "reden-te-lang", f"Een reden is hoogstens {MAX_REASON_LENGTH} tekens.", status=400
         )
-    if action in (CaseAction.WRITE_OFF, CaseAction.NOTE) and not reason:
+    if action in NEEDS_REASON and not reason:
         what = "notitie" if action is CaseAction.NOTE else "reden"
         raise ActionRefusedError("reden-ontbreekt", f"Vul een {what} in.", status=400)
     if action not in allowed_actions(case):

@@ -11,11 +11,15 @@ from __future__ import annotations
 from collections.abc import Awaitable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from gateway.admin.accounts import Actor, Role
 from gateway.admin.audit import AuditEntry, NewAuditEntry
-from gateway.admin.cases import Case, CaseAction, CaseNote
+from gateway.admin.cases import Case, CaseAction, CaseFacts, CaseNote
+from gateway.admin.detail import CaseDetail, PregnancyView
+
+if TYPE_CHECKING:
+    from gateway.resolution import Effect
 
 __all__ = [
     "AdminStore",
@@ -122,9 +126,24 @@ class AdminStore(Protocol):
     def case(self, case_id: str) -> Awaitable[tuple[Case, list[CaseNote]] | None]: ...
 
     def act(
-        self, case_id: str, action: CaseAction, actor: Actor, reason: str, at: datetime
+        self,
+        case_id: str,
+        action: CaseAction,
+        actor: Actor,
+        reason: str,
+        at: datetime,
+        effect: Effect | None = None,
     ) -> Awaitable[Case]:
         """Do ``action`` to the case in one transaction with its audit entry: checked
         against the case as it stands in that transaction (raises
-        :class:`~gateway.admin.cases.ActionRefusedError`), LookupError for no such case."""
+        :class:`~gateway.admin.cases.ActionRefusedError`), LookupError for no such case.
+        ``effect`` is what an action of :mod:`gateway.resolution` stores with it."""
+        ...
+
+    def case_detail(self, facts: CaseFacts) -> Awaitable[CaseDetail]:
+        """The integral line, original lines and decisions a case is about."""
+        ...
+
+    def pregnancy(self, pregnancy: str) -> Awaitable[PregnancyView | None]:
+        """Every line, claim and decision of one pregnancy."""
         ...

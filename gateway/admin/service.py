@@ -9,10 +9,12 @@ per-address login throttle; "now" comes from the injected clock, and the passwor
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Final, Protocol, TypeVar
+
+from twisted.logger import Logger
 
 from gateway.admin.accounts import (
     AccountError,
@@ -29,6 +31,7 @@ from gateway.admin.accounts import (
 from gateway.admin.audit import AuditAction, AuditEntry, ChainReport, NewAuditEntry, verify_chain
 from gateway.admin.cases import (
     KINDS,
+    NEEDS_INPUT,
     ActionRefusedError,
     Case,
     CaseAction,
@@ -37,16 +40,29 @@ from gateway.admin.cases import (
     CaseNote,
     KindSpec,
     allowed_actions,
+    check_action,
     counts_by_kind,
     parse_case_id,
     select_cases,
 )
+from gateway.admin.detail import CaseDetail, PregnancyView
 from gateway.admin.fileview import FileView, view_file
 from gateway.admin.metrics import AdminMetrics
 from gateway.admin.ports import AdminStore, NewSession
 from gateway.ei import LayoutRegistry
 from gateway.ei.retourcodes import describe
+from gateway.resolution import ClosePhase, Correction, Effect, Resolver, Resubmission
+from gateway.rules.catalogue import Phase
 from gateway.store import MessageStore, StatusEntry
+
+log = Logger()
+
+# Actions whose effect is prepared before their transaction, and those after which the
+# bundler decides the lines again.
+_PREPARED: Final = frozenset(
+    {CaseAction.RESUBMIT, CaseAction.PASS_ON, CaseAction.BREAK_BUNDLE, CaseAction.CLOSE_PHASE}
+)
+_REDECIDES: Final = frozenset({CaseAction.BREAK_BUNDLE, CaseAction.CLOSE_PHASE})
 
 __all__ = [
     "AdminService",
@@ -98,6 +114,7 @@ class Queue:
 @dataclass(frozen=True, slots=True)
 class CaseView:
     case: Case
+    detail: CaseDetail
     spec: KindSpec
     notes: list[CaseNote]
     history: list[AuditEntry]  # everything done to (or seen of) the case, oldest first
@@ -107,6 +124,7 @@ class CaseView:
     file: FileView | None
     now: datetime
     unmasked: bool = False
+    prestaties: list[tuple[str, str]] = field(default_factory=list)  # a correction's choices
 
 
 @dataclass
@@ -127,6 +145,9 @@ class AdminService:
     session_lifetime: timedelta = DEFAULT_SESSION_LIFETIME
     metrics: AdminMetrics | None = None
     run_in_thread: RunInThread = _inline
+    resolver: Resolver | None = None
+    # Runs bundling now, after an action that has lines decided again (break, close).
+    after_change: Callable[[], Awaitable[object]] | None = None
     _origins: dict[str, _OriginFailures] = field(default_factory=dict, repr=False)
 
     # --- accounts -----------------------------------------------------------------------
@@ -267,8 +288,14 @@ class AdminService:
                 layouts = self.layouts
                 file = await self.run_in_thread(lambda: view_file(layouts, payload, unmask=unmask))
         may_act = actor.may(Permission.RESOLVE_CASES)
+        detail = await self.admin.case_detail(case.facts)
+        prestaties: list[tuple[str, str]] = []
+        if detail.claim is not None and self.resolver is not None:
+            prestaties = self.resolver.prestaties_for(Phase(detail.claim.phase))
         return CaseView(
             case=case,
+            detail=detail,
+            prestaties=prestaties,
             spec=KINDS[case.kind],
             notes=notes,
             history=history,
@@ -280,8 +307,17 @@ class AdminService:
             unmasked=unmask,
         )
 
-    async def act(self, actor: Actor, case_id: str, action: CaseAction, reason: str) -> Case:
-        """Do ``action`` (checked, in one transaction with its audit entry)."""
+    async def act(
+        self,
+        actor: Actor,
+        case_id: str,
+        action: CaseAction,
+        reason: str,
+        fields: Mapping[str, str] | None = None,
+    ) -> Case:
+        """Do ``action`` (checked, in one transaction with its audit entry and, for the
+        actions of :mod:`gateway.resolution`, the effect prepared for it). ``fields`` are
+        a correction's changed fields (``resubmit`` only)."""
         kind = parse_case_id(case_id)
         try:
             if not actor.may(Permission.RESOLVE_CASES):
@@ -290,15 +326,67 @@ class AdminService:
                 )
             if kind is None:
                 raise LookupError(case_id)
-            case = await self.admin.act(case_id, action, actor, reason, self.clock())
+            if fields and action not in NEEDS_INPUT:
+                raise ActionRefusedError(
+                    "velden-niet-verwacht",
+                    f"Actie {action.value} neemt geen velden aan.",
+                    status=400,
+                )
+            effect: Effect | None = None
+            if action in _PREPARED:
+                current, _ = await self._find(case_id)
+                check_action(current, action, actor, reason)
+                effect = await self._prepare(current, action, fields or {})
+                if isinstance(effect, Resubmission):
+                    changed = ", ".join(effect.changes)
+                    reason = (
+                        f"{reason.strip()} (verbeterd: {changed}; nieuwe regel "
+                        f"{effect.link.reference})"
+                    ).strip()
+            case = await self.admin.act(case_id, action, actor, reason, self.clock(), effect)
         except ActionRefusedError as refused:
             if self.metrics is not None:
                 self.metrics.refused.labels(refused.code).inc()
             raise
+        if action in _REDECIDES and self.after_change is not None:
+            try:
+                await self.after_change()
+                case, _ = await self._find(case_id)  # as the lines stand decided again
+            except Exception:  # the scheduled run will do it; the action itself stands
+                log.failure("bundling after {action} failed", action=action.value)
         if self.metrics is not None:
             self.metrics.actions.labels(case.kind.value, action.value).inc()
             self.metrics.audit_entries.labels(action.value).inc()
         return case
+
+    async def _prepare(self, case: Case, action: CaseAction, fields: Mapping[str, str]) -> Effect:
+        if action is CaseAction.CLOSE_PHASE:
+            pregnancy, _, rest = case.facts.ref.partition("|")
+            return ClosePhase(pregnancy, Phase(rest.partition("|")[0]))
+        if self.resolver is None:
+            raise ActionRefusedError(
+                "niet-beschikbaar",
+                "Deze actie kan alleen in de draaiende gateway (serve).",
+                status=503,
+            )
+        ref = case.facts.ref
+        if action is CaseAction.RESUBMIT:
+            return await self.resolver.resubmit(ref, Correction.parse(dict(fields)))
+        if action is CaseAction.PASS_ON:
+            return await self.resolver.pass_on(ref)
+        return await self.resolver.break_claim(ref)
+
+    async def pregnancy(self, actor: Actor, pregnancy: str) -> PregnancyView:
+        """Every line of one pregnancy across participants and phases, with outcomes;
+        viewing it is audited."""
+        self._require(actor, Permission.VIEW_CASES)
+        if not pregnancy or len(pregnancy) > 100:
+            raise LookupError(pregnancy)
+        found = await self.admin.pregnancy(pregnancy)
+        if found is None:
+            raise LookupError(pregnancy)
+        await self._audit(self._entry(actor, AuditAction.VIEW_PREGNANCY, pregnancy, ""))
+        return found
 
     async def _find(self, case_id: str) -> tuple[Case, list[CaseNote]]:
         if parse_case_id(case_id) is None:

@@ -395,10 +395,13 @@ def decide(
     today: date,
     existing: Iterable[Existing] = (),
     closed: Collection[tuple[str, Phase]] = frozenset(),
+    broken: Collection[tuple[str, Phase]] = frozenset(),
     woman: WomanKey = plain_woman_key,
 ) -> list[Decision]:
     """Every decision for ``lines`` as of ``today``. ``existing`` are the integral lines
-    claimed before; ``closed`` the (pregnancy, phase) pairs an administrator closed."""
+    claimed before; ``closed`` the (pregnancy, phase) pairs an administrator closed;
+    ``broken`` those whose bundle an administrator broke (their lines go
+    monodisciplinarily, whatever was claimed before)."""
     every = list(lines)
     cancelled, orphans = _corrections(every)
     claims_by_line: dict[LineKey, Existing] = {}
@@ -420,6 +423,9 @@ def decide(
                 decisions.append(_unmapped(pregnancy, insurer, group, terms, catalogue, orphans))
                 continue
             p = _Phase(pregnancy, phase, insurer, group, terms, catalogue, cancelled)
+            if (pregnancy.id, phase) in broken:
+                decisions.append(_broken_by_hand(p))
+                continue
             claim: Existing | None = next(
                 (claims_by_line[line_key(ln)] for ln in group if line_key(ln) in claims_by_line),
                 None,
@@ -440,6 +446,14 @@ def decide(
                 )
             )
     return decisions
+
+
+def _broken_by_hand(p: _Phase) -> Decision:
+    p.reasons.append(
+        "an administrator of the IGO broke the bundle: every line goes monodisciplinarily"
+    )
+    p.mono(p.active, "bundle broken by the IGO")
+    return p.decision(DecisionKind.BUNDLE_BROKEN, "bundle broken by hand")
 
 
 def _order(item: tuple[tuple[Phase | None, str], list[DeclaredLine]]) -> tuple[int, str]:

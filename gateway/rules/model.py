@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 
 from gateway.config import GatewayConfig, RuleSet, Variant
 from gateway.lines import DeclaredLine
@@ -32,6 +32,7 @@ __all__ = [
     "Standing",
     "Terms",
     "line_key",
+    "overdue_on",
 ]
 
 LineKey = tuple[str, int]  # (traceerId of the upload, NUM040 of the line)
@@ -95,6 +96,10 @@ class Settings:
     grace_days: int = 30
     postnatal_days: int = 42
     trajectory_days: int = 336
+    # Modelled: a pregnancy's birth is expected at the latest this many days after the
+    # first care day of a phase that waits for it (a first visit at about six weeks plus
+    # a term pregnancy, generously).
+    expected_birth_days: int = 280
 
 
 @dataclass(frozen=True)
@@ -218,3 +223,25 @@ class Decision:
     waiting_for: str | None = None
     until: date | None = None
     lines: tuple[DeclaredLine, ...] = field(default=())
+
+
+def overdue_on(decision: Decision, settings: Settings) -> date | None:
+    """The day a waiting phase was expected to be complete, for the administrator's queue
+    (None when it is not waiting, or waits for a date it will reach by itself).
+
+    A phase waiting only for its grace period closes on its own; one waiting for an event
+    the gateway has not seen (the birth, the end of a postnatal period that has no birth)
+    was expected ``expected_birth_days`` (prenatal, natal) or ``postnatal_days``
+    (postnatal) after its first care day, plus the grace period. Modelled, not confirmed.
+    """
+    if decision.kind is not DecisionKind.WAITING or decision.until is not None:
+        return None
+    if not decision.lines or decision.phase is None:
+        return None
+    first = min(line.prestatie_date for line in decision.lines)
+    span = (
+        settings.postnatal_days
+        if decision.phase is Phase.POSTNATAL
+        else settings.expected_birth_days
+    )
+    return first + timedelta(days=span + settings.grace_days)

@@ -104,7 +104,7 @@ def test_filters_and_counts() -> None:
     everything = select_cases(cases, CaseFilter(include_closed=True), now)
     assert len(everything) == 3
     assert counts_by_kind(cases) == {
+        **dict.fromkeys(CaseKind, 0),
         CaseKind.INTAKE_REJECTED: 1,
         CaseKind.PARKED: 1,
-        CaseKind.UNMATCHED_RETOUR: 0,
     }

@@ -12,6 +12,7 @@ import pytest
 
 from adapters.admin.blocking import opened_stores
 from adapters.admin.demo import seed_cases
+from gateway.admin.cases import CaseKind
 from gateway.cli import main
 from gateway.ei import load_layouts
 
@@ -79,7 +80,12 @@ def test_cases_list_show_resolve(config: Path, capsys: pytest.CaptureFixture[str
     status, out, _ = run(capsys, "cases", "list", "--config", str(config), "--json")
     listed = json.loads(out)
     assert status == 0
-    assert listed["counts"] == {"intake_rejected": 1, "parked": 1, "unmatched_retour": 1}
+    assert listed["counts"] == {
+        **{kind.value: 0 for kind in CaseKind},
+        "intake_rejected": 1,
+        "parked": 1,
+        "unmatched_retour": 1,
+    }
     status, out, _ = run(capsys, "cases", "show", "parked:demo-claim", "--config", str(config))
     assert status == 0
     assert "actions: retry, write_off, note" in out

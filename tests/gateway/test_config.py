@@ -87,7 +87,7 @@ def test_a_minimal_config_loads_with_defaults(
     assert config.store.url == f"sqlite:///{config_dir / 'data' / 'gateway.db'}"
     api = config.epd_api
     assert (api.host, api.port) == ("127.0.0.1", 8443)
-    assert api.max_upload_bytes == DEFAULT_MAX_UPLOAD_BYTES == 50 * 1024 * 1024
+    assert api.max_upload_bytes == DEFAULT_MAX_UPLOAD_BYTES == 20_000_000  # VECOZO: 20 MB
     assert api.idle_timeout_seconds == 30
     assert api.tls.cert == config_dir / "tls" / "server.pem"
     assert api.tls.trust == config_dir / "tls" / "ca.pem"

@@ -174,7 +174,7 @@ def warn_expiring(
                     use=item.use,
                     subject=item.label,
                     when=f"{item.when:%Y-%m-%d %H:%M} UTC",
-                    days=left.days,
+                    days=round(left.total_seconds() / 86400),
                 )
         warned.append(item)
     return warned

@@ -124,9 +124,9 @@ def gateway_config(tmp_path: Path, pki: Pki, *, admin_client_certificates: bool)
     exchange = tmp_path / "exchange"
     (exchange / "out").mkdir(parents=True)
     (exchange / "in").mkdir()
-    client_ca = (
-        f'client_ca = "{pki.ca_file}"\ncrl = "{pki.crl_file}"\n' if admin_client_certificates else ""
-    )
+    client_ca = f'client_ca = "{pki.ca_file}"\ncrl = "{pki.crl_file}"\n'
+    if not admin_client_certificates:
+        client_ca = ""
     path = write_config(
         tmp_path / "gateway.toml",
         pki.directory,
@@ -234,46 +234,62 @@ def status(answer: bytes) -> int:
     return int(answer.split(b" ", 2)[1])
 
 
-# TLS 1.1 needs a client that really offers it (SECLEVEL 0); the refusal is the server's.
-OLD_VERSION = {"version": ssl.TLSVersion.TLSv1_1, "ciphers": "DEFAULT:@SECLEVEL=0"}
-WEAK_CIPHERS = {
-    "version": ssl.TLSVersion.TLSv1_2,
-    # CBC with SHA-1 and SHA-256 MACs, with and without forward secrecy, and RSA key
-    # exchange: everything but ECDHE with an AEAD cipher.
-    "ciphers": "ECDHE-ECDSA-AES128-SHA:ECDHE-ECDSA-AES256-SHA384:ECDHE-RSA-AES128-SHA:"
-    "AES128-SHA:AES256-GCM-SHA384:DHE-RSA-AES128-GCM-SHA256",
-}
+def old_version(pki: Pki, pair: tuple[Path, Path] | None) -> ssl.SSLContext:
+    """TLS 1.1 only, from a client that really offers it (SECLEVEL 0): the refusal is the
+    server's."""
+    return context(pki, pair, version=ssl.TLSVersion.TLSv1_1, ciphers="DEFAULT:@SECLEVEL=0")
 
 
-def _endpoints(gateway: Gateway, pki: Pki) -> dict[str, tuple[int, tuple[Path, Path]]]:
+def weak_ciphers(pki: Pki, pair: tuple[Path, Path] | None) -> ssl.SSLContext:
+    """TLS 1.2 offering CBC with SHA-1 and SHA-2 MACs, with and without forward secrecy,
+    RSA key exchange and DHE: everything but ECDHE with an AEAD cipher."""
+    return context(
+        pki,
+        pair,
+        version=ssl.TLSVersion.TLSv1_2,
+        ciphers="ECDHE-ECDSA-AES128-SHA:ECDHE-ECDSA-AES256-SHA384:ECDHE-RSA-AES128-SHA:"
+        "AES128-SHA:AES256-GCM-SHA384:DHE-RSA-AES128-GCM-SHA256",
+    )
+
+
+ENDPOINTS = ["epd_api", "pushed retours", "admin (client certificates)"]
+
+
+def endpoint(gateway: Gateway, pki: Pki, name: str) -> tuple[int, tuple[Path, Path]]:
+    """The port of an endpoint, and a certificate it accepts."""
     return {
         "epd_api": (gateway.ports["epd"], participant(pki, KRAAMZORG)),
         "pushed retours": (gateway.ports["epd"], pki.pusher_pair),
         "admin (client certificates)": (gateway.ports["admin"], pki.browser),
-    }
+    }[name]
 
 
 # --- protocol versions and ciphers ------------------------------------------------------------
 
 
-def test_every_endpoint_accepts_tls_1_2_and_1_3_with_aead(gateway: Gateway, pki: Pki) -> None:
-    for name, (port, pair) in _endpoints(gateway, pki).items():
-        for version in (ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3):
-            assert get(port, context(pki, pair, version=version)).startswith(b"HTTP/1."), name
+@pytest.mark.parametrize("name", ENDPOINTS)
+@pytest.mark.parametrize("version", [ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3])
+def test_every_endpoint_accepts_tls_1_2_and_1_3_with_aead(
+    gateway: Gateway, pki: Pki, name: str, version: ssl.TLSVersion
+) -> None:
+    port, pair = endpoint(gateway, pki, name)
+    assert get(port, context(pki, pair, version=version)).startswith(b"HTTP/1.")
 
 
-def test_every_endpoint_refuses_tls_1_1(gateway: Gateway, pki: Pki) -> None:
-    for name, (port, pair) in _endpoints(gateway, pki).items():
-        with pytest.raises(ssl.SSLError, match="alert protocol version"):
-            get(port, context(pki, pair, **OLD_VERSION))  # type: ignore[arg-type]
-            pytest.fail(name)
+@pytest.mark.parametrize("name", ENDPOINTS)
+def test_every_endpoint_refuses_tls_1_1(gateway: Gateway, pki: Pki, name: str) -> None:
+    port, pair = endpoint(gateway, pki, name)
+    with pytest.raises(ssl.SSLError, match="alert protocol version"):
+        get(port, old_version(pki, pair))
 
 
-def test_every_endpoint_refuses_cbc_sha1_and_rsa_key_exchange(gateway: Gateway, pki: Pki) -> None:
-    for name, (port, pair) in _endpoints(gateway, pki).items():
-        with pytest.raises(ssl.SSLError, match="handshake failure"):
-            get(port, context(pki, pair, **WEAK_CIPHERS))  # type: ignore[arg-type]
-            pytest.fail(name)
+@pytest.mark.parametrize("name", ENDPOINTS)
+def test_every_endpoint_refuses_cbc_sha1_and_rsa_key_exchange(
+    gateway: Gateway, pki: Pki, name: str
+) -> None:
+    port, pair = endpoint(gateway, pki, name)
+    with pytest.raises(ssl.SSLError, match="handshake failure"):
+        get(port, weak_ciphers(pki, pair))
 
 
 def test_the_password_only_admin_site_has_the_same_policy(
@@ -282,9 +298,9 @@ def test_the_password_only_admin_site_has_the_same_policy(
     port = password_only_gateway.ports["admin"]
     assert status(get(port, context(pki, None), "/login")) == 200
     with pytest.raises(ssl.SSLError, match="alert protocol version"):
-        get(port, context(pki, None, **OLD_VERSION))  # type: ignore[arg-type]
+        get(port, old_version(pki, None))
     with pytest.raises(ssl.SSLError, match="handshake failure"):
-        get(port, context(pki, None, **WEAK_CIPHERS))  # type: ignore[arg-type]
+        get(port, weak_ciphers(pki, None))
 
 
 # --- revocation -------------------------------------------------------------------------------

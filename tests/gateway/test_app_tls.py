@@ -14,11 +14,12 @@ import io
 import re
 import socket
 import ssl
+import subprocess
 import warnings
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -383,3 +384,24 @@ def test_a_zip_upload_is_rejected_not_unpacked(gateway: Gateway, pki: Pki) -> No
     assert (body["status"], body["code"]) == ("afgekeurd", "0802"), body
     assert [m["code"] for m in body["meldingen"]] == ["0802"]
     assert [s["code"] for s in status["statussen"]] == ["0802"]
+
+
+def test_serve_refuses_to_start_with_an_out_of_date_crl(pki: Pki, tmp_path: Path) -> None:
+    config = gateway_config(tmp_path, pki, admin_client_certificates=False)
+    stale = tmp_path / "stale-crl.pem"
+    stale.write_bytes(
+        revocation_list(pki.ca, [], now=NOW - timedelta(days=10), days=7).public_bytes(
+            serialization.Encoding.PEM
+        )
+    )
+    text = config.read_text(encoding="utf-8")
+    config.write_text(text.replace(str(pki.crl_file), str(stale)), encoding="utf-8")
+
+    done = subprocess.run(
+        serve_command(config), capture_output=True, text=True, timeout=60, check=False
+    )
+
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr
+    assert str(stale) in done.stderr
+    assert "the CRL of 'IGO gateway development CA' is out of date since" in done.stderr

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives import serialization
-from twisted.logger import LogEvent, formatEvent, globalLogPublisher
+from twisted.logger import ILogObserver, LogEvent, formatEvent, globalLogPublisher
+from zope.interface import implementer
 
 from adapters.cert_expiry import Expiring, publish, warn_expiring, watched_files
 from gateway.config import GatewayConfig
@@ -32,10 +33,13 @@ def logged() -> Iterator[list[tuple[str, str]]]:
     """(level, text) of every log event while the test runs."""
     events: list[tuple[str, str]] = []
 
-    def observe(event: LogEvent) -> None:
-        if event.get("log_namespace") == "adapters.cert_expiry":
-            events.append((event["log_level"].name, formatEvent(event)))
+    @implementer(ILogObserver)
+    class Observe:
+        def __call__(self, event: LogEvent) -> None:
+            if event.get("log_namespace") == "adapters.cert_expiry":
+                events.append((event["log_level"].name, formatEvent(event)))
 
+    observe = Observe()
     globalLogPublisher.addObserver(observe)
     yield events
     globalLogPublisher.removeObserver(observe)

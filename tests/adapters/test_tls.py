@@ -25,11 +25,14 @@ from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives import serialization
+from twisted.logger import ILogObserver, LogEvent, formatEvent, globalLogPublisher
+from zope.interface import implementer
 
 from adapters.tls import (
     Identities,
     PeerCertificate,
     TLSSetupError,
+    check_revocation_lists,
     client_context_factory,
     client_identity,
     server_context_factory,
@@ -536,6 +539,32 @@ def test_a_crl_signed_by_another_key_under_the_same_name_is_refused(
         server_context_factory(
             pki.directory / SERVER_CERT, pki.directory / SERVER_KEY, pki.directory / CA_CERT, crl
         )
+
+
+def test_a_trusted_ca_without_a_crl_is_a_warning_not_an_error(pki: Pki) -> None:
+    other = new_ca(now=NOW, common_name="Second CA")
+    logged: list[str] = []
+
+    @implementer(ILogObserver)
+    class Observe:
+        def __call__(self, event: LogEvent) -> None:
+            if event.get("log_namespace") == "adapters.tls":
+                logged.append(formatEvent(event))
+
+    observe = Observe()
+    globalLogPublisher.addObserver(observe)
+    try:
+        problems = check_revocation_lists(
+            Path("crl.pem"), [revocation_list(pki.ca, [], now=NOW)], [pki.ca.cert, other.cert]
+        )
+    finally:
+        globalLogPublisher.removeObserver(observe)
+
+    assert problems == []
+    assert logged == [
+        "crl.pem has no CRL for the trusted CA 'Second CA': certificates it issued directly "
+        "are refused"
+    ]
 
 
 # --- without a network ----------------------------------------------------------------------

@@ -12,7 +12,14 @@ connection and :class:`Identities` maps it to exactly one participant of the con
 (fingerprint first, then subject CN); an unknown certificate maps to nobody.
 
 Client side: :func:`client_context_factory` presents a client certificate and verifies the
-server against a CA (the tests, and later the insurer link).
+server against a CA (the insurer link): the same TLS 1.2+/ECDHE/AEAD-only policy as the
+servers, and with a CRL file the server's certificate is checked for revocation too.
+
+Revocation lists are checked when they are loaded: each must be signed by a CA of the trust
+store and must not be past its ``nextUpdate`` (OpenSSL refuses every certificate of a CA
+whose CRL is stale, so a stale file is a start-up error, not a silent lock-out). A CA of the
+trust store without a CRL in the file is logged as a warning: certificates it issued
+directly are refused while the file is configured.
 
 Problems with the files themselves (unreadable, not PEM, key not matching the certificate)
 raise :class:`TLSSetupError`, a :class:`~gateway.config.ConfigError` listing all of them.
@@ -22,7 +29,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +39,10 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 from OpenSSL import SSL, crypto
 from twisted.internet import ssl
+from twisted.internet._sslverify import IOpenSSLTrustRoot
 from twisted.internet.interfaces import IOpenSSLClientConnectionCreator
+from twisted.logger import Logger
+from zope.interface import implementer
 
 from gateway.config import (
     ConfigError,
@@ -43,10 +53,12 @@ from gateway.config import (
 )
 
 __all__ = [
+    "MINIMUM_TLS_VERSION",
     "SERVER_CIPHERS",
     "Identities",
     "PeerCertificate",
     "TLSSetupError",
+    "check_revocation_lists",
     "client_context_factory",
     "client_identity",
     "plain_server_context_factory",
@@ -55,7 +67,11 @@ __all__ = [
 
 # TLS 1.2 suites: forward secrecy and AEAD only. TLS 1.3 suites are all AEAD and are not
 # governed by this string.
+# Used for the clients as well: no CBC, no RSA key exchange, no SHA-1 MACs.
 SERVER_CIPHERS = "ECDHE+AESGCM:ECDHE+CHACHA20"
+MINIMUM_TLS_VERSION = ssl.TLSVersion.TLSv1_2
+
+log = Logger()
 
 
 class TLSSetupError(ConfigError):
@@ -174,6 +190,8 @@ def server_context_factory(
     key = files.private_key(Path(key_path))
     cas = files.certificates(Path(trust_path), "the trust store")
     crls = files.revocation_lists(Path(crl_path)) if crl_path is not None else []
+    if crl_path is not None:
+        files.problems.extend(check_revocation_lists(Path(crl_path), crls, cas))
     if chain and key is not None and not _same_key(chain[0], key):
         files.problems.append(
             ConfigProblem(str(key_path), f"is not the key of the certificate in {cert_path}")
@@ -189,7 +207,7 @@ def server_context_factory(
         extraCertChain=[crypto.X509.from_cryptography(c) for c in chain[1:]],
         # A trust root makes Twisted set VERIFY_PEER | VERIFY_FAIL_IF_NO_PEER_CERT.
         trustRoot=ssl.trustRootFromCertificates([ssl.Certificate(c) for c in trusted]),
-        raiseMinimumTo=ssl.TLSVersion.TLSv1_2,
+        raiseMinimumTo=MINIMUM_TLS_VERSION,
         acceptableCiphers=ssl.AcceptableCiphers.fromOpenSSLCipherString(SERVER_CIPHERS),
     )
     # CertificateOptions builds its context once and serves every connection from it, so
@@ -200,12 +218,107 @@ def server_context_factory(
         # pick the right one.
         context.add_client_ca(ca)
     if crls:
+        _add_revocation_lists(context, crls)
+    return options
+
+
+def _add_revocation_lists(
+    context: SSL.Context, crls: Iterable[x509.CertificateRevocationList]
+) -> None:
+    """Make the context check the peer's certificate against ``crls`` (the leaf only: the
+    CRL of the CA that issued it must be among them, else the peer is refused)."""
+    store = context.get_cert_store()
+    assert store is not None
+    for crl in crls:
+        store.add_crl(crl)
+    store.set_flags(crypto.X509StoreFlags.CRL_CHECK)
+
+
+def _cn(name: x509.Name) -> str:
+    names = name.get_attributes_for_oid(NameOID.COMMON_NAME)
+    value = names[0].value if names else None
+    return value if isinstance(value, str) else name.rfc4514_string()
+
+
+def _signed_by(crl: x509.CertificateRevocationList, ca: x509.Certificate) -> bool:
+    if crl.issuer != ca.subject:
+        return False
+    key = ca.public_key()
+    if not isinstance(key, ec.EllipticCurvePublicKey | rsa.RSAPublicKey):
+        return False
+    return crl.is_signature_valid(key)
+
+
+def check_revocation_lists(
+    path: Path,
+    crls: Iterable[x509.CertificateRevocationList],
+    cas: Iterable[x509.Certificate],
+    *,
+    now: datetime | None = None,
+) -> list[ConfigProblem]:
+    """What makes the CRLs in ``path`` unusable with the trust store ``cas``: a CRL not
+    signed by one of them, or past its ``nextUpdate`` (OpenSSL would refuse every
+    certificate of that CA). A CA without a CRL is logged as a warning, not refused: its
+    directly issued certificates are refused, which may be meant (a root that only signs
+    intermediates)."""
+    moment = now or datetime.now(UTC)
+    crls, cas = list(crls), list(cas)
+    problems = []
+    covered: set[int] = set()
+    for crl in crls:
+        issuers = [ca for ca in cas if _signed_by(crl, ca)]
+        if not issuers:
+            problems.append(
+                ConfigProblem(
+                    str(path),
+                    f"the CRL of {_cn(crl.issuer)!r} is not signed by a CA in the trust store",
+                )
+            )
+        covered.update(id(ca) for ca in issuers)
+        next_update = crl.next_update_utc
+        if next_update is None:
+            problems.append(
+                ConfigProblem(str(path), f"the CRL of {_cn(crl.issuer)!r} has no nextUpdate")
+            )
+        elif next_update < moment:
+            problems.append(
+                ConfigProblem(
+                    str(path),
+                    f"the CRL of {_cn(crl.issuer)!r} is out of date since "
+                    f"{next_update:%Y-%m-%d %H:%M} UTC (its nextUpdate); every certificate "
+                    "of that CA would be refused: install a fresh CRL",
+                )
+            )
+    if crls and not problems:
+        for ca in cas:
+            if id(ca) not in covered:
+                log.warn(
+                    "{path} has no CRL for the trusted CA {ca!r}: certificates it issued "
+                    "directly are refused",
+                    path=str(path),
+                    ca=_cn(ca.subject),
+                )
+    return problems
+
+
+@implementer(IOpenSSLTrustRoot)
+class _TrustWithRevocation:
+    """Trust these CAs and check the peer against these CRLs. (Twisted's trust-root
+    interface is the one hook it has for a client context's certificate store.)"""
+
+    def __init__(
+        self, cas: Iterable[x509.Certificate], crls: Iterable[x509.CertificateRevocationList]
+    ) -> None:
+        self._cas = [crypto.X509.from_cryptography(ca) for ca in cas]
+        self._crls = list(crls)
+
+    def _addCACertsToContext(self, context: SSL.Context) -> None:
         store = context.get_cert_store()
         assert store is not None
-        for crl in crls:
-            store.add_crl(crl)
-        store.set_flags(crypto.X509StoreFlags.CRL_CHECK)
-    return options
+        for ca in self._cas:
+            store.add_cert(ca)
+        if self._crls:
+            _add_revocation_lists(context, self._crls)
 
 
 def plain_server_context_factory(
@@ -227,7 +340,7 @@ def plain_server_context_factory(
         privateKey=_pkey(key),
         certificate=crypto.X509.from_cryptography(chain[0]),
         extraCertChain=[crypto.X509.from_cryptography(c) for c in chain[1:]],
-        raiseMinimumTo=ssl.TLSVersion.TLSv1_2,
+        raiseMinimumTo=MINIMUM_TLS_VERSION,
         acceptableCiphers=ssl.AcceptableCiphers.fromOpenSSLCipherString(SERVER_CIPHERS),
     )
 
@@ -299,13 +412,22 @@ def client_context_factory(
     key_path: Path | str,
     ca_path: Path | str,
     hostname: str = "localhost",
+    crl_path: Path | str | None = None,
 ) -> IOpenSSLClientConnectionCreator:
     """TLS options for a client that presents the certificate in ``cert_path`` and accepts
-    only a server whose certificate, issued by a CA in ``ca_path``, names ``hostname``."""
+    only a server whose certificate, issued by a CA in ``ca_path``, names ``hostname`` (and,
+    with ``crl_path``, is not revoked). TLS 1.2+ with the servers' cipher policy."""
     files = _Files()
     chain = files.certificates(Path(cert_path), "the client certificate")
     key = files.private_key(Path(key_path))
     cas = files.certificates(Path(ca_path), "the CA certificates")
+    crls = files.revocation_lists(Path(crl_path)) if crl_path is not None else []
+    if crl_path is not None:
+        files.problems.extend(check_revocation_lists(Path(crl_path), crls, cas))
+    if chain and key is not None and not _same_key(chain[0], key):
+        files.problems.append(
+            ConfigProblem(str(key_path), f"is not the key of the certificate in {cert_path}")
+        )
     if files.problems:
         raise TLSSetupError("TLS files", files.problems)
     assert key is not None
@@ -314,12 +436,13 @@ def client_context_factory(
         chain[0].public_bytes(pem)
         + key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     )
-    trust = ssl.trustRootFromCertificates(
-        [ssl.Certificate.loadPEM(c.public_bytes(pem)) for c in cas]
-    )
     return ssl.optionsForClientTLS(
         hostname,
-        trustRoot=trust,
+        trustRoot=_TrustWithRevocation(cas, crls),
         clientCertificate=client,
-        extraCertificateOptions={"raiseMinimumTo": ssl.TLSVersion.TLSv1_2},
+        extraCertificateOptions={
+            "raiseMinimumTo": MINIMUM_TLS_VERSION,
+            "acceptableCiphers": ssl.AcceptableCiphers.fromOpenSSLCipherString(SERVER_CIPHERS),
+            "extraCertChain": [crypto.X509.from_cryptography(c) for c in chain[1:]],
+        },
     )

@@ -25,6 +25,7 @@ from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from twisted.web import server
 
+from adapters import cert_expiry
 from adapters.admin.site import build_admin_site
 from adapters.epd_api.http import MeteredSite, limited_request_factory
 from adapters.epd_api.resource import INSURER, Caller, EpdApi, route_name
@@ -177,6 +178,7 @@ def _insurer_link(
         cert=str(link.tls.cert),
         key=str(link.tls.key),
         ca=str(link.tls.trust),
+        crl=str(link.tls.crl) if link.tls.crl is not None else None,
         sender=config.igo.agb,
         insurer=insurer.uzovi,
         timeout=link.timeout_seconds,
@@ -317,7 +319,7 @@ def _listen_admin(
         return listening
     tls = admin.tls
     if tls.client_ca is not None:
-        options = server_context_factory(tls.cert, tls.key, tls.client_ca)
+        options = server_context_factory(tls.cert, tls.key, tls.client_ca, tls.crl)
     else:
         options = plain_server_context_factory(tls.cert, tls.key)
     listening = reactor.listenSSL(admin.port, site, options, interface=admin.host)
@@ -332,6 +334,30 @@ def _pushing_insurers(config: GatewayConfig) -> dict[str, str]:
         if insurer.link is not None
         for fingerprint in insurer.link.push_certificates
     }
+
+
+CERTIFICATE_CHECK_SECONDS = 24 * 3600
+
+
+def _watch_certificates(gateway: RunningGateway, reactor: Any) -> LoopingCall:
+    """Publish every configured certificate's and CRL's expiry as a metric, and warn about
+    the ones running out: now and daily."""
+    watched = cert_expiry.watched_files(gateway.config)
+    cert_expiry.publish(watched, gateway.metrics)
+    settings = gateway.config.certificates
+
+    def check() -> None:
+        cert_expiry.warn_expiring(
+            watched,
+            _now(),
+            certificate_days=settings.expiry_warning_days,
+            crl_hours=settings.crl_warning_hours,
+        )
+
+    task = LoopingCall(check)
+    task.clock = reactor
+    task.start(CERTIFICATE_CHECK_SECONDS, now=True)
+    return task
 
 
 def _bundling(
@@ -570,6 +596,7 @@ async def start(config: GatewayConfig, reactor: Any) -> RunningGateway:
         raise
     gateway = RunningGateway(config, store, registry, metrics, port, ops_port, lock)
     gateway.admin_port = admin_port
+    gateway.background.append(_watch_certificates(gateway, reactor))
     if keyring is not None and isinstance(store, SqlMessageStore):
         gateway.background.append(_reencrypt_in_background(store, reactor))
     if exchange is not None:

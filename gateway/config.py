@@ -66,6 +66,7 @@ __all__ = [
     "AdminConfig",
     "AdminTLS",
     "BundlingConfig",
+    "CertificatesConfig",
     "ConfigError",
     "ConfigProblem",
     "ContractConfig",
@@ -97,7 +98,8 @@ __all__ = [
 
 JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 DEFAULT_DATA_DIR = "data"
-DEFAULT_MAX_UPLOAD_BYTES = 50 * 1024 * 1024
+# VECOZO's own limit is 20 MB per upload; taken as 20 * 10**6 bytes, the stricter reading.
+DEFAULT_MAX_UPLOAD_BYTES = 20_000_000
 IGO_ZORGVERLENERSOORT = "53"  # integrale geboortezorg
 
 _AGB = re.compile(r"\d{8}")
@@ -307,8 +309,8 @@ class EpdApiConfig(_Section):
     max_upload_bytes: int = Field(
         default=DEFAULT_MAX_UPLOAD_BYTES,
         ge=1,
-        description="Largest accepted request body, in bytes; a larger upload is refused "
-        "with 413 before it is read.",
+        description="Largest accepted request body, in bytes (default 20 MB, as VECOZO's "
+        "own limit per upload); a larger upload is refused with 413 before it is read.",
     )
     idle_timeout_seconds: float = Field(
         default=30,
@@ -529,6 +531,36 @@ class AdminTLS(_Section):
         description="Optional PEM bundle of CA certificates; when given, only browsers with a "
         "client certificate issued by one of them can connect.",
     )
+    crl: OptionalFilePath = Field(
+        default=None,
+        description="Optional PEM file of certificate revocation lists for the CAs in "
+        "client_ca; when given, revoked browser certificates are refused.",
+    )
+
+    @model_validator(mode="after")
+    def _crl_needs_client_ca(self) -> AdminTLS:
+        if self.crl is not None and self.client_ca is None:
+            raise ValueError("crl needs client_ca (it revokes client certificates)")
+        return self
+
+
+class CertificatesConfig(_Section):
+    """Warnings about the configured certificates and revocation lists (every one is also
+    a metric with its expiry time)."""
+
+    expiry_warning_days: float = Field(
+        default=30,
+        ge=0,
+        description="Log a warning at start-up, and daily, for every configured certificate "
+        "that expires within this many days.",
+    )
+    crl_warning_hours: float = Field(
+        default=24,
+        ge=0,
+        description="Log a warning, at start-up and daily, for every configured CRL whose "
+        "nextUpdate is within this many hours (past it, OpenSSL refuses every certificate of "
+        "that CA).",
+    )
 
 
 class AdminConfig(_Section):
@@ -705,6 +737,11 @@ class GatewayConfig(_Section):
     )
     encryption: EncryptionConfig = Field(
         default_factory=EncryptionConfig, description="Default: no key file, not encrypted."
+    )
+    certificates: CertificatesConfig = Field(
+        default_factory=CertificatesConfig,
+        description="Default: warn 30 days before a certificate expires, 24 hours before a "
+        "CRL's nextUpdate.",
     )
 
     @model_validator(mode="before")

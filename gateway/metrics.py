@@ -162,6 +162,25 @@ class Metrics:
             registry=r,
         )
 
+        self.certificate_expiry = Gauge(
+            f"{NAMESPACE}_certificate_expiry_timestamp_seconds",
+            "When a configured certificate expires (its notAfter, unix seconds), by its use "
+            "(epd_server, epd_trust, admin_server, admin_client_ca, insurer_client, "
+            "insurer_trust; _chain for intermediates) and subject (CN, or the start of its "
+            "SHA-256 fingerprint). Infrastructure certificates only: participants' are "
+            "known by fingerprint, not by file.",
+            ["use", "subject"],
+            registry=r,
+        )
+        self.crl_next_update = Gauge(
+            f"{NAMESPACE}_crl_next_update_timestamp_seconds",
+            "When a configured CRL is due to be replaced (its nextUpdate, unix seconds); "
+            "past it every certificate of its CA is refused. By use (epd_crl, admin_crl, "
+            "insurer_crl) and issuer (the CA's CN).",
+            ["use", "issuer"],
+            registry=r,
+        )
+
     def exposition(self) -> bytes:
         """The text exposition format of every metric."""
         return generate_latest(self.registry)

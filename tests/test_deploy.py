@@ -109,6 +109,8 @@ def test_promtool_accepts_the_rules_the_config_and_the_metrics() -> None:
     metrics = Metrics()
     metrics.uploads.labels("KZ301", "33001234", "accepted").inc()
     metrics.http_duration.labels("/berichten").observe(0.2)
+    metrics.certificate_expiry.labels("epd_server", "localhost").set(1.8e9)
+    metrics.crl_next_update.labels("epd_crl", "IGO CA").set(1.8e9)
     checked = subprocess.run(
         [promtool, "check", "metrics"],
         input=metrics.exposition().decode(),
@@ -117,3 +119,18 @@ def test_promtool_accepts_the_rules_the_config_and_the_metrics() -> None:
         check=False,
     )
     assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_the_certificate_alerts_fire_when_they_should() -> None:
+    """promtool's unit tests of the alert rules (deploy/prometheus/alerts.test.yml): a
+    certificate with 10 days left warns, one with 60 does not, an expired one is critical,
+    a CRL due within a day is critical."""
+    promtool = required_tool("promtool")
+    done = subprocess.run(
+        [promtool, "test", "rules", "alerts.test.yml"],
+        cwd=DEPLOY / "prometheus",
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr

@@ -58,7 +58,7 @@ class LimitedRequest(server.Request):
     The site sets the class attributes through :func:`limited_request_factory`.
     """
 
-    max_body: int = 50 * 1024 * 1024
+    max_body: int = 20_000_000  # [epd_api] max_upload_bytes sets it
     receive_deadline: float = 30.0
     clock: IReactorTime | None = None
 

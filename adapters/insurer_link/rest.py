@@ -137,11 +137,13 @@ class RestInsurerLink:
         sender: str,
         insurer: str,
         timeout: float = DEFAULT_TIMEOUT,
+        crl: str | None = None,
     ) -> RestInsurerLink:
         """A link presenting the certificate ``cert``/``key`` and trusting only servers
-        whose certificate a CA in ``ca`` issued for ``base_url``'s host name."""
+        whose certificate a CA in ``ca`` issued for ``base_url``'s host name (and, with
+        ``crl``, that the CA has not revoked). TLS 1.2+, ECDHE with AEAD ciphers only."""
         host = urlsplit(base_url).hostname or "localhost"
-        creator = client_context_factory(cert, key, ca, hostname=host)
+        creator = client_context_factory(cert, key, ca, hostname=host, crl_path=crl)
         pool = HTTPConnectionPool(reactor, persistent=False)
         agent = Agent(reactor, contextFactory=_ClientCertificatePolicy(creator), pool=pool)
         return cls(reactor, agent, base_url, sender=sender, insurer=insurer, timeout=timeout)

@@ -6,7 +6,7 @@ handshake with one JSON line (its verified certificate and the participant it ma
 then closes the connection. Runs until terminated. With ``--http`` it is a ``twisted.web``
 site instead, answering every request with that JSON, taken from the request.
 
-``connect --port N --cert --key --ca``: connects to 127.0.0.1:N with
+``connect --port N --cert --key --ca [--crl]``: connects to 127.0.0.1:N with
 :func:`adapters.tls.client_context_factory` and prints what the server answered, or
 ``refused: ...`` (exit status 1) when the handshake fails.
 """
@@ -110,7 +110,7 @@ async def serve(reactor: Any, config_path: Path, http: bool) -> None:
 
 
 async def connect(reactor: Any, args: argparse.Namespace) -> None:
-    creator = client_context_factory(args.cert, args.key, args.ca)
+    creator = client_context_factory(args.cert, args.key, args.ca, crl_path=args.crl)
     endpoint = endpoints.wrapClientTLS(
         creator, endpoints.TCP4ClientEndpoint(reactor, LOOPBACK, args.port, timeout=5)
     )
@@ -133,6 +133,7 @@ def main(reactor: IReactorCore | IReactorTCP, argv: list[str]) -> defer.Deferred
     p.add_argument("--port", type=int, required=True)
     for name in ("--cert", "--key", "--ca"):
         p.add_argument(name, type=Path, required=True)
+    p.add_argument("--crl", type=Path)
     args = parser.parse_args(argv)
     if args.mode == "serve":
         return defer.ensureDeferred(serve(reactor, args.config, args.http))

@@ -14,6 +14,7 @@ import socket
 import ssl
 import subprocess
 import sys
+import threading
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,11 +25,15 @@ from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives import serialization
+from twisted.logger import ILogObserver, LogEvent, formatEvent, globalLogPublisher
+from zope.interface import implementer
 
 from adapters.tls import (
     Identities,
     PeerCertificate,
     TLSSetupError,
+    check_revocation_lists,
+    client_context_factory,
     client_identity,
     server_context_factory,
 )
@@ -42,6 +47,7 @@ from gateway.pki import (
     Party,
     init_pki,
     issue_client,
+    issue_server,
     load_issued,
     new_ca,
     revocation_list,
@@ -334,7 +340,9 @@ def test_a_revoked_certificate_is_refused_when_a_crl_is_configured(
 # --- the Twisted client ---------------------------------------------------------------------
 
 
-def connect(port: int, pair: tuple[Path, Path], ca: Path) -> subprocess.CompletedProcess[str]:
+def connect(
+    port: int, pair: tuple[Path, Path], ca: Path, crl: Path | None = None
+) -> subprocess.CompletedProcess[str]:
     cert, key = pair
     return subprocess.run(
         _helper(
@@ -347,6 +355,7 @@ def connect(port: int, pair: tuple[Path, Path], ca: Path) -> subprocess.Complete
             str(key),
             "--ca",
             str(ca),
+            *(["--crl", str(crl)] if crl is not None else []),
         ),
         cwd=REPO,
         env=_env(),
@@ -373,6 +382,189 @@ def test_the_client_factory_refuses_a_server_of_another_ca(pki: Pki, tmp_path: P
 
     assert result.returncode == 1
     assert "certificate verify failed" in result.stdout
+
+
+@contextmanager
+def python_server(
+    server: tuple[Path, Path],
+    *,
+    version: ssl.TLSVersion | None = None,
+    maximum: ssl.TLSVersion | None = None,
+    ciphers: str | None = None,
+) -> Iterator[tuple[int, list[BaseException]]]:
+    """A TLS server of Python's ``ssl`` module on 127.0.0.1 (any free port) in a thread,
+    for one connection: completes the handshake and writes one JSON line, or records why
+    the handshake failed. Yields the port and that list of failures."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # old versions are the point
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(*map(str, server))
+        if version is not None:
+            ctx.minimum_version = ctx.maximum_version = version
+        if maximum is not None:
+            ctx.maximum_version = maximum
+        if ciphers is not None:
+            ctx.set_ciphers(ciphers)
+    failures: list[BaseException] = []
+    listener = socket.create_server((LOOPBACK, 0))
+    listener.settimeout(30)
+
+    def serve() -> None:
+        try:
+            raw, _ = listener.accept()
+        except OSError as exc:
+            failures.append(exc)
+            return
+        with raw:
+            try:
+                with ctx.wrap_socket(raw, server_side=True) as tls:
+                    tls.sendall(b'{"participant": null}\n')
+            except (ssl.SSLError, OSError) as exc:
+                failures.append(exc)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield listener.getsockname()[1], failures
+    finally:
+        thread.join(timeout=30)
+        listener.close()
+
+
+def test_the_client_factory_accepts_a_modern_server(pki: Pki) -> None:
+    server = (pki.directory / SERVER_CERT, pki.directory / SERVER_KEY)
+    with python_server(server, version=ssl.TLSVersion.TLSv1_2) as (port, failures):
+        result = connect(port, pki.pair(IGO), pki.directory / CA_CERT)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert failures == []
+
+
+def test_the_client_factory_refuses_a_tls_1_1_server(pki: Pki) -> None:
+    server = (pki.directory / SERVER_CERT, pki.directory / SERVER_KEY)
+    with python_server(server, version=ssl.TLSVersion.TLSv1_1, ciphers="DEFAULT:@SECLEVEL=0") as (
+        port,
+        failures,
+    ):
+        result = connect(port, pki.pair(IGO), pki.directory / CA_CERT)
+
+    assert result.returncode == 1, result.stdout
+    assert "refused" in result.stdout
+    assert any("UNSUPPORTED_PROTOCOL" in str(f) for f in failures), failures
+
+
+@pytest.mark.parametrize(
+    "ciphers",
+    [
+        "ECDHE-ECDSA-AES128-SHA:ECDHE-ECDSA-AES256-SHA",  # CBC, SHA-1 MAC
+        "ECDHE-ECDSA-AES128-SHA256:ECDHE-ECDSA-AES256-SHA384",  # CBC, SHA-2 MAC
+    ],
+)
+def test_the_client_factory_refuses_a_server_with_weak_ciphers_only(pki: Pki, ciphers: str) -> None:
+    server = (pki.directory / SERVER_CERT, pki.directory / SERVER_KEY)
+    with python_server(server, maximum=ssl.TLSVersion.TLSv1_2, ciphers=ciphers) as (
+        port,
+        failures,
+    ):
+        result = connect(port, pki.pair(IGO), pki.directory / CA_CERT)
+
+    assert result.returncode == 1, result.stdout
+    assert any("no shared cipher" in str(f) for f in failures), failures
+
+
+def test_the_client_factory_refuses_a_revoked_server_with_a_crl(pki: Pki, tmp_path: Path) -> None:
+    revoked = save(tmp_path, "revoked-server", issue_server(pki.ca, now=NOW))
+    crl = tmp_path / "crl.pem"
+    crl.write_bytes(
+        revocation_list(pki.ca, [load_issued(*revoked).cert], now=NOW).public_bytes(
+            serialization.Encoding.PEM
+        )
+    )
+    with python_server(revoked) as (port, _):
+        without = connect(port, pki.pair(IGO), pki.directory / CA_CERT)
+    with python_server(revoked) as (port, failures):
+        checked = connect(port, pki.pair(IGO), pki.directory / CA_CERT, crl)
+    with python_server((pki.directory / SERVER_CERT, pki.directory / SERVER_KEY)) as (port, _):
+        unrevoked = connect(port, pki.pair(IGO), pki.directory / CA_CERT, crl)
+
+    assert without.returncode == 0, without.stdout + without.stderr
+    assert checked.returncode == 1
+    assert "certificate verify failed" in checked.stdout
+    # The client's alert, as the server received it.
+    assert any("certificate revoked" in str(f) for f in failures), failures
+    assert unrevoked.returncode == 0, unrevoked.stdout + unrevoked.stderr
+
+
+def _crl_file(path: Path, *crls: Any) -> Path:
+    path.write_bytes(b"".join(c.public_bytes(serialization.Encoding.PEM) for c in crls))
+    return path
+
+
+def test_a_crl_past_its_next_update_is_refused_at_start_up(pki: Pki, tmp_path: Path) -> None:
+    stale = revocation_list(pki.ca, [], now=NOW - timedelta(days=10), days=7)
+    crl = _crl_file(tmp_path / "stale.pem", stale)
+    for factory in (
+        lambda: server_context_factory(
+            pki.directory / SERVER_CERT, pki.directory / SERVER_KEY, pki.directory / CA_CERT, crl
+        ),
+        lambda: client_context_factory(*pki.pair(IGO), pki.directory / CA_CERT, crl_path=crl),
+    ):
+        with pytest.raises(TLSSetupError) as info:
+            factory()
+        ((path, message),) = [(p.path, p.message) for p in info.value.problems]
+        assert path == str(crl)
+        assert message.startswith("the CRL of 'IGO gateway development CA' is out of date since")
+        assert "install a fresh CRL" in message
+
+
+def test_a_crl_of_another_ca_is_refused_at_start_up(pki: Pki, tmp_path: Path) -> None:
+    other = new_ca(now=NOW, common_name="Some other CA")
+    crl = _crl_file(tmp_path / "other.pem", revocation_list(other, [], now=NOW))
+    with pytest.raises(TLSSetupError) as info:
+        server_context_factory(
+            pki.directory / SERVER_CERT, pki.directory / SERVER_KEY, pki.directory / CA_CERT, crl
+        )
+
+    assert [p.message for p in info.value.problems] == [
+        "the CRL of 'Some other CA' is not signed by a CA in the trust store"
+    ]
+
+
+def test_a_crl_signed_by_another_key_under_the_same_name_is_refused(
+    pki: Pki, tmp_path: Path
+) -> None:
+    impostor = new_ca(now=NOW)  # the development CA's name, another key
+    crl = _crl_file(tmp_path / "forged.pem", revocation_list(impostor, [], now=NOW))
+    with pytest.raises(TLSSetupError, match="not signed by a CA in the trust store"):
+        server_context_factory(
+            pki.directory / SERVER_CERT, pki.directory / SERVER_KEY, pki.directory / CA_CERT, crl
+        )
+
+
+def test_a_trusted_ca_without_a_crl_is_a_warning_not_an_error(pki: Pki) -> None:
+    other = new_ca(now=NOW, common_name="Second CA")
+    logged: list[str] = []
+
+    @implementer(ILogObserver)
+    class Observe:
+        def __call__(self, event: LogEvent) -> None:
+            if event.get("log_namespace") == "adapters.tls":
+                logged.append(formatEvent(event))
+
+    observe = Observe()
+    globalLogPublisher.addObserver(observe)
+    try:
+        problems = check_revocation_lists(
+            Path("crl.pem"), [revocation_list(pki.ca, [], now=NOW)], [pki.ca.cert, other.cert]
+        )
+    finally:
+        globalLogPublisher.removeObserver(observe)
+
+    assert problems == []
+    assert logged == [
+        "crl.pem has no CRL for the trusted CA 'Second CA': certificates it issued directly "
+        "are refused"
+    ]
 
 
 # --- without a network ----------------------------------------------------------------------

@@ -87,7 +87,7 @@ def test_a_minimal_config_loads_with_defaults(
     assert config.store.url == f"sqlite:///{config_dir / 'data' / 'gateway.db'}"
     api = config.epd_api
     assert (api.host, api.port) == ("127.0.0.1", 8443)
-    assert api.max_upload_bytes == DEFAULT_MAX_UPLOAD_BYTES == 50 * 1024 * 1024
+    assert api.max_upload_bytes == DEFAULT_MAX_UPLOAD_BYTES == 20_000_000  # VECOZO: 20 MB
     assert api.idle_timeout_seconds == 30
     assert api.tls.cert == config_dir / "tls" / "server.pem"
     assert api.tls.trust == config_dir / "tls" / "ca.pem"
@@ -303,3 +303,22 @@ def test_cli_check(config_dir: Path, capsys: pytest.CaptureFixture[str]) -> None
 def test_cli_schema(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["config", "schema"]) == 0
     assert json.loads(capsys.readouterr().out) == config_json_schema()
+
+
+def test_an_admin_crl_needs_the_client_ca_it_revokes_for(config_dir: Path) -> None:
+    admin = '\n[admin.tls]\ncert = "tls/server.pem"\nkey = "tls/server.key"\ncrl = "tls/crl.pem"\n'
+
+    problems = problems_of(write(config_dir, IGO + TLS + admin))
+
+    assert problems == {"admin.tls": "crl needs client_ca (it revokes client certificates)"}
+    with_ca = admin + 'client_ca = "tls/ca.pem"\n'
+    config = load_config(write(config_dir, IGO + TLS + with_ca))
+    assert config.admin.tls is not None
+    assert config.admin.tls.crl == config_dir / "tls" / "crl.pem"
+
+
+def test_certificate_warnings_default_to_30_days_and_24_hours(config_dir: Path) -> None:
+    config = load_config(write(config_dir, IGO + TLS))
+
+    assert config.certificates.expiry_warning_days == 30
+    assert config.certificates.crl_warning_hours == 24

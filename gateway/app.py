@@ -185,13 +185,14 @@ def _insurer_link(
     )
 
 
-def _unpacker(
+def build_unpacker(
     config: GatewayConfig,
     store: SqlMessageStore,
     registry: LayoutRegistry,
-    metrics: Metrics,
+    metrics: Metrics | None,
     run: Any,
 ) -> Unpacker:
+    """The return unpacker as the config says (distribution model, shares, overheads)."""
     disciplines = {p.agb: p.discipline for p in config.participants}
     overheads = {
         i.uzovi: max(i.contracts, key=lambda c: c.year).overhead_percent
@@ -261,7 +262,7 @@ def _insurer_exchange(
         metrics=metrics,
         states=states,
     )
-    unpacker = _unpacker(config, store, registry, metrics, run)
+    unpacker = build_unpacker(config, store, registry, metrics, run)
     collector = RetourCollector(
         store,
         store.outbox,
@@ -298,7 +299,7 @@ def _listen_admin(
         registry,
         catalogue,
         Terms.from_config(config),
-        _unpacker(config, store, registry, metrics, run),
+        build_unpacker(config, store, registry, metrics, run),
         now=_now,
         run_in_thread=run,
     )

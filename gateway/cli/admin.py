@@ -23,12 +23,17 @@ from pathlib import Path
 from typing import Any
 
 from adapters.admin.blocking import Blocking, opened_stores
+from adapters.storage.resolution import SqlResolutionStore
 from gateway.admin.accounts import AccountError, Actor, Role
 from gateway.admin.ports import UserExistsError
 from gateway.admin.service import AdminService
+from gateway.app import build_unpacker
 from gateway.config import ConfigError, load_config
 from gateway.crypto import CryptoError, Keyring
 from gateway.ei import LayoutError, load_layouts
+from gateway.resolution import Resolver
+from gateway.rules.catalogue import load_catalogue
+from gateway.rules.model import Terms
 from gateway.store import StoreError
 
 __all__ = ["AdminSession", "admin_session", "cli_actor", "register"]
@@ -75,11 +80,27 @@ def admin_session(config_path: Path) -> Iterator[AdminSession]:
         key_file = config.encryption.key_file
         keyring = Keyring.load(key_file) if key_file is not None else None
         layouts = load_layouts()
-    except (CryptoError, LayoutError) as exc:
+        catalogue = load_catalogue(config.bundling.catalogue)
+    except (CryptoError, LayoutError, ConfigError) as exc:
         raise CliError(str(exc)) from None
+
     try:
         with opened_stores(config.store.url, keyring) as stores:
-            yield AdminSession(stores.run, AdminService(stores.admin, stores.store, layouts, _now))
+            store = stores.store
+            resolver = Resolver(
+                store,
+                SqlResolutionStore(store.database, store.codec),
+                store.bundles.reserve,
+                layouts,
+                catalogue,
+                Terms.from_config(config),
+                build_unpacker(config, store, layouts, None, None),
+                now=_now,
+            )
+            # No bundling from here: the running gateway's next scheduled run decides
+            # again what a broken bundle or a closed phase changed.
+            service = AdminService(stores.admin, store, layouts, _now, resolver=resolver)
+            yield AdminSession(stores.run, service)
     except StoreError as exc:
         raise CliError(f"store: {exc}") from None
 

@@ -45,15 +45,29 @@ def register(sub: Any) -> None:
 
     p = commands.add_parser(
         "resolve",
-        help="act on a case: retry, write_off, reopen or note",
+        help="act on a case: retry, resubmit, pass_on, break_bundle, close_phase, "
+        "write_off, reopen or note",
         description="retry: send a parked file again, due now, under the same id; "
+        "resubmit: claim a rejected integral line again with the fields given by --set "
+        "(member_number, uzovi, first_day, last_day, prestatie); pass_on: the insurer's "
+        "rejection to the participants, in their retours; break_bundle: the originals go "
+        "monodisciplinarily (--reason required); close_phase: a waiting phase is complete; "
         "write_off: close the case (--reason required); reopen: back in the queue; note: "
-        "add --reason as a note. Each is one transaction with its audit entry.",
+        "add --reason as a note. Each is one transaction with its audit entry. After "
+        "break_bundle and close_phase the running gateway's next bundling run decides the "
+        "lines again.",
     )
     p.add_argument("case_id", metavar="CASE")
     p.add_argument("--config", type=Path, required=True, metavar="FILE")
     p.add_argument("--action", required=True, choices=[a.value for a in CaseAction])
     p.add_argument("--reason", default="", help="why (no BSN or name: it goes into the log)")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="resubmit only: a corrected field, e.g. --set member_number=M0012345",
+    )
     p.set_defaults(handler=_resolve)
 
 
@@ -136,10 +150,16 @@ def _show(args: argparse.Namespace) -> int:
 
 def _resolve(args: argparse.Namespace) -> int:
     action = CaseAction(args.action)
+    fields = {}
+    for item in args.set:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            return _fail("resolve", "--set wants FIELD=VALUE", EXIT_USAGE)
+        fields[name.strip()] = value
     try:
         with admin_session(args.config) as session:
             case = session.run.wait(
-                session.service.act(cli_actor(), args.case_id, action, args.reason)
+                session.service.act(cli_actor(), args.case_id, action, args.reason, fields)
             )
     except CliError as exc:
         return _fail("resolve", str(exc), exc.status)

@@ -485,7 +485,7 @@ def _release(lock: StoreLock | None) -> None:
         lock.release()
 
 
-def _make_data_dirs(config: GatewayConfig) -> None:
+def make_data_dirs(config: GatewayConfig) -> None:
     """The data directory, and the embedded database's directory, owner-only."""
     config.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     url = config.store.url
@@ -513,7 +513,7 @@ async def start(config: GatewayConfig, reactor: Any) -> RunningGateway:
     )
     identities = Identities.from_config(config)
     keyring = _keyring(config)
-    _make_data_dirs(config)
+    make_data_dirs(config)
     lock = _lock_embedded_store(config.store.url)
     try:
         store = await open_store(config.store.url, reactor, keyring)

@@ -212,13 +212,7 @@ def rejected_line_txn(txn: Transaction, ref: str | None) -> list[CaseFacts]:
             else claim.created_at
         )
         participants = tuple(sorted({ln.participant for ln in absorbed}))
-        details = {
-            "factuurnummer": claim.invoice_number,
-            "integrale prestatie": claim.prestatie,
-            "fase": claim.phase,
-            "bedrag": f"EUR {claim.amount / 100:,.2f}",
-            "zwangerschap": claim.pregnancy,
-        }
+        details = {"factuurnummer": claim.invoice_number, "fase": claim.phase}
         if claim.corrects:
             details["verbetering van"] = claim.corrects
         facts.append(

@@ -27,7 +27,7 @@ from adapters.storage.resolution import SqlResolutionStore
 from gateway.admin.accounts import AccountError, Actor, Role
 from gateway.admin.ports import UserExistsError
 from gateway.admin.service import AdminService
-from gateway.app import build_unpacker
+from gateway.app import build_unpacker, make_data_dirs
 from gateway.config import ConfigError, load_config
 from gateway.crypto import CryptoError, Keyring
 from gateway.ei import LayoutError, load_layouts
@@ -85,6 +85,7 @@ def admin_session(config_path: Path) -> Iterator[AdminSession]:
         raise CliError(str(exc)) from None
 
     try:
+        make_data_dirs(config)  # a first account may come before the first start
         with opened_stores(config.store.url, keyring) as stores:
             store = stores.store
             resolver = Resolver(

@@ -1,0 +1,234 @@
+"""Resolving the insurer's rejections in a real headless Chromium, against the real gateway
+and the real insurer simulator (both processes on loopback ports).
+
+The three participants' EPDs upload their fixture declarations; the gateway bundles them
+into one integral claim, which the simulator rejects line by line with 0320 because it
+knows the women under another member number. In the browser the operator logs in, opens
+the queue, opens a rejected integral line, corrects the member number and resubmits it —
+and sees its lines granted when the simulator answers the corrected claim. Then the
+operator breaks the bundle of another rejected line, and the participants' EPDs find new
+retour files for exactly those lines (returned with 9001 to declare them themselves: the
+contract does not let the IGO forward them). Screenshots of every step are kept in the test's tmp
+directory (the path is printed).
+
+Skipped without ``chromium`` locally; in CI (``CI=true``) its absence fails the test.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Page, expect, sync_playwright
+
+from gateway.ei import Record, load_layouts, read_records
+from tests.adapters.insurer_sim.support import SimProcess, write_sim_config
+from tests.gateway.running import GatewayProcess, cli_command, make_pki, upload, write_config
+from tests.gateway.test_app_insurer import full_cycle_section
+from tests.gateway.test_bundler import FILES, MESSAGES
+from tests.tools import required_tool
+
+REGISTRY = load_layouts()
+PASSWORD = "correct horse battery"
+KNOWN_MEMBER = "M0000001"  # the member number the simulated insurer knows every woman by
+WAIT_SECONDS = 60.0
+pytestmark = pytest.mark.slow
+
+
+@dataclass
+class World:
+    gateway: GatewayProcess
+    admin_url: str
+    db: Path
+    shots: Path
+
+    def rows(self, sql: str, *params: object) -> list[tuple[object, ...]]:
+        with sqlite3.connect(f"file:{self.db}?mode=ro", uri=True, timeout=10) as db:
+            return list(db.execute(sql, params))
+
+    def retours(self, agb: str) -> dict[str, bytes]:
+        """The retour files waiting for participant ``agb``'s EPD, by traceer id."""
+        with self.gateway.client(agb) as epd:
+            waiting = epd.get("/berichten").json()["berichten"]
+            return {
+                m["traceerId"]: epd.get(f"/berichten/{m['traceerId']}/payload").content
+                for m in waiting
+            }
+
+
+def _bsns() -> list[str]:
+    found = set()
+    for _, name in FILES.values():
+        records = read_records(REGISTRY, [(MESSAGES / name).read_bytes()])
+        found |= {r.text("bsn") for r in records if isinstance(r, Record) and r.type == "02"}
+    return sorted(found)
+
+
+def _until(what: str, check: Callable[[], object], world: World) -> None:
+    deadline = time.monotonic() + WAIT_SECONDS
+    while not check():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what}:\n{world.gateway.logs()}")
+        time.sleep(0.3)
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[World]:
+    pki = tmp_path / "pki"
+    fingerprints = make_pki(pki)
+    sim = SimProcess(
+        write_sim_config(
+            tmp_path / "sim.toml", pki, rules={"members": dict.fromkeys(_bsns(), KNOWN_MEMBER)}
+        ),
+        pki,
+    )
+    sim.start()
+    db = tmp_path / "data" / "gateway.db"
+    config = write_config(
+        tmp_path / "gateway.toml",
+        pki,
+        fingerprints,
+        f"sqlite:///{db}",
+        extra=full_cycle_section(pki, fingerprints, sim.port),
+    )
+    created = subprocess.run(
+        cli_command(
+            "admin", "create-user", "--config", str(config), "--name", "otto", "--role", "operator"
+        ),
+        input=PASSWORD + "\n",
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert created.returncode == 0, created.stderr
+    gateway = GatewayProcess(config, pki)
+    shots = tmp_path / "screenshots"
+    shots.mkdir()
+    try:
+        gateway.start()
+        for agb, (_, name) in FILES.items():
+            with gateway.client(agb) as epd:
+                answer = upload(epd, agb, (MESSAGES / name).read_bytes(), name)
+                assert answer.status_code == 202, answer.text
+        gateway.stop()
+        gateway.start()  # the bundler runs at start: the claim goes out and is rejected
+        world = World(gateway, f"http://127.0.0.1:{gateway.ports['admin_port']}", db, shots)
+        _until(
+            "the insurer's rejection",
+            lambda: world.rows("SELECT 1 FROM declaration_lines WHERE outcome = 'review'"),
+            world,
+        )
+        yield world
+    finally:
+        gateway.stop()
+        sim.stop()
+        print(f"\nscreenshots: {shots}")
+
+
+def _login(page: Page, url: str) -> None:
+    page.goto(f"{url}/login")
+    page.get_by_label("Gebruikersnaam").fill("otto")
+    page.get_by_label("Wachtwoord").fill(PASSWORD)
+    page.get_by_role("button", name="Aanmelden").click()
+    expect(page).to_have_url(f"{url}/cases")
+
+
+def _open_rejected_case(page: Page, world: World, index: int) -> str:
+    """Open the ``index``-th open rejected integral line from the queue; its reference."""
+    page.goto(f"{world.admin_url}/cases?kind=rejected_line")
+    links = page.locator("table.cases tbody tr td:nth-child(2) a")
+    expect(links.first).to_be_visible()
+    links.nth(index).click()
+    expect(page.get_by_role("heading", level=1)).to_contain_text("Integrale prestatie afgewezen")
+    return page.url.rsplit("rejected_line:", 1)[1]
+
+
+def _answered_references(retour: bytes) -> set[str]:
+    return {
+        r.text("reference")
+        for r in read_records(REGISTRY, [retour])
+        if isinstance(r, Record) and r.type == "04"
+    }
+
+
+def test_correct_and_resubmit_then_break_a_bundle_in_a_real_browser(world: World) -> None:
+    chromium = required_tool("chromium")
+    shots = world.shots
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=chromium, args=["--no-sandbox", "--disable-gpu"]
+        )
+        try:
+            page = browser.new_page(viewport={"width": 1366, "height": 900})
+            _login(page, world.admin_url)
+            expect(page.locator(".counts")).to_contain_text("Integrale prestatie afgewezen")
+            page.screenshot(path=str(shots / "1-queue.png"), full_page=True)
+
+            # A rejected integral line: its lines, the insurer's code in Dutch, the reasons.
+            reference = _open_rejected_case(page, world, 0)
+            expect(page.locator("table.codes")).to_contain_text("niet verzekerd")
+            expect(page.locator("table.lines")).to_contain_text("in behandeling bij de IGO")
+            expect(page.locator("div.decision").first).to_contain_text("integral")
+            page.screenshot(path=str(shots / "2-rejected-line.png"), full_page=True)
+
+            # Correct the member number and resubmit.
+            page.get_by_role("link", name="Verbeteren en opnieuw indienen").click()
+            expect(page.locator(".consequence")).to_contain_text("nieuw factuurnummer")
+            page.get_by_label("Verzekerdennummer").fill(KNOWN_MEMBER)
+            page.screenshot(path=str(shots / "3-correction.png"), full_page=True)
+            page.get_by_role("button", name=re.compile("Bevestigen")).click()
+            expect(page.locator(".notice")).to_contain_text("gedaan en vastgelegd")
+            expect(page.locator("h1 .state")).to_have_text("verbeterd ingediend")
+            expect(page.locator("table.versions")).to_contain_text(KNOWN_MEMBER)
+
+            # The simulator grants the corrected claim: the case's lines show it.
+            deadline = time.monotonic() + WAIT_SECONDS
+            while "toegekend" not in page.locator("table.lines").inner_text():
+                assert time.monotonic() < deadline, world.gateway.logs()
+                time.sleep(0.5)
+                page.reload()
+            expect(page.locator("table.lines")).not_to_contain_text("in behandeling")
+            page.screenshot(path=str(shots / "4-granted.png"), full_page=True)
+            page.goto(f"{world.admin_url}/cases?kind=rejected_line")
+            expect(page.locator("table.cases")).not_to_contain_text(reference)
+
+            # Break the bundle of another rejected line.
+            broken = _open_rejected_case(page, world, 0)
+            lines = [
+                (str(agb), str(ref))
+                for agb, ref in world.rows(
+                    "SELECT participant, reference FROM declaration_lines"
+                    " WHERE claim_reference = ?",
+                    broken,
+                )
+            ]
+            before = {agb: set(world.retours(agb)) for agb, _ in lines}
+            page.get_by_role("link", name="Bundel breken").click()
+            expect(page.locator(".consequence")).to_contain_text("monodisciplinair")
+            page.get_by_label(re.compile("Reden")).fill("Zorg grotendeels buiten de IGO")
+            page.get_by_role("button", name=re.compile("Bevestigen")).click()
+            expect(page.locator("h1 .state")).to_have_text("bundel gebroken")
+            # This contract does not let the IGO forward: back to the participants (9001).
+            expect(page.locator("table.lines")).to_contain_text("terug: zelf declareren 9001")
+            expect(page.locator("table.lines")).not_to_contain_text("in behandeling")
+            page.screenshot(path=str(shots / "5-broken.png"), full_page=True)
+        finally:
+            browser.close()
+
+    # Each participant's EPD finds a new retour answering exactly its released lines.
+    for agb in {agb for agb, _ in lines}:
+        own = {ref for who, ref in lines if who == agb}
+
+        def arrived(agb: str = agb, own: set[str] = own) -> bool:
+            new = {k: v for k, v in world.retours(agb).items() if k not in before[agb]}
+            return bool(new) and set().union(*map(_answered_references, new.values())) == own
+
+        _until(f"the retour of {agb}'s released lines", arrived, world)
+    assert len(list(shots.glob("*.png"))) == 5

@@ -42,6 +42,7 @@ from adapters.tls import (
     plain_server_context_factory,
     server_context_factory,
 )
+from gateway.admin.service import AdminService
 from gateway.bundler import Bundler
 from gateway.collector import CollectedRetour, RetourCollector
 from gateway.config import GatewayConfig, InsurerConfig, LinkKind, RetryConfig
@@ -287,8 +288,9 @@ def _listen_admin(
     run: Any,
     catalogue: Catalogue,
     bundle_now: Callable[[], Awaitable[object]] | None,
-) -> IListeningPort | None:
-    """The administrator's site on its own address (never the EPD API's)."""
+) -> tuple[IListeningPort, AdminService] | None:
+    """The administrator's site on its own address (never the EPD API's), and the service
+    behind it."""
     admin = config.admin
     if not admin.enabled or not isinstance(store, SqlMessageStore):
         return None
@@ -317,14 +319,33 @@ def _listen_admin(
     )
     if admin.tls is None:
         listening: IListeningPort = reactor.listenTCP(admin.port, site, interface=admin.host)
-        return listening
+        return listening, site.service
     tls = admin.tls
     if tls.client_ca is not None:
         options = server_context_factory(tls.cert, tls.key, tls.client_ca, tls.crl)
     else:
         options = plain_server_context_factory(tls.cert, tls.key)
     listening = reactor.listenSSL(admin.port, site, options, interface=admin.host)
-    return listening
+    return listening, site.service
+
+
+CASE_METRICS_SECONDS = 60.0
+
+
+def _refresh_case_metrics(service: AdminService, reactor: Any) -> LoopingCall:
+    """Open cases and the oldest one's age per kind, every minute, for the alerts (the
+    queue page refreshes them too)."""
+
+    async def refresh() -> None:
+        try:
+            await service.refresh_metrics()
+        except Exception:
+            log.failure("counting the open cases failed")
+
+    task = LoopingCall(lambda: Deferred.fromCoroutine(refresh()))
+    task.clock = reactor
+    task.start(CASE_METRICS_SECONDS, now=True)
+    return task
 
 
 def _pushing_insurers(config: GatewayConfig) -> dict[str, str]:
@@ -579,7 +600,7 @@ async def start(config: GatewayConfig, reactor: Any) -> RunningGateway:
             if isinstance(store, SqlMessageStore)
             else None
         )
-        admin_port = _listen_admin(
+        admin = _listen_admin(
             config,
             store,
             registry,
@@ -596,7 +617,10 @@ async def start(config: GatewayConfig, reactor: Any) -> RunningGateway:
         _release(lock)
         raise
     gateway = RunningGateway(config, store, registry, metrics, port, ops_port, lock)
+    admin_port = admin[0] if admin is not None else None
     gateway.admin_port = admin_port
+    if admin is not None:
+        gateway.background.append(_refresh_case_metrics(admin[1], reactor))
     gateway.background.append(_watch_certificates(gateway, reactor))
     if keyring is not None and isinstance(store, SqlMessageStore):
         gateway.background.append(_reencrypt_in_background(store, reactor))

@@ -12,6 +12,7 @@ from typing import Any
 
 import yaml
 
+from gateway.admin.metrics import AdminMetrics
 from gateway.config import GatewayConfig, MetricsConfig, load_config
 from gateway.metrics import Metrics
 from tests.tools import required_tool
@@ -22,7 +23,10 @@ _SUFFIXES = ("_bucket", "_count", "_sum", "_total", "_created")
 
 
 def exposed_metric_names() -> set[str]:
-    text = Metrics().exposition().decode()
+    """What ``serve`` exposes: the gateway's metrics and the admin site's, on one registry."""
+    metrics = Metrics()
+    AdminMetrics(metrics.registry)
+    text = metrics.exposition().decode()
     return {family(line.split()[2]) for line in text.splitlines() if line.startswith("# TYPE ")}
 
 

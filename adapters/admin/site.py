@@ -959,6 +959,14 @@ def _action_request(request: server.Request) -> ActionRequest:
 # --- the site ----------------------------------------------------------------------------
 
 
+class AdminSite(server.Site):
+    """The admin site, with the service behind it (for the gateway's background jobs)."""
+
+    def __init__(self, service: AdminService, config: AdminConfig) -> None:
+        super().__init__(AdminResource(service, config))  # type: ignore[no-untyped-call]
+        self.service = service
+
+
 def build_admin_site(
     store: MessageStore,
     admin_store: AdminStore,
@@ -972,7 +980,7 @@ def build_admin_site(
     hasher: PasswordHasher | None = None,
     resolver: Resolver | None = None,
     after_change: Callable[[], Awaitable[object]] | None = None,
-) -> server.Site:
+) -> AdminSite:
     """The admin site on ``store`` (the messages) and ``admin_store`` (accounts, audit,
     cases), with ``registry`` (the EI layouts) to show files, ``clock`` for "now".
 
@@ -995,7 +1003,7 @@ def build_admin_site(
         service.hasher = hasher
     if run_in_thread is not None:
         service.run_in_thread = run_in_thread
-    site = server.Site(AdminResource(service, config))
+    site = AdminSite(service, config)
     site.requestFactory = _AdminRequest
     site.displayTracebacks = False
     return site

@@ -22,7 +22,8 @@ class AdminMetrics:
         )
         self.actions = Counter(
             f"{NAMESPACE}_case_actions",
-            "Actions done on cases (retry, write_off, reopen, note), by case kind.",
+            "Actions done on cases (retry, resubmit, pass_on, break_bundle, close_phase, "
+            "write_off, reopen, note), by case kind.",
             ["kind", "action"],
             registry=registry,
         )
@@ -34,7 +35,13 @@ class AdminMetrics:
         )
         self.open_cases = Gauge(
             f"{NAMESPACE}_open_cases",
-            "Open cases per kind, as last computed for the queue.",
+            "Open cases per kind, as last computed (every minute in serve, and for the queue).",
+            ["kind"],
+            registry=registry,
+        )
+        self.oldest_open_case = Gauge(
+            f"{NAMESPACE}_oldest_open_case_age_seconds",
+            "Age of the oldest open case per kind (0: none open), as last computed.",
             ["kind"],
             registry=registry,
         )

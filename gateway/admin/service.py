@@ -261,11 +261,26 @@ class AdminService:
         self._require(actor, Permission.VIEW_CASES)
         now = self.clock()
         every = await self.admin.cases()
+        counts = self._publish(every, now)
+        return Queue(select_cases(every, query, now), counts, now)
+
+    async def refresh_metrics(self) -> None:
+        """Open cases and the age of the oldest per kind, for the metrics (not audited:
+        nobody views anything)."""
+        self._publish(await self.admin.cases(), self.clock())
+
+    def _publish(self, every: list[Case], now: datetime) -> dict[CaseKind, int]:
         counts = counts_by_kind(every)
         if self.metrics is not None:
+            oldest = dict.fromkeys(CaseKind, 0.0)
+            for case in every:
+                if case.is_open:
+                    age = case.age(now).total_seconds()
+                    oldest[case.kind] = max(oldest[case.kind], age)
             for kind, count in counts.items():
                 self.metrics.open_cases.labels(kind.value).set(count)
-        return Queue(select_cases(every, query, now), counts, now)
+                self.metrics.oldest_open_case.labels(kind.value).set(oldest[kind])
+        return counts
 
     async def case(self, actor: Actor, case_id: str, *, unmask: bool = False) -> CaseView:
         """The case page's content; the view (and an unmasking) is audited."""

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client import CollectorRegistry
 from twisted.internet import defer
 
 from adapters.insurer_sim.config import SimRules
@@ -23,6 +24,7 @@ from adapters.storage.admin import SqlAdminStore
 from adapters.storage.resolution import SqlResolutionStore
 from gateway.admin.accounts import Actor, PasswordHasher, Role, ScryptParameters
 from gateway.admin.cases import ActionRefusedError, CaseAction, CaseFilter, CaseKind, CaseState
+from gateway.admin.metrics import AdminMetrics
 from gateway.admin.service import AdminService
 from gateway.bundler import Bundler
 from gateway.collector import RetourCollector
@@ -492,3 +494,28 @@ def test_a_bundle_the_rules_broke_is_a_case(pump: ThreadPump, sql_url: str) -> N
         assert view.actions == [CaseAction.WRITE_OFF, CaseAction.NOTE]
         done = cycle.wait(cycle.service.act(operator, case.id, CaseAction.WRITE_OFF, "klopt"))
         assert done.state is CaseState.WRITTEN_OFF
+
+
+def test_the_open_cases_and_the_oldest_ones_age_are_metrics(cycle: Cycle) -> None:
+    registry = CollectorRegistry()
+    cycle.service.metrics = AdminMetrics(registry)
+    rejected(cycle)
+    cycle.now[0] = NOW + timedelta(days=8)
+    cycle.wait(cycle.service.refresh_metrics())
+    labels = {"kind": "rejected_line"}
+    opened = registry.get_sample_value("igo_gateway_admin_open_cases", labels)
+    assert opened is not None
+    assert opened >= 1
+    oldest = registry.get_sample_value("igo_gateway_admin_oldest_open_case_age_seconds", labels)
+    assert oldest is not None
+    assert oldest >= 8 * 86400 - 60
+    parked = {"kind": "parked"}
+    assert registry.get_sample_value("igo_gateway_admin_oldest_open_case_age_seconds", parked) == 0
+    operator = cycle.user("otto", Role.OPERATOR)
+    for case in cycle.wait(cycle.service.queue(operator, CaseFilter())).cases:
+        if case.kind is CaseKind.REJECTED_LINE:
+            cycle.wait(cycle.service.act(operator, case.id, CaseAction.PASS_ON, ""))
+    cycle.wait(cycle.service.refresh_metrics())
+    assert registry.get_sample_value("igo_gateway_admin_open_cases", labels) == 0
+    actions = {"kind": "rejected_line", "action": "pass_on"}
+    assert registry.get_sample_value("igo_gateway_admin_case_actions_total", actions) == opened

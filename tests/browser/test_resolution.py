@@ -8,8 +8,11 @@ the queue, opens a rejected integral line, corrects the member number and resubm
 and sees its lines granted when the simulator answers the corrected claim. Then the
 operator breaks the bundle of another rejected line, and the participants' EPDs find new
 retour files for exactly those lines (returned with 9001 to declare them themselves: the
-contract does not let the IGO forward them). Screenshots of every step are kept in the test's tmp
-directory (the path is printed).
+contract does not let the IGO forward them); and passes a third rejection on. A second
+test has the rules make the cases: a phase waiting long past the birth it waits for is
+closed by hand (and claimed, and answered), and a bundle broken by care outside the IGO is
+written off. Screenshots of every step are kept in the test's tmp directory (the path is
+printed).
 
 Skipped without ``chromium`` locally; in CI (``CI=true``) its absence fails the test.
 """
@@ -29,8 +32,18 @@ from playwright.sync_api import Page, expect, sync_playwright
 
 from gateway.ei import Record, load_layouts, read_records
 from tests.adapters.insurer_sim.support import SimProcess, write_sim_config
-from tests.gateway.running import GatewayProcess, cli_command, make_pki, upload, write_config
-from tests.gateway.test_app_insurer import full_cycle_section
+from tests.factories import BSNS, vk301
+from tests.gateway.rules.test_decide import TARIFFS
+from tests.gateway.running import (
+    HOSPITAL,
+    MIDWIFE,
+    GatewayProcess,
+    cli_command,
+    make_pki,
+    upload,
+    write_config,
+)
+from tests.gateway.test_app_insurer import full_cycle_section, insurer_section
 from tests.gateway.test_bundler import FILES, MESSAGES
 from tests.tools import required_tool
 
@@ -97,17 +110,7 @@ def world(tmp_path: Path) -> Iterator[World]:
         f"sqlite:///{db}",
         extra=full_cycle_section(pki, fingerprints, sim.port),
     )
-    created = subprocess.run(
-        cli_command(
-            "admin", "create-user", "--config", str(config), "--name", "otto", "--role", "operator"
-        ),
-        input=PASSWORD + "\n",
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert created.returncode == 0, created.stderr
+    _create_operator(config)
     gateway = GatewayProcess(config, pki)
     shots = tmp_path / "screenshots"
     shots.mkdir()
@@ -130,6 +133,20 @@ def world(tmp_path: Path) -> Iterator[World]:
         gateway.stop()
         sim.stop()
         print(f"\nscreenshots: {shots}")
+
+
+def _create_operator(config: Path) -> None:
+    created = subprocess.run(
+        cli_command(
+            "admin", "create-user", "--config", str(config), "--name", "otto", "--role", "operator"
+        ),
+        input=PASSWORD + "\n",
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert created.returncode == 0, created.stderr
 
 
 def _login(page: Page, url: str) -> None:
@@ -219,16 +236,144 @@ def test_correct_and_resubmit_then_break_a_bundle_in_a_real_browser(world: World
             expect(page.locator("table.lines")).to_contain_text("terug: zelf declareren 9001")
             expect(page.locator("table.lines")).not_to_contain_text("in behandeling")
             page.screenshot(path=str(shots / "5-broken.png"), full_page=True)
+
+            # Pass a third rejection on to the participants.
+            passed = _open_rejected_case(page, world, 0)
+            page.get_by_role("link", name="Afwijzing doorgeven").click()
+            expect(page.locator(".consequence")).to_contain_text("retourcodes van verzekeraar")
+            page.get_by_role("button", name=re.compile("Bevestigen")).click()
+            expect(page.locator("h1 .state")).to_have_text("doorgegeven aan deelnemers")
+            expect(page.locator("table.lines")).to_contain_text("afgewezen (doorgegeven)")
+            page.screenshot(path=str(shots / "6-passed-on.png"), full_page=True)
         finally:
             browser.close()
+    assert world.rows(
+        "SELECT DISTINCT outcome, outcome_codes FROM declaration_lines WHERE claim_reference = ?",
+        passed,
+    ) == [("rejected", "0320")]
 
-    # Each participant's EPD finds a new retour answering exactly its released lines.
+    # Each participant's EPD finds a new retour answering exactly its released lines (and
+    # another for the rejection passed on).
     for agb in {agb for agb, _ in lines}:
         own = {ref for who, ref in lines if who == agb}
 
         def arrived(agb: str = agb, own: set[str] = own) -> bool:
             new = {k: v for k, v in world.retours(agb).items() if k not in before[agb]}
-            return bool(new) and set().union(*map(_answered_references, new.values())) == own
+            return any(_answered_references(retour) == own for retour in new.values())
 
         _until(f"the retour of {agb}'s released lines", arrived, world)
-    assert len(list(shots.glob("*.png"))) == 5
+    assert len(list(shots.glob("*.png"))) == 6
+
+
+def rules_section(pki: Path, fingerprints: dict[str, str], sim_port: int) -> str:
+    """The hospital outside the IGO (variant C) and a contract under the experiment-2017
+    rule set: its care breaks the natal bundle."""
+    tariffs = ", ".join(f'"{code}" = {amount}' for code, amount in TARIFFS.items())
+    return f"""
+[[participants]]
+agb = "{HOSPITAL}"
+name = "Ziekenhuis buiten de IGO"
+discipline = "hospital"
+variant = "C"
+certificates = ["{fingerprints[HOSPITAL]}"]
+
+[bundling]
+grace_days = 0
+interval_seconds = 3600
+{insurer_section(pki, sim_port)}
+[[insurers.contracts]]
+year = 2026
+rule_set = "experiment-2017"
+tariffs = {{ {tariffs} }}
+"""
+
+
+def test_close_a_waiting_phase_and_write_off_a_broken_bundle_in_a_real_browser(
+    tmp_path: Path,
+) -> None:
+    chromium = required_tool("chromium")
+    pki = tmp_path / "pki"
+    fingerprints = make_pki(pki)
+    sim = SimProcess(write_sim_config(tmp_path / "sim.toml", pki), pki)
+    sim.start()
+    db = tmp_path / "data" / "gateway.db"
+    config = write_config(
+        tmp_path / "gateway.toml",
+        pki,
+        fingerprints,
+        f"sqlite:///{db}",
+        extra=rules_section(pki, fingerprints, sim.port),
+    )
+    _create_operator(config)
+    gateway = GatewayProcess(config, pki)
+    shots = tmp_path / "screenshots"
+    shots.mkdir()
+    # A woman seen once, early in the year, by the midwife: her prenatal phase still waits
+    # for a birth that was due long ago.
+    lonely = next(bsn for bsn in BSNS if bsn not in _bsns())
+    waiting_file = vk301(REGISTRY, invoice="V2026-0100", bsn=lonely)
+    try:
+        gateway.start()
+        for agb, (_, name) in FILES.items():
+            with gateway.client(agb) as epd:
+                answer = upload(epd, agb, (MESSAGES / name).read_bytes(), name)
+                assert answer.status_code == 202, answer.text
+        with gateway.client(MIDWIFE) as epd:
+            answer = upload(epd, MIDWIFE, waiting_file, "v2026-0100.asc")
+            assert answer.status_code == 202, answer.text
+            waiting_upload = answer.json()["traceerId"]
+        gateway.stop()
+        gateway.start()
+        world = World(gateway, f"http://127.0.0.1:{gateway.ports['admin_port']}", db, shots)
+        _until(
+            "the rules' decisions",
+            lambda: world.rows("SELECT 1 FROM bundle_decisions WHERE kind = 'waiting'"),
+            world,
+        )
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(
+                executable_path=chromium, args=["--no-sandbox", "--disable-gpu"]
+            )
+            try:
+                page = browser.new_page(viewport={"width": 1366, "height": 900})
+                _login(page, world.admin_url)
+                counts = page.locator(".counts")
+                expect(counts).to_contain_text("1 Fase wacht te lang")
+                expect(counts).not_to_contain_text("0 Bundel gebroken")
+                page.screenshot(path=str(shots / "1-queue.png"), full_page=True)
+
+                # The waiting phase: what it waits for, and closing it by hand.
+                page.goto(f"{world.admin_url}/cases?kind=waiting_phase")
+                page.locator("table.cases tbody tr td:nth-child(2) a").first.click()
+                expect(page.locator("div.decision")).to_contain_text("the birth")
+                page.screenshot(path=str(shots / "2-waiting.png"), full_page=True)
+                page.get_by_role("link", name="Fase sluiten").click()
+                page.get_by_role("button", name=re.compile("Bevestigen")).click()
+                expect(page.locator("h1 .state")).to_have_text("fase gesloten")
+                expect(page.locator("table.lines")).to_contain_text("absorbed")
+                page.screenshot(path=str(shots / "3-closed.png"), full_page=True)
+
+                # The broken bundle: why, and writing it off.
+                page.goto(f"{world.admin_url}/cases?kind=bundle_broken")
+                page.locator("table.cases tbody tr td:nth-child(2) a").first.click()
+                expect(page.locator("div.decision").first).to_contain_text(HOSPITAL)
+                page.get_by_role("link", name="Afboeken").click()
+                page.get_by_label(re.compile("Reden")).fill("Klopt: bevalling in ander ziekenhuis")
+                page.get_by_role("button", name=re.compile("Bevestigen")).click()
+                expect(page.locator("h1 .state")).to_have_text("afgeboekt")
+                page.screenshot(path=str(shots / "4-written-off.png"), full_page=True)
+            finally:
+                browser.close()
+
+        # The closed phase was claimed and granted: the midwife's EPD gets its answer.
+        def answered() -> bool:
+            with gateway.client(MIDWIFE) as epd:
+                waiting = epd.get("/berichten").json()["berichten"]
+            return any(m.get("alsAntwoordOp") == waiting_upload for m in waiting)
+
+        _until("the answer to the closed phase's line", answered, world)
+    finally:
+        gateway.stop()
+        sim.stop()
+        print(f"\nscreenshots: {shots}")
+    assert len(list(shots.glob("*.png"))) == 4

@@ -181,9 +181,11 @@ def record_bundle_txn(
             )
     # A run decides again every line of a woman with a line still open; an upload gets a
     # progress status only for its lines that move, not again for lines settled before.
+    # Every line keeps the pregnancy, phase and kind of decision it was put in (a waiting
+    # line too: the pregnancy view shows it).
     per_upload: dict[str, Counter[str]] = defaultdict(Counter)
     for outcome in outcomes:
-        if outcome.pregnancy is not None:
+        if outcome.place is Place.WAITING and outcome.pregnancy is not None:
             txn.execute(
                 "UPDATE declaration_lines SET pregnancy = ?, phase = ?, decision = ?"
                 " WHERE traceer_id = ? AND record_number = ?",
@@ -211,7 +213,8 @@ def record_bundle_txn(
         traceer_id, record_number = outcome.key
         txn.execute(
             "UPDATE declaration_lines SET state = ?, reason = ?, retourcode = ?,"
-            " claim_reference = COALESCE(?, claim_reference), outbound = COALESCE(?, outbound)"
+            " claim_reference = COALESCE(?, claim_reference), outbound = COALESCE(?, outbound),"
+            " pregnancy = COALESCE(?, pregnancy), phase = ?, decision = COALESCE(?, decision)"
             " WHERE traceer_id = ? AND record_number = ?",
             (
                 outcome.place.value,
@@ -219,6 +222,9 @@ def record_bundle_txn(
                 outcome.retourcode,
                 outcome.claim_reference,
                 outcome.outbound,
+                outcome.pregnancy,
+                None if outcome.phase is None else outcome.phase.value,
+                None if outcome.decision is None else outcome.decision.value,
                 traceer_id,
                 record_number,
             ),

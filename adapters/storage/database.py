@@ -40,7 +40,9 @@ already queued finish.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import functools
+import os
 import queue
 import sqlite3
 import threading
@@ -54,6 +56,7 @@ import psycopg
 from twisted.internet.defer import Deferred, fail
 from twisted.internet.interfaces import IReactorFromThreads
 from twisted.internet.threads import deferToThreadPool
+from twisted.logger import Logger
 from twisted.python.threadpool import ThreadPool
 
 from gateway.store import StoreError, StoreUnavailableError
@@ -68,12 +71,21 @@ __all__ = [
 T = TypeVar("T")
 Ts = TypeVarTuple("Ts")
 
+log = Logger()
+
 SQLITE = "sqlite"
 POSTGRES = "postgres"
 
 DEFAULT_MAX_BATCH: Final = 256
 DEFAULT_BUSY_TIMEOUT: Final = 5.0  # seconds a SQLite connection waits for another's lock
 DEFAULT_CONNECT_TIMEOUT: Final = 10  # seconds to reach a PostgreSQL server
+
+UNSAFE_NO_FSYNC_ENV: Final = "IGO_TEST_ONLY_SQLITE_SYNCHRONOUS_OFF"
+"""TEST-ONLY: set to ``1`` to run SQLite with ``synchronous=OFF`` (no fsync: acknowledged
+uploads can be lost in a power cut). It exists so that the power-loss suite
+(``tests/crash/test_powerloss.py``) can prove it detects lost uploads. It is honoured only
+in a process under that suite's fault-injection shim (``tests/crash/faultfs``, loaded with
+``LD_PRELOAD``); anywhere else the store refuses to open while it is set."""
 
 # SQLite primary result codes that mean the database cannot be used right now.
 _SQLITE_UNAVAILABLE: Final = frozenset(
@@ -210,6 +222,7 @@ class _Sqlite:
     def __init__(self, path: str, busy_timeout: float) -> None:
         self.path = path
         self.busy_timeout = busy_timeout
+        self.synchronous = "OFF" if _unsafe_no_fsync() else "FULL"
 
     def connect(self) -> sqlite3.Connection:
         # isolation_level=None: the Database issues BEGIN/COMMIT itself.
@@ -230,7 +243,7 @@ class _Sqlite:
             mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
             if mode != "wal" and self.path != ":memory:":
                 raise StoreUnavailableError(f"SQLite refused WAL mode (journal_mode={mode})")
-            conn.execute("PRAGMA synchronous = FULL")
+            conn.execute(f"PRAGMA synchronous = {self.synchronous}")
             conn.execute("PRAGMA foreign_keys = ON")
             conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
         except BaseException:
@@ -249,6 +262,24 @@ class _Sqlite:
 
     def describe(self, exc: BaseException) -> str:
         return f"{type(exc).__name__}: {exc}"
+
+
+def _unsafe_no_fsync() -> bool:
+    """Whether the test-only :data:`UNSAFE_NO_FSYNC_ENV` applies (see there)."""
+    if os.environ.get(UNSAFE_NO_FSYNC_ENV, "") in ("", "0"):
+        return False
+    shim = getattr(ctypes.CDLL(None), "igo_faultfs_active", None)
+    if shim is None or not shim():
+        raise StoreError(
+            f"{UNSAFE_NO_FSYNC_ENV} is set: that test-only setting turns off SQLite's fsync "
+            "and works only under the power-loss tests' fault injection; unset it"
+        )
+    log.warn(
+        "TEST ONLY: SQLite runs with synchronous=OFF ({env}); acknowledged uploads are "
+        "NOT durable",
+        env=UNSAFE_NO_FSYNC_ENV,
+    )
+    return True
 
 
 class _Postgres:

@@ -36,6 +36,14 @@ pytestmark = pytest.mark.slow
 
 REGISTRY = load_layouts()
 SQLITE_URL = "sqlite:///data/gateway.db"
+# Bundling and pruning every half second, so that they run into an outage too.
+BUSY_BACKGROUND = """
+[bundling]
+interval_seconds = 0.5
+
+[retention]
+interval_seconds = 0.5
+"""
 
 
 @pytest.fixture(scope="module")
@@ -115,10 +123,14 @@ def assert_clean_log(log: str, epd: Epd) -> None:
 
 
 def start(
-    tmp_path: Path, pki: tuple[Path, dict[str, str]], url: str, env: dict[str, str]
+    tmp_path: Path,
+    pki: tuple[Path, dict[str, str]],
+    url: str,
+    env: dict[str, str],
+    extra: str = "",
 ) -> GatewayProcess:
     directory, fingerprints = pki
-    config = write_config(tmp_path / "gateway.toml", directory, fingerprints, url)
+    config = write_config(tmp_path / "gateway.toml", directory, fingerprints, url, extra=extra)
     process = GatewayProcess(config, directory, env)
     process.start()
     return process
@@ -298,7 +310,7 @@ def test_postgresql_going_away_answers_503_then_recovers(
     proxy = CuttableProxy(parts.hostname or "127.0.0.1", parts.port or 5432)
     try:
         url = _through(pg_url, proxy.port)
-        gateway = start(tmp_path, pki, url, {})
+        gateway = start(tmp_path, pki, url, {}, extra=BUSY_BACKGROUND)
         try:
             epd = Epd(gateway, [], prefix="PGCUT")
             epd.accepted(2)
@@ -309,6 +321,9 @@ def test_postgresql_going_away_answers_503_then_recovers(
             with gateway.client(KRAAMZORG) as client:  # reads too: nothing to read from
                 listing = client.get("/berichten")
             assert_unavailable(listing)
+            # The background jobs meet the outage too, and say so in one line each.
+            gateway.wait_for_log("a bundling run failed, the store is unavailable")
+            gateway.wait_for_log("pruning expired files failed, the store is unavailable")
             proxy.restore()
             # Back at once: the connections found lost are replaced, no answer says so.
             epd.still_readable()

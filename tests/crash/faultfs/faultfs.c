@@ -15,8 +15,9 @@
  *   every file is as it was at its last fsync, every directory entry as at the last fsync
  *   of the directory. Each record is written completely before the data write it
  *   describes, so a record cut short by the kill is one whose write never happened.
- *   rename(2) of a watched file is not modelled: it is counted in FAULTFS_STATE/unmodelled
- *   and the tests fail if that count is not zero.
+ *   rename(2), writev/pwritev, fallocate and shared writable mmap of a watched file are
+ *   not modelled: each is noted in FAULTFS_STATE/unmodelled (and passed on) and the tests
+ *   fail if there is any. SQLite's -shm, which SQLite maps, is the one exception.
  *
  * - Injected errors, controlled by files in FAULTFS_CONTROL:
  *     enospc        while it exists, every write/pwrite/ftruncate of a watched file fails
@@ -45,6 +46,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/uio.h>
@@ -74,6 +76,11 @@ static int (*real_unlink)(const char *);
 static int (*real_unlinkat)(int, const char *, int);
 static int (*real_rename)(const char *, const char *);
 static int (*real_renameat)(int, const char *, int, const char *);
+static ssize_t (*real_writev)(int, const struct iovec *, int);
+static ssize_t (*real_pwritev)(int, const struct iovec *, int, off_t);
+static int (*real_fallocate)(int, int, off_t, off_t);
+static int (*real_posix_fallocate)(int, off_t, off_t);
+static void *(*real_mmap)(void *, size_t, int, int, int, off_t);
 
 static char root[PATH_MAX];
 static char state[PATH_MAX];
@@ -98,6 +105,11 @@ __attribute__((constructor)) static void faultfs_init(void) {
     real_unlinkat = dlsym(RTLD_NEXT, "unlinkat");
     real_rename = dlsym(RTLD_NEXT, "rename");
     real_renameat = dlsym(RTLD_NEXT, "renameat");
+    real_writev = dlsym(RTLD_NEXT, "writev");
+    real_pwritev = dlsym(RTLD_NEXT, "pwritev");
+    real_fallocate = dlsym(RTLD_NEXT, "fallocate");
+    real_posix_fallocate = dlsym(RTLD_NEXT, "posix_fallocate");
+    real_mmap = dlsym(RTLD_NEXT, "mmap");
     const char *r = getenv("FAULTFS_ROOT");
     const char *s = getenv("FAULTFS_STATE");
     const char *c = getenv("FAULTFS_CONTROL");
@@ -475,4 +487,38 @@ int renameat(int fromfd, const char *from, int tofd, const char *to) {
     free(a);
     free(b);
     return real_renameat(fromfd, from, tofd, to);
+}
+
+static int ends_with(const char *text, const char *end) {
+    size_t a = strlen(text), b = strlen(end);
+    return a >= b && strcmp(text + a - b, end) == 0;
+}
+
+ssize_t writev(int fd, const struct iovec *iov, int count) {
+    if (watched_fd(fd) != NULL) unmodelled("writev");
+    return real_writev(fd, iov, count);
+}
+
+ssize_t pwritev(int fd, const struct iovec *iov, int count, off_t offset) {
+    if (watched_fd(fd) != NULL) unmodelled("pwritev");
+    return real_pwritev(fd, iov, count, offset);
+}
+
+int fallocate(int fd, int mode, off_t offset, off_t length) {
+    if (watched_fd(fd) != NULL) unmodelled("fallocate");
+    return real_fallocate(fd, mode, offset, length);
+}
+
+int posix_fallocate(int fd, off_t offset, off_t length) {
+    if (watched_fd(fd) != NULL) unmodelled("posix_fallocate");
+    return real_posix_fallocate(fd, offset, length);
+}
+
+void *mmap(void *address, size_t length, int protection, int flags, int fd, off_t offset) {
+    const char *path = watched_fd(fd);
+    if (path != NULL && (protection & PROT_WRITE) && (flags & MAP_SHARED) &&
+        !ends_with(path, "-shm")) {
+        unmodelled("mmap");
+    }
+    return real_mmap(address, length, protection, flags, fd, offset);
 }

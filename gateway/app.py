@@ -56,7 +56,7 @@ from gateway.resolution import Resolver
 from gateway.rules.catalogue import Catalogue, load_catalogue
 from gateway.rules.model import Terms
 from gateway.schedule import PerInsurer
-from gateway.store import MessageStore
+from gateway.store import MessageStore, StoreUnavailableError
 from gateway.unpacker import Unpacker
 
 __all__ = ["RunningGateway", "access_log_line", "prune_expired", "start"]
@@ -423,6 +423,8 @@ def _bundle_on_schedule(
     async def run() -> None:
         try:
             await bundle_now()
+        except StoreUnavailableError as exc:  # an outage, not a fault: one line
+            log.warn("a bundling run failed, the store is unavailable ({error})", error=str(exc))
         except Exception:
             log.failure("a bundling run failed; nothing of it was stored")
 
@@ -457,6 +459,12 @@ def _prune_on_schedule(
     async def run() -> None:
         try:
             await prune_expired(store, retention.payload_days, gateway.metrics)
+        except StoreUnavailableError as exc:
+            log.warn(
+                "pruning expired files failed, the store is unavailable ({error}); it is "
+                "tried again next time",
+                error=str(exc),
+            )
         except Exception:
             log.failure("pruning expired files failed; it is tried again next time")
 
@@ -476,7 +484,11 @@ def _reencrypt_in_background(store: SqlMessageStore, reactor: Any) -> LoopingCal
     done = {"rows": 0}
 
     async def step() -> None:
-        count = await store.reencrypt(REENCRYPT_BATCH)
+        try:
+            count = await store.reencrypt(REENCRYPT_BATCH)
+        except StoreUnavailableError as exc:  # an outage: the next step tries again
+            log.warn("re-encryption waits, the store is unavailable ({error})", error=str(exc))
+            return
         done["rows"] += count
         if count == 0 and task.running:
             task.stop()

@@ -11,6 +11,8 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from gateway.store import StoreUnavailableError
+
 __all__ = ["PerInsurer"]
 
 log = Logger()
@@ -49,7 +51,14 @@ class PerInsurer:
         async def round_() -> None:
             try:
                 await self._work(insurer)
-            except Exception:  # e.g. the store is unavailable: try again next round
+            except StoreUnavailableError as exc:  # an outage: one line, next round again
+                log.warn(
+                    "{what} for insurer {insurer} failed, the store is unavailable ({error})",
+                    what=self._what,
+                    insurer=insurer,
+                    error=str(exc),
+                )
+            except Exception:  # a fault: try again next round
                 log.failure("{what} for insurer {insurer} failed", what=self._what, insurer=insurer)
 
         return Deferred.fromCoroutine(round_())

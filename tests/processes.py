@@ -20,10 +20,18 @@ START_SECONDS = 30.0
 
 class ServerProcess:
     """Run ``command`` in ``cwd``; ``ports`` maps a name to the log pattern whose first
-    group is that port. :meth:`start` again after :meth:`stop` restarts it."""
+    group is that port. :meth:`start` again after :meth:`stop` restarts it. ``env`` is
+    added to this process's environment for the server (e.g. ``LD_PRELOAD``)."""
 
-    def __init__(self, command: list[str], cwd: Path, ports: Mapping[str, re.Pattern[str]]) -> None:
+    def __init__(
+        self,
+        command: list[str],
+        cwd: Path,
+        ports: Mapping[str, re.Pattern[str]],
+        env: Mapping[str, str] | None = None,
+    ) -> None:
         self.command = command
+        self.env = dict(env or {})
         self.cwd = cwd
         self.patterns = dict(ports)
         self.ports: dict[str, int] = {}
@@ -40,7 +48,7 @@ class ServerProcess:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             cwd=self.cwd,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            env={**os.environ, "PYTHONUNBUFFERED": "1", **self.env},
         )
         ready = threading.Event()
 

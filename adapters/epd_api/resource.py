@@ -177,7 +177,7 @@ class EpdApi(resource.Resource):
         elif isinstance(exc, StoreUnavailableError):
             log.warn(
                 "store unavailable while answering {method} {route}",
-                method=request.method,
+                method=request.method.decode("ascii", "replace"),
                 route=route_name(request),
             )
             body = problem(

@@ -10,7 +10,10 @@ SQL, named ``*_txn`` in the store modules above — off the reactor thread:
   costs one fsync instead of one each (group commit). An interaction that raises is rolled
   back to its savepoint and only its caller sees the error; the others commit. A failure
   of the transaction itself (``BEGIN``/``COMMIT``, a lost connection) fails every caller
-  of the batch, and nothing of the batch is stored.
+  of the batch, and nothing of the batch is stored — except a kept connection found
+  lost at ``BEGIN`` (PostgreSQL restarted, or ended the backend, while it was idle):
+  nothing was done on it yet, so it is replaced once and the batch runs on the new one.
+  Reads do the same.
 * **Reads** (:meth:`Database.run_read`) run on a small Twisted thread pool, one
   connection per thread, each in a transaction of its own (a consistent snapshot). SQLite
   in WAL mode lets them run beside the writer.
@@ -40,7 +43,9 @@ already queued finish.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import functools
+import os
 import queue
 import sqlite3
 import threading
@@ -54,6 +59,7 @@ import psycopg
 from twisted.internet.defer import Deferred, fail
 from twisted.internet.interfaces import IReactorFromThreads
 from twisted.internet.threads import deferToThreadPool
+from twisted.logger import Logger
 from twisted.python.threadpool import ThreadPool
 
 from gateway.store import StoreError, StoreUnavailableError
@@ -68,12 +74,21 @@ __all__ = [
 T = TypeVar("T")
 Ts = TypeVarTuple("Ts")
 
+log = Logger()
+
 SQLITE = "sqlite"
 POSTGRES = "postgres"
 
 DEFAULT_MAX_BATCH: Final = 256
 DEFAULT_BUSY_TIMEOUT: Final = 5.0  # seconds a SQLite connection waits for another's lock
 DEFAULT_CONNECT_TIMEOUT: Final = 10  # seconds to reach a PostgreSQL server
+
+UNSAFE_NO_FSYNC_ENV: Final = "IGO_TEST_ONLY_SQLITE_SYNCHRONOUS_OFF"
+"""TEST-ONLY: set to ``1`` to run SQLite with ``synchronous=OFF`` (no fsync: acknowledged
+uploads can be lost in a power cut). It exists so that the power-loss suite
+(``tests/crash/test_powerloss.py``) can prove it detects lost uploads. It is honoured only
+in a process under that suite's fault-injection shim (``tests/crash/faultfs``, loaded with
+``LD_PRELOAD``); anywhere else the store refuses to open while it is set."""
 
 # SQLite primary result codes that mean the database cannot be used right now.
 _SQLITE_UNAVAILABLE: Final = frozenset(
@@ -196,6 +211,8 @@ class _Engine(Protocol):
 
     def unavailable(self, exc: BaseException) -> bool: ...
 
+    def lost(self, conn: _Connection) -> bool: ...
+
     def is_error(self, exc: BaseException) -> bool: ...
 
     def describe(self, exc: BaseException) -> str: ...
@@ -210,6 +227,7 @@ class _Sqlite:
     def __init__(self, path: str, busy_timeout: float) -> None:
         self.path = path
         self.busy_timeout = busy_timeout
+        self.synchronous = "OFF" if _unsafe_no_fsync() else "FULL"
 
     def connect(self) -> sqlite3.Connection:
         # isolation_level=None: the Database issues BEGIN/COMMIT itself.
@@ -230,7 +248,7 @@ class _Sqlite:
             mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
             if mode != "wal" and self.path != ":memory:":
                 raise StoreUnavailableError(f"SQLite refused WAL mode (journal_mode={mode})")
-            conn.execute("PRAGMA synchronous = FULL")
+            conn.execute(f"PRAGMA synchronous = {self.synchronous}")
             conn.execute("PRAGMA foreign_keys = ON")
             conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
         except BaseException:
@@ -244,11 +262,31 @@ class _Sqlite:
             and (getattr(exc, "sqlite_errorcode", 0) & 0xFF) in _SQLITE_UNAVAILABLE
         )
 
+    def lost(self, conn: _Connection) -> bool:
+        return False  # a file: nothing to lose between two transactions
+
     def is_error(self, exc: BaseException) -> bool:
         return isinstance(exc, sqlite3.Error)
 
     def describe(self, exc: BaseException) -> str:
         return f"{type(exc).__name__}: {exc}"
+
+
+def _unsafe_no_fsync() -> bool:
+    """Whether the test-only :data:`UNSAFE_NO_FSYNC_ENV` applies (see there)."""
+    if os.environ.get(UNSAFE_NO_FSYNC_ENV, "") in ("", "0"):
+        return False
+    shim = getattr(ctypes.CDLL(None), "igo_faultfs_active", None)
+    if shim is None or not shim():  # refused at start-up, in one line
+        raise StoreUnavailableError(
+            f"{UNSAFE_NO_FSYNC_ENV} is set: that test-only setting turns off SQLite's fsync "
+            "and works only under the power-loss tests' fault injection; unset it"
+        )
+    log.warn(
+        "TEST ONLY: SQLite runs with synchronous=OFF ({env}); acknowledged uploads are NOT durable",
+        env=UNSAFE_NO_FSYNC_ENV,
+    )
+    return True
 
 
 class _Postgres:
@@ -267,6 +305,10 @@ class _Postgres:
         # Connection refused or lost, server shutting down, disk full, lock or statement
         # timeouts, serialization failures: all psycopg.OperationalError.
         return isinstance(exc, psycopg.OperationalError)
+
+    def lost(self, conn: _Connection) -> bool:
+        # Interrupted: the server restarted, or terminated this backend, while idle.
+        return bool(getattr(conn, "broken", False))
 
     def is_error(self, exc: BaseException) -> bool:
         return isinstance(exc, psycopg.Error)
@@ -436,12 +478,9 @@ class Database:
         outcomes: list[tuple[bool, Any]] = []
         started = time.monotonic()
         try:
-            if self._writer_conn is None:
-                self._writer_conn = self._engine.connect()
-            cursor = self._writer_conn.cursor()
+            cursor = self._begin_write()
             try:
                 txn = Transaction(cursor, self._engine.name)
-                cursor.execute(self._engine.begin_write)
                 for job in batch:
                     cursor.execute("SAVEPOINT interaction")
                     try:
@@ -466,6 +505,23 @@ class Database:
         for job, (ok, value) in zip(batch, outcomes, strict=True):
             fire = job.deferred.callback if ok else job.deferred.errback
             self._reactor.callFromThread(fire, value)
+
+    def _begin_write(self) -> Any:
+        """A cursor in a new write transaction. A kept connection found lost at ``BEGIN``
+        (the server restarted or ended it while it was idle) is replaced once: nothing
+        was done on it, so the batch need not fail for it."""
+        kept = self._writer_conn is not None
+        if self._writer_conn is None:
+            self._writer_conn = self._engine.connect()
+        try:
+            return _begun(self._writer_conn, self._engine.begin_write)
+        except Exception:
+            if not (kept and self._engine.lost(self._writer_conn)):
+                raise
+        _close_quietly(self._writer_conn)
+        self._writer_conn = None
+        self._writer_conn = self._engine.connect()
+        return _begun(self._writer_conn, self._engine.begin_write)
 
     def _roll_back_interaction(self, cursor: _Cursor, exc: Exception) -> None:
         try:
@@ -499,14 +555,15 @@ class Database:
         return result
 
     def _read(self, desc: str, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
-        try:
-            conn = self._reader_connection()
-            cursor = conn.cursor()
-        except Exception as exc:
-            raise self._translate(exc, desc) from exc
         started = time.monotonic()
         try:
-            cursor.execute(self._engine.begin_read)
+            conn, cursor = self._begin_read()
+        except Exception as exc:
+            translated = self._translate(exc, desc)
+            if translated is exc:
+                raise
+            raise translated from exc
+        try:
             result = fn(Transaction(cursor, self._engine.name), *args)
             cursor.execute("COMMIT")
         except Exception as exc:
@@ -523,6 +580,25 @@ class Database:
         if self.observe is not None:
             self.observe("read", time.monotonic() - started)
         return result
+
+    def _begin_read(self) -> tuple[_Connection, Any]:
+        """This thread's connection and a cursor in a new read transaction; a kept
+        connection found lost at ``BEGIN`` is replaced once (as for the writer)."""
+        kept = getattr(self._local, "conn", None) is not None
+        conn = self._reader_connection()
+        try:
+            return conn, _begun(conn, self._engine.begin_read)
+        except Exception:
+            lost = kept and self._engine.lost(conn)
+            self._drop_reader(conn)
+            if not lost:
+                raise
+        conn = self._reader_connection()
+        try:
+            return conn, _begun(conn, self._engine.begin_read)
+        except Exception:
+            self._drop_reader(conn)
+            raise
 
     def _reader_connection(self) -> _Connection:
         conn: _Connection | None = getattr(self._local, "conn", None)
@@ -576,6 +652,17 @@ class Database:
         waiters, self._close_waiters = self._close_waiters, []
         for d in waiters:
             d.callback(None)
+
+
+def _begun(conn: _Connection, begin: str) -> Any:
+    """A cursor of ``conn`` that has run ``begin``."""
+    cursor = conn.cursor()
+    try:
+        cursor.execute(begin)
+    except BaseException:
+        _close_quietly(cursor)
+        raise
+    return cursor
 
 
 def _close_quietly(closable: _Connection | _Cursor) -> None:

@@ -9,7 +9,7 @@ an upload whose answer they did not get with the same bytes. At the end the inva
 
 SIGKILL proves that nothing is acknowledged before it is handed to the database and
 committed; it does not prove durability against power loss (the kernel still writes what
-the process handed it) — see the issue's "simulated power loss", not built here.
+the process handed it) — :mod:`tests.crash.test_powerloss` cuts the power.
 """
 
 from __future__ import annotations

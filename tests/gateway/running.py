@@ -110,13 +110,14 @@ def serve_command(config: Path) -> list[str]:
 
 class GatewayProcess(ServerProcess):
     """One ``igo-gateway serve`` process; :meth:`start` again after :meth:`stop` restarts it
-    on the same config (and store)."""
+    on the same config (and store); ``env`` is added to its environment."""
 
-    def __init__(self, config: Path, pki: Path) -> None:
+    def __init__(self, config: Path, pki: Path, env: Mapping[str, str] | None = None) -> None:
         super().__init__(
             serve_command(config),
             config.parent,
             {"port": _LISTENING, "ops_port": _OPERATIONS, "admin_port": _ADMIN},
+            env,
         )
         self.config = config
         self.pki = pki

@@ -23,11 +23,11 @@ from gateway.store import StoreError
 __all__ = [
     "COLUMNS",
     "LineState",
+    "bsn_key",
     "line_from_row",
     "lines_of_txn",
     "open_lines_txn",
     "record_lines_txn",
-    "bsn_key",
     "woman_key",
 ]
 

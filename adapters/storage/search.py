@@ -205,7 +205,7 @@ def _message_hits(
             bsn_index,
         )
     txn.execute(
-        "SELECT m.traceer_id, m.direction, m.party, m.created_at, m.status, m.filename,"
+        "SELECT m.traceer_id, m.direction, m.party, m.created_at, m.status, m.filename,"  # noqa: S608
         " m.invoice_number, m.reply_to, m.reference_id, o.state, o.sender"
         " FROM messages m LEFT JOIN outbound o ON o.traceer_id = m.traceer_id"
         + w.sql
@@ -281,9 +281,7 @@ def _line_hits(
             *[q.reference] * 3,
         )
     if q.traceer_id is not None:
-        w.add(
-            "l.traceer_id = ? OR l.outbound = ? OR l.answered_in = ?", *[q.traceer_id] * 3
-        )
+        w.add("l.traceer_id = ? OR l.outbound = ? OR l.answered_in = ?", *[q.traceer_id] * 3)
     if q.participant is not None:
         w.add("l.participant = ?", q.participant)
     if q.insurer is not None:
@@ -301,9 +299,7 @@ def _line_hits(
     if bsn_index is not None:
         w.add("l.bsn_index = ?", bsn_index)
     txn.execute(
-        _LINE_SELECT
-        + w.sql
-        + " ORDER BY l.prestatie_date DESC, m.created_at DESC, m.seq DESC,"
+        _LINE_SELECT + w.sql + " ORDER BY l.prestatie_date DESC, m.created_at DESC, m.seq DESC,"
         " l.record_number DESC LIMIT ?",
         [*w.params, limit + 1],
     )
@@ -391,7 +387,7 @@ def _claim_hits(
     if bsn_index is not None:
         w.add(_ABSORBED.format(cond="l.bsn_index = ?"), bsn_index)
     txn.execute(
-        "SELECT c.reference, c.invoice_number, c.record_number, c.outbound, c.insurer,"
+        "SELECT c.reference, c.invoice_number, c.record_number, c.outbound, c.insurer,"  # noqa: S608
         " c.pregnancy, c.prestatie, c.amount, c.created_at, o.state, o.sender, m.filename"
         " FROM integral_claims c JOIN messages m ON m.traceer_id = c.outbound"
         " LEFT JOIN outbound o ON o.traceer_id = c.outbound"

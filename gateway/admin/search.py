@@ -101,7 +101,7 @@ class SearchQuery:
     date_to: date | None = None  # inclusive
     bsn: str | None = field(default=None, repr=False)  # never shown, logged or audited
 
-    def keys(self) -> list[str]:
+    def given(self) -> list[str]:
         """The names of the keys given (the BSN as ``bsn``)."""
         return [f.name for f in fields(self) if getattr(self, f.name) is not None]
 
@@ -197,12 +197,10 @@ def check_query(query: SearchQuery) -> SearchQuery:
         date_to=query.date_to,
         bsn=bsn or None,
     )
-    if not checked.keys():
+    if not checked.given():
         raise SearchRefusedError("geen-zoeksleutel", "Vul minstens één zoeksleutel in.")
     if checked.date_from and checked.date_to and checked.date_to < checked.date_from:
-        raise SearchRefusedError(
-            "ongeldige-periode", "De einddatum ligt vóór de begindatum."
-        )
+        raise SearchRefusedError("ongeldige-periode", "De einddatum ligt vóór de begindatum.")
     return checked
 
 
@@ -210,7 +208,7 @@ def audit_detail(query: SearchQuery) -> str:
     """What the audit entry says of a search: every key and its value, except the BSN,
     which is named ("zoeken op BSN") but never given."""
     parts = []
-    for name in query.keys():
+    for name in query.given():
         if name == "bsn":
             continue
         parts.append(f"{KEY_LABELS[name]}={getattr(query, name)}")

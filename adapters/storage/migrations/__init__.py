@@ -11,8 +11,9 @@ and 10 when they arrive. A version must therefore not depend on a *higher* one.
 :func:`migrate` applies the missing versions in one transaction and records each in the
 ``schema_version`` table. A database whose newest version is newer than the newest file
 here was written by a newer gateway: it is refused with
-:class:`~gateway.store.SchemaVersionError` and nothing is changed. On PostgreSQL an advisory lock makes gateway processes that start
-together migrate one after the other; on SQLite the writer's ``BEGIN IMMEDIATE`` does.
+:class:`~gateway.store.SchemaVersionError` and nothing is changed. On PostgreSQL an
+advisory lock makes gateway processes that start together migrate one after the other; on
+SQLite the writer's ``BEGIN IMMEDIATE`` does.
 """
 
 from __future__ import annotations

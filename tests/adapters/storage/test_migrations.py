@@ -17,7 +17,6 @@ from adapters.storage.migrations import (
 from gateway.store import SchemaVersionError
 from tests.threadpump import ThreadPump
 
-
 ALL_VERSIONS = [m.version for m in load_migrations("sqlite")]
 
 
@@ -38,7 +37,7 @@ def test_every_engine_has_every_version() -> None:
     assert [m.version for m in sqlite] == [m.version for m in postgres]
     assert ALL_VERSIONS[0] == 1
     assert ALL_VERSIONS[-1] == LATEST_VERSION
-    assert ALL_VERSIONS == sorted(set(ALL_VERSIONS))
+    assert sorted(set(ALL_VERSIONS)) == ALL_VERSIONS
     assert all(m.statements for m in (*sqlite, *postgres))
     with pytest.raises(ValueError, match="unknown engine"):
         load_migrations("oracle")
@@ -111,13 +110,9 @@ def test_a_version_that_lands_below_one_already_applied_is_applied_too(
     now = datetime(2030, 1, 1, tzinfo=UTC)
     try:
         pump.wait(migrate(database))
-        first = pump.wait(
-            database.run_interaction("m", _migrate_txn, (*known, later), now)
-        )
+        first = pump.wait(database.run_interaction("m", _migrate_txn, (*known, later), now))
         assert first == [LATEST_VERSION + 2]
-        second = pump.wait(
-            database.run_interaction("m", _migrate_txn, (*known, gap, later), now)
-        )
+        second = pump.wait(database.run_interaction("m", _migrate_txn, (*known, gap, later), now))
         assert second == [LATEST_VERSION + 1]
         versions = pump.wait(database.run_read("versions", _versions_txn))
         assert versions == [*ALL_VERSIONS, LATEST_VERSION + 1, LATEST_VERSION + 2]

@@ -112,8 +112,11 @@ def world(sql_url: str, pump: ThreadPump) -> Iterator[World]:
         store.record_upload(
             up1,
             [],
-            [line("up-0001", 1, ANNA, KRAAM), line("up-0001", 2, ANNA, KRAAM),
-             line("up-0001", 3, BEA, KRAAM)],
+            [
+                line("up-0001", 1, ANNA, KRAAM),
+                line("up-0001", 2, ANNA, KRAAM),
+                line("up-0001", 3, BEA, KRAAM),
+            ],
         )
     )
     up2 = upload(2, party=MIDWIFE, invoice="F-2", created_at=T0 + timedelta(hours=1))
@@ -131,27 +134,39 @@ def world(sql_url: str, pump: ThreadPump) -> Iterator[World]:
     # An integral claim for Anna's kraamzorg lines in a parked outbound file.
     out = outbound_file(1)
     world.wait(
-        store.database.run_interaction(
-            "enqueue", enqueue_txn, out, "3311", IGO, store.codec
-        )
+        store.database.run_interaction("enqueue", enqueue_txn, out, "3311", IGO, store.codec)
     )
     world.sql("UPDATE outbound SET state = 'parked' WHERE traceer_id = ?", out.traceer_id)
     world.sql(
         "INSERT INTO integral_claims (reference, invoice_number, record_number, outbound,"
         " insurer, pregnancy, phase, prestatie, amount, credits, created_at)"
         " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        "IGO-REF-1", "IGO-F-1", 2, out.traceer_id, "3311", "preg-anna", "kraamzorg",
-        "196202", 8750, None, T0 + timedelta(days=1),
+        "IGO-REF-1",
+        "IGO-F-1",
+        2,
+        out.traceer_id,
+        "3311",
+        "preg-anna",
+        "kraamzorg",
+        "196202",
+        8750,
+        None,
+        T0 + timedelta(days=1),
     )
     for n in (1, 2):
         world.sql(
             "INSERT INTO claim_absorbs (reference, traceer_id, record_number) VALUES (?, ?, ?)",
-            "IGO-REF-1", "up-0001", n,
+            "IGO-REF-1",
+            "up-0001",
+            n,
         )
         world.sql(
             "UPDATE declaration_lines SET state = 'claimed', claim_reference = ?, outbound = ?"
             " WHERE traceer_id = ? AND record_number = ?",
-            "IGO-REF-1", out.traceer_id, "up-0001", n,
+            "IGO-REF-1",
+            out.traceer_id,
+            "up-0001",
+            n,
         )
     # Bea's line was rejected by the insurer with two retourcodes.
     world.sql(
@@ -183,10 +198,12 @@ def test_a_bsn_finds_her_lines_the_files_they_are_in_and_her_claim(world: World)
     revealed = [h for h in world.find(bsn=ANNA, reveal=True) if h.kind is HitKind.LINE]
     assert {h.bsn for h in revealed} == {ANNA}
     # Bea is not Anna: only her own line and the upload it is in.
-    assert sorted(kinds(world.find(bsn=BEA))) == sorted([
-        (HitKind.LINE, "up-0001", 3),
-        (HitKind.UPLOAD, "up-0001", None),
-    ])
+    assert sorted(kinds(world.find(bsn=BEA))) == sorted(
+        [
+            (HitKind.LINE, "up-0001", 3),
+            (HitKind.UPLOAD, "up-0001", None),
+        ]
+    )
 
 
 def test_the_bsn_is_stored_only_as_a_keyed_hash(world: World) -> None:
@@ -214,25 +231,30 @@ def test_a_line_shows_its_pregnancy_claim_and_case(world: World) -> None:
     assert hit.pregnancy == "preg-anna"
     assert hit.state == "claimed"
     assert hit.factuurnummer == "F-1"
-    assert hit.participant == KRAAM and hit.insurer == "3311"
+    assert hit.participant == KRAAM
+    assert hit.insurer == "3311"
     assert hit.on == date(2026, 1, 11)
     assert hit.case_id == case_id(CaseKind.PARKED, "out-0001")  # its claim's file is parked
 
 
 def test_a_factuurnummer_finds_the_upload_and_its_lines(world: World) -> None:
-    assert sorted(kinds(world.find(factuurnummer="F-1"))) == sorted([
-        (HitKind.LINE, "up-0001", 1),
-        (HitKind.LINE, "up-0001", 2),
-        (HitKind.LINE, "up-0001", 3),
-        (HitKind.UPLOAD, "up-0001", None),
-    ])
+    assert sorted(kinds(world.find(factuurnummer="F-1"))) == sorted(
+        [
+            (HitKind.LINE, "up-0001", 1),
+            (HitKind.LINE, "up-0001", 2),
+            (HitKind.LINE, "up-0001", 3),
+            (HitKind.UPLOAD, "up-0001", None),
+        ]
+    )
     claim_hits = world.find(factuurnummer="IGO-F-1")
-    assert sorted(kinds(claim_hits)) == sorted([
-        (HitKind.LINE, "up-0001", 1),
-        (HitKind.LINE, "up-0001", 2),
-        (HitKind.OUTBOUND, "out-0001", None),
-        (HitKind.CLAIM, "out-0001", 2),
-    ])
+    assert sorted(kinds(claim_hits)) == sorted(
+        [
+            (HitKind.LINE, "up-0001", 1),
+            (HitKind.LINE, "up-0001", 2),
+            (HitKind.OUTBOUND, "out-0001", None),
+            (HitKind.CLAIM, "out-0001", 2),
+        ]
+    )
     claim = next(h for h in claim_hits if h.kind is HitKind.CLAIM)
     assert (claim.pregnancy, claim.state, claim.participant) == ("preg-anna", "parked", IGO)
     assert claim.case_id == case_id(CaseKind.PARKED, "out-0001")
@@ -267,10 +289,12 @@ def test_a_retourcode_finds_the_rejection_its_retour_and_rejected_lines(world: W
 
 
 def test_a_traceer_id_finds_the_message_and_the_retours_answering_it(world: World) -> None:
-    assert sorted(kinds(world.find(traceer_id="up-0003"))) == sorted([
-        (HitKind.RETOUR, "ret-0003", None),
-        (HitKind.UPLOAD, "up-0003", None),
-    ])
+    assert sorted(kinds(world.find(traceer_id="up-0003"))) == sorted(
+        [
+            (HitKind.RETOUR, "ret-0003", None),
+            (HitKind.UPLOAD, "up-0003", None),
+        ]
+    )
 
 
 def test_results_are_newest_first_and_bounded(world: World) -> None:

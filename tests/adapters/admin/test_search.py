@@ -12,7 +12,8 @@ from collections.abc import Iterator
 from datetime import date
 
 import pytest
-from twisted.logger import LogEvent, formatEvent, globalLogPublisher
+from twisted.logger import ILogObserver, LogEvent, formatEvent, globalLogPublisher
+from zope.interface import provider
 
 from adapters.admin.demo import DEMO_BSN
 from adapters.storage.search import SqlSearchStore
@@ -66,6 +67,7 @@ def logged() -> Iterator[list[str]]:
     """Every Twisted log event and Python log record while the test runs, as text."""
     texts: list[str] = []
 
+    @provider(ILogObserver)
     def observe(event: LogEvent) -> None:
         texts.append(repr(event))
         texts.append(formatEvent(event))
@@ -155,7 +157,7 @@ def test_the_search_page_posts_with_csrf_and_escapes_what_it_shows(
     searchable: AdminWorld, logged: list[str]
 ) -> None:
     access = io.StringIO()
-    searchable.site.logFile = access  # type: ignore[assignment]
+    searchable.site.logFile = access
     browser = _logged_in(searchable, "vera")
     page = browser.get("/search")
     assert page.status == 200
@@ -173,9 +175,11 @@ def test_the_search_page_posts_with_csrf_and_escapes_what_it_shows(
     assert DEMO_BSN not in answer.text  # not in the results, nor refilled in the form
     assert "BSN tonen" not in answer.text  # a viewer may not unmask
     bad = browser.post("/search", {"csrf": page.csrf(), "bsn": "123456780"})
-    assert bad.status == 400 and "elfproef" in bad.text
+    assert bad.status == 400
+    assert "elfproef" in bad.text
     assert "123456780" not in bad.text
-    assert DEMO_BSN not in access.getvalue() and "123456780" not in access.getvalue()
+    assert DEMO_BSN not in access.getvalue()
+    assert "123456780" not in access.getvalue()
     assert "/search" in access.getvalue()  # the access log was written
     assert all(DEMO_BSN not in text and "123456780" not in text for text in logged)
     assert all(DEMO_BSN not in str(entry) for entry in _entries(searchable))
@@ -208,7 +212,8 @@ def test_the_json_api_searches_by_post_only(searchable: AdminWorld, logged: list
     answer = api.request("POST", "/api/search", body, auth)
     assert answer.status == 200
     found = json.loads(answer.body)
-    assert found["more"] is False and found["unmasked"] is False
+    assert found["more"] is False
+    assert found["unmasked"] is False
     assert {(h["kind"], h["recordNumber"]) for h in found["hits"]} == {
         ("upload", None),
         ("line", 1),

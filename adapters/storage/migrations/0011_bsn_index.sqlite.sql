@@ -6,3 +6,12 @@
 ALTER TABLE declaration_lines ADD COLUMN bsn_index TEXT;
 
 CREATE INDEX declaration_lines_bsn ON declaration_lines (bsn_index);
+
+-- The other keys the administrator searches on.
+CREATE INDEX messages_by_invoice ON messages (invoice_number) WHERE invoice_number IS NOT NULL;
+
+CREATE INDEX declaration_lines_reference ON declaration_lines (reference);
+
+CREATE INDEX declaration_lines_outbound ON declaration_lines (outbound) WHERE outbound IS NOT NULL;
+
+CREATE INDEX integral_claims_invoice ON integral_claims (invoice_number);

@@ -21,7 +21,8 @@ read from the sealed value only when the caller reveals it.
 The case a hit belongs to: an upload rejected at intake, an outbound file parked, a retour
 that answers nothing (the case sources of :mod:`adapters.storage.admin`), and any case the
 administrator has a record of whose ref is the message's traceer id, the line's
-``traceer:record`` or the claim's reference.
+``traceer:record``, its claim's reference or its outbound file, or the claim's reference or
+its outbound file (so a case retried or written off stays linked after its facts went).
 """
 
 from __future__ import annotations
@@ -217,19 +218,16 @@ def _message_hits(
     for entry in statuses_txn(txn, tuple(row[0] for row in rows)):
         if entry.code and entry.code not in codes.setdefault(entry.traceer_id, []):
             codes[entry.traceer_id].append(entry.code)
+    ids = [row[0] for row in rows]
+    records = _case_records(txn, ids)
+    insurers = _insurers_of_uploads(txn, [row[0] for row in rows if row[1] == "from_participant"])
     hits = []
     for row in rows:
         traceer_id, direction, party = row[0], row[1], row[2]
         at = decode_timestamp(row[3])
         kind = _KIND_OF_DIRECTION[direction]
         to_insurer = direction == Direction.TO_INSURER.value
-        case = None
-        if kind is HitKind.UPLOAD and row[4] == MessageStatus.REJECTED.value:
-            case = case_id(CaseKind.INTAKE_REJECTED, traceer_id)
-        elif to_insurer and row[9] == "parked":
-            case = case_id(CaseKind.PARKED, traceer_id)
-        elif direction == Direction.FROM_INSURER.value and row[7] is None:
-            case = case_id(CaseKind.UNMATCHED_RETOUR, traceer_id)
+        case = records.get(traceer_id) or _live_case(traceer_id, direction, row[4], row[7], row[9])
         hits.append(
             SearchHit(
                 kind=kind,
@@ -239,7 +237,9 @@ def _message_hits(
                 participant=row[10]
                 if to_insurer
                 else (party if direction in ("from_participant", "to_participant") else None),
-                insurer=party if direction in ("to_insurer", "from_insurer") else None,
+                insurer=party
+                if direction in ("to_insurer", "from_insurer")
+                else insurers.get(traceer_id),
                 state=str(row[9]) if to_insurer and row[9] is not None else str(row[4]),
                 retourcodes=tuple(codes.get(traceer_id, ())),
                 factuurnummer=row[6],
@@ -249,6 +249,19 @@ def _message_hits(
             )
         )
     return hits
+
+
+def _live_case(
+    traceer_id: str, direction: str, status: str, reply_to: str | None, outbound: str | None
+) -> str | None:
+    """The case a message is the subject of now, by the rules of the case sources."""
+    if direction == Direction.FROM_PARTICIPANT.value and status == MessageStatus.REJECTED.value:
+        return case_id(CaseKind.INTAKE_REJECTED, traceer_id)
+    if direction == Direction.TO_INSURER.value and outbound == "parked":
+        return case_id(CaseKind.PARKED, traceer_id)
+    if direction == Direction.FROM_INSURER.value and reply_to is None:
+        return case_id(CaseKind.UNMATCHED_RETOUR, traceer_id)
+    return None
 
 
 _LINE_SELECT: Final = (
@@ -305,14 +318,18 @@ def _line_hits(
     )
     rows = txn.fetchall()
     records = _case_records(
-        txn, [f"{r[0]}:{r[1]}" for r in rows] + [r[10] for r in rows if r[10] is not None]
+        txn, [f"{r[0]}:{r[1]}" for r in rows] + [r[k] for r in rows for k in (10, 11) if r[k]]
     )
     hits = []
     for row in rows:
         traceer_id, record_number = row[0], int(row[1])
         codes = [row[7]] if row[7] else []
         codes += [c for c in (row[8] or "").split() if c not in codes]
-        case = records.get(f"{traceer_id}:{record_number}") or records.get(row[10] or "")
+        case = (
+            records.get(f"{traceer_id}:{record_number}")
+            or records.get(row[10] or "")
+            or records.get(row[11] or "")
+        )
         if case is None and row[18] == "parked":
             case = case_id(CaseKind.PARKED, row[11])
         bsn = MASKED_BSN
@@ -396,11 +413,11 @@ def _claim_hits(
         [*w.params, limit + 1],
     )
     rows = txn.fetchall()
-    records = _case_records(txn, [row[0] for row in rows])
+    records = _case_records(txn, [row[k] for row in rows for k in (0, 3)])
     hits = []
     for row in rows:
         at = decode_timestamp(row[8])
-        case = records.get(row[0])
+        case = records.get(row[0]) or records.get(row[3])
         if case is None and row[9] == "parked":
             case = case_id(CaseKind.PARKED, row[3])
         hits.append(
@@ -439,6 +456,22 @@ def _case_records(txn: Transaction, refs: Sequence[str]) -> dict[str, str]:
         for ref, case in txn.fetchall():
             found.setdefault(ref, case)
     return found
+
+
+def _insurers_of_uploads(txn: Transaction, ids: Sequence[str]) -> dict[str, str]:
+    """The insurers an upload's lines are for, by upload (several: comma-separated)."""
+    found: dict[str, list[str]] = {}
+    for start in range(0, len(ids), 500):
+        chunk = list(ids[start : start + 500])
+        marks = ", ".join("?" * len(chunk))
+        txn.execute(
+            "SELECT DISTINCT traceer_id, insurer FROM declaration_lines"  # noqa: S608
+            f" WHERE traceer_id IN ({marks}) ORDER BY traceer_id, insurer",
+            chunk,
+        )
+        for traceer_id, insurer in txn.fetchall():
+            found.setdefault(traceer_id, []).append(insurer)
+    return {traceer_id: ", ".join(names) for traceer_id, names in found.items()}
 
 
 def _newest_first(hit: SearchHit) -> tuple[date, datetime, str, int]:

@@ -308,3 +308,27 @@ def test_results_are_newest_first_and_bounded(world: World) -> None:
     assert hits == every[:3]
     order = [(h.on, h.at) for h in every]
     assert order == sorted(order, reverse=True)
+
+
+def test_a_case_stays_linked_once_it_was_retried(world: World) -> None:
+    world.sql("UPDATE outbound SET state = 'queued' WHERE traceer_id = 'out-0001'")
+    assert {h.case_id for h in world.find(factuurnummer="IGO-F-1")} == {None}
+    world.sql(
+        "INSERT INTO admin_cases (case_id, kind, ref, state, reason, changed_at, changed_by)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        "parked:out-0001",
+        "parked",
+        "out-0001",
+        "retried",
+        "",
+        T0,
+        "otto",
+    )
+    hits = world.find(factuurnummer="IGO-F-1")
+    assert {h.case_id for h in hits} == {case_id(CaseKind.PARKED, "out-0001")}
+    assert len(hits) == 4
+
+
+def test_an_upload_names_the_insurers_of_its_lines(world: World) -> None:
+    (hit,) = [h for h in world.find(factuurnummer="F-2") if h.kind is HitKind.UPLOAD]
+    assert (hit.participant, hit.insurer, hit.factuurnummer) == (MIDWIFE, "3311", "F-2")

@@ -20,8 +20,8 @@ JSON API (``Authorization: Bearer <token>`` from ``igo-gateway admin create-toke
 the session cookie plus an ``X-CSRF-Token`` header on POST), documented in
 ``schemas/admin-api.openapi.json``: ``GET /api/me``, ``GET /api/cases``,
 ``GET /api/cases/{id}``, ``POST /api/cases/{id}/unmask``,
-``POST /api/cases/{id}/actions/{action}``, ``GET /api/audit``, ``GET /api/audit/verify``,
-``POST /api/search``.
+``POST /api/cases/{id}/actions/{action}``, ``GET /api/audit``, ``GET /api/audit/verify``.
+The search is ``POST /api/search`` (its keys, a BSN among them, in the body).
 
 Safety: the session cookie is HttpOnly and SameSite=Strict (and Secure over HTTPS); every
 form carries a CSRF token derived from the session; every answer carries a strict CSP (no

@@ -19,7 +19,9 @@ the first search of a :class:`SqlSearchStore` fills them in from their sealed cl
 read from the sealed value only when the caller reveals it.
 
 The case a hit belongs to: an upload rejected at intake, an outbound file parked, a retour
-that answers nothing (the case sources of :mod:`adapters.storage.admin`), and any case the
+that answers nothing, a claim (and its lines) rejected by the insurer and in review (the
+rules of the case sources of :mod:`adapters.storage.admin` and
+:mod:`adapters.storage.resolution`), and any case the
 administrator has a record of whose ref is the message's traceer id, the line's
 ``traceer:record``, its claim's reference or its outbound file, or the claim's reference or
 its outbound file (so a case retried or written off stays linked after its facts went).
@@ -330,6 +332,8 @@ def _line_hits(
             or records.get(row[10] or "")
             or records.get(row[11] or "")
         )
+        if case is None and row[6] == "review" and row[10]:
+            case = case_id(CaseKind.REJECTED_LINE, row[10])
         if case is None and row[18] == "parked":
             case = case_id(CaseKind.PARKED, row[11])
         bsn = MASKED_BSN
@@ -405,7 +409,9 @@ def _claim_hits(
         w.add(_ABSORBED.format(cond="l.bsn_index = ?"), bsn_index)
     txn.execute(
         "SELECT c.reference, c.invoice_number, c.record_number, c.outbound, c.insurer,"  # noqa: S608
-        " c.pregnancy, c.prestatie, c.amount, c.created_at, o.state, o.sender, m.filename"
+        " c.pregnancy, c.prestatie, c.amount, c.created_at, o.state, o.sender, m.filename,"
+        " c.credits, EXISTS (SELECT 1 FROM declaration_lines r"
+        " WHERE r.claim_reference = c.reference AND r.outcome = 'review')"
         " FROM integral_claims c JOIN messages m ON m.traceer_id = c.outbound"
         " LEFT JOIN outbound o ON o.traceer_id = c.outbound"
         + w.sql
@@ -418,6 +424,8 @@ def _claim_hits(
     for row in rows:
         at = decode_timestamp(row[8])
         case = records.get(row[0]) or records.get(row[3])
+        if case is None and row[12] is None and row[13]:
+            case = case_id(CaseKind.REJECTED_LINE, row[0])
         if case is None and row[9] == "parked":
             case = case_id(CaseKind.PARKED, row[3])
         hits.append(

@@ -332,3 +332,16 @@ def test_a_case_stays_linked_once_it_was_retried(world: World) -> None:
 def test_an_upload_names_the_insurers_of_its_lines(world: World) -> None:
     (hit,) = [h for h in world.find(factuurnummer="F-2") if h.kind is HitKind.UPLOAD]
     assert (hit.participant, hit.insurer, hit.factuurnummer) == (MIDWIFE, "3311", "F-2")
+
+
+def test_a_claim_in_review_links_its_lines_and_itself_to_the_rejection_case(
+    world: World,
+) -> None:
+    world.sql("UPDATE outbound SET state = 'answered' WHERE traceer_id = 'out-0001'")
+    world.sql(
+        "UPDATE declaration_lines SET outcome = 'review', outcome_codes = '8100'"
+        " WHERE claim_reference = 'IGO-REF-1'"
+    )
+    hits = [h for h in world.find(reference="IGO-REF-1") if h.kind in (HitKind.LINE, HitKind.CLAIM)]
+    assert len(hits) == 3
+    assert {h.case_id for h in hits} == {case_id(CaseKind.REJECTED_LINE, "IGO-REF-1")}

@@ -1,8 +1,8 @@
 -- Version 11 (sqlite): a keyed hash of the client's BSN alone with every declaration line
 -- (HMAC-SHA256 with the key file's index key, like `woman`; an unkeyed SHA-256 without a
 -- key file), so that the administrator can find a client's lines by BSN without the
--- number being stored. NULL for lines stored before this version: the store fills it in
--- from the sealed `client` value at start-up (adapters.storage.search.backfill_bsn_index_txn).
+-- number being stored. NULL for lines stored before this version: the first search fills it in
+-- from the sealed `client` value (adapters.storage.search.backfill_bsn_index_txn).
 ALTER TABLE declaration_lines ADD COLUMN bsn_index TEXT;
 
 CREATE INDEX declaration_lines_bsn ON declaration_lines (bsn_index);

@@ -12,6 +12,8 @@ POST     /cases/{id}/unmask                  the same with client data shown (au
 GET      /cases/{id}/{action}                what the action will do, and its form
 POST     /cases/{id}/{action}                do it (retry, write_off, reopen, note)
 GET      /audit, GET /audit/export           the audit log (administrators)
+GET      /search, POST /search               search by business keys (the form posts, so
+                                            a BSN never lands in a URL or access log)
 =======  ==================================  ===============================================
 
 JSON API (``Authorization: Bearer <token>`` from ``igo-gateway admin create-token``, or
@@ -19,6 +21,7 @@ the session cookie plus an ``X-CSRF-Token`` header on POST), documented in
 ``schemas/admin-api.openapi.json``: ``GET /api/me``, ``GET /api/cases``,
 ``GET /api/cases/{id}``, ``POST /api/cases/{id}/unmask``,
 ``POST /api/cases/{id}/actions/{action}``, ``GET /api/audit``, ``GET /api/audit/verify``.
+The search is ``POST /api/search`` (its keys, a BSN among them, in the body).
 
 Safety: the session cookie is HttpOnly and SameSite=Strict (and Secure over HTTPS); every
 form carries a CSRF token derived from the session; every answer carries a strict CSP (no
@@ -47,6 +50,8 @@ from twisted.web import http, resource, server
 
 from adapters.admin.config import AdminConfig
 from adapters.epd_api.http import problem_bytes
+from adapters.storage.messages import SqlMessageStore
+from adapters.storage.search import SqlSearchStore
 from gateway.admin.accounts import (
     Actor,
     PasswordHasher,
@@ -69,6 +74,15 @@ from gateway.admin.detail import CaseDetail, ClaimView, DecisionView, LineView, 
 from gateway.admin.fileview import FileView
 from gateway.admin.metrics import AdminMetrics
 from gateway.admin.ports import AdminStore
+from gateway.admin.search import (
+    DEFAULT_LIMIT,
+    MAX_LIMIT,
+    SearchHit,
+    SearchQuery,
+    SearchRefusedError,
+    SearchResult,
+    parse_day,
+)
 from gateway.admin.service import (
     AdminService,
     CaseView,
@@ -148,6 +162,7 @@ AUDIT_LABELS: Final = {
     "view_pregnancy": "zwangerschap bekeken",
     "view_audit": "auditlog bekeken",
     "export_audit": "auditlog geëxporteerd",
+    "search": "gezocht",
 }
 
 
@@ -269,6 +284,38 @@ class ActionRequest(BaseModel):
         description="resubmit only: the corrected fields (member_number, uzovi, first_day, "
         "last_day, prestatie); those left out keep their value",
     )
+
+
+class SearchRequest(BaseModel):
+    """Body of ``POST /api/search``: the keys (every one given must match), camelCase as
+    the rest of the API. The BSN travels only in a body, never in a URL."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    factuurnummer: str | None = Field(default=None, max_length=64)
+    reference: str | None = Field(default=None, max_length=64)
+    traceer_id: str | None = Field(default=None, alias="traceerId", max_length=64)
+    participant: str | None = Field(default=None, max_length=8)
+    insurer: str | None = Field(default=None, max_length=4)
+    retourcode: str | None = Field(default=None, max_length=4)
+    date_from: str | None = Field(default=None, alias="dateFrom", max_length=10)
+    date_to: str | None = Field(default=None, alias="dateTo", max_length=10)
+    bsn: str | None = Field(default=None, max_length=9, repr=False)
+    limit: int = Field(default=DEFAULT_LIMIT, ge=1, le=MAX_LIMIT)
+    unmask: bool = False
+
+    def query(self) -> SearchQuery:
+        return SearchQuery(
+            factuurnummer=self.factuurnummer,
+            reference=self.reference,
+            traceer_id=self.traceer_id,
+            participant=self.participant,
+            insurer=self.insurer,
+            retourcode=self.retourcode,
+            date_from=parse_day("date_from", self.date_from),
+            date_to=parse_day("date_to", self.date_to),
+            bsn=self.bsn,
+        )
 
 
 # --- JSON --------------------------------------------------------------------------------
@@ -438,6 +485,39 @@ def _queue_json(queue: Queue) -> dict[str, Any]:
     }
 
 
+def hit_json(hit: SearchHit) -> dict[str, Any]:
+    return {
+        "kind": hit.kind.value,
+        "kindLabel": hit.label,
+        "traceerId": hit.traceer_id,
+        "recordNumber": hit.record_number,
+        "date": hit.on.isoformat(),
+        "storedAt": _iso(hit.at),
+        "participant": hit.participant,
+        "insurer": hit.insurer,
+        "state": hit.state,
+        "outcome": hit.outcome,
+        "retourcodes": [{"code": c, "meaning": describe(c)} for c in hit.retourcodes],
+        "factuurnummer": hit.factuurnummer,
+        "reference": hit.reference,
+        "pregnancy": hit.pregnancy,
+        "caseId": hit.case_id,
+        "filename": hit.filename,
+        "prestatiecode": hit.prestatiecode,
+        "amount": hit.amount,
+        "bsn": hit.bsn,
+    }
+
+
+def search_result_json(result: SearchResult) -> dict[str, Any]:
+    return {
+        "limit": result.limit,
+        "more": result.more,
+        "unmasked": result.unmasked,
+        "hits": [hit_json(h) for h in result.hits],
+    }
+
+
 def _report_json(report: ChainReport) -> dict[str, Any]:
     return {
         "intact": report.intact,
@@ -573,7 +653,7 @@ class AdminResource(resource.Resource):
         elif isinstance(exc, NotAllowedError):
             status, code = 403, "geen-recht"
             message = "Uw rol geeft geen toegang tot deze pagina of actie."
-        elif isinstance(exc, ActionRefusedError):
+        elif isinstance(exc, (ActionRefusedError, SearchRefusedError)):
             status, code, message = exc.status, exc.code, str(exc)
         elif isinstance(exc, LookupError):
             status, code, message = 404, "onbekend", "Deze zaak bestaat niet."
@@ -728,6 +808,8 @@ class AdminResource(resource.Resource):
         if len(segments) == 2 and segments[0] == "pregnancies" and method == b"GET":
             pregnancy = await self._service.pregnancy(actor, segments[1])
             return self._page(request, "pregnancy.html", actor=actor, token=token, view=pregnancy)
+        if segments == ["search"]:
+            return await self._search_page(request, actor, token)
         if segments == ["audit"] and method == b"GET":
             return await self._audit_page(request, actor, token)
         if segments == ["audit", "export"] and method == b"GET":
@@ -774,6 +856,48 @@ class AdminResource(resource.Resource):
             error=error,
             fields=dict(fields or {}),
             field_labels={f.value: label for f, label in FIELD_LABELS.items()},
+        )
+
+    async def _search_page(self, request: server.Request, actor: Actor, token: str) -> bytes:
+        """The search form; a POST (CSRF checked by the dispatch) runs it. The BSN field is
+        never filled in again on the answer: the number is not repeated anywhere."""
+        names = (
+            "factuurnummer",
+            "reference",
+            "traceer_id",
+            "participant",
+            "insurer",
+            "retourcode",
+            "date_from",
+            "date_to",
+        )
+        form: dict[str, Any] = {name: _arg(request, name)[:64] for name in names}
+        form["unmask"] = _arg(request, "unmask") in ("1", "on")
+        bsn = _arg(request, "bsn") if request.method == b"POST" else ""
+        result: SearchResult | None = None
+        error = None
+        status = 200
+        if request.method == b"POST":
+            try:
+                query = SearchQuery(
+                    **{n: form[n] or None for n in names if not n.startswith("date_")},
+                    date_from=parse_day("date_from", form["date_from"]),
+                    date_to=parse_day("date_to", form["date_to"]),
+                    bsn=bsn or None,
+                )
+                result = await self._service.search(actor, query, unmask=form["unmask"])
+            except SearchRefusedError as refused:
+                error, status = str(refused), refused.status
+        return self._page(
+            request,
+            "search.html",
+            status=status,
+            actor=actor,
+            token=token,
+            form=form,
+            result=result,
+            error=error,
+            bsn_given=bool(bsn.strip()) and error is None,
         )
 
     async def _audit_page(self, request: server.Request, actor: Actor, token: str) -> bytes:
@@ -921,6 +1045,16 @@ class AdminResource(resource.Resource):
             return self._json(
                 request, pregnancy_json(await self._service.pregnancy(actor, segments[1]))
             )
+        if segments == ["search"]:
+            if method != b"POST":
+                raise _HttpError(
+                    405, "methode", "Use POST (the keys, a BSN among them, go in the body)."
+                )
+            wanted = _search_request(request)
+            result = await self._service.search(
+                actor, wanted.query(), limit=wanted.limit, unmask=wanted.unmask
+            )
+            return self._json(request, search_result_json(result))
         if segments == ["audit"] and method == b"GET":
             after = _int_arg(request, "after") or 0
             limit = min(_int_arg(request, "limit") or 500, 5000)
@@ -953,6 +1087,20 @@ def _action_request(request: server.Request) -> ActionRequest:
     except ValidationError as exc:
         raise _HttpError(
             400, "ongeldig-verzoek", f"Invalid body: {exc.errors()[0]['msg']}"
+        ) from None
+
+
+def _search_request(request: server.Request) -> SearchRequest:
+    content = request.content
+    raw = content.read() if content is not None else b""
+    try:
+        return SearchRequest.model_validate_json(raw or b"{}")
+    except ValidationError as exc:
+        # Only where and what, never the input: it may be a BSN.
+        first = exc.errors(include_input=False)[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise _HttpError(
+            400, "ongeldig-verzoek", f"Invalid body: {where}: {first['msg']}"
         ) from None
 
 
@@ -1003,6 +1151,8 @@ def build_admin_site(
         service.hasher = hasher
     if run_in_thread is not None:
         service.run_in_thread = run_in_thread
+    if isinstance(store, SqlMessageStore):
+        service.search_store = SqlSearchStore(store.database, store.codec)
     site = AdminSite(service, config)
     site.requestFactory = _AdminRequest
     site.displayTracebacks = False

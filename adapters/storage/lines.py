@@ -3,6 +3,8 @@
 The client's BSN and birth date are stored only inside a sealed ``client`` value (plain
 JSON without a key file) and as ``woman``, a keyed hash of both (an unkeyed SHA-256 without
 a key file), so that a woman's lines are found without storing her numbers in the clear.
+``bsn_index`` is the same kind of keyed hash of the BSN alone (:func:`bsn_key`), for the
+administrator's search by BSN.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from gateway.store import StoreError
 __all__ = [
     "COLUMNS",
     "LineState",
+    "bsn_key",
     "line_from_row",
     "lines_of_txn",
     "open_lines_txn",
@@ -42,6 +45,15 @@ class LineState:
 def woman_key(codec: JournalCodec, bsn: str, birth_date: date | None) -> str:
     """The key a woman's lines are found by: BSN and birth date, hashed."""
     text = f"{bsn}|{birth_date.isoformat() if birth_date else ''}"
+    if codec.keyring is not None:
+        return codec.keyring.index(text)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def bsn_key(codec: JournalCodec, bsn: str) -> str:
+    """The key a client's lines are found by in a search: her BSN alone, hashed. Its text
+    differs from :func:`woman_key`'s (``bsn:`` prefix), so the two never coincide."""
+    text = f"bsn:{bsn}"
     if codec.keyring is not None:
         return codec.keyring.index(text)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
@@ -78,9 +90,9 @@ def record_lines_txn(txn: Transaction, lines: Sequence[DeclaredLine], codec: Jou
         key_id, sealed = (
             codec.keyring.seal(client, _place(line)) if codec.keyring else (None, client)
         )
-        marks = ", ".join("?" * 16)
+        marks = ", ".join("?" * 17)
         txn.execute(
-            f"INSERT INTO declaration_lines ({COLUMNS}) VALUES ({marks})",  # noqa: S608
+            f"INSERT INTO declaration_lines ({COLUMNS}, bsn_index) VALUES ({marks})",  # noqa: S608
             (
                 line.traceer_id,
                 line.record_number,
@@ -98,6 +110,7 @@ def record_lines_txn(txn: Transaction, lines: Sequence[DeclaredLine], codec: Jou
                 line.reference,
                 line.previous_reference,
                 line.performer,
+                bsn_key(codec, line.bsn),
             ),
         )
 

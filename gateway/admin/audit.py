@@ -59,6 +59,7 @@ class AuditAction(enum.StrEnum):
     VIEW_PREGNANCY = "view_pregnancy"
     VIEW_AUDIT = "view_audit"
     EXPORT_AUDIT = "export_audit"
+    SEARCH = "search"  # the keys searched on; a BSN only as "zoeken op BSN"
 
 
 @dataclass(frozen=True, slots=True)

@@ -49,6 +49,16 @@ from gateway.admin.detail import CaseDetail, PregnancyView
 from gateway.admin.fileview import FileView, view_file
 from gateway.admin.metrics import AdminMetrics
 from gateway.admin.ports import AdminStore, NewSession
+from gateway.admin.search import (
+    DEFAULT_LIMIT,
+    MAX_LIMIT,
+    SearchQuery,
+    SearchRefusedError,
+    SearchResult,
+    SearchStore,
+    audit_detail,
+    check_query,
+)
 from gateway.ei import LayoutRegistry
 from gateway.ei.retourcodes import describe
 from gateway.resolution import ClosePhase, Correction, Effect, Resolver, Resubmission
@@ -148,6 +158,7 @@ class AdminService:
     resolver: Resolver | None = None
     # Runs bundling now, after an action that has lines decided again (break, close).
     after_change: Callable[[], Awaitable[object]] | None = None
+    search_store: SearchStore | None = None
     _origins: dict[str, _OriginFailures] = field(default_factory=dict, repr=False)
 
     # --- accounts -----------------------------------------------------------------------
@@ -410,6 +421,34 @@ class AdminService:
         if found is None:
             raise LookupError(case_id)
         return found
+
+    # --- search -------------------------------------------------------------------------
+
+    async def search(
+        self,
+        actor: Actor,
+        query: SearchQuery,
+        *,
+        limit: int = DEFAULT_LIMIT,
+        unmask: bool = False,
+    ) -> SearchResult:
+        """Uploads, retours, outbound files, lines and claims matching every key of
+        ``query``, newest first. Audited with the keys searched on (a BSN only as "zoeken
+        op BSN"); with ``unmask`` (its own permission) the lines' BSNs are shown, and the
+        entry is an unmasking."""
+        self._require(actor, Permission.VIEW_CASES)
+        if unmask:
+            self._require(actor, Permission.UNMASK)
+        query = check_query(query)
+        if self.search_store is None:
+            raise SearchRefusedError(
+                "zoeken-niet-beschikbaar", "Zoeken kan alleen op een SQL-opslag.", status=503
+            )
+        limit = max(1, min(limit, MAX_LIMIT))
+        action = AuditAction.UNMASK if unmask else AuditAction.SEARCH
+        await self._audit(self._entry(actor, action, None, audit_detail(query)))
+        hits, more = await self.search_store.search(query, limit, reveal=unmask)
+        return SearchResult(hits, more, limit, unmasked=unmask)
 
     # --- the audit log ------------------------------------------------------------------
 

@@ -1,6 +1,9 @@
 """``igo-gateway cases``: the administrator's queue on the command line, working on the
-store directly (the gateway may be running): ``list``, ``show`` and ``resolve``. Every
-view of a case and every action is written to the audit log as done by ``cli:<OS user>``.
+store directly (the gateway may be running): ``list``, ``show``, ``resolve`` and
+``search``. Every view of a case, every action and every search is written to the audit
+log as done by ``cli:<OS user>``. A search by BSN takes the number from a prompt or from
+standard input (``--bsn-prompt``), never from the command line, where other users of the
+machine could read it.
 
 Exit status: 0 done, 1 no such case or the action does not fit it, 2 usage or config.
 """
@@ -8,13 +11,21 @@ Exit status: 0 done, 1 no such case or the action does not fit it, 2 usage or co
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 import sys
 from pathlib import Path
 from typing import Any
 
-from adapters.admin.site import age_text, case_json, case_view_json
+from adapters.admin.site import age_text, case_json, case_view_json, search_result_json
 from gateway.admin.cases import KINDS, ActionRefusedError, CaseAction, CaseFilter, CaseKind
+from gateway.admin.search import (
+    DEFAULT_LIMIT,
+    MAX_LIMIT,
+    SearchQuery,
+    SearchRefusedError,
+    parse_day,
+)
 from gateway.cli.admin import CliError, admin_session, cli_actor
 
 __all__ = ["register"]
@@ -69,6 +80,29 @@ def register(sub: Any) -> None:
         help="resubmit only: a corrected field, e.g. --set member_number=M0012345",
     )
     p.set_defaults(handler=_resolve)
+
+    p = commands.add_parser(
+        "search",
+        help="find uploads, retours, outbound files, lines and claims by business keys",
+        description="Every key given must match; newest first, at most --limit hits. Dates "
+        "(YYYY-MM-DD) are the prestatie date of a line, the day a message was stored. "
+        "--bsn-prompt asks for a client's BSN (or reads one line from standard input); "
+        "it is matched through a keyed hash and never written to the audit log.",
+    )
+    p.add_argument("--config", type=Path, required=True, metavar="FILE")
+    p.add_argument("--factuurnummer", metavar="NUMBER")
+    p.add_argument("--reference", metavar="REF", help="a line's or claim's reference")
+    p.add_argument("--traceer-id", metavar="ID")
+    p.add_argument("--participant", metavar="AGB")
+    p.add_argument("--insurer", metavar="UZOVI")
+    p.add_argument("--retourcode", metavar="CODE")
+    p.add_argument("--from", dest="date_from", metavar="DATE")
+    p.add_argument("--to", dest="date_to", metavar="DATE", help="inclusive")
+    p.add_argument("--bsn-prompt", action="store_true", help="search on a client's BSN")
+    p.add_argument("--unmask", action="store_true", help="show the lines' BSNs (audited)")
+    p.add_argument("--limit", type=int, default=DEFAULT_LIMIT, metavar=f"N (<= {MAX_LIMIT})")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=_search)
 
 
 def _fail(command: str, message: str, status: int = EXIT_FAILED) -> int:
@@ -168,4 +202,55 @@ def _resolve(args: argparse.Namespace) -> int:
     except ActionRefusedError as exc:
         return _fail("resolve", str(exc), EXIT_USAGE if exc.status == 400 else EXIT_FAILED)
     print(f"{case.id}: {action.value} done; the case is {case.state.value}")
+    return EXIT_OK
+
+
+def _read_bsn() -> str:
+    if sys.stdin.isatty():
+        return getpass.getpass("BSN: ")
+    return sys.stdin.readline().strip()
+
+
+def _search(args: argparse.Namespace) -> int:
+    try:
+        query = SearchQuery(
+            factuurnummer=args.factuurnummer,
+            reference=args.reference,
+            traceer_id=args.traceer_id,
+            participant=args.participant,
+            insurer=args.insurer,
+            retourcode=args.retourcode,
+            date_from=parse_day("date_from", args.date_from),
+            date_to=parse_day("date_to", args.date_to),
+            bsn=_read_bsn() if args.bsn_prompt else None,
+        )
+        with admin_session(args.config) as session:
+            result = session.run.wait(
+                session.service.search(cli_actor(), query, limit=args.limit, unmask=args.unmask)
+            )
+    except CliError as exc:
+        return _fail("search", str(exc), exc.status)
+    except SearchRefusedError as exc:
+        return _fail("search", str(exc), EXIT_USAGE if exc.status == 400 else EXIT_FAILED)
+    if args.json:
+        print(json.dumps(search_result_json(result), ensure_ascii=False, indent=2))
+        return EXIT_OK
+    for hit in result.hits:
+        what = hit.traceer_id + (f"#{hit.record_number}" if hit.record_number is not None else "")
+        extra = [
+            f"factuur {hit.factuurnummer}" if hit.factuurnummer else "",
+            f"ref {hit.reference}" if hit.reference else "",
+            f"codes {','.join(hit.retourcodes)}" if hit.retourcodes else "",
+            f"pregnancy {hit.pregnancy}" if hit.pregnancy else "",
+            f"bsn {hit.bsn}" if hit.bsn else "",
+            f"case {hit.case_id}" if hit.case_id else "",
+        ]
+        print(
+            f"{hit.on.isoformat()}  {hit.kind.value:<8} {what}  "
+            f"participant {hit.participant or '-'}  insurer {hit.insurer or '-'}  "
+            f"{hit.state}{' / ' + hit.outcome if hit.outcome else ''}  "
+            + "  ".join(e for e in extra if e)
+        )
+    more = "; more matched: narrow the search" if result.more else ""
+    print(f"{len(result.hits)} hits{more}")
     return EXIT_OK

@@ -3,14 +3,17 @@
 Each version is one SQL file in this package, ``NNNN_<name>.sql``, shared by both engines;
 where the SQL must differ (``BLOB`` vs ``BYTEA``, text vs ``timestamptz``) the version
 has one file per engine instead: ``NNNN_<name>.sqlite.sql`` and ``NNNN_<name>.postgres.sql``.
-Versions are numbered 1, 2, 3… without gaps; a file is never edited once released — a
-change is a new version.
+Versions are numbered 1, 2, 3…; a file is never edited once released — a change is a new
+version. A gap is allowed (versions reserved by work that lands later): every version not
+yet recorded is applied, so a database that got version 11 before 9 and 10 existed gets 9
+and 10 when they arrive. A version must therefore not depend on a *higher* one.
 
 :func:`migrate` applies the missing versions in one transaction and records each in the
-``schema_version`` table. A database whose version is newer than the newest file here was
-written by a newer gateway: it is refused with :class:`~gateway.store.SchemaVersionError`
-and nothing is changed. On PostgreSQL an advisory lock makes gateway processes that start
-together migrate one after the other; on SQLite the writer's ``BEGIN IMMEDIATE`` does.
+``schema_version`` table. A database whose newest version is newer than the newest file
+here was written by a newer gateway: it is refused with
+:class:`~gateway.store.SchemaVersionError` and nothing is changed. On PostgreSQL an
+advisory lock makes gateway processes that start together migrate one after the other; on
+SQLite the writer's ``BEGIN IMMEDIATE`` does.
 """
 
 from __future__ import annotations
@@ -70,8 +73,8 @@ def load_migrations(engine: str) -> tuple[Migration, ...]:
         else:
             specific.setdefault(version, {})[match["engine"]] = (match["name"], text)
     versions = sorted(shared.keys() | specific.keys())
-    if versions != list(range(1, len(versions) + 1)):
-        raise RuntimeError(f"schema versions must run 1, 2, 3… without gaps: {versions}")
+    if not versions or versions[0] != 1:
+        raise RuntimeError(f"schema versions must start at 1: {versions}")
     migrations = []
     for version in versions:
         if version in shared and version in specific:
@@ -86,7 +89,7 @@ def load_migrations(engine: str) -> tuple[Migration, ...]:
     return tuple(migrations)
 
 
-LATEST_VERSION: Final = len(load_migrations(SQLITE))
+LATEST_VERSION: Final = load_migrations(SQLITE)[-1].version
 """The schema version this code writes and reads."""
 
 
@@ -108,6 +111,8 @@ def _migrate_txn(txn: Transaction, migrations: tuple[Migration, ...], now: datet
         f" version INTEGER PRIMARY KEY, applied_at {stamp_type} NOT NULL)"
     )
     current = current_version_txn(txn)
+    txn.execute("SELECT version FROM schema_version")
+    recorded = {int(row[0]) for row in txn.fetchall()}
     latest = migrations[-1].version if migrations else 0
     if current > latest:
         raise SchemaVersionError(
@@ -116,7 +121,7 @@ def _migrate_txn(txn: Transaction, migrations: tuple[Migration, ...], now: datet
         )
     applied = []
     for migration in migrations:
-        if migration.version <= current:
+        if migration.version in recorded:
             continue
         for statement in migration.statements:
             txn.execute(statement)

@@ -6,7 +6,9 @@ import json
 from pathlib import Path
 from typing import Any
 
+from adapters.admin.site import SearchRequest
 from gateway.admin.cases import CaseAction, CaseKind, case_id
+from gateway.admin.search import HitKind
 from tests.adapters.admin.conftest import AdminWorld
 
 SPEC = json.loads(
@@ -45,3 +47,20 @@ def test_answers_carry_what_the_spec_requires(world: AdminWorld) -> None:
     assert set(get("/api/audit")) == {"entries"}
     for path in SPEC["paths"]:
         assert path.startswith("/api/")
+
+
+def test_the_search_answers_what_the_spec_requires(world: AdminWorld) -> None:
+    schemas = SPEC["components"]["schemas"]
+    assert schemas["HitKind"]["enum"] == [k.value for k in HitKind]
+    assert set(schemas["SearchRequest"]["properties"]) == {
+        field.alias or name for name, field in SearchRequest.model_fields.items()
+    }
+    assert "get" not in SPEC["paths"]["/api/search"]  # a BSN never goes in a URL
+    auth = {"Authorization": f"Bearer {world.token('bea')}"}
+    body = json.dumps({"participant": "33001234"}).encode()
+    response = world.browser().request("POST", "/api/search", body, auth)
+    assert response.status == 200
+    found = json.loads(response.body)
+    assert required("SearchResult") <= set(found)
+    assert found["hits"]
+    assert all(set(hit) == required("SearchHit") for hit in found["hits"])

@@ -7,9 +7,17 @@ from datetime import UTC, datetime
 import pytest
 
 from adapters.storage import LATEST_VERSION, SqlMessageStore, Transaction, open_database, open_store
-from adapters.storage.migrations import current_version_txn, load_migrations, migrate
+from adapters.storage.migrations import (
+    Migration,
+    _migrate_txn,
+    current_version_txn,
+    load_migrations,
+    migrate,
+)
 from gateway.store import SchemaVersionError
 from tests.threadpump import ThreadPump
+
+ALL_VERSIONS = [m.version for m in load_migrations("sqlite")]
 
 
 def _versions_txn(txn: Transaction) -> list[int]:
@@ -27,7 +35,9 @@ def _stamp_txn(txn: Transaction, version: int) -> None:
 def test_every_engine_has_every_version() -> None:
     sqlite, postgres = load_migrations("sqlite"), load_migrations("postgres")
     assert [m.version for m in sqlite] == [m.version for m in postgres]
-    assert [m.version for m in sqlite] == list(range(1, LATEST_VERSION + 1))
+    assert ALL_VERSIONS[0] == 1
+    assert ALL_VERSIONS[-1] == LATEST_VERSION
+    assert sorted(set(ALL_VERSIONS)) == ALL_VERSIONS
     assert all(m.statements for m in (*sqlite, *postgres))
     with pytest.raises(ValueError, match="unknown engine"):
         load_migrations("oracle")
@@ -36,7 +46,7 @@ def test_every_engine_has_every_version() -> None:
 def test_a_fresh_database_gets_the_current_version(sql_url: str, pump: ThreadPump) -> None:
     database = open_database(sql_url, pump)
     try:
-        assert pump.wait(migrate(database)) == list(range(1, LATEST_VERSION + 1))
+        assert pump.wait(migrate(database)) == ALL_VERSIONS
         assert pump.wait(database.run_read("version", current_version_txn)) == LATEST_VERSION
     finally:
         pump.wait(database.close())
@@ -49,7 +59,7 @@ def test_reopening_applies_nothing_twice(sql_url: str, pump: ThreadPump) -> None
     try:
         assert pump.wait(migrate(store.database)) == []
         versions = pump.wait(store.database.run_read("versions", _versions_txn))
-        assert versions == list(range(1, LATEST_VERSION + 1))
+        assert versions == ALL_VERSIONS
     finally:
         pump.wait(store.close())
 
@@ -67,7 +77,7 @@ def test_a_database_of_a_newer_gateway_is_refused(sql_url: str, pump: ThreadPump
     database = open_database(sql_url, pump)
     try:
         versions = pump.wait(database.run_read("versions", _versions_txn))
-        assert versions == [*range(1, LATEST_VERSION + 1), newer]
+        assert versions == [*ALL_VERSIONS, newer]
     finally:
         pump.wait(database.close())
 
@@ -87,3 +97,24 @@ def test_a_store_opens_on_a_migrated_database(sql_url: str, pump: ThreadPump) ->
 def test_unsupported_store_urls_are_refused(url: str, pump: ThreadPump) -> None:
     with pytest.raises(ValueError, match="store URL"):
         open_database(url, pump)
+
+
+def test_a_version_that_lands_below_one_already_applied_is_applied_too(
+    sql_url: str, pump: ThreadPump
+) -> None:
+    """Work merged in another order: version L+2 applied first, L+1 arrives later."""
+    database = open_database(sql_url, pump)
+    known = load_migrations(database.engine)
+    later = Migration(LATEST_VERSION + 2, "later", ("CREATE TABLE t_later (x INTEGER)",))
+    gap = Migration(LATEST_VERSION + 1, "gap", ("CREATE TABLE t_gap (x INTEGER)",))
+    now = datetime(2030, 1, 1, tzinfo=UTC)
+    try:
+        pump.wait(migrate(database))
+        first = pump.wait(database.run_interaction("m", _migrate_txn, (*known, later), now))
+        assert first == [LATEST_VERSION + 2]
+        second = pump.wait(database.run_interaction("m", _migrate_txn, (*known, gap, later), now))
+        assert second == [LATEST_VERSION + 1]
+        versions = pump.wait(database.run_read("versions", _versions_txn))
+        assert versions == [*ALL_VERSIONS, LATEST_VERSION + 1, LATEST_VERSION + 2]
+    finally:
+        pump.wait(database.close())

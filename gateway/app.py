@@ -214,6 +214,28 @@ def build_unpacker(
     )
 
 
+def build_resolver(
+    config: GatewayConfig,
+    store: SqlMessageStore,
+    registry: LayoutRegistry,
+    catalogue: Catalogue,
+    metrics: Metrics | None,
+    run: Any,
+) -> Resolver:
+    """The effects of the administrator's actions on rejected lines, as the config says."""
+    return Resolver(
+        store,
+        SqlResolutionStore(store.database, store.codec),
+        store.bundles.reserve,
+        registry,
+        catalogue,
+        Terms.from_config(config),
+        build_unpacker(config, store, registry, metrics, run),
+        now=_now,
+        run_in_thread=run,
+    )
+
+
 async def _unpack(unpacker: Unpacker, collected: CollectedRetour) -> None:
     await unpacker.unpack(collected)
 
@@ -294,17 +316,7 @@ def _listen_admin(
     admin = config.admin
     if not admin.enabled or not isinstance(store, SqlMessageStore):
         return None
-    resolver = Resolver(
-        store,
-        SqlResolutionStore(store.database, store.codec),
-        store.bundles.reserve,
-        registry,
-        catalogue,
-        Terms.from_config(config),
-        build_unpacker(config, store, registry, metrics, run),
-        now=_now,
-        run_in_thread=run,
-    )
+    resolver = build_resolver(config, store, registry, catalogue, metrics, run)
     site = build_admin_site(
         store,
         SqlAdminStore(store.database, store.codec),

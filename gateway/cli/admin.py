@@ -23,18 +23,15 @@ from pathlib import Path
 from typing import Any
 
 from adapters.admin.blocking import Blocking, opened_stores
-from adapters.storage.resolution import SqlResolutionStore
 from adapters.storage.search import SqlSearchStore
 from gateway.admin.accounts import AccountError, Actor, Role
 from gateway.admin.ports import UserExistsError
 from gateway.admin.service import AdminService
-from gateway.app import build_unpacker, make_data_dirs
+from gateway.app import build_resolver, make_data_dirs
 from gateway.config import ConfigError, load_config
 from gateway.crypto import CryptoError, Keyring
 from gateway.ei import LayoutError, load_layouts
-from gateway.resolution import Resolver
 from gateway.rules.catalogue import load_catalogue
-from gateway.rules.model import Terms
 from gateway.store import StoreError
 
 __all__ = ["AdminSession", "admin_session", "cli_actor", "register"]
@@ -89,16 +86,7 @@ def admin_session(config_path: Path) -> Iterator[AdminSession]:
         make_data_dirs(config)  # a first account may come before the first start
         with opened_stores(config.store.url, keyring) as stores:
             store = stores.store
-            resolver = Resolver(
-                store,
-                SqlResolutionStore(store.database, store.codec),
-                store.bundles.reserve,
-                layouts,
-                catalogue,
-                Terms.from_config(config),
-                build_unpacker(config, store, layouts, None, None),
-                now=_now,
-            )
+            resolver = build_resolver(config, store, layouts, catalogue, None, None)
             # No bundling from here: the running gateway's next scheduled run decides
             # again what a broken bundle or a closed phase changed.
             service = AdminService(stores.admin, store, layouts, _now, resolver=resolver)

@@ -24,6 +24,7 @@ import sqlite3
 import subprocess
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -91,16 +92,23 @@ def _until(what: str, check: Callable[[], object], world: World) -> None:
         time.sleep(0.3)
 
 
-@pytest.fixture
-def world(tmp_path: Path) -> Iterator[World]:
+Section = Callable[[Path, dict[str, str], int], str]
+
+
+@contextmanager
+def _running(
+    tmp_path: Path,
+    section: Section,
+    rules: dict[str, object] | None = None,
+    extra: tuple[tuple[str, bytes, str], ...] = (),
+) -> Iterator[tuple[World, list[str]]]:
+    """The simulator (with ``rules``) and the gateway (with ``section`` in its config) on
+    loopback ports, an operator account, the participants' fixture declarations and
+    ``extra`` (agb, file, name) uploaded, and the gateway started again so that the bundler
+    runs; the world, and the traceer ids of ``extra``."""
     pki = tmp_path / "pki"
     fingerprints = make_pki(pki)
-    sim = SimProcess(
-        write_sim_config(
-            tmp_path / "sim.toml", pki, rules={"members": dict.fromkeys(_bsns(), KNOWN_MEMBER)}
-        ),
-        pki,
-    )
+    sim = SimProcess(write_sim_config(tmp_path / "sim.toml", pki, rules=rules), pki)
     sim.start()
     db = tmp_path / "data" / "gateway.db"
     config = write_config(
@@ -108,7 +116,7 @@ def world(tmp_path: Path) -> Iterator[World]:
         pki,
         fingerprints,
         f"sqlite:///{db}",
-        extra=full_cycle_section(pki, fingerprints, sim.port),
+        extra=section(pki, fingerprints, sim.port),
     )
     _create_operator(config)
     gateway = GatewayProcess(config, pki)
@@ -116,23 +124,33 @@ def world(tmp_path: Path) -> Iterator[World]:
     shots.mkdir()
     try:
         gateway.start()
-        for agb, (_, name) in FILES.items():
+        files = [(agb, (MESSAGES / name).read_bytes(), name) for agb, (_, name) in FILES.items()]
+        ids = []
+        for agb, payload, name in [*files, *extra]:
             with gateway.client(agb) as epd:
-                answer = upload(epd, agb, (MESSAGES / name).read_bytes(), name)
+                answer = upload(epd, agb, payload, name)
                 assert answer.status_code == 202, answer.text
+                ids.append(answer.json()["traceerId"])
         gateway.stop()
-        gateway.start()  # the bundler runs at start: the claim goes out and is rejected
+        gateway.start()  # the bundler runs at start
         world = World(gateway, f"http://127.0.0.1:{gateway.ports['admin_port']}", db, shots)
+        yield world, ids[len(files) :]
+    finally:
+        gateway.stop()
+        sim.stop()
+        print(f"\nscreenshots: {shots}")
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[World]:
+    rules: dict[str, object] = {"members": dict.fromkeys(_bsns(), KNOWN_MEMBER)}
+    with _running(tmp_path, full_cycle_section, rules) as (world, _):
         _until(
             "the insurer's rejection",
             lambda: world.rows("SELECT 1 FROM declaration_lines WHERE outcome = 'review'"),
             world,
         )
         yield world
-    finally:
-        gateway.stop()
-        sim.stop()
-        print(f"\nscreenshots: {shots}")
 
 
 def _create_operator(config: Path) -> None:
@@ -292,39 +310,15 @@ def test_close_a_waiting_phase_and_write_off_a_broken_bundle_in_a_real_browser(
     tmp_path: Path,
 ) -> None:
     chromium = required_tool("chromium")
-    pki = tmp_path / "pki"
-    fingerprints = make_pki(pki)
-    sim = SimProcess(write_sim_config(tmp_path / "sim.toml", pki), pki)
-    sim.start()
-    db = tmp_path / "data" / "gateway.db"
-    config = write_config(
-        tmp_path / "gateway.toml",
-        pki,
-        fingerprints,
-        f"sqlite:///{db}",
-        extra=rules_section(pki, fingerprints, sim.port),
-    )
-    _create_operator(config)
-    gateway = GatewayProcess(config, pki)
-    shots = tmp_path / "screenshots"
-    shots.mkdir()
     # A woman seen once, early in the year, by the midwife: her prenatal phase still waits
     # for a birth that was due long ago.
     lonely = next(bsn for bsn in BSNS if bsn not in _bsns())
     waiting_file = vk301(REGISTRY, invoice="V2026-0100", bsn=lonely)
-    try:
-        gateway.start()
-        for agb, (_, name) in FILES.items():
-            with gateway.client(agb) as epd:
-                answer = upload(epd, agb, (MESSAGES / name).read_bytes(), name)
-                assert answer.status_code == 202, answer.text
-        with gateway.client(MIDWIFE) as epd:
-            answer = upload(epd, MIDWIFE, waiting_file, "v2026-0100.asc")
-            assert answer.status_code == 202, answer.text
-            waiting_upload = answer.json()["traceerId"]
-        gateway.stop()
-        gateway.start()
-        world = World(gateway, f"http://127.0.0.1:{gateway.ports['admin_port']}", db, shots)
+    with _running(tmp_path, rules_section, extra=((MIDWIFE, waiting_file, "v2026-0100.asc"),)) as (
+        world,
+        (waiting_upload,),
+    ):
+        gateway, shots = world.gateway, world.shots
         _until(
             "the rules' decisions",
             lambda: world.rows("SELECT 1 FROM bundle_decisions WHERE kind = 'waiting'"),
@@ -372,8 +366,4 @@ def test_close_a_waiting_phase_and_write_off_a_broken_bundle_in_a_real_browser(
             return any(m.get("alsAntwoordOp") == waiting_upload for m in waiting)
 
         _until("the answer to the closed phase's line", answered, world)
-    finally:
-        gateway.stop()
-        sim.stop()
-        print(f"\nscreenshots: {shots}")
     assert len(list(shots.glob("*.png"))) == 4

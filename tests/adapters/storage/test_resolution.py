@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -38,18 +37,11 @@ from gateway.rules.model import Contract, InsurerTerms, Participant, Settings, T
 from gateway.store import Direction
 from gateway.unpacker import Unpacker
 from tests.gateway.rules.test_decide import TARIFFS
+from tests.gateway.test_bundler import ALWAYS, FILES, MESSAGES, NOW
 from tests.threadpump import ThreadPump
 
 REGISTRY = load_layouts()
 CATALOGUE = load_catalogue()
-MESSAGES = Path(__file__).resolve().parents[3] / "fixtures" / "messages"
-NOW = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
-FILES = {
-    "02001234": ("midwifery", "vk301-verloskunde-02001234.asc"),
-    "33001234": ("kraamzorg", "kz301-kraamzorg-33001234.asc"),
-    "06001234": ("hospital", "zh308-ziekenhuis-06001234.asc"),
-}
-ALWAYS = ((None, None, True),)
 INSURER = "3311"
 OTHER_INSURER = "3312"
 RIGHT_MEMBER = "M0099887"

@@ -26,7 +26,7 @@ from twisted.logger import Logger
 from twisted.web import server
 
 from adapters import cert_expiry
-from adapters.admin.site import build_admin_site
+from adapters.admin.site import build_admin_site, build_bulk_service
 from adapters.epd_api.http import MeteredSite, limited_request_factory
 from adapters.epd_api.resource import INSURER, Caller, EpdApi, route_name
 from adapters.insurer_link.directory import DirectoryInsurerLink
@@ -34,6 +34,7 @@ from adapters.insurer_link.rest import RestInsurerLink
 from adapters.metrics.resource import OperationsRoot
 from adapters.storage import SqlMessageStore, open_store
 from adapters.storage.admin import SqlAdminStore
+from adapters.storage.batches import SqlBatchStore
 from adapters.storage.lock import StoreLock
 from adapters.storage.resolution import SqlResolutionStore
 from adapters.tls import (
@@ -42,6 +43,7 @@ from adapters.tls import (
     plain_server_context_factory,
     server_context_factory,
 )
+from gateway.admin.bulk import BatchRunner, BulkService
 from gateway.admin.service import AdminService
 from gateway.bundler import Bundler
 from gateway.collector import CollectedRetour, RetourCollector
@@ -310,6 +312,7 @@ def _listen_admin(
     run: Any,
     catalogue: Catalogue,
     bundle_now: Callable[[], Awaitable[object]] | None,
+    bulk: BulkService | None = None,
 ) -> tuple[IListeningPort, AdminService] | None:
     """The administrator's site on its own address (never the EPD API's), and the service
     behind it."""
@@ -328,6 +331,7 @@ def _listen_admin(
         run_in_thread=run,
         resolver=resolver,
         after_change=bundle_now,
+        bulk=bulk,
     )
     if admin.tls is None:
         listening: IListeningPort = reactor.listenTCP(admin.port, site, interface=admin.host)
@@ -357,6 +361,33 @@ def _refresh_case_metrics(service: AdminService, reactor: Any) -> LoopingCall:
     task = LoopingCall(lambda: Deferred.fromCoroutine(refresh()))
     task.clock = reactor
     task.start(CASE_METRICS_SECONDS, now=True)
+    return task
+
+
+BATCH_INTERVAL_SECONDS = 1.0
+
+
+def _bulk_service(
+    config: GatewayConfig, store: MessageStore, metrics: Metrics
+) -> BulkService | None:
+    """Bulk actions, for the admin site and the batch runner (with the site only)."""
+    if not config.admin.enabled or not isinstance(store, SqlMessageStore):
+        return None
+    return build_bulk_service(
+        SqlAdminStore(store.database, store.codec),
+        SqlBatchStore(store.database, store.codec),
+        _now,
+        metrics.registry,
+    )
+
+
+def _run_batches(bulk: BulkService, reactor: Any) -> LoopingCall:
+    """Work through the running bulk-action batches every second, a few cases a time, each
+    its own transaction: a batch made before a restart goes on after it."""
+    runner = BatchRunner(bulk)
+    task = LoopingCall(lambda: Deferred.fromCoroutine(runner.run_once()))
+    task.clock = reactor
+    task.start(BATCH_INTERVAL_SECONDS, now=True)
     return task
 
 
@@ -624,6 +655,7 @@ async def start(config: GatewayConfig, reactor: Any) -> RunningGateway:
             if isinstance(store, SqlMessageStore)
             else None
         )
+        bulk = _bulk_service(config, store, metrics)
         admin = _listen_admin(
             config,
             store,
@@ -634,6 +666,7 @@ async def start(config: GatewayConfig, reactor: Any) -> RunningGateway:
             run_in_thread,
             catalogue,
             bundle_now,
+            bulk,
         )
     except BaseException:
         await _stop_listening(ops_port, port)
@@ -653,6 +686,8 @@ async def start(config: GatewayConfig, reactor: Any) -> RunningGateway:
     if isinstance(store, SqlMessageStore) and bundle_now is not None:
         gateway.background.append(_bundle_on_schedule(gateway, bundle_now, reactor))
         gateway.background.append(_prune_on_schedule(gateway, store, reactor))
+    if bulk is not None and admin_port is not None:
+        gateway.background.append(_run_batches(bulk, reactor))
     host, number = gateway.epd_address
     log.info(
         "EPD API listening on https://{host}:{port} ({participants} participants)",

@@ -22,7 +22,7 @@ from gateway.ei import FileWriter, LayoutRegistry
 from gateway.ei.retourcodes import describe
 from gateway.store import Direction, MessageStatus, NewMessage, NewStatus
 
-__all__ = ["DEMO_BSN", "SeededCases", "declaration", "seed_cases"]
+__all__ = ["DEMO_BSN", "SeededCases", "declaration", "seed_cases", "seed_parked"]
 
 DEMO_BSN = "111222333"  # synthetic; passes the eleven-proof
 PARTICIPANT = "33001234"
@@ -44,13 +44,14 @@ def declaration(
     invoice: str = "F2026-0001",
     comment: str | None = None,
     total: int | None = None,
+    uzovi: str = INSURER,
 ) -> bytes:
     """A KZ301 kraamzorg declaration of ``agb`` with one prestatie; ``total`` overrides the
     trailer's total (a wrong one makes the file fail intake with 0040)."""
     w = FileWriter(registry.by_standard("KZ301"))
     w.header(
         message_kind="P",
-        uzovi=INSURER,
+        uzovi=uzovi,
         praktijk_code=agb,
         payee="03",
         period_begin=date(2026, 1, 1),
@@ -61,7 +62,7 @@ def declaration(
     )
     w.insured(
         bsn=DEMO_BSN,
-        uzovi=INSURER,
+        uzovi=uzovi,
         birth_date=date(1994, 5, 6),
         gender="2",
         name_code_1="1",
@@ -72,7 +73,7 @@ def declaration(
     )
     w.prestatie(
         bsn=DEMO_BSN,
-        uzovi=INSURER,
+        uzovi=uzovi,
         forwarding_allowed="1",
         prestatie_date=date(2026, 1, 10),
         prestatiecodelijst="044",
@@ -183,3 +184,40 @@ async def seed_cases(
     )
     await store.put_message(retour)
     return SeededCases(rejected.traceer_id, claim.traceer_id, retour.traceer_id)
+
+
+async def seed_parked(
+    store: SqlMessageStore,
+    registry: LayoutRegistry,
+    now: datetime,
+    *,
+    tag: str,
+    insurer: str,
+    count: int = 1,
+    error: str = "connection refused",
+) -> list[str]:
+    """``count`` integral claims for ``insurer`` parked after failed deliveries (as while
+    the insurer was down), the oldest ``count`` hours before ``now``; their traceer ids.
+    Idempotent per ``tag``, as :func:`seed_cases`."""
+    parked = []
+    for n in range(count):
+        invoice = f"{tag[:4]}{insurer}{n:04d}"[:12]
+        claim = _message(
+            tag,
+            f"claim-{insurer}-{n}",
+            Direction.TO_INSURER,
+            insurer,
+            declaration(registry, agb=IGO, invoice=invoice, uzovi=insurer),
+            now - timedelta(hours=count - n + 1),
+            NewStatus(MessageStatus.PROCESSING, None, "Klaar om te versturen."),
+            filename=f"integraal-{insurer}-{n}.asc",
+            standard="KZ301",
+            invoice_number=invoice,
+        )
+        outbox = store.outbox
+        await outbox.enqueue(claim, insurer, IGO)
+        current = await outbox.get(claim.traceer_id)
+        if current is not None and current.state.value == "queued":
+            await outbox.park(claim.traceer_id, error, now - timedelta(hours=count - n))
+        parked.append(claim.traceer_id)
+    return parked

@@ -19,14 +19,17 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from twisted.internet.defer import Deferred, ensureDeferred
+from twisted.internet.task import LoopingCall
 from twisted.internet.threads import deferToThread
 
 from adapters.admin.config import AdminConfig
 from adapters.admin.demo import seed_cases
-from adapters.admin.site import build_admin_site
+from adapters.admin.site import build_admin_site, build_bulk_service
 from adapters.storage import open_store
 from adapters.storage.admin import SqlAdminStore
+from adapters.storage.batches import SqlBatchStore
 from gateway.admin.accounts import Actor, Role
+from gateway.admin.bulk import BatchRunner
 from gateway.admin.ports import UserExistsError
 from gateway.admin.service import AdminService
 from gateway.ei import load_layouts
@@ -63,6 +66,7 @@ async def _serve(reactor: Any, args: argparse.Namespace) -> None:
             print(f"user demo (administrator), password {password}", flush=True)
         except UserExistsError:
             print("user demo exists already", flush=True)
+    bulk = build_bulk_service(admin, SqlBatchStore(store.database), _now)
     site = build_admin_site(
         store,
         admin,
@@ -71,12 +75,19 @@ async def _serve(reactor: Any, args: argparse.Namespace) -> None:
         _now,
         config=AdminConfig(host=args.host, port=args.port),
         run_in_thread=_in_thread,
+        bulk=bulk,
     )
+    # Bulk-action batches run in the background, as in ``serve``.
+    runner = BatchRunner(bulk)
+    batches = LoopingCall(lambda: Deferred.fromCoroutine(runner.run_once()))
+    batches.clock = reactor
+    batches.start(args.batch_interval, now=True)
     port = reactor.listenTCP(args.port, site, interface=args.host)
     address = port.getHost()
     print(
         f"admin site listening on http://{address.host}:{address.port}", file=sys.stderr, flush=True
     )
+    reactor.addSystemEventTrigger("before", "shutdown", batches.stop)
     reactor.addSystemEventTrigger("before", "shutdown", store.close)
     await Deferred()  # until the reactor stops
 
@@ -88,6 +99,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=8444)
     parser.add_argument("--seed", action="store_true", help="add one example case of each kind")
     parser.add_argument("--demo-user", action="store_true", help="create administrator 'demo'")
+    parser.add_argument(
+        "--batch-interval",
+        type=float,
+        default=1.0,
+        metavar="SECONDS",
+        help="how often bulk-action batches take their next cases",
+    )
     args = parser.parse_args(argv)
 
     from twisted.internet import reactor  # noqa: PLC0415 - installs the reactor: main only

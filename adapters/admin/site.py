@@ -14,6 +14,10 @@ POST     /cases/{id}/{action}                do it (retry, write_off, reopen, no
 GET      /audit, GET /audit/export           the audit log (administrators)
 GET      /search, POST /search               search by business keys (the form posts, so
                                             a BSN never lands in a URL or access log)
+GET      /bulk?{filters}&action=…            bulk action: exactly what it will do, and its form
+POST     /bulk                               make the batch (administrators), runs in the back
+GET      /batches, GET /batches/{id}         batches and their progress, case by case
+POST     /batches/{id}/{control}             pause, resume or cancel a batch
 =======  ==================================  ===============================================
 
 JSON API (``Authorization: Bearer <token>`` from ``igo-gateway admin create-token``, or
@@ -22,6 +26,9 @@ the session cookie plus an ``X-CSRF-Token`` header on POST), documented in
 ``GET /api/cases/{id}``, ``POST /api/cases/{id}/unmask``,
 ``POST /api/cases/{id}/actions/{action}``, ``GET /api/audit``, ``GET /api/audit/verify``.
 The search is ``POST /api/search`` (its keys, a BSN among them, in the body).
+``POST /api/cases/{id}/actions/{action}``, ``GET /api/audit``, ``GET /api/audit/verify``;
+bulk actions: ``GET /api/batches``, ``POST /api/batches/preview``, ``POST /api/batches``,
+``GET /api/batches/{id}``, ``POST /api/batches/{id}/{pause|resume|cancel}``.
 
 Safety: the session cookie is HttpOnly and SameSite=Strict (and Secure over HTTPS); every
 form carries a CSRF token derived from the session; every answer carries a strict CSP (no
@@ -60,6 +67,17 @@ from gateway.admin.accounts import (
     csrf_token,
 )
 from gateway.admin.audit import AuditEntry, ChainReport, entry_json
+from gateway.admin.batches import (
+    NEEDS_CASE_INPUT,
+    Batch,
+    BatchControl,
+    BatchPreview,
+    BatchState,
+    BatchStore,
+    ItemOutcome,
+    filter_json,
+)
+from gateway.admin.bulk import BulkService, SelectionChangedError
 from gateway.admin.cases import (
     KINDS,
     NEEDS_REASON,
@@ -69,10 +87,11 @@ from gateway.admin.cases import (
     CaseFilter,
     CaseKind,
     CaseState,
+    allowed_actions,
 )
 from gateway.admin.detail import CaseDetail, ClaimView, DecisionView, LineView, PregnancyView
 from gateway.admin.fileview import FileView
-from gateway.admin.metrics import AdminMetrics
+from gateway.admin.metrics import AdminMetrics, BulkMetrics
 from gateway.admin.ports import AdminStore
 from gateway.admin.search import (
     DEFAULT_LIMIT,
@@ -98,7 +117,7 @@ from gateway.resolution import FIELD_LABELS, Resolver
 from gateway.resolution import Field as CorrectionField
 from gateway.store import MessageStore, StoreUnavailableError
 
-__all__ = ["AdminResource", "build_admin_site"]
+__all__ = ["AdminResource", "build_admin_site", "build_bulk_service"]
 
 log = Logger()
 
@@ -163,6 +182,11 @@ AUDIT_LABELS: Final = {
     "view_audit": "auditlog bekeken",
     "export_audit": "auditlog geëxporteerd",
     "search": "gezocht",
+    "batch_created": "bulkactie gestart",
+    "batch_paused": "bulkactie gepauzeerd",
+    "batch_resumed": "bulkactie hervat",
+    "batch_cancelled": "bulkactie gestopt",
+    "batch_finished": "bulkactie klaar",
 }
 
 
@@ -606,11 +630,15 @@ def _filter(request: server.Request) -> CaseFilter:
 class AdminResource(resource.Resource):
     isLeaf = True
 
-    def __init__(self, service: AdminService, config: AdminConfig) -> None:
+    def __init__(
+        self, service: AdminService, config: AdminConfig, bulk: BulkService | None = None
+    ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
         self._service = service
+        self._bulk = bulk
         self._config = config
         self._env = _templates()
+        self._env.globals.update(_BULK_GLOBALS)
         self._css = resources.files("adapters.admin").joinpath("static/admin.css").read_bytes()
         secure = config.cookies_secure
         self._secure = secure
@@ -656,7 +684,8 @@ class AdminResource(resource.Resource):
         elif isinstance(exc, (ActionRefusedError, SearchRefusedError)):
             status, code, message = exc.status, exc.code, str(exc)
         elif isinstance(exc, LookupError):
-            status, code, message = 404, "onbekend", "Deze zaak bestaat niet."
+            what = "batch" if str(exc).startswith("batch:") else "zaak"
+            status, code, message = 404, "onbekend", f"Deze {what} bestaat niet."
         elif isinstance(exc, StoreUnavailableError):
             log.warn("store unavailable for the admin site")
             request.setHeader(b"retry-after", b"30")
@@ -696,6 +725,9 @@ class AdminResource(resource.Resource):
             may_audit=actor is not None and actor.may(Permission.VIEW_AUDIT),
             may_resolve=actor is not None and actor.may(Permission.RESOLVE_CASES),
             may_unmask=actor is not None and actor.may(Permission.UNMASK),
+            may_bulk=self._bulk is not None
+            and actor is not None
+            and actor.may(Permission.BULK_ACTIONS),
             notice=context.pop("notice", None),
             **context,
         )
@@ -737,6 +769,8 @@ class AdminResource(resource.Resource):
         self, request: server.Request, segments: list[str], token: str, actor: Actor
     ) -> bytes:
         method = request.method
+        if segments and segments[0] in ("bulk", "batches"):
+            return await self._bulk_html(request, segments, token, actor)
         if segments in ([""], []) and method == b"GET":
             raise _RedirectError("/cases")
         if segments == ["logout"] and method == b"POST":
@@ -1018,6 +1052,8 @@ class AdminResource(resource.Resource):
     async def _api(self, request: server.Request, segments: list[str]) -> bytes:
         actor = await self._api_actor(request)
         method = request.method
+        if segments and segments[0] == "batches":
+            return await self._bulk_api(request, segments, actor)
         if segments == ["me"] and method == b"GET":
             permissions = sorted(p.value for p in Permission if actor.may(p))
             return self._json(
@@ -1066,6 +1102,129 @@ class AdminResource(resource.Resource):
             return self._json(request, _report_json(await self._service.verify_audit()))
         raise _HttpError(404, "onbekend", "No such API route.")
 
+    # bulk actions ---------------------------------------------------------------------
+
+    def _bulk_service(self) -> BulkService:
+        if self._bulk is None:
+            raise _HttpError(404, "onbekend", "Bulkacties zijn hier niet beschikbaar.")
+        return self._bulk
+
+    async def _bulk_html(
+        self, request: server.Request, segments: list[str], token: str, actor: Actor
+    ) -> bytes:
+        bulk = self._bulk_service()
+        method = request.method
+        if segments == ["bulk"]:
+            query = _filter(request)
+            action = _action(_arg(request, "action"))
+            reason = _arg(request, "reason")
+            if method == b"GET":
+                preview = await bulk.preview(actor, query, action, None)
+                return self._bulk_page(request, actor, token, preview, reason, None)
+            try:
+                batch = await bulk.create(actor, query, action, reason, _arg(request, "selection"))
+            except SelectionChangedError as changed:
+                return self._bulk_page(
+                    request, actor, token, changed.preview, reason, str(changed), status=409
+                )
+            except ActionRefusedError as refused:
+                if refused.status == 403:
+                    raise
+                preview = await bulk.preview(actor, query, action, None)
+                return self._bulk_page(
+                    request, actor, token, preview, reason, str(refused), status=refused.status
+                )
+            raise _RedirectError(f"/batches/{batch.id}")
+        if segments == ["batches"] and method == b"GET":
+            batches = await bulk.list(actor)
+            return self._page(request, "batches.html", actor=actor, token=token, batches=batches)
+        if len(segments) == 2 and segments[0] == "batches" and method == b"GET":
+            batch = await bulk.batch(actor, _batch_id(segments[1]))
+            done = _arg(request, "done")
+            notice = BULK_NOTICES.get(done)
+            return self._page(
+                request,
+                "batch.html",
+                actor=actor,
+                token=token,
+                batch=batch,
+                consequence=bulk_consequence(
+                    batch.action, batch.progress.total, [], confirmation=False
+                ),
+                notice=notice,
+                now=self._service.clock(),
+            )
+        if len(segments) == 3 and segments[0] == "batches" and method == b"POST":
+            batch_id = _batch_id(segments[1])
+            await bulk.control(actor, batch_id, _control(segments[2]))
+            raise _RedirectError(f"/batches/{batch_id}?done={segments[2]}")
+        raise _HttpError(404, "onbekend", "Deze pagina bestaat niet.")
+
+    def _bulk_page(
+        self,
+        request: server.Request,
+        actor: Actor,
+        token: str,
+        preview: BatchPreview,
+        reason: str,
+        error: str | None,
+        *,
+        status: int = 200,
+    ) -> bytes:
+        insurers = sorted({c.facts.insurer for c in preview.cases if c.facts.insurer})
+        return self._page(
+            request,
+            "bulk.html",
+            status=status,
+            actor=actor,
+            token=token,
+            preview=preview,
+            form=_filter_form(preview.query),
+            consequence=bulk_consequence(preview.action, len(preview.cases), preview.cases),
+            insurers=insurers,
+            reason=reason,
+            reason_required=preview.action in NEEDS_REASON,
+            error=error,
+        )
+
+    async def _bulk_api(self, request: server.Request, segments: list[str], actor: Actor) -> bytes:
+        bulk = self._bulk_service()
+        method = request.method
+        if segments == ["batches"] and method == b"GET":
+            batches = await bulk.list(actor)
+            return self._json(request, {"batches": [batch_json(b) for b in batches]})
+        if segments in (["batches"], ["batches", "preview"]) and method == b"POST":
+            body = _batch_request(request)
+            query, action = body.query(), _action(body.action)
+            if len(segments) == 2:
+                preview = await bulk.preview(actor, query, action, body.reason)
+                return self._json(request, preview_json(preview))
+            if body.selection is None:
+                raise _HttpError(
+                    400,
+                    "selectie-ontbreekt",
+                    "Give the selection (the preview's digest) that was confirmed.",
+                )
+            try:
+                batch = await bulk.create(actor, query, action, body.reason, body.selection)
+            except SelectionChangedError as changed:
+                request.setResponseCode(409)
+                request.setHeader(b"content-type", b"application/problem+json")
+                problem = json.loads(problem_bytes(409, changed.code, str(changed)))
+                problem["preview"] = preview_json(changed.preview)
+                return json.dumps(problem, ensure_ascii=False).encode("utf-8")
+            request.setHeader(b"location", f"/api/batches/{batch.id}".encode("ascii"))
+            return self._json(request, batch_json(batch), status=201)
+        if len(segments) == 2 and method == b"GET":
+            batch = await bulk.batch(actor, _batch_id(segments[1]))
+            return self._json(request, batch_json(batch, items=True))
+        if len(segments) == 3:
+            if method != b"POST":
+                raise _HttpError(405, "methode", "Use POST.")
+            batch = await bulk.control(actor, _batch_id(segments[1]), _control(segments[2]))
+            return self._json(request, batch_json(batch))
+        raise _HttpError(404, "onbekend", "No such API route.")
+
 
 def _action(text: str) -> CaseAction:
     try:
@@ -1104,15 +1263,259 @@ def _search_request(request: server.Request) -> SearchRequest:
         ) from None
 
 
+# --- bulk actions ------------------------------------------------------------------------
+
+BATCH_STATE_LABELS: Final = {
+    BatchState.RUNNING: "bezig",
+    BatchState.PAUSED: "gepauzeerd",
+    BatchState.CANCELLED: "gestopt",
+    BatchState.FINISHED: "klaar",
+}
+ITEM_OUTCOME_LABELS: Final = {
+    ItemOutcome.DONE: "gedaan",
+    ItemOutcome.SKIPPED: "overgeslagen",
+    ItemOutcome.FAILED: "mislukt",
+}
+CONTROL_LABELS: Final = {
+    BatchControl.PAUSE: "Pauzeren",
+    BatchControl.RESUME: "Hervatten",
+    BatchControl.CANCEL: "Stoppen",
+}
+BULK_NOTICES: Final = {
+    BatchControl.PAUSE.value: "De batch is gepauzeerd; er wordt niets meer gedaan tot u hervat.",
+    BatchControl.RESUME.value: "De batch gaat weer verder.",
+    BatchControl.CANCEL.value: "De batch is gestopt; wat nog niet gedaan was, blijft ongedaan.",
+}
+_BULK_EFFECTS: Final = {
+    CaseAction.RETRY: "gaat het bestand terug in de wachtrij en wordt het direct opnieuw "
+    "aangeboden aan de verzekeraar, met hetzelfde kenmerk en factuurnummer: de verzekeraar "
+    "ziet geen tweede declaratie",
+    CaseAction.WRITE_OFF: "wordt de zaak afgeboekt met de reden hieronder en verdwijnt ze uit "
+    "de wachtrij; er wordt niets verstuurd of teruggemeld",
+    CaseAction.REOPEN: "komt de zaak terug in de wachtrij van open zaken",
+    CaseAction.NOTE: "komt de notitie hieronder bij de zaak te staan; de toestand van de zaak "
+    "verandert niet",
+    CaseAction.BREAK_BUNDLE: "wordt de bundel van de fase gebroken: de oorspronkelijke regels "
+    "gaan monodisciplinair — doorgestuurd onder de eigen AGB-code van de deelnemer waar het "
+    "contract dat toestaat, anders terug naar de deelnemer met retourcode 9001 (zelf "
+    "declareren); de reden hieronder geldt voor alle zaken",
+    CaseAction.PASS_ON: "krijgt elke deelnemer een retourbestand waarin zijn regels zijn "
+    "afgewezen met de retourcodes van de verzekeraar; de IGO declareert die fase niet opnieuw",
+    CaseAction.CLOSE_PHASE: "wordt de fase als compleet beschouwd: de bundelronde na elke zaak "
+    "declareert wat er dan is",
+}
+
+
+def bulk_consequence(
+    action: CaseAction, count: int, cases: list[Case], *, confirmation: bool = True
+) -> str:
+    """What a batch of ``action`` on ``count`` cases does, in Dutch (``confirmation``: as
+    the confirmation says it, before the batch exists). An action without a bulk text of
+    its own (a later kind's) is told by its single-case consequence."""
+    effect = _BULK_EFFECTS.get(action)
+    if effect is None:
+        single = _consequence(action, cases[0]) if cases else ACTION_LABELS.get(action, "")
+        effect = f"gebeurt dit: {single}"
+    zaken = "zaak" if count == 1 else "zaken"
+    if not confirmation:
+        return (
+            f"Voor elk van deze {count} {zaken} {effect}. Elke zaak is apart gedaan en "
+            "vastgelegd in het auditlog; een zaak waar de actie niet meer bij paste, is "
+            "overgeslagen (met de reden)."
+        )
+    return (
+        f"Voor elk van deze {count} {zaken} {effect}. De gateway doet de zaken één voor één "
+        "op de achtergrond, elke zaak apart vastgelegd in het auditlog. Een zaak waar de "
+        "actie dan niet meer bij past, wordt overgeslagen (met de reden); zaken die na deze "
+        "bevestiging bijkomen, horen er niet bij. U kunt de batch pauzeren, hervatten of "
+        "stoppen."
+    )
+
+
+def _bulk_actions(cases: list[Case]) -> list[CaseAction]:
+    """The actions that fit at least one of ``cases`` and may run in bulk, in button order."""
+    fitting: dict[CaseAction, None] = {}
+    for case in cases:
+        for action in allowed_actions(case):
+            if action not in NEEDS_CASE_INPUT:
+                fitting[action] = None
+    return list(fitting)
+
+
+_BULK_GLOBALS: Final[dict[str, Any]] = {
+    "bulk_actions": _bulk_actions,
+    "batch_state_label": lambda state: BATCH_STATE_LABELS[state],
+    "item_outcome_label": lambda outcome: (
+        "nog te doen" if outcome is None else ITEM_OUTCOME_LABELS[outcome]
+    ),
+    "control_label": lambda control: CONTROL_LABELS[control],
+    "controls": list(BatchControl),
+}
+
+
+def _filter_form(query: CaseFilter) -> dict[str, str]:
+    """A filter as the queue's form fields (for hidden fields and links)."""
+    form = {
+        "kind": next(iter(query.kinds)).value if len(query.kinds) == 1 else "",
+        "insurer": query.insurer or "",
+        "participant": query.participant or "",
+        "retourcode": query.retourcode or "",
+        "min_age_days": "" if query.min_age_days is None else str(query.min_age_days),
+        "max_age_days": "" if query.max_age_days is None else str(query.max_age_days),
+        "all": "1" if query.include_closed else "",
+    }
+    return {name: value for name, value in form.items() if value}
+
+
+def _batch_id(text: str) -> int:
+    if not text.isdigit() or len(text) > 12:
+        raise _HttpError(404, "onbekend", "Deze batch bestaat niet.")
+    return int(text)
+
+
+def _control(text: str) -> BatchControl:
+    try:
+        return BatchControl(text)
+    except ValueError:
+        raise _HttpError(404, "onbekend", "Dit kan met een batch niet.") from None
+
+
+class FilterModel(BaseModel):
+    """The queue's filters in a JSON body (``CaseFilter`` in the OpenAPI file)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kinds: list[CaseKind] = Field(default_factory=list, max_length=20)
+    insurer: str | None = Field(default=None, pattern=r"^\d{1,4}$")
+    participant: str | None = Field(default=None, pattern=r"^\d{1,8}$")
+    retourcode: str | None = Field(default=None, pattern=r"^\d{1,4}$")
+    minAgeDays: int | None = Field(default=None, ge=0, le=999_999)
+    maxAgeDays: int | None = Field(default=None, ge=0, le=999_999)
+    includeClosed: bool = False
+
+
+class BatchRequest(BaseModel):
+    """Body of ``POST /api/batches/preview`` and ``POST /api/batches``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    filter: FilterModel = Field(default_factory=FilterModel)
+    action: str = Field(max_length=40)
+    reason: str = Field(default="", max_length=2000)
+    selection: str | None = Field(default=None, max_length=64)
+
+    def query(self) -> CaseFilter:
+        f = self.filter
+        return CaseFilter(
+            kinds=frozenset(f.kinds),
+            insurer=f.insurer,
+            participant=f.participant,
+            retourcode=f.retourcode,
+            min_age_days=f.minAgeDays,
+            max_age_days=f.maxAgeDays,
+            include_closed=f.includeClosed,
+        )
+
+
+def _batch_request(request: server.Request) -> BatchRequest:
+    content = request.content
+    raw = content.read() if content is not None else b""
+    try:
+        return BatchRequest.model_validate_json(raw or b"{}")
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        where = ".".join(str(part) for part in error["loc"])
+        raise _HttpError(
+            400, "ongeldig-verzoek", f"Invalid body: {where}: {error['msg']}"
+        ) from None
+
+
+def preview_json(preview: BatchPreview) -> dict[str, Any]:
+    return {
+        "filter": filter_json(preview.query),
+        "action": preview.action.value,
+        "reason": preview.reason,
+        "count": len(preview.cases),
+        "kinds": {kind.value: n for kind, n in preview.kinds.items()},
+        "leftOut": preview.left_out,
+        "leftOutKinds": {kind.value: n for kind, n in preview.left_out_kinds.items()},
+        "selection": preview.digest,
+        "consequence": bulk_consequence(preview.action, len(preview.cases), preview.cases),
+        "cases": [
+            {
+                "id": c.id,
+                "kind": c.kind.value,
+                "insurer": c.facts.insurer,
+                "participant": c.facts.participant,
+                "filename": c.facts.filename,
+                "since": _iso(c.facts.since),
+                "ageSeconds": int(c.age(preview.now).total_seconds()),
+            }
+            for c in preview.cases
+        ],
+    }
+
+
+def batch_json(batch: Batch, *, items: bool = False) -> dict[str, Any]:
+    """A batch; with its cases (``items``) when it was read with them."""
+    progress = batch.progress
+    value: dict[str, Any] = {
+        "id": batch.id,
+        "action": batch.action.value,
+        "reason": batch.reason,
+        "filter": filter_json(batch.query),
+        "state": batch.state.value,
+        "createdAt": _iso(batch.created_at),
+        "createdBy": batch.created_by,
+        "updatedAt": _iso(batch.updated_at),
+        "progress": {
+            "done": progress.done,
+            "skipped": progress.skipped,
+            "failed": progress.failed,
+            "remaining": progress.remaining,
+            "total": progress.total,
+        },
+    }
+    if items:
+        value["items"] = [
+            {
+                "position": item.position,
+                "caseId": item.case_id,
+                "outcome": None if item.outcome is None else item.outcome.value,
+                "detail": item.detail,
+                "at": _iso(item.at),
+            }
+            for item in batch.items
+        ]
+    return value
+
+
+def build_bulk_service(
+    admin_store: AdminStore,
+    batch_store: BatchStore,
+    clock: Callable[[], datetime],
+    metrics_registry: CollectorRegistry | None = None,
+    cases: AdminService | None = None,
+) -> BulkService:
+    """The bulk service for :func:`build_admin_site` and the batch runner (one for both:
+    its metrics are registered once). ``cases`` prepares the actions that need a prepared
+    effect; :func:`build_admin_site` gives it its own service when it is None."""
+    metrics = BulkMetrics(metrics_registry) if metrics_registry is not None else None
+    return BulkService(admin_store, batch_store, clock, metrics, cases)
+
+
 # --- the site ----------------------------------------------------------------------------
 
 
 class AdminSite(server.Site):
     """The admin site, with the service behind it (for the gateway's background jobs)."""
 
-    def __init__(self, service: AdminService, config: AdminConfig) -> None:
-        super().__init__(AdminResource(service, config))  # type: ignore[no-untyped-call]
+    def __init__(
+        self, service: AdminService, config: AdminConfig, bulk: BulkService | None = None
+    ) -> None:
+        super().__init__(AdminResource(service, config, bulk))  # type: ignore[no-untyped-call]
         self.service = service
+        self.bulk = bulk
 
 
 def build_admin_site(
@@ -1128,6 +1531,7 @@ def build_admin_site(
     hasher: PasswordHasher | None = None,
     resolver: Resolver | None = None,
     after_change: Callable[[], Awaitable[object]] | None = None,
+    bulk: BulkService | None = None,
 ) -> AdminSite:
     """The admin site on ``store`` (the messages) and ``admin_store`` (accounts, audit,
     cases), with ``registry`` (the EI layouts) to show files, ``clock`` for "now".
@@ -1135,7 +1539,8 @@ def build_admin_site(
     ``keyring`` is for looking up clients by BSN through its keyed index (for the case
     kinds built on declaration lines); ``metrics_registry`` is the gateway's Prometheus
     registry (``Metrics().registry``); ``run_in_thread`` runs password hashing and file
-    rendering off the reactor (``deferToThread`` in production)."""
+    rendering off the reactor (``deferToThread`` in production); ``bulk`` offers bulk
+    actions (:func:`build_bulk_service`; without it the site has none)."""
     config = config or AdminConfig()
     service = AdminService(
         admin=admin_store,
@@ -1154,6 +1559,9 @@ def build_admin_site(
     if isinstance(store, SqlMessageStore):
         service.search_store = SqlSearchStore(store.database, store.codec)
     site = AdminSite(service, config)
+    if bulk is not None and bulk.cases is None:
+        bulk.cases = service  # the same resolver and re-bundling as single cases
+    site = AdminSite(service, config, bulk)
     site.requestFactory = _AdminRequest
     site.displayTracebacks = False
     return site

@@ -4,8 +4,8 @@ Pure: no store, no reactor. Times are given, never read.
 
 * **Roles.** A *viewer* sees the queue and the cases (client numbers masked); an
   *operator* also resolves cases and shows client numbers (the one who scripts the JSON
-  API or the command line); an *administrator* can do all that and read and export the
-  audit log.
+  API or the command line); an *administrator* can do all that, read and export the
+  audit log, and run bulk actions (one action on a whole filtered selection).
 * **Passwords** are hashed with scrypt (memory-hard; ``cryptography``'s implementation),
   the parameters stored with the hash: ``scrypt$<log2 n>$<r>$<p>$<salt>$<hash>`` (base64),
   so that stronger parameters later do not break the hashes made before.
@@ -66,6 +66,10 @@ class Permission(enum.StrEnum):
     RESOLVE_CASES = "resolve_cases"  # every action on a case, notes included
     UNMASK = "unmask"  # show BSNs and names (each time audited)
     VIEW_AUDIT = "view_audit"  # read and export the audit log
+    # One action on every case of a filtered selection, as a background batch. Not an
+    # operator's: mass changes are the administrator's call (an operator scripts the API
+    # one case at a time, each checked and logged on its own).
+    BULK_ACTIONS = "bulk_actions"
 
 
 ROLE_PERMISSIONS: Final[dict[Role, frozenset[Permission]]] = {

@@ -60,6 +60,11 @@ class AuditAction(enum.StrEnum):
     VIEW_AUDIT = "view_audit"
     EXPORT_AUDIT = "export_audit"
     SEARCH = "search"  # the keys searched on; a BSN only as "zoeken op BSN"
+    BATCH_CREATED = "batch_created"  # bulk actions (gateway.admin.batches)
+    BATCH_PAUSED = "batch_paused"
+    BATCH_RESUMED = "batch_resumed"
+    BATCH_CANCELLED = "batch_cancelled"
+    BATCH_FINISHED = "batch_finished"
 
 
 @dataclass(frozen=True, slots=True)

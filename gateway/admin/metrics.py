@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-__all__ = ["AdminMetrics"]
+__all__ = ["AdminMetrics", "BulkMetrics"]
 
 NAMESPACE = "igo_gateway_admin"
 
@@ -49,5 +49,36 @@ class AdminMetrics:
             f"{NAMESPACE}_audit_entries",
             "Entries appended to the audit log by the admin site, by action.",
             ["action"],
+            registry=registry,
+        )
+
+
+class BulkMetrics:
+    """Bulk actions (:mod:`gateway.admin.batches`): batches made and steered, and what each
+    batch did to each case."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.batches = Counter(
+            f"{NAMESPACE}_batches",
+            "Batches of bulk actions created, by case action.",
+            ["action"],
+            registry=registry,
+        )
+        self.controls = Counter(
+            f"{NAMESPACE}_batch_controls",
+            "Batches paused, resumed or cancelled, by control.",
+            ["control"],
+            registry=registry,
+        )
+        self.cases = Counter(
+            f"{NAMESPACE}_batch_cases",
+            "Cases handled by batches, by case kind, action and outcome (done, skipped: no "
+            "longer fitted the action, failed: the action broke).",
+            ["kind", "action", "outcome"],
+            registry=registry,
+        )
+        self.finished = Counter(
+            f"{NAMESPACE}_batches_finished",
+            "Batches that reached their end (every case done, skipped or failed).",
             registry=registry,
         )

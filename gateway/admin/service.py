@@ -385,6 +385,29 @@ class AdminService:
             self.metrics.audit_entries.labels(action.value).inc()
         return case
 
+    async def prepare_for_batch(
+        self, actor: Actor, case_id: str, action: CaseAction, reason: str
+    ) -> Effect | None:
+        """For a bulk-action batch: the effect ``action`` needs on the case (None for an
+        action that needs none), prepared as :meth:`act` prepares it; raises
+        :class:`~gateway.admin.cases.ActionRefusedError` when it does not fit (LookupError
+        for no such case). The batch then does the action with it in the case's own
+        transaction, checked again there."""
+        if action not in _PREPARED:
+            return None
+        current, _ = await self._find(case_id)
+        check_action(current, action, actor, reason)
+        return await self._prepare(current, action, {})
+
+    async def after_batch_action(self, action: CaseAction) -> None:
+        """What :meth:`act` does after an action on a case: the bundler decides the lines
+        again after one that changes them (a failure is logged; the scheduled run does it)."""
+        if action in _REDECIDES and self.after_change is not None:
+            try:
+                await self.after_change()
+            except Exception:
+                log.failure("bundling after {action} failed", action=action.value)
+
     async def _prepare(self, case: Case, action: CaseAction, fields: Mapping[str, str]) -> Effect:
         if action is CaseAction.CLOSE_PHASE:
             pregnancy, _, rest = case.facts.ref.partition("|")

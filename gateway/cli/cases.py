@@ -1,9 +1,11 @@
 """``igo-gateway cases``: the administrator's queue on the command line, working on the
 store directly (the gateway may be running): ``list``, ``show``, ``resolve`` and
-``search``. Every view of a case, every action and every search is written to the audit
-log as done by ``cli:<OS user>``. A search by BSN takes the number from a prompt or from
-standard input (``--bsn-prompt``), never from the command line, where other users of the
-machine could read it.
+``search``; and bulk actions: ``bulk`` (one action on every case of a filter, as a batch,
+after a confirmation that lists them; ``--yes`` skips the question), ``batches`` and
+``batch`` (progress; pause, resume, cancel, or run it here). Every view of a case, every
+action and every search is written to the audit log as done by ``cli:<OS user>``. A
+search by BSN takes the number from a prompt or from standard input (``--bsn-prompt``),
+never from the command line, where other users of the machine could read it.
 
 Exit status: 0 done, 1 no such case or the action does not fit it, 2 usage or config.
 """
@@ -17,7 +19,20 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from adapters.admin.site import age_text, case_json, case_view_json, search_result_json
+from adapters.admin.site import (
+    age_text,
+    batch_json,
+    build_bulk_service,
+    bulk_consequence,
+    case_json,
+    case_view_json,
+    preview_json,
+    search_result_json,
+)
+from adapters.storage.admin import SqlAdminStore
+from adapters.storage.batches import SqlBatchStore
+from gateway.admin.batches import Batch, BatchControl, BatchPreview, BatchState
+from gateway.admin.bulk import BatchRunner, BulkService
 from gateway.admin.cases import KINDS, ActionRefusedError, CaseAction, CaseFilter, CaseKind
 from gateway.admin.search import (
     DEFAULT_LIMIT,
@@ -26,7 +41,8 @@ from gateway.admin.search import (
     SearchRefusedError,
     parse_day,
 )
-from gateway.cli.admin import CliError, admin_session, cli_actor
+from gateway.admin.service import NotAllowedError
+from gateway.cli.admin import AdminSession, CliError, admin_session, cli_actor
 
 __all__ = ["register"]
 
@@ -103,6 +119,8 @@ def register(sub: Any) -> None:
     p.add_argument("--limit", type=int, default=DEFAULT_LIMIT, metavar=f"N (<= {MAX_LIMIT})")
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=_search)
+
+    _register_bulk(commands)
 
 
 def _fail(command: str, message: str, status: int = EXIT_FAILED) -> int:
@@ -253,4 +271,197 @@ def _search(args: argparse.Namespace) -> int:
         )
     more = "; more matched: narrow the search" if result.more else ""
     print(f"{len(result.hits)} hits{more}")
+    return EXIT_OK
+
+
+# --- bulk actions ----------------------------------------------------------------------------
+
+
+def _register_bulk(commands: Any) -> None:
+    p = commands.add_parser(
+        "bulk",
+        help="one action on every case of a filter, as a batch",
+        description="Shows exactly which cases the action will be done to (and asks to go on, "
+        "unless --yes), then makes a batch of them. A running gateway does the batch in the "
+        "background, one case at a time, each in its own transaction with its own audit "
+        "entry; --run does it here instead. A case the action no longer fits by then is "
+        "skipped. Filters as for 'list'.",
+    )
+    p.add_argument("--config", type=Path, required=True, metavar="FILE")
+    p.add_argument("--action", required=True, choices=[a.value for a in CaseAction])
+    p.add_argument("--reason", default="", help="one reason for all (no BSN or name)")
+    _add_filter_args(p)
+    p.add_argument("--yes", action="store_true", help="do not ask; make the batch")
+    p.add_argument("--run", action="store_true", help="do the batch here, to its end")
+    p.add_argument("--json", action="store_true", help="the preview and batch as JSON")
+    p.set_defaults(handler=_bulk)
+
+    p = commands.add_parser("batches", help="the bulk-action batches, newest first")
+    p.add_argument("--config", type=Path, required=True, metavar="FILE")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=_batches)
+
+    p = commands.add_parser(
+        "batch", help="one batch: its progress; pause, resume, cancel or run it"
+    )
+    p.add_argument("batch_id", type=int, metavar="ID")
+    p.add_argument("--config", type=Path, required=True, metavar="FILE")
+    steer = p.add_mutually_exclusive_group()
+    for control in BatchControl:
+        steer.add_argument(
+            f"--{control.value}", dest="control", action="store_const", const=control.value
+        )
+    steer.add_argument("--run", action="store_true", help="do its remaining cases here")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=_batch, control=None)
+
+
+def _add_filter_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--kind", choices=[k.value for k in CaseKind])
+    p.add_argument("--insurer", metavar="UZOVI")
+    p.add_argument("--participant", metavar="AGB")
+    p.add_argument("--retourcode", metavar="CODE")
+    p.add_argument("--min-age-days", type=int, metavar="N")
+    p.add_argument("--max-age-days", type=int, metavar="N")
+    p.add_argument("--all", action="store_true", help="also cases written off or resolved")
+
+
+def _query(args: argparse.Namespace) -> CaseFilter:
+    return CaseFilter(
+        kinds=frozenset({CaseKind(args.kind)}) if args.kind else frozenset(),
+        insurer=args.insurer,
+        participant=args.participant,
+        retourcode=args.retourcode,
+        min_age_days=args.min_age_days,
+        max_age_days=args.max_age_days,
+        include_closed=args.all,
+    )
+
+
+def _bulk_service(session: AdminSession) -> BulkService:
+    admin = session.service.admin
+    if not isinstance(admin, SqlAdminStore):  # pragma: no cover - the CLI opens SQL stores
+        raise CliError("bulk actions need a SQL store")
+    return build_bulk_service(
+        admin,
+        SqlBatchStore(admin.database, admin.codec),
+        session.service.clock,
+        cases=session.service,
+    )
+
+
+def _print_preview(preview: BatchPreview) -> None:
+    kinds = ", ".join(f"{KINDS[k].label} {n}" for k, n in preview.kinds.items()) or "none"
+    print(f"{preview.action.value} on {len(preview.cases)} cases ({kinds})")
+    if preview.left_out:
+        print(f"left out: {preview.left_out} cases of the filter the action does not fit")
+    for case in preview.cases:
+        facts = case.facts
+        print(
+            f"  {case.id}  {age_text(case.age(preview.now)):>8}  insurer {facts.insurer or '-':<4}"
+            f"  participant {facts.participant or '-':<8}  {facts.filename or ''}"
+        )
+    print(bulk_consequence(preview.action, len(preview.cases), preview.cases))
+
+
+def _print_batch(batch: Batch) -> None:
+    p = batch.progress
+    print(
+        f"batch {batch.id}: {batch.action.value}, {batch.state.value}; done {p.done}, "
+        f"skipped {p.skipped}, failed {p.failed}, remaining {p.remaining} of {p.total}"
+    )
+    for item in batch.items:
+        outcome = item.outcome.value if item.outcome is not None else "to do"
+        print(f"  {item.case_id}  {outcome}{'  ' + item.detail if item.detail else ''}")
+
+
+def _confirmed() -> bool:
+    try:
+        answer = input("Make this batch? [y/N] ")
+    except EOFError:
+        return False
+    return answer.strip().lower() in ("y", "yes", "j", "ja")
+
+
+def _run_batch(session: AdminSession, bulk: BulkService, batch_id: int) -> Batch:
+    """Do a batch's remaining cases here, until it is no longer running (a runner does the
+    running batches oldest first: an older one still running is done first)."""
+    runner = BatchRunner(bulk)
+    while True:
+        batch = session.run.wait(bulk.batch(cli_actor(), batch_id))
+        if batch.state is not BatchState.RUNNING:
+            return batch
+        if session.run.wait(runner.run_once()) == 0:
+            return session.run.wait(bulk.batch(cli_actor(), batch_id))
+
+
+def _bulk(args: argparse.Namespace) -> int:
+    action, actor = CaseAction(args.action), cli_actor()
+    query = _query(args)
+    try:
+        with admin_session(args.config) as session:
+            bulk = _bulk_service(session)
+            preview = session.run.wait(bulk.preview(actor, query, action, args.reason))
+            if args.json and not args.yes:
+                print(json.dumps(preview_json(preview), ensure_ascii=False, indent=2))
+                return EXIT_OK
+            if not args.json:
+                _print_preview(preview)
+            if not preview.cases:
+                return _fail("bulk", "no case of the filter fits the action")
+            if not args.yes and not _confirmed():
+                print("nothing done")
+                return EXIT_FAILED
+            batch = session.run.wait(bulk.create(actor, query, action, args.reason, preview.digest))
+            if args.run:
+                batch = _run_batch(session, bulk, batch.id)
+    except CliError as exc:
+        return _fail("bulk", str(exc), exc.status)
+    except ActionRefusedError as exc:
+        return _fail("bulk", str(exc), EXIT_USAGE if exc.status == 400 else EXIT_FAILED)
+    if args.json:
+        print(json.dumps(batch_json(batch, items=args.run), ensure_ascii=False, indent=2))
+    else:
+        _print_batch(batch)
+        if not args.run:
+            print("the running gateway does it in the background (or: cases batch ID --run)")
+    return EXIT_OK
+
+
+def _batches(args: argparse.Namespace) -> int:
+    try:
+        with admin_session(args.config) as session:
+            batches = session.run.wait(_bulk_service(session).list(cli_actor()))
+    except CliError as exc:
+        return _fail("batches", str(exc), exc.status)
+    if args.json:
+        print(json.dumps({"batches": [batch_json(b) for b in batches]}, indent=2))
+        return EXIT_OK
+    for batch in batches:
+        _print_batch(batch)
+    return EXIT_OK
+
+
+def _batch(args: argparse.Namespace) -> int:
+    actor = cli_actor()
+    try:
+        with admin_session(args.config) as session:
+            bulk = _bulk_service(session)
+            if args.control is not None:
+                session.run.wait(bulk.control(actor, args.batch_id, BatchControl(args.control)))
+            batch = (
+                _run_batch(session, bulk, args.batch_id)
+                if args.run
+                else session.run.wait(bulk.batch(actor, args.batch_id))
+            )
+    except CliError as exc:
+        return _fail("batch", str(exc), exc.status)
+    except LookupError:
+        return _fail("batch", f"no batch {args.batch_id}")
+    except (ActionRefusedError, NotAllowedError) as exc:
+        return _fail("batch", str(exc))
+    if args.json:
+        print(json.dumps(batch_json(batch, items=True), ensure_ascii=False, indent=2))
+    else:
+        _print_batch(batch)
     return EXIT_OK

@@ -9,6 +9,7 @@ import ssl
 import subprocess
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,13 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from adapters.admin.blocking import opened_stores
+from adapters.admin.demo import seed_parked
+from adapters.storage.batches import SqlBatchStore
+from gateway.admin.batches import BatchState
+from gateway.cli import main as cli_main
 from gateway.ei import load_layouts, validate_bytes
+from gateway.outbox import OutboundState
 from tests.factories import BSNS, kz301
 from tests.gateway.running import (
     IGO,
@@ -504,3 +511,31 @@ def test_the_admin_site_is_served_apart_from_the_epd_api(gateway: GatewayProcess
     with gateway.client(KRAAMZORG) as epd:  # an EPD certificate reaches none of it
         for path in ("/login", "/api/cases", "/api/audit"):
             assert epd.get(path).status_code == 404, path
+
+
+def test_serve_runs_a_bulk_batch_made_while_it_was_stopped(
+    gateway: GatewayProcess, store_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gateway.stop()
+    monkeypatch.chdir(gateway.config.parent)  # the SQLite URL is relative to it
+    with opened_stores(store_url, None) as stores:
+        down = stores.run.wait(
+            seed_parked(
+                stores.store, REGISTRY, datetime.now(UTC), tag="down", insurer="4444", count=3
+            )
+        )
+    config = str(gateway.config)
+    assert (
+        cli_main(
+            ["cases", "bulk", "--config", config, "--action", "retry", "--insurer", "4444", "--yes"]
+        )
+        == 0
+    )
+    gateway.start()  # a fresh process finds the batch in the store and does it
+    gateway.wait_for_log("bulk batch 1 finished")
+    with opened_stores(store_url, None) as stores:
+        outbound = [stores.run.wait(stores.store.outbox.get(ref)) for ref in down]
+        batch = stores.run.wait(SqlBatchStore(stores.store.database).batch(1))
+    assert [o.state if o else None for o in outbound] == [OutboundState.QUEUED] * 3
+    assert batch is not None
+    assert (batch.state, batch.progress.done) == (BatchState.FINISHED, 3)

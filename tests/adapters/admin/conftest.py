@@ -17,10 +17,12 @@ from twisted.internet.testing import StringTransport
 from twisted.web import server
 
 from adapters.admin.demo import SeededCases, seed_cases
-from adapters.admin.site import build_admin_site
+from adapters.admin.site import build_admin_site, build_bulk_service
 from adapters.storage import SqlMessageStore, open_store
 from adapters.storage.admin import SqlAdminStore
+from adapters.storage.batches import SqlBatchStore
 from gateway.admin.accounts import Actor, PasswordHasher, Role, ScryptParameters
+from gateway.admin.bulk import BulkService
 from gateway.admin.service import AdminService
 from gateway.ei import LayoutRegistry, load_layouts
 from tests.threadpump import ThreadPump
@@ -159,6 +161,7 @@ class AdminWorld:
     clock: Clock
     seeded: SeededCases
     xss: SeededCases
+    bulk: BulkService | None = None
 
     def browser(self) -> Browser:
         return Browser(self.site, self.pump)
@@ -188,9 +191,10 @@ def world(tmp_path: Path, layouts: LayoutRegistry) -> Iterator[AdminWorld]:
     xss = pump.wait(
         seed_cases(store, layouts, T0, tag="xss", filename=XSS_NAME, comment=XSS_COMMENT)
     )
-    site = build_admin_site(store, admin, layouts, None, clock, hasher=FAST)
+    bulk = build_bulk_service(admin, SqlBatchStore(store.database), clock)
+    site = build_admin_site(store, admin, layouts, None, clock, hasher=FAST, bulk=bulk)
     service = AdminService(admin, store, layouts, clock, hasher=FAST)
-    world = AdminWorld(pump, store, admin, service, site, clock, seeded, xss)
+    world = AdminWorld(pump, store, admin, service, site, clock, seeded, xss, bulk)
     world.user("otto", Role.OPERATOR)
     world.user("vera", Role.VIEWER)
     world.user("bea", Role.ADMINISTRATOR)

@@ -6,8 +6,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-from adapters.admin.site import SearchRequest
-from gateway.admin.cases import CaseAction, CaseKind, case_id
+from adapters.admin.site import FilterModel, SearchRequest
+from gateway.admin.accounts import Permission
+from gateway.admin.batches import BatchControl, BatchState, ItemOutcome, filter_json
+from gateway.admin.cases import CaseAction, CaseFilter, CaseKind, case_id
 from gateway.admin.search import HitKind
 from tests.adapters.admin.conftest import AdminWorld
 
@@ -64,3 +66,37 @@ def test_the_search_answers_what_the_spec_requires(world: AdminWorld) -> None:
     assert required("SearchResult") <= set(found)
     assert found["hits"]
     assert all(set(hit) == required("SearchHit") for hit in found["hits"])
+
+
+def test_the_bulk_enums_are_the_codes() -> None:
+    schemas = SPEC["components"]["schemas"]
+    assert schemas["BatchState"]["enum"] == [s.value for s in BatchState]
+    assert schemas["BatchControl"]["enum"] == [c.value for c in BatchControl]
+    assert schemas["ItemOutcome"]["enum"] == [o.value for o in ItemOutcome]
+    permissions = schemas["Me"]["properties"]["permissions"]["items"]["enum"]
+    assert permissions == [p.value for p in Permission]
+    fields = set(schemas["CaseFilter"]["properties"])
+    assert fields == set(FilterModel.model_fields) == set(filter_json(CaseFilter()))
+
+
+def test_batch_answers_carry_what_the_spec_requires(world: AdminWorld) -> None:
+    auth = {"Authorization": f"Bearer {world.token('bea')}", "Content-Type": "application/json"}
+    api = world.browser()
+    request = {"filter": {"kinds": ["parked"]}, "action": "retry"}
+
+    def call(method: str, path: str, body: Any = None) -> Any:
+        raw = b"" if body is None else json.dumps(body).encode()
+        response = api.request(method, path, raw, auth)
+        assert response.status in (200, 201), path
+        return json.loads(response.body)
+
+    preview = call("POST", "/api/batches/preview", request)
+    assert required("BatchPreview") <= set(preview)
+    assert set(preview["filter"]) == set(SPEC["components"]["schemas"]["CaseFilter"]["properties"])
+    batch = call("POST", "/api/batches", {**request, "selection": preview["selection"]})
+    assert required("Batch") <= set(batch)
+    one = call("GET", f"/api/batches/{batch['id']}")
+    item_schema = SPEC["components"]["schemas"]["Batch"]["properties"]["items"]["items"]
+    assert all(set(item_schema["required"]) <= set(item) for item in one["items"])
+    assert all(required("Batch") <= set(b) for b in call("GET", "/api/batches")["batches"])
+    assert required("Batch") <= set(call("POST", f"/api/batches/{batch['id']}/pause"))

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from adapters.admin.blocking import opened_stores
-from adapters.admin.demo import seed_cases
+from adapters.admin.demo import seed_cases, seed_parked
 from gateway.admin.cases import CaseKind
 from gateway.cli import main
 from gateway.ei import load_layouts
@@ -136,3 +136,81 @@ def test_audit_verify_finds_an_edited_entry_and_export_writes_json_lines(
     status, out, _ = run(capsys, "audit", "verify", "--config", str(config))
     assert status == 1
     assert "broken at entry 2" in out
+
+
+def _parked_for(config: Path, insurer: str, count: int) -> list[str]:
+    db = str(config.parent / "gateway.db")
+    with opened_stores(f"sqlite:///{db}", None) as stores:
+        parked: list[str] = stores.run.wait(
+            seed_parked(
+                stores.store,
+                load_layouts(),
+                datetime.now(UTC),
+                tag="down",
+                insurer=insurer,
+                count=count,
+            )
+        )
+    return parked
+
+
+def test_cases_bulk_asks_first_then_makes_and_runs_a_batch(
+    config: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    parked = _parked_for(config, "4444", 2)
+    args = ("cases", "bulk", "--config", str(config), "--action", "retry", "--insurer", "4444")
+    monkeypatch.setattr("sys.stdin", io.StringIO("n\n"))
+    status, out, _ = run(capsys, *args)
+    assert status == 1
+    assert "retry on 2 cases (Geparkeerd na mislukte verzending 2)" in out
+    assert all(f"parked:{ref}" in out for ref in parked)
+    assert "Voor elk van deze 2 zaken gaat het bestand terug in de wachtrij" in out
+    assert "nothing done" in out
+    status, out, _ = run(capsys, "cases", "batches", "--config", str(config))
+    assert (status, out) == (0, "")
+
+    status, out, _ = run(capsys, *args, "--yes")
+    assert status == 0
+    assert "batch 1: retry, running; done 0, skipped 0, failed 0, remaining 2 of 2" in out
+    status, out, _ = run(capsys, "cases", "batch", "1", "--config", str(config), "--pause")
+    assert (status, "paused" in out) == (0, True)
+    status, _, err = run(capsys, "cases", "batch", "1", "--config", str(config), "--pause")
+    assert status == 1
+    assert "kan niet pause" in err
+    run(capsys, "cases", "batch", "1", "--config", str(config), "--resume")
+    status, out, _ = run(capsys, "cases", "batch", "1", "--config", str(config), "--run", "--json")
+    assert status == 0
+    batch = json.loads(out)
+    assert batch["state"] == "finished"
+    assert [i["outcome"] for i in batch["items"]] == ["done", "done"]
+    status, out, _ = run(capsys, "cases", "list", "--config", str(config), "--insurer", "4444")
+    assert "parked:" not in out  # both went back into the outbound queue
+    status, _, err = run(capsys, "cases", "batch", "7", "--config", str(config))
+    assert (status, err.strip()) == (1, "igo-gateway cases batch: no batch 7")
+
+
+def test_cases_bulk_refuses_a_write_off_without_a_reason(
+    config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    status, _, err = run(
+        capsys, "cases", "bulk", "--config", str(config), "--action", "write_off", "--yes"
+    )
+    assert status == 2
+    assert "Vul een reden in" in err
+    status, out, _ = run(
+        capsys,
+        "cases",
+        "bulk",
+        "--config",
+        str(config),
+        "--action",
+        "write_off",
+        "--yes",
+        "--run",
+        "--kind",
+        "unmatched_retour",
+        "--reason",
+        "papieren declaratie",
+    )
+    assert status == 0
+    assert "batch 1: write_off, finished; done 1" in out

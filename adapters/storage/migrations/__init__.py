@@ -3,10 +3,10 @@
 Each version is one SQL file in this package, ``NNNN_<name>.sql``, shared by both engines;
 where the SQL must differ (``BLOB`` vs ``BYTEA``, text vs ``timestamptz``) the version
 has one file per engine instead: ``NNNN_<name>.sqlite.sql`` and ``NNNN_<name>.postgres.sql``.
-Versions are numbered 1, 2, 3…; a file is never edited once released — a change is a new
-version. A gap is allowed (versions reserved by work that lands later): every version not
-yet recorded is applied, so a database that got version 11 before 9 and 10 existed gets 9
-and 10 when they arrive. A version must therefore not depend on a *higher* one.
+Versions are numbered 1, 2, 3… without gaps (a gap is a packaging fault: the gateway refuses
+to start); a file is never edited once released — a change is a new version. Every version
+not yet recorded in the database is applied, oldest first, so a development database that
+got a version before a lower one existed still gets the lower one when it arrives.
 
 :func:`migrate` applies the missing versions in one transaction and records each in the
 ``schema_version`` table. A database whose newest version is newer than the newest file
@@ -73,8 +73,8 @@ def load_migrations(engine: str) -> tuple[Migration, ...]:
         else:
             specific.setdefault(version, {})[match["engine"]] = (match["name"], text)
     versions = sorted(shared.keys() | specific.keys())
-    if not versions or versions[0] != 1:
-        raise RuntimeError(f"schema versions must start at 1: {versions}")
+    if versions != list(range(1, len(versions) + 1)):
+        raise RuntimeError(f"schema versions must run 1, 2, 3… without gaps: {versions}")
     migrations = []
     for version in versions:
         if version in shared and version in specific:

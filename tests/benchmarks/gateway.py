@@ -28,11 +28,13 @@ from __future__ import annotations
 
 import argparse
 import random
+import re
 import resource
+import signal
 import statistics
+import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -47,15 +49,16 @@ from gateway.bundler import Bundler
 from gateway.config import RuleSet, Variant
 from gateway.ei import FileWriter, LayoutRegistry, bsn_is_valid, load_layouts
 from gateway.intake import BerichtMetadata, Intake, Upload
+from gateway.pki import CA_CERT
 from gateway.rules.catalogue import load_catalogue
 from gateway.rules.model import Contract, InsurerTerms, Participant, Settings, Terms
+from tests.benchmarks.load import ClientPlan, run_load
 from tests.factories import kz301, vk301
 from tests.gateway.running import (
     KRAAMZORG,
     MIDWIFE,
     GatewayProcess,
     make_pki,
-    upload,
     write_config,
 )
 from tests.threadpump import ThreadPump
@@ -73,6 +76,7 @@ NATIONAL_BIRTHS = 170_000
 CLIENTS = 32
 RECORDS = 50
 FILES_PER_CLIENT = 20
+CLIENT_PROCESSES = 2
 PREGNANCIES = 20_000
 WOMEN_PER_FILE = 100
 UZOVI = "3311"
@@ -111,10 +115,21 @@ class UploadFigures:
     seconds: float
     latencies: tuple[float, ...]
     failures: int
+    store: str = "SQLite"
+    commits: int = 0  # write transactions the store committed during the run
+    processes: int = 1  # client processes
 
     @property
     def per_second(self) -> float:
         return self.uploads / self.seconds if self.seconds else 0.0
+
+    @property
+    def uploads_per_commit(self) -> float:
+        return self.uploads / self.commits if self.commits else 0.0
+
+    @property
+    def commits_per_second(self) -> float:
+        return self.commits / self.seconds if self.seconds else 0.0
 
     def percentile(self, share: float) -> float:
         ordered = sorted(self.latencies)
@@ -131,11 +146,30 @@ def _upload_file(participant: str, name: str, records: int) -> bytes:
     return kz301(REGISTRY, agb=participant, invoice=name, lines=lines)
 
 
+_COMMITS = re.compile(
+    r'^igo_gateway_store_transaction_seconds_count\{kind="write"\} ([0-9.e+]+)$', re.M
+)
+
+
+def _commits(gateway: GatewayProcess) -> int:
+    """Write transactions committed so far, from the gateway's own metrics."""
+    found = _COMMITS.search(gateway.operations("/metrics").text)
+    return int(float(found.group(1))) if found else 0
+
+
 def bench_uploads(
-    clients: int = CLIENTS, files_per_client: int = FILES_PER_CLIENT, records: int = RECORDS
+    clients: int = CLIENTS,
+    files_per_client: int = FILES_PER_CLIENT,
+    records: int = RECORDS,
+    *,
+    store_url: str = "sqlite:///data/gateway.db",
+    processes: int = CLIENT_PROCESSES,
+    profile: Path | None = None,
 ) -> UploadFigures:
-    """Start a gateway on SQLite in a temporary directory and measure (see the module
-    documentation); the gateway is stopped again before this returns."""
+    """Start a gateway on ``store_url`` in a temporary directory and measure (see the
+    module documentation); the gateway is stopped again before this returns. With
+    ``profile``, ``py-spy`` records the server while the clients run and writes its
+    flame graph there (py-spy must be installed)."""
     with tempfile.TemporaryDirectory(prefix="igo-bench-") as scratch:
         root = Path(scratch)
         pki = root / "pki"
@@ -143,57 +177,66 @@ def bench_uploads(
             root / "gateway.toml",
             pki,
             make_pki(pki),
-            "sqlite:///data/gateway.db",
+            store_url,
             extra="\n[bundling]\ninterval_seconds = 3600\n",
         )
         gateway = GatewayProcess(config, pki)
         gateway.start()
         try:
-            return _drive(gateway, clients, files_per_client, records)
+            return _drive(gateway, clients, files_per_client, records, processes, profile)
         finally:
             gateway.stop()
 
 
 def _drive(
-    gateway: GatewayProcess, clients: int, files_per_client: int, records: int
+    gateway: GatewayProcess,
+    clients: int,
+    files_per_client: int,
+    records: int,
+    processes: int,
+    profile: Path | None,
 ) -> UploadFigures:
     participants = [KRAAMZORG if n % 2 == 0 else MIDWIFE for n in range(clients)]
-    files = [
-        [_upload_file(p, f"B{n:02d}-{i:05d}", records) for i in range(files_per_client)]
+    plans = [
+        ClientPlan(
+            p,
+            gateway.pki / f"participant-{p}.pem",
+            gateway.pki / f"participant-{p}.key",
+            tuple(_upload_file(p, f"B{n:02d}-{i:05d}", records) for i in range(files_per_client)),
+        )
         for n, p in enumerate(participants)
     ]
-    latencies: list[float] = []
-    failures: list[int] = []
-    ready = threading.Barrier(clients + 1)
-    lock = threading.Lock()
+    spy: list[subprocess.Popen[bytes]] = []
 
-    def run(participant: str, own: list[bytes]) -> None:
-        mine: list[float] = []
-        failed = 0
-        with gateway.client(participant) as epd:
-            epd.get("/berichten")  # the TLS handshake, before the clock starts
-            ready.wait()
-            for payload in own:
-                began = time.perf_counter()
-                answer = upload(epd, participant, payload)
-                mine.append(time.perf_counter() - began)
-                failed += answer.status_code != 202
-        with lock:
-            latencies.extend(mine)
-            failures.append(failed)
+    def started() -> None:
+        if profile is not None and gateway.process is not None:
+            command = ["py-spy", "record", "-p", str(gateway.process.pid), "-o", str(profile)]
+            spy.append(subprocess.Popen([*command, "--threads", "--nonblocking"]))
 
-    threads = [
-        threading.Thread(target=run, args=(p, own), daemon=True)
-        for p, own in zip(participants, files, strict=True)
-    ]
-    for thread in threads:
-        thread.start()
-    ready.wait()
-    began = time.perf_counter()
-    for thread in threads:
-        thread.join()
-    seconds = time.perf_counter() - began
-    return UploadFigures(clients, len(latencies), records, seconds, tuple(latencies), sum(failures))
+    before = _commits(gateway)
+    try:
+        result = run_load(gateway.port, gateway.pki / CA_CERT, plans, processes, on_start=started)
+    finally:
+        for recorder in spy:
+            recorder.send_signal(signal.SIGINT)
+            recorder.wait(60)
+    commits = _commits(gateway) - before
+    store = "PostgreSQL" if gateway_store_is_postgres(gateway) else "SQLite"
+    return UploadFigures(
+        clients,
+        len(result.latencies),
+        records,
+        result.seconds,
+        result.latencies,
+        result.failures,
+        store=store,
+        commits=commits,
+        processes=processes,
+    )
+
+
+def gateway_store_is_postgres(gateway: GatewayProcess) -> bool:
+    return "postgresql://" in gateway.config.read_text(encoding="utf-8")
 
 
 # --- bundling a national volume ----------------------------------------------------------------
@@ -416,19 +459,25 @@ def _minutes(seconds: float) -> str:
 
 def report_uploads(figures: UploadFigures, out: TextIO | None = None) -> None:
     out = out or sys.stdout
+    f = figures
     print(
-        f"intake over mutual TLS, SQLite: {figures.clients} clients, {figures.uploads} uploads"
-        f" of {figures.records} records",
+        f"intake over mutual TLS, {f.store}: {f.clients} clients in {f.processes} process(es),"
+        f" {f.uploads} uploads of {f.records} records",
         file=out,
     )
-    print(f"  acknowledged uploads/s  {figures.per_second:,.0f}", file=out)
+    print(f"  acknowledged uploads/s  {f.per_second:,.0f}", file=out)
     print(
-        f"  latency p50 {figures.percentile(0.5) * 1000:.0f} ms, "
-        f"p99 {figures.percentile(0.99) * 1000:.0f} ms, "
-        f"mean {statistics.fmean(figures.latencies or (0.0,)) * 1000:.0f} ms",
+        f"  latency p50 {f.percentile(0.5) * 1000:.0f} ms, "
+        f"p99 {f.percentile(0.99) * 1000:.0f} ms, "
+        f"mean {statistics.fmean(f.latencies or (0.0,)) * 1000:.0f} ms",
         file=out,
     )
-    print(f"  failed uploads          {figures.failures}", file=out)
+    print(
+        f"  group commit            {f.commits} commits, {f.commits_per_second:,.0f}/s, "
+        f"{f.uploads_per_commit:.1f} uploads per commit",
+        file=out,
+    )
+    print(f"  failed uploads          {f.failures}", file=out)
 
 
 def report_bundling(figures: BundlingFigures, out: TextIO | None = None) -> None:
@@ -465,6 +514,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--clients", type=int, default=CLIENTS)
     parser.add_argument("--files-per-client", type=int, default=FILES_PER_CLIENT)
     parser.add_argument("--records", type=int, default=RECORDS, help="records per upload")
+    parser.add_argument(
+        "--client-processes", type=int, default=CLIENT_PROCESSES, help="load generator processes"
+    )
+    parser.add_argument(
+        "--store",
+        default="sqlite:///data/gateway.db",
+        help="the intake part's store URL (a postgresql:// URL for PostgreSQL)",
+    )
+    parser.add_argument(
+        "--profile", type=Path, help="record the server with py-spy into this SVG file"
+    )
     parser.add_argument("--pregnancies", type=int, default=PREGNANCIES)
     parser.add_argument("--women-per-file", type=int, default=WOMEN_PER_FILE)
     parser.add_argument("--skip-intake", action="store_true", help="only the bundling part")
@@ -472,7 +532,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     print(f"Python {sys.version.split()[0]}, {sys.platform}; figures of this one run")
     if not args.skip_intake:
-        report_uploads(bench_uploads(args.clients, args.files_per_client, args.records))
+        figures = bench_uploads(
+            args.clients,
+            args.files_per_client,
+            args.records,
+            store_url=args.store,
+            processes=args.client_processes,
+            profile=args.profile,
+        )
+        report_uploads(figures)
     if not args.skip_bundling:
         report_bundling(bench_bundling(args.pregnancies, args.women_per_file))
     return 0

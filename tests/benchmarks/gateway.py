@@ -169,7 +169,7 @@ def bench_uploads(
     """Start a gateway on ``store_url`` in a temporary directory and measure (see the
     module documentation); the gateway is stopped again before this returns. With
     ``profile``, ``py-spy`` records the server while the clients run and writes its
-    flame graph there (py-spy must be installed)."""
+    flame graph there (``.svg``; otherwise collapsed stacks; py-spy must be installed)."""
     with tempfile.TemporaryDirectory(prefix="igo-bench-") as scratch:
         root = Path(scratch)
         pki = root / "pki"
@@ -210,8 +210,11 @@ def _drive(
 
     def started() -> None:
         if profile is not None and gateway.process is not None:
-            command = ["py-spy", "record", "-p", str(gateway.process.pid), "-o", str(profile)]
-            spy.append(subprocess.Popen([*command, "--threads", "--nonblocking"]))
+            beside = Path(sys.executable).with_name("py-spy")
+            tool = str(beside) if beside.exists() else "py-spy"
+            kind = "flamegraph" if profile.suffix == ".svg" else "raw"
+            command = [tool, "record", "-p", str(gateway.process.pid), "-o", str(profile)]
+            spy.append(subprocess.Popen([*command, "--threads", "--gil", "--format", kind]))
 
     before = _commits(gateway)
     try:

@@ -118,6 +118,7 @@ class UploadFigures:
     store: str = "SQLite"
     commits: int = 0  # write transactions the store committed during the run
     processes: int = 1  # client processes
+    rate: float = 0.0  # uploads/s offered by paced clients (0: as fast as answered)
 
     @property
     def per_second(self) -> float:
@@ -164,10 +165,13 @@ def bench_uploads(
     *,
     store_url: str = "sqlite:///data/gateway.db",
     processes: int = CLIENT_PROCESSES,
+    rate: float = 0.0,
     profile: Path | None = None,
 ) -> UploadFigures:
     """Start a gateway on ``store_url`` in a temporary directory and measure (see the
-    module documentation); the gateway is stopped again before this returns. With
+    module documentation); the gateway is stopped again before this returns. ``rate``
+    paces the clients to offer that many uploads per second together (0: each uploads as
+    fast as it is answered). With
     ``profile``, ``py-spy`` records the server while the clients run and writes its
     flame graph there (``.svg``; otherwise collapsed stacks; py-spy must be installed)."""
     with tempfile.TemporaryDirectory(prefix="igo-bench-") as scratch:
@@ -183,7 +187,7 @@ def bench_uploads(
         gateway = GatewayProcess(config, pki)
         gateway.start()
         try:
-            return _drive(gateway, clients, files_per_client, records, processes, profile)
+            return _drive(gateway, clients, files_per_client, records, processes, rate, profile)
         finally:
             gateway.stop()
 
@@ -194,8 +198,10 @@ def _drive(
     files_per_client: int,
     records: int,
     processes: int,
+    rate: float,
     profile: Path | None,
 ) -> UploadFigures:
+    interval = clients / rate if rate > 0 else 0.0
     participants = [KRAAMZORG if n % 2 == 0 else MIDWIFE for n in range(clients)]
     plans = [
         ClientPlan(
@@ -203,6 +209,8 @@ def _drive(
             gateway.pki / f"participant-{p}.pem",
             gateway.pki / f"participant-{p}.key",
             tuple(_upload_file(p, f"B{n:02d}-{i:05d}", records) for i in range(files_per_client)),
+            interval,
+            interval * n / clients,
         )
         for n, p in enumerate(participants)
     ]
@@ -235,6 +243,7 @@ def _drive(
         store=store,
         commits=commits,
         processes=processes,
+        rate=rate,
     )
 
 
@@ -465,7 +474,8 @@ def report_uploads(figures: UploadFigures, out: TextIO | None = None) -> None:
     f = figures
     print(
         f"intake over mutual TLS, {f.store}: {f.clients} clients in {f.processes} process(es),"
-        f" {f.uploads} uploads of {f.records} records",
+        f" {f.uploads} uploads of {f.records} records, "
+        + (f"paced to offer {f.rate:,.0f} uploads/s" if f.rate else "as fast as answered"),
         file=out,
     )
     print(f"  acknowledged uploads/s  {f.per_second:,.0f}", file=out)
@@ -521,6 +531,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--client-processes", type=int, default=CLIENT_PROCESSES, help="load generator processes"
     )
     parser.add_argument(
+        "--rate",
+        type=float,
+        default=0.0,
+        help="pace the clients to offer this many uploads/s together (default: unpaced)",
+    )
+    parser.add_argument(
         "--store",
         default="sqlite:///data/gateway.db",
         help="the intake part's store URL (a postgresql:// URL for PostgreSQL)",
@@ -541,6 +557,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.records,
             store_url=args.store,
             processes=args.client_processes,
+            rate=args.rate,
             profile=args.profile,
         )
         report_uploads(figures)

@@ -5,7 +5,9 @@ Each client is a thread with one kept-alive mutual-TLS connection (``http.client
 handshake per client, as an EPD that keeps its connection), the certificate of its
 participant and its uploads' multipart bodies encoded before the clock starts. The
 clients of all processes start together on one barrier and upload as fast as they are
-answered; each keeps the latency of every acknowledgement (request sent → answer read).
+answered — or, paced, each at a fixed interval, so that together they offer a chosen
+number of uploads per second. Each keeps the latency of every acknowledgement (request
+sent, or when paced the moment it was due, → answer read).
 """
 
 from __future__ import annotations
@@ -75,6 +77,8 @@ class ClientPlan:
     cert: Path
     key: Path
     files: tuple[bytes, ...]
+    interval: float = 0.0  # seconds between sends when paced (0: as fast as answered)
+    offset: float = 0.0  # when paced: this client's first send after the start
 
 
 def _context(ca: Path, cert: Path, key: Path) -> ssl.SSLContext:
@@ -95,8 +99,16 @@ def _client(port: int, ca: Path, plan: ClientPlan, start: Any) -> ClientResult:
         connection.request("GET", "/berichten")  # the handshake, before the clock starts
         connection.getresponse().read()
         start.wait()
-        for body in bodies:
+        opened = time.monotonic()
+        for n, body in enumerate(bodies):
             began = time.monotonic()
+            if plan.interval:
+                # Paced: the latency counts from when the upload was due, so that an
+                # answer that comes late also delays (and charges) the uploads after it.
+                due = opened + plan.offset + n * plan.interval
+                if due > began:
+                    time.sleep(due - began)
+                began = due
             connection.request("POST", "/berichten", body=body, headers=headers)
             answer = connection.getresponse()
             answer.read()

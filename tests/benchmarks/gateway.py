@@ -27,6 +27,7 @@ that this script keeps working).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import random
 import re
 import resource
@@ -36,12 +37,14 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TextIO
 
+import psycopg
 from twisted.internet import defer
 
 from adapters.storage import SqlMessageStore, open_store
@@ -53,6 +56,7 @@ from gateway.pki import CA_CERT
 from gateway.rules.catalogue import load_catalogue
 from gateway.rules.model import Contract, InsurerTerms, Participant, Settings, Terms
 from tests.benchmarks.load import ClientPlan, run_load
+from tests.conftest import with_search_path
 from tests.factories import kz301, vk301
 from tests.gateway.running import (
     KRAAMZORG,
@@ -158,6 +162,23 @@ def _commits(gateway: GatewayProcess) -> int:
     return int(float(found.group(1))) if found else 0
 
 
+@contextlib.contextmanager
+def _fresh(store_url: str) -> Iterator[str]:
+    """``store_url`` as it is for SQLite; for PostgreSQL a fresh schema on that server for
+    the run (its tables dropped afterwards), so that runs neither collide nor accumulate."""
+    if not store_url.startswith("postgresql://"):
+        yield store_url
+        return
+    schema = f"igo_bench_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(store_url, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    try:
+        yield with_search_path(store_url, schema)
+    finally:
+        with psycopg.connect(store_url, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
 def bench_uploads(
     clients: int = CLIENTS,
     files_per_client: int = FILES_PER_CLIENT,
@@ -174,14 +195,14 @@ def bench_uploads(
     fast as it is answered). With
     ``profile``, ``py-spy`` records the server while the clients run and writes its
     flame graph there (``.svg``; otherwise collapsed stacks; py-spy must be installed)."""
-    with tempfile.TemporaryDirectory(prefix="igo-bench-") as scratch:
+    with tempfile.TemporaryDirectory(prefix="igo-bench-") as scratch, _fresh(store_url) as url:
         root = Path(scratch)
         pki = root / "pki"
         config = write_config(
             root / "gateway.toml",
             pki,
             make_pki(pki),
-            store_url,
+            url,
             extra="\n[bundling]\ninterval_seconds = 3600\n",
         )
         gateway = GatewayProcess(config, pki)

@@ -241,6 +241,9 @@ class CycleFigures:
     integral_lines: int = 0
     insurer_retours: int = 0
     participant_retours: int = 0
+    granted_lines: int = 0  # lines the insurer's retour granted, each answered to its participant
+    granted_amount: int = 0  # eurocents granted over those lines
+    declared_amount: int = 0  # eurocents declared over all lines
 
     @property
     def cycle_seconds(self) -> float:
@@ -351,6 +354,11 @@ def _cycle(scratch: Path, pregnancies: int, women_per_file: int) -> CycleFigures
         (figures.participant_retours,) = check.execute(
             "SELECT count(*) FROM messages WHERE direction = 'to_participant'"
         ).fetchone()
+        figures.granted_lines, figures.granted_amount, figures.declared_amount = check.execute(
+            "SELECT count(*) FILTER (WHERE outcome = 'granted' AND answered_in IS NOT NULL),"
+            " coalesce(sum(granted_amount) FILTER (WHERE outcome = 'granted'), 0),"
+            " coalesce(sum(amount), 0) FROM declaration_lines"
+        ).fetchone()
     return figures
 
 
@@ -377,6 +385,12 @@ def report(figures: CycleFigures, out: TextIO | None = None) -> None:
         f"  cycle     {f.cycle_seconds:8.1f} s ({f.cycle_seconds / 60:.1f} min); "
         f"{f.claim_files} claim file(s), {f.integral_lines:,} integral lines, "
         f"{f.insurer_retours} insurer retour(s), {f.participant_retours:,} participant retours",
+        file=out,
+    )
+    print(
+        f"  answered  {f.granted_lines:,} of {f.lines:,} lines granted and answered to their "
+        f"participant; granted {f.granted_amount / 100:,.2f} of {f.declared_amount / 100:,.2f} "
+        "EUR declared",
         file=out,
     )
 

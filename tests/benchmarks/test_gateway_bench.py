@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 
+import psycopg
 import pytest
 
 from gateway.ei import bsn_is_valid, validate_bytes
@@ -53,9 +54,36 @@ def test_uploads_through_the_real_server_are_all_acknowledged() -> None:
     assert (figures.uploads, figures.failures) == (4, 0)
     assert figures.per_second > 0
     assert 0 < figures.percentile(0.5) <= figures.percentile(0.99)
+    assert 1 <= figures.commits <= 4  # read from the gateway's own metrics
+    assert figures.uploads_per_commit >= 1
     out = io.StringIO()
     bench.report_uploads(figures, out)
     assert "acknowledged uploads/s" in out.getvalue()
+    assert "uploads per commit" in out.getvalue()
+
+
+def test_paced_clients_from_one_process_are_all_acknowledged() -> None:
+    figures = bench.bench_uploads(clients=3, files_per_client=2, records=4, processes=1, rate=30)
+
+    assert (figures.uploads, figures.failures, figures.processes) == (6, 0, 1)
+    assert figures.store == "SQLite"
+    # Paced at 30/s, six uploads cannot all be done before the last one is due.
+    assert figures.seconds >= 5 / 30
+
+
+@pytest.mark.postgres
+def test_uploads_on_postgresql_are_all_acknowledged_and_the_schema_dropped(
+    postgres_url: str,
+) -> None:
+    figures = bench.bench_uploads(clients=2, files_per_client=2, records=5, store_url=postgres_url)
+
+    assert (figures.uploads, figures.failures, figures.store) == (4, 0, "PostgreSQL")
+    assert figures.commits >= 1
+    with psycopg.connect(postgres_url) as conn:
+        left = conn.execute(
+            "SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'igo_bench_%'"
+        ).fetchone()
+    assert left == (0,)
 
 
 def test_the_script_runs_end_to_end(capsys: pytest.CaptureFixture[str]) -> None:

@@ -39,6 +39,7 @@ Reported per step: wall time, lines per second, and the process's peak RSS when 
 from __future__ import annotations
 
 import argparse
+import random
 import resource
 import sqlite3
 import sys
@@ -46,7 +47,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -58,31 +59,14 @@ from adapters.storage import SqlMessageStore, open_store
 from gateway.bundler import Bundler
 from gateway.collector import CollectedRetour, RetourCollector
 from gateway.config import RuleSet, Variant
-from gateway.ei import FileWriter
+from gateway.ei import FileWriter, bsn_is_valid
 from gateway.forwarder import Forwarder
 from gateway.insurer import Delivery, FetchedRetour, OutboundFile
 from gateway.intake import BerichtMetadata, Intake, Upload
 from gateway.rules.catalogue import load_catalogue
 from gateway.rules.model import Contract, InsurerTerms, Participant, Settings, Terms
 from gateway.unpacker import Unpacker
-from tests.benchmarks.gateway import (
-    ALWAYS,
-    KZ_HOURS,
-    KZ_INTAKE,
-    NOW,
-    REGISTRY,
-    TARIFFS,
-    UZOVI,
-    VK_NATAL,
-    VK_POSTNATAL,
-    VK_PRENATAL,
-    VK_SCAN,
-    Woman,
-    _header,
-    _insured,
-    _line,
-    women,
-)
+from tests.benchmarks.gateway import REGISTRY
 from tests.threadpump import ThreadPump
 
 __all__ = ["CycleFigures", "bench_cycle", "main", "national_files"]
@@ -93,6 +77,97 @@ WOMEN_PER_FILE = 6
 IGO = "53001234"
 MIDWIFE_PERFORMER = "02012345"
 KRAAMVERZORGENDE = "33012345"
+
+
+UZOVI = "3311"
+# Illustrative codes of the shipped example catalogue, with tariffs in eurocents.
+VK_SCAN, VK_PRENATAL, VK_NATAL, VK_POSTNATAL = "190010", "190001", "190002", "190004"
+KZ_INTAKE, KZ_HOURS = "196201", "196202"
+TARIFFS = {
+    "IG0001": 60000,
+    "IG0002": 150000,
+    "IG0003": 180000,
+    "IG0004": 90000,
+    "IG0006": 120000,
+    "IG0007": 100000,
+    "IG0008": 130000,
+    "IG0009": 40000,
+}
+
+
+NOW = datetime(2027, 3, 1, 9, 0, tzinfo=UTC)  # every phase of 2026 is closed by then
+ALWAYS = ((None, None, True),)
+
+
+@dataclass(frozen=True, slots=True)
+class Woman:
+    bsn: str
+    birth_date: date
+    delivery: date
+
+
+def women(count: int, seed: int = 170) -> Iterator[Woman]:
+    """``count`` synthetic women: BSNs that pass the eleven-proof from 100000000 up (no
+    real person's are known to be in that range in test data), births spread over 2026."""
+    rng = random.Random(seed)
+    number = 100_000_000
+    made = 0
+    while made < count:
+        number += 1
+        bsn = f"{number:09d}"
+        if not bsn_is_valid(bsn):
+            continue
+        made += 1
+        delivery = date(2026, 1, 10) + timedelta(days=rng.randrange(0, 300))
+        yield Woman(bsn, date(1985, 1, 1) + timedelta(days=rng.randrange(0, 5000)), delivery)
+
+
+def _header(writer: FileWriter, agb: str, invoice: str, days: Sequence[date]) -> None:
+    writer.header(
+        message_kind="P",
+        uzovi=UZOVI,
+        praktijk_code=agb,
+        payee="03",
+        period_begin=min(days),
+        period_end=max(days),
+        invoice_number=invoice,
+        invoice_date=max(days) + timedelta(days=3),
+        currency="EUR",
+    )
+
+
+def _insured(writer: FileWriter, woman: Woman) -> None:
+    writer.insured(
+        bsn=woman.bsn,
+        uzovi=UZOVI,
+        birth_date=woman.birth_date,
+        gender="2",
+        name_code_1="1",
+        surname="Steekproef",
+        initials="A",
+        house_number=1,
+        deceased="2",
+    )
+
+
+def _line(
+    writer: FileWriter, woman: Woman, lst: str, code: str, day: date, who: str, ref: str
+) -> None:
+    tariff = 10000
+    writer.prestatie(
+        bsn=woman.bsn,
+        uzovi=UZOVI,
+        forwarding_allowed="1",
+        prestatie_date=day,
+        prestatiecodelijst=lst,
+        prestatiecode=code,
+        performer_code=who,
+        tariff=tariff,
+        number_performed=1,
+        calculated_amount=tariff,
+        declared_amount=tariff,
+        reference=ref,
+    )
 
 
 def _midwifery(woman: Woman) -> list[tuple[str, date]]:

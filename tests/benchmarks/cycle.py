@@ -337,15 +337,24 @@ def _peak_rss_mib() -> float:
 
 
 def bench_cycle(
-    pregnancies: int, women_per_file: int = WOMEN_PER_FILE, directory: Path | None = None
+    pregnancies: int,
+    women_per_file: int = WOMEN_PER_FILE,
+    directory: Path | None = None,
+    progress: Callable[[Step], None] | None = None,
 ) -> CycleFigures:
     """Run the whole cycle over ``pregnancies`` women in a fresh SQLite store (in
-    ``directory``, or a temporary one) and time each step (see the module docs)."""
+    ``directory``, or a temporary one) and time each step (see the module docs);
+    ``progress`` is told of each step as it ends."""
     with tempfile.TemporaryDirectory(prefix="igo-cycle-", dir=directory) as scratch:
-        return _cycle(Path(scratch), pregnancies, women_per_file)
+        return _cycle(Path(scratch), pregnancies, women_per_file, progress)
 
 
-def _cycle(scratch: Path, pregnancies: int, women_per_file: int) -> CycleFigures:
+def _cycle(
+    scratch: Path,
+    pregnancies: int,
+    women_per_file: int,
+    progress: Callable[[Step], None] | None,
+) -> CycleFigures:
     pump = ThreadPump()
     practices = practices_for(pregnancies)
     figures = CycleFigures(pregnancies, 2 * practices, 0, pregnancies * LINES_PER_PREGNANCY)
@@ -353,10 +362,15 @@ def _cycle(scratch: Path, pregnancies: int, women_per_file: int) -> CycleFigures
     def run_in_thread(work: Callable[[], Any]) -> Any:
         return defer.succeed(work())
 
+    def ended(step: Step) -> None:
+        figures.steps.append(step)
+        if progress is not None:
+            progress(step)
+
     def timed(name: str, work: Callable[[], Any]) -> Any:
         began = time.perf_counter()
         result = work()
-        figures.steps.append(Step(name, time.perf_counter() - began, _peak_rss_mib()))
+        ended(Step(name, time.perf_counter() - began, _peak_rss_mib()))
         return result
 
     def wait(coroutine: Any, timeout: float = 3600) -> Any:
@@ -386,7 +400,7 @@ def _cycle(scratch: Path, pregnancies: int, women_per_file: int) -> CycleFigures
 
         began = time.perf_counter()
         take_in()
-        figures.steps.append(
+        ended(
             Step("intake", time.perf_counter() - began - figures.generate_seconds, _peak_rss_mib())
         )
         bundler = Bundler(
@@ -440,6 +454,14 @@ def _cycle(scratch: Path, pregnancies: int, women_per_file: int) -> CycleFigures
 # --- the script --------------------------------------------------------------------------------
 
 
+def _step_line(step: Step, lines: int) -> str:
+    rate = lines / step.seconds if step.seconds else 0.0
+    return (
+        f"{step.name:<9} {step.seconds:8.1f} s  {rate:>9,.0f} lines/s  "
+        f"peak RSS {step.peak_rss_mib:,.0f} MiB"
+    )
+
+
 def report(figures: CycleFigures, out: TextIO | None = None) -> None:
     out = out or sys.stdout
     f = figures
@@ -450,12 +472,7 @@ def report(figures: CycleFigures, out: TextIO | None = None) -> None:
         file=out,
     )
     for step in f.steps:
-        rate = f.lines / step.seconds if step.seconds else 0.0
-        print(
-            f"  {step.name:<9} {step.seconds:8.1f} s  {rate:>9,.0f} lines/s  "
-            f"peak RSS {step.peak_rss_mib:,.0f} MiB",
-            file=out,
-        )
+        print(f"  {_step_line(step, f.lines)}", file=out)
     print(
         f"  cycle     {f.cycle_seconds:8.1f} s ({f.cycle_seconds / 60:.1f} min); "
         f"{f.claim_files} claim file(s), {f.integral_lines:,} integral lines, "
@@ -482,7 +499,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     pregnancies = args.pregnancies or max(1, round(NATIONAL_BIRTHS * args.share))
     print(f"Python {sys.version.split()[0]}, {sys.platform}; figures of this one run", flush=True)
-    report(bench_cycle(pregnancies, args.women_per_file, args.directory))
+    lines = pregnancies * LINES_PER_PREGNANCY
+
+    def step(done: Step) -> None:
+        print(f"  {_step_line(done, lines)}  (step done)", flush=True)
+
+    report(bench_cycle(pregnancies, args.women_per_file, args.directory, step))
     return 0
 
 

@@ -194,6 +194,10 @@ class UploadFormError(Exception):
         self.status, self.code, self.detail = status, code, detail
 
 
+MAX_PART_HEADERS = 8
+MAX_PARTS = 16  # an upload has two; a body of thousands of tiny parts is refused early
+
+
 def parse_upload(
     request: server.Request, max_metadata_bytes: int
 ) -> tuple[bytes, bytes, str | None]:
@@ -212,7 +216,10 @@ def parse_upload(
     try:
         # Leaving the block closes the parser, which raises if the body ended early.
         with multipart.PushMultipartParser(
-            options.get("boundary", ""), len(body), max_header_count=MAX_PART_HEADERS
+            options.get("boundary", ""),
+            len(body),
+            max_header_count=MAX_PART_HEADERS,
+            max_segment_count=MAX_PARTS,
         ) as parser:
             segment: multipart.MultipartSegment | None = None
             chunks: list[bytes] = []
@@ -236,9 +243,6 @@ def parse_upload(
         raise UploadFormError(400, "metadata-ongeldig", "berichtMetadata is too large.")
     payload, filename = parts["payload"]
     return metadata, payload, filename
-
-
-MAX_PART_HEADERS = 8
 
 
 def _transfer_decoded(segment: multipart.MultipartSegment, data: bytes) -> bytes:

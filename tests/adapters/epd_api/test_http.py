@@ -183,6 +183,10 @@ def test_a_part_in_base64_or_quoted_printable_is_decoded() -> None:
         ),
         (part("payload", b"x", "Content-Transfer-Encoding: base64") + END, "multipart-ongeldig"),
         (b"", "multipart-ongeldig"),
+        (
+            part("payload", b"x") * 17 + part("berichtMetadata", METADATA) + END,
+            "multipart-ongeldig",
+        ),
         (part("payload", b"x") + END, "onderdeel-ontbreekt"),
         (part("berichtMetadata", b"{" * 101) + part("payload", b"x") + END, "metadata-ongeldig"),
     ],

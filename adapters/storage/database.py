@@ -141,6 +141,8 @@ class _Cursor(Protocol):
 
     def execute(self, query: str, params: Sequence[Any], /) -> object: ...
 
+    def executemany(self, query: str, params_seq: Iterable[Sequence[Any]], /) -> object: ...
+
     def fetchone(self) -> Any: ...
 
     def fetchall(self) -> list[Any]: ...
@@ -177,6 +179,14 @@ class Transaction:
             self._cursor.execute(_to_pyformat(sql), tuple(_adapt_postgres(p) for p in params))
         else:
             self._cursor.execute(sql, tuple(_adapt_sqlite(p) for p in params))
+
+    def executemany(self, sql: str, rows: Iterable[Iterable[object]]) -> None:
+        """One statement for many rows (one prepared statement; psycopg pipelines them)."""
+        if self.engine == POSTGRES:
+            adapted = [tuple(_adapt_postgres(p) for p in row) for row in rows]
+            self._cursor.executemany(_to_pyformat(sql), adapted)
+        else:
+            self._cursor.executemany(sql, [tuple(_adapt_sqlite(p) for p in row) for row in rows])
 
     def fetchone(self) -> tuple[Any, ...] | None:
         row = self._cursor.fetchone()

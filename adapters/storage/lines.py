@@ -80,25 +80,34 @@ def _place(line: DeclaredLine | tuple[Any, ...]) -> bytes:
 
 
 def record_lines_txn(txn: Transaction, lines: Sequence[DeclaredLine], codec: JournalCodec) -> None:
+    women: dict[tuple[str, date | None], tuple[bytes, str, str]] = {}
+    rows = []
     for line in lines:
-        client = json.dumps(
-            {
-                "bsn": line.bsn,
-                "birth_date": line.birth_date.isoformat() if line.birth_date else None,
-            }
-        ).encode()
+        person = (line.bsn, line.birth_date)
+        known = women.get(person)
+        if known is None:  # encoded and hashed once per woman of the upload
+            client = json.dumps(
+                {
+                    "bsn": line.bsn,
+                    "birth_date": line.birth_date.isoformat() if line.birth_date else None,
+                }
+            ).encode()
+            known = women[person] = (
+                client,
+                woman_key(codec, line.bsn, line.birth_date),
+                bsn_key(codec, line.bsn),
+            )
+        client, woman, bsn_index = known
         key_id, sealed = (
             codec.keyring.seal(client, _place(line)) if codec.keyring else (None, client)
         )
-        marks = ", ".join("?" * 17)
-        txn.execute(
-            f"INSERT INTO declaration_lines ({COLUMNS}, bsn_index) VALUES ({marks})",  # noqa: S608
+        rows.append(
             (
                 line.traceer_id,
                 line.record_number,
                 line.participant,
                 line.standard,
-                woman_key(codec, line.bsn, line.birth_date),
+                woman,
                 sealed,
                 key_id,
                 line.insurer,
@@ -110,8 +119,14 @@ def record_lines_txn(txn: Transaction, lines: Sequence[DeclaredLine], codec: Jou
                 line.reference,
                 line.previous_reference,
                 line.performer,
-                bsn_key(codec, line.bsn),
-            ),
+                bsn_index,
+            )
+        )
+    if rows:
+        marks = ", ".join("?" * 17)
+        txn.executemany(
+            f"INSERT INTO declaration_lines ({COLUMNS}, bsn_index) VALUES ({marks})",  # noqa: S608
+            rows,
         )
 
 

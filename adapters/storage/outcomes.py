@@ -57,6 +57,9 @@ def _lines_where(
     return [line_from_row(row, codec) for row in txn.fetchall()]
 
 
+_LINE_COLUMNS = ", ".join(f"d.{name.strip()}" for name in COLUMNS.split(","))
+
+
 def claims_in_txn(txn: Transaction, outbound: str, codec: JournalCodec) -> list[CarriedClaim]:
     txn.execute(
         "SELECT reference, record_number, amount, insurer, credits FROM integral_claims"
@@ -64,20 +67,30 @@ def claims_in_txn(txn: Transaction, outbound: str, codec: JournalCodec) -> list[
         (outbound,),
     )
     heads = txn.fetchall()
-    carried = []
-    for reference, record_number, amount, insurer, credits in heads:
-        absorbed = _lines_where(
-            txn,
-            codec,
-            "EXISTS (SELECT 1 FROM claim_absorbs a WHERE a.reference = ?"
-            " AND a.traceer_id = declaration_lines.traceer_id"
-            " AND a.record_number = declaration_lines.record_number)",
-            (reference,),
+    # Every absorbed line of the file in one query, found through the keys (a query per
+    # integral line would scan the lines table once for each).
+    txn.execute(
+        f"SELECT a.reference, {_LINE_COLUMNS} FROM integral_claims c"  # noqa: S608 - constant
+        " JOIN claim_absorbs a ON a.reference = c.reference"
+        " JOIN declaration_lines d"
+        " ON d.traceer_id = a.traceer_id AND d.record_number = a.record_number"
+        " WHERE c.outbound = ? ORDER BY d.traceer_id, d.record_number",
+        (outbound,),
+    )
+    absorbed: dict[str, list[DeclaredLine]] = {}
+    for row in txn.fetchall():
+        absorbed.setdefault(row[0], []).append(line_from_row(row[1:], codec))
+    return [
+        CarriedClaim(
+            reference,
+            int(record_number),
+            int(amount),
+            insurer,
+            credits,
+            absorbed.get(reference, []),
         )
-        carried.append(
-            CarriedClaim(reference, int(record_number), int(amount), insurer, credits, absorbed)
-        )
-    return carried
+        for reference, record_number, amount, insurer, credits in heads
+    ]
 
 
 def forwarded_in_txn(txn: Transaction, outbound: str, codec: JournalCodec) -> list[DeclaredLine]:

@@ -5,46 +5,12 @@ from __future__ import annotations
 
 import io
 
+import psycopg
 import pytest
 
-from gateway.ei import bsn_is_valid, validate_bytes
 from tests.benchmarks import gateway as bench
-from tests.gateway.running import KRAAMZORG, MIDWIFE
 
 pytestmark = pytest.mark.slow
-
-
-def test_the_national_files_are_valid_and_hold_every_line() -> None:
-    files = list(bench.national_files(7, women_per_file=3))
-
-    assert [agb for agb, _, _ in files] == [MIDWIFE, KRAAMZORG] * 3
-    prestaties = 0
-    for _, _, payload in files:
-        result = validate_bytes(bench.REGISTRY, payload)
-        assert result.findings == []
-        prestaties += result.counts["04"]
-    assert prestaties == 7 * bench.LINES_PER_PREGNANCY
-
-
-def test_the_women_are_distinct_and_their_numbers_pass_the_eleven_proof() -> None:
-    women = list(bench.women(50))
-
-    assert len({w.bsn for w in women}) == 50
-    assert all(bsn_is_valid(w.bsn) for w in women)
-
-
-def test_bundling_a_toy_volume_claims_every_phase_of_every_pregnancy() -> None:
-    figures = bench.bench_bundling(pregnancies=12, women_per_file=5)
-
-    assert figures.lines == 12 * bench.LINES_PER_PREGNANCY
-    assert figures.files == 6
-    assert figures.claims == 1
-    assert figures.claimed_lines == 12 * 3  # prenatal, natal, postnatal
-    assert figures.bundling_per_second > 0
-    assert figures.national(1.0) == bench.NATIONAL_BIRTHS / 12
-    out = io.StringIO()
-    bench.report_bundling(figures, out)
-    assert "170,000 births" in out.getvalue()
 
 
 def test_uploads_through_the_real_server_are_all_acknowledged() -> None:
@@ -53,15 +19,40 @@ def test_uploads_through_the_real_server_are_all_acknowledged() -> None:
     assert (figures.uploads, figures.failures) == (4, 0)
     assert figures.per_second > 0
     assert 0 < figures.percentile(0.5) <= figures.percentile(0.99)
+    assert 1 <= figures.commits <= 4  # read from the gateway's own metrics
+    assert figures.uploads_per_commit >= 1
     out = io.StringIO()
     bench.report_uploads(figures, out)
     assert "acknowledged uploads/s" in out.getvalue()
+    assert "uploads per commit" in out.getvalue()
+
+
+def test_paced_clients_from_one_process_are_all_acknowledged() -> None:
+    figures = bench.bench_uploads(clients=3, files_per_client=2, records=4, processes=1, rate=30)
+
+    assert (figures.uploads, figures.failures, figures.processes) == (6, 0, 1)
+    assert figures.store == "SQLite"
+    # Paced at 30/s, six uploads cannot all be done before the last one is due.
+    assert figures.seconds >= 5 / 30
+
+
+@pytest.mark.postgres
+def test_uploads_on_postgresql_are_all_acknowledged_and_the_schema_dropped(
+    postgres_url: str,
+) -> None:
+    figures = bench.bench_uploads(clients=2, files_per_client=2, records=5, store_url=postgres_url)
+
+    assert (figures.uploads, figures.failures, figures.store) == (4, 0, "PostgreSQL")
+    assert figures.commits >= 1
+    with psycopg.connect(postgres_url) as conn:
+        left = conn.execute(
+            "SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'igo_bench_%'"
+        ).fetchone()
+    assert left == (0,)
 
 
 def test_the_script_runs_end_to_end(capsys: pytest.CaptureFixture[str]) -> None:
-    args = ["--clients", "2", "--files-per-client", "1", "--records", "4", "--pregnancies", "4"]
+    args = ["--clients", "2", "--files-per-client", "1", "--records", "4"]
     assert bench.main(args) == 0
 
-    out = capsys.readouterr().out
-    assert "uploads/s" in out
-    assert "lines/s" in out
+    assert "uploads/s" in capsys.readouterr().out

@@ -108,6 +108,9 @@ def _no_tracebacks(log: str) -> None:
     assert "unexpected error" not in log, log[-4000:]
 
 
+MAX_FILES = 1000  # per client: more than it can upload during the kills
+
+
 def test_random_kills_during_concurrent_uploads_lose_and_double_nothing(
     gateway: Gateway, keys: Path, store_url: str
 ) -> None:
@@ -115,7 +118,7 @@ def test_random_kills_during_concurrent_uploads_lose_and_double_nothing(
     rng = random.Random(SEED)
     enough = threading.Event()
     clients = [
-        EpdClient(name, agb, gateway, random.Random(rng.random()), enough, maximum=400)
+        EpdClient(name, agb, gateway, random.Random(rng.random()), enough, maximum=MAX_FILES)
         for name, agb in (
             ("KA", KRAAMZORG),
             ("KB", KRAAMZORG),
@@ -146,7 +149,7 @@ def test_random_kills_during_concurrent_uploads_lose_and_double_nothing(
     assert 0 < last_kill_after < sum(len(u.answers) for u in uploads)
     retried = [u for u in uploads if u.attempts > len(u.answers)]
     assert retried, "no kill ever cut an upload short: the test proved nothing"
-    assert all(len(c.uploads) < 400 for c in clients), "a client ran out of files before the end"
+    assert all(len(c.uploads) < MAX_FILES for c in clients), "a client ran out of files"
     assert len(acknowledged(uploads)) == len(uploads) >= 200
     assert check_idempotency(uploads) == []
 

@@ -1,15 +1,25 @@
-"""The EPD API's request limits, with Twisted's in-memory transport and clock: an oversized
-body is refused before it is read, a request that is not received in time is answered 408,
-and a refused client that does not close is cut off."""
+"""The EPD API's request limits and its reading of upload bodies.
+
+With Twisted's in-memory transport and clock: an oversized body is refused before it is
+read, a request that is not received in time is answered 408, and a refused client that
+does not close is cut off. An upload body gives its parts byte for byte, or a 400 reason."""
 
 from __future__ import annotations
 
+import io
 import json
+from typing import cast
 
+import pytest
 from twisted.internet.task import Clock
 from twisted.web import resource, server
 
-from adapters.epd_api.http import CLOSE_GRACE_SECONDS, limited_request_factory
+from adapters.epd_api.http import (
+    CLOSE_GRACE_SECONDS,
+    UploadFormError,
+    limited_request_factory,
+    parse_upload,
+)
 from tests.adapters.inmemory_http import Connection, connect
 
 LIMIT = 100
@@ -102,3 +112,94 @@ def test_a_request_received_in_time_is_not_timed_out_afterwards() -> None:
     clock.advance(DEADLINE * 2)
     assert app.seen == [3]
     assert b" 408 " not in transport.written()
+
+
+# --- the upload body ---------------------------------------------------------------------------
+
+
+BOUNDARY = "b0und4ry"
+
+
+class FormRequest:
+    """What :func:`parse_upload` reads of a request: its content type and its body."""
+
+    def __init__(self, body: bytes, content_type: bytes) -> None:
+        self.content = io.BytesIO(body)
+        self.content_type = content_type
+
+    def getHeader(self, name: bytes) -> bytes | None:
+        return self.content_type if name.lower() == b"content-type" else None
+
+
+def form_request(body: bytes, content_type: str | None = None) -> server.Request:
+    kind = content_type or f"multipart/form-data; boundary={BOUNDARY}"
+    return cast(server.Request, FormRequest(body, kind.encode()))
+
+
+def part(name: str, data: bytes, *headers: str, filename: str | None = None) -> bytes:
+    disposition = f'form-data; name="{name}"' + (f'; filename="{filename}"' if filename else "")
+    head = "".join(f"{h}\r\n" for h in (f"Content-Disposition: {disposition}", *headers))
+    return f"--{BOUNDARY}\r\n{head}\r\n".encode() + data + b"\r\n"
+
+
+METADATA = b'{"afzender": {"rol": "zorgaanbieder", "code": "33001234"}}'
+END = f"--{BOUNDARY}--\r\n".encode()
+
+
+def test_an_upload_body_gives_its_metadata_payload_and_file_name_byte_for_byte() -> None:
+    payload = bytes(range(256)) + b"\r\n--not-the-boundary\r\n" + "Zoë".encode("latin-1")
+    body = part("berichtMetadata", METADATA, "Content-Type: application/json")
+    body += part("payload", payload, filename="decl aratie.asc")
+
+    assert parse_upload(form_request(body + END), 10_000) == (
+        METADATA,
+        payload,
+        "decl aratie.asc",
+    )
+
+
+def test_the_first_part_of_a_name_counts_and_unknown_parts_are_ignored() -> None:
+    body = part("payload", b"first", filename="a.asc") + part("payload", b"second")
+    body += part("other", b"x") + part("berichtMetadata", METADATA)
+
+    assert parse_upload(form_request(body + END), 10_000) == (METADATA, b"first", "a.asc")
+
+
+def test_a_part_in_base64_or_quoted_printable_is_decoded() -> None:
+    body = part("berichtMetadata", METADATA, "Content-Transfer-Encoding: quoted-printable")
+    body += part("payload", b"MDFLWjMwMQ==", "Content-Transfer-Encoding: base64")
+
+    assert parse_upload(form_request(body + END), 10_000)[:2] == (METADATA, b"01KZ301")
+
+
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        (part("berichtMetadata", METADATA) + part("payload", b"x"), "multipart-ongeldig"),  # cut
+        (f"--{BOUNDARY}\r\nno headers at all".encode(), "multipart-ongeldig"),
+        (
+            f"--{BOUNDARY}\r\nContent-Type: text/plain\r\n\r\nx\r\n".encode() + END,
+            "multipart-ongeldig",
+        ),
+        (part("payload", b"x", "Content-Transfer-Encoding: base64") + END, "multipart-ongeldig"),
+        (b"", "multipart-ongeldig"),
+        (
+            part("payload", b"x") * 17 + part("berichtMetadata", METADATA) + END,
+            "multipart-ongeldig",
+        ),
+        (part("payload", b"x") + END, "onderdeel-ontbreekt"),
+        (part("berichtMetadata", b"{" * 101) + part("payload", b"x") + END, "metadata-ongeldig"),
+    ],
+)
+def test_an_unusable_upload_body_is_refused_with_its_reason(body: bytes, code: str) -> None:
+    with pytest.raises(UploadFormError) as refused:
+        parse_upload(form_request(body), 100)
+
+    assert (refused.value.status, refused.value.code) == (400, code)
+
+
+def test_a_body_that_is_not_multipart_is_refused() -> None:
+    with pytest.raises(UploadFormError) as refused:
+        parse_upload(form_request(b"plain", "text/plain"), 100)
+
+    assert refused.value.code == "geen-multipart"

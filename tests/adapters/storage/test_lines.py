@@ -64,6 +64,30 @@ def test_lines_are_stored_with_their_upload_and_read_back(sql_url: str, pump: Th
         pump.wait(store.close())
 
 
+def test_an_upload_of_many_lines_of_several_women_is_stored_whole(
+    sql_url: str, pump: ThreadPump
+) -> None:
+    # Each woman's client data is encoded once per upload, and every line keeps its own.
+    women = [("999990007", date(1994, 5, 6)), ("999990019", None), ("999990020", date(1990, 1, 2))]
+    lines = [
+        line(0, record_number=n + 1, reference=f"KZA-{n}", bsn=bsn, birth_date=born)
+        for n in range(450)
+        for bsn, born in [women[n % 3]]
+    ]
+    store = pump.wait(open_store(sql_url, pump))
+    try:
+        pump.wait(store.record_upload(upload(1), [], lines))
+
+        assert pump.wait(store.declared_lines("up-0001")) == lines
+        rows = raw_rows(store, pump)
+        keys = {w: woman_key(store.codec, *w) for w in women}
+        assert sorted(str(woman) for woman, _, _ in rows) == sorted(
+            keys[(ln.bsn, ln.birth_date)] for ln in lines
+        )
+    finally:
+        pump.wait(store.close())
+
+
 def test_with_a_key_file_the_clients_numbers_are_sealed(sql_url: str, pump: ThreadPump) -> None:
     store = pump.wait(open_store(sql_url, pump, KEYS))
     try:

@@ -1,0 +1,512 @@
+"""A year of declarations of the whole country (or a share of it) through the gateway's
+whole cycle, timed step by step: intake, bundling, claims to the insurer, the insurer's
+retours, and a retour to every participant.
+
+Run as ``python -m tests.benchmarks.cycle --share 0.01`` (1% of a year; ``--share 1`` is
+the whole country). It prints figures and asserts nothing about time
+(``tests/benchmarks/test_cycle_bench.py`` runs it at toy size so that it keeps working).
+
+The volume, modelled on the issue's figures for a year of the Netherlands: 170,000
+pregnancies, each declared by one of 200 midwifery practices (4 lines: 20-week scan,
+prenatal, natal at home with the birth, postnatal) and one of 200 kraamzorg organisations
+(17 lines: an intake and two blocks of hours on each of 8 days) — 21 lines a pregnancy,
+about 3.6 million lines from 400 participants, in files of 6 women each (about 57,000
+files). At a share of the year the number of participants shrinks with it (at least one
+of each), so that files per participant stay the same. Births are spread over 2026 and
+the cycle runs on 1 March 2027, when every phase is closed: the worst case of a year's
+backlog bundled at once.
+
+The steps, in one process on the embedded default (SQLite, WAL, ``synchronous=FULL``,
+group commit), with the gateway's own services (no HTTP: the intake over mutual TLS is
+measured by ``tests.benchmarks.gateway``):
+
+* **intake** — every file through :class:`~gateway.intake.Intake` (parse, validate,
+  journal, lines), one after the other; the files are generated on the fly and never
+  held all at once (generating them is timed separately and not counted);
+* **bundling** — one :meth:`~gateway.bundler.Bundler.run_once` over everything;
+* **claims** — the :class:`~gateway.forwarder.Forwarder` sends the claim files to a
+  simulated insurer (:class:`~adapters.insurer_sim.insurer.SimulatedInsurer`, in this
+  process, through an in-memory link), which checks and judges each file and queues its
+  retour;
+* **insurer retours** — the :class:`~gateway.collector.RetourCollector` fetches them,
+  checks and journals them and has the :class:`~gateway.unpacker.Unpacker` write a retour
+  for every participant's upload (**per-participant retours**).
+
+Reported per step: wall time, lines per second, and the process's peak RSS when it ended
+(``ru_maxrss`` only grows, so each figure is the peak up to then).
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import resource
+import sqlite3
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any, TextIO
+
+from twisted.internet import defer
+
+from adapters.insurer_sim.config import SimConfig, SimTLS
+from adapters.insurer_sim.insurer import SimulatedInsurer
+from adapters.storage import SqlMessageStore, open_store
+from gateway.bundler import Bundler
+from gateway.collector import CollectedRetour, RetourCollector
+from gateway.config import RuleSet, Variant
+from gateway.ei import FileWriter, bsn_is_valid
+from gateway.forwarder import Forwarder
+from gateway.insurer import Delivery, FetchedRetour, OutboundFile
+from gateway.intake import BerichtMetadata, Intake, Upload
+from gateway.rules.catalogue import load_catalogue
+from gateway.rules.model import Contract, InsurerTerms, Participant, Settings, Terms
+from gateway.unpacker import Unpacker
+from tests.benchmarks.gateway import REGISTRY
+from tests.threadpump import ThreadPump
+
+__all__ = ["CycleFigures", "bench_cycle", "main", "national_files"]
+
+NATIONAL_BIRTHS = 170_000
+NATIONAL_PRACTICES = 200  # of each discipline: 400 participants
+WOMEN_PER_FILE = 6
+IGO = "53001234"
+MIDWIFE_PERFORMER = "02012345"
+KRAAMVERZORGENDE = "33012345"
+
+
+UZOVI = "3311"
+# Illustrative codes of the shipped example catalogue, with tariffs in eurocents.
+VK_SCAN, VK_PRENATAL, VK_NATAL, VK_POSTNATAL = "190010", "190001", "190002", "190004"
+KZ_INTAKE, KZ_HOURS = "196201", "196202"
+TARIFFS = {
+    "IG0001": 60000,
+    "IG0002": 150000,
+    "IG0003": 180000,
+    "IG0004": 90000,
+    "IG0006": 120000,
+    "IG0007": 100000,
+    "IG0008": 130000,
+    "IG0009": 40000,
+}
+
+
+NOW = datetime(2027, 3, 1, 9, 0, tzinfo=UTC)  # every phase of 2026 is closed by then
+ALWAYS = ((None, None, True),)
+
+
+@dataclass(frozen=True, slots=True)
+class Woman:
+    bsn: str
+    birth_date: date
+    delivery: date
+
+
+def women(count: int, seed: int = 170) -> Iterator[Woman]:
+    """``count`` synthetic women: BSNs that pass the eleven-proof from 100000000 up (no
+    real person's are known to be in that range in test data), births spread over 2026."""
+    rng = random.Random(seed)
+    number = 100_000_000
+    made = 0
+    while made < count:
+        number += 1
+        bsn = f"{number:09d}"
+        if not bsn_is_valid(bsn):
+            continue
+        made += 1
+        delivery = date(2026, 1, 10) + timedelta(days=rng.randrange(0, 300))
+        yield Woman(bsn, date(1985, 1, 1) + timedelta(days=rng.randrange(0, 5000)), delivery)
+
+
+def _header(writer: FileWriter, agb: str, invoice: str, days: Sequence[date]) -> None:
+    writer.header(
+        message_kind="P",
+        uzovi=UZOVI,
+        praktijk_code=agb,
+        payee="03",
+        period_begin=min(days),
+        period_end=max(days),
+        invoice_number=invoice,
+        invoice_date=max(days) + timedelta(days=3),
+        currency="EUR",
+    )
+
+
+def _insured(writer: FileWriter, woman: Woman) -> None:
+    writer.insured(
+        bsn=woman.bsn,
+        uzovi=UZOVI,
+        birth_date=woman.birth_date,
+        gender="2",
+        name_code_1="1",
+        surname="Steekproef",
+        initials="A",
+        house_number=1,
+        deceased="2",
+    )
+
+
+def _line(
+    writer: FileWriter, woman: Woman, lst: str, code: str, day: date, who: str, ref: str
+) -> None:
+    tariff = 10000
+    writer.prestatie(
+        bsn=woman.bsn,
+        uzovi=UZOVI,
+        forwarding_allowed="1",
+        prestatie_date=day,
+        prestatiecodelijst=lst,
+        prestatiecode=code,
+        performer_code=who,
+        tariff=tariff,
+        number_performed=1,
+        calculated_amount=tariff,
+        declared_amount=tariff,
+        reference=ref,
+    )
+
+
+def _midwifery(woman: Woman) -> list[tuple[str, date]]:
+    d = woman.delivery
+    return [
+        (VK_SCAN, d - timedelta(days=140)),
+        (VK_PRENATAL, d - timedelta(days=1)),
+        (VK_NATAL, d),
+        (VK_POSTNATAL, d + timedelta(days=10)),
+    ]
+
+
+def _kraamzorg(woman: Woman) -> list[tuple[str, date]]:
+    d = woman.delivery
+    hours = [(KZ_HOURS, d + timedelta(days=n)) for n in range(1, 9) for _ in range(2)]
+    return [(KZ_INTAKE, d - timedelta(days=40)), *hours]
+
+
+LINES_PER_PREGNANCY = 4 + 17
+
+
+def practices_for(pregnancies: int) -> int:
+    """Practices of each discipline for ``pregnancies``: 200 for a whole year, in
+    proportion below that, at least one."""
+    return max(1, round(NATIONAL_PRACTICES * pregnancies / NATIONAL_BIRTHS))
+
+
+def midwifery_practice(n: int) -> str:
+    return f"02{100_000 + n:06d}"
+
+
+def kraamzorg_organisation(n: int) -> str:
+    return f"33{100_000 + n:06d}"
+
+
+def national_files(
+    pregnancies: int, women_per_file: int = WOMEN_PER_FILE, practices: int | None = None
+) -> Iterator[tuple[str, str, bytes]]:
+    """``(participant, discipline, file)`` for ``pregnancies`` women, made one at a time:
+    woman ``i`` is cared for by midwifery practice and kraamzorg organisation
+    ``i % practices``; each declares its women ``women_per_file`` to a file."""
+    count = practices or practices_for(pregnancies)
+    plans: list[tuple[Callable[[int], str], str, str, str, str, Any]] = [
+        (midwifery_practice, "midwifery", "VK301", "045", MIDWIFE_PERFORMER, _midwifery),
+        (kraamzorg_organisation, "kraamzorg", "KZ301", "044", KRAAMVERZORGENDE, _kraamzorg),
+    ]
+    waiting: list[list[Woman]] = [[] for _ in range(count)]
+    numbers = [0] * count
+
+    def files(practice: int, batch: list[Woman]) -> Iterator[tuple[str, str, bytes]]:
+        numbers[practice] += 1
+        for agb_of, discipline, standard, lst, who, care in plans:
+            agb = agb_of(practice)
+            writer = FileWriter(REGISTRY.by_standard(standard))
+            days = [day for w in batch for _, day in care(w)]
+            _header(writer, agb, f"{standard[:2]}{numbers[practice]:06d}", days)
+            for w in batch:
+                _insured(writer, w)
+                for n, (code, day) in enumerate(care(w), start=1):
+                    _line(writer, w, lst, code, day, who, f"{w.bsn}-{n}")
+            yield agb, discipline, writer.finish()
+
+    for n, woman in enumerate(women(pregnancies)):
+        practice = n % count
+        waiting[practice].append(woman)
+        if len(waiting[practice]) == women_per_file:
+            yield from files(practice, waiting[practice])
+            waiting[practice] = []
+    for practice, batch in enumerate(waiting):
+        if batch:
+            yield from files(practice, batch)
+
+
+def terms(practices: int) -> Terms:
+    contract = {
+        year: Contract(year, RuleSet.REGULAR_2023, TARIFFS, 0.0, frozenset(), True)
+        for year in (2025, 2026)
+    }
+    agbs = [f(n) for n in range(practices) for f in (midwifery_practice, kraamzorg_organisation)]
+    return Terms(
+        Settings(IGO),
+        {agb: Participant(agb, Variant.A, ALWAYS) for agb in agbs},
+        {UZOVI: InsurerTerms(UZOVI, contract, False)},
+    )
+
+
+class SimulatorLink:
+    """The :class:`~gateway.insurer.InsurerLink` to a simulated insurer in this process:
+    what the REST link does over HTTP, without the network."""
+
+    def __init__(self, insurer: SimulatedInsurer) -> None:
+        self.insurer = insurer
+
+    async def send(self, file: OutboundFile) -> Delivery:
+        received, new = self.insurer.receive(
+            file.sender,
+            file.payload,
+            reference_id=file.message_id,
+            conversatie_id=file.conversation_id,
+            filename=file.filename,
+        )
+        return Delivery(received.traceer_id, repeated=not new)
+
+    async def fetch(self) -> Sequence[FetchedRetour]:
+        return [
+            FetchedRetour(
+                remote_id=r.traceer_id,
+                payload=r.payload,
+                in_reply_to=r.reply_to,
+                conversation_id=r.conversatie_id,
+                standard=r.standard,
+                filename=r.filename,
+                received_at=r.created_at,
+            )
+            for r in self.insurer.waiting(IGO)
+        ]
+
+    async def confirm(self, retour: FetchedRetour) -> None:
+        self.insurer.confirm(IGO, retour.remote_id)
+
+
+def simulated_insurer(scratch: Path) -> SimulatedInsurer:
+    """A simulated insurer that grants every line as declared (its TLS files are never
+    used: nothing listens)."""
+    unused = scratch / "unused.pem"
+    config = SimConfig(uzovi=UZOVI, tls=SimTLS(cert=unused, key=unused, trust=unused))
+    return SimulatedInsurer(config, REGISTRY, clock=lambda: NOW)
+
+
+@dataclass
+class Step:
+    name: str
+    seconds: float
+    peak_rss_mib: float
+
+
+@dataclass
+class CycleFigures:
+    pregnancies: int
+    participants: int
+    files: int
+    lines: int
+    generate_seconds: float = 0.0
+    steps: list[Step] = field(default_factory=list)
+    claim_files: int = 0
+    integral_lines: int = 0
+    insurer_retours: int = 0
+    participant_retours: int = 0
+    granted_lines: int = 0  # lines the insurer's retour granted, each answered to its participant
+    granted_amount: int = 0  # eurocents granted over those lines
+    declared_amount: int = 0  # eurocents declared over all lines
+
+    @property
+    def cycle_seconds(self) -> float:
+        return sum(s.seconds for s in self.steps)
+
+    @property
+    def peak_rss_mib(self) -> float:
+        return max((s.peak_rss_mib for s in self.steps), default=0.0)
+
+    def step(self, name: str) -> Step:
+        return next(s for s in self.steps if s.name == name)
+
+
+def _peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def bench_cycle(
+    pregnancies: int,
+    women_per_file: int = WOMEN_PER_FILE,
+    directory: Path | None = None,
+    progress: Callable[[Step], None] | None = None,
+) -> CycleFigures:
+    """Run the whole cycle over ``pregnancies`` women in a fresh SQLite store (in
+    ``directory``, or a temporary one) and time each step (see the module docs);
+    ``progress`` is told of each step as it ends."""
+    with tempfile.TemporaryDirectory(prefix="igo-cycle-", dir=directory) as scratch:
+        return _cycle(Path(scratch), pregnancies, women_per_file, progress)
+
+
+def _cycle(
+    scratch: Path,
+    pregnancies: int,
+    women_per_file: int,
+    progress: Callable[[Step], None] | None,
+) -> CycleFigures:
+    pump = ThreadPump()
+    practices = practices_for(pregnancies)
+    figures = CycleFigures(pregnancies, 2 * practices, 0, pregnancies * LINES_PER_PREGNANCY)
+
+    def run_in_thread(work: Callable[[], Any]) -> Any:
+        return defer.succeed(work())
+
+    def ended(step: Step) -> None:
+        figures.steps.append(step)
+        if progress is not None:
+            progress(step)
+
+    def timed(name: str, work: Callable[[], Any]) -> Any:
+        began = time.perf_counter()
+        result = work()
+        ended(Step(name, time.perf_counter() - began, _peak_rss_mib()))
+        return result
+
+    def wait(coroutine: Any, timeout: float = 3600) -> Any:
+        return pump.wait(defer.ensureDeferred(coroutine), timeout=timeout)
+
+    database = scratch / "gateway.db"
+    store: SqlMessageStore = pump.wait(open_store(f"sqlite:///{database}", pump))
+    try:
+        intake = Intake(store, REGISTRY, clock=lambda: NOW, run_in_thread=run_in_thread)
+
+        def take_in() -> None:
+            made = national_files(pregnancies, women_per_file, practices)
+            while True:
+                began = time.perf_counter()
+                upload = next(made, None)
+                figures.generate_seconds += time.perf_counter() - began
+                if upload is None:
+                    return
+                agb, discipline, payload = upload
+                metadata = BerichtMetadata.model_validate(
+                    {"afzender": {"rol": "zorgaanbieder", "code": agb}}
+                )
+                receipt = pump.wait(intake.receive(Upload(agb, discipline, metadata, payload)))
+                if receipt.code is not None:
+                    raise RuntimeError(f"a generated file was rejected: {receipt.findings[:1]}")
+                figures.files += 1
+
+        began = time.perf_counter()
+        take_in()
+        ended(
+            Step("intake", time.perf_counter() - began - figures.generate_seconds, _peak_rss_mib())
+        )
+        bundler = Bundler(
+            store, store.bundles, REGISTRY, load_catalogue(), terms(practices), now=lambda: NOW
+        )
+        plan = timed("bundling", lambda: wait(bundler.run_once()))
+        figures.claim_files = len({c.invoice_number for c in plan.claims})
+        figures.integral_lines = sum(len(c.links) for c in plan.claims)
+
+        insurer = simulated_insurer(scratch)
+        link = SimulatorLink(insurer)
+        forwarder = Forwarder(store.outbox, {UZOVI: link}, now=lambda: NOW)
+
+        def send_all() -> None:
+            while wait(forwarder.run_once(UZOVI)).delivered:
+                pass
+
+        timed("claims", send_all)
+        unpacker = Unpacker(
+            store, store.outcomes, REGISTRY, now=lambda: NOW, run_in_thread=run_in_thread
+        )
+
+        async def unpack(collected: CollectedRetour) -> None:
+            await unpacker.unpack(collected)
+
+        collector = RetourCollector(
+            store,
+            store.outbox,
+            {UZOVI: link},
+            REGISTRY,
+            now=lambda: NOW,
+            run_in_thread=run_in_thread,
+            on_retour=unpack,
+        )
+        collected = timed("retours", lambda: wait(collector.run_once(UZOVI)))
+        figures.insurer_retours = len(collected)
+    finally:
+        pump.wait(store.close())
+    with sqlite3.connect(database) as check:
+        (figures.participant_retours,) = check.execute(
+            "SELECT count(*) FROM messages WHERE direction = 'to_participant'"
+        ).fetchone()
+        figures.granted_lines, figures.granted_amount, figures.declared_amount = check.execute(
+            "SELECT count(*) FILTER (WHERE outcome = 'granted' AND answered_in IS NOT NULL),"
+            " coalesce(sum(granted_amount) FILTER (WHERE outcome = 'granted'), 0),"
+            " coalesce(sum(amount), 0) FROM declaration_lines"
+        ).fetchone()
+    return figures
+
+
+# --- the script --------------------------------------------------------------------------------
+
+
+def _step_line(step: Step, lines: int) -> str:
+    rate = lines / step.seconds if step.seconds else 0.0
+    return (
+        f"{step.name:<9} {step.seconds:8.1f} s  {rate:>9,.0f} lines/s  "
+        f"peak RSS {step.peak_rss_mib:,.0f} MiB"
+    )
+
+
+def report(figures: CycleFigures, out: TextIO | None = None) -> None:
+    out = out or sys.stdout
+    f = figures
+    print(
+        f"national cycle, SQLite: {f.pregnancies:,} pregnancies, {f.lines:,} lines in "
+        f"{f.files:,} files from {f.participants} participants "
+        f"(generated in {f.generate_seconds:.1f} s, not counted)",
+        file=out,
+    )
+    for step in f.steps:
+        print(f"  {_step_line(step, f.lines)}", file=out)
+    print(
+        f"  cycle     {f.cycle_seconds:8.1f} s ({f.cycle_seconds / 60:.1f} min); "
+        f"{f.claim_files} claim file(s), {f.integral_lines:,} integral lines, "
+        f"{f.insurer_retours} insurer retour(s), {f.participant_retours:,} participant retours",
+        file=out,
+    )
+    print(
+        f"  answered  {f.granted_lines:,} of {f.lines:,} lines granted and answered to their "
+        f"participant; granted {f.granted_amount / 100:,.2f} of {f.declared_amount / 100:,.2f} "
+        "EUR declared",
+        file=out,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m tests.benchmarks.cycle", description=(__doc__ or "").split("\n\n")[0]
+    )
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--share", type=float, default=0.01, help="share of a year (1 = all)")
+    group.add_argument("--pregnancies", type=int, help="instead of --share")
+    parser.add_argument("--women-per-file", type=int, default=WOMEN_PER_FILE)
+    parser.add_argument("--directory", type=Path, help="where the store is made (default: /tmp)")
+    args = parser.parse_args(argv)
+    pregnancies = args.pregnancies or max(1, round(NATIONAL_BIRTHS * args.share))
+    print(f"Python {sys.version.split()[0]}, {sys.platform}; figures of this one run", flush=True)
+    lines = pregnancies * LINES_PER_PREGNANCY
+
+    def step(done: Step) -> None:
+        print(f"  {_step_line(done, lines)}  (step done)", flush=True)
+
+    report(bench_cycle(pregnancies, args.women_per_file, args.directory, step))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

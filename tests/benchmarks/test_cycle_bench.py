@@ -1,0 +1,65 @@
+"""The national-cycle benchmark on a toy volume, so that ``python -m tests.benchmarks.cycle``
+cannot rot unnoticed — and what it shows of the cycle: every line of every pregnancy ends
+granted and answered to its participant. Nothing here is timed."""
+
+from __future__ import annotations
+
+import io
+from collections import Counter
+
+import pytest
+
+from gateway.ei import validate_bytes
+from tests.benchmarks import cycle
+from tests.benchmarks.gateway import REGISTRY
+
+pytestmark = pytest.mark.slow
+
+
+def test_the_files_are_valid_and_each_practice_declares_its_own_women() -> None:
+    files = list(cycle.national_files(14, women_per_file=3, practices=2))
+
+    per_participant = Counter(agb for agb, _, _ in files)
+    assert set(per_participant) == {
+        cycle.midwifery_practice(0),
+        cycle.midwifery_practice(1),
+        cycle.kraamzorg_organisation(0),
+        cycle.kraamzorg_organisation(1),
+    }
+    assert per_participant[cycle.midwifery_practice(0)] == 3  # women 0, 2, … 12: 3 + 3 + 1
+    prestaties = 0
+    for agb, _, payload in files:
+        result = validate_bytes(REGISTRY, payload)
+        assert result.findings == []
+        assert result.header is not None
+        assert result.header.text("praktijk_code") == agb
+        prestaties += result.counts["04"]
+    assert prestaties == 14 * cycle.LINES_PER_PREGNANCY
+
+
+def test_participants_shrink_with_the_share_of_the_year() -> None:
+    assert cycle.practices_for(cycle.NATIONAL_BIRTHS) == 200
+    assert cycle.practices_for(cycle.NATIONAL_BIRTHS // 10) == 20
+    assert cycle.practices_for(5) == 1
+
+
+def test_the_whole_cycle_grants_and_answers_every_line() -> None:
+    figures = cycle.bench_cycle(pregnancies=9, women_per_file=4)
+
+    assert [s.name for s in figures.steps] == ["intake", "bundling", "claims", "retours"]
+    assert figures.files == 6  # 4 + 4 + 1 women, for each of the two participants
+    assert figures.lines == 9 * cycle.LINES_PER_PREGNANCY
+    assert (figures.claim_files, figures.integral_lines) == (1, 9 * 3)
+    assert figures.insurer_retours == 1
+    assert figures.participant_retours == figures.files  # every upload answered
+    assert figures.granted_lines == figures.lines
+    assert figures.granted_amount == figures.declared_amount > 0
+    out = io.StringIO()
+    cycle.report(figures, out)
+    assert "participant retours" in out.getvalue()
+
+
+def test_the_script_runs_end_to_end(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cycle.main(["--pregnancies", "3"]) == 0
+
+    assert "lines/s" in capsys.readouterr().out

@@ -284,6 +284,9 @@ def _insurer_exchange(
         links,
         now=_now,
         policies={i.uzovi: _retry_policy(i.link.retry) for i in linked if i.link is not None},
+        leases={
+            i.uzovi: timedelta(seconds=i.link.lease_seconds) for i in linked if i.link is not None
+        },
         metrics=metrics,
         states=states,
     )

@@ -22,6 +22,7 @@ from typing import Any, Protocol
 
 from twisted.logger import Logger
 
+from gateway import crashpoints
 from gateway.ei import (
     FieldValue,
     FileWriter,
@@ -491,6 +492,8 @@ class Bundler:
         records = [DecisionRecord.of(d, settings) for d in plan.decisions]
         retours = await self._returned_retours(plan, lines_of(plan))
         await self._bundles.record_bundle(outbound, claims, outcomes, now, records, retours)
+        if outbound:
+            crashpoints.reached("bundled")
 
     async def _returned_retours(
         self, plan: BundlePlan, lines: dict[LineKey, DeclaredLine]

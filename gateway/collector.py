@@ -21,6 +21,7 @@ from datetime import datetime
 
 from twisted.logger import Logger
 
+from gateway import crashpoints
 from gateway.ei import LayoutRegistry, ValidationResult, validate_bytes
 from gateway.insurer import FetchedRetour, InsurerLink, InsurerLinkError
 from gateway.metrics import Metrics
@@ -150,8 +151,10 @@ class RetourCollector:
                 reference_id=retour.remote_id,
             )
         )
+        crashpoints.reached("retour-stored")
         if answers is not None and result.valid:
             await self._outbox.answered(answers.traceer_id, now)
+            crashpoints.reached("answered")
         outcome = (
             "unmatched" if answers is None else ("malformed" if not result.valid else "matched")
         )

@@ -377,6 +377,13 @@ class InsurerLinkConfig(_Section):
     poll_seconds: float = Field(
         default=60, gt=0, description="How often to send what is due and fetch retours."
     )
+    lease_seconds: float = Field(
+        default=300,
+        gt=0,
+        description="How long one attempt holds a file: a gateway that dies mid-attempt "
+        "leaves it 'sending', and it is sent again (with the same id) this long after the "
+        "attempt began. Keep it above timeout_seconds.",
+    )
     retry: RetryConfig = Field(default_factory=RetryConfig)
     push_certificates: tuple[Fingerprint, ...] = Field(
         default=(),

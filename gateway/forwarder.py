@@ -20,6 +20,7 @@ from datetime import datetime, timedelta
 
 from twisted.logger import Logger
 
+from gateway import crashpoints
 from gateway.insurer import InsurerLink, InsurerLinkError, OutboundFile, Park, RetryPolicy
 from gateway.metrics import Metrics
 from gateway.outbox import Outbound, Outbox
@@ -50,6 +51,7 @@ class Forwarder:
         policies: Mapping[str, RetryPolicy] | None = None,
         random: Callable[[], float] = random_module.random,
         lease: timedelta = DEFAULT_LEASE,
+        leases: Mapping[str, timedelta] | None = None,
         batch: int = DEFAULT_BATCH,
         metrics: Metrics | None = None,
         states: dict[str, str] | None = None,
@@ -63,6 +65,7 @@ class Forwarder:
         self._policies = dict(policies or {})
         self._random = random
         self._lease = lease
+        self._leases = dict(leases or {})
         self._batch = batch
         self._metrics = metrics
 
@@ -73,7 +76,8 @@ class Forwarder:
     async def run_once(self, insurer: str) -> RoundResult:
         """Send what is due for ``insurer`` now; what happened."""
         link = self._links[insurer]
-        claimed = await self._outbox.claim_due(insurer, self._now(), self._lease, self._batch)
+        lease = self._leases.get(insurer, self._lease)
+        claimed = await self._outbox.claim_due(insurer, self._now(), lease, self._batch)
         delivered = retrying = parked = 0
         for item, payload in claimed:
             outcome = await self._attempt(link, item, payload)
@@ -101,7 +105,9 @@ class Forwarder:
             delivery = await link.send(file)
         except InsurerLinkError as error:
             return await self._failed(item, error)
+        crashpoints.reached("claim-sent")
         await self._outbox.delivered(item.traceer_id, delivery.remote_id, self._now())
+        crashpoints.reached("delivered")
         self.states[item.insurer] = "ok"
         self._count(item.insurer, "repeated" if delivery.repeated else "delivered")
         log.info(

@@ -28,6 +28,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from gateway import crashpoints
 from gateway.ei import (
     Finding,
     Layout,
@@ -187,6 +188,7 @@ class Intake:
         result, lines = await self._run_in_thread(
             lambda: self._check(payload, traceer_id, upload.participant)
         )
+        crashpoints.reached("parsed")
         self._check_sender_in_file(upload, result)
         now = self._clock()
         conversatie_id = upload.metadata.conversatieId or self._new_id()
@@ -238,6 +240,8 @@ class Intake:
         found = stored.message
         if found is None:  # pragma: no cover - the store guarantees a message here
             raise RuntimeError("the store returned no message for an upload")
+        if stored.created:
+            crashpoints.reached("journaled")
         if not stored.created:
             return Receipt(
                 traceer_id=found.traceer_id,

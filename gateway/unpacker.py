@@ -28,6 +28,7 @@ from typing import Any, Protocol
 
 from twisted.logger import Logger
 
+from gateway import crashpoints
 from gateway.collector import CollectedRetour
 from gateway.config import Discipline, Distribution
 from gateway.ei import LayoutRegistry, Outcome, Record, build_retour, read_records
@@ -216,6 +217,7 @@ class Unpacker:
         else:
             answers, retours = await self._forwarded(collected, records, payload, outbound)
         await self._outcomes.record_answers(answers, retours)
+        crashpoints.reached("retours-built")
         counts: dict[str, int] = defaultdict(int)
         for answer in answers:
             counts[answer.outcome] += 1

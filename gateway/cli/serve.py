@@ -13,6 +13,7 @@ from twisted.internet.error import CannotListenError
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from gateway import crashpoints
 from gateway.app import RunningGateway, start
 from gateway.config import ConfigError, GatewayConfig, LoggingConfig, load_config
 from gateway.crypto import CryptoError
@@ -61,6 +62,7 @@ KNOWN_START_ERRORS: tuple[type[Exception], ...] = (
     StoreUnavailableError,
     LayoutError,
     CannotListenError,
+    crashpoints.CrashPointError,
 )
 
 
@@ -109,9 +111,17 @@ async def _awaited(awaitable: Awaitable[S]) -> S:
 
 
 def run(config: GatewayConfig, on_started: Callable[[RunningGateway], None] | None = None) -> int:
-    """Serve ``config`` on the global reactor until it stops; the exit status."""
+    """Serve ``config`` on the global reactor until it stops; the exit status.
+
+    The test-only crash hook (:mod:`gateway.crashpoints`) is armed here, from the
+    environment, once; it is never armed otherwise."""
+
+    async def armed_start(reactor: Any) -> RunningGateway:
+        crashpoints.arm_from_environment()
+        return await start(config, reactor)
+
     return run_until_stopped(
-        lambda reactor: start(config, reactor),
+        armed_start,
         lambda gateway: gateway.stop(),
         logging=config.logging,
         on_started=on_started,

@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
-from twisted.internet.defer import Deferred, DeferredLock
+from twisted.internet.defer import Deferred, DeferredList, DeferredLock
 from twisted.internet.interfaces import IListeningPort
 from twisted.internet.task import LoopingCall
 from twisted.internet.threads import deferToThreadPool
@@ -92,6 +92,10 @@ class RunningGateway:
     admin_port: IListeningPort | None = None
     background: list[LoopingCall] = field(default_factory=list)
     schedules: list[PerInsurer] = field(default_factory=list)
+    finishing: list[Deferred[Any]] = field(default_factory=list)
+    """The Deferreds of the background tasks' ``start()``: each fires once its task is
+    stopped *and* a run in progress has ended, so a stop waits for them before it closes
+    the store (a bundling run cut off by a closed store would fail half-way)."""
     _stopping: Deferred[None] | None = None
 
     @property
@@ -116,6 +120,8 @@ class RunningGateway:
                 task.stop()
         for schedule in self.schedules:
             schedule.stop()
+        running = [*self.finishing, *(s.finished for s in self.schedules)]
+        await DeferredList(running, consumeErrors=True)
         await self.store.close()
         _release(self.store_lock)
         log.info("stopped; the store is closed")
@@ -476,7 +482,7 @@ def _bundle_on_schedule(
 
     task = LoopingCall(lambda: Deferred.fromCoroutine(run()))
     task.clock = reactor
-    task.start(gateway.config.bundling.interval_seconds, now=True)
+    gateway.finishing.append(task.start(gateway.config.bundling.interval_seconds, now=True))
     return task
 
 
@@ -516,7 +522,7 @@ def _prune_on_schedule(
 
     task = LoopingCall(lambda: Deferred.fromCoroutine(run()))
     task.clock = reactor
-    task.start(retention.interval_seconds, now=True)
+    gateway.finishing.append(task.start(retention.interval_seconds, now=True))
     return task
 
 

@@ -4,8 +4,9 @@ insurer never holds up another; a failed round is logged and the next one runs a
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, DeferredList
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
@@ -23,6 +24,7 @@ class PerInsurer:
         self._what = what
         self._work = work
         self._loops: dict[str, LoopingCall] = {}
+        self._done: list[Deferred[Any]] = []
 
     def start(self, clock: IReactorTime, intervals: Mapping[str, float]) -> None:
         """Run ``work(insurer)`` now and then every ``intervals[insurer]`` seconds."""
@@ -30,13 +32,20 @@ class PerInsurer:
             loop = LoopingCall(self._round, insurer)
             loop.clock = clock
             self._loops[insurer] = loop
-            loop.start(interval, now=True).addErrback(self._stopped, insurer)
+            done = loop.start(interval, now=True)
+            done.addErrback(self._stopped, insurer)
+            self._done.append(done)
 
     def stop(self) -> None:
         for loop in self._loops.values():
             if loop.running:
                 loop.stop()
         self._loops.clear()
+
+    @property
+    def finished(self) -> Deferred[Any]:
+        """Fires once every loop is stopped and no round is in progress any more."""
+        return DeferredList(list(self._done), consumeErrors=True)
 
     @property
     def running(self) -> bool:

@@ -20,6 +20,7 @@ Example (``fixtures/insurer-sim.example.toml`` is a complete one)::
     [faults]
     fail_first = 2         # the first two uploads answer 503 and store nothing
     stall_first = 1        # the next one is stored, but its answer never comes in time
+    cut_first = 1          # the next one is stored, then its connection is cut unanswered
 
 Relative paths are resolved against the config file's directory. Every problem of a file
 is reported at once, each with its path in the file.
@@ -167,13 +168,16 @@ class SimFaults(_Section):
     Uploads 1..``fail_first`` answer ``fail_status`` and store nothing; the next
     ``stall_first`` uploads are stored (and answered in the queue) but their HTTP answer is
     held back ``stall_seconds`` — longer than a client waits, so it sees a timeout for a
-    file the insurer has. Later uploads behave.
+    file the insurer has; the next ``cut_first`` uploads are stored too, and then the
+    connection is cut (aborted) instead of answered, so the client sees the connection
+    drop for a file the insurer has. Later uploads behave.
     """
 
     fail_first: int = Field(default=0, ge=0)
     fail_status: int = Field(default=503, ge=500, le=599)
     stall_first: int = Field(default=0, ge=0)
     stall_seconds: float = Field(default=120.0, gt=0)
+    cut_first: int = Field(default=0, ge=0)
     response_delay_seconds: float = Field(
         default=0.0, ge=0, description="Every answer (any route) waits this long."
     )

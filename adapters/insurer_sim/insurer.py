@@ -43,6 +43,7 @@ class UploadFault(enum.Enum):
     NONE = "none"
     FAIL = "fail"  # answer 5xx, store nothing
     STALL = "stall"  # store, then hold the answer back
+    CUT = "cut"  # store, then cut the connection without an answer
 
 
 class ConflictError(Exception):
@@ -149,6 +150,10 @@ class SimulatedInsurer:
         self._retours: dict[str, QueuedRetour] = {}
         self.uploads = 0
         self._faulted = 0
+        self.received: list[dict[str, Any]] = []
+        """Every upload that reached :meth:`receive`, in order: its ``referentieId``,
+        SHA-256, the file it was taken as, and whether it was new — what a test needs to
+        prove that no claim reached the insurer twice under two ids."""
 
     # --- faults ------------------------------------------------------------------------------
 
@@ -165,6 +170,8 @@ class SimulatedInsurer:
             return UploadFault.FAIL
         if n <= self.faults.fail_first + self.faults.stall_first:
             return UploadFault.STALL
+        if n <= self.faults.fail_first + self.faults.stall_first + self.faults.cut_first:
+            return UploadFault.CUT
         return UploadFault.NONE
 
     # --- receiving ---------------------------------------------------------------------------
@@ -185,6 +192,7 @@ class SimulatedInsurer:
         if reference_id is not None and reference_id in known.by_reference:
             by_ref = known.by_reference[reference_id]
             if by_ref.sha256 != sha:
+                self._note(sender, reference_id, sha, None, "conflict")
                 raise ConflictError(
                     f"referentieId {reference_id!r} was used before for another file"
                 )
@@ -205,7 +213,7 @@ class SimulatedInsurer:
             if judgement.accepted and invoice is not None and invoice in known.by_invoice:
                 first = known.by_invoice[invoice]
             else:
-                return self._book(
+                booked = self._book(
                     sender,
                     payload,
                     sha,
@@ -215,12 +223,34 @@ class SimulatedInsurer:
                     reference_id,
                     conversatie_id,
                     filename,
-                ), True
+                )
+                self._note(sender, reference_id, sha, booked, "booked")
+                return booked, True
         first.repeats += 1
         if reference_id is not None:
             known.by_reference.setdefault(reference_id, first)
         known.by_sha.setdefault(sha, first)
+        self._note(sender, reference_id, sha, first, "repeated")
         return first, False
+
+    def _note(
+        self,
+        sender: str,
+        reference_id: str | None,
+        sha: str,
+        taken_as: ReceivedFile | None,
+        outcome: str,
+    ) -> None:
+        self.received.append(
+            {
+                "afzender": sender,
+                "referentieId": reference_id,
+                "sha256": sha,
+                "traceerId": taken_as.traceer_id if taken_as else None,
+                "factuurnummer": taken_as.judgement.invoice_number if taken_as else None,
+                "uitkomst": outcome,
+            }
+        )
 
     def _book(
         self,
@@ -345,4 +375,5 @@ class SimulatedInsurer:
             "claims": sum(1 for f in files if f.judgement.accepted),
             "afgekeurd": sum(1 for f in files if not f.judgement.accepted),
             "files": [f.as_json() for f in files],
+            "ontvangen": list(self.received),
         }

@@ -90,7 +90,9 @@ class _HttpError(Exception):
         self.status, self.code, self.detail = status, code, detail
 
 
-_Answer = tuple[int, bytes, dict[bytes, bytes], float]  # status, body, headers, extra delay
+# status, body, headers, extra delay (negative: cut the connection, answer nothing)
+_Answer = tuple[int, bytes, dict[bytes, bytes], float]
+_CUT = -1.0
 
 
 def _json(status: int, body: Any, *headers: tuple[bytes, bytes]) -> _Answer:
@@ -134,6 +136,11 @@ class InsurerSimResource(resource.Resource):
             except _HttpError as exc:
                 answer = _problem(exc.status, exc.code, exc.detail)
         status, body, headers, extra = answer
+        if extra < 0:  # cut the connection instead of answering
+            transport = request.channel.transport
+            if transport is not None:
+                getattr(transport, "abortConnection", transport.loseConnection)()
+            return server.NOT_DONE_YET
         request.setResponseCode(status)
         request.setHeader(b"cache-control", b"no-store")
         for name, value in headers.items():
@@ -239,9 +246,12 @@ class InsurerSimResource(resource.Resource):
             raise _HttpError(409, "referentie-hergebruikt", str(exc)) from None
         j = received.judgement
         log.info(
-            "upload {outcome} traceerId={traceer_id} claim={claim} codes={codes}",
+            "upload {outcome} traceerId={traceer_id} referentieId={reference} sha256={sha256}"
+            " claim={claim} codes={codes}",
             outcome="booked" if created else "repeated",
             traceer_id=received.traceer_id,
+            reference=metadata.referentieId or "-",
+            sha256=received.sha256,
             claim=j.accepted,
             codes=",".join(j.codes) or "-",
         )
@@ -255,6 +265,12 @@ class InsurerSimResource(resource.Resource):
             },
             (b"location", f"/berichten/{received.traceer_id}".encode("ascii")),
         )
+        if fault is UploadFault.CUT:
+            log.info(
+                "connection of the upload traceerId={traceer_id} cut on purpose",
+                traceer_id=received.traceer_id,
+            )
+            return status, body, headers, _CUT
         hold = self._insurer.faults.stall_seconds if fault is UploadFault.STALL else 0.0
         if hold:
             log.info(

@@ -103,8 +103,13 @@ def record_answers_txn(
     retours: tuple[NewMessage, ...],
     codec: JournalCodec,
 ) -> None:
+    # A retour unpacked again (a crash before the insurer was told it arrived) builds the
+    # same participant retours under new ids: the stored ones are kept, and the lines
+    # name those, never an id that was not stored.
+    stored_as: dict[str, str] = {}
     for retour in retours:
         stored = put_message_txn(txn, retour, codec)
+        stored_as[retour.traceer_id] = stored.traceer_id
         if retour.reply_to is not None and stored.traceer_id == retour.traceer_id:
             add_status_txn(
                 txn,
@@ -126,7 +131,9 @@ def record_answers_txn(
                 answer.outcome,
                 answer.granted,
                 " ".join(answer.codes) or None,
-                answer.answered_in,
+                stored_as.get(answer.answered_in, answer.answered_in)
+                if answer.answered_in is not None
+                else None,
                 traceer_id,
                 record_number,
             ),

@@ -178,12 +178,24 @@ def set_state_txn(
         raise ValueError(f"not an outbound column: {sorted(unknown)}")
     names = sorted(values)
     sets = "".join(f", {name} = ?" for name in names)  # names from _COLUMNS only
+    # An answered file stays answered: the retour can be matched while an attempt is still
+    # in flight (a repeat after a crash or a timeout), whose outcome arrives later.
+    keep = "" if state is OutboundState.ANSWERED else " AND state <> 'answered'"
     txn.execute(
-        f"UPDATE outbound SET state = ?, updated_at = ?{sets} WHERE traceer_id = ?",  # noqa: S608
+        f"UPDATE outbound SET state = ?, updated_at = ?{sets} WHERE traceer_id = ?{keep}",  # noqa: S608
         (state.value, at, *(values[n] for n in names), traceer_id),
     )
-    if txn.rowcount != 1:
+    if txn.rowcount == 1:
+        return
+    txn.execute("SELECT state FROM outbound WHERE traceer_id = ?", (traceer_id,))
+    row = txn.fetchone()
+    if row is None:
         raise StoreError(f"no outbound file {traceer_id}")
+    if "remote_id" in values:  # what the late answer named is still worth keeping
+        txn.execute(
+            "UPDATE outbound SET remote_id = COALESCE(remote_id, ?) WHERE traceer_id = ?",
+            (values["remote_id"], traceer_id),
+        )
 
 
 def get_txn(txn: Transaction, traceer_id: str) -> Outbound | None:

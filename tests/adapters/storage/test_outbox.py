@@ -122,6 +122,28 @@ def test_every_outcome_is_recorded(outbox: SqlOutbox, pump: ThreadPump) -> None:
     )
 
 
+def test_an_answered_file_stays_answered_when_a_late_attempt_ends(
+    outbox: SqlOutbox, pump: ThreadPump
+) -> None:
+    """A repeat attempt (after a crash or a timeout) is still on its way when the retour
+    is matched: its outcome, arriving later, does not make the file due or undelivered
+    again — found by tests/crash/test_insurer_faults.py."""
+    for n in (1, 2, 3):
+        pump.wait(outbox.enqueue(claim_file(n), "3311", "X"))
+    pump.wait(outbox.claim_due("3311", T0, LEASE, 10))
+    later = T0 + timedelta(minutes=1)
+    for n in (1, 2, 3):
+        pump.wait(outbox.answered(f"out-000{n}", later))
+    pump.wait(outbox.delivered("out-0001", "remote-1", later))
+    pump.wait(outbox.retry_at("out-0002", later, "timeout: no answer", later))
+    pump.wait(outbox.park("out-0003", "refused: 400", later))
+    assert pump.wait(outbox.counts()) == {("3311", OutboundState.ANSWERED): 3}
+    first = pump.wait(outbox.get("out-0001"))
+    assert first is not None
+    assert first.remote_id == "remote-1"
+    assert pump.wait(outbox.claim_due("3311", T0 + timedelta(days=9), LEASE, 10)) == []
+
+
 def test_only_files_for_insurers_are_queued(outbox: SqlOutbox) -> None:
     wrong = claim_file(1)
     wrong = NewMessage(

@@ -11,6 +11,10 @@ Rules:
   codes in the file's 01 record, must be the authenticated participant (else
   :class:`IntakeRefusedError`, status 403, and nothing is stored);
 * the same bytes from the same participant again return the first receipt;
+* an ``Idempotency-Key`` (the EPD's own, scoped to the participant) names the upload it
+  came with: the same key with the same bytes returns that receipt, with other bytes it
+  is refused (422, nothing stored); while an upload with the key is still being received
+  a second one with it is refused (409) — never a second message;
 * a file reusing a factuurnummer the payee used before is rejected with 0030;
 * a file that fails the checks is still journaled, with status "afgekeurd", and a
   technical-rejection retour (0001 plus the finding's code, only 01 and 99 records) waits
@@ -118,6 +122,7 @@ class Upload:
     metadata: BerichtMetadata
     payload: bytes
     filename: str | None = None
+    idempotency_key: str | None = None  # the EPD's Idempotency-Key header, if any
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,6 +155,7 @@ class Intake:
         self._new_id = new_id
         self._default_retour = default_retour
         self._metrics = metrics
+        self._in_flight: set[tuple[str, str]] = set()  # (participant, Idempotency-Key)
 
     async def receive(self, upload: Upload) -> Receipt:
         try:
@@ -177,6 +183,23 @@ class Intake:
         m.upload_bytes.labels(upload.participant).inc(len(upload.payload))
 
     async def _receive(self, upload: Upload) -> Receipt:
+        if upload.idempotency_key is None:
+            return await self._receive_once(upload)
+        scoped = (upload.participant, upload.idempotency_key)
+        if scoped in self._in_flight:
+            raise IntakeRefusedError(
+                409,
+                "idempotency-key-in-behandeling",
+                "An upload with this Idempotency-Key is still being received; ask again "
+                "for its answer once that one is done.",
+            )
+        self._in_flight.add(scoped)
+        try:
+            return await self._receive_once(upload)
+        finally:
+            self._in_flight.discard(scoped)
+
+    async def _receive_once(self, upload: Upload) -> Receipt:
         if upload.metadata.afzender.code != upload.participant:
             raise IntakeRefusedError(
                 403,
@@ -216,7 +239,10 @@ class Intake:
             metadata=upload.metadata.model_dump(exclude_none=True),
         )
         replies = [] if code is None else [self._rejection(message, upload, result, code, now)]
-        stored = await self._store.record_upload(message, replies, lines if code is None else ())
+        key = upload.idempotency_key
+        stored = await self._store.record_upload(
+            message, replies, lines if code is None else (), client_key=key
+        )
         if stored.invoice_conflict is not None:
             code = "0030"
             findings = (
@@ -236,7 +262,14 @@ class Intake:
                 payee=None,
             )
             rejection = self._rejection(message, upload, result, code, now)
-            stored = await self._store.record_upload(message, [rejection])
+            stored = await self._store.record_upload(message, [rejection], client_key=key)
+        if stored.key_conflict:
+            raise IntakeRefusedError(
+                422,
+                "idempotency-key-hergebruikt",
+                "This Idempotency-Key was used before with another file; nothing was stored. "
+                "Use a new key for a new file.",
+            )
         found = stored.message
         if found is None:  # pragma: no cover - the store guarantees a message here
             raise RuntimeError("the store returned no message for an upload")

@@ -144,11 +144,15 @@ class UploadResult:
     ``created`` is False when the idempotency key was known: ``message`` is then the one
     stored before and nothing was written. ``invoice_conflict`` is set (and nothing
     written) when another message of the same payee already uses the invoice number.
+    ``key_conflict`` is True (and nothing written) when the client's own idempotency key
+    (``Idempotency-Key``) was used by the same participant before for other bytes;
+    ``message`` is then the message that key names.
     """
 
     message: Message | None
     created: bool
     invoice_conflict: str | None = None
+    key_conflict: bool = False
 
 
 class MessageStore(Protocol):
@@ -157,10 +161,16 @@ class MessageStore(Protocol):
         upload: NewMessage,
         replies: Sequence[NewMessage] = (),
         lines: Sequence[DeclaredLine] = (),
+        client_key: str | None = None,
     ) -> Awaitable[UploadResult]:
         """Store an uploaded declaration and, in the same transaction, the messages that
         answer it at once (e.g. a technical rejection waiting for the sender) and its
-        prestatie lines (of a file that passed the checks)."""
+        prestatie lines (of a file that passed the checks).
+
+        ``client_key`` is the sender's own ``Idempotency-Key``, scoped to the uploading
+        participant (``upload.party``): once stored it names the upload's message (or,
+        for bytes stored before, the message they are); the same key again with the same
+        bytes answers that message, with other bytes a ``key_conflict``."""
         ...
 
     def put_message(self, message: NewMessage) -> Awaitable[Message]:

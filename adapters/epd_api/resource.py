@@ -247,6 +247,7 @@ class EpdApi(resource.Resource):
                 metadata=metadata,
                 payload=payload,
                 filename=filename,
+                idempotency_key=_idempotency_key(request),
             )
         )
         log.info(
@@ -399,6 +400,28 @@ def _json(request: server.Request, status: int, body: Any) -> bytes:
     request.setHeader(b"content-type", b"application/json")
     request.setHeader(b"cache-control", b"no-store")
     return json.dumps(body, ensure_ascii=False).encode("utf-8")
+
+
+MAX_IDEMPOTENCY_KEY = 255
+_KEY_CHARACTERS = frozenset(chr(c) for c in range(0x21, 0x7F)) - {'"', "\\"}
+
+
+def _idempotency_key(request: server.Request) -> str | None:
+    """The ``Idempotency-Key`` header: a token or a quoted string (as the IETF draft
+    writes it) of 1-255 visible ASCII characters; None without one."""
+    raw = request.getHeader(b"idempotency-key")
+    if raw is None:
+        return None
+    value = raw.decode("latin-1").strip()
+    if len(value) >= 2 and value[0] == value[-1] == '"':
+        value = value[1:-1]
+    if not 0 < len(value) <= MAX_IDEMPOTENCY_KEY or not set(value) <= _KEY_CHARACTERS:
+        raise _HttpError(
+            400,
+            "idempotency-key-ongeldig",
+            f"Idempotency-Key must be 1-{MAX_IDEMPOTENCY_KEY} visible ASCII characters.",
+        )
+    return value
 
 
 def _not_found() -> _HttpError:

@@ -63,6 +63,7 @@ class MemoryMessageStore:
         self._messages: dict[str, _Row] = {}
         self._by_key: dict[str, str] = {}
         self._invoices: dict[tuple[str, str], str] = {}
+        self._client_keys: dict[tuple[str, str], str] = {}  # (party, Idempotency-Key)
         self._statuses: list[tuple[datetime, int, StatusEntry]] = []
         self._undo: list[Callable[[], None]] | None = None
         self._seq = 0
@@ -86,11 +87,19 @@ class MemoryMessageStore:
         upload: NewMessage,
         replies: Sequence[NewMessage] = (),
         lines: Sequence[DeclaredLine] = (),
+        client_key: str | None = None,
     ) -> Deferred[UploadResult]:
         def run() -> UploadResult:
+            scoped = None if client_key is None else (upload.party, client_key)
+            if scoped is not None and scoped in self._client_keys:
+                found = _copy(self._messages[self._client_keys[scoped]])
+                conflict = found.sha256 != upload.sha256
+                return UploadResult(found, created=False, key_conflict=conflict)
             result = self._record_upload(upload, tuple(replies))
             if result.created:
                 self.lines.extend(lines)
+            if scoped is not None and result.message is not None:
+                self._set(self._client_keys, scoped, result.message.traceer_id)
             return result
 
         return self._write(run)

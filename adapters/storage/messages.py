@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final
 
 from twisted.internet.defer import Deferred, fail
+from twisted.python.failure import Failure
 
 from adapters.storage._values import (
     CONFIRMED_DESCRIPTION,
@@ -130,10 +131,18 @@ class SqlMessageStore:
         upload: NewMessage,
         replies: Sequence[NewMessage] = (),
         lines: Sequence[DeclaredLine] = (),
+        client_key: str | None = None,
     ) -> Deferred[UploadResult]:
-        return self.database.run_interaction(
-            "record_upload", record_upload_txn, upload, tuple(replies), self.codec, tuple(lines)
+        d = self.database.run_interaction(
+            "record_upload",
+            record_upload_txn,
+            upload,
+            tuple(replies),
+            self.codec,
+            tuple(lines),
+            client_key,
         )
+        return d.addErrback(_key_taken)
 
     def declared_lines(self, traceer_id: str) -> Deferred[list[DeclaredLine]]:
         """The prestatie lines stored with upload ``traceer_id``, in file order."""
@@ -427,17 +436,57 @@ def put_message_txn(txn: Transaction, message: NewMessage, codec: JournalCodec) 
     return stored
 
 
+def _client_key_txn(txn: Transaction, upload: NewMessage, client_key: str) -> UploadResult | None:
+    """What the participant's ``Idempotency-Key`` already names: the same answer (same
+    bytes) or a conflict (other bytes); None when the key is new."""
+    txn.execute(
+        "SELECT traceer_id, sha256 FROM upload_idempotency_keys"
+        " WHERE party = ? AND idempotency_key = ?",
+        (upload.party, client_key),
+    )
+    row = txn.fetchone()
+    if row is None:
+        return None
+    named = get_message_txn(txn, str(row[0]))
+    return UploadResult(named, created=False, key_conflict=str(row[1]) != upload.sha256)
+
+
+def _claim_client_key_txn(
+    txn: Transaction, upload: NewMessage, client_key: str, message: Message
+) -> UploadResult | None:
+    """Let the key name ``message``; when another transaction took it first (another
+    gateway process on PostgreSQL), what it names instead."""
+    txn.execute(
+        "INSERT INTO upload_idempotency_keys (party, idempotency_key, sha256, traceer_id,"
+        " created_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+        (upload.party, client_key, upload.sha256, message.traceer_id, upload.created_at),
+    )
+    if txn.rowcount == 1:
+        return None
+    return _client_key_txn(txn, upload, client_key)
+
+
 def record_upload_txn(
     txn: Transaction,
     upload: NewMessage,
     replies: tuple[NewMessage, ...],
     codec: JournalCodec,
     lines: tuple[DeclaredLine, ...] = (),
+    client_key: str | None = None,
 ) -> UploadResult:
     for message in (upload, *replies):
         check_new_message(message)
+    if client_key is not None:
+        known = _client_key_txn(txn, upload, client_key)
+        if known is not None:
+            return known
     existing = message_by_key_txn(txn, upload.idempotency_key)
     if existing is not None:
+        if client_key is not None:
+            # The same bytes under a new key: the key names the message they are.
+            taken = _claim_client_key_txn(txn, upload, client_key, existing)
+            if taken is not None:
+                return taken
         return UploadResult(existing, created=False)
     invoice = _invoice(upload)
     if invoice is not None:
@@ -465,7 +514,26 @@ def record_upload_txn(
         record_lines_txn(txn, lines, codec)
     stored = get_message_txn(txn, upload.traceer_id)
     assert stored is not None
+    if client_key is not None:
+        taken = _claim_client_key_txn(txn, upload, client_key, stored)
+        if taken is not None:
+            # Another process stored an upload under this key meanwhile: take back ours.
+            raise _KeyTaken(taken)
     return UploadResult(stored, created=True)
+
+
+def _key_taken(failure: Failure) -> UploadResult:
+    """A concurrent upload took the Idempotency-Key: ours was rolled back; its answer."""
+    failure.trap(_KeyTaken)
+    taken = failure.value
+    assert isinstance(taken, _KeyTaken)
+    return taken.result
+
+
+class _KeyTaken(Exception):  # noqa: N818 - a signal to roll back, not an error to report
+    def __init__(self, result: UploadResult) -> None:
+        super().__init__("the Idempotency-Key was taken by a concurrent upload")
+        self.result = result
 
 
 def confirm_txn(txn: Transaction, traceer_id: str, party: str, at: datetime) -> bool:

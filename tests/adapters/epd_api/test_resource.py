@@ -319,3 +319,103 @@ def test_the_lines_of_an_accepted_file_are_stored_with_it(
     # A rejected file's lines are not taken into bundling.
     api.upload(KRAAM, kz301(registry, agb=KRAAM.agb, invoice="F2").replace(b"\r\n", b"\n", 1))
     assert len(api.store.lines) == 3
+
+
+# --- Idempotency-Key --------------------------------------------------------------------
+
+
+def keyed_upload(
+    api: Api, caller: Caller, payload: bytes, key: str
+) -> tuple[int, dict[str, str], dict[str, Any]]:
+    metadata = {"afzender": {"rol": "ZORGAANBIEDER", "code": caller.agb}}
+    status, headers, body = api.call(
+        "POST",
+        "/berichten",
+        caller,
+        headers={"idempotency-key": key},
+        data={"berichtMetadata": json.dumps(metadata)},
+        files={"payload": ("declaratie.asc", payload, "application/octet-stream")},
+    )
+    return status, headers, json.loads(body)
+
+
+def test_the_same_key_with_the_same_bytes_gets_the_same_answer(
+    api: Api, registry: LayoutRegistry
+) -> None:
+    data = kz301(registry, agb=KRAAM.agb)
+    first = keyed_upload(api, KRAAM, data, "8e03978e-40d5-43e8-bc93-6894a57f9324")
+    again = keyed_upload(api, KRAAM, data, '"8e03978e-40d5-43e8-bc93-6894a57f9324"')
+    assert (first[0], again[0]) == (202, 200)
+    assert again[2]["traceerId"] == first[2]["traceerId"]
+    assert again[2]["nieuw"] is False
+    assert api.store.message_count() == 1
+
+
+def test_the_same_key_with_other_bytes_is_refused_422_and_stores_nothing(
+    api: Api, registry: LayoutRegistry
+) -> None:
+    keyed_upload(api, KRAAM, kz301(registry, agb=KRAAM.agb, invoice="F-1"), "key-1")
+    status, headers, problem = keyed_upload(
+        api, KRAAM, kz301(registry, agb=KRAAM.agb, invoice="F-2"), "key-1"
+    )
+    assert status == 422
+    assert headers["content-type"] == "application/problem+json"
+    assert problem["code"] == "idempotency-key-hergebruikt"
+    assert problem["status"] == 422
+    assert api.store.message_count() == 1
+    # A broken file under a used key is refused too: no rejection retour is queued.
+    broken = kz301(registry, agb=KRAAM.agb, invoice="F-3").replace(b"\r\n", b"\n", 1)
+    assert keyed_upload(api, KRAAM, broken, "key-1")[0] == 422
+    assert api.store.message_count() == 1
+
+
+def test_keys_are_scoped_per_participant(api: Api, registry: LayoutRegistry) -> None:
+    mine = keyed_upload(api, KRAAM, kz301(registry, agb=KRAAM.agb), "shared-key")
+    theirs = keyed_upload(api, OTHER_KRAAM, kz301(registry, agb=OTHER_KRAAM.agb), "shared-key")
+    assert (mine[0], theirs[0]) == (202, 202)
+    assert mine[2]["traceerId"] != theirs[2]["traceerId"]
+
+
+@pytest.mark.parametrize("key", ["", "  ", "x" * 256, "met spatie\u00e9", '"', 'a"b'])
+def test_a_malformed_key_is_refused_400(api: Api, registry: LayoutRegistry, key: str) -> None:
+    status, _, problem = keyed_upload(api, KRAAM, kz301(registry, agb=KRAAM.agb), key)
+    assert (status, problem["code"]) == (400, "idempotency-key-ongeldig")
+    assert api.store.message_count() == 0
+
+
+def test_a_retry_while_the_first_is_in_flight_is_refused_409_never_stored_twice(
+    registry: LayoutRegistry,
+) -> None:
+    api = Api(registry)
+    held: list[defer.Deferred[Any]] = []
+
+    def run_in_thread(work: Any) -> defer.Deferred[Any]:
+        d: defer.Deferred[Any] = defer.Deferred()
+        held.append(d)
+        d.addCallback(lambda _: work())
+        return d
+
+    api.intake._run_in_thread = run_in_thread
+    data = kz301(registry, agb=KRAAM.agb)
+    metadata = json.dumps({"afzender": {"rol": "ZORGAANBIEDER", "code": KRAAM.agb}})
+    body, content_type = multipart(
+        {"berichtMetadata": metadata}, {"payload": ("d.asc", data, "application/octet-stream")}
+    )
+    first = api.treq.request(
+        "POST",
+        "https://gateway.test/berichten",
+        headers={"idempotency-key": "k", "content-type": content_type, "x-test-caller": KRAAM.agb},
+        data=body,
+    )
+    api.treq.flush()
+    assert len(held) == 1  # the first is being checked
+    status, _, problem = keyed_upload(api, KRAAM, data, "k")
+    assert (status, problem["code"]) == (409, "idempotency-key-in-behandeling")
+    held[0].callback(None)
+    api.treq.flush()
+    assert api._result(first).code == 202
+    held.clear()
+    api.intake._run_in_thread = lambda work: defer.succeed(work())
+    status, _, receipt = keyed_upload(api, KRAAM, data, "k")
+    assert (status, receipt["nieuw"]) == (200, False)
+    assert api.store.message_count() == 1

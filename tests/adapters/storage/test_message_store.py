@@ -294,3 +294,60 @@ def test_a_message_survives_closing_and_reopening_the_store(durable_backend: Bac
 
 def _sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+# --- the EPD's own Idempotency-Key -------------------------------------------------------
+
+
+def test_a_client_key_again_with_the_same_bytes_returns_the_first_message(
+    backend: Backend,
+) -> None:
+    first = backend.wait(backend.store.record_upload(upload(1), client_key="K-1"))
+    assert first.created
+    # A retry: the same bytes, a new traceer id (the intake gives each attempt one).
+    retry = upload(2, key="upload:33001234:1", payload=upload(1).payload)
+    again = backend.wait(backend.store.record_upload(retry, client_key="K-1"))
+    assert (again.created, again.key_conflict, again.message) == (False, False, first.message)
+    assert backend.count("messages") == 1
+
+
+def test_a_client_key_with_other_bytes_is_a_conflict_and_writes_nothing(
+    backend: Backend,
+) -> None:
+    first = backend.wait(backend.store.record_upload(upload(1), client_key="K-1"))
+    other = upload(2)
+    refused = backend.wait(
+        backend.store.record_upload(other, [retour(2, to=other)], client_key="K-1")
+    )
+    assert (refused.created, refused.key_conflict) == (False, True)
+    assert refused.message == first.message
+    assert (backend.count("messages"), backend.count("journal")) == (1, 1)
+    assert backend.wait(backend.store.get_message("up-0002")) is None
+
+
+def test_client_keys_are_scoped_to_the_participant(backend: Backend) -> None:
+    mine = backend.wait(backend.store.record_upload(upload(1), client_key="K-1"))
+    theirs = backend.wait(backend.store.record_upload(upload(2, party=MIDWIFE), client_key="K-1"))
+    assert mine.created
+    assert theirs.created
+    assert not theirs.key_conflict
+    assert backend.count("messages") == 2
+
+
+def test_bytes_stored_before_under_a_new_key_bind_the_key_to_them(backend: Backend) -> None:
+    first = backend.wait(backend.store.record_upload(upload(1)))  # no key at first
+    retry = upload(2, key="upload:33001234:1", payload=upload(1).payload)
+    again = backend.wait(backend.store.record_upload(retry, client_key="K-9"))
+    assert (again.created, again.message) == (False, first.message)
+    # From now on the key names that message: other bytes under it are a conflict.
+    other = backend.wait(backend.store.record_upload(upload(3), client_key="K-9"))
+    assert other.key_conflict
+    assert backend.count("messages") == 1
+
+
+def test_client_keys_survive_a_restart(durable_backend: Backend) -> None:
+    backend = durable_backend
+    backend.wait(backend.store.record_upload(upload(1), client_key="K-1"))
+    backend.reopen()
+    refused = backend.wait(backend.store.record_upload(upload(2), client_key="K-1"))
+    assert refused.key_conflict

@@ -15,9 +15,10 @@ from typing import Any
 
 import psycopg
 import pytest
+from twisted.python.failure import Failure
 
 from adapters.storage import Transaction, open_store
-from adapters.storage.messages import JournalCodec, record_upload_txn
+from adapters.storage.messages import JournalCodec, _key_taken, record_upload_txn
 from gateway.store import UploadResult
 from tests.adapters.storage.builders import upload
 from tests.threadpump import WAIT_SECONDS, ThreadPump
@@ -115,3 +116,50 @@ def test_an_invoice_number_raced_by_two_processes_is_kept_by_the_first(connect: 
     check = connect("igo_race_check")
     # B journaled its bytes before it lost, and took them back
     assert (_count(check, "messages"), _count(check, "journal")) == (1, 1)
+
+
+def test_one_client_key_raced_by_two_processes_with_other_bytes_stores_one_message(
+    connect: Connect,
+) -> None:
+    """Two processes receive different files under one Idempotency-Key at once: B, having
+    stored its message, waits on A's key, finds it A's and takes its own writes back."""
+    first, second = upload(1), upload(2)
+    a, b = connect("igo_race_a"), connect(name_b := f"igo_race_{uuid.uuid4().hex[:12]}")
+    watcher = connect("igo_race_watch")
+    a.execute("BEGIN")
+    result_a = record_upload_txn(
+        Transaction(a.cursor(), "postgres"), first, (), PLAIN, client_key="K-1"
+    )
+    outcome: list[Any] = []
+
+    def process_b() -> None:
+        b.execute("BEGIN")
+        try:
+            record_upload_txn(
+                Transaction(b.cursor(), "postgres"), second, (), PLAIN, client_key="K-1"
+            )
+        except Exception as exc:  # what the store's savepoint rolls back on
+            outcome.append(exc)
+        b.execute("ROLLBACK")
+
+    thread = threading.Thread(target=process_b)
+    thread.start()
+    deadline = time.monotonic() + WAIT_SECONDS
+    while True:
+        row = watcher.execute(
+            "SELECT wait_event_type FROM pg_stat_activity WHERE application_name = %s",
+            (name_b,),
+        ).fetchone()
+        if row is not None and row[0] == "Lock":
+            break
+        assert time.monotonic() < deadline, "B never waited for A"
+        time.sleep(0.01)
+    a.execute("COMMIT")
+    thread.join(WAIT_SECONDS)
+    assert result_a.created
+    (taken,) = outcome
+    result_b = _key_taken(Failure(taken))
+    assert (result_b.created, result_b.key_conflict) == (False, True)
+    assert result_b.message == result_a.message
+    check = connect("igo_race_check")
+    assert (_count(check, "messages"), _count(check, "upload_idempotency_keys")) == (1, 1)

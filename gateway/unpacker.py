@@ -213,7 +213,9 @@ class Unpacker:
         claims = await self._outcomes.claims_in(outbound)
         if claims:
             answers = self._integral(records, claims)
-            retours, answers = await self._participant_retours(answers, claims, records)
+            retours, answers = await self._participant_retours(
+                answers, claims, records, collected.message.traceer_id
+            )
         else:
             answers, retours = await self._forwarded(collected, records, payload, outbound)
         await self._outcomes.record_answers(answers, retours)
@@ -260,7 +262,11 @@ class Unpacker:
         return answers
 
     async def _participant_retours(
-        self, answers: list[LineAnswer], claims: list[CarriedClaim], retour: list[Record]
+        self,
+        answers: list[LineAnswer],
+        claims: list[CarriedClaim],
+        retour: list[Record],
+        retour_id: str,
     ) -> tuple[list[NewMessage], list[LineAnswer]]:
         lines = {line_key(line): line for claim in claims for line in claim.absorbed}
         reference = (
@@ -268,13 +274,14 @@ class Unpacker:
             if retour and retour[0].layout.has("insurer_reference")
             else ""
         )
-        return await self.answer_participants(answers, lines, reference)
+        return await self.answer_participants(answers, lines, reference, retour_id)
 
     async def answer_participants(
         self,
         answers: Sequence[LineAnswer],
         lines: Mapping[LineKey, DeclaredLine],
         insurer_reference: str = "",
+        retour_id: str | None = None,
     ) -> tuple[list[NewMessage], list[LineAnswer]]:
         """A retour file per upload answering its granted and rejected ``answers`` (lines
         under review wait); the answers with the retour that carries each."""
@@ -307,6 +314,7 @@ class Unpacker:
                     outcomes,
                     insurer_reference=insurer_reference[:24],
                     at=self._now(),
+                    answers=retour_id,
                 )
             )
             if new is None:
@@ -368,10 +376,14 @@ def participant_retour(
     *,
     insurer_reference: str,
     at: datetime,
+    answers: str | None = None,
 ) -> NewMessage | None:
     """The retour to ``upload``'s participant, in its own retour standard, answering the
     records ``outcomes`` names (NUM040 → outcome) and only those; None when the upload's
-    standard is unknown."""
+    standard is unknown. ``answers`` is the insurer retour it passes on, when there is one:
+    it, not the bytes, is then its identity — built again from the same retour on another
+    day (a crash before the insurer was told the retour arrived), the file differs in its
+    date and must still not reach the participant twice."""
     if not originals:
         return None
     layout = registry.lookup(
@@ -400,7 +412,7 @@ def participant_retour(
         sha256=sha,
         created_at=at,
         status=NewStatus(MessageStatus.DELIVERED, None, "Retourinformatie klaargezet."),
-        idempotency_key=f"answer:{upload.traceer_id}:{sha}",
+        idempotency_key=f"answer:{upload.traceer_id}:{answers or sha}",
         filename=f"{retour_layout.standard}-{upload.traceer_id}.asc",
         standard=retour_layout.standard,
         reply_to=upload.traceer_id,

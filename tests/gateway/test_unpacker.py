@@ -5,8 +5,9 @@ participant gets a retour of only the lines answered now."""
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime
+from functools import partial
 
 import pytest
 
@@ -188,3 +189,28 @@ def test_a_whole_file_rejection_sends_every_line_to_review(pump: ThreadPump) -> 
     assert {a.outcome for a in outcomes.answers} == {"review"}
     assert {a.codes for a in outcomes.answers} == {("0001", "0030")}
     assert outcomes.retours == []
+
+
+def test_a_retour_unpacked_again_on_another_day_is_the_same_participant_retour(
+    pump: ThreadPump,
+) -> None:
+    """A crash after unpacking, before the insurer was told the retour arrived: it is
+    fetched and unpacked again, maybe after midnight. The rebuilt file carries another
+    date, but it is the same answer to the participant: the store keeps one (same key)."""
+    store, lines, claim_file = setup(pump)
+    claim_records = [r for r in read_records(REGISTRY, [claim_file]) if isinstance(r, Record)]
+    retour = build_retour(
+        REGISTRY.by_standard("KZ302"),
+        claim_records,
+        {2: Outcome(granted=150000)},
+        insurer_reference="VZ-3",
+        retour_date=date(2026, 11, 2),
+    )
+    outcomes = Outcomes([CarriedClaim("IGO26-00001-2", 2, 150000, "3311", None, lines)])
+    fetched = collected(store, pump, retour)
+    for day in (NOW, NOW.replace(day=2)):
+        clock: Callable[[], datetime] = partial(lambda at: at, day)
+        pump.wait(Unpacker(store, outcomes, REGISTRY, now=clock).unpack(fetched))
+    first, again = outcomes.retours
+    assert first.payload != again.payload  # another retour date
+    assert first.idempotency_key == again.idempotency_key

@@ -122,7 +122,8 @@ def test_5xx_slow_stalled_and_cut_answers_are_retried_and_the_claim_booked_once(
     # fifth attempt is answered "already there". Each under the same id (check_cycle).
     print(f"failed attempts: {failures}")  # shown with -s
     assert [n for n, _ in failures] == [1, 2, 3, 4], failures
-    assert [r for _, r in failures][:3] == ["unavailable", "unavailable", "timeout"], failures
+    # (A connection cut mid-request is "unreachable" to the link: retried all the same.)
+    assert [r for _, r in failures] == ["unavailable", "unavailable", "timeout", "unreachable"]
     assert claims["uploads"] == 5
     assert [r["uitkomst"] for r in claims["ontvangen"]] == ["booked", "repeated", "repeated"]
     assert claims["claims"] == 1

@@ -131,6 +131,28 @@ def test_faults_are_counted_over_uploads() -> None:
     assert sim.uploads == 7
 
 
+def test_cut_connections_follow_the_stalled_ones() -> None:
+    sim = insurer(faults={"fail_first": 1, "stall_first": 1, "cut_first": 2})
+    faults = [sim.next_upload_fault() for _ in range(5)]
+    fail, stall, cut, none = UploadFault.FAIL, UploadFault.STALL, UploadFault.CUT, UploadFault.NONE
+    assert faults == [fail, stall, cut, cut, none]
+
+
+def test_every_upload_received_is_listed_in_order() -> None:
+    sim = insurer()
+    sim.receive(IGO, CLAIM, reference_id="out-1")
+    sim.receive(IGO, CLAIM, reference_id="out-1")
+    with pytest.raises(ConflictError):
+        sim.receive(IGO, b"other bytes\r\n", reference_id="out-1")
+    received = sim.claims_json()["ontvangen"]
+    assert [(r["referentieId"], r["uitkomst"]) for r in received] == [
+        ("out-1", "booked"),
+        ("out-1", "repeated"),
+        ("out-1", "conflict"),
+    ]
+    assert received[0]["factuurnummer"] == "IGO2026-0001"
+
+
 def test_statuses_say_processed_or_rejected() -> None:
     sim = insurer()
     good, _ = sim.receive(IGO, CLAIM)

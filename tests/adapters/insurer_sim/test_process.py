@@ -156,6 +156,21 @@ def test_a_timeout_after_storing_then_a_retry_books_no_second_claim(sim: SimProc
     assert booked["traceerId"] == again.json()["traceerId"]
 
 
+def test_a_cut_connection_after_storing_then_a_retry_books_no_second_claim(
+    sim: SimProcess,
+) -> None:
+    claim = integral_claim(REGISTRY, invoice="IGO2026-CUT")
+    with sim.client() as client:
+        client.put("/sim/faults", json={"cut_first": 1}).raise_for_status()
+    with sim.client() as client, pytest.raises(httpx.TransportError):
+        upload(client, claim, reference="out-cut")
+    with sim.client() as client:
+        again = upload(client, claim, reference="out-cut")
+        assert (again.status_code, again.json()["nieuw"]) == (200, False)
+        claims = client.get("/sim/claims").json()
+    assert [f["factuurnummer"] for f in claims["files"]].count("IGO2026-CUT") == 1
+
+
 def test_each_caller_has_its_own_queue(sim: SimProcess) -> None:
     with sim.client(OTHER_IGO) as other:
         assert other.get("/berichten").json()["berichten"] == []

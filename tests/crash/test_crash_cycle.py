@@ -154,5 +154,7 @@ def test_random_kills_while_claims_are_sent_and_retours_unpacked(
     problems = check_cycle(cycle.gateway, sim, cycle.uploads, store_url, Keyring.load(keys))
     assert problems == [], "\n".join(problems)
     received = sim.claims()["ontvangen"]
-    assert len(received) >= 3  # the claim reached the insurer at every sending kill, and after
+    # The claim reached the insurer at each sending kill; once the retour is matched, no
+    # further attempt is needed (or made), so there may be no third.
+    assert len(received) >= 2
     print(f"kills: {landed}; the insurer received the claim {len(received)} times")  # with -s

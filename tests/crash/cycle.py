@@ -111,7 +111,9 @@ class Cycle:
     # --- the gateway's life ----------------------------------------------------------------
 
     def start(self, crash_at: str | None = None) -> None:
-        self.gateway.extra_env = {ENVIRONMENT_VARIABLE: crash_at} if crash_at else {}
+        self.gateway.env.pop(ENVIRONMENT_VARIABLE, None)
+        if crash_at:
+            self.gateway.env[ENVIRONMENT_VARIABLE] = crash_at
         self.gateway.start()
         self.starts += 1
 

@@ -1,4 +1,4 @@
--- Version 10 (SQLite): the EPDs' own Idempotency-Key on POST /berichten, per participant.
+-- Version 12 (SQLite): the EPDs' own Idempotency-Key on POST /berichten, per participant.
 -- A key names the message its first upload became (or, for bytes stored before, the
 -- message they are) and the SHA-256 of those bytes: the same key with other bytes is a
 -- conflict. Kept as long as the message; one row per (party, key).

@@ -71,26 +71,22 @@ def _cycle(
 
 def _crash_and_recover(cycle: Cycle, point: str, url: str, keys: Path) -> None:
     """Run the cycle with the hook armed for ``point``; it must die there once; then
-    complete it without the hook."""
+    complete it without the hook (the caller stops the gateway, whatever happens)."""
     cycle.start(crash_at=INTAKE_POINTS.get(point, point))
-    try:
-        cycle.upload_all(again=point == "parsed")
-        if point not in INTAKE_POINTS:
-            # Bundling runs at start-up: with every file in, start again, still armed.
-            cycle.restart(crash_at=point)
-            cycle.wait_for_death()
-            assert f"crash point '{point}' reached" in cycle.gateway.logs()
-            cycle.start()
-        else:
-            assert cycle.deaths == 1, "the hook never fired"
-            assert f"crash point '{point}' reached" in cycle.gateway.logs()
-            # The upload (or repeat) cut short was sent again and got the first answer.
-            assert any(a.status == 200 for u in cycle.uploads for a in u.answers)
-            cycle.restart()  # with every file in: bundling at start-up
-        cycle.wait_until_complete(url, Keyring.load(keys))
-    except BaseException:
-        cycle.gateway.stop()
-        raise
+    cycle.upload_all(again=point == "parsed")
+    if point not in INTAKE_POINTS:
+        # Bundling runs at start-up: with every file in, start again, still armed.
+        cycle.restart(crash_at=point)
+        cycle.wait_for_death()
+        assert f"crash point '{point}' reached" in cycle.gateway.logs()
+        cycle.start()
+    else:
+        assert cycle.deaths == 1, "the hook never fired"
+        assert f"crash point '{point}' reached" in cycle.gateway.logs()
+        # The upload (or repeat) cut short was sent again and got the first answer.
+        assert any(a.status == 200 for u in cycle.uploads for a in u.answers)
+        cycle.restart()  # with every file in: bundling at start-up
+    cycle.wait_until_complete(url, Keyring.load(keys))
     assert cycle.deaths == 1
 
 
@@ -100,9 +96,12 @@ def test_a_crash_right_after_each_step_completes_the_cycle_once(
 ) -> None:
     url = f"sqlite:///{tmp_path / 'data' / 'gateway.db'}"
     cycle = _cycle(tmp_path, pki, sim, url, keys)
-    _crash_and_recover(cycle, point, url, keys)
-    problems = check_cycle(cycle.gateway, sim, cycle.uploads, url, Keyring.load(keys))
-    assert problems == [], "\n".join(problems)
+    try:
+        _crash_and_recover(cycle, point, url, keys)
+        problems = check_cycle(cycle.gateway, sim, cycle.uploads, url, Keyring.load(keys))
+        assert problems == [], "\n".join(problems)
+    finally:
+        cycle.gateway.stop()  # a no-op once check_cycle stopped it
 
 
 @pytest.mark.postgres
@@ -116,9 +115,12 @@ def test_a_crash_after_a_step_completes_the_cycle_once_on_postgresql(
     point: str,
 ) -> None:
     cycle = _cycle(tmp_path, pki, sim, pg_url, keys)
-    _crash_and_recover(cycle, point, pg_url, keys)
-    problems = check_cycle(cycle.gateway, sim, cycle.uploads, pg_url, Keyring.load(keys))
-    assert problems == [], "\n".join(problems)
+    try:
+        _crash_and_recover(cycle, point, pg_url, keys)
+        problems = check_cycle(cycle.gateway, sim, cycle.uploads, pg_url, Keyring.load(keys))
+        assert problems == [], "\n".join(problems)
+    finally:
+        cycle.gateway.stop()
 
 
 def test_an_unknown_crash_point_refuses_to_start(

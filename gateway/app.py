@@ -453,6 +453,7 @@ def _bundling(
         now=_now,
         metrics=metrics,
         run_in_thread=lambda work: deferToThreadPool(reactor, reactor.getThreadPool(), work),
+        distribution=config.bundling.distribution,
     )
     lock = DeferredLock()
 

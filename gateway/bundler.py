@@ -23,6 +23,7 @@ from typing import Any, Protocol
 from twisted.logger import Logger
 
 from gateway import crashpoints
+from gateway.config import Distribution
 from gateway.ei import (
     FieldValue,
     FileWriter,
@@ -59,6 +60,8 @@ __all__ = [
     "Bundler",
     "DecisionRecord",
     "ForwardFile",
+    "LateLine",
+    "LineAnswerNow",
     "LineOutcome",
     "QueuedFile",
     "ReturnedRetour",
@@ -77,6 +80,8 @@ class BundleInput:
     closed: set[tuple[str, Phase]]
     broken: set[tuple[str, Phase]] = field(default_factory=set)
     states: dict[LineKey, str] = field(default_factory=dict)  # where each line stood
+    # The answer an existing claimed line already has (outcome, retourcodes), by reference.
+    answered: dict[str, tuple[str, tuple[str, ...]]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,15 +155,39 @@ class BundleStore(Protocol):
         at: datetime,
         decisions: Sequence[DecisionRecord] = (),
         retours: Sequence[ReturnedRetour] = (),
+        late: Sequence[LateLine] = (),
     ) -> Awaitable[None]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class LineAnswerNow:
+    """An answer the bundler itself gives a line: returned (9001), or the answer of the
+    claimed line a late line joined."""
+
+    key: LineKey
+    outcome: str  # returned, granted, rejected, review
+    granted: int
+    codes: tuple[str, ...]
 
 
 @dataclass(frozen=True)
 class ReturnedRetour:
-    """A retour to a participant answering its lines newly returned to declare itself."""
+    """A retour to a participant answering some of its lines now (``answers``)."""
 
     message: NewMessage
-    lines: tuple[LineKey, ...]
+    answers: tuple[LineAnswerNow, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class LateLine:
+    """A line that arrived after its phase was claimed: it joins that claimed line (its
+    provenance), and gets that line's answer if there is one already (``answer``; a
+    granted or rejected one then comes with a retour, one under review waits with the
+    case)."""
+
+    reference: str
+    key: LineKey
+    answer: LineAnswerNow | None
 
 
 @dataclass(frozen=True)
@@ -222,8 +251,10 @@ class Bundler:
         now: Callable[[], datetime],
         metrics: Metrics | None = None,
         run_in_thread: RunInThread | None = None,
+        distribution: Distribution = Distribution.DECLARED,
     ) -> None:
         self._metrics = metrics
+        self._distribution = distribution
         self._run: RunInThread = run_in_thread or _inline
         self._messages = messages
         self._bundles = bundles
@@ -235,10 +266,12 @@ class Bundler:
         self._uploads: dict[str, Message | None] = {}
         self._sources: dict[str, list[Record]] = {}
         self._states: dict[LineKey, str] = {}
+        self._answered: dict[str, tuple[str, tuple[str, ...]]] = {}
 
     async def decisions(self) -> tuple[list[Decision], list[DeclaredLine]]:
         given = await self._bundles.bundle_input()
         self._states = given.states
+        self._answered = given.answered
         today = self._now().date()
         decisions: list[Decision] = await self._run(
             lambda: decide(
@@ -473,15 +506,19 @@ class Bundler:
             for key in forward.lines:
                 outbound_of[key] = message.traceer_id
         outcomes = []
+        lines = lines_of(plan)
+        late: list[LateLine] = []
         for d in plan.decisions:
             for key, placement in d.placements.items():
+                if placement.joins is not None and self._states.get(key) != "absorbed":
+                    late.append(self._late(placement.joins, lines.get(key), key))
                 outcomes.append(
                     LineOutcome(
                         key,
                         placement.place,
                         placement.reason,
                         placement.code,
-                        reference_of.get(key),
+                        reference_of.get(key) or placement.joins,
                         outbound_of.get(key),
                         d.pregnancy,
                         d.phase,
@@ -490,26 +527,57 @@ class Bundler:
                 )
         settings = self._terms.settings
         records = [DecisionRecord.of(d, settings) for d in plan.decisions]
-        retours = await self._returned_retours(plan, lines_of(plan))
-        await self._bundles.record_bundle(outbound, claims, outcomes, now, records, retours)
+        returned = [
+            LineAnswerNow(
+                key,
+                "returned",
+                0,
+                (placement.code or RETURN_TO_DECLARE_ITSELF,),
+            )
+            for d in plan.decisions
+            for key, placement in d.placements.items()
+            if placement.place is Place.RETURNED and self._states.get(key) != "returned"
+        ]
+        answered_late = [
+            item.answer
+            for item in late
+            if item.answer is not None and item.answer.outcome in ("granted", "rejected")
+        ]
+        retours = await self._answer_now([*returned, *answered_late], lines)
+        await self._bundles.record_bundle(outbound, claims, outcomes, now, records, retours, late)
         if outbound:
             crashpoints.reached("bundled")
 
-    async def _returned_retours(
-        self, plan: BundlePlan, lines: dict[LineKey, DeclaredLine]
+    def _late(self, reference: str, line: DeclaredLine | None, key: LineKey) -> LateLine:
+        """A late line joins ``reference``; the answer that line has already, if any.
+        Modelled: a granted claim gives a late line what it declared under the
+        ``declared`` distribution and nothing under ``shares`` (the phase's money was
+        shared out already)."""
+        answer = self._answered.get(reference)
+        if answer is None:
+            return LateLine(reference, key, None)
+        outcome, codes = answer
+        granted = 0
+        if outcome == "granted" and self._distribution is Distribution.DECLARED and line:
+            granted = max(line.amount or 0, 0)
+        return LateLine(reference, key, LineAnswerNow(key, outcome, granted, codes))
+
+    async def _answer_now(
+        self, answers: Sequence[LineAnswerNow], lines: dict[LineKey, DeclaredLine]
     ) -> list[ReturnedRetour]:
-        """Per upload a retour answering its lines newly returned (9001): the participant
-        learns in its own retour standard, line by line, what to declare itself."""
+        """Per upload a retour answering ``answers``: lines newly returned (9001) — the
+        participant learns in its own retour standard, line by line, what to declare
+        itself — and late lines given their claimed line's answer."""
         by_upload: dict[str, dict[int, Outcome]] = defaultdict(dict)
-        for d in plan.decisions:
-            for key, placement in d.placements.items():
-                if placement.place is Place.RETURNED and self._states.get(key) != "returned":
-                    line = lines.get(key)
-                    by_upload[key[0]][key[1]] = Outcome(
-                        granted=0,
-                        calculated=line.amount if line is not None else None,
-                        codes=(placement.code or RETURN_TO_DECLARE_ITSELF,),
-                    )
+        own: dict[str, list[LineAnswerNow]] = defaultdict(list)
+        for answer in answers:
+            line = lines.get(answer.key)
+            by_upload[answer.key[0]][answer.key[1]] = Outcome(
+                granted=answer.granted,
+                calculated=line.amount if line is not None else None,
+                codes=answer.codes[:3],
+            )
+            own[answer.key[0]].append(answer)
         out = []
         for upload, outcomes in sorted(by_upload.items()):
             message = await self._upload(upload)
@@ -528,7 +596,7 @@ class Bundler:
                 )
             )
             if retour is not None:
-                out.append(ReturnedRetour(retour, tuple((upload, n) for n in sorted(outcomes))))
+                out.append(ReturnedRetour(retour, tuple(own[upload])))
         return out
 
 

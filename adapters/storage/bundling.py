@@ -24,6 +24,7 @@ from adapters.storage.outbox import enqueue_txn
 from gateway.bundler import (
     BundleInput,
     DecisionRecord,
+    LateLine,
     LineOutcome,
     QueuedFile,
     ReturnedRetour,
@@ -62,6 +63,7 @@ class SqlBundleStore:
         at: datetime,
         decisions: Sequence[DecisionRecord] = (),
         retours: Sequence[ReturnedRetour] = (),
+        late: Sequence[LateLine] = (),
     ) -> Deferred[None]:
         return self.database.run_interaction(
             "record_bundle",
@@ -73,6 +75,7 @@ class SqlBundleStore:
             self.codec,
             tuple(decisions),
             tuple(retours),
+            tuple(late),
         )
 
     def close_phase(self, pregnancy: str, phase: Phase, by: str, at: datetime) -> Deferred[None]:
@@ -127,9 +130,27 @@ def bundle_input_txn(txn: Transaction, codec: JournalCodec) -> BundleInput:
     ]
     txn.execute("SELECT pregnancy, phase FROM closed_phases")
     closed = {(row[0], Phase(row[1])) for row in txn.fetchall()}
+    answered = _answered_txn(txn, [e.reference for e in existing])
     txn.execute("SELECT pregnancy, phase FROM broken_phases")
     broken = {(row[0], Phase(row[1])) for row in txn.fetchall()}
-    return BundleInput(lines, existing, closed, broken, states)
+    return BundleInput(lines, existing, closed, broken, states, answered)
+
+
+def _answered_txn(
+    txn: Transaction, references: list[str]
+) -> dict[str, tuple[str, tuple[str, ...]]]:
+    """The answer each of ``references`` (claimed lines) has already, by its lines'."""
+    answered: dict[str, tuple[str, tuple[str, ...]]] = {}
+    for chunk in _chunks(references):
+        marks = ", ".join("?" * len(chunk))
+        txn.execute(
+            "SELECT claim_reference, outcome, outcome_codes FROM declaration_lines"  # noqa: S608
+            f" WHERE claim_reference IN ({marks}) AND outcome IS NOT NULL",
+            tuple(chunk),
+        )
+        for reference, outcome, codes in txn.fetchall():
+            answered.setdefault(reference, (outcome, tuple((codes or "").split())))
+    return answered
 
 
 def reserve_txn(txn: Transaction, name: str, count: int) -> int:
@@ -152,6 +173,7 @@ def record_bundle_txn(
     codec: JournalCodec,
     decisions: tuple[DecisionRecord, ...] = (),
     retours: tuple[ReturnedRetour, ...] = (),
+    late: tuple[LateLine, ...] = (),
 ) -> None:
     for item in outbound:
         enqueue_txn(txn, item.message, item.insurer, item.sender, codec)
@@ -229,6 +251,7 @@ def record_bundle_txn(
                 record_number,
             ),
         )
+    _late_txn(txn, late)
     _returned_txn(txn, retours, codec)
 
 
@@ -254,16 +277,39 @@ def _progress(counts: Counter[str]) -> NewStatus:
     return NewStatus(status, code, "Verwerkt: " + "; ".join(parts) + ".")
 
 
+def _late_txn(txn: Transaction, late: tuple[LateLine, ...]) -> None:
+    """Late lines join their claimed line (its provenance); one under review joins the
+    case of the rejected line."""
+    for item in late:
+        txn.execute(
+            "INSERT INTO claim_absorbs (reference, traceer_id, record_number) VALUES (?, ?, ?)"
+            " ON CONFLICT DO NOTHING",
+            (item.reference, *item.key),
+        )
+        if item.answer is not None and item.answer.outcome == "review":
+            txn.execute(
+                "UPDATE declaration_lines SET outcome = 'review', outcome_codes = ?"
+                " WHERE traceer_id = ? AND record_number = ?",
+                (" ".join(item.answer.codes) or None, *item.key),
+            )
+
+
 def _returned_txn(
     txn: Transaction, retours: tuple[ReturnedRetour, ...], codec: JournalCodec
 ) -> None:
     for retour in retours:
         stored = put_message_txn(txn, retour.message, codec)
-        for traceer_id, record_number in retour.lines:
+        for answer in retour.answers:
             txn.execute(
-                "UPDATE declaration_lines SET outcome = 'returned', granted_amount = 0,"
+                "UPDATE declaration_lines SET outcome = ?, granted_amount = ?,"
                 " outcome_codes = ?, answered_in = ? WHERE traceer_id = ? AND record_number = ?",
-                (RETURN_TO_DECLARE_ITSELF, stored.traceer_id, traceer_id, record_number),
+                (
+                    answer.outcome,
+                    answer.granted,
+                    " ".join(answer.codes) or None,
+                    stored.traceer_id,
+                    *answer.key,
+                ),
             )
 
 

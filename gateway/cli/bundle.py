@@ -110,6 +110,7 @@ def _bundler(config: GatewayConfig, store: SqlMessageStore) -> Bundler:
         load_catalogue(config.bundling.catalogue),
         Terms.from_config(config),
         now=lambda: datetime.now(UTC),
+        distribution=config.bundling.distribution,
     )
 
 

@@ -382,6 +382,7 @@ def _with_existing(p: _Phase, existing: Existing, cancelled: set[LineKey]) -> De
             Place.ABSORBED,
             f"{'arrived after the claim; ' if late else ''}absorbed into claimed integral "
             f"line {existing.reference}",
+            joins=existing.reference if late else None,
         )
     p.reasons.append(f"already claimed as {existing.reference} ({existing.prestatie})")
     return p.decision(DecisionKind.INTEGRAL, "already claimed")

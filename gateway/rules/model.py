@@ -173,6 +173,7 @@ class Placement:
     reason: str
     claim: int | None = None  # index of the claim line in the decision (absorbed)
     code: str | None = None  # retourcode for a returned line
+    joins: str | None = None  # the claimed line a line arriving after the claim joins
 
 
 @dataclass(frozen=True, slots=True)

@@ -155,6 +155,7 @@ class EpdClient:
     resend_share: float = 0.1  # how often an acknowledged file is sent again on purpose
     uploads: list[Upload] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    in_flight: threading.Event = field(default_factory=threading.Event)  # a request is out
     _thread: threading.Thread | None = None
 
     def start(self) -> None:
@@ -223,11 +224,14 @@ class EpdClient:
                 client = httpx.Client(base_url=url, verify=context, timeout=ANSWER_SECONDS)
                 client_url = url
             item.attempts += 1
+            self.in_flight.set()
             try:
                 answer = upload(client, self.participant, item.payload)
             except httpx.TransportError:
+                self.in_flight.clear()
                 time.sleep(0.02)  # the gateway died under us: wait for the next one
                 continue
+            self.in_flight.clear()
             if answer.status_code == 503:
                 time.sleep(0.05)
                 continue
@@ -263,16 +267,27 @@ def kill_at_random(
     kills: int,
     lifetime: tuple[float, float],
     answered: Callable[[], int],
+    busy: Callable[[], bool] | None = None,
 ) -> KillLog:
-    """Kill the running gateway ``kills`` times, each after a random time up, restarting it
-    each time; returns with the gateway running."""
+    """Kill the running gateway ``kills`` times, each after a random time up (then as soon
+    as ``busy`` says a request is under way), restarting it each time; returns with the
+    gateway running and answering again (at least one answer after the last kill, so that
+    the kills fall among the uploads, not after them all)."""
     log = KillLog()
     for _ in range(kills):
         started = time.monotonic()
         time.sleep(rng.uniform(*lifetime))
+        # Uploads are quick: wait (a little) for one to be under way, so that the kill
+        # cuts it short rather than falling between two.
+        patience = time.monotonic() + 2.0
+        while busy is not None and not busy() and time.monotonic() < patience:
+            time.sleep(0.001)
         log.moments.append((time.monotonic() - started, answered()))
         gateway.kill()
         gateway.start()
+    deadline = time.monotonic() + ANSWER_SECONDS
+    while log.moments and answered() <= log.moments[-1][1] and time.monotonic() < deadline:
+        time.sleep(0.05)
     return log
 
 

@@ -135,6 +135,7 @@ def test_random_kills_during_concurrent_uploads_lose_and_double_nothing(
             kills,
             lifetime=(0.2, 1.6),
             answered=lambda: sum(len(u.answers) for c in clients for u in c.uploads),
+            busy=lambda: any(c.in_flight.is_set() for c in clients),
         )
     finally:
         enough.set()

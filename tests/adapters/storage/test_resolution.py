@@ -70,9 +70,20 @@ class Cycle:
     collector: RetourCollector
     rules: SimRules
     now: list[datetime]
+    intake: Intake
 
     def wait(self, awaitable: Any) -> Any:
         return self.pump.wait(awaitable)
+
+    def upload(self, agb: str) -> None:
+        """Participant ``agb``'s fixture declaration, through the intake."""
+        discipline, name = FILES[agb]
+        metadata = BerichtMetadata.model_validate(
+            {"afzender": {"rol": "zorgaanbieder", "code": agb}}
+        )
+        payload = (MESSAGES / name).read_bytes()
+        receipt = self.wait(self.intake.receive(Upload(agb, discipline, metadata, payload)))
+        assert receipt.code is None, receipt
 
     def user(self, name: str, role: Role) -> Actor:
         self.wait(self.service.create_user(name, role, "correct horse battery", ROOT))
@@ -119,20 +130,16 @@ class Cycle:
         return [self.wait(self.store.payload(message.sha256)) for message in messages]
 
 
-def _cycle(pump: ThreadPump, url: str, forward: bool = True) -> Iterator[Cycle]:
+def _cycle(
+    pump: ThreadPump, url: str, forward: bool = True, uploads: tuple[str, ...] = tuple(FILES)
+) -> Iterator[Cycle]:
+    """The store with ``uploads``' fixture declarations through the intake, and the
+    services around it."""
     store = pump.wait(open_store(url, pump))
     now = [NOW]
     intake = Intake(
         store, REGISTRY, clock=lambda: now[0], run_in_thread=lambda f: defer.succeed(f())
     )
-    for agb, (discipline, name) in FILES.items():
-        metadata = BerichtMetadata.model_validate(
-            {"afzender": {"rol": "zorgaanbieder", "code": agb}}
-        )
-        receipt = pump.wait(
-            intake.receive(Upload(agb, discipline, metadata, (MESSAGES / name).read_bytes()))
-        )
-        assert receipt.code is None, receipt
     the_terms = terms(forward)
     bundler = Bundler(store, store.bundles, REGISTRY, CATALOGUE, the_terms, now=lambda: now[0])
     unpacker = Unpacker(store, store.outcomes, REGISTRY, now=lambda: now[0])
@@ -156,8 +163,11 @@ def _cycle(pump: ThreadPump, url: str, forward: bool = True) -> Iterator[Cycle]:
         resolver=resolver,
         after_change=bundler.run_once,
     )
+    cycle = Cycle(pump, store, service, bundler, unpacker, collector, SimRules(), now, intake)
+    for agb in uploads:
+        cycle.upload(agb)
     try:
-        yield Cycle(pump, store, service, bundler, unpacker, collector, SimRules(), now)
+        yield cycle
     finally:
         pump.wait(store.close())
 
@@ -511,3 +521,54 @@ def test_the_open_cases_and_the_oldest_ones_age_are_metrics(cycle: Cycle) -> Non
     assert registry.get_sample_value("igo_gateway_admin_open_cases", labels) == 0
     actions = {"kind": "rejected_line", "action": "pass_on"}
     assert registry.get_sample_value("igo_gateway_admin_case_actions_total", actions) == opened
+
+
+@pytest.mark.parametrize("answered_first", [False, True], ids=["before", "after"])
+def test_lines_arriving_after_their_phase_was_claimed_get_its_answer(
+    pump: ThreadPump, sql_url: str, answered_first: bool
+) -> None:
+    """The midwife's declaration alone is claimed; the kraamzorg's and the hospital's come
+    later, for phases claimed already: they join the claimed lines, and are answered with
+    them — when the insurer answers, or at once when it had answered already."""
+    for cycle in _cycle(pump, sql_url, uploads=("02001234",)):
+        first = cycle.wait(cycle.bundler.run_once())
+        assert first.claims
+        if answered_first:
+            cycle.insurer_answers()
+        cycle.upload("33001234")
+        cycle.upload("06001234")
+        cycle.wait(cycle.bundler.run_once())
+        late = cycle.rows(
+            "SELECT COUNT(*) FROM declaration_lines WHERE reason LIKE 'arrived after the claim%'"
+        )
+        assert late[0][0] > 0, "the test needs lines that arrive after their phase's claim"
+        cycle.insurer_answers()
+        unanswered = cycle.rows(
+            "SELECT traceer_id, record_number FROM declaration_lines"
+            " WHERE state = 'absorbed' AND (outcome IS NULL OR claim_reference IS NULL)"
+        )
+        assert unanswered == []
+        unlinked = cycle.rows(
+            "SELECT COUNT(*) FROM declaration_lines l WHERE state = 'absorbed' AND NOT EXISTS"
+            " (SELECT 1 FROM claim_absorbs a WHERE a.reference = l.claim_reference"
+            " AND a.traceer_id = l.traceer_id AND a.record_number = l.record_number)"
+        )
+        assert unlinked == [(0,)]
+        for agb in ("33001234", "06001234"):
+            retours = cycle.retours_to(agb)
+            assert retours, agb
+            answered = {
+                r.text("reference")
+                for retour in retours
+                for r in read_records(REGISTRY, [retour])
+                if isinstance(r, Record) and r.type == "04"
+            }
+            declared = {
+                str(row[0])
+                for row in cycle.rows(
+                    "SELECT reference FROM declaration_lines WHERE participant = ?"
+                    " AND state = 'absorbed'",
+                    agb,
+                )
+            }
+            assert declared <= answered

@@ -93,6 +93,7 @@ class RunningGateway:
     background: list[LoopingCall] = field(default_factory=list)
     schedules: list[PerInsurer] = field(default_factory=list)
     finishing: list[Deferred[Any]] = field(default_factory=list)
+    bundling_lock: DeferredLock | None = None
     """The Deferreds of the background tasks' ``start()``: each fires once its task is
     stopped *and* a run in progress has ended, so a stop waits for them before it closes
     the store (a bundling run cut off by a closed store would fail half-way)."""
@@ -115,13 +116,18 @@ class RunningGateway:
     async def _stop(self) -> None:
         log.info("stopping: no new connections")
         await _stop_listening(self.epd_port, self.ops_port, self.admin_port)
+        in_progress = [task.deferred for task in self.background if task.running and task.deferred]
         for task in self.background:
             if task.running:
                 task.stop()
         for schedule in self.schedules:
             schedule.stop()
-        running = [*self.finishing, *(s.finished for s in self.schedules)]
+        running = [*self.finishing, *in_progress, *(s.finished for s in self.schedules)]
         await DeferredList(running, consumeErrors=True)
+        if self.bundling_lock is not None:
+            # A bundling run an administrator's action started: let it finish, and keep
+            # the lock, so that none starts on a store about to close.
+            await self.bundling_lock.acquire()
         await self.store.close()
         _release(self.store_lock)
         log.info("stopped; the store is closed")
@@ -364,12 +370,16 @@ def _refresh_case_metrics(service: AdminService, reactor: Any) -> LoopingCall:
     async def refresh() -> None:
         try:
             await service.refresh_metrics()
+        except StoreUnavailableError as unavailable:
+            log.warn("counting the open cases waits for the store: {error}", error=str(unavailable))
         except Exception:
             log.failure("counting the open cases failed")
 
     task = LoopingCall(lambda: Deferred.fromCoroutine(refresh()))
     task.clock = reactor
-    task.start(CASE_METRICS_SECONDS, now=True)
+    task.start(CASE_METRICS_SECONDS, now=True).addErrback(
+        lambda f: log.warn("counting the open cases stopped: {error}", error=f.getErrorMessage())
+    )
     return task
 
 
@@ -396,7 +406,9 @@ def _run_batches(bulk: BulkService, reactor: Any) -> LoopingCall:
     runner = BatchRunner(bulk)
     task = LoopingCall(lambda: Deferred.fromCoroutine(runner.run_once()))
     task.clock = reactor
-    task.start(BATCH_INTERVAL_SECONDS, now=True)
+    task.start(BATCH_INTERVAL_SECONDS, now=True).addErrback(
+        lambda f: log.warn("the bulk batch runner stopped: {error}", error=f.getErrorMessage())
+    )
     return task
 
 
@@ -441,9 +453,10 @@ def _bundling(
     catalogue: Catalogue,
     metrics: Metrics,
     reactor: Any,
+    lock: DeferredLock,
 ) -> Callable[[], Awaitable[None]]:
-    """One bundling run at a time, whoever asks (the schedule or an administrator's
-    action): two runs at once would decide the same open lines twice."""
+    """One bundling run at a time (under ``lock``), whoever asks (the schedule or an
+    administrator's action): two runs at once would decide the same open lines twice."""
     bundler = Bundler(
         store,
         store.bundles,
@@ -455,7 +468,6 @@ def _bundling(
         run_in_thread=lambda work: deferToThreadPool(reactor, reactor.getThreadPool(), work),
         distribution=config.bundling.distribution,
     )
-    lock = DeferredLock()
 
     async def run() -> None:
         await lock.acquire()
@@ -660,8 +672,9 @@ async def start(config: GatewayConfig, reactor: Any) -> RunningGateway:
         site.timeOut = api_config.idle_timeout_seconds
         site.displayTracebacks = False
         port = reactor.listenSSL(api_config.port, site, context_factory, interface=api_config.host)
+        bundling_lock = DeferredLock()
         bundle_now = (
-            _bundling(config, store, registry, catalogue, metrics, reactor)
+            _bundling(config, store, registry, catalogue, metrics, reactor, bundling_lock)
             if isinstance(store, SqlMessageStore)
             else None
         )
@@ -686,6 +699,7 @@ async def start(config: GatewayConfig, reactor: Any) -> RunningGateway:
     gateway = RunningGateway(config, store, registry, metrics, port, ops_port, lock)
     admin_port = admin[0] if admin is not None else None
     gateway.admin_port = admin_port
+    gateway.bundling_lock = bundling_lock
     if admin is not None:
         gateway.background.append(_refresh_case_metrics(admin[1], reactor))
     gateway.background.append(_watch_certificates(gateway, reactor))

@@ -34,6 +34,7 @@ from typing import Any, Final, Protocol
 from gateway.admin.cases import ActionRefusedError
 from gateway.bundler import INVOICE_SEQUENCE, QueuedFile, outbound_message
 from gateway.ei import FieldValue, LayoutRegistry, Record, read_records, validate_bytes
+from gateway.ei.retourcodes import describe
 from gateway.lines import DeclaredLine
 from gateway.rules.catalogue import Catalogue, Phase
 from gateway.rules.claims import ClaimLink, PlannedLine, build_claim_file
@@ -51,6 +52,7 @@ __all__ = [
     "ResolutionStore",
     "Resolver",
     "Resubmission",
+    "masked",
 ]
 
 _MEMBER_NUMBER: Final = re.compile(r"[0-9A-Za-z]{1,15}")
@@ -154,7 +156,7 @@ class Resubmission:
     queued: QueuedFile
     link: ClaimLink
     insurer: str
-    changes: dict[str, tuple[str, str]]  # field → (before, after), as shown
+    changes: dict[str, tuple[str, str]]  # field → (before, after); member numbers masked
 
 
 @dataclass(frozen=True)
@@ -258,7 +260,9 @@ class Resolver:
             if value is not None:
                 after[name] = value
         changes = {
-            name.value: (before[name], after[name]) for name in Field if before[name] != after[name]
+            name.value: _shown(name, before[name], after[name])
+            for name in Field
+            if before[name] != after[name]
         }
         if not changes:
             raise ActionRefusedError(
@@ -330,10 +334,13 @@ class Resolver:
         checked = await self._run(lambda: validate_bytes(self._registry, built.payload))
         if not checked.valid:
             finding = checked.findings[0]
+            where = f", veld {finding.field} {finding.field_name}" if finding.field else ""
+            # Code and field only: a finding's message may quote a value (an amount).
             raise ActionRefusedError(
                 "correctie-ongeldig",
-                f"De verbeterde declaratie is technisch onjuist: {finding.retourcode} "
-                f"{finding.message}",
+                f"De verbeterde declaratie is technisch onjuist: retourcode "
+                f"{finding.retourcode} ({describe(finding.retourcode)}), record "
+                f"{finding.kind or '?'}{where}.",
                 status=400,
             )
         message = outbound_message(
@@ -384,6 +391,19 @@ class Resolver:
         return BreakBundle(
             reference, claim.pregnancy, claim.phase, tuple(line_key(ln) for ln in claim.absorbed)
         )
+
+
+def masked(value: str) -> str:
+    """A member number as a correction's record keeps it: its last three characters."""
+    return "•" * max(len(value) - 3, 0) + value[-3:] if value else ""
+
+
+def _shown(name: Field, before: str, after: str) -> tuple[str, str]:
+    """A change as it is kept and shown: a member number is client data, masked (the
+    corrected claim file itself, sealed in the journal, holds it whole)."""
+    if name is Field.MEMBER_NUMBER:
+        return masked(before), masked(after)
+    return before, after
 
 
 def _iso(value: date | None) -> str | None:

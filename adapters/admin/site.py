@@ -591,7 +591,7 @@ def _int_arg(request: server.Request, name: str) -> int | None:
     text = _arg(request, name).strip()
     if not text:
         return None
-    if not text.isdigit() or len(text) > 6:
+    if not (text.isascii() and text.isdigit()) or len(text) > 6:
         raise _HttpError(400, "ongeldig-filter", f"{name} moet een geheel getal zijn.")
     return int(text)
 
@@ -1368,7 +1368,7 @@ def _filter_form(query: CaseFilter) -> dict[str, str]:
 
 
 def _batch_id(text: str) -> int:
-    if not text.isdigit() or len(text) > 12:
+    if not (text.isascii() and text.isdigit()) or len(text) > 12:
         raise _HttpError(404, "onbekend", "Deze batch bestaat niet.")
     return int(text)
 

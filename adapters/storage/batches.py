@@ -23,9 +23,11 @@ was done by a batch.
 from __future__ import annotations
 
 import json
+import sqlite3
 from datetime import datetime
 from typing import Any, Final
 
+import psycopg
 from twisted.internet.defer import Deferred
 
 from adapters.storage.admin import act_txn, append_audit_txn
@@ -317,6 +319,11 @@ def do_step_txn(
     return StepResult(step.batch_id, step.action, step.case_id, kind, outcome, finished=False)
 
 
+# Errors of the database rather than of the case (a lock timeout, a deadlock, a lost
+# connection): they pass, so they must not fail a case for good.
+_PASSING: Final = (sqlite3.OperationalError, psycopg.OperationalError)
+
+
 def _do_case_txn(
     txn: Transaction, step: NextStep, effect: Effect | None, at: datetime, codec: JournalCodec
 ) -> tuple[ItemOutcome, str]:
@@ -329,6 +336,8 @@ def _do_case_txn(
     except LookupError:
         txn.execute("ROLLBACK TO SAVEPOINT batch_case")
         outcome, detail = ItemOutcome.SKIPPED, "De zaak bestaat niet meer."
+    except _PASSING:
+        raise  # locked, deadlocked, connection lost: the whole step is tried again later
     except Exception as error:
         # The action's effect broke (e.g. found the store not as its check saw it): this
         # case fails, the batch goes on. Should the database itself be gone, the rollback

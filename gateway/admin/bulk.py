@@ -35,6 +35,7 @@ from gateway.admin.metrics import BulkMetrics
 from gateway.admin.ports import AdminStore
 from gateway.admin.service import AdminService, NotAllowedError
 from gateway.resolution import Effect
+from gateway.store import StoreUnavailableError
 
 __all__ = ["BatchRunner", "BulkService", "SelectionChangedError"]
 
@@ -172,6 +173,16 @@ class BulkService:
             return None, str(refused)
         except LookupError:
             return None, "De zaak bestaat niet meer."
+        except StoreUnavailableError:
+            raise  # the whole step is tried again when the store is back
+        except Exception as error:  # the case cannot be prepared: skipped, the batch goes on
+            log.warn(
+                "bulk batch {batch}: preparing case action {action} failed ({error})",
+                batch=step.batch_id,
+                action=step.action.value,
+                error=type(error).__name__,
+            )
+            return None, f"Kon niet worden voorbereid ({type(error).__name__})."
         return effect, None
 
     @staticmethod
@@ -198,6 +209,8 @@ class BatchRunner:
                 if result is None:
                     break
                 done += 1
+        except StoreUnavailableError as unavailable:
+            log.warn("bulk batches wait for the store: {error}", error=str(unavailable))
         except Exception:
             log.failure("a bulk step failed; nothing of it was stored, it is tried again")
         return done

@@ -31,6 +31,7 @@ from gateway.admin.accounts import (
 from gateway.admin.audit import AuditAction, AuditEntry, ChainReport, NewAuditEntry, verify_chain
 from gateway.admin.cases import (
     KINDS,
+    MAX_REASON_LENGTH,
     NEEDS_INPUT,
     ActionRefusedError,
     Case,
@@ -364,11 +365,11 @@ class AdminService:
                 check_action(current, action, actor, reason)
                 effect = await self._prepare(current, action, fields or {})
                 if isinstance(effect, Resubmission):
+                    # The audit entry says which fields changed (never their values) and
+                    # the new line; the reason gives up room for that if it must.
                     changed = ", ".join(effect.changes)
-                    reason = (
-                        f"{reason.strip()} (verbeterd: {changed}; nieuwe regel "
-                        f"{effect.link.reference})"
-                    ).strip()
+                    note = f" (verbeterd: {changed}; nieuwe regel {effect.link.reference})"
+                    reason = (reason.strip()[: MAX_REASON_LENGTH - len(note)] + note).strip()
             case = await self.admin.act(case_id, action, actor, reason, self.clock(), effect)
         except ActionRefusedError as refused:
             if self.metrics is not None:

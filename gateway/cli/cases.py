@@ -93,7 +93,9 @@ def register(sub: Any) -> None:
         action="append",
         default=[],
         metavar="FIELD=VALUE",
-        help="resubmit only: a corrected field, e.g. --set member_number=M0012345",
+        help="resubmit only: a corrected field, e.g. --set uzovi=3312; FIELD=- reads the "
+        "value from standard input (asked at a terminal): give a member number that way, "
+        "so that it stays out of the shell's history and the process list",
     )
     p.set_defaults(handler=_resolve)
 
@@ -200,6 +202,13 @@ def _show(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _read_value(name: str) -> str:
+    """A field's value from standard input: asked at a terminal, else one line."""
+    if sys.stdin.isatty():
+        return input(f"{name}: ")
+    return sys.stdin.readline().rstrip("\r\n")
+
+
 def _resolve(args: argparse.Namespace) -> int:
     action = CaseAction(args.action)
     fields = {}
@@ -207,6 +216,8 @@ def _resolve(args: argparse.Namespace) -> int:
         name, sep, value = item.partition("=")
         if not sep or not name:
             return _fail("resolve", "--set wants FIELD=VALUE", EXIT_USAGE)
+        if value == "-":
+            value = _read_value(name.strip())
         fields[name.strip()] = value
     try:
         with admin_session(args.config) as session:

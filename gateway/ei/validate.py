@@ -46,7 +46,7 @@ _PAYEE_FIELDS = {
 
 def bsn_is_valid(bsn: str) -> bool:
     """The BSN eleven-proof: 9 digits, weights 9..2 and -1, sum divisible by 11, not 0."""
-    if len(bsn) != 9 or not bsn.isdigit():
+    if len(bsn) != 9 or not (bsn.isascii() and bsn.isdigit()):
         return False
     digits = [int(c) for c in bsn]
     total = sum(d * w for d, w in zip(digits[:8], range(9, 1, -1), strict=True)) - digits[8]

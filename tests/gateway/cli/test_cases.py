@@ -4,6 +4,7 @@ refused with exit 2 and a message that names the field, not the value."""
 
 from __future__ import annotations
 
+import io
 import json
 import sqlite3
 from pathlib import Path
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from gateway.cli import main
+from gateway.resolution import masked
 from tests.adapters.storage.test_resolution import RIGHT_MEMBER, Cycle, _cycle, rejected
 from tests.gateway.rules.test_decide import TARIFFS
 from tests.threadpump import ThreadPump
@@ -76,9 +78,12 @@ def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
 
 
 def test_resubmit_with_a_corrected_member_number(
-    world: tuple[Cycle, str, Path], capsys: pytest.CaptureFixture[str]
+    world: tuple[Cycle, str, Path],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     _, case_id, config = world
+    monkeypatch.setattr("sys.stdin", io.StringIO(RIGHT_MEMBER + "\n"))
     status, out, err = run(
         capsys,
         "cases",
@@ -89,7 +94,9 @@ def test_resubmit_with_a_corrected_member_number(
         "--action",
         "resubmit",
         "--set",
-        f"member_number={RIGHT_MEMBER}",
+        "member_number=-",  # from standard input: client data stays out of argv
+        "--set",
+        "uzovi=3311",
     )
     assert (status, err) == (0, "")
     assert out.strip() == f"{case_id}: resubmit done; the case is resubmitted"
@@ -99,7 +106,8 @@ def test_resubmit_with_a_corrected_member_number(
     assert shown["case"]["state"] == "resubmitted"
     # The versions and their difference are shown to the administrator.
     corrected = shown["detail"]["versions"][-1]
-    assert corrected["changes"]["member_number"]["is"] == RIGHT_MEMBER
+    assert corrected["changes"]["member_number"]["is"] == masked(RIGHT_MEMBER)
+    assert RIGHT_MEMBER not in out  # client data: masked, the claim file holds it whole
     assert corrected["corrects"] == case_id.partition(":")[2]
 
 

@@ -5,6 +5,10 @@ does, and does it in the case's own transaction."""
 
 from __future__ import annotations
 
+from typing import Any
+
+import pytest
+
 from adapters.storage.admin import SqlAdminStore
 from adapters.storage.batches import SqlBatchStore
 from gateway.admin.accounts import Actor, Role
@@ -66,3 +70,36 @@ def test_a_batch_breaks_the_bundle_and_a_case_already_broken_is_skipped(
     assert {outcome for outcome, _ in outcomes.values()} == {ItemOutcome.DONE}
     entries = cycle.wait(cycle.service.admin.audit_entries(subject=case_id))
     assert [e.actor for e in entries if e.action == "break_bundle"] == ["otto"]
+
+
+def test_a_case_whose_effect_cannot_be_prepared_is_skipped_and_the_batch_goes_on(
+    cycle: Cycle,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _, case_id = rejected(cycle)
+    bulk = bulk_service(cycle)
+    query = CaseFilter(kinds=frozenset({CaseKind(case_id.partition(":")[0])}))
+    preview = cycle.wait(bulk.preview(BEA, query, CaseAction.PASS_ON, ""))
+    assert len(preview.case_ids) > 1
+    batch = cycle.wait(bulk.create(BEA, query, CaseAction.PASS_ON, "", preview.digest))
+    resolver = cycle.service.resolver
+    assert resolver is not None
+    real = resolver.pass_on
+    broken = case_id.partition(":")[2]
+
+    async def pass_on(reference: str) -> Any:
+        if reference == broken:
+            raise ValueError("a file the unpacker cannot read")
+        return await real(reference)
+
+    monkeypatch.setattr(resolver, "pass_on", pass_on)
+    for _ in range(3):  # a bad case must not make the runner try it again and again
+        cycle.wait(BatchRunner(bulk).run_once())
+    done = cycle.wait(bulk.batch(BEA, batch.id))
+    assert done.state is BatchState.FINISHED
+    outcomes = {i.case_id: (i.outcome, i.detail) for i in done.items}
+    assert outcomes.pop(case_id) == (
+        ItemOutcome.SKIPPED,
+        "Kon niet worden voorbereid (ValueError).",
+    )
+    assert {outcome for outcome, _ in outcomes.values()} == {ItemOutcome.DONE}

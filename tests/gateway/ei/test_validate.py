@@ -27,7 +27,9 @@ def test_synthetic_bsns_pass_the_eleven_proof(bsn: str) -> None:
     assert bsn_is_valid(bsn)
 
 
-@pytest.mark.parametrize("bsn", ["123456789", "000000000", "12345678", "1234567820", "12345678a"])
+@pytest.mark.parametrize(
+    "bsn", ["123456789", "000000000", "12345678", "1234567820", "12345678a", "12345678²"]
+)
 def test_wrong_bsns_fail_it(bsn: str) -> None:
     assert not bsn_is_valid(bsn)
 

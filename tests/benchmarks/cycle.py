@@ -67,6 +67,7 @@ from gateway.rules.catalogue import load_catalogue
 from gateway.rules.model import Contract, InsurerTerms, Participant, Settings, Terms
 from gateway.unpacker import Unpacker
 from tests.benchmarks.gateway import REGISTRY
+from tests.gateway.rules.test_decide import TARIFFS
 from tests.threadpump import ThreadPump
 
 __all__ = ["CycleFigures", "bench_cycle", "main", "national_files"]
@@ -83,16 +84,6 @@ UZOVI = "3311"
 # Illustrative codes of the shipped example catalogue, with tariffs in eurocents.
 VK_SCAN, VK_PRENATAL, VK_NATAL, VK_POSTNATAL = "190010", "190001", "190002", "190004"
 KZ_INTAKE, KZ_HOURS = "196201", "196202"
-TARIFFS = {
-    "IG0001": 60000,
-    "IG0002": 150000,
-    "IG0003": 180000,
-    "IG0004": 90000,
-    "IG0006": 120000,
-    "IG0007": 100000,
-    "IG0008": 130000,
-    "IG0009": 40000,
-}
 
 
 NOW = datetime(2027, 3, 1, 9, 0, tzinfo=UTC)  # every phase of 2026 is closed by then

@@ -35,7 +35,6 @@ from gateway.ei import Record, load_layouts, read_records
 from gateway.resolution import masked
 from tests.adapters.insurer_sim.support import SimProcess, write_sim_config
 from tests.factories import BSNS, vk301
-from tests.gateway.rules.test_decide import TARIFFS
 from tests.gateway.running import (
     HOSPITAL,
     MIDWIFE,
@@ -45,7 +44,7 @@ from tests.gateway.running import (
     upload,
     write_config,
 )
-from tests.gateway.test_app_insurer import full_cycle_section, insurer_section
+from tests.gateway.test_app_insurer import full_cycle_section
 from tests.gateway.test_bundler import FILES, MESSAGES
 from tests.tools import required_tool
 
@@ -288,24 +287,9 @@ def test_correct_and_resubmit_then_break_a_bundle_in_a_real_browser(world: World
 def rules_section(pki: Path, fingerprints: dict[str, str], sim_port: int) -> str:
     """The hospital outside the IGO (variant C) and a contract under the experiment-2017
     rule set: its care breaks the natal bundle."""
-    tariffs = ", ".join(f'"{code}" = {amount}' for code, amount in TARIFFS.items())
-    return f"""
-[[participants]]
-agb = "{HOSPITAL}"
-name = "Ziekenhuis buiten de IGO"
-discipline = "hospital"
-variant = "C"
-certificates = ["{fingerprints[HOSPITAL]}"]
-
-[bundling]
-grace_days = 0
-interval_seconds = 3600
-{insurer_section(pki, sim_port)}
-[[insurers.contracts]]
-year = 2026
-rule_set = "experiment-2017"
-tariffs = {{ {tariffs} }}
-"""
+    return full_cycle_section(
+        pki, fingerprints, sim_port, hospital_variant="C", rule_set="experiment-2017"
+    )
 
 
 def test_close_a_waiting_phase_and_write_off_a_broken_bundle_in_a_real_browser(

@@ -148,14 +148,21 @@ def test_a_queued_claim_reaches_the_insurer_once_and_its_retour_comes_back(
     assert "delivered claim-0001 to insurer 3311 (attempt 3)" in gateway.logs()
 
 
-def full_cycle_section(pki: Path, fingerprints: dict[str, str], sim_port: int) -> str:
+def full_cycle_section(
+    pki: Path,
+    fingerprints: dict[str, str],
+    sim_port: int,
+    *,
+    hospital_variant: str = "B",
+    rule_set: str = "regular-2023",
+) -> str:
     tariffs = ", ".join(f'"{code}" = {amount}' for code, amount in TARIFFS.items())
     return f"""
 [[participants]]
 agb = "{HOSPITAL}"
 name = "Ziekenhuis Test"
 discipline = "hospital"
-variant = "B"
+variant = "{hospital_variant}"
 certificates = ["{fingerprints[HOSPITAL]}"]
 
 [bundling]
@@ -164,7 +171,7 @@ interval_seconds = 3600
 {insurer_section(pki, sim_port)}
 [[insurers.contracts]]
 year = 2026
-rule_set = "regular-2023"
+rule_set = "{rule_set}"
 tariffs = {{ {tariffs} }}
 """
 

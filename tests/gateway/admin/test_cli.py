@@ -15,27 +15,14 @@ from adapters.admin.demo import seed_cases, seed_parked
 from gateway.admin.cases import CaseKind
 from gateway.cli import main
 from gateway.ei import load_layouts
+from tests.tools import write_cli_config
 
 
 @pytest.fixture
 def config(tmp_path: Path) -> Path:
     db = tmp_path / "gateway.db"
     path = tmp_path / "gateway.toml"
-    path.write_text(
-        f"""[igo]
-name = "IGO Test"
-agb = "53001234"
-
-[store]
-url = "sqlite:///{db}"
-
-[epd_api.tls]
-cert = "server.pem"
-key = "server.key"
-trust = "ca.pem"
-""",
-        encoding="utf-8",
-    )
+    write_cli_config(path, db)
     with opened_stores(f"sqlite:///{db}", None) as stores:
         stores.run.wait(seed_cases(stores.store, load_layouts(), datetime.now(UTC)))
     return path

@@ -16,6 +16,7 @@ from gateway.resolution import masked
 from tests.adapters.storage.test_resolution import RIGHT_MEMBER, Cycle, _cycle, rejected
 from tests.gateway.rules.test_decide import TARIFFS
 from tests.threadpump import ThreadPump
+from tests.tools import write_cli_config
 
 PARTICIPANTS = {"02001234": "midwifery", "33001234": "kraamzorg", "06001234": "hospital"}
 
@@ -45,21 +46,7 @@ tariffs = {{ {tariffs} }}
 """
         for uzovi in ("3311", "3312")
     )
-    path.write_text(
-        f"""[igo]
-name = "IGO Test"
-agb = "53001234"
-
-[store]
-url = "sqlite:///{db}"
-
-[epd_api.tls]
-cert = "server.pem"
-key = "server.key"
-trust = "ca.pem"
-{participants}{insurers}""",
-        encoding="utf-8",
-    )
+    write_cli_config(path, db, participants + insurers)
     return path
 
 

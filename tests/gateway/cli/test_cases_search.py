@@ -17,6 +17,7 @@ from gateway.cli import main
 from gateway.ei import load_layouts
 from gateway.lines import DeclaredLine
 from tests.adapters.storage.builders import upload
+from tests.tools import write_cli_config
 
 
 def _line(n: int, bsn: str) -> DeclaredLine:
@@ -43,21 +44,7 @@ def _line(n: int, bsn: str) -> DeclaredLine:
 def config(tmp_path: Path) -> Path:
     db = tmp_path / "gateway.db"
     path = tmp_path / "gateway.toml"
-    path.write_text(
-        f"""[igo]
-name = "IGO Test"
-agb = "53001234"
-
-[store]
-url = "sqlite:///{db}"
-
-[epd_api.tls]
-cert = "server.pem"
-key = "server.key"
-trust = "ca.pem"
-""",
-        encoding="utf-8",
-    )
+    write_cli_config(path, db)
     with opened_stores(f"sqlite:///{db}", None) as stores:
         stores.run.wait(seed_cases(stores.store, load_layouts(), datetime.now(UTC)))
         lines = [_line(1, DEMO_BSN), _line(2, "999990007")]

@@ -45,7 +45,7 @@ from adapters.tls import (
 )
 from gateway.admin.bulk import BatchRunner, BulkService
 from gateway.admin.service import AdminService
-from gateway.bundler import Bundler
+from gateway.bundler import BUNDLING_JOB, Bundler
 from gateway.collector import CollectedRetour, RetourCollector
 from gateway.config import GatewayConfig, InsurerConfig, LinkKind, RetryConfig
 from gateway.crypto import Keyring
@@ -53,7 +53,9 @@ from gateway.ei import LayoutRegistry, load_layouts
 from gateway.forwarder import Forwarder
 from gateway.insurer import InsurerLink, RetryPolicy
 from gateway.intake import Intake
+from gateway.jobs import JobBusyError, JobLock
 from gateway.metrics import Metrics
+from gateway.pausepoints import pause_point_from_environment
 from gateway.resolution import Resolver
 from gateway.rules.catalogue import Catalogue, load_catalogue
 from gateway.rules.model import Terms
@@ -454,9 +456,12 @@ def _bundling(
     metrics: Metrics,
     reactor: Any,
     lock: DeferredLock,
-) -> Callable[[], Awaitable[None]]:
-    """One bundling run at a time (under ``lock``), whoever asks (the schedule or an
-    administrator's action): two runs at once would decide the same open lines twice."""
+) -> tuple[Callable[[], Awaitable[None]], Callable[[], Awaitable[None]]]:
+    """A bundling run on demand (an administrator's action: it waits its turn) and one on
+    schedule (it leaves the work to another process that bundles now). One run at a time
+    in this process (under ``lock``, which a stop waits for) and over every process on the
+    store (the store's bundling lease); and a run whose lines changed before it recorded
+    them is decided again (:class:`~gateway.bundler.Bundler`)."""
     bundler = Bundler(
         store,
         store.bundles,
@@ -467,16 +472,27 @@ def _bundling(
         metrics=metrics,
         run_in_thread=lambda work: deferToThreadPool(reactor, reactor.getThreadPool(), work),
         distribution=config.bundling.distribution,
+        lock=JobLock(store.leases, BUNDLING_JOB, reactor, seconds=config.bundling.lease_seconds),
+        checkpoint=pause_point_from_environment(),
     )
 
-    async def run() -> None:
+    async def run(wait: bool) -> None:
         await lock.acquire()
         try:
-            await bundler.run_once()
+            await bundler.run_once(wait=wait)
         finally:
             lock.release()
 
-    return run
+    async def on_demand() -> None:
+        await run(True)
+
+    async def scheduled() -> None:
+        try:
+            await run(False)
+        except JobBusyError as exc:
+            log.info("bundling skipped this time: {why}", why=str(exc))
+
+    return on_demand, scheduled
 
 
 def _bundle_on_schedule(
@@ -673,10 +689,10 @@ async def start(config: GatewayConfig, reactor: Any) -> RunningGateway:
         site.displayTracebacks = False
         port = reactor.listenSSL(api_config.port, site, context_factory, interface=api_config.host)
         bundling_lock = DeferredLock()
-        bundle_now = (
+        bundle_now, bundle_scheduled = (
             _bundling(config, store, registry, catalogue, metrics, reactor, bundling_lock)
             if isinstance(store, SqlMessageStore)
-            else None
+            else (None, None)
         )
         bulk = _bulk_service(config, store, metrics)
         admin = _listen_admin(
@@ -707,8 +723,8 @@ async def start(config: GatewayConfig, reactor: Any) -> RunningGateway:
         gateway.background.append(_reencrypt_in_background(store, reactor))
     if exchange is not None:
         exchange.start(gateway, reactor)
-    if isinstance(store, SqlMessageStore) and bundle_now is not None:
-        gateway.background.append(_bundle_on_schedule(gateway, bundle_now, reactor))
+    if isinstance(store, SqlMessageStore) and bundle_scheduled is not None:
+        gateway.background.append(_bundle_on_schedule(gateway, bundle_scheduled, reactor))
         gateway.background.append(_prune_on_schedule(gateway, store, reactor))
     if bulk is not None and admin_port is not None:
         gateway.background.append(_run_batches(bulk, reactor))

@@ -33,6 +33,7 @@ from gateway.ei import (
     read_records,
     validate_bytes,
 )
+from gateway.jobs import JobLock, LeaseLostError
 from gateway.lines import DeclaredLine
 from gateway.metrics import Metrics
 from gateway.rules.catalogue import Catalogue, Phase
@@ -54,6 +55,8 @@ from gateway.store import Direction, Message, MessageStatus, MessageStore, NewMe
 from gateway.unpacker import participant_retour
 
 __all__ = [
+    "BUNDLING_JOB",
+    "BundleConflictError",
     "BundleInput",
     "BundlePlan",
     "BundleStore",
@@ -65,12 +68,14 @@ __all__ = [
     "LineOutcome",
     "QueuedFile",
     "ReturnedRetour",
+    "RunGuard",
     "outbound_message",
 ]
 
 log = Logger()
 
 INVOICE_SEQUENCE = "igo-invoice"
+BUNDLING_JOB = "bundling"  # the name of the bundling lease
 
 
 @dataclass(frozen=True)
@@ -80,6 +85,8 @@ class BundleInput:
     closed: set[tuple[str, Phase]]
     broken: set[tuple[str, Phase]] = field(default_factory=set)
     states: dict[LineKey, str] = field(default_factory=dict)  # where each line stood
+    # Each line's revision as read: a run records only lines still at it.
+    revisions: dict[LineKey, int] = field(default_factory=dict)
     # The answer an existing claimed line already has (outcome, retourcodes), by reference.
     answered: dict[str, tuple[str, tuple[str, ...]]] = field(default_factory=dict)
 
@@ -132,6 +139,22 @@ class DecisionRecord:
         )
 
 
+class BundleConflictError(Exception):
+    """A line the run decided changed (another run, an action, a hand) before the run
+    could record its outcome: nothing of the run is stored, and it is decided again."""
+
+
+@dataclass(frozen=True, slots=True)
+class RunGuard:
+    """What the store checks before it records a run: every line the run decided is
+    still in the state and at the revision it read, and the run still holds its lease."""
+
+    expected: dict[LineKey, tuple[str, int]]
+    lease_job: str | None = None
+    lease_holder: str | None = None
+    lease_seconds: float = 0.0
+
+
 @dataclass(frozen=True, slots=True)
 class QueuedFile:
     """A file for an insurer, to queue: declared under ``sender``'s AGB code."""
@@ -156,6 +179,7 @@ class BundleStore(Protocol):
         decisions: Sequence[DecisionRecord] = (),
         retours: Sequence[ReturnedRetour] = (),
         late: Sequence[LateLine] = (),
+        guard: RunGuard | None = None,
     ) -> Awaitable[None]: ...
 
 
@@ -233,6 +257,11 @@ class BundlePlan:
 
 
 RunInThread = Callable[[Callable[[], Any]], Awaitable[Any]]
+# A test-only pause point: awaited with the step's name ("decided": read, decided and
+# built, nothing recorded yet), so a test can hold a run there while another goes.
+Checkpoint = Callable[[str], Awaitable[None]]
+# How often a run whose lines changed under it is decided again before it gives up.
+RUN_ATTEMPTS = 3
 
 
 async def _inline(work: Callable[[], Any]) -> Any:
@@ -252,7 +281,11 @@ class Bundler:
         metrics: Metrics | None = None,
         run_in_thread: RunInThread | None = None,
         distribution: Distribution = Distribution.DECLARED,
+        lock: JobLock | None = None,
+        checkpoint: Checkpoint | None = None,
     ) -> None:
+        self._lock = lock
+        self._checkpoint = checkpoint
         self._metrics = metrics
         self._distribution = distribution
         self._run: RunInThread = run_in_thread or _inline
@@ -266,11 +299,13 @@ class Bundler:
         self._uploads: dict[str, Message | None] = {}
         self._sources: dict[str, list[Record]] = {}
         self._states: dict[LineKey, str] = {}
+        self._revisions: dict[LineKey, int] = {}
         self._answered: dict[str, tuple[str, tuple[str, ...]]] = {}
 
     async def decisions(self) -> tuple[list[Decision], list[DeclaredLine]]:
         given = await self._bundles.bundle_input()
         self._states = given.states
+        self._revisions = given.revisions
         self._answered = given.answered
         today = self._now().date()
         decisions: list[Decision] = await self._run(
@@ -293,17 +328,47 @@ class Bundler:
         decisions, lines = await self.decisions()
         return await self._build(decisions, lines, invoice=lambda n: f"CONCEPT-{n:04d}")
 
-    async def run_once(self) -> BundlePlan:
+    async def run_once(self, *, wait: bool = True) -> BundlePlan:
+        """Decide, build and store one run. With a lock, the run holds the bundling lease
+        of every process on the store (waiting its turn, or :class:`JobBusyError` without
+        ``wait``); a run whose lines changed before it recorded them is decided again."""
+        for attempt in range(1, RUN_ATTEMPTS + 1):
+            if self._lock is not None:
+                await self._lock.acquire(wait=wait)
+            try:
+                return await self._attempt()
+            except (BundleConflictError, LeaseLostError) as exc:
+                if self._metrics is not None:
+                    self._metrics.bundling_conflicts.inc()
+                if attempt == RUN_ATTEMPTS:
+                    raise
+                log.warn(
+                    "a bundling run was not stored ({error}); it is decided again",
+                    error=str(exc),
+                )
+            finally:
+                if self._lock is not None:
+                    await self._lock.release()
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _attempt(self) -> BundlePlan:
         self._uploads, self._sources = {}, {}
         decisions, lines = await self.decisions()
         claim_insurers = {
             d.insurer for d in decisions if d.kind is DecisionKind.INTEGRAL and d.claims
         }
-        first = await self._bundles.reserve(INVOICE_SEQUENCE, len(claim_insurers) or 1)
+        # A run that claims nothing reserves no factuurnummer.
+        first = (
+            await self._bundles.reserve(INVOICE_SEQUENCE, len(claim_insurers))
+            if claim_insurers
+            else 0
+        )
         year = self._now().year % 100
         plan = await self._build(
             decisions, lines, invoice=lambda n: f"IGO{year:02d}-{first + n - 1:05d}"
         )
+        if self._checkpoint is not None:
+            await self._checkpoint("decided")
         await self._store(plan)
         await self._count(plan)
         summary = plan.summary()
@@ -544,7 +609,19 @@ class Bundler:
             if item.answer is not None and item.answer.outcome in ("granted", "rejected")
         ]
         retours = await self._answer_now([*returned, *answered_late], lines)
-        await self._bundles.record_bundle(outbound, claims, outcomes, now, records, retours, late)
+        guard = RunGuard(
+            {
+                outcome.key: (self._states[outcome.key], self._revisions.get(outcome.key, 0))
+                for outcome in outcomes
+                if outcome.key in self._states
+            },
+            None if self._lock is None else self._lock.job,
+            None if self._lock is None else self._lock.holder,
+            0.0 if self._lock is None else self._lock.seconds,
+        )
+        await self._bundles.record_bundle(
+            outbound, claims, outcomes, now, records, retours, late, guard
+        )
         if outbound:
             crashpoints.reached("bundled")
 

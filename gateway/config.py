@@ -496,6 +496,14 @@ class BundlingConfig(_Section):
     interval_seconds: float = Field(
         default=3600, gt=0, description="How often serve runs the bundler."
     )
+    lease_seconds: float = Field(
+        default=60,
+        ge=1,
+        description="The length of the bundling lease that lets one run at a time bundle over "
+        "every gateway process on the store; renewed every third of it while the run goes "
+        "on. A process that died holding it is waited for this long (on its own host, not "
+        "at all).",
+    )
     distribution: Distribution = Field(
         default=Distribution.DECLARED,
         description="How a granted integral amount is shared out: declared (each participant "

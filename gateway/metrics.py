@@ -149,6 +149,12 @@ class Metrics:
             ["insurer"],
             registry=r,
         )
+        self.bundling_conflicts = Counter(
+            f"{NAMESPACE}_bundling_conflicts",
+            "Bundling runs not stored because their lines changed before they were "
+            "recorded, or their lease was taken over; each is decided again.",
+            registry=r,
+        )
         self.bundling_seconds = Histogram(
             f"{NAMESPACE}_bundling_latency_seconds",
             "From the upload of an original line to the integral claim that absorbed it.",

@@ -5,7 +5,9 @@ The SQL store works on its own threads and hands results back through
 ``reactor.callFromThread``; :class:`Blocking` stands in for the reactor: it queues those
 calls and runs them on the calling thread while :meth:`Blocking.wait` waits for a result.
 The calling thread so plays the reactor thread — every Deferred callback runs there, as in
-production — and every wait has a deadline.
+production — and every wait has a deadline. It keeps time too (``callLater``, on the
+monotonic clock), so that a job lease can be renewed and a waiting run can poll while
+:meth:`Blocking.wait` runs.
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from twisted.internet.defer import Deferred
-from twisted.internet.interfaces import IReactorFromThreads
+from twisted.internet.interfaces import IDelayedCall, IReactorFromThreads, IReactorTime
+from twisted.internet.task import Clock
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
@@ -26,10 +29,33 @@ T = TypeVar("T")
 WAIT_SECONDS = 120.0
 
 
-@implementer(IReactorFromThreads)
+@implementer(IReactorFromThreads, IReactorTime)
 class Blocking:
     def __init__(self) -> None:
         self._calls: queue.SimpleQueue[Callable[[], object]] = queue.SimpleQueue()
+        self._clock = Clock()
+        self._last = time.monotonic()
+
+    def callLater(
+        self, delay: float, callable: Callable[..., Any], *args: object, **kwargs: object
+    ) -> IDelayedCall:
+        self._tick()
+        return self._clock.callLater(delay, callable, *args, **kwargs)
+
+    def seconds(self) -> float:
+        self._tick()
+        return self._clock.seconds()
+
+    def getDelayedCalls(self) -> list[IDelayedCall]:
+        return list(self._clock.getDelayedCalls())
+
+    def _tick(self) -> float:
+        """Run the timed calls now due; seconds until the next one (or a long time)."""
+        now = time.monotonic()
+        self._clock.advance(now - self._last)
+        self._last = now
+        due = [c.getTime() for c in self._clock.getDelayedCalls()]
+        return max(0.0, min(due) - self._clock.seconds()) if due else 3600.0
 
     def callFromThread(self, callable: Callable[..., Any], *args: object, **kwargs: object) -> None:
         self._calls.put(lambda: callable(*args, **kwargs))
@@ -49,8 +75,9 @@ class Blocking:
             if remaining <= 0:
                 raise TimeoutError(f"the store did not answer within {timeout} s")
             try:
-                call = self._calls.get(timeout=remaining)
+                call = self._calls.get(timeout=min(remaining, self._tick()))
             except queue.Empty:
+                self._tick()
                 continue
             call()
         result = outcome[0]

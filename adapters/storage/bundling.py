@@ -5,7 +5,9 @@ open (so that a late line or a correction is decided together with what came bef
 integral lines already claimed for them, and the phases closed by hand.
 :meth:`SqlBundleStore.record_bundle` stores a run's outcome in one transaction: the
 outbound files (queued for the forwarder), the claimed integral lines with what they
-absorbed, and where every settled original line ended.
+absorbed, and where every settled original line ended — but only when every line the run
+decided is still as the run read it (state and revision) and the run still holds its
+lease (:func:`check_guard_txn`); otherwise nothing of it is stored.
 """
 
 from __future__ import annotations
@@ -18,16 +20,19 @@ from typing import Any, Final
 from twisted.internet.defer import Deferred
 
 from adapters.storage.database import Database, Transaction
+from adapters.storage.leases import check_lease_txn
 from adapters.storage.lines import COLUMNS, line_from_row, woman_key
 from adapters.storage.messages import JournalCodec, add_status_txn, put_message_txn
 from adapters.storage.outbox import enqueue_txn
 from gateway.bundler import (
+    BundleConflictError,
     BundleInput,
     DecisionRecord,
     LateLine,
     LineOutcome,
     QueuedFile,
     ReturnedRetour,
+    RunGuard,
 )
 from gateway.lines import DeclaredLine
 from gateway.rules.catalogue import Phase
@@ -64,6 +69,7 @@ class SqlBundleStore:
         decisions: Sequence[DecisionRecord] = (),
         retours: Sequence[ReturnedRetour] = (),
         late: Sequence[LateLine] = (),
+        guard: RunGuard | None = None,
     ) -> Deferred[None]:
         return self.database.run_interaction(
             "record_bundle",
@@ -76,6 +82,7 @@ class SqlBundleStore:
             tuple(decisions),
             tuple(retours),
             tuple(late),
+            guard,
         )
 
     def close_phase(self, pregnancy: str, phase: Phase, by: str, at: datetime) -> Deferred[None]:
@@ -93,16 +100,19 @@ def bundle_input_txn(txn: Transaction, codec: JournalCodec) -> BundleInput:
     women = sorted(row[0] for row in txn.fetchall())
     lines: list[DeclaredLine] = []
     states: dict[LineKey, str] = {}
+    revisions: dict[LineKey, int] = {}
     for chunk in _chunks(women):
         marks = ", ".join("?" * len(chunk))
         txn.execute(
-            f"SELECT {COLUMNS}, state FROM declaration_lines WHERE woman IN ({marks})",  # noqa: S608
+            f"SELECT {COLUMNS}, state, revision FROM declaration_lines"  # noqa: S608
+            f" WHERE woman IN ({marks})",
             tuple(chunk),
         )
         for row in txn.fetchall():
-            line = line_from_row(row[:-1], codec)
+            line = line_from_row(row[:-2], codec)
             lines.append(line)
-            states[(line.traceer_id, line.record_number)] = row[-1]
+            states[(line.traceer_id, line.record_number)] = row[-2]
+            revisions[(line.traceer_id, line.record_number)] = int(row[-1])
     keys = {(line.traceer_id, line.record_number) for line in lines}
     # A credited line and one replaced by a corrected resubmission are no longer claimed.
     txn.execute(
@@ -133,7 +143,9 @@ def bundle_input_txn(txn: Transaction, codec: JournalCodec) -> BundleInput:
     answered = _answered_txn(txn, [e.reference for e in existing])
     txn.execute("SELECT pregnancy, phase FROM broken_phases")
     broken = {(row[0], Phase(row[1])) for row in txn.fetchall()}
-    return BundleInput(lines, existing, closed, broken, states, answered)
+    return BundleInput(
+        lines, existing, closed, broken, states, revisions=revisions, answered=answered
+    )
 
 
 def _answered_txn(
@@ -154,14 +166,41 @@ def _answered_txn(
 
 
 def reserve_txn(txn: Transaction, name: str, count: int) -> int:
-    txn.execute("SELECT value FROM counters WHERE name = ?", (name,))
+    """One atomic statement, so that two processes never get the same numbers (a read
+    then a write would lose an update on PostgreSQL)."""
+    if count < 1:
+        raise ValueError("reserve at least one number")
+    txn.execute(
+        "INSERT INTO counters (name, value) VALUES (?, ?)"
+        " ON CONFLICT (name) DO UPDATE SET value = counters.value + excluded.value"
+        " RETURNING value",
+        (name, count),
+    )
     row = txn.fetchone()
-    if row is None:
-        txn.execute("INSERT INTO counters (name, value) VALUES (?, ?)", (name, count))
-        return 1
-    first = int(row[0]) + 1
-    txn.execute("UPDATE counters SET value = ? WHERE name = ?", (int(row[0]) + count, name))
-    return first
+    assert row is not None
+    return int(row[0]) - count + 1
+
+
+def check_guard_txn(txn: Transaction, guard: RunGuard) -> None:
+    """Raise :class:`~gateway.bundler.BundleConflictError` (or, for a lost lease,
+    :class:`~gateway.jobs.LeaseLostError`) unless the run may record: it holds its lease,
+    and every line it decided is in the state and at the revision it read. Each of those
+    lines moves to the next revision."""
+    if guard.lease_job is not None and guard.lease_holder is not None:
+        check_lease_txn(txn, guard.lease_job, guard.lease_holder, int(guard.lease_seconds * 1000))
+    changed = 0
+    for (traceer_id, record_number), (state, revision) in guard.expected.items():
+        txn.execute(
+            "UPDATE declaration_lines SET revision = revision + 1"
+            " WHERE traceer_id = ? AND record_number = ? AND state = ? AND revision = ?",
+            (traceer_id, record_number, state, revision),
+        )
+        changed += txn.rowcount
+    if changed != len(guard.expected):
+        raise BundleConflictError(
+            f"{len(guard.expected) - changed} of the run's {len(guard.expected)} line(s)"
+            " changed since it read them"
+        )
 
 
 def record_bundle_txn(
@@ -174,7 +213,10 @@ def record_bundle_txn(
     decisions: tuple[DecisionRecord, ...] = (),
     retours: tuple[ReturnedRetour, ...] = (),
     late: tuple[LateLine, ...] = (),
+    guard: RunGuard | None = None,
 ) -> None:
+    if guard is not None:
+        check_guard_txn(txn, guard)
     for item in outbound:
         enqueue_txn(txn, item.message, item.insurer, item.sender, codec)
     for link, message_id, insurer in claims:

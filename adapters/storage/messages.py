@@ -12,6 +12,7 @@ constraints (traceer id, idempotency key, factuurnummer per payee): inserts use
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final
@@ -27,6 +28,7 @@ from adapters.storage._values import (
     load_metadata,
 )
 from adapters.storage.database import Database, Transaction, decode_timestamp
+from adapters.storage.leases import SqlJobLeases
 from gateway.crypto import CryptoError, Keyring
 from gateway.lines import DeclaredLine
 from gateway.store import (
@@ -97,6 +99,11 @@ class SqlMessageStore:
         from adapters.storage.bundling import SqlBundleStore  # noqa: PLC0415 - imports this
 
         return SqlBundleStore(self.database, self.codec)
+
+    @property
+    def leases(self) -> SqlJobLeases:
+        """Job leases (one run of a job at a time over every process), in the same database."""
+        return SqlJobLeases(self.database, socket.gethostname())
 
     @property
     def outcomes(self) -> SqlOutcomeStore:

@@ -12,12 +12,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
+from twisted.internet.interfaces import IReactorTime
+
 from adapters.storage import SqlMessageStore, open_store
 from adapters.storage.blocking import Blocking
-from gateway.bundler import Bundler
+from gateway.bundler import BUNDLING_JOB, BundleConflictError, Bundler
 from gateway.config import ConfigError, GatewayConfig, load_config
 from gateway.crypto import CryptoError, Keyring
 from gateway.ei import load_layouts
+from gateway.jobs import JobLock, LeaseLostError
+from gateway.pausepoints import pause_point_from_environment
 from gateway.rules.catalogue import Phase, load_catalogue
 from gateway.rules.explain import explain_json, explain_text
 from gateway.rules.model import Terms
@@ -93,16 +97,27 @@ def _close_phase(args: argparse.Namespace) -> int:
 def run_with_store(config: GatewayConfig, work: Callable[[SqlMessageStore], Awaitable[T]]) -> T:
     """Open the config's store, run ``work`` with it to its end, close it; the result (or
     the error). No reactor runs: :class:`Blocking` stands in for it."""
+    return _run_with_store_and_clock(config, lambda store, _: work(store))
+
+
+def _run_with_store_and_clock(
+    config: GatewayConfig, work: Callable[[SqlMessageStore, Blocking], Awaitable[T]]
+) -> T:
+    """:func:`run_with_store`, with the :class:`Blocking` stand-in as ``work``'s clock."""
     keyring = Keyring.load(config.encryption.key_file) if config.encryption.key_file else None
     run = Blocking()
     store = run.wait(open_store(config.store.url, run, keyring))
     try:
-        return run.wait(work(store), timeout=CLI_WAIT_SECONDS)
+        return run.wait(work(store, run), timeout=CLI_WAIT_SECONDS)
     finally:
         run.wait(store.close())
 
 
-def _bundler(config: GatewayConfig, store: SqlMessageStore) -> Bundler:
+def _bundler(
+    config: GatewayConfig, store: SqlMessageStore, clock: IReactorTime | None = None
+) -> Bundler:
+    """The bundler; with a ``clock``, it takes the store's bundling lease for a run (a run
+    queues behind one of ``serve`` or another command line)."""
     return Bundler(
         store,
         store.bundles,
@@ -111,6 +126,10 @@ def _bundler(config: GatewayConfig, store: SqlMessageStore) -> Bundler:
         Terms.from_config(config),
         now=lambda: datetime.now(UTC),
         distribution=config.bundling.distribution,
+        lock=None
+        if clock is None
+        else JobLock(store.leases, BUNDLING_JOB, clock, seconds=config.bundling.lease_seconds),
+        checkpoint=pause_point_from_environment(),
     )
 
 
@@ -127,15 +146,22 @@ def _bundle(args: argparse.Namespace) -> int:
     if config is None:
         return EXIT_USAGE
     try:
-        plan = run_with_store(
+        plan = _run_with_store_and_clock(
             config,
-            lambda store: (
+            lambda store, clock: (
                 _bundler(config, store).plan()
                 if args.dry_run
-                else _bundler(config, store).run_once()
+                else _bundler(config, store, clock).run_once()
             ),
         )
-    except (StoreError, CryptoError, ConfigError, RuntimeError) as exc:
+    except (
+        StoreError,
+        CryptoError,
+        ConfigError,
+        RuntimeError,
+        BundleConflictError,
+        LeaseLostError,
+    ) as exc:
         print(f"igo-gateway bundle: {exc}", file=sys.stderr)
         return EXIT_FAILED
     summary = plan.summary()

@@ -19,11 +19,15 @@ file queued once with a factuurnummer of its own.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Awaitable, Iterator
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from twisted.internet import defer
 from twisted.internet.defer import Deferred
 from twisted.internet.task import deferLater
@@ -35,6 +39,7 @@ from gateway.intake import BerichtMetadata, Intake, Upload
 from gateway.jobs import JobLock, Leases
 from gateway.metrics import Metrics
 from gateway.pausepoints import ENVIRONMENT_VARIABLE, PausePointError, pause_point_from_environment
+from tests.conftest import with_search_path
 from tests.gateway.test_bundler import CATALOGUE, FILES, MESSAGES, NOW, REGISTRY, TERMS
 
 ENGINES = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
@@ -292,3 +297,108 @@ def test_no_pause_point_is_armed_without_the_variable(tmp_path: Path) -> None:
     with pytest.raises(PausePointError):
         pause_point_from_environment({ENVIRONMENT_VARIABLE: "nowhere"})
     assert pause_point_from_environment({ENVIRONMENT_VARIABLE: f"decided:{tmp_path}"})
+
+
+# --- random interleavings ------------------------------------------------------------------
+
+UPLOADS = [*FILES.items(), ("33001234", ("kraamzorg", "kz301-correction-credit.asc"))]
+STEP = st.one_of(
+    st.tuples(st.just("upload"), st.integers(0, len(UPLOADS) - 1)),
+    st.tuples(st.sampled_from(["start", "start-paused", "release"]), st.integers(0, 1)),
+)
+
+
+def _live_claims_txn(txn: Transaction) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    txn.execute("SELECT traceer_id, record_number, state FROM declaration_lines")
+    lines = list(txn.fetchall())
+    txn.execute(
+        "SELECT a.traceer_id, a.record_number, c.reference FROM claim_absorbs a"
+        " JOIN integral_claims c ON c.reference = a.reference WHERE c.credits IS NULL"
+        " AND c.reference NOT IN"
+        " (SELECT credits FROM integral_claims WHERE credits IS NOT NULL)"
+    )
+    return lines, list(txn.fetchall())
+
+
+def _release(gates: list[Gate | None], n: int, run: Blocking) -> None:
+    """Let run ``n`` go on from its pause point (once it got there)."""
+    gate, gates[n] = gates[n], None
+    if gate is not None:
+        run.wait(_until(lambda: gate.reached, run))
+        gate.open()
+
+
+def _interleave(url: str, steps: list[tuple[str, int]], locked: bool) -> None:
+    run = Blocking()
+    stores = [run.wait(open_store(url, run)), run.wait(open_store(url, run))]
+    intake = Intake(
+        stores[0], REGISTRY, clock=lambda: NOW, run_in_thread=lambda f: defer.succeed(f())
+    )
+    uploaded: set[int] = set()
+    running: list[Deferred[BundlePlan] | None] = [None, None]
+    gates: list[Gate | None] = [None, None]
+    try:
+        for kind, n in steps:
+            if kind == "upload" and n not in uploaded:
+                uploaded.add(n)
+                agb, (discipline, name) = UPLOADS[n]
+                metadata = BerichtMetadata.model_validate({"afzender": {"rol": "x", "code": agb}})
+                data = (MESSAGES / name).read_bytes()
+                run.wait(intake.receive(Upload(agb, discipline, metadata, data)))
+            elif kind.startswith("start") and running[n] is None:
+                gate = Gate() if kind == "start-paused" else None
+                lock = JobLock(stores[n].leases, BUNDLING_JOB, run, seconds=30) if locked else None
+                gates[n] = gate
+                running[n] = Deferred.fromCoroutine(
+                    bundler(stores[n], lock=lock, gate=gate).run_once()
+                )
+            elif kind == "release" and running[n] is not None:
+                # Run n may wait for the lease of the other, paused: that one goes on too.
+                for m in (n, 1 - n) if locked else (n,):
+                    _release(gates, m, run)
+                run.wait(running[n])  # type: ignore[arg-type]
+                running[n] = None
+        for n in (0, 1):
+            _release(gates, n, run)
+        for n in (0, 1):
+            if running[n] is not None:
+                run.wait(running[n])  # type: ignore[arg-type]
+        run.wait(bundler(stores[0]).run_once())  # whatever is left
+        assert check_claimed_once(stores[0], run) == []
+        lines, absorbed = run.wait(stores[0].database.run_read("live", _live_claims_txn))
+        claims_of: dict[tuple[str, int], int] = {}
+        for traceer_id, number, _ in absorbed:
+            claims_of[(traceer_id, int(number))] = claims_of.get((traceer_id, int(number)), 0) + 1
+        for traceer_id, number, state in lines:
+            held = claims_of.get((traceer_id, int(number)), 0)
+            # Never in two live claims. (A line cancelled by a correction may stay in the
+            # one claim that absorbed it.)
+            assert held <= 1, (traceer_id, number, state, held)
+    finally:
+        for store in stores:
+            run.wait(store.close())
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=list(HealthCheck))
+@given(steps=st.lists(STEP, max_size=12), locked=st.booleans())
+def test_random_interleavings_claim_every_line_once_sqlite(
+    tmp_path_factory: pytest.TempPathFactory, steps: list[tuple[str, int]], locked: bool
+) -> None:
+    url = f"sqlite:///{tmp_path_factory.mktemp('race') / 'g.db'}"
+    _interleave(url, steps, locked)
+
+
+@pytest.mark.postgres
+@settings(max_examples=8, deadline=None, suppress_health_check=list(HealthCheck))
+@given(steps=st.lists(STEP, max_size=12), locked=st.booleans())
+def test_random_interleavings_claim_every_line_once_postgres(
+    postgres_url: str, steps: list[tuple[str, int]], locked: bool
+) -> None:
+    schema = f"race_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    try:
+        _interleave(with_search_path(postgres_url, schema), steps, locked)
+    finally:
+        with psycopg.connect(postgres_url, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')

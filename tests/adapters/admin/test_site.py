@@ -264,3 +264,20 @@ def test_the_api_shows_a_case_with_its_file_masked(world: AdminWorld) -> None:
     assert DEMO_BSN in json.dumps(unmasked)
     verify = json.loads(api.get("/api/audit/verify", auth).body)
     assert verify["intact"] is True
+
+
+def test_the_login_throttle_answers_alike_for_accounts_and_other_names(
+    world: AdminWorld,
+) -> None:
+    """Whether a name is an account cannot be told from the answers: the same attempts
+    get the same statuses and pages for "otto" and for a name nobody has."""
+    answers = {}
+    for name in ("otto", "onbekende-naam"):
+        browser = world.browser()
+        responses = [browser.login(name, "wrong password!") for _ in range(8)]
+        answers[name] = [
+            (r.status, "Te veel mislukte pogingen" in r.text, "Onjuiste" in r.text)
+            for r in responses
+        ]
+    assert answers["otto"] == answers["onbekende-naam"]
+    assert [status for status, _, _ in answers["otto"]] == [401] * 5 + [429] * 3

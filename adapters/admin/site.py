@@ -39,6 +39,7 @@ resource is thin: every decision is :class:`~gateway.admin.service.AdminService`
 from __future__ import annotations
 
 import hmac
+import io
 import json
 import secrets
 from collections.abc import Awaitable, Callable, Mapping
@@ -556,18 +557,48 @@ def _report_json(report: ChainReport) -> dict[str, Any]:
 
 
 class _AdminRequest(server.Request):
-    """A request whose body may not exceed :data:`MAX_BODY_BYTES` (forms and small JSON)."""
+    """A request whose body may not exceed :data:`MAX_BODY_BYTES` (forms and small JSON),
+    announced or chunked, kept in memory: twisted.web would spool a body of unknown length
+    to an unencrypted temporary file, and a search form carries a BSN."""
+
+    _received = 0
+    _refused = False
 
     def gotLength(self, length: int | None) -> None:
         if length is not None and length > MAX_BODY_BYTES:
-            self.setResponseCode(413)
-            self.setHeader(b"content-type", b"text/plain; charset=utf-8")  # type: ignore[no-untyped-call]
-            self.setHeader(b"connection", b"close")  # type: ignore[no-untyped-call]
-            self.write(b"Request too large.\n")  # type: ignore[no-untyped-call]
-            self.finish()  # type: ignore[no-untyped-call]
-            self.channel.loseConnection()
+            self._refuse()
             return
-        super().gotLength(length)  # type: ignore[no-untyped-call]
+        self.content = io.BytesIO()
+
+    def handleContentChunk(self, data: bytes) -> None:
+        if self._refused:
+            return
+        self._received += len(data)
+        if self._received > MAX_BODY_BYTES:
+            self.content = io.BytesIO()
+            self._refuse()
+            return
+        super().handleContentChunk(data)  # type: ignore[no-untyped-call]
+
+    def requestReceived(self, command: bytes, path: bytes, version: bytes) -> None:
+        if self._refused:
+            return
+        super().requestReceived(command, path, version)  # type: ignore[no-untyped-call]
+
+    def _refuse(self) -> None:
+        # Written raw: the request line is not parsed into the request yet, and what is
+        # left of the body is not read.
+        self._refused = True
+        transport = self.channel.transport if self.channel is not None else None
+        if transport is None:
+            return
+        body = b"Request too large.\n"
+        transport.write(
+            b"HTTP/1.1 413 Request Entity Too Large\r\n"
+            b"Content-Type: text/plain; charset=utf-8\r\n"
+            b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(body), body)
+        )
+        transport.loseConnection()
 
 
 def _arg(request: server.Request, name: str) -> str:

@@ -447,3 +447,31 @@ def test_a_retry_while_the_first_is_in_flight_is_refused_409_never_stored_twice(
     status, _, receipt = keyed_upload(api, KRAAM, data, "k")
     assert (status, receipt["nieuw"]) == (200, False)
     assert api.store.message_count() == 1
+
+
+EPD_ROUTES = [
+    ("/berichten", {"GET", "POST"}),
+    ("/berichten/zoeken", {"POST"}),
+    ("/berichten/{id}", {"GET", "DELETE"}),
+    ("/berichten/{id}/payload", {"GET"}),
+    ("/berichtstatussen", {"GET"}),
+]
+
+
+@pytest.mark.parametrize("method", ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"])
+@pytest.mark.parametrize(("template", "allowed"), EPD_ROUTES, ids=[r for r, _ in EPD_ROUTES])
+def test_each_route_answers_405_with_allow_to_other_methods(
+    api: Api, registry: LayoutRegistry, template: str, allowed: set[str], method: str
+) -> None:
+    _, receipt = api.upload(KRAAM, b"not an EI file")  # a message of the caller's own
+    path = template.format(id=receipt["traceerId"])
+    before = api.store.message_count()
+    code, headers, body = api.call(method, path, KRAAM)
+    if method in allowed:
+        assert code != 405
+        return
+    assert code == 405
+    assert set(headers["allow"].replace(" ", "").split(",")) == allowed
+    if method != "HEAD":  # an answer to HEAD has no body
+        assert json.loads(body)["code"] == "methode-niet-toegestaan"
+    assert api.store.message_count() == before

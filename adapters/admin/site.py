@@ -794,6 +794,8 @@ class AdminResource(resource.Resource):
                 405, "methode", f"Deze methode kan hier niet; wel: {', '.join(refused.allowed)}."
             ) from None
         if match is None:
+            if self._is_api(request):
+                raise _HttpError(404, "onbekend", "No such API route.")
             raise _HttpError(404, "onbekend", "Deze pagina bestaat niet.")
         route, params = match.route, match.params
         handler = getattr(self, "_" + route.handler)

@@ -789,10 +789,13 @@ class AdminResource(resource.Resource):
         try:
             match = self._router.resolve(method, segments)
         except MethodNotAllowedError as refused:
-            request.setHeader(b"allow", ", ".join(refused.allowed).encode("ascii"))
-            raise _HttpError(
-                405, "methode", f"Deze methode kan hier niet; wel: {', '.join(refused.allowed)}."
-            ) from None
+            allowed = ", ".join(refused.allowed)
+            request.setHeader(b"allow", allowed.encode("ascii"))
+            if self._is_api(request):
+                message = f"This method is not allowed here; allowed: {allowed}."
+            else:
+                message = f"Deze methode kan hier niet; wel: {allowed}."
+            raise _HttpError(405, "methode", message) from None
         if match is None:
             if self._is_api(request):
                 raise _HttpError(404, "onbekend", "No such API route.")

@@ -7,8 +7,10 @@ of that file (``alsAntwoordOp``), else by conversation, else by the factuurnumme
 01 record; journals it as a message from the insurer (answering the matched file, or
 marked unmatched for the administrator); marks the matched file answered; and only then
 confirms receipt to the insurer. A retour that is malformed or matches nothing is kept and
-flagged, and changes nothing else. Fetching again what was stored but not yet confirmed
-(a crash in between) finds it stored already and only confirms it.
+flagged, and changes nothing else; so is a file in a declaration standard (an insurer
+sends retours only), technically rejected with 0010 and tied to nothing. Fetching again
+what was stored but not yet confirmed (a crash in between) finds it stored already and
+only confirms it.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from twisted.logger import Logger
 
 from gateway import crashpoints
 from gateway.ei import LayoutRegistry, ValidationResult, validate_bytes
+from gateway.ei.kinds import require_kind
 from gateway.insurer import FetchedRetour, InsurerLink, InsurerLinkError
 from gateway.metrics import Metrics
 from gateway.outbox import Outbound, Outbox
@@ -94,7 +97,7 @@ class RetourCollector:
 
     async def _check(self, payload: bytes) -> ValidationResult:
         def check() -> ValidationResult:
-            return validate_bytes(self._registry, payload)
+            return require_kind(validate_bytes(self._registry, payload), "retour")
 
         if self._run_in_thread is None:
             return check()
@@ -116,7 +119,10 @@ class RetourCollector:
         """Check, match, journal and hand on one retour (fetched, or pushed by the
         insurer to the gateway's API)."""
         result = await self._check(retour.payload)
-        answers = await self._match(insurer, retour, result)
+        # A declaration standard from an insurer is no answer to anything, whatever ids it
+        # names: kept and flagged only.
+        wrong_kind = result.layout is not None and result.layout.kind != "retour"
+        answers = None if wrong_kind else await self._match(insurer, retour, result)
         now = self._now()
         sha256 = hashlib.sha256(retour.payload).hexdigest()
         if not result.valid:

@@ -16,6 +16,9 @@ Rules:
   is refused (422, nothing stored); while an upload with the key is still being received
   a second one with it is refused (409) — never a second message;
 * a file reusing a factuurnummer the payee used before is rejected with 0030;
+* a participant sends declarations only: a retour standard (KZ302, VK302, ZH309) is
+  rejected technically with 0010 (:mod:`gateway.ei.kinds`), its factuurnummer and lines
+  never taken;
 * a file that fails the checks is still journaled, with status "afgekeurd", and a
   technical-rejection retour (0001 plus the finding's code, only 01 and 99 records) waits
   in the sender's queue.
@@ -43,6 +46,7 @@ from gateway.ei import (
     describe,
     validate_bytes,
 )
+from gateway.ei.kinds import require_kind
 from gateway.lines import DeclaredLine, declared_lines
 from gateway.metrics import Metrics
 from gateway.store import (
@@ -302,8 +306,11 @@ class Intake:
         """The intake checks and, for a valid declaration, its prestatie lines — one pass
         over the file (on a worker thread)."""
         records: list[Record] = []
-        result = validate_bytes(
-            self._registry, payload, max_findings=MAX_FINDINGS_KEPT, on_record=records.append
+        result = require_kind(
+            validate_bytes(
+                self._registry, payload, max_findings=MAX_FINDINGS_KEPT, on_record=records.append
+            ),
+            "declaration",
         )
         layout = result.layout
         if not result.valid or layout is None or layout.kind != "declaration":

@@ -1,6 +1,8 @@
 """The admin site: server-rendered pages for the IGO administrator and a JSON API with the
 same operations, on a Twisted ``Site`` of its own (its own port, apart from the EPD API).
 
+Every route, with the methods it answers, is declared in :data:`adapters.admin.routes.
+ADMIN_ROUTES`; any other method is answered 405 with an ``Allow`` header and runs nothing.
 Pages (HTML, Jinja2 with autoescaping, no JavaScript):
 
 =======  ==================================  ===============================================
@@ -31,7 +33,8 @@ bulk actions: ``GET /api/batches``, ``POST /api/batches/preview``, ``POST /api/b
 ``GET /api/batches/{id}``, ``POST /api/batches/{id}/{pause|resume|cancel}``.
 
 Safety: the session cookie is HttpOnly and SameSite=Strict (and Secure over HTTPS); every
-form carries a CSRF token derived from the session; every answer carries a strict CSP (no
+form carries a CSRF token derived from the session, checked on every method but GET and
+HEAD (which only read); every answer carries a strict CSP (no
 inline script or style), ``X-Frame-Options: DENY`` and ``Cache-Control: no-store``. The
 resource is thin: every decision is :class:`~gateway.admin.service.AdminService`'s.
 """
@@ -39,12 +42,13 @@ resource is thin: every decision is :class:`~gateway.admin.service.AdminService`
 from __future__ import annotations
 
 import hmac
+import io
 import json
 import secrets
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timedelta
 from importlib import resources
-from typing import Annotated, Any, Final
+from typing import Annotated, Any, Final, TypeVar
 from urllib.parse import quote
 
 import jinja2
@@ -56,6 +60,7 @@ from twisted.python.failure import Failure
 from twisted.web import http, resource, server
 
 from adapters.admin.config import AdminConfig
+from adapters.admin.routes import ADMIN_ROUTES, READ_METHODS, MethodNotAllowedError, Router
 from adapters.epd_api.http import problem_bytes
 from adapters.storage.messages import SqlMessageStore
 from adapters.storage.search import SqlSearchStore
@@ -122,6 +127,7 @@ __all__ = ["AdminResource", "build_admin_site", "build_bulk_service"]
 log = Logger()
 
 MAX_BODY_BYTES: Final = 64 * 1024
+Params = Mapping[str, object]  # a route's parameters, made by its converters
 LOGIN_COOKIE: Final = "igo_admin_login"
 _CSP: Final = (
     "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
@@ -556,18 +562,48 @@ def _report_json(report: ChainReport) -> dict[str, Any]:
 
 
 class _AdminRequest(server.Request):
-    """A request whose body may not exceed :data:`MAX_BODY_BYTES` (forms and small JSON)."""
+    """A request whose body may not exceed :data:`MAX_BODY_BYTES` (forms and small JSON),
+    announced or chunked, kept in memory: twisted.web would spool a body of unknown length
+    to an unencrypted temporary file, and a search form carries a BSN."""
+
+    _received = 0
+    _refused = False
 
     def gotLength(self, length: int | None) -> None:
         if length is not None and length > MAX_BODY_BYTES:
-            self.setResponseCode(413)
-            self.setHeader(b"content-type", b"text/plain; charset=utf-8")  # type: ignore[no-untyped-call]
-            self.setHeader(b"connection", b"close")  # type: ignore[no-untyped-call]
-            self.write(b"Request too large.\n")  # type: ignore[no-untyped-call]
-            self.finish()  # type: ignore[no-untyped-call]
-            self.channel.loseConnection()
+            self._refuse()
             return
-        super().gotLength(length)  # type: ignore[no-untyped-call]
+        self.content = io.BytesIO()
+
+    def handleContentChunk(self, data: bytes) -> None:
+        if self._refused:
+            return
+        self._received += len(data)
+        if self._received > MAX_BODY_BYTES:
+            self.content = io.BytesIO()
+            self._refuse()
+            return
+        super().handleContentChunk(data)  # type: ignore[no-untyped-call]
+
+    def requestReceived(self, command: bytes, path: bytes, version: bytes) -> None:
+        if self._refused:
+            return
+        super().requestReceived(command, path, version)  # type: ignore[no-untyped-call]
+
+    def _refuse(self) -> None:
+        # Written raw: the request line is not parsed into the request yet, and what is
+        # left of the body is not read.
+        self._refused = True
+        transport = self.channel.transport if self.channel is not None else None
+        if transport is None:
+            return
+        body = b"Request too large.\n"
+        transport.write(
+            b"HTTP/1.1 413 Request Entity Too Large\r\n"
+            b"Content-Type: text/plain; charset=utf-8\r\n"
+            b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(body), body)
+        )
+        transport.loseConnection()
 
 
 def _arg(request: server.Request, name: str) -> str:
@@ -645,6 +681,10 @@ class AdminResource(resource.Resource):
         # __Host- cookies are only accepted over HTTPS, for this host and path /.
         self._session_cookie = "__Host-igo_admin_session" if secure else "igo_admin_session"
         self._lifetime = timedelta(minutes=config.session_lifetime_minutes)
+        self._router = Router(ADMIN_ROUTES)
+        missing = [r.handler for r in ADMIN_ROUTES if not hasattr(self, "_" + r.handler)]
+        if missing:
+            raise TypeError(f"routes without a handler: {', '.join(missing)}")
 
     # twisted.web entry point ----------------------------------------------------------
 
@@ -743,119 +783,157 @@ class AdminResource(resource.Resource):
 
     async def _dispatch(self, request: server.Request) -> bytes:
         segments = [s.decode("utf-8", "replace") for s in request.postpath or []]
-        while segments and segments[-1] == "" and len(segments) > 1:
+        while segments and segments[-1] == "":
             segments.pop()
-        method = request.method
-        if segments == ["static", "admin.css"] and method in (b"GET", b"HEAD"):
-            request.setHeader(b"content-type", b"text/css; charset=utf-8")
-            request.setHeader(b"cache-control", b"public, max-age=3600")
-            return self._css
-        if segments and segments[0] == "api":
-            return await self._api(request, segments[1:])
-        if segments == ["login"]:
-            if method == b"POST":
-                return await self._login(request)
-            return self._login_page(request)
-        token, actor = await self._session(request)
-        if actor is None or token is None:
-            if method == b"GET":
+        method = request.method.decode("ascii", "replace")
+        try:
+            match = self._router.resolve(method, segments)
+        except MethodNotAllowedError as refused:
+            allowed = ", ".join(refused.allowed)
+            request.setHeader(b"allow", allowed.encode("ascii"))
+            if self._is_api(request):
+                message = f"This method is not allowed here; allowed: {allowed}."
+            else:
+                message = f"Deze methode kan hier niet; wel: {allowed}."
+            raise _HttpError(405, "methode", message) from None
+        if match is None:
+            if self._is_api(request):
+                raise _HttpError(404, "onbekend", "No such API route.")
+            raise _HttpError(404, "onbekend", "Deze pagina bestaat niet.")
+        route, params = match.route, match.params
+        handler = getattr(self, "_" + route.handler)
+        if route.access == "public":
+            body: bytes = await handler(request, params)
+            return body
+        if route.access == "api":
+            actor = await self._api_actor(request)
+            body = await handler(request, params, actor)
+            return body
+        token, session_actor = await self._session(request)
+        if session_actor is None or token is None:
+            if method in READ_METHODS:
                 raise _RedirectError("/login")
             raise _HttpError(403, "niet-aangemeld", "U bent niet (meer) aangemeld.")
-        if method == b"POST":
+        if method not in READ_METHODS:
+            # Every method that may change something; the routes declare POST only.
             self._check_csrf(token, _arg(request, "csrf"))
-        return await self._html(request, segments, token, actor)
+        body = await handler(request, params, token, session_actor)
+        return body
 
-    async def _html(
-        self, request: server.Request, segments: list[str], token: str, actor: Actor
+    # public ---------------------------------------------------------------------------
+
+    async def _static_css(self, request: server.Request, params: Params) -> bytes:
+        request.setHeader(b"content-type", b"text/css; charset=utf-8")
+        request.setHeader(b"cache-control", b"public, max-age=3600")
+        return self._css
+
+    async def _login_page(self, request: server.Request, params: Params) -> bytes:
+        return self._login_form(request)
+
+    # pages ----------------------------------------------------------------------------
+
+    async def _home(
+        self, request: server.Request, params: Params, token: str, actor: Actor
     ) -> bytes:
-        method = request.method
-        if segments and segments[0] in ("bulk", "batches"):
-            return await self._bulk_html(request, segments, token, actor)
-        if segments in ([""], []) and method == b"GET":
-            raise _RedirectError("/cases")
-        if segments == ["logout"] and method == b"POST":
-            await self._service.logout(token, actor)
-            self._clear_session_cookie(request)
-            raise _RedirectError("/login")
-        if segments == ["cases"] and method == b"GET":
-            query = _filter(request)
-            queue = await self._service.queue(actor, query)
-            form = {
-                "kind": _arg(request, "kind"),
-                "insurer": _arg(request, "insurer"),
-                "participant": _arg(request, "participant"),
-                "retourcode": _arg(request, "retourcode"),
-                "min_age_days": _arg(request, "min_age_days"),
-                "all": query.include_closed,
-            }
-            return self._page(
+        raise _RedirectError("/cases")
+
+    async def _logout(
+        self, request: server.Request, params: Params, token: str, actor: Actor
+    ) -> bytes:
+        await self._service.logout(token, actor)
+        self._clear_session_cookie(request)
+        raise _RedirectError("/login")
+
+    async def _queue_page(
+        self, request: server.Request, params: Params, token: str, actor: Actor
+    ) -> bytes:
+        query = _filter(request)
+        queue = await self._service.queue(actor, query)
+        form = {
+            "kind": _arg(request, "kind"),
+            "insurer": _arg(request, "insurer"),
+            "participant": _arg(request, "participant"),
+            "retourcode": _arg(request, "retourcode"),
+            "min_age_days": _arg(request, "min_age_days"),
+            "all": query.include_closed,
+        }
+        return self._page(
+            request,
+            "queue.html",
+            actor=actor,
+            token=token,
+            kinds=list(KINDS.values()),
+            counts=queue.counts,
+            cases=queue.cases,
+            now=queue.now,
+            form=form,
+            filtered=query != CaseFilter(),
+        )
+
+    async def _case_page(
+        self, request: server.Request, params: Params, token: str, actor: Actor
+    ) -> bytes:
+        view = await self._service.case(actor, str(params["case"]))
+        done = _arg(request, "done")
+        notice = None
+        if done in CaseAction.__members__.values():
+            notice = f"{ACTION_LABELS[CaseAction(done)]}: gedaan en vastgelegd."
+        return self._page(request, "case.html", actor=actor, token=token, view=view, notice=notice)
+
+    async def _unmask_page(
+        self, request: server.Request, params: Params, token: str, actor: Actor
+    ) -> bytes:
+        view = await self._service.case(actor, str(params["case"]), unmask=True)
+        return self._page(request, "case.html", actor=actor, token=token, view=view)
+
+    async def _confirm_page(
+        self, request: server.Request, params: Params, token: str, actor: Actor
+    ) -> bytes:
+        action = _param(params, "action", CaseAction)
+        view = await self._service.case(actor, str(params["case"]))
+        return self._confirm(request, actor, token, view, action, "", None)
+
+    async def _act(
+        self, request: server.Request, params: Params, token: str, actor: Actor
+    ) -> bytes:
+        case = str(params["case"])
+        action = _param(params, "action", CaseAction)
+        reason = _arg(request, "reason")
+        fields = _correction_fields(request) if action is CaseAction.RESUBMIT else {}
+        try:
+            await self._service.act(actor, case, action, reason, fields)
+        except ActionRefusedError as refused:
+            if refused.status == 403:
+                raise
+            view = await self._service.case(actor, case)
+            return self._confirm(
                 request,
-                "queue.html",
-                actor=actor,
-                token=token,
-                kinds=list(KINDS.values()),
-                counts=queue.counts,
-                cases=queue.cases,
-                now=queue.now,
-                form=form,
-                filtered=query != CaseFilter(),
+                actor,
+                token,
+                view,
+                action,
+                reason,
+                str(refused),
+                status=refused.status,
+                fields=fields,
             )
-        if len(segments) == 2 and segments[0] == "cases" and method == b"GET":
-            view = await self._service.case(actor, segments[1])
-            done = _arg(request, "done")
-            notice = None
-            if done in CaseAction.__members__.values():
-                notice = f"{ACTION_LABELS[CaseAction(done)]}: gedaan en vastgelegd."
-            return self._page(
-                request, "case.html", actor=actor, token=token, view=view, notice=notice
-            )
-        if len(segments) == 3 and segments[0] == "cases" and segments[2] == "unmask":
-            if method != b"POST":
-                raise _HttpError(405, "methode", "Gebruik de knop op de zaakpagina.")
-            view = await self._service.case(actor, segments[1], unmask=True)
-            return self._page(request, "case.html", actor=actor, token=token, view=view)
-        if len(segments) == 3 and segments[0] == "cases":
-            action = _action(segments[2])
-            if method == b"GET":
-                view = await self._service.case(actor, segments[1])
-                return self._confirm(request, actor, token, view, action, "", None)
-            reason = _arg(request, "reason")
-            fields = _correction_fields(request) if action is CaseAction.RESUBMIT else {}
-            try:
-                await self._service.act(actor, segments[1], action, reason, fields)
-            except ActionRefusedError as refused:
-                if refused.status == 403:
-                    raise
-                view = await self._service.case(actor, segments[1])
-                return self._confirm(
-                    request,
-                    actor,
-                    token,
-                    view,
-                    action,
-                    reason,
-                    str(refused),
-                    status=refused.status,
-                    fields=fields,
-                )
-            raise _RedirectError(f"{case_url(segments[1])}?done={action.value}")
-        if len(segments) == 2 and segments[0] == "pregnancies" and method == b"GET":
-            pregnancy = await self._service.pregnancy(actor, segments[1])
-            return self._page(request, "pregnancy.html", actor=actor, token=token, view=pregnancy)
-        if segments == ["search"]:
-            return await self._search_page(request, actor, token)
-        if segments == ["audit"] and method == b"GET":
-            return await self._audit_page(request, actor, token)
-        if segments == ["audit", "export"] and method == b"GET":
-            entries = await self._service.audit_log(actor, limit=None, export=True)
-            request.setHeader(b"content-type", b"application/x-ndjson; charset=utf-8")
-            request.setHeader(
-                b"content-disposition", b'attachment; filename="igo-gateway-audit.jsonl"'
-            )
-            return "".join(
-                json.dumps(entry_json(e), ensure_ascii=False) + "\n" for e in entries
-            ).encode("utf-8")
-        raise _HttpError(404, "onbekend", "Deze pagina bestaat niet.")
+        raise _RedirectError(f"{case_url(case)}?done={action.value}")
+
+    async def _pregnancy_page(
+        self, request: server.Request, params: Params, token: str, actor: Actor
+    ) -> bytes:
+        pregnancy = await self._service.pregnancy(actor, str(params["pregnancy"]))
+        return self._page(request, "pregnancy.html", actor=actor, token=token, view=pregnancy)
+
+    async def _audit_export(
+        self, request: server.Request, params: Params, token: str, actor: Actor
+    ) -> bytes:
+        entries = await self._service.audit_log(actor, limit=None, export=True)
+        request.setHeader(b"content-type", b"application/x-ndjson; charset=utf-8")
+        request.setHeader(b"content-disposition", b'attachment; filename="igo-gateway-audit.jsonl"')
+        return "".join(
+            json.dumps(entry_json(e), ensure_ascii=False) + "\n" for e in entries
+        ).encode("utf-8")
 
     def _confirm(
         self,
@@ -892,7 +970,9 @@ class AdminResource(resource.Resource):
             field_labels={f.value: label for f, label in FIELD_LABELS.items()},
         )
 
-    async def _search_page(self, request: server.Request, actor: Actor, token: str) -> bytes:
+    async def _search_page(
+        self, request: server.Request, params: Params, token: str, actor: Actor
+    ) -> bytes:
         """The search form; a POST (CSRF checked by the dispatch) runs it. The BSN field is
         never filled in again on the answer: the number is not repeated anywhere."""
         names = (
@@ -934,7 +1014,9 @@ class AdminResource(resource.Resource):
             bsn_given=bool(bsn.strip()) and error is None,
         )
 
-    async def _audit_page(self, request: server.Request, actor: Actor, token: str) -> bytes:
+    async def _audit_page(
+        self, request: server.Request, params: Params, token: str, actor: Actor
+    ) -> bytes:
         report = await self._service.verify_audit()
         after = _int_arg(request, "after")
         if after is None:
@@ -981,7 +1063,7 @@ class AdminResource(resource.Resource):
     def _clear_session_cookie(self, request: server.Request) -> None:
         self._set_cookie(request, self._session_cookie, "", 0)
 
-    def _login_page(
+    def _login_form(
         self,
         request: server.Request,
         *,
@@ -997,7 +1079,7 @@ class AdminResource(resource.Resource):
             request, "login.html", status=status, login_csrf=login_csrf, error=error, name=name
         )
 
-    async def _login(self, request: server.Request) -> bytes:
+    async def _login(self, request: server.Request, params: Params) -> bytes:
         cookie = _cookie(request, LOGIN_COOKIE)
         given = _arg(request, "csrf")
         if not cookie or not given or not hmac.compare_digest(cookie, given):
@@ -1018,7 +1100,7 @@ class AdminResource(resource.Resource):
                 if refused.throttled
                 else "Onjuiste gebruikersnaam of wachtwoord."
             )
-            return self._login_page(
+            return self._login_form(
                 request, error=message, name=name[:64], status=429 if refused.throttled else 401
             )
         if old:
@@ -1041,7 +1123,8 @@ class AdminResource(resource.Resource):
         else:
             session = _cookie(request, self._session_cookie)
             actor = await self._service.authenticate(session, origin)
-            if actor is not None and session is not None and request.method != b"GET":
+            method = request.method.decode("ascii", "replace")
+            if actor is not None and session is not None and method not in READ_METHODS:
                 header = request.getHeader(b"x-csrf-token") or b""
                 self._check_csrf(session, header.decode("latin-1"))
         if actor is None:
@@ -1049,58 +1132,53 @@ class AdminResource(resource.Resource):
             raise _HttpError(401, "niet-aangemeld", "A valid API token or session is required.")
         return actor
 
-    async def _api(self, request: server.Request, segments: list[str]) -> bytes:
-        actor = await self._api_actor(request)
-        method = request.method
-        if segments and segments[0] == "batches":
-            return await self._bulk_api(request, segments, actor)
-        if segments == ["me"] and method == b"GET":
-            permissions = sorted(p.value for p in Permission if actor.may(p))
-            return self._json(
-                request, {"name": actor.name, "role": actor.role.value, "permissions": permissions}
-            )
-        if segments == ["cases"] and method == b"GET":
-            return self._json(
-                request, _queue_json(await self._service.queue(actor, _filter(request)))
-            )
-        if len(segments) == 2 and segments[0] == "cases" and method == b"GET":
-            return self._json(request, case_view_json(await self._service.case(actor, segments[1])))
-        if len(segments) == 3 and segments[0] == "cases" and segments[2] == "unmask":
-            if method != b"POST":
-                raise _HttpError(405, "methode", "Use POST.")
-            view = await self._service.case(actor, segments[1], unmask=True)
-            return self._json(request, case_view_json(view))
-        if len(segments) == 4 and segments[0] == "cases" and segments[2] == "actions":
-            if method != b"POST":
-                raise _HttpError(405, "methode", "Use POST.")
-            action = _action(segments[3])
-            body = _action_request(request)
-            case = await self._service.act(actor, segments[1], action, body.reason, body.fields)
-            return self._json(request, case_json(case, self._service.clock()))
-        if len(segments) == 2 and segments[0] == "pregnancies" and method == b"GET":
-            return self._json(
-                request, pregnancy_json(await self._service.pregnancy(actor, segments[1]))
-            )
-        if segments == ["search"]:
-            if method != b"POST":
-                raise _HttpError(
-                    405, "methode", "Use POST (the keys, a BSN among them, go in the body)."
-                )
-            wanted = _search_request(request)
-            result = await self._service.search(
-                actor, wanted.query(), limit=wanted.limit, unmask=wanted.unmask
-            )
-            return self._json(request, search_result_json(result))
-        if segments == ["audit"] and method == b"GET":
-            after = _int_arg(request, "after") or 0
-            limit = min(_int_arg(request, "limit") or 500, 5000)
-            entries = await self._service.audit_log(actor, after_seq=after, limit=limit)
-            return self._json(request, {"entries": [entry_json(e) for e in entries]})
-        if segments == ["audit", "verify"] and method == b"GET":
-            if not actor.may(Permission.VIEW_AUDIT):
-                raise NotAllowedError(Permission.VIEW_AUDIT)
-            return self._json(request, _report_json(await self._service.verify_audit()))
-        raise _HttpError(404, "onbekend", "No such API route.")
+    async def _api_me(self, request: server.Request, params: Params, actor: Actor) -> bytes:
+        permissions = sorted(p.value for p in Permission if actor.may(p))
+        return self._json(
+            request, {"name": actor.name, "role": actor.role.value, "permissions": permissions}
+        )
+
+    async def _api_queue(self, request: server.Request, params: Params, actor: Actor) -> bytes:
+        return self._json(request, _queue_json(await self._service.queue(actor, _filter(request))))
+
+    async def _api_case(self, request: server.Request, params: Params, actor: Actor) -> bytes:
+        view = await self._service.case(actor, str(params["case"]))
+        return self._json(request, case_view_json(view))
+
+    async def _api_unmask(self, request: server.Request, params: Params, actor: Actor) -> bytes:
+        view = await self._service.case(actor, str(params["case"]), unmask=True)
+        return self._json(request, case_view_json(view))
+
+    async def _api_act(self, request: server.Request, params: Params, actor: Actor) -> bytes:
+        action = _param(params, "action", CaseAction)
+        body = _action_request(request)
+        case = await self._service.act(actor, str(params["case"]), action, body.reason, body.fields)
+        return self._json(request, case_json(case, self._service.clock()))
+
+    async def _api_pregnancy(self, request: server.Request, params: Params, actor: Actor) -> bytes:
+        view = await self._service.pregnancy(actor, str(params["pregnancy"]))
+        return self._json(request, pregnancy_json(view))
+
+    async def _api_search(self, request: server.Request, params: Params, actor: Actor) -> bytes:
+        # POST only (the route says so): the keys, a BSN among them, go in the body.
+        wanted = _search_request(request)
+        result = await self._service.search(
+            actor, wanted.query(), limit=wanted.limit, unmask=wanted.unmask
+        )
+        return self._json(request, search_result_json(result))
+
+    async def _api_audit(self, request: server.Request, params: Params, actor: Actor) -> bytes:
+        after = _int_arg(request, "after") or 0
+        limit = min(_int_arg(request, "limit") or 500, 5000)
+        entries = await self._service.audit_log(actor, after_seq=after, limit=limit)
+        return self._json(request, {"entries": [entry_json(e) for e in entries]})
+
+    async def _api_audit_verify(
+        self, request: server.Request, params: Params, actor: Actor
+    ) -> bytes:
+        if not actor.may(Permission.VIEW_AUDIT):
+            raise NotAllowedError(Permission.VIEW_AUDIT)
+        return self._json(request, _report_json(await self._service.verify_audit()))
 
     # bulk actions ---------------------------------------------------------------------
 
@@ -1109,56 +1187,68 @@ class AdminResource(resource.Resource):
             raise _HttpError(404, "onbekend", "Bulkacties zijn hier niet beschikbaar.")
         return self._bulk
 
-    async def _bulk_html(
-        self, request: server.Request, segments: list[str], token: str, actor: Actor
+    async def _bulk_preview_page(
+        self, request: server.Request, params: Params, token: str, actor: Actor
     ) -> bytes:
         bulk = self._bulk_service()
-        method = request.method
-        if segments == ["bulk"]:
-            query = _filter(request)
-            action = _action(_arg(request, "action"))
-            reason = _arg(request, "reason")
-            if method == b"GET":
-                preview = await bulk.preview(actor, query, action, None)
-                return self._bulk_page(request, actor, token, preview, reason, None)
-            try:
-                batch = await bulk.create(actor, query, action, reason, _arg(request, "selection"))
-            except SelectionChangedError as changed:
-                return self._bulk_page(
-                    request, actor, token, changed.preview, reason, str(changed), status=409
-                )
-            except ActionRefusedError as refused:
-                if refused.status == 403:
-                    raise
-                preview = await bulk.preview(actor, query, action, None)
-                return self._bulk_page(
-                    request, actor, token, preview, reason, str(refused), status=refused.status
-                )
-            raise _RedirectError(f"/batches/{batch.id}")
-        if segments == ["batches"] and method == b"GET":
-            batches = await bulk.list(actor)
-            return self._page(request, "batches.html", actor=actor, token=token, batches=batches)
-        if len(segments) == 2 and segments[0] == "batches" and method == b"GET":
-            batch = await bulk.batch(actor, _batch_id(segments[1]))
-            done = _arg(request, "done")
-            notice = BULK_NOTICES.get(done)
-            return self._page(
-                request,
-                "batch.html",
-                actor=actor,
-                token=token,
-                batch=batch,
-                consequence=bulk_consequence(
-                    batch.action, batch.progress.total, [], confirmation=False
-                ),
-                notice=notice,
-                now=self._service.clock(),
+        query = _filter(request)
+        action = _action(_arg(request, "action"))
+        preview = await bulk.preview(actor, query, action, None)
+        return self._bulk_page(request, actor, token, preview, _arg(request, "reason"), None)
+
+    async def _bulk_create(
+        self, request: server.Request, params: Params, token: str, actor: Actor
+    ) -> bytes:
+        bulk = self._bulk_service()
+        query = _filter(request)
+        action = _action(_arg(request, "action"))
+        reason = _arg(request, "reason")
+        try:
+            batch = await bulk.create(actor, query, action, reason, _arg(request, "selection"))
+        except SelectionChangedError as changed:
+            return self._bulk_page(
+                request, actor, token, changed.preview, reason, str(changed), status=409
             )
-        if len(segments) == 3 and segments[0] == "batches" and method == b"POST":
-            batch_id = _batch_id(segments[1])
-            await bulk.control(actor, batch_id, _control(segments[2]))
-            raise _RedirectError(f"/batches/{batch_id}?done={segments[2]}")
-        raise _HttpError(404, "onbekend", "Deze pagina bestaat niet.")
+        except ActionRefusedError as refused:
+            if refused.status == 403:
+                raise
+            preview = await bulk.preview(actor, query, action, None)
+            return self._bulk_page(
+                request, actor, token, preview, reason, str(refused), status=refused.status
+            )
+        raise _RedirectError(f"/batches/{batch.id}")
+
+    async def _batches_page(
+        self, request: server.Request, params: Params, token: str, actor: Actor
+    ) -> bytes:
+        batches = await self._bulk_service().list(actor)
+        return self._page(request, "batches.html", actor=actor, token=token, batches=batches)
+
+    async def _batch_page(
+        self, request: server.Request, params: Params, token: str, actor: Actor
+    ) -> bytes:
+        batch = await self._bulk_service().batch(actor, _param(params, "batch", int))
+        notice = BULK_NOTICES.get(_arg(request, "done"))
+        return self._page(
+            request,
+            "batch.html",
+            actor=actor,
+            token=token,
+            batch=batch,
+            consequence=bulk_consequence(
+                batch.action, batch.progress.total, [], confirmation=False
+            ),
+            notice=notice,
+            now=self._service.clock(),
+        )
+
+    async def _batch_control(
+        self, request: server.Request, params: Params, token: str, actor: Actor
+    ) -> bytes:
+        batch_id = _param(params, "batch", int)
+        control = _param(params, "control", BatchControl)
+        await self._bulk_service().control(actor, batch_id, control)
+        raise _RedirectError(f"/batches/{batch_id}?done={control.value}")
 
     def _bulk_page(
         self,
@@ -1187,43 +1277,63 @@ class AdminResource(resource.Resource):
             error=error,
         )
 
-    async def _bulk_api(self, request: server.Request, segments: list[str], actor: Actor) -> bytes:
+    async def _api_batches(self, request: server.Request, params: Params, actor: Actor) -> bytes:
+        batches = await self._bulk_service().list(actor)
+        return self._json(request, {"batches": [batch_json(b) for b in batches]})
+
+    async def _api_batch_preview(
+        self, request: server.Request, params: Params, actor: Actor
+    ) -> bytes:
         bulk = self._bulk_service()
-        method = request.method
-        if segments == ["batches"] and method == b"GET":
-            batches = await bulk.list(actor)
-            return self._json(request, {"batches": [batch_json(b) for b in batches]})
-        if segments in (["batches"], ["batches", "preview"]) and method == b"POST":
-            body = _batch_request(request)
-            query, action = body.query(), _action(body.action)
-            if len(segments) == 2:
-                preview = await bulk.preview(actor, query, action, body.reason)
-                return self._json(request, preview_json(preview))
-            if body.selection is None:
-                raise _HttpError(
-                    400,
-                    "selectie-ontbreekt",
-                    "Give the selection (the preview's digest) that was confirmed.",
-                )
-            try:
-                batch = await bulk.create(actor, query, action, body.reason, body.selection)
-            except SelectionChangedError as changed:
-                request.setResponseCode(409)
-                request.setHeader(b"content-type", b"application/problem+json")
-                problem = json.loads(problem_bytes(409, changed.code, str(changed)))
-                problem["preview"] = preview_json(changed.preview)
-                return json.dumps(problem, ensure_ascii=False).encode("utf-8")
-            request.setHeader(b"location", f"/api/batches/{batch.id}".encode("ascii"))
-            return self._json(request, batch_json(batch), status=201)
-        if len(segments) == 2 and method == b"GET":
-            batch = await bulk.batch(actor, _batch_id(segments[1]))
-            return self._json(request, batch_json(batch, items=True))
-        if len(segments) == 3:
-            if method != b"POST":
-                raise _HttpError(405, "methode", "Use POST.")
-            batch = await bulk.control(actor, _batch_id(segments[1]), _control(segments[2]))
-            return self._json(request, batch_json(batch))
-        raise _HttpError(404, "onbekend", "No such API route.")
+        body = _batch_request(request)
+        preview = await bulk.preview(actor, body.query(), _action(body.action), body.reason)
+        return self._json(request, preview_json(preview))
+
+    async def _api_batch_create(
+        self, request: server.Request, params: Params, actor: Actor
+    ) -> bytes:
+        bulk = self._bulk_service()
+        body = _batch_request(request)
+        query, action = body.query(), _action(body.action)
+        if body.selection is None:
+            raise _HttpError(
+                400,
+                "selectie-ontbreekt",
+                "Give the selection (the preview's digest) that was confirmed.",
+            )
+        try:
+            batch = await bulk.create(actor, query, action, body.reason, body.selection)
+        except SelectionChangedError as changed:
+            request.setResponseCode(409)
+            request.setHeader(b"content-type", b"application/problem+json")
+            problem = json.loads(problem_bytes(409, changed.code, str(changed)))
+            problem["preview"] = preview_json(changed.preview)
+            return json.dumps(problem, ensure_ascii=False).encode("utf-8")
+        request.setHeader(b"location", f"/api/batches/{batch.id}".encode("ascii"))
+        return self._json(request, batch_json(batch), status=201)
+
+    async def _api_batch(self, request: server.Request, params: Params, actor: Actor) -> bytes:
+        batch = await self._bulk_service().batch(actor, _param(params, "batch", int))
+        return self._json(request, batch_json(batch, items=True))
+
+    async def _api_batch_control(
+        self, request: server.Request, params: Params, actor: Actor
+    ) -> bytes:
+        batch = await self._bulk_service().control(
+            actor, _param(params, "batch", int), _param(params, "control", BatchControl)
+        )
+        return self._json(request, batch_json(batch))
+
+
+P = TypeVar("P")
+
+
+def _param(params: Params, name: str, kind: type[P]) -> P:
+    """A route parameter its converter made (see :mod:`adapters.admin.routes`)."""
+    value = params[name]
+    if not isinstance(value, kind):  # pragma: no cover - the route table guarantees it
+        raise TypeError(f"route parameter {name} is no {kind.__name__}")
+    return value
 
 
 def _action(text: str) -> CaseAction:
@@ -1365,19 +1475,6 @@ def _filter_form(query: CaseFilter) -> dict[str, str]:
         "all": "1" if query.include_closed else "",
     }
     return {name: value for name, value in form.items() if value}
-
-
-def _batch_id(text: str) -> int:
-    if not (text.isascii() and text.isdigit()) or len(text) > 12:
-        raise _HttpError(404, "onbekend", "Deze batch bestaat niet.")
-    return int(text)
-
-
-def _control(text: str) -> BatchControl:
-    try:
-        return BatchControl(text)
-    except ValueError:
-        raise _HttpError(404, "onbekend", "Dit kan met een batch niet.") from None
 
 
 class FilterModel(BaseModel):

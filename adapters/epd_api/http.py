@@ -2,12 +2,14 @@
 
 :class:`LimitedRequest` refuses an oversized body as soon as its length is known (or, for
 chunked bodies, as soon as it passes the limit) with ``413`` — without reading the rest —
-and drops clients that take longer than a deadline to send their request (slow-loris).
+and drops clients that take longer than a deadline to send their request (slow-loris). It
+keeps the body in memory, never in a temporary file.
 """
 
 from __future__ import annotations
 
 import binascii
+import io
 import json
 import quopri
 from typing import Any
@@ -78,7 +80,11 @@ class LimitedRequest(server.Request):
         if length is not None and length > self.max_body:
             self._refuse_oversized()
             return
-        super().gotLength(length)  # type: ignore[no-untyped-call]
+        # Not twisted.web's own choice, which spools a body of 100,000 bytes or more (or of
+        # unknown length) to an unencrypted temporary file: uploads carry BSNs, and nothing
+        # of them may reach disk outside the store's encryption. In memory instead, bounded
+        # by max_body (handleContentChunk cuts a longer body off).
+        self.content = io.BytesIO()
 
     def handleContentChunk(self, data: bytes) -> None:
         if self._refused:

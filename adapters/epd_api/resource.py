@@ -201,10 +201,10 @@ class EpdApi(resource.Resource):
                 return await self._upload(request, caller)
             if method == b"GET":
                 return await self._list(request, caller, SearchRequest())
-            raise _not_allowed()
+            raise _not_allowed(request, "GET", "POST")
         if segments == [b"berichten", b"zoeken"]:
             if method != b"POST":
-                raise _not_allowed()
+                raise _not_allowed(request, "POST")
             return await self._list(request, caller, self._search_body(request))
         if len(segments) in (2, 3) and segments[0] == b"berichten":
             traceer_id = segments[1].decode("utf-8", "replace")
@@ -212,16 +212,16 @@ class EpdApi(resource.Resource):
                 if segments[2] != b"payload":
                     raise _not_found()
                 if method != b"GET":
-                    raise _not_allowed()
+                    raise _not_allowed(request, "GET")
                 return await self._payload(request, caller, traceer_id)
             if method == b"GET":
                 return _json(request, 200, message_json(await self._own(caller, traceer_id)))
             if method == b"DELETE":
                 return await self._confirm(request, caller, traceer_id)
-            raise _not_allowed()
+            raise _not_allowed(request, "GET", "DELETE")
         if segments == [b"berichtstatussen"]:
             if method != b"GET":
-                raise _not_allowed()
+                raise _not_allowed(request, "GET")
             return await self._statuses(request, caller)
         raise _not_found()
 
@@ -428,8 +428,14 @@ def _not_found() -> _HttpError:
     return _HttpError(404, "niet-gevonden", "No such message or resource.")
 
 
-def _not_allowed() -> _HttpError:
-    return _HttpError(405, "methode-niet-toegestaan", "This method is not allowed here.")
+def _not_allowed(request: server.Request, *allowed: str) -> _HttpError:
+    """405, with the ``Allow`` header naming the methods this path answers."""
+    request.setHeader(b"allow", ", ".join(allowed).encode("ascii"))
+    return _HttpError(
+        405,
+        "methode-niet-toegestaan",
+        f"This method is not allowed here; allowed: {', '.join(allowed)}.",
+    )
 
 
 def _validation_errors(exc: ValidationError) -> dict[str, list[str]]:

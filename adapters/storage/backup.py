@@ -4,7 +4,9 @@
 even while the gateway writes (WAL mode) — into a new file that only appears under its final
 name once complete and synced. :func:`restore_sqlite` checks a backup (integrity, and a
 schema this gateway can run) before it replaces the store, and refuses while the store is
-in use. PostgreSQL has its own tools (``pg_dump`` / ``pg_restore``, or continuous archiving).
+in use. Backups and restored stores are created readable and writable by their owner only
+(0600), whatever the umask: they hold everything the store holds. PostgreSQL has its own
+tools (``pg_dump`` / ``pg_restore``, or continuous archiving).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ __all__ = [
 ]
 
 SQLITE_PREFIX = "sqlite:///"
+PRIVATE_MODE = 0o600
 
 
 class BackupError(Exception):
@@ -58,6 +61,14 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
+def _create_private(path: Path) -> None:
+    """Create ``path`` empty with mode 0600 (SQLite then writes into it, and gives its
+    journal the same mode); an existing file is replaced."""
+    path.unlink(missing_ok=True)
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_MODE))
+    os.chmod(path, PRIVATE_MODE)  # the umask may have taken bits away, never added any
+
+
 def _check(path: Path) -> int:
     """The schema version of the database at ``path``, after an integrity check."""
     try:
@@ -81,8 +92,8 @@ def backup_sqlite(database: Path, target: Path) -> BackupInfo:
     if target.exists():
         raise BackupError(f"{target} already exists; choose a new name")
     partial = target.with_name(f".{target.name}.partial")
-    partial.unlink(missing_ok=True)
     try:
+        _create_private(partial)
         with (
             sqlite3.connect(f"file:{database}?mode=ro", uri=True) as source,
             sqlite3.connect(partial) as copy,
@@ -129,6 +140,7 @@ def restore_sqlite(backup: Path, database: Path, *, force: bool = False) -> Back
 def _replace(backup: Path, database: Path, version: int) -> BackupInfo:
     partial = database.with_name(f".{database.name}.restoring")
     try:
+        _create_private(partial)
         with (
             sqlite3.connect(f"file:{backup}?mode=ro", uri=True) as source,
             sqlite3.connect(partial) as copy,

@@ -3,12 +3,13 @@ checked against the actor's role and written to the audit log.
 
 The web site, the JSON API and the command line all go through :class:`AdminService`, so
 they cannot differ in what they allow or what they log. It holds no state but the
-per-address login throttle; "now" comes from the injected clock, and the password checks
+login throttle (per name and address); "now" comes from the injected clock, and the password checks
 (scrypt: deliberately slow) run through ``run_in_thread`` off the reactor thread.
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -87,7 +88,7 @@ __all__ = [
 T = TypeVar("T")
 
 DEFAULT_SESSION_LIFETIME: Final = timedelta(hours=8)
-_MAX_TRACKED_ORIGINS: Final = 10_000
+_MAX_TRACKED_ATTEMPTS: Final = 10_000
 _UNKNOWN_USER: Final = "(onbekend)"
 
 
@@ -139,7 +140,7 @@ class CaseView:
 
 
 @dataclass
-class _OriginFailures:
+class _Failures:
     count: int = 0
     last: datetime | None = None
 
@@ -151,8 +152,11 @@ class AdminService:
     layouts: LayoutRegistry | None
     clock: Callable[[], datetime]
     hasher: PasswordHasher = field(default_factory=PasswordHasher)
+    # Failed logins in a row per (name, address) pair: kept in memory alike for names that
+    # are accounts and names that are not (so the answers tell nothing about which exist),
+    # and per pair, so that a guesser neither locks an account out from everywhere nor
+    # keeps every administrator behind one proxy address out.
     throttle: Throttle = field(default_factory=Throttle)
-    origin_throttle: Throttle = field(default_factory=lambda: Throttle(free=20))
     session_lifetime: timedelta = DEFAULT_SESSION_LIFETIME
     metrics: AdminMetrics | None = None
     run_in_thread: RunInThread = _inline
@@ -160,7 +164,9 @@ class AdminService:
     # Runs bundling now, after an action that has lines decided again (break, close).
     after_change: Callable[[], Awaitable[object]] | None = None
     search_store: SearchStore | None = None
-    _origins: dict[str, _OriginFailures] = field(default_factory=dict, repr=False)
+    _attempts: OrderedDict[tuple[str, str], _Failures] = field(
+        default_factory=OrderedDict, repr=False
+    )
 
     # --- accounts -----------------------------------------------------------------------
 
@@ -203,25 +209,23 @@ class AdminService:
         except AccountError:
             name = ""
         shown = name or _UNKNOWN_USER
-        failures = self._origins.get(origin)
-        if failures is not None and self.origin_throttle.refuses(
-            failures.count, failures.last, now
-        ):
-            await self._refused(shown, origin, now, "te veel mislukte pogingen vanaf dit adres")
+        pair = (shown, origin)
+        failures = self._attempts.get(pair)
+        if failures is not None and self.throttle.refuses(failures.count, failures.last, now):
+            await self._refused(
+                shown, origin, now, "te veel mislukte pogingen voor deze naam vanaf dit adres"
+            )
             raise LoginRefusedError(throttled=True)
         user = await self.admin.user(name) if name else None
-        if user is not None and self.throttle.refuses(user.failed_logins, user.last_failed_at, now):
-            await self._refused(shown, origin, now, "te veel mislukte pogingen voor dit account")
-            raise LoginRefusedError(throttled=True)
         stored = user.password_hash if user is not None and not user.disabled else None
         ok = await self.run_in_thread(lambda: self.hasher.verify(password, stored))
         if not ok or user is None:
-            self._count_origin_failure(origin, now)
+            self._count_failure(pair, now)
             entry = NewAuditEntry(now, shown, "", AuditAction.LOGIN_FAILED, None, "", origin)
             await self.admin.login_failed(name, entry)
             self._count_login("refused")
             raise LoginRefusedError(throttled=False)
-        self._origins.pop(origin, None)
+        self._attempts.pop(pair, None)
         new_hash = None
         if self.hasher.needs_rehash(user.password_hash):
             new_hash = await self.run_in_thread(lambda: self.hasher.hash(password))
@@ -243,10 +247,20 @@ class AdminService:
         )
         self._count_login("throttled")
 
-    def _count_origin_failure(self, origin: str, now: datetime) -> None:
-        if len(self._origins) >= _MAX_TRACKED_ORIGINS:
-            self._origins.clear()  # crude, but bounded: a flood of addresses resets it
-        failures = self._origins.setdefault(origin, _OriginFailures())
+    def _count_failure(self, pair: tuple[str, str], now: datetime) -> None:
+        attempts = self._attempts
+        if pair not in attempts and len(attempts) >= _MAX_TRACKED_ATTEMPTS:
+            # Bounded: forget the pairs that wait no longer, else the longest untouched.
+            for stale in [
+                key
+                for key, seen in attempts.items()
+                if not self.throttle.refuses(seen.count, seen.last, now)
+            ]:
+                del attempts[stale]
+            while len(attempts) >= _MAX_TRACKED_ATTEMPTS:
+                attempts.popitem(last=False)
+        failures = attempts.setdefault(pair, _Failures())
+        attempts.move_to_end(pair)
         failures.count += 1
         failures.last = now
 

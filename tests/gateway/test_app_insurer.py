@@ -356,6 +356,29 @@ push_certificates = ["{fingerprints[IGO]}"]
             )
             # The insurer's certificate (here: the one configured for it) pushes the retour.
             with gateway.client(IGO) as insurer:
+                # An insurer sends retours only: the claim itself sent back (a declaration
+                # standard, the same factuurnummer) is rejected with 0010 and answers nothing.
+                declaration = insurer.post(
+                    "/berichten",
+                    files={
+                        "berichtMetadata": (
+                            None,
+                            '{"afzender": {"rol": "zorgverzekeraar", "code": "3311"}}',
+                            "application/json",
+                        ),
+                        "payload": ("claim.asc", claim, "application/octet-stream"),
+                    },
+                )
+                assert declaration.status_code == 202, declaration.text
+                assert declaration.json()["status"] == "afgekeurd"
+                assert declaration.json()["alsAntwoordOp"] is None
+                statuses = insurer.get(
+                    "/berichtstatussen", params={"traceerId": declaration.json()["traceerId"]}
+                )
+                assert [s["code"] for s in statuses.json()["statussen"]] == ["0010"]
+                item = pump.wait(store.outbox.get(sent))
+                assert item is not None
+                assert item.state is not OutboundState.ANSWERED
                 answer = insurer.post(
                     "/berichten",
                     files={

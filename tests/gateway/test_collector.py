@@ -5,7 +5,7 @@ and flagged when it is malformed or answers nothing — and confirmed only once 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -25,6 +25,7 @@ from gateway.metrics import Metrics
 from gateway.outbox import OutboundState
 from gateway.store import Direction, MessageStatus, NewMessage, NewStatus
 from tests.factories import kz301
+from tests.gateway.ei.fixture_table import MESSAGES
 from tests.threadpump import ThreadPump
 
 REGISTRY = load_layouts()
@@ -202,3 +203,34 @@ def test_an_insurer_that_cannot_be_reached_is_tried_next_round(
             raise InsurerLinkError(LinkErrorReason.UNREACHABLE, "connection refused")
 
     assert pump.wait(collector(store, Down()).run_once(INSURER)) == []
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        pytest.param(lambda: claim(1), id="KZ301-the-claim-itself"),
+        pytest.param((MESSAGES / "vk301-verloskunde-02001234.asc").read_bytes, id="VK301"),
+        pytest.param((MESSAGES / "zh308-ziekenhuis-06001234.asc").read_bytes, id="ZH308"),
+    ],
+)
+def test_a_declaration_from_an_insurer_is_no_answer_and_changes_nothing(
+    store: SqlMessageStore, pump: ThreadPump, payload: Callable[[], bytes]
+) -> None:
+    """An insurer sends retours only: a declaration standard it sends (even one naming the
+    claim it would answer, by id and by factuurnummer) is kept, technically rejected with
+    0010, and answers nothing."""
+    sent = send_claim(store, pump, 1, "remote-1")
+    link = Inbox(FetchedRetour(remote_id="r-d", payload=payload(), in_reply_to="remote-1"))
+    seen: list[CollectedRetour] = []
+    (item,) = pump.wait(collector(store, link, seen).run_once(INSURER))
+    assert not item.valid
+    assert item.answers is None
+    assert item.message.reply_to is None
+    assert item.message.status is MessageStatus.REJECTED
+    (status,) = pump.wait(store.statuses([item.message.traceer_id]))
+    assert status.code == "0010"
+    outbound = pump.wait(store.outbox.get(sent))
+    assert outbound is not None
+    assert outbound.state is OutboundState.DELIVERED
+    assert seen == []
+    assert link.confirmed == ["r-d"]

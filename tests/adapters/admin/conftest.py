@@ -4,7 +4,7 @@ over in-memory connections by a tiny browser that keeps its cookies."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -35,20 +35,26 @@ XSS_COMMENT = "<img src=x onerror=alert(1)> graag snel"
 
 
 class _Connection(StringTransport):
-    def __init__(self) -> None:
+    def __init__(self, head_only: bool = False) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
         self.done: Deferred[None] = Deferred()
+        self.head_only = head_only  # an answer to HEAD: no body follows its headers
 
     def write(self, data: bytes) -> None:
         super().write(data)  # type: ignore[no-untyped-call]
-        if not self.done.called and _complete(self.io.getvalue()):
+        if not self.done.called and _complete(self.io.getvalue(), self.head_only):
             self.done.callback(None)
 
+    def writeSequence(self, data: Iterable[bytes]) -> None:
+        self.write(b"".join(data))  # the headers come this way
 
-def _complete(raw: bytes) -> bool:
+
+def _complete(raw: bytes, head_only: bool = False) -> bool:
     head, sep, body = raw.partition(b"\r\n\r\n")
     if not sep:
         return False
+    if head_only:
+        return True
     lower = head.lower()
     if b"transfer-encoding: chunked" in lower:
         return body.endswith(b"0\r\n\r\n")
@@ -98,7 +104,7 @@ class Browser:
     ) -> Response:
         channel = self.site.buildProtocol(IPv4Address("TCP", "10.0.0.7", 50000))
         assert channel is not None
-        transport = _Connection()
+        transport = _Connection(head_only=method == "HEAD")
         channel.makeConnection(transport)
         lines = [f"{method} {path} HTTP/1.1", "Host: localhost"]
         if self.cookies:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
+from adapters.admin.routes import ADMIN_ROUTES
 from adapters.admin.site import FilterModel, SearchRequest
 from gateway.admin.accounts import Permission
 from gateway.admin.batches import BatchControl, BatchState, ItemOutcome, filter_json
@@ -100,3 +102,21 @@ def test_batch_answers_carry_what_the_spec_requires(world: AdminWorld) -> None:
     assert all(set(item_schema["required"]) <= set(item) for item in one["items"])
     assert all(required("Batch") <= set(b) for b in call("GET", "/api/batches")["batches"])
     assert required("Batch") <= set(call("POST", f"/api/batches/{batch['id']}/pause"))
+
+
+def test_the_api_routes_are_the_spec_paths_with_the_same_methods() -> None:
+    """Every route of the JSON API is in the spec with exactly its methods, and the spec
+    has no path the site does not route."""
+
+    def shape(path: str) -> str:
+        return re.sub(r"\{[^}]+\}", "{}", path)
+
+    routed: dict[str, set[str]] = {}
+    for route in ADMIN_ROUTES:
+        if route.access == "api":
+            routed.setdefault(shape(route.path), set()).update(m.lower() for m in route.methods)
+    documented = {
+        shape(path): {m for m in operations if m in ("get", "post", "put", "patch", "delete")}
+        for path, operations in SPEC["paths"].items()
+    }
+    assert routed == documented

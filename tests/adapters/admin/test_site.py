@@ -4,12 +4,19 @@ files bring in, roles, the actions through the forms, and the JSON API."""
 from __future__ import annotations
 
 import json
+import tempfile
+from pathlib import Path
 from urllib.parse import quote
 
+import pytest
+
 from adapters.admin.demo import DEMO_BSN
+from adapters.admin.site import MAX_BODY_BYTES
 from gateway.admin.cases import CaseKind, case_id
 from gateway.outbox import OutboundState
 from tests.adapters.admin.conftest import XSS_COMMENT, XSS_NAME, AdminWorld, Browser
+from tests.adapters.disk_scan import files_holding, open_files_holding
+from tests.adapters.inmemory_http import connect
 
 SESSION = "igo_admin_session"
 
@@ -264,3 +271,58 @@ def test_the_api_shows_a_case_with_its_file_masked(world: AdminWorld) -> None:
     assert DEMO_BSN in json.dumps(unmasked)
     verify = json.loads(api.get("/api/audit/verify", auth).body)
     assert verify["intact"] is True
+
+
+def test_the_login_throttle_answers_alike_for_accounts_and_other_names(
+    world: AdminWorld,
+) -> None:
+    """Whether a name is an account cannot be told from the answers: the same attempts
+    get the same statuses and pages for "otto" and for a name nobody has."""
+    answers = {}
+    for name in ("otto", "onbekende-naam"):
+        browser = world.browser()
+        responses = [browser.login(name, "wrong password!") for _ in range(8)]
+        answers[name] = [
+            (r.status, "Te veel mislukte pogingen" in r.text, "Onjuiste" in r.text)
+            for r in responses
+        ]
+    assert answers["otto"] == answers["onbekende-naam"]
+    assert [status for status, _, _ in answers["otto"]] == [401] * 5 + [429] * 3
+
+
+def test_a_chunked_form_with_a_bsn_is_never_written_to_disk(
+    world: AdminWorld, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """twisted.web spools a body of unknown length to a temporary file by itself; the
+    admin site keeps it in memory (the search form carries a BSN)."""
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(spool))
+    bsn = b"123456782"  # a BSN of the eleven-proof that no stored file holds
+    connection = connect(world.site)
+    connection.send(
+        b"POST /login HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+        b"Content-Type: application/x-www-form-urlencoded\r\n\r\n"
+    )
+    chunk = b"name=" + bsn + b"&password=x"
+    connection.send(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+    assert open_files_holding(bsn) == []
+    connection.send(b"0\r\n\r\n")
+    assert connection.response()[0] == 403  # no login form token: refused, and read
+    assert open_files_holding(bsn) == []
+    assert files_holding(spool, bsn) == []
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["announced", "chunked"])
+def test_a_body_over_the_limit_is_refused(world: AdminWorld, chunked: bool) -> None:
+    connection = connect(world.site)
+    body = b"a" * (MAX_BODY_BYTES + 1)
+    if chunked:
+        connection.send(b"POST /login HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
+        connection.send(b"%x\r\n%s\r\n" % (len(body), body))
+    else:
+        connection.send(
+            b"POST /login HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(body)
+        )
+    assert connection.response()[0] == 413
+    assert connection.disconnecting

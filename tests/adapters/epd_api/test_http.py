@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import io
 import json
+import tempfile
+from pathlib import Path
 from typing import cast
 
 import pytest
@@ -20,6 +22,7 @@ from adapters.epd_api.http import (
     limited_request_factory,
     parse_upload,
 )
+from tests.adapters.disk_scan import files_holding, open_files_holding
 from tests.adapters.inmemory_http import Connection, connect
 
 LIMIT = 100
@@ -203,3 +206,42 @@ def test_a_body_that_is_not_multipart_is_refused() -> None:
         parse_upload(form_request(b"plain", "text/plain"), 100)
 
     assert refused.value.code == "geen-multipart"
+
+
+BSN = b"999990019"  # a synthetic BSN that passes the eleven-proof
+
+
+def test_a_large_upload_is_never_written_to_disk_in_the_clear(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """twisted.web spools a body of 100,000 bytes or more to a temporary file by itself;
+    an upload of 19 MB with BSNs in it stays in memory while and after it is received."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    app, clock = Counting(), Clock()
+    site = server.Site(app, reactor=clock)
+    made: list[server.Request] = []
+    bound = limited_request_factory(20_000_000, DEADLINE, clock)
+
+    class Recorded(bound):  # type: ignore[valid-type,misc]
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            super().__init__(*args, **kwargs)
+            made.append(self)
+
+    site.requestFactory = Recorded
+    transport = connect(site)
+    line = b"02" + BSN + b" " * 297 + b"\r\n"
+    body = line * (19_000_000 // len(line))
+    transport.send(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(body))
+    half = len(body) // 2
+    for start in range(0, half, 1_000_000):
+        transport.send(body[start : min(start + 1_000_000, half)])
+    (request,) = made
+    assert isinstance(request.content, io.BytesIO)
+    assert open_files_holding(BSN) == []
+    assert files_holding(tmp_path, BSN) == []
+    for start in range(half, len(body), 1_000_000):
+        transport.send(body[start : start + 1_000_000])
+    assert app.seen == [len(body)]
+    assert transport.written().startswith(b"HTTP/1.1 200 ")
+    assert open_files_holding(BSN) == []
+    assert files_holding(tmp_path, BSN) == []

@@ -18,10 +18,12 @@ from gateway.ei import LayoutRegistry, load_layouts, validate_bytes
 from gateway.intake import Intake
 from gateway.store import StoreUnavailableError
 from tests.factories import kz301
+from tests.gateway.ei.fixture_table import MESSAGES
 
 MIDWIFE = Caller("02001234", "midwifery")
 KRAAM = Caller("33001234", "kraamzorg")
 OTHER_KRAAM = Caller("33005678", "kraamzorg")
+HOSPITAL = Caller("06001234", "hospital")
 NOW = datetime(2026, 2, 3, 9, 30, tzinfo=UTC)
 
 
@@ -70,7 +72,7 @@ class Api:
             run_in_thread=lambda f: defer.succeed(f()),
             new_id=lambda: f"id-{next(ids):04d}",
         )
-        callers = {c.agb: c for c in (MIDWIFE, KRAAM, OTHER_KRAAM)}
+        callers = {c.agb: c for c in (MIDWIFE, KRAAM, OTHER_KRAAM, HOSPITAL)}
 
         def authenticate(request: server.Request) -> Caller | None:
             agb = request.getHeader(b"x-test-caller")
@@ -207,6 +209,32 @@ def test_reused_invoice_number_is_rejected_with_0030(api: Api, registry: LayoutR
     # another payee may use the same number
     status, receipt = api.upload(OTHER_KRAAM, kz301(registry, agb=OTHER_KRAAM.agb, invoice="F-1"))
     assert receipt["status"] == "ontvangen"
+
+
+@pytest.mark.parametrize(
+    ("caller", "retour", "declaration"),
+    [
+        (KRAAM, "kz302-retour-kraamzorg-33001234", "kz301-kraamzorg-33001234"),
+        (MIDWIFE, "vk302-retour-verloskunde-02001234", "vk301-verloskunde-02001234"),
+        (HOSPITAL, "zh309-retour-ziekenhuis-06001234", "zh308-ziekenhuis-06001234"),
+    ],
+    ids=["KZ302", "VK302", "ZH309"],
+)
+def test_a_participant_uploading_a_retour_standard_is_rejected_and_changes_nothing(
+    api: Api, caller: Caller, retour: str, declaration: str
+) -> None:
+    """A participant sends declarations only: a retour (here one carrying the same
+    factuurnummer as the participant's real declaration) is technically rejected with
+    0010, and the real declaration is then taken as if the retour never came."""
+    status, receipt = api.upload(caller, (MESSAGES / f"{retour}.asc").read_bytes())
+    assert status == 202
+    assert (receipt["status"], receipt["code"]) == ("afgekeurd", "0010")
+    assert receipt["meldingen"][0]["veld"] == "0102"
+    _, _, body = api.call("GET", "/berichten", caller)
+    (answer,) = json.loads(body)["berichten"]
+    assert answer["alsAntwoordOp"] == receipt["traceerId"]
+    status, receipt = api.upload(caller, (MESSAGES / f"{declaration}.asc").read_bytes())
+    assert (status, receipt["status"], receipt["code"]) == (202, "ontvangen", None)
 
 
 def test_sender_mismatch_is_refused_and_nothing_is_stored(
@@ -419,3 +447,31 @@ def test_a_retry_while_the_first_is_in_flight_is_refused_409_never_stored_twice(
     status, _, receipt = keyed_upload(api, KRAAM, data, "k")
     assert (status, receipt["nieuw"]) == (200, False)
     assert api.store.message_count() == 1
+
+
+EPD_ROUTES = [
+    ("/berichten", {"GET", "POST"}),
+    ("/berichten/zoeken", {"POST"}),
+    ("/berichten/{id}", {"GET", "DELETE"}),
+    ("/berichten/{id}/payload", {"GET"}),
+    ("/berichtstatussen", {"GET"}),
+]
+
+
+@pytest.mark.parametrize("method", ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"])
+@pytest.mark.parametrize(("template", "allowed"), EPD_ROUTES, ids=[r for r, _ in EPD_ROUTES])
+def test_each_route_answers_405_with_allow_to_other_methods(
+    api: Api, registry: LayoutRegistry, template: str, allowed: set[str], method: str
+) -> None:
+    _, receipt = api.upload(KRAAM, b"not an EI file")  # a message of the caller's own
+    path = template.format(id=receipt["traceerId"])
+    before = api.store.message_count()
+    code, headers, body = api.call(method, path, KRAAM)
+    if method in allowed:
+        assert code != 405
+        return
+    assert code == 405
+    assert set(headers["allow"].replace(" ", "").split(",")) == allowed
+    if method != "HEAD":  # an answer to HEAD has no body
+        assert json.loads(body)["code"] == "methode-niet-toegestaan"
+    assert api.store.message_count() == before

@@ -123,21 +123,55 @@ def test_wrong_passwords_and_unknown_names_are_refused_alike_and_logged(world: W
     assert all(e.origin == "10.0.0.9" for e in failed)
 
 
-def test_logins_are_throttled_after_repeated_failures_per_account(world: World) -> None:
+def _fail(world: World, name: str, origin: str) -> LoginRefusedError:
+    error = world.pump.wait_error(world.service.login(name, "wrong password!", origin))
+    assert isinstance(error, LoginRefusedError)
+    return error
+
+
+def test_logins_are_throttled_after_repeated_failures_per_name_and_address(
+    world: World,
+) -> None:
     world.user("anna", Role.VIEWER)
     for n in range(5):
         world.clock.now = T0 + timedelta(seconds=n)
-        world.pump.wait_error(world.service.login("anna", "wrong password!", f"10.0.0.{n}"))
-    # The right password now waits too: the account is throttled, whatever the address.
-    error = world.pump.wait_error(world.service.login("anna", PASSWORD, "10.9.9.9"))
+        assert not _fail(world, "anna", "10.0.0.1").throttled
+    # The right password now waits too, from that address...
+    error = world.pump.wait_error(world.service.login("anna", PASSWORD, "10.0.0.1"))
     assert isinstance(error, LoginRefusedError)
     assert error.throttled
-    world.clock.now += timedelta(seconds=3)
+    # ...but not from another one: a guesser cannot lock the account out everywhere.
     token, _ = world.wait(world.service.login("anna", PASSWORD, "10.9.9.9"))
+    assert token
+    world.clock.now += timedelta(seconds=3)
+    token, _ = world.wait(world.service.login("anna", PASSWORD, "10.0.0.1"))
     assert token
     user = world.wait(world.admin.user("anna"))
     assert user is not None
     assert user.failed_logins == 0
+
+
+def test_known_and_unknown_names_are_throttled_alike(world: World) -> None:
+    """The throttle does not tell which names are accounts: the same attempts get the
+    same answers for a user and for a name nobody has."""
+    world.user("anna", Role.VIEWER)
+    answers: dict[str, list[bool]] = {}
+    for name in ("anna", "nobody"):
+        world.clock.now = T0
+        answers[name] = [_fail(world, name, "10.0.0.1").throttled for _ in range(8)]
+    assert answers["anna"] == answers["nobody"] == [False] * 5 + [True] * 3
+
+
+def test_failures_behind_one_address_do_not_lock_out_other_accounts(world: World) -> None:
+    """Every administrator may come through the same proxy address: someone guessing
+    other names from it does not keep them out."""
+    world.user("anna", Role.ADMINISTRATOR)
+    for n in range(40):
+        _fail(world, f"guess{n % 4}", "10.0.0.1")
+    assert _fail(world, "guess0", "10.0.0.1").throttled
+    token, actor = world.wait(world.service.login("anna", PASSWORD, "10.0.0.1"))
+    assert token
+    assert actor.name == "anna"
 
 
 def test_a_user_name_is_taken_once(world: World) -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import stat
 from pathlib import Path
 
 import pytest
@@ -109,3 +111,20 @@ def test_the_store_lock_is_exclusive_until_released(tmp_path: Path) -> None:
 def test_postgresql_is_pointed_to_its_own_tools() -> None:
     with pytest.raises(BackupError, match="pg_dump"):
         sqlite_path("postgresql://postgres@127.0.0.1/test")
+
+
+def test_backups_and_restored_stores_are_readable_by_their_owner_only(
+    pump: ThreadPump, tmp_path: Path
+) -> None:
+    live = tmp_path / "live.db"
+    store = pump.wait(open_store(url_of(live), pump))
+    pump.wait(store.record_upload(upload(1), []))
+    previous = os.umask(0o022)  # the usual umask, which leaves new files world-readable
+    try:
+        info = backup_sqlite(live, tmp_path / "copy.db")
+        pump.wait(store.close())
+        restored = restore_sqlite(info.path, tmp_path / "restored" / "gateway.db")
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE(info.path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(restored.path.stat().st_mode) == 0o600

@@ -7,6 +7,7 @@ import json
 import re
 import shutil
 import subprocess
+import sys
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -51,13 +52,28 @@ UNIT = DEPLOY / "igo-gateway.service"
 INSTALLED = "/opt/igo-gateway/.venv/bin/igo-gateway"
 
 
-def test_the_service_unit_runs_serve_with_the_config_it_checks_first() -> None:
+def test_the_service_unit_runs_serve_and_does_not_restart_it_on_a_bad_config(
+    tmp_path: Path,
+) -> None:
     unit = UNIT.read_text(encoding="utf-8")
-    assert f"{INSTALLED} config check --config /etc/igo-gateway/gateway.toml" in unit
-    assert f"{INSTALLED} serve --config /etc/igo-gateway/gateway.toml" in unit
+    assert f"\nExecStart={INSTALLED} serve --config /etc/igo-gateway/gateway.toml\n" in unit
     assert "User=igo-gateway" in unit
     # serve exits 2 for an invalid config: restarting it every 5 s for ever helps nobody.
+    # RestartPreventExitStatus= sees the main process only: a config check as
+    # ExecStartPre= would fail before it and be restarted for ever.
     assert "\nRestartPreventExitStatus=2\n" in unit
+    assert "\nRestart=on-failure\n" in unit
+    assert "\nExecStartPre=" not in unit
+    bad = tmp_path / "gateway.toml"
+    bad.write_text('[igo]\nname = "IGO"\nagb = "12"\n', encoding="utf-8")
+    served = subprocess.run(
+        [sys.executable, "-m", "gateway.cli", "serve", "--config", str(bad)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert served.returncode == 2, served.stderr
 
 
 def _unit_here(tmp_path: Path) -> Path:

@@ -10,6 +10,9 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[test]'
+	# pyOpenSSL ships its own types; the old stub package (once a test dependency) would
+	# shadow them in a venv made before.
+	$(PY) -m pip uninstall --quiet --yes types-pyOpenSSL 2>/dev/null || true
 	touch $(STAMP)
 
 demo: $(STAMP)

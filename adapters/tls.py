@@ -23,10 +23,17 @@ directly are refused while the file is configured.
 
 Problems with the files themselves (unreadable, not PEM, key not matching the certificate)
 raise :class:`TLSSetupError`, a :class:`~gateway.config.ConfigError` listing all of them.
+
+Only public interfaces are used: the servers' OpenSSL contexts are built here with
+pyOpenSSL and handed to Twisted as an ``IOpenSSLServerConnectionCreator``; the client is
+Twisted's ``optionsForClientTLS`` (which checks the server's name), whose connections get the
+CRLs added to their context's certificate store before the handshake. The tests
+(tests/adapters/test_tls.py) pin the behaviour: a revoked peer is refused on both sides.
 """
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -39,8 +46,10 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 from OpenSSL import SSL, crypto
 from twisted.internet import ssl
-from twisted.internet._sslverify import IOpenSSLTrustRoot
-from twisted.internet.interfaces import IOpenSSLClientConnectionCreator
+from twisted.internet.interfaces import (
+    IOpenSSLClientConnectionCreator,
+    IOpenSSLServerConnectionCreator,
+)
 from twisted.logger import Logger
 from zope.interface import implementer
 
@@ -57,6 +66,7 @@ __all__ = [
     "SERVER_CIPHERS",
     "Identities",
     "PeerCertificate",
+    "ServerTLS",
     "TLSSetupError",
     "check_revocation_lists",
     "client_context_factory",
@@ -162,15 +172,6 @@ def _same_key(cert: x509.Certificate, key: ec.EllipticCurvePrivateKey | rsa.RSAP
     return cert.public_key().public_bytes(*raw) == key.public_key().public_bytes(*raw)
 
 
-def _pkey(key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey) -> crypto.PKey:
-    pem = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-    return crypto.load_privatekey(crypto.FILETYPE_PEM, pem)
-
-
 # --- server ---------------------------------------------------------------------------------
 
 
@@ -179,7 +180,7 @@ def server_context_factory(
     key_path: Path | str,
     trust_path: Path | str,
     crl_path: Path | str | None = None,
-) -> ssl.CertificateOptions:
+) -> ServerTLS:
     """TLS options for a server that requires verified client certificates.
 
     ``cert_path`` holds the server certificate, then any intermediates; ``trust_path`` the
@@ -200,26 +201,60 @@ def server_context_factory(
         raise TLSSetupError("TLS files", files.problems)
     assert key is not None
 
-    trusted = [crypto.X509.from_cryptography(ca) for ca in cas]
-    options = ssl.CertificateOptions(
-        privateKey=_pkey(key),
-        certificate=crypto.X509.from_cryptography(chain[0]),
-        extraCertChain=[crypto.X509.from_cryptography(c) for c in chain[1:]],
-        # A trust root makes Twisted set VERIFY_PEER | VERIFY_FAIL_IF_NO_PEER_CERT.
-        trustRoot=ssl.trustRootFromCertificates([ssl.Certificate(c) for c in trusted]),
-        raiseMinimumTo=MINIMUM_TLS_VERSION,
-        acceptableCiphers=ssl.AcceptableCiphers.fromOpenSSLCipherString(SERVER_CIPHERS),
-    )
-    # CertificateOptions builds its context once and serves every connection from it, so
-    # what it has no option for is set on that context here.
-    context = options.getContext()
-    for ca in trusted:
-        # Named in the certificate request, so that clients holding several certificates
-        # pick the right one.
-        context.add_client_ca(ca)
-    if crls:
-        _add_revocation_lists(context, crls)
-    return options
+    return ServerTLS(chain, key, cas, crls)
+
+
+@implementer(IOpenSSLServerConnectionCreator)
+class ServerTLS:
+    """What ``reactor.listenSSL`` and the TLS endpoints take for a server: every connection
+    from one OpenSSL context, built once here with pyOpenSSL's public API — TLS 1.2 or
+    newer, :data:`SERVER_CIPHERS` under 1.2, no compression, no session tickets or session
+    cache; with ``cas``, a client certificate verified against them
+    (and against ``crls``) is required."""
+
+    def __init__(
+        self,
+        chain: list[x509.Certificate],
+        key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey,
+        cas: Iterable[x509.Certificate] = (),
+        crls: Iterable[x509.CertificateRevocationList] = (),
+    ) -> None:
+        context = SSL.Context(SSL.TLS_METHOD)
+        context.set_min_proto_version(SSL.TLS1_2_VERSION)
+        context.set_options(
+            SSL.OP_NO_COMPRESSION
+            | SSL.OP_CIPHER_SERVER_PREFERENCE
+            | SSL.OP_SINGLE_DH_USE
+            | SSL.OP_SINGLE_ECDH_USE
+            | SSL.OP_NO_TICKET
+        )
+        context.set_mode(SSL.MODE_RELEASE_BUFFERS)
+        context.set_cipher_list(SERVER_CIPHERS.encode("ascii"))
+        context.use_certificate(chain[0])
+        context.use_privatekey(key)
+        for intermediate in chain[1:]:
+            context.add_extra_chain_cert(intermediate)
+        context.check_privatekey()
+        # Needed for client certificates with session resumption; sessions are off anyway.
+        context.set_session_id(secrets.token_hex(8).encode("ascii"))
+        context.set_session_cache_mode(SSL.SESS_CACHE_OFF)
+        cas = list(cas)
+        if cas:
+            store = context.get_cert_store()
+            assert store is not None
+            for ca in cas:
+                store.add_cert(crypto.X509.from_cryptography(ca))
+                # Named in the certificate request, so that clients holding several
+                # certificates pick the right one.
+                context.add_client_ca(ca)
+            context.set_verify(SSL.VERIFY_PEER | SSL.VERIFY_FAIL_IF_NO_PEER_CERT)
+        crls = list(crls)
+        if crls:
+            _add_revocation_lists(context, crls)
+        self.context = context
+
+    def serverConnectionForTLS(self, tls_protocol: object) -> SSL.Connection:
+        return SSL.Connection(self.context, None)
 
 
 def _add_revocation_lists(
@@ -301,29 +336,7 @@ def check_revocation_lists(
     return problems
 
 
-@implementer(IOpenSSLTrustRoot)
-class _TrustWithRevocation:
-    """Trust these CAs and check the peer against these CRLs. (Twisted's trust-root
-    interface is the one hook it has for a client context's certificate store.)"""
-
-    def __init__(
-        self, cas: Iterable[x509.Certificate], crls: Iterable[x509.CertificateRevocationList]
-    ) -> None:
-        self._cas = [crypto.X509.from_cryptography(ca) for ca in cas]
-        self._crls = list(crls)
-
-    def _addCACertsToContext(self, context: SSL.Context) -> None:
-        store = context.get_cert_store()
-        assert store is not None
-        for ca in self._cas:
-            store.add_cert(ca)
-        if self._crls:
-            _add_revocation_lists(context, self._crls)
-
-
-def plain_server_context_factory(
-    cert_path: Path | str, key_path: Path | str
-) -> ssl.CertificateOptions:
+def plain_server_context_factory(cert_path: Path | str, key_path: Path | str) -> ServerTLS:
     """TLS options for a server that does not ask for client certificates (the admin site
     behind its password login): TLS 1.2+, forward secrecy and AEAD ciphers only."""
     files = _Files()
@@ -336,13 +349,7 @@ def plain_server_context_factory(
     if files.problems:
         raise TLSSetupError("TLS files", files.problems)
     assert key is not None
-    return ssl.CertificateOptions(
-        privateKey=_pkey(key),
-        certificate=crypto.X509.from_cryptography(chain[0]),
-        extraCertChain=[crypto.X509.from_cryptography(c) for c in chain[1:]],
-        raiseMinimumTo=MINIMUM_TLS_VERSION,
-        acceptableCiphers=ssl.AcceptableCiphers.fromOpenSSLCipherString(SERVER_CIPHERS),
-    )
+    return ServerTLS(chain, key)
 
 
 # --- after the handshake --------------------------------------------------------------------
@@ -436,9 +443,11 @@ def client_context_factory(
         chain[0].public_bytes(pem)
         + key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     )
-    return ssl.optionsForClientTLS(
+    creator = ssl.optionsForClientTLS(
         hostname,
-        trustRoot=_TrustWithRevocation(cas, crls),
+        trustRoot=ssl.trustRootFromCertificates(
+            [ssl.Certificate(crypto.X509.from_cryptography(ca)) for ca in cas]
+        ),
         clientCertificate=client,
         extraCertificateOptions={
             "raiseMinimumTo": MINIMUM_TLS_VERSION,
@@ -446,3 +455,29 @@ def client_context_factory(
             "extraCertChain": [crypto.X509.from_cryptography(c) for c in chain[1:]],
         },
     )
+    return _ClientWithRevocation(creator, crls) if crls else creator
+
+
+@implementer(IOpenSSLClientConnectionCreator)
+class _ClientWithRevocation:
+    """Twisted's client connections (which verify the server's chain and name), each
+    checked against ``crls`` too: before a connection is handed over, the CRLs are in its
+    context's certificate store with CRL checking on. Twisted shares one context between
+    the connections of a creator, so this happens once per context."""
+
+    def __init__(
+        self,
+        inner: IOpenSSLClientConnectionCreator,
+        crls: Iterable[x509.CertificateRevocationList],
+    ) -> None:
+        self._inner = inner
+        self._crls = list(crls)
+        self._prepared: list[SSL.Context] = []
+
+    def clientConnectionForTLS(self, tls_protocol: Any) -> SSL.Connection:
+        connection: SSL.Connection = self._inner.clientConnectionForTLS(tls_protocol)
+        context = connection.get_context()
+        if not any(context is done for done in self._prepared):
+            _add_revocation_lists(context, self._crls)
+            self._prepared.append(context)
+        return connection

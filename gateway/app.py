@@ -32,6 +32,7 @@ from adapters.epd_api.resource import INSURER, Caller, EpdApi, route_name
 from adapters.insurer_link.directory import DirectoryInsurerLink
 from adapters.insurer_link.rest import RestInsurerLink
 from adapters.metrics.resource import OperationsRoot
+from adapters.metrics.watch import OperationsWatch, watch_operations
 from adapters.storage import SqlMessageStore, open_store
 from adapters.storage.admin import SqlAdminStore
 from adapters.storage.batches import SqlBatchStore
@@ -719,6 +720,10 @@ async def start(config: GatewayConfig, reactor: Any) -> RunningGateway:
     if admin is not None:
         gateway.background.append(_refresh_case_metrics(admin[1], reactor))
     gateway.background.append(_watch_certificates(gateway, reactor))
+    outbox = store.outbox if isinstance(store, SqlMessageStore) else None
+    gateway.background.append(
+        watch_operations(OperationsWatch(metrics, store.ping, _now, outbox), reactor)
+    )
     if keyring is not None and isinstance(store, SqlMessageStore):
         gateway.background.append(_reencrypt_in_background(store, reactor))
     if exchange is not None:

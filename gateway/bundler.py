@@ -370,7 +370,10 @@ class Bundler:
         if self._checkpoint is not None:
             await self._checkpoint("decided")
         await self._store(plan)
-        await self._count(plan)
+        try:
+            await self._count(plan)
+        except Exception:  # the run is stored: counting it must not make it look failed
+            log.failure("a bundling run was stored, but counting it in the metrics failed")
         summary = plan.summary()
         log.info(
             "bundled: {claims} claim file(s), {forwards} forward file(s), lines {lines}",
@@ -391,8 +394,7 @@ class Bundler:
         now = self._now()
         for claim in plan.claims:
             for link in claim.links:
-                m.integral_claims.labels(claim.insurer).inc()
-                m.integral_amount.labels(claim.insurer).inc(link.amount)
+                m.count_integral_line(claim.insurer, link.amount)
                 for upload, _ in link.absorbs:
                     message = await self._upload(upload)
                     if message is not None:

@@ -265,6 +265,36 @@ class StoreConfig(_Section):
         "directory) or postgresql://USER@HOST:PORT/DB. When left out: "
         "sqlite:///<data_dir>/gateway.db.",
     )
+    url_file: Path | None = Field(
+        default=None,
+        description="Instead of url: a file holding the URL (one line), read at start-up — "
+        "a mounted Kubernetes or compose secret, when the URL carries a password. Relative "
+        "to the config file's directory; url and url_file exclude each other.",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _url_from_file(cls, data: Any, info: ValidationInfo) -> Any:
+        if not isinstance(data, Mapping) or data.get("url_file") is None:
+            return data
+        if "url" in data:
+            raise PydanticCustomError("store_url_file", "give url or url_file, not both")
+        if not isinstance(data["url_file"], str | Path):
+            return data  # reported by the field itself
+        path = _resolve(Path(data["url_file"]), info)
+        try:
+            url = path.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise PydanticCustomError(
+                "store_url_file",
+                "cannot read the store URL from {file}: {reason}",
+                {"file": str(path), "reason": getattr(exc, "strerror", None) or "not text"},
+            ) from None
+        if not url:
+            raise PydanticCustomError(
+                "store_url_file", "{file} holds no store URL", {"file": str(path)}
+            )
+        return {**data, "url": url, "url_file": path}
 
     @field_validator("url")
     @classmethod
@@ -766,7 +796,7 @@ class GatewayConfig(_Section):
         if not isinstance(data, Mapping):
             return data
         store = data.get("store", {})
-        if not isinstance(store, Mapping) or "url" in store:
+        if not isinstance(store, Mapping) or "url" in store or "url_file" in store:
             return data
         data_dir = data.get("data_dir", DEFAULT_DATA_DIR)
         if not isinstance(data_dir, str | Path):

@@ -4,11 +4,18 @@ line, on standard error, from a chosen level up.
 Events are written by their format string and the named values in it — ids, codes, routes,
 counts. The code never puts client data (BSNs, names, amounts, file contents) into a log
 event, so neither format can carry any.
+
+A JSON line of a failure carries its traceback — each frame's file, line and function, for
+every exception of the chain — and the exceptions' types, never their messages (an
+exception's text may quote what it failed on, a value from a file) nor the source lines
+(the file and line number find them).
 """
 
 from __future__ import annotations
 
 import json
+import traceback
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from string import Formatter
 from typing import IO, Any
@@ -27,7 +34,13 @@ from zope.interface import implementer
 
 from gateway.config import LogFormat, LoggingConfig
 
-__all__ = ["JsonLinesObserver", "begin_logging", "json_line", "observer_for"]
+__all__ = [
+    "JsonLinesObserver",
+    "begin_logging",
+    "failure_traceback",
+    "json_line",
+    "observer_for",
+]
 
 _PLAIN = (str, int, float, bool, type(None))
 
@@ -50,7 +63,55 @@ def json_line(event: dict[str, Any]) -> str:
     failure = event.get("log_failure")
     if isinstance(failure, Failure) and failure.type is not None:
         out["error"] = failure.type.__name__
+        out["traceback"] = failure_traceback(failure)
     return json.dumps(out, ensure_ascii=False)
+
+
+def _type_name(kind: type[BaseException]) -> str:
+    module = kind.__module__
+    return kind.__qualname__ if module == "builtins" else f"{module}.{kind.__qualname__}"
+
+
+def _frames(frames: Iterable[tuple[str, str, int]]) -> list[str]:
+    lines = ["Traceback (most recent call last):"]
+    for function, filename, lineno in frames:
+        lines.append(f'  File "{filename}", line {lineno}, in {function}')
+    return lines
+
+
+def _chain(exception: BaseException | None) -> list[str]:
+    """The exceptions that led to ``exception`` (its cause or context), oldest first."""
+    lines: list[str] = []
+    seen: set[int] = set()
+    current = exception
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        earlier = current.__cause__ or (
+            None if current.__suppress_context__ else current.__context__
+        )
+        if earlier is None:
+            break
+        link = (
+            "The above exception was the direct cause of the following exception:"
+            if current.__cause__ is not None
+            else "During handling of the above exception, another exception occurred:"
+        )
+        frames = [
+            (f.name, f.filename, f.lineno or 0) for f in traceback.extract_tb(earlier.__traceback__)
+        ]
+        lines = [*_frames(frames), _type_name(type(earlier)), "", link, "", *lines]
+        current = earlier
+    return lines
+
+
+def failure_traceback(failure: Failure) -> str:
+    """The traceback of ``failure`` as Python prints it, but each exception given by its
+    type alone: the text of an exception is left out, since it may carry client data."""
+    assert failure.type is not None
+    value = failure.value if isinstance(failure.value, BaseException) else None
+    frames = [(name, filename, lineno) for name, filename, lineno, _, _ in failure.frames]
+    lines = [*_chain(value), *_frames(frames), _type_name(failure.type)]
+    return "\n".join(lines)
 
 
 @implementer(ILogObserver)

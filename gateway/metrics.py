@@ -88,7 +88,8 @@ class Metrics:
         )
         self.store_available = Gauge(
             f"{NAMESPACE}_store_up",
-            "1 when the last store check succeeded, 0 when it failed.",
+            "1 when the last store check succeeded, 0 when it failed (checked by the "
+            "gateway every few seconds, and by each /readyz).",
             registry=r,
         )
 
@@ -103,6 +104,15 @@ class Metrics:
             f"{NAMESPACE}_outbound_files",
             "Files for insurers by state (queued, sending, delivered, answered, parked).",
             ["insurer", "state"],
+            registry=r,
+        )
+
+        self.outbound_oldest_unanswered = Gauge(
+            f"{NAMESPACE}_outbound_oldest_unanswered_age_seconds",
+            "Age of the oldest file for an insurer that has no retour yet (queued, sending "
+            "or delivered; parked files are counted apart), 0 when none; refreshed by the "
+            "gateway every few seconds.",
+            ["insurer"],
             registry=r,
         )
 
@@ -139,13 +149,25 @@ class Metrics:
         )
         self.integral_claims = Counter(
             f"{NAMESPACE}_integral_claims",
-            "Integral lines claimed, by insurer.",
+            "Integral lines claimed (debits; credits are counted apart), by insurer.",
             ["insurer"],
             registry=r,
         )
         self.integral_amount = Counter(
             f"{NAMESPACE}_integral_claimed_eurocents",
-            "Amounts of integral lines claimed (credits negative), in eurocents, by insurer.",
+            "Amounts of integral lines claimed (debits), in eurocents, by insurer.",
+            ["insurer"],
+            registry=r,
+        )
+        self.integral_credits = Counter(
+            f"{NAMESPACE}_integral_credits",
+            "Integral credit lines (corrections of an earlier claim), by insurer.",
+            ["insurer"],
+            registry=r,
+        )
+        self.integral_credited = Counter(
+            f"{NAMESPACE}_integral_credited_eurocents",
+            "Amounts of integral credit lines, in eurocents (positive), by insurer.",
             ["insurer"],
             registry=r,
         )
@@ -186,6 +208,16 @@ class Metrics:
             ["use", "issuer"],
             registry=r,
         )
+
+    def count_integral_line(self, insurer: str, amount: int) -> None:
+        """One integral line of a claim file: a debit counts as claimed, a credit (a
+        negative amount) as credited — counters only go up."""
+        if amount < 0:
+            self.integral_credits.labels(insurer).inc()
+            self.integral_credited.labels(insurer).inc(-amount)
+        else:
+            self.integral_claims.labels(insurer).inc()
+            self.integral_amount.labels(insurer).inc(amount)
 
     def exposition(self) -> bytes:
         """The text exposition format of every metric."""

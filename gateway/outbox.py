@@ -91,3 +91,8 @@ class Outbox(Protocol):
     def counts(self) -> Awaitable[Mapping[tuple[str, OutboundState], int]]:
         """How many files per (insurer, state)."""
         ...
+
+    def oldest_unanswered(self) -> Awaitable[Mapping[str, datetime]]:
+        """Per insurer, when its oldest file still without a retour (queued, sending or
+        delivered) was made; insurers with none are left out."""
+        ...

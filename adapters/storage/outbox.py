@@ -100,6 +100,9 @@ class SqlOutbox:
     def counts(self) -> Deferred[Mapping[tuple[str, OutboundState], int]]:
         return self.database.run_read("outbound_counts", counts_txn)
 
+    def oldest_unanswered(self) -> Deferred[Mapping[str, datetime]]:
+        return self.database.run_read("outbound_oldest", oldest_unanswered_txn)
+
     def _set(
         self, traceer_id: str, state: OutboundState, at: datetime, **values: object
     ) -> Deferred[None]:
@@ -224,3 +227,12 @@ def find_txn(txn: Transaction, insurer: str, keys: tuple[tuple[str, str], ...]) 
 def counts_txn(txn: Transaction) -> dict[tuple[str, OutboundState], int]:
     txn.execute("SELECT insurer, state, count(*) FROM outbound GROUP BY insurer, state")
     return {(row[0], OutboundState(row[1])): int(row[2]) for row in txn.fetchall()}
+
+
+def oldest_unanswered_txn(txn: Transaction) -> dict[str, datetime]:
+    txn.execute(
+        "SELECT o.insurer, MIN(m.created_at) FROM outbound o"
+        " JOIN messages m ON m.traceer_id = o.traceer_id"
+        " WHERE o.state IN ('queued', 'sending', 'delivered') GROUP BY o.insurer"
+    )
+    return {row[0]: decode_timestamp(row[1]) for row in txn.fetchall()}

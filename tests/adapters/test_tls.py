@@ -7,6 +7,7 @@ Every test starts its own server process (``_tls_server.py``, listening on 127.0
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import select
@@ -25,6 +26,8 @@ from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives import serialization
+from OpenSSL import SSL, crypto
+from twisted.internet.interfaces import IOpenSSLServerConnectionCreator
 from twisted.logger import ILogObserver, LogEvent, formatEvent, globalLogPublisher
 from zope.interface import implementer
 
@@ -644,3 +647,61 @@ def test_identities_refuse_a_fingerprint_of_two_participants() -> None:
                 _participant("01000002", certificates=("aa" * 32,)),
             ]
         )
+
+
+# --- what the TLS set-up builds on -------------------------------------------------------------
+
+
+def _twisted_uses(path: Path) -> tuple[list[str], list[str]]:
+    """The Twisted modules ``path`` imports and the attributes it reads by name."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    modules = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            modules.append(node.module)
+            modules.extend(f"{node.module}.{a.name}" for a in node.names)
+        elif isinstance(node, ast.Import):
+            modules.extend(a.name for a in node.names)
+    attributes = [n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute)]
+    return [m for m in modules if m.startswith("twisted")], attributes
+
+
+@pytest.mark.parametrize(
+    "source",
+    ["adapters/tls.py", "adapters/insurer_link/rest.py", "adapters/insurer_sim/server.py"],
+)
+def test_the_tls_set_up_uses_only_public_twisted_interfaces(source: str) -> None:
+    """Private modules (``twisted.internet._sslverify``) and the deprecated, shared cached
+    context (``CertificateOptions.getContext``) can change under an upgrade without notice:
+    revocation would then be dropped silently."""
+    modules, attributes = _twisted_uses(REPO / source)
+    private = [m for m in modules if any(part.startswith("_") for part in m.split("."))]
+    assert private == []
+    assert "getContext" not in attributes
+    assert not [a for a in attributes if a.startswith("_add") or a == "_context"]
+
+
+def test_every_server_connection_requires_a_certificate_and_checks_the_crl(
+    pki: Pki, tmp_path: Path
+) -> None:
+    """The connections the server options make (not a context shared by other means)
+    verify the client and consult the CRL."""
+    revoked = issue_client(pki.ca, MIDWIFE, now=NOW)
+    crl = tmp_path / "crl.pem"
+    crl.write_bytes(
+        revocation_list(pki.ca, [revoked.cert], now=NOW).public_bytes(serialization.Encoding.PEM)
+    )
+    cert, key = pki.directory / SERVER_CERT, pki.directory / SERVER_KEY
+    options = server_context_factory(cert, key, pki.directory / CA_CERT, crl)
+    assert IOpenSSLServerConnectionCreator.providedBy(options)
+    for _ in range(2):
+        context = options.serverConnectionForTLS(None).get_context()
+        required = SSL.VERIFY_PEER | SSL.VERIFY_FAIL_IF_NO_PEER_CERT
+        assert context.get_verify_mode() & required == required
+        store = context.get_cert_store()
+        assert store is not None
+        good = load_issued(*pki.pair(MIDWIFE)).cert
+        crypto.X509StoreContext(store, crypto.X509.from_cryptography(good)).verify_certificate()
+        bad = crypto.X509StoreContext(store, crypto.X509.from_cryptography(revoked.cert))
+        with pytest.raises(crypto.X509StoreContextError, match="revoked"):
+            bad.verify_certificate()

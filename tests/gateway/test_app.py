@@ -240,6 +240,15 @@ def test_uploads_show_in_the_metrics_without_client_data(gateway: GatewayProcess
     assert BSNS[1] not in text
 
 
+def test_the_store_gauge_is_current_without_a_readiness_check(gateway: GatewayProcess) -> None:
+    """Under systemd or compose nothing calls /readyz: the gateway checks its store itself."""
+    text = gateway.operations("/metrics").text
+    (family,) = [
+        f for f in text_string_to_metric_families(text) if f.name == "igo_gateway_store_up"
+    ]
+    assert [s.value for s in family.samples] == [1.0]
+
+
 # --- who may connect ----------------------------------------------------------------------
 
 

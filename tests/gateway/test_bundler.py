@@ -9,15 +9,18 @@ import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import cast
 
 import pytest
 from twisted.internet import defer
+from twisted.logger import ILogObserver, LogEvent, formatEvent, globalLogPublisher
 
 from adapters.storage import SqlMessageStore, open_store
 from gateway.bundler import Bundler
 from gateway.config import RuleSet, Variant
 from gateway.ei import Record, load_layouts, read_records, validate_bytes
 from gateway.intake import BerichtMetadata, Intake, Upload
+from gateway.metrics import Metrics
 from gateway.outbox import OutboundState
 from gateway.rules.catalogue import load_catalogue
 from gateway.rules.model import Contract, InsurerTerms, Participant, Place, Settings, Terms
@@ -138,3 +141,33 @@ def test_a_participant_that_declares_itself_is_forwarded_in_its_own_file(
     assert claim.links
     counts = pump.wait(store.outbox.counts())
     assert counts == {("3311", OutboundState.QUEUED): 2}
+
+
+class _Broken:
+    """A metric whose every use raises, as prometheus_client does for a negative
+    increment of a counter."""
+
+    def labels(self, *values: str) -> _Broken:
+        raise ValueError("Counters can only be incremented by non-negative amounts.")
+
+
+def test_a_run_whose_counting_fails_is_stored_and_the_log_says_so(
+    store: SqlMessageStore, pump: ThreadPump
+) -> None:
+    metrics = Metrics()
+    metrics.integral_claims = _Broken()  # type: ignore[assignment]
+    counted = Bundler(
+        store, store.bundles, REGISTRY, CATALOGUE, TERMS, now=lambda: NOW, metrics=metrics
+    )
+    events: list[LogEvent] = []
+    observe = cast(ILogObserver, events.append)
+    globalLogPublisher.addObserver(observe)
+    try:
+        plan = pump.wait(counted.run_once())
+    finally:
+        globalLogPublisher.removeObserver(observe)
+    assert len(plan.claims) == 1
+    assert pump.wait(store.outbox.counts()) == {("3311", OutboundState.QUEUED): 1}
+    assert pump.wait(store.open_lines()) == []
+    messages = [formatEvent(e) for e in events if e.get("log_failure") is not None]
+    assert messages == ["a bundling run was stored, but counting it in the metrics failed"]

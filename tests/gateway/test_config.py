@@ -322,3 +322,45 @@ def test_certificate_warnings_default_to_30_days_and_24_hours(config_dir: Path) 
 
     assert config.certificates.expiry_warning_days == 30
     assert config.certificates.crl_warning_hours == 24
+
+
+# --- the store URL from a file (a mounted secret) -------------------------------------------
+
+
+def test_the_store_url_can_come_from_a_file(tmp_path: Path) -> None:
+    secret = tmp_path / "store-url"
+    secret.write_text("postgresql://igo:s3cret@db:5432/igo\n", encoding="utf-8")
+    config_file = tmp_path / "gateway.toml"
+    config_file.write_text(
+        '[igo]\nname = "IGO"\nagb = "53001234"\n\n[store]\nurl_file = "store-url"\n\n'
+        '[epd_api.tls]\ncert = "s.pem"\nkey = "s.key"\ntrust = "ca.pem"\n',
+        encoding="utf-8",
+    )
+    config = load_config(config_file, check_files=False)
+    assert config.store.url == "postgresql://igo:s3cret@db:5432/igo"
+    assert config.store.url_file == secret
+
+
+def test_a_store_url_file_that_cannot_be_read_or_is_given_with_url_is_refused(
+    tmp_path: Path,
+) -> None:
+    config_file = tmp_path / "gateway.toml"
+    base = (
+        '[igo]\nname = "IGO"\nagb = "53001234"\n\n'
+        '[epd_api.tls]\ncert = "s.pem"\nkey = "s.key"\ntrust = "ca.pem"\n'
+    )
+    config_file.write_text(base + '[store]\nurl_file = "missing"\n', encoding="utf-8")
+    with pytest.raises(ConfigError, match="cannot read the store URL"):
+        load_config(config_file, check_files=False)
+    (tmp_path / "url").write_text("postgresql://igo:s3cret@db/igo", encoding="utf-8")
+    config_file.write_text(
+        base + '[store]\nurl = "sqlite:///x.db"\nurl_file = "url"\n', encoding="utf-8"
+    )
+    with pytest.raises(ConfigError, match="not both") as refused:
+        load_config(config_file, check_files=False)
+    assert "s3cret" not in str(refused.value)
+    (tmp_path / "url").write_text("mysql://igo:s3cret@db/igo", encoding="utf-8")
+    config_file.write_text(base + '[store]\nurl_file = "url"\n', encoding="utf-8")
+    with pytest.raises(ConfigError, match="must be sqlite") as refused:
+        load_config(config_file, check_files=False)
+    assert "s3cret" not in str(refused.value)

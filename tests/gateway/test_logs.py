@@ -56,3 +56,33 @@ def test_text_is_the_default_and_the_level_filters() -> None:
     assert "not shown" not in text
     assert "shown 0010" in text
     assert not text.startswith("{")
+
+
+def _parse_bsn(text: str) -> int:
+    return int(text)  # raises with the text in its message
+
+
+def _read_line(text: str) -> int:
+    try:
+        return _parse_bsn(text)
+    except ValueError as exc:
+        raise RuntimeError(f"line {text} unreadable") from exc
+
+
+def test_a_failure_keeps_its_traceback_without_the_exceptions_texts() -> None:
+    log, stream = logger_into(LoggingConfig(format=LogFormat.JSON))
+    try:
+        _read_line("11122233x")
+    except RuntimeError:
+        log.failure("a bundling run failed")
+    (line,) = stream.getvalue().splitlines()
+    event = json.loads(line)
+    assert event["error"] == "RuntimeError"
+    trace = event["traceback"]
+    assert trace.startswith("Traceback (most recent call last):")
+    assert "in _read_line" in trace
+    assert "in _parse_bsn" in trace  # the cause's frames too
+    assert "return int(text)" not in trace  # file and line name it; a literal may be data
+    assert "direct cause" in trace
+    assert trace.splitlines()[-1] == "RuntimeError"
+    assert "11122233x" not in line

@@ -24,6 +24,9 @@ DOCUMENTED = {
     "igo_gateway_lines_decided": "counter",
     "igo_gateway_integral_claims": "counter",
     "igo_gateway_integral_claimed_eurocents": "counter",
+    "igo_gateway_integral_credits": "counter",
+    "igo_gateway_integral_credited_eurocents": "counter",
+    "igo_gateway_outbound_oldest_unanswered_age_seconds": "gauge",
     "igo_gateway_bundling_latency_seconds": "histogram",
     "igo_gateway_end_to_end_seconds": "histogram",
     "process_resident_memory_bytes": "gauge",
@@ -44,3 +47,19 @@ def test_two_gateways_in_one_process_do_not_share_counts() -> None:
     first.rejections.labels("0010").inc()
     assert b'retourcode="0010"' in first.exposition()
     assert b'retourcode="0010"' not in second.exposition()
+
+
+def test_a_credit_line_is_counted_apart_and_never_decrements_a_counter() -> None:
+    metrics = Metrics()
+    metrics.count_integral_line("3311", 150000)
+    metrics.count_integral_line("3311", -100000)  # a credit of an earlier claim
+    samples = {
+        s.name: s.value
+        for f in text_string_to_metric_families(metrics.exposition().decode())
+        for s in f.samples
+        if s.labels == {"insurer": "3311"}
+    }
+    assert samples["igo_gateway_integral_claims_total"] == 1
+    assert samples["igo_gateway_integral_claimed_eurocents_total"] == 150000
+    assert samples["igo_gateway_integral_credits_total"] == 1
+    assert samples["igo_gateway_integral_credited_eurocents_total"] == 100000

@@ -154,3 +154,17 @@ def test_only_files_for_insurers_are_queued(outbox: SqlOutbox) -> None:
     )
     with pytest.raises(ValueError, match="insurer"):
         outbox.enqueue(wrong, "3311", "X")
+
+
+def test_the_oldest_unanswered_file_per_insurer(outbox: SqlOutbox, pump: ThreadPump) -> None:
+    assert pump.wait(outbox.oldest_unanswered()) == {}
+    day = timedelta(days=1)
+    pump.wait(outbox.enqueue(claim_file(1, at=T0), "3311", "53001234"))
+    pump.wait(outbox.enqueue(claim_file(2, at=T0 + day), "3311", "53001234"))
+    pump.wait(outbox.enqueue(claim_file(3, at=T0 + 2 * day), "3311", "53001234"))
+    pump.wait(outbox.enqueue(claim_file(4, at=T0 - day, insurer="7095"), "7095", "53001234"))
+    pump.wait(outbox.delivered("out-0002", "remote-2", T0 + day))
+    assert pump.wait(outbox.oldest_unanswered()) == {"3311": T0, "7095": T0 - day}
+    pump.wait(outbox.answered("out-0001", T0 + 3 * day))  # answered: no longer waiting
+    pump.wait(outbox.park("out-0004", "refused", T0 + 3 * day))  # parked: its own alert
+    assert pump.wait(outbox.oldest_unanswered()) == {"3311": T0 + day}

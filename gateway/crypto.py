@@ -36,7 +36,14 @@ from pathlib import Path
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-__all__ = ["CryptoError", "Keyring", "activate_key", "new_key_file", "rotate_key_file"]
+__all__ = [
+    "CryptoError",
+    "Keyring",
+    "activate_key",
+    "new_key_file",
+    "remove_key",
+    "rotate_key_file",
+]
 
 MAGIC = b"IGO1"
 NONCE_BYTES = 12
@@ -177,3 +184,19 @@ def activate_key(path: Path, key_id: str) -> None:
     if key_id not in ring.keys:
         raise CryptoError(f"{path}: no key {key_id!r}")
     _rewrite(path, ring, key_id, {})
+
+
+def remove_key(path: Path, key_id: str) -> None:
+    """Take ``key_id`` out of the key file (never the current one). The caller checks
+    first that the store no longer needs it (``igo-gateway keys retire`` does)."""
+    ring = Keyring.load(path)
+    if key_id not in ring.keys:
+        raise CryptoError(f"{path}: no key {key_id!r}")
+    if key_id == ring.current:
+        raise CryptoError(f"{key_id!r} is the current key; rotate first")
+    kept = Keyring(
+        keys={k: v for k, v in ring.keys.items() if k != key_id},
+        current=ring.current,
+        index_key=ring.index_key,
+    )
+    _rewrite(path, kept, ring.current, {})

@@ -120,8 +120,9 @@ class SqlMessageStore:
         return SqlOutbox(self.database, self.codec)
 
     def reencrypt(self, limit: int = 100) -> Deferred[int]:
-        """Seal up to ``limit`` journal rows that are not under the current key (or not
-        sealed at all) with it; the number done (0: nothing left)."""
+        """Seal up to ``limit`` rows of the sealed tables (journal, declaration lines) that
+        are not under the current key (or not sealed at all) with it; the number done (0:
+        nothing left)."""
         if self.codec.keyring is None:
             return fail(StoreError("no key file is configured ([encryption] key_file)"))
         return self.database.run_interaction("reencrypt", reencrypt_txn, self.codec, limit)
@@ -335,8 +336,11 @@ def journal_txn(txn: Transaction, message: NewMessage, codec: JournalCodec) -> b
 
 
 def reencrypt_txn(txn: Transaction, codec: JournalCodec, limit: int) -> int:
+    """Seal up to ``limit`` rows of the sealed tables (the journal's payloads first, then
+    the declaration lines' client values) that are not under the current key with it."""
     assert codec.keyring is not None
-    current = codec.keyring.current
+    keyring = codec.keyring
+    current = keyring.current
     txn.execute(
         "SELECT sha256, payload, key_id FROM journal"
         " WHERE key_id IS NULL OR key_id <> ? ORDER BY sha256 LIMIT ?",
@@ -349,7 +353,28 @@ def reencrypt_txn(txn: Transaction, codec: JournalCodec, limit: int) -> int:
         txn.execute(
             "UPDATE journal SET payload = ?, key_id = ? WHERE sha256 = ?", (sealed, new_id, sha256)
         )
-    return len(rows)
+    done = len(rows)
+    if done >= limit:
+        return done
+    txn.execute(
+        "SELECT traceer_id, record_number, client, key_id FROM declaration_lines"
+        " WHERE key_id IS NULL OR key_id <> ? ORDER BY traceer_id, record_number LIMIT ?",
+        (current, limit - done),
+    )
+    lines = txn.fetchall()
+    for traceer_id, record_number, stored, key_id in lines:
+        place = f"{traceer_id}:{record_number}".encode()
+        try:
+            plain = bytes(stored) if key_id is None else keyring.open(key_id, bytes(stored), place)
+        except CryptoError as exc:
+            raise StoreError(f"declaration line {traceer_id}:{record_number}: {exc}") from None
+        new_id, sealed = keyring.seal(plain, place)
+        txn.execute(
+            "UPDATE declaration_lines SET client = ?, key_id = ?"
+            " WHERE traceer_id = ? AND record_number = ?",
+            (sealed, new_id, traceer_id, record_number),
+        )
+    return done + len(lines)
 
 
 def _forget_journal_txn(txn: Transaction, sha256: str) -> None:

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from adapters.admin.blocking import Blocking, opened_stores
+from adapters.storage.keys import check_store_keys
 from adapters.storage.search import SqlSearchStore
 from gateway.admin.accounts import AccountError, Actor, Role
 from gateway.admin.ports import UserExistsError
@@ -86,6 +87,10 @@ def admin_session(config_path: Path) -> Iterator[AdminSession]:
         make_data_dirs(config)  # a first account may come before the first start
         with opened_stores(config.store.url, keyring) as stores:
             store = stores.store
+            try:
+                stores.run.wait(check_store_keys(store))
+            except CryptoError as exc:
+                raise CliError(str(exc)) from None
             resolver = build_resolver(config, store, layouts, catalogue, None, None)
             # No bundling from here: the running gateway's next scheduled run decides
             # again what a broken bundle or a closed phase changed.

@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 from adapters.storage import SqlMessageStore, open_store
 from adapters.storage.blocking import Blocking
+from adapters.storage.keys import check_store_keys
 from gateway.bundler import Bundler
 from gateway.config import ConfigError, GatewayConfig, load_config
 from gateway.crypto import CryptoError, Keyring
@@ -97,6 +98,7 @@ def run_with_store(config: GatewayConfig, work: Callable[[SqlMessageStore], Awai
     run = Blocking()
     store = run.wait(open_store(config.store.url, run, keyring))
     try:
+        run.wait(check_store_keys(store))  # CryptoError for a key file that does not fit
         return run.wait(work(store), timeout=CLI_WAIT_SECONDS)
     finally:
         run.wait(store.close())

@@ -625,6 +625,8 @@ async def start(config: GatewayConfig, reactor: Any) -> RunningGateway:
         raise
     try:  # a key file that lacks a key the store needs, or is another store's, stops here
         await check_store_keys(store)
+        if await SqlAdminStore(store.database).key_audit_chain(_now()):
+            log.info("the audit log is keyed from now on (an audit_keyed entry marks where)")
     except BaseException:
         await store.close()
         _release(lock)

@@ -4,7 +4,8 @@ A :class:`Keyring` holds named data keys (one of them current, used for new data
 only to read what they sealed until it is re-encrypted) and an index key for
 :meth:`Keyring.index`, an HMAC-SHA256 that lets the store find a woman's lines by BSN
 without keeping the number itself. The index key never rotates: changing it would break
-every lookup.
+every lookup. The audit log's chain is keyed with a key derived from it
+(:meth:`Keyring.audit_key`).
 
 A sealed value is ``b"IGO1" || nonce (12 bytes) || ciphertext+tag``; the key id travels
 next to it in the store. The associated data binds a ciphertext to its place (e.g. the
@@ -111,6 +112,12 @@ class Keyring:
             return AESGCM(key).decrypt(nonce, sealed[len(MAGIC) + NONCE_BYTES :], associated)
         except InvalidTag:
             raise CryptoError("a sealed value does not open: damaged or moved") from None
+
+    def audit_key(self) -> bytes:
+        """The key of the audit log's chain (:mod:`gateway.admin.audit`): derived from the
+        index key, which never rotates, so the chain keeps one key for good; it is not
+        the index key itself, so neither use can stand in for the other."""
+        return hmac.new(self.index_key, b"igo-gateway audit chain v1", sha256).digest()
 
     def index(self, value: str) -> str:
         """The keyed hash of ``value`` (hex), for lookups without the value itself."""

@@ -66,7 +66,7 @@ from gateway.admin.accounts import (
     Role,
     csrf_token,
 )
-from gateway.admin.audit import AuditEntry, ChainReport, entry_json
+from gateway.admin.audit import AuditEntry, ChainReport, entry_json, parse_recorded_head
 from gateway.admin.batches import (
     NEEDS_CASE_INPUT,
     Batch,
@@ -935,7 +935,9 @@ class AdminResource(resource.Resource):
         )
 
     async def _audit_page(self, request: server.Request, actor: Actor, token: str) -> bytes:
-        report = await self._service.verify_audit()
+        if not actor.may(Permission.VIEW_AUDIT):  # before any work on the chain
+            raise NotAllowedError(Permission.VIEW_AUDIT)
+        report = await self._service.verify_audit(incremental=True)
         after = _int_arg(request, "after")
         if after is None:
             after = max(0, report.entries - 200)
@@ -1099,7 +1101,16 @@ class AdminResource(resource.Resource):
         if segments == ["audit", "verify"] and method == b"GET":
             if not actor.may(Permission.VIEW_AUDIT):
                 raise NotAllowedError(Permission.VIEW_AUDIT)
-            return self._json(request, _report_json(await self._service.verify_audit()))
+            recorded = _arg(request, "head")
+            try:
+                expected = parse_recorded_head(recorded) if recorded else None
+            except ValueError as exc:
+                raise _HttpError(400, "kop", str(exc)) from None
+            report = await self._service.verify_audit(
+                incremental=_arg(request, "full") not in ("1", "true") and expected is None,
+                expected=expected,
+            )
+            return self._json(request, _report_json(report))
         raise _HttpError(404, "onbekend", "No such API route.")
 
     # bulk actions ---------------------------------------------------------------------

@@ -30,7 +30,14 @@ from adapters.storage.resolution import (
     pregnancy_txn,
 )
 from gateway.admin.accounts import Actor, Role
-from gateway.admin.audit import AuditAction, AuditEntry, NewAuditEntry, chain_entry
+from gateway.admin.audit import (
+    AuditAction,
+    AuditEntry,
+    AuditHead,
+    NewAuditEntry,
+    chain_entry,
+    head_mac,
+)
 from gateway.admin.cases import (
     Case,
     CaseAction,
@@ -104,6 +111,19 @@ class SqlAdminStore:
 
     def audit_head(self) -> Deferred[tuple[int, str]]:
         return self.database.run_read("admin_audit_head", audit_head_txn)
+
+    def audit_chain_head(self) -> Deferred[AuditHead]:
+        """The head with what keys it (``keyed_from``, its MAC)."""
+        return self.database.run_read("admin_audit_chain_head", audit_chain_head_txn)
+
+    @property
+    def audit_key(self) -> bytes | None:
+        """The key the chain is checked with (None: the store has no key file)."""
+        return self.database.audit_key
+
+    def key_audit_chain(self, at: datetime) -> Deferred[bool]:
+        """Key the chain now if the store has a key and the chain is not keyed yet."""
+        return self.database.run_interaction("admin_key_audit", key_audit_chain_txn, at)
 
     # --- cases --------------------------------------------------------------------------
 
@@ -264,15 +284,86 @@ def _audit_entry(row: tuple[Any, ...]) -> AuditEntry:
 
 
 def append_audit_txn(txn: Transaction, new: NewAuditEntry) -> AuditEntry:
-    """Append ``new`` to the chain (in the caller's transaction)."""
+    """Append ``new`` to the chain (in the caller's transaction), keyed with the
+    transaction's audit key when the store has one. The first entry appended with a key to
+    a chain begun without one is preceded by an ``audit_keyed`` marker, from which on the
+    chain is keyed (see :mod:`gateway.admin.audit`)."""
+    head = _lock_head_txn(txn)
+    key = txn.audit_key
+    if key is None:
+        if head.keyed_from is not None:
+            raise StoreError(
+                "the audit log is keyed, and only a gateway with the key file can extend it "
+                "([encryption] key_file)"
+            )
+        entry = _insert_entry_txn(txn, chain_entry(new, head.seq + 1, head.hash))
+        txn.execute(
+            "UPDATE admin_audit_head SET seq = ?, hash = ? WHERE id = 1", (entry.seq, entry.hash)
+        )
+        return entry
+    keyed_from = head.keyed_from
+    seq, prev = head.seq, head.hash
+    if keyed_from is None:
+        keyed_from = seq + 1
+        marker = _insert_entry_txn(txn, chain_entry(_keyed_marker(new.at, seq), seq + 1, prev, key))
+        seq, prev = marker.seq, marker.hash
+    entry = _insert_entry_txn(txn, chain_entry(new, seq + 1, prev, key))
+    _move_head_txn(txn, entry, keyed_from, key)
+    return entry
+
+
+def _keyed_marker(at: datetime, before: int) -> NewAuditEntry:
+    detail = f"keten vanaf hier met sleutel; regels 1-{before} ervoor zonder"
+    return NewAuditEntry(
+        at,
+        "gateway",
+        "",
+        AuditAction.AUDIT_KEYED,
+        None,
+        detail if before else "keten met sleutel",
+        "gateway",
+    )
+
+
+def _move_head_txn(txn: Transaction, entry: AuditEntry, keyed_from: int, key: bytes) -> None:
+    txn.execute(
+        "UPDATE admin_audit_head SET seq = ?, hash = ?, keyed_from = ?, mac = ? WHERE id = 1",
+        (entry.seq, entry.hash, keyed_from, head_mac(key, entry.seq, entry.hash, keyed_from)),
+    )
+
+
+def key_audit_chain_txn(txn: Transaction, at: datetime) -> bool:
+    """Key a chain begun without a key (append its ``audit_keyed`` marker) when the store
+    has a key and the chain is not keyed yet; True if it did."""
+    key = txn.audit_key
+    if key is None:
+        return False
+    head = _lock_head_txn(txn)
+    if head.keyed_from is not None:
+        return False
+    marker = chain_entry(_keyed_marker(at, head.seq), head.seq + 1, head.hash, key)
+    _move_head_txn(txn, _insert_entry_txn(txn, marker), marker.seq, key)
+    return True
+
+
+def _lock_head_txn(txn: Transaction) -> AuditHead:
     if txn.engine == POSTGRES:
-        txn.execute("SELECT seq, hash FROM admin_audit_head WHERE id = 1 FOR UPDATE")
+        txn.execute(
+            "SELECT seq, hash, keyed_from, mac FROM admin_audit_head WHERE id = 1 FOR UPDATE"
+        )
     else:
-        txn.execute("SELECT seq, hash FROM admin_audit_head WHERE id = 1")
-    head = txn.fetchone()
-    if head is None:  # pragma: no cover - the migration inserts it
+        txn.execute("SELECT seq, hash, keyed_from, mac FROM admin_audit_head WHERE id = 1")
+    row = txn.fetchone()
+    if row is None:  # pragma: no cover - the migration inserts it
         raise StoreError("the audit log has no head row")
-    entry = chain_entry(new, int(head[0]) + 1, str(head[1]))
+    return _head(row)
+
+
+def _head(row: tuple[Any, ...]) -> AuditHead:
+    return AuditHead(int(row[0]), str(row[1]), None if row[2] is None else int(row[2]), row[3])
+
+
+def _insert_entry_txn(txn: Transaction, entry: AuditEntry) -> AuditEntry:
     txn.execute(
         "INSERT INTO admin_audit (seq, at, actor, role, action, subject, detail, origin,"
         " prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -288,9 +379,6 @@ def append_audit_txn(txn: Transaction, new: NewAuditEntry) -> AuditEntry:
             entry.prev_hash,
             entry.hash,
         ),
-    )
-    txn.execute(
-        "UPDATE admin_audit_head SET seq = ?, hash = ? WHERE id = 1", (entry.seq, entry.hash)
     )
     return entry
 
@@ -315,6 +403,12 @@ def audit_head_txn(txn: Transaction) -> tuple[int, str]:
     txn.execute("SELECT seq, hash FROM admin_audit_head WHERE id = 1")
     row = txn.fetchone()
     return (0, "0" * 64) if row is None else (int(row[0]), str(row[1]))
+
+
+def audit_chain_head_txn(txn: Transaction) -> AuditHead:
+    txn.execute("SELECT seq, hash, keyed_from, mac FROM admin_audit_head WHERE id = 1")
+    row = txn.fetchone()
+    return AuditHead(0, "0" * 64) if row is None else _head(row)
 
 
 # --- case sources ------------------------------------------------------------------------

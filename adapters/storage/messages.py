@@ -90,6 +90,8 @@ class SqlMessageStore:
     def __init__(self, database: Database, keyring: Keyring | None = None) -> None:
         self.database = database
         self.codec = JournalCodec(keyring)
+        if keyring is not None:
+            database.audit_key = keyring.audit_key()
 
     @property
     def bundles(self) -> SqlBundleStore:

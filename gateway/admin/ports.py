@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
 
 from gateway.admin.accounts import Actor, Role
-from gateway.admin.audit import AuditEntry, NewAuditEntry
+from gateway.admin.audit import AuditEntry, AuditHead, NewAuditEntry
 from gateway.admin.cases import Case, CaseAction, CaseFacts, CaseNote
 from gateway.admin.detail import CaseDetail, PregnancyView
 
@@ -115,6 +115,15 @@ class AdminStore(Protocol):
 
     def audit_head(self) -> Awaitable[tuple[int, str]]:
         """The sequence number and hash of the newest entry, as kept apart from it."""
+        ...
+
+    def audit_chain_head(self) -> Awaitable[AuditHead]:
+        """The head with what keys it: from which entry on, and its own MAC."""
+        ...
+
+    @property
+    def audit_key(self) -> bytes | None:
+        """The chain's key (from the key file; None without one)."""
         ...
 
     # --- cases --------------------------------------------------------------------------

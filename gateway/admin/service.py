@@ -28,7 +28,14 @@ from gateway.admin.accounts import (
     new_token,
     token_digest,
 )
-from gateway.admin.audit import AuditAction, AuditEntry, ChainReport, NewAuditEntry, verify_chain
+from gateway.admin.audit import (
+    GENESIS_HASH,
+    AuditAction,
+    AuditEntry,
+    ChainReport,
+    ChainVerifier,
+    NewAuditEntry,
+)
 from gateway.admin.cases import (
     KINDS,
     MAX_REASON_LENGTH,
@@ -87,6 +94,9 @@ __all__ = [
 T = TypeVar("T")
 
 DEFAULT_SESSION_LIFETIME: Final = timedelta(hours=8)
+# Throttled logins are logged once per address (and account) per window, not each.
+THROTTLED_LOG_WINDOW: Final = timedelta(minutes=15)
+AUDIT_VERIFY_PAGE: Final = 5000  # entries read per query when the chain is checked
 _MAX_TRACKED_ORIGINS: Final = 10_000
 _UNKNOWN_USER: Final = "(onbekend)"
 
@@ -145,6 +155,12 @@ class _OriginFailures:
 
 
 @dataclass
+class _ThrottledLogins:
+    since: datetime  # when the window's one audit entry was written
+    suppressed: int = 0  # refused in the window after it, without an entry of their own
+
+
+@dataclass
 class AdminService:
     admin: AdminStore
     messages: MessageStore
@@ -161,6 +177,9 @@ class AdminService:
     after_change: Callable[[], Awaitable[object]] | None = None
     search_store: SearchStore | None = None
     _origins: dict[str, _OriginFailures] = field(default_factory=dict, repr=False)
+    _throttled: dict[tuple[str, str], _ThrottledLogins] = field(default_factory=dict, repr=False)
+    # The last entry (number, hash) an intact check of the audit chain reached.
+    _verified: tuple[int, str] | None = field(default=None, repr=False)
 
     # --- accounts -----------------------------------------------------------------------
 
@@ -207,11 +226,13 @@ class AdminService:
         if failures is not None and self.origin_throttle.refuses(
             failures.count, failures.last, now
         ):
-            await self._refused(shown, origin, now, "te veel mislukte pogingen vanaf dit adres")
+            await self._refused(shown, origin, now, "te veel mislukte pogingen vanaf dit adres", "")
             raise LoginRefusedError(throttled=True)
         user = await self.admin.user(name) if name else None
         if user is not None and self.throttle.refuses(user.failed_logins, user.last_failed_at, now):
-            await self._refused(shown, origin, now, "te veel mislukte pogingen voor dit account")
+            await self._refused(
+                shown, origin, now, "te veel mislukte pogingen voor dit account", name
+            )
             raise LoginRefusedError(throttled=True)
         stored = user.password_hash if user is not None and not user.disabled else None
         ok = await self.run_in_thread(lambda: self.hasher.verify(password, stored))
@@ -237,11 +258,28 @@ class AdminService:
         self._count_login("ok")
         return token, actor
 
-    async def _refused(self, shown: str, origin: str, now: datetime, why: str) -> None:
-        await self.admin.audit(
-            NewAuditEntry(now, shown, "", AuditAction.LOGIN_FAILED, None, why, origin)
-        )
+    async def _refused(
+        self, shown: str, origin: str, now: datetime, why: str, account: str
+    ) -> None:
+        """A throttled login: counted always, but logged once per address (and account,
+        when the account is what throttles) per :data:`THROTTLED_LOG_WINDOW`; that entry
+        says how many the window before it counted without an entry of their own."""
         self._count_login("throttled")
+        key = (origin, account)
+        seen = self._throttled.get(key)
+        if seen is not None and now - seen.since < THROTTLED_LOG_WINDOW:
+            seen.suppressed += 1
+            return
+        minutes = int(THROTTLED_LOG_WINDOW.total_seconds() // 60)
+        detail = f"{why}; verdere geweigerde pogingen {minutes} minuten lang alleen geteld"
+        if seen is not None and seen.suppressed:
+            detail += f" (vorige periode: {seen.suppressed} niet apart vastgelegd)"
+        if len(self._throttled) >= _MAX_TRACKED_ORIGINS:
+            self._throttled.clear()  # bounded, as the address failures are
+        self._throttled[key] = _ThrottledLogins(now)
+        await self.admin.audit(
+            NewAuditEntry(now, shown, "", AuditAction.LOGIN_FAILED, None, detail, origin)
+        )
 
     def _count_origin_failure(self, origin: str, now: datetime) -> None:
         if len(self._origins) >= _MAX_TRACKED_ORIGINS:
@@ -485,10 +523,39 @@ class AdminService:
         await self._audit(self._entry(actor, action, None, f"vanaf {after_seq + 1}"))
         return await self.admin.audit_entries(after_seq=after_seq, limit=limit)
 
-    async def verify_audit(self) -> ChainReport:
-        entries = await self.admin.audit_entries()
-        head = await self.admin.audit_head()
-        return verify_chain(entries, head)
+    async def verify_audit(
+        self, *, incremental: bool = False, expected: tuple[int, str] | None = None
+    ) -> ChainReport:
+        """Check the audit chain up to its head, a page of entries at a time. With
+        ``incremental``, from the last entry an earlier intact check reached (if it is
+        still there with the same hash) instead of from the first: the newer entries and
+        the head are checked, the older ones not again. ``expected`` is a head recorded
+        elsewhere (``igo-gateway audit head``) that the log must still hold."""
+        head = await self.admin.audit_chain_head()
+        start = (0, GENESIS_HASH)
+        frontier: list[AuditEntry] = []
+        if incremental and self._verified is not None and 0 < self._verified[0] <= head.seq:
+            seq, digest = self._verified
+            found = await self.admin.audit_entries(after_seq=seq - 1, limit=1)
+            if found and found[0].seq == seq and found[0].hash == digest:
+                # Checked again (content against hash) as the first entry of this check.
+                frontier, start = found, (seq - 1, found[0].prev_hash)
+        verifier = ChainVerifier(
+            self.admin.audit_key, head.keyed_from, start=start, expected=expected
+        )
+        verifier.feed(frontier)
+        position = start[0] + len(frontier)
+        while position < head.seq and not verifier.broken:
+            page = await self.admin.audit_entries(
+                after_seq=position, limit=min(AUDIT_VERIFY_PAGE, head.seq - position)
+            )
+            if not page:
+                break
+            verifier.feed(page)
+            position = page[-1].seq
+        report = verifier.report(head)
+        self._verified = (report.entries, report.head_hash) if report.intact else None
+        return report
 
     # --- helpers ------------------------------------------------------------------------
 

@@ -91,6 +91,7 @@ def admin_session(config_path: Path) -> Iterator[AdminSession]:
                 stores.run.wait(check_store_keys(store))
             except CryptoError as exc:
                 raise CliError(str(exc)) from None
+            stores.run.wait(stores.admin.key_audit_chain(_now()))
             resolver = build_resolver(config, store, layouts, catalogue, None, None)
             # No bundling from here: the running gateway's next scheduled run decides
             # again what a broken bundle or a closed phase changed.

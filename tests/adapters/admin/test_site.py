@@ -4,7 +4,10 @@ files bring in, roles, the actions through the forms, and the JSON API."""
 from __future__ import annotations
 
 import json
+from typing import Any
 from urllib.parse import quote
+
+import pytest
 
 from adapters.admin.demo import DEMO_BSN
 from gateway.admin.cases import CaseKind, case_id
@@ -196,6 +199,48 @@ def test_the_administrator_sees_and_exports_the_audit_log(world: AdminWorld) -> 
     assert {"seq", "at", "actor", "role", "action", "subject", "detail", "origin", "hash"} <= set(
         lines[0]
     )
+
+
+def test_the_audit_page_checks_the_role_before_any_work_on_the_chain(
+    world: AdminWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reads: list[object] = []
+    real = world.admin.audit_entries
+
+    def spy(**kwargs: Any) -> Any:
+        reads.append(kwargs)
+        return real(**kwargs)
+
+    monkeypatch.setattr(world.admin, "audit_entries", spy)
+    for name in ("vera", "otto"):
+        browser = logged_in(world, name)
+        assert browser.get("/audit").status == 403
+        api = world.browser()
+        auth = {"Authorization": f"Bearer {world.token(name)}"}
+        assert api.get("/api/audit/verify", auth).status == 403
+        assert api.get("/api/audit", auth).status == 403
+    assert reads == []
+
+
+def test_the_audit_page_checks_only_what_is_new_since_its_last_check(
+    world: AdminWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    boss = logged_in(world, "bea")
+    assert "Keten intact" in boss.get("/audit").text
+    reads: list[int] = []
+    real = world.admin.audit_entries
+
+    def spy(**kwargs: Any) -> Any:
+        reads.append(int(kwargs.get("after_seq", 0)))
+        return real(**kwargs)
+
+    monkeypatch.setattr(world.admin, "audit_entries", spy)
+    assert "Keten intact" in boss.get("/audit").text
+    assert 0 not in reads[:-1]  # the last read is the page's own list of entries
+    token = world.token("bea")
+    full = world.browser().get("/api/audit/verify?full=1", {"Authorization": f"Bearer {token}"})
+    assert json.loads(full.body)["intact"] is True
+    assert 0 in reads
 
 
 def test_logout_ends_the_session(world: AdminWorld) -> None:

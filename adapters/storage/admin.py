@@ -29,7 +29,7 @@ from adapters.storage.resolution import (
     case_detail_txn,
     pregnancy_txn,
 )
-from gateway.admin.accounts import Actor, Role
+from gateway.admin.accounts import AccountError, Actor, Role
 from gateway.admin.audit import (
     AuditAction,
     AuditEntry,
@@ -51,7 +51,13 @@ from gateway.admin.cases import (
     parse_case_id,
 )
 from gateway.admin.detail import CaseDetail, PregnancyView
-from gateway.admin.ports import NewSession, SessionRecord, UserExistsError, UserRecord
+from gateway.admin.ports import (
+    NewSession,
+    SessionRecord,
+    UserChange,
+    UserExistsError,
+    UserRecord,
+)
 from gateway.resolution import Effect
 from gateway.store import Direction, MessageStatus, StatusEntry, StoreError
 
@@ -77,6 +83,12 @@ class SqlAdminStore:
 
     def users(self) -> Deferred[list[UserRecord]]:
         return self.database.run_read("admin_users", users_txn)
+
+    def change_user(self, change: UserChange, audit: NewAuditEntry) -> Deferred[int]:
+        return self.database.run_interaction("admin_change_user", change_user_txn, change, audit)
+
+    def live_sessions(self, now: datetime) -> Deferred[dict[str, dict[str, int]]]:
+        return self.database.run_read("admin_live_sessions", live_sessions_txn, now)
 
     def login_failed(self, name: str, audit: NewAuditEntry) -> Deferred[None]:
         return self.database.run_interaction("admin_login_failed", login_failed_txn, name, audit)
@@ -195,6 +207,74 @@ def user_txn(txn: Transaction, name: str) -> UserRecord | None:
 def users_txn(txn: Transaction) -> list[UserRecord]:
     txn.execute(_SELECT_USERS + " ORDER BY name")
     return [_user(row) for row in txn.fetchall()]
+
+
+_SELECT_FOR_CHANGE: Final = (
+    "SELECT name, role, disabled_at FROM admin_users WHERE name = ? OR role = ?"
+)
+_SELECT_FOR_CHANGE_PG: Final = _SELECT_FOR_CHANGE + " FOR UPDATE"
+
+
+def change_user_txn(txn: Transaction, change: UserChange, audit: NewAuditEntry) -> int:
+    # The administrators' rows are locked too: two of them cannot each disable the other.
+    txn.execute(
+        _SELECT_FOR_CHANGE_PG if txn.engine == POSTGRES else _SELECT_FOR_CHANGE,
+        (change.name, Role.ADMINISTRATOR.value),
+    )
+    rows = {row[0]: row for row in txn.fetchall()}
+    target = rows.get(change.name)
+    if target is None:
+        raise LookupError(change.name)
+    active_admin = target[1] == Role.ADMINISTRATOR.value and target[2] is None
+    stops = change.disabled is True or (
+        change.role is not None and change.role is not Role.ADMINISTRATOR
+    )
+    if active_admin and stops:
+        others = [
+            n
+            for n, row in rows.items()
+            if n != change.name and row[2] is None and row[1] == Role.ADMINISTRATOR.value
+        ]
+        if not others:
+            raise AccountError(
+                f"{change.name} is the last active administrator; make another one first"
+            )
+    if change.role is not None:
+        txn.execute(
+            "UPDATE admin_users SET role = ? WHERE name = ?", (change.role.value, change.name)
+        )
+    if change.password_hash is not None:
+        txn.execute(
+            "UPDATE admin_users SET password_hash = ?, failed_logins = 0, last_failed_at = NULL"
+            " WHERE name = ?",
+            (change.password_hash, change.name),
+        )
+    if change.disabled is not None:
+        txn.execute(
+            "UPDATE admin_users SET disabled_at = ?, failed_logins = 0, last_failed_at = NULL"
+            " WHERE name = ?",
+            (audit.at if change.disabled else None, change.name),
+        )
+    revoked = 0
+    for kind in sorted(change.revoke):
+        txn.execute(
+            "DELETE FROM admin_sessions WHERE user_name = ? AND kind = ?", (change.name, kind)
+        )
+        revoked += max(txn.rowcount, 0)
+    append_audit_txn(txn, audit)
+    return revoked
+
+
+def live_sessions_txn(txn: Transaction, now: datetime) -> dict[str, dict[str, int]]:
+    txn.execute(
+        "SELECT user_name, kind, COUNT(*) FROM admin_sessions WHERE expires_at > ?"
+        " GROUP BY user_name, kind",
+        (now,),
+    )
+    found: dict[str, dict[str, int]] = {}
+    for user, kind, count in txn.fetchall():
+        found.setdefault(str(user), {})[str(kind)] = int(count)
+    return found
 
 
 def login_failed_txn(txn: Transaction, name: str, audit: NewAuditEntry) -> None:

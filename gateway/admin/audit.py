@@ -84,6 +84,11 @@ class AuditAction(enum.StrEnum):
     BATCH_RESUMED = "batch_resumed"
     BATCH_CANCELLED = "batch_cancelled"
     BATCH_FINISHED = "batch_finished"
+    USER_DISABLED = "user_disabled"  # accounts (gateway.admin.service: the leaver process)
+    USER_ENABLED = "user_enabled"
+    PASSWORD_RESET = "password_reset"  # noqa: S105 - an action name, not a secret
+    ROLE_CHANGED = "role_changed"
+    SESSIONS_REVOKED = "sessions_revoked"
     AUDIT_KEYED = "audit_keyed"  # from this entry on the chain is keyed (an HMAC)
 
 

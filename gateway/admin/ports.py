@@ -22,10 +22,12 @@ if TYPE_CHECKING:
     from gateway.resolution import Effect
 
 __all__ = [
+    "SESSION_KINDS",
     "AdminStore",
     "NewSession",
     "SessionKind",
     "SessionRecord",
+    "UserChange",
     "UserExistsError",
     "UserRecord",
 ]
@@ -47,6 +49,18 @@ class UserRecord:
 
 
 SessionKind = str  # "session" (a browser's cookie) or "token" (an API token)
+SESSION_KINDS: frozenset[SessionKind] = frozenset({"session", "token"})
+
+
+@dataclass(frozen=True, slots=True)
+class UserChange:
+    """What to change of one account (None: leave as it is), in one transaction."""
+
+    name: str
+    role: Role | None = None
+    password_hash: str | None = None  # also clears the failed logins
+    disabled: bool | None = None
+    revoke: frozenset[SessionKind] = frozenset()  # end the user's sessions/tokens of these kinds
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +95,17 @@ class AdminStore(Protocol):
     def user(self, name: str) -> Awaitable[UserRecord | None]: ...
 
     def users(self) -> Awaitable[list[UserRecord]]: ...
+
+    def change_user(self, change: UserChange, audit: NewAuditEntry) -> Awaitable[int]:
+        """Apply ``change`` with its audit entry; the number of sessions and tokens ended.
+        Raises LookupError for no such user, and
+        :class:`~gateway.admin.accounts.AccountError` when the change would leave no active
+        administrator."""
+        ...
+
+    def live_sessions(self, now: datetime) -> Awaitable[dict[str, dict[SessionKind, int]]]:
+        """Per user, the sessions and tokens that are live at ``now``, by kind."""
+        ...
 
     def login_failed(self, name: str, audit: NewAuditEntry) -> Awaitable[None]:
         """Count a failed login for ``name`` (if it exists) and log it."""

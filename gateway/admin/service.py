@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Final, Protocol, TypeVar
 
+from twisted.internet.defer import DeferredSemaphore
 from twisted.logger import Logger
 
 from gateway.admin.accounts import (
@@ -56,7 +57,7 @@ from gateway.admin.cases import (
 from gateway.admin.detail import CaseDetail, PregnancyView
 from gateway.admin.fileview import FileView, view_file
 from gateway.admin.metrics import AdminMetrics
-from gateway.admin.ports import AdminStore, NewSession
+from gateway.admin.ports import SESSION_KINDS, AdminStore, NewSession, UserChange, UserRecord
 from gateway.admin.search import (
     DEFAULT_LIMIT,
     MAX_LIMIT,
@@ -89,6 +90,7 @@ __all__ = [
     "NotAllowedError",
     "Queue",
     "RunInThread",
+    "UserView",
 ]
 
 T = TypeVar("T")
@@ -96,6 +98,7 @@ T = TypeVar("T")
 DEFAULT_SESSION_LIFETIME: Final = timedelta(hours=8)
 # Throttled logins are logged once per address (and account) per window, not each.
 THROTTLED_LOG_WINDOW: Final = timedelta(minutes=15)
+HASHES_AT_ONCE: Final = 4  # scrypt hashes and checks running at one time
 AUDIT_VERIFY_PAGE: Final = 5000  # entries read per query when the chain is checked
 _MAX_TRACKED_ORIGINS: Final = 10_000
 _UNKNOWN_USER: Final = "(onbekend)"
@@ -148,6 +151,15 @@ class CaseView:
     prestaties: list[tuple[str, str]] = field(default_factory=list)  # a correction's choices
 
 
+@dataclass(frozen=True, slots=True)
+class UserView:
+    """An account as the administrator's page lists it."""
+
+    user: UserRecord
+    sessions: int  # live browser sessions
+    tokens: int  # live API tokens
+
+
 @dataclass
 class _OriginFailures:
     count: int = 0
@@ -178,6 +190,9 @@ class AdminService:
     search_store: SearchStore | None = None
     _origins: dict[str, _OriginFailures] = field(default_factory=dict, repr=False)
     _throttled: dict[tuple[str, str], _ThrottledLogins] = field(default_factory=dict, repr=False)
+    _hash_slots: DeferredSemaphore = field(
+        default_factory=lambda: DeferredSemaphore(HASHES_AT_ONCE), repr=False
+    )
     # The last entry (number, hash) an intact check of the audit chain reached.
     _verified: tuple[int, str] | None = field(default=None, repr=False)
 
@@ -187,7 +202,7 @@ class AdminService:
         """Add a user (``actor`` is whoever bootstraps: e.g. ``cli:root``)."""
         check_user_name(name)
         check_password_rules(password)
-        hashed = await self.run_in_thread(lambda: self.hasher.hash(password))
+        hashed = await self._hashing(lambda: self.hasher.hash(password))
         await self.admin.create_user(
             name,
             role,
@@ -235,7 +250,7 @@ class AdminService:
             )
             raise LoginRefusedError(throttled=True)
         stored = user.password_hash if user is not None and not user.disabled else None
-        ok = await self.run_in_thread(lambda: self.hasher.verify(password, stored))
+        ok = await self._hashing(lambda: self.hasher.verify(password, stored))
         if not ok or user is None:
             self._count_origin_failure(origin, now)
             entry = NewAuditEntry(now, shown, "", AuditAction.LOGIN_FAILED, None, "", origin)
@@ -245,7 +260,7 @@ class AdminService:
         self._origins.pop(origin, None)
         new_hash = None
         if self.hasher.needs_rehash(user.password_hash):
-            new_hash = await self.run_in_thread(lambda: self.hasher.hash(password))
+            new_hash = await self._hashing(lambda: self.hasher.hash(password))
         token = new_token()
         actor = Actor(user.name, user.role, origin)
         await self.admin.login_succeeded(
@@ -304,6 +319,99 @@ class AdminService:
         await self.admin.end_session(
             token_digest(token), self._entry(actor, AuditAction.LOGOUT, None, "")
         )
+
+    # --- the accounts' life cycle (administrators; NEN 7510's leaver process) -----------
+
+    async def users(self, actor: Actor) -> list[UserView]:
+        """Every account with its live sessions and tokens."""
+        self._require(actor, Permission.MANAGE_USERS)
+        users = await self.admin.users()
+        live = await self.admin.live_sessions(self.clock())
+        return [
+            UserView(
+                user,
+                live.get(user.name, {}).get("session", 0),
+                live.get(user.name, {}).get("token", 0),
+            )
+            for user in users
+        ]
+
+    async def disable_user(self, actor: Actor, name: str) -> int:
+        """Disable ``name`` (it can no longer log in) and end its sessions and API
+        tokens; the number ended."""
+        return await self._change(
+            actor,
+            UserChange(name, disabled=True, revoke=SESSION_KINDS),
+            AuditAction.USER_DISABLED,
+            f"{name}: uitgeschakeld; sessies en API-tokens ingetrokken",
+        )
+
+    async def enable_user(self, actor: Actor, name: str) -> None:
+        """Let a disabled ``name`` log in again (its old sessions and tokens stay ended)."""
+        await self._change(
+            actor, UserChange(name, disabled=False), AuditAction.USER_ENABLED, f"{name}"
+        )
+
+    async def reset_password(self, actor: Actor, name: str, password: str) -> int:
+        """Give ``name`` a new password and end its sessions and API tokens; the number
+        ended. The password is never logged."""
+        check_password_rules(password)
+        hashed = await self._hashing(lambda: self.hasher.hash(password))
+        return await self._change(
+            actor,
+            UserChange(name, password_hash=hashed, revoke=SESSION_KINDS),
+            AuditAction.PASSWORD_RESET,
+            f"{name}: nieuw wachtwoord; sessies en API-tokens ingetrokken",
+        )
+
+    async def change_role(self, actor: Actor, name: str, role: Role) -> None:
+        """Give ``name`` another role; it applies at once, to its sessions and tokens too."""
+        self._require(actor, Permission.MANAGE_USERS)
+        user = await self.admin.user(name)
+        if user is None:
+            raise LookupError(name)
+        await self._change(
+            actor,
+            UserChange(name, role=role),
+            AuditAction.ROLE_CHANGED,
+            f"{name}: {user.role.value} -> {role.value}",
+        )
+
+    async def revoke_sessions(
+        self, actor: Actor, name: str, kinds: frozenset[str] = SESSION_KINDS
+    ) -> int:
+        """End ``name``'s browser sessions and/or API tokens; the number ended."""
+        if not kinds or not kinds <= SESSION_KINDS:
+            raise AccountError("revoke sessions, tokens or both")
+        what = " en ".join({"session": "sessies", "token": "API-tokens"}[k] for k in sorted(kinds))
+        return await self._change(
+            actor,
+            UserChange(name, revoke=frozenset(kinds)),
+            AuditAction.SESSIONS_REVOKED,
+            f"{name}: {what} ingetrokken",
+        )
+
+    async def _change(
+        self, actor: Actor, change: UserChange, action: AuditAction, detail: str
+    ) -> int:
+        self._require(actor, Permission.MANAGE_USERS)
+        try:
+            check_user_name(change.name)
+        except AccountError:
+            raise LookupError(change.name) from None
+        ended = await self.admin.change_user(change, self._entry(actor, action, None, detail))
+        if self.metrics is not None:
+            self.metrics.audit_entries.labels(action.value).inc()
+        return ended
+
+    async def _hashing(self, fn: Callable[[], T]) -> T:
+        """A password hash or check off the reactor thread, a few at a time: each takes
+        scrypt's memory (128 MiB by default), so a flood of logins cannot take more."""
+        await self._hash_slots.acquire()
+        try:
+            return await self.run_in_thread(fn)
+        finally:
+            self._hash_slots.release()
 
     # --- cases --------------------------------------------------------------------------
 

@@ -59,7 +59,7 @@ def test_create_user_reads_the_password_from_stdin_never_the_command_line(
     assert status == 1
     assert "at least 12" in err
     status, out, _ = run(capsys, "admin", "list-users", "--config", str(config))
-    assert out.split() == ["anna", "viewer", "active"]
+    assert out.split() == ["anna", "viewer", "active", "0", "sessions,", "0", "tokens"]
     status, out, _ = run(capsys, "admin", "create-token", "--config", str(config), "--name", "anna")
     assert status == 0
     assert len(out.strip()) >= 43
@@ -161,6 +161,54 @@ def test_audit_head_is_recorded_and_a_rolled_back_log_fails_verify_head(
     status, _, err = run(capsys, "audit", "verify", "--config", str(config), "--head", "5:xyz")
     assert status == 2
     assert "SEQ:HASH" in err
+
+
+def test_the_leaver_process_from_the_command_line(
+    config: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, role in (("anna", "operator"), ("bea", "administrator")):
+        monkeypatch.setattr("sys.stdin", io.StringIO("a long enough password\n"))
+        status, _, _ = run(
+            capsys, "admin", "create-user", "--config", str(config), "--name", name, "--role", role
+        )
+        assert status == 0
+    status, _, _ = run(capsys, "admin", "create-token", "--config", str(config), "--name", "anna")
+    assert status == 0
+    status, out, _ = run(capsys, "admin", "list-users", "--config", str(config))
+    assert "anna                     operator       active    0 sessions, 1 tokens" in out
+
+    status, out, _ = run(capsys, "admin", "revoke", "--config", str(config), "--name", "anna")
+    assert (status, out.strip()) == (0, "user anna: 1 ended")
+    status, out, _ = run(
+        capsys, "admin", "set-role", "--config", str(config), "--name", "anna", "--role", "viewer"
+    )
+    assert (status, out.strip()) == (0, "user anna is now viewer")
+    monkeypatch.setattr("sys.stdin", io.StringIO("another long password\n"))
+    status, out, _ = run(
+        capsys, "admin", "reset-password", "--config", str(config), "--name", "anna"
+    )
+    assert status == 0
+    assert "new password set" in out
+    status, out, _ = run(capsys, "admin", "disable-user", "--config", str(config), "--name", "anna")
+    assert (status, out.strip()) == (0, "user anna disabled; 0 sessions and tokens ended")
+    status, out, _ = run(capsys, "admin", "list-users", "--config", str(config))
+    assert "anna                     viewer         disabled" in out
+    status, _, _ = run(capsys, "admin", "enable-user", "--config", str(config), "--name", "anna")
+    assert status == 0
+
+    status, _, err = run(capsys, "admin", "disable-user", "--config", str(config), "--name", "bea")
+    assert status == 1
+    assert "last active administrator" in err
+    status, _, err = run(
+        capsys, "admin", "disable-user", "--config", str(config), "--name", "nobody"
+    )
+    assert (status, err.strip()) == (1, "igo-gateway admin disable-user: no user 'nobody'")
+
+    status, out, _ = run(capsys, "audit", "export", "--config", str(config))
+    actions = [json.loads(line)["action"] for line in out.splitlines()]
+    for action in ("sessions_revoked", "role_changed", "password_reset", "user_disabled"):
+        assert action in actions
+    assert "another long password" not in out
 
 
 def _parked_for(config: Path, insurer: str, count: int) -> list[str]:

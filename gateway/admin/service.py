@@ -355,6 +355,7 @@ class AdminService:
     async def reset_password(self, actor: Actor, name: str, password: str) -> int:
         """Give ``name`` a new password and end its sessions and API tokens; the number
         ended. The password is never logged."""
+        self._require(actor, Permission.MANAGE_USERS)  # before any scrypt work
         check_password_rules(password)
         hashed = await self._hashing(lambda: self.hasher.hash(password))
         return await self._change(

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from adapters.admin.site import FilterModel, SearchRequest
+from adapters.admin.site import USER_OPERATIONS, FilterModel, SearchRequest, UserRequest
 from gateway.admin.accounts import Permission
 from gateway.admin.batches import BatchControl, BatchState, ItemOutcome, filter_json
 from gateway.admin.cases import CaseAction, CaseFilter, CaseKind, case_id
@@ -100,3 +100,15 @@ def test_batch_answers_carry_what_the_spec_requires(world: AdminWorld) -> None:
     assert all(set(item_schema["required"]) <= set(item) for item in one["items"])
     assert all(required("Batch") <= set(b) for b in call("GET", "/api/batches")["batches"])
     assert required("Batch") <= set(call("POST", f"/api/batches/{batch['id']}/pause"))
+
+
+def test_the_users_answer_what_the_spec_requires(world: AdminWorld) -> None:
+    auth = {"Authorization": f"Bearer {world.token('bea')}"}
+    users = json.loads(world.browser().get("/api/users", auth).body)["users"]
+    assert users
+    assert all(set(user) == required("User") for user in users)
+    operations = SPEC["paths"]["/api/users/{name}/{operation}"]["post"]["parameters"][1]
+    assert tuple(operations["schema"]["enum"]) == USER_OPERATIONS
+    assert set(SPEC["components"]["schemas"]["UserRequest"]["properties"]) == set(
+        UserRequest.model_fields
+    )

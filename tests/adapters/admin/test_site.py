@@ -253,6 +253,53 @@ def test_logout_ends_the_session(world: AdminWorld) -> None:
     assert stale.get("/cases").status == 303
 
 
+def test_the_administrator_disables_a_user_on_the_site_and_her_session_ends(
+    world: AdminWorld,
+) -> None:
+    leaver = logged_in(world, "vera")
+    assert leaver.get("/cases").status == 200
+    boss = logged_in(world, "bea")
+    page = boss.get("/users")
+    assert page.status == 200
+    assert "vera" in page.text
+    assert 'href="/users"' in page.text
+    assert boss.post("/users/vera/disable", {}).status == 403  # no CSRF token: nothing done
+    assert leaver.get("/cases").status == 200
+    done = boss.post("/users/vera/disable", {"csrf": page.csrf()})
+    assert (done.status, done.header("location")) == (303, "/users?done=disable")
+    assert "Gebruiker uitgeschakeld" in boss.get(done.header("location")).text
+    assert leaver.get("/cases").status == 303  # back to the login
+    assert world.browser().login("vera").status == 401
+
+    short = boss.post("/users/otto/password", {"csrf": page.csrf(), "password": "short"})
+    assert short.status == 400
+    assert "at least 12" in short.text
+    assert boss.post("/users/otto/role", {"csrf": page.csrf(), "role": "viewer"}).status == 303
+    new_password = "otto's new long password"
+    reset = boss.post("/users/otto/password", {"csrf": page.csrf(), "password": new_password})
+    assert reset.status == 303
+    assert world.browser().login("otto", new_password).status == 303
+    entries = world.pump.wait(world.admin.audit_entries())
+    actions = [(e.actor, e.action) for e in entries]
+    for action in ("user_disabled", "role_changed", "password_reset"):
+        assert ("bea", action) in actions
+    assert all(new_password not in e.detail for e in entries)
+
+
+def test_only_administrators_reach_the_users_page(world: AdminWorld) -> None:
+    operator = logged_in(world, "otto")
+    page = operator.get("/cases")
+    assert 'href="/users"' not in page.text
+    assert operator.get("/users").status == 403
+    assert operator.post("/users/vera/disable", {"csrf": page.csrf()}).status == 403
+    refused = operator.post("/users/vera/password", {"csrf": page.csrf(), "password": "x" * 20})
+    assert refused.status == 403
+    boss = logged_in(world, "bea")
+    assert boss.get("/users/vera/disable").status == 405
+    assert boss.post("/users/vera/explode", {"csrf": boss.get("/users").csrf()}).status == 404
+    assert world.browser().login("vera").status == 303  # nothing was done to vera
+
+
 # --- the JSON API ----------------------------------------------------------------------------
 
 
@@ -309,3 +356,40 @@ def test_the_api_shows_a_case_with_its_file_masked(world: AdminWorld) -> None:
     assert DEMO_BSN in json.dumps(unmasked)
     verify = json.loads(api.get("/api/audit/verify", auth).body)
     assert verify["intact"] is True
+
+
+def test_the_api_manages_accounts_for_administrators_only(world: AdminWorld) -> None:
+    api = world.browser()
+    boss = {"Authorization": f"Bearer {world.token('bea')}"}
+    vera_token = world.token("vera")
+    listed = json.loads(api.get("/api/users", boss).body)["users"]
+    (vera,) = [u for u in listed if u["name"] == "vera"]
+    assert vera == {
+        "name": "vera",
+        "role": "viewer",
+        "disabled": False,
+        "createdAt": vera["createdAt"],
+        "failedLogins": 0,
+        "sessions": 0,
+        "tokens": 1,
+    }
+    changed = api.request("POST", "/api/users/vera/role", b'{"role": "operator"}', boss)
+    assert changed.status == 200
+    me = json.loads(api.get("/api/me", {"Authorization": f"Bearer {vera_token}"}).body)
+    assert me["role"] == "operator"
+    revoked = api.request("POST", "/api/users/vera/revoke", b'{"what": "tokens"}', boss)
+    assert json.loads(revoked.body)["ended"] == 1
+    assert api.get("/api/me", {"Authorization": f"Bearer {vera_token}"}).status == 401
+
+    otto = {"Authorization": f"Bearer {world.token('otto')}"}
+    assert api.get("/api/users", otto).status == 403
+    assert api.request("POST", "/api/users/bea/disable", b"{}", otto).status == 403
+    missing = api.request("POST", "/api/users/nobody/disable", b"{}", boss)
+    assert (missing.status, json.loads(missing.body)["code"]) == (404, "onbekend")
+    wrong = api.get("/api/users/vera/disable", boss)
+    assert (wrong.status, wrong.header("allow")) == (405, "POST")
+    last = api.request("POST", "/api/users/bea/disable", b"{}", boss)
+    assert last.status == 400
+    assert "last active administrator" in json.loads(last.body)["detail"]
+    bad = api.request("POST", "/api/users/vera/password", b'{"password": 5}', boss)
+    assert bad.status == 400

@@ -6,3 +6,9 @@ CREATE TABLE encryption_checks (
     value TEXT NOT NULL,
     recorded_at TEXT NOT NULL
 );
+
+-- The rows each key seals are counted at every start (and re-encryption looks for the
+-- rows not under the current key): both by key id.
+CREATE INDEX journal_by_key ON journal (key_id);
+
+CREATE INDEX declaration_lines_by_key ON declaration_lines (key_id);

@@ -12,8 +12,9 @@ constraints (traceer id, idempotency key, factuurnummer per payee): inserts use
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, Final
 
 from twisted.internet.defer import Deferred, fail
@@ -376,7 +377,27 @@ def reencrypt_txn(txn: Transaction, codec: JournalCodec, limit: int) -> int:
             " WHERE traceer_id = ? AND record_number = ?",
             (sealed, new_id, traceer_id, record_number),
         )
+        if key_id is None:  # stored without a key file: its lookup hashes were unkeyed
+            _rekey_lookups_txn(txn, codec, traceer_id, record_number, plain)
     return done + len(lines)
+
+
+def _rekey_lookups_txn(
+    txn: Transaction, codec: JournalCodec, traceer_id: str, record_number: int, client: bytes
+) -> None:
+    """A line stored without a key file gets the keyed hashes (``woman``, ``bsn_index``) a
+    gateway with the key file looks it up by; else a BSN search and the bundler's grouping
+    by woman would miss it."""
+    from adapters.storage.lines import bsn_key, woman_key  # noqa: PLC0415 - imports this
+
+    person = json.loads(client)
+    bsn, born = str(person["bsn"]), person.get("birth_date")
+    birth_date = date.fromisoformat(born) if born else None
+    txn.execute(
+        "UPDATE declaration_lines SET woman = ?, bsn_index = ?"
+        " WHERE traceer_id = ? AND record_number = ?",
+        (woman_key(codec, bsn, birth_date), bsn_key(codec, bsn), traceer_id, record_number),
+    )
 
 
 def _forget_journal_txn(txn: Transaction, sha256: str) -> None:

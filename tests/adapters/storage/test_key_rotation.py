@@ -8,6 +8,8 @@ import pytest
 
 from adapters.storage import SqlMessageStore, Transaction, open_store
 from adapters.storage.keys import check_store_keys, key_usage
+from adapters.storage.search import SqlSearchStore
+from gateway.admin.search import HitKind, SearchQuery
 from gateway.crypto import CryptoError, Keyring
 from tests.adapters.storage.builders import upload
 from tests.adapters.storage.test_lines import line
@@ -139,3 +141,34 @@ def test_a_store_without_any_key_runs_without_a_key_file(sql_url: str, pump: Thr
         assert pump.wait(key_usage(store)) == {}
     finally:
         pump.wait(store.close())
+
+
+def test_lines_stored_without_a_key_file_are_found_by_bsn_once_resealed(
+    sql_url: str, pump: ThreadPump
+) -> None:
+    store = pump.wait(open_store(sql_url, pump))  # encryption switched on later
+    try:
+        pump.wait(store.record_upload(upload(1), [], [line(0), line(1)]))
+    finally:
+        pump.wait(store.close())
+    store = pump.wait(open_store(sql_url, pump, ring("k1")))
+    try:
+        pump.wait(check_store_keys(store))
+        while pump.wait(store.reencrypt(limit=10)):
+            pass
+        assert key_ids(store, pump, "declaration_lines") == {"k1"}
+        search = SqlSearchStore(store.database, store.codec)
+        hits, _ = pump.wait(search.search(SearchQuery(bsn=line(0).bsn), 10, reveal=False))
+        assert {hit.kind for hit in hits} >= {HitKind.LINE}
+        (woman,) = {row[0] for row in raw_women(store, pump)}
+        assert woman == store.bundles.woman_of(line(0))
+    finally:
+        pump.wait(store.close())
+
+
+def raw_women(store: SqlMessageStore, pump: ThreadPump) -> list[tuple[str]]:
+    def read(txn: Transaction) -> list[tuple[str]]:
+        txn.execute("SELECT woman FROM declaration_lines")
+        return [(str(row[0]),) for row in txn.fetchall()]
+
+    return pump.wait(store.database.run_read("women", read))

@@ -172,3 +172,39 @@ def raw_women(store: SqlMessageStore, pump: ThreadPump) -> list[tuple[str]]:
         return [(str(row[0]),) for row in txn.fetchall()]
 
     return pump.wait(store.database.run_read("women", read))
+
+
+def test_an_unkeyed_index_left_by_an_older_reencryption_is_no_sign_of_a_wrong_key(
+    sql_url: str, pump: ThreadPump
+) -> None:
+    store = pump.wait(open_store(sql_url, pump))
+    try:
+        pump.wait(store.record_upload(upload(1), [], [line(0)]))
+    finally:
+        pump.wait(store.close())
+    store = pump.wait(open_store(sql_url, pump, ring("k1")))
+    try:
+        # Sealed as an older version did: the client value only, the unkeyed index kept.
+        keyring = store.codec.keyring
+        assert keyring is not None
+
+        def seal_only(txn: Transaction) -> None:
+            txn.execute("SELECT traceer_id, record_number, client FROM declaration_lines")
+            for traceer_id, record_number, client in txn.fetchall():
+                place = f"{traceer_id}:{record_number}".encode()
+                key_id, sealed = keyring.seal(bytes(client), place)
+                txn.execute(
+                    "UPDATE declaration_lines SET client = ?, key_id = ?"
+                    " WHERE traceer_id = ? AND record_number = ?",
+                    (sealed, key_id, traceer_id, record_number),
+                )
+
+        pump.wait(store.database.run_interaction("seal_only", seal_only))
+        pump.wait(check_store_keys(store))  # no refusal
+    finally:
+        pump.wait(store.close())
+    store = pump.wait(open_store(sql_url, pump, ring("k1", index=b"j" * 32)))
+    try:  # the recorded check value still finds another index key
+        assert isinstance(pump.wait_error(check_store_keys(store)), CryptoError)
+    finally:
+        pump.wait(store.close())

@@ -382,6 +382,7 @@ class AdminService:
         self, actor: Actor, name: str, kinds: frozenset[str] = SESSION_KINDS
     ) -> int:
         """End ``name``'s browser sessions and/or API tokens; the number ended."""
+        self._require(actor, Permission.MANAGE_USERS)
         if not kinds or not kinds <= SESSION_KINDS:
             raise AccountError("revoke sessions, tokens or both")
         what = " en ".join({"session": "sessies", "token": "API-tokens"}[k] for k in sorted(kinds))

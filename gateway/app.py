@@ -36,6 +36,7 @@ from adapters.metrics.watch import OperationsWatch, watch_operations
 from adapters.storage import SqlMessageStore, open_store
 from adapters.storage.admin import SqlAdminStore
 from adapters.storage.batches import SqlBatchStore
+from adapters.storage.keys import check_store_keys
 from adapters.storage.lock import StoreLock
 from adapters.storage.resolution import SqlResolutionStore
 from adapters.tls import (
@@ -575,7 +576,11 @@ def _reencrypt_in_background(store: SqlMessageStore, reactor: Any) -> LoopingCal
         if count == 0 and task.running:
             task.stop()
             if done["rows"]:
-                log.info("re-encryption done: {rows} stored files resealed", rows=done["rows"])
+                log.info(
+                    "re-encryption done: {rows} sealed rows resealed (journal and declaration "
+                    "lines); `igo-gateway keys status` shows what each key still seals",
+                    rows=done["rows"],
+                )
 
     task = LoopingCall(lambda: Deferred.fromCoroutine(step()))
     task.clock = reactor
@@ -633,6 +638,14 @@ async def start(config: GatewayConfig, reactor: Any) -> RunningGateway:
     try:
         store = await open_store(config.store.url, reactor, keyring)
     except BaseException:
+        _release(lock)
+        raise
+    try:  # a key file that lacks a key the store needs, or is another store's, stops here
+        await check_store_keys(store)
+        if await SqlAdminStore(store.database).key_audit_chain(_now()):
+            log.info("the audit log is keyed from now on (an audit_keyed entry marks where)")
+    except BaseException:
+        await store.close()
         _release(lock)
         raise
     metrics = Metrics(version=_version())

@@ -4,7 +4,8 @@ A :class:`Keyring` holds named data keys (one of them current, used for new data
 only to read what they sealed until it is re-encrypted) and an index key for
 :meth:`Keyring.index`, an HMAC-SHA256 that lets the store find a woman's lines by BSN
 without keeping the number itself. The index key never rotates: changing it would break
-every lookup.
+every lookup. The audit log's chain is keyed with a key derived from it
+(:meth:`Keyring.audit_key`).
 
 A sealed value is ``b"IGO1" || nonce (12 bytes) || ciphertext+tag``; the key id travels
 next to it in the store. The associated data binds a ciphertext to its place (e.g. the
@@ -36,7 +37,14 @@ from pathlib import Path
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-__all__ = ["CryptoError", "Keyring", "activate_key", "new_key_file", "rotate_key_file"]
+__all__ = [
+    "CryptoError",
+    "Keyring",
+    "activate_key",
+    "new_key_file",
+    "remove_key",
+    "rotate_key_file",
+]
 
 MAGIC = b"IGO1"
 NONCE_BYTES = 12
@@ -104,6 +112,12 @@ class Keyring:
             return AESGCM(key).decrypt(nonce, sealed[len(MAGIC) + NONCE_BYTES :], associated)
         except InvalidTag:
             raise CryptoError("a sealed value does not open: damaged or moved") from None
+
+    def audit_key(self) -> bytes:
+        """The key of the audit log's chain (:mod:`gateway.admin.audit`): derived from the
+        index key, which never rotates, so the chain keeps one key for good; it is not
+        the index key itself, so neither use can stand in for the other."""
+        return hmac.new(self.index_key, b"igo-gateway audit chain v1", sha256).digest()
 
     def index(self, value: str) -> str:
         """The keyed hash of ``value`` (hex), for lookups without the value itself."""
@@ -177,3 +191,19 @@ def activate_key(path: Path, key_id: str) -> None:
     if key_id not in ring.keys:
         raise CryptoError(f"{path}: no key {key_id!r}")
     _rewrite(path, ring, key_id, {})
+
+
+def remove_key(path: Path, key_id: str) -> None:
+    """Take ``key_id`` out of the key file (never the current one). The caller checks
+    first that the store no longer needs it (``igo-gateway keys retire`` does)."""
+    ring = Keyring.load(path)
+    if key_id not in ring.keys:
+        raise CryptoError(f"{path}: no key {key_id!r}")
+    if key_id == ring.current:
+        raise CryptoError(f"{key_id!r} is the current key; rotate first")
+    kept = Keyring(
+        keys={k: v for k, v in ring.keys.items() if k != key_id},
+        current=ring.current,
+        index_key=ring.index_key,
+    )
+    _rewrite(path, kept, ring.current, {})

@@ -65,13 +65,14 @@ from adapters.epd_api.http import problem_bytes
 from adapters.storage.messages import SqlMessageStore
 from adapters.storage.search import SqlSearchStore
 from gateway.admin.accounts import (
+    AccountError,
     Actor,
     PasswordHasher,
     Permission,
     Role,
     csrf_token,
 )
-from gateway.admin.audit import AuditEntry, ChainReport, entry_json
+from gateway.admin.audit import AuditEntry, ChainReport, entry_json, parse_recorded_head
 from gateway.admin.batches import (
     NEEDS_CASE_INPUT,
     Batch,
@@ -114,6 +115,7 @@ from gateway.admin.service import (
     NotAllowedError,
     Queue,
     RunInThread,
+    UserView,
 )
 from gateway.crypto import Keyring
 from gateway.ei import LayoutRegistry
@@ -300,6 +302,45 @@ class _RedirectError(Exception):
     def __init__(self, location: str) -> None:
         super().__init__(location)
         self.location = location
+
+
+USER_OPERATIONS: Final = ("disable", "enable", "password", "role", "revoke")
+USER_NOTICES: Final = {
+    "disable": "Gebruiker uitgeschakeld; sessies en API-tokens ingetrokken. Vastgelegd.",
+    "enable": "Gebruiker ingeschakeld. Vastgelegd.",
+    "password": "Nieuw wachtwoord gezet; sessies en API-tokens ingetrokken. Vastgelegd.",
+    "role": "Rol gewijzigd. Vastgelegd.",
+    "revoke": "Sessies en API-tokens ingetrokken. Vastgelegd.",
+}
+_REVOKE_KINDS: Final = {
+    "all": frozenset({"session", "token"}),
+    "sessions": frozenset({"session"}),
+    "tokens": frozenset({"token"}),
+}
+
+
+class UserRequest(BaseModel):
+    """Body of ``POST /api/users/{name}/{operation}``: ``password`` for ``password``,
+    ``role`` for ``role``, ``what`` for ``revoke``; nothing for the others."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    password: str = Field(default="", max_length=1024)
+    role: str = Field(default="", max_length=20)
+    what: str = Field(default="all", max_length=10)
+
+
+def user_json(view: UserView) -> dict[str, Any]:
+    user = view.user
+    return {
+        "name": user.name,
+        "role": user.role.value,
+        "disabled": user.disabled,
+        "createdAt": _iso(user.created_at),
+        "failedLogins": user.failed_logins,
+        "sessions": view.sessions,
+        "tokens": view.tokens,
+    }
 
 
 class ActionRequest(BaseModel):
@@ -763,6 +804,7 @@ class AdminResource(resource.Resource):
             actor=actor,
             csrf=csrf_token(token) if token else "",
             may_audit=actor is not None and actor.may(Permission.VIEW_AUDIT),
+            may_manage_users=actor is not None and actor.may(Permission.MANAGE_USERS),
             may_resolve=actor is not None and actor.may(Permission.RESOLVE_CASES),
             may_unmask=actor is not None and actor.may(Permission.UNMASK),
             may_bulk=self._bulk is not None
@@ -1017,7 +1059,9 @@ class AdminResource(resource.Resource):
     async def _audit_page(
         self, request: server.Request, params: Params, token: str, actor: Actor
     ) -> bytes:
-        report = await self._service.verify_audit()
+        if not actor.may(Permission.VIEW_AUDIT):  # before any work on the chain
+            raise NotAllowedError(Permission.VIEW_AUDIT)
+        report = await self._service.verify_audit(incremental=True)
         after = _int_arg(request, "after")
         if after is None:
             after = max(0, report.entries - 200)
@@ -1178,7 +1222,115 @@ class AdminResource(resource.Resource):
     ) -> bytes:
         if not actor.may(Permission.VIEW_AUDIT):
             raise NotAllowedError(Permission.VIEW_AUDIT)
-        return self._json(request, _report_json(await self._service.verify_audit()))
+        recorded = _arg(request, "head")
+        try:
+            expected = parse_recorded_head(recorded) if recorded else None
+        except ValueError as exc:
+            raise _HttpError(400, "kop", str(exc)) from None
+        report = await self._service.verify_audit(
+            incremental=_arg(request, "full") not in ("1", "true") and expected is None,
+            expected=expected,
+        )
+        return self._json(request, _report_json(report))
+
+    # accounts (administrators) ---------------------------------------------------------
+
+    async def _users_route(
+        self, request: server.Request, params: Params, token: str, actor: Actor
+    ) -> bytes:
+        done = USER_NOTICES.get(_arg(request, "done"))
+        return await self._users_page(request, actor, token, notice=done)
+
+    async def _user_operation_route(
+        self, request: server.Request, params: Params, token: str, actor: Actor
+    ) -> bytes:
+        operation = str(params["operation"])
+        try:
+            await self._user_operation(
+                actor,
+                str(params["name"]),
+                operation,
+                password=_arg(request, "password"),
+                role=_arg(request, "role"),
+                what=_arg(request, "what") or "all",
+            )
+        except _HttpError as refused:
+            if refused.status != 400:
+                raise
+            return await self._users_page(request, actor, token, error=refused.message, status=400)
+        raise _RedirectError(f"/users?done={operation}")
+
+    async def _users_page(
+        self,
+        request: server.Request,
+        actor: Actor,
+        token: str,
+        *,
+        notice: str | None = None,
+        error: str | None = None,
+        status: int = 200,
+    ) -> bytes:
+        users = await self._service.users(actor)
+        return self._page(
+            request,
+            "users.html",
+            status=status,
+            actor=actor,
+            token=token,
+            users=users,
+            roles=list(Role),
+            notice=notice,
+            error=error,
+        )
+
+    async def _api_users(self, request: server.Request, params: Params, actor: Actor) -> bytes:
+        return self._json(
+            request, {"users": [user_json(view) for view in await self._service.users(actor)]}
+        )
+
+    async def _api_user_operation(
+        self, request: server.Request, params: Params, actor: Actor
+    ) -> bytes:
+        name, operation = str(params["name"]), str(params["operation"])
+        body = _user_request(request)
+        ended = await self._user_operation(
+            actor, name, operation, password=body.password, role=body.role, what=body.what
+        )
+        return self._json(request, {"user": name, "operation": operation, "ended": ended})
+
+    async def _user_operation(
+        self, actor: Actor, name: str, operation: str, *, password: str, role: str, what: str
+    ) -> int:
+        """One account operation of the site or the API; the sessions and tokens ended.
+        The role is checked first (by the service), before anything is read or hashed."""
+        service = self._service
+        if operation not in USER_OPERATIONS:
+            raise _HttpError(404, "onbekend", "Deze gebruikersactie bestaat niet.")
+        if not actor.may(Permission.MANAGE_USERS):
+            raise NotAllowedError(Permission.MANAGE_USERS)
+        try:
+            if operation == "disable":
+                return await service.disable_user(actor, name)
+            if operation == "enable":
+                await service.enable_user(actor, name)
+                return 0
+            if operation == "password":
+                return await service.reset_password(actor, name, password)
+            if operation == "role":
+                try:
+                    new_role = Role(role)
+                except ValueError:
+                    raise _HttpError(400, "rol", "Kies een bestaande rol.") from None
+                await service.change_role(actor, name, new_role)
+                return 0
+            kinds = _REVOKE_KINDS.get(what)
+            if kinds is None:
+                raise _HttpError(400, "intrekken", "Trek 'all', 'sessions' of 'tokens' in.")
+            return await service.revoke_sessions(actor, name, kinds)
+        except LookupError:
+            raise _HttpError(404, "onbekend", "Deze gebruiker bestaat niet.") from None
+        except AccountError as exc:
+            raise _HttpError(400, "account", str(exc)) from None
 
     # bulk actions ---------------------------------------------------------------------
 
@@ -1356,6 +1508,20 @@ def _action_request(request: server.Request) -> ActionRequest:
     except ValidationError as exc:
         raise _HttpError(
             400, "ongeldig-verzoek", f"Invalid body: {exc.errors()[0]['msg']}"
+        ) from None
+
+
+def _user_request(request: server.Request) -> UserRequest:
+    content = request.content
+    raw = content.read() if content is not None else b""
+    try:
+        return UserRequest.model_validate_json(raw or b"{}")
+    except ValidationError as exc:
+        # Where and what only, never the input: it may be a password.
+        first = exc.errors(include_input=False)[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise _HttpError(
+            400, "ongeldig-verzoek", f"Invalid body: {where}: {first['msg']}"
         ) from None
 
 

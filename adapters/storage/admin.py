@@ -29,8 +29,15 @@ from adapters.storage.resolution import (
     case_detail_txn,
     pregnancy_txn,
 )
-from gateway.admin.accounts import Actor, Role
-from gateway.admin.audit import AuditAction, AuditEntry, NewAuditEntry, chain_entry
+from gateway.admin.accounts import AccountError, Actor, Role
+from gateway.admin.audit import (
+    AuditAction,
+    AuditEntry,
+    AuditHead,
+    NewAuditEntry,
+    chain_entry,
+    head_mac,
+)
 from gateway.admin.cases import (
     Case,
     CaseAction,
@@ -44,7 +51,13 @@ from gateway.admin.cases import (
     parse_case_id,
 )
 from gateway.admin.detail import CaseDetail, PregnancyView
-from gateway.admin.ports import NewSession, SessionRecord, UserExistsError, UserRecord
+from gateway.admin.ports import (
+    NewSession,
+    SessionRecord,
+    UserChange,
+    UserExistsError,
+    UserRecord,
+)
 from gateway.resolution import Effect
 from gateway.store import Direction, MessageStatus, StatusEntry, StoreError
 
@@ -70,6 +83,12 @@ class SqlAdminStore:
 
     def users(self) -> Deferred[list[UserRecord]]:
         return self.database.run_read("admin_users", users_txn)
+
+    def change_user(self, change: UserChange, audit: NewAuditEntry) -> Deferred[int]:
+        return self.database.run_interaction("admin_change_user", change_user_txn, change, audit)
+
+    def live_sessions(self, now: datetime) -> Deferred[dict[str, dict[str, int]]]:
+        return self.database.run_read("admin_live_sessions", live_sessions_txn, now)
 
     def login_failed(self, name: str, audit: NewAuditEntry) -> Deferred[None]:
         return self.database.run_interaction("admin_login_failed", login_failed_txn, name, audit)
@@ -104,6 +123,19 @@ class SqlAdminStore:
 
     def audit_head(self) -> Deferred[tuple[int, str]]:
         return self.database.run_read("admin_audit_head", audit_head_txn)
+
+    def audit_chain_head(self) -> Deferred[AuditHead]:
+        """The head with what keys it (``keyed_from``, its MAC)."""
+        return self.database.run_read("admin_audit_chain_head", audit_chain_head_txn)
+
+    @property
+    def audit_key(self) -> bytes | None:
+        """The key the chain is checked with (None: the store has no key file)."""
+        return self.database.audit_key
+
+    def key_audit_chain(self, at: datetime) -> Deferred[bool]:
+        """Key the chain now if the store has a key and the chain is not keyed yet."""
+        return self.database.run_interaction("admin_key_audit", key_audit_chain_txn, at)
 
     # --- cases --------------------------------------------------------------------------
 
@@ -175,6 +207,74 @@ def user_txn(txn: Transaction, name: str) -> UserRecord | None:
 def users_txn(txn: Transaction) -> list[UserRecord]:
     txn.execute(_SELECT_USERS + " ORDER BY name")
     return [_user(row) for row in txn.fetchall()]
+
+
+_SELECT_FOR_CHANGE: Final = (
+    "SELECT name, role, disabled_at FROM admin_users WHERE name = ? OR role = ?"
+)
+_SELECT_FOR_CHANGE_PG: Final = _SELECT_FOR_CHANGE + " FOR UPDATE"
+
+
+def change_user_txn(txn: Transaction, change: UserChange, audit: NewAuditEntry) -> int:
+    # The administrators' rows are locked too: two of them cannot each disable the other.
+    txn.execute(
+        _SELECT_FOR_CHANGE_PG if txn.engine == POSTGRES else _SELECT_FOR_CHANGE,
+        (change.name, Role.ADMINISTRATOR.value),
+    )
+    rows = {row[0]: row for row in txn.fetchall()}
+    target = rows.get(change.name)
+    if target is None:
+        raise LookupError(change.name)
+    active_admin = target[1] == Role.ADMINISTRATOR.value and target[2] is None
+    stops = change.disabled is True or (
+        change.role is not None and change.role is not Role.ADMINISTRATOR
+    )
+    if active_admin and stops:
+        others = [
+            n
+            for n, row in rows.items()
+            if n != change.name and row[2] is None and row[1] == Role.ADMINISTRATOR.value
+        ]
+        if not others:
+            raise AccountError(
+                f"{change.name} is the last active administrator; make another one first"
+            )
+    if change.role is not None:
+        txn.execute(
+            "UPDATE admin_users SET role = ? WHERE name = ?", (change.role.value, change.name)
+        )
+    if change.password_hash is not None:
+        txn.execute(
+            "UPDATE admin_users SET password_hash = ?, failed_logins = 0, last_failed_at = NULL"
+            " WHERE name = ?",
+            (change.password_hash, change.name),
+        )
+    if change.disabled is not None:
+        txn.execute(
+            "UPDATE admin_users SET disabled_at = ?, failed_logins = 0, last_failed_at = NULL"
+            " WHERE name = ?",
+            (audit.at if change.disabled else None, change.name),
+        )
+    revoked = 0
+    for kind in sorted(change.revoke):
+        txn.execute(
+            "DELETE FROM admin_sessions WHERE user_name = ? AND kind = ?", (change.name, kind)
+        )
+        revoked += max(txn.rowcount, 0)
+    append_audit_txn(txn, audit)
+    return revoked
+
+
+def live_sessions_txn(txn: Transaction, now: datetime) -> dict[str, dict[str, int]]:
+    txn.execute(
+        "SELECT user_name, kind, COUNT(*) FROM admin_sessions WHERE expires_at > ?"
+        " GROUP BY user_name, kind",
+        (now,),
+    )
+    found: dict[str, dict[str, int]] = {}
+    for user, kind, count in txn.fetchall():
+        found.setdefault(str(user), {})[str(kind)] = int(count)
+    return found
 
 
 def login_failed_txn(txn: Transaction, name: str, audit: NewAuditEntry) -> None:
@@ -264,15 +364,86 @@ def _audit_entry(row: tuple[Any, ...]) -> AuditEntry:
 
 
 def append_audit_txn(txn: Transaction, new: NewAuditEntry) -> AuditEntry:
-    """Append ``new`` to the chain (in the caller's transaction)."""
+    """Append ``new`` to the chain (in the caller's transaction), keyed with the
+    transaction's audit key when the store has one. The first entry appended with a key to
+    a chain begun without one is preceded by an ``audit_keyed`` marker, from which on the
+    chain is keyed (see :mod:`gateway.admin.audit`)."""
+    head = _lock_head_txn(txn)
+    key = txn.audit_key
+    if key is None:
+        if head.keyed_from is not None:
+            raise StoreError(
+                "the audit log is keyed, and only a gateway with the key file can extend it "
+                "([encryption] key_file)"
+            )
+        entry = _insert_entry_txn(txn, chain_entry(new, head.seq + 1, head.hash))
+        txn.execute(
+            "UPDATE admin_audit_head SET seq = ?, hash = ? WHERE id = 1", (entry.seq, entry.hash)
+        )
+        return entry
+    keyed_from = head.keyed_from
+    seq, prev = head.seq, head.hash
+    if keyed_from is None:
+        keyed_from = seq + 1
+        marker = _insert_entry_txn(txn, chain_entry(_keyed_marker(new.at, seq), seq + 1, prev, key))
+        seq, prev = marker.seq, marker.hash
+    entry = _insert_entry_txn(txn, chain_entry(new, seq + 1, prev, key))
+    _move_head_txn(txn, entry, keyed_from, key)
+    return entry
+
+
+def _keyed_marker(at: datetime, before: int) -> NewAuditEntry:
+    detail = f"keten vanaf hier met sleutel; regels 1-{before} ervoor zonder"
+    return NewAuditEntry(
+        at,
+        "gateway",
+        "",
+        AuditAction.AUDIT_KEYED,
+        None,
+        detail if before else "keten met sleutel",
+        "gateway",
+    )
+
+
+def _move_head_txn(txn: Transaction, entry: AuditEntry, keyed_from: int, key: bytes) -> None:
+    txn.execute(
+        "UPDATE admin_audit_head SET seq = ?, hash = ?, keyed_from = ?, mac = ? WHERE id = 1",
+        (entry.seq, entry.hash, keyed_from, head_mac(key, entry.seq, entry.hash, keyed_from)),
+    )
+
+
+def key_audit_chain_txn(txn: Transaction, at: datetime) -> bool:
+    """Key a chain begun without a key (append its ``audit_keyed`` marker) when the store
+    has a key and the chain is not keyed yet; True if it did."""
+    key = txn.audit_key
+    if key is None:
+        return False
+    head = _lock_head_txn(txn)
+    if head.keyed_from is not None:
+        return False
+    marker = chain_entry(_keyed_marker(at, head.seq), head.seq + 1, head.hash, key)
+    _move_head_txn(txn, _insert_entry_txn(txn, marker), marker.seq, key)
+    return True
+
+
+def _lock_head_txn(txn: Transaction) -> AuditHead:
     if txn.engine == POSTGRES:
-        txn.execute("SELECT seq, hash FROM admin_audit_head WHERE id = 1 FOR UPDATE")
+        txn.execute(
+            "SELECT seq, hash, keyed_from, mac FROM admin_audit_head WHERE id = 1 FOR UPDATE"
+        )
     else:
-        txn.execute("SELECT seq, hash FROM admin_audit_head WHERE id = 1")
-    head = txn.fetchone()
-    if head is None:  # pragma: no cover - the migration inserts it
+        txn.execute("SELECT seq, hash, keyed_from, mac FROM admin_audit_head WHERE id = 1")
+    row = txn.fetchone()
+    if row is None:  # pragma: no cover - the migration inserts it
         raise StoreError("the audit log has no head row")
-    entry = chain_entry(new, int(head[0]) + 1, str(head[1]))
+    return _head(row)
+
+
+def _head(row: tuple[Any, ...]) -> AuditHead:
+    return AuditHead(int(row[0]), str(row[1]), None if row[2] is None else int(row[2]), row[3])
+
+
+def _insert_entry_txn(txn: Transaction, entry: AuditEntry) -> AuditEntry:
     txn.execute(
         "INSERT INTO admin_audit (seq, at, actor, role, action, subject, detail, origin,"
         " prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -288,9 +459,6 @@ def append_audit_txn(txn: Transaction, new: NewAuditEntry) -> AuditEntry:
             entry.prev_hash,
             entry.hash,
         ),
-    )
-    txn.execute(
-        "UPDATE admin_audit_head SET seq = ?, hash = ? WHERE id = 1", (entry.seq, entry.hash)
     )
     return entry
 
@@ -315,6 +483,12 @@ def audit_head_txn(txn: Transaction) -> tuple[int, str]:
     txn.execute("SELECT seq, hash FROM admin_audit_head WHERE id = 1")
     row = txn.fetchone()
     return (0, "0" * 64) if row is None else (int(row[0]), str(row[1]))
+
+
+def audit_chain_head_txn(txn: Transaction) -> AuditHead:
+    txn.execute("SELECT seq, hash, keyed_from, mac FROM admin_audit_head WHERE id = 1")
+    row = txn.fetchone()
+    return AuditHead(0, "0" * 64) if row is None else _head(row)
 
 
 # --- case sources ------------------------------------------------------------------------

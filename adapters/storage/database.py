@@ -166,13 +166,15 @@ class Transaction:
     """The cursor an interaction gets: ``?`` placeholders on every engine.
 
     ``engine`` is ``"sqlite"`` or ``"postgres"``, for the rare statement that differs.
+    ``audit_key`` is the key of the audit log's chain (:attr:`Database.audit_key`).
     """
 
-    __slots__ = ("_cursor", "engine")
+    __slots__ = ("_cursor", "audit_key", "engine")
 
-    def __init__(self, cursor: _Cursor, engine: str) -> None:
+    def __init__(self, cursor: _Cursor, engine: str, audit_key: bytes | None = None) -> None:
         self._cursor = cursor
         self.engine = engine
+        self.audit_key = audit_key
 
     def execute(self, sql: str, params: Iterable[object] = ()) -> None:
         if self.engine == POSTGRES:
@@ -382,6 +384,9 @@ class Database:
         self.observe: Callable[[str, float], None] | None = None
         """Called (on the store's threads) with ``("write", seconds)`` per committed batch
         and ``("read", seconds)`` per read: the gateway feeds its latency histogram."""
+        self.audit_key: bytes | None = None
+        """The audit chain's key (from the key file; None without one): a transaction that
+        appends to the audit log keys its entries with it."""
         self._pool: ThreadPool | None = None
         if readers > 0:
             self._pool = ThreadPool(minthreads=0, maxthreads=readers, name="store-read")
@@ -490,7 +495,7 @@ class Database:
         try:
             cursor = self._begin_write()
             try:
-                txn = Transaction(cursor, self._engine.name)
+                txn = Transaction(cursor, self._engine.name, self.audit_key)
                 for job in batch:
                     cursor.execute("SAVEPOINT interaction")
                     try:
@@ -574,7 +579,7 @@ class Database:
                 raise
             raise translated from exc
         try:
-            result = fn(Transaction(cursor, self._engine.name), *args)
+            result = fn(Transaction(cursor, self._engine.name, self.audit_key), *args)
             cursor.execute("COMMIT")
         except Exception as exc:
             try:

@@ -17,6 +17,7 @@ from typing import Any, Final
 
 from adapters.storage.database import Transaction
 from adapters.storage.messages import JournalCodec
+from gateway.crypto import CryptoError
 from gateway.lines import DeclaredLine
 from gateway.store import StoreError
 
@@ -137,7 +138,10 @@ def line_from_row(row: tuple[Any, ...], codec: JournalCodec) -> DeclaredLine:
     elif codec.keyring is None:
         raise StoreError("declaration lines are sealed but no key file is configured")
     else:
-        client = codec.keyring.open(key_id, stored, _place(row))
+        try:
+            client = codec.keyring.open(key_id, stored, _place(row))
+        except CryptoError as exc:
+            raise StoreError(f"declaration line {row[0]}:{row[1]}: {exc}") from None
     person = json.loads(client)
     prestatie_date = _read_day(row[10])
     assert prestatie_date is not None

@@ -12,9 +12,10 @@ constraints (traceer id, idempotency key, factuurnummer per payee): inserts use
 
 from __future__ import annotations
 
+import json
 import socket
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, Final
 
 from twisted.internet.defer import Deferred, fail
@@ -92,6 +93,8 @@ class SqlMessageStore:
     def __init__(self, database: Database, keyring: Keyring | None = None) -> None:
         self.database = database
         self.codec = JournalCodec(keyring)
+        if keyring is not None:
+            database.audit_key = keyring.audit_key()
 
     @property
     def bundles(self) -> SqlBundleStore:
@@ -127,8 +130,9 @@ class SqlMessageStore:
         return SqlOutbox(self.database, self.codec)
 
     def reencrypt(self, limit: int = 100) -> Deferred[int]:
-        """Seal up to ``limit`` journal rows that are not under the current key (or not
-        sealed at all) with it; the number done (0: nothing left)."""
+        """Seal up to ``limit`` rows of the sealed tables (journal, declaration lines) that
+        are not under the current key (or not sealed at all) with it; the number done (0:
+        nothing left)."""
         if self.codec.keyring is None:
             return fail(StoreError("no key file is configured ([encryption] key_file)"))
         return self.database.run_interaction("reencrypt", reencrypt_txn, self.codec, limit)
@@ -342,8 +346,11 @@ def journal_txn(txn: Transaction, message: NewMessage, codec: JournalCodec) -> b
 
 
 def reencrypt_txn(txn: Transaction, codec: JournalCodec, limit: int) -> int:
+    """Seal up to ``limit`` rows of the sealed tables (the journal's payloads first, then
+    the declaration lines' client values) that are not under the current key with it."""
     assert codec.keyring is not None
-    current = codec.keyring.current
+    keyring = codec.keyring
+    current = keyring.current
     txn.execute(
         "SELECT sha256, payload, key_id FROM journal"
         " WHERE key_id IS NULL OR key_id <> ? ORDER BY sha256 LIMIT ?",
@@ -356,7 +363,48 @@ def reencrypt_txn(txn: Transaction, codec: JournalCodec, limit: int) -> int:
         txn.execute(
             "UPDATE journal SET payload = ?, key_id = ? WHERE sha256 = ?", (sealed, new_id, sha256)
         )
-    return len(rows)
+    done = len(rows)
+    if done >= limit:
+        return done
+    txn.execute(
+        "SELECT traceer_id, record_number, client, key_id FROM declaration_lines"
+        " WHERE key_id IS NULL OR key_id <> ? ORDER BY traceer_id, record_number LIMIT ?",
+        (current, limit - done),
+    )
+    lines = txn.fetchall()
+    for traceer_id, record_number, stored, key_id in lines:
+        place = f"{traceer_id}:{record_number}".encode()
+        try:
+            plain = bytes(stored) if key_id is None else keyring.open(key_id, bytes(stored), place)
+        except CryptoError as exc:
+            raise StoreError(f"declaration line {traceer_id}:{record_number}: {exc}") from None
+        new_id, sealed = keyring.seal(plain, place)
+        txn.execute(
+            "UPDATE declaration_lines SET client = ?, key_id = ?"
+            " WHERE traceer_id = ? AND record_number = ?",
+            (sealed, new_id, traceer_id, record_number),
+        )
+        if key_id is None:  # stored without a key file: its lookup hashes were unkeyed
+            _rekey_lookups_txn(txn, codec, traceer_id, record_number, plain)
+    return done + len(lines)
+
+
+def _rekey_lookups_txn(
+    txn: Transaction, codec: JournalCodec, traceer_id: str, record_number: int, client: bytes
+) -> None:
+    """A line stored without a key file gets the keyed hashes (``woman``, ``bsn_index``) a
+    gateway with the key file looks it up by; else a BSN search and the bundler's grouping
+    by woman would miss it."""
+    from adapters.storage.lines import bsn_key, woman_key  # noqa: PLC0415 - imports this
+
+    person = json.loads(client)
+    bsn, born = str(person["bsn"]), person.get("birth_date")
+    birth_date = date.fromisoformat(born) if born else None
+    txn.execute(
+        "UPDATE declaration_lines SET woman = ?, bsn_index = ?"
+        " WHERE traceer_id = ? AND record_number = ?",
+        (woman_key(codec, bsn, birth_date), bsn_key(codec, bsn), traceer_id, record_number),
+    )
 
 
 def _forget_journal_txn(txn: Transaction, sha256: str) -> None:

@@ -39,6 +39,7 @@ from adapters.storage.lines import bsn_key
 from adapters.storage.messages import JournalCodec, statuses_txn
 from gateway.admin.cases import CaseKind, case_id
 from gateway.admin.search import MASKED_BSN, HitKind, SearchHit, SearchQuery
+from gateway.crypto import CryptoError
 from gateway.store import Direction, MessageStatus, StoreError
 
 __all__ = ["BACKFILL_BATCH", "SqlSearchStore", "backfill_bsn_index_txn", "search_txn"]
@@ -90,7 +91,11 @@ def _open_client(
     elif codec.keyring is None:
         raise StoreError("declaration lines are sealed but no key file is configured")
     else:
-        client = codec.keyring.open(key_id, stored, f"{traceer_id}:{record_number}".encode())
+        place = f"{traceer_id}:{record_number}".encode()
+        try:
+            client = codec.keyring.open(key_id, stored, place)
+        except CryptoError as exc:
+            raise StoreError(f"declaration line {traceer_id}:{record_number}: {exc}") from None
     value = json.loads(client)
     if not isinstance(value, dict):  # pragma: no cover - written by record_lines_txn
         raise StoreError("a declaration line's client value is not an object")

@@ -8,7 +8,8 @@ Pure: no store, no reactor. Times are given, never read.
   audit log, and run bulk actions (one action on a whole filtered selection).
 * **Passwords** are hashed with scrypt (memory-hard; ``cryptography``'s implementation),
   the parameters stored with the hash: ``scrypt$<log2 n>$<r>$<p>$<salt>$<hash>`` (base64),
-  so that stronger parameters later do not break the hashes made before.
+  so that stronger parameters later do not break the hashes made before (a login with
+  an older hash stores a new one with today's parameters).
 * **Session tokens** are 256 random bits; the store keeps only their SHA-256, so a copy of
   the database does not hold a usable session.
 * **Throttling**: after a few failed logins for one account (or from one address) every
@@ -70,6 +71,9 @@ class Permission(enum.StrEnum):
     # operator's: mass changes are the administrator's call (an operator scripts the API
     # one case at a time, each checked and logged on its own).
     BULK_ACTIONS = "bulk_actions"
+    # Disable and enable accounts, reset passwords, change roles, revoke sessions and
+    # tokens: the leaver process (NEN 7510). The administrator's alone.
+    MANAGE_USERS = "manage_users"
 
 
 ROLE_PERMISSIONS: Final[dict[Role, frozenset[Permission]]] = {
@@ -113,9 +117,10 @@ def check_password_rules(password: str) -> None:
 
 @dataclass(frozen=True, slots=True)
 class ScryptParameters:
-    """scrypt's cost: memory is 128 * r * 2**log2_n bytes (32 MiB by default)."""
+    """scrypt's cost: memory is 128 * r * 2**log2_n bytes (128 MiB by default: N = 2**17,
+    r = 8, p = 1, as OWASP's password storage guidance gives for scrypt)."""
 
-    log2_n: int = 15
+    log2_n: int = 17
     r: int = 8
     p: int = 1
     length: int = 32
@@ -135,8 +140,9 @@ class PasswordHasher:
     def __init__(self, parameters: ScryptParameters | None = None) -> None:
         self.parameters = parameters or ScryptParameters()
         # Verified against when the user does not exist, so that an unknown name costs as
-        # much time as a wrong password (no probing for names).
-        self._dummy = self.hash(secrets.token_urlsafe(16))
+        # much time as a wrong password (no probing for names). Made at the first need:
+        # a command that checks no password does not pay for it.
+        self._dummy: str | None = None
 
     def hash(self, password: str) -> str:
         p = self.parameters
@@ -150,6 +156,8 @@ class PasswordHasher:
         """Whether ``password`` matches ``stored`` (None: no such user; always False, at
         the cost of a real check)."""
         if stored is None:
+            if self._dummy is None:
+                self._dummy = self.hash(secrets.token_urlsafe(16))
             self._check(password, self._dummy)
             return False
         return self._check(password, stored)

@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
 
 from gateway.admin.accounts import Actor, Role
-from gateway.admin.audit import AuditEntry, NewAuditEntry
+from gateway.admin.audit import AuditEntry, AuditHead, NewAuditEntry
 from gateway.admin.cases import Case, CaseAction, CaseFacts, CaseNote
 from gateway.admin.detail import CaseDetail, PregnancyView
 
@@ -22,10 +22,12 @@ if TYPE_CHECKING:
     from gateway.resolution import Effect
 
 __all__ = [
+    "SESSION_KINDS",
     "AdminStore",
     "NewSession",
     "SessionKind",
     "SessionRecord",
+    "UserChange",
     "UserExistsError",
     "UserRecord",
 ]
@@ -47,6 +49,18 @@ class UserRecord:
 
 
 SessionKind = str  # "session" (a browser's cookie) or "token" (an API token)
+SESSION_KINDS: frozenset[SessionKind] = frozenset({"session", "token"})
+
+
+@dataclass(frozen=True, slots=True)
+class UserChange:
+    """What to change of one account (None: leave as it is), in one transaction."""
+
+    name: str
+    role: Role | None = None
+    password_hash: str | None = None  # also clears the failed logins
+    disabled: bool | None = None
+    revoke: frozenset[SessionKind] = frozenset()  # end the user's sessions/tokens of these kinds
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +96,17 @@ class AdminStore(Protocol):
 
     def users(self) -> Awaitable[list[UserRecord]]: ...
 
+    def change_user(self, change: UserChange, audit: NewAuditEntry) -> Awaitable[int]:
+        """Apply ``change`` with its audit entry; the number of sessions and tokens ended.
+        Raises LookupError for no such user, and
+        :class:`~gateway.admin.accounts.AccountError` when the change would leave no active
+        administrator."""
+        ...
+
+    def live_sessions(self, now: datetime) -> Awaitable[dict[str, dict[SessionKind, int]]]:
+        """Per user, the sessions and tokens that are live at ``now``, by kind."""
+        ...
+
     def login_failed(self, name: str, audit: NewAuditEntry) -> Awaitable[None]:
         """Count a failed login for ``name`` (if it exists) and log it."""
         ...
@@ -115,6 +140,15 @@ class AdminStore(Protocol):
 
     def audit_head(self) -> Awaitable[tuple[int, str]]:
         """The sequence number and hash of the newest entry, as kept apart from it."""
+        ...
+
+    def audit_chain_head(self) -> Awaitable[AuditHead]:
+        """The head with what keys it: from which entry on, and its own MAC."""
+        ...
+
+    @property
+    def audit_key(self) -> bytes | None:
+        """The chain's key (from the key file; None without one)."""
         ...
 
     # --- cases --------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Final, Protocol, TypeVar
 
+from twisted.internet.defer import DeferredSemaphore
 from twisted.logger import Logger
 
 from gateway.admin.accounts import (
@@ -29,7 +30,14 @@ from gateway.admin.accounts import (
     new_token,
     token_digest,
 )
-from gateway.admin.audit import AuditAction, AuditEntry, ChainReport, NewAuditEntry, verify_chain
+from gateway.admin.audit import (
+    GENESIS_HASH,
+    AuditAction,
+    AuditEntry,
+    ChainReport,
+    ChainVerifier,
+    NewAuditEntry,
+)
 from gateway.admin.cases import (
     KINDS,
     MAX_REASON_LENGTH,
@@ -50,7 +58,7 @@ from gateway.admin.cases import (
 from gateway.admin.detail import CaseDetail, PregnancyView
 from gateway.admin.fileview import FileView, view_file
 from gateway.admin.metrics import AdminMetrics
-from gateway.admin.ports import AdminStore, NewSession
+from gateway.admin.ports import SESSION_KINDS, AdminStore, NewSession, UserChange, UserRecord
 from gateway.admin.search import (
     DEFAULT_LIMIT,
     MAX_LIMIT,
@@ -83,12 +91,17 @@ __all__ = [
     "NotAllowedError",
     "Queue",
     "RunInThread",
+    "UserView",
 ]
 
 T = TypeVar("T")
 
 DEFAULT_SESSION_LIFETIME: Final = timedelta(hours=8)
 _MAX_TRACKED_ATTEMPTS: Final = 10_000
+# Throttled logins are logged once per address (and account) per window, not each.
+THROTTLED_LOG_WINDOW: Final = timedelta(minutes=15)
+HASHES_AT_ONCE: Final = 4  # scrypt hashes and checks running at one time
+AUDIT_VERIFY_PAGE: Final = 5000  # entries read per query when the chain is checked
 _UNKNOWN_USER: Final = "(onbekend)"
 
 
@@ -139,10 +152,25 @@ class CaseView:
     prestaties: list[tuple[str, str]] = field(default_factory=list)  # a correction's choices
 
 
+@dataclass(frozen=True, slots=True)
+class UserView:
+    """An account as the administrator's page lists it."""
+
+    user: UserRecord
+    sessions: int  # live browser sessions
+    tokens: int  # live API tokens
+
+
 @dataclass
 class _Failures:
     count: int = 0
     last: datetime | None = None
+
+
+@dataclass
+class _ThrottledLogins:
+    since: datetime  # when the window's one audit entry was written
+    suppressed: int = 0  # refused in the window after it, without an entry of their own
 
 
 @dataclass
@@ -167,6 +195,12 @@ class AdminService:
     _attempts: OrderedDict[tuple[str, str], _Failures] = field(
         default_factory=OrderedDict, repr=False
     )
+    _throttled: dict[tuple[str, str], _ThrottledLogins] = field(default_factory=dict, repr=False)
+    _hash_slots: DeferredSemaphore = field(
+        default_factory=lambda: DeferredSemaphore(HASHES_AT_ONCE), repr=False
+    )
+    # The last entry (number, hash) an intact check of the audit chain reached.
+    _verified: tuple[int, str] | None = field(default=None, repr=False)
 
     # --- accounts -----------------------------------------------------------------------
 
@@ -174,7 +208,7 @@ class AdminService:
         """Add a user (``actor`` is whoever bootstraps: e.g. ``cli:root``)."""
         check_user_name(name)
         check_password_rules(password)
-        hashed = await self.run_in_thread(lambda: self.hasher.hash(password))
+        hashed = await self._hashing(lambda: self.hasher.hash(password))
         await self.admin.create_user(
             name,
             role,
@@ -213,12 +247,12 @@ class AdminService:
         failures = self._attempts.get(pair)
         if failures is not None and self.throttle.refuses(failures.count, failures.last, now):
             await self._refused(
-                shown, origin, now, "te veel mislukte pogingen voor deze naam vanaf dit adres"
+                shown, origin, now, "te veel mislukte pogingen voor deze naam vanaf dit adres", name
             )
             raise LoginRefusedError(throttled=True)
         user = await self.admin.user(name) if name else None
         stored = user.password_hash if user is not None and not user.disabled else None
-        ok = await self.run_in_thread(lambda: self.hasher.verify(password, stored))
+        ok = await self._hashing(lambda: self.hasher.verify(password, stored))
         if not ok or user is None:
             self._count_failure(pair, now)
             entry = NewAuditEntry(now, shown, "", AuditAction.LOGIN_FAILED, None, "", origin)
@@ -228,7 +262,7 @@ class AdminService:
         self._attempts.pop(pair, None)
         new_hash = None
         if self.hasher.needs_rehash(user.password_hash):
-            new_hash = await self.run_in_thread(lambda: self.hasher.hash(password))
+            new_hash = await self._hashing(lambda: self.hasher.hash(password))
         token = new_token()
         actor = Actor(user.name, user.role, origin)
         await self.admin.login_succeeded(
@@ -241,11 +275,28 @@ class AdminService:
         self._count_login("ok")
         return token, actor
 
-    async def _refused(self, shown: str, origin: str, now: datetime, why: str) -> None:
-        await self.admin.audit(
-            NewAuditEntry(now, shown, "", AuditAction.LOGIN_FAILED, None, why, origin)
-        )
+    async def _refused(
+        self, shown: str, origin: str, now: datetime, why: str, account: str
+    ) -> None:
+        """A throttled login: counted always, but logged once per address (and account,
+        when the account is what throttles) per :data:`THROTTLED_LOG_WINDOW`; that entry
+        says how many the window before it counted without an entry of their own."""
         self._count_login("throttled")
+        key = (origin, account)
+        seen = self._throttled.get(key)
+        if seen is not None and now - seen.since < THROTTLED_LOG_WINDOW:
+            seen.suppressed += 1
+            return
+        minutes = int(THROTTLED_LOG_WINDOW.total_seconds() // 60)
+        detail = f"{why}; verdere geweigerde pogingen {minutes} minuten lang alleen geteld"
+        if seen is not None and seen.suppressed:
+            detail += f" (vorige periode: {seen.suppressed} niet apart vastgelegd)"
+        if len(self._throttled) >= _MAX_TRACKED_ATTEMPTS:
+            self._throttled.clear()  # bounded, as the address failures are
+        self._throttled[key] = _ThrottledLogins(now)
+        await self.admin.audit(
+            NewAuditEntry(now, shown, "", AuditAction.LOGIN_FAILED, None, detail, origin)
+        )
 
     def _count_failure(self, pair: tuple[str, str], now: datetime) -> None:
         attempts = self._attempts
@@ -280,6 +331,101 @@ class AdminService:
         await self.admin.end_session(
             token_digest(token), self._entry(actor, AuditAction.LOGOUT, None, "")
         )
+
+    # --- the accounts' life cycle (administrators; NEN 7510's leaver process) -----------
+
+    async def users(self, actor: Actor) -> list[UserView]:
+        """Every account with its live sessions and tokens."""
+        self._require(actor, Permission.MANAGE_USERS)
+        users = await self.admin.users()
+        live = await self.admin.live_sessions(self.clock())
+        return [
+            UserView(
+                user,
+                live.get(user.name, {}).get("session", 0),
+                live.get(user.name, {}).get("token", 0),
+            )
+            for user in users
+        ]
+
+    async def disable_user(self, actor: Actor, name: str) -> int:
+        """Disable ``name`` (it can no longer log in) and end its sessions and API
+        tokens; the number ended."""
+        return await self._change(
+            actor,
+            UserChange(name, disabled=True, revoke=SESSION_KINDS),
+            AuditAction.USER_DISABLED,
+            f"{name}: uitgeschakeld; sessies en API-tokens ingetrokken",
+        )
+
+    async def enable_user(self, actor: Actor, name: str) -> None:
+        """Let a disabled ``name`` log in again (its old sessions and tokens stay ended)."""
+        await self._change(
+            actor, UserChange(name, disabled=False), AuditAction.USER_ENABLED, f"{name}"
+        )
+
+    async def reset_password(self, actor: Actor, name: str, password: str) -> int:
+        """Give ``name`` a new password and end its sessions and API tokens; the number
+        ended. The password is never logged."""
+        self._require(actor, Permission.MANAGE_USERS)  # before any scrypt work
+        check_password_rules(password)
+        hashed = await self._hashing(lambda: self.hasher.hash(password))
+        return await self._change(
+            actor,
+            UserChange(name, password_hash=hashed, revoke=SESSION_KINDS),
+            AuditAction.PASSWORD_RESET,
+            f"{name}: nieuw wachtwoord; sessies en API-tokens ingetrokken",
+        )
+
+    async def change_role(self, actor: Actor, name: str, role: Role) -> None:
+        """Give ``name`` another role; it applies at once, to its sessions and tokens too."""
+        self._require(actor, Permission.MANAGE_USERS)
+        user = await self.admin.user(name)
+        if user is None:
+            raise LookupError(name)
+        await self._change(
+            actor,
+            UserChange(name, role=role),
+            AuditAction.ROLE_CHANGED,
+            f"{name}: {user.role.value} -> {role.value}",
+        )
+
+    async def revoke_sessions(
+        self, actor: Actor, name: str, kinds: frozenset[str] = SESSION_KINDS
+    ) -> int:
+        """End ``name``'s browser sessions and/or API tokens; the number ended."""
+        self._require(actor, Permission.MANAGE_USERS)
+        if not kinds or not kinds <= SESSION_KINDS:
+            raise AccountError("revoke sessions, tokens or both")
+        what = " en ".join({"session": "sessies", "token": "API-tokens"}[k] for k in sorted(kinds))
+        return await self._change(
+            actor,
+            UserChange(name, revoke=frozenset(kinds)),
+            AuditAction.SESSIONS_REVOKED,
+            f"{name}: {what} ingetrokken",
+        )
+
+    async def _change(
+        self, actor: Actor, change: UserChange, action: AuditAction, detail: str
+    ) -> int:
+        self._require(actor, Permission.MANAGE_USERS)
+        try:
+            check_user_name(change.name)
+        except AccountError:
+            raise LookupError(change.name) from None
+        ended = await self.admin.change_user(change, self._entry(actor, action, None, detail))
+        if self.metrics is not None:
+            self.metrics.audit_entries.labels(action.value).inc()
+        return ended
+
+    async def _hashing(self, fn: Callable[[], T]) -> T:
+        """A password hash or check off the reactor thread, a few at a time: each takes
+        scrypt's memory (128 MiB by default), so a flood of logins cannot take more."""
+        await self._hash_slots.acquire()
+        try:
+            return await self.run_in_thread(fn)
+        finally:
+            self._hash_slots.release()
 
     # --- cases --------------------------------------------------------------------------
 
@@ -499,10 +645,39 @@ class AdminService:
         await self._audit(self._entry(actor, action, None, f"vanaf {after_seq + 1}"))
         return await self.admin.audit_entries(after_seq=after_seq, limit=limit)
 
-    async def verify_audit(self) -> ChainReport:
-        entries = await self.admin.audit_entries()
-        head = await self.admin.audit_head()
-        return verify_chain(entries, head)
+    async def verify_audit(
+        self, *, incremental: bool = False, expected: tuple[int, str] | None = None
+    ) -> ChainReport:
+        """Check the audit chain up to its head, a page of entries at a time. With
+        ``incremental``, from the last entry an earlier intact check reached (if it is
+        still there with the same hash) instead of from the first: the newer entries and
+        the head are checked, the older ones not again. ``expected`` is a head recorded
+        elsewhere (``igo-gateway audit head``) that the log must still hold."""
+        head = await self.admin.audit_chain_head()
+        start = (0, GENESIS_HASH)
+        frontier: list[AuditEntry] = []
+        if incremental and self._verified is not None and 0 < self._verified[0] <= head.seq:
+            seq, digest = self._verified
+            found = await self.admin.audit_entries(after_seq=seq - 1, limit=1)
+            if found and found[0].seq == seq and found[0].hash == digest:
+                # Checked again (content against hash) as the first entry of this check.
+                frontier, start = found, (seq - 1, found[0].prev_hash)
+        verifier = ChainVerifier(
+            self.admin.audit_key, head.keyed_from, start=start, expected=expected
+        )
+        verifier.feed(frontier)
+        position = start[0] + len(frontier)
+        while position < head.seq and not verifier.broken:
+            page = await self.admin.audit_entries(
+                after_seq=position, limit=min(AUDIT_VERIFY_PAGE, head.seq - position)
+            )
+            if not page:
+                break
+            verifier.feed(page)
+            position = page[-1].seq
+        report = verifier.report(head)
+        self._verified = (report.entries, report.head_hash) if report.intact else None
+        return report
 
     # --- helpers ------------------------------------------------------------------------
 

@@ -3,8 +3,9 @@
 ``create-user`` bootstraps the first administrator (the password is asked twice at a
 terminal, or read as one line from standard input — never taken from the command line,
 where other users of the machine could read it); ``create-token`` makes an API token for
-scripts; ``list-users`` shows who has access. Each is written to the audit log as done by
-``cli:<the OS user>``.
+scripts; ``list-users`` shows who has access. The leaver process: ``disable-user`` (and
+``enable-user``), ``reset-password``, ``set-role`` and ``revoke`` (sessions and/or API
+tokens). Each is written to the audit log as done by ``cli:<the OS user>``.
 
 :func:`admin_session` is shared by ``igo-gateway cases`` and ``igo-gateway audit``: the
 config's store opened without a reactor, and the admin service on it.
@@ -15,14 +16,15 @@ from __future__ import annotations
 import argparse
 import getpass
 import sys
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from adapters.admin.blocking import Blocking, opened_stores
+from adapters.storage.keys import check_store_keys
 from adapters.storage.search import SqlSearchStore
 from gateway.admin.accounts import AccountError, Actor, Role
 from gateway.admin.ports import UserExistsError
@@ -37,6 +39,7 @@ from gateway.store import StoreError
 __all__ = ["AdminSession", "admin_session", "cli_actor", "register"]
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+T = TypeVar("T")
 
 
 class CliError(Exception):
@@ -86,6 +89,11 @@ def admin_session(config_path: Path) -> Iterator[AdminSession]:
         make_data_dirs(config)  # a first account may come before the first start
         with opened_stores(config.store.url, keyring) as stores:
             store = stores.store
+            try:
+                stores.run.wait(check_store_keys(store))
+            except CryptoError as exc:
+                raise CliError(str(exc)) from None
+            stores.run.wait(stores.admin.key_audit_chain(_now()))
             resolver = build_resolver(config, store, layouts, catalogue, None, None)
             # No bundling from here: the running gateway's next scheduled run decides
             # again what a broken bundle or a closed phase changed.
@@ -125,9 +133,56 @@ def register(sub: Any) -> None:
     p.add_argument("--days", type=int, default=90)
     p.set_defaults(handler=_create_token)
 
-    p = commands.add_parser("list-users", help="the users of the admin site and their roles")
+    p = commands.add_parser(
+        "list-users", help="the users of the admin site, their roles and live sessions"
+    )
     p.add_argument("--config", type=Path, required=True, metavar="FILE")
     p.set_defaults(handler=_list_users)
+
+    p = commands.add_parser(
+        "disable-user",
+        help="disable a user and end its sessions and API tokens (a leaver)",
+        description="The user can no longer log in; its browser sessions and API tokens end "
+        "at once. Refused for the last active administrator.",
+    )
+    p.add_argument("--config", type=Path, required=True, metavar="FILE")
+    p.add_argument("--name", required=True)
+    p.set_defaults(handler=_disable_user)
+
+    p = commands.add_parser("enable-user", help="let a disabled user log in again")
+    p.add_argument("--config", type=Path, required=True, metavar="FILE")
+    p.add_argument("--name", required=True)
+    p.set_defaults(handler=_enable_user)
+
+    p = commands.add_parser(
+        "reset-password",
+        help="give a user a new password and end its sessions and API tokens",
+        description="The new password is asked twice at a terminal, or read as one line from "
+        "standard input.",
+    )
+    p.add_argument("--config", type=Path, required=True, metavar="FILE")
+    p.add_argument("--name", required=True)
+    p.set_defaults(handler=_reset_password)
+
+    p = commands.add_parser(
+        "set-role",
+        help="change a user's role (applies at once)",
+        description="Refused when it would leave no active administrator.",
+    )
+    p.add_argument("--config", type=Path, required=True, metavar="FILE")
+    p.add_argument("--name", required=True)
+    p.add_argument("--role", required=True, choices=[r.value for r in Role])
+    p.set_defaults(handler=_set_role)
+
+    p = commands.add_parser("revoke", help="end a user's browser sessions and/or API tokens")
+    p.add_argument("--config", type=Path, required=True, metavar="FILE")
+    p.add_argument("--name", required=True)
+    p.add_argument(
+        "--only",
+        choices=["sessions", "tokens"],
+        help="only the browser sessions, or only the API tokens (default: both)",
+    )
+    p.set_defaults(handler=_revoke)
 
 
 def _read_password() -> str:
@@ -179,10 +234,81 @@ def _create_token(args: argparse.Namespace) -> int:
 def _list_users(args: argparse.Namespace) -> int:
     try:
         with admin_session(args.config) as session:
-            users = session.run.wait(session.service.admin.users())
+            views = session.run.wait(session.service.users(cli_actor()))
     except CliError as exc:
         return _report("list-users", exc)
-    for user in users:
+    for view in views:
+        user = view.user
         state = "disabled" if user.disabled else "active"
-        print(f"{user.name:<24} {user.role.value:<14} {state}")
+        live = f"{view.sessions} sessions, {view.tokens} tokens"
+        print(f"{user.name:<24} {user.role.value:<14} {state:<9} {live}")
     return EXIT_OK
+
+
+def _manage(
+    args: argparse.Namespace, command: str, work: Callable[[AdminService, Actor], Awaitable[T]]
+) -> tuple[int, T | None]:
+    try:
+        with admin_session(args.config) as session:
+            return EXIT_OK, session.run.wait(work(session.service, cli_actor()))
+    except CliError as exc:
+        return _report(command, exc), None
+    except LookupError:
+        return _report(command, CliError(f"no user {args.name!r}")), None
+    except AccountError as exc:
+        return _report(command, CliError(str(exc))), None
+
+
+def _disable_user(args: argparse.Namespace) -> int:
+    status, ended = _manage(
+        args, "disable-user", lambda service, actor: service.disable_user(actor, args.name)
+    )
+    if status == EXIT_OK:
+        print(f"user {args.name} disabled; {ended} sessions and tokens ended")
+    return status
+
+
+def _enable_user(args: argparse.Namespace) -> int:
+    status, _ = _manage(
+        args, "enable-user", lambda service, actor: service.enable_user(actor, args.name)
+    )
+    if status == EXIT_OK:
+        print(f"user {args.name} enabled")
+    return status
+
+
+def _reset_password(args: argparse.Namespace) -> int:
+    try:
+        password = _read_password()
+    except CliError as exc:
+        return _report("reset-password", exc)
+    status, ended = _manage(
+        args,
+        "reset-password",
+        lambda service, actor: service.reset_password(actor, args.name, password),
+    )
+    if status == EXIT_OK:
+        print(f"user {args.name}: new password set; {ended} sessions and tokens ended")
+    return status
+
+
+def _set_role(args: argparse.Namespace) -> int:
+    role = Role(args.role)
+    status, _ = _manage(
+        args, "set-role", lambda service, actor: service.change_role(actor, args.name, role)
+    )
+    if status == EXIT_OK:
+        print(f"user {args.name} is now {role.value}")
+    return status
+
+
+def _revoke(args: argparse.Namespace) -> int:
+    kinds = {"sessions": {"session"}, "tokens": {"token"}}.get(args.only, {"session", "token"})
+    status, ended = _manage(
+        args,
+        "revoke",
+        lambda service, actor: service.revoke_sessions(actor, args.name, frozenset(kinds)),
+    )
+    if status == EXIT_OK:
+        print(f"user {args.name}: {ended} ended")
+    return status

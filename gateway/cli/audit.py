@@ -1,9 +1,12 @@
 """``igo-gateway audit``: check and export the admin audit log.
 
-``verify`` recomputes the hash chain: exit 0 when intact (printing the number of entries
-and the newest hash — write it down elsewhere to anchor the log), 1 naming the first entry
-that was edited or deleted. ``export`` writes the entries as JSON lines (and logs that it
-did).
+``verify`` recomputes the hash chain (keyed with the key file's audit key when the config
+names one): exit 0 when intact, 1 naming the first entry that was edited or deleted; with
+``--head SEQ:HASH`` (a head recorded earlier) also 1 when the log no longer holds that
+entry with that hash — a log rolled back or cut, head and all. ``head`` prints the newest
+entry as ``SEQ:HASH`` after checking the chain, for recording outside the gateway's
+machines (see docs/operations.md). ``export`` writes the entries as JSON lines (and logs
+that it did).
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from gateway.admin.audit import entry_json
+from gateway.admin.audit import entry_json, parse_recorded_head
 from gateway.cli.admin import CliError, admin_session, cli_actor
 
 __all__ = ["register"]
@@ -33,7 +36,23 @@ def register(sub: Any) -> None:
         "1 naming the first entry edited or deleted.",
     )
     p.add_argument("--config", type=Path, required=True, metavar="FILE")
+    p.add_argument(
+        "--head",
+        metavar="SEQ:HASH",
+        help="a head recorded earlier by `audit head`: the log must still hold it",
+    )
     p.set_defaults(handler=_verify)
+
+    p = commands.add_parser(
+        "head",
+        help="print the newest entry as SEQ:HASH, to record outside the gateway",
+        description="Check the chain, then print its head as SEQ:HASH (exit 1, printing "
+        "nothing on standard output, when the chain is broken). Record the line where "
+        "whoever can change the database cannot (another machine, a ticket, paper); later "
+        "`audit verify --head SEQ:HASH` shows whether the log still holds it.",
+    )
+    p.add_argument("--config", type=Path, required=True, metavar="FILE")
+    p.set_defaults(handler=_head)
 
     p = commands.add_parser("export", help="write the audit log as JSON lines")
     p.add_argument("--config", type=Path, required=True, metavar="FILE")
@@ -44,19 +63,48 @@ def register(sub: Any) -> None:
 
 def _verify(args: argparse.Namespace) -> int:
     try:
+        expected = parse_recorded_head(args.head) if args.head else None
+    except ValueError as exc:
+        print(f"igo-gateway audit verify: --head: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
         with admin_session(args.config) as session:
-            report = session.run.wait(session.service.verify_audit())
+            report = session.run.wait(session.service.verify_audit(expected=expected))
+            keyed = session.service.admin.audit_key is not None
     except CliError as exc:
         print(f"igo-gateway audit verify: {exc}", file=sys.stderr)
         return exc.status
     if report.intact:
-        print(f"audit log intact: {report.entries} entries, newest hash {report.head_hash}")
+        kind = "keyed" if keyed else "UNKEYED (no key file: the chain shows edits, not rewrites)"
+        anchored = f"; holds the recorded head {args.head}" if expected else ""
+        print(
+            f"audit log intact: {report.entries} entries ({kind}), "
+            f"head {report.entries}:{report.head_hash}{anchored}"
+        )
         return EXIT_OK
     print(
         f"audit log broken at entry {report.first_bad_seq}: {report.problem} "
         f"({report.entries} entries before it are intact)"
     )
     return EXIT_FAILED
+
+
+def _head(args: argparse.Namespace) -> int:
+    try:
+        with admin_session(args.config) as session:
+            report = session.run.wait(session.service.verify_audit())
+    except CliError as exc:
+        print(f"igo-gateway audit head: {exc}", file=sys.stderr)
+        return exc.status
+    if not report.intact:
+        print(
+            f"igo-gateway audit head: the log is broken at entry {report.first_bad_seq} "
+            f"({report.problem}); nothing to record",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
+    print(f"{report.entries}:{report.head_hash}")
+    return EXIT_OK
 
 
 def _export(args: argparse.Namespace) -> int:

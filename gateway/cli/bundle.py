@@ -16,6 +16,7 @@ from twisted.internet.interfaces import IReactorTime
 
 from adapters.storage import SqlMessageStore, open_store
 from adapters.storage.blocking import Blocking
+from adapters.storage.keys import check_store_keys
 from gateway.bundler import BUNDLING_JOB, BundleConflictError, Bundler
 from gateway.config import ConfigError, GatewayConfig, load_config
 from gateway.crypto import CryptoError, Keyring
@@ -108,6 +109,7 @@ def _run_with_store_and_clock(
     run = Blocking()
     store = run.wait(open_store(config.store.url, run, keyring))
     try:
+        run.wait(check_store_keys(store))  # CryptoError for a key file that does not fit
         return run.wait(work(store, run), timeout=CLI_WAIT_SECONDS)
     finally:
         run.wait(store.close())

@@ -22,6 +22,7 @@ from adapters.admin.demo import seed_parked
 from adapters.storage.batches import SqlBatchStore
 from gateway.admin.batches import BatchState
 from gateway.cli import main as cli_main
+from gateway.crypto import Keyring
 from gateway.ei import load_layouts, validate_bytes
 from gateway.outbox import OutboundState
 from tests.factories import BSNS, kz301
@@ -500,17 +501,52 @@ def test_with_a_key_file_no_bsn_is_written_to_disk_and_rotation_loses_nothing(
             assert bsn.encode() not in data, f"{bsn} in {path.name}"
         assert b"Testpersoon" not in data, path.name
 
+    old_key = Keyring.load(keys).current
     rotated = run_cli("keys", "rotate", "--config", str(config), cwd=tmp_path)
     assert rotated.returncode == 0, rotated.stderr
     gateway.start()
     try:
-        gateway.wait_for_log("re-encryption done: 3 stored files resealed")
+        # 3 files in the journal and the good upload's declaration line.
+        gateway.wait_for_log("re-encryption done: 4 sealed rows resealed")
+    finally:
+        assert gateway.stop() == 0
+    status = run_cli("keys", "status", "--config", str(config), cwd=tmp_path)
+    assert status.returncode == 0, status.stderr
+    (old_row,) = [row for row in status.stdout.splitlines() if row.startswith(old_key)]
+    assert "seals nothing" in old_row
+    assert "declaration_lines (1 row)" in status.stdout  # now under the new key
+    retired = run_cli("keys", "retire", "--config", str(config), old_key, cwd=tmp_path)
+    assert retired.returncode == 0, retired.stderr
+
+    # Without the old key everything still reads: payloads and the sealed lines.
+    gateway.start()
+    try:
         with gateway.client(KRAAMZORG) as epd:
             again = epd.get(f"/berichten/{retour['traceerId']}/payload").content
             assert again == first_download
             assert epd.get(f"/berichten/{receipt['traceerId']}/payload").content == bad
     finally:
         gateway.stop()
+    search = subprocess.run(
+        cli_command("cases", "search", "--config", str(config), "--bsn-prompt", "--unmask"),
+        input=BSNS[1] + "\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=tmp_path,
+    )
+    assert search.returncode == 0, search.stderr
+    assert BSNS[1] in search.stdout
+
+    # Another key file (a valid one) is refused at start, with the reason.
+    keys.rename(keys.with_name("right.toml"))
+    assert run_cli("keys", "init", str(keys), cwd=tmp_path).returncode == 0
+    refused = run_cli("serve", "--config", str(config), cwd=tmp_path)
+    assert refused.returncode == 1
+    assert "the key file lacks key(s) the store still needs" in refused.stderr
+    assert "declaration_lines (1 row)" in refused.stderr
+    assert "Traceback" not in refused.stderr
 
 
 def test_the_admin_site_is_served_apart_from_the_epd_api(gateway: GatewayProcess) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from adapters.admin.routes import ADMIN_ROUTES
-from adapters.admin.site import FilterModel, SearchRequest
+from adapters.admin.site import USER_OPERATIONS, FilterModel, SearchRequest, UserRequest
 from gateway.admin.accounts import Permission
 from gateway.admin.batches import BatchControl, BatchState, ItemOutcome, filter_json
 from gateway.admin.cases import CaseAction, CaseFilter, CaseKind, case_id
@@ -120,3 +120,15 @@ def test_the_api_routes_are_the_spec_paths_with_the_same_methods() -> None:
         for path, operations in SPEC["paths"].items()
     }
     assert routed == documented
+
+
+def test_the_users_answer_what_the_spec_requires(world: AdminWorld) -> None:
+    auth = {"Authorization": f"Bearer {world.token('bea')}"}
+    users = json.loads(world.browser().get("/api/users", auth).body)["users"]
+    assert users
+    assert all(set(user) == required("User") for user in users)
+    operations = SPEC["paths"]["/api/users/{name}/{operation}"]["post"]["parameters"][1]
+    assert tuple(operations["schema"]["enum"]) == USER_OPERATIONS
+    assert set(SPEC["components"]["schemas"]["UserRequest"]["properties"]) == set(
+        UserRequest.model_fields
+    )

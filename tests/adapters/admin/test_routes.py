@@ -15,6 +15,7 @@ from urllib.parse import quote
 import pytest
 
 from adapters.admin.routes import ADMIN_ROUTES
+from adapters.admin.site import USER_OPERATIONS
 from gateway.admin.batches import BatchControl
 from gateway.admin.cases import CaseAction, CaseKind, case_id
 from tests.adapters.admin.conftest import AdminWorld, Browser
@@ -39,6 +40,8 @@ ROUTES: list[tuple[str, str]] = [
     ("/search", "GET POST"),
     ("/audit", "GET"),
     ("/audit/export", "GET"),
+    ("/users", "GET"),
+    *[(f"/users/vera/{operation}", "POST") for operation in USER_OPERATIONS],
     (f"/bulk{BULK}", "GET POST"),
     ("/batches", "GET"),
     ("/batches/1", "GET"),
@@ -52,6 +55,8 @@ ROUTES: list[tuple[str, str]] = [
     ("/api/search", "POST"),
     ("/api/audit", "GET"),
     ("/api/audit/verify", "GET"),
+    ("/api/users", "GET"),
+    *[(f"/api/users/vera/{operation}", "POST") for operation in USER_OPERATIONS],
     ("/api/batches", "GET POST"),
     ("/api/batches/preview", "POST"),
     ("/api/batches/1", "GET"),
@@ -139,6 +144,7 @@ def test_every_route_of_the_site_is_in_this_table() -> None:
         for control in BatchControl:
             pattern = pattern.replace(f"/{control.value}", "/{control}")
         pattern = pattern.replace("/batches/1", "/batches/{batch}")
+        pattern = re.sub(r"/users/vera/\w+$", "/users/{name}/{operation}", pattern)
         tested.setdefault(pattern, set()).update(methods.split())
     declared: dict[str, set[str]] = {}
     for route in ADMIN_ROUTES:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import tempfile
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import pytest
@@ -205,6 +206,48 @@ def test_the_administrator_sees_and_exports_the_audit_log(world: AdminWorld) -> 
     )
 
 
+def test_the_audit_page_checks_the_role_before_any_work_on_the_chain(
+    world: AdminWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reads: list[object] = []
+    real = world.admin.audit_entries
+
+    def spy(**kwargs: Any) -> Any:
+        reads.append(kwargs)
+        return real(**kwargs)
+
+    monkeypatch.setattr(world.admin, "audit_entries", spy)
+    for name in ("vera", "otto"):
+        browser = logged_in(world, name)
+        assert browser.get("/audit").status == 403
+        api = world.browser()
+        auth = {"Authorization": f"Bearer {world.token(name)}"}
+        assert api.get("/api/audit/verify", auth).status == 403
+        assert api.get("/api/audit", auth).status == 403
+    assert reads == []
+
+
+def test_the_audit_page_checks_only_what_is_new_since_its_last_check(
+    world: AdminWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    boss = logged_in(world, "bea")
+    assert "Keten intact" in boss.get("/audit").text
+    reads: list[int] = []
+    real = world.admin.audit_entries
+
+    def spy(**kwargs: Any) -> Any:
+        reads.append(int(kwargs.get("after_seq", 0)))
+        return real(**kwargs)
+
+    monkeypatch.setattr(world.admin, "audit_entries", spy)
+    assert "Keten intact" in boss.get("/audit").text
+    assert 0 not in reads[:-1]  # the last read is the page's own list of entries
+    token = world.token("bea")
+    full = world.browser().get("/api/audit/verify?full=1", {"Authorization": f"Bearer {token}"})
+    assert json.loads(full.body)["intact"] is True
+    assert 0 in reads
+
+
 def test_logout_ends_the_session(world: AdminWorld) -> None:
     browser = logged_in(world, "otto")
     page = browser.get("/cases")
@@ -213,6 +256,53 @@ def test_logout_ends_the_session(world: AdminWorld) -> None:
     stale = world.browser()
     stale.cookies[SESSION] = token
     assert stale.get("/cases").status == 303
+
+
+def test_the_administrator_disables_a_user_on_the_site_and_her_session_ends(
+    world: AdminWorld,
+) -> None:
+    leaver = logged_in(world, "vera")
+    assert leaver.get("/cases").status == 200
+    boss = logged_in(world, "bea")
+    page = boss.get("/users")
+    assert page.status == 200
+    assert "vera" in page.text
+    assert 'href="/users"' in page.text
+    assert boss.post("/users/vera/disable", {}).status == 403  # no CSRF token: nothing done
+    assert leaver.get("/cases").status == 200
+    done = boss.post("/users/vera/disable", {"csrf": page.csrf()})
+    assert (done.status, done.header("location")) == (303, "/users?done=disable")
+    assert "Gebruiker uitgeschakeld" in boss.get(done.header("location")).text
+    assert leaver.get("/cases").status == 303  # back to the login
+    assert world.browser().login("vera").status == 401
+
+    short = boss.post("/users/otto/password", {"csrf": page.csrf(), "password": "short"})
+    assert short.status == 400
+    assert "at least 12" in short.text
+    assert boss.post("/users/otto/role", {"csrf": page.csrf(), "role": "viewer"}).status == 303
+    new_password = "otto's new long password"
+    reset = boss.post("/users/otto/password", {"csrf": page.csrf(), "password": new_password})
+    assert reset.status == 303
+    assert world.browser().login("otto", new_password).status == 303
+    entries = world.pump.wait(world.admin.audit_entries())
+    actions = [(e.actor, e.action) for e in entries]
+    for action in ("user_disabled", "role_changed", "password_reset"):
+        assert ("bea", action) in actions
+    assert all(new_password not in e.detail for e in entries)
+
+
+def test_only_administrators_reach_the_users_page(world: AdminWorld) -> None:
+    operator = logged_in(world, "otto")
+    page = operator.get("/cases")
+    assert 'href="/users"' not in page.text
+    assert operator.get("/users").status == 403
+    assert operator.post("/users/vera/disable", {"csrf": page.csrf()}).status == 403
+    refused = operator.post("/users/vera/password", {"csrf": page.csrf(), "password": "x" * 20})
+    assert refused.status == 403
+    boss = logged_in(world, "bea")
+    assert boss.get("/users/vera/disable").status == 405
+    assert boss.post("/users/vera/explode", {"csrf": boss.get("/users").csrf()}).status == 404
+    assert world.browser().login("vera").status == 303  # nothing was done to vera
 
 
 # --- the JSON API ----------------------------------------------------------------------------
@@ -326,3 +416,40 @@ def test_a_body_over_the_limit_is_refused(world: AdminWorld, chunked: bool) -> N
         )
     assert connection.response()[0] == 413
     assert connection.disconnecting
+
+
+def test_the_api_manages_accounts_for_administrators_only(world: AdminWorld) -> None:
+    api = world.browser()
+    boss = {"Authorization": f"Bearer {world.token('bea')}"}
+    vera_token = world.token("vera")
+    listed = json.loads(api.get("/api/users", boss).body)["users"]
+    (vera,) = [u for u in listed if u["name"] == "vera"]
+    assert vera == {
+        "name": "vera",
+        "role": "viewer",
+        "disabled": False,
+        "createdAt": vera["createdAt"],
+        "failedLogins": 0,
+        "sessions": 0,
+        "tokens": 1,
+    }
+    changed = api.request("POST", "/api/users/vera/role", b'{"role": "operator"}', boss)
+    assert changed.status == 200
+    me = json.loads(api.get("/api/me", {"Authorization": f"Bearer {vera_token}"}).body)
+    assert me["role"] == "operator"
+    revoked = api.request("POST", "/api/users/vera/revoke", b'{"what": "tokens"}', boss)
+    assert json.loads(revoked.body)["ended"] == 1
+    assert api.get("/api/me", {"Authorization": f"Bearer {vera_token}"}).status == 401
+
+    otto = {"Authorization": f"Bearer {world.token('otto')}"}
+    assert api.get("/api/users", otto).status == 403
+    assert api.request("POST", "/api/users/bea/disable", b"{}", otto).status == 403
+    missing = api.request("POST", "/api/users/nobody/disable", b"{}", boss)
+    assert (missing.status, json.loads(missing.body)["code"]) == (404, "onbekend")
+    wrong = api.get("/api/users/vera/disable", boss)
+    assert (wrong.status, wrong.header("allow")) == (405, "POST")
+    last = api.request("POST", "/api/users/bea/disable", b"{}", boss)
+    assert last.status == 400
+    assert "last active administrator" in json.loads(last.body)["detail"]
+    bad = api.request("POST", "/api/users/vera/password", b'{"password": 5}', boss)
+    assert bad.status == 400

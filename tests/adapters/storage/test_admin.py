@@ -407,3 +407,103 @@ def test_only_an_administrator_reads_the_audit_log_and_reading_is_logged(world: 
     entries = world.wait(world.service.audit_log(boss, export=True))
     assert entries[-1].action == "export_audit"
     assert entries[-1].actor == "bea"
+
+
+# --- the accounts' life cycle ----------------------------------------------------------------
+
+
+def test_a_disabled_user_loses_sessions_and_tokens_and_cannot_log_in(world: World) -> None:
+    boss = world.user("bea", Role.ADMINISTRATOR)
+    world.user("anna", Role.OPERATOR)
+    session, _ = world.wait(world.service.login("anna", PASSWORD, "10.0.0.1"))
+    token = world.wait(world.service.create_token("anna", timedelta(days=1), ROOT))
+    assert world.wait(world.service.disable_user(boss, "anna")) == 2
+    for secret in (session, token):
+        assert world.wait(world.service.authenticate(secret, "10.0.0.1")) is None
+    error = world.pump.wait_error(world.service.login("anna", PASSWORD, "10.0.0.1"))
+    assert isinstance(error, LoginRefusedError)
+    (view,) = [v for v in world.wait(world.service.users(boss)) if v.user.name == "anna"]
+    assert view.user.disabled
+    assert (view.sessions, view.tokens) == (0, 0)
+
+    world.wait(world.service.enable_user(boss, "anna"))
+    assert world.wait(world.service.authenticate(token, "10.0.0.1")) is None  # stays ended
+    assert world.wait(world.service.login("anna", PASSWORD, "10.0.0.1"))[1].name == "anna"
+    actions = [e.action for e in world.wait(world.admin.audit_entries())]
+    assert "user_disabled" in actions
+    assert "user_enabled" in actions
+    assert world.wait(world.service.verify_audit()).intact
+
+
+def test_a_password_reset_ends_the_sessions_and_only_the_new_password_works(
+    world: World,
+) -> None:
+    boss = world.user("bea", Role.ADMINISTRATOR)
+    world.user("anna", Role.VIEWER)
+    session, _ = world.wait(world.service.login("anna", PASSWORD, "10.0.0.1"))
+    new = "a new long password"
+    assert world.wait(world.service.reset_password(boss, "anna", new)) == 1
+    assert world.wait(world.service.authenticate(session, "10.0.0.1")) is None
+    assert isinstance(
+        world.pump.wait_error(world.service.login("anna", PASSWORD, "10.0.0.2")),
+        LoginRefusedError,
+    )
+    assert world.wait(world.service.login("anna", new, "10.0.0.3"))[1].name == "anna"
+    entries = world.wait(world.admin.audit_entries())
+    (reset,) = [e for e in entries if e.action == "password_reset"]
+    assert new not in reset.detail
+    assert (reset.actor, reset.role) == ("bea", "administrator")
+    error = world.pump.wait_error(world.service.reset_password(boss, "anna", "short"))
+    assert "at least 12" in str(error)
+
+
+def test_a_role_change_applies_at_once_and_tokens_can_be_revoked_alone(world: World) -> None:
+    boss = world.user("bea", Role.ADMINISTRATOR)
+    world.user("anna", Role.VIEWER)
+    session, _ = world.wait(world.service.login("anna", PASSWORD, "10.0.0.1"))
+    token = world.wait(world.service.create_token("anna", timedelta(days=1), ROOT))
+    world.wait(world.service.change_role(boss, "anna", Role.OPERATOR))
+    actor = world.wait(world.service.authenticate(session, "10.0.0.1"))
+    assert actor.role is Role.OPERATOR
+    assert world.wait(world.service.revoke_sessions(boss, "anna", frozenset({"token"}))) == 1
+    assert world.wait(world.service.authenticate(token, "10.0.0.1")) is None
+    assert world.wait(world.service.authenticate(session, "10.0.0.1")) is not None
+    details = [e.detail for e in world.wait(world.admin.audit_entries())]
+    assert "anna: viewer -> operator" in details
+    assert "anna: API-tokens ingetrokken" in details
+
+
+def test_only_administrators_manage_accounts_and_the_last_one_stays(world: World) -> None:
+    boss = world.user("bea", Role.ADMINISTRATOR)
+    operator = world.user("otto", Role.OPERATOR)
+    for attempt in (
+        world.service.disable_user(operator, "bea"),
+        world.service.users(operator),
+        world.service.change_role(operator, "otto", Role.ADMINISTRATOR),
+        world.service.reset_password(operator, "bea", "a new long password"),
+    ):
+        assert isinstance(world.pump.wait_error(attempt), NotAllowedError)
+    for attempt in (
+        world.service.disable_user(boss, "bea"),
+        world.service.change_role(boss, "bea", Role.VIEWER),
+    ):
+        error = world.pump.wait_error(attempt)
+        assert "last active administrator" in str(error)
+    assert isinstance(
+        world.pump.wait_error(world.service.disable_user(boss, "nobody")), LookupError
+    )
+    world.user("bob", Role.ADMINISTRATOR)
+    world.wait(world.service.disable_user(boss, "bea"))  # another administrator is left
+    user = world.wait(world.admin.user("bea"))
+    assert user is not None
+    assert user.disabled
+
+
+def test_a_login_with_an_older_hash_stores_one_with_todays_cost(world: World) -> None:
+    world.user("anna", Role.VIEWER)
+    assert world.service.hasher.parameters.log2_n == 10
+    world.service.hasher = PasswordHasher(ScryptParameters(log2_n=11))
+    world.wait(world.service.login("anna", PASSWORD, "10.0.0.1"))
+    user = world.wait(world.admin.user("anna"))
+    assert user is not None
+    assert user.password_hash.startswith("scrypt$11$")

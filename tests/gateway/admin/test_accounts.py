@@ -32,6 +32,7 @@ def test_roles_grant_what_they_say() -> None:
     assert operator.may(Permission.RESOLVE_CASES)
     assert operator.may(Permission.UNMASK)
     assert not operator.may(Permission.VIEW_AUDIT)
+    assert not operator.may(Permission.MANAGE_USERS)
     assert all(admin.may(p) for p in Permission)
 
 
@@ -44,6 +45,17 @@ def test_a_password_hash_is_scrypt_with_its_parameters_and_a_salt() -> None:
     assert not hasher.verify("correct horse batterY", first)
     assert not hasher.verify("anything", None)  # no such user
     assert not hasher.verify("anything", "not-a-hash")
+
+
+def test_the_default_cost_is_at_least_n_2_17_and_older_hashes_still_verify() -> None:
+    defaults = ScryptParameters()
+    assert defaults.log2_n >= 17
+    assert 128 * defaults.r * 2**defaults.log2_n >= 128 * 1024 * 1024  # 128 MiB
+    old = PasswordHasher(ScryptParameters(log2_n=15)).hash("correct horse battery")
+    hasher = PasswordHasher()
+    assert hasher.verify("correct horse battery", old)
+    assert hasher.needs_rehash(old)
+    assert hasher.hash("correct horse battery").startswith(f"scrypt${defaults.log2_n}$8$1$")
 
 
 def test_hashes_made_with_other_parameters_still_verify_and_ask_for_a_rehash() -> None:

@@ -6,12 +6,17 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+import pytest
+
 from gateway.admin.audit import (
     GENESIS_HASH,
     AuditAction,
     AuditEntry,
+    AuditHead,
     NewAuditEntry,
     chain_entry,
+    head_mac,
+    parse_recorded_head,
     verify_chain,
 )
 
@@ -72,3 +77,41 @@ def test_timestamps_in_other_zones_hash_alike() -> None:
     )
     entry = chain_entry(new, 1, GENESIS_HASH)
     assert entry == chain_entry(replace(new, at=T0), 1, GENESIS_HASH)
+
+
+KEY = b"a" * 32
+
+
+def keyed_chain(n: int, keyed_from: int = 1) -> tuple[list[AuditEntry], AuditHead]:
+    entries: list[AuditEntry] = []
+    prev = GENESIS_HASH
+    for i in range(1, n + 1):
+        new = NewAuditEntry(T0 + timedelta(seconds=i), "anna", "operator", AuditAction.NOTE, "c")
+        entry = chain_entry(new, i, prev, KEY if i >= keyed_from else None)
+        entries.append(entry)
+        prev = entry.hash
+    last = entries[-1]
+    return entries, AuditHead(last.seq, last.hash, keyed_from, head_mac(KEY, n, prev, keyed_from))
+
+
+def test_a_keyed_chain_verifies_with_its_key_only() -> None:
+    entries, stored = keyed_chain(4, keyed_from=3)
+    assert verify_chain(entries, stored, key=KEY).intact
+    assert verify_chain(entries, stored, key=b"b" * 32).first_bad_seq == 3
+    no_key = verify_chain(entries, stored)
+    assert "needs the key file" in no_key.problem
+
+
+def test_a_keyed_head_cannot_be_moved_or_stripped_of_its_mac() -> None:
+    entries, stored = keyed_chain(4)
+    moved = AuditHead(3, entries[2].hash, 1, stored.mac)
+    assert "not sealed" in verify_chain(entries[:3], moved, key=KEY).problem
+    stripped = AuditHead(4, entries[3].hash, 1, None)
+    assert "not sealed" in verify_chain(entries, stripped, key=KEY).problem
+
+
+def test_a_recorded_head_is_parsed_strictly() -> None:
+    assert parse_recorded_head(f"12:{'A' * 64}\n") == (12, "a" * 64)
+    for bad in ("12", f"x:{'a' * 64}", "12:abc", f"١٢:{'a' * 64}", f"12:{'g' * 64}"):
+        with pytest.raises(ValueError, match="head"):
+            parse_recorded_head(bad)

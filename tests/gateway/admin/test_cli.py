@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,6 +15,7 @@ from adapters.admin.blocking import opened_stores
 from adapters.admin.demo import seed_cases, seed_parked
 from gateway.admin.cases import CaseKind
 from gateway.cli import main
+from gateway.crypto import Keyring
 from gateway.ei import load_layouts
 from tests.tools import write_cli_config
 
@@ -57,7 +59,7 @@ def test_create_user_reads_the_password_from_stdin_never_the_command_line(
     assert status == 1
     assert "at least 12" in err
     status, out, _ = run(capsys, "admin", "list-users", "--config", str(config))
-    assert out.split() == ["anna", "viewer", "active"]
+    assert out.split() == ["anna", "viewer", "active", "0", "sessions,", "0", "tokens"]
     status, out, _ = run(capsys, "admin", "create-token", "--config", str(config), "--name", "anna")
     assert status == 0
     assert len(out.strip()) >= 43
@@ -123,6 +125,90 @@ def test_audit_verify_finds_an_edited_entry_and_export_writes_json_lines(
     status, out, _ = run(capsys, "audit", "verify", "--config", str(config))
     assert status == 1
     assert "broken at entry 2" in out
+
+
+def test_audit_head_is_recorded_and_a_rolled_back_log_fails_verify_head(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    keys = tmp_path / "keys.toml"
+    assert main(["keys", "init", str(keys)]) == 0
+    db = tmp_path / "gateway.db"
+    config = write_cli_config(
+        tmp_path / "gateway.toml", db, f'\n[encryption]\nkey_file = "{keys}"\n'
+    )
+    with opened_stores(f"sqlite:///{db}", Keyring.load(keys)) as stores:
+        stores.run.wait(seed_cases(stores.store, load_layouts(), datetime.now(UTC)))
+    capsys.readouterr()
+    run(capsys, "cases", "show", "parked:demo-claim", "--config", str(config))
+    shutil.copy(db, tmp_path / "earlier.db")
+    for _ in range(2):
+        run(capsys, "cases", "show", "parked:demo-claim", "--config", str(config))
+    status, out, _ = run(capsys, "audit", "head", "--config", str(config))
+    assert status == 0
+    recorded = out.strip()
+    seq, _, digest = recorded.partition(":")
+    assert (int(seq), len(digest)) == (4, 64)  # the audit_keyed marker and 3 views
+    status, out, _ = run(capsys, "audit", "verify", "--config", str(config), "--head", recorded)
+    assert status == 0
+    assert "(keyed)" in out
+
+    shutil.copy(tmp_path / "earlier.db", db)  # the database rolled back, head and all
+    status, out, _ = run(capsys, "audit", "verify", "--config", str(config))
+    assert status == 0  # on its own the log cannot tell
+    status, out, _ = run(capsys, "audit", "verify", "--config", str(config), "--head", recorded)
+    assert status == 1
+    assert "before the head recorded elsewhere" in out
+    status, _, err = run(capsys, "audit", "verify", "--config", str(config), "--head", "5:xyz")
+    assert status == 2
+    assert "SEQ:HASH" in err
+
+
+def test_the_leaver_process_from_the_command_line(
+    config: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, role in (("anna", "operator"), ("bea", "administrator")):
+        monkeypatch.setattr("sys.stdin", io.StringIO("a long enough password\n"))
+        status, _, _ = run(
+            capsys, "admin", "create-user", "--config", str(config), "--name", name, "--role", role
+        )
+        assert status == 0
+    status, _, _ = run(capsys, "admin", "create-token", "--config", str(config), "--name", "anna")
+    assert status == 0
+    status, out, _ = run(capsys, "admin", "list-users", "--config", str(config))
+    assert "anna                     operator       active    0 sessions, 1 tokens" in out
+
+    status, out, _ = run(capsys, "admin", "revoke", "--config", str(config), "--name", "anna")
+    assert (status, out.strip()) == (0, "user anna: 1 ended")
+    status, out, _ = run(
+        capsys, "admin", "set-role", "--config", str(config), "--name", "anna", "--role", "viewer"
+    )
+    assert (status, out.strip()) == (0, "user anna is now viewer")
+    monkeypatch.setattr("sys.stdin", io.StringIO("another long password\n"))
+    status, out, _ = run(
+        capsys, "admin", "reset-password", "--config", str(config), "--name", "anna"
+    )
+    assert status == 0
+    assert "new password set" in out
+    status, out, _ = run(capsys, "admin", "disable-user", "--config", str(config), "--name", "anna")
+    assert (status, out.strip()) == (0, "user anna disabled; 0 sessions and tokens ended")
+    status, out, _ = run(capsys, "admin", "list-users", "--config", str(config))
+    assert "anna                     viewer         disabled" in out
+    status, _, _ = run(capsys, "admin", "enable-user", "--config", str(config), "--name", "anna")
+    assert status == 0
+
+    status, _, err = run(capsys, "admin", "disable-user", "--config", str(config), "--name", "bea")
+    assert status == 1
+    assert "last active administrator" in err
+    status, _, err = run(
+        capsys, "admin", "disable-user", "--config", str(config), "--name", "nobody"
+    )
+    assert (status, err.strip()) == (1, "igo-gateway admin disable-user: no user 'nobody'")
+
+    status, out, _ = run(capsys, "audit", "export", "--config", str(config))
+    actions = [json.loads(line)["action"] for line in out.splitlines()]
+    for action in ("sessions_revoked", "role_changed", "password_reset", "user_disabled"):
+        assert action in actions
+    assert "another long password" not in out
 
 
 def _parked_for(config: Path, insurer: str, count: int) -> list[str]:

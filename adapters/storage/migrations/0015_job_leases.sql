@@ -1,4 +1,4 @@
--- Version 13: one run of a job at a time across every gateway process sharing the store.
+-- Version 15: one run of a job at a time across every gateway process sharing the store.
 -- A job's lease names its holder (host, process id and a random part) and when it ends, in
 -- milliseconds since the epoch on the database's own clock (so that the clocks of several
 -- gateway hosts never matter). The holder renews it while it runs and gives it up when it

@@ -489,8 +489,8 @@ def _build(
             if rec.parent not in (None, "*") and rec.parent not in records:
                 raise LayoutError(f"{source}: record {rec.type} has unknown parent {rec.parent}")
             for f in rec.parent_keys:
-                parent = records.get(rec.parent or "")
-                if parent is None or not parent.has(f.name):
+                parent_rec = records.get(rec.parent or "")
+                if parent_rec is None or not parent_rec.has(f.name):
                     raise LayoutError(
                         f"{source}: record {rec.type}: parent-key field {f.name!r} is not "
                         f"in its parent record {rec.parent}"

@@ -99,6 +99,11 @@ class _State:
     chain: list[str] = field(default_factory=list)
     detail_count: int = 0
     last_record_id: int = 0
+    # NUM040 of the last detail record that is not a comment (the one a 98 comments on):
+    # the number it carries and, if that was wrong, the one it should have carried
+    commented_ids: tuple[int, int] = (0, 0)
+    # the last record of each type that has children with parent-key fields (the 04)
+    parents: dict[str, Record] = field(default_factory=dict)
     seen_last: bool = False
     header: Record | None = None
     period: tuple[date | None, date | None] = (None, None)
@@ -133,6 +138,8 @@ class Validator:
         self._records = 0
         self._s = _State()
         self._pending_totals: list[tuple[FieldLayout, Record]] = []
+        self._parent_types_of: Layout | None = None
+        self._parent_types: frozenset[str] = frozenset()
 
     # --- public --------------------------------------------------------------------------
 
@@ -226,11 +233,20 @@ class Validator:
         layout = self._reader.layout
         assert layout is not None
         s = self._s
+        if self._parent_types_of is not layout:
+            self._parent_types_of = layout
+            self._parent_types = frozenset(
+                r.parent for r in layout.records.values() if r.parent_keys and r.parent
+            )
         self._counts[rec.type] += 1
         self._check_position(rec, layout)
         typed_ok = rec.layout.regex.fullmatch(rec.raw) is not None
         bad_fields = set() if typed_ok else self._check_types(rec)
         self._check_fields(rec, bad_fields)
+        if rec.layout.parent_keys:
+            self._check_parent_keys(rec, bad_fields)
+        if rec.type in self._parent_types:
+            s.parents[rec.type] = rec
         if rec.layout.position == "detail":
             s.detail_count += 1
             self._check_record_id(rec, layout, bad_fields)
@@ -278,6 +294,23 @@ class Validator:
         while s.chain[-1] != parent:
             s.chain.pop()
         s.chain.append(rec.type)
+
+    def _check_parent_keys(self, rec: Record, bad: set[str]) -> None:
+        """A child record (a 06 under its 04) repeats its parent's key fields."""
+        parent = self._s.parents.get(rec.layout.parent or "")
+        if parent is None:
+            return  # reported as a record out of order
+        for f in rec.layout.parent_keys:
+            if f.name in bad:
+                continue
+            if rec.raw[f.slice] != parent.raw_field(f.name):
+                self._field_finding(
+                    rec,
+                    f,
+                    f.retourcode or "0806",
+                    f"differs from its {parent.type} record (line {parent.number})",
+                )
+                bad.add(f.name)
 
     def _check_types(self, rec: Record) -> set[str]:
         """The record did not match its layout's pattern: find which fields are wrong."""
@@ -348,14 +381,33 @@ class Validator:
             return
         f = rec.layout.field("record_id")
         record_id = rec.number_value("record_id")
-        if layout.kind == "retour":
-            # A retour answers a selection of the declaration's records and keeps their
-            # numbers, so numbers only have to increase.
-            if record_id <= s.last_record_id:
-                self._field_finding(rec, f, "0801", f"must be greater than {s.last_record_id}")
-        elif record_id != s.detail_count:
-            self._field_finding(rec, f, "0801", f"expected {s.detail_count}")
+        if rec.layout.parent == "*":
+            # A comment (98) carries the NUM040 of the record it comments on, as real
+            # files do; a new number of its own (the next one) is accepted as well.
+            commented = s.commented_ids
+            if record_id not in commented and not self._next_id_ok(layout, record_id):
+                self._field_finding(
+                    rec,
+                    f,
+                    "0801",
+                    f"expected {commented[0]} (the record it comments on) or {s.last_record_id + 1}",
+                )
+        else:
+            if not self._next_id_ok(layout, record_id):
+                expected = (
+                    f"greater than {s.last_record_id}"
+                    if layout.kind == "retour"
+                    else str(s.last_record_id + 1)
+                )
+                self._field_finding(rec, f, "0801", f"expected {expected}")
+            s.commented_ids = (record_id, s.last_record_id + 1)
         s.last_record_id = max(s.last_record_id, record_id)
+
+    def _next_id_ok(self, layout: Layout, record_id: int) -> bool:
+        """Detail records are numbered 1, 2, 3, …; a retour answers a selection of the
+        declaration's records and keeps their numbers, so there they only increase."""
+        last = self._s.last_record_id
+        return record_id > last if layout.kind == "retour" else record_id == last + 1
 
     def _check_header(self, rec: Record, bad: set[str]) -> None:
         s = self._s
@@ -431,7 +483,8 @@ class Validator:
         if lay.has("reference") and "reference" not in bad:
             raw_ref = rec.raw_field("reference").rstrip(b" ")
             if raw_ref:
-                key = _digest(raw_ref)
+                # A tariefrecord's reference is its own series, apart from the 04's.
+                key = _digest(rec.type.encode("ascii") + b":" + raw_ref)
                 if key in s.references:
                     self._field_finding(
                         rec, lay.field("reference"), "0588", "used by another record in this file"
@@ -446,7 +499,7 @@ class Validator:
                     else b""
                 )
                 if amount is not None and amount < 0 and prev:
-                    s.credits.append((_digest(prev), amount, rec))
+                    s.credits.append((_digest(rec.type.encode("ascii") + b":" + prev), amount, rec))
 
     @staticmethod
     def _line_amount(rec: Record, bad: set[str]) -> int | None:

@@ -58,10 +58,16 @@ def declared_lines(
 ) -> list[DeclaredLine]:
     """The prestatie lines of a valid declaration file, in file order."""
     records = list(records)
-    amounts = {
-        line.number_value("record_id"): line_amount(line, children, "declared_amount")
-        for line, children in prestatie_groups(records)
-    }
+    amounts: dict[int, int | None] = {}
+    performers: dict[int, str | None] = {}
+    for line, children in prestatie_groups(records):
+        number = line.number_value("record_id")
+        amounts[number] = line_amount(line, children, "declared_amount")
+        # ZH308 v8.0 names the performer on the 06 tariefrecords, not on the 04.
+        performers[number] = next(
+            (p for p in (_text(c, "performer_code") for c in children) if p and p.strip("0")),
+            None,
+        )
     birth_dates: dict[str, date] = {}
     out: list[DeclaredLine] = []
     for record in records:
@@ -93,7 +99,8 @@ def declared_lines(
                 amount=amounts.get(record.number_value("record_id")),
                 reference=_text(record, "reference") or "",
                 previous_reference=_text(record, "previous_reference"),
-                performer=_text(record, "performer_code"),
+                performer=_text(record, "performer_code")
+                or performers.get(record.number_value("record_id")),
             )
         )
     return out

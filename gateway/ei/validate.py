@@ -390,7 +390,8 @@ class Validator:
                     rec,
                     f,
                     "0801",
-                    f"expected {commented[0]} (the record it comments on) or {s.last_record_id + 1}",
+                    f"expected {commented[0]} (the record it comments on) "
+                    f"or {s.last_record_id + 1}",
                 )
         else:
             if not self._next_id_ok(layout, record_id):

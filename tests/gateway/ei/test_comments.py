@@ -5,8 +5,16 @@ from __future__ import annotations
 
 from datetime import date
 
-from gateway.ei import CRLF, FileWriter, LayoutRegistry, Outcome, Record, build_retour
-from gateway.ei import read_records, validate_bytes
+from gateway.ei import (
+    CRLF,
+    FileWriter,
+    LayoutRegistry,
+    Outcome,
+    Record,
+    build_retour,
+    read_records,
+    validate_bytes,
+)
 from tests.factories import BSNS, header, insured, kz301, prestatie
 
 

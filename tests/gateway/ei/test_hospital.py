@@ -67,7 +67,8 @@ def test_a_v8_and_v9_hospital_file_with_tariff_records_is_valid(
     data = zh308(registry, version=version, lines=2)
     result = validate_bytes(registry, data)
     assert result.valid, [f.message for f in result.findings]
-    assert result.layout is not None and result.layout.version == version
+    assert result.layout is not None
+    assert result.layout.version == version
     assert result.counts["06"] == 2
 
 
@@ -112,9 +113,10 @@ def test_a_tariff_record_without_its_prestatie_is_out_of_order(
 ) -> None:
     lines = _lines(zh308(registry, lines=1))
     # 01, 02, 06, 04, 99 with NUM040 kept in file order
-    lines[2], lines[3] = lines[3][:2] + lines[2][2:14] + lines[3][14:], lines[2][:2] + lines[
-        3
-    ][2:14] + lines[2][14:]
+    lines[2], lines[3] = (
+        lines[3][:2] + lines[2][2:14] + lines[3][14:],
+        lines[2][:2] + lines[3][2:14] + lines[2][14:],
+    )
     result = validate_bytes(registry, b"".join(line + CRLF for line in lines))
     assert not result.valid
     assert {f.kind for f in result.findings} == {"06"}

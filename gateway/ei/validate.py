@@ -7,15 +7,17 @@ line number, record type, field, positions, value and Vektis retourcode.
 
 Checks, by retourcode (see ``schemas/retourcodes.xml`` for which codes are modelled):
 
-* structure: record length 0804, line end 8095, record type and order 0802, NUM040
-  numbering 0801, 99 counts and totals 0040, standard 0010 and version 0011;
+* structure: record length 0804, line end 8095, unknown record type 0002, record order
+  8026, NUM040 numbering 0801, 99 counts and totals (the 99 field's own code, 0150-0158,
+  else 0040), standard 0010 and version 0011;
 * fields: types and dates (the field's own code, else 0806), mandatory fields (the field's
   own code, else 0803), debit/credit indicators 0631;
 * semantics: BSN eleven-proof 0435, UZOVI form 0018, AGB code form (0014/0016/0017 in the
-  01 record, else 0807), period 0020/0021, invoice date 0025, prestatie date inside the
-  period 8007 and not after the invoice date 8176/8177, tariff × number = calculated
-  amount 0612, reference numbers unique in the file 0588, a debit and its identical credit
-  in one file 8062.
+  01 record, else 0807), payee 8029, message kind 8028, currency 0031, period 0020/0021,
+  invoice date 0025, prestatie date inside the period 8007 and not after the invoice date
+  8176 (a single date) / 8177 (begin) / 8178 (end), tariff × number = calculated amount
+  0612, reference numbers unique in the file 8021, a debit and its identical credit in one
+  file 8062, a child record (06) repeating its parent's (04) key fields.
 """
 
 from __future__ import annotations
@@ -34,6 +36,12 @@ from gateway.ei.record import Record
 __all__ = ["ValidationResult", "Validator", "bsn_is_valid", "validate_bytes"]
 
 DEFAULT_MAX_FINDINGS = 1000
+
+# Record types out of order (COD954 8026 "volgorde recordtypen is niet correct").
+ORDER = "8026"
+# A count or total of the 99 record without a published code of its own (the published
+# ones, 0150-0158, are on the 99 fields in the layouts): modelled, see retourcodes.xml.
+TRAILER = "0040"
 
 # The payee indicator (COD833) names which code of the 01 record is paid.
 _PAYEE_FIELDS = {
@@ -265,15 +273,15 @@ class Validator:
         s = self._s
         position = rec.layout.position
         if s.seen_last:
-            self._record_finding(rec, "0802", "record after the 99 (sluit) record")
+            self._record_finding(rec, ORDER, "record after the 99 (sluit) record")
             return
         if position == "first":
             if s.chain:
-                self._record_finding(rec, "0802", "a second 01 (voorloop) record")
+                self._record_finding(rec, ORDER, "a second 01 (voorloop) record")
             s.chain = [rec.type]
             return
         if not s.chain:
-            self._record_finding(rec, "0802", f"record {rec.type} before the 01 (voorloop) record")
+            self._record_finding(rec, ORDER, f"record {rec.type} before the 01 (voorloop) record")
             s.chain = ["01"]
         if position == "last":
             s.seen_last = True
@@ -282,12 +290,12 @@ class Validator:
         if parent == "*":
             if len(s.chain) < 2:
                 self._record_finding(
-                    rec, "0802", "comment (98) record does not follow a detail record"
+                    rec, ORDER, "comment (98) record does not follow a detail record"
                 )
             return
         if parent not in s.chain:
             self._record_finding(
-                rec, "0802", f"record {rec.type} is not preceded by its parent record {parent}"
+                rec, ORDER, f"record {rec.type} is not preceded by its parent record {parent}"
             )
             s.chain.append(rec.type)
             return
@@ -437,28 +445,31 @@ class Validator:
             payee = rec.text("payee")
             target = _PAYEE_FIELDS.get(payee)
             if target is None:
-                self._field_finding(rec, lay.field("payee"), "0041", "unknown payee indicator")
+                self._field_finding(rec, lay.field("payee"), "8029", "unknown payee indicator")
             elif lay.has(target) and lay.field(target).is_empty(rec.raw_field(target)):
                 tf = lay.field(target)
                 self._field_finding(
-                    rec, tf, tf.retourcode or "0041", "is the payee but is not filled in"
+                    rec, tf, tf.retourcode or "8029", "is the payee but is not filled in"
                 )
         if lay.has("currency") and "currency" not in bad and rec.text("currency") != "EUR":
-            self._field_finding(rec, lay.field("currency"), "0042", "must be EUR")
+            self._field_finding(rec, lay.field("currency"), "0031", "must be EUR")
         if (
             lay.has("message_kind")
             and "message_kind" not in bad
             and rec.text("message_kind") not in ("P", "T")
         ):
             self._field_finding(
-                rec, lay.field("message_kind"), "0042", "must be P (production) or T (test)"
+                rec, lay.field("message_kind"), "8028", "must be P (production) or T (test)"
             )
 
     def _check_prestatie(self, rec: Record, bad: set[str]) -> None:
         s = self._s
         lay = rec.layout
         begin, end = s.period
-        for name, code_after in (("prestatie_date", "8176"), ("prestatie_end_date", "8177")):
+        # After the invoice date: 8176 for a single prestatie date, 8177 for a begin date
+        # (the record also has an end date), 8178 for the end date.
+        begin_code = "8177" if lay.has("prestatie_end_date") else "8176"
+        for name, code_after in (("prestatie_date", begin_code), ("prestatie_end_date", "8178")):
             if not lay.has(name) or name in bad:
                 continue
             value = rec[name]
@@ -488,7 +499,7 @@ class Validator:
                 key = _digest(rec.type.encode("ascii") + b":" + raw_ref)
                 if key in s.references:
                     self._field_finding(
-                        rec, lay.field("reference"), "0588", "used by another record in this file"
+                        rec, lay.field("reference"), "8021", "used by another record in this file"
                     )
                 s.references.add(key)
                 amount = self._line_amount(rec, bad)
@@ -518,14 +529,20 @@ class Validator:
             if f.name.startswith("count_") and f.name != "count_detail":
                 counted = self._counts[f.name[len("count_") :]]
                 if rec.number_value(f.name) != counted:
-                    self._field_finding(rec, f, "0040", f"file has {counted} such records")
+                    self._field_finding(
+                        rec, f, f.retourcode or TRAILER, f"file has {counted} such records"
+                    )
         if (
             lay.has("count_detail")
             and "count_detail" not in bad
             and rec.number_value("count_detail") != s.detail_count
         ):
+            detail = lay.field("count_detail")
             self._field_finding(
-                rec, lay.field("count_detail"), "0040", f"file has {s.detail_count} detail records"
+                rec,
+                detail,
+                detail.retourcode or TRAILER,
+                f"file has {s.detail_count} detail records",
             )
         self._pending_totals = [
             (f, rec) for f in lay.fields if f.name.startswith("total_") and f.name not in bad
@@ -545,7 +562,7 @@ class Validator:
                 Finding(
                     record=self._reader.lines_read,
                     kind="",
-                    retourcode="0802",
+                    retourcode=ORDER,
                     message="the file has no 99 (sluit) record",
                 )
             )
@@ -555,7 +572,10 @@ class Validator:
                 continue  # the detail records carry no amounts for this total (e.g. ZH308)
             if rec.number_value(f.name) != s.totals[total]:
                 self._field_finding(
-                    rec, f, "0040", f"the detail records add up to {s.totals[total]} eurocents"
+                    rec,
+                    f,
+                    f.retourcode or TRAILER,
+                    f"the detail records add up to {s.totals[total]} eurocents",
                 )
         for key, amount, rec in s.credits:
             if s.debits.get(key) == -amount:

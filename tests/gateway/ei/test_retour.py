@@ -147,12 +147,12 @@ def test_an_outcome_refuses_codes_that_do_not_fit(codes: tuple[str, ...]) -> Non
 
 
 def test_a_technical_rejection_is_only_a_01_and_an_empty_99(registry: LayoutRegistry) -> None:
-    data = (MESSAGES / "invalid-0040-trailer-total.asc").read_bytes()
+    data = (MESSAGES / "invalid-0150-trailer-total.asc").read_bytes()
     header = _records(registry, data)[0]
     payload = build_technical_rejection(
         registry.by_standard("KZ302"),
         "0001",
-        extra_codes=("0040",),
+        extra_codes=("0150",),
         header=header,
         insurer_reference="ZV-REF-2",
         retour_date=RETOUR_DATE,
@@ -162,7 +162,7 @@ def test_a_technical_rejection_is_only_a_01_and_an_empty_99(registry: LayoutRegi
     assert (head.type, trailer.type) == ("01", "99")
     assert (head["retourcode_1"], head["retourcode_2"], head["retourcode_3"]) == (
         "0001",
-        "0040",
+        "0150",
         "0000",
     )
     assert head.raw[9:310] == header.raw[9:]

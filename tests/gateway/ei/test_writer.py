@@ -93,7 +93,7 @@ def test_overrides_replace_what_the_99_would_say(registry: LayoutRegistry) -> No
     _prestatie(w, BSNS[0], "R1", 1000, 1, credit=False)
     data = w.finish(total_declared=999)
     assert _read(registry, data)[-1]["total_declared"] == 999
-    assert validate_bytes(registry, data).retourcodes == {"0040"}
+    assert validate_bytes(registry, data).retourcodes == {"0150"}
 
 
 def test_lines_and_finish_give_the_same_file(registry: LayoutRegistry) -> None:

@@ -231,7 +231,8 @@ class Reader:
         if line[:2] != b"01":
             # Another record type first: the order is wrong (8026); no record type at all:
             # the kenmerk record is missing or wrong (0002).
-            code = "8026" if line[:2].isdigit() and line[:2].isascii() else "0002"
+            kind = line[:2]
+            code = "8026" if len(kind) == 2 and kind.isdigit() and kind.isascii() else "0002"
             raise fatal(code, "the file does not start with a 01 (voorloop) record", 1, 2)
         code = line[2:5].decode("latin-1")
         version = line[5:7].decode("latin-1")

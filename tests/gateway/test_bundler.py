@@ -82,7 +82,7 @@ def test_a_dry_run_shows_the_claims_and_stores_nothing(
         ["IG0002", "IG0006", "IG0007", "IG0002", "IG0004", "IG0007"]
     )
     assert json.dumps(plan.summary())  # printable
-    assert len(pump.wait(store.open_lines())) == 28
+    assert len(pump.wait(store.open_lines())) == 27
     assert pump.wait(store.outbox.counts()) == {}
 
 

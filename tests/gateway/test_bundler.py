@@ -138,3 +138,25 @@ def test_a_participant_that_declares_itself_is_forwarded_in_its_own_file(
     assert claim.links
     counts = pump.wait(store.outbox.counts())
     assert counts == {("3311", OutboundState.QUEUED): 2}
+
+
+def test_a_forwarded_hospital_file_keeps_its_tariff_records_and_their_money(
+    store: SqlMessageStore, pump: ThreadPump
+) -> None:
+    hospital = "06001234"
+    terms = Terms(
+        TERMS.settings,
+        {**TERMS.participants, hospital: Participant(hospital, Variant.A, ((None, None, False),))},
+        TERMS.insurers,
+    )
+    bundler = Bundler(store, store.bundles, REGISTRY, CATALOGUE, terms, now=lambda: NOW)
+    plan = pump.wait(bundler.plan())
+    (forward,) = plan.forwards
+    assert (forward.participant, forward.standard) == (hospital, "ZH308")
+    checked = validate_bytes(REGISTRY, forward.payload)
+    assert checked.valid, checked.findings
+    assert checked.layout is not None
+    assert checked.layout.version == "08"  # the version the hospital sent
+    records = [r for r in read_records(REGISTRY, [forward.payload]) if isinstance(r, Record)]
+    assert [r.type for r in records] == ["01", "02", "04", "06", "06", "98", "99"]
+    assert records[-1]["total_declared"] == 232445 + 57112

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from datetime import date
 
+import pytest
+
 from gateway.ei import (
     CRLF,
     FileWriter,
@@ -131,3 +133,10 @@ def test_a_retour_keeps_the_comment_s_number_and_gives_it_no_answer(
     )
     kept = [(line[:2], int(line[2:14])) for line in _lines(partial)[1:-1]]
     assert kept == [(b"02", 1), (b"04", 3), (b"98", 3), (b"98", 3)]
+
+
+def test_a_comment_needs_a_record_to_comment_on(registry: LayoutRegistry) -> None:
+    w = FileWriter(registry.by_standard("KZ301"))
+    header(w, agb="33001234", invoice="C2026-2")
+    with pytest.raises(RuntimeError, match="follows the record it comments on"):
+        w.comment("Nergens bij.")

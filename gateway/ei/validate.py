@@ -225,10 +225,14 @@ class Validator:
             return
         self._counts[bad.kind] += 1
         rec_layout = layout.records[bad.kind]
+        # A record whose parent could not be read is not compared with an older one.
+        self._s.parents.pop(bad.kind, None)
         if rec_layout.position == "detail":
             self._s.detail_count += 1
             if bad.record_id is not None:
                 self._s.last_record_id = bad.record_id
+                if rec_layout.parent != "*":  # what a following comment may carry
+                    self._s.commented_ids = (bad.record_id, bad.record_id)
             # Its children (the 04s of a broken 02) still have their parent.
             chain = self._s.chain
             if chain and rec_layout.parent not in (None, "*"):

@@ -140,3 +140,13 @@ def test_a_comment_needs_a_record_to_comment_on(registry: LayoutRegistry) -> Non
     header(w, agb="33001234", invoice="C2026-2")
     with pytest.raises(RuntimeError, match="follows the record it comments on"):
         w.comment("Nergens bij.")
+
+
+def test_a_comment_on_a_broken_record_is_not_reported_as_well(
+    registry: LayoutRegistry,
+) -> None:
+    lines = _lines(_with_comments(registry))
+    lines[4] = lines[4][:200]  # the second 04 is cut short; its two comments follow
+    result = validate_bytes(registry, _join(lines))
+    assert [(f.retourcode, f.record) for f in result.findings][0] == ("0804", 5)
+    assert "0801" not in result.retourcodes  # its comments still point at it

@@ -148,5 +148,5 @@ def test_a_comment_on_a_broken_record_is_not_reported_as_well(
     lines = _lines(_with_comments(registry))
     lines[4] = lines[4][:200]  # the second 04 is cut short; its two comments follow
     result = validate_bytes(registry, _join(lines))
-    assert [(f.retourcode, f.record) for f in result.findings][0] == ("0804", 5)
+    assert (result.findings[0].retourcode, result.findings[0].record) == ("0804", 5)
     assert "0801" not in result.retourcodes  # its comments still point at it

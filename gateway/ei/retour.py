@@ -27,9 +27,10 @@ MAX_CODES = 3
 class Outcome:
     """The insurer's answer to one detail record.
 
-    ``granted`` is the granted amount in eurocents (04 records), ``calculated`` the
-    insurer's calculated amount (default: what was declared), ``codes`` up to three
-    retourcodes (empty when the line was granted without remarks).
+    ``granted`` is the granted amount in eurocents of a 04 record (where the retour
+    answers money on the records under it, ZH309's 06, it is spread over them),
+    ``calculated`` the insurer's calculated amount (default: what was declared), ``codes``
+    up to three retourcodes (empty when the line was granted without remarks).
     """
 
     granted: int = 0

@@ -573,7 +573,7 @@ class Validator:
         for f, rec in self._pending_totals:
             total = f.name[len("total_") :]
             if not layout.totals(total):
-                continue  # the detail records carry no amounts for this total (e.g. ZH308)
+                continue  # no detail record of this layout carries amounts for this total
             if rec.number_value(f.name) != s.totals[total]:
                 self._field_finding(
                     rec,

@@ -391,36 +391,32 @@ class Validator:
         s = self._s
         if "record_id" in bad:
             return
-        f = rec.layout.field("record_id")
         record_id = rec.number_value("record_id")
+        last = s.last_record_id
+        # Detail records are numbered 1, 2, 3, …; a retour answers a selection of the
+        # declaration's records and keeps their numbers, so there they only increase.
+        retour = layout.kind == "retour"
+        next_ok = record_id > last if retour else record_id == last + 1
         if rec.layout.parent == "*":
             # A comment (98) carries the NUM040 of the record it comments on, as real
             # files do; a new number of its own (the next one) is accepted as well.
             commented = s.commented_ids
-            if record_id not in commented and not self._next_id_ok(layout, record_id):
+            if not next_ok and record_id not in commented:
                 self._field_finding(
                     rec,
-                    f,
+                    rec.layout.field("record_id"),
                     "0801",
-                    f"expected {commented[0]} (the record it comments on) "
-                    f"or {s.last_record_id + 1}",
+                    f"expected {commented[0]} (the record it comments on) or {last + 1}",
                 )
         else:
-            if not self._next_id_ok(layout, record_id):
-                expected = (
-                    f"greater than {s.last_record_id}"
-                    if layout.kind == "retour"
-                    else str(s.last_record_id + 1)
+            if not next_ok:
+                expected = f"greater than {last}" if retour else str(last + 1)
+                self._field_finding(
+                    rec, rec.layout.field("record_id"), "0801", f"expected {expected}"
                 )
-                self._field_finding(rec, f, "0801", f"expected {expected}")
-            s.commented_ids = (record_id, s.last_record_id + 1)
-        s.last_record_id = max(s.last_record_id, record_id)
-
-    def _next_id_ok(self, layout: Layout, record_id: int) -> bool:
-        """Detail records are numbered 1, 2, 3, …; a retour answers a selection of the
-        declaration's records and keeps their numbers, so there they only increase."""
-        last = self._s.last_record_id
-        return record_id > last if layout.kind == "retour" else record_id == last + 1
+            s.commented_ids = (record_id, last + 1)
+        if record_id > last:
+            s.last_record_id = record_id
 
     def _check_header(self, rec: Record, bad: set[str]) -> None:
         s = self._s
@@ -500,7 +496,7 @@ class Validator:
             raw_ref = rec.raw_field("reference").rstrip(b" ")
             if raw_ref:
                 # A tariefrecord's reference is its own series, apart from the 04's.
-                key = _digest(rec.type.encode("ascii") + b":" + raw_ref)
+                key = _digest(raw_ref if rec.type == "04" else rec.raw[:2] + b":" + raw_ref)
                 if key in s.references:
                     self._field_finding(
                         rec, lay.field("reference"), "8021", "used by another record in this file"
@@ -515,7 +511,8 @@ class Validator:
                     else b""
                 )
                 if amount is not None and amount < 0 and prev:
-                    s.credits.append((_digest(rec.type.encode("ascii") + b":" + prev), amount, rec))
+                    series = prev if rec.type == "04" else rec.raw[:2] + b":" + prev
+                    s.credits.append((_digest(series), amount, rec))
 
     @staticmethod
     def _line_amount(rec: Record, bad: set[str]) -> int | None:

@@ -531,6 +531,9 @@ class Bundler:
                 keep_comments = True
             elif record.type == "04":
                 keep_comments = False
+            elif record.layout.parent == "04" and keep_comments:
+                # a kept 04's own records (ZH308's 06 tariefrecords carry its amounts)
+                writer.detail(record.type, _values(record))
             elif record.type == "98" and keep_comments:
                 writer.detail("98", _values(record))
         return writer.finish()

@@ -5,7 +5,8 @@ takes (KZ301, the midwifery declaration, ZH308) carries in its 04 record the cli
 the insurer (UZOVI), the prestatie code and date, the provider's reference number and the
 one it corrects; the birth date is in the 04 record (ZH308) or in the 02 record the 04
 follows (the 310-position frame). Amounts: the declared amount, signed (a credit line is
-negative); ZH308 04 records hold none (its amounts live in tariff records), so it is None.
+negative): the 04's own, or — ZH308 — the sum of the 06 tariefrecords that follow it;
+None when the line has neither.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
 
-from gateway.ei import Record
+from gateway.ei import Record, line_amount, prestatie_groups
 
 __all__ = ["DeclaredLine", "declared_lines"]
 
@@ -52,15 +53,21 @@ def _date(record: Record, name: str) -> date | None:
     return value if isinstance(value, date) else None
 
 
-def _amount(record: Record) -> int | None:
-    value = record.get("declared_amount")
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
 def declared_lines(
     records: Iterable[Record], *, traceer_id: str, participant: str, standard: str
 ) -> list[DeclaredLine]:
     """The prestatie lines of a valid declaration file, in file order."""
+    records = list(records)
+    amounts: dict[int, int | None] = {}
+    performers: dict[int, str | None] = {}
+    for line, children in prestatie_groups(records):
+        number = line.number_value("record_id")
+        amounts[number] = line_amount(line, children, "declared_amount")
+        # ZH308 v8.0 names the performer on the 06 tariefrecords, not on the 04.
+        performers[number] = next(
+            (p for p in (_text(c, "performer_code") for c in children) if p and p.strip("0")),
+            None,
+        )
     birth_dates: dict[str, date] = {}
     out: list[DeclaredLine] = []
     for record in records:
@@ -89,10 +96,11 @@ def declared_lines(
                 prestatiecode=_text(record, "prestatiecode") or "",
                 prestatie_date=prestatie_date,
                 prestatie_end_date=_date(record, "prestatie_end_date"),
-                amount=_amount(record),
+                amount=amounts.get(record.number_value("record_id")),
                 reference=_text(record, "reference") or "",
                 previous_reference=_text(record, "previous_reference"),
-                performer=_text(record, "performer_code"),
+                performer=_text(record, "performer_code")
+                or performers.get(record.number_value("record_id")),
             )
         )
     return out

@@ -31,7 +31,15 @@ from twisted.logger import Logger
 from gateway import crashpoints
 from gateway.collector import CollectedRetour
 from gateway.config import Discipline, Distribution
-from gateway.ei import LayoutRegistry, Outcome, Record, build_retour, read_records
+from gateway.ei import (
+    LayoutRegistry,
+    Outcome,
+    Record,
+    build_retour,
+    line_amount,
+    prestatie_groups,
+    read_records,
+)
 from gateway.lines import DeclaredLine
 from gateway.metrics import Metrics
 from gateway.rules.model import LineKey, line_key
@@ -142,28 +150,36 @@ def _apportion(total: int, exact: Mapping[LineKey, float]) -> dict[LineKey, int]
     return out
 
 
-def _retour_tail(records: Sequence[Record]) -> tuple[tuple[str, ...], dict[int, Record]]:
+def _retour_tail(
+    records: Sequence[Record],
+) -> tuple[tuple[str, ...], dict[int, Record], dict[int, list[Record]]]:
+    """The 01's retourcodes, the answered prestatie (04) records by NUM040, and the records
+    under each (a ZH309 answers the money on the 06 tariefrecords)."""
     header_codes: tuple[str, ...] = ()
-    details: dict[int, Record] = {}
     for record in records:
         if record.type == "01":
             header_codes = _codes(record)
-        elif record.type == "04":
-            details[record.number_value("record_id")] = record
-    return header_codes, details
+            break
+    details: dict[int, Record] = {}
+    children: dict[int, list[Record]] = {}
+    for line, under in prestatie_groups(records):
+        number = line.number_value("record_id")
+        details[number], children[number] = line, under
+    return header_codes, details, children
 
 
-def _granted(record: Record) -> int:
-    value = record.get("granted_amount")
+def _granted(record: Record, under: Sequence[Record] = ()) -> int:
+    value = line_amount(record, under, "granted_amount")
     return value if isinstance(value, int) else 0
 
 
-def _codes(record: Record) -> tuple[str, ...]:
-    found = []
-    for n in (1, 2, 3):
-        value = str(record.get(f"retourcode_{n}") or "").strip()
-        if value and value != "0000":
-            found.append(value)
+def _codes(record: Record, under: Sequence[Record] = ()) -> tuple[str, ...]:
+    found: list[str] = []
+    for rec in (record, *under):
+        for n in (1, 2, 3):
+            value = str(rec.get(f"retourcode_{n}") or "").strip()
+            if value and value != "0000" and value not in found:
+                found.append(value)
     return tuple(found)
 
 
@@ -234,12 +250,13 @@ class Unpacker:
     # --- integral claims -----------------------------------------------------------------
 
     def _integral(self, records: list[Record], claims: list[CarriedClaim]) -> list[LineAnswer]:
-        header_codes, details = _retour_tail(records)
+        header_codes, details, under = _retour_tail(records)
         answers = []
         for claim in claims:
             record = details.get(claim.record_number)
-            codes = header_codes or (_codes(record) if record else ("0001",))
-            granted = 0 if header_codes or record is None else _granted(record)
+            tail = under.get(claim.record_number, [])
+            codes = header_codes or (_codes(record, tail) if record else ("0001",))
+            granted = 0 if header_codes or record is None else _granted(record, tail)
             if claim.credits is not None:
                 continue  # a credit line absorbs nothing
             if granted > 0:
@@ -338,7 +355,7 @@ class Unpacker:
         lines = await self._outcomes.forwarded_in(outbound)
         if not lines:
             return [], []
-        header_codes, details = _retour_tail(records)
+        header_codes, details, under = _retour_tail(records)
         by_reference = {r.text("reference"): r for r in details.values()}
         upload_id = lines[0].traceer_id
         message = await self._messages.get_message(upload_id)
@@ -361,8 +378,9 @@ class Unpacker:
         answers = []
         for line in lines:
             record = by_reference.get(line.reference)
-            codes = header_codes or (_codes(record) if record else ())
-            granted = 0 if header_codes or record is None else _granted(record)
+            tail = under.get(record.number_value("record_id"), []) if record else []
+            codes = header_codes or (_codes(record, tail) if record else ())
+            granted = 0 if header_codes or record is None else _granted(record, tail)
             outcome = GRANTED if granted > 0 else REJECTED
             answers.append(LineAnswer(line_key(line), outcome, granted, codes, retour.traceer_id))
         return answers, [retour]

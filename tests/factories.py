@@ -134,8 +134,8 @@ def vk301(
             day=date(2026, 1 + i % 8, 5),
             reference=f"{invoice}-{i + 1}",
             performer="02012345",
-            code="190001",
-            codelijst="045",
+            code="1101",  # volledige prenatale zorg (list 032)
+            codelijst="032",
             tariff=85000,
         )
     return w.finish()
@@ -149,10 +149,14 @@ def zh308(
     lines: int = 1,
     bsn: str = BSNS[0],
     activities: int = 1,
+    amount: int = 289557,
+    version: str = "08",
 ) -> bytes:
     """A valid hospital (ZH308) declaration of institution ``agb``: ``lines`` DBCs, each
-    with ``activities`` zorgactiviteit (16) records."""
-    w = FileWriter(registry.by_standard("ZH308"))
+    with its 06 tariefrecord declaring ``amount`` (the hospital's money is on the 06, not
+    the 04) and, in v9.0 (``version="09"``), ``activities`` zorgactiviteit (16) records."""
+    layout = registry.by_standard("ZH308", version)
+    w = FileWriter(layout)
     header(
         w,
         agb=agb,
@@ -164,23 +168,43 @@ def zh308(
     )
     insured(w, bsn)
     for i in range(lines):
-        w.prestatie(
-            bsn=bsn,
-            uzovi="3311",
-            forwarding_allowed="1",
-            birth_date=date(1994, 5, 6),
-            prestatiecodelijst="020",
-            prestatiecode="15C438",
-            prestatie_date=date(2026, 7, 1 + i % 28),
-            prestatie_end_date=date(2026, 7, 2 + i % 28),
-            prestatie_sequence=1,
-            referrer_kind="02",
-            number_performed=1,
-            redeclaration_code="01",
-            instelling_code=agb,
-            debit_credit="D",
-            reference=f"{invoice}-{i + 1}",
+        day = date(2026, 7, 1 + i % 28)
+        values: dict[str, FieldValue] = {
+            "bsn": bsn,
+            "uzovi": "3311",
+            "forwarding_allowed": "1",
+            "prestatiecodelijst": "041",
+            "prestatiecode": "15C438",
+            "prestatie_date": day,
+            "prestatie_end_date": date(2026, 7, 2 + i % 28),
+            "prestatie_sequence": 1,
+            "referrer_kind": "02",
+            "number_performed": 1,
+            "instelling_code": agb,
+            "debit_credit": "D",
+            "reference": f"{invoice}-{i + 1}",
+        }
+        if layout.record("04").has("birth_date"):
+            values["birth_date"] = date(1994, 5, 6)
+        if layout.record("04").has("redeclaration_code"):
+            values["redeclaration_code"] = "01"
+        w.prestatie(**values)
+        w.detail(
+            "06",
+            {
+                "bsn": bsn,
+                "uzovi": "3311",
+                "prestatiecodelijst": "041",
+                "prestatiecode": "15C438",
+                "prestatie_date": day,
+                "prestatie_sequence": 1,
+                "tariff": amount,
+                "calculated_amount": amount,
+                "declared_amount": amount,
+                "reference": f"{invoice}-{i + 1}-T1",
+            },
         )
-        for j in range(activities):
-            w.detail("16", {"content": f"190011 202607{1 + i % 28:02d} {j + 1:04d}"})
+        if "16" in layout.records:
+            for j in range(activities):
+                w.detail("16", {"content": f"190011 202607{1 + i % 28:02d} {j + 1:04d}"})
     return w.finish()

@@ -25,6 +25,8 @@ from gateway.ei import (
     Record,
     build_retour,
     build_technical_rejection,
+    line_amount,
+    prestatie_groups,
     read_records,
     validate_bytes,
 )
@@ -124,6 +126,11 @@ def judge(
         return reject(retour_layout, WRONG_UZOVI, layout.standard)
 
     records = [r for r in read_records(registry, [payload]) if isinstance(r, Record)]
+    # A line's amount: its own, or (ZH308) that of the 06 tariefrecords under it.
+    declared = {
+        line.number_value("record_id"): line_amount(line, children, "declared_amount") or 0
+        for line, children in prestatie_groups(records)
+    }
     outcomes: dict[int, Outcome] = {}
     lines = granted_lines = granted_total = 0
     given: list[str] = []
@@ -138,10 +145,16 @@ def judge(
             if bsn in rules.not_insured or unknown_member:
                 outcomes[rec.number_value("record_id")] = Outcome(codes=(NOT_INSURED,))
             continue
-        if not rec.layout.has("prestatiecode"):
-            continue
+        if not rec.layout.has("prestatiecode") or rec.layout.parent == "04":
+            continue  # a 06 tariefrecord is answered with its 04
         lines += 1
-        outcome = _judge_line(rec, bsn or "", rules, unknown_member=unknown_member)
+        outcome = _judge_line(
+            rec,
+            bsn or "",
+            rules,
+            unknown_member=unknown_member,
+            declared=declared.get(rec.number_value("record_id"), 0),
+        )
         outcomes[rec.number_value("record_id")] = outcome
         given += outcome.codes
         if not outcome.codes:
@@ -183,7 +196,9 @@ def _fallback_header(sender: str | None, today: date) -> dict[str, FieldValue]:
     return values
 
 
-def _judge_line(rec: Record, bsn: str, rules: SimRules, *, unknown_member: bool) -> Outcome:
+def _judge_line(
+    rec: Record, bsn: str, rules: SimRules, *, unknown_member: bool, declared: int
+) -> Outcome:
     codes: list[str] = []
     prestatie_date = rec.get("prestatie_date")
     on = prestatie_date if isinstance(prestatie_date, date) else None
@@ -191,7 +206,6 @@ def _judge_line(rec: Record, bsn: str, rules: SimRules, *, unknown_member: bool)
         codes.append(NOT_INSURED)
     if any(rule.matches(bsn, on) for rule in rules.overlap):
         codes.append(OVERLAP)
-    declared = _amount(rec)
     calculated: int | None = None
     agreed = rules.tariffs.get(_text(rec, "prestatiecode") or "")
     if agreed is not None and rec.layout.has("tariff"):
@@ -205,13 +219,6 @@ def _judge_line(rec: Record, bsn: str, rules: SimRules, *, unknown_member: bool)
     if codes:
         return Outcome(granted=0, calculated=calculated, codes=tuple(codes))
     return Outcome(granted=declared)
-
-
-def _amount(rec: Record) -> int:
-    for name in ("declared_amount", "calculated_amount"):
-        if rec.layout.has(name):
-            return rec.number_value(name)
-    return 0
 
 
 def _text(rec: Record | None, name: str) -> str | None:

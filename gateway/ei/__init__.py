@@ -8,10 +8,13 @@ The public surface:
 * :class:`Validator` / :func:`validate_bytes` — the insurer-side intake checks, each
   finding mapped to a retourcode;
 * :func:`build_record`, :func:`build_retour`, :func:`build_technical_rejection` — writing;
+* :func:`prestatie_groups`, :func:`line_amount` — a prestatie line with the records under
+  it (ZH308's 06 tariefrecords carry its amounts);
 * :class:`EIError` — the codec's one error type.
 """
 
 from gateway.ei.findings import EIError, Finding
+from gateway.ei.groups import line_amount, prestatie_groups
 from gateway.ei.layout import (
     FieldLayout,
     FieldValue,
@@ -53,8 +56,10 @@ __all__ = [
     "build_retour",
     "build_technical_rejection",
     "describe",
+    "line_amount",
     "load_layouts",
     "load_retourcodes",
+    "prestatie_groups",
     "read_records",
     "validate_bytes",
 ]

@@ -68,6 +68,7 @@ class FieldLayout:
     check: str | None = None
     retourcode: str | None = None
     total: str | None = None
+    parent_key: bool = False  # must equal the same field of the parent record
 
     @property
     def end(self) -> int:
@@ -212,6 +213,8 @@ class RecordLayout:
     blank: bytes = field(repr=False, compare=False)
     # Fields that need more than a type check, precomputed for the validator.
     checked: tuple[FieldLayout, ...] = field(repr=False, compare=False)
+    # Fields that must equal the same field of the parent record (see ei-layout.xsd).
+    parent_keys: tuple[FieldLayout, ...] = field(default=(), repr=False, compare=False)
 
     @classmethod
     def create(
@@ -266,6 +269,7 @@ class RecordLayout:
             regex=regex,
             blank=blank,
             checked=checked,
+            parent_keys=tuple(f for f in ordered if f.parent_key),
         )
 
     def field(self, name: str) -> FieldLayout:
@@ -351,12 +355,17 @@ class LayoutRegistry:
         except KeyError:
             raise KeyError(f"no layout {layout_id!r}") from None
 
-    def by_standard(self, standard: str) -> Layout:
-        """The (single) layout of a standard name, e.g. ``ZH308``."""
-        found = [lay for lay in self._by_key.values() if lay.standard == standard]
-        if len(found) != 1:
-            raise KeyError(f"{len(found)} layouts for standard {standard!r}")
-        return found[0]
+    def by_standard(self, standard: str, version: str | None = None) -> Layout:
+        """The layout of a standard name, e.g. ``ZH308``: of ``version`` (e.g. ``08``) when
+        given, else the newest version the gateway knows."""
+        found = [
+            lay
+            for lay in self._by_key.values()
+            if lay.standard == standard and version in (None, lay.version)
+        ]
+        if not found:
+            raise KeyError(f"no layout for standard {standard!r} version {version or 'any'}")
+        return max(found, key=lambda lay: (lay.version, lay.subversion))
 
     def lookup(self, code: str, version: str, subversion: str) -> Layout | None:
         return self._by_key.get((code, version, subversion))
@@ -397,6 +406,7 @@ def _field(el: etree._Element) -> FieldLayout:
         check=_attr(el, "check"),
         retourcode=_attr(el, "retourcode"),
         total=_attr(el, "total"),
+        parent_key=_attr(el, "parent-key") in ("true", "1"),
     )
 
 
@@ -478,6 +488,13 @@ def _build(
         for rec in records.values():
             if rec.parent not in (None, "*") and rec.parent not in records:
                 raise LayoutError(f"{source}: record {rec.type} has unknown parent {rec.parent}")
+            for f in rec.parent_keys:
+                parent_rec = records.get(rec.parent or "")
+                if parent_rec is None or not parent_rec.has(f.name):
+                    raise LayoutError(
+                        f"{source}: record {rec.type}: parent-key field {f.name!r} is not "
+                        f"in its parent record {rec.parent}"
+                    )
         for needed in ("code", "version", "subversion", "standard"):
             if root.get(needed) is None:
                 raise LayoutError(f"{source}: a {kind} layout needs the attribute {needed!r}")

@@ -202,7 +202,7 @@ class Reader:
         kind = line[:2].decode("latin-1")
         rec_layout = self.layout.records.get(kind)
         if rec_layout is None:
-            return self._bad(line, "0802", f"unknown record type {kind!r} in {self.layout.label}")
+            return self._bad(line, "0002", f"unknown record type {kind!r} in {self.layout.label}")
         if len(line) != self.layout.record_length:
             return self._bad(
                 line,
@@ -229,7 +229,11 @@ class Reader:
             )
 
         if line[:2] != b"01":
-            raise fatal("0802", "the file does not start with a 01 (voorloop) record", 1, 2)
+            # Another record type first: the order is wrong (8026); no record type at all:
+            # the kenmerk record is missing or wrong (0002).
+            kind = line[:2]
+            code = "8026" if len(kind) == 2 and kind.isdigit() and kind.isascii() else "0002"
+            raise fatal(code, "the file does not start with a 01 (voorloop) record", 1, 2)
         code = line[2:5].decode("latin-1")
         version = line[5:7].decode("latin-1")
         subversion = line[7:9].decode("latin-1")

@@ -1,7 +1,9 @@
 """Writing retour files: the answer to a declaration, record by record.
 
 A retour record is the declaration's record, unchanged, followed by the retour tail
-(granted amount, up to three retourcodes). The 01 record keeps everything but says which
+(granted amount, up to three retourcodes). Where a standard answers the money on the
+records under a prestatie (ZH309: the 06 tariefrecords), a prestatie's outcome is spread
+over them. The 01 record keeps everything but says which
 retour standard the file follows (so that a reader can dispatch on it); the 99 record is
 written afresh with counts and totals of what the retour actually contains.
 """
@@ -12,6 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 
+from gateway.ei.groups import prestatie_groups
 from gateway.ei.layout import FieldValue, Layout
 from gateway.ei.record import Record, build_record
 
@@ -24,9 +27,10 @@ MAX_CODES = 3
 class Outcome:
     """The insurer's answer to one detail record.
 
-    ``granted`` is the granted amount in eurocents (04 records), ``calculated`` the
-    insurer's calculated amount (default: what was declared), ``codes`` up to three
-    retourcodes (empty when the line was granted without remarks).
+    ``granted`` is the granted amount in eurocents of a 04 record (where the retour
+    answers money on the records under it, ZH309's 06, it is spread over them),
+    ``calculated`` the insurer's calculated amount (default: what was declared), ``codes``
+    up to three retourcodes (empty when the line was granted without remarks).
     """
 
     granted: int = 0
@@ -112,6 +116,7 @@ def build_retour(
     """
     records = list(declaration)
     included = _selection(records, outcomes) if answered_only else None
+    outcomes = {**outcomes, **_child_outcomes(retour, records, outcomes)}
     out: list[bytes] = []
     counts: dict[str, int] = {}
     declared = granted = 0
@@ -126,7 +131,9 @@ def build_retour(
         record_id = rec.number_value("record_id")
         if included is not None and record_id not in included:
             continue
-        outcome = outcomes.get(record_id, Outcome())
+        # A comment carries the NUM040 of the record it comments on: not its answer.
+        comment = rec.layout.parent == "*"
+        outcome = Outcome() if comment else outcomes.get(record_id, Outcome())
         values: dict[str, FieldValue] = dict(_codes(outcome.codes))
         target = retour.record(rec.type)
         if target.has("granted_amount"):
@@ -150,6 +157,51 @@ def build_retour(
     )
     tail = _trailer(retour, counts, declared, granted)
     return head.to_bytes() + b"".join(out) + tail.to_bytes()
+
+
+def _child_outcomes(
+    retour: Layout, records: Sequence[Record], outcomes: Mapping[int, Outcome]
+) -> dict[int, Outcome]:
+    """Where the retour answers money on the records under a prestatie (ZH309: the 06
+    tariefrecords) rather than on the 04 itself, the 04's outcome spread over them: the
+    granted (and a calculated) amount split in proportion to what each declared, to the
+    cent, and the 04's retourcodes on each."""
+    spread: dict[int, Outcome] = {}
+    for line, children in prestatie_groups(records):
+        outcome = outcomes.get(line.number_value("record_id"))
+        if outcome is None or retour.record(line.type).has("granted_amount"):
+            continue
+        answered = [
+            c
+            for c in children
+            if retour.record(c.type).has("granted_amount")
+            and c.number_value("record_id") not in outcomes
+        ]
+        if not answered:
+            continue
+        weights = [abs(_declared(c)) for c in answered]
+        granted = _split(outcome.granted, weights)
+        calculated = (
+            _split(outcome.calculated, weights)
+            if outcome.calculated is not None
+            else [None] * len(answered)
+        )
+        for child, g, calc in zip(answered, granted, calculated, strict=True):
+            spread[child.number_value("record_id")] = Outcome(
+                granted=g, calculated=calc, codes=outcome.codes
+            )
+    return spread
+
+
+def _split(total: int, weights: Sequence[int]) -> list[int]:
+    """``total`` in parts proportional to ``weights`` that add up to it exactly (the
+    remainder on the last part; all of it on the first when the weights are all 0)."""
+    whole = sum(weights)
+    if whole == 0:
+        return [total] + [0] * (len(weights) - 1)
+    sign = -1 if total < 0 else 1
+    parts = [sign * (abs(total) * w // whole) for w in weights[:-1]]
+    return [*parts, total - sum(parts)]
 
 
 def _declared(rec: Record) -> int:

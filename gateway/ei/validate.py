@@ -7,15 +7,17 @@ line number, record type, field, positions, value and Vektis retourcode.
 
 Checks, by retourcode (see ``schemas/retourcodes.xml`` for which codes are modelled):
 
-* structure: record length 0804, line end 8095, record type and order 0802, NUM040
-  numbering 0801, 99 counts and totals 0040, standard 0010 and version 0011;
+* structure: record length 0804, line end 8095, unknown record type 0002, record order
+  8026, NUM040 numbering 0801, 99 counts and totals (the 99 field's own code, 0150-0158,
+  else 0040), standard 0010 and version 0011;
 * fields: types and dates (the field's own code, else 0806), mandatory fields (the field's
   own code, else 0803), debit/credit indicators 0631;
 * semantics: BSN eleven-proof 0435, UZOVI form 0018, AGB code form (0014/0016/0017 in the
-  01 record, else 0807), period 0020/0021, invoice date 0025, prestatie date inside the
-  period 8007 and not after the invoice date 8176/8177, tariff × number = calculated
-  amount 0612, reference numbers unique in the file 0588, a debit and its identical credit
-  in one file 8062.
+  01 record, else 0807), payee 8029, message kind 8028, currency 0031, period 0020/0021,
+  invoice date 0025, prestatie date inside the period 8007 and not after the invoice date
+  8176 (a single date) / 8177 (begin) / 8178 (end), tariff × number = calculated amount
+  0612, reference numbers unique in the file 8021, a debit and its identical credit in one
+  file 8062, a child record (06) repeating its parent's (04) key fields.
 """
 
 from __future__ import annotations
@@ -34,6 +36,12 @@ from gateway.ei.record import Record
 __all__ = ["ValidationResult", "Validator", "bsn_is_valid", "validate_bytes"]
 
 DEFAULT_MAX_FINDINGS = 1000
+
+# Record types out of order (COD954 8026 "volgorde recordtypen is niet correct").
+ORDER = "8026"
+# A count or total of the 99 record without a published code of its own (the published
+# ones, 0150-0158, are on the 99 fields in the layouts): modelled, see retourcodes.xml.
+TRAILER = "0040"
 
 # The payee indicator (COD833) names which code of the 01 record is paid.
 _PAYEE_FIELDS = {
@@ -99,6 +107,11 @@ class _State:
     chain: list[str] = field(default_factory=list)
     detail_count: int = 0
     last_record_id: int = 0
+    # NUM040 of the last detail record that is not a comment (the one a 98 comments on):
+    # the number it carries and, if that was wrong, the one it should have carried
+    commented_ids: tuple[int, int] = (0, 0)
+    # the last record of each type that has children with parent-key fields (the 04)
+    parents: dict[str, Record] = field(default_factory=dict)
     seen_last: bool = False
     header: Record | None = None
     period: tuple[date | None, date | None] = (None, None)
@@ -133,6 +146,8 @@ class Validator:
         self._records = 0
         self._s = _State()
         self._pending_totals: list[tuple[FieldLayout, Record]] = []
+        self._parent_types_of: Layout | None = None
+        self._parent_types: frozenset[str] = frozenset()
 
     # --- public --------------------------------------------------------------------------
 
@@ -210,10 +225,14 @@ class Validator:
             return
         self._counts[bad.kind] += 1
         rec_layout = layout.records[bad.kind]
+        # A record whose parent could not be read is not compared with an older one.
+        self._s.parents.pop(bad.kind, None)
         if rec_layout.position == "detail":
             self._s.detail_count += 1
             if bad.record_id is not None:
                 self._s.last_record_id = bad.record_id
+                if rec_layout.parent != "*":  # what a following comment may carry
+                    self._s.commented_ids = (bad.record_id, bad.record_id)
             # Its children (the 04s of a broken 02) still have their parent.
             chain = self._s.chain
             if chain and rec_layout.parent not in (None, "*"):
@@ -226,11 +245,20 @@ class Validator:
         layout = self._reader.layout
         assert layout is not None
         s = self._s
+        if self._parent_types_of is not layout:
+            self._parent_types_of = layout
+            self._parent_types = frozenset(
+                r.parent for r in layout.records.values() if r.parent_keys and r.parent
+            )
         self._counts[rec.type] += 1
         self._check_position(rec, layout)
         typed_ok = rec.layout.regex.fullmatch(rec.raw) is not None
         bad_fields = set() if typed_ok else self._check_types(rec)
         self._check_fields(rec, bad_fields)
+        if rec.layout.parent_keys:
+            self._check_parent_keys(rec, bad_fields)
+        if rec.type in self._parent_types:
+            s.parents[rec.type] = rec
         if rec.layout.position == "detail":
             s.detail_count += 1
             self._check_record_id(rec, layout, bad_fields)
@@ -249,15 +277,15 @@ class Validator:
         s = self._s
         position = rec.layout.position
         if s.seen_last:
-            self._record_finding(rec, "0802", "record after the 99 (sluit) record")
+            self._record_finding(rec, ORDER, "record after the 99 (sluit) record")
             return
         if position == "first":
             if s.chain:
-                self._record_finding(rec, "0802", "a second 01 (voorloop) record")
+                self._record_finding(rec, ORDER, "a second 01 (voorloop) record")
             s.chain = [rec.type]
             return
         if not s.chain:
-            self._record_finding(rec, "0802", f"record {rec.type} before the 01 (voorloop) record")
+            self._record_finding(rec, ORDER, f"record {rec.type} before the 01 (voorloop) record")
             s.chain = ["01"]
         if position == "last":
             s.seen_last = True
@@ -266,18 +294,35 @@ class Validator:
         if parent == "*":
             if len(s.chain) < 2:
                 self._record_finding(
-                    rec, "0802", "comment (98) record does not follow a detail record"
+                    rec, ORDER, "comment (98) record does not follow a detail record"
                 )
             return
         if parent not in s.chain:
             self._record_finding(
-                rec, "0802", f"record {rec.type} is not preceded by its parent record {parent}"
+                rec, ORDER, f"record {rec.type} is not preceded by its parent record {parent}"
             )
             s.chain.append(rec.type)
             return
         while s.chain[-1] != parent:
             s.chain.pop()
         s.chain.append(rec.type)
+
+    def _check_parent_keys(self, rec: Record, bad: set[str]) -> None:
+        """A child record (a 06 under its 04) repeats its parent's key fields."""
+        parent = self._s.parents.get(rec.layout.parent or "")
+        if parent is None:
+            return  # reported as a record out of order
+        for f in rec.layout.parent_keys:
+            if f.name in bad:
+                continue
+            if rec.raw[f.slice] != parent.raw_field(f.name):
+                self._field_finding(
+                    rec,
+                    f,
+                    f.retourcode or "0806",
+                    f"differs from its {parent.type} record (line {parent.number})",
+                )
+                bad.add(f.name)
 
     def _check_types(self, rec: Record) -> set[str]:
         """The record did not match its layout's pattern: find which fields are wrong."""
@@ -346,16 +391,32 @@ class Validator:
         s = self._s
         if "record_id" in bad:
             return
-        f = rec.layout.field("record_id")
         record_id = rec.number_value("record_id")
-        if layout.kind == "retour":
-            # A retour answers a selection of the declaration's records and keeps their
-            # numbers, so numbers only have to increase.
-            if record_id <= s.last_record_id:
-                self._field_finding(rec, f, "0801", f"must be greater than {s.last_record_id}")
-        elif record_id != s.detail_count:
-            self._field_finding(rec, f, "0801", f"expected {s.detail_count}")
-        s.last_record_id = max(s.last_record_id, record_id)
+        last = s.last_record_id
+        # Detail records are numbered 1, 2, 3, …; a retour answers a selection of the
+        # declaration's records and keeps their numbers, so there they only increase.
+        retour = layout.kind == "retour"
+        next_ok = record_id > last if retour else record_id == last + 1
+        if rec.layout.parent == "*":
+            # A comment (98) carries the NUM040 of the record it comments on, as real
+            # files do; a new number of its own (the next one) is accepted as well.
+            commented = s.commented_ids
+            if not next_ok and record_id not in commented:
+                self._field_finding(
+                    rec,
+                    rec.layout.field("record_id"),
+                    "0801",
+                    f"expected {commented[0]} (the record it comments on) or {last + 1}",
+                )
+        else:
+            if not next_ok:
+                expected = f"greater than {last}" if retour else str(last + 1)
+                self._field_finding(
+                    rec, rec.layout.field("record_id"), "0801", f"expected {expected}"
+                )
+            s.commented_ids = (record_id, last + 1)
+        if record_id > last:
+            s.last_record_id = record_id
 
     def _check_header(self, rec: Record, bad: set[str]) -> None:
         s = self._s
@@ -384,28 +445,31 @@ class Validator:
             payee = rec.text("payee")
             target = _PAYEE_FIELDS.get(payee)
             if target is None:
-                self._field_finding(rec, lay.field("payee"), "0041", "unknown payee indicator")
+                self._field_finding(rec, lay.field("payee"), "8029", "unknown payee indicator")
             elif lay.has(target) and lay.field(target).is_empty(rec.raw_field(target)):
                 tf = lay.field(target)
                 self._field_finding(
-                    rec, tf, tf.retourcode or "0041", "is the payee but is not filled in"
+                    rec, tf, tf.retourcode or "8029", "is the payee but is not filled in"
                 )
         if lay.has("currency") and "currency" not in bad and rec.text("currency") != "EUR":
-            self._field_finding(rec, lay.field("currency"), "0042", "must be EUR")
+            self._field_finding(rec, lay.field("currency"), "0031", "must be EUR")
         if (
             lay.has("message_kind")
             and "message_kind" not in bad
             and rec.text("message_kind") not in ("P", "T")
         ):
             self._field_finding(
-                rec, lay.field("message_kind"), "0042", "must be P (production) or T (test)"
+                rec, lay.field("message_kind"), "8028", "must be P (production) or T (test)"
             )
 
     def _check_prestatie(self, rec: Record, bad: set[str]) -> None:
         s = self._s
         lay = rec.layout
         begin, end = s.period
-        for name, code_after in (("prestatie_date", "8176"), ("prestatie_end_date", "8177")):
+        # After the invoice date: 8176 for a single prestatie date, 8177 for a begin date
+        # (the record also has an end date), 8178 for the end date.
+        begin_code = "8177" if lay.has("prestatie_end_date") else "8176"
+        for name, code_after in (("prestatie_date", begin_code), ("prestatie_end_date", "8178")):
             if not lay.has(name) or name in bad:
                 continue
             value = rec[name]
@@ -431,10 +495,11 @@ class Validator:
         if lay.has("reference") and "reference" not in bad:
             raw_ref = rec.raw_field("reference").rstrip(b" ")
             if raw_ref:
-                key = _digest(raw_ref)
+                # A tariefrecord's reference is its own series, apart from the 04's.
+                key = _digest(raw_ref if rec.type == "04" else rec.raw[:2] + b":" + raw_ref)
                 if key in s.references:
                     self._field_finding(
-                        rec, lay.field("reference"), "0588", "used by another record in this file"
+                        rec, lay.field("reference"), "8021", "used by another record in this file"
                     )
                 s.references.add(key)
                 amount = self._line_amount(rec, bad)
@@ -446,7 +511,8 @@ class Validator:
                     else b""
                 )
                 if amount is not None and amount < 0 and prev:
-                    s.credits.append((_digest(prev), amount, rec))
+                    series = prev if rec.type == "04" else rec.raw[:2] + b":" + prev
+                    s.credits.append((_digest(series), amount, rec))
 
     @staticmethod
     def _line_amount(rec: Record, bad: set[str]) -> int | None:
@@ -464,14 +530,20 @@ class Validator:
             if f.name.startswith("count_") and f.name != "count_detail":
                 counted = self._counts[f.name[len("count_") :]]
                 if rec.number_value(f.name) != counted:
-                    self._field_finding(rec, f, "0040", f"file has {counted} such records")
+                    self._field_finding(
+                        rec, f, f.retourcode or TRAILER, f"file has {counted} such records"
+                    )
         if (
             lay.has("count_detail")
             and "count_detail" not in bad
             and rec.number_value("count_detail") != s.detail_count
         ):
+            detail = lay.field("count_detail")
             self._field_finding(
-                rec, lay.field("count_detail"), "0040", f"file has {s.detail_count} detail records"
+                rec,
+                detail,
+                detail.retourcode or TRAILER,
+                f"file has {s.detail_count} detail records",
             )
         self._pending_totals = [
             (f, rec) for f in lay.fields if f.name.startswith("total_") and f.name not in bad
@@ -491,17 +563,20 @@ class Validator:
                 Finding(
                     record=self._reader.lines_read,
                     kind="",
-                    retourcode="0802",
+                    retourcode=ORDER,
                     message="the file has no 99 (sluit) record",
                 )
             )
         for f, rec in self._pending_totals:
             total = f.name[len("total_") :]
             if not layout.totals(total):
-                continue  # the detail records carry no amounts for this total (e.g. ZH308)
+                continue  # no detail record of this layout carries amounts for this total
             if rec.number_value(f.name) != s.totals[total]:
                 self._field_finding(
-                    rec, f, "0040", f"the detail records add up to {s.totals[total]} eurocents"
+                    rec,
+                    f,
+                    f.retourcode or TRAILER,
+                    f"the detail records add up to {s.totals[total]} eurocents",
                 )
         for key, amount, rec in s.credits:
             if s.debits.get(key) == -amount:

@@ -46,14 +46,19 @@ class FileWriter:
         return rec
 
     def detail(self, type_: str, values: Mapping[str, FieldValue]) -> Record:
-        """Append a detail record of ``type_``; its NUM040 is assigned here."""
+        """Append a detail record of ``type_``; its NUM040 is assigned here: the next
+        number, or for a comment (98) the number of the record it comments on, as the
+        files Vektis publishes do."""
         if not self._started or self._finished:
             raise RuntimeError("detail records go between the 01 and the 99 record")
         target = self.layout.record(type_)
-        rec = build_record(
-            target, {**values, "record_id": self._next_id}, number=len(self._lines) + 1
-        )
-        self._next_id += 1
+        comment = target.parent == "*"
+        if comment and self._next_id == 1:
+            raise RuntimeError("a comment record follows the record it comments on")
+        record_id = self._next_id - 1 if comment else self._next_id
+        rec = build_record(target, {**values, "record_id": record_id}, number=len(self._lines) + 1)
+        if not comment:
+            self._next_id += 1
         self._counts[type_] += 1
         for f in target.fields:
             if f.total:

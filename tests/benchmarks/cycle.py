@@ -82,7 +82,8 @@ KRAAMVERZORGENDE = "33012345"
 
 UZOVI = "3311"
 # Illustrative codes of the shipped example catalogue, with tariffs in eurocents.
-VK_SCAN, VK_PRENATAL, VK_NATAL, VK_POSTNATAL = "190010", "190001", "190002", "190004"
+# VK301 v2.2 prestatiecodes (list 032): echo, volledige prenatale, natale, postnatale zorg
+VK_SCAN, VK_PRENATAL, VK_NATAL, VK_POSTNATAL = "1603", "1101", "1102", "1103"
 KZ_INTAKE, KZ_HOURS = "196201", "196202"
 
 
@@ -202,7 +203,7 @@ def national_files(
     ``i % practices``; each declares its women ``women_per_file`` to a file."""
     count = practices or practices_for(pregnancies)
     plans: list[tuple[Callable[[int], str], str, str, str, str, Any]] = [
-        (midwifery_practice, "midwifery", "VK301", "045", MIDWIFE_PERFORMER, _midwifery),
+        (midwifery_practice, "midwifery", "VK301", "032", MIDWIFE_PERFORMER, _midwifery),
         (kraamzorg_organisation, "kraamzorg", "KZ301", "044", KRAAMVERZORGENDE, _kraamzorg),
     ]
     waiting: list[list[Woman]] = [[] for _ in range(count)]

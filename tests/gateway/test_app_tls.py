@@ -381,9 +381,10 @@ def test_a_zip_upload_is_rejected_not_unpacked(gateway: Gateway, pki: Pki) -> No
 
     # Not an EI file (no 01 record): a technical rejection with its retour, nothing unpacked.
     assert answer.status_code == 202
-    assert (body["status"], body["code"]) == ("afgekeurd", "0802"), body
-    assert [m["code"] for m in body["meldingen"]] == ["0802"]
-    assert [s["code"] for s in status["statussen"]] == ["0802"]
+    # "PK…" is no record type: kenmerk record missing or wrong (0002)
+    assert (body["status"], body["code"]) == ("afgekeurd", "0002"), body
+    assert [m["code"] for m in body["meldingen"]] == ["0002"]
+    assert [s["code"] for s in status["statussen"]] == ["0002"]
 
 
 def test_serve_refuses_to_start_with_an_out_of_date_crl(pki: Pki, tmp_path: Path) -> None:

@@ -85,7 +85,7 @@ def test_a_dry_run_shows_the_claims_and_stores_nothing(
         ["IG0002", "IG0006", "IG0007", "IG0002", "IG0004", "IG0007"]
     )
     assert json.dumps(plan.summary())  # printable
-    assert len(pump.wait(store.open_lines())) == 28
+    assert len(pump.wait(store.open_lines())) == 27
     assert pump.wait(store.outbox.counts()) == {}
 
 
@@ -171,3 +171,25 @@ def test_a_run_whose_counting_fails_is_stored_and_the_log_says_so(
     assert pump.wait(store.open_lines()) == []
     messages = [formatEvent(e) for e in events if e.get("log_failure") is not None]
     assert messages == ["a bundling run was stored, but counting it in the metrics failed"]
+
+
+def test_a_forwarded_hospital_file_keeps_its_tariff_records_and_their_money(
+    store: SqlMessageStore, pump: ThreadPump
+) -> None:
+    hospital = "06001234"
+    terms = Terms(
+        TERMS.settings,
+        {**TERMS.participants, hospital: Participant(hospital, Variant.A, ((None, None, False),))},
+        TERMS.insurers,
+    )
+    bundler = Bundler(store, store.bundles, REGISTRY, CATALOGUE, terms, now=lambda: NOW)
+    plan = pump.wait(bundler.plan())
+    (forward,) = plan.forwards
+    assert (forward.participant, forward.standard) == (hospital, "ZH308")
+    checked = validate_bytes(REGISTRY, forward.payload)
+    assert checked.valid, checked.findings
+    assert checked.layout is not None
+    assert checked.layout.version == "08"  # the version the hospital sent
+    records = [r for r in read_records(REGISTRY, [forward.payload]) if isinstance(r, Record)]
+    assert [r.type for r in records] == ["01", "02", "04", "06", "06", "98", "99"]
+    assert records[-1]["total_declared"] == 232445 + 57112

@@ -41,14 +41,19 @@ def test_a_credit_line_is_negative_and_names_what_it_corrects() -> None:
     assert not debit.is_credit
 
 
-def test_hospital_lines_have_their_own_birth_date_and_end_date_but_no_amount() -> None:
+def test_hospital_lines_take_their_amount_and_performer_from_their_tariff_records() -> None:
     (line,) = lines_of("zh308-ziekenhuis-06001234.asc", "ZH308")
-    assert line.birth_date == date(1994, 5, 6)
+    assert line.birth_date == date(1994, 5, 6)  # from the 02: v8.0's 04 has none
     assert line.prestatie_end_date == date(2026, 7, 26)
-    assert line.amount is None
+    assert line.amount == 232445 + 57112  # the two 06 tariefrecords, not 0 or None
+    assert line.performer == "03012345"  # the gynaecologist on the 06 records
+    assert line.prestatiecode == "15C438"
 
 
 def test_midwifery_lines() -> None:
     lines = lines_of("vk301-verloskunde-02001234.asc", "VK301")
-    assert len(lines) == 8
-    assert all(line.prestatiecodelijst == "045" for line in lines)
+    assert len(lines) == 7  # woman A was referred in labour: no natal line
+    assert all(line.prestatiecodelijst == "032" for line in lines)  # verloskundige hulp
+    assert {line.prestatiecode for line in lines} == {"1101", "1102", "1103", "1603"}
+    assert all(line.amount is not None and line.amount > 0 for line in lines)
+    assert all(line.performer == "02012345" for line in lines)

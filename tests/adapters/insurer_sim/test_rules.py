@@ -11,7 +11,7 @@ from adapters.insurer_sim.config import OverlapRule, SimRules
 from adapters.insurer_sim.rules import Judgement, judge
 from gateway.ei import Record, load_layouts, read_records, validate_bytes
 from tests.adapters.insurer_sim.support import IGO, TARIFF, UZOVI, integral_claim
-from tests.factories import BSNS
+from tests.factories import BSNS, zh308
 
 REGISTRY = load_layouts()
 TODAY = date(2026, 3, 1)
@@ -156,3 +156,19 @@ def test_whole_file_rejection_on_demand(rules: SimRules) -> None:
 def test_other_invoices_are_not_rejected_on_demand() -> None:
     j = run(integral_claim(REGISTRY, invoice="IGO2026-0002"), SimRules(reject_invoices=("X",)))
     assert j.accepted
+
+
+@pytest.mark.parametrize("version", ["08", "09"])
+def test_a_hospital_file_is_judged_per_dbc_and_granted_on_its_tariff_records(
+    version: str,
+) -> None:
+    payload = zh308(REGISTRY, lines=2, amount=289557, version=version)
+    j = run(payload, sender="06001234")
+    assert j.accepted
+    assert (j.standard, j.retour_standard) == ("ZH308", "ZH309")
+    assert (j.lines, j.granted_lines, j.granted_total) == (2, 2, 2 * 289557)
+    recs = records(j.retour)
+    assert recs[0].layout.length == REGISTRY.by_standard("ZH309", version).record_length
+    assert [r.number_value("granted_amount") for r in recs if r.type == "06"] == [289557] * 2
+    assert recs[-1].number_value("total_granted") == 2 * 289557
+    assert recs[-1].number_value("total_declared") == 2 * 289557

@@ -225,7 +225,7 @@ def test_json_locates_a_record_of_the_wrong_length(
 
 @pytest.mark.parametrize(
     ("name", "retourcode"),
-    [("unknown_standard", "0010"), ("empty", "0001"), ("garbage", "0802")],
+    [("unknown_standard", "0010"), ("empty", "0001"), ("garbage", "0002")],
 )
 def test_unreadable_files_are_invalid_with_their_retourcode(
     capsys: pytest.CaptureFixture[str], files: dict[str, Path], name: str, retourcode: str
@@ -364,7 +364,7 @@ def test_show_a_retour_file(capsys: pytest.CaptureFixture[str], files: dict[str,
     [
         ("unknown_standard", "unknown standard code '999' (retourcode 0010)"),
         ("empty", "the file is empty (retourcode 0001)"),
-        ("garbage", "does not start with a 01 (voorloop) record (retourcode 0802)"),
+        ("garbage", "does not start with a 01 (voorloop) record (retourcode 0002)"),
     ],
 )
 def test_show_of_an_unreadable_file_exits_1_with_a_message(
@@ -486,7 +486,7 @@ class TestConsole:
         assert proc.returncode == 1
         assert "short_record.asc: KZ301 v3.2, 9 records: INVALID" in proc.stdout
         assert "record 3 (04), positions 1-210" in proc.stdout
-        assert "retourcode 0804 (Recordlengte is onjuist.)" in proc.stdout
+        assert "retourcode 0804 (Lengte record is onjuist.)" in proc.stdout
         assert BSN not in proc.stdout
         assert proc.stderr == ""
 

@@ -19,16 +19,18 @@ LAYOUTS = schemas_dir() / "layouts"
     [
         ("ZH308", "declaration", "101", "09", 610),
         ("ZH309", "retour", "102", "09", 670),
-        ("KZ301", "declaration", "130", "03", 310),
-        ("KZ302", "retour", "131", "03", 370),
-        ("VK301", "declaration", "140", "01", 310),
-        ("VK302", "retour", "141", "01", 370),
+        ("ZH308", "declaration", "101", "08", 570),
+        ("ZH309", "retour", "102", "08", 630),
+        ("KZ301", "declaration", "133", "03", 310),
+        ("KZ302", "retour", "134", "03", 370),
+        ("VK301", "declaration", "141", "02", 310),
+        ("VK302", "retour", "142", "02", 370),
     ],
 )
 def test_the_shipped_standards(
     registry: LayoutRegistry, standard: str, kind: str, code: str, version: str, length: int
 ) -> None:
-    layout = registry.by_standard(standard)
+    layout = registry.by_standard(standard, version)
     assert (layout.kind, layout.code, layout.version, layout.record_length) == (
         kind,
         code,
@@ -67,13 +69,17 @@ def test_every_declaration_has_a_retour_that_answers_it(registry: LayoutRegistry
 
 def test_lookups_of_what_is_not_there(registry: LayoutRegistry) -> None:
     kz301 = registry.by_standard("KZ301")
-    assert registry.lookup("130", "02", "01") is None
-    assert registry.knows_code("130")
+    assert registry.lookup("133", "02", "01") is None
+    assert registry.knows_code("133")
     assert not registry.knows_code("999")
     with pytest.raises(KeyError, match="no layout"):
         registry.by_id("XX000")
-    with pytest.raises(KeyError, match="0 layouts"):
+    with pytest.raises(KeyError, match="no layout for standard"):
         registry.by_standard("XX000")
+    with pytest.raises(KeyError, match="no layout for standard 'ZH308' version 07"):
+        registry.by_standard("ZH308", "07")
+    assert registry.by_standard("ZH308").version == "09"  # the newest
+    assert registry.by_standard("ZH308", "08").record_length == 570
     with pytest.raises(KeyError, match="no retour layout"):
         registry.retour_of(registry.by_standard("KZ302"))
     with pytest.raises(KeyError, match="no record type 16"):
@@ -86,7 +92,10 @@ def test_lookups_of_what_is_not_there(registry: LayoutRegistry) -> None:
 def test_the_declared_total_is_the_sum_of_the_prestatie_amounts(registry: LayoutRegistry) -> None:
     kz301 = registry.by_standard("KZ301")
     assert [(t, f.name) for t, f in kz301.totals("declared")] == [("04", "declared_amount")]
-    assert registry.by_standard("ZH308").totals("declared") == ()
+    # ZH308's amounts are on its 06 tariefrecords, in both versions
+    for version in ("08", "09"):
+        zh308 = registry.by_standard("ZH308", version)
+        assert [(t, f.name) for t, f in zh308.totals("declared")] == [("06", "declared_amount")]
 
 
 # --- fields ---------------------------------------------------------------------------------
@@ -201,9 +210,9 @@ def test_a_file_that_is_not_xml_is_named(layouts: Path) -> None:
 
 
 def test_a_file_that_does_not_match_the_xsd_is_named(layouts: Path) -> None:
-    broken = layouts / "VK301-1.0.xml"
+    broken = layouts / "VK301-2.2.xml"
     _edit(broken, 'record-length="310"', 'record-length="three hundred"')
-    with pytest.raises(LayoutError, match=r"VK301-1\.0\.xml: does not match ei-layout\.xsd"):
+    with pytest.raises(LayoutError, match=r"VK301-2\.2\.xml: does not match ei-layout\.xsd"):
         load_layouts(layouts)
 
 
@@ -229,15 +238,15 @@ def test_fields_that_stop_short_of_the_record_length(layouts: Path) -> None:
 
 
 def test_inheriting_from_an_unknown_layout(layouts: Path) -> None:
-    _edit(layouts / "VK301-1.0.xml", 'inherit layout="generic-310"', 'inherit layout="generic-311"')
+    _edit(layouts / "VK301-2.2.xml", 'inherit layout="generic-310"', 'inherit layout="generic-311"')
     with pytest.raises(LayoutError, match="unknown layout 'generic-311'"):
         load_layouts(layouts)
 
 
 def test_two_files_claiming_the_same_standard_version(layouts: Path) -> None:
-    _edit(layouts / "VK301-1.0.xml", 'code="140"', 'code="130"')
-    _edit(layouts / "VK301-1.0.xml", 'version="01" subversion="00"', 'version="03" subversion="02"')
-    with pytest.raises(LayoutError, match=r"code 130 version 03\.02 is also claimed by"):
+    _edit(layouts / "VK301-2.2.xml", 'code="141"', 'code="133"')
+    _edit(layouts / "VK301-2.2.xml", 'version="02" subversion="02"', 'version="03" subversion="02"')
+    with pytest.raises(LayoutError, match=r"code 133 version 03\.02 is also claimed by"):
         load_layouts(layouts)
 
 

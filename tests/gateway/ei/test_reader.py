@@ -71,7 +71,7 @@ def test_an_unknown_record_type_is_a_bad_line(registry: LayoutRegistry) -> None:
     assert isinstance(reader.next_event(), Record)
     bad = reader.next_event()
     assert isinstance(bad, BadLine)
-    assert bad.finding.retourcode == "0802"
+    assert bad.finding.retourcode == "0002"  # kenmerk record onjuist
     assert "unknown record type '05'" in bad.finding.message
 
 
@@ -105,8 +105,8 @@ def test_a_bare_line_feed_is_reported_and_the_record_still_read(
     [
         (b"01999" + HEADER[5:], "0010", "0102"),
         (HEADER[:5] + b"0201" + HEADER[9:], "0011", "0103"),
-        (LINES[1] + b"\r\n", "0802", None),
-        (b"\r\n", "0802", None),
+        (LINES[1] + b"\r\n", "8026", None),  # a 02 first: record order
+        (b"\r\n", "0002", None),  # no record type at all
     ],
     ids=["unknown standard", "unknown version", "no 01 first", "empty first line"],
 )

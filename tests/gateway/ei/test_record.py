@@ -29,7 +29,7 @@ def test_typed_access_to_a_declaration(registry: LayoutRegistry) -> None:
     assert head["invoice_number"] == "KZ2026-0815"  # trailing spaces dropped
     assert head["praktijk_code"] == "33001234"
     assert head["instelling_code"] == "00000000"  # an unfilled code stays a code
-    assert head["standard_code"] == "130"
+    assert head["standard_code"] == "133"
     assert insured["birth_date"] == date(1994, 5, 6)
     assert insured["bsn"] == "999990007"
     assert insured["house_number"] == 12

@@ -37,7 +37,11 @@ def _retour(
     answered_only: bool = False,
 ) -> tuple[list[Record], list[Record]]:
     declaration = _records(registry, data)
-    layout = registry.by_standard(_standard(registry, declaration))
+    head = declaration[0]
+    layout = registry.lookup(
+        head.text("standard_code"), head.text("version"), head.text("subversion")
+    )
+    assert layout is not None
     payload = build_retour(
         registry.retour_of(layout),
         declaration,
@@ -85,9 +89,13 @@ def test_a_retour_carries_every_record_unchanged_plus_its_answer(
     assert retour[0]["retour_date"] == RETOUR_DATE
     assert retour[0]["insurer_reference"] == "ZV-REF-1"
     answered = next(r for r in retour if r.type == "04" and r["record_id"] == rid)
-    assert answered["granted_amount"] == 5000
     assert (answered["retourcode_1"], answered["retourcode_2"]) == ("0611", "0613")
     assert answered["retourcode_3"] == "0000"
+    # The money: on the 04, or (ZH309) on the 06 tariefrecord that follows it.
+    index = retour.index(answered)
+    money = answered if answered.layout.has("granted_amount") else retour[index + 1]
+    assert money["granted_amount"] == 5000
+    assert (money["retourcode_1"], money["retourcode_2"]) == ("0611", "0613")
 
 
 def test_totals_of_the_retour_trailer(registry: LayoutRegistry) -> None:
@@ -139,12 +147,12 @@ def test_an_outcome_refuses_codes_that_do_not_fit(codes: tuple[str, ...]) -> Non
 
 
 def test_a_technical_rejection_is_only_a_01_and_an_empty_99(registry: LayoutRegistry) -> None:
-    data = (MESSAGES / "invalid-0040-trailer-total.asc").read_bytes()
+    data = (MESSAGES / "invalid-0150-trailer-total.asc").read_bytes()
     header = _records(registry, data)[0]
     payload = build_technical_rejection(
         registry.by_standard("KZ302"),
         "0001",
-        extra_codes=("0040",),
+        extra_codes=("0150",),
         header=header,
         insurer_reference="ZV-REF-2",
         retour_date=RETOUR_DATE,
@@ -154,7 +162,7 @@ def test_a_technical_rejection_is_only_a_01_and_an_empty_99(registry: LayoutRegi
     assert (head.type, trailer.type) == ("01", "99")
     assert (head["retourcode_1"], head["retourcode_2"], head["retourcode_3"]) == (
         "0001",
-        "0040",
+        "0150",
         "0000",
     )
     assert head.raw[9:310] == header.raw[9:]

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.ei import describe, load_retourcodes
+from gateway.ei import describe, load_layouts, load_retourcodes
 from gateway.ei.retourcodes import RetourcodeError
 from tests.gateway.ei.fixture_table import ROWS
 
@@ -34,3 +34,39 @@ def test_a_broken_list_is_a_clear_error(tmp_path: Path) -> None:
     )
     with pytest.raises(RetourcodeError, match=r"retourcodes\.xml: does not match"):
         load_retourcodes(path)
+
+
+# Codes seen in a public list (real-codes.md section 5): the Vektis COD954 page, Vektis's
+# "retourinformatie" page, and the 2008 copy of the whole list.
+PUBLISHED = {
+    "0001", "0002", "0010", "0011", "0013", "0014", "0016", "0017", "0018", "0020", "0021",
+    "0025", "0030", "0031", "0150", "0151", "0153", "0156", "0157", "0158", "0320", "0435",
+    "0559", "0581", "0582", "0587", "0611", "0613", "0631", "0801", "0804", "8007", "8021",
+    "8026", "8027", "8028", "8029", "8062", "8095", "8176", "8177", "8178",
+}  # fmt: skip
+
+
+def test_confirmed_means_published_and_0802_is_not_used() -> None:
+    codes = load_retourcodes()
+    confirmed = {code for code, entry in codes.items() if entry.status == "confirmed"}
+    assert confirmed <= PUBLISHED
+    assert "0802" not in codes  # in no public list
+    # every code the gateway writes itself is in the list: published, or said not to be
+    modelled = {code for code, entry in codes.items() if entry.status == "modelled"}
+    assert modelled == {"0040", "0612", "0803", "0806", "0807", "9001"}
+    for code in modelled:
+        assert "gepubliceerde" in codes[code].meaning or code == "9001"
+
+
+def test_every_code_in_the_layouts_is_in_the_list() -> None:
+    codes = load_retourcodes()
+    registry = load_layouts()
+    used = {
+        f.retourcode
+        for layout in registry.standards()
+        for rec in layout.records.values()
+        for f in rec.fields
+        if f.retourcode
+    }
+    assert used <= set(codes)
+    assert {"0150", "0151", "0156", "0158"} <= used  # the 99 counts and totals

@@ -74,9 +74,10 @@ def test_detail_records_are_numbered_and_counted(registry: LayoutRegistry) -> No
     first = _prestatie(w, BSNS[0], "R1", 1000, 2, credit=False)
     comment = w.comment("een opmerking", line_number=1)
     second = _prestatie(w, BSNS[0], "R2", 500, 1, credit=True)
-    assert [r["record_id"] for r in (insured, first, comment, second)] == [1, 2, 3, 4]
+    # the comment carries the NUM040 of the record it comments on
+    assert [r["record_id"] for r in (insured, first, comment, second)] == [1, 2, 2, 3]
     assert [r.number for r in (insured, first, comment, second)] == [2, 3, 4, 5]
-    assert w.next_record_id == 5
+    assert w.next_record_id == 4
     data = w.finish()
     trailer = _read(registry, data)[-1]
     assert (trailer["count_02"], trailer["count_04"], trailer["count_98"]) == (1, 2, 1)
@@ -92,7 +93,7 @@ def test_overrides_replace_what_the_99_would_say(registry: LayoutRegistry) -> No
     _prestatie(w, BSNS[0], "R1", 1000, 1, credit=False)
     data = w.finish(total_declared=999)
     assert _read(registry, data)[-1]["total_declared"] == 999
-    assert validate_bytes(registry, data).retourcodes == {"0040"}
+    assert validate_bytes(registry, data).retourcodes == {"0150"}
 
 
 def test_lines_and_finish_give_the_same_file(registry: LayoutRegistry) -> None:

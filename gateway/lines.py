@@ -6,12 +6,15 @@ the insurer (UZOVI), the prestatie code and date, the provider's reference numbe
 one it corrects; the birth date is in the 04 record (ZH308) or in the 02 record the 04
 follows (the 310-position frame). Amounts: the declared amount, signed (a credit line is
 negative); ZH308 04 records hold none (its amounts live in tariff records), so it is None.
+A hospital line also carries the codes other than its declaratiecode that rules match on:
+the DBC zorgproduct code (9 digits, 04 record) and its zorgactiviteit codes (the 04
+record's field and the 16 records that follow it, where the layout has them).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 
 from gateway.ei import Record
@@ -36,6 +39,8 @@ class DeclaredLine:
     reference: str
     previous_reference: str | None
     performer: str | None
+    zorgproduct: str | None = None  # DBC zorgproductcode (ZH308), 9 digits
+    zorgactiviteiten: tuple[str, ...] = ()  # zorgactiviteit codes (ZH308)
 
     @property
     def is_credit(self) -> bool:
@@ -64,6 +69,11 @@ def declared_lines(
     birth_dates: dict[str, date] = {}
     out: list[DeclaredLine] = []
     for record in records:
+        if record.type == "16" and out:  # a zorgactiviteit of the 04 before it
+            code = _text(record, "zorgactiviteit_code")
+            if code is not None and code not in out[-1].zorgactiviteiten:
+                out[-1] = replace(out[-1], zorgactiviteiten=(*out[-1].zorgactiviteiten, code))
+            continue
         if record.type == "02":
             bsn = _text(record, "bsn")
             born = _date(record, "birth_date")
@@ -93,6 +103,10 @@ def declared_lines(
                 reference=_text(record, "reference") or "",
                 previous_reference=_text(record, "previous_reference"),
                 performer=_text(record, "performer_code"),
+                zorgproduct=_text(record, "zorgproduct"),
+                zorgactiviteiten=tuple(
+                    code for code in [_text(record, "zorgactiviteit_code")] if code is not None
+                ),
             )
         )
     return out

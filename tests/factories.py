@@ -134,7 +134,7 @@ def vk301(
             day=date(2026, 1 + i % 8, 5),
             reference=f"{invoice}-{i + 1}",
             performer="02012345",
-            code="190001",
+            code="1101",
             codelijst="045",
             tariff=85000,
         )
@@ -170,7 +170,8 @@ def zh308(
             forwarding_allowed="1",
             birth_date=date(1994, 5, 6),
             prestatiecodelijst="020",
-            prestatiecode="15C438",
+            prestatiecode="ZZ0001",  # placeholder declaratiecode
+            zorgactiviteit_code="190037",  # poliklinische bevalling op medische indicatie
             prestatie_date=date(2026, 7, 1 + i % 28),
             prestatie_end_date=date(2026, 7, 2 + i % 28),
             prestatie_sequence=1,

@@ -11,7 +11,7 @@ from typing import Any
 from twisted.internet.defer import Deferred
 
 from adapters.storage.database import Database, Transaction
-from adapters.storage.lines import COLUMNS, line_from_row
+from adapters.storage.lines import COLUMN_COUNT, COLUMNS, line_from_row
 from adapters.storage.messages import JournalCodec, add_status_txn, put_message_txn
 from gateway.lines import DeclaredLine
 from gateway.store import MessageStatus, NewMessage, NewStatus
@@ -158,8 +158,8 @@ def settlement_txn(
     )
     rows = []
     for row in txn.fetchall():
-        line = line_from_row(row[:16], codec)
-        state, outcome, granted, codes, reference = row[16:21]
+        line = line_from_row(row[:COLUMN_COUNT], codec)
+        state, outcome, granted, codes, reference = row[COLUMN_COUNT : COLUMN_COUNT + 5]
         rows.append(
             SettlementRow(
                 line=line,

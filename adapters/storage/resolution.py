@@ -26,7 +26,7 @@ from twisted.internet.defer import Deferred
 
 from adapters.storage.bundling import close_phase_txn
 from adapters.storage.database import Database, Transaction, decode_timestamp
-from adapters.storage.lines import COLUMNS, line_from_row
+from adapters.storage.lines import COLUMN_COUNT, COLUMNS, line_from_row
 from adapters.storage.messages import JournalCodec
 from adapters.storage.outbox import enqueue_txn
 from adapters.storage.outcomes import record_answers_txn
@@ -425,9 +425,12 @@ def claim_state_txn(txn: Transaction, reference: str, codec: JournalCodec) -> Cl
     absorbed: list[DeclaredLine] = []
     outcomes: dict[LineKey, tuple[str | None, tuple[str, ...]]] = {}
     for row in txn.fetchall():
-        line = line_from_row(row[:16], codec)
+        line = line_from_row(row[:COLUMN_COUNT], codec)
         absorbed.append(line)
-        outcomes[(line.traceer_id, line.record_number)] = (row[16], tuple((row[17] or "").split()))
+        outcomes[(line.traceer_id, line.record_number)] = (
+            row[COLUMN_COUNT],
+            tuple((row[COLUMN_COUNT + 1] or "").split()),
+        )
     return ClaimState(
         reference=claim.reference,
         invoice_number=claim.invoice_number,

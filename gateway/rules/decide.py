@@ -40,7 +40,15 @@ from datetime import date, timedelta
 
 from gateway.config import RuleSet, Variant
 from gateway.lines import DeclaredLine
-from gateway.rules.catalogue import Catalogue, Event, Kind, Phase
+from gateway.rules.catalogue import (
+    Catalogue,
+    CodeField,
+    Event,
+    Kind,
+    Phase,
+    codes_of,
+    same_code,
+)
 from gateway.rules.model import (
     RETURN_TO_DECLARE_ITSELF,
     ClaimLine,
@@ -57,7 +65,7 @@ from gateway.rules.model import (
     line_key,
 )
 
-__all__ = ["decide", "link_pregnancies", "plain_woman_key"]
+__all__ = ["decide", "link_pregnancies", "on_parallel_list", "plain_woman_key"]
 
 WomanKey = Callable[[DeclaredLine], str]
 
@@ -93,7 +101,13 @@ def link_pregnancies(
     *,
     trajectory_days: int,
     woman: WomanKey = plain_woman_key,
+    aftercare_days: int = 42,
 ) -> list[Pregnancy]:
+    """A woman's lines in date order, cut into pregnancies: a next one begins at a line
+    more than ``trajectory_days`` after the first of the current one, or — once the
+    current one ended early (an "early-end" code, no birth) — at a line more than
+    ``aftercare_days`` after both that early end and the line before it (care after a
+    miscarriage follows it within weeks; a new first visit comes months later)."""
     by_woman: dict[str, list[DeclaredLine]] = defaultdict(list)
     for line in lines:
         by_woman[woman(line)].append(line)
@@ -101,11 +115,28 @@ def link_pregnancies(
     for key, own in sorted(by_woman.items()):
         own.sort(key=lambda ln: (ln.prestatie_date, ln.traceer_id, ln.record_number))
         current: list[DeclaredLine] = []
+        ended: date | None = None
+        born = False
         for line in own:
-            if current and (line.prestatie_date - current[0].prestatie_date).days > trajectory_days:
+            day = line.prestatie_date
+            after_early_end = (
+                ended is not None
+                and not born
+                and (day - ended).days > aftercare_days
+                and (day - current[-1].prestatie_date).days > aftercare_days
+            )
+            if current and (
+                (day - current[0].prestatie_date).days > trajectory_days or after_early_end
+            ):
                 pregnancies.append(_pregnancy(key, current, catalogue))
-                current = []
+                current, ended, born = [], None, False
             current.append(line)
+            rule = catalogue.rule_of(line)
+            if rule is not None and not line.is_credit:
+                if rule.event is Event.EARLY_END and ended is None:
+                    ended = day
+                elif rule.event is Event.BIRTH:
+                    born = True
         pregnancies.append(_pregnancy(key, current, catalogue))
     return pregnancies
 
@@ -113,7 +144,7 @@ def link_pregnancies(
 def _pregnancy(woman: str, lines: list[DeclaredLine], catalogue: Catalogue) -> Pregnancy:
     births, ends = [], []
     for line in lines:
-        rule = catalogue.rule(line.standard, line.prestatiecode)
+        rule = catalogue.rule_of(line)
         if rule is not None and rule.event is Event.BIRTH and not line.is_credit:
             births.append(line.prestatie_date)
         if rule is not None and rule.event is Event.EARLY_END and not line.is_credit:
@@ -297,7 +328,22 @@ def _fresh(
 def _is_parallel(terms: Terms, line: DeclaredLine, contract: Contract) -> bool:
     participant = terms.participants.get(line.participant)
     not_affiliated = participant is None or participant.variant is Variant.C
-    return not_affiliated and line.prestatiecode in contract.parallel_codes
+    return not_affiliated and on_parallel_list(line, contract.parallel_codes)
+
+
+def on_parallel_list(line: DeclaredLine, codes: Collection[str]) -> bool:
+    """Whether ``line`` carries a code of the parallel list, each kind of code compared
+    with the field that carries it: a DBC zorgproduct code (9 digits) with the hospital
+    line's zorgproduct; any other code with the prestatiecode (or DBC declaratiecode) and
+    with the hospital line's zorgactiviteit codes."""
+    for code in codes:
+        if len(code) == 9 and code.isdigit():
+            fields: tuple[CodeField, ...] = (CodeField.ZORGPRODUCT,)
+        else:
+            fields = (CodeField.PRESTATIECODE, CodeField.ZORGACTIVITEIT)
+        if any(same_code(code, own) for f in fields for own in codes_of(line, f)):
+            return True
+    return False
 
 
 def _integral(
@@ -305,7 +351,7 @@ def _integral(
 ) -> Decision:
     catalogue = p.catalogue
     anchor = min(ln.prestatie_date for ln in candidates)
-    rules = {line_key(ln): catalogue.rule(ln.standard, ln.prestatiecode) for ln in candidates}
+    rules = {line_key(ln): catalogue.rule_of(ln) for ln in candidates}
     extras: dict[str, list[DeclaredLine]] = defaultdict(list)
     main: list[DeclaredLine] = []
     for line in candidates:
@@ -412,11 +458,15 @@ def decide(
     settings = terms.settings
     decisions = []
     for pregnancy in link_pregnancies(
-        every, catalogue, trajectory_days=settings.trajectory_days, woman=woman
+        every,
+        catalogue,
+        trajectory_days=settings.trajectory_days,
+        woman=woman,
+        aftercare_days=settings.aftercare_days,
     ):
         groups: dict[tuple[Phase | None, str], list[DeclaredLine]] = defaultdict(list)
         for line in pregnancy.lines:
-            rule = catalogue.rule(line.standard, line.prestatiecode)
+            rule = catalogue.rule_of(line)
             phase = rule.phase if rule is not None and line_key(line) not in orphans else None
             groups[(phase, line.insurer)].append(line)
         for (phase, insurer), group in sorted(groups.items(), key=_order):

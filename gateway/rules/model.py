@@ -100,6 +100,9 @@ class Settings:
     # first care day of a phase that waits for it (a first visit at about six weeks plus
     # a term pregnancy, generously).
     expected_birth_days: int = 280
+    # Modelled: care after an early end (a miscarriage) follows within this many days; a
+    # line later than that, after a gap as long, begins a new pregnancy.
+    aftercare_days: int = 42
 
 
 @dataclass(frozen=True)

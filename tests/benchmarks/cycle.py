@@ -82,8 +82,8 @@ KRAAMVERZORGENDE = "33012345"
 
 UZOVI = "3311"
 # Illustrative codes of the shipped example catalogue, with tariffs in eurocents.
-VK_SCAN, VK_PRENATAL, VK_NATAL, VK_POSTNATAL = "190010", "190001", "190002", "190004"
-KZ_INTAKE, KZ_HOURS = "196201", "196202"
+VK_SCAN, VK_PRENATAL, VK_NATAL, VK_POSTNATAL = "1603", "1101", "1102", "1103"
+KZ_INTAKE, KZ_HOURS = "196203", "KZUREN"  # intake at home; hours (placeholder code)
 
 
 NOW = datetime(2027, 3, 1, 9, 0, tzinfo=UTC)  # every phase of 2026 is closed by then

@@ -71,6 +71,8 @@ __all__ = [
 log = Logger()
 
 INVOICE_SEQUENCE = "igo-invoice"
+# Retourcode 8084 (COD954): the debit line has been credited already.
+DEBIT_CREDITED = "8084"
 
 
 @dataclass(frozen=True)
@@ -82,6 +84,8 @@ class BundleInput:
     states: dict[LineKey, str] = field(default_factory=dict)  # where each line stood
     # The answer an existing claimed line already has (outcome, retourcodes), by reference.
     answered: dict[str, tuple[str, tuple[str, ...]]] = field(default_factory=dict)
+    # The answer each line has already (outcome, granted amount), for the lines that have one.
+    outcomes: dict[LineKey, tuple[str, int | None]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -267,11 +271,13 @@ class Bundler:
         self._sources: dict[str, list[Record]] = {}
         self._states: dict[LineKey, str] = {}
         self._answered: dict[str, tuple[str, tuple[str, ...]]] = {}
+        self._outcomes: dict[LineKey, tuple[str, int | None]] = {}
 
     async def decisions(self) -> tuple[list[Decision], list[DeclaredLine]]:
         given = await self._bundles.bundle_input()
         self._states = given.states
         self._answered = given.answered
+        self._outcomes = given.outcomes
         today = self._now().date()
         decisions: list[Decision] = await self._run(
             lambda: decide(
@@ -543,10 +549,40 @@ class Bundler:
             for item in late
             if item.answer is not None and item.answer.outcome in ("granted", "rejected")
         ]
-        retours = await self._answer_now([*returned, *answered_late], lines)
+        corrections = self._corrections(plan, lines)
+        retours = await self._answer_now([*returned, *answered_late, *corrections], lines)
         await self._bundles.record_bundle(outbound, claims, outcomes, now, records, retours, late)
         if outbound:
             crashpoints.reached("bundled")
+
+    def _corrections(
+        self, plan: BundlePlan, lines: dict[LineKey, DeclaredLine]
+    ) -> list[LineAnswerNow]:
+        """The answers to the credit lines this run cancels against the lines they correct.
+        A credit of a line already granted reverses that grant (its granted amount, as a
+        credit); a credit of a line not granted (not answered yet, or under review) grants
+        nothing, and that line is answered too: nothing granted, 8084 (the debit is
+        credited) — a cancelled line is never reported as granted."""
+        out: list[LineAnswerNow] = []
+        for d in plan.decisions:
+            for key, placement in d.placements.items():
+                line = lines.get(key)
+                if (
+                    placement.place is not Place.CANCELLED
+                    or placement.pair is None
+                    or line is None
+                    or not line.is_credit
+                    or self._states.get(key) == "cancelled"  # answered when cancelled
+                ):
+                    continue
+                outcome, granted = self._outcomes.get(placement.pair, ("", None))
+                if outcome == "granted" and granted:
+                    out.append(LineAnswerNow(key, "granted", -granted, ()))
+                    continue
+                out.append(LineAnswerNow(key, "granted", 0, ()))
+                if outcome in ("", "review"):
+                    out.append(LineAnswerNow(placement.pair, "rejected", 0, (DEBIT_CREDITED,)))
+        return out
 
     def _late(self, reference: str, line: DeclaredLine | None, key: LineKey) -> LateLine:
         """A late line joins ``reference``; the answer that line has already, if any.

@@ -18,7 +18,7 @@ from typing import Any, Final
 from twisted.internet.defer import Deferred
 
 from adapters.storage.database import Database, Transaction
-from adapters.storage.lines import COLUMNS, line_from_row, woman_key
+from adapters.storage.lines import COLUMN_COUNT, COLUMNS, line_from_row, woman_key
 from adapters.storage.messages import JournalCodec, add_status_txn, put_message_txn
 from adapters.storage.outbox import enqueue_txn
 from gateway.bundler import (
@@ -93,16 +93,22 @@ def bundle_input_txn(txn: Transaction, codec: JournalCodec) -> BundleInput:
     women = sorted(row[0] for row in txn.fetchall())
     lines: list[DeclaredLine] = []
     states: dict[LineKey, str] = {}
+    outcomes: dict[LineKey, tuple[str, int | None]] = {}
     for chunk in _chunks(women):
         marks = ", ".join("?" * len(chunk))
         txn.execute(
-            f"SELECT {COLUMNS}, state FROM declaration_lines WHERE woman IN ({marks})",  # noqa: S608
+            f"SELECT {COLUMNS}, state, outcome, granted_amount"  # noqa: S608
+            f" FROM declaration_lines WHERE woman IN ({marks})",
             tuple(chunk),
         )
         for row in txn.fetchall():
-            line = line_from_row(row[:-1], codec)
+            line = line_from_row(row[:COLUMN_COUNT], codec)
+            key = (line.traceer_id, line.record_number)
             lines.append(line)
-            states[(line.traceer_id, line.record_number)] = row[-1]
+            state, outcome, granted = row[COLUMN_COUNT:]
+            states[key] = state
+            if outcome is not None:
+                outcomes[key] = (outcome, None if granted is None else int(granted))
     keys = {(line.traceer_id, line.record_number) for line in lines}
     # A credited line and one replaced by a corrected resubmission are no longer claimed.
     txn.execute(
@@ -133,7 +139,7 @@ def bundle_input_txn(txn: Transaction, codec: JournalCodec) -> BundleInput:
     answered = _answered_txn(txn, [e.reference for e in existing])
     txn.execute("SELECT pregnancy, phase FROM broken_phases")
     broken = {(row[0], Phase(row[1])) for row in txn.fetchall()}
-    return BundleInput(lines, existing, closed, broken, states, answered)
+    return BundleInput(lines, existing, closed, broken, states, answered, outcomes)
 
 
 def _answered_txn(

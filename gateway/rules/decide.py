@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from datetime import date, timedelta
 
 from gateway.config import RuleSet, Variant
@@ -79,10 +79,11 @@ def plain_woman_key(line: DeclaredLine) -> str:
 # --- corrections and pregnancies ---------------------------------------------------------
 
 
-def _corrections(lines: Sequence[DeclaredLine]) -> tuple[set[LineKey], set[LineKey]]:
-    """(cancelled keys, credit lines that correct nothing the gateway has)."""
+def _corrections(lines: Sequence[DeclaredLine]) -> tuple[dict[LineKey, LineKey], set[LineKey]]:
+    """(cancelled keys, each with the key of its pair: the credit line and the line it
+    cancels name each other; credit lines that correct nothing the gateway has)."""
     debits = {(line.participant, line.reference): line for line in lines if not line.is_credit}
-    cancelled: set[LineKey] = set()
+    cancelled: dict[LineKey, LineKey] = {}
     orphans: set[LineKey] = set()
     for line in lines:
         if not line.is_credit:
@@ -91,7 +92,8 @@ def _corrections(lines: Sequence[DeclaredLine]) -> tuple[set[LineKey], set[LineK
         if target is None or line_key(target) in cancelled:
             orphans.add(line_key(line))
             continue
-        cancelled |= {line_key(line), line_key(target)}
+        cancelled[line_key(line)] = line_key(target)
+        cancelled[line_key(target)] = line_key(line)
     return cancelled, orphans
 
 
@@ -180,7 +182,7 @@ class _Phase:
         lines: list[DeclaredLine],
         terms: Terms,
         catalogue: Catalogue,
-        cancelled: set[LineKey],
+        cancelled: Mapping[LineKey, LineKey],
     ) -> None:
         self.pregnancy, self.phase, self.insurer = pregnancy, phase, insurer
         self.lines, self.terms, self.catalogue = lines, terms, catalogue
@@ -190,7 +192,9 @@ class _Phase:
         for line in lines:
             if line_key(line) in cancelled:
                 self.placements[line_key(line)] = Placement(
-                    Place.CANCELLED, "cancelled against its correction"
+                    Place.CANCELLED,
+                    "cancelled against its correction",
+                    pair=cancelled[line_key(line)],
                 )
         self.active = [ln for ln in lines if line_key(ln) not in cancelled]
         insurer_terms = terms.insurers.get(insurer)
@@ -399,18 +403,22 @@ def _integral(
     return p.decision(DecisionKind.INTEGRAL, rule or "integral")
 
 
-def _with_existing(p: _Phase, existing: Existing, cancelled: set[LineKey]) -> Decision | None:
+def _with_existing(
+    p: _Phase, existing: Existing, cancelled: Mapping[LineKey, LineKey]
+) -> Decision | None:
     """The decision for a phase already claimed, or None to decide it afresh after a
-    credit line (when a correction cancelled part of what the claim absorbed)."""
-    if existing.absorbs & cancelled:
+    credit line (when a correction cancelled part of what the claim absorbed). The credit
+    line carries the days of the line it credits (those of the lines it absorbed)."""
+    if existing.absorbs & cancelled.keys():
+        own = [ln for ln in p.lines if line_key(ln) in existing.absorbs] or p.lines
         p.claims.append(
             ClaimLine(
                 prestatie=existing.prestatie,
                 name=f"creditering van {existing.reference}",
                 bsn=p.lines[0].bsn,
                 birth_date=p.lines[0].birth_date,
-                first_day=min(ln.prestatie_date for ln in p.lines),
-                last_day=max(ln.prestatie_date for ln in p.lines),
+                first_day=min(ln.prestatie_date for ln in own),
+                last_day=max(ln.prestatie_end_date or ln.prestatie_date for ln in own),
                 amount=-existing.amount,
                 absorbs=(),
                 credits=existing.reference,
@@ -521,7 +529,7 @@ def _unmapped(
     catalogue: Catalogue,
     orphans: set[LineKey],
 ) -> Decision:
-    p = _Phase(pregnancy, Phase.PRENATAL, insurer, lines, terms, catalogue, set())
+    p = _Phase(pregnancy, Phase.PRENATAL, insurer, lines, terms, catalogue, {})
     for line in lines:
         why = (
             "a credit of a line the gateway does not have"

@@ -177,6 +177,7 @@ class Placement:
     claim: int | None = None  # index of the claim line in the decision (absorbed)
     code: str | None = None  # retourcode for a returned line
     joins: str | None = None  # the claimed line a line arriving after the claim joins
+    pair: LineKey | None = None  # cancelled: the line it cancels, or is cancelled by
 
 
 @dataclass(frozen=True, slots=True)

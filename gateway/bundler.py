@@ -226,6 +226,7 @@ class BundlePlan:
                     "factuurnummer": c.invoice_number,
                     "lines": len(c.links),
                     "total": c.total,
+                    "integralLines": [_link_json(link) for link in c.links],
                 }
                 for c in self.claims
             ],
@@ -234,6 +235,21 @@ class BundlePlan:
                 for f in self.forwards
             ],
         }
+
+
+def _link_json(link: ClaimLink) -> dict[str, Any]:
+    """One integral line of a claim file: what it claims, for which days, what it absorbed."""
+    return {
+        "reference": link.reference,
+        "pregnancy": link.pregnancy,
+        "phase": link.phase.value,
+        "prestatie": link.prestatie,
+        "amount": link.amount,
+        "from": link.first_day.isoformat() if link.first_day else None,
+        "to": link.last_day.isoformat() if link.last_day else None,
+        "absorbs": [f"{traceer_id}#{number}" for traceer_id, number in link.absorbs],
+        "credits": link.credits,
+    }
 
 
 RunInThread = Callable[[Callable[[], Any]], Awaitable[Any]]

@@ -63,6 +63,8 @@ class ClaimLink:
     amount: int
     absorbs: tuple[LineKey, ...]
     credits: str | None
+    first_day: date | None = None
+    last_day: date | None = None
 
 
 @dataclass(frozen=True)
@@ -167,6 +169,8 @@ def build_claim_file(
                     amount=line.amount,
                     absorbs=line.absorbs,
                     credits=line.credits,
+                    first_day=line.first_day,
+                    last_day=line.last_day,
                 )
             )
     return ClaimFile(insurer, invoice_number, writer.finish(), tuple(links))

@@ -236,7 +236,9 @@ def record_bundle_txn(
         if row is None or row[0] != outcome.place.value:
             per_upload[outcome.key[0]][outcome.place.value] += 1
     for upload, counts in sorted(per_upload.items()):
-        add_status_txn(txn, upload, _progress(counts), at)
+        progress = _progress(counts)
+        if not _would_go_back(txn, upload, progress.status):
+            add_status_txn(txn, upload, progress, at)
     for outcome in settled:
         traceer_id, record_number = outcome.key
         txn.execute(
@@ -283,6 +285,31 @@ def _progress(counts: Counter[str]) -> NewStatus:
     return NewStatus(status, code, "Verwerkt: " + "; ".join(parts) + ".")
 
 
+# The order an upload's statuses follow; its history never goes back in it (an upload
+# answered and then bundled again after a break stays "beantwoord").
+_UPLOAD_ORDER: Final = (
+    MessageStatus.RECEIVED,
+    MessageStatus.PROCESSING,
+    MessageStatus.PROCESSED,
+    MessageStatus.FORWARDED,
+    MessageStatus.ANSWERED,
+)
+
+
+def _would_go_back(txn: Transaction, upload: str, status: MessageStatus) -> bool:
+    txn.execute("SELECT status FROM messages WHERE traceer_id = ?", (upload,))
+    row = txn.fetchone()
+    if row is None or status not in _UPLOAD_ORDER:
+        return False
+    try:
+        current = MessageStatus(row[0])
+    except ValueError:
+        return False
+    if current not in _UPLOAD_ORDER:
+        return False
+    return _UPLOAD_ORDER.index(status) < _UPLOAD_ORDER.index(current)
+
+
 def _late_txn(txn: Transaction, late: tuple[LateLine, ...]) -> None:
     """Late lines join their claimed line (its provenance); one under review joins the
     case of the rejected line."""
@@ -305,6 +332,18 @@ def _returned_txn(
 ) -> None:
     for retour in retours:
         stored = put_message_txn(txn, retour.message, codec)
+        upload = retour.message.reply_to
+        if upload is not None and stored.traceer_id == retour.message.traceer_id:
+            add_status_txn(
+                txn,
+                upload,
+                NewStatus(
+                    MessageStatus.ANSWERED,
+                    None,
+                    f"Beantwoord: retourinformatie klaargezet ({retour.message.standard}).",
+                ),
+                retour.message.created_at,
+            )
         for answer in retour.answers:
             txn.execute(
                 "UPDATE declaration_lines SET outcome = ?, granted_amount = ?,"

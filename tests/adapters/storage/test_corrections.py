@@ -14,11 +14,13 @@ from datetime import date
 
 import pytest
 
+from gateway.admin.accounts import Role
+from gateway.admin.cases import CaseAction
 from gateway.cli.settlement import settlement_json
 from gateway.ei import FieldValue, FileWriter, Record, read_records
 from gateway.intake import BerichtMetadata, Upload
 from gateway.store import Direction
-from tests.adapters.storage.test_resolution import REGISTRY, Cycle, _cycle
+from tests.adapters.storage.test_resolution import REGISTRY, Cycle, _cycle, rejected
 from tests.gateway.test_bundler import MESSAGES
 from tests.threadpump import ThreadPump
 
@@ -200,3 +202,46 @@ def test_a_credit_of_the_first_care_day_credits_the_integral_line_and_claims_it_
     assert by_reference[again[0].reference].get("prestatie_date") == hours[1][1]
     cycle.insurer_answers()
     assert owed(cycle) == granted_in_retours(cycle)
+
+
+# --- the status history an upload's sender sees ------------------------------------------
+
+UPLOAD_RANK = ["ontvangen", "in_behandeling", "verwerkt", "doorgestuurd", "beantwoord"]
+
+
+def histories(cycle: Cycle) -> dict[str, list[str]]:
+    uploads = [
+        row[0]
+        for row in cycle.rows(
+            "SELECT DISTINCT traceer_id FROM declaration_lines ORDER BY traceer_id"
+        )
+    ]
+    entries = cycle.wait(cycle.store.statuses(uploads))
+    out: dict[str, list[str]] = defaultdict(list)
+    for entry in entries:
+        out[entry.traceer_id].append(entry.status.value)
+    return dict(out)
+
+
+def never_backwards(history: list[str]) -> bool:
+    ranks = [UPLOAD_RANK.index(status) for status in history]
+    return ranks == sorted(ranks)
+
+
+def test_a_status_history_never_moves_backwards_after_a_break(cycle: Cycle) -> None:
+    _, case_id = rejected(cycle)
+    assert any("beantwoord" in h for h in histories(cycle).values())
+    operator = cycle.user("otto", Role.OPERATOR)
+    cycle.wait(cycle.service.act(operator, case_id, CaseAction.BREAK_BUNDLE, "zorg elders"))
+    for traceer_id, history in histories(cycle).items():
+        assert never_backwards(history), (traceer_id, history)
+
+
+def test_a_credit_only_upload_ends_answered(cycle: Cycle) -> None:
+    claimed_and_granted(cycle)
+    reference, _, _ = kraam_hours(cycle)[3]
+    upload = credit_upload(cycle, [reference])
+    cycle.wait(cycle.bundler.run_once())
+    history = histories(cycle)[upload]
+    assert history[-1] == "beantwoord", history
+    assert never_backwards(history)

@@ -73,6 +73,9 @@ log = Logger()
 INVOICE_SEQUENCE = "igo-invoice"
 # Retourcode 8084 (COD954): the debit line has been credited already.
 DEBIT_CREDITED = "8084"
+# A modelled retourcode (the IGO's own band): "no separate amount — paid through the
+# integral line named in the retour" (a late line under the ``shares`` distribution).
+PAID_THROUGH_INTEGRAL = "9002"
 
 
 @dataclass(frozen=True)
@@ -172,6 +175,7 @@ class LineAnswerNow:
     outcome: str  # returned, granted, rejected, review
     granted: int
     codes: tuple[str, ...]
+    reference: str | None = None  # the integral line whose answer this is
 
 
 @dataclass(frozen=True)
@@ -612,7 +616,9 @@ class Bundler:
         granted = 0
         if outcome == "granted" and self._distribution is Distribution.DECLARED and line:
             granted = max(line.amount or 0, 0)
-        return LateLine(reference, key, LineAnswerNow(key, outcome, granted, codes))
+        if outcome == "granted" and granted == 0:
+            codes = (PAID_THROUGH_INTEGRAL,)
+        return LateLine(reference, key, LineAnswerNow(key, outcome, granted, codes, reference))
 
     async def _answer_now(
         self, answers: Sequence[LineAnswerNow], lines: dict[LineKey, DeclaredLine]
@@ -636,6 +642,8 @@ class Bundler:
             if message is None:
                 continue
             originals = await self._records(upload)
+            # The integral line the answers come from, when they come from one.
+            references = {a.reference for a in own[upload] if a.reference is not None}
             retour = await self._run(
                 partial(
                     participant_retour,
@@ -643,7 +651,7 @@ class Bundler:
                     message,
                     originals,
                     outcomes,
-                    insurer_reference="",
+                    insurer_reference=references.pop()[:24] if len(references) == 1 else "",
                     at=self._now(),
                 )
             )

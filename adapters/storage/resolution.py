@@ -43,6 +43,7 @@ from gateway.resolution import (
     Resubmission,
 )
 from gateway.rules.catalogue import Phase
+from gateway.rules.decide import BROKEN_BY_HAND
 from gateway.rules.model import LineKey
 from gateway.store import Direction
 
@@ -280,6 +281,8 @@ def _decisions_of(txn: Transaction, kind: str, ref: str | None) -> list[tuple[De
 
 
 def bundle_broken_txn(txn: Transaction, ref: str | None) -> list[CaseFacts]:
+    """A case per bundle the rules broke; a bundle an administrator broke is no new case
+    (the case it was broken in records it)."""
     return [
         _decision_facts(
             txn,
@@ -289,7 +292,8 @@ def bundle_broken_txn(txn: Transaction, ref: str | None) -> list[CaseFacts]:
             decision.kind == "bundle-broken",
         )
         for decision, since in _decisions_of(txn, "bundle-broken", ref)
-        if decision.kind == "bundle-broken" or _has_record(txn, CaseKind.BUNDLE_BROKEN, decision)
+        if (decision.kind == "bundle-broken" and decision.rule != BROKEN_BY_HAND)
+        or _has_record(txn, CaseKind.BUNDLE_BROKEN, decision)
     ]
 
 

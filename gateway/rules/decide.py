@@ -65,9 +65,18 @@ from gateway.rules.model import (
     line_key,
 )
 
-__all__ = ["decide", "link_pregnancies", "on_parallel_list", "plain_woman_key"]
+__all__ = [
+    "BROKEN_BY_HAND",
+    "decide",
+    "link_pregnancies",
+    "on_parallel_list",
+    "plain_woman_key",
+]
 
 WomanKey = Callable[[DeclaredLine], str]
+# The rule of a phase an administrator broke: the case it came from is its record (no
+# case of its own).
+BROKEN_BY_HAND = "bundle broken by hand"
 
 
 def plain_woman_key(line: DeclaredLine) -> str:
@@ -512,7 +521,7 @@ def _broken_by_hand(p: _Phase) -> Decision:
         "an administrator of the IGO broke the bundle: every line goes monodisciplinarily"
     )
     p.mono(p.active, "bundle broken by the IGO")
-    return p.decision(DecisionKind.BUNDLE_BROKEN, "bundle broken by hand")
+    return p.decision(DecisionKind.BUNDLE_BROKEN, BROKEN_BY_HAND)
 
 
 def _order(item: tuple[tuple[Phase | None, str], list[DeclaredLine]]) -> tuple[int, str]:

@@ -10,17 +10,20 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterator
-from datetime import date
+from datetime import date, timedelta
 
 import pytest
 
 from gateway.admin.accounts import Role
-from gateway.admin.cases import CaseAction
+from gateway.admin.cases import CaseAction, CaseFilter, CaseKind
+from gateway.bundler import Bundler
 from gateway.cli.settlement import settlement_json
+from gateway.config import Distribution
 from gateway.ei import FieldValue, FileWriter, Record, read_records
 from gateway.intake import BerichtMetadata, Upload
+from gateway.rules.catalogue import load_catalogue
 from gateway.store import Direction
-from tests.adapters.storage.test_resolution import REGISTRY, Cycle, _cycle, rejected
+from tests.adapters.storage.test_resolution import REGISTRY, Cycle, _cycle, rejected, terms
 from tests.gateway.test_bundler import MESSAGES
 from tests.threadpump import ThreadPump
 
@@ -245,3 +248,78 @@ def test_a_credit_only_upload_ends_answered(cycle: Cycle) -> None:
     history = histories(cycle)[upload]
     assert history[-1] == "beantwoord", history
     assert never_backwards(history)
+
+
+# --- breaking a bundle, and lines that join a claimed phase ---------------------------------
+
+
+def test_breaking_a_bundle_opens_no_new_case_for_the_same_phase(cycle: Cycle) -> None:
+    _, case_id = rejected(cycle)
+    operator = cycle.user("otto", Role.OPERATOR)
+    cycle.wait(cycle.service.act(operator, case_id, CaseAction.BREAK_BUNDLE, "zorg elders"))
+    queue = cycle.wait(
+        cycle.service.queue(operator, CaseFilter(kinds=frozenset({CaseKind.BUNDLE_BROKEN})))
+    )
+    assert queue.cases == [], [c.id for c in queue.cases]
+
+
+def late_upload(cycle: Cycle, like: str, invoice: str = "KZL-0001") -> str:
+    """The kraamzorg organisation declares one more day like its line ``like``, a day
+    later; its traceerId."""
+    original = records((MESSAGES / KZ_FILE).read_bytes())
+    header = _values(original[0])
+    for name in ("standard_code", "version", "subversion"):
+        header.pop(name, None)
+    header["invoice_number"] = invoice
+    w = FileWriter(REGISTRY.by_standard("KZ301"))
+    w.header(**header)
+    insured: Record | None = None
+    for record in original[1:]:
+        if record.type == "02":
+            insured = record
+        if record.type == "04" and record.text("reference") == like:
+            assert insured is not None
+            w.detail("02", _values(insured))
+            values = _values(record)
+            day = record.get("prestatie_date")
+            assert isinstance(day, date)
+            values.update(prestatie_date=day + timedelta(days=1), reference=f"L-{like}")
+            w.detail("04", values)
+    metadata = BerichtMetadata.model_validate({"afzender": {"rol": "zorgaanbieder", "code": KRAAM}})
+    receipt = cycle.wait(cycle.intake.receive(Upload(KRAAM, "kraamzorg", metadata, w.finish())))
+    assert receipt.code is None, receipt
+    traceer_id: str = receipt.traceer_id
+    return traceer_id
+
+
+def test_a_line_joining_a_claimed_and_shared_phase_is_answered_with_its_integral_line(
+    cycle: Cycle,
+) -> None:
+    sharing = Bundler(
+        cycle.store,
+        cycle.store.bundles,
+        REGISTRY,
+        load_catalogue(),
+        terms(),
+        now=lambda: cycle.now[0],
+        distribution=Distribution.SHARES,
+    )
+    cycle.wait(sharing.run_once())
+    cycle.insurer_answers()
+    hours = kraam_hours(cycle)
+    last_reference, _, claim = hours[-1]
+    upload = late_upload(cycle, last_reference)
+    plan = cycle.wait(sharing.run_once())
+    assert plan.claims == []  # the phase was claimed once
+    (retour,) = [
+        m
+        for m in cycle.wait(
+            cycle.store.list_messages(KRAAM, Direction.TO_PARTICIPANT, include_confirmed=True)
+        )
+        if m.reply_to == upload
+    ]
+    answered = records(cycle.wait(cycle.store.payload(retour.sha256)))
+    assert answered[0].text("insurer_reference") == claim  # the integral line it joined
+    (line,) = [r for r in answered if r.type == "04"]
+    assert line.get("granted_amount") == 0
+    assert line.text("retourcode_1") == "9002"  # paid through the integral line

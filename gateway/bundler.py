@@ -71,6 +71,8 @@ __all__ = [
 log = Logger()
 
 INVOICE_SEQUENCE = "igo-invoice"
+# Where a line stands once declared monodisciplinarily (by the IGO or by the participant).
+_MONO = frozenset({Place.FORWARDED.value, Place.RETURNED.value})
 # Retourcode 8084 (COD954): the debit line has been credited already.
 DEBIT_CREDITED = "8084"
 # A modelled retourcode (the IGO's own band): "no separate amount — paid through the
@@ -309,6 +311,7 @@ class Bundler:
                 closed=given.closed,
                 broken=given.broken,
                 woman=self._bundles.woman_of,
+                mono={k for k, state in given.states.items() if state in _MONO},
             )
         )
         return decisions, given.lines

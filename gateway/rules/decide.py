@@ -88,22 +88,29 @@ def plain_woman_key(line: DeclaredLine) -> str:
 # --- corrections and pregnancies ---------------------------------------------------------
 
 
-def _corrections(lines: Sequence[DeclaredLine]) -> tuple[dict[LineKey, LineKey], set[LineKey]]:
+def _corrections(
+    lines: Sequence[DeclaredLine], mono: Collection[LineKey] = frozenset()
+) -> tuple[dict[LineKey, LineKey], set[LineKey], set[LineKey]]:
     """(cancelled keys, each with the key of its pair: the credit line and the line it
-    cancels name each other; credit lines that correct nothing the gateway has)."""
+    cancels name each other; credit lines that correct nothing the gateway has; credit
+    lines of a line already declared monodisciplinarily, ``mono``, which go its way)."""
     debits = {(line.participant, line.reference): line for line in lines if not line.is_credit}
     cancelled: dict[LineKey, LineKey] = {}
     orphans: set[LineKey] = set()
+    follow: set[LineKey] = set()
     for line in lines:
         if not line.is_credit:
             continue
         target = debits.get((line.participant, line.previous_reference or ""))
+        if target is not None and line_key(target) in mono:
+            follow.add(line_key(line))
+            continue
         if target is None or line_key(target) in cancelled:
             orphans.add(line_key(line))
             continue
         cancelled[line_key(line)] = line_key(target)
         cancelled[line_key(target)] = line_key(line)
-    return cancelled, orphans
+    return cancelled, orphans, follow
 
 
 def link_pregnancies(
@@ -461,13 +468,16 @@ def decide(
     closed: Collection[tuple[str, Phase]] = frozenset(),
     broken: Collection[tuple[str, Phase]] = frozenset(),
     woman: WomanKey = plain_woman_key,
+    mono: Collection[LineKey] = frozenset(),
 ) -> list[Decision]:
     """Every decision for ``lines`` as of ``today``. ``existing`` are the integral lines
     claimed before; ``closed`` the (pregnancy, phase) pairs an administrator closed;
     ``broken`` those whose bundle an administrator broke (their lines go
-    monodisciplinarily, whatever was claimed before)."""
+    monodisciplinarily, whatever was claimed before); ``mono`` the lines already forwarded
+    or returned monodisciplinarily (a credit of one goes the same way: the gateway cannot
+    cancel what the insurer or the participant has)."""
     every = list(lines)
-    cancelled, orphans = _corrections(every)
+    cancelled, orphans, follow = _corrections(every, mono)
     claims_by_line: dict[LineKey, Existing] = {}
     for earlier in existing:
         for key in earlier.absorbs:
@@ -484,11 +494,14 @@ def decide(
         groups: dict[tuple[Phase | None, str], list[DeclaredLine]] = defaultdict(list)
         for line in pregnancy.lines:
             rule = catalogue.rule_of(line)
-            phase = rule.phase if rule is not None and line_key(line) not in orphans else None
+            unmapped = line_key(line) in orphans or line_key(line) in follow
+            phase = rule.phase if rule is not None and not unmapped else None
             groups[(phase, line.insurer)].append(line)
         for (phase, insurer), group in sorted(groups.items(), key=_order):
             if phase is None:
-                decisions.append(_unmapped(pregnancy, insurer, group, terms, catalogue, orphans))
+                decisions.append(
+                    _unmapped(pregnancy, insurer, group, terms, catalogue, orphans, follow)
+                )
                 continue
             p = _Phase(pregnancy, phase, insurer, group, terms, catalogue, cancelled)
             if (pregnancy.id, phase) in broken:
@@ -537,14 +550,16 @@ def _unmapped(
     terms: Terms,
     catalogue: Catalogue,
     orphans: set[LineKey],
+    follow: set[LineKey],
 ) -> Decision:
     p = _Phase(pregnancy, Phase.PRENATAL, insurer, lines, terms, catalogue, {})
     for line in lines:
-        why = (
-            "a credit of a line the gateway does not have"
-            if line_key(line) in orphans
-            else f"prestatie code {line.prestatiecode} ({line.standard}) is not in the mapping"
-        )
+        if line_key(line) in orphans:
+            why = "a credit of a line the gateway does not have"
+        elif line_key(line) in follow:
+            why = "a credit of a line declared monodisciplinarily goes the same way"
+        else:
+            why = f"prestatie code {line.prestatiecode} ({line.standard}) is not in the mapping"
         p.mono([line], why)
         p.reasons.append(why)
     decision = p.decision(DecisionKind.MONODISCIPLINARY, "not bundled")

@@ -584,3 +584,29 @@ def test_a_hospital_line_is_mapped_by_its_zorgproduct_or_zorgactiviteit() -> Non
     assert [c.prestatie for c in phases[Phase.PRENATAL].claims] == ["IG0003"]  # complex
     assert [c.prestatie for c in phases[Phase.NATAL].claims] == ["IG0006"]
     assert line_key(clinical) in phases[Phase.NATAL].claims[0].absorbs
+
+
+@pytest.mark.parametrize(("forward", "place"), [(True, Place.FORWARDED), (False, Place.RETURNED)])
+def test_a_credit_of_a_line_already_declared_monodisciplinarily_goes_the_same_way(
+    forward: bool, place: Place
+) -> None:
+    """The insurer (or the participant itself) has the line: the gateway cannot cancel it
+    on its own, the credit must reach whoever declared the line."""
+    lines = full_pregnancy(insurer=NO_CONTRACT)
+    wrong = lines[-1]
+    credit = ln(
+        KRAAM, "KZ301", KZ_HOURS, wrong.prestatie_date, amount=-10000, previous=wrong.reference,
+        insurer=NO_CONTRACT,
+    )  # fmt: skip
+    everything = [*lines, credit]
+    decisions = decide(
+        everything,
+        terms(forward_without_contract=forward),
+        CATALOGUE,
+        today=TODAY,
+        mono={line_key(line) for line in lines},
+    )
+    placed = {key: p for d in decisions for key, p in d.placements.items()}
+    assert placed[line_key(credit)].place is place
+    assert placed[line_key(wrong)].place is place  # not cancelled behind the insurer's back
+    every_line_once(everything, decisions)

@@ -538,16 +538,27 @@ class Bundler:
         lines = lines_of(plan)
         late: list[LateLine] = []
         for d in plan.decisions:
+            # A credit and a new debit that cancel out are not sent (the claimed line
+            # stands): a line absorbed into that debit joins the claimed line instead.
+            credited = next((c.credits for c in d.claims if c.credits is not None), None)
             for key, placement in d.placements.items():
-                if placement.joins is not None and self._states.get(key) != "absorbed":
-                    late.append(self._late(placement.joins, lines.get(key), key))
+                joins = placement.joins
+                if (
+                    joins is None
+                    and credited is not None
+                    and placement.place is Place.ABSORBED
+                    and key not in reference_of
+                ):
+                    joins = credited
+                if joins is not None and self._states.get(key) != "absorbed":
+                    late.append(self._late(joins, lines.get(key), key))
                 outcomes.append(
                     LineOutcome(
                         key,
                         placement.place,
                         placement.reason,
                         placement.code,
-                        reference_of.get(key) or placement.joins,
+                        reference_of.get(key) or joins,
                         outbound_of.get(key),
                         d.pregnancy,
                         d.phase,

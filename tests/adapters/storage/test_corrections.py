@@ -323,3 +323,21 @@ def test_a_line_joining_a_claimed_and_shared_phase_is_answered_with_its_integral
     (line,) = [r for r in answered if r.type == "04"]
     assert line.get("granted_amount") == 0
     assert line.text("retourcode_1") == "9002"  # paid through the integral line
+
+
+def test_a_late_line_with_a_correction_that_changes_nothing_joins_the_claimed_line(
+    cycle: Cycle,
+) -> None:
+    claimed_and_granted(cycle)
+    hours = kraam_hours(cycle)
+    credit_upload(cycle, [hours[3][0]])
+    late = late_upload(cycle, hours[-1][0])
+    plan = cycle.wait(cycle.bundler.run_once())
+    # Credit and claim again would be the same line on the same day: nothing is sent, and
+    # the late line joins the line already claimed (and granted).
+    assert plan.claims == []
+    (row,) = cycle.rows(
+        "SELECT state, claim_reference, outcome FROM declaration_lines WHERE traceer_id = ?", late
+    )
+    assert row == ("absorbed", hours[0][2], "granted")
+    assert owed(cycle) == granted_in_retours(cycle)

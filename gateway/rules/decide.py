@@ -2,15 +2,19 @@
 phase and insurer. Pure: lines, terms, the catalogue and a given day in; decisions out.
 
 1. **Corrections.** A credit line (negative amount) naming an earlier reference of the same
-   participant cancels that line; both end as *cancelled*. When the cancelled line was
-   already absorbed into a claimed integral line, that line is credited and the phase is
-   decided again from what remains.
+   participant cancels that line; both end as *cancelled*, each naming the other. When the
+   cancelled line was already absorbed into a claimed integral line, that line is credited
+   (with its own days) and the phase is decided again from what remains. A credit of a
+   line already forwarded or returned monodisciplinarily goes the same way instead.
 2. **Pregnancies.** A woman's lines (same BSN and birth date) in date order belong to one
-   pregnancy until one lies more than ``trajectory_days`` after its first; then a next
-   pregnancy begins. A line of a "birth" code dates the birth; an "early-end" code (before
-   16 weeks) ends the pregnancy.
-3. **Phases.** The catalogue's mapping gives each line its phase; a code it does not know
-   cannot be bundled and goes its own way (monodisciplinary).
+   pregnancy until one lies more than ``trajectory_days`` after its first, or — after an
+   early end — more than ``aftercare_days`` after both the early end and the line before
+   it; then a next pregnancy begins. A line of a "birth" code dates the birth; an
+   "early-end" code (before 16 weeks) ends the pregnancy.
+3. **Phases.** The catalogue's mapping gives each line its phase (by its prestatiecode, or a
+   hospital line's zorgproduct or zorgactiviteit code); a code it does not know cannot be
+   bundled and goes its own way (monodisciplinary). Parallel codes are compared with the
+   field that carries them (:func:`on_parallel_list`).
 4. **Decision per pregnancy, phase and insurer** — exactly one of:
    *monodisciplinary* (no integral contract for the year of the phase's first care day;
    nothing of it by bundled participants); *waiting* (the event that closes the phase has

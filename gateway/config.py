@@ -479,7 +479,8 @@ class BundlingConfig(_Section):
     catalogue: FilePath | None = Field(
         default=None,
         description="The prestatie catalogue and phase mapping (TOML). Default: the shipped "
-        "EXAMPLE catalogue (schemas/catalogue/example.toml), whose codes are illustrative.",
+        "EXAMPLE catalogue (schemas/catalogue/example.toml), whose integral prestatie codes "
+        "are placeholders (the codes of list 069 are not public).",
     )
     grace_days: int = Field(
         default=30,

@@ -540,16 +540,16 @@ class Bundler:
         for d in plan.decisions:
             # A credit and a new debit that cancel out are not sent (the claimed line
             # stands): a line absorbed into that debit joins the claimed line instead.
-            credited = next((c.credits for c in d.claims if c.credits is not None), None)
+            credited = {c.prestatie: c.credits for c in d.claims if c.credits is not None}
             for key, placement in d.placements.items():
                 joins = placement.joins
                 if (
                     joins is None
-                    and credited is not None
                     and placement.place is Place.ABSORBED
+                    and placement.claim is not None
                     and key not in reference_of
                 ):
-                    joins = credited
+                    joins = credited.get(d.claims[placement.claim].prestatie)
                 if joins is not None and self._states.get(key) != "absorbed":
                     late.append(self._late(joins, lines.get(key), key))
                 outcomes.append(

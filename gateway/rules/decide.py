@@ -424,41 +424,50 @@ def _integral(
 
 
 def _with_existing(
-    p: _Phase, existing: Existing, cancelled: Mapping[LineKey, LineKey]
+    p: _Phase, claims: Sequence[Existing], cancelled: Mapping[LineKey, LineKey]
 ) -> Decision | None:
-    """The decision for a phase already claimed, or None to decide it afresh after a
-    credit line (when a correction cancelled part of what the claim absorbed). The credit
-    line carries the days of the line it credits (those of the lines it absorbed)."""
-    if existing.absorbs & cancelled.keys():
-        own = [ln for ln in p.lines if line_key(ln) in existing.absorbs] or p.lines
-        p.claims.append(
-            ClaimLine(
-                prestatie=existing.prestatie,
-                name=f"creditering van {existing.reference}",
-                bsn=p.lines[0].bsn,
-                birth_date=p.lines[0].birth_date,
-                first_day=min(ln.prestatie_date for ln in own),
-                last_day=max(ln.prestatie_end_date or ln.prestatie_date for ln in own),
-                amount=-existing.amount,
-                absorbs=(),
-                credits=existing.reference,
+    """The decision for a phase already claimed (``claims``: its claimed lines, the first
+    the phase's own, an extra one on top after it), or None to decide it afresh after a
+    credit line: when a correction cancelled part of what a claimed line absorbed, every
+    claimed line of the phase is credited (the phase is decided again as a whole; a credit
+    and a new debit that come out the same are not sent). A credit line carries the days of
+    the line it credits (those of the lines it absorbed)."""
+    if any(existing.absorbs & cancelled.keys() for existing in claims):
+        for existing in claims:
+            own = [ln for ln in p.lines if line_key(ln) in existing.absorbs] or p.lines
+            p.claims.append(
+                ClaimLine(
+                    prestatie=existing.prestatie,
+                    name=f"creditering van {existing.reference}",
+                    bsn=p.lines[0].bsn,
+                    birth_date=p.lines[0].birth_date,
+                    first_day=min(ln.prestatie_date for ln in own),
+                    last_day=max(ln.prestatie_end_date or ln.prestatie_date for ln in own),
+                    amount=-existing.amount,
+                    absorbs=(),
+                    credits=existing.reference,
+                )
             )
-        )
+        names = ", ".join(existing.reference for existing in claims)
         p.reasons.append(
-            f"a correction cancelled a line of claimed integral line {existing.reference}: "
-            "it is credited and the phase decided again"
+            f"a correction cancelled a line of claimed integral line(s) {names}: credited, "
+            "and the phase decided again"
         )
         return None
+    main = claims[0]
     for line in p.active:
         key = line_key(line)
-        late = key not in existing.absorbs
+        owner = next((e for e in claims if key in e.absorbs), None)
+        late = owner is None
         p.placements[key] = Placement(
             Place.ABSORBED,
             f"{'arrived after the claim; ' if late else ''}absorbed into claimed integral "
-            f"line {existing.reference}",
-            joins=existing.reference if late else None,
+            f"line {(owner or main).reference}",
+            joins=main.reference if late else None,
         )
-    p.reasons.append(f"already claimed as {existing.reference} ({existing.prestatie})")
+    p.reasons.append(
+        "already claimed as " + ", ".join(f"{e.reference} ({e.prestatie})" for e in claims)
+    )
     return p.decision(DecisionKind.INTEGRAL, "already claimed")
 
 
@@ -511,12 +520,14 @@ def decide(
             if (pregnancy.id, phase) in broken:
                 decisions.append(_broken_by_hand(p))
                 continue
-            claim: Existing | None = next(
-                (claims_by_line[line_key(ln)] for ln in group if line_key(ln) in claims_by_line),
-                None,
+            claims = sorted(
+                dict.fromkeys(
+                    claims_by_line[line_key(ln)] for ln in group if line_key(ln) in claims_by_line
+                ),
+                key=lambda e: _is_extra(catalogue, e.prestatie),
             )
-            if claim is not None:
-                done = _with_existing(p, claim, cancelled)
+            if claims:
+                done = _with_existing(p, claims, cancelled)
                 if done is not None:
                     decisions.append(done)
                     continue
@@ -527,10 +538,16 @@ def decide(
                     hand_closed=(pregnancy.id, phase) in closed,
                     settings_grace=settings.grace_days,
                     postnatal_days=settings.postnatal_days,
-                    credited=claim is not None,
+                    credited=bool(claims),
                 )
             )
     return decisions
+
+
+def _is_extra(catalogue: Catalogue, code: str) -> bool:
+    """Whether ``code`` is an integral prestatie that comes on top of the phase's own."""
+    prestatie = catalogue.by_code(code)
+    return prestatie is not None and prestatie.kind is Kind.EXTRA
 
 
 def _broken_by_hand(p: _Phase) -> Decision:

@@ -610,3 +610,126 @@ def test_a_credit_of_a_line_already_declared_monodisciplinarily_goes_the_same_wa
     assert placed[line_key(credit)].place is place
     assert placed[line_key(wrong)].place is place  # not cancelled behind the insurer's back
     every_line_once(everything, decisions)
+
+
+@settings(max_examples=300, deadline=None)
+@given(scenario(), st.data())
+def test_corrections_after_a_claim_credit_each_claimed_line_once_with_its_own_days(
+    case: tuple[list[DeclaredLine], Terms, date], data: st.DataObject
+) -> None:
+    """Claim, then credit some claimed lines and add late ones: every line still ends in
+    one place; every claimed line that lost a line is credited exactly once, for its own
+    amount and first day; the others are not touched."""
+    lines, chosen, today = case
+    first = decide(lines, chosen, CATALOGUE, today=today)
+    existing: list[Existing] = []
+    first_days: dict[str, date] = {}
+    for n, d in enumerate(first):
+        for m, c in enumerate(d.claims):
+            if d.phase is None or c.credits is not None or c.amount <= 0:
+                continue
+            reference = f"IGO-{n}-{m}"
+            existing.append(
+                Existing(reference, d.pregnancy, d.phase, d.insurer, c.prestatie, c.amount,
+                         frozenset(c.absorbs))
+            )  # fmt: skip
+            first_days[reference] = c.first_day
+    claimed = [line for line in lines if any(line_key(line) in e.absorbs for e in existing)]
+    credited = (
+        data.draw(st.lists(st.sampled_from(claimed), unique=True, max_size=3)) if claimed else []
+    )
+    credits = [
+        ln(
+            line.participant,
+            line.standard,
+            line.prestatiecode,
+            line.prestatie_date,
+            amount=-abs(line.amount or 1),
+            previous=line.reference,
+            insurer=line.insurer,
+            bsn=line.bsn,
+            reference=f"C-{line.reference}",
+        )
+        for line in credited
+    ]
+    every = [*lines, *credits]
+    second = decide(every, chosen, CATALOGUE, today=today, existing=existing)
+    every_line_once(every, second)
+    credit_lines = [c for d in second for c in d.claims if c.credits is not None]
+    by_reference = {c.credits: c for c in credit_lines}
+    assert len(by_reference) == len(credit_lines)  # each credited once
+    for e in existing:
+        if e.reference in by_reference:
+            credit = by_reference[e.reference]
+            assert credit.amount == -e.amount
+            assert credit.first_day == first_days[e.reference]
+    # Every claimed line that lost a line it absorbed is credited; another one is credited
+    # only beside it (the phase decided again as a whole) and then claimed again the same.
+    lost = {
+        e.reference
+        for e in existing
+        for d in second
+        for key, placement in d.placements.items()
+        if key in e.absorbs and placement.place is Place.CANCELLED
+    }
+    assert lost <= set(by_reference)
+    for d in second:
+        own = [c for c in d.claims if c.credits is not None]
+        if own and not {c.credits for c in own} & lost:
+            raise AssertionError(f"credited without a lost line: {own}")
+        for c in own:
+            if c.credits not in lost:
+                assert any(
+                    (n.prestatie, n.amount, n.first_day) == (c.prestatie, -c.amount, c.first_day)
+                    for n in d.claims
+                    if n.credits is None
+                ), c
+
+
+def test_a_credit_of_care_claimed_on_top_credits_that_line_not_the_other() -> None:
+    clinical = ln(KRAAM, "KZ301", KZ_AFTER_CLINICAL, BIRTH + timedelta(days=6))
+    lines = [*full_pregnancy(), clinical]
+    postnatal = by_phase(decide(lines, terms(), CATALOGUE, today=TODAY))[Phase.POSTNATAL]
+    main, extra = postnatal.claims
+    existing = [
+        Existing("IGO-1", postnatal.pregnancy, Phase.POSTNATAL, INSURER, main.prestatie,
+                 main.amount, frozenset(main.absorbs)),
+        Existing("IGO-2", postnatal.pregnancy, Phase.POSTNATAL, INSURER, extra.prestatie,
+                 extra.amount, frozenset(extra.absorbs)),
+    ]  # fmt: skip
+    credit = ln(
+        KRAAM, "KZ301", KZ_AFTER_CLINICAL, clinical.prestatie_date, amount=-10000,
+        previous=clinical.reference,
+    )  # fmt: skip
+    every = [*lines, credit]
+    again = by_phase(decide(every, terms(), CATALOGUE, today=TODAY, existing=existing))
+    claims = again[Phase.POSTNATAL].claims
+    credits = {c.credits: c for c in claims if c.credits is not None}
+    assert credits["IGO-2"].amount == -extra.amount
+    # The phase's own line is credited and claimed again the same: the claim file leaves
+    # both out (a pair that cancels out), so only IGO-2 is credited at the insurer.
+    (debit,) = [c for c in claims if c.credits is None]
+    assert (debit.prestatie, debit.amount, debit.first_day) == (
+        main.prestatie, main.amount, main.first_day,
+    )  # fmt: skip
+    assert credits["IGO-1"].amount == -main.amount
+    assert credits["IGO-1"].first_day == main.first_day
+    every_line_once(every, list(again.values()))
+
+
+def test_a_late_line_of_a_phase_claimed_twice_joins_the_phase_own_line() -> None:
+    clinical = ln(KRAAM, "KZ301", KZ_AFTER_CLINICAL, BIRTH + timedelta(days=6))
+    lines = [*full_pregnancy(), clinical]
+    postnatal = by_phase(decide(lines, terms(), CATALOGUE, today=TODAY))[Phase.POSTNATAL]
+    main, extra = postnatal.claims
+    existing = [
+        Existing("IGO-2", postnatal.pregnancy, Phase.POSTNATAL, INSURER, extra.prestatie,
+                 extra.amount, frozenset(extra.absorbs)),
+        Existing("IGO-1", postnatal.pregnancy, Phase.POSTNATAL, INSURER, main.prestatie,
+                 main.amount, frozenset(main.absorbs)),
+    ]  # fmt: skip
+    late = ln(KRAAM, "KZ301", KZ_HOURS, BIRTH + timedelta(days=8))
+    again = by_phase(decide([*lines, late], terms(), CATALOGUE, today=TODAY, existing=existing))
+    placements = again[Phase.POSTNATAL].placements
+    assert placements[line_key(late)].joins == "IGO-1"
+    assert placements[line_key(clinical)].joins is None  # absorbed by IGO-2 already

@@ -62,6 +62,17 @@ def _amount(record: Record) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
+def _activity_code(record: Record) -> str | None:
+    """The zorgactiviteit code of a 16 record: its ``zorgactiviteit_code`` field, else the
+    first field whose name says it is one (layouts name it as their source does)."""
+    if record.layout.has("zorgactiviteit_code"):
+        return _text(record, "zorgactiviteit_code")
+    for f in record.layout.fields:
+        if "zorgactiviteit" in f.name and "code" in f.name:
+            return _text(record, f.name)
+    return None
+
+
 def declared_lines(
     records: Iterable[Record], *, traceer_id: str, participant: str, standard: str
 ) -> list[DeclaredLine]:
@@ -70,7 +81,7 @@ def declared_lines(
     out: list[DeclaredLine] = []
     for record in records:
         if record.type == "16" and out:  # a zorgactiviteit of the 04 before it
-            code = _text(record, "zorgactiviteit_code")
+            code = _activity_code(record)
             if code is not None and code not in out[-1].zorgactiviteiten:
                 out[-1] = replace(out[-1], zorgactiviteiten=(*out[-1].zorgactiviteiten, code))
             continue

@@ -48,6 +48,12 @@ def test_hospital_lines_have_their_own_birth_date_and_end_date_but_no_amount() -
     assert line.amount is None
 
 
+def test_hospital_lines_carry_their_zorgproduct_and_zorgactiviteit() -> None:
+    (line,) = lines_of("zh308-ziekenhuis-06001234.asc", "ZH308")
+    assert line.zorgproduct == "979001095"
+    assert "190037" in line.zorgactiviteiten  # poliklinische bevalling op medische indicatie
+
+
 def test_midwifery_lines() -> None:
     lines = lines_of("vk301-verloskunde-02001234.asc", "VK301")
     assert len(lines) == 8

@@ -622,8 +622,8 @@ async def start(config: GatewayConfig, reactor: Any) -> RunningGateway:
     catalogue = load_catalogue(config.bundling.catalogue)
     if catalogue.is_example:
         log.warn(
-            "the prestatie catalogue is the shipped EXAMPLE ({source}): its codes are "
-            "illustrative; set [bundling] catalogue to the IGO's own",
+            "the prestatie catalogue is the shipped EXAMPLE ({source}): its integral "
+            "prestatie codes are placeholders; set [bundling] catalogue to the IGO's own",
             source=catalogue.source,
         )
     api_config = config.epd_api

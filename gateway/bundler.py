@@ -76,6 +76,13 @@ log = Logger()
 
 INVOICE_SEQUENCE = "igo-invoice"
 BUNDLING_JOB = "bundling"  # the name of the bundling lease
+# Where a line stands once declared monodisciplinarily (by the IGO or by the participant).
+_MONO = frozenset({Place.FORWARDED.value, Place.RETURNED.value})
+# Retourcode 8084 (COD954): the debit line has been credited already.
+DEBIT_CREDITED = "8084"
+# A modelled retourcode (the IGO's own band): "no separate amount — paid through the
+# integral line named in the retour" (a late line under the ``shares`` distribution).
+PAID_THROUGH_INTEGRAL = "9002"
 
 
 @dataclass(frozen=True)
@@ -89,6 +96,8 @@ class BundleInput:
     revisions: dict[LineKey, int] = field(default_factory=dict)
     # The answer an existing claimed line already has (outcome, retourcodes), by reference.
     answered: dict[str, tuple[str, tuple[str, ...]]] = field(default_factory=dict)
+    # The answer each line has already (outcome, granted amount), for the lines that have one.
+    outcomes: dict[LineKey, tuple[str, int | None]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,6 +201,7 @@ class LineAnswerNow:
     outcome: str  # returned, granted, rejected, review
     granted: int
     codes: tuple[str, ...]
+    reference: str | None = None  # the integral line whose answer this is
 
 
 @dataclass(frozen=True)
@@ -246,6 +256,7 @@ class BundlePlan:
                     "factuurnummer": c.invoice_number,
                     "lines": len(c.links),
                     "total": c.total,
+                    "integralLines": [_link_json(link) for link in c.links],
                 }
                 for c in self.claims
             ],
@@ -254,6 +265,21 @@ class BundlePlan:
                 for f in self.forwards
             ],
         }
+
+
+def _link_json(link: ClaimLink) -> dict[str, Any]:
+    """One integral line of a claim file: what it claims, for which days, what it absorbed."""
+    return {
+        "reference": link.reference,
+        "pregnancy": link.pregnancy,
+        "phase": link.phase.value,
+        "prestatie": link.prestatie,
+        "amount": link.amount,
+        "from": link.first_day.isoformat() if link.first_day else None,
+        "to": link.last_day.isoformat() if link.last_day else None,
+        "absorbs": [f"{traceer_id}#{number}" for traceer_id, number in link.absorbs],
+        "credits": link.credits,
+    }
 
 
 RunInThread = Callable[[Callable[[], Any]], Awaitable[Any]]
@@ -301,12 +327,14 @@ class Bundler:
         self._states: dict[LineKey, str] = {}
         self._revisions: dict[LineKey, int] = {}
         self._answered: dict[str, tuple[str, tuple[str, ...]]] = {}
+        self._outcomes: dict[LineKey, tuple[str, int | None]] = {}
 
     async def decisions(self) -> tuple[list[Decision], list[DeclaredLine]]:
         given = await self._bundles.bundle_input()
         self._states = given.states
         self._revisions = given.revisions
         self._answered = given.answered
+        self._outcomes = given.outcomes
         today = self._now().date()
         decisions: list[Decision] = await self._run(
             lambda: decide(
@@ -318,6 +346,7 @@ class Bundler:
                 closed=given.closed,
                 broken=given.broken,
                 woman=self._bundles.woman_of,
+                mono={k for k, state in given.states.items() if state in _MONO},
             )
         )
         return decisions, given.lines
@@ -579,16 +608,27 @@ class Bundler:
         lines = lines_of(plan)
         late: list[LateLine] = []
         for d in plan.decisions:
+            # A credit and a new debit that cancel out are not sent (the claimed line
+            # stands): a line absorbed into that debit joins the claimed line instead.
+            credited = {c.prestatie: c.credits for c in d.claims if c.credits is not None}
             for key, placement in d.placements.items():
-                if placement.joins is not None and self._states.get(key) != "absorbed":
-                    late.append(self._late(placement.joins, lines.get(key), key))
+                joins = placement.joins
+                if (
+                    joins is None
+                    and placement.place is Place.ABSORBED
+                    and placement.claim is not None
+                    and key not in reference_of
+                ):
+                    joins = credited.get(d.claims[placement.claim].prestatie)
+                if joins is not None and self._states.get(key) != "absorbed":
+                    late.append(self._late(joins, lines.get(key), key))
                 outcomes.append(
                     LineOutcome(
                         key,
                         placement.place,
                         placement.reason,
                         placement.code,
-                        reference_of.get(key) or placement.joins,
+                        reference_of.get(key) or joins,
                         outbound_of.get(key),
                         d.pregnancy,
                         d.phase,
@@ -613,7 +653,8 @@ class Bundler:
             for item in late
             if item.answer is not None and item.answer.outcome in ("granted", "rejected")
         ]
-        retours = await self._answer_now([*returned, *answered_late], lines)
+        corrections = self._corrections(plan, lines)
+        retours = await self._answer_now([*returned, *answered_late, *corrections], lines)
         guard = RunGuard(
             {
                 outcome.key: (self._states[outcome.key], self._revisions.get(outcome.key, 0))
@@ -630,6 +671,35 @@ class Bundler:
         if outbound:
             crashpoints.reached("bundled")
 
+    def _corrections(
+        self, plan: BundlePlan, lines: dict[LineKey, DeclaredLine]
+    ) -> list[LineAnswerNow]:
+        """The answers to the credit lines this run cancels against the lines they correct.
+        A credit of a line already granted reverses that grant (its granted amount, as a
+        credit); a credit of a line not granted (not answered yet, or under review) grants
+        nothing, and that line is answered too: nothing granted, 8084 (the debit is
+        credited) — a cancelled line is never reported as granted."""
+        out: list[LineAnswerNow] = []
+        for d in plan.decisions:
+            for key, placement in d.placements.items():
+                line = lines.get(key)
+                if (
+                    placement.place is not Place.CANCELLED
+                    or placement.pair is None
+                    or line is None
+                    or not line.is_credit
+                    or self._states.get(key) == "cancelled"  # answered when cancelled
+                ):
+                    continue
+                outcome, granted = self._outcomes.get(placement.pair, ("", None))
+                if outcome == "granted" and granted:
+                    out.append(LineAnswerNow(key, "granted", -granted, ()))
+                    continue
+                out.append(LineAnswerNow(key, "granted", 0, ()))
+                if outcome in ("", "review"):
+                    out.append(LineAnswerNow(placement.pair, "rejected", 0, (DEBIT_CREDITED,)))
+        return out
+
     def _late(self, reference: str, line: DeclaredLine | None, key: LineKey) -> LateLine:
         """A late line joins ``reference``; the answer that line has already, if any.
         Modelled: a granted claim gives a late line what it declared under the
@@ -642,7 +712,9 @@ class Bundler:
         granted = 0
         if outcome == "granted" and self._distribution is Distribution.DECLARED and line:
             granted = max(line.amount or 0, 0)
-        return LateLine(reference, key, LineAnswerNow(key, outcome, granted, codes))
+        if outcome == "granted" and granted == 0:
+            codes = (PAID_THROUGH_INTEGRAL,)
+        return LateLine(reference, key, LineAnswerNow(key, outcome, granted, codes, reference))
 
     async def _answer_now(
         self, answers: Sequence[LineAnswerNow], lines: dict[LineKey, DeclaredLine]
@@ -666,6 +738,8 @@ class Bundler:
             if message is None:
                 continue
             originals = await self._records(upload)
+            # The integral line the answers come from, when they come from one.
+            references = {a.reference for a in own[upload] if a.reference is not None}
             retour = await self._run(
                 partial(
                     participant_retour,
@@ -673,7 +747,7 @@ class Bundler:
                     message,
                     originals,
                     outcomes,
-                    insurer_reference="",
+                    insurer_reference=references.pop()[:24] if len(references) == 1 else "",
                     at=self._now(),
                 )
             )

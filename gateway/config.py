@@ -458,8 +458,11 @@ class ContractConfig(_Section):
     )
     parallel_codes: tuple[str, ...] = Field(
         default=DEFAULT_PARALLEL_CODES,
-        description="Monodisciplinary prestatie codes that non-affiliated providers may "
-        "declare beside an integral claim (default: the handreiking's example list).",
+        description="Monodisciplinary codes that non-affiliated providers may declare "
+        "beside an integral claim (default: the handreiking's example list). A 9-digit code "
+        "is a DBC zorgproduct code, compared with a hospital line's zorgproduct; any other "
+        "code is compared with the prestatiecode (or DBC declaratiecode) and with a hospital "
+        "line's zorgactiviteit codes.",
     )
     forward_monodisciplinary: bool = Field(
         default=False,
@@ -506,7 +509,8 @@ class BundlingConfig(_Section):
     catalogue: FilePath | None = Field(
         default=None,
         description="The prestatie catalogue and phase mapping (TOML). Default: the shipped "
-        "EXAMPLE catalogue (schemas/catalogue/example.toml), whose codes are illustrative.",
+        "EXAMPLE catalogue (schemas/catalogue/example.toml), whose integral prestatie codes "
+        "are placeholders (the codes of list 069 are not public).",
     )
     grace_days: int = Field(
         default=30,

@@ -7,12 +7,15 @@ one it corrects; the birth date is in the 04 record (ZH308) or in the 02 record 
 follows (the 310-position frame). Amounts: the declared amount, signed (a credit line is
 negative): the 04's own, or — ZH308 — the sum of the 06 tariefrecords that follow it;
 None when the line has neither.
+A hospital line also carries the codes other than its declaratiecode that rules match on:
+the DBC zorgproduct code (9 digits, 04 record) and its zorgactiviteit codes (the 04
+record's field and the 16 records that follow it, where the layout has them).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 
 from gateway.ei import Record, line_amount, prestatie_groups
@@ -37,6 +40,8 @@ class DeclaredLine:
     reference: str
     previous_reference: str | None
     performer: str | None
+    zorgproduct: str | None = None  # DBC zorgproductcode (ZH308), 9 digits
+    zorgactiviteiten: tuple[str, ...] = ()  # zorgactiviteit codes (ZH308)
 
     @property
     def is_credit(self) -> bool:
@@ -51,6 +56,17 @@ def _text(record: Record, name: str) -> str | None:
 def _date(record: Record, name: str) -> date | None:
     value = record.get(name)
     return value if isinstance(value, date) else None
+
+
+def _activity_code(record: Record) -> str | None:
+    """The zorgactiviteit code of a 16 record: its ``zorgactiviteit_code`` field, else the
+    first field whose name says it is one (layouts name it as their source does)."""
+    if record.layout.has("zorgactiviteit_code"):
+        return _text(record, "zorgactiviteit_code")
+    for f in record.layout.fields:
+        if "zorgactiviteit" in f.name and "code" in f.name:
+            return _text(record, f.name)
+    return None
 
 
 def declared_lines(
@@ -71,6 +87,11 @@ def declared_lines(
     birth_dates: dict[str, date] = {}
     out: list[DeclaredLine] = []
     for record in records:
+        if record.type == "16" and out:  # a zorgactiviteit of the 04 before it
+            code = _activity_code(record)
+            if code is not None and code not in out[-1].zorgactiviteiten:
+                out[-1] = replace(out[-1], zorgactiviteiten=(*out[-1].zorgactiviteiten, code))
+            continue
         if record.type == "02":
             bsn = _text(record, "bsn")
             born = _date(record, "birth_date")
@@ -101,6 +122,10 @@ def declared_lines(
                 previous_reference=_text(record, "previous_reference"),
                 performer=_text(record, "performer_code")
                 or performers.get(record.number_value("record_id")),
+                zorgproduct=_text(record, "zorgproduct"),
+                zorgactiviteiten=tuple(
+                    code for code in [_text(record, "zorgactiviteit_code")] if code is not None
+                ),
             )
         )
     return out

@@ -119,19 +119,28 @@ def distribute(
     discipline_of: Callable[[str], Discipline | None],
     overhead_percent: float = 0.0,
 ) -> dict[LineKey, int]:
-    """Each absorbed line's part of a granted integral amount (eurocents)."""
+    """Each absorbed line's part of a granted integral amount (eurocents).
+
+    ``declared``: what the line declared (a credit line its negative amount), so the parts
+    add up to what was declared net of credits. ``shares``: the granted amount less the
+    overhead, to the cent, over the disciplines with a debit line (a discipline with only
+    credit lines took no part in the care); a credit line gets nothing."""
     if model is Distribution.DECLARED:
-        return {line_key(line): max(line.amount or 0, 0) for line in lines}
+        return {line_key(line): line.amount or 0 for line in lines}
     net = granted * (1 - overhead_percent / 100)
     by_discipline: dict[Discipline | None, list[DeclaredLine]] = defaultdict(list)
     for line in lines:
-        by_discipline[discipline_of(line.participant)].append(line)
+        if not line.is_credit:
+            by_discipline[discipline_of(line.participant)].append(line)
+    debits = sum(len(own) for own in by_discipline.values())
     # Shares of the disciplines that took part in this line, made to add up to 100%.
     present = {d: shares.get(d, 0.0) if d is not None else 0.0 for d in by_discipline}
     whole = sum(present.values())
-    exact: dict[LineKey, float] = {}
+    exact: dict[LineKey, float] = {line_key(line): 0.0 for line in lines}
+    if not debits:
+        return {key: 0 for key in exact}
     for discipline, own in by_discipline.items():
-        pot = net * present[discipline] / whole if whole else net * len(own) / len(lines)
+        pot = net * present[discipline] / whole if whole else net * len(own) / debits
         weights = [max(line.amount or 0, 0) for line in own]
         total = sum(weights)
         for line, weight in zip(own, weights, strict=True):
@@ -144,7 +153,11 @@ def _apportion(total: int, exact: Mapping[LineKey, float]) -> dict[LineKey, int]
     """Whole eurocents that add up to ``total`` exactly (largest remainders get the rest)."""
     out = {key: int(value) for key, value in exact.items()}
     rest = total - sum(out.values())
-    by_remainder = sorted(exact, key=lambda key: exact[key] - out[key], reverse=True)
+    by_remainder = sorted(
+        (key for key, value in exact.items() if value > 0),
+        key=lambda key: exact[key] - out[key],
+        reverse=True,
+    )
     for key in by_remainder[: max(rest, 0)]:
         out[key] += 1
     return out

@@ -174,7 +174,7 @@ def zh308(
             "uzovi": "3311",
             "forwarding_allowed": "1",
             "prestatiecodelijst": "041",
-            "prestatiecode": "15C438",
+            "prestatiecode": "ZZ0001",  # placeholder declaratiecode
             "prestatie_date": day,
             "prestatie_end_date": date(2026, 7, 2 + i % 28),
             "prestatie_sequence": 1,
@@ -186,6 +186,8 @@ def zh308(
         }
         if layout.record("04").has("birth_date"):
             values["birth_date"] = date(1994, 5, 6)
+        if layout.record("04").has("zorgactiviteit_code"):
+            values["zorgactiviteit_code"] = "190037"  # poliklinische bevalling, med. indicatie
         if layout.record("04").has("redeclaration_code"):
             values["redeclaration_code"] = "01"
         w.prestatie(**values)
@@ -195,7 +197,7 @@ def zh308(
                 "bsn": bsn,
                 "uzovi": "3311",
                 "prestatiecodelijst": "041",
-                "prestatiecode": "15C438",
+                "prestatiecode": "ZZ0001",  # placeholder declaratiecode
                 "prestatie_date": day,
                 "prestatie_sequence": 1,
                 "tariff": amount,

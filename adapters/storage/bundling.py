@@ -21,7 +21,7 @@ from twisted.internet.defer import Deferred
 
 from adapters.storage.database import Database, Transaction
 from adapters.storage.leases import check_lease_txn
-from adapters.storage.lines import COLUMNS, line_from_row, woman_key
+from adapters.storage.lines import COLUMN_COUNT, COLUMNS, line_from_row, woman_key
 from adapters.storage.messages import JournalCodec, add_status_txn, put_message_txn
 from adapters.storage.outbox import enqueue_txn
 from gateway.bundler import (
@@ -101,18 +101,23 @@ def bundle_input_txn(txn: Transaction, codec: JournalCodec) -> BundleInput:
     lines: list[DeclaredLine] = []
     states: dict[LineKey, str] = {}
     revisions: dict[LineKey, int] = {}
+    outcomes: dict[LineKey, tuple[str, int | None]] = {}
     for chunk in _chunks(women):
         marks = ", ".join("?" * len(chunk))
         txn.execute(
-            f"SELECT {COLUMNS}, state, revision FROM declaration_lines"  # noqa: S608
-            f" WHERE woman IN ({marks})",
+            f"SELECT {COLUMNS}, state, revision, outcome, granted_amount"  # noqa: S608
+            f" FROM declaration_lines WHERE woman IN ({marks})",
             tuple(chunk),
         )
         for row in txn.fetchall():
-            line = line_from_row(row[:-2], codec)
+            line = line_from_row(row[:COLUMN_COUNT], codec)
+            key = (line.traceer_id, line.record_number)
             lines.append(line)
-            states[(line.traceer_id, line.record_number)] = row[-2]
-            revisions[(line.traceer_id, line.record_number)] = int(row[-1])
+            state, revision, outcome, granted = row[COLUMN_COUNT:]
+            states[key] = state
+            revisions[key] = int(revision)
+            if outcome is not None:
+                outcomes[key] = (outcome, None if granted is None else int(granted))
     keys = {(line.traceer_id, line.record_number) for line in lines}
     # A credited line and one replaced by a corrected resubmission are no longer claimed.
     txn.execute(
@@ -144,7 +149,14 @@ def bundle_input_txn(txn: Transaction, codec: JournalCodec) -> BundleInput:
     txn.execute("SELECT pregnancy, phase FROM broken_phases")
     broken = {(row[0], Phase(row[1])) for row in txn.fetchall()}
     return BundleInput(
-        lines, existing, closed, broken, states, revisions=revisions, answered=answered
+        lines,
+        existing,
+        closed,
+        broken,
+        states,
+        revisions=revisions,
+        answered=answered,
+        outcomes=outcomes,
     )
 
 
@@ -272,7 +284,9 @@ def record_bundle_txn(
         if row is None or row[0] != outcome.place.value:
             per_upload[outcome.key[0]][outcome.place.value] += 1
     for upload, counts in sorted(per_upload.items()):
-        add_status_txn(txn, upload, _progress(counts), at)
+        progress = _progress(counts)
+        if not _would_go_back(txn, upload, progress.status):
+            add_status_txn(txn, upload, progress, at)
     for outcome in settled:
         traceer_id, record_number = outcome.key
         txn.execute(
@@ -319,6 +333,31 @@ def _progress(counts: Counter[str]) -> NewStatus:
     return NewStatus(status, code, "Verwerkt: " + "; ".join(parts) + ".")
 
 
+# The order an upload's statuses follow; its history never goes back in it (an upload
+# answered and then bundled again after a break stays "beantwoord").
+_UPLOAD_ORDER: Final = (
+    MessageStatus.RECEIVED,
+    MessageStatus.PROCESSING,
+    MessageStatus.PROCESSED,
+    MessageStatus.FORWARDED,
+    MessageStatus.ANSWERED,
+)
+
+
+def _would_go_back(txn: Transaction, upload: str, status: MessageStatus) -> bool:
+    txn.execute("SELECT status FROM messages WHERE traceer_id = ?", (upload,))
+    row = txn.fetchone()
+    if row is None or status not in _UPLOAD_ORDER:
+        return False
+    try:
+        current = MessageStatus(row[0])
+    except ValueError:
+        return False
+    if current not in _UPLOAD_ORDER:
+        return False
+    return _UPLOAD_ORDER.index(status) < _UPLOAD_ORDER.index(current)
+
+
 def _late_txn(txn: Transaction, late: tuple[LateLine, ...]) -> None:
     """Late lines join their claimed line (its provenance); one under review joins the
     case of the rejected line."""
@@ -341,6 +380,18 @@ def _returned_txn(
 ) -> None:
     for retour in retours:
         stored = put_message_txn(txn, retour.message, codec)
+        upload = retour.message.reply_to
+        if upload is not None and stored.traceer_id == retour.message.traceer_id:
+            add_status_txn(
+                txn,
+                upload,
+                NewStatus(
+                    MessageStatus.ANSWERED,
+                    None,
+                    f"Beantwoord: retourinformatie klaargezet ({retour.message.standard}).",
+                ),
+                retour.message.created_at,
+            )
         for answer in retour.answers:
             txn.execute(
                 "UPDATE declaration_lines SET outcome = ?, granted_amount = ?,"

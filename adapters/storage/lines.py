@@ -23,6 +23,7 @@ from gateway.store import StoreError
 
 __all__ = [
     "COLUMNS",
+    "COLUMN_COUNT",
     "LineState",
     "bsn_key",
     "line_from_row",
@@ -35,8 +36,9 @@ __all__ = [
 COLUMNS: Final = (
     "traceer_id, record_number, participant, standard, woman, client, key_id, insurer,"
     " prestatiecodelijst, prestatiecode, prestatie_date, prestatie_end_date, amount,"
-    " reference, previous_reference, performer"
+    " reference, previous_reference, performer, zorgproduct, zorgactiviteiten"
 )
+COLUMN_COUNT: Final = COLUMNS.count(",") + 1
 
 
 class LineState:
@@ -120,11 +122,13 @@ def record_lines_txn(txn: Transaction, lines: Sequence[DeclaredLine], codec: Jou
                 line.reference,
                 line.previous_reference,
                 line.performer,
+                line.zorgproduct,
+                " ".join(line.zorgactiviteiten) or None,
                 bsn_index,
             )
         )
     if rows:
-        marks = ", ".join("?" * 17)
+        marks = ", ".join("?" * (COLUMN_COUNT + 1))
         txn.executemany(
             f"INSERT INTO declaration_lines ({COLUMNS}, bsn_index) VALUES ({marks})",  # noqa: S608
             rows,
@@ -161,6 +165,8 @@ def line_from_row(row: tuple[Any, ...], codec: JournalCodec) -> DeclaredLine:
         reference=row[13],
         previous_reference=row[14],
         performer=row[15],
+        zorgproduct=row[16],
+        zorgactiviteiten=tuple((row[17] or "").split()),
     )
 
 

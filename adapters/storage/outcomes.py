@@ -11,7 +11,7 @@ from typing import Any
 from twisted.internet.defer import Deferred
 
 from adapters.storage.database import Database, Transaction
-from adapters.storage.lines import COLUMNS, line_from_row
+from adapters.storage.lines import COLUMN_COUNT, COLUMNS, line_from_row
 from adapters.storage.messages import JournalCodec, add_status_txn, put_message_txn
 from gateway.lines import DeclaredLine
 from gateway.store import MessageStatus, NewMessage, NewStatus
@@ -61,6 +61,9 @@ _LINE_COLUMNS = ", ".join(f"d.{name.strip()}" for name in COLUMNS.split(","))
 
 
 def claims_in_txn(txn: Transaction, outbound: str, codec: JournalCodec) -> list[CarriedClaim]:
+    """The integral lines ``outbound`` carried, each with the lines its answer is for: the
+    lines it absorbed that still belong to it — not cancelled by a correction since, not
+    claimed again in another integral line, not granted already (a line is granted once)."""
     txn.execute(
         "SELECT reference, record_number, amount, insurer, credits FROM integral_claims"
         " WHERE outbound = ? ORDER BY record_number",
@@ -74,7 +77,9 @@ def claims_in_txn(txn: Transaction, outbound: str, codec: JournalCodec) -> list[
         " JOIN claim_absorbs a ON a.reference = c.reference"
         " JOIN declaration_lines d"
         " ON d.traceer_id = a.traceer_id AND d.record_number = a.record_number"
-        " WHERE c.outbound = ? ORDER BY d.traceer_id, d.record_number",
+        " WHERE c.outbound = ? AND d.state <> 'cancelled' AND d.claim_reference = c.reference"
+        " AND (d.outcome IS NULL OR d.outcome <> 'granted')"
+        " ORDER BY d.traceer_id, d.record_number",
         (outbound,),
     )
     absorbed: dict[str, list[DeclaredLine]] = {}
@@ -158,8 +163,8 @@ def settlement_txn(
     )
     rows = []
     for row in txn.fetchall():
-        line = line_from_row(row[:16], codec)
-        state, outcome, granted, codes, reference = row[16:21]
+        line = line_from_row(row[:COLUMN_COUNT], codec)
+        state, outcome, granted, codes, reference = row[COLUMN_COUNT : COLUMN_COUNT + 5]
         rows.append(
             SettlementRow(
                 line=line,

@@ -26,7 +26,7 @@ from twisted.internet.defer import Deferred
 
 from adapters.storage.bundling import close_phase_txn
 from adapters.storage.database import Database, Transaction, decode_timestamp
-from adapters.storage.lines import COLUMNS, line_from_row
+from adapters.storage.lines import COLUMN_COUNT, COLUMNS, line_from_row
 from adapters.storage.messages import JournalCodec
 from adapters.storage.outbox import enqueue_txn
 from adapters.storage.outcomes import record_answers_txn
@@ -43,6 +43,7 @@ from gateway.resolution import (
     Resubmission,
 )
 from gateway.rules.catalogue import Phase
+from gateway.rules.decide import BROKEN_BY_HAND
 from gateway.rules.model import LineKey
 from gateway.store import Direction
 
@@ -280,6 +281,8 @@ def _decisions_of(txn: Transaction, kind: str, ref: str | None) -> list[tuple[De
 
 
 def bundle_broken_txn(txn: Transaction, ref: str | None) -> list[CaseFacts]:
+    """A case per bundle the rules broke; a bundle an administrator broke is no new case
+    (the case it was broken in records it)."""
     return [
         _decision_facts(
             txn,
@@ -289,7 +292,8 @@ def bundle_broken_txn(txn: Transaction, ref: str | None) -> list[CaseFacts]:
             decision.kind == "bundle-broken",
         )
         for decision, since in _decisions_of(txn, "bundle-broken", ref)
-        if decision.kind == "bundle-broken" or _has_record(txn, CaseKind.BUNDLE_BROKEN, decision)
+        if (decision.kind == "bundle-broken" and decision.rule != BROKEN_BY_HAND)
+        or _has_record(txn, CaseKind.BUNDLE_BROKEN, decision)
     ]
 
 
@@ -425,9 +429,12 @@ def claim_state_txn(txn: Transaction, reference: str, codec: JournalCodec) -> Cl
     absorbed: list[DeclaredLine] = []
     outcomes: dict[LineKey, tuple[str | None, tuple[str, ...]]] = {}
     for row in txn.fetchall():
-        line = line_from_row(row[:16], codec)
+        line = line_from_row(row[:COLUMN_COUNT], codec)
         absorbed.append(line)
-        outcomes[(line.traceer_id, line.record_number)] = (row[16], tuple((row[17] or "").split()))
+        outcomes[(line.traceer_id, line.record_number)] = (
+            row[COLUMN_COUNT],
+            tuple((row[COLUMN_COUNT + 1] or "").split()),
+        )
     return ClaimState(
         reference=claim.reference,
         invoice_number=claim.invoice_number,

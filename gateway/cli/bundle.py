@@ -8,7 +8,7 @@ import getpass
 import json
 import sys
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -45,7 +45,13 @@ def register(sub: Any) -> None:
     )
     p.add_argument("--config", type=Path, required=True, metavar="FILE")
     p.add_argument("--dry-run", action="store_true", help="show, store nothing")
-    p.add_argument("--json", action="store_true", help="the summary as JSON")
+    p.add_argument("--json", action="store_true", help="the summary as JSON, with every claim line")
+    p.add_argument(
+        "--as-of",
+        type=date.fromisoformat,
+        metavar="DAY",
+        help="with --dry-run: decide as on DAY (YYYY-MM-DD) instead of today",
+    )
     p.set_defaults(handler=_bundle)
 
     p = sub.add_parser(
@@ -59,6 +65,12 @@ def register(sub: Any) -> None:
     p.add_argument("--pregnancy", metavar="ID", help="only this pregnancy")
     p.add_argument("--json", action="store_true", help="one JSON object per decision")
     p.add_argument("--unmask", action="store_true", help="show BSNs in full")
+    p.add_argument(
+        "--as-of",
+        type=date.fromisoformat,
+        metavar="DAY",
+        help="decide as on DAY (YYYY-MM-DD) instead of today",
+    )
     p.set_defaults(handler=_explain)
 
     p = sub.add_parser(
@@ -116,17 +128,27 @@ def _run_with_store_and_clock(
 
 
 def _bundler(
-    config: GatewayConfig, store: SqlMessageStore, clock: IReactorTime | None = None
+    config: GatewayConfig,
+    store: SqlMessageStore,
+    as_of: date | None = None,
+    clock: IReactorTime | None = None,
 ) -> Bundler:
-    """The bundler; with a ``clock``, it takes the store's bundling lease for a run (a run
-    queues behind one of ``serve`` or another command line)."""
+    """The bundler of ``config``; deciding as on ``as_of`` (noon UTC) when given; with a
+    ``clock``, it takes the store's bundling lease for a run (a run queues behind one of
+    ``serve`` or another command line)."""
+
+    def now() -> datetime:
+        if as_of is None:
+            return datetime.now(UTC)
+        return datetime.combine(as_of, time(12), tzinfo=UTC)
+
     return Bundler(
         store,
         store.bundles,
         load_layouts(),
         load_catalogue(config.bundling.catalogue),
         Terms.from_config(config),
-        now=lambda: datetime.now(UTC),
+        now=now,
         distribution=config.bundling.distribution,
         lock=None
         if clock is None
@@ -144,6 +166,12 @@ def _load(args: argparse.Namespace, command: str) -> GatewayConfig | None:
 
 
 def _bundle(args: argparse.Namespace) -> int:
+    if args.as_of is not None and not args.dry_run:
+        print(
+            "igo-gateway bundle: --as-of only with --dry-run (a run that stores decides today)",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
     config = _load(args, "bundle")
     if config is None:
         return EXIT_USAGE
@@ -151,9 +179,9 @@ def _bundle(args: argparse.Namespace) -> int:
         plan = _run_with_store_and_clock(
             config,
             lambda store, clock: (
-                _bundler(config, store).plan()
+                _bundler(config, store, args.as_of).plan()
                 if args.dry_run
-                else _bundler(config, store, clock).run_once()
+                else _bundler(config, store, clock=clock).run_once()
             ),
         )
     except (
@@ -170,13 +198,20 @@ def _bundle(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"dryRun": args.dry_run, **summary}, ensure_ascii=False))
         return EXIT_OK
-    head = "would be claimed now (dry run, nothing stored)" if args.dry_run else "claimed"
+    when = f"on {args.as_of.isoformat()}" if args.as_of else "now"
+    head = f"would be claimed {when} (dry run, nothing stored)" if args.dry_run else "claimed"
     print(f"{head}:")
     for claim in summary["claims"]:
         print(
             f"  insurer {claim['insurer']}: {claim['factuurnummer']}, {claim['lines']} integral "
             f"line(s), total EUR {claim['total'] / 100:,.2f}"
         )
+        for line in claim["integralLines"]:
+            credit = f", credits {line['credits']}" if line["credits"] else ""
+            print(
+                f"    {line['prestatie']} {line['phase']} EUR {line['amount'] / 100:,.2f}, "
+                f"{line['from']} – {line['to']}, {len(line['absorbs'])} line(s) absorbed{credit}"
+            )
     if not summary["claims"]:
         print("  no integral claims")
     for forward in summary["forwards"]:
@@ -195,7 +230,7 @@ def _explain(args: argparse.Namespace) -> int:
         return EXIT_USAGE
 
     async def decide(store: SqlMessageStore) -> Any:
-        decisions, _ = await _bundler(config, store).decisions()
+        decisions, _ = await _bundler(config, store, args.as_of).decisions()
         return decisions
 
     try:

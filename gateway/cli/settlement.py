@@ -43,7 +43,8 @@ def register(sub: Any) -> None:
         help="what the IGO owes each participant for a period (CSV or JSON)",
         description="Every line of the period (by prestatie date) with its outcome and the "
         "amount granted to the participant, and per participant the totals: declared, "
-        "granted (what the IGO owes), and still open.",
+        "granted (net of credits), still open, paid by the insurer itself (lines forwarded "
+        "under the participant's own AGB code) and what the IGO owes (the rest).",
     )
     p.add_argument("--config", type=Path, required=True, metavar="FILE")
     p.add_argument("--participant", metavar="AGB", help="only this participant")
@@ -72,8 +73,12 @@ def _row(r: SettlementRow) -> dict[str, Any]:
 
 
 def settlement_json(rows: list[SettlementRow], start: date, end: date) -> dict[str, Any]:
+    """Per participant: lines, declared and granted (net of credits: a credit line's answer
+    is the reversed grant), still open, what the insurer paid the participant itself (lines
+    forwarded under its own AGB code, answered in the insurer's retour passed on) and what
+    the IGO owes it (the rest of what was granted)."""
     totals: dict[str, dict[str, int]] = defaultdict(
-        lambda: {"lines": 0, "declared": 0, "granted": 0, "open": 0}
+        lambda: {"lines": 0, "declared": 0, "granted": 0, "open": 0, "paidByInsurer": 0}
     )
     for r in rows:
         t = totals[r.line.participant]
@@ -81,11 +86,13 @@ def settlement_json(rows: list[SettlementRow], start: date, end: date) -> dict[s
         t["declared"] += r.line.amount or 0
         t["granted"] += r.granted or 0
         t["open"] += r.outcome is None
+        if r.state == "forwarded":
+            t["paidByInsurer"] += r.granted or 0
     return {
         "from": start.isoformat(),
         "to": end.isoformat(),
         "participants": [
-            {"participant": agb, **values, "owed": values["granted"]}
+            {"participant": agb, **values, "owed": values["granted"] - values["paidByInsurer"]}
             for agb, values in sorted(totals.items())
         ],
         "lines": [_row(r) for r in rows],

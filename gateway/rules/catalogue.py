@@ -1,34 +1,41 @@
 """The prestatie catalogue and phase mapping: data, read from a TOML file.
 
 The catalogue lists the integral prestaties (code, phase, kind, valid period); the mapping
-tells, per standard, which phase a monodisciplinary prestatie code belongs to, whether it
-makes the phase complex, which event it dates (a birth; an early end of the pregnancy) and
-which extra integral prestatie it adds on top. The shipped file
-(``schemas/catalogue/example.toml``) is an EXAMPLE with illustrative codes: the real NZa
-codes are not confirmed here.
+tells, per standard, which phase a monodisciplinary code belongs to, whether it makes the
+phase complex, which event it dates (a birth; an early end of the pregnancy) and which
+extra integral prestatie it adds on top. A mapping names the field that carries its codes:
+the prestatiecode (or DBC declaratiecode) by default, or, for hospital lines, the DBC
+zorgproduct code or a zorgactiviteit code. The shipped file
+(``schemas/catalogue/example.toml``) is an EXAMPLE: its monodisciplinary codes are real
+codes with their published meanings, but the integral prestatie codes (list 069) are
+placeholders — the real ones are not public.
 """
 
 from __future__ import annotations
 
 import enum
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from gateway.config import ConfigError, ConfigProblem
+from gateway.lines import DeclaredLine
 from gateway.resources import schemas_dir
 
 __all__ = [
     "Catalogue",
+    "CodeField",
     "Event",
     "IntegralPrestatie",
     "Kind",
     "Phase",
     "PhaseRule",
+    "codes_of",
     "load_catalogue",
+    "same_code",
 ]
 
 
@@ -43,11 +50,40 @@ class Kind(enum.StrEnum):
     COMPLEX = "complex"
     EARLY_END = "early-end"  # care ending before 16 weeks (experiment years)
     EXTRA = "extra"  # on top of another in the same phase (prestatie 9)
+    # A further prestatie of the phase whose criterion is not public (the natal phase has
+    # two non-complex ones): listed for completeness, never chosen by the rules.
+    VARIANT = "variant"
 
 
 class Event(enum.StrEnum):
     BIRTH = "birth"
     EARLY_END = "early-end"
+
+
+class CodeField(enum.StrEnum):
+    """Which field of a line carries a mapping's codes."""
+
+    PRESTATIECODE = "prestatiecode"  # prestatiecode / DBC declaratiecode (record 04)
+    ZORGPRODUCT = "zorgproduct"  # DBC zorgproduct code, 9 digits (ZH308)
+    ZORGACTIVITEIT = "zorgactiviteit"  # zorgactiviteit code (ZH308)
+
+
+def same_code(a: str, b: str) -> bool:
+    """Two codes are the same; numeric codes also without their leading zeros (a
+    zorgactiviteit is written 039485 as well as 39485)."""
+    a, b = a.strip(), b.strip()
+    if a.isdigit() and b.isdigit():
+        return int(a) == int(b)
+    return a == b
+
+
+def codes_of(line: DeclaredLine, which: CodeField) -> tuple[str, ...]:
+    """The codes ``line`` carries in field ``which``."""
+    if which is CodeField.PRESTATIECODE:
+        return (line.prestatiecode,) if line.prestatiecode else ()
+    if which is CodeField.ZORGPRODUCT:
+        return (line.zorgproduct,) if line.zorgproduct else ()
+    return line.zorgactiviteiten
 
 
 class _Model(BaseModel):
@@ -62,6 +98,7 @@ class IntegralPrestatie(_Model):
     valid_from: date | None = None
     valid_until: date | None = None
     repeatable: bool = False
+    placeholder: bool = False  # the code stands in for one not known here
 
     def valid_on(self, day: date) -> bool:
         return (self.valid_from is None or self.valid_from <= day) and (
@@ -71,6 +108,7 @@ class IntegralPrestatie(_Model):
 
 class _Mapping(_Model):
     standard: str
+    field: CodeField = CodeField.PRESTATIECODE
     codes: tuple[str, ...] = Field(min_length=1)
     phase: Phase
     complex: bool = False
@@ -93,14 +131,15 @@ class _File(_Model):
             if p.repeatable and p.phase is not Phase.POSTNATAL:
                 raise ValueError(f"{p.code}: only a postnatal prestatie may be repeatable")
         known = set(codes)
-        seen: set[tuple[str, str]] = set()
+        seen: set[tuple[str, CodeField, str]] = set()
         for m in self.mapping:
             if m.extra is not None and m.extra not in known:
                 raise ValueError(f"mapping names unknown integral prestatie {m.extra}")
             for code in m.codes:
-                if (m.standard, code) in seen:
-                    raise ValueError(f"{m.standard} code {code} is mapped twice")
-                seen.add((m.standard, code))
+                key = (m.standard, m.field, code.lstrip("0") if code.isdigit() else code)
+                if key in seen:
+                    raise ValueError(f"{m.standard} {m.field.value} {code} is mapped twice")
+                seen.add(key)
         return self
 
 
@@ -118,7 +157,11 @@ class Catalogue:
     status: str
     codelijst: str
     prestaties: tuple[IntegralPrestatie, ...]
-    rules: dict[tuple[str, str], PhaseRule]
+    rules: dict[tuple[str, str], PhaseRule]  # (standard, prestatiecode)
+    # Rules on the other fields: (standard, field) → [(code, rule)].
+    other_rules: dict[tuple[str, CodeField], tuple[tuple[str, PhaseRule], ...]] = field(
+        default_factory=dict
+    )
 
     @property
     def is_example(self) -> bool:
@@ -126,6 +169,20 @@ class Catalogue:
 
     def rule(self, standard: str, code: str) -> PhaseRule | None:
         return self.rules.get((standard, code))
+
+    def rule_of(self, line: DeclaredLine) -> PhaseRule | None:
+        """The rule for ``line``: by its prestatiecode first, then by the other codes it
+        carries (zorgproduct, zorgactiviteiten), each against its own mapping."""
+        found = self.rules.get((line.standard, line.prestatiecode))
+        if found is not None:
+            return found
+        for code_field in (CodeField.ZORGPRODUCT, CodeField.ZORGACTIVITEIT):
+            mapped = self.other_rules.get((line.standard, code_field), ())
+            for code in codes_of(line, code_field):
+                for known, rule in mapped:
+                    if same_code(known, code):
+                        return rule
+        return None
 
     def prestatie(self, phase: Phase, kind: Kind, on: date) -> IntegralPrestatie | None:
         for p in self.prestaties:
@@ -161,6 +218,20 @@ def load_catalogue(path: Path | None = None) -> Catalogue:
     rules = {
         (m.standard, code): PhaseRule(m.phase, m.complex, m.event, m.extra)
         for m in data.mapping
+        if m.field is CodeField.PRESTATIECODE
         for code in m.codes
     }
-    return Catalogue(str(path), data.status, data.codelijst, data.integral, rules)
+    other: dict[tuple[str, CodeField], list[tuple[str, PhaseRule]]] = {}
+    for m in data.mapping:
+        if m.field is not CodeField.PRESTATIECODE:
+            other.setdefault((m.standard, m.field), []).extend(
+                (code, PhaseRule(m.phase, m.complex, m.event, m.extra)) for code in m.codes
+            )
+    return Catalogue(
+        str(path),
+        data.status,
+        data.codelijst,
+        data.integral,
+        rules,
+        {key: tuple(value) for key, value in other.items()},
+    )

@@ -4,8 +4,10 @@ Pure: claim lines in, a file and its provenance out. The IGO's AGB code is the p
 code and the payee; every claim line is a 04 record at the contract price (a credit line
 with a negative amount naming the line it credits); each woman's 02 record repeats the one
 her own providers sent (the caller passes those values in, by BSN). A credit and a debit of
-the same prestatie and amount in one file cancel out and are left out both (a file must
-not hold them, retourcode 8062). The caller gives the factuurnummer (unique per payee) and
+the same prestatie, amount and date in one file cancel out and are left out both (a file
+must not hold them, retourcode 8062); when the date differs (the correction removed the
+care that dated the line) both go out: the credit with the old date, the debit with the
+new one. The caller gives the factuurnummer (unique per payee) and
 checks the file with the codec's Validator before sending.
 """
 
@@ -61,6 +63,8 @@ class ClaimLink:
     amount: int
     absorbs: tuple[LineKey, ...]
     credits: str | None
+    first_day: date | None = None
+    last_day: date | None = None
 
 
 @dataclass(frozen=True)
@@ -86,6 +90,7 @@ def _without_cancelling_pairs(planned: Sequence[PlannedLine]) -> list[PlannedLin
                 and p.pregnancy == credit.pregnancy
                 and p.line.prestatie == credit.line.prestatie
                 and p.line.amount == -credit.line.amount
+                and p.line.first_day == credit.line.first_day
             ),
             None,
         )
@@ -164,6 +169,8 @@ def build_claim_file(
                     amount=line.amount,
                     absorbs=line.absorbs,
                     credits=line.credits,
+                    first_day=line.first_day,
+                    last_day=line.last_day,
                 )
             )
     return ClaimFile(insurer, invoice_number, writer.finish(), tuple(links))

@@ -2,15 +2,19 @@
 phase and insurer. Pure: lines, terms, the catalogue and a given day in; decisions out.
 
 1. **Corrections.** A credit line (negative amount) naming an earlier reference of the same
-   participant cancels that line; both end as *cancelled*. When the cancelled line was
-   already absorbed into a claimed integral line, that line is credited and the phase is
-   decided again from what remains.
+   participant cancels that line; both end as *cancelled*, each naming the other. When the
+   cancelled line was already absorbed into a claimed integral line, that line is credited
+   (with its own days) and the phase is decided again from what remains. A credit of a
+   line already forwarded or returned monodisciplinarily goes the same way instead.
 2. **Pregnancies.** A woman's lines (same BSN and birth date) in date order belong to one
-   pregnancy until one lies more than ``trajectory_days`` after its first; then a next
-   pregnancy begins. A line of a "birth" code dates the birth; an "early-end" code (before
-   16 weeks) ends the pregnancy.
-3. **Phases.** The catalogue's mapping gives each line its phase; a code it does not know
-   cannot be bundled and goes its own way (monodisciplinary).
+   pregnancy until one lies more than ``trajectory_days`` after its first, or — after an
+   early end — more than ``aftercare_days`` after both the early end and the line before
+   it; then a next pregnancy begins. A line of a "birth" code dates the birth; an
+   "early-end" code (before 16 weeks) ends the pregnancy.
+3. **Phases.** The catalogue's mapping gives each line its phase (by its prestatiecode, or a
+   hospital line's zorgproduct or zorgactiviteit code); a code it does not know cannot be
+   bundled and goes its own way (monodisciplinary). Parallel codes are compared with the
+   field that carries them (:func:`on_parallel_list`).
 4. **Decision per pregnancy, phase and insurer** — exactly one of:
    *monodisciplinary* (no integral contract for the year of the phase's first care day;
    nothing of it by bundled participants); *waiting* (the event that closes the phase has
@@ -35,12 +39,20 @@ from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from datetime import date, timedelta
 
 from gateway.config import RuleSet, Variant
 from gateway.lines import DeclaredLine
-from gateway.rules.catalogue import Catalogue, Event, Kind, Phase
+from gateway.rules.catalogue import (
+    Catalogue,
+    CodeField,
+    Event,
+    Kind,
+    Phase,
+    codes_of,
+    same_code,
+)
 from gateway.rules.model import (
     RETURN_TO_DECLARE_ITSELF,
     ClaimLine,
@@ -57,9 +69,18 @@ from gateway.rules.model import (
     line_key,
 )
 
-__all__ = ["decide", "link_pregnancies", "plain_woman_key"]
+__all__ = [
+    "BROKEN_BY_HAND",
+    "decide",
+    "link_pregnancies",
+    "on_parallel_list",
+    "plain_woman_key",
+]
 
 WomanKey = Callable[[DeclaredLine], str]
+# The rule of a phase an administrator broke: the case it came from is its record (no
+# case of its own).
+BROKEN_BY_HAND = "bundle broken by hand"
 
 
 def plain_woman_key(line: DeclaredLine) -> str:
@@ -71,20 +92,29 @@ def plain_woman_key(line: DeclaredLine) -> str:
 # --- corrections and pregnancies ---------------------------------------------------------
 
 
-def _corrections(lines: Sequence[DeclaredLine]) -> tuple[set[LineKey], set[LineKey]]:
-    """(cancelled keys, credit lines that correct nothing the gateway has)."""
+def _corrections(
+    lines: Sequence[DeclaredLine], mono: Collection[LineKey] = frozenset()
+) -> tuple[dict[LineKey, LineKey], set[LineKey], set[LineKey]]:
+    """(cancelled keys, each with the key of its pair: the credit line and the line it
+    cancels name each other; credit lines that correct nothing the gateway has; credit
+    lines of a line already declared monodisciplinarily, ``mono``, which go its way)."""
     debits = {(line.participant, line.reference): line for line in lines if not line.is_credit}
-    cancelled: set[LineKey] = set()
+    cancelled: dict[LineKey, LineKey] = {}
     orphans: set[LineKey] = set()
+    follow: set[LineKey] = set()
     for line in lines:
         if not line.is_credit:
             continue
         target = debits.get((line.participant, line.previous_reference or ""))
+        if target is not None and line_key(target) in mono:
+            follow.add(line_key(line))
+            continue
         if target is None or line_key(target) in cancelled:
             orphans.add(line_key(line))
             continue
-        cancelled |= {line_key(line), line_key(target)}
-    return cancelled, orphans
+        cancelled[line_key(line)] = line_key(target)
+        cancelled[line_key(target)] = line_key(line)
+    return cancelled, orphans, follow
 
 
 def link_pregnancies(
@@ -93,7 +123,13 @@ def link_pregnancies(
     *,
     trajectory_days: int,
     woman: WomanKey = plain_woman_key,
+    aftercare_days: int = 42,
 ) -> list[Pregnancy]:
+    """A woman's lines in date order, cut into pregnancies: a next one begins at a line
+    more than ``trajectory_days`` after the first of the current one, or — once the
+    current one ended early (an "early-end" code, no birth) — at a line more than
+    ``aftercare_days`` after both that early end and the line before it (care after a
+    miscarriage follows it within weeks; a new first visit comes months later)."""
     by_woman: dict[str, list[DeclaredLine]] = defaultdict(list)
     for line in lines:
         by_woman[woman(line)].append(line)
@@ -101,11 +137,28 @@ def link_pregnancies(
     for key, own in sorted(by_woman.items()):
         own.sort(key=lambda ln: (ln.prestatie_date, ln.traceer_id, ln.record_number))
         current: list[DeclaredLine] = []
+        ended: date | None = None
+        born = False
         for line in own:
-            if current and (line.prestatie_date - current[0].prestatie_date).days > trajectory_days:
+            day = line.prestatie_date
+            after_early_end = (
+                ended is not None
+                and not born
+                and (day - ended).days > aftercare_days
+                and (day - current[-1].prestatie_date).days > aftercare_days
+            )
+            if current and (
+                (day - current[0].prestatie_date).days > trajectory_days or after_early_end
+            ):
                 pregnancies.append(_pregnancy(key, current, catalogue))
-                current = []
+                current, ended, born = [], None, False
             current.append(line)
+            rule = catalogue.rule_of(line)
+            if rule is not None and not line.is_credit:
+                if rule.event is Event.EARLY_END and ended is None:
+                    ended = day
+                elif rule.event is Event.BIRTH:
+                    born = True
         pregnancies.append(_pregnancy(key, current, catalogue))
     return pregnancies
 
@@ -113,7 +166,7 @@ def link_pregnancies(
 def _pregnancy(woman: str, lines: list[DeclaredLine], catalogue: Catalogue) -> Pregnancy:
     births, ends = [], []
     for line in lines:
-        rule = catalogue.rule(line.standard, line.prestatiecode)
+        rule = catalogue.rule_of(line)
         if rule is not None and rule.event is Event.BIRTH and not line.is_credit:
             births.append(line.prestatie_date)
         if rule is not None and rule.event is Event.EARLY_END and not line.is_credit:
@@ -149,7 +202,7 @@ class _Phase:
         lines: list[DeclaredLine],
         terms: Terms,
         catalogue: Catalogue,
-        cancelled: set[LineKey],
+        cancelled: Mapping[LineKey, LineKey],
     ) -> None:
         self.pregnancy, self.phase, self.insurer = pregnancy, phase, insurer
         self.lines, self.terms, self.catalogue = lines, terms, catalogue
@@ -159,7 +212,9 @@ class _Phase:
         for line in lines:
             if line_key(line) in cancelled:
                 self.placements[line_key(line)] = Placement(
-                    Place.CANCELLED, "cancelled against its correction"
+                    Place.CANCELLED,
+                    "cancelled against its correction",
+                    pair=cancelled[line_key(line)],
                 )
         self.active = [ln for ln in lines if line_key(ln) not in cancelled]
         insurer_terms = terms.insurers.get(insurer)
@@ -297,7 +352,22 @@ def _fresh(
 def _is_parallel(terms: Terms, line: DeclaredLine, contract: Contract) -> bool:
     participant = terms.participants.get(line.participant)
     not_affiliated = participant is None or participant.variant is Variant.C
-    return not_affiliated and line.prestatiecode in contract.parallel_codes
+    return not_affiliated and on_parallel_list(line, contract.parallel_codes)
+
+
+def on_parallel_list(line: DeclaredLine, codes: Collection[str]) -> bool:
+    """Whether ``line`` carries a code of the parallel list, each kind of code compared
+    with the field that carries it: a DBC zorgproduct code (9 digits) with the hospital
+    line's zorgproduct; any other code with the prestatiecode (or DBC declaratiecode) and
+    with the hospital line's zorgactiviteit codes."""
+    for code in codes:
+        if len(code) == 9 and code.isdigit():
+            fields: tuple[CodeField, ...] = (CodeField.ZORGPRODUCT,)
+        else:
+            fields = (CodeField.PRESTATIECODE, CodeField.ZORGACTIVITEIT)
+        if any(same_code(code, own) for f in fields for own in codes_of(line, f)):
+            return True
+    return False
 
 
 def _integral(
@@ -305,7 +375,7 @@ def _integral(
 ) -> Decision:
     catalogue = p.catalogue
     anchor = min(ln.prestatie_date for ln in candidates)
-    rules = {line_key(ln): catalogue.rule(ln.standard, ln.prestatiecode) for ln in candidates}
+    rules = {line_key(ln): catalogue.rule_of(ln) for ln in candidates}
     extras: dict[str, list[DeclaredLine]] = defaultdict(list)
     main: list[DeclaredLine] = []
     for line in candidates:
@@ -353,38 +423,51 @@ def _integral(
     return p.decision(DecisionKind.INTEGRAL, rule or "integral")
 
 
-def _with_existing(p: _Phase, existing: Existing, cancelled: set[LineKey]) -> Decision | None:
-    """The decision for a phase already claimed, or None to decide it afresh after a
-    credit line (when a correction cancelled part of what the claim absorbed)."""
-    if existing.absorbs & cancelled:
-        p.claims.append(
-            ClaimLine(
-                prestatie=existing.prestatie,
-                name=f"creditering van {existing.reference}",
-                bsn=p.lines[0].bsn,
-                birth_date=p.lines[0].birth_date,
-                first_day=min(ln.prestatie_date for ln in p.lines),
-                last_day=max(ln.prestatie_date for ln in p.lines),
-                amount=-existing.amount,
-                absorbs=(),
-                credits=existing.reference,
+def _with_existing(
+    p: _Phase, claims: Sequence[Existing], cancelled: Mapping[LineKey, LineKey]
+) -> Decision | None:
+    """The decision for a phase already claimed (``claims``: its claimed lines, the first
+    the phase's own, an extra one on top after it), or None to decide it afresh after a
+    credit line: when a correction cancelled part of what a claimed line absorbed, every
+    claimed line of the phase is credited (the phase is decided again as a whole; a credit
+    and a new debit that come out the same are not sent). A credit line carries the days of
+    the line it credits (those of the lines it absorbed)."""
+    if any(existing.absorbs & cancelled.keys() for existing in claims):
+        for existing in claims:
+            own = [ln for ln in p.lines if line_key(ln) in existing.absorbs] or p.lines
+            p.claims.append(
+                ClaimLine(
+                    prestatie=existing.prestatie,
+                    name=f"creditering van {existing.reference}",
+                    bsn=p.lines[0].bsn,
+                    birth_date=p.lines[0].birth_date,
+                    first_day=min(ln.prestatie_date for ln in own),
+                    last_day=max(ln.prestatie_end_date or ln.prestatie_date for ln in own),
+                    amount=-existing.amount,
+                    absorbs=(),
+                    credits=existing.reference,
+                )
             )
-        )
+        names = ", ".join(existing.reference for existing in claims)
         p.reasons.append(
-            f"a correction cancelled a line of claimed integral line {existing.reference}: "
-            "it is credited and the phase decided again"
+            f"a correction cancelled a line of claimed integral line(s) {names}: credited, "
+            "and the phase decided again"
         )
         return None
+    main = claims[0]
     for line in p.active:
         key = line_key(line)
-        late = key not in existing.absorbs
+        owner = next((e for e in claims if key in e.absorbs), None)
+        late = owner is None
         p.placements[key] = Placement(
             Place.ABSORBED,
             f"{'arrived after the claim; ' if late else ''}absorbed into claimed integral "
-            f"line {existing.reference}",
-            joins=existing.reference if late else None,
+            f"line {(owner or main).reference}",
+            joins=main.reference if late else None,
         )
-    p.reasons.append(f"already claimed as {existing.reference} ({existing.prestatie})")
+    p.reasons.append(
+        "already claimed as " + ", ".join(f"{e.reference} ({e.prestatie})" for e in claims)
+    )
     return p.decision(DecisionKind.INTEGRAL, "already claimed")
 
 
@@ -398,13 +481,16 @@ def decide(
     closed: Collection[tuple[str, Phase]] = frozenset(),
     broken: Collection[tuple[str, Phase]] = frozenset(),
     woman: WomanKey = plain_woman_key,
+    mono: Collection[LineKey] = frozenset(),
 ) -> list[Decision]:
     """Every decision for ``lines`` as of ``today``. ``existing`` are the integral lines
     claimed before; ``closed`` the (pregnancy, phase) pairs an administrator closed;
     ``broken`` those whose bundle an administrator broke (their lines go
-    monodisciplinarily, whatever was claimed before)."""
+    monodisciplinarily, whatever was claimed before); ``mono`` the lines already forwarded
+    or returned monodisciplinarily (a credit of one goes the same way: the gateway cannot
+    cancel what the insurer or the participant has)."""
     every = list(lines)
-    cancelled, orphans = _corrections(every)
+    cancelled, orphans, follow = _corrections(every, mono)
     claims_by_line: dict[LineKey, Existing] = {}
     for earlier in existing:
         for key in earlier.absorbs:
@@ -412,27 +498,36 @@ def decide(
     settings = terms.settings
     decisions = []
     for pregnancy in link_pregnancies(
-        every, catalogue, trajectory_days=settings.trajectory_days, woman=woman
+        every,
+        catalogue,
+        trajectory_days=settings.trajectory_days,
+        woman=woman,
+        aftercare_days=settings.aftercare_days,
     ):
         groups: dict[tuple[Phase | None, str], list[DeclaredLine]] = defaultdict(list)
         for line in pregnancy.lines:
-            rule = catalogue.rule(line.standard, line.prestatiecode)
-            phase = rule.phase if rule is not None and line_key(line) not in orphans else None
+            rule = catalogue.rule_of(line)
+            unmapped = line_key(line) in orphans or line_key(line) in follow
+            phase = rule.phase if rule is not None and not unmapped else None
             groups[(phase, line.insurer)].append(line)
         for (phase, insurer), group in sorted(groups.items(), key=_order):
             if phase is None:
-                decisions.append(_unmapped(pregnancy, insurer, group, terms, catalogue, orphans))
+                decisions.append(
+                    _unmapped(pregnancy, insurer, group, terms, catalogue, orphans, follow)
+                )
                 continue
             p = _Phase(pregnancy, phase, insurer, group, terms, catalogue, cancelled)
             if (pregnancy.id, phase) in broken:
                 decisions.append(_broken_by_hand(p))
                 continue
-            claim: Existing | None = next(
-                (claims_by_line[line_key(ln)] for ln in group if line_key(ln) in claims_by_line),
-                None,
+            claims = sorted(
+                dict.fromkeys(
+                    claims_by_line[line_key(ln)] for ln in group if line_key(ln) in claims_by_line
+                ),
+                key=lambda e: _is_extra(catalogue, e.prestatie),
             )
-            if claim is not None:
-                done = _with_existing(p, claim, cancelled)
+            if claims:
+                done = _with_existing(p, claims, cancelled)
                 if done is not None:
                     decisions.append(done)
                     continue
@@ -443,10 +538,16 @@ def decide(
                     hand_closed=(pregnancy.id, phase) in closed,
                     settings_grace=settings.grace_days,
                     postnatal_days=settings.postnatal_days,
-                    credited=claim is not None,
+                    credited=bool(claims),
                 )
             )
     return decisions
+
+
+def _is_extra(catalogue: Catalogue, code: str) -> bool:
+    """Whether ``code`` is an integral prestatie that comes on top of the phase's own."""
+    prestatie = catalogue.by_code(code)
+    return prestatie is not None and prestatie.kind is Kind.EXTRA
 
 
 def _broken_by_hand(p: _Phase) -> Decision:
@@ -454,7 +555,7 @@ def _broken_by_hand(p: _Phase) -> Decision:
         "an administrator of the IGO broke the bundle: every line goes monodisciplinarily"
     )
     p.mono(p.active, "bundle broken by the IGO")
-    return p.decision(DecisionKind.BUNDLE_BROKEN, "bundle broken by hand")
+    return p.decision(DecisionKind.BUNDLE_BROKEN, BROKEN_BY_HAND)
 
 
 def _order(item: tuple[tuple[Phase | None, str], list[DeclaredLine]]) -> tuple[int, str]:
@@ -470,14 +571,16 @@ def _unmapped(
     terms: Terms,
     catalogue: Catalogue,
     orphans: set[LineKey],
+    follow: set[LineKey],
 ) -> Decision:
-    p = _Phase(pregnancy, Phase.PRENATAL, insurer, lines, terms, catalogue, set())
+    p = _Phase(pregnancy, Phase.PRENATAL, insurer, lines, terms, catalogue, {})
     for line in lines:
-        why = (
-            "a credit of a line the gateway does not have"
-            if line_key(line) in orphans
-            else f"prestatie code {line.prestatiecode} ({line.standard}) is not in the mapping"
-        )
+        if line_key(line) in orphans:
+            why = "a credit of a line the gateway does not have"
+        elif line_key(line) in follow:
+            why = "a credit of a line declared monodisciplinarily goes the same way"
+        else:
+            why = f"prestatie code {line.prestatiecode} ({line.standard}) is not in the mapping"
         p.mono([line], why)
         p.reasons.append(why)
     decision = p.decision(DecisionKind.MONODISCIPLINARY, "not bundled")

@@ -70,7 +70,7 @@ def explain_text(
 ) -> str:
     out: list[str] = []
     if catalogue.is_example:
-        out += ["(example catalogue: its prestatie codes are illustrative)", ""]
+        out += ["(example catalogue: its integral prestatie codes are placeholders)", ""]
     for d in decisions:
         phase = d.phase.value if d.phase else "no phase (code not in the mapping)"
         out.append(f"pregnancy {d.pregnancy} · {phase} · insurer {d.insurer}")

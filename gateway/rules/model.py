@@ -100,6 +100,9 @@ class Settings:
     # first care day of a phase that waits for it (a first visit at about six weeks plus
     # a term pregnancy, generously).
     expected_birth_days: int = 280
+    # Modelled: care after an early end (a miscarriage) follows within this many days; a
+    # line later than that, after a gap as long, begins a new pregnancy.
+    aftercare_days: int = 42
 
 
 @dataclass(frozen=True)
@@ -174,6 +177,7 @@ class Placement:
     claim: int | None = None  # index of the claim line in the decision (absorbed)
     code: str | None = None  # retourcode for a returned line
     joins: str | None = None  # the claimed line a line arriving after the claim joins
+    pair: LineKey | None = None  # cancelled: the line it cancels, or is cancelled by
 
 
 @dataclass(frozen=True, slots=True)

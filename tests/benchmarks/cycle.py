@@ -84,7 +84,7 @@ UZOVI = "3311"
 # Illustrative codes of the shipped example catalogue, with tariffs in eurocents.
 # VK301 v2.2 prestatiecodes (list 032): echo, volledige prenatale, natale, postnatale zorg
 VK_SCAN, VK_PRENATAL, VK_NATAL, VK_POSTNATAL = "1603", "1101", "1102", "1103"
-KZ_INTAKE, KZ_HOURS = "196201", "196202"
+KZ_INTAKE, KZ_HOURS = "196203", "KZUREN"  # intake at home; hours (placeholder code)
 
 
 NOW = datetime(2027, 3, 1, 9, 0, tzinfo=UTC)  # every phase of 2026 is closed by then

@@ -47,7 +47,13 @@ def test_hospital_lines_take_their_amount_and_performer_from_their_tariff_record
     assert line.prestatie_end_date == date(2026, 7, 26)
     assert line.amount == 232445 + 57112  # the two 06 tariefrecords, not 0 or None
     assert line.performer == "03012345"  # the gynaecologist on the 06 records
-    assert line.prestatiecode == "15C438"
+    assert line.prestatiecode == "ZZ0001"
+
+
+def test_hospital_lines_carry_their_zorgproduct_and_zorgactiviteit() -> None:
+    (line,) = lines_of("zh308-ziekenhuis-06001234.asc", "ZH308")
+    assert line.zorgproduct == "979001095"
+    assert "190037" in line.zorgactiviteiten  # poliklinische bevalling op medische indicatie
 
 
 def test_midwifery_lines() -> None:

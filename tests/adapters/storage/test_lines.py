@@ -53,13 +53,19 @@ def test_lines_are_stored_with_their_upload_and_read_back(sql_url: str, pump: Th
             line(0),
             line(1, amount=-4375, previous_reference="KZA-0"),
             line(2, birth_date=None),
+            line(
+                3,
+                standard="ZH308",
+                zorgproduct="159999030",
+                zorgactiviteiten=("039485", "190037"),
+            ),
         ]
         pump.wait(store.record_upload(upload(1), [], lines))
         assert pump.wait(store.declared_lines("up-0001")) == lines
         assert pump.wait(store.open_lines()) == lines
         # The same upload again stores nothing more.
         pump.wait(store.record_upload(upload(1), [], lines))
-        assert len(pump.wait(store.open_lines())) == 3
+        assert len(pump.wait(store.open_lines())) == 4
     finally:
         pump.wait(store.close())
 

@@ -150,3 +150,41 @@ def test_a_waiting_phase_closed_by_hand_is_claimed(tmp_path: Path) -> None:
     )
     assert decided["decision"] == "integral"
     assert "closed by hand by an administrator" in decided["why"]
+
+
+def test_bundle_json_lists_the_claim_lines(config: Path) -> None:
+    summary = json.loads(run("bundle", "--config", str(config), "--dry-run", "--json").stdout)
+    (claim,) = summary["claims"]
+    lines = claim["integralLines"]
+    assert len(lines) == claim["lines"] == 6
+    assert sum(line["amount"] for line in lines) == claim["total"]
+    for line in lines:
+        assert line["prestatie"].startswith("IG")
+        assert line["from"] <= line["to"]
+        assert line["phase"] in ("prenatal", "natal", "postnatal")
+        assert line["absorbs"]
+        assert all("#" in key for key in line["absorbs"])
+    assert sum(len(line["absorbs"]) for line in lines) == summary["lines"]["absorbed"]
+
+
+def test_dry_run_and_explain_decide_as_on_another_day(config: Path) -> None:
+    # On 1 August the births of late July are known, their postnatal periods are not over.
+    early = json.loads(
+        run(
+            "bundle", "--config", str(config), "--dry-run", "--json", "--as-of", "2026-08-01"
+        ).stdout
+    )  # fmt: skip
+    phases = {line["phase"] for c in early["claims"] for line in c["integralLines"]}
+    assert "postnatal" not in phases
+    assert early["lines"].get("waiting", 0) > 0
+    explained = [
+        json.loads(line)
+        for line in run(
+            "explain", "--config", str(config), "--json", "--as-of", "2026-08-01"
+        ).stdout.splitlines()
+    ]  # fmt: skip
+    assert {d["decision"] for d in explained if d["phase"] == "postnatal"} == {"waiting"}
+    # A real run cannot pretend to be on another day.
+    refused = run("bundle", "--config", str(config), "--as-of", "2026-08-01")
+    assert refused.returncode == 2
+    assert "--as-of" in refused.stderr

@@ -209,6 +209,8 @@ def test_a_restart_between_upload_and_download_loses_nothing(gateway: GatewayPro
 
     with gateway.client(KRAAMZORG) as epd:
         (after,) = waiting(epd)
+        for entry in (before, after):  # the port is new after the restart
+            entry["basisgegevens"]["payload"].pop("url")
         assert after == before
         assert epd.get(payload_path(message_id(after))).content == retour
         upload_status, _ = statuses(epd, traceerId=sent.traceer_id)
@@ -380,10 +382,11 @@ def test_a_slow_loris_client_is_timed_out(strict_gateway: GatewayProcess) -> Non
     sock = strict_gateway.raw(KRAAMZORG)
     with sock:
         head = _upload_head(strict_gateway, 1000)
-        sock.sendall(head[:20])
+        cut = head.index(b"\r\n") + 2  # the request line: from here the deadline runs
+        sock.sendall(head[:cut])
         sock.settimeout(15)
         # Trickle a byte now and then: the idle timeout never fires, the deadline does.
-        for byte in head[20:30]:
+        for byte in head[cut : cut + 10]:
             time.sleep(0.3)
             try:
                 sock.sendall(bytes([byte]))

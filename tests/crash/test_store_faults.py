@@ -27,6 +27,7 @@ import psycopg
 import pytest
 
 from gateway.ei import load_layouts
+from gateway.vsp import PULL_V1
 from tests.crash.faultfs import FaultFs, build_or_skip
 from tests.crash.harness import Acknowledgement, Upload, check_store, read_store
 from tests.factories import BSNS, kz301
@@ -78,21 +79,16 @@ class Epd:
 
     def send(self, item: Upload) -> httpx.Response:
         with self.process.client(KRAAMZORG) as client:
-            answer = upload(client, KRAAMZORG, item.payload)
+            answer = upload(client, KRAAMZORG, item.payload, traceer_id=item.traceer_id)
         item.attempts += 1
-        if answer.status_code in (200, 202):
-            receipt = answer.json()
-            item.answers.append(
-                Acknowledgement(
-                    answer.status_code, receipt["traceerId"], receipt["nieuw"], receipt["status"]
-                )
-            )
-        return answer
+        if answer.status_code == 204:
+            item.answers.append(Acknowledgement(answer.status_code, item.traceer_id))
+        return answer.response
 
     def accepted(self, count: int) -> None:
         for _ in range(count):
             answer = self.send(self.new())
-            assert answer.status_code == 202, answer.text
+            assert answer.status_code == 204, answer.text
 
     def still_readable(self) -> None:
         """Everything acknowledged downloads byte for byte."""
@@ -100,7 +96,7 @@ class Epd:
             for item in self.uploads:
                 if item.answers:
                     traceer_id = item.answers[0].traceer_id
-                    download = client.get(f"/berichten/{traceer_id}/payload")
+                    download = client.get(f"{PULL_V1}/berichten/{traceer_id}/payload")
                     assert download.status_code == 200, download.text
                     assert download.content == item.payload
 
@@ -319,7 +315,7 @@ def test_postgresql_going_away_answers_503_then_recovers(
             for _ in range(3):
                 assert_unavailable(epd.send(refused))
             with gateway.client(KRAAMZORG) as client:  # reads too: nothing to read from
-                listing = client.get("/berichten")
+                listing = client.get(f"{PULL_V1}/berichten")
             assert_unavailable(listing)
             # The background jobs meet the outage too, and say so in one line each.
             gateway.wait_for_log("a bundling run failed, the store is unavailable")

@@ -192,7 +192,8 @@ def test_a_kill_right_after_the_acknowledgement_loses_nothing(
     with process.client(KRAAMZORG) as epd:
         for payload, traceer_id in receipts:
             assert epd.get(f"{PULL_V1}/berichten/{traceer_id}/payload").content == payload
-            (status,) = statuses(epd, traceerId=traceer_id)
+            found = statuses(epd, traceerId=traceer_id)
+            status = next(s for s in found if s["referentiegegevens"]["traceerId"] == traceer_id)
             # Received, or (once bundling settled its lines) processed.
             assert status["berichtstatus"] in ("Ontvangen", "WordtVerwerkt"), status
             again = upload(epd, KRAAMZORG, payload, traceer_id=traceer_id)

@@ -43,6 +43,7 @@ from tests.gateway.running import HOSPITAL, MIDWIFE, GatewayProcess, upload
 from tests.threadpump import ThreadPump
 
 __all__ = [
+    "VALID_UPLOAD_STATES",
     "Acknowledgement",
     "EpdClient",
     "Gateway",

@@ -25,6 +25,7 @@ from gateway.crypto import Keyring, new_key_file
 from gateway.vsp import PULL_V1
 from tests.adapters.insurer_sim.support import SimProcess, write_sim_config
 from tests.crash.cycle import Cycle, check_cycle, cycle_config, free_port
+from tests.crash.harness import VALID_UPLOAD_STATES
 from tests.gateway.running import GatewayProcess, make_pki, statuses
 
 pytestmark = pytest.mark.slow
@@ -69,7 +70,7 @@ def _serves_epds(cycle: Cycle) -> None:
         with cycle.gateway.client(item.participant) as epd:
             assert epd.get(f"{PULL_V1}/berichten").status_code == 200
             (status,) = statuses(epd, traceerId=item.answers[0].traceer_id)
-            assert status["berichtstatus"] in ("Ontvangen", "WordtVerwerkt")
+            assert status["berichtstatus"] in VALID_UPLOAD_STATES
 
 
 def _ready(cycle: Cycle) -> dict[str, Any]:

@@ -100,7 +100,7 @@ def _header_only(invoice: str) -> bytes:
 
 CASES: list[Case] = [
     # --- truncated ----------------------------------------------------------------------
-    Case("empty", lambda: b"", Rejected(frozenset({"0001"}))),
+    Case("empty", lambda: b"", Refused(400, "payload-leeg")),
     Case("first five bytes", lambda: _valid("TR-1")[:5], Rejected(frozenset({"0011", "0804"}))),
     Case(
         "cut inside the header",

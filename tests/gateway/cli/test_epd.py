@@ -1,0 +1,105 @@
+"""``igo-gateway epd``: the reference EPD client against a real gateway over mutual TLS —
+send, status, list (and search), fetch, confirm — with the status codes it prints."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from gateway.ei import load_layouts
+from tests.factories import kz301
+from tests.gateway.running import KRAAMZORG, GatewayProcess, cli_command, make_pki, write_config
+
+pytestmark = pytest.mark.slow
+REGISTRY = load_layouts()
+
+
+@pytest.fixture(scope="module")
+def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
+    directory = tmp_path_factory.mktemp("epd-cli")
+    pki = directory / "pki"
+    config = write_config(
+        directory / "gateway.toml", pki, make_pki(pki), "sqlite:///data/gateway.db"
+    )
+    process = GatewayProcess(config, pki)
+    process.start()
+    try:
+        yield process
+    finally:
+        process.stop()
+
+
+def epd(gateway: GatewayProcess, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        cli_command(
+            "epd", "--url", gateway.base_url, "--pki", str(gateway.pki), "--as", KRAAMZORG, *args
+        ),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_send_follow_fetch_and_confirm(gateway: GatewayProcess, tmp_path: Path) -> None:
+    good = tmp_path / "good.asc"
+    good.write_bytes(kz301(REGISTRY, agb=KRAAMZORG, invoice="CLI-1"))
+    sent = epd(gateway, "send", str(good))
+    assert sent.returncode == 0, sent.stderr
+    assert "HTTP 204" in sent.stderr
+    answer = json.loads(sent.stdout)
+    assert answer["berichtstroom"]["berichttype"] == "KZ301"
+    traceer_id = answer["traceerId"]
+
+    status = epd(gateway, "status", "--traceer-id", traceer_id)
+    assert status.returncode == 0, status.stderr
+    assert [s["berichtstatus"] for s in json.loads(status.stdout)] == ["Ontvangen"]
+
+    retry = epd(gateway, "send", str(good), "--traceer-id", traceer_id)
+    assert (retry.returncode, "HTTP 204" in retry.stderr) == (0, True)
+    other = tmp_path / "other.asc"
+    other.write_bytes(kz301(REGISTRY, agb=KRAAMZORG, invoice="CLI-2"))
+    reused = epd(gateway, "send", str(other), "--traceer-id", traceer_id)
+    assert reused.returncode == 1
+    assert "HTTP 422" in reused.stderr
+    assert "referentiegegevens.traceerId" in reused.stderr
+
+    broken = tmp_path / "broken.asc"
+    broken.write_bytes(b"not an EI file")
+    rejected = json.loads(epd(gateway, "send", str(broken)).stdout)["traceerId"]
+    (waiting,) = json.loads(epd(gateway, "list", "--als-antwoord-op", rejected).stdout)
+    retour_id = waiting["referentiegegevens"]["traceerId"]
+    assert [
+        m["referentiegegevens"]["traceerId"] for m in json.loads(epd(gateway, "list").stdout)
+    ] == [retour_id]
+    fetched = epd(gateway, "fetch", retour_id, "-o", str(tmp_path / "retour.asc"))
+    assert fetched.returncode == 0, fetched.stderr
+    assert (tmp_path / "retour.asc").stat().st_size == waiting["basisgegevens"]["payload"][
+        "grootte"
+    ]
+    confirmed = epd(gateway, "confirm", retour_id)
+    assert (confirmed.returncode, "HTTP 202" in confirmed.stderr) == (0, True)
+    assert json.loads(epd(gateway, "list").stdout) == []
+    v2 = json.loads(epd(gateway, "status", "--traceer-id", retour_id, "--v2").stdout)
+    assert [s["berichtstatus"] for s in v2] == ["Bezorgd"]
+
+    unknown = epd(gateway, "confirm", "00000000-0000-0000-0000-000000000000")
+    assert unknown.returncode == 1
+    assert "HTTP 404" in unknown.stderr
+
+
+def test_without_connection_options_it_says_what_is_missing(tmp_path: Path) -> None:
+    done = subprocess.run(
+        cli_command("epd", "--url", "https://localhost:1", "list"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={"PATH": "/usr/bin:/bin"},
+    )
+    assert done.returncode == 2
+    assert "--cert" in done.stderr

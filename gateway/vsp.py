@@ -17,7 +17,8 @@ from __future__ import annotations
 import enum
 import re
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -53,6 +54,8 @@ __all__ = [
     "ZoekpadOpConversatieId",
     "as_uuid",
     "is_uuid",
+    "matches",
+    "pull_entry",
     "send_metadata",
     "zoekpad_adapter",
 ]
@@ -289,4 +292,72 @@ def send_metadata(
             },
             "referentiegegevens": references,
         }
+    )
+
+
+def pull_entry(
+    *,
+    base_url: str,
+    traceer_id: str,
+    conversatie_id: str,
+    afzender: Mapping[str, str],
+    geadresseerde: Mapping[str, str],
+    berichtstroom: Mapping[str, Any],
+    received_at: datetime,
+    size: int,
+    sha256: str,
+    als_antwoord_op: str | None = None,
+    referentie_id: str | None = None,
+) -> dict[str, Any]:
+    """A waiting message as REST Pull v1 lists it (BerichtMetadata, pull form): its payload
+    URL on ``base_url``, size and SHA256 checksum."""
+    references: dict[str, str] = {
+        "traceerId": as_uuid(traceer_id),
+        "conversatieId": as_uuid(conversatie_id),
+    }
+    if als_antwoord_op:
+        references["alsAntwoordOp"] = as_uuid(als_antwoord_op)
+    if referentie_id and len(referentie_id) <= 150:
+        references["referentieId"] = referentie_id
+    return {
+        "basisgegevens": {
+            "ontvangenOp": received_at.isoformat(),
+            "payload": {
+                "url": f"{base_url.rstrip('/')}{PULL_V1}/berichten/{references['traceerId']}/payload",
+                "grootte": size,
+                "checksum": {"algoritme": "SHA256", "waarde": sha256},
+            },
+        },
+        "routeringgegevens": {
+            "afzender": dict(afzender),
+            "geadresseerden": [dict(geadresseerde)],
+            "berichtstroom": dict(berichtstroom),
+        },
+        "referentiegegevens": references,
+    }
+
+
+def matches(zoekpad: Any, entry: Mapping[str, Any]) -> bool:
+    """Whether a listed message (:func:`pull_entry`) is one a Zoekpad asks for."""
+    references = entry["referentiegegevens"]
+    if isinstance(zoekpad, ZoekpadOpAlsAntwoordOp):
+        return bool(references.get("alsAntwoordOp") == zoekpad.alsAntwoordOp)
+    if isinstance(zoekpad, ZoekpadOpConversatieId):
+        return bool(references["conversatieId"] == zoekpad.conversatieId)
+    routing = entry["routeringgegevens"]
+    flow = routing["berichtstroom"]
+    addressees = routing["geadresseerden"]
+    wanted: tuple[tuple[object, object], ...] = (
+        (zoekpad.berichttype, flow.get("berichttype")),
+        (zoekpad.berichtsubtype, flow.get("berichtsubtype")),
+        (zoekpad.berichtversie, flow.get("berichtversie")),
+        (zoekpad.berichtsubversie, flow.get("berichtsubversie")),
+        (zoekpad.actie, flow.get("actie")),
+    )
+    if not all(asked is None or asked == value for asked, value in wanted):
+        return False
+    return any(
+        (zoekpad.geadresseerdeRol is None or zoekpad.geadresseerdeRol == a.get("rol"))
+        and (zoekpad.geadresseerdeCode is None or zoekpad.geadresseerdeCode == a.get("code"))
+        for a in addressees
     )

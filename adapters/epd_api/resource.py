@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -56,11 +56,10 @@ from gateway.vsp import (
     BerichtMetadata,
     Berichtstatus,
     Berichtstroom,
-    ZoekpadOpAlsAntwoordOp,
-    ZoekpadOpBerichtstroom,
-    ZoekpadOpConversatieId,
     as_uuid,
     is_uuid,
+    matches,
+    pull_entry,
     zoekpad_adapter,
 )
 
@@ -347,55 +346,29 @@ class EpdApi(resource.Resource):
         waiting = await self._store.list_messages(
             caller.agb, Direction.TO_PARTICIPANT, limit=MAX_SEARCH_SCAN
         )
-        found = [m for m in waiting if self._matches(zoekpad, m)][:limit]
-        return self._listing(request, found)
-
-    def _matches(self, zoekpad: Any, message: Message) -> bool:
-        if isinstance(zoekpad, ZoekpadOpAlsAntwoordOp):
-            return message.reply_to is not None and as_uuid(message.reply_to) == (
-                zoekpad.alsAntwoordOp
-            )
-        if isinstance(zoekpad, ZoekpadOpConversatieId):
-            return as_uuid(message.conversatie_id) == zoekpad.conversatieId
-        assert isinstance(zoekpad, ZoekpadOpBerichtstroom)
-        flow = self._flow(message)
-        addressee = self._addressee(message)
-        wanted: Iterable[tuple[object, object]] = (
-            (zoekpad.berichttype, flow.berichttype),
-            (zoekpad.berichtsubtype, flow.berichtsubtype),
-            (zoekpad.berichtversie, flow.berichtversie),
-            (zoekpad.berichtsubversie, flow.berichtsubversie),
-            (zoekpad.actie, flow.actie),
-            (zoekpad.geadresseerdeRol, addressee["rol"]),
-            (zoekpad.geadresseerdeCode, addressee["code"]),
-        )
-        return all(asked is None or asked == value for asked, value in wanted)
+        base = self._base_url(request)
+        listed = [self._pull_metadata(m, base) for m in waiting]
+        return _json(request, 200, [e for e in listed if matches(zoekpad, e)][:limit])
 
     def _listing(self, request: server.Request, messages: Sequence[Message]) -> bytes:
         base = self._base_url(request)
         return _json(request, 200, [self._pull_metadata(m, base) for m in messages])
 
     def _pull_metadata(self, message: Message, base: str) -> dict[str, Any]:
-        traceer_id = as_uuid(message.traceer_id)
-        return {
-            "basisgegevens": {
-                "ontvangenOp": message.created_at.isoformat(),
-                "payload": {
-                    "url": f"{base}{PULL_V1}/berichten/{traceer_id}/payload",
-                    "grootte": message.size,
-                    "checksum": {"algoritme": "SHA256", "waarde": message.sha256},
-                },
-            },
-            "routeringgegevens": {
-                "afzender": {
-                    "rol": self._settings.berichtstroom.afzender_rol,
-                    "code": self._settings.igo_agb,
-                },
-                "geadresseerden": [self._addressee(message)],
-                "berichtstroom": self._flow(message).model_dump(exclude_none=True),
-            },
-            "referentiegegevens": self._references(message),
-        }
+        settings = self._settings
+        return pull_entry(
+            base_url=base,
+            traceer_id=message.traceer_id,
+            conversatie_id=message.conversatie_id,
+            afzender={"rol": settings.berichtstroom.afzender_rol, "code": settings.igo_agb},
+            geadresseerde=self._addressee(message),
+            berichtstroom=self._flow(message).model_dump(exclude_none=True),
+            received_at=message.created_at,
+            size=message.size,
+            sha256=message.sha256,
+            als_antwoord_op=message.reply_to,
+            referentie_id=message.reference_id,
+        )
 
     def _addressee(self, message: Message) -> dict[str, str]:
         return {"rol": self._settings.berichtstroom.geadresseerde_rol, "code": message.party}

@@ -72,18 +72,23 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def api_settings(config: GatewayConfig, registry: LayoutRegistry) -> ApiSettings:
-    """What the EPD API says about the messages it offers, and the document it serves."""
+def _versions(registry: LayoutRegistry) -> dict[str, tuple[int, int]]:
+    """Each standard's version and subversion, as a berichtstroom names them."""
     versions: dict[str, tuple[int, int]] = {}
     for layout in registry.standards():
         try:
             versions[layout.standard] = (int(layout.version), int(layout.subversion))
         except ValueError:
             continue
+    return versions
+
+
+def api_settings(config: GatewayConfig, registry: LayoutRegistry) -> ApiSettings:
+    """What the EPD API says about the messages it offers, and the document it serves."""
     return ApiSettings(
         igo_agb=config.igo.agb,
         berichtstroom=config.epd_api.berichtstroom,
-        versions=versions,
+        versions=_versions(registry),
         public_url=config.epd_api.public_url,
         openapi=(schemas_dir() / "epd-api.openapi.json").read_bytes(),
     )
@@ -215,6 +220,7 @@ def _insurer_link(
         sender=config.igo.agb,
         insurer=insurer.uzovi,
         timeout=link.timeout_seconds,
+        versions=_versions(load_layouts()),
     )
 
 

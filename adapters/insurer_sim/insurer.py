@@ -34,9 +34,6 @@ __all__ = [
     "UploadFault",
 ]
 
-RECEIVED = "ontvangen"
-PROCESSED = "verwerkt"
-REJECTED = "afgekeurd"
 CONFIRMED = "ontvangst_bevestigd"
 
 

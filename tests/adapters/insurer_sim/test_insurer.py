@@ -164,7 +164,7 @@ def test_statuses_say_processed_or_rejected() -> None:
     found = {e["referentiegegevens"]["traceerId"]: e for e in sim.status_entries(IGO)}
     assert found[good.traceer_id]["berichtstatus"] == "VerwerkingVoltooid"
     assert found[bad.traceer_id]["berichtstatus"] == "AfgekeurdDoorDienst"
-    assert [m["code"] for m in found[bad.traceer_id]["meldingen"]][0] == "0001"
+    assert found[bad.traceer_id]["meldingen"][0]["code"] == "0001"
     assert found[good.retour_id]["berichtstatus"] == "WordtAangeboden"
 
 

@@ -319,11 +319,12 @@ def pull_entry(
         references["alsAntwoordOp"] = as_uuid(als_antwoord_op)
     if referentie_id and len(referentie_id) <= 150:
         references["referentieId"] = referentie_id
+    url = f"{base_url.rstrip('/')}{PULL_V1}/berichten/{references['traceerId']}/payload"
     return {
         "basisgegevens": {
             "ontvangenOp": received_at.isoformat(),
             "payload": {
-                "url": f"{base_url.rstrip('/')}{PULL_V1}/berichten/{references['traceerId']}/payload",
+                "url": url,
                 "grootte": size,
                 "checksum": {"algoritme": "SHA256", "waarde": sha256},
             },

@@ -27,6 +27,8 @@ from gateway.vsp import (
     ZoekpadOpBerichtstroom,
     ZoekpadOpConversatieId,
 )
+from tests.adapters.insurer_sim.support import IGO, SimProcess, running_sim, write_sim_config
+from tests.adapters.insurer_sim.support import make_pki as make_sim_pki
 from tests.gateway.running import KRAAMZORG, GatewayProcess, make_pki, write_config
 
 DOCUMENT = Path(__file__).resolve().parents[3] / "schemas" / "epd-api.openapi.json"
@@ -94,10 +96,17 @@ def test_the_gateway_serves_the_document(gateway: GatewayProcess) -> None:
     assert served.json() == json.loads(DOCUMENT.read_text("utf-8"))
 
 
-@pytest.mark.slow
-def test_the_running_gateway_answers_as_documented(gateway: GatewayProcess) -> None:
-    pki = gateway.pki
-    done = subprocess.run(
+@pytest.fixture(scope="module")
+def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimProcess]:
+    directory = tmp_path_factory.mktemp("openapi-sim")
+    pki = make_sim_pki(directory / "pki")
+    yield from running_sim(write_sim_config(directory / "sim.toml", pki), pki)
+
+
+def schemathesis(
+    base_url: str, cert: Path, key: Path, ca: Path
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
         [
             sys.executable,
             "-m",
@@ -105,13 +114,13 @@ def test_the_running_gateway_answers_as_documented(gateway: GatewayProcess) -> N
             "run",
             str(DOCUMENT),
             "--url",
-            gateway.base_url,
+            base_url,
             "--request-cert",
-            str(pki / f"participant-{KRAAMZORG}.pem"),
+            str(cert),
             "--request-cert-key",
-            str(pki / f"participant-{KRAAMZORG}.key"),
+            str(key),
             "--tls-verify",
-            str(pki / CA_CERT),
+            str(ca),
             "--mode",
             "all",
             "--checks",
@@ -133,5 +142,26 @@ def test_the_running_gateway_answers_as_documented(gateway: GatewayProcess) -> N
         timeout=900,
         check=False,
     )
+
+
+@pytest.mark.slow
+def test_the_running_gateway_answers_as_documented(gateway: GatewayProcess) -> None:
+    pki = gateway.pki
+    done = schemathesis(
+        gateway.base_url,
+        pki / f"participant-{KRAAMZORG}.pem",
+        pki / f"participant-{KRAAMZORG}.key",
+        pki / CA_CERT,
+    )
     assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-2000:]
     assert "Traceback" not in gateway.logs()
+
+
+@pytest.mark.slow
+def test_the_insurer_simulator_answers_as_documented(sim: SimProcess) -> None:
+    """The simulator plays VECOZO's side: the same document holds for it (but /openapi.json,
+    which is the gateway's own)."""
+    pki = sim.pki
+    done = schemathesis(sim.base_url, pki / f"igo-{IGO}.pem", pki / f"igo-{IGO}.key", pki / CA_CERT)
+    assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-2000:]
+    assert "Traceback" not in sim.logs()

@@ -10,7 +10,16 @@ from pathlib import Path
 
 import pytest
 
-from gateway.ei import load_layouts
+from gateway.ei import load_layouts, validate_bytes
+from gateway.pki import CA_CERT
+from tests.adapters.insurer_sim.support import IGO as SIM_IGO
+from tests.adapters.insurer_sim.support import (
+    SimProcess,
+    integral_claim,
+    running_sim,
+    write_sim_config,
+)
+from tests.adapters.insurer_sim.support import make_pki as make_sim_pki
 from tests.factories import kz301
 from tests.gateway.running import KRAAMZORG, GatewayProcess, cli_command, make_pki, write_config
 
@@ -103,3 +112,55 @@ def test_without_connection_options_it_says_what_is_missing(tmp_path: Path) -> N
     )
     assert done.returncode == 2
     assert "--cert" in done.stderr
+
+
+@pytest.fixture(scope="module")
+def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimProcess]:
+    directory = tmp_path_factory.mktemp("epd-cli-sim")
+    pki = make_sim_pki(directory / "pki")
+    yield from running_sim(write_sim_config(directory / "sim.toml", pki), pki)
+
+
+def test_the_same_client_against_the_insurer_simulator(sim: SimProcess, tmp_path: Path) -> None:
+    """The simulator plays VECOZO's side: the client sends, follows, fetches and confirms
+    there exactly as at the gateway."""
+    pki = sim.pki
+
+    def client(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            cli_command(
+                "epd",
+                "--url",
+                sim.base_url,
+                "--cert",
+                str(pki / f"igo-{SIM_IGO}.pem"),
+                "--key",
+                str(pki / f"igo-{SIM_IGO}.key"),
+                "--ca",
+                str(pki / CA_CERT),
+                *args,
+            ),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+    claim = tmp_path / "claim.asc"
+    claim.write_bytes(integral_claim(REGISTRY, invoice="IGO2026-CLI"))
+    sent = client("send", str(claim), "--afzender", SIM_IGO)
+    assert sent.returncode == 0, sent.stderr
+    assert "HTTP 204" in sent.stderr
+    traceer_id = json.loads(sent.stdout)["traceerId"]
+    retry = client("send", str(claim), "--afzender", SIM_IGO, "--traceer-id", traceer_id)
+    assert "HTTP 204" in retry.stderr
+    statuses = json.loads(client("status", "--traceer-id", traceer_id).stdout)
+    assert [s["berichtstatus"] for s in statuses] == ["VerwerkingVoltooid", "WordtAangeboden"]
+    (waiting,) = json.loads(client("list", "--als-antwoord-op", traceer_id).stdout)
+    retour_id = waiting["referentiegegevens"]["traceerId"]
+    fetched = client("fetch", retour_id, "-o", str(tmp_path / "retour.asc"))
+    assert fetched.returncode == 0, fetched.stderr
+    assert validate_bytes(REGISTRY, (tmp_path / "retour.asc").read_bytes()).valid
+    assert "HTTP 202" in client("confirm", retour_id).stderr
+    assert json.loads(client("list").stdout) == []
+    assert sim.claims()["claims"] == 1

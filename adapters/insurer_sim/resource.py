@@ -332,8 +332,12 @@ class InsurerSimResource(resource.Resource):
                 traceer_id=references.traceerId,
             )
         except ConflictError as exc:
+            name = "referentieId" if str(exc).startswith("referentieId") else "traceerId"
             raise _HttpError(
-                422, "traceerid-hergebruikt", str(exc), {"referentiegegevens.traceerId": [str(exc)]}
+                422,
+                f"{name.lower()}-hergebruikt",
+                str(exc),
+                {f"referentiegegevens.{name}": [str(exc)]},
             ) from None
         j = received.judgement
         log.info(

@@ -55,7 +55,7 @@ from gateway.store import (
     NewMessage,
     NewStatus,
 )
-from gateway.vsp import BerichtMetadata
+from gateway.vsp import BerichtMetadata, retour_reference
 
 __all__ = [
     "BerichtMetadata",
@@ -391,7 +391,7 @@ class Intake:
             "0001",
             extra_codes=(code,) if code != "0001" else (),
             header=usable_header,
-            insurer_reference=upload_message.traceer_id[:24],
+            insurer_reference=retour_reference(upload_message.traceer_id),
             retour_date=now.date(),
             header_values=_fallback_header(upload.participant, now),
         )

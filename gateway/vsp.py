@@ -14,7 +14,9 @@ the gateway's to define (VECOZO publishes the values, not what a third party map
 
 from __future__ import annotations
 
+import base64
 import enum
+import hashlib
 import re
 import uuid
 from collections.abc import Mapping, Sequence
@@ -56,6 +58,7 @@ __all__ = [
     "is_uuid",
     "matches",
     "pull_entry",
+    "retour_reference",
     "send_metadata",
     "zoekpad_adapter",
 ]
@@ -362,3 +365,14 @@ def matches(zoekpad: Any, entry: Mapping[str, Any]) -> bool:
         and (zoekpad.geadresseerdeCode is None or zoekpad.geadresseerdeCode == a.get("code"))
         for a in addressees
     )
+
+
+def retour_reference(traceer_id: str, width: int = 24) -> str:
+    """A message id as it fits a retour's 24-position reference field (NUM039): a UUID as
+    its 16 bytes in URL-safe base64 (22 characters, the whole id, reversible); an id that
+    fits as itself; anything longer as ``H`` and the start of its SHA-256."""
+    if is_uuid(traceer_id):
+        return base64.urlsafe_b64encode(uuid.UUID(traceer_id).bytes).decode("ascii").rstrip("=")
+    if len(traceer_id) <= width:
+        return traceer_id
+    return "H" + hashlib.sha256(traceer_id.encode("utf-8")).hexdigest()[: width - 1]

@@ -24,7 +24,7 @@ from typing import Any
 from adapters.insurer_sim.config import SimConfig, SimFaults
 from adapters.insurer_sim.rules import Judgement, judge
 from gateway.ei import LayoutRegistry, describe
-from gateway.vsp import as_uuid
+from gateway.vsp import as_uuid, retour_reference
 
 __all__ = [
     "ConflictError",
@@ -215,7 +215,7 @@ class SimulatedInsurer:
                 payload,
                 self.config.rules,
                 uzovi=self.config.uzovi,
-                insurer_reference=traceer_id[:24],
+                insurer_reference=retour_reference(traceer_id),
                 today=now.date(),
                 sender=sender,
             )

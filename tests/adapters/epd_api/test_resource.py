@@ -3,6 +3,7 @@ VSP-Koppeling documents would use it."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import uuid
@@ -20,7 +21,7 @@ from gateway.config import BerichtstroomConfig
 from gateway.ei import LayoutRegistry, load_layouts, validate_bytes
 from gateway.intake import Intake
 from gateway.store import StoreUnavailableError
-from gateway.vsp import PULL_V1, PUSH_V1, STATUS_V2, STATUS_V3, send_metadata
+from gateway.vsp import PULL_V1, PUSH_V1, STATUS_V2, STATUS_V3, retour_reference, send_metadata
 from tests.factories import kz301
 
 MIDWIFE = Caller("02001234", "midwifery")
@@ -314,6 +315,10 @@ def test_an_invalid_file_is_afgekeurd_with_its_retourcodes_and_a_rejection_waits
     records = payload.split(b"\r\n")[:-1]
     assert [r[:2] for r in records] == [b"01", b"99"]
     assert records[0][342:350] == b"00018095"  # retourcodes 1 and 2 of the 01 tail
+    # the reference field holds the whole traceerId in a form that fits its 24 positions
+    reference = records[0][310:334].decode().strip()
+    assert reference == retour_reference(traceer(sent))
+    assert uuid.UUID(bytes=base64.urlsafe_b64decode(reference + "==")) == uuid.UUID(traceer(sent))
 
 
 def test_unknown_standard_is_rejected_with_0010(api: Api, registry: LayoutRegistry) -> None:

@@ -172,9 +172,9 @@ class Intake:
         payload = upload.payload
         sha256 = hashlib.sha256(payload).hexdigest()
         traceer_id = metadata.traceer_id
-        known = await self._store.get_message(traceer_id)
-        if known is not None:
-            return self._retried(upload, known, sha256)
+        # A retry is checked like a first upload; the store then says whether the
+        # traceerId is known (its first answer, or a refusal): one path for both, also
+        # when two requests with one traceerId arrive at once.
         result, lines = await self._run_in_thread(
             lambda: self._check(payload, traceer_id, upload.participant)
         )

@@ -212,7 +212,8 @@ def test_three_participants_declarations_become_one_integral_claim_at_the_insure
             gateway.wait_for_log("bundled: 0 claim file(s)")
             for agb, (_, name) in FILES.items():
                 with gateway.client(agb) as epd:
-                    answer = upload(epd, agb, (MESSAGES / name).read_bytes(), name)
+                    payload = (MESSAGES / name).read_bytes()
+                    answer = upload(epd, agb, payload, name, berichttype=name[:5].upper())
                     assert answer.status_code == 204, answer.response.text
                     (status,) = statuses(epd, traceerId=answer.traceer_id)
                     assert status["berichtstatus"] == "Ontvangen"

@@ -362,16 +362,6 @@ def _multipart(metadata: bytes, payload: bytes, filename: str) -> tuple[bytes, b
     return body, b"multipart/form-data; boundary=" + b
 
 
-def _json_object(data: bytes, what: str) -> dict[str, Any]:
-    try:
-        value = json.loads(data)
-    except ValueError:
-        raise InsurerLinkError(LinkErrorReason.PROTOCOL, f"{what} is not JSON") from None
-    if not isinstance(value, dict):
-        raise InsurerLinkError(LinkErrorReason.PROTOCOL, f"{what} is not a JSON object")
-    return value
-
-
 def _status_error(status: int, data: bytes, what: str) -> InsurerLinkError:
     detail = ""
     try:

@@ -60,6 +60,7 @@ __all__ = [
     "pull_entry",
     "retour_reference",
     "send_metadata",
+    "service_path",
     "zoekpad_adapter",
 ]
 
@@ -376,3 +377,20 @@ def retour_reference(traceer_id: str, width: int = 24) -> str:
     if len(traceer_id) <= width:
         return traceer_id
     return "H" + hashlib.sha256(traceer_id.encode("utf-8")).hexdigest()[: width - 1]
+
+
+_SERVICE_ROOT = "/berichtenservice"
+
+
+def service_path(path: str) -> str:
+    """A request path as the services' canonical one: VECOZO's test-environment prefix
+    (``/acc``, ``/tst``) and a base URL that already ends in ``/berichtenservice`` or
+    leaves it out are all taken, so that a client configured either way finds the
+    services."""
+    for environment in ("/acc", "/tst"):
+        if path.startswith(environment + _SERVICE_ROOT + "/"):
+            path = path[len(environment) :]
+            break
+    if path.startswith(("/berichten/rest-", "/berichtstatus/rest-")):
+        path = _SERVICE_ROOT + path
+    return path

@@ -60,6 +60,7 @@ from gateway.vsp import (
     is_uuid,
     matches,
     pull_entry,
+    service_path,
     zoekpad_adapter,
 )
 
@@ -537,7 +538,9 @@ def _meldingen(message: Message, last: StatusEntry | None) -> list[dict[str, str
 
 
 def _path(request: server.Request) -> str:
-    return "/" + "/".join(p.decode("utf-8", "replace") for p in request.postpath or [])
+    return service_path(
+        "/" + "/".join(p.decode("utf-8", "replace") for p in request.postpath or [])
+    )
 
 
 def route_name(request: server.Request) -> str:

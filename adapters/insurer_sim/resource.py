@@ -51,6 +51,7 @@ from gateway.vsp import (
     is_uuid,
     matches,
     pull_entry,
+    service_path,
     zoekpad_adapter,
 )
 
@@ -162,7 +163,9 @@ class InsurerSimResource(resource.Resource):
         return server.NOT_DONE_YET
 
     def _dispatch(self, request: server.Request, caller: str) -> _Answer:
-        path = "/" + "/".join(s.decode("utf-8", "replace") for s in request.postpath or [])
+        path = service_path(
+            "/" + "/".join(s.decode("utf-8", "replace") for s in request.postpath or [])
+        )
         method = request.method
         if path == f"{PUSH_V1}/berichten":
             if method != b"POST":

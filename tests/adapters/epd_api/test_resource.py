@@ -623,6 +623,25 @@ def test_old_and_unknown_paths_are_404_and_the_openapi_document_is_served(api: A
     assert api.call("GET", f"{PUSH_V1}/berichten", KRAAM)[0] == 405
 
 
+@pytest.mark.parametrize(
+    "prefix",
+    ["", "/acc", "/tst"],
+    ids=["production", "acceptatie", "test"],
+)
+def test_the_services_answer_under_vecozos_environment_prefixes(api: Api, prefix: str) -> None:
+    """A client configured with a VECOZO test-environment base (``/acc``, ``/tst``), or
+    with a base URL that leaves out ``/berichtenservice``, finds the same services."""
+    _, _, sent = api.send(KRAAM, b"not an EI file")
+    for path in (
+        f"{prefix}{PULL_V1}/berichten",
+        PULL_V1.removeprefix("/berichtenservice") + "/berichten",
+    ):
+        assert len(api.json("GET", path, KRAAM)) == 1, path
+    status_path = f"{prefix}{STATUS_V3}/berichtstatussen?traceerId={traceer(sent)}"
+    assert len(api.json("GET", status_path, KRAAM)) == 2
+    assert api.call("GET", f"/prd{PULL_V1}/berichten", KRAAM)[0] == 404
+
+
 def test_unknown_certificate_gets_403(api: Api) -> None:
     status, _headers, body = api.call("GET", f"{PULL_V1}/berichten", None)
     assert status == 403

@@ -7,6 +7,7 @@ import json
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -20,21 +21,43 @@ from tests.adapters.insurer_sim.support import (
     write_sim_config,
 )
 from tests.adapters.insurer_sim.support import make_pki as make_sim_pki
-from tests.factories import kz301
-from tests.gateway.running import KRAAMZORG, GatewayProcess, cli_command, make_pki, write_config
+from tests.factories import kz301, vk301, zh308
+from tests.gateway.running import (
+    HOSPITAL,
+    KRAAMZORG,
+    MIDWIFE,
+    GatewayProcess,
+    cli_command,
+    make_pki,
+    write_config,
+)
 
 pytestmark = pytest.mark.slow
 REGISTRY = load_layouts()
 
 
 @pytest.fixture(scope="module")
-def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
-    directory = tmp_path_factory.mktemp("epd-cli")
-    pki = directory / "pki"
-    config = write_config(
-        directory / "gateway.toml", pki, make_pki(pki), "sqlite:///data/gateway.db"
+def pki(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
+    directory = tmp_path_factory.mktemp("epd-cli") / "pki"
+    return directory, make_pki(directory)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def gateway(
+    request: pytest.FixtureRequest, tmp_path: Path, pki: tuple[Path, dict[str, str]]
+) -> Iterator[GatewayProcess]:
+    directory, fingerprints = pki
+    url = (
+        "sqlite:///data/gateway.db"
+        if request.param == "sqlite"
+        else str(request.getfixturevalue("pg_url"))
     )
-    process = GatewayProcess(config, pki)
+    hospital = (
+        f'\n[[participants]]\nagb = "{HOSPITAL}"\nname = "Ziekenhuis Test"\n'
+        f'discipline = "hospital"\nvariant = "B"\ncertificates = ["{fingerprints[HOSPITAL]}"]\n'
+    )
+    config = write_config(tmp_path / "gateway.toml", directory, fingerprints, url, extra=hospital)
+    process = GatewayProcess(config, directory)
     process.start()
     try:
         yield process
@@ -42,10 +65,12 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess
         process.stop()
 
 
-def epd(gateway: GatewayProcess, *args: str) -> subprocess.CompletedProcess[str]:
+def epd(
+    gateway: GatewayProcess, *args: str, agb: str = KRAAMZORG
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         cli_command(
-            "epd", "--url", gateway.base_url, "--pki", str(gateway.pki), "--as", KRAAMZORG, *args
+            "epd", "--url", gateway.base_url, "--pki", str(gateway.pki), "--as", agb, *args
         ),
         capture_output=True,
         text=True,
@@ -99,6 +124,32 @@ def test_send_follow_fetch_and_confirm(gateway: GatewayProcess, tmp_path: Path) 
     unknown = epd(gateway, "confirm", "00000000-0000-0000-0000-000000000000")
     assert unknown.returncode == 1
     assert "HTTP 404" in unknown.stderr
+
+
+@pytest.mark.parametrize(
+    ("agb", "make", "standard"),
+    [(KRAAMZORG, kz301, "KZ301"), (MIDWIFE, vk301, "VK301"), (HOSPITAL, zh308, "ZH308")],
+)
+def test_each_standard_is_sent_under_its_own_berichtstroom(
+    gateway: GatewayProcess, tmp_path: Path, agb: str, make: Any, standard: str
+) -> None:
+    declaration = tmp_path / "declaratie.asc"
+    declaration.write_bytes(make(REGISTRY, agb=agb))
+    sent = epd(gateway, "send", str(declaration), agb=agb)
+    assert sent.returncode == 0, sent.stderr
+    answer = json.loads(sent.stdout)
+    assert answer["berichtstroom"]["berichttype"] == standard
+    (status,) = json.loads(
+        epd(gateway, "status", "--traceer-id", answer["traceerId"], agb=agb).stdout
+    )
+    assert status["berichtstatus"] == "Ontvangen"
+    assert status["berichtstroom"] == answer["berichtstroom"]
+    # named as another standard: refused, nothing stored
+    other = "ZH308" if standard != "ZH308" else "KZ301"
+    refused = epd(gateway, "send", str(declaration), "--berichttype", other, agb=agb)
+    assert refused.returncode == 1
+    assert "HTTP 422" in refused.stderr
+    assert "routeringgegevens.berichtstroom.berichttype" in refused.stderr
 
 
 def test_without_connection_options_it_says_what_is_missing(tmp_path: Path) -> None:

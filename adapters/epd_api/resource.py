@@ -204,7 +204,7 @@ class EpdApi(resource.Resource):
             (STATUS_V2, self._status_routes),
         ):
             if path.startswith(base + "/"):
-                rest = [s for s in path[len(base) + 1 :].split("/")]
+                rest = path[len(base) + 1 :].split("/")
                 return await handlers(request, caller, method, rest, base)
         raise _not_found()
 
@@ -462,7 +462,7 @@ class EpdApi(resource.Resource):
         given = {
             name: args[name.encode()][0].decode("utf-8", "replace")
             for name in ("traceerId", "conversatieId")
-            if args.get(name.encode())
+            if args.get(name.encode()) and args[name.encode()][0]  # empty: not given
         }
         if len(given) != 1:
             detail = "Give one of traceerId and conversatieId."

@@ -274,7 +274,7 @@ class InsurerSimResource(resource.Resource):
         given = {
             name: args[name.encode()][0].decode("utf-8", "replace")
             for name in ("traceerId", "conversatieId")
-            if args.get(name.encode())
+            if args.get(name.encode()) and args[name.encode()][0]  # empty: not given
         }
         if len(given) != 1:
             detail = "Give one of traceerId and conversatieId."

@@ -599,7 +599,8 @@ def test_another_participants_messages_are_unknown(api: Api, registry: LayoutReg
             ["traceerId", "conversatieId"],
         ),
         ("traceerId=nope", ["traceerId"]),
-        ("conversatieId=", ["conversatieId"]),
+        ("traceerId=nope&conversatieId=", ["traceerId"]),  # an empty parameter is no parameter
+        ("conversatieId=", ["traceerId", "conversatieId"]),
     ],
 )
 def test_status_needs_one_uuid_parameter(api: Api, query: str, fields: list[str]) -> None:

@@ -104,8 +104,9 @@ def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimProcess]:
 
 
 def schemathesis(
-    base_url: str, cert: Path, key: Path, ca: Path
+    base_url: str, cert: Path, key: Path, ca: Path, workdir: Path
 ) -> subprocess.CompletedProcess[str]:
+    """``schemathesis run`` of the document against ``base_url`` (its cache in ``workdir``)."""
     return subprocess.run(
         [
             sys.executable,
@@ -141,27 +142,31 @@ def schemathesis(
         text=True,
         timeout=900,
         check=False,
+        cwd=workdir,
     )
 
 
 @pytest.mark.slow
-def test_the_running_gateway_answers_as_documented(gateway: GatewayProcess) -> None:
+def test_the_running_gateway_answers_as_documented(gateway: GatewayProcess, tmp_path: Path) -> None:
     pki = gateway.pki
     done = schemathesis(
         gateway.base_url,
         pki / f"participant-{KRAAMZORG}.pem",
         pki / f"participant-{KRAAMZORG}.key",
         pki / CA_CERT,
+        tmp_path,
     )
     assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-2000:]
     assert "Traceback" not in gateway.logs()
 
 
 @pytest.mark.slow
-def test_the_insurer_simulator_answers_as_documented(sim: SimProcess) -> None:
+def test_the_insurer_simulator_answers_as_documented(sim: SimProcess, tmp_path: Path) -> None:
     """The simulator plays VECOZO's side: the same document holds for it (but /openapi.json,
     which is the gateway's own)."""
     pki = sim.pki
-    done = schemathesis(sim.base_url, pki / f"igo-{IGO}.pem", pki / f"igo-{IGO}.key", pki / CA_CERT)
+    done = schemathesis(
+        sim.base_url, pki / f"igo-{IGO}.pem", pki / f"igo-{IGO}.key", pki / CA_CERT, tmp_path
+    )
     assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-2000:]
     assert "Traceback" not in sim.logs()

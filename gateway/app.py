@@ -28,7 +28,7 @@ from twisted.web import server
 from adapters import cert_expiry
 from adapters.admin.site import build_admin_site, build_bulk_service
 from adapters.epd_api.http import MeteredSite, limited_request_factory
-from adapters.epd_api.resource import INSURER, Caller, EpdApi, route_name
+from adapters.epd_api.resource import INSURER, ApiSettings, Caller, EpdApi, route_name
 from adapters.insurer_link.directory import DirectoryInsurerLink
 from adapters.insurer_link.rest import RestInsurerLink
 from adapters.metrics.resource import OperationsRoot
@@ -59,6 +59,7 @@ from gateway.jobs import JobBusyError, JobLock
 from gateway.metrics import Metrics
 from gateway.pausepoints import pause_point_from_environment
 from gateway.resolution import Resolver
+from gateway.resources import schemas_dir
 from gateway.rules.catalogue import Catalogue, load_catalogue
 from gateway.rules.model import Terms
 from gateway.schedule import PerInsurer
@@ -73,6 +74,28 @@ T = TypeVar("T")
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def _versions(registry: LayoutRegistry) -> dict[str, tuple[int, int]]:
+    """Each standard's version and subversion, as a berichtstroom names them."""
+    versions: dict[str, tuple[int, int]] = {}
+    for layout in registry.standards():
+        try:
+            versions[layout.standard] = (int(layout.version), int(layout.subversion))
+        except ValueError:
+            continue
+    return versions
+
+
+def api_settings(config: GatewayConfig, registry: LayoutRegistry) -> ApiSettings:
+    """What the EPD API says about the messages it offers, and the document it serves."""
+    return ApiSettings(
+        igo_agb=config.igo.agb,
+        berichtstroom=config.epd_api.berichtstroom,
+        versions=_versions(registry),
+        public_url=config.epd_api.public_url,
+        openapi=(schemas_dir() / "epd-api.openapi.json").read_bytes(),
+    )
 
 
 def access_log_line(timestamp: str, request: server.Request) -> str:
@@ -201,6 +224,7 @@ def _insurer_link(
         sender=config.igo.agb,
         insurer=insurer.uzovi,
         timeout=link.timeout_seconds,
+        versions=_versions(load_layouts()),
     )
 
 
@@ -666,7 +690,14 @@ async def start(config: GatewayConfig, reactor: Any) -> RunningGateway:
         def run_in_thread(f: Callable[[], T]) -> Deferred[T]:
             return deferToThreadPool(reactor, pool, f)
 
-        intake = Intake(store, registry, clock=_now, run_in_thread=run_in_thread, metrics=metrics)
+        intake = Intake(
+            store,
+            registry,
+            clock=_now,
+            run_in_thread=run_in_thread,
+            metrics=metrics,
+            berichtstroom=api_config.berichtstroom,
+        )
 
         exchange = _insurer_exchange(
             config, store, registry, metrics, reactor, run_in_thread, insurer_states
@@ -694,6 +725,7 @@ async def start(config: GatewayConfig, reactor: Any) -> RunningGateway:
             authenticate,
             _now,
             receive_retour=exchange.collector.keep if exchange is not None else None,
+            settings=api_settings(config, registry),
         )
         site = MeteredSite(api, metrics, route_name, logFormatter=access_log_line, reactor=reactor)
         site.requestFactory = limited_request_factory(

@@ -65,6 +65,7 @@ from pydantic_core import PydanticCustomError
 __all__ = [
     "AdminConfig",
     "AdminTLS",
+    "BerichtstroomConfig",
     "BundlingConfig",
     "CertificatesConfig",
     "ConfigError",
@@ -328,6 +329,49 @@ class TLSFiles(_Section):
     )
 
 
+class BerichtstroomConfig(_Section):
+    """Which VECOZO berichtstroom values the EPD API accepts, and what it names its own
+    messages with. VECOZO's values for Vektis EI declarations are not confirmed: these are
+    settings, not facts."""
+
+    berichttypen: list[str] = Field(
+        default_factory=list,
+        description="The berichttype values an upload may carry (empty: any). A berichttype "
+        "that names a Vektis standard (its name, as ZH308, KZ301, VK301, in any case, or a "
+        "key of standaarden) must name the file's own standard, else the upload is refused "
+        "(422).",
+    )
+    acties: list[str] = Field(
+        default_factory=list, description="The actie values an upload may carry (empty: any)."
+    )
+    standaarden: dict[str, str] = Field(
+        default_factory=dict,
+        description="Further berichttype values that name a Vektis standard, e.g. "
+        '{ "EI-KZ301" = "KZ301" }.',
+    )
+    retour_actie: str = Field(
+        default="Retourneren",
+        min_length=1,
+        max_length=60,
+        description="The actie in the berichtstroom of the messages the gateway offers an EPD "
+        "(retours, technical rejections); their berichttype is the retour standard's name "
+        "(ZH309, KZ302, VK302) and the version the layout's.",
+    )
+    afzender_rol: str = Field(
+        default="IGO",
+        min_length=1,
+        max_length=100,
+        description="The rol of the gateway as afzender of those messages (its code is the "
+        "IGO's AGB code).",
+    )
+    geadresseerde_rol: str = Field(
+        default="Zorgaanbieder",
+        min_length=1,
+        max_length=100,
+        description="The rol of the participant as geadresseerde of those messages.",
+    )
+
+
 class EpdApiConfig(_Section):
     """The VECOZO-style REST server the participants' EPD systems talk to (mutual TLS)."""
 
@@ -353,6 +397,13 @@ class EpdApiConfig(_Section):
         description="A request not received whole within this time is answered 408 and the "
         "connection closed (slow-loris clients that trickle bytes).",
     )
+    public_url: str | None = Field(
+        default=None,
+        pattern=r"^https://[A-Za-z0-9.-]+(:[0-9]{1,5})?$",
+        description="The base URL EPDs reach the API at (https://HOST[:PORT]), used in the "
+        "payload URLs of pulled messages. When left out: the Host the request was sent to.",
+    )
+    berichtstroom: BerichtstroomConfig = Field(default_factory=BerichtstroomConfig)
 
 
 class MetricsConfig(_Section):

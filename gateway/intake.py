@@ -7,14 +7,17 @@ one transaction. The receipt is returned only after that transaction is durable.
 
 Rules:
 
+* the upload's ``berichtMetadata`` is VECOZO's (:class:`gateway.vsp.BerichtMetadata`); its
+  ``traceerId``, chosen by the sender, is the message's id and its ``conversatieId`` the
+  message's conversation;
 * the sender named in the metadata, and one of the zorgverlener / praktijk / instelling
   codes in the file's 01 record, must be the authenticated participant (else
-  :class:`IntakeRefusedError`, status 403, and nothing is stored);
-* the same bytes from the same participant again return the first receipt;
-* an ``Idempotency-Key`` (the EPD's own, scoped to the participant) names the upload it
-  came with: the same key with the same bytes returns that receipt, with other bytes it
-  is refused (422, nothing stored); while an upload with the key is still being received
-  a second one with it is refused (409) — never a second message;
+  :class:`IntakeRefusedError`, status 422, and nothing is stored);
+* the same traceerId from the same participant with the same bytes is a retry: it returns
+  the first receipt and stores nothing; with other bytes, or a traceerId another message
+  already has, the upload is refused (422, nothing stored);
+* a berichtstroom whose berichttype names a Vektis standard must name the file's own
+  standard; the accepted berichttype/actie values are configuration (422 otherwise);
 * a file reusing a factuurnummer the payee used before is rejected with 0030;
 * a participant sends declarations only: a retour standard (KZ302, VK302, ZH309) is
   rejected technically with 0010 (:mod:`gateway.ei.kinds`), its factuurnummer and lines
@@ -33,9 +36,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
-
 from gateway import crashpoints
+from gateway.config import BerichtstroomConfig
 from gateway.ei import (
     Finding,
     Layout,
@@ -51,17 +53,18 @@ from gateway.lines import DeclaredLine, declared_lines
 from gateway.metrics import Metrics
 from gateway.store import (
     Direction,
+    Message,
     MessageStatus,
     MessageStore,
     NewMessage,
     NewStatus,
 )
+from gateway.vsp import BerichtMetadata, retour_reference
 
 __all__ = [
     "BerichtMetadata",
     "Intake",
     "IntakeRefusedError",
-    "Party",
     "Receipt",
     "Upload",
 ]
@@ -80,43 +83,16 @@ MAX_FINDINGS_KEPT = 50
 _HEADER_CODES = ("zorgverlener_code", "praktijk_code", "instelling_code")
 
 
-class Party(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    rol: str = Field(min_length=1, max_length=40)
-    code: str = Field(min_length=1, max_length=20)
-
-
-class MessageFlow(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    type: str = Field(min_length=1, max_length=20)
-    versie: str | None = Field(default=None, max_length=10)
-
-
-class BerichtMetadata(BaseModel):
-    """The ``berichtMetadata`` part of an upload (VECOZO style)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
-
-    afzender: Party
-    geadresseerden: list[Party] = Field(default_factory=list, max_length=10)
-    berichtStroom: MessageFlow | None = None
-    referentieId: str | None = Field(default=None, max_length=100)
-    conversatieId: str | None = Field(default=None, max_length=100)
-    alsAntwoordOp: str | None = Field(
-        default=None, max_length=100, description="An insurer's retour: the id it answers."
-    )
-
-
 class IntakeRefusedError(Exception):
-    """The upload is refused outright and nothing was stored."""
+    """The upload is refused outright and nothing was stored. ``field`` is the part of
+    the upload the refusal is about (a berichtMetadata path, or ``payload``)."""
 
-    def __init__(self, status: int, code: str, detail: str) -> None:
+    def __init__(self, status: int, code: str, detail: str, field: str | None = None) -> None:
         super().__init__(detail)
         self.status = status
         self.code = code
         self.detail = detail
+        self.field = field
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,7 +102,6 @@ class Upload:
     metadata: BerichtMetadata
     payload: bytes
     filename: str | None = None
-    idempotency_key: str | None = None  # the EPD's Idempotency-Key header, if any
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,6 +126,7 @@ class Intake:
         new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
         default_retour: Mapping[str, str] = DEFAULT_RETOUR_BY_DISCIPLINE,
         metrics: Metrics | None = None,
+        berichtstroom: BerichtstroomConfig | None = None,
     ) -> None:
         self._store = store
         self._registry = registry
@@ -159,7 +135,8 @@ class Intake:
         self._new_id = new_id
         self._default_retour = default_retour
         self._metrics = metrics
-        self._in_flight: set[tuple[str, str]] = set()  # (participant, Idempotency-Key)
+        self._berichtstroom = berichtstroom or BerichtstroomConfig()
+        self._standards = {layout.standard for layout in registry.standards()}
 
     async def receive(self, upload: Upload) -> Receipt:
         try:
@@ -187,39 +164,28 @@ class Intake:
         m.upload_bytes.labels(upload.participant).inc(len(upload.payload))
 
     async def _receive(self, upload: Upload) -> Receipt:
-        if upload.idempotency_key is None:
-            return await self._receive_once(upload)
-        scoped = (upload.participant, upload.idempotency_key)
-        if scoped in self._in_flight:
+        metadata = upload.metadata
+        if metadata.routeringgegevens.afzender.code != upload.participant:
             raise IntakeRefusedError(
-                409,
-                "idempotency-key-in-behandeling",
-                "An upload with this Idempotency-Key is still being received; ask again "
-                "for its answer once that one is done.",
-            )
-        self._in_flight.add(scoped)
-        try:
-            return await self._receive_once(upload)
-        finally:
-            self._in_flight.discard(scoped)
-
-    async def _receive_once(self, upload: Upload) -> Receipt:
-        if upload.metadata.afzender.code != upload.participant:
-            raise IntakeRefusedError(
-                403,
+                422,
                 "afzender-onjuist",
-                "The sender in berichtMetadata is not the participant of the client certificate.",
+                "The afzender in berichtMetadata is not the participant of the client certificate.",
+                "routeringgegevens.afzender.code",
             )
+        self._check_flow_values(metadata)
         payload = upload.payload
-        traceer_id = self._new_id()
+        sha256 = hashlib.sha256(payload).hexdigest()
+        traceer_id = metadata.traceer_id
+        # A retry is checked like a first upload; the store then says whether the
+        # traceerId is known (its first answer, or a refusal): one path for both, also
+        # when two requests with one traceerId arrive at once.
         result, lines = await self._run_in_thread(
             lambda: self._check(payload, traceer_id, upload.participant)
         )
         crashpoints.reached("parsed")
         self._check_sender_in_file(upload, result)
+        self._check_flow_standard(metadata, result)
         now = self._clock()
-        conversatie_id = upload.metadata.conversatieId or self._new_id()
-        sha256 = hashlib.sha256(payload).hexdigest()
         header = result.header
         invoice = header.text("invoice_number") if header and result.valid else None
         payee = self._payee(result) if invoice else None
@@ -227,26 +193,23 @@ class Intake:
         code = findings[0].retourcode if findings else None
         message = NewMessage(
             traceer_id=traceer_id,
-            conversatie_id=conversatie_id,
+            conversatie_id=metadata.referentiegegevens.conversatieId,
             direction=Direction.FROM_PARTICIPANT,
             party=upload.participant,
             payload=payload,
             sha256=sha256,
             created_at=now,
             status=self._first_status(code, findings),
-            idempotency_key=f"upload:{upload.participant}:{sha256}",
+            idempotency_key=f"upload:{upload.participant}:{traceer_id}",
             filename=upload.filename,
             standard=result.layout.standard if result.layout else None,
             invoice_number=invoice or None,
             payee=payee,
-            reference_id=upload.metadata.referentieId,
-            metadata=upload.metadata.model_dump(exclude_none=True),
+            reference_id=metadata.referentiegegevens.referentieId,
+            metadata=_recorded(metadata, findings),
         )
         replies = [] if code is None else [self._rejection(message, upload, result, code, now)]
-        key = upload.idempotency_key
-        stored = await self._store.record_upload(
-            message, replies, lines if code is None else (), client_key=key
-        )
+        stored = await self._store.record_upload(message, replies, lines if code is None else ())
         if stored.invoice_conflict is not None:
             code = "0030"
             findings = (
@@ -264,30 +227,18 @@ class Intake:
                 status=self._first_status(code, findings),
                 invoice_number=None,
                 payee=None,
+                metadata=_recorded(metadata, findings),
             )
             rejection = self._rejection(message, upload, result, code, now)
-            stored = await self._store.record_upload(message, [rejection], client_key=key)
-        if stored.key_conflict:
-            raise IntakeRefusedError(
-                422,
-                "idempotency-key-hergebruikt",
-                "This Idempotency-Key was used before with another file; nothing was stored. "
-                "Use a new key for a new file.",
-            )
+            stored = await self._store.record_upload(message, [rejection])
         found = stored.message
         if found is None:  # pragma: no cover - the store guarantees a message here
             raise RuntimeError("the store returned no message for an upload")
-        if stored.created:
-            crashpoints.reached("journaled")
         if not stored.created:
-            return Receipt(
-                traceer_id=found.traceer_id,
-                conversatie_id=found.conversatie_id,
-                created=False,
-                status=found.status,
-                code=None,
-                standard=found.standard,
-            )
+            # Another request with this traceerId was stored first (a concurrent retry,
+            # or another gateway process): its answer, or a refusal.
+            return self._retried(upload, found, sha256)
+        crashpoints.reached("journaled")
         return Receipt(
             traceer_id=found.traceer_id,
             conversatie_id=found.conversatie_id,
@@ -297,6 +248,70 @@ class Intake:
             findings=findings,
             standard=found.standard,
         )
+
+    @staticmethod
+    def _retried(upload: Upload, known: Message, sha256: str) -> Receipt:
+        """An upload whose traceerId is taken: the same upload again (its first receipt)
+        or a refusal."""
+        if known.party != upload.participant or known.direction is not Direction.FROM_PARTICIPANT:
+            raise IntakeRefusedError(
+                422,
+                "traceerid-in-gebruik",
+                "This traceerId belongs to another message; nothing was stored. Give every "
+                "message a new traceerId.",
+                "referentiegegevens.traceerId",
+            )
+        if known.sha256 != sha256:
+            raise IntakeRefusedError(
+                422,
+                "traceerid-hergebruikt",
+                "This traceerId was used before with another payload; nothing was stored. "
+                "Give every message a new traceerId.",
+                "referentiegegevens.traceerId",
+            )
+        return Receipt(
+            traceer_id=known.traceer_id,
+            conversatie_id=known.conversatie_id,
+            created=False,
+            status=known.status,
+            code=None,
+            standard=known.standard,
+        )
+
+    def _check_flow_values(self, metadata: BerichtMetadata) -> None:
+        flow = metadata.routeringgegevens.berichtstroom
+        policy = self._berichtstroom
+        if policy.berichttypen and flow.berichttype not in policy.berichttypen:
+            raise IntakeRefusedError(
+                422,
+                "berichtstroom-onbekend",
+                f"berichttype must be one of: {', '.join(policy.berichttypen)}.",
+                "routeringgegevens.berichtstroom.berichttype",
+            )
+        if policy.acties and flow.actie not in policy.acties:
+            raise IntakeRefusedError(
+                422,
+                "berichtstroom-onbekend",
+                f"actie must be one of: {', '.join(policy.acties)}.",
+                "routeringgegevens.berichtstroom.actie",
+            )
+
+    def _check_flow_standard(self, metadata: BerichtMetadata, result: ValidationResult) -> None:
+        """A berichttype naming a Vektis standard must name the file's."""
+        if result.layout is None:
+            return  # unreadable: rejected technically, whatever the metadata says
+        berichttype = metadata.routeringgegevens.berichtstroom.berichttype
+        named = self._berichtstroom.standaarden.get(berichttype)
+        if named is None and berichttype.upper() in self._standards:
+            named = berichttype.upper()
+        if named is not None and named != result.layout.standard:
+            raise IntakeRefusedError(
+                422,
+                "berichtstroom-onjuist",
+                f"berichttype names {named}, but the payload is a {result.layout.standard} "
+                "file; nothing was stored.",
+                "routeringgegevens.berichtstroom.berichttype",
+            )
 
     # --- helpers -------------------------------------------------------------------------
 
@@ -341,10 +356,11 @@ class Intake:
         }
         if upload.participant not in codes:
             raise IntakeRefusedError(
-                403,
+                422,
                 "declarant-onjuist",
                 "None of the zorgverlener, praktijk and instelling codes in the file's 01 "
                 "record is the participant of the client certificate.",
+                "payload",
             )
 
     @staticmethod
@@ -382,7 +398,7 @@ class Intake:
             "0001",
             extra_codes=(code,) if code != "0001" else (),
             header=usable_header,
-            insurer_reference=upload_message.traceer_id[:24],
+            insurer_reference=retour_reference(upload_message.traceer_id),
             retour_date=now.date(),
             header_values=_fallback_header(upload.participant, now),
         )
@@ -400,6 +416,18 @@ class Intake:
             standard=retour.standard,
             reply_to=upload_message.traceer_id,
         )
+
+
+def _recorded(metadata: BerichtMetadata, findings: tuple[Finding, ...]) -> dict[str, Any]:
+    """What is kept with an upload: its berichtMetadata and, for a rejected file, where
+    each finding is (code, record, field) — never the offending value."""
+    kept = metadata.recorded()
+    if findings:
+        kept["meldingen"] = [
+            {"code": f.retourcode, "record": f.record, "veld": f.field, "veldnaam": f.field_name}
+            for f in findings
+        ]
+    return kept
 
 
 def _decl_length(retour: Layout) -> int:

@@ -374,8 +374,9 @@ class Unpacker:
         message = await self._messages.get_message(upload_id)
         if message is None:
             return [], []
+        traceer_id = str(uuid.uuid4())
         retour = NewMessage(
-            traceer_id=str(uuid.uuid4()),
+            traceer_id=traceer_id,
             conversatie_id=message.conversatie_id,
             direction=Direction.TO_PARTICIPANT,
             party=message.party,
@@ -384,7 +385,7 @@ class Unpacker:
             created_at=self._now(),
             status=NewStatus(MessageStatus.DELIVERED, None, "Retourinformatie doorgegeven."),
             idempotency_key=f"passed-on:{collected.message.traceer_id}",
-            filename=collected.message.filename,
+            filename=f"{collected.message.standard or 'retour'}-{traceer_id}.asc",
             standard=collected.message.standard,
             reply_to=upload_id,
         )
@@ -434,8 +435,9 @@ def participant_retour(
         answered_only=True,
     )
     sha = hashlib.sha256(data).hexdigest()
+    traceer_id = str(uuid.uuid4())
     return NewMessage(
-        traceer_id=str(uuid.uuid4()),
+        traceer_id=traceer_id,
         conversatie_id=upload.conversatie_id,
         direction=Direction.TO_PARTICIPANT,
         party=upload.party,
@@ -444,7 +446,7 @@ def participant_retour(
         created_at=at,
         status=NewStatus(MessageStatus.DELIVERED, None, "Retourinformatie klaargezet."),
         idempotency_key=f"answer:{upload.traceer_id}:{answers or sha}",
-        filename=f"{retour_layout.standard}-{upload.traceer_id}.asc",
+        filename=f"{retour_layout.standard}-{traceer_id}.asc",  # one upload, several retours
         standard=retour_layout.standard,
         reply_to=upload.traceer_id,
     )

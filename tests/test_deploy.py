@@ -303,7 +303,7 @@ def test_promtool_accepts_the_rules_the_config_and_the_metrics() -> None:
         assert done.returncode == 0, done.stdout + done.stderr
     metrics = Metrics()
     metrics.uploads.labels("KZ301", "33001234", "accepted").inc()
-    metrics.http_duration.labels("/berichten").observe(0.2)
+    metrics.http_duration.labels("/berichtenservice/berichten/rest-push/v1/berichten").observe(0.2)
     metrics.certificate_expiry.labels("epd_server", "localhost").set(1.8e9)
     metrics.crl_next_update.labels("epd_crl", "IGO CA").set(1.8e9)
     checked = subprocess.run(

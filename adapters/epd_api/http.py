@@ -110,8 +110,8 @@ class LimitedRequest(server.Request):
             self._deadline.cancel()
         self._deadline = None
 
-    def _write_raw_and_close(self, status: int, code: str, detail: str) -> None:
-        body = problem_bytes(status, code, detail)
+    def _write_raw_and_close(self, status: int, code: str, detail: str, **extra: Any) -> None:
+        body = problem_bytes(status, code, detail, **extra)
         reason = http.RESPONSES.get(status, b"Error")
         head = (
             b"HTTP/1.1 %d %s\r\n" % (status, reason)
@@ -134,11 +134,8 @@ class LimitedRequest(server.Request):
             return
         self._refused = True
         self.content = None
-        self._write_raw_and_close(
-            413,
-            "bericht-te-groot",
-            f"The request body is larger than the limit of {self.max_body} bytes.",
-        )
+        detail = f"The request body is larger than the limit of {self.max_body} bytes."
+        self._write_raw_and_close(413, "bericht-te-groot", detail, errors={"payload": [detail]})
 
     def _too_slow(self) -> None:
         self._deadline = None
@@ -195,9 +192,9 @@ class MeteredSite(server.Site):
 class UploadFormError(Exception):
     """An upload body that cannot be used; answered as problem+json with this status."""
 
-    def __init__(self, status: int, code: str, detail: str) -> None:
+    def __init__(self, status: int, code: str, detail: str, part: str = "body") -> None:
         super().__init__(detail)
-        self.status, self.code, self.detail = status, code, detail
+        self.status, self.code, self.detail, self.part = status, code, detail, part
 
 
 MAX_PART_HEADERS = 8
@@ -242,11 +239,16 @@ def parse_upload(
     missing = [n for n in ("berichtMetadata", "payload") if n not in parts]
     if missing:
         raise UploadFormError(
-            400, "onderdeel-ontbreekt", f"The multipart body lacks: {', '.join(missing)}."
+            400,
+            "onderdeel-ontbreekt",
+            f"The multipart body lacks: {', '.join(missing)}.",
+            missing[0],
         )
     metadata = parts["berichtMetadata"][0]
     if len(metadata) > max_metadata_bytes:
-        raise UploadFormError(400, "metadata-ongeldig", "berichtMetadata is too large.")
+        raise UploadFormError(
+            400, "metadata-ongeldig", "berichtMetadata is too large.", "berichtMetadata"
+        )
     payload, filename = parts["payload"]
     return metadata, payload, filename
 

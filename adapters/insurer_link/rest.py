@@ -1,21 +1,25 @@
-"""The insurer link over VECOZO-style REST, with the IGO's client certificate.
+"""The insurer link: the gateway as a client of VECOZO's VSP-Koppeling, with the IGO's
+client certificate.
 
-Implements :class:`gateway.insurer.InsurerLink` with ``twisted.web.client.Agent``:
+Implements :class:`gateway.insurer.InsurerLink` with ``twisted.web.client.Agent`` against
+the three services at the insurer's (or VECOZO's) base URL — the paths and shapes the
+gateway's own EPD API serves (:mod:`gateway.vsp`):
 
-* :meth:`RestInsurerLink.send` — ``POST /berichten``, multipart ``berichtMetadata`` +
-  ``payload``. The file's stable id goes in the metadata's ``referentieId`` (and the
-  factuurnummer is in the file itself), so when a re-send follows a timeout the insurer
-  recognises it and answers with its first ``traceerId`` instead of booking a second
-  claim: 202 is a new file, 200 a repeat — both are a :class:`~gateway.insurer.Delivery`.
-* :meth:`RestInsurerLink.fetch` — ``GET /berichten``, then each payload; the payload's
-  SHA-256 must match the checksum in the listing.
-* :meth:`RestInsurerLink.confirm` — ``DELETE /berichten/{traceerId}``; a 404 means it was
-  confirmed before (e.g. by an attempt whose answer was lost) and counts as done.
+* :meth:`RestInsurerLink.send` — REST Push ``POST /berichten``, multipart
+  ``berichtMetadata`` + ``payload``. The file's ``traceerId`` is derived from its stable
+  outbound id (a UUID5), so a re-send after a timeout or a crash carries the same
+  traceerId and the receiver takes it as the same message (``204`` again); ``referentieId``
+  is the outbound id itself. ``422`` (the traceerId known with other bytes) is a conflict.
+* :meth:`RestInsurerLink.fetch` — REST Pull ``GET /berichten``, then each payload; its
+  SHA256 and size must match the listing's ``basisgegevens.payload``.
+* :meth:`RestInsurerLink.confirm` — ``DELETE /berichten/{traceerId}`` (``202``); a 404
+  means it was confirmed before (e.g. by an attempt whose answer was lost) and counts as
+  done.
 
 Every request has a deadline (``timeout`` seconds for the answer, again for its body).
 Failures become :class:`~gateway.insurer.InsurerLinkError` here, once: a timeout, a refused
-connection, 408/429/5xx are retryable; 409 is a conflict (the id was used for other bytes),
-other 4xx a refusal; a failed certificate check is a TLS error.
+connection, 408/429/5xx are retryable; 409 and 422 are a conflict, other 4xx a refusal; a
+failed certificate check is a TLS error.
 """
 
 from __future__ import annotations
@@ -23,7 +27,8 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -50,6 +55,7 @@ from gateway.insurer import (
     LinkErrorReason,
     OutboundFile,
 )
+from gateway.vsp import PULL_V1, PUSH_V1, as_uuid, send_metadata
 
 __all__ = ["RestInsurerLink"]
 
@@ -58,8 +64,53 @@ log = Logger()
 DEFAULT_TIMEOUT = 30.0
 DEFAULT_MAX_PER_FETCH = 100
 MAX_RESPONSE_BYTES = 100 * 1024 * 1024
-SENDER_ROLE = "zorgaanbieder"
-ADDRESSEE_ROLE = "zorgverzekeraar"
+SENDER_ROLE = "Zorgaanbieder"
+ADDRESSEE_ROLE = "Zorgverzekeraar"
+_OUTBOUND = uuid.UUID("6f1c2a52-5d0b-4b7e-9a51-3c1f2b7d8e90")  # namespace of outbound ids
+
+
+def outbound_traceer_id(message_id: str) -> str:
+    """The traceerId of an outbound file: the same for every attempt to send it."""
+    return str(uuid.uuid5(_OUTBOUND, message_id))
+
+
+@dataclass(frozen=True, slots=True)
+class _Listed:
+    traceer_id: str
+    references: dict[str, str]
+    sha256: str | None
+    size: int | None
+    berichttype: str | None
+
+
+def _listed(entry: object) -> _Listed:
+    """What a pulled BerichtMetadata says about a retour (a protocol error if it lacks
+    its traceerId)."""
+    if not isinstance(entry, dict):
+        raise InsurerLinkError(LinkErrorReason.PROTOCOL, "a listed retour is not an object")
+    references = entry.get("referentiegegevens")
+    if not isinstance(references, dict) or not isinstance(references.get("traceerId"), str):
+        raise InsurerLinkError(LinkErrorReason.PROTOCOL, "a listed retour has no traceerId")
+    texts = {k: v for k, v in references.items() if isinstance(v, str) and v}
+    download = (entry.get("basisgegevens") or {}).get("payload") or {}
+    checksum = download.get("checksum") if isinstance(download, dict) else None
+    sha256 = None
+    if (
+        isinstance(checksum, dict)
+        and str(checksum.get("algoritme", "")).upper().replace("-", "") == "SHA256"
+        and isinstance(checksum.get("waarde"), str)
+    ):
+        sha256 = checksum["waarde"].lower()
+    size = download.get("grootte") if isinstance(download, dict) else None
+    flow = (entry.get("routeringgegevens") or {}).get("berichtstroom") or {}
+    berichttype = flow.get("berichttype") if isinstance(flow, dict) else None
+    return _Listed(
+        traceer_id=texts["traceerId"],
+        references=texts,
+        sha256=sha256,
+        size=size if isinstance(size, int) and not isinstance(size, bool) else None,
+        berichttype=berichttype if isinstance(berichttype, str) else None,
+    )
 
 
 @implementer(IPolicyForHTTPS)
@@ -114,6 +165,7 @@ class RestInsurerLink:
         insurer: str,
         timeout: float = DEFAULT_TIMEOUT,
         max_per_fetch: int = DEFAULT_MAX_PER_FETCH,
+        versions: Mapping[str, tuple[int, int]] | None = None,
     ) -> None:
         if timeout <= 0:
             raise ValueError("timeout must be positive")
@@ -124,6 +176,7 @@ class RestInsurerLink:
         self.insurer = insurer
         self._timeout = timeout
         self._max_per_fetch = max_per_fetch
+        self._versions = dict(versions or {})
 
     @classmethod
     def with_certificate(
@@ -138,6 +191,7 @@ class RestInsurerLink:
         insurer: str,
         timeout: float = DEFAULT_TIMEOUT,
         crl: str | None = None,
+        versions: Mapping[str, tuple[int, int]] | None = None,
     ) -> RestInsurerLink:
         """A link presenting the certificate ``cert``/``key`` and trusting only servers
         whose certificate a CA in ``ca`` issued for ``base_url``'s host name (and, with
@@ -146,88 +200,97 @@ class RestInsurerLink:
         creator = client_context_factory(cert, key, ca, hostname=host, crl_path=crl)
         pool = HTTPConnectionPool(reactor, persistent=False)
         agent = Agent(reactor, contextFactory=_ClientCertificatePolicy(creator), pool=pool)
-        return cls(reactor, agent, base_url, sender=sender, insurer=insurer, timeout=timeout)
+        return cls(
+            reactor,
+            agent,
+            base_url,
+            sender=sender,
+            insurer=insurer,
+            timeout=timeout,
+            versions=versions,
+        )
 
     # --- the port ----------------------------------------------------------------------------
 
     async def send(self, file: OutboundFile) -> Delivery:
-        metadata: dict[str, Any] = {
-            "afzender": {"rol": SENDER_ROLE, "code": file.sender},
-            "geadresseerden": [{"rol": ADDRESSEE_ROLE, "code": file.insurer}],
-            "berichtStroom": {"type": file.standard},
-            "referentieId": file.message_id,
-        }
-        if file.conversation_id is not None:
-            metadata["conversatieId"] = file.conversation_id
+        traceer_id = outbound_traceer_id(file.message_id)
+        version, subversion = self._versions.get(file.standard, (0, 0))
+        metadata = send_metadata(
+            file.sender,
+            file.standard,
+            versie=version,
+            subversie=subversion,
+            rol=SENDER_ROLE,
+            geadresseerden=[(ADDRESSEE_ROLE, file.insurer)],
+            traceer_id=traceer_id,
+            conversatie_id=as_uuid(file.conversation_id or file.message_id),
+            referentie_id=file.message_id[:150],
+        )
         filename = file.filename or f"{file.standard}-{file.message_id}.asc"
         body, content_type = _multipart(
-            json.dumps(metadata).encode("utf-8"), file.payload, filename
+            json.dumps(metadata.recorded()).encode("utf-8"), file.payload, filename
         )
         status, data = await self._request(
-            b"POST", "/berichten", body=body, content_type=content_type
+            b"POST", f"{PUSH_V1}/berichten", body=body, content_type=content_type
         )
-        if status not in (200, 201, 202):
+        if status not in (200, 201, 202, 204):
             raise _status_error(status, data, "upload")
-        answer = _json_object(data, "upload answer")
-        remote_id = answer.get("traceerId")
-        if not isinstance(remote_id, str) or not remote_id:
-            raise InsurerLinkError(LinkErrorReason.PROTOCOL, "upload answer without traceerId")
-        repeated = answer.get("nieuw") is False or status == 200
         log.info(
-            "sent {message_id} to {insurer}: traceerId={remote_id}{repeat}",
+            "sent {message_id} to {insurer}: traceerId={remote_id}",
             message_id=file.message_id,
             insurer=file.insurer,
-            remote_id=remote_id,
-            repeat=" (already there)" if repeated else "",
+            remote_id=traceer_id,
         )
-        return Delivery(remote_id=remote_id, repeated=repeated)
+        return Delivery(remote_id=traceer_id, repeated=False)
 
     async def fetch(self) -> Sequence[FetchedRetour]:
-        status, data = await self._request(b"GET", "/berichten")
+        status, data = await self._request(
+            b"GET", f"{PULL_V1}/berichten?limit={max(1, min(self._max_per_fetch, 250))}"
+        )
         if status != 200:
             raise _status_error(status, data, "listing retours")
-        listing = _json_object(data, "retour listing").get("berichten")
+        try:
+            listing = json.loads(data)
+        except ValueError:
+            raise InsurerLinkError(LinkErrorReason.PROTOCOL, "retour listing is not JSON") from None
         if not isinstance(listing, list):
-            raise InsurerLinkError(LinkErrorReason.PROTOCOL, "retour listing without berichten")
+            raise InsurerLinkError(LinkErrorReason.PROTOCOL, "retour listing is not an array")
         retours = []
         for entry in listing[: self._max_per_fetch]:
-            if not isinstance(entry, dict) or not isinstance(entry.get("traceerId"), str):
-                raise InsurerLinkError(LinkErrorReason.PROTOCOL, "a listed retour has no traceerId")
-            retours.append(await self._download(entry))
+            retours.append(await self._download(_listed(entry)))
         return retours
 
     async def confirm(self, retour: FetchedRetour) -> None:
-        status, data = await self._request(b"DELETE", f"/berichten/{_segment(retour.remote_id)}")
-        if status in (200, 204, 404):
+        status, data = await self._request(
+            b"DELETE", f"{PULL_V1}/berichten/{_segment(retour.remote_id)}"
+        )
+        if status in (200, 202, 204, 404):
             return
         raise _status_error(status, data, "confirming a retour")
 
     # --- plumbing ----------------------------------------------------------------------------
 
-    async def _download(self, entry: dict[str, Any]) -> FetchedRetour:
-        traceer_id: str = entry["traceerId"]
-        status, payload = await self._request(b"GET", f"/berichten/{_segment(traceer_id)}/payload")
+    async def _download(self, entry: _Listed) -> FetchedRetour:
+        status, payload = await self._request(
+            b"GET", f"{PULL_V1}/berichten/{_segment(entry.traceer_id)}/payload"
+        )
         if status != 200:
             raise _status_error(status, payload, "downloading a retour")
-        checksum = entry.get("checksum")
-        expected = checksum.get("waarde") if isinstance(checksum, dict) else None
-        if isinstance(expected, str) and hashlib.sha256(payload).hexdigest() != expected.lower():
+        if entry.sha256 is not None and hashlib.sha256(payload).hexdigest() != entry.sha256:
             raise InsurerLinkError(
-                LinkErrorReason.CORRUPT, f"retour {traceer_id} does not match its checksum"
+                LinkErrorReason.CORRUPT, f"retour {entry.traceer_id} does not match its checksum"
             )
-
-        def text(name: str) -> str | None:
-            value = entry.get(name)
-            return value if isinstance(value, str) and value else None
-
+        if entry.size is not None and entry.size != len(payload):
+            raise InsurerLinkError(
+                LinkErrorReason.CORRUPT, f"retour {entry.traceer_id} does not have its size"
+            )
         return FetchedRetour(
-            remote_id=traceer_id,
+            remote_id=entry.traceer_id,
             payload=payload,
-            in_reply_to=text("alsAntwoordOp"),
-            conversation_id=text("conversatieId"),
-            reference_id=text("referentieId"),
-            standard=text("berichtType"),
-            filename=text("bestandsnaam"),
+            in_reply_to=entry.references.get("alsAntwoordOp"),
+            conversation_id=entry.references.get("conversatieId"),
+            reference_id=entry.references.get("referentieId"),
+            standard=entry.berichttype,
         )
 
     async def _request(
@@ -299,16 +362,6 @@ def _multipart(metadata: bytes, payload: bytes, filename: str) -> tuple[bytes, b
     return body, b"multipart/form-data; boundary=" + b
 
 
-def _json_object(data: bytes, what: str) -> dict[str, Any]:
-    try:
-        value = json.loads(data)
-    except ValueError:
-        raise InsurerLinkError(LinkErrorReason.PROTOCOL, f"{what} is not JSON") from None
-    if not isinstance(value, dict):
-        raise InsurerLinkError(LinkErrorReason.PROTOCOL, f"{what} is not a JSON object")
-    return value
-
-
 def _status_error(status: int, data: bytes, what: str) -> InsurerLinkError:
     detail = ""
     try:
@@ -318,7 +371,7 @@ def _status_error(status: int, data: bytes, what: str) -> InsurerLinkError:
     except ValueError:
         pass
     message = f"{what}: HTTP {status}" + (f" ({detail})" if detail else "")
-    if status == 409:
+    if status in (409, 422):
         reason = LinkErrorReason.CONFLICT
     elif status in (408, 429) or status >= 500:
         reason = LinkErrorReason.UNAVAILABLE

@@ -7,7 +7,7 @@ tests. Run it with ``igo-gateway insurer-sim --config FILE`` (an example config 
 
 What it does, as an insurer would:
 
-* speaks the insurer side of the VECOZO-style ``/berichten`` exchange over mutual TLS
+* plays VECOZO's side of the VSP-Koppeling message exchange over mutual TLS
   (upload, list, download, confirm, statuses) — :mod:`~adapters.insurer_sim.resource`;
 * checks every received file with the codec and answers with a retour file in the
   declaration's retour standard (KZ302 for KZ301), granting at the declared tariff or

@@ -23,7 +23,8 @@ from typing import Any
 
 from adapters.insurer_sim.config import SimConfig, SimFaults
 from adapters.insurer_sim.rules import Judgement, judge
-from gateway.ei import LayoutRegistry
+from gateway.ei import LayoutRegistry, describe
+from gateway.vsp import as_uuid, retour_reference
 
 __all__ = [
     "ConflictError",
@@ -33,9 +34,6 @@ __all__ = [
     "UploadFault",
 ]
 
-RECEIVED = "ontvangen"
-PROCESSED = "verwerkt"
-REJECTED = "afgekeurd"
 CONFIRMED = "ontvangst_bevestigd"
 
 
@@ -138,11 +136,12 @@ class SimulatedInsurer:
         config: SimConfig,
         registry: LayoutRegistry,
         clock: Callable[[], datetime],
-        new_id: Callable[[], str] = lambda: uuid.uuid4().hex,
+        new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
     ) -> None:
         self.config = config
         self.faults = config.faults
         self._registry = registry
+        self.registry = registry
         self._clock = clock
         self._new_id = new_id
         self._senders: dict[str, _Sender] = {}
@@ -184,11 +183,22 @@ class SimulatedInsurer:
         reference_id: str | None = None,
         conversatie_id: str | None = None,
         filename: str | None = None,
+        traceer_id: str | None = None,
     ) -> tuple[ReceivedFile, bool]:
-        """Take one upload; the file it is and whether it is new (False: a repeat)."""
+        """Take one upload; the file it is and whether it is new (False: a repeat).
+
+        ``traceer_id`` is the sender's own id of the message (VECOZO's traceerId): the same
+        one again with the same bytes is a repeat; with other bytes, or one another sender
+        used, a :class:`ConflictError`. Without one the insurer gives the file its own."""
         sha = hashlib.sha256(payload).hexdigest()
         known = self._senders.setdefault(sender, _Sender())
         first = known.by_sha.get(sha)
+        if traceer_id is not None and traceer_id in self._files:
+            taken = self._files[traceer_id]
+            if taken.sender != sender or taken.sha256 != sha:
+                self._note(sender, reference_id, sha, None, "conflict")
+                raise ConflictError(f"traceerId {traceer_id} was used before for another file")
+            first = taken
         if reference_id is not None and reference_id in known.by_reference:
             by_ref = known.by_reference[reference_id]
             if by_ref.sha256 != sha:
@@ -199,13 +209,13 @@ class SimulatedInsurer:
             first = by_ref
         if first is None:
             now = self._clock()
-            traceer_id = self._new_id()
+            traceer_id = traceer_id or self._new_id()
             judgement = judge(
                 self._registry,
                 payload,
                 self.config.rules,
                 uzovi=self.config.uzovi,
-                insurer_reference=traceer_id[:24],
+                insurer_reference=retour_reference(traceer_id),
                 today=now.date(),
                 sender=sender,
             )
@@ -326,43 +336,48 @@ class SimulatedInsurer:
         found.confirmed_at = self._clock()
         return True
 
-    def statuses(self, sender: str, traceer_id: str) -> list[dict[str, Any]]:
-        """The status history of a file ``sender`` sent (VECOZO's berichtstatussen)."""
-        received = self.sent(sender, traceer_id)
-        if received is None:
-            return []
-        j = received.judgement
-        at = received.received_at.isoformat()
-        history = [
-            {
-                "traceerId": traceer_id,
-                "status": RECEIVED,
-                "tijdstip": at,
-                "code": None,
-                "omschrijving": "Bericht ontvangen.",
-            },
-        ]
-        if j.accepted:
-            history.append(
+    def status_entries(self, caller: str) -> list[dict[str, Any]]:
+        """Berichtstatus v3 of every message of ``caller``: the files it sent (booked:
+        VerwerkingVoltooid; rejected: AfgekeurdDoorDienst with the retourcodes) and the
+        retours for it (WordtAangeboden, Bezorgd once confirmed). ``_stroom`` is the
+        (standard, actie) the resource names the berichtstroom after."""
+        entries: list[dict[str, Any]] = []
+        for received in self._files.values():
+            if received.sender != caller:
+                continue
+            j = received.judgement
+            at = received.received_at.isoformat()
+            entry: dict[str, Any] = {
+                "referentiegegevens": _references(
+                    received.traceer_id, received.conversatie_id, None, received.reference_id
+                ),
+                "_stroom": (j.standard or "onbekend", "Declareren"),
+                "berichtstatus": "VerwerkingVoltooid" if j.accepted else "AfgekeurdDoorDienst",
+                "berichtstatusGewijzigdOp": at,
+                "berichtOntvangenOp": at,
+            }
+            if not j.accepted:
+                entry["meldingen"] = [
+                    {"code": code, "omschrijving": describe(code)} for code in j.codes[:100]
+                ] or [{"code": "0001", "omschrijving": describe("0001")}]
+            entries.append(entry)
+        now = self._clock()
+        for retour in self._retours.values():
+            if retour.recipient != caller or retour.available_at > now:
+                continue
+            confirmed = retour.confirmed_at
+            entries.append(
                 {
-                    "traceerId": traceer_id,
-                    "status": PROCESSED,
-                    "tijdstip": at,
-                    "code": None,
-                    "omschrijving": f"{j.granted_lines} van {j.lines} prestaties toegekend.",
+                    "referentiegegevens": _references(
+                        retour.traceer_id, retour.conversatie_id, retour.reply_to, None
+                    ),
+                    "_stroom": (retour.standard, "Retourneren"),
+                    "berichtstatus": "Bezorgd" if confirmed else "WordtAangeboden",
+                    "berichtstatusGewijzigdOp": (confirmed or retour.created_at).isoformat(),
+                    "berichtOntvangenOp": retour.created_at.isoformat(),
                 }
             )
-        else:
-            history.append(
-                {
-                    "traceerId": traceer_id,
-                    "status": REJECTED,
-                    "tijdstip": at,
-                    "code": j.codes[0],
-                    "omschrijving": "Bestand technisch afgekeurd: " + ", ".join(j.codes) + ".",
-                }
-            )
-        return history
+        return entries
 
     # --- for tests and rehearsals ------------------------------------------------------------
 
@@ -377,3 +392,14 @@ class SimulatedInsurer:
             "files": [f.as_json() for f in files],
             "ontvangen": list(self.received),
         }
+
+
+def _references(
+    traceer_id: str, conversatie_id: str, reply_to: str | None, reference: str | None
+) -> dict[str, str]:
+    found = {"traceerId": as_uuid(traceer_id), "conversatieId": as_uuid(conversatie_id)}
+    if reply_to:
+        found["alsAntwoordOp"] = as_uuid(reply_to)
+    if reference and len(reference) <= 150:
+        found["referentieId"] = reference
+    return found

@@ -1,19 +1,23 @@
-"""The simulated insurer's HTTP side: the VECOZO ``/berichten`` shape, as the gateway's own
-EPD API serves it, seen from the insurer's end.
+"""The simulated insurer's HTTP side: VECOZO's VSP-Koppeling, as the insurer's end of it —
+the same three services the gateway's EPD API serves, at the same paths, with the same
+shapes (``schemas/epd-api.openapi.json``), so that pointing the gateway at a real VECOZO
+environment is a base URL and a certificate.
 
-=======  ==================================  ==============================================
-POST     /berichten                          upload (multipart: berichtMetadata + payload)
-GET      /berichten                          retours waiting for the caller
-GET      /berichten/{traceerId}              one message's metadata
-GET      /berichten/{traceerId}/payload      download a retour
-DELETE   /berichten/{traceerId}              confirm receipt (removes it from the queue)
-GET      /berichtstatussen?traceerId=…       status history of a file the caller sent
-GET      /sim/claims                         what the insurer booked (JSON, for tests)
-PUT      /sim/faults                         replace the faults (JSON like ``[faults]``)
-=======  ==================================  ==============================================
+=======  ===============================================================  ==================
+POST     /berichtenservice/berichten/rest-push/v1/berichten               a claim file: 204
+GET      /berichtenservice/berichten/rest-pull/v1/berichten               retours waiting
+POST     /berichtenservice/berichten/rest-pull/v1/berichten/zoeken        the same, by Zoekpad
+GET      /berichtenservice/berichten/rest-pull/v1/berichten/{id}/payload  download a retour
+DELETE   /berichtenservice/berichten/rest-pull/v1/berichten/{id}          confirm receipt: 202
+GET      /berichtenservice/berichtstatus/rest-pull/v3/berichtstatussen    status (and v2)
+GET      /sim/claims                                                      what was booked
+PUT      /sim/faults                                                      replace the faults
+=======  ===============================================================  ==================
 
 The caller is whoever the verified client certificate names (its subject CN, else its
-fingerprint); each caller has its own queue. The resource is thin: it parses, calls
+fingerprint); each caller has its own queue. The sender's ``traceerId`` is the file's id:
+the same one with the same bytes is a repeat (``204`` again, booked once), with other
+bytes ``422``. The resource is thin: it parses, calls
 :class:`~adapters.insurer_sim.insurer.SimulatedInsurer`, and writes the answer — late, when
 the faults say so.
 """
@@ -21,10 +25,11 @@ the faults say so.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ValidationError
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.web import http, resource, server
@@ -33,39 +38,33 @@ from adapters.epd_api.http import UploadFormError, parse_upload
 from adapters.insurer_sim.config import SimFaults
 from adapters.insurer_sim.insurer import ConflictError, SimulatedInsurer, UploadFault
 from adapters.tls import client_identity
+from gateway.vsp import (
+    BERICHTSTATUS_V2,
+    MAX_PULL,
+    MAX_STATUSES,
+    PULL_V1,
+    PUSH_V1,
+    STATUS_V2,
+    STATUS_V3,
+    BerichtMetadata,
+    Berichtstatus,
+    is_uuid,
+    matches,
+    pull_entry,
+    service_path,
+    zoekpad_adapter,
+)
 
-__all__ = ["BerichtMetadata", "InsurerSimResource", "SimRequest", "certificate_caller"]
+__all__ = ["InsurerSimResource", "SimRequest", "certificate_caller"]
 
 log = Logger()
 
 MAX_METADATA_BYTES = 64 * 1024
+MAX_SCAN = 10_000
+INSURER_ROLE = "Zorgverzekeraar"
+SENDER_ROLE = "Zorgaanbieder"
+RETOUR_ACTIE = "Retourneren"
 Authenticate = Callable[[server.Request], str | None]
-
-
-class _Party(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    rol: str = Field(min_length=1, max_length=40)
-    code: str = Field(min_length=1, max_length=20)
-
-
-class _Flow(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    type: str = Field(min_length=1, max_length=20)
-    versie: str | None = Field(default=None, max_length=10)
-
-
-class BerichtMetadata(BaseModel):
-    """The ``berichtMetadata`` part of an upload."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    afzender: _Party
-    geadresseerden: list[_Party] = Field(default_factory=list, max_length=10)
-    berichtStroom: _Flow | None = None
-    referentieId: str | None = Field(default=None, min_length=1, max_length=100)
-    conversatieId: str | None = Field(default=None, min_length=1, max_length=100)
 
 
 class SimRequest(server.Request):
@@ -85,9 +84,11 @@ def certificate_caller(request: server.Request) -> str | None:
 
 
 class _HttpError(Exception):
-    def __init__(self, status: int, code: str, detail: str) -> None:
+    def __init__(
+        self, status: int, code: str, detail: str, errors: dict[str, list[str]] | None = None
+    ) -> None:
         super().__init__(detail)
-        self.status, self.code, self.detail = status, code, detail
+        self.status, self.code, self.detail, self.errors = status, code, detail, errors
 
 
 # status, body, headers, extra delay (negative: cut the connection, answer nothing)
@@ -100,14 +101,18 @@ def _json(status: int, body: Any, *headers: tuple[bytes, bytes]) -> _Answer:
     return status, data, {b"content-type": b"application/json", **dict(headers)}, 0.0
 
 
-def _problem(status: int, code: str, detail: str) -> _Answer:
-    body = {
+def _problem(
+    status: int, code: str, detail: str, errors: dict[str, list[str]] | None = None
+) -> _Answer:
+    body: dict[str, Any] = {
         "type": f"urn:igo-gateway:insurer-sim:{code}",
         "title": http.RESPONSES.get(status, b"Error").decode("ascii"),
         "status": status,
         "code": code,
         "detail": detail,
     }
+    if errors:
+        body["errors"] = errors
     data = json.dumps(body).encode("utf-8")
     return status, data, {b"content-type": b"application/problem+json"}, 0.0
 
@@ -134,7 +139,7 @@ class InsurerSimResource(resource.Resource):
             try:
                 answer = self._dispatch(request, caller)
             except _HttpError as exc:
-                answer = _problem(exc.status, exc.code, exc.detail)
+                answer = _problem(exc.status, exc.code, exc.detail, exc.errors)
         status, body, headers, extra = answer
         if extra < 0:  # cut the connection instead of answering
             transport = request.channel.transport
@@ -158,29 +163,43 @@ class InsurerSimResource(resource.Resource):
         return server.NOT_DONE_YET
 
     def _dispatch(self, request: server.Request, caller: str) -> _Answer:
-        segments = [s.decode("utf-8", "replace") for s in request.postpath or [] if s]
+        path = service_path(
+            "/" + "/".join(s.decode("utf-8", "replace") for s in request.postpath or [])
+        )
         method = request.method
-        if segments == ["berichten"]:
-            if method == b"POST":
-                return self._upload(request, caller)
-            if method == b"GET":
-                waiting = self._insurer.waiting(caller)
-                return _json(200, {"berichten": [r.as_json() for r in waiting]})
-            raise _not_allowed()
-        if len(segments) in (2, 3) and segments[0] == "berichten":
-            return self._message(request, caller, segments[1], segments[2:])
-        if segments == ["berichtstatussen"] and method == b"GET":
-            args: dict[bytes, list[bytes]] = request.args or {}
-            ids = [v.decode("utf-8", "replace") for v in args.get(b"traceerId", [])][:50]
-            if not ids:
-                raise _HttpError(400, "parameter-ontbreekt", "Give traceerId.")
-            history = [s for i in ids for s in self._insurer.statuses(caller, i)]
-            if not history:
-                raise _not_found()
-            return _json(200, {"statussen": history})
-        if segments == ["sim", "claims"] and method == b"GET":
+        if path == f"{PUSH_V1}/berichten":
+            if method != b"POST":
+                raise _not_allowed()
+            return self._upload(request, caller)
+        if path == f"{PULL_V1}/berichten":
+            if method != b"GET":
+                raise _not_allowed()
+            limit = _limit(request)
+            return _json(200, self._listing(request, caller)[:limit])
+        if path == f"{PULL_V1}/berichten/zoeken":
+            if method != b"POST":
+                raise _not_allowed()
+            limit = _limit(request)
+            raw = request.content.read(MAX_METADATA_BYTES) if request.content else b""
+            try:
+                zoekpad = zoekpad_adapter().validate_json(raw)
+            except ValidationError as exc:
+                detail = "The body does not match the Zoekpad schema."
+                errors = _field_errors(exc, "zoekpad")
+                raise _HttpError(400, "zoekpad-ongeldig", detail, errors) from None
+            found = [e for e in self._listing(request, caller) if matches(zoekpad, e)]
+            return _json(200, found[:limit])
+        if path.startswith(f"{PULL_V1}/berichten/"):
+            rest = path[len(f"{PULL_V1}/berichten/") :].split("/")
+            return self._message(request, caller, rest[0], rest[1:])
+        for base, v2 in ((STATUS_V3, False), (STATUS_V2, True)):
+            if path == f"{base}/berichtstatussen":
+                if method != b"GET":
+                    raise _not_allowed()
+                return _json(200, self._statuses(request, caller, v2=v2))
+        if path == "/sim/claims" and method == b"GET":
             return _json(200, self._insurer.claims_json())
-        if segments == ["sim", "faults"] and method == b"PUT":
+        if path == "/sim/faults" and method == b"PUT":
             raw = request.content.read(MAX_METADATA_BYTES) if request.content else b""
             try:
                 faults = SimFaults.model_validate_json(raw or b"{}")
@@ -191,6 +210,40 @@ class InsurerSimResource(resource.Resource):
             return _json(200, faults.model_dump())
         raise _not_found()
 
+    def _listing(self, request: server.Request, caller: str) -> list[dict[str, Any]]:
+        base = _base_url(request)
+        uzovi = self._insurer.config.uzovi
+        entries = []
+        for retour in self._insurer.waiting(caller)[:MAX_SCAN]:
+            entries.append(
+                pull_entry(
+                    base_url=base,
+                    traceer_id=retour.traceer_id,
+                    conversatie_id=retour.conversatie_id,
+                    afzender={"rol": INSURER_ROLE, "code": uzovi},
+                    geadresseerde={"rol": SENDER_ROLE, "code": caller[:100]},
+                    berichtstroom=self._flow(retour.standard),
+                    received_at=retour.created_at,
+                    size=len(retour.payload),
+                    sha256=retour.sha256,
+                    als_antwoord_op=retour.reply_to,
+                )
+            )
+        return entries
+
+    def _flow(self, standard: str, actie: str = RETOUR_ACTIE) -> dict[str, Any]:
+        try:
+            layout = self._insurer.registry.by_standard(standard)
+            version = (int(layout.version), int(layout.subversion))
+        except (KeyError, ValueError):
+            version = (0, 0)
+        return {
+            "berichttype": standard[:60] or "onbekend",
+            "berichtversie": version[0],
+            "berichtsubversie": version[1],
+            "actie": actie,
+        }
+
     def _message(
         self, request: server.Request, caller: str, traceer_id: str, rest: Sequence[str]
     ) -> _Answer:
@@ -200,28 +253,57 @@ class InsurerSimResource(resource.Resource):
                 raise _not_found()
             if method != b"GET":
                 raise _not_allowed()
-            retour = self._insurer.retour(caller, traceer_id)
+            retour = self._insurer.retour(caller, traceer_id.lower())
             if retour is None:
                 raise _not_found()
             headers = {
                 b"content-type": b"application/octet-stream",
-                b"x-checksum-sha256": retour.sha256.encode("ascii"),
                 b"content-disposition": f'attachment; filename="{retour.filename}"'.encode(),
             }
             return 200, retour.payload, headers, 0.0
-        if method == b"DELETE":
-            if not self._insurer.confirm(caller, traceer_id):
-                raise _not_found()
-            return 204, b"", {}, 0.0
-        if method != b"GET":
+        if method != b"DELETE":
             raise _not_allowed()
-        retour = self._insurer.retour(caller, traceer_id)
-        if retour is not None:
-            return _json(200, retour.as_json())
-        sent = self._insurer.sent(caller, traceer_id)
-        if sent is None:
+        retour = self._insurer.retour(caller, traceer_id.lower())
+        if retour is None:
             raise _not_found()
-        return _json(200, sent.as_json())
+        self._insurer.confirm(caller, retour.traceer_id)  # again: still 202
+        return 202, b"", {}, 0.0
+
+    def _statuses(self, request: server.Request, caller: str, *, v2: bool) -> list[Any]:
+        args: dict[bytes, list[bytes]] = request.args or {}
+        given = {
+            name: args[name.encode()][0].decode("utf-8", "replace")
+            for name in ("traceerId", "conversatieId")
+            if args.get(name.encode()) and args[name.encode()][0]  # empty: not given
+        }
+        if len(given) != 1:
+            detail = "Give one of traceerId and conversatieId."
+            errors = {"traceerId": [detail], "conversatieId": [detail]}
+            raise _HttpError(400, "parameter-ontbreekt", detail, errors)
+        ((name, value),) = given.items()
+        if not is_uuid(value):
+            detail = f"{name} must be a UUID."
+            raise _HttpError(400, "parameter-ongeldig", detail, {name: [detail]})
+        entries = self._insurer.status_entries(caller)
+        wanted = value.lower()
+        if name == "traceerId":
+            found = [
+                e
+                for e in entries
+                if wanted
+                in (
+                    e["referentiegegevens"]["traceerId"],
+                    e["referentiegegevens"].get("alsAntwoordOp"),
+                )
+            ]
+        else:
+            found = [e for e in entries if e["referentiegegevens"]["conversatieId"] == wanted]
+        if v2:
+            for entry in found:
+                entry["berichtstatus"] = BERICHTSTATUS_V2[Berichtstatus(entry["berichtstatus"])]
+        for entry in found:
+            entry["berichtstroom"] = self._flow(*entry.pop("_stroom"))
+        return found[:MAX_STATUSES]
 
     def _upload(self, request: server.Request, caller: str) -> _Answer:
         fault = self._insurer.next_upload_fault()
@@ -233,51 +315,84 @@ class InsurerSimResource(resource.Resource):
         try:
             metadata = BerichtMetadata.model_validate_json(raw_metadata)
         except ValidationError as exc:
-            raise _HttpError(400, "metadata-ongeldig", _errors(exc)) from None
+            raise _HttpError(
+                400,
+                "metadata-ongeldig",
+                "berichtMetadata does not match the BerichtMetadata schema.",
+                _field_errors(exc, "berichtMetadata"),
+            ) from None
+        if not payload:
+            detail = "The payload is empty."
+            raise _HttpError(400, "payload-leeg", detail, {"payload": [detail]})
+        references = metadata.referentiegegevens
         try:
             received, created = self._insurer.receive(
                 caller,
                 payload,
-                reference_id=metadata.referentieId,
-                conversatie_id=metadata.conversatieId,
+                reference_id=references.referentieId,
+                conversatie_id=references.conversatieId,
                 filename=filename,
+                traceer_id=references.traceerId,
             )
         except ConflictError as exc:
-            raise _HttpError(409, "referentie-hergebruikt", str(exc)) from None
+            name = "referentieId" if str(exc).startswith("referentieId") else "traceerId"
+            raise _HttpError(
+                422,
+                f"{name.lower()}-hergebruikt",
+                str(exc),
+                {f"referentiegegevens.{name}": [str(exc)]},
+            ) from None
         j = received.judgement
         log.info(
             "upload {outcome} traceerId={traceer_id} referentieId={reference} sha256={sha256}"
             " claim={claim} codes={codes}",
             outcome="booked" if created else "repeated",
             traceer_id=received.traceer_id,
-            reference=metadata.referentieId or "-",
+            reference=references.referentieId or "-",
             sha256=received.sha256,
             claim=j.accepted,
             codes=",".join(j.codes) or "-",
         )
-        status, body, headers, _ = _json(
-            202 if created else 200,
-            {
-                "traceerId": received.traceer_id,
-                "conversatieId": received.conversatie_id,
-                "status": "ontvangen",
-                "nieuw": created,
-            },
-            (b"location", f"/berichten/{received.traceer_id}".encode("ascii")),
-        )
+        answer: _Answer = (204, b"", {}, 0.0)
         if fault is UploadFault.CUT:
             log.info(
                 "connection of the upload traceerId={traceer_id} cut on purpose",
                 traceer_id=received.traceer_id,
             )
-            return status, body, headers, _CUT
+            return 204, b"", {}, _CUT
         hold = self._insurer.faults.stall_seconds if fault is UploadFault.STALL else 0.0
         if hold:
             log.info(
                 "answer to traceerId={traceer_id} held back on purpose",
                 traceer_id=received.traceer_id,
             )
-        return status, body, headers, hold
+            return 204, b"", {}, hold
+        return answer
+
+
+def _answers(entry: dict[str, Any]) -> str | None:
+    found: str | None = entry["referentiegegevens"].get("alsAntwoordOp")
+    return found
+
+
+def _limit(request: server.Request) -> int:
+    args: dict[bytes, list[bytes]] = request.args or {}
+    values = args.get(b"limit")
+    if not values:
+        return MAX_PULL
+    text = values[0].decode("utf-8", "replace")
+    if not re.fullmatch(r"[0-9]{1,3}", text) or not 1 <= int(text) <= MAX_PULL:
+        detail = f"limit must be a whole number from 1 to {MAX_PULL}."
+        raise _HttpError(400, "parameter-ongeldig", detail, {"limit": [detail]})
+    return int(text)
+
+
+def _base_url(request: server.Request) -> str:
+    host = (request.getHeader(b"host") or b"").decode("latin-1")
+    if not re.fullmatch(r"[A-Za-z0-9.-]{1,253}(:[0-9]{1,5})?", host):
+        address = request.getHost()
+        host = f"{getattr(address, 'host', 'localhost')}:{getattr(address, 'port', 443)}"
+    return f"https://{host}"
 
 
 def _write_late(request: server.Request, body: bytes) -> None:
@@ -302,8 +417,16 @@ def _errors(exc: ValidationError) -> str:
     )
 
 
+def _field_errors(exc: ValidationError, root: str) -> dict[str, list[str]]:
+    errors: dict[str, list[str]] = {}
+    for err in exc.errors(include_input=False, include_url=False):
+        path = ".".join(str(p) for p in err["loc"] if not str(p).startswith("Zoekpad"))
+        errors.setdefault(path or root, []).append(err["msg"])
+    return errors
+
+
 def _parse_multipart(request: server.Request) -> tuple[bytes, bytes, str | None]:
     try:
         return parse_upload(request, MAX_METADATA_BYTES)
     except UploadFormError as exc:
-        raise _HttpError(exc.status, exc.code, exc.detail) from None
+        raise _HttpError(exc.status, exc.code, exc.detail, {exc.part: [exc.detail]}) from None

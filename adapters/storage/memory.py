@@ -221,6 +221,8 @@ class MemoryMessageStore:
         invoice = _invoice_key(upload)
         if invoice is not None and invoice in self._invoices:
             return UploadResult(None, created=False, invoice_conflict=self._invoices[invoice])
+        if upload.traceer_id in self._messages:  # another message's traceer id
+            return UploadResult(_copy(self._messages[upload.traceer_id]), created=False)
         stored = self._put(upload)
         for reply in replies:
             self._put(reply)

@@ -560,6 +560,10 @@ def record_upload_txn(
             holder = invoice_holder_txn(txn, *invoice)
             if holder is not None:
                 return UploadResult(None, created=False, invoice_conflict=holder)
+        holding = get_message_txn(txn, upload.traceer_id)
+        if holding is not None:
+            # Its traceer id is another message's: that one, for the caller to judge.
+            return UploadResult(holding, created=False)
         raise StoreError(f"upload {upload.traceer_id} collides with a stored message")
     for reply in replies:
         put_message_txn(txn, reply, codec)

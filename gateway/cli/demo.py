@@ -28,19 +28,19 @@ from typing import Any
 from twisted.internet.task import deferLater
 from twisted.logger import Logger
 
-from adapters.insurer_link.rest import RestInsurerLink
 from adapters.insurer_sim.config import load_sim_config
 from adapters.insurer_sim.server import start_simulator
 from adapters.storage import SqlMessageStore
 from adapters.storage.admin import SqlAdminStore
+from adapters.vsp_client import VspClient, VspError
 from gateway.admin.accounts import Role
 from gateway.admin.service import AdminService
 from gateway.app import RunningGateway
 from gateway.cli.admin import cli_actor
+from gateway.cli.epd import metadata_for
 from gateway.cli.serve import run
 from gateway.cli.starter import KEY_FILE, PKI_DIR, Member, write_installation
 from gateway.config import ConfigError, load_config
-from gateway.insurer import InsurerLink, InsurerLinkError, OutboundFile
 from gateway.outbox import OutboundState
 from gateway.pki import CA_CERT, SERVER_CERT, SERVER_KEY, Party, PkiError
 from gateway.resources import schemas_dir
@@ -183,16 +183,14 @@ class _Show:
             print(text, flush=True)
 
 
-def _epd(reactor: Any, directory: Path, agb: str, port: int) -> RestInsurerLink:
+def _epd(reactor: Any, directory: Path, agb: str, port: int) -> VspClient:
     pki = directory / PKI_DIR
-    return RestInsurerLink.with_certificate(
+    return VspClient.with_certificate(
         reactor,
         f"https://localhost:{port}",
         cert=str(pki / f"participant-{agb}.pem"),
         key=str(pki / f"participant-{agb}.key"),
         ca=str(pki / CA_CERT),
-        sender=agb,
-        insurer=DEMO_IGO.agb,
         timeout=20,
     )
 
@@ -213,18 +211,15 @@ async def _scenario(
     sim = await start_simulator(load_sim_config(directory / "insurer-sim.toml"), reactor)
     try:
         show(f"  insurer simulator (UZOVI {DEMO_INSURER}) listening on {sim.url}")
-        epds: dict[str, InsurerLink] = {}
+        epds: dict[str, VspClient] = {}
         uploads: dict[str, str] = {}
         for agb, name, _, _, fixture in DEMO_PARTICIPANTS:
             epds[agb] = _epd(reactor, directory, agb, port)
             payload = (_fixtures() / fixture).read_bytes()
-            delivery = await epds[agb].send(
-                OutboundFile(
-                    f"demo-{agb}", DEMO_IGO.agb, agb, fixture[:5].upper(), payload, filename=fixture
-                )
-            )
-            uploads[agb] = delivery.remote_id
-            show(f"  ✓ {name} uploaded {fixture} (traceerId {delivery.remote_id[:8]}…)")
+            metadata = metadata_for(gateway.registry, agb, payload)
+            await epds[agb].send(metadata, payload, fixture)
+            uploads[agb] = metadata.traceer_id
+            show(f"  ✓ {name} uploaded {fixture} (traceerId {metadata.traceer_id[:8]}…)")
         deadline = time.monotonic() + WAIT_SECONDS
 
         async def claimed() -> bool:
@@ -240,16 +235,17 @@ async def _scenario(
         for agb, name, *_ in DEMO_PARTICIPANTS:
             found: list[Any] = []
 
-            async def fetched(link: InsurerLink = epds[agb], into: list[Any] = found) -> bool:
+            async def fetched(client: VspClient = epds[agb], into: list[Any] = found) -> bool:
                 try:
-                    into[:] = list(await link.fetch())
-                except InsurerLinkError:
+                    into[:] = await client.waiting()
+                except VspError:
                     return False
                 return bool(into)
 
             await _until(reactor, fetched, deadline)
             for retour in found:
-                await epds[agb].confirm(retour)
+                await epds[agb].download(retour)
+                await epds[agb].confirm(retour["referentiegegevens"]["traceerId"])
             retours[agb] = len(found)
             show(f"  ✓ {name} fetched {len(found)} retour file(s)")
         summary = await _summary(store, uploads, retours)

@@ -26,7 +26,7 @@ def register(sub: Any) -> None:
     p = sub.add_parser(
         "insurer-sim",
         help="run the insurer simulator (a rehearsal partner for the insurer link)",
-        description="Run a simulated health insurer that speaks the VECOZO-style /berichten "
+        description="Run a simulated health insurer that plays VECOZO's side of the VSP-Koppeling "
         "exchange over mutual TLS, checks every uploaded file with the codec and answers "
         "with a retour file by the rules in its config file (see "
         "fixtures/insurer-sim.example.toml). Runs until SIGINT or SIGTERM. Exit status: 0 "

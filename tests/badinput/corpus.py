@@ -100,7 +100,7 @@ def _header_only(invoice: str) -> bytes:
 
 CASES: list[Case] = [
     # --- truncated ----------------------------------------------------------------------
-    Case("empty", lambda: b"", Rejected(frozenset({"0001"}))),
+    Case("empty", lambda: b"", Refused(400, "payload-leeg")),
     Case("first five bytes", lambda: _valid("TR-1")[:5], Rejected(frozenset({"0011", "0804"}))),
     Case(
         "cut inside the header",
@@ -167,18 +167,18 @@ CASES: list[Case] = [
     Case(
         "metadata names another participant",
         lambda: _valid("OP-1"),
-        Refused(403, "afzender-onjuist"),
+        Refused(422, "afzender-onjuist"),
         sender=MIDWIFE,
     ),
     Case(
         "the 01 record names another participant",
         lambda: kz301(REGISTRY, agb=MIDWIFE, invoice="OP-2"),
-        Refused(403, "declarant-onjuist"),
+        Refused(422, "declarant-onjuist"),
     ),
     Case(
         "a file of another participant, under its name",
         lambda: kz301(REGISTRY, agb=MIDWIFE, invoice="OP-3"),
-        Refused(403, "afzender-onjuist"),
+        Refused(422, "afzender-onjuist"),
         sender=MIDWIFE,
     ),
     # --- field contents -----------------------------------------------------------------

@@ -24,6 +24,7 @@ import httpx
 import pytest
 
 from gateway.ei import load_layouts, validate_bytes
+from gateway.vsp import PULL_V1, PUSH_V1, STATUS_V3, send_metadata
 from tests.badinput.corpus import (
     CASES,
     FILENAME_CASES,
@@ -39,8 +40,12 @@ from tests.gateway.running import (
     KRAAMZORG,
     MIDWIFE,
     GatewayProcess,
+    confirm_path,
     make_pki,
+    message_id,
+    payload_path,
     read_response,
+    statuses,
     upload,
     write_config,
 )
@@ -81,11 +86,11 @@ class ValidClient:
                     payload = vk301(REGISTRY, agb=MIDWIFE, invoice=f"OK-{number:05d}", lines=3)
                     began = time.monotonic()
                     answer = upload(epd, MIDWIFE, payload)
-                    self._keep("upload", answer, began, expected=202)
-                    if answer.status_code == 202:
+                    self._keep("upload", answer.response, began, expected=204)
+                    if answer.status_code == 204:
                         self.uploaded.append(payload)
                     began = time.monotonic()
-                    self._keep("list", epd.get("/berichten"), began, expected=200)
+                    self._keep("list", epd.get(f"{PULL_V1}/berichten"), began, expected=200)
                     time.sleep(0.05)
         except Exception as exc:  # reported, so that the test fails instead of hanging
             self.problems.append(f"{type(exc).__name__}: {exc}")
@@ -100,7 +105,7 @@ class ValidClient:
 class Corpus:
     gateway: GatewayProcess
     valid: ValidClient
-    stored: list[bytes] = field(default_factory=list)  # payloads answered 202
+    stored: list[bytes] = field(default_factory=list)  # payloads answered 204
     refused: list[bytes] = field(default_factory=list)
 
 
@@ -137,10 +142,10 @@ def _problem(answer: httpx.Response) -> dict[str, object]:
 def _oversized(gateway: GatewayProcess, case: Case, payload: bytes) -> tuple[int, bytes]:
     """Send an over-limit upload on a raw TLS socket (the server may close it while the
     body is still going out) and read what it answered."""
-    metadata = {"afzender": {"rol": "zorgaanbieder", "code": case.sender}}
+    metadata = send_metadata(case.sender, "EI").recorded()
     request = httpx.Request(
         "POST",
-        f"{gateway.base_url}/berichten",
+        f"{gateway.base_url}{PUSH_V1}/berichten",
         files={
             "berichtMetadata": (None, json.dumps(metadata), "application/json"),
             "payload": (case.filename, payload, "application/octet-stream"),
@@ -148,7 +153,7 @@ def _oversized(gateway: GatewayProcess, case: Case, payload: bytes) -> tuple[int
     )
     body = request.read()
     head = (
-        b"POST /berichten HTTP/1.1\r\nHost: localhost\r\n"
+        f"POST {PUSH_V1}/berichten HTTP/1.1\r\nHost: localhost\r\n".encode()
         + b"Content-Type: "
         + request.headers["content-type"].encode("ascii")
         + b"\r\nContent-Length: %d\r\n\r\n" % len(body)
@@ -173,43 +178,48 @@ def test_each_bad_input_gets_its_clear_answer(corpus: Corpus, case: Case) -> Non
         status, body = _oversized(gateway, case, payload)
         assert status == 413
         assert json.loads(body)["code"] == expect.code
+        assert list(json.loads(body)["errors"]) == ["payload"]
         corpus.refused.append(payload)
         return
 
     with gateway.client(case.participant) as epd:
         answer = upload(epd, case.sender, payload, case.filename)
-        assert answer.status_code < 500, answer.text[:300]
+        assert answer.status_code < 500, answer.response.text[:300]
         if isinstance(expect, Refused):
-            assert answer.status_code == expect.status, answer.text[:300]
-            assert _problem(answer)["code"] == expect.code
+            assert answer.status_code == expect.status, answer.response.text[:300]
+            problem = _problem(answer.response)
+            assert problem["code"] == expect.code
+            assert problem["errors"]  # naming the field
             corpus.refused.append(payload)
             return
 
-        assert answer.status_code == 202, answer.text[:300]
-        receipt = answer.json()
+        assert answer.status_code == 204, answer.response.text[:300]
         corpus.stored.append(payload)
-        traceer_id = receipt["traceerId"]
+        traceer_id = answer.traceer_id
         # Whatever was sent is kept as it was sent.
-        download = epd.get(f"/berichten/{traceer_id}/payload")
+        download = epd.get(payload_path(traceer_id))
         assert download.content == payload
+        found = statuses(epd, traceerId=traceer_id)
+        entry = next(s for s in found if message_id(s) == traceer_id)
         if isinstance(expect, Accepted):
-            assert (receipt["status"], receipt["code"]) == ("ontvangen", None), receipt
+            assert entry["berichtstatus"] == "Ontvangen", entry
+            assert "meldingen" not in entry
             return
 
         assert isinstance(expect, Rejected)
-        assert receipt["status"] == "afgekeurd", receipt
-        assert receipt["code"] in expect.codes, receipt
-        assert receipt["meldingen"], receipt
-        assert len(receipt["meldingen"]) <= 50  # findings are capped, whatever the file
-        found = epd.post("/berichten/zoeken", json={"maxAantal": 1000}).json()["berichten"]
-        (retour,) = [m for m in found if m["alsAntwoordOp"] == traceer_id]
-        rejection = epd.get(f"/berichten/{retour['traceerId']}/payload").content
+        assert entry["berichtstatus"] == "AfgekeurdDoorDienst", entry
+        codes = [m["code"] for m in entry["meldingen"]]
+        assert codes[0] in expect.codes, entry
+        assert len(codes) <= 50  # findings are capped, whatever the file
+        search = {"zoekpadType": "ZoekpadOpAlsAntwoordOp", "alsAntwoordOp": traceer_id}
+        (retour,) = epd.post(f"{PULL_V1}/berichten/zoeken", json=search).json()
+        rejection = epd.get(payload_path(message_id(retour))).content
         checked = validate_bytes(REGISTRY, rejection)
         assert checked.valid, checked.findings
         assert dict(checked.counts) == {"01": 1, "99": 1}
         assert b"0001" in rejection
-        assert receipt["code"].encode("ascii") in rejection
-        assert epd.delete(f"/berichten/{retour['traceerId']}").status_code == 204
+        assert codes[0].encode("ascii") in rejection
+        assert epd.delete(confirm_path(message_id(retour))).status_code == 202
 
 
 @pytest.mark.parametrize("filename", FILENAME_CASES, ids=range(len(FILENAME_CASES)))
@@ -218,15 +228,11 @@ def test_a_path_like_file_name_is_kept_harmless(corpus: Corpus, filename: str) -
     payload = kz301(REGISTRY, agb=KRAAMZORG, invoice=f"FN-{index:03d}")
     with corpus.gateway.client(KRAAMZORG) as epd:
         answer = upload(epd, KRAAMZORG, payload, filename)
-        assert answer.status_code == 202, answer.text[:300]
+        assert answer.status_code == 204, answer.response.text[:300]
         corpus.stored.append(payload)
-        traceer_id = answer.json()["traceerId"]
-        metadata = epd.get(f"/berichten/{traceer_id}")
-        assert metadata.status_code == 200
-        # The name is data: returned in JSON as given (or as the multipart parser read it),
-        # never used as a path.
-        assert isinstance(metadata.json()["bestandsnaam"], str | None)
-        download = epd.get(f"/berichten/{traceer_id}/payload")
+        traceer_id = answer.traceer_id
+        # The name is data, never used as a path.
+        download = epd.get(payload_path(traceer_id))
         assert download.content == payload
         disposition = download.headers.raw  # bytes, as sent
         values = [v for k, v in disposition if k.lower() == b"content-disposition"]
@@ -239,33 +245,35 @@ def test_malformed_requests_get_problem_json(corpus: Corpus) -> None:
     gateway = corpus.gateway
     boundary = "b0undary"
     with gateway.client(KRAAMZORG) as epd:
+        push = f"{PUSH_V1}/berichten"
         answers = [
-            epd.post("/berichten", content=b"not a form"),
+            epd.post(push, content=b"not a form"),
             epd.post(
-                "/berichten",
+                push,
                 content=b"--b0undary\r\nno headers at all",
                 headers={"content-type": f"multipart/form-data; boundary={boundary}"},
             ),
             epd.post(
-                "/berichten",
+                push,
                 files={
                     "berichtMetadata": (None, b"{not json", "application/json"),
                     "payload": ("x.asc", b"x", "application/octet-stream"),
                 },
             ),
             epd.post(
-                "/berichten",
+                push,
                 files={
                     "berichtMetadata": (None, json.dumps({"afzender": "x" * 100}), "text/plain"),
                     "payload": ("x.asc", b"x", "application/octet-stream"),
                 },
             ),
-            epd.post("/berichten", files={"payload": ("x.asc", b"x", "application/octet-stream")}),
-            epd.post("/berichten/zoeken", content=b"[" * 10_000),
-            epd.get("/berichtstatussen"),
-            epd.get("/berichten/%00%2F..%2F..%2Fetc%2Fpasswd/payload"),
-            epd.get("/berichten/" + "9" * 5000),
-            epd.request("PATCH", "/berichten"),
+            epd.post(push, files={"payload": ("x.asc", b"x", "application/octet-stream")}),
+            epd.post(f"{PULL_V1}/berichten/zoeken", content=b"[" * 10_000),
+            epd.get(f"{STATUS_V3}/berichtstatussen"),
+            epd.get(f"{PULL_V1}/berichten/%00%2F..%2F..%2Fetc%2Fpasswd/payload"),
+            epd.get(f"{PULL_V1}/berichten/" + "9" * 5000),
+            epd.get(f"{PULL_V1}/berichten?limit=" + "9" * 5000),
+            epd.request("PATCH", push),
         ]
     for answer in answers:
         assert 400 <= answer.status_code < 500, (answer.request.url, answer.text[:300])

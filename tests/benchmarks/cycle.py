@@ -62,10 +62,11 @@ from gateway.config import RuleSet, Variant
 from gateway.ei import FileWriter, bsn_is_valid
 from gateway.forwarder import Forwarder
 from gateway.insurer import Delivery, FetchedRetour, OutboundFile
-from gateway.intake import BerichtMetadata, Intake, Upload
+from gateway.intake import Intake, Upload
 from gateway.rules.catalogue import load_catalogue
 from gateway.rules.model import Contract, InsurerTerms, Participant, Settings, Terms
 from gateway.unpacker import Unpacker
+from gateway.vsp import send_metadata
 from tests.benchmarks.gateway import REGISTRY
 from tests.gateway.rules.test_decide import TARIFFS
 from tests.threadpump import ThreadPump
@@ -382,9 +383,7 @@ def _cycle(
                 if upload is None:
                     return
                 agb, discipline, payload = upload
-                metadata = BerichtMetadata.model_validate(
-                    {"afzender": {"rol": "zorgaanbieder", "code": agb}}
-                )
+                metadata = send_metadata(agb, "EI")
                 receipt = pump.wait(intake.receive(Upload(agb, discipline, metadata, payload)))
                 if receipt.code is not None:
                     raise RuntimeError(f"a generated file was rejected: {receipt.findings[:1]}")

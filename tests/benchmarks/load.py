@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from gateway.vsp import PULL_V1, PUSH_V1, send_metadata
+
 __all__ = ["ClientResult", "LoadResult", "multipart_body", "run_load"]
 
 BOUNDARY = "igo-bench-boundary-7d1f"
@@ -31,8 +33,9 @@ CONTENT_TYPE = f"multipart/form-data; boundary={BOUNDARY}"
 
 
 def multipart_body(sender: str, payload: bytes, filename: str = "declaratie.asc") -> bytes:
-    """The VECOZO-style upload body: ``berichtMetadata`` JSON and the ``payload`` file."""
-    metadata = json.dumps({"afzender": {"rol": "zorgaanbieder", "code": sender}})
+    """The VSP-Koppeling upload body: ``berichtMetadata`` JSON (a new traceerId) and the
+    ``payload`` file."""
+    metadata = json.dumps(send_metadata(sender, "EI").recorded())
     return b"".join(
         [
             f"--{BOUNDARY}\r\n".encode(),
@@ -66,7 +69,7 @@ class LoadResult:
 
     @property
     def failures(self) -> int:
-        return sum(status != 202 for c in self.clients for status in c.statuses)
+        return sum(status != 204 for c in self.clients for status in c.statuses)
 
 
 @dataclass(frozen=True)
@@ -96,7 +99,7 @@ def _client(port: int, ca: Path, plan: ClientPlan, start: Any) -> ClientResult:
     latencies: list[float] = []
     statuses: list[int] = []
     try:
-        connection.request("GET", "/berichten")  # the handshake, before the clock starts
+        connection.request("GET", f"{PULL_V1}/berichten")  # the handshake, before the clock
         connection.getresponse().read()
         start.wait()
         opened = time.monotonic()
@@ -109,7 +112,7 @@ def _client(port: int, ca: Path, plan: ClientPlan, start: Any) -> ClientResult:
                 if due > began:
                     time.sleep(due - began)
                 began = due
-            connection.request("POST", "/berichten", body=body, headers=headers)
+            connection.request("POST", f"{PUSH_V1}/berichten", body=body, headers=headers)
             answer = connection.getresponse()
             answer.read()
             latencies.append(time.monotonic() - began)

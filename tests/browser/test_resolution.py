@@ -39,9 +39,13 @@ from tests.gateway.running import (
     HOSPITAL,
     MIDWIFE,
     GatewayProcess,
+    answers,
     cli_command,
     make_pki,
+    message_id,
+    payload_path,
     upload,
+    waiting,
     write_config,
 )
 from tests.gateway.test_app_insurer import full_cycle_section
@@ -69,10 +73,8 @@ class World:
     def retours(self, agb: str) -> dict[str, bytes]:
         """The retour files waiting for participant ``agb``'s EPD, by traceer id."""
         with self.gateway.client(agb) as epd:
-            waiting = epd.get("/berichten").json()["berichten"]
             return {
-                m["traceerId"]: epd.get(f"/berichten/{m['traceerId']}/payload").content
-                for m in waiting
+                message_id(m): epd.get(payload_path(message_id(m))).content for m in waiting(epd)
             }
 
 
@@ -129,8 +131,8 @@ def _running(
         for agb, payload, name in [*files, *extra]:
             with gateway.client(agb) as epd:
                 answer = upload(epd, agb, payload, name)
-                assert answer.status_code == 202, answer.text
-                ids.append(answer.json()["traceerId"])
+                assert answer.status_code == 204, answer.response.text
+                ids.append(answer.traceer_id)
         gateway.stop()
         gateway.start()  # the bundler runs at start
         world = World(gateway, f"http://127.0.0.1:{gateway.ports['admin_port']}", db, shots)
@@ -348,8 +350,8 @@ def test_close_a_waiting_phase_and_write_off_a_broken_bundle_in_a_real_browser(
         # The closed phase was claimed and granted: the midwife's EPD gets its answer.
         def answered() -> bool:
             with gateway.client(MIDWIFE) as epd:
-                waiting = epd.get("/berichten").json()["berichten"]
-            return any(m.get("alsAntwoordOp") == waiting_upload for m in waiting)
+                found = waiting(epd)
+            return any(answers(m) == waiting_upload for m in found)
 
         _until("the answer to the closed phase's line", answered, world)
     assert len(list(shots.glob("*.png"))) == 4

@@ -33,7 +33,15 @@ from gateway.ei import Record, load_layouts, read_records, validate_bytes
 from gateway.lines import declared_lines
 from tests.adapters.insurer_sim.support import SimProcess
 from tests.crash.harness import Acknowledgement, Upload, check_store, read_store
-from tests.gateway.running import GatewayProcess, upload, write_config
+from tests.gateway.running import (
+    GatewayProcess,
+    answers,
+    message_id,
+    statuses,
+    upload,
+    waiting,
+    write_config,
+)
 from tests.gateway.test_app_insurer import full_cycle_section
 from tests.gateway.test_bundler import FILES, MESSAGES
 from tests.threadpump import ThreadPump
@@ -170,19 +178,11 @@ class Cycle:
             item.attempts += 1
             try:
                 with self.gateway.client(item.participant) as epd:
-                    answer = upload(epd, item.participant, item.payload)
+                    answer = upload(epd, item.participant, item.payload, traceer_id=item.traceer_id)
             except httpx.TransportError:
                 continue
-            assert answer.status_code in (200, 202), answer.text
-            receipt = answer.json()
-            item.answers.append(
-                Acknowledgement(
-                    answer.status_code,
-                    receipt["traceerId"],
-                    receipt["nieuw"],
-                    receipt["status"],
-                )
-            )
+            assert answer.status_code == 204, answer.response.text
+            item.answers.append(Acknowledgement(answer.status_code, item.traceer_id))
 
     def wait_until_complete(
         self, url: str, keyring: Keyring | None, timeout: float = CYCLE_SECONDS
@@ -321,8 +321,8 @@ def check_retours(gateway: GatewayProcess, uploads: Sequence[Upload]) -> list[st
     """Through the API: each participant's retours (one per claim its lines went into:
     one, unless a restart bundled part of the files before the rest arrived) are in its
     own retour standard, codec-valid, answer its upload, and together answer every
-    original line exactly once (same NUM040 and reference); the upload's history starts
-    "ontvangen" once and ends "beantwoord"."""
+    original line exactly once (same NUM040 and reference); the upload's status is
+    VerwerkingVoltooid, its retours' WordtAangeboden."""
     problems = []
     for item in uploads:
         traceer_id = item.answers[0].traceer_id
@@ -332,17 +332,16 @@ def check_retours(gateway: GatewayProcess, uploads: Sequence[Upload]) -> list[st
         asked = {r.number_value("record_id"): r.text("reference") for r in ours if r.type == "04"}
         answered: list[tuple[int | None, str]] = []
         with gateway.client(item.participant) as epd:
-            waiting = epd.get("/berichten").json()["berichten"]
-            if not waiting or any(w["alsAntwoordOp"] != traceer_id for w in waiting):
-                problems.append(f"{item.participant}: retours waiting {waiting}")
+            found = waiting(epd)
+            if not found or any(answers(w) != traceer_id for w in found):
+                problems.append(f"{item.participant}: retours waiting {found}")
                 continue
-            payloads = [epd.get(f"/berichten/{w['traceerId']}/payload").content for w in waiting]
-            history = epd.get("/berichtstatussen", params={"traceerId": traceer_id}).json()
-        statuses = [s["status"] for s in history["statussen"]]
-        if statuses.count("ontvangen") != 1 or statuses[0] != "ontvangen":
-            problems.append(f"{item.participant}: history {statuses}")
-        if statuses[-1] != "beantwoord" or "doorgestuurd" not in statuses:
-            problems.append(f"{item.participant}: history {statuses}")
+            payloads = [epd.get(w["basisgegevens"]["payload"]["url"]).content for w in found]
+            now = {message_id(s): s["berichtstatus"] for s in statuses(epd, traceerId=traceer_id)}
+        if now.pop(traceer_id, None) != "VerwerkingVoltooid":
+            problems.append(f"{item.participant}: upload status {now}")
+        if set(now.values()) != {"WordtAangeboden"}:
+            problems.append(f"{item.participant}: retour statuses {now}")
         for payload in payloads:
             checked = validate_bytes(REGISTRY, payload)
             if not checked.valid or checked.layout is None:

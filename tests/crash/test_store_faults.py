@@ -6,7 +6,7 @@ backends terminated).
 In every case: new uploads are refused with ``503`` application/problem+json (nothing
 half-stored), what was acknowledged before stays readable, the gateway neither crashes
 nor hangs, logs no client data, and recovers by itself once the fault clears — the next
-uploads get ``202`` again. The store is checked afterwards with the crash suite's
+uploads get ``204`` again. The store is checked afterwards with the crash suite's
 invariants (:func:`tests.crash.harness.check_store`).
 """
 
@@ -27,6 +27,7 @@ import psycopg
 import pytest
 
 from gateway.ei import load_layouts
+from gateway.vsp import PULL_V1
 from tests.crash.faultfs import FaultFs, build_or_skip
 from tests.crash.harness import Acknowledgement, Upload, check_store, read_store
 from tests.factories import BSNS, kz301
@@ -78,21 +79,16 @@ class Epd:
 
     def send(self, item: Upload) -> httpx.Response:
         with self.process.client(KRAAMZORG) as client:
-            answer = upload(client, KRAAMZORG, item.payload)
+            answer = upload(client, KRAAMZORG, item.payload, traceer_id=item.traceer_id)
         item.attempts += 1
-        if answer.status_code in (200, 202):
-            receipt = answer.json()
-            item.answers.append(
-                Acknowledgement(
-                    answer.status_code, receipt["traceerId"], receipt["nieuw"], receipt["status"]
-                )
-            )
-        return answer
+        if answer.status_code == 204:
+            item.answers.append(Acknowledgement(answer.status_code, item.traceer_id))
+        return answer.response
 
     def accepted(self, count: int) -> None:
         for _ in range(count):
             answer = self.send(self.new())
-            assert answer.status_code == 202, answer.text
+            assert answer.status_code == 204, answer.text
 
     def still_readable(self) -> None:
         """Everything acknowledged downloads byte for byte."""
@@ -100,7 +96,7 @@ class Epd:
             for item in self.uploads:
                 if item.answers:
                     traceer_id = item.answers[0].traceer_id
-                    download = client.get(f"/berichten/{traceer_id}/payload")
+                    download = client.get(f"{PULL_V1}/berichten/{traceer_id}/payload")
                     assert download.status_code == 200, download.text
                     assert download.content == item.payload
 
@@ -182,7 +178,7 @@ def test_a_failing_disk_refuses_uploads_with_503_then_recovers_by_itself(
     disk.set_flag(flag, False)
     for item in refused:  # the EPD's retries, now accepted: once, as new
         answer = epd.send(item)
-        assert answer.status_code == 202, answer.text
+        assert answer.status_code == 204, answer.text
     epd.accepted(2)
     epd.still_readable()
     finish(gateway, epd, f"sqlite:///{disk.root / 'gateway.db'}")
@@ -190,14 +186,14 @@ def test_a_failing_disk_refuses_uploads_with_503_then_recovers_by_itself(
 
 def test_one_failed_write_costs_one_answer(gateway: GatewayProcess, disk: FaultFs) -> None:
     """The next write to the store fails with EIO, once: the upload whose transaction it
-    hit gets 503 and nothing of it is stored; its retry and every later upload get 202."""
+    hit gets 503 and nothing of it is stored; its retry and every later upload get 204."""
     epd = Epd(gateway, [], prefix="NTH")
     epd.accepted(2)
     disk.fail_nth_write(1)
     item = epd.new()
     assert_unavailable(epd.send(item))
     assert [line.split()[:2] for line in disk.injected()] == [["EIO", "pwrite"]]
-    assert epd.send(item).status_code == 202
+    assert epd.send(item).status_code == 204
     epd.accepted(3)
     epd.still_readable()
     assert len(disk.injected()) == 1
@@ -218,7 +214,7 @@ def test_a_database_locked_by_another_process_answers_503_then_recovers(
         other.execute("ROLLBACK")
     finally:
         other.close()
-    assert epd.send(item).status_code == 202
+    assert epd.send(item).status_code == 204
     epd.accepted(1)
     finish(gateway, epd, f"sqlite:///{disk.root / 'gateway.db'}")
 
@@ -319,7 +315,7 @@ def test_postgresql_going_away_answers_503_then_recovers(
             for _ in range(3):
                 assert_unavailable(epd.send(refused))
             with gateway.client(KRAAMZORG) as client:  # reads too: nothing to read from
-                listing = client.get("/berichten")
+                listing = client.get(f"{PULL_V1}/berichten")
             assert_unavailable(listing)
             # The background jobs meet the outage too, and say so in one line each.
             gateway.wait_for_log("a bundling run failed, the store is unavailable")
@@ -328,7 +324,7 @@ def test_postgresql_going_away_answers_503_then_recovers(
             # Back at once: the connections found lost are replaced, no answer says so.
             epd.still_readable()
             answer = epd.send(refused)
-            assert answer.status_code == 202, answer.text
+            assert answer.status_code == 204, answer.text
             epd.accepted(2)
             epd.still_readable()
         finally:

@@ -11,6 +11,7 @@ import ssl
 import sys
 import time
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from typing import Any
 import httpx
 
 from gateway.pki import CA_CERT, SERVER_CERT, SERVER_KEY, Party, init_pki
+from gateway.vsp import PULL_V1, PUSH_V1, STATUS_V3, send_metadata
 from tests.processes import START_SECONDS, ServerProcess
 
 KRAAMZORG = "33001234"
@@ -163,17 +165,88 @@ class GatewayProcess(ServerProcess):
             time.sleep(0.1)
 
 
+@dataclass(frozen=True)
+class Sent:
+    """An upload as sent (its metadata, with the traceerId the sender chose) and the answer."""
+
+    response: httpx.Response
+    metadata: dict[str, Any]
+
+    @property
+    def status_code(self) -> int:
+        return self.response.status_code
+
+    @property
+    def traceer_id(self) -> str:
+        value: str = self.metadata["referentiegegevens"]["traceerId"]
+        return value
+
+    @property
+    def conversatie_id(self) -> str:
+        value: str = self.metadata["referentiegegevens"]["conversatieId"]
+        return value
+
+    def problem(self) -> dict[str, Any]:
+        body: dict[str, Any] = self.response.json()
+        return body
+
+
 def upload(
-    client: httpx.Client, sender: str, payload: bytes, filename: str = "declaratie.asc"
-) -> httpx.Response:
-    metadata = {"afzender": {"rol": "zorgaanbieder", "code": sender}}
-    return client.post(
-        "/berichten",
+    client: httpx.Client,
+    sender: str,
+    payload: bytes,
+    filename: str = "declaratie.asc",
+    *,
+    traceer_id: str | None = None,
+    berichttype: str = "EI",
+) -> Sent:
+    """``POST /berichten`` of REST Push v1 with VECOZO's berichtMetadata (a new traceerId
+    unless one is given: the same again is a retry)."""
+    metadata = send_metadata(sender, berichttype, traceer_id=traceer_id).recorded()
+    response = client.post(
+        f"{PUSH_V1}/berichten",
         files={
             "berichtMetadata": (None, json.dumps(metadata), "application/json"),
             "payload": (filename, payload, "application/octet-stream"),
         },
     )
+    return Sent(response, metadata)
+
+
+def waiting(client: httpx.Client, **params: Any) -> list[dict[str, Any]]:
+    """``GET /berichten`` of REST Pull v1: the BerichtMetadata of what waits."""
+    response = client.get(f"{PULL_V1}/berichten", params=params)
+    response.raise_for_status()
+    found: list[dict[str, Any]] = response.json()
+    return found
+
+
+def message_id(entry: Mapping[str, Any]) -> str:
+    """The traceerId of a listed message (or a status entry)."""
+    value: str = entry["referentiegegevens"]["traceerId"]
+    return value
+
+
+def answers(entry: Mapping[str, Any]) -> str | None:
+    """The traceerId a listed message answers."""
+    value: str | None = entry["referentiegegevens"].get("alsAntwoordOp")
+    return value
+
+
+def payload_path(traceer_id: str) -> str:
+    return f"{PULL_V1}/berichten/{traceer_id}/payload"
+
+
+def confirm_path(traceer_id: str) -> str:
+    return f"{PULL_V1}/berichten/{traceer_id}"
+
+
+def statuses(client: httpx.Client, **params: str) -> list[dict[str, Any]]:
+    """``GET /berichtstatussen`` of Berichtstatus v3."""
+    response = client.get(f"{STATUS_V3}/berichtstatussen", params=params)
+    response.raise_for_status()
+    found: list[dict[str, Any]] = response.json()
+    return found
 
 
 def read_response(sock: ssl.SSLSocket) -> tuple[bytes, bool]:

@@ -29,15 +29,20 @@ from gateway.ei import (
 from gateway.outbox import OutboundState
 from gateway.pki import CA_CERT
 from gateway.store import Direction, MessageStatus, NewMessage, NewStatus
+from gateway.vsp import PUSH_V1, STATUS_V3, send_metadata
 from tests.adapters.insurer_sim.support import SimProcess, integral_claim, write_sim_config
 from tests.gateway.rules.test_decide import TARIFFS
 from tests.gateway.running import (
     HOSPITAL,
     IGO,
     GatewayProcess,
+    answers,
     cli_command,
     make_pki,
+    message_id,
+    statuses,
     upload,
+    waiting,
     write_config,
 )
 from tests.gateway.test_bundler import FILES, MESSAGES
@@ -216,9 +221,11 @@ def test_three_participants_declarations_become_one_integral_claim_at_the_insure
             gateway.wait_for_log("bundled: 0 claim file(s)")
             for agb, (_, name) in FILES.items():
                 with gateway.client(agb) as epd:
-                    answer = upload(epd, agb, (MESSAGES / name).read_bytes(), name)
-                    assert answer.status_code == 202, answer.text
-                    assert answer.json()["status"] == "ontvangen"
+                    payload = (MESSAGES / name).read_bytes()
+                    answer = upload(epd, agb, payload, name, berichttype=name[:5].upper())
+                    assert answer.status_code == 204, answer.response.text
+                    (status,) = statuses(epd, traceerId=answer.traceer_id)
+                    assert status["berichtstatus"] == "Ontvangen"
             dry = subprocess.run(
                 cli_command("bundle", "--config", str(config), "--dry-run", "--json"),
                 capture_output=True,
@@ -269,16 +276,17 @@ def assert_answered_line_by_line(gateway: GatewayProcess, agb: str, declaration:
     prestatie with its NUM040 and reference, granted what it declared."""
     with gateway.client(agb) as epd:
         deadline = time.monotonic() + 30
-        while not (waiting := epd.get("/berichten").json()["berichten"]):
+        while not (found := waiting(epd)):
             assert time.monotonic() < deadline, gateway.logs()
             time.sleep(0.2)
-        (retour,) = waiting
-        payload = epd.get(f"/berichten/{retour['traceerId']}/payload").content
-        history = epd.get("/berichtstatussen", params={"traceerId": retour["alsAntwoordOp"]})
-        assert [s["status"] for s in history.json()["statussen"]] == [
-            "ontvangen",
-            "doorgestuurd",
-            "beantwoord",
+        (retour,) = found
+        payload = epd.get(retour["basisgegevens"]["payload"]["url"]).content
+        upload_id = answers(retour)
+        assert upload_id is not None
+        history = statuses(epd, traceerId=upload_id)
+        assert [(message_id(s), s["berichtstatus"]) for s in history] == [
+            (upload_id, "VerwerkingVoltooid"),
+            (message_id(retour), "WordtAangeboden"),
         ]
     checked = validate_bytes(REGISTRY, payload)
     assert checked.valid, checked.findings
@@ -373,53 +381,52 @@ push_certificates = ["{fingerprints[IGO]}"]
             with gateway.client(IGO) as insurer:
                 # An insurer sends retours only: the claim itself sent back (a declaration
                 # standard, the same factuurnummer) is rejected with 0010 and answers nothing.
+                declared = send_metadata(
+                    "3311", "KZ301", rol="Zorgverzekeraar", geadresseerden=[("IGO", IGO)]
+                ).recorded()
                 declaration = insurer.post(
-                    "/berichten",
+                    f"{PUSH_V1}/berichten",
                     files={
-                        "berichtMetadata": (
-                            None,
-                            '{"afzender": {"rol": "zorgverzekeraar", "code": "3311"}}',
-                            "application/json",
-                        ),
+                        "berichtMetadata": (None, json.dumps(declared), "application/json"),
                         "payload": ("claim.asc", claim, "application/octet-stream"),
                     },
                 )
-                assert declaration.status_code == 202, declaration.text
-                assert declaration.json()["status"] == "afgekeurd"
-                assert declaration.json()["alsAntwoordOp"] is None
-                statuses = insurer.get(
-                    "/berichtstatussen", params={"traceerId": declaration.json()["traceerId"]}
-                )
-                assert [s["code"] for s in statuses.json()["statussen"]] == ["0010"]
+                assert declaration.status_code == 204, declaration.text
+                found = insurer.get(
+                    f"{STATUS_V3}/berichtstatussen",
+                    params={"traceerId": declared["referentiegegevens"]["traceerId"]},
+                ).json()
+                assert found[0]["berichtstatus"] == "AfgekeurdDoorDienst", found
+                assert [m["code"] for m in found[0]["meldingen"]] == ["0010"]
                 item = pump.wait(store.outbox.get(sent))
                 assert item is not None
                 assert item.state is not OutboundState.ANSWERED
-                answer = insurer.post(
-                    "/berichten",
-                    files={
-                        "berichtMetadata": (
-                            None,
-                            json.dumps(
-                                {
-                                    "afzender": {"rol": "zorgverzekeraar", "code": "3311"},
-                                    "referentieId": "VZ-PUSH-1",
-                                }
-                            ),
-                            "application/json",
-                        ),
-                        "payload": ("retour.asc", retour, "application/octet-stream"),
-                    },
-                )
-                assert answer.status_code == 202, answer.text
-                assert answer.json()["alsAntwoordOp"] == sent  # matched by its factuurnummer
+                metadata = send_metadata(
+                    "3311",
+                    "KZ302",
+                    rol="Zorgverzekeraar",
+                    geadresseerden=[("IGO", IGO)],
+                    referentie_id="VZ-PUSH-1",
+                ).recorded()
+                for attempt in ("first", "retry after a lost answer"):
+                    answer = insurer.post(
+                        f"{PUSH_V1}/berichten",
+                        files={
+                            "berichtMetadata": (None, json.dumps(metadata), "application/json"),
+                            "payload": ("retour.asc", retour, "application/octet-stream"),
+                        },
+                    )
+                    assert answer.status_code == 204, (attempt, answer.text)
+                other = send_metadata("9999", "KZ302", rol="Zorgverzekeraar").recorded()
                 wrong = insurer.post(
-                    "/berichten",
+                    f"{PUSH_V1}/berichten",
                     files={
-                        "berichtMetadata": (None, '{"afzender": {"rol": "x", "code": "9999"}}'),
+                        "berichtMetadata": (None, json.dumps(other), "application/json"),
                         "payload": ("retour.asc", retour, "application/octet-stream"),
                     },
                 )
-                assert wrong.status_code == 403
+                assert wrong.status_code == 422
+                assert list(wrong.json()["errors"]) == ["routeringgegevens.afzender.code"]
             item = pump.wait(store.outbox.get(sent))
             assert item is not None
             assert item.state is OutboundState.ANSWERED

@@ -46,6 +46,7 @@ from tests.gateway.running import (
     KRAAMZORG,
     make_pki,
     serve_command,
+    statuses,
     upload,
     write_config,
 )
@@ -321,9 +322,22 @@ def test_a_revoked_browser_certificate_cannot_reach_the_admin_site(
 def test_a_revoked_insurer_certificate_cannot_push_retours(gateway: Gateway, pki: Pki) -> None:
     port = gateway.ports["epd"]
     # The listed, unrevoked certificate is the insurer: its (empty) queue answers.
-    assert status(get(port, context(pki, pki.pusher_pair), "/berichten")) == 200
+    assert (
+        status(
+            get(
+                port,
+                context(pki, pki.pusher_pair),
+                "/berichtenservice/berichten/rest-pull/v1/berichten",
+            )
+        )
+        == 200
+    )
     with pytest.raises(ssl.SSLError, match="certificate revoked"):
-        get(port, context(pki, pki.revoked_pusher_pair), "/berichten")
+        get(
+            port,
+            context(pki, pki.revoked_pusher_pair),
+            "/berichtenservice/berichten/rest-pull/v1/berichten",
+        )
 
 
 # --- certificate expiry -----------------------------------------------------------------------
@@ -376,15 +390,14 @@ def test_a_zip_upload_is_rejected_not_unpacked(gateway: Gateway, pki: Pki) -> No
     ctx = context(pki, participant(pki, KRAAMZORG))
     with httpx.Client(base_url=f"https://localhost:{gateway.ports['epd']}", verify=ctx) as epd:
         answer = upload(epd, KRAAMZORG, archive.getvalue(), "declaraties.zip")
-        body = answer.json()
-        status = epd.get("/berichtstatussen", params={"traceerId": body["traceerId"]}).json()
+        found = statuses(epd, traceerId=answer.traceer_id)
 
     # Not an EI file (no 01 record): a technical rejection with its retour, nothing unpacked.
-    assert answer.status_code == 202
-    # "PK…" is no record type: kenmerk record missing or wrong (0002)
-    assert (body["status"], body["code"]) == ("afgekeurd", "0002"), body
-    assert [m["code"] for m in body["meldingen"]] == ["0002"]
-    assert [s["code"] for s in status["statussen"]] == ["0002"]
+    assert answer.status_code == 204
+    assert [s["berichtstatus"] for s in found] == ["AfgekeurdDoorDienst", "WordtAangeboden"]
+    assert [m["code"] for m in found[0]["meldingen"]] == [
+        "0002"
+    ]  # "PK…" is no record type: kenmerk record missing or wrong
 
 
 def test_serve_refuses_to_start_with_an_out_of_date_crl(pki: Pki, tmp_path: Path) -> None:

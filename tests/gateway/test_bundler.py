@@ -19,11 +19,12 @@ from adapters.storage import SqlMessageStore, open_store
 from gateway.bundler import Bundler
 from gateway.config import RuleSet, Variant
 from gateway.ei import Record, load_layouts, read_records, validate_bytes
-from gateway.intake import BerichtMetadata, Intake, Upload
+from gateway.intake import Intake, Upload
 from gateway.metrics import Metrics
 from gateway.outbox import OutboundState
 from gateway.rules.catalogue import load_catalogue
 from gateway.rules.model import Contract, InsurerTerms, Participant, Place, Settings, Terms
+from gateway.vsp import send_metadata
 from tests.gateway.rules.test_decide import TARIFFS
 from tests.threadpump import ThreadPump
 
@@ -60,9 +61,7 @@ def store(tmp_path: Path, pump: ThreadPump) -> Iterator[SqlMessageStore]:
     opened = pump.wait(open_store(f"sqlite:///{tmp_path / 'g.db'}", pump))
     intake = Intake(opened, REGISTRY, clock=lambda: NOW, run_in_thread=lambda f: defer.succeed(f()))
     for agb, (discipline, name) in FILES.items():
-        metadata = BerichtMetadata.model_validate(
-            {"afzender": {"rol": "zorgaanbieder", "code": agb}}
-        )
+        metadata = send_metadata(agb, "EI")
         receipt = pump.wait(
             intake.receive(Upload(agb, discipline, metadata, (MESSAGES / name).read_bytes()))
         )

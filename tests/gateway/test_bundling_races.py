@@ -35,10 +35,11 @@ from twisted.internet.task import deferLater
 from adapters.storage import SqlMessageStore, Transaction, open_store
 from adapters.storage.blocking import Blocking
 from gateway.bundler import BUNDLING_JOB, BundleConflictError, BundlePlan, Bundler
-from gateway.intake import BerichtMetadata, Intake, Upload
+from gateway.intake import Intake, Upload
 from gateway.jobs import JobLock, Leases
 from gateway.metrics import Metrics
 from gateway.pausepoints import ENVIRONMENT_VARIABLE, PausePointError, pause_point_from_environment
+from gateway.vsp import send_metadata
 from tests.conftest import with_search_path
 from tests.gateway.test_bundler import CATALOGUE, FILES, MESSAGES, NOW, REGISTRY, TERMS
 
@@ -62,9 +63,7 @@ def run() -> Blocking:
 def _upload_fixtures(store: SqlMessageStore, run: Blocking) -> None:
     intake = Intake(store, REGISTRY, clock=lambda: NOW, run_in_thread=lambda f: defer.succeed(f()))
     for agb, (discipline, name) in FILES.items():
-        metadata = BerichtMetadata.model_validate(
-            {"afzender": {"rol": "zorgaanbieder", "code": agb}}
-        )
+        metadata = send_metadata(agb, "EI")
         receipt = run.wait(
             intake.receive(Upload(agb, discipline, metadata, (MESSAGES / name).read_bytes()))
         )
@@ -346,7 +345,7 @@ def _interleave(url: str, steps: list[tuple[str, int]], locked: bool) -> None:
             if kind == "upload" and n not in uploaded:
                 uploaded.add(n)
                 agb, (discipline, name) = UPLOADS[n]
-                metadata = BerichtMetadata.model_validate({"afzender": {"rol": "x", "code": agb}})
+                metadata = send_metadata(agb, "EI")
                 data = (MESSAGES / name).read_bytes()
                 run.wait(intake.receive(Upload(agb, discipline, metadata, data)))
             elif kind.startswith("start") and running[n] is None:

@@ -164,6 +164,9 @@ def test_a_granted_and_a_rejected_integral_line(pump: ThreadPump) -> None:
     (participant_retour,) = outcomes.retours
     assert participant_retour.reply_to == "up-1"
     assert participant_retour.party == "33001234"
+    # named after itself, not the upload: an upload answered by several claims gets
+    # several retours, each under its own name
+    assert participant_retour.filename == f"KZ302-{participant_retour.traceer_id}.asc"
     checked = validate_bytes(REGISTRY, participant_retour.payload)
     assert checked.valid, checked.findings
     answered = [

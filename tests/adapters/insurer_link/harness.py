@@ -4,6 +4,7 @@ no real reactor, both sides on clocks the test advances."""
 from __future__ import annotations
 
 import itertools
+import uuid
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -109,7 +110,7 @@ def harness(**sections: Any) -> Harness:
         config,
         REGISTRY,
         lambda: datetime.fromtimestamp(sim_clock.seconds(), UTC),
-        new_id=lambda: f"sim{next(counter):04d}",
+        new_id=lambda: str(uuid.UUID(int=next(counter))),
     )
     callers: list[str | None] = [IGO]
     resource = InsurerSimResource(insurer, sim_clock, lambda request: callers[0])

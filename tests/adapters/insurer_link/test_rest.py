@@ -5,6 +5,7 @@ second claim."""
 from __future__ import annotations
 
 import json
+import uuid
 from datetime import timedelta
 from typing import Any
 
@@ -15,7 +16,12 @@ from twisted.internet.task import Clock
 from twisted.python.failure import Failure
 from twisted.web.client import ResponseNeverReceived
 
-from adapters.insurer_link.rest import RestInsurerLink, _status_error, _transport_error
+from adapters.insurer_link.rest import (
+    RestInsurerLink,
+    _status_error,
+    _transport_error,
+    outbound_traceer_id,
+)
 from gateway.ei import Record, read_records, validate_bytes
 from gateway.insurer import (
     Delivery,
@@ -26,6 +32,7 @@ from gateway.insurer import (
     Park,
     RetryPolicy,
 )
+from gateway.vsp import PULL_V1, PUSH_V1, STATUS_V2, STATUS_V3, as_uuid
 from tests.adapters.insurer_link.harness import REGISTRY, TIMEOUT, harness
 from tests.adapters.insurer_sim.support import IGO, TARIFF, UZOVI, integral_claim
 from tests.factories import BSNS
@@ -69,10 +76,12 @@ def header_codes(retour: FetchedRetour) -> list[str]:
 def test_send_fetch_and_confirm_a_granted_claim() -> None:
     h = harness()
     delivery = h.run(h.link.send(claim_file(bsns=(BSNS[0], BSNS[1]))))
-    assert delivery == Delivery("sim0001", repeated=False)
+    # the traceerId is the outbound file's own, the same on every attempt
+    assert delivery == Delivery(outbound_traceer_id("out-0001"), repeated=False)
+    assert uuid.UUID(delivery.remote_id).version == 5
     (retour,) = h.run(h.link.fetch())
     assert retour.in_reply_to == delivery.remote_id
-    assert retour.conversation_id == "conv-out-0001"
+    assert retour.conversation_id == as_uuid("conv-out-0001")
     assert retour.standard == "KZ302"
     assert retour_lines(retour) == [(TARIFF, []), (TARIFF, [])]
     h.run(h.link.confirm(retour))
@@ -141,8 +150,8 @@ def test_a_timeout_after_the_insurer_stored_the_file_then_a_retry_books_no_secon
     assert failure.value.retryable
     # the insurer has the file all the same
     assert h.insurer.claims_json()["claims"] == 1
-    again = h.run(h.link.send(claim_file()))
-    assert again == Delivery("sim0001", repeated=True)
+    again = h.run(h.link.send(claim_file()))  # the same traceerId: taken as the same file
+    assert again.remote_id == outbound_traceer_id("out-0001")
     summary = h.insurer.claims_json()
     assert (summary["uploads"], summary["bestanden"], summary["claims"]) == (2, 1, 1)
     assert len(h.run(h.link.fetch())) == 1
@@ -183,23 +192,28 @@ def test_the_same_id_for_other_bytes_is_a_conflict() -> None:
 def test_a_caller_without_certificate_is_refused() -> None:
     h = harness()
     h.caller[0] = None
-    status, body = h.request(b"GET", "/berichten")
+    status, body = h.request(b"GET", f"{PULL_V1}/berichten")
     assert status == 403
     assert json.loads(body)["code"] == "certificaat-onbekend"
+
+
+NOPE = "00000000-0000-0000-0000-00000000abcd"
 
 
 @pytest.mark.parametrize(
     ("method", "path", "body", "ctype", "status"),
     [
-        (b"POST", "/berichten", b"x", b"text/plain", 400),
-        (b"POST", "/berichten", b"--b--\r\n", b"multipart/form-data; boundary=b", 400),
-        (b"PUT", "/berichten", b"", None, 405),
-        (b"GET", "/berichten/nope/payload", b"", None, 404),
-        (b"GET", "/berichten/nope/other", b"", None, 404),
-        (b"GET", "/berichten/nope", b"", None, 404),
-        (b"DELETE", "/berichten/nope", b"", None, 404),
-        (b"GET", "/berichtstatussen", b"", None, 400),
-        (b"GET", "/berichtstatussen?traceerId=nope", b"", None, 404),
+        (b"POST", f"{PUSH_V1}/berichten", b"x", b"text/plain", 400),
+        (b"POST", f"{PUSH_V1}/berichten", b"--b--\r\n", b"multipart/form-data; boundary=b", 400),
+        (b"PUT", f"{PUSH_V1}/berichten", b"", None, 405),
+        (b"GET", f"{PULL_V1}/berichten?limit=0", b"", None, 400),
+        (b"POST", f"{PULL_V1}/berichten/zoeken", b'{"zoekpadType": "x"}', None, 400),
+        (b"GET", f"{PULL_V1}/berichten/{NOPE}/payload", b"", None, 404),
+        (b"GET", f"{PULL_V1}/berichten/{NOPE}/other", b"", None, 404),
+        (b"DELETE", f"{PULL_V1}/berichten/{NOPE}", b"", None, 404),
+        (b"GET", f"{STATUS_V3}/berichtstatussen", b"", None, 400),
+        (b"GET", f"{STATUS_V3}/berichtstatussen?traceerId=nope", b"", None, 400),
+        (b"GET", "/berichten", b"", None, 404),
         (b"GET", "/elders", b"", None, 404),
         (b"PUT", "/sim/faults", b'{"fail_first": -1}', b"application/json", 400),
     ],
@@ -213,15 +227,17 @@ def test_bad_requests(
     assert json.loads(data)["status"] == status
 
 
-def test_metadata_must_be_valid() -> None:
+def test_metadata_must_be_vecozos() -> None:
     h = harness()
     body = (
         b'--b\r\nContent-Disposition: form-data; name="berichtMetadata"\r\n\r\n{}\r\n'
         b'--b\r\nContent-Disposition: form-data; name="payload"\r\n\r\nx\r\n--b--\r\n'
     )
-    status, data = h.request(b"POST", "/berichten", body, b"multipart/form-data; boundary=b")
+    status, data = h.request(
+        b"POST", f"{PUSH_V1}/berichten", body, b"multipart/form-data; boundary=b"
+    )
     assert status == 400
-    assert "afzender" in json.loads(data)["detail"]
+    assert set(json.loads(data)["errors"]) == {"routeringgegevens", "referentiegegevens"}
 
 
 def test_faults_can_be_switched_while_running_and_statuses_read() -> None:
@@ -231,11 +247,35 @@ def test_faults_can_be_switched_while_running_and_statuses_read() -> None:
     with pytest.raises(InsurerLinkError, match="HTTP 502"):
         h.run(h.link.send(claim_file()))
     delivery = h.run(h.link.send(claim_file()))
-    status, data = h.request(b"GET", f"/berichtstatussen?traceerId={delivery.remote_id}")
+    status, data = h.request(b"GET", f"{STATUS_V3}/berichtstatussen?traceerId={delivery.remote_id}")
     assert status == 200
-    assert [s["status"] for s in json.loads(data)["statussen"]] == ["ontvangen", "verwerkt"]
-    status, data = h.request(b"GET", f"/berichten/{delivery.remote_id}")
-    assert json.loads(data)["factuurnummer"] == "IGO2026-0001"
+    found = json.loads(data)
+    assert [(s["referentiegegevens"]["traceerId"], s["berichtstatus"]) for s in found] == [
+        (delivery.remote_id, "VerwerkingVoltooid"),
+        (found[1]["referentiegegevens"]["traceerId"], "WordtAangeboden"),
+    ]
+    assert found[1]["referentiegegevens"]["alsAntwoordOp"] == delivery.remote_id
+    assert found[0]["berichtstroom"]["berichttype"] == "KZ301"
+    status, data = h.request(b"GET", f"{STATUS_V2}/berichtstatussen?traceerId={delivery.remote_id}")
+    assert [s["berichtstatus"] for s in json.loads(data)] == ["VerwerkingVoltooid", "Aangeboden"]
+    (entry,) = h.insurer.claims_json()["files"]
+    assert entry["factuurnummer"] == "IGO2026-0001"
+
+
+def test_the_simulator_lists_and_searches_as_vecozo_does() -> None:
+    h = harness()
+    first = h.run(h.link.send(claim_file("out-1", invoice="IGO2026-0001")))
+    h.run(h.link.send(claim_file("out-2", invoice="IGO2026-0002")))
+    status, data = h.request(b"GET", f"{PULL_V1}/berichten?limit=1")
+    (listed,) = json.loads(data)
+    assert listed["routeringgegevens"]["afzender"] == {"rol": "Zorgverzekeraar", "code": UZOVI}
+    assert listed["basisgegevens"]["payload"]["checksum"]["algoritme"] == "SHA256"
+    zoekpad = {"zoekpadType": "ZoekpadOpAlsAntwoordOp", "alsAntwoordOp": first.remote_id}
+    status, data = h.request(
+        b"POST", f"{PULL_V1}/berichten/zoeken", json.dumps(zoekpad).encode(), b"application/json"
+    )
+    assert status == 200
+    assert [e["referentiegegevens"]["alsAntwoordOp"] for e in json.loads(data)] == [first.remote_id]
 
 
 # --- translating failures ----------------------------------------------------------------------
@@ -249,6 +289,7 @@ def test_faults_can_be_switched_while_running_and_statuses_read() -> None:
         (429, LinkErrorReason.UNAVAILABLE),
         (408, LinkErrorReason.UNAVAILABLE),
         (409, LinkErrorReason.CONFLICT),
+        (422, LinkErrorReason.CONFLICT),
         (400, LinkErrorReason.REFUSED),
         (403, LinkErrorReason.REFUSED),
         (302, LinkErrorReason.PROTOCOL),
@@ -297,17 +338,45 @@ def run_stub(coro: Any) -> Any:
 
 
 @pytest.mark.parametrize(
-    "body",
-    [b"not json", b"[1]", b"{}", b'{"traceerId": ""}'],
+    ("status", "reason"),
+    [
+        (302, LinkErrorReason.PROTOCOL),
+        (400, LinkErrorReason.REFUSED),
+        (422, LinkErrorReason.CONFLICT),
+    ],
 )
-def test_an_upload_answer_without_traceer_id_is_a_protocol_error(body: bytes) -> None:
-    link = stub_link((202, {"content-type": "application/json"}, body))
+def test_an_upload_not_answered_204_is_an_error(status: int, reason: LinkErrorReason) -> None:
+    link = stub_link((status, {"content-type": "application/problem+json"}, b"{}"))
     failure = run_stub(link.send(claim_file()))
-    assert failure.value.reason is LinkErrorReason.PROTOCOL
+    assert failure.value.reason is reason
+
+
+def listed(traceer_id: str, checksum: str) -> dict[str, Any]:
+    return {
+        "basisgegevens": {
+            "ontvangenOp": "2026-11-02T10:00:00+01:00",
+            "payload": {
+                "url": f"https://x.test{PULL_V1}/berichten/{traceer_id}/payload",
+                "grootte": 12,
+                "checksum": {"algoritme": "SHA256", "waarde": checksum},
+            },
+        },
+        "routeringgegevens": {
+            "afzender": {"rol": "Zorgverzekeraar", "code": UZOVI},
+            "geadresseerden": [{"rol": "Zorgaanbieder", "code": IGO}],
+            "berichtstroom": {
+                "berichttype": "KZ302",
+                "berichtversie": 3,
+                "berichtsubversie": 2,
+                "actie": "Retourneren",
+            },
+        },
+        "referentiegegevens": {"traceerId": traceer_id, "conversatieId": NOPE},
+    }
 
 
 def test_a_retour_that_does_not_match_its_checksum_is_corrupt() -> None:
-    listing = {"berichten": [{"traceerId": "r1", "checksum": {"waarde": "00" * 32}}]}
+    listing = [listed(NOPE, "00" * 32)]
 
     def answer(method: bytes, url: str, *rest: Any) -> tuple[int, dict[str, str], bytes]:
         if url.endswith("/payload"):
@@ -321,7 +390,7 @@ def test_a_retour_that_does_not_match_its_checksum_is_corrupt() -> None:
     assert failure.value.retryable
 
 
-@pytest.mark.parametrize("body", [b"{}", b'{"berichten": [{"x": 1}]}'])
+@pytest.mark.parametrize("body", [b"{}", b"not json", b'[{"x": 1}]', b"[1]"])
 def test_a_listing_that_cannot_be_read_is_a_protocol_error(body: bytes) -> None:
     failure = run_stub(stub_link((200, {}, body)).fetch())
     assert failure.value.reason is LinkErrorReason.PROTOCOL

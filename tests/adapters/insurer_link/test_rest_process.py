@@ -15,6 +15,7 @@ import pytest
 
 from gateway.ei import Record, load_layouts, read_records, validate_bytes
 from gateway.pki import CA_CERT
+from gateway.vsp import as_uuid
 from tests.adapters.insurer_sim.support import (
     IGO,
     TARIFF,
@@ -81,15 +82,14 @@ def test_outage_and_timeout_then_one_claim_and_its_retour(
 ) -> None:
     report = drive(tmp_path, sim, pki)
     assert report["reasons"] == ["unavailable", "timeout"]
-    assert report["delivery"]["repeated"] is True  # the stalled attempt had delivered it
-    claims = sim.claims()
+    claims = sim.claims()  # the stalled attempt had delivered it: the retry is the same file
     assert (claims["uploads"], claims["bestanden"], claims["claims"]) == (3, 1, 1)
     (booked,) = claims["files"]
     assert booked["referentieId"] == "out-link-1"
     assert report["delivery"]["remote_id"] == booked["traceerId"]
     (retour,) = report["retours"]
     assert retour["in_reply_to"] == booked["traceerId"]
-    assert retour["conversation_id"] == "out-link-1"
+    assert retour["conversation_id"] == as_uuid("out-link-1")
     assert report["after_confirm"] == 0
     payload = (tmp_path / "retours" / f"{retour['remote_id']}.asc").read_bytes()
     result = validate_bytes(REGISTRY, payload)

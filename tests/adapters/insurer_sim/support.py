@@ -16,7 +16,9 @@ import httpx
 
 from gateway.ei import FileWriter, LayoutRegistry
 from gateway.pki import CA_CERT, SERVER_CERT, SERVER_KEY, Party, init_pki
+from gateway.vsp import PUSH_V1, send_metadata
 from tests.factories import BSNS, header, insured, prestatie
+from tests.gateway.running import Sent
 from tests.processes import ServerProcess
 
 IGO = "53001234"
@@ -155,14 +157,23 @@ def upload(
     *,
     reference: str | None = None,
     sender: str = IGO,
-) -> httpx.Response:
-    metadata: dict[str, Any] = {"afzender": {"rol": "zorgaanbieder", "code": sender}}
-    if reference is not None:
-        metadata["referentieId"] = reference
-    return client.post(
-        "/berichten",
+    traceer_id: str | None = None,
+) -> Sent:
+    """A claim file sent with VECOZO's metadata (a new traceerId unless one is given)."""
+    metadata = send_metadata(
+        sender,
+        "KZ301",
+        versie=3,
+        subversie=2,
+        geadresseerden=[("Zorgverzekeraar", UZOVI)],
+        traceer_id=traceer_id,
+        referentie_id=reference,
+    ).recorded()
+    response = client.post(
+        f"{PUSH_V1}/berichten",
         files={
             "berichtMetadata": (None, json.dumps(metadata), "application/json"),
             "payload": ("claim.asc", payload, "application/octet-stream"),
         },
     )
+    return Sent(response, metadata)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -33,7 +34,7 @@ def config(**sections: Any) -> SimConfig:
 def insurer(now: Now | None = None, **sections: Any) -> SimulatedInsurer:
     counter = itertools.count(1)
     return SimulatedInsurer(
-        config(**sections), REGISTRY, now or Now(), new_id=lambda: f"id{next(counter):04d}"
+        config(**sections), REGISTRY, now or Now(), new_id=lambda: str(uuid.UUID(int=next(counter)))
     )
 
 
@@ -91,7 +92,10 @@ def test_senders_are_kept_apart() -> None:
     assert sim.retour(OTHER_IGO, mine.retour_id) is None
     assert not sim.confirm(OTHER_IGO, mine.retour_id)
     assert sim.sent(OTHER_IGO, mine.traceer_id) is None
-    assert sim.statuses(OTHER_IGO, mine.traceer_id) == []
+    assert [e["referentiegegevens"]["traceerId"] for e in sim.status_entries(OTHER_IGO)] == [
+        theirs.traceer_id,
+        theirs.retour_id,
+    ]
 
 
 def test_a_retour_answers_its_file_in_the_same_conversation() -> None:
@@ -157,10 +161,24 @@ def test_statuses_say_processed_or_rejected() -> None:
     sim = insurer()
     good, _ = sim.receive(IGO, CLAIM)
     bad, _ = sim.receive(IGO, b"garbage\r\n")
-    assert [s["status"] for s in sim.statuses(IGO, good.traceer_id)] == ["ontvangen", "verwerkt"]
-    history = sim.statuses(IGO, bad.traceer_id)
-    assert [s["status"] for s in history] == ["ontvangen", "afgekeurd"]
-    assert history[-1]["code"] == "0001"
+    found = {e["referentiegegevens"]["traceerId"]: e for e in sim.status_entries(IGO)}
+    assert found[good.traceer_id]["berichtstatus"] == "VerwerkingVoltooid"
+    assert found[bad.traceer_id]["berichtstatus"] == "AfgekeurdDoorDienst"
+    assert found[bad.traceer_id]["meldingen"][0]["code"] == "0001"
+    assert found[good.retour_id]["berichtstatus"] == "WordtAangeboden"
+
+
+def test_the_senders_traceer_id_is_the_files_id() -> None:
+    sim = insurer()
+    mine = "6f1c2a52-5d0b-4b7e-9a51-000000000001"
+    first, created = sim.receive(IGO, CLAIM, traceer_id=mine)
+    assert (first.traceer_id, created) == (mine, True)
+    assert sim.receive(IGO, CLAIM, traceer_id=mine) == (first, False)
+    with pytest.raises(ConflictError):
+        sim.receive(IGO, b"other bytes\r\n", traceer_id=mine)
+    with pytest.raises(ConflictError):
+        sim.receive(OTHER_IGO, CLAIM, traceer_id=mine)
+    assert sim.claims_json()["bestanden"] == 1
 
 
 def test_the_claims_overview_holds_no_client_data() -> None:

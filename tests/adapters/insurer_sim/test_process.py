@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ssl
 import subprocess
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import httpx
 import pytest
 
 from gateway.ei import Record, load_layouts, read_records, validate_bytes
+from gateway.vsp import PULL_V1, STATUS_V3
 from tests.adapters.insurer_sim.support import (
     IGO,
     OTHER_IGO,
@@ -49,13 +51,13 @@ def sim(tmp_path_factory: pytest.TempPathFactory, pki: Path) -> Iterator[SimProc
 
 def retour_of(client: httpx.Client, traceer_id: str) -> tuple[str, bytes]:
     """The retour answering ``traceer_id``: its traceerId and bytes, valid by the codec."""
-    listing = client.get("/berichten").raise_for_status().json()["berichten"]
-    (entry,) = [m for m in listing if m["alsAntwoordOp"] == traceer_id]
-    assert entry["berichtType"] == "KZ302"
-    payload = client.get(f"/berichten/{entry['traceerId']}/payload").raise_for_status().content
+    listing = client.get(f"{PULL_V1}/berichten").raise_for_status().json()
+    (entry,) = [m for m in listing if m["referentiegegevens"].get("alsAntwoordOp") == traceer_id]
+    assert entry["routeringgegevens"]["berichtstroom"]["berichttype"] == "KZ302"
+    payload = client.get(entry["basisgegevens"]["payload"]["url"]).raise_for_status().content
     result = validate_bytes(REGISTRY, payload)
     assert result.valid, [f.message for f in result.findings]
-    return entry["traceerId"], payload
+    return entry["referentiegegevens"]["traceerId"], payload
 
 
 def outcomes(payload: bytes) -> list[tuple[str, int, list[str]]]:
@@ -74,9 +76,8 @@ def test_a_valid_claim_is_granted_and_its_retour_fetched_and_confirmed(sim: SimP
     with sim.client() as client:
         claim = integral_claim(REGISTRY, invoice="IGO2026-0001", bsns=(BSNS[0],))
         answer = upload(client, claim, reference="out-1")
-        assert answer.status_code == 202
-        traceer_id = answer.json()["traceerId"]
-        assert answer.headers["location"] == f"/berichten/{traceer_id}"
+        assert (answer.status_code, answer.response.content) == (204, b"")
+        traceer_id = answer.traceer_id
         retour_id, payload = retour_of(client, traceer_id)
         assert outcomes(payload) == [
             ("01", 0, []),
@@ -84,12 +85,15 @@ def test_a_valid_claim_is_granted_and_its_retour_fetched_and_confirmed(sim: SimP
             ("04", TARIFF, []),
             ("99", 0, []),
         ]
-        statuses = client.get("/berichtstatussen", params={"traceerId": traceer_id}).json()
-        assert [s["status"] for s in statuses["statussen"]] == ["ontvangen", "verwerkt"]
-        assert client.delete(f"/berichten/{retour_id}").status_code == 204
-        assert client.delete(f"/berichten/{retour_id}").status_code == 404
-        listing = client.get("/berichten").json()["berichten"]
-        assert retour_id not in [m["traceerId"] for m in listing]
+        statuses = client.get(f"{STATUS_V3}/berichtstatussen", params={"traceerId": traceer_id})
+        assert [s["berichtstatus"] for s in statuses.json()] == [
+            "VerwerkingVoltooid",
+            "WordtAangeboden",
+        ]
+        assert client.delete(f"{PULL_V1}/berichten/{retour_id}").status_code == 202
+        assert client.delete(f"{PULL_V1}/berichten/{retour_id}").status_code == 202
+        listing = client.get(f"{PULL_V1}/berichten").json()
+        assert retour_id not in [m["referentiegegevens"]["traceerId"] for m in listing]
 
 
 @pytest.mark.parametrize(
@@ -112,8 +116,9 @@ def test_rejections(
 ) -> None:
     with sim.client() as client:
         claim = integral_claim(REGISTRY, invoice=invoice, **kwargs)  # type: ignore[arg-type]
-        traceer_id = upload(client, claim).raise_for_status().json()["traceerId"]
-        _, payload = retour_of(client, traceer_id)
+        sent = upload(client, claim)
+        assert sent.status_code == 204
+        _, payload = retour_of(client, sent.traceer_id)
     found = outcomes(payload)
     assert found[0][2] == header
     assert [(g, c) for t, g, c in found if t == "04"] == expected_04
@@ -122,20 +127,26 @@ def test_rejections(
 def test_an_invalid_file_gets_a_technical_rejection(sim: SimProcess) -> None:
     with sim.client() as client:
         claim = integral_claim(REGISTRY, invoice="IGO2026-BAD")
-        traceer_id = upload(client, claim[:-40] + b"\r\n").raise_for_status().json()["traceerId"]
+        traceer_id = upload(client, claim[:-40] + b"\r\n").traceer_id
         _, payload = retour_of(client, traceer_id)
-        statuses = client.get("/berichtstatussen", params={"traceerId": traceer_id}).json()
+        statuses = client.get(f"{STATUS_V3}/berichtstatussen", params={"traceerId": traceer_id})
     assert [t for t, _, _ in outcomes(payload)] == ["01", "99"]
     assert outcomes(payload)[0][2][0] == "0001"
-    assert statuses["statussen"][-1]["status"] == "afgekeurd"
+    (upload_status, _) = statuses.json()
+    assert upload_status["berichtstatus"] == "AfgekeurdDoorDienst"
+    assert upload_status["meldingen"][0]["code"] == "0001"
 
 
 def test_down_for_the_first_uploads_then_booked_once(sim: SimProcess) -> None:
     claim = integral_claim(REGISTRY, invoice="IGO2026-DOWN")
     with sim.client() as client:
         client.put("/sim/faults", json={"fail_first": 2}).raise_for_status()
-        statuses = [upload(client, claim, reference="out-down").status_code for _ in range(4)]
-        assert statuses == [503, 503, 202, 200]
+        traceer_id = str(uuid.uuid4())
+        statuses = [
+            upload(client, claim, reference="out-down", traceer_id=traceer_id).status_code
+            for _ in range(4)
+        ]
+        assert statuses == [503, 503, 204, 204]
         files = client.get("/sim/claims").json()["files"]
     (booked,) = [f for f in files if f["factuurnummer"] == "IGO2026-DOWN"]
     assert booked["herhaald"] == 1
@@ -145,15 +156,18 @@ def test_a_timeout_after_storing_then_a_retry_books_no_second_claim(sim: SimProc
     claim = integral_claim(REGISTRY, invoice="IGO2026-SLOW")
     with sim.client() as client:
         client.put("/sim/faults", json={"stall_first": 1, "stall_seconds": 30}).raise_for_status()
+    traceer_id = str(uuid.uuid4())
     with sim.client(timeout=1.5) as impatient, pytest.raises(httpx.TimeoutException):
-        upload(impatient, claim, reference="out-slow")
+        upload(impatient, claim, reference="out-slow", traceer_id=traceer_id)
     with sim.client() as client:
-        again = upload(client, claim, reference="out-slow")
-        assert again.status_code == 200
-        assert again.json()["nieuw"] is False
+        again = upload(client, claim, reference="out-slow", traceer_id=traceer_id)
+        assert again.status_code == 204
         files = client.get("/sim/claims").json()["files"]
+        other = upload(client, claim + b"x", traceer_id=traceer_id)
+        assert other.status_code == 422
+        assert list(other.problem()["errors"]) == ["referentiegegevens.traceerId"]
     (booked,) = [f for f in files if f["factuurnummer"] == "IGO2026-SLOW"]
-    assert booked["traceerId"] == again.json()["traceerId"]
+    assert (booked["traceerId"], booked["herhaald"]) == (traceer_id, 1)
 
 
 def test_a_cut_connection_after_storing_then_a_retry_books_no_second_claim(
@@ -162,20 +176,21 @@ def test_a_cut_connection_after_storing_then_a_retry_books_no_second_claim(
     claim = integral_claim(REGISTRY, invoice="IGO2026-CUT")
     with sim.client() as client:
         client.put("/sim/faults", json={"cut_first": 1}).raise_for_status()
+    traceer_id = str(uuid.uuid4())
     with sim.client() as client, pytest.raises(httpx.TransportError):
-        upload(client, claim, reference="out-cut")
+        upload(client, claim, reference="out-cut", traceer_id=traceer_id)
     with sim.client() as client:
-        again = upload(client, claim, reference="out-cut")
-        assert (again.status_code, again.json()["nieuw"]) == (200, False)
+        again = upload(client, claim, reference="out-cut", traceer_id=traceer_id)
+        assert again.status_code == 204
         claims = client.get("/sim/claims").json()
     assert [f["factuurnummer"] for f in claims["files"]].count("IGO2026-CUT") == 1
 
 
 def test_each_caller_has_its_own_queue(sim: SimProcess) -> None:
     with sim.client(OTHER_IGO) as other:
-        assert other.get("/berichten").json()["berichten"] == []
+        assert other.get(f"{PULL_V1}/berichten").json() == []
     with sim.client(IGO) as mine:
-        assert mine.get("/berichten").json()["berichten"]
+        assert mine.get(f"{PULL_V1}/berichten").json()
 
 
 def test_a_client_without_certificate_cannot_connect(sim: SimProcess) -> None:
@@ -183,7 +198,7 @@ def test_a_client_without_certificate_cannot_connect(sim: SimProcess) -> None:
         sim.client(agb=None) as anonymous,
         pytest.raises((httpx.ConnectError, httpx.ReadError, httpx.RemoteProtocolError)),
     ):
-        anonymous.get("/berichten")
+        anonymous.get(f"{PULL_V1}/berichten")
 
 
 def test_a_bad_config_exits_with_status_2(tmp_path: Path) -> None:

@@ -20,9 +20,10 @@ from gateway.bundler import Bundler
 from gateway.cli.settlement import settlement_json
 from gateway.config import Distribution
 from gateway.ei import FieldValue, FileWriter, Record, line_amount, prestatie_groups, read_records
-from gateway.intake import BerichtMetadata, Upload
+from gateway.intake import Upload
 from gateway.rules.catalogue import load_catalogue
 from gateway.store import Direction
+from gateway.vsp import send_metadata
 from tests.adapters.storage.test_resolution import REGISTRY, Cycle, _cycle, rejected, terms
 from tests.gateway.test_bundler import MESSAGES
 from tests.threadpump import ThreadPump
@@ -74,7 +75,7 @@ def credit_upload(cycle: Cycle, references: list[str], invoice: str = "KZC-0001"
             )
             w.detail("04", values)
     payload = w.finish()
-    metadata = BerichtMetadata.model_validate({"afzender": {"rol": "zorgaanbieder", "code": KRAAM}})
+    metadata = send_metadata(KRAAM, "EI")
     receipt = cycle.wait(cycle.intake.receive(Upload(KRAAM, "kraamzorg", metadata, payload)))
     assert receipt.code is None, receipt
     traceer_id: str = receipt.traceer_id
@@ -284,7 +285,7 @@ def late_upload(cycle: Cycle, like: str, invoice: str = "KZL-0001") -> str:
             assert isinstance(day, date)
             values.update(prestatie_date=day + timedelta(days=1), reference=f"L-{like}")
             w.detail("04", values)
-    metadata = BerichtMetadata.model_validate({"afzender": {"rol": "zorgaanbieder", "code": KRAAM}})
+    metadata = send_metadata(KRAAM, "EI")
     receipt = cycle.wait(cycle.intake.receive(Upload(KRAAM, "kraamzorg", metadata, w.finish())))
     assert receipt.code is None, receipt
     traceer_id: str = receipt.traceer_id

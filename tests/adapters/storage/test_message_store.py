@@ -62,6 +62,23 @@ def test_the_same_idempotency_key_returns_the_first_message(backend: Backend) ->
     assert backend.wait(backend.store.get_message("up-0002")) is None
 
 
+def test_an_upload_under_another_messages_traceer_id_gets_that_message_writes_nothing(
+    backend: Backend,
+) -> None:
+    """The sender chooses the traceer id: one another participant's message already has
+    is answered with that message (for the intake to refuse), never stored beside it."""
+    first = backend.wait(backend.store.record_upload(upload(1, invoice="F-1")))
+    theirs = dataclasses.replace(
+        upload(2, party=MIDWIFE, invoice="F-9", payload=b"the midwife's file"),
+        traceer_id=first.message.traceer_id if first.message else "",
+    )
+    second = backend.wait(backend.store.record_upload(theirs, [retour(2, to=theirs)]))
+    assert not second.created
+    assert second.message == first.message
+    assert backend.count("messages") == 1
+    assert backend.count("journal") == 1
+
+
 def test_a_reused_invoice_number_of_the_payee_is_a_conflict_and_writes_nothing(
     backend: Backend,
 ) -> None:

@@ -30,12 +30,13 @@ from gateway.collector import RetourCollector
 from gateway.config import RuleSet, Variant
 from gateway.ei import Record, load_layouts, read_records, validate_bytes
 from gateway.insurer import FetchedRetour
-from gateway.intake import BerichtMetadata, Intake, Upload
+from gateway.intake import Intake, Upload
 from gateway.resolution import Resolver, masked
 from gateway.rules.catalogue import load_catalogue
 from gateway.rules.model import Contract, InsurerTerms, Participant, Settings, Terms
 from gateway.store import Direction
 from gateway.unpacker import Unpacker
+from gateway.vsp import send_metadata
 from tests.gateway.rules.test_decide import TARIFFS
 from tests.gateway.test_bundler import ALWAYS, FILES, MESSAGES, NOW
 from tests.threadpump import ThreadPump
@@ -78,9 +79,7 @@ class Cycle:
     def upload(self, agb: str) -> None:
         """Participant ``agb``'s fixture declaration, through the intake."""
         discipline, name = FILES[agb]
-        metadata = BerichtMetadata.model_validate(
-            {"afzender": {"rol": "zorgaanbieder", "code": agb}}
-        )
+        metadata = send_metadata(agb, "EI")
         payload = (MESSAGES / name).read_bytes()
         receipt = self.wait(self.intake.receive(Upload(agb, discipline, metadata, payload)))
         assert receipt.code is None, receipt

@@ -13,7 +13,8 @@ from twisted.internet import defer
 
 from adapters.storage import open_store
 from gateway.ei import load_layouts
-from gateway.intake import BerichtMetadata, Intake, Upload
+from gateway.intake import Intake, Upload
+from gateway.vsp import send_metadata
 from tests.gateway.rules.test_decide import TARIFFS
 from tests.gateway.running import cli_command, make_pki, write_config
 from tests.gateway.test_bundler import FILES, MESSAGES
@@ -64,7 +65,7 @@ def config(tmp_path: Path) -> Path:
         run_in_thread=lambda f: defer.succeed(f()),
     )
     for agb, (discipline, name) in FILES.items():
-        metadata = BerichtMetadata.model_validate({"afzender": {"rol": "x", "code": agb}})
+        metadata = send_metadata(agb, "EI")
         pump.wait(intake.receive(Upload(agb, discipline, metadata, (MESSAGES / name).read_bytes())))
     pump.wait(store.close())
     return path
@@ -126,7 +127,7 @@ def test_a_waiting_phase_closed_by_hand_is_claimed(tmp_path: Path) -> None:
         run_in_thread=lambda f: defer.succeed(f()),
     )
     # Only the kraamzorg's file: no birth is declared for woman A, her phases wait.
-    metadata = BerichtMetadata.model_validate({"afzender": {"rol": "x", "code": "33001234"}})
+    metadata = send_metadata("33001234", "EI")
     payload = (MESSAGES / FILES["33001234"][1]).read_bytes()
     pump.wait(intake.receive(Upload("33001234", "kraamzorg", metadata, payload)))
     pump.wait(store.close())

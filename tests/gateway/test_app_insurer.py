@@ -29,7 +29,7 @@ from gateway.ei import (
 from gateway.outbox import OutboundState
 from gateway.pki import CA_CERT
 from gateway.store import Direction, MessageStatus, NewMessage, NewStatus
-from gateway.vsp import PUSH_V1, STATUS_V3, send_metadata
+from gateway.vsp import PUSH_V1, send_metadata
 from tests.adapters.insurer_sim.support import SimProcess, integral_claim, write_sim_config
 from tests.gateway.rules.test_decide import TARIFFS
 from tests.gateway.running import (
@@ -392,12 +392,14 @@ push_certificates = ["{fingerprints[IGO]}"]
                     },
                 )
                 assert declaration.status_code == 204, declaration.text
-                found = insurer.get(
-                    f"{STATUS_V3}/berichtstatussen",
-                    params={"traceerId": declared["referentiegegevens"]["traceerId"]},
-                ).json()
-                assert found[0]["berichtstatus"] == "AfgekeurdDoorDienst", found
-                assert [m["code"] for m in found[0]["meldingen"]] == ["0010"]
+                kept = pump.wait(
+                    store.list_messages("3311", Direction.FROM_INSURER, include_confirmed=True)
+                )
+                (wrong_kind,) = [m for m in kept if m.standard == "KZ301"]
+                assert wrong_kind.status is MessageStatus.REJECTED
+                assert wrong_kind.reply_to is None
+                history = pump.wait(store.statuses([wrong_kind.traceer_id]))
+                assert [h.code for h in history] == ["0010"]
                 item = pump.wait(store.outbox.get(sent))
                 assert item is not None
                 assert item.state is not OutboundState.ANSWERED

@@ -20,14 +20,13 @@ Checks, by retourcode (see ``schemas/retourcodes.xml`` for which codes are model
 
 from __future__ import annotations
 
-import hashlib
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date
 
 from gateway.ei.findings import EIError, Finding
-from gateway.ei.layout import FieldLayout, Layout, LayoutRegistry
+from gateway.ei.layout import FieldLayout, Layout, LayoutRegistry, RecordLayout
 from gateway.ei.reader import BadLine, Reader
 from gateway.ei.record import Record
 
@@ -58,8 +57,40 @@ def agb_is_valid(code: str) -> bool:
     return len(code) == 8 and code.isdigit() and code[:2] != "00"
 
 
-def _digest(text: bytes) -> int:
-    return int.from_bytes(hashlib.blake2b(text, digest_size=8).digest(), "big")
+def field_problem(f: FieldLayout, raw: bytes) -> tuple[str, str] | None:
+    """What is wrong with a well-typed value of a field that :attr:`RecordLayout.checked`
+    lists, as (retourcode, message), or None: mandatory and empty, no real date, a zero
+    amount marked credit, a BSN, AGB code or UZOVI number of the wrong form.
+
+    It depends on the field's bytes and layout only, so the fast path may remember it.
+    """
+    empty = f.is_empty(raw)
+    if f.required == "M" and empty:
+        return f.retourcode or "0803", "mandatory field is empty"
+    if f.kind == "date" and not empty:
+        # The record pattern only says "8 digits"; 20260231 matches it but is no date.
+        try:
+            f.decode(raw)
+        except EIError:
+            return f.retourcode or "0806", "not a valid date (CCYYMMDD)"
+    if empty or f.check is None:
+        if f.kind == "amount" and raw == b"0" * (f.length - 1) + b"C":
+            return "0631", "a zero amount must carry D, not C"
+        return None
+    text = raw.decode("latin-1")
+    if f.check == "bsn" and not bsn_is_valid(text):
+        return f.retourcode or "0435", "fails the eleven-proof"
+    if f.check == "agb" and not agb_is_valid(text):
+        return f.retourcode or "0807", "not a valid AGB code"
+    if f.check == "uzovi" and not (text.isdigit() and len(text) == 4):
+        return f.retourcode or "0018", "not a valid UZOVI number"
+    return None
+
+
+def is_prestatie(rec: RecordLayout) -> bool:
+    """Whether records of this type get the prestatie checks (dates, tariff × number,
+    reference numbers)."""
+    return rec.type == "04" or rec.has("prestatiecode")
 
 
 @dataclass(slots=True)
@@ -104,10 +135,12 @@ class _State:
     period: tuple[date | None, date | None] = (None, None)
     invoice_date: date | None = None
     totals: Counter[str] = field(default_factory=Counter)
-    references: set[int] = field(default_factory=set)
-    # digest of a debit line's reference -> its declared amount, for the 8062 check
-    debits: dict[int, int] = field(default_factory=dict)
-    credits: list[tuple[int, int, Record]] = field(default_factory=list)
+    # every reference number seen -> the amount of the last debit line that carries it
+    # (None: no debit line), for the 0588 and 8062 checks
+    references: dict[bytes, int | None] = field(default_factory=dict)
+    # credit lines naming a previous reference: (its previous_reference field as it stands,
+    # amount, line number, record layout), checked against the debits at the end
+    credits: list[tuple[bytes, int, int, RecordLayout]] = field(default_factory=list)
 
 
 class Validator:
@@ -168,17 +201,24 @@ class Validator:
     def _field_finding(
         self, rec: Record, f: FieldLayout, code: str, message: str, value: str | None = None
     ) -> None:
+        if value is None:
+            value = rec.raw[f.slice].decode("latin-1")
+        self._finding_at(rec.number, rec.type, f, code, message, value)
+
+    def _finding_at(
+        self, number: int, kind: str, f: FieldLayout, code: str, message: str, value: str
+    ) -> None:
         self._add(
             Finding(
-                record=rec.number,
-                kind=rec.type,
+                record=number,
+                kind=kind,
                 retourcode=code,
                 message=f"{f.label}: {message}",
                 field=f.id,
                 field_name=f.label,
                 start=f.start,
                 end=f.end,
-                value=rec.raw[f.slice].decode("latin-1") if value is None else value,
+                value=value,
             )
         )
 
@@ -239,7 +279,7 @@ class Validator:
             self._check_header(rec, bad_fields)
         elif rec.layout.position == "last":
             self._check_trailer(rec, layout, bad_fields)
-        elif rec.type == "04" or rec.layout.has("prestatiecode"):
+        elif is_prestatie(rec.layout):
             self._check_prestatie(rec, bad_fields)
         for f in rec.layout.fields:
             if f.total and f.name not in bad_fields:
@@ -310,36 +350,9 @@ class Validator:
         for f in rec.layout.checked:
             if f.name in bad:
                 continue
-            raw = rec.raw[f.slice]
-            empty = f.is_empty(raw)
-            if f.required == "M" and empty:
-                self._field_finding(rec, f, f.retourcode or "0803", "mandatory field is empty")
-                bad.add(f.name)
-                continue
-            if f.kind == "date" and not empty:
-                # The record pattern only says "8 digits"; 20260231 matches it but is no date.
-                try:
-                    f.decode(raw)
-                except EIError:
-                    self._field_finding(
-                        rec, f, f.retourcode or "0806", "not a valid date (CCYYMMDD)"
-                    )
-                    bad.add(f.name)
-                    continue
-            if empty or f.check is None:
-                if f.kind == "amount" and raw == b"0" * (f.length - 1) + b"C":
-                    self._field_finding(rec, f, "0631", "a zero amount must carry D, not C")
-                    bad.add(f.name)
-                continue
-            text = raw.decode("latin-1")
-            if f.check == "bsn" and not bsn_is_valid(text):
-                self._field_finding(rec, f, f.retourcode or "0435", "fails the eleven-proof")
-                bad.add(f.name)
-            elif f.check == "agb" and not agb_is_valid(text):
-                self._field_finding(rec, f, f.retourcode or "0807", "not a valid AGB code")
-                bad.add(f.name)
-            elif f.check == "uzovi" and not (text.isdigit() and len(text) == 4):
-                self._field_finding(rec, f, f.retourcode or "0018", "not a valid UZOVI number")
+            problem = field_problem(f, rec.raw[f.slice])
+            if problem is not None:
+                self._field_finding(rec, f, *problem)
                 bad.add(f.name)
 
     def _check_record_id(self, rec: Record, layout: Layout, bad: set[str]) -> None:
@@ -429,24 +442,22 @@ class Validator:
                     f"is not tariff {tariff} × number {number}",
                 )
         if lay.has("reference") and "reference" not in bad:
-            raw_ref = rec.raw_field("reference").rstrip(b" ")
-            if raw_ref:
-                key = _digest(raw_ref)
-                if key in s.references:
+            key = rec.raw_field("reference").rstrip(b" ")
+            if key:
+                references = s.references
+                known = key in references
+                if known:
                     self._field_finding(
                         rec, lay.field("reference"), "0588", "used by another record in this file"
                     )
-                s.references.add(key)
                 amount = self._line_amount(rec, bad)
                 if amount is not None and amount >= 0:
-                    s.debits[key] = amount
-                prev = (
-                    rec.raw_field("previous_reference").rstrip(b" ")
-                    if lay.has("previous_reference")
-                    else b""
-                )
-                if amount is not None and amount < 0 and prev:
-                    s.credits.append((_digest(prev), amount, rec))
+                    references[key] = amount
+                elif not known:
+                    references[key] = None
+                prev = rec.raw_field("previous_reference") if lay.has("previous_reference") else b""
+                if amount is not None and amount < 0 and prev.rstrip(b" "):
+                    s.credits.append((prev, amount, rec.number, lay))
 
     @staticmethod
     def _line_amount(rec: Record, bad: set[str]) -> int | None:
@@ -503,13 +514,15 @@ class Validator:
                 self._field_finding(
                     rec, f, "0040", f"the detail records add up to {s.totals[total]} eurocents"
                 )
-        for key, amount, rec in s.credits:
-            if s.debits.get(key) == -amount:
-                self._field_finding(
-                    rec,
-                    rec.layout.field("previous_reference"),
+        for prev, amount, number, lay in s.credits:
+            if s.references.get(prev.rstrip(b" ")) == -amount:
+                self._finding_at(
+                    number,
+                    lay.type,
+                    lay.field("previous_reference"),
                     "8062",
                     "credits a debit line of this same file with the identical amount",
+                    prev.decode("latin-1"),
                 )
 
 

@@ -138,9 +138,10 @@ class Reader:
 
     # --- lines read by the caller ----------------------------------------------------------
 
-    def take_lines(self) -> list[bytes]:
-        """Every complete line now buffered (line feeds removed, a CR kept), taken out of
-        the buffer; ``[]`` unless the standard is known and nothing else is pending.
+    def take_block(self) -> bytes | None:
+        """Every complete line now buffered, taken out of the buffer: the lines joined by
+        their LFs, without the last LF (a CR stays part of its line). None unless the
+        standard is known, nothing else is pending and a line is complete.
 
         For a caller that reads lines itself (the validator's fast path). Such a caller
         passes each line it does not handle itself to :meth:`line_events` and counts the
@@ -148,18 +149,18 @@ class Reader:
         right; what follows is read as if the lines had come through :meth:`next_event`.
         """
         if self.layout is None or self._skipping or self._pending:
-            return []
+            return None
         last = self._buf.rfind(b"\n", self._pos)
         if last < 0:
-            return []
+            return None
         block = bytes(self._buf[self._pos : last])
         del self._buf[: last + 1]
         self._pos = 0
         self._scan_from = 0
-        return block.split(b"\n")
+        return block
 
     def line_events(self, line: bytes) -> list[Record | BadLine]:
-        """The events of one line from :meth:`take_lines`, as :meth:`next_event` would
+        """The events of one line from :meth:`take_block`, as :meth:`next_event` would
         return them."""
         events = [self._ended_line(line)]
         events += self._pending
@@ -167,7 +168,7 @@ class Reader:
         return events
 
     def count_lines(self, lines: int) -> None:
-        """``lines`` lines from :meth:`take_lines` were read by the caller."""
+        """``lines`` lines from :meth:`take_block` were read by the caller."""
         self._line += lines
 
     # --- internals -----------------------------------------------------------------------

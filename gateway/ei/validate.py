@@ -27,7 +27,8 @@ from datetime import date
 
 from gateway.ei.findings import EIError, Finding
 from gateway.ei.layout import FieldLayout, Layout, LayoutRegistry, RecordLayout
-from gateway.ei.reader import BadLine, Reader
+from gateway.ei.fast import FastProgram, program
+from gateway.ei.reader import BadLine, Reader, _Signal
 from gateway.ei.record import Record
 
 __all__ = ["ValidationResult", "Validator", "bsn_is_valid", "validate_bytes"]
@@ -153,10 +154,15 @@ class Validator:
         max_findings: int = DEFAULT_MAX_FINDINGS,
         expect: Layout | None = None,
         on_record: Callable[[Record], None] | None = None,
+        fast: bool = True,
     ) -> None:
         """``on_record`` sees every record read, in file order (one pass for callers that
-        need both the checks and the records)."""
+        need both the checks and the records). ``fast=False`` reads every record the slow
+        way (the fast path gives the same result; see :mod:`gateway.ei.fast`)."""
         self._reader = Reader(registry, layout=expect)
+        self._fast_enabled = fast
+        self._fast: FastProgram | None = None
+        self._fast_layout: Layout | None = None
         self._on_record = on_record
         self._findings: list[Finding] = []
         self._max = max_findings
@@ -228,19 +234,57 @@ class Validator:
     # --- the pass ------------------------------------------------------------------------
 
     def _drain(self) -> None:
+        reader = self._reader
         try:
-            for event in self._reader.events():
-                self._records += 1 if not _is_line_end_report(event) else 0
-                if isinstance(event, BadLine):
-                    self._add(event.finding)
-                    self._count_bad(event)
-                else:
-                    if self._on_record is not None:
-                        self._on_record(event)
-                    self._check(event)
+            while True:
+                if self._fast_enabled and reader.layout is not None:
+                    block = reader.take_block()
+                    if block is not None:
+                        self._read_block(block)
+                event = reader.next_event()
+                if isinstance(event, _Signal):
+                    return
+                self._event(event)
         except EIError as exc:
             self._fatal = True
             self._add(exc.finding)
+
+    def _read_block(self, block: bytes) -> None:
+        """Complete lines, each checked by the fast path or, where it cannot vouch for a
+        record, by the slow one (see :mod:`gateway.ei.fast`)."""
+        reader = self._reader
+        layout = reader.layout
+        assert layout is not None
+        if self._fast_layout is not layout:
+            self._fast = program(layout, field_problem, is_prestatie)
+            self._fast_layout = layout
+        fast = self._fast
+        if fast is None:
+            for line in block.split(b"\n"):
+                for event in reader.line_events(line):
+                    self._event(event)
+            return
+        starts = fast.starts(block)
+        base = reader.lines_read
+        i, n = 0, len(starts) - 1
+        while i < n:
+            j = fast.run(self, block, starts, i, n, base)
+            reader.count_lines(j - i)
+            if j == n:
+                return
+            for event in reader.line_events(block[starts[j] : starts[j + 1] - 1]):
+                self._event(event)
+            i = j + 1
+
+    def _event(self, event: Record | BadLine) -> None:
+        self._records += 1 if not _is_line_end_report(event) else 0
+        if isinstance(event, BadLine):
+            self._add(event.finding)
+            self._count_bad(event)
+        else:
+            if self._on_record is not None:
+                self._on_record(event)
+            self._check(event)
 
     def _count_bad(self, bad: BadLine) -> None:
         """Keep counting and numbering across a line that could not be read, so that one
@@ -537,9 +581,12 @@ def validate_bytes(
     max_findings: int = DEFAULT_MAX_FINDINGS,
     expect: Layout | None = None,
     on_record: Callable[[Record], None] | None = None,
+    fast: bool = True,
 ) -> ValidationResult:
     """Validate a whole file given as bytes or as an iterable of chunks."""
-    validator = Validator(registry, max_findings=max_findings, expect=expect, on_record=on_record)
+    validator = Validator(
+        registry, max_findings=max_findings, expect=expect, on_record=on_record, fast=fast
+    )
     for chunk in [data] if isinstance(data, bytes) else data:
         validator.feed(chunk)
     return validator.close()

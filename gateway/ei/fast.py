@@ -1,0 +1,421 @@
+"""The validator's fast path: one compiled check per record type, generated from the layout.
+
+:class:`~gateway.ei.validate.Validator` hands every complete line it has to the function
+:func:`program` builds for the file's standard. That function reads the lines in a tight
+loop and only says, per record, "no finding, and this is what it changes": a record that
+matches its type's pattern, whose checked fields pass, whose position, number and
+prestatie checks pass, is counted and added to the running state (counts, totals,
+reference numbers) right there. The first line it cannot vouch for — any finding at all,
+a record type it does not handle (the 01 and 99 records, comment records), a line of the
+wrong length or ending — stops the loop, and the validator reads that one line the slow
+way (:meth:`~gateway.ei.validate.Validator._check`), which reports exactly what it always
+did, from the same state. So both paths give the same findings by construction; a test
+(``tests/gateway/ei/test_fast.py``) runs both over every fixture and generated files.
+
+Everything is derived from the layout data, nothing from today's standards:
+
+* one regular expression per record type: the fields' own patterns (as the slow path's
+  record pattern), with "not empty" for mandatory fields and "a zero amount is not C"
+  folded in, a group for each field a later check needs, and the CR at the end;
+* the field checks that depend on the value only (real dates, BSN eleven-proof, AGB code,
+  UZOVI number) are the slow path's own :func:`~gateway.ei.validate.field_problem`,
+  remembered per distinct value (a bounded memo), so a BSN met in the 02 record costs a
+  dictionary look-up in each of its 04 records;
+* the record's position (its parent record in the chain), NUM040 numbering, the prestatie
+  checks and the 99 totals, as the validator does them, with the layout's field names.
+
+The code is generated as Python source per standard (like :mod:`dataclasses` does) and
+compiled once per process; a record type whose fields do not fit what the generator knows
+(a numeric field typed AN, a date that is not 8 digits) is simply left to the slow path.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from gateway.ei.findings import EIError
+from gateway.ei.layout import FieldLayout, Layout, RecordLayout
+from gateway.ei.record import Record
+
+if TYPE_CHECKING:
+    from gateway.ei.validate import Validator
+
+__all__ = ["FastProgram", "program"]
+
+Matcher = Callable[[bytes, int, int], "re.Match[bytes] | None"]
+# run(validator, block, starts, i, n, base) -> the index of the first line it did not
+# read; line j (block[starts[j] : starts[j + 1] - 1]) is line base + j + 1 of the file.
+FastRun = Callable[["Validator", bytes, Sequence[int], int, int, int], int]
+FieldCheck = Callable[[FieldLayout, bytes], "tuple[str, str] | None"]
+
+MEMO_LIMIT = 1 << 16  # remembered values per kind of field, then forgotten at once
+# A memo's verdict is True (no finding), a date (a date field's value), or one of these;
+# never false, so that ``memo.get(value) or fill(value)`` is one look-up when remembered.
+_BAD = object()  # the value has a finding
+_NO_DATE = object()  # an empty date field
+_AN_CLASS = rb"[\x20-\x7e\xa0-\xff]"
+_DIGIT = rb"[0-9]"
+_PRESTATIE_DATES = ("prestatie_date", "prestatie_end_date")
+_PRODUCT = ("tariff", "number_performed", "calculated_amount")
+_LINE_AMOUNT = ("declared_amount", "calculated_amount")
+
+
+@dataclass(frozen=True, slots=True)
+class FastProgram:
+    """The fast path of one standard: the generated reader and its record patterns."""
+
+    run: FastRun
+    matchers: tuple[Matcher, ...]
+    line_length: int  # a record, its CR and its LF
+    source: str
+
+    def starts(self, block: bytes) -> Sequence[int]:
+        """Where each line of ``block`` (lines joined by LF) starts, and one more entry
+        one past the end: when every line has the record length the positions are a
+        :class:`range` (no need to find the line feeds one by one)."""
+        step = self.line_length
+        size = len(block) + 1
+        if size % step == 0:
+            lines = size // step
+            if block.count(b"\n") == lines - 1 == block[step - 1 :: step].count(b"\n"):
+                return range(0, size + step, step)
+        starts = [0]
+        at = block.find(b"\n")
+        while at >= 0:
+            starts.append(at + 1)
+            at = block.find(b"\n", at + 1)
+        starts.append(size)
+        return starts
+
+
+_programs: dict[int, tuple[Layout, FastProgram | None]] = {}
+
+
+def program(
+    layout: Layout, field_check: FieldCheck, is_prestatie: Callable[[RecordLayout], bool]
+) -> FastProgram | None:
+    """The fast path of ``layout`` (built once per layout and process), or None when no
+    record type of it can take the fast path."""
+    cached = _programs.get(id(layout))
+    if cached is not None and cached[0] is layout:
+        return cached[1]
+    built = _Generator(layout, field_check, is_prestatie).build()
+    _programs[id(layout)] = (layout, built)
+    return built
+
+
+def _numeric(f: FieldLayout) -> bool:
+    """A field the generated code may turn into an int as ``number_value`` would."""
+    return f.kind == "amount" or (f.kind == "number" and f.type == "N")
+
+
+def _guard(f: FieldLayout) -> bytes:
+    """The part of the slow path's field checks that a pattern can say: a mandatory field
+    is not empty, a zero amount does not carry C (see ``field_problem``)."""
+    guard = b""
+    if f.required == "M":
+        if f.type == "AN" or f.kind == "dc":
+            guard += rb"(?! {%d})" % f.length
+        elif f.kind in ("code", "date"):
+            guard += rb"(?!0{%d})" % f.length
+    if f.kind == "amount":
+        guard += rb"(?!0{%d}C)" % (f.length - 1)
+    return guard
+
+
+def _runs(f: FieldLayout) -> list[tuple[bytes, int]] | None:
+    """The field's pattern as runs of one character class, or None when it is not one
+    this module knows (the record type is then left to the slow path)."""
+    if f.kind == "amount":
+        runs = [(_DIGIT, f.length - 1), (b"[DC]", 1)]
+    elif f.kind == "dc":
+        runs = [(b"[DC ]", 1)]
+    elif f.type == "N":
+        runs = [(_DIGIT, f.length)]
+    else:
+        runs = [(_AN_CLASS, f.length)]
+    # The same pattern as the slow path's, or this module is out of date.
+    if b"".join(c + (b"{%d}" % n if c in (_DIGIT, _AN_CLASS) else b"") for c, n in runs) != (
+        f.pattern()
+    ):
+        return None
+    return runs
+
+
+def _pattern(items: list[tuple[bytes, int] | bytes]) -> bytes:
+    """Runs joined into a pattern, neighbours of one class merged (fewer steps for the
+    regular expression engine); bytes items (groups, guards) are taken as they are."""
+    out: list[tuple[bytes, int] | bytes] = []
+    for item in items:
+        last = out[-1] if out else None
+        if isinstance(item, tuple) and isinstance(last, tuple) and last[0] == item[0]:
+            out[-1] = (item[0], last[1] + item[1])
+        else:
+            out.append(item)
+    return b"".join(
+        item if isinstance(item, bytes) else item[0] + (b"{%d}" % item[1] if item[1] > 1 else b"")
+        for item in out
+    )
+
+
+class _Generator:
+    def __init__(
+        self,
+        layout: Layout,
+        field_check: FieldCheck,
+        is_prestatie: Callable[[RecordLayout], bool],
+    ) -> None:
+        self.layout = layout
+        self.field_check = field_check
+        self.is_prestatie = is_prestatie
+        self.namespace: dict[str, Any] = {"Record": Record, "_BAD": _BAD, "_NO_DATE": _NO_DATE}
+        self.memos: dict[tuple[str, str, int, str, str | None], tuple[str, str]] = {}
+        self.totals: dict[str, str] = {}
+        self.body: list[str] = []
+        self.matchers: list[Matcher] = []
+
+    # --- what the fast path handles ------------------------------------------------------
+
+    def supported(self, rec: RecordLayout) -> bool:
+        first = next(r.type for r in self.layout.records.values() if r.position == "first")
+        if rec.position != "detail" or rec.parent in (None, "*") or rec.type in ("01", first):
+            return False
+        if not rec.has("record_id") or not _numeric(rec.field("record_id")):
+            return False
+        if any(_runs(f) is None for f in rec.fields):
+            return False
+        if any(f.total and not _numeric(f) for f in rec.fields):
+            return False
+        if any(f.kind == "date" and (f.type != "N" or f.length != 8) for f in rec.fields):
+            return False
+        if any(f.kind == "amount" and f.check for f in rec.fields):
+            return False
+        if self.is_prestatie(rec):
+            for name in (*_PRODUCT, *_LINE_AMOUNT):
+                if rec.has(name) and not _numeric(rec.field(name)):
+                    return False
+        return True
+
+    # --- building ------------------------------------------------------------------------
+
+    def memo(self, f: FieldLayout) -> tuple[str, str]:
+        """The names of the memo dictionary and its filler for fields like ``f``."""
+        key = (f.type, f.kind, f.length, f.required, f.check)
+        if key not in self.memos:
+            memo: dict[bytes, object] = {}
+            check, example = self.field_check, f
+
+            def fill(raw: bytes) -> object:
+                if len(memo) >= MEMO_LIMIT:
+                    memo.clear()
+                verdict: object = True
+                if check(example, raw) is not None:
+                    verdict = _BAD
+                elif example.kind == "date":
+                    try:
+                        verdict = example.decode(raw) or _NO_DATE
+                    except EIError:
+                        verdict = _BAD
+                memo[raw] = verdict
+                return verdict
+
+            n = len(self.memos)
+            self.namespace[f"M{n}"] = memo
+            self.namespace[f"F{n}"] = fill
+            self.memos[key] = (f"M{n}", f"F{n}")
+        return self.memos[key]
+
+    def total(self, name: str) -> str:
+        if name not in self.totals:
+            self.totals[name] = f"t{len(self.totals)}"
+        return self.totals[name]
+
+    def emit(self, depth: int, line: str) -> None:
+        self.body.append("    " * depth + line)
+
+    def record(self, idx: int, rec: RecordLayout) -> None:
+        lay = f"L{idx}"
+        self.namespace[lay] = rec
+        prestatie = self.is_prestatie(rec)
+        wanted = {"record_id"}
+        if prestatie:
+            wanted |= {*_PRESTATIE_DATES, *_PRODUCT, *_LINE_AMOUNT, "reference"}
+            wanted |= {"previous_reference"}
+        remembered = [f for f in rec.checked if f.check or f.kind == "date"]
+        captured = [f for f in rec.fields if f.name in wanted or f.total or f in remembered]
+        var = {f.name: f"x{i}" for i, f in enumerate(captured)}
+        groups: list[str] = []
+        items: list[tuple[bytes, int] | bytes] = []
+        for f in rec.fields:
+            if f in rec.checked and f not in remembered:
+                items.append(_guard(f))
+            runs = _runs(f)
+            assert runs is not None
+            if f not in captured:
+                items += runs
+            elif f.kind == "amount":
+                # digits and sign apart: no slicing to read the value
+                items += [b"(", runs[0], b")(", runs[1], b")"]
+                groups += [var[f.name], var[f.name] + "s"]
+            else:
+                items += [b"(", *runs, b")"]
+                groups.append(var[f.name])
+        self.matchers.append(re.compile(_pattern([*items, b"\r"])).fullmatch)
+        self.namespace[f"R{idx}"] = self.matchers[-1]
+
+        d = 4
+        self.emit(d - 1, f"{'if' if idx == 0 else 'elif'} k == {rec.type.encode('latin-1')!r}:")
+        self.emit(d, f"m = R{idx}(block, pos, pos + {self.layout.record_length + 1})")
+        self.emit(d, "if m is None:")
+        self.emit(d + 1, "break")
+        self.emit(d, f"{', '.join(groups)}, = m.groups()")
+        # The field checks a pattern cannot say, remembered per value.
+        for f in remembered:
+            memo, fill = self.memo(f)
+            x = var[f.name]
+            self.emit(d, f"v{x} = {memo}.get({x}) or {fill}({x})")
+            self.emit(d, f"if v{x} is _BAD:")
+            self.emit(d + 1, "break")
+        # Position: the parent record is in the chain (nothing changes when the record
+        # follows one of its own type under the same parent).
+        parent, kind = rec.parent, rec.type
+        self.emit(d, f"grow = chain[-1] != {kind!r} or chain[-2] != {parent!r}")
+        self.emit(d, f"if grow and {parent!r} not in chain:")
+        self.emit(d + 1, "break")
+        # NUM040.
+        self.emit(d, f"rid = int({var['record_id']})")
+        retour = self.layout.kind == "retour"
+        self.emit(d, "if rid <= last_id:" if retour else "if rid != detail + 1:")
+        self.emit(d + 1, "break")
+        # Every number a check or a total needs, decoded once.
+        value: dict[str, str] = {}
+        for f in captured:
+            if _numeric(f) and (f.total or (prestatie and f.name in (*_PRODUCT, *_LINE_AMOUNT))):
+                x = var[f.name]
+                value[f.name] = f"n{x}"
+                if f.kind == "amount":
+                    self.emit(d, f"n{x} = -int({x}) if {x}s == b'C' else int({x})")
+                else:
+                    self.emit(d, f"n{x} = int({x})")
+        amount = next((n for n in _LINE_AMOUNT if rec.has(n)), None) if prestatie else None
+        if prestatie:
+            self.prestatie(d, rec, var, value, amount)
+        # Nothing to report: the record changes the state as the slow path would.
+        self.emit(d, "if on_record is not None:")
+        self.emit(d + 1, f"on_record(Record({lay}, block[pos : pos + {self.layout.record_length}], base + j + 1))")
+        self.emit(d, "if grow:")
+        self.emit(d + 1, f"while chain[-1] != {parent!r}:")
+        self.emit(d + 2, "chain.pop()")
+        self.emit(d + 1, f"chain.append({kind!r})")
+        self.emit(d, "detail += 1")
+        if retour:
+            self.emit(d, "last_id = rid")
+        else:
+            self.emit(d, "if rid > last_id:")
+            self.emit(d + 1, "last_id = rid")
+        self.emit(d, f"c{idx} += 1")
+        if prestatie and rec.has("reference"):
+            self.emit(d, "if ref:")
+            if amount is not None:
+                n = value[amount]
+                self.emit(d + 1, f"refs[ref] = {n} if {n} >= 0 else None")
+                if rec.has("previous_reference"):
+                    prev = var["previous_reference"]
+                    self.emit(d + 1, f"if {n} < 0 and {prev}.rstrip(b' '):")
+                    self.emit(d + 2, f"credits.append(({prev}, {n}, base + j + 1, {lay}))")
+            else:
+                self.emit(d + 1, "refs[ref] = None")
+        for f in rec.fields:
+            if f.total:
+                self.emit(d, f"{self.total(f.total)} += {value[f.name]}")
+
+    def prestatie(
+        self,
+        d: int,
+        rec: RecordLayout,
+        var: dict[str, str],
+        value: dict[str, str],
+        amount: str | None,
+    ) -> None:
+        """The prestatie checks of ``Validator._check_prestatie``."""
+        for name in _PRESTATIE_DATES:
+            if not rec.has(name):
+                continue
+            v = f"v{var[name]}"
+            self.emit(d, f"if {v} is not _NO_DATE:")
+            if name == "prestatie_date":
+                self.emit(d + 1, f"if begin and end and not (begin <= {v} <= end):")
+                self.emit(d + 2, "break")
+            self.emit(d + 1, f"if invoice and {v} > invoice:")
+            self.emit(d + 2, "break")
+        if all(rec.has(n) for n in _PRODUCT):
+            t, n, c = (value[x] for x in _PRODUCT)
+            self.emit(d, f"if {t} * {n} != abs({c}):")
+            self.emit(d + 1, "break")
+        if rec.has("reference"):
+            self.emit(d, f"ref = {var['reference']}.rstrip(b' ')")
+            self.emit(d, "if ref in refs:")
+            self.emit(d + 1, "break")
+
+    def build(self) -> FastProgram | None:
+        records = [rec for rec in self.layout.records.values() if self.supported(rec)]
+        if not records:
+            return None
+        # Prestatie records first: they are the most of a file.
+        records.sort(key=lambda rec: not self.is_prestatie(rec))
+        for idx, rec in enumerate(records):
+            self.record(idx, rec)
+        counters = [f"c{i}" for i in range(len(records))]
+        head = [
+            "def run(v, block, starts, i, n, base):",
+            "    s = v._s",
+            "    chain = s.chain",
+            "    if s.seen_last or not chain:",
+            "        return i",
+            "    detail = s.detail_count",
+            "    last_id = s.last_record_id",
+            "    begin, end = s.period",
+            "    invoice = s.invoice_date",
+            "    refs = s.references",
+            "    credits = s.credits",
+            "    on_record = v._on_record",
+            f"    {' = '.join(counters)} = 0",
+        ]
+        if self.totals:
+            head.append(f"    {' = '.join(self.totals.values())} = 0")
+        head += [
+            "    j = i",
+            "    try:",
+            "        while j < n:",
+            "            pos = starts[j]",
+            f"            if starts[j + 1] - pos != {self.layout.record_length + 2}:",
+            "                break",
+            "            k = block[pos : pos + 2]",
+        ]
+        tail = [
+            "            else:",
+            "                break",
+            "            j += 1",
+            "    finally:",
+            "        s.detail_count = detail",
+            "        s.last_record_id = last_id",
+            "        v._records += j - i",
+            "        counts = v._counts",
+        ]
+        for i, rec in enumerate(records):
+            tail += [f"        if c{i}:", f"            counts[{rec.type!r}] += c{i}"]
+        for name, t in self.totals.items():
+            tail += [f"        if {t}:", f"            s.totals[{name!r}] += {t}"]
+        tail.append("    return j")
+        source = "\n".join([*head, *self.body, *tail]) + "\n"
+        code = compile(source, f"<fast path of {self.layout.id}>", "exec")
+        exec(code, self.namespace)  # noqa: S102 - the source is generated above from layout data
+        return FastProgram(
+            run=self.namespace["run"],
+            matchers=tuple(self.matchers),
+            line_length=self.layout.record_length + 2,
+            source=source,
+        )

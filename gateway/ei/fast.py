@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from gateway.ei.findings import EIError
@@ -70,7 +70,8 @@ class FastProgram:
     run: FastRun
     matchers: tuple[Matcher, ...]
     line_length: int  # a record, its CR and its LF
-    source: str
+    source: str = field(repr=False)
+    namespace: dict[str, Any] = field(repr=False)  # the generated code's globals
 
     def starts(self, block: bytes) -> Sequence[int]:
         """Where each line of ``block`` (lines joined by LF) starts, and one more entry
@@ -305,7 +306,8 @@ class _Generator:
             self.prestatie(d, rec, var, value, amount)
         # Nothing to report: the record changes the state as the slow path would.
         self.emit(d, "if on_record is not None:")
-        self.emit(d + 1, f"on_record(Record({lay}, block[pos : pos + {self.layout.record_length}], base + j + 1))")
+        raw = f"block[pos : pos + {self.layout.record_length}]"
+        self.emit(d + 1, f"on_record(Record({lay}, {raw}, base + j + 1))")
         self.emit(d, "if grow:")
         self.emit(d + 1, f"while chain[-1] != {parent!r}:")
         self.emit(d + 2, "chain.pop()")
@@ -418,4 +420,5 @@ class _Generator:
             matchers=tuple(self.matchers),
             line_length=self.layout.record_length + 2,
             source=source,
+            namespace=self.namespace,
         )

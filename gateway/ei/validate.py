@@ -25,10 +25,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date
 
+from gateway.ei.fast import FastProgram, program
 from gateway.ei.findings import EIError, Finding
 from gateway.ei.layout import FieldLayout, Layout, LayoutRegistry, RecordLayout
-from gateway.ei.fast import FastProgram, program
-from gateway.ei.reader import BadLine, Reader, _Signal
+from gateway.ei.reader import BadLine, Reader
 from gateway.ei.record import Record
 
 __all__ = ["ValidationResult", "Validator", "bsn_is_valid", "validate_bytes"]
@@ -242,7 +242,7 @@ class Validator:
                     if block is not None:
                         self._read_block(block)
                 event = reader.next_event()
-                if isinstance(event, _Signal):
+                if not isinstance(event, Record | BadLine):  # NEED_DATA or END
                     return
                 self._event(event)
         except EIError as exc:

@@ -1,0 +1,223 @@
+"""The validator's fast path gives what the slow path gives, finding for finding.
+
+Both paths run over every fixture in ``fixtures/messages`` (in several chunkings) and over
+files hypothesis makes: fixtures mutated byte- and line-wise (as the fuzz tests do), and
+valid files with one field overwritten by a value chosen to trip a check (empty, zero,
+no date, a credit sign, a duplicate reference, a BSN one digit off). Every result must be
+equal: the findings (retourcode, record, field, positions, value and message, in order),
+the record count and the counts per record type, the header, and the records handed to
+``on_record``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from gateway.ei import Record, Validator, load_layouts
+from gateway.ei import fast as fast_module
+from gateway.ei.validate import field_problem, is_prestatie
+from tests.benchmarks.codec import build_declaration
+from tests.factories import kz301, vk301, zh308
+from tests.gateway.ei.fixture_table import MESSAGES, ROWS, Row, chunked
+from tests.gateway.ei.test_fuzz import arbitrary, mutated
+from tests.gateway.ei.test_fuzz import chunked as random_chunks
+
+REGISTRY = load_layouts()
+SAMPLES = {path.name: path.read_bytes() for path in sorted(MESSAGES.glob("*.asc"))}
+VALID = sorted(row.file for row in ROWS if row.valid)
+SMALL_VALID = [name for name in VALID if len(SAMPLES[name]) < 20_000]
+EQUAL = settings(
+    max_examples=300,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+
+
+def _run(pieces: Iterable[bytes], *, fast: bool, max_findings: int = 1000) -> tuple[object, ...]:
+    records: list[tuple[str, bytes, int]] = []
+
+    def seen(rec: Record) -> None:
+        records.append((rec.type, rec.raw, rec.number))
+
+    validator = Validator(REGISTRY, max_findings=max_findings, on_record=seen, fast=fast)
+    for piece in pieces:
+        validator.feed(piece)
+    result = validator.close()
+    header = result.header.raw if result.header is not None else None
+    return (
+        result.layout.id if result.layout else None,
+        result.findings,
+        result.records,
+        dict(result.counts),
+        result.truncated,
+        header,
+        records,
+    )
+
+
+def _same(data: bytes, pieces: Sequence[bytes] | None = None, max_findings: int = 1000) -> None:
+    pieces = [data] if pieces is None else pieces
+    slow = _run(pieces, fast=False, max_findings=max_findings)
+    quick = _run(pieces, fast=True, max_findings=max_findings)
+    assert quick == slow
+
+
+# --- every fixture ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("size", [None, 1, 7, 4096], ids=["whole", "1-byte", "7-byte", "4k"])
+@pytest.mark.parametrize("row", ROWS, ids=[row.file for row in ROWS])
+def test_every_fixture_gives_the_same_result_on_both_paths(row: Row, size: int | None) -> None:
+    data = row.read()
+    _same(data, list(chunked(data, size)))
+
+
+@pytest.mark.parametrize("row", ROWS, ids=[row.file for row in ROWS])
+def test_the_paths_agree_when_findings_are_cut_off(row: Row) -> None:
+    _same(row.read(), max_findings=1)
+
+
+def test_every_standard_has_a_fast_path() -> None:
+    for layout in REGISTRY.standards():
+        built = fast_module.program(layout, field_problem, is_prestatie)
+        assert built is not None, layout.id
+        assert built.matchers, layout.id
+
+
+@pytest.mark.parametrize("name", VALID)
+def test_a_valid_file_reads_only_its_01_98_and_99_records_the_slow_way(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The fast path really runs: the slow check sees only the records it is not built
+    for (the 01 and 99 records, comment records)."""
+    slow: list[str] = []
+    check = Validator._check
+
+    def counting(self: Validator, rec: Record) -> None:
+        slow.append(rec.type)
+        check(self, rec)
+
+    monkeypatch.setattr(Validator, "_check", counting)
+    data = SAMPLES[name]
+    result = _run([data], fast=True)
+    assert result[1] == []
+    assert set(slow) <= {"01", "98", "99"}, slow
+    assert slow.count("01") == slow.count("99") == 1
+
+
+# --- generated files -------------------------------------------------------------------------
+
+
+@EQUAL
+@given(data=st.data(), raw=arbitrary)
+def test_arbitrary_bytes_give_the_same_result(data: st.DataObject, raw: bytes) -> None:
+    _same(raw, data.draw(random_chunks(raw)))
+
+
+@EQUAL
+@given(data=st.data(), raw=mutated())
+def test_mutated_fixtures_give_the_same_result(data: st.DataObject, raw: bytes) -> None:
+    _same(raw, data.draw(random_chunks(raw)))
+
+
+def _valid_file(draw: st.DrawFn) -> bytes:
+    """A valid file: a fixture (declarations and retours) or a generated declaration."""
+    kind = draw(st.sampled_from(["fixture", "bench", "kz301", "vk301", "zh308"]))
+    lines = draw(st.integers(min_value=1, max_value=9))
+    if kind == "fixture":
+        return SAMPLES[draw(st.sampled_from(VALID))]
+    if kind == "bench":  # several women, a few prestaties each
+        return build_declaration(REGISTRY, 2 + lines * 2)
+    if kind == "kz301":
+        comment = draw(st.sampled_from([None, "opmerking"]))
+        return kz301(REGISTRY, lines=lines, comment=comment)
+    if kind == "vk301":
+        return vk301(REGISTRY, lines=lines)
+    return zh308(REGISTRY, lines=lines, activities=draw(st.integers(0, 2)))
+
+
+def _interesting(length: int, kind: str, other: bytes | None) -> list[bytes]:
+    values = [b"0" * length, b" " * length, b"9" * length, b"1".rjust(length, b"0")]
+    if kind == "date":
+        values += [b"20260231", b"20261301", b"20251231", b"20260301", b"00010101"]
+    if kind == "amount":
+        values += [b"0" * (length - 1) + b"C", b"1".rjust(length - 1, b"0") + b"C"]
+    if length == 9:
+        values += [b"123456781", b"111222334", b"000000000"]
+    if length == 8:
+        values += [b"00123456", b"01234567", b"12345678"]
+    if other is not None:
+        values.append(other)  # the same field of another record: duplicates
+    return [v for v in values if len(v) == length]
+
+
+@st.composite
+def field_mutated(draw: st.DrawFn) -> bytes:
+    """A valid generated file with a few fields overwritten by values that trip checks."""
+    lines = _valid_file(draw).split(b"\r\n")
+    layout = REGISTRY.lookup(lines[0][2:5].decode(), lines[0][5:7].decode(), lines[0][7:9].decode())
+    assert layout is not None
+    for _ in range(draw(st.integers(min_value=1, max_value=3))):
+        at = draw(st.integers(min_value=0, max_value=len(lines) - 2))
+        rec = layout.records[lines[at][:2].decode()]
+        f = draw(st.sampled_from(rec.fields[1:]))
+        others = [line for line in lines[:-1] if line[:2] == lines[at][:2] and line != lines[at]]
+        other = draw(st.sampled_from(others))[f.slice] if others else None
+        value = draw(st.sampled_from(_interesting(f.length, f.kind, other)))
+        line = lines[at]
+        lines[at] = line[: f.start - 1] + value + line[f.end :]
+    return b"\r\n".join(lines)
+
+
+@pytest.mark.parametrize("name", SMALL_VALID)
+def test_every_field_of_every_record_type_set_to_each_tripping_value(name: str) -> None:
+    """Exhaustive where hypothesis samples: in each valid fixture (the large one left out
+    for time), the first record of each type gets each of its fields set to each value of
+    ``_interesting``, one at a time."""
+    lines = SAMPLES[name].split(b"\r\n")
+    layout = REGISTRY.lookup(lines[0][2:5].decode(), lines[0][5:7].decode(), lines[0][7:9].decode())
+    assert layout is not None
+    firsts: dict[bytes, int] = {}
+    for at, line in enumerate(lines[:-1]):
+        firsts.setdefault(line[:2], at)
+    tried = 0
+    for kenmerk, at in firsts.items():
+        rec = layout.records[kenmerk.decode()]
+        others = [line for line in lines[:-1] if line[:2] == kenmerk and line != lines[at]]
+        for f in rec.fields[1:]:
+            other = others[0][f.slice] if others else None
+            for value in _interesting(f.length, f.kind, other):
+                changed = list(lines)
+                changed[at] = lines[at][: f.start - 1] + value + lines[at][f.end :]
+                _same(b"\r\n".join(changed))
+                tried += 1
+    assert tried > 50
+
+
+@EQUAL
+@given(data=st.data(), raw=field_mutated())
+def test_files_with_fields_set_to_tripping_values_give_the_same_result(
+    data: st.DataObject, raw: bytes
+) -> None:
+    _same(raw)
+    _same(raw, data.draw(random_chunks(raw)))
+
+
+def test_a_forgetful_memo_changes_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The remembered field verdicts are bounded; forgetting them often gives the same."""
+    monkeypatch.setattr(fast_module, "MEMO_LIMIT", 2)
+    monkeypatch.setattr(fast_module, "_programs", {})
+    data = build_declaration(REGISTRY, 60)
+    broken = data.replace(b"20260103", b"20260133", 1)
+    assert broken != data
+    for raw in (data, broken, SAMPLES["kz301-kraamzorg-large.asc"]):
+        _same(raw)
+    built = fast_module.program(REGISTRY.by_standard("KZ301"), field_problem, is_prestatie)
+    assert built is not None
+    memos = [v for k, v in built.namespace.items() if k.startswith("M")]
+    assert memos
+    assert all(len(memo) <= 2 for memo in memos)

@@ -4,13 +4,20 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint typecheck fixtures bench clean
+.PHONY: demo test lint typecheck fixtures bench bytecode clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[test]'
+	$(MAKE) bytecode
 	touch $(STAMP)
+
+# Compiled bytecode for the gateway's own modules, as pip writes it for an installed
+# package: without it each command compiles them again at start (also when Python is told
+# not to write bytecode, it still reads it).
+bytecode:
+	$(PY) -m compileall -q gateway adapters
 
 demo: $(STAMP)
 	$(VENV)/bin/igo-gateway demo
@@ -31,7 +38,7 @@ typecheck: $(STAMP)
 fixtures: $(STAMP)
 	$(PY) fixtures/generate.py
 
-bench: $(STAMP)
+bench: $(STAMP) bytecode
 	$(PY) -m tests.benchmarks.codec
 
 clean:

@@ -46,18 +46,20 @@ if TYPE_CHECKING:
 __all__ = ["FastProgram", "program"]
 
 Matcher = Callable[[bytes, int, int], "re.Match[bytes] | None"]
-# run(validator, block, starts, i, n, base) -> the index of the first line it did not
-# read; line j (block[starts[j] : starts[j + 1] - 1]) is line base + j + 1 of the file.
-FastRun = Callable[["Validator", bytes, Sequence[int], int, int, int], int]
+# run(validator, block, starts, i, n, base, matchers) -> the index of the first line it
+# did not read; line j (block[starts[j] : starts[j + 1] - 1]) is line base + j + 1 of the
+# file. See FastProgram.plan for starts and matchers.
+FastRun = Callable[["Validator", bytes, Sequence[int], int, int, int, Sequence[Matcher]], int]
 FieldCheck = Callable[[FieldLayout, bytes], "tuple[str, str] | None"]
 
 MEMO_LIMIT = 1 << 16  # remembered values per kind of field, then forgotten at once
-# A memo's verdict is True (no finding), a date (a date field's value), or one of these;
-# never false, so that ``memo.get(value) or fill(value)`` is one look-up when remembered.
-_BAD = object()  # the value has a finding
+# A memo holds values without a finding; its verdict is True, or for a date field its
+# date or this: never false, so that ``memo.get(value) or fill(value)`` is one look-up
+# when remembered (``fill`` gives None for a value with a finding).
 _NO_DATE = object()  # an empty date field
 _AN_CLASS = rb"[\x20-\x7e\xa0-\xff]"
 _DIGIT = rb"[0-9]"
+_AN_CRLF = bytes([*range(0x20, 0x7F), *range(0xA0, 0x100), 0x0D, 0x0A])  # AN bytes, CR, LF
 _PRESTATIE_DATES = ("prestatie_date", "prestatie_end_date")
 _PRODUCT = ("tariff", "number_performed", "calculated_amount")
 _LINE_AMOUNT = ("declared_amount", "calculated_amount")
@@ -68,28 +70,35 @@ class FastProgram:
     """The fast path of one standard: the generated reader and its record patterns."""
 
     run: FastRun
-    matchers: tuple[Matcher, ...]
+    strict: tuple[Matcher, ...]  # every character tested, as the layout's record pattern
+    loose: tuple[Matcher, ...]  # AN fields skipped over, for a block known to be clean
     line_length: int  # a record, its CR and its LF
     source: str = field(repr=False)
     namespace: dict[str, Any] = field(repr=False)  # the generated code's globals
 
-    def starts(self, block: bytes) -> Sequence[int]:
-        """Where each line of ``block`` (lines joined by LF) starts, and one more entry
-        one past the end: when every line has the record length the positions are a
-        :class:`range` (no need to find the line feeds one by one)."""
+    def plan(self, block: bytes) -> tuple[Sequence[int], tuple[Matcher, ...]]:
+        """Where each line of ``block`` (lines joined by LF) starts, plus one entry one
+        past the end, and the patterns to read them with.
+
+        When every line has the record length, the positions are a :class:`range` (no
+        line feed is looked for); when moreover the only CRs are the line ends and every
+        other byte is one an AN field may hold, the loose patterns may skip over AN
+        fields. Otherwise the strict patterns test every character.
+        """
         step = self.line_length
         size = len(block) + 1
         if size % step == 0:
             lines = size // step
             if block.count(b"\n") == lines - 1 == block[step - 1 :: step].count(b"\n"):
-                return range(0, size + step, step)
+                clean = block.count(b"\r") == lines and not block.translate(None, _AN_CRLF)
+                return range(0, size + step, step), self.loose if clean else self.strict
         starts = [0]
         at = block.find(b"\n")
         while at >= 0:
             starts.append(at + 1)
             at = block.find(b"\n", at + 1)
         starts.append(size)
-        return starts
+        return starts, self.strict
 
 
 _programs: dict[int, tuple[Layout, FastProgram | None]] = {}
@@ -146,11 +155,15 @@ def _runs(f: FieldLayout) -> list[tuple[bytes, int]] | None:
     return runs
 
 
-def _pattern(items: list[tuple[bytes, int] | bytes]) -> bytes:
+def _pattern(items: list[tuple[bytes, int] | bytes], *, loose: bool = False) -> bytes:
     """Runs joined into a pattern, neighbours of one class merged (fewer steps for the
-    regular expression engine); bytes items (groups, guards) are taken as they are."""
+    regular expression engine); bytes items (groups, guards) are taken as they are.
+    ``loose``: an AN run matches any bytes (compiled with DOTALL, it is skipped over)."""
     out: list[tuple[bytes, int] | bytes] = []
-    for item in items:
+    for given in items:
+        item = given
+        if loose and isinstance(given, tuple) and given[0] == _AN_CLASS:
+            item = (b".", given[1])
         last = out[-1] if out else None
         if isinstance(item, tuple) and isinstance(last, tuple) and last[0] == item[0]:
             out[-1] = (item[0], last[1] + item[1])
@@ -172,11 +185,14 @@ class _Generator:
         self.layout = layout
         self.field_check = field_check
         self.is_prestatie = is_prestatie
-        self.namespace: dict[str, Any] = {"Record": Record, "_BAD": _BAD, "_NO_DATE": _NO_DATE}
-        self.memos: dict[tuple[str, str, int, str, str | None], tuple[str, str]] = {}
+        self.namespace: dict[str, Any] = {"Record": Record, "_NO_DATE": _NO_DATE}
+        self.memos: dict[tuple[tuple[str, str, int, str, str | None], ...], tuple[str, str]] = {}
         self.totals: dict[str, str] = {}
         self.body: list[str] = []
-        self.matchers: list[Matcher] = []
+        self.strict: list[Matcher] = []
+        self.loose: list[Matcher] = []
+        # (variable, record type, field) of each set of prestatie dates passed in a file
+        self.date_sets: list[tuple[str, str, str]] = []
 
     # --- what the fast path handles ------------------------------------------------------
 
@@ -202,24 +218,30 @@ class _Generator:
 
     # --- building ------------------------------------------------------------------------
 
-    def memo(self, f: FieldLayout) -> tuple[str, str]:
-        """The names of the memo dictionary and its filler for fields like ``f``."""
-        key = (f.type, f.kind, f.length, f.required, f.check)
+    def memo(self, fields: Sequence[FieldLayout]) -> tuple[str, str]:
+        """The names of the memo dictionary and its filler for adjacent fields like
+        ``fields`` (one value: their bytes together)."""
+        key = tuple((f.type, f.kind, f.length, f.required, f.check) for f in fields)
         if key not in self.memos:
             memo: dict[bytes, object] = {}
-            check, example = self.field_check, f
+            check = self.field_check
+            parts = [(f, f.start - fields[0].start, f.end - fields[0].start + 1) for f in fields]
 
             def fill(raw: bytes) -> object:
+                """The verdict on ``raw``: a true value (for a date field: its date, or
+                _NO_DATE), remembered; or None, the value has a finding."""
+                verdict: object = True
+                for f, begin, end in parts:
+                    value = raw[begin:end]
+                    if check(f, value) is not None:
+                        return None
+                    if f.kind == "date":
+                        try:
+                            verdict = f.decode(value) or _NO_DATE
+                        except EIError:
+                            return None
                 if len(memo) >= MEMO_LIMIT:
                     memo.clear()
-                verdict: object = True
-                if check(example, raw) is not None:
-                    verdict = _BAD
-                elif example.kind == "date":
-                    try:
-                        verdict = example.decode(raw) or _NO_DATE
-                    except EIError:
-                        verdict = _BAD
                 memo[raw] = verdict
                 return verdict
 
@@ -247,7 +269,24 @@ class _Generator:
             wanted |= {"previous_reference"}
         remembered = [f for f in rec.checked if f.check or f.kind == "date"]
         captured = [f for f in rec.fields if f.name in wanted or f.total or f in remembered]
-        var = {f.name: f"x{i}" for i, f in enumerate(captured)}
+        # Neighbouring fields that only need a remembered check share one group and one
+        # look-up (the BSN and the UZOVI number, say); a date keeps its own (its value).
+        units: list[list[FieldLayout]] = []
+        for f in captured:
+            alone = f.name in wanted or f.total or f.kind == "date" or f not in remembered
+            last = units[-1] if units else None
+            if (
+                not alone
+                and last is not None
+                and last[-1].end + 1 == f.start
+                and all(g in remembered and g.kind != "date" for g in last)
+                and not any(g.name in wanted or g.total for g in last)
+            ):
+                last.append(f)
+            else:
+                units.append([f])
+        var = {unit[0].name: f"x{i}" for i, unit in enumerate(units)}
+        unit_of = {unit[0].name: unit for unit in units}
         groups: list[str] = []
         items: list[tuple[bytes, int] | bytes] = []
         for f in rec.fields:
@@ -257,15 +296,23 @@ class _Generator:
             assert runs is not None
             if f not in captured:
                 items += runs
+                continue
+            unit = unit_of.get(f.name)
+            if unit is None:  # inside a unit begun by an earlier field
+                items += runs
+                if f is next(u for u in units if f in u)[-1]:
+                    items.append(b")")
             elif f.kind == "amount":
                 # digits and sign apart: no slicing to read the value
                 items += [b"(", runs[0], b")(", runs[1], b")"]
                 groups += [var[f.name], var[f.name] + "s"]
             else:
-                items += [b"(", *runs, b")"]
+                items += [b"(", *runs]
+                if len(unit) == 1:
+                    items.append(b")")
                 groups.append(var[f.name])
-        self.matchers.append(re.compile(_pattern([*items, b"\r"])).fullmatch)
-        self.namespace[f"R{idx}"] = self.matchers[-1]
+        self.strict.append(re.compile(_pattern([*items, b"\r"])).fullmatch)
+        self.loose.append(re.compile(_pattern([*items, b"\r"], loose=True), re.DOTALL).fullmatch)
 
         d = 4
         self.emit(d - 1, f"{'if' if idx == 0 else 'elif'} k == {rec.type.encode('latin-1')!r}:")
@@ -273,13 +320,33 @@ class _Generator:
         self.emit(d, "if m is None:")
         self.emit(d + 1, "break")
         self.emit(d, f"{', '.join(groups)}, = m.groups()")
-        # The field checks a pattern cannot say, remembered per value.
-        for f in remembered:
-            memo, fill = self.memo(f)
-            x = var[f.name]
-            self.emit(d, f"v{x} = {memo}.get({x}) or {fill}({x})")
-            self.emit(d, f"if v{x} is _BAD:")
-            self.emit(d + 1, "break")
+        # The field checks a pattern cannot say, remembered per value; a prestatie date
+        # also against this file's period and invoice date, remembered for this file.
+        for unit in units:
+            if unit[0] not in remembered:
+                continue
+            memo, fill = self.memo(unit)
+            x = var[unit[0].name]
+            name = unit[0].name
+            if not (prestatie and name in _PRESTATIE_DATES):
+                self.emit(d, f"v{x} = {memo}.get({x}) or {fill}({x})")
+                self.emit(d, f"if not v{x}:")
+                self.emit(d + 1, "break")
+                continue
+            seen = f"P{len(self.date_sets)}"
+            self.date_sets.append((seen, rec.type, name))
+            self.emit(d, f"if {x} not in {seen}:")
+            self.emit(d + 1, f"v{x} = {memo}.get({x}) or {fill}({x})")
+            self.emit(d + 1, f"if not v{x}:")
+            self.emit(d + 2, "break")
+            self.emit(d + 1, f"if v{x} is not _NO_DATE:")
+            if name == "prestatie_date":
+                self.emit(d + 2, f"if begin and end and not (begin <= v{x} <= end):")
+                self.emit(d + 3, "break")
+            self.emit(d + 2, f"if invoice and v{x} > invoice:")
+            self.emit(d + 3, "break")
+            self.emit(d + 1, f"if len({seen}) < LIMIT:")
+            self.emit(d + 2, f"{seen}.add({x})")
         # Position: the parent record is in the chain (nothing changes when the record
         # follows one of its own type under the same parent).
         parent, kind = rec.parent, rec.type
@@ -307,7 +374,7 @@ class _Generator:
         # Nothing to report: the record changes the state as the slow path would.
         self.emit(d, "if on_record is not None:")
         raw = f"block[pos : pos + {self.layout.record_length}]"
-        self.emit(d + 1, f"on_record(Record({lay}, {raw}, base + j + 1))")
+        self.emit(d + 1, f"on_record(Record({lay}, {raw}, base + LINENO + 1))")
         self.emit(d, "if grow:")
         self.emit(d + 1, f"while chain[-1] != {parent!r}:")
         self.emit(d + 2, "chain.pop()")
@@ -315,9 +382,8 @@ class _Generator:
         self.emit(d, "detail += 1")
         if retour:
             self.emit(d, "last_id = rid")
-        else:
-            self.emit(d, "if rid > last_id:")
-            self.emit(d + 1, "last_id = rid")
+        # (In a declaration each record read here has NUM040 = detail, the highest yet:
+        # the last one read sets last_id, when the loop ends.)
         self.emit(d, f"c{idx} += 1")
         if prestatie and rec.has("reference"):
             self.emit(d, "if ref:")
@@ -327,7 +393,7 @@ class _Generator:
                 if rec.has("previous_reference"):
                     prev = var["previous_reference"]
                     self.emit(d + 1, f"if {n} < 0 and {prev}.rstrip(b' '):")
-                    self.emit(d + 2, f"credits.append(({prev}, {n}, base + j + 1, {lay}))")
+                    self.emit(d + 2, f"credits.append(({prev}, {n}, base + LINENO + 1, {lay}))")
             else:
                 self.emit(d + 1, "refs[ref] = None")
         for f in rec.fields:
@@ -343,16 +409,7 @@ class _Generator:
         amount: str | None,
     ) -> None:
         """The prestatie checks of ``Validator._check_prestatie``."""
-        for name in _PRESTATIE_DATES:
-            if not rec.has(name):
-                continue
-            v = f"v{var[name]}"
-            self.emit(d, f"if {v} is not _NO_DATE:")
-            if name == "prestatie_date":
-                self.emit(d + 1, f"if begin and end and not (begin <= {v} <= end):")
-                self.emit(d + 2, "break")
-            self.emit(d + 1, f"if invoice and {v} > invoice:")
-            self.emit(d + 2, "break")
+        # (The dates are checked with the remembered field checks.)
         if all(rec.has(n) for n in _PRODUCT):
             t, n, c = (value[x] for x in _PRODUCT)
             self.emit(d, f"if {t} * {n} != abs({c}):")
@@ -372,7 +429,8 @@ class _Generator:
             self.record(idx, rec)
         counters = [f"c{i}" for i in range(len(records))]
         head = [
-            "def run(v, block, starts, i, n, base):",
+            "def run(v, block, starts, i, n, base, matchers):",
+            f"    {', '.join(f'R{i}' for i in range(len(records)))}, = matchers",
             "    s = v._s",
             "    chain = s.chain",
             "    if s.seen_last or not chain:",
@@ -388,22 +446,51 @@ class _Generator:
         ]
         if self.totals:
             head.append(f"    {' = '.join(self.totals.values())} = 0")
+        for seen, kind, name in self.date_sets:
+            key = f"({kind!r}, {name!r}, begin, end, invoice)"
+            head += [
+                f"    {seen} = s.dates_passed.get({key})",
+                f"    if {seen} is None:",
+                f"        {seen} = s.dates_passed[{key}] = set()",
+            ]
+        self.namespace["LIMIT"] = MEMO_LIMIT
+        step = self.layout.record_length + 2
+        body = self.body
         head += [
             "    j = i",
             "    try:",
-            "        while j < n:",
-            "            pos = starts[j]",
-            f"            if starts[j + 1] - pos != {self.layout.record_length + 2}:",
-            "                break",
-            "            k = block[pos : pos + 2]",
+            "        if starts.__class__ is range:  # every line a record's length",
+            "            for pos in starts[i:n]:",
+            "                k = block[pos : pos + 2]",
+            *("    " + line.replace("LINENO", f"pos // {step}") for line in body),
+            "                else:",
+            "                    break",
+            "            else:",
+            "                pos = starts[n]",
+            f"            j = pos // {step}",
+            "        else:",
+            "            while j < n:",
+            "                pos = starts[j]",
+            f"                if starts[j + 1] - pos != {step}:",
+            "                    break",
+            "                k = block[pos : pos + 2]",
+            *("    " + line.replace("LINENO", "j") for line in body),
+            "                else:",
+            "                    break",
+            "                j += 1",
         ]
         tail = [
-            "            else:",
-            "                break",
-            "            j += 1",
             "    finally:",
             "        s.detail_count = detail",
             "        s.last_record_id = last_id",
+            *(
+                []
+                if self.layout.kind == "retour"
+                else [
+                    "        if j > i and detail > last_id:",
+                    "            s.last_record_id = detail",
+                ]
+            ),
             "        v._records += j - i",
             "        counts = v._counts",
         ]
@@ -412,12 +499,13 @@ class _Generator:
         for name, t in self.totals.items():
             tail += [f"        if {t}:", f"            s.totals[{name!r}] += {t}"]
         tail.append("    return j")
-        source = "\n".join([*head, *self.body, *tail]) + "\n"
+        source = "\n".join([*head, *tail]) + "\n"
         code = compile(source, f"<fast path of {self.layout.id}>", "exec")
         exec(code, self.namespace)  # noqa: S102 - the source is generated above from layout data
         return FastProgram(
             run=self.namespace["run"],
-            matchers=tuple(self.matchers),
+            strict=tuple(self.strict),
+            loose=tuple(self.loose),
             line_length=self.layout.record_length + 2,
             source=source,
             namespace=self.namespace,

@@ -142,6 +142,9 @@ class _State:
     # credit lines naming a previous reference: (its previous_reference field as it stands,
     # amount, line number, record layout), checked against the debits at the end
     credits: list[tuple[bytes, int, int, RecordLayout]] = field(default_factory=list)
+    # The fast path's memory of prestatie date values that passed the date checks, per
+    # (record type, field, period begin, period end, invoice date).
+    dates_passed: dict[tuple[object, ...], set[bytes]] = field(default_factory=dict)
 
 
 class Validator:
@@ -264,11 +267,11 @@ class Validator:
                 for event in reader.line_events(line):
                     self._event(event)
             return
-        starts = fast.starts(block)
+        starts, matchers = fast.plan(block)
         base = reader.lines_read
         i, n = 0, len(starts) - 1
         while i < n:
-            j = fast.run(self, block, starts, i, n, base)
+            j = fast.run(self, block, starts, i, n, base, matchers)
             reader.count_lines(j - i)
             if j == n:
                 return

@@ -1,9 +1,20 @@
 """The checks an insurer's intake makes on an EI file, in one streaming pass.
 
-:class:`Validator` takes the file in chunks (any size) and keeps only counters, the last
-few records it needs for cross-record checks, and one 64-bit digest per reference number,
-so a file of a million records is checked in bounded memory. Every finding carries its
-line number, record type, field, positions, value and Vektis retourcode.
+:class:`Validator` takes the file in chunks (any size) and keeps counters, the record
+types above the current one, and the reference numbers of the prestatie records read so
+far. Its memory is bounded by the chunk and the record length except for that last part,
+which grows with the file: one entry per distinct reference number, each the number's
+bytes and the amount of its debit line, about 110 bytes (measured by
+``tests/benchmarks/codec.py``: ~32 MiB for 300,000 prestaties, ~110 MiB for a million),
+plus a small entry per credit line that names a previous reference. Uniqueness in the
+whole file cannot be told with less than one entry per number kept; what bounds it in the
+gateway is the upload limit (``max_upload_bytes``, 20 MB by default: some 64,000 records
+of 310 positions, under 8 MiB of references). Every finding carries its line number,
+record type, field, positions, value and Vektis retourcode.
+
+Most records are checked by a fast path generated from the layout (:mod:`gateway.ei.fast`),
+which gives the same findings as the checks below: a record it cannot vouch for is read
+by them.
 
 Checks, by retourcode (see ``schemas/retourcodes.xml`` for which codes are modelled):
 

@@ -4,11 +4,11 @@
 types above the current one, and the reference numbers of the prestatie records read so
 far. Its memory is bounded by the chunk and the record length except for that last part,
 which grows with the file: one entry per distinct reference number, each the number's
-bytes and the amount of its debit line, about 110 bytes (measured by
-``tests/benchmarks/codec.py``: ~32 MiB for 300,000 prestaties, ~110 MiB for a million),
-plus a small entry per credit line that names a previous reference. Uniqueness in the
-whole file cannot be told with less than one entry per number kept; what bounds it in the
-gateway is the upload limit (``max_upload_bytes``, 20 MB by default: some 64,000 records
+bytes and the amount of its debit line, 110–150 bytes at the peak (measured by
+``tests/benchmarks/codec.py``: 8 MiB for 75,000 prestaties, 109 MiB for 750,000), plus a
+small entry per credit line that names a previous reference. Telling uniqueness over the
+whole file in one pass takes every number seen; what bounds it in the gateway is the
+upload limit (``max_upload_bytes``, 20 MB by default: some 64,000 records
 of 310 positions, under 8 MiB of references). Every finding carries its line number,
 record type, field, positions, value and Vektis retourcode.
 

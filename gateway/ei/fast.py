@@ -19,8 +19,9 @@ Everything is derived from the layout data, nothing from today's standards:
   folded in, a group for each field a later check needs, and the CR at the end;
 * the field checks that depend on the value only (real dates, BSN eleven-proof, AGB code,
   UZOVI number) are the slow path's own :func:`~gateway.ei.validate.field_problem`,
-  remembered per distinct value (a bounded memo), so a BSN met in the 02 record costs a
-  dictionary look-up in each of its 04 records;
+  remembered per distinct value for the file being read (a bounded memo that ends with
+  the file), so a BSN met in the 02 record costs a dictionary look-up in each of its 04
+  records;
 * the record's position (its parent record in the chain), NUM040 numbering, the prestatie
   checks and the 99 totals, as the validator does them, with the layout's field names.
 
@@ -219,15 +220,14 @@ class _Generator:
     # --- building ------------------------------------------------------------------------
 
     def memo(self, fields: Sequence[FieldLayout]) -> tuple[str, str]:
-        """The names of the memo dictionary and its filler for adjacent fields like
-        ``fields`` (one value: their bytes together)."""
+        """The names of the memo dictionary (one per file: see ``run``) and its filler
+        for adjacent fields like ``fields`` (one value: their bytes together)."""
         key = tuple((f.type, f.kind, f.length, f.required, f.check) for f in fields)
         if key not in self.memos:
-            memo: dict[bytes, object] = {}
             check = self.field_check
             parts = [(f, f.start - fields[0].start, f.end - fields[0].start + 1) for f in fields]
 
-            def fill(raw: bytes) -> object:
+            def fill(memo: dict[bytes, object], raw: bytes) -> object:
                 """The verdict on ``raw``: a true value (for a date field: its date, or
                 _NO_DATE), remembered; or None, the value has a finding."""
                 verdict: object = True
@@ -246,7 +246,6 @@ class _Generator:
                 return verdict
 
             n = len(self.memos)
-            self.namespace[f"M{n}"] = memo
             self.namespace[f"F{n}"] = fill
             self.memos[key] = (f"M{n}", f"F{n}")
         return self.memos[key]
@@ -329,14 +328,14 @@ class _Generator:
             x = var[unit[0].name]
             name = unit[0].name
             if not (prestatie and name in _PRESTATIE_DATES):
-                self.emit(d, f"v{x} = {memo}.get({x}) or {fill}({x})")
+                self.emit(d, f"v{x} = {memo}.get({x}) or {fill}({memo}, {x})")
                 self.emit(d, f"if not v{x}:")
                 self.emit(d + 1, "break")
                 continue
             seen = f"P{len(self.date_sets)}"
             self.date_sets.append((seen, rec.type, name))
             self.emit(d, f"if {x} not in {seen}:")
-            self.emit(d + 1, f"v{x} = {memo}.get({x}) or {fill}({x})")
+            self.emit(d + 1, f"v{x} = {memo}.get({x}) or {fill}({memo}, {x})")
             self.emit(d + 1, f"if not v{x}:")
             self.emit(d + 2, "break")
             self.emit(d + 1, f"if v{x} is not _NO_DATE:")
@@ -446,6 +445,14 @@ class _Generator:
         ]
         if self.totals:
             head.append(f"    {' = '.join(self.totals.values())} = 0")
+        # The memos belong to the file (nothing read, BSNs included, outlives it).
+        if self.memos:
+            names = ", ".join(name for name, _ in self.memos.values())
+            head += [
+                "    if not s.memos:",
+                f"        s.memos = [{{}} for _ in range({len(self.memos)})]",
+                f"    {names}, = s.memos",
+            ]
         for seen, kind, name in self.date_sets:
             key = f"({kind!r}, {name!r}, begin, end, invoice)"
             head += [

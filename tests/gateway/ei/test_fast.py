@@ -242,8 +242,25 @@ def test_a_forgetful_memo_changes_nothing(monkeypatch: pytest.MonkeyPatch) -> No
     assert broken != data
     for raw in (data, broken, SAMPLES["kz301-kraamzorg-large.asc"]):
         _same(raw)
-    built = fast_module.program(REGISTRY.by_standard("KZ301"), field_problem, is_prestatie)
-    assert built is not None
-    memos = [v for k, v in built.namespace.items() if k.startswith("M")]
+    validator = Validator(REGISTRY)
+    validator.feed(SAMPLES["kz301-kraamzorg-large.asc"])
+    assert validator.close().valid
+    memos = validator._s.memos
     assert memos
     assert all(len(memo) <= 2 for memo in memos)
+    assert all(len(seen) <= 2 for seen in validator._s.dates_passed.values())
+
+
+def test_what_the_fast_path_remembers_belongs_to_one_file() -> None:
+    """No value read (a BSN, say) outlives the file it was read from."""
+    first = Validator(REGISTRY)
+    first.feed(SAMPLES["kz301-kraamzorg-large.asc"])
+    first.close()
+    second = Validator(REGISTRY)
+
+    assert any(first._s.memos)
+    assert not second._s.memos
+    built = fast_module.program(REGISTRY.by_standard("KZ301"), field_problem, is_prestatie)
+    assert built is not None
+    kept = [k for k, v in built.namespace.items() if isinstance(v, dict | set) and v]
+    assert kept == ["__builtins__"]

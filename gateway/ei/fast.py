@@ -137,6 +137,24 @@ def _guard(f: FieldLayout) -> bytes:
     return guard
 
 
+def _samples(f: FieldLayout) -> list[bytes]:
+    """Values of every shape the field's pattern lets through, for :func:`_guard_agrees`."""
+    n = f.length
+    values = [b"0" * n, b" " * n, b"1" * n, b"9" * n, b"A" * n, b"1".rjust(n, b"0")]
+    values += [b"1".ljust(n), b"0" * (n - 1) + b"C", b"0" * (n - 1) + b"D"]
+    values += [b"1".rjust(n - 1, b"0") + b"C", b"C" * n, b"D" * n]
+    return values
+
+
+def _guard_agrees(f: FieldLayout, field_check: FieldCheck) -> bool:
+    """Whether the guard says all that ``field_check`` says about the field's values of
+    every shape: no value the guarded pattern lets through has a finding. False when the
+    slow path has learnt a rule this module does not know (the record type then stays
+    with the slow path)."""
+    guarded = re.compile(_guard(f) + f.pattern())
+    return all(field_check(f, value) is None for value in _samples(f) if guarded.fullmatch(value))
+
+
 def _runs(f: FieldLayout) -> list[tuple[bytes, int]] | None:
     """The field's pattern as runs of one character class, or None when it is not one
     this module knows (the record type is then left to the slow path)."""
@@ -210,6 +228,9 @@ class _Generator:
         if any(f.kind == "date" and (f.type != "N" or f.length != 8) for f in rec.fields):
             return False
         if any(f.kind == "amount" and f.check for f in rec.fields):
+            return False
+        remembered = [f for f in rec.checked if f.check or f.kind == "date"]
+        if not all(_guard_agrees(f, self.field_check) for f in rec.checked if f not in remembered):
             return False
         if self.is_prestatie(rec):
             for name in (*_PRODUCT, *_LINE_AMOUNT):

@@ -17,8 +17,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gateway.ei import Record, Validator, load_layouts
+from gateway.ei import FieldLayout, Record, RecordLayout, Validator, load_layouts
 from gateway.ei import fast as fast_module
+from gateway.ei import validate as validate_module
 from gateway.ei.validate import field_problem, is_prestatie
 from tests.benchmarks.codec import build_declaration
 from tests.factories import kz301, vk301, zh308
@@ -264,3 +265,31 @@ def test_what_the_fast_path_remembers_belongs_to_one_file() -> None:
     assert built is not None
     kept = [k for k, v in built.namespace.items() if isinstance(v, dict | set) and v]
     assert kept == ["__builtins__"]
+
+
+def test_a_rule_the_fast_path_does_not_know_leaves_its_record_type_to_the_slow_path(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Should the slow path learn a field rule that the generated patterns do not say
+    (here: a mandatory number may not be zero), the record types with such a field are
+    left to it, and both paths still agree."""
+
+    def stricter(f: FieldLayout, raw: bytes) -> tuple[str, str] | None:
+        if f.kind == "number" and f.required == "M" and raw.strip(b"0") == b"":
+            return "0806", "zero"
+        return field_problem(f, raw)
+
+    monkeypatch.setattr(validate_module, "field_problem", stricter)
+    monkeypatch.setattr(fast_module, "_programs", {})
+    layout = REGISTRY.by_standard("KZ301")
+    built = fast_module.program(layout, stricter, is_prestatie)
+    assert built is not None
+    kinds = {v.type for v in built.namespace.values() if isinstance(v, RecordLayout)}
+    assert kinds == {"03"}  # 02 and 04 have mandatory numbers, 03 has none
+
+    lines = kz301(REGISTRY, lines=2).split(b"\r\n")
+    house = layout.record("02").field("house_number")
+    lines[1] = lines[1][: house.start - 1] + b"0" * house.length + lines[1][house.end :]
+    data = b"\r\n".join(lines)
+    assert "0806" in {f.retourcode for f in _run([data], fast=False)[1]}  # type: ignore[attr-defined]
+    _same(data)

@@ -74,7 +74,8 @@ def field_problem(f: FieldLayout, raw: bytes) -> tuple[str, str] | None:
     lists, as (retourcode, message), or None: mandatory and empty, no real date, a zero
     amount marked credit, a BSN, AGB code or UZOVI number of the wrong form.
 
-    It depends on the field's bytes and layout only, so the fast path may remember it.
+    It depends on the field's bytes and layout only, so the fast path may remember it
+    (and checks, when it generates its code, that its patterns say as much as this).
     """
     empty = f.is_empty(raw)
     if f.required == "M" and empty:
@@ -323,6 +324,11 @@ class Validator:
                 chain.append(bad.kind)
 
     def _check(self, rec: Record) -> None:
+        # The fast path (gateway.ei.fast) stands in for this method on records it finds
+        # clean, and must change the state exactly as this does for them. A new field rule
+        # belongs in field_problem (the fast path then follows by itself); a new
+        # cross-record check needs its counterpart there, or its record types left out
+        # in _Generator.supported. tests/gateway/ei/test_fast.py tells when they differ.
         layout = self._reader.layout
         assert layout is not None
         s = self._s

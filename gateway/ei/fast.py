@@ -60,7 +60,7 @@ MEMO_LIMIT = 1 << 16  # remembered values per kind of field, then forgotten at o
 _NO_DATE = object()  # an empty date field
 _AN_CLASS = rb"[\x20-\x7e\xa0-\xff]"
 _DIGIT = rb"[0-9]"
-_AN_CRLF = bytes([*range(0x20, 0x7F), *range(0xA0, 0x100), 0x0D, 0x0A])  # AN bytes, CR, LF
+_AN = bytes([*range(0x20, 0x7F), *range(0xA0, 0x100)])  # the bytes an AN field may hold
 _PRESTATIE_DATES = ("prestatie_date", "prestatie_end_date")
 _PRODUCT = ("tariff", "number_performed", "calculated_amount")
 _LINE_AMOUNT = ("declared_amount", "calculated_amount")
@@ -90,9 +90,14 @@ class FastProgram:
         size = len(block) + 1
         if size % step == 0:
             lines = size // step
-            if block.count(b"\n") == lines - 1 == block[step - 1 :: step].count(b"\n"):
-                clean = block.count(b"\r") == lines and not block.translate(None, _AN_CRLF)
-                return range(0, size + step, step), self.loose if clean else self.strict
+            if block[step - 1 :: step].count(b"\n") == lines - 1:  # LFs where lines end
+                # What is not an AN byte: only those LFs and a CR before each.
+                if block.translate(None, _AN) == b"\r\n" * (lines - 1) + b"\r" and (
+                    block[step - 2 :: step].count(b"\r") == lines
+                ):
+                    return range(0, size + step, step), self.loose
+                if block.count(b"\n") == lines - 1:  # no other LF
+                    return range(0, size + step, step), self.strict
         starts = [0]
         at = block.find(b"\n")
         while at >= 0:

@@ -38,13 +38,18 @@ EQUAL = settings(
 )
 
 
-def _run(pieces: Iterable[bytes], *, fast: bool, max_findings: int = 1000) -> tuple[object, ...]:
+def _run(
+    pieces: Iterable[bytes], *, fast: bool, max_findings: int = 1000, watch: bool = True
+) -> tuple[object, ...]:
+    """The result, and the records handed to ``on_record`` (none given unless ``watch``)."""
     records: list[tuple[str, bytes, int]] = []
 
     def seen(rec: Record) -> None:
         records.append((rec.type, rec.raw, rec.number))
 
-    validator = Validator(REGISTRY, max_findings=max_findings, on_record=seen, fast=fast)
+    validator = Validator(
+        REGISTRY, max_findings=max_findings, on_record=seen if watch else None, fast=fast
+    )
     for piece in pieces:
         validator.feed(piece)
     result = validator.close()
@@ -65,6 +70,8 @@ def _same(data: bytes, pieces: Sequence[bytes] | None = None, max_findings: int 
     slow = _run(pieces, fast=False, max_findings=max_findings)
     quick = _run(pieces, fast=True, max_findings=max_findings)
     assert quick == slow
+    unwatched = _run(pieces, fast=True, max_findings=max_findings, watch=False)
+    assert unwatched[:-1] == slow[:-1]
 
 
 # --- every fixture ---------------------------------------------------------------------------

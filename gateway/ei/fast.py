@@ -27,7 +27,8 @@ Everything is derived from the layout data, nothing from today's standards:
 
 The code is generated as Python source per standard (like :mod:`dataclasses` does) and
 compiled once per process; a record type whose fields do not fit what the generator knows
-(a numeric field typed AN, a date that is not 8 digits) is simply left to the slow path.
+(a numeric field typed AN, a date that is not 8 digits, a field rule of the slow path that
+its patterns do not say) is simply left to the slow path.
 """
 
 from __future__ import annotations
@@ -107,19 +108,23 @@ class FastProgram:
         return starts, self.strict
 
 
-_programs: dict[int, tuple[Layout, FastProgram | None]] = {}
+_PROGRAMS_KEPT = 64  # layouts loaded again (tests, reloads) do not pile up
+_programs: dict[tuple[int, FieldCheck], tuple[Layout, FastProgram | None]] = {}
 
 
 def program(
     layout: Layout, field_check: FieldCheck, is_prestatie: Callable[[RecordLayout], bool]
 ) -> FastProgram | None:
-    """The fast path of ``layout`` (built once per layout and process), or None when no
-    record type of it can take the fast path."""
-    cached = _programs.get(id(layout))
+    """The fast path of ``layout`` for the field rules ``field_check`` (built once per
+    layout and process), or None when no record type of it can take the fast path."""
+    key = (id(layout), field_check)
+    cached = _programs.get(key)
     if cached is not None and cached[0] is layout:
         return cached[1]
     built = _Generator(layout, field_check, is_prestatie).build()
-    _programs[id(layout)] = (layout, built)
+    while len(_programs) >= _PROGRAMS_KEPT:
+        del _programs[next(iter(_programs))]
+    _programs[key] = (layout, built)
     return built
 
 

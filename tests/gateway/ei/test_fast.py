@@ -300,3 +300,13 @@ def test_a_rule_the_fast_path_does_not_know_leaves_its_record_type_to_the_slow_p
     data = b"\r\n".join(lines)
     assert "0806" in {f.retourcode for f in _run([data], fast=False)[1]}  # type: ignore[attr-defined]
     _same(data)
+
+
+def test_programs_of_layouts_loaded_again_do_not_pile_up(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(fast_module, "_PROGRAMS_KEPT", 2)
+    monkeypatch.setattr(fast_module, "_programs", {})
+    layouts = REGISTRY.standards()[:3]
+    built = [fast_module.program(layout, field_problem, is_prestatie) for layout in layouts]
+
+    assert len(fast_module._programs) == 2
+    assert fast_module.program(layouts[2], field_problem, is_prestatie) is built[2]

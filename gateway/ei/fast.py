@@ -34,6 +34,7 @@ its patterns do not say) is simply left to the slow path.
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -110,6 +111,7 @@ class FastProgram:
 
 _PROGRAMS_KEPT = 64  # layouts loaded again (tests, reloads) do not pile up
 _programs: dict[tuple[int, FieldCheck], tuple[Layout, FastProgram | None]] = {}
+_programs_lock = threading.Lock()
 
 
 def program(
@@ -118,14 +120,15 @@ def program(
     """The fast path of ``layout`` for the field rules ``field_check`` (built once per
     layout and process), or None when no record type of it can take the fast path."""
     key = (id(layout), field_check)
-    cached = _programs.get(key)
-    if cached is not None and cached[0] is layout:
-        return cached[1]
-    built = _Generator(layout, field_check, is_prestatie).build()
-    while len(_programs) >= _PROGRAMS_KEPT:
-        del _programs[next(iter(_programs))]
-    _programs[key] = (layout, built)
-    return built
+    with _programs_lock:  # validators run on several threads of the gateway
+        cached = _programs.get(key)
+        if cached is not None and cached[0] is layout:
+            return cached[1]
+        built = _Generator(layout, field_check, is_prestatie).build()
+        while len(_programs) >= _PROGRAMS_KEPT:
+            del _programs[next(iter(_programs))]
+        _programs[key] = (layout, built)
+        return built
 
 
 def _numeric(f: FieldLayout) -> bool:

@@ -8,9 +8,9 @@ bytes and the amount of its debit line, 110–150 bytes at the peak (measured by
 ``tests/benchmarks/codec.py``: 8 MiB for 75,000 prestaties, 109 MiB for 750,000), plus a
 small entry per credit line that names a previous reference. Telling uniqueness over the
 whole file in one pass takes every number seen; what bounds it in the gateway is the
-upload limit (``max_upload_bytes``, 20 MB by default: some 64,000 records
-of 310 positions, under 8 MiB of references). Every finding carries its line number,
-record type, field, positions, value and Vektis retourcode.
+upload limit (``max_upload_bytes``, 20 MB by default: some 64,000 records of 310
+positions, under 8 MiB of references). Every finding carries its line number, record
+type, field, positions, value and Vektis retourcode.
 
 Most records are checked by a fast path generated from the layout (:mod:`gateway.ei.fast`),
 which gives the same findings as the checks below: a record it cannot vouch for is read

@@ -12,6 +12,7 @@ the record count and the counts per record type, the header, and the records han
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -310,3 +311,13 @@ def test_programs_of_layouts_loaded_again_do_not_pile_up(monkeypatch: pytest.Mon
 
     assert len(fast_module._programs) == 2
     assert fast_module.program(layouts[2], field_problem, is_prestatie) is built[2]
+
+
+def test_validators_on_several_threads_agree_with_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    """As the gateway runs them on its worker threads, programs being built meanwhile."""
+    monkeypatch.setattr(fast_module, "_programs", {})
+    names = sorted(SAMPLES)
+    alone = {name: _run([SAMPLES[name]], fast=False) for name in names}
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        together = list(pool.map(lambda name: _run([SAMPLES[name]], fast=True), names * 3))
+    assert together == [alone[name] for name in names * 3]

@@ -37,6 +37,7 @@ import re
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from itertools import pairwise
 from typing import TYPE_CHECKING, Any
 
 from gateway.ei.findings import EIError
@@ -223,8 +224,8 @@ class _Generator:
         self.body: list[str] = []
         self.strict: list[Matcher] = []
         self.loose: list[Matcher] = []
-        # (variable, record type, field) of each set of prestatie dates passed in a file
-        self.date_sets: list[tuple[str, str, str]] = []
+        # (variable, key) of each set of values that passed a check in this file
+        self.passed: list[tuple[str, str]] = []
 
     # --- what the fast path handles ------------------------------------------------------
 
@@ -301,7 +302,21 @@ class _Generator:
             wanted |= {*_PRESTATIE_DATES, *_PRODUCT, *_LINE_AMOUNT, "reference"}
             wanted |= {"previous_reference"}
         remembered = [f for f in rec.checked if f.check or f.kind == "date"]
-        captured = [f for f in rec.fields if f.name in wanted or f.total or f in remembered]
+        amount = next((n for n in _LINE_AMOUNT if rec.has(n)), None) if prestatie else None
+        # Tariff, number and calculated amount side by side are read as one value, and
+        # tariff × number checked once per distinct value in the file.
+        product: list[FieldLayout] = []
+        if prestatie and all(rec.has(n) for n in _PRODUCT):
+            span = sorted((rec.field(n) for n in _PRODUCT), key=lambda f: f.start)
+            if all(a.end + 1 == b.start for a, b in pairwise(span)) and not any(
+                f.total or f in remembered or f.name == amount for f in span
+            ):
+                product = span
+        captured = [
+            f
+            for f in rec.fields
+            if (f.name in wanted or f.total or f in remembered) and f not in product
+        ]
         # Neighbouring fields that only need a remembered check share one group and one
         # look-up (the BSN and the UZOVI number, say); a date keeps its own (its value).
         units: list[list[FieldLayout]] = []
@@ -323,12 +338,17 @@ class _Generator:
         groups: list[str] = []
         items: list[tuple[bytes, int] | bytes] = []
         for f in rec.fields:
+            if product and f is product[0]:
+                items.append(b"(")
+                groups.append("xp")
             if f in rec.checked and f not in remembered:
                 items.append(_guard(f))
             runs = _runs(f)
             assert runs is not None
             if f not in captured:
                 items += runs
+                if product and f is product[-1]:
+                    items.append(b")")
                 continue
             unit = unit_of.get(f.name)
             if unit is None:  # inside a unit begun by an earlier field
@@ -366,8 +386,8 @@ class _Generator:
                 self.emit(d, f"if not v{x}:")
                 self.emit(d + 1, "break")
                 continue
-            seen = f"P{len(self.date_sets)}"
-            self.date_sets.append((seen, rec.type, name))
+            seen = f"P{len(self.passed)}"
+            self.passed.append((seen, f"({rec.type!r}, {name!r}, begin, end, invoice)"))
             self.emit(d, f"if {x} not in {seen}:")
             self.emit(d + 1, f"v{x} = {memo}.get({x}) or {fill}({memo}, {x})")
             self.emit(d + 1, f"if not v{x}:")
@@ -401,9 +421,28 @@ class _Generator:
                     self.emit(d, f"n{x} = -int({x}) if {x}s == b'C' else int({x})")
                 else:
                     self.emit(d, f"n{x} = int({x})")
-        amount = next((n for n in _LINE_AMOUNT if rec.has(n)), None) if prestatie else None
+        if product:
+            seen = f"P{len(self.passed)}"
+            self.passed.append((seen, f"({rec.type!r}, 'tariff × number')"))
+            first = product[0].start
+            read = {}
+            for f in product:
+                a, b = f.start - first, f.end - first + 1
+                if f.kind != "amount":
+                    read[f.name] = f"int(xp[{a}:{b}])"
+                elif f.name == "calculated_amount":  # its size: the sign does not count
+                    read[f.name] = f"int(xp[{a}:{b - 1}])"
+                else:
+                    digits = f"int(xp[{a}:{b - 1}])"
+                    read[f.name] = f"(-{digits} if xp[{b - 1}] == 67 else {digits})"
+            t, n, c = (read[x] for x in _PRODUCT)
+            self.emit(d, f"if xp not in {seen}:")
+            self.emit(d + 1, f"if {t} * {n} != {c}:  # tariff × number = |calculated|")
+            self.emit(d + 2, "break")
+            self.emit(d + 1, f"if len({seen}) < LIMIT:")
+            self.emit(d + 2, f"{seen}.add(xp)")
         if prestatie:
-            self.prestatie(d, rec, var, value, amount)
+            self.prestatie(d, rec, var, value, amount, product_done=bool(product))
         # Nothing to report: the record changes the state as the slow path would.
         self.emit(d, "if on_record is not None:")
         raw = f"block[pos : pos + {self.layout.record_length}]"
@@ -440,10 +479,12 @@ class _Generator:
         var: dict[str, str],
         value: dict[str, str],
         amount: str | None,
+        *,
+        product_done: bool,
     ) -> None:
         """The prestatie checks of ``Validator._check_prestatie``."""
         # (The dates are checked with the remembered field checks.)
-        if all(rec.has(n) for n in _PRODUCT):
+        if not product_done and all(rec.has(n) for n in _PRODUCT):
             t, n, c = (value[x] for x in _PRODUCT)
             self.emit(d, f"if {t} * {n} != abs({c}):")
             self.emit(d + 1, "break")
@@ -487,12 +528,11 @@ class _Generator:
                 f"        s.memos = [{{}} for _ in range({len(self.memos)})]",
                 f"    {names}, = s.memos",
             ]
-        for seen, kind, name in self.date_sets:
-            key = f"({kind!r}, {name!r}, begin, end, invoice)"
+        for seen, key in self.passed:
             head += [
-                f"    {seen} = s.dates_passed.get({key})",
+                f"    {seen} = s.passed.get({key})",
                 f"    if {seen} is None:",
-                f"        {seen} = s.dates_passed[{key}] = set()",
+                f"        {seen} = s.passed[{key}] = set()",
             ]
         self.namespace["LIMIT"] = MEMO_LIMIT
         step = self.layout.record_length + 2

@@ -157,10 +157,11 @@ class _State:
     # amount, line number, record layout), checked against the debits at the end
     credits: list[tuple[bytes, int, int, RecordLayout]] = field(default_factory=list)
     # The fast path's memory of this file: field values without a finding, per kind of
-    # field, and prestatie date values that passed the date checks, per (record type,
-    # field, period begin, period end, invoice date). See gateway.ei.fast.
+    # field, and values that passed a check, per check: prestatie dates per (record type,
+    # field, period begin, period end, invoice date), tariff × number per record type.
+    # See gateway.ei.fast.
     memos: list[dict[bytes, object]] = field(default_factory=list)
-    dates_passed: dict[tuple[object, ...], set[bytes]] = field(default_factory=dict)
+    passed: dict[tuple[object, ...], set[bytes]] = field(default_factory=dict)
 
 
 class Validator:

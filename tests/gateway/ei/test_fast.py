@@ -11,14 +11,24 @@ the record count and the counts per record type, the header, and the records han
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gateway.ei import FieldLayout, Record, RecordLayout, Validator, load_layouts
+from gateway.ei import (
+    FieldLayout,
+    LayoutRegistry,
+    Record,
+    RecordLayout,
+    Validator,
+    load_layouts,
+    validate_bytes,
+)
 from gateway.ei import fast as fast_module
 from gateway.ei import validate as validate_module
 from gateway.ei.validate import field_problem, is_prestatie
@@ -257,7 +267,7 @@ def test_a_forgetful_memo_changes_nothing(monkeypatch: pytest.MonkeyPatch) -> No
     memos = validator._s.memos
     assert memos
     assert all(len(memo) <= 2 for memo in memos)
-    assert all(len(seen) <= 2 for seen in validator._s.dates_passed.values())
+    assert all(len(seen) <= 2 for seen in validator._s.passed.values())
 
 
 def test_what_the_fast_path_remembers_belongs_to_one_file() -> None:
@@ -321,3 +331,37 @@ def test_validators_on_several_threads_agree_with_one(monkeypatch: pytest.Monkey
     with ThreadPoolExecutor(max_workers=4) as pool:
         together = list(pool.map(lambda name: _run([SAMPLES[name]], fast=True), names * 3))
     assert together == [alone[name] for name in names * 3]
+
+
+def _results(registry: LayoutRegistry, data: bytes, *, fast: bool) -> tuple[object, ...]:
+    result = validate_bytes(registry, data, fast=fast)
+    return (result.findings, result.records, dict(result.counts))
+
+
+def test_a_new_layout_just_works(tmp_path: Path) -> None:
+    """The fast path follows the layout files: here the tariff made an amount (with a
+    sign), in a copy of the layouts; a credit tariff is then caught by both paths."""
+    layouts = tmp_path / "layouts"
+    shutil.copytree(MESSAGES.parents[1] / "schemas" / "layouts", layouts)
+    frame = layouts / "frame-generic-310.xml"
+    text = frame.read_text(encoding="utf-8")
+    assert text.count('name="tariff" type="N" kind="number"') == 1
+    frame.write_text(
+        text.replace(
+            'name="tariff" type="N" kind="number"', 'name="tariff" type="N" kind="amount"'
+        ),
+        encoding="utf-8",
+    )
+    registry = load_layouts(layouts)
+    tariff = registry.by_standard("KZ301").record("04").field("tariff")
+    assert tariff.kind == "amount"
+    data = kz301(registry, lines=3)
+    lines = data.split(b"\r\n")
+    assert lines[2][tariff.end - 1 : tariff.end] == b"D"
+    lines[2] = lines[2][: tariff.end - 1] + b"C" + lines[2][tariff.end :]
+    credit = b"\r\n".join(lines)
+
+    for raw in (data, credit):
+        assert _results(registry, raw, fast=True) == _results(registry, raw, fast=False)
+    assert validate_bytes(registry, data).valid
+    assert "0612" in validate_bytes(registry, credit).retourcodes

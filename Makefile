@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint typecheck fixtures bench clean
+.PHONY: demo test lint typecheck fixtures bench bytecode clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -13,7 +13,14 @@ $(STAMP): pyproject.toml
 	# pyOpenSSL ships its own types; the old stub package (once a test dependency) would
 	# shadow them in a venv made before.
 	$(PY) -m pip uninstall --quiet --yes types-pyOpenSSL 2>/dev/null || true
+	$(MAKE) bytecode
 	touch $(STAMP)
+
+# Compiled bytecode for the gateway's own modules, as pip writes it for an installed
+# package: without it each command compiles them again at start (also when Python is told
+# not to write bytecode, it still reads it).
+bytecode:
+	$(PY) -m compileall -q gateway adapters
 
 demo: $(STAMP)
 	$(VENV)/bin/igo-gateway demo
@@ -34,7 +41,7 @@ typecheck: $(STAMP)
 fixtures: $(STAMP)
 	$(PY) fixtures/generate.py
 
-bench: $(STAMP)
+bench: $(STAMP) bytecode
 	$(PY) -m tests.benchmarks.codec
 
 clean:

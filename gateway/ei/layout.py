@@ -209,7 +209,7 @@ class RecordLayout:
     length: int
     fields: tuple[FieldLayout, ...]
     by_name: Mapping[str, FieldLayout] = field(repr=False, compare=False)
-    regex: re.Pattern[bytes] = field(repr=False, compare=False)
+    pattern: bytes = field(repr=False, compare=False)  # what a well-typed record matches
     blank: bytes = field(repr=False, compare=False)
     # Fields that need more than a type check, precomputed for the validator.
     checked: tuple[FieldLayout, ...] = field(repr=False, compare=False)
@@ -250,7 +250,7 @@ class RecordLayout:
             raise LayoutError(f"{source}: record {type_}: positions 1-2 must be the kenmerk field")
         if position == "detail" and "record_id" not in by_name:
             raise LayoutError(f"{source}: record {type_}: a detail record needs a record_id field")
-        regex = re.compile(b"".join(f.pattern() for f in ordered))
+        pattern = b"".join(f.pattern() for f in ordered)
         blank = b"".join(
             type_.encode("ascii") if f.kind == "kenmerk" else f.encode(None) for f in ordered
         )
@@ -266,11 +266,18 @@ class RecordLayout:
             length=length,
             fields=ordered,
             by_name=MappingProxyType(by_name),
-            regex=regex,
+            pattern=pattern,
             blank=blank,
             checked=checked,
             parent_keys=tuple(f for f in ordered if f.parent_key),
         )
+
+    @property
+    def regex(self) -> re.Pattern[bytes]:
+        """:attr:`pattern` compiled, when first needed (compiling every record type of
+        every standard would cost each command's start-up tens of milliseconds); later
+        calls find it in :mod:`re`'s cache."""
+        return re.compile(self.pattern)
 
     def field(self, name: str) -> FieldLayout:
         try:

@@ -118,16 +118,7 @@ class Reader:
             if self._skipping:
                 self._skipping = False
                 continue
-            if len(line) > self._max_line:
-                # Told as when its end had not yet arrived, so that the finding does not
-                # depend on how the bytes were chunked.
-                self._line += 1
-                return self._bad(
-                    line[: self._max_line],
-                    "0804",
-                    f"line is longer than {self._max_line - 2} positions",
-                )
-            return self._line_event(line, ended=True)
+            return self._ended_line(line)
 
     def _compact(self) -> None:
         """Drop the bytes already returned (done only when the buffer runs dry, so that a
@@ -145,7 +136,55 @@ class Reader:
                 return
             yield event
 
+    # --- lines read by the caller ----------------------------------------------------------
+
+    def take_block(self) -> bytes | None:
+        """Every complete line now buffered, taken out of the buffer: the lines joined by
+        their LFs, without the last LF (a CR stays part of its line). None unless the
+        standard is known, nothing else is pending and a line is complete.
+
+        For a caller that reads lines itself (the validator's fast path). Such a caller
+        passes each line it does not handle itself to :meth:`line_events` and counts the
+        ones it does with :meth:`count_lines`, in file order, so that line numbers stay
+        right; what follows is read as if the lines had come through :meth:`next_event`.
+        """
+        if self.layout is None or self._skipping or self._pending:
+            return None
+        last = self._buf.rfind(b"\n", self._pos)
+        if last < 0:
+            return None
+        block = bytes(self._buf[self._pos : last])
+        del self._buf[: last + 1]
+        self._pos = 0
+        self._scan_from = 0
+        return block
+
+    def line_events(self, line: bytes) -> list[Record | BadLine]:
+        """The events of one line from :meth:`take_block`, as :meth:`next_event` would
+        return them."""
+        events = [self._ended_line(line)]
+        events += self._pending
+        self._pending.clear()
+        return events
+
+    def count_lines(self, lines: int) -> None:
+        """``lines`` lines from :meth:`take_block` were read by the caller."""
+        self._line += lines
+
     # --- internals -----------------------------------------------------------------------
+
+    def _ended_line(self, line: bytes) -> Record | BadLine:
+        """A line that ended with a line feed (which ``line`` no longer holds)."""
+        if len(line) > self._max_line:
+            # Told as when its end had not yet arrived, so that the finding does not
+            # depend on how the bytes were chunked.
+            self._line += 1
+            return self._bad(
+                line[: self._max_line],
+                "0804",
+                f"line is longer than {self._max_line - 2} positions",
+            )
+        return self._line_event(line, ended=True)
 
     def _overlong(self) -> BadLine:
         self._line += 1

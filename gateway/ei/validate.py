@@ -1,9 +1,20 @@
 """The checks an insurer's intake makes on an EI file, in one streaming pass.
 
-:class:`Validator` takes the file in chunks (any size) and keeps only counters, the last
-few records it needs for cross-record checks, and one 64-bit digest per reference number,
-so a file of a million records is checked in bounded memory. Every finding carries its
-line number, record type, field, positions, value and Vektis retourcode.
+:class:`Validator` takes the file in chunks (any size) and keeps counters, the record
+types above the current one, and the reference numbers of the prestatie records read so
+far. Its memory is bounded by the chunk and the record length except for that last part,
+which grows with the file: one entry per distinct reference number, each the number's
+bytes and the amount of its debit line, 110–150 bytes at the peak (measured by
+``tests/benchmarks/codec.py``: 8 MiB for 75,000 prestaties, 109 MiB for 750,000), plus a
+small entry per credit line that names a previous reference. Telling uniqueness over the
+whole file in one pass takes every number seen; what bounds it in the gateway is the
+upload limit (``max_upload_bytes``, 20 MB by default: some 64,000 records of 310
+positions, under 8 MiB of references). Every finding carries its line number, record
+type, field, positions, value and Vektis retourcode.
+
+Most records are checked by a fast path generated from the layout (:mod:`gateway.ei.fast`),
+which gives the same findings as the checks below: a record it cannot vouch for is read
+by them.
 
 Checks, by retourcode (see ``schemas/retourcodes.xml`` for which codes are modelled):
 
@@ -22,14 +33,14 @@ Checks, by retourcode (see ``schemas/retourcodes.xml`` for which codes are model
 
 from __future__ import annotations
 
-import hashlib
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date
 
+from gateway.ei.fast import FastProgram, program
 from gateway.ei.findings import EIError, Finding
-from gateway.ei.layout import FieldLayout, Layout, LayoutRegistry
+from gateway.ei.layout import FieldLayout, Layout, LayoutRegistry, RecordLayout
 from gateway.ei.reader import BadLine, Reader
 from gateway.ei.record import Record
 
@@ -56,9 +67,11 @@ def bsn_is_valid(bsn: str) -> bool:
     """The BSN eleven-proof: 9 digits, weights 9..2 and -1, sum divisible by 11, not 0."""
     if len(bsn) != 9 or not (bsn.isascii() and bsn.isdigit()):
         return False
-    digits = [int(c) for c in bsn]
-    total = sum(d * w for d, w in zip(digits[:8], range(9, 1, -1), strict=True)) - digits[8]
-    return total % 11 == 0 and total != 0 and int(bsn) != 0
+    d = bsn.encode("ascii")
+    # the weighted sum of the characters' codes, less the codes' part (48 × (44 - 1))
+    total = 9 * d[0] + 8 * d[1] + 7 * d[2] + 6 * d[3] + 5 * d[4] + 4 * d[5] + 3 * d[6]
+    total += 2 * d[7] - d[8] - 2064
+    return total % 11 == 0 and total != 0 and bsn != "000000000"
 
 
 def agb_is_valid(code: str) -> bool:
@@ -66,8 +79,41 @@ def agb_is_valid(code: str) -> bool:
     return len(code) == 8 and code.isdigit() and code[:2] != "00"
 
 
-def _digest(text: bytes) -> int:
-    return int.from_bytes(hashlib.blake2b(text, digest_size=8).digest(), "big")
+def field_problem(f: FieldLayout, raw: bytes) -> tuple[str, str] | None:
+    """What is wrong with a well-typed value of a field that :attr:`RecordLayout.checked`
+    lists, as (retourcode, message), or None: mandatory and empty, no real date, a zero
+    amount marked credit, a BSN, AGB code or UZOVI number of the wrong form.
+
+    It depends on the field's bytes and layout only, so the fast path may remember it
+    (and checks, when it generates its code, that its patterns say as much as this).
+    """
+    empty = f.is_empty(raw)
+    if f.required == "M" and empty:
+        return f.retourcode or "0803", "mandatory field is empty"
+    if f.kind == "date" and not empty:
+        # The record pattern only says "8 digits"; 20260231 matches it but is no date.
+        try:
+            f.decode(raw)
+        except EIError:
+            return f.retourcode or "0806", "not a valid date (CCYYMMDD)"
+    if empty or f.check is None:
+        if f.kind == "amount" and raw == b"0" * (f.length - 1) + b"C":
+            return "0631", "a zero amount must carry D, not C"
+        return None
+    text = raw.decode("latin-1")
+    if f.check == "bsn" and not bsn_is_valid(text):
+        return f.retourcode or "0435", "fails the eleven-proof"
+    if f.check == "agb" and not agb_is_valid(text):
+        return f.retourcode or "0807", "not a valid AGB code"
+    if f.check == "uzovi" and not (text.isdigit() and len(text) == 4):
+        return f.retourcode or "0018", "not a valid UZOVI number"
+    return None
+
+
+def is_prestatie(rec: RecordLayout) -> bool:
+    """Whether records of this type get the prestatie checks (dates, tariff × number,
+    reference numbers)."""
+    return rec.type == "04" or rec.has("prestatiecode")
 
 
 @dataclass(slots=True)
@@ -117,10 +163,18 @@ class _State:
     period: tuple[date | None, date | None] = (None, None)
     invoice_date: date | None = None
     totals: Counter[str] = field(default_factory=Counter)
-    references: set[int] = field(default_factory=set)
-    # digest of a debit line's reference -> its declared amount, for the 8062 check
-    debits: dict[int, int] = field(default_factory=dict)
-    credits: list[tuple[int, int, Record]] = field(default_factory=list)
+    # every reference number seen -> the amount of the last debit line that carries it
+    # (None: no debit line), for the 0588 and 8062 checks
+    references: dict[bytes, int | None] = field(default_factory=dict)
+    # credit lines naming a previous reference: (its previous_reference field as it stands,
+    # amount, line number, record layout), checked against the debits at the end
+    credits: list[tuple[bytes, int, int, RecordLayout]] = field(default_factory=list)
+    # The fast path's memory of this file: field values without a finding, per kind of
+    # field, and values that passed a check, per check: prestatie dates per (record type,
+    # field, period begin, period end, invoice date), tariff × number per record type.
+    # See gateway.ei.fast.
+    memos: list[dict[bytes, object]] = field(default_factory=list)
+    passed: dict[tuple[object, ...], set[bytes]] = field(default_factory=dict)
 
 
 class Validator:
@@ -133,10 +187,15 @@ class Validator:
         max_findings: int = DEFAULT_MAX_FINDINGS,
         expect: Layout | None = None,
         on_record: Callable[[Record], None] | None = None,
+        fast: bool = True,
     ) -> None:
         """``on_record`` sees every record read, in file order (one pass for callers that
-        need both the checks and the records)."""
+        need both the checks and the records). ``fast=False`` reads every record the slow
+        way (the fast path gives the same result; see :mod:`gateway.ei.fast`)."""
         self._reader = Reader(registry, layout=expect)
+        self._fast_enabled = fast
+        self._fast: FastProgram | None = None
+        self._fast_layout: Layout | None = None
         self._on_record = on_record
         self._findings: list[Finding] = []
         self._max = max_findings
@@ -183,17 +242,24 @@ class Validator:
     def _field_finding(
         self, rec: Record, f: FieldLayout, code: str, message: str, value: str | None = None
     ) -> None:
+        if value is None:
+            value = rec.raw[f.slice].decode("latin-1")
+        self._finding_at(rec.number, rec.type, f, code, message, value)
+
+    def _finding_at(
+        self, number: int, kind: str, f: FieldLayout, code: str, message: str, value: str
+    ) -> None:
         self._add(
             Finding(
-                record=rec.number,
-                kind=rec.type,
+                record=number,
+                kind=kind,
                 retourcode=code,
                 message=f"{f.label}: {message}",
                 field=f.id,
                 field_name=f.label,
                 start=f.start,
                 end=f.end,
-                value=rec.raw[f.slice].decode("latin-1") if value is None else value,
+                value=value,
             )
         )
 
@@ -203,19 +269,57 @@ class Validator:
     # --- the pass ------------------------------------------------------------------------
 
     def _drain(self) -> None:
+        reader = self._reader
         try:
-            for event in self._reader.events():
-                self._records += 1 if not _is_line_end_report(event) else 0
-                if isinstance(event, BadLine):
-                    self._add(event.finding)
-                    self._count_bad(event)
-                else:
-                    if self._on_record is not None:
-                        self._on_record(event)
-                    self._check(event)
+            while True:
+                if self._fast_enabled and reader.layout is not None:
+                    block = reader.take_block()
+                    if block is not None:
+                        self._read_block(block)
+                event = reader.next_event()
+                if not isinstance(event, Record | BadLine):  # NEED_DATA or END
+                    return
+                self._event(event)
         except EIError as exc:
             self._fatal = True
             self._add(exc.finding)
+
+    def _read_block(self, block: bytes) -> None:
+        """Complete lines, each checked by the fast path or, where it cannot vouch for a
+        record, by the slow one (see :mod:`gateway.ei.fast`)."""
+        reader = self._reader
+        layout = reader.layout
+        assert layout is not None
+        if self._fast_layout is not layout:
+            self._fast = program(layout, field_problem, is_prestatie)
+            self._fast_layout = layout
+        fast = self._fast
+        if fast is None:
+            for line in block.split(b"\n"):
+                for event in reader.line_events(line):
+                    self._event(event)
+            return
+        starts, matchers = fast.plan(block)
+        base = reader.lines_read
+        i, n = 0, len(starts) - 1
+        while i < n:
+            j = fast.run(self, block, starts, i, n, base, matchers)
+            reader.count_lines(j - i)
+            if j == n:
+                return
+            for event in reader.line_events(block[starts[j] : starts[j + 1] - 1]):
+                self._event(event)
+            i = j + 1
+
+    def _event(self, event: Record | BadLine) -> None:
+        self._records += 1 if not _is_line_end_report(event) else 0
+        if isinstance(event, BadLine):
+            self._add(event.finding)
+            self._count_bad(event)
+        else:
+            if self._on_record is not None:
+                self._on_record(event)
+            self._check(event)
 
     def _count_bad(self, bad: BadLine) -> None:
         """Keep counting and numbering across a line that could not be read, so that one
@@ -242,6 +346,11 @@ class Validator:
                 chain.append(bad.kind)
 
     def _check(self, rec: Record) -> None:
+        # The fast path (gateway.ei.fast) stands in for this method on records it finds
+        # clean, and must change the state exactly as this does for them. A new field rule
+        # belongs in field_problem (the fast path then follows by itself); a new
+        # cross-record check needs its counterpart there, or its record types left out
+        # in _Generator.supported. tests/gateway/ei/test_fast.py tells when they differ.
         layout = self._reader.layout
         assert layout is not None
         s = self._s
@@ -267,7 +376,7 @@ class Validator:
             self._check_header(rec, bad_fields)
         elif rec.layout.position == "last":
             self._check_trailer(rec, layout, bad_fields)
-        elif rec.type == "04" or rec.layout.has("prestatiecode"):
+        elif is_prestatie(rec.layout):
             self._check_prestatie(rec, bad_fields)
         for f in rec.layout.fields:
             if f.total and f.name not in bad_fields:
@@ -355,36 +464,9 @@ class Validator:
         for f in rec.layout.checked:
             if f.name in bad:
                 continue
-            raw = rec.raw[f.slice]
-            empty = f.is_empty(raw)
-            if f.required == "M" and empty:
-                self._field_finding(rec, f, f.retourcode or "0803", "mandatory field is empty")
-                bad.add(f.name)
-                continue
-            if f.kind == "date" and not empty:
-                # The record pattern only says "8 digits"; 20260231 matches it but is no date.
-                try:
-                    f.decode(raw)
-                except EIError:
-                    self._field_finding(
-                        rec, f, f.retourcode or "0806", "not a valid date (CCYYMMDD)"
-                    )
-                    bad.add(f.name)
-                    continue
-            if empty or f.check is None:
-                if f.kind == "amount" and raw == b"0" * (f.length - 1) + b"C":
-                    self._field_finding(rec, f, "0631", "a zero amount must carry D, not C")
-                    bad.add(f.name)
-                continue
-            text = raw.decode("latin-1")
-            if f.check == "bsn" and not bsn_is_valid(text):
-                self._field_finding(rec, f, f.retourcode or "0435", "fails the eleven-proof")
-                bad.add(f.name)
-            elif f.check == "agb" and not agb_is_valid(text):
-                self._field_finding(rec, f, f.retourcode or "0807", "not a valid AGB code")
-                bad.add(f.name)
-            elif f.check == "uzovi" and not (text.isdigit() and len(text) == 4):
-                self._field_finding(rec, f, f.retourcode or "0018", "not a valid UZOVI number")
+            problem = field_problem(f, rec.raw[f.slice])
+            if problem is not None:
+                self._field_finding(rec, f, *problem)
                 bad.add(f.name)
 
     def _check_record_id(self, rec: Record, layout: Layout, bad: set[str]) -> None:
@@ -496,23 +578,22 @@ class Validator:
             raw_ref = rec.raw_field("reference").rstrip(b" ")
             if raw_ref:
                 # A tariefrecord's reference is its own series, apart from the 04's.
-                key = _digest(raw_ref if rec.type == "04" else rec.raw[:2] + b":" + raw_ref)
-                if key in s.references:
+                key = raw_ref if rec.type == "04" else rec.raw[:2] + b":" + raw_ref
+                references = s.references
+                known = key in references
+                if known:
                     self._field_finding(
                         rec, lay.field("reference"), "8021", "used by another record in this file"
                     )
-                s.references.add(key)
                 amount = self._line_amount(rec, bad)
                 if amount is not None and amount >= 0:
-                    s.debits[key] = amount
-                prev = (
-                    rec.raw_field("previous_reference").rstrip(b" ")
-                    if lay.has("previous_reference")
-                    else b""
-                )
-                if amount is not None and amount < 0 and prev:
-                    series = prev if rec.type == "04" else rec.raw[:2] + b":" + prev
-                    s.credits.append((_digest(series), amount, rec))
+                    references[key] = amount
+                elif not known:
+                    references[key] = None
+                prev = rec.raw_field("previous_reference") if lay.has("previous_reference") else b""
+                if amount is not None and amount < 0 and prev.rstrip(b" "):
+                    series = prev if rec.type == "04" else rec.raw[:2] + b":" + prev.rstrip(b" ")
+                    s.credits.append((series, amount, rec.number, lay))
 
     @staticmethod
     def _line_amount(rec: Record, bad: set[str]) -> int | None:
@@ -578,13 +659,16 @@ class Validator:
                     f.retourcode or TRAILER,
                     f"the detail records add up to {s.totals[total]} eurocents",
                 )
-        for key, amount, rec in s.credits:
-            if s.debits.get(key) == -amount:
-                self._field_finding(
-                    rec,
-                    rec.layout.field("previous_reference"),
+        for prev, amount, number, lay in s.credits:
+            if s.references.get(prev.rstrip(b" ")) == -amount:
+                self._finding_at(
+                    number,
+                    lay.type,
+                    lay.field("previous_reference"),
                     "8062",
                     "credits a debit line of this same file with the identical amount",
+                    # the field's own value (a tariefrecord's series prefix left out)
+                    (prev if lay.type == "04" else prev[3:]).decode("latin-1"),
                 )
 
 
@@ -599,9 +683,12 @@ def validate_bytes(
     max_findings: int = DEFAULT_MAX_FINDINGS,
     expect: Layout | None = None,
     on_record: Callable[[Record], None] | None = None,
+    fast: bool = True,
 ) -> ValidationResult:
     """Validate a whole file given as bytes or as an iterable of chunks."""
-    validator = Validator(registry, max_findings=max_findings, expect=expect, on_record=on_record)
+    validator = Validator(
+        registry, max_findings=max_findings, expect=expect, on_record=on_record, fast=fast
+    )
     for chunk in [data] if isinstance(data, bytes) else data:
         validator.feed(chunk)
     return validator.close()

@@ -7,7 +7,7 @@ that this script keeps working.
 
 What is measured:
 
-* **parse** — a KZ301 file built in memory (default 100,000 records) fed to
+* **parse** — a KZ301 file built in memory (default 100,001 records) fed to
   :class:`~gateway.ei.Reader` in 64 KiB chunks; every record is produced, no field is
   decoded (decoding is lazy);
 * **parse + validate** — the same file through :class:`~gateway.ei.Validator`, which
@@ -15,20 +15,37 @@ What is measured:
 * **streaming memory** — a file of 1,000,000 records produced 64 KiB at a time by a
   generator (never held whole) and read by the Reader; peak memory traced with
   :mod:`tracemalloc`, for the full size and for a tenth of it, so that one can see it does
-  not grow with the file.
+  not grow with the file; and the same through the Validator, whose reference numbers do
+  grow with it (printed per reference);
+* **fast and slow path** — parse + validate in-process with the fast path (the default)
+  and with ``fast=False`` (every record through the slow checks);
+* **whole process** — ``igo-gateway validate`` (as ``python -m gateway.cli``) on the
+  100,001-record file and, for its start-up, on a 3-record file, each in its own process,
+  CPU seconds (user + system, the operating system's own accounting of the child), wall
+  seconds and peak RSS, median of ``--runs``. With ``--before DIR`` (a checkout of other
+  code) or ``--before-rev REV`` (a git revision, unpacked into a temporary directory) the
+  same commands of that code run in turn with this code's (A B A B ...), and the figures
+  are printed side by side. The gateway's modules are compiled to bytecode first in both
+  (as an installed package has them), so that neither pays for compiling at each start.
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
+import os
 import resource
+import statistics
+import subprocess
 import sys
+import tarfile
+import tempfile
 import time
 import tracemalloc
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date
+from pathlib import Path
 
 from gateway.ei import (
     FieldLayout,
@@ -47,7 +64,7 @@ from tests.factories import BSNS, header, insured, prestatie
 VALID_BSNS = tuple(bsn for bsn in BSNS if bsn_is_valid(bsn))
 
 CHUNK = 64 * 1024
-PARSE_RECORDS = 100_000
+PARSE_RECORDS = 100_001  # as in issue 17: a 01, 99,999 details and a 99
 STREAM_RECORDS = 1_000_000
 REPEAT = 3
 PRESTATIES_PER_CLIENT = 3  # each client's 02 record is followed by this many 04 records
@@ -216,10 +233,10 @@ def count_parsed(registry: LayoutRegistry, pieces: Iterable[bytes]) -> int:
     return count
 
 
-def count_validated(registry: LayoutRegistry, pieces: Iterable[bytes]) -> int:
+def count_validated(registry: LayoutRegistry, pieces: Iterable[bytes], *, fast: bool = True) -> int:
     """Validate ``pieces``; the number of records, or an error if the file is not valid
     (a benchmark of a file with findings would measure the wrong thing)."""
-    validator = Validator(registry)
+    validator = Validator(registry, fast=fast)
     for piece in pieces:
         validator.feed(piece)
     result = validator.close()
@@ -243,8 +260,10 @@ def bench_parse(registry: LayoutRegistry, data: bytes, repeat: int = REPEAT) -> 
     return _best(lambda: count_parsed(registry, chunks(data)), repeat)
 
 
-def bench_validate(registry: LayoutRegistry, data: bytes, repeat: int = REPEAT) -> Throughput:
-    return _best(lambda: count_validated(registry, chunks(data)), repeat)
+def bench_validate(
+    registry: LayoutRegistry, data: bytes, repeat: int = REPEAT, *, fast: bool = True
+) -> Throughput:
+    return _best(lambda: count_validated(registry, chunks(data), fast=fast), repeat)
 
 
 def bench_stream_memory(registry: LayoutRegistry, records: int) -> StreamMemory:
@@ -268,6 +287,122 @@ def bench_stream_memory(registry: LayoutRegistry, records: int) -> StreamMemory:
     finally:
         tracemalloc.stop()
     return StreamMemory(parsed, streamed, peak, seconds)
+
+
+@dataclass(frozen=True, slots=True)
+class ValidatorMemory:
+    records: int
+    references: int  # distinct reference numbers kept
+    peak_bytes: int  # traced while streaming through the Validator
+
+    @property
+    def per_reference(self) -> float:
+        return self.peak_bytes / self.references if self.references else 0.0
+
+
+def bench_validator_memory(registry: LayoutRegistry, records: int) -> ValidatorMemory:
+    """Stream a generated file through the Validator under :mod:`tracemalloc`: what grows
+    with the file is its set of reference numbers."""
+    gc.collect()
+    tracemalloc.start()
+    try:
+        validator = Validator(registry)
+        for piece in stream_declaration(registry, records):
+            validator.feed(piece)
+        result = validator.close()
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    if not result.valid:
+        raise RuntimeError(f"the benchmark file is not valid: {result.findings[:3]}")
+    references = result.counts["04"]  # one distinct reference per prestatie
+    return ValidatorMemory(result.records, references, peak)
+
+
+# --- whole processes -------------------------------------------------------------------------
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessRun:
+    cpu: float  # user + system seconds of the child
+    wall: float
+    peak_rss: int  # bytes
+
+
+def run_process(argv: Sequence[str], cwd: Path) -> ProcessRun:
+    """Run ``argv`` in ``cwd`` (output thrown away) and account for that one child."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    start = time.perf_counter()
+    proc = subprocess.Popen(
+        argv, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - start
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv)} in {cwd} exited {proc.returncode}")
+    rss = usage.ru_maxrss if sys.platform == "darwin" else usage.ru_maxrss * 1024
+    return ProcessRun(usage.ru_utime + usage.ru_stime, wall, rss)
+
+
+def validate_argv(path: Path) -> list[str]:
+    """``igo-gateway validate PATH`` of the code in the working directory."""
+    return [sys.executable, "-m", "gateway.cli", "validate", str(path)]
+
+
+def compile_bytecode(code: Path) -> None:
+    """Write the bytecode of ``code``'s gateway package, as an installed package has it."""
+    subprocess.run(
+        [sys.executable, "-m", "compileall", "-q", "gateway", "adapters"],
+        cwd=code,
+        stdout=subprocess.DEVNULL,
+        check=False,
+    )
+
+
+def unpack_revision(rev: str, into: Path) -> Path:
+    """The files of git revision ``rev`` of this repository, unpacked under ``into``."""
+    archive = into / "code.tar"
+    with archive.open("wb") as out:
+        subprocess.run(["git", "archive", rev], cwd=ROOT, stdout=out, check=True)
+    target = into / "code"
+    with tarfile.open(archive) as tar:
+        tar.extractall(target, filter="data")
+    return target
+
+
+@dataclass(frozen=True, slots=True)
+class Median:
+    cpu: float
+    wall: float
+    peak_rss: int
+
+
+def _median(runs: Sequence[ProcessRun]) -> Median:
+    return Median(
+        statistics.median(r.cpu for r in runs),
+        statistics.median(r.wall for r in runs),
+        int(statistics.median(r.peak_rss for r in runs)),
+    )
+
+
+def bench_processes(
+    codes: Sequence[Path], files: Sequence[Path], runs: int
+) -> dict[tuple[Path, Path], Median]:
+    """Each file validated by each code's command, ``runs`` times after one warm-up,
+    the codes taking turns; the median per (code, file)."""
+    for code in codes:
+        compile_bytecode(code)
+    seen: dict[tuple[Path, Path], list[ProcessRun]] = {}
+    for path in files:
+        for code in codes:
+            run_process(validate_argv(path), code)  # warm-up
+        for _ in range(runs):
+            for code in codes:
+                seen.setdefault((code, path), []).append(run_process(validate_argv(path), code))
+    return {key: _median(values) for key, values in seen.items()}
 
 
 def max_rss_bytes() -> int:
@@ -312,6 +447,69 @@ def run(
     out(f"  parse             {parse.per_second:>10,.0f} records/s  ({parse.seconds:.2f} s)")
     validate = bench_validate(registry, data, repeat)
     out(f"  parse + validate  {validate.per_second:>10,.0f} records/s  ({validate.seconds:.2f} s)")
+    slow = bench_validate(registry, data, repeat, fast=False)
+    out(
+        f"  same, slow path   {slow.per_second:>10,.0f} records/s  ({slow.seconds:.2f} s)"
+        f"  (fast path {validate.per_second / slow.per_second:.1f}x)"
+    )
+
+
+def run_memory(
+    registry: LayoutRegistry, stream_records: int, out: Callable[[str], object] = print
+) -> None:
+    out("\nvalidator memory (streamed from a generator, traced):")
+    for n in sorted({max(3, stream_records // 10), stream_records}):
+        m = bench_validator_memory(registry, n)
+        out(
+            f"  {m.records:>9,} records, {m.references:>9,} reference numbers: peak "
+            f"{_mib(m.peak_bytes)}, {m.per_reference:,.0f} bytes per reference"
+        )
+
+
+def run_whole(
+    registry: LayoutRegistry,
+    *,
+    records: int,
+    runs: int,
+    before: Path | None,
+    out: Callable[[str], object] = print,
+) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        big, small = Path(tmp) / "big.asc", Path(tmp) / "small.asc"
+        # Written by a child: this process stays small, and Linux counts a parent's pages
+        # in the peak RSS of the children it starts later.
+        subprocess.run(
+            [sys.executable, "-m", "tests.benchmarks.codec", "--write", str(big), str(records)],
+            cwd=ROOT,
+            check=True,
+        )
+        subprocess.run(
+            [sys.executable, "-m", "tests.benchmarks.codec", "--write", str(small), "3"],
+            cwd=ROOT,
+            check=True,
+        )
+        floor = max_rss_bytes()
+        codes = [ROOT] if before is None else [before, ROOT]
+        got = bench_processes(codes, [big, small], runs)
+    out(f"\nwhole process, `igo-gateway validate`, median of {runs} (CPU = user + system):")
+    names = ["now"] if before is None else ["before", "now"]
+    out("  " + " " * 34 + "".join(f"{n:>12}" for n in names))
+
+    def row(label: str, values: Sequence[str]) -> None:
+        out(f"  {label:<34}" + "".join(f"{v:>12}" for v in values))
+
+    row(f"{records:,} records: CPU s", [f"{got[c, big].cpu:.3f}" for c in codes])
+    row("  records/s (CPU)", [f"{records / got[c, big].cpu:,.0f}" for c in codes])
+    row("  wall s", [f"{got[c, big].wall:.3f}" for c in codes])
+    row("  peak RSS", [_mib(got[c, big].peak_rss) for c in codes])
+    row("start-up (3 records): CPU s", [f"{got[c, small].cpu:.3f}" for c in codes])
+    row("  wall s", [f"{got[c, small].wall:.3f}" for c in codes])
+    row("  peak RSS", [_mib(got[c, small].peak_rss) for c in codes])
+    out(f"  (a peak RSS reads at least this benchmark's own, {_mib(floor)}: see run_whole)")
+    if before is not None:
+        ratio = got[before, big].cpu / got[ROOT, big].cpu
+        start = got[before, small].cpu / got[ROOT, small].cpu
+        out(f"  now is {ratio:.1f}x the records/s and starts in 1/{start:.1f} of the CPU time")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -321,13 +519,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--records", type=int, default=PARSE_RECORDS, help="throughput file")
     parser.add_argument("--stream-records", type=int, default=STREAM_RECORDS)
     parser.add_argument("--repeat", type=int, default=REPEAT)
-    args = parser.parse_args(argv)
-    run(
-        load_layouts(),
-        records=args.records,
-        stream_records=args.stream_records,
-        repeat=args.repeat,
+    parser.add_argument("--runs", type=int, default=5, help="whole-process runs per command")
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--before", type=Path, metavar="DIR", help="a checkout to compare with")
+    which.add_argument("--before-rev", metavar="REV", help="a git revision to compare with")
+    parser.add_argument(
+        "--only-process", action="store_true", help="only the whole-process figures"
     )
+    parser.add_argument("--write", nargs=2, metavar=("FILE", "RECORDS"), help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    registry = load_layouts()
+    if args.write:
+        Path(args.write[0]).write_bytes(build_declaration(registry, int(args.write[1])))
+        return 0
+    # The whole processes first, while this process is small (see run_whole).
+    with tempfile.TemporaryDirectory() as tmp:
+        before = args.before
+        if args.before_rev is not None:
+            before = unpack_revision(args.before_rev, Path(tmp))
+        run_whole(registry, records=args.records, runs=args.runs, before=before)
+    if not args.only_process:
+        run(registry, records=args.records, stream_records=args.stream_records, repeat=args.repeat)
+        run_memory(registry, args.stream_records)
     return 0
 
 

@@ -3,6 +3,8 @@ Nothing here is timed."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from gateway.ei import LayoutRegistry, load_layouts, validate_bytes
@@ -76,7 +78,8 @@ def test_stream_memory_is_traced(registry: LayoutRegistry) -> None:
 
 
 def test_the_script_prints_its_figures(capsys: pytest.CaptureFixture[str]) -> None:
-    assert bench.main(["--records", "30", "--stream-records", "50", "--repeat", "1"]) == 0
+    argv = ["--records", "30", "--stream-records", "50", "--repeat", "1", "--runs", "1"]
+    assert bench.main(argv) == 0
 
     out = capsys.readouterr().out
     assert "KZ301 v3.2" in out
@@ -84,4 +87,43 @@ def test_the_script_prints_its_figures(capsys: pytest.CaptureFixture[str]) -> No
     assert "process peak RSS" in out
     assert "  parse  " in out
     assert "  parse + validate  " in out
-    assert out.count("records/s") == 2
+    assert "  same, slow path  " in out
+    assert out.count("bytes per reference") == 2
+    assert "30 records: CPU s" in out
+    assert "start-up (3 records): CPU s" in out
+    assert "before" not in out
+
+
+def test_the_slow_path_is_measured_on_the_same_file(registry: LayoutRegistry) -> None:
+    data = bench.build_declaration(registry, 40)
+
+    slow = bench.bench_validate(registry, data, repeat=1, fast=False)
+
+    assert slow.records == 40
+
+
+def test_validator_memory_counts_the_references(registry: LayoutRegistry) -> None:
+    memory = bench.bench_validator_memory(registry, 101)
+
+    assert memory.records == 101
+    assert memory.references == 74  # 99 details, one 02 per three 04s
+    assert memory.per_reference > 0
+
+
+def test_whole_processes_are_compared_side_by_side(
+    registry: LayoutRegistry, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bench.run_whole(registry, records=20, runs=1, before=bench.ROOT)
+
+    out = capsys.readouterr().out
+    assert "before" in out
+    assert "now" in out
+    assert "20 records: CPU s" in out
+    assert "x the records/s" in out
+
+
+def test_a_failing_command_is_an_error(tmp_path: Path) -> None:
+    missing = tmp_path / "missing.asc"
+
+    with pytest.raises(RuntimeError, match="exited 2"):
+        bench.run_process(bench.validate_argv(missing), bench.ROOT)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gateway.ei import LayoutRegistry, Record, Validator, bsn_is_valid, load_layouts, validate_bytes
 from gateway.ei.validate import agb_is_valid
@@ -32,6 +34,26 @@ def test_synthetic_bsns_pass_the_eleven_proof(bsn: str) -> None:
 )
 def test_wrong_bsns_fail_it(bsn: str) -> None:
     assert not bsn_is_valid(bsn)
+
+
+def _eleven_proof(bsn: str) -> bool:
+    """The eleven-proof as the definition reads, digit by digit."""
+    if len(bsn) != 9 or not all(c in "0123456789" for c in bsn):
+        return False
+    total = sum(int(c) * w for c, w in zip(bsn, (9, 8, 7, 6, 5, 4, 3, 2, -1), strict=True))
+    return total % 11 == 0 and total != 0
+
+
+@settings(max_examples=2000, deadline=None)
+@given(
+    st.one_of(
+        st.text("0123456789", min_size=9, max_size=9),
+        st.integers(0, 10**9 - 1).map(lambda n: f"{n:09d}"),
+        st.text(min_size=8, max_size=10),
+    )
+)
+def test_the_eleven_proof_agrees_with_its_definition(bsn: str) -> None:
+    assert bsn_is_valid(bsn) is _eleven_proof(bsn)
 
 
 @pytest.mark.parametrize(

@@ -19,46 +19,20 @@ import json
 import os
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from adapters.storage import Transaction, open_store
 from gateway.pausepoints import ENVIRONMENT_VARIABLE
-from tests.adapters.insurer_sim.support import SimProcess, write_sim_config
+from tests.adapters.insurer_sim.support import SimProcess
 from tests.crash.cycle import Cycle, check_cycle, cycle_config
-from tests.gateway.running import GatewayProcess, cli_command, make_pki
+from tests.gateway.running import GatewayProcess, cli_command
 from tests.threadpump import ThreadPump
 
 pytestmark = pytest.mark.slow
 
 WAIT_SECONDS = 60.0
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
-    directory = tmp_path_factory.mktemp("pki") / "pki"
-    return directory, make_pki(directory)
-
-
-@pytest.fixture
-def sim(tmp_path: Path, pki: tuple[Path, dict[str, str]]) -> Iterator[SimProcess]:
-    directory, _ = pki
-    process = SimProcess(write_sim_config(tmp_path / "sim.toml", directory), directory)
-    process.start()
-    try:
-        yield process
-    finally:
-        process.stop()
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'data' / 'gateway.db'}"
-    url: str = request.getfixturevalue("pg_url")
-    return url
 
 
 def _until(condition: object, what: str, timeout: float = WAIT_SECONDS) -> None:

@@ -31,7 +31,7 @@ import pytest
 from gateway.crypto import Keyring, new_key_file
 from tests.adapters.insurer_sim.support import SimProcess, write_sim_config
 from tests.crash.cycle import Cycle, check_cycle, cycle_config
-from tests.gateway.running import GatewayProcess, make_pki
+from tests.gateway.running import GatewayProcess
 
 pytestmark = pytest.mark.slow
 
@@ -41,12 +41,6 @@ SLOW_ANSWERS = 0.4  # the simulator's every answer waits this long
 # can only learn by sending again (under the same id) that the insurer has the claim.
 RETOUR_DELAY = 7.0
 WINDOW_SECONDS = 20.0  # how long to wait for the start of a window
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
-    directory = tmp_path_factory.mktemp("pki") / "pki"
-    return directory, make_pki(directory)
 
 
 @pytest.fixture
@@ -63,14 +57,6 @@ def sim(tmp_path: Path, pki: tuple[Path, dict[str, str]]) -> Iterator[SimProcess
         yield process
     finally:
         process.stop()
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'data' / 'gateway.db'}"
-    url: str = request.getfixturevalue("pg_url")
-    return url
 
 
 def _count(log: list[str], since: int, text: str) -> int:

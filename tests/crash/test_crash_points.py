@@ -12,7 +12,6 @@ bundle also on PostgreSQL, where the stores differ most.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -20,9 +19,9 @@ import pytest
 
 from gateway.crashpoints import POINTS
 from gateway.crypto import Keyring, new_key_file
-from tests.adapters.insurer_sim.support import SimProcess, write_sim_config
+from tests.adapters.insurer_sim.support import SimProcess
 from tests.crash.cycle import Cycle, check_cycle, cycle_config
-from tests.gateway.running import GatewayProcess, make_pki
+from tests.gateway.running import GatewayProcess
 
 pytestmark = pytest.mark.slow
 
@@ -33,23 +32,6 @@ pytestmark = pytest.mark.slow
 # part of the files in would bundle that part on its own (see the README on what partial
 # bundling does).
 INTAKE_POINTS = {"parsed": "parsed:4", "journaled": "journaled:3"}
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
-    directory = tmp_path_factory.mktemp("pki") / "pki"
-    return directory, make_pki(directory)
-
-
-@pytest.fixture
-def sim(tmp_path: Path, pki: tuple[Path, dict[str, str]]) -> Iterator[SimProcess]:
-    directory, _ = pki
-    process = SimProcess(write_sim_config(tmp_path / "sim.toml", directory), directory)
-    process.start()
-    try:
-        yield process
-    finally:
-        process.stop()
 
 
 @pytest.fixture

@@ -26,17 +26,11 @@ from gateway.vsp import PULL_V1
 from tests.adapters.insurer_sim.support import SimProcess, write_sim_config
 from tests.crash.cycle import Cycle, check_cycle, cycle_config, free_port
 from tests.crash.harness import VALID_UPLOAD_STATES
-from tests.gateway.running import GatewayProcess, make_pki, statuses
+from tests.gateway.running import GatewayProcess, statuses
 
 pytestmark = pytest.mark.slow
 
 _FAILED = re.compile(r"attempt (\d+) of (\S+) to insurer 3311 failed \((\w+)\)")
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
-    directory = tmp_path_factory.mktemp("pki") / "pki"
-    return directory, make_pki(directory)
 
 
 @pytest.fixture

@@ -49,7 +49,6 @@ from tests.gateway.running import (
     KRAAMZORG,
     MIDWIFE,
     GatewayProcess,
-    make_pki,
     write_config,
 )
 
@@ -58,12 +57,6 @@ pytestmark = pytest.mark.slow
 SEED = int(os.environ.get("IGO_POWERLOSS_SEED", "20261201"))
 CUTS = int(os.environ.get("IGO_POWERLOSS_CUTS", "8"))
 FSYNC_DELAY_MS = 15  # a slow disk: the window between write and fsync is wide
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
-    directory = tmp_path_factory.mktemp("pki") / "pki"
-    return directory, make_pki(directory)
 
 
 @pytest.fixture(scope="module")

@@ -31,7 +31,7 @@ from gateway.vsp import PULL_V1
 from tests.crash.faultfs import FaultFs, build_or_skip
 from tests.crash.harness import Acknowledgement, Upload, check_store, read_store
 from tests.factories import BSNS, kz301
-from tests.gateway.running import KRAAMZORG, GatewayProcess, make_pki, upload, write_config
+from tests.gateway.running import KRAAMZORG, GatewayProcess, upload, write_config
 
 pytestmark = pytest.mark.slow
 
@@ -45,12 +45,6 @@ interval_seconds = 0.5
 [retention]
 interval_seconds = 0.5
 """
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
-    directory = tmp_path_factory.mktemp("pki") / "pki"
-    return directory, make_pki(directory)
 
 
 @pytest.fixture(scope="module")

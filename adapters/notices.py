@@ -1,0 +1,86 @@
+"""The ways a notice digest travels: e-mail over SMTP (twisted.mail's ESMTP client) and a
+webhook (an HTTP POST of JSON, with treq). Each raises when the digest was not accepted,
+so that the :class:`~gateway.notices.Notifier` tries its cases again next time."""
+
+from __future__ import annotations
+
+import json
+from email.message import EmailMessage
+from email.utils import formatdate, make_msgid
+from typing import Any
+
+import treq
+from twisted.internet.defer import Deferred
+from twisted.mail.smtp import sendmail
+from twisted.web.http_headers import Headers
+
+from gateway.config import EmailNotices, NoticeChannel, WebhookNotices
+from gateway.notices import Digest, Transport, digest_json, digest_text
+
+__all__ = ["EmailTransport", "WebhookError", "WebhookTransport", "transport_for"]
+
+
+class WebhookError(Exception):
+    """The webhook answered other than 2xx."""
+
+
+class EmailTransport:
+    def __init__(self, settings: EmailNotices, reactor: Any) -> None:
+        self._settings = settings
+        self._reactor = reactor
+        self._password: bytes | None = None
+        if settings.password_file is not None:
+            self._password = settings.password_file.read_text(encoding="utf-8").strip().encode()
+
+    def message(self, digest: Digest) -> bytes:
+        settings = self._settings
+        mail = EmailMessage()
+        mail["From"] = settings.sender
+        mail["To"] = ", ".join(settings.recipients)
+        mail["Subject"] = digest.subject
+        mail["Date"] = formatdate(digest.made_at.timestamp(), usegmt=True)
+        mail["Message-ID"] = make_msgid(idstring=digest.id, domain=settings.sender.split("@")[1])
+        mail.set_content(digest_text(digest))
+        return mail.as_bytes()
+
+    def deliver(self, digest: Digest) -> Deferred[Any]:
+        settings = self._settings
+        sending: Deferred[Any] = sendmail(
+            settings.host,
+            settings.sender,
+            list(settings.recipients),
+            self.message(digest),
+            port=settings.port,
+            reactor=self._reactor,
+            username=settings.username.encode() if settings.username else None,
+            password=self._password,
+            requireAuthentication=settings.username is not None,
+            requireTransportSecurity=settings.require_tls or settings.username is not None,
+        )
+        return sending.addTimeout(settings.timeout_seconds, self._reactor)
+
+
+class WebhookTransport:
+    def __init__(self, settings: WebhookNotices, reactor: Any) -> None:
+        self._settings = settings
+        self._reactor = reactor
+
+    async def deliver(self, digest: Digest) -> None:
+        body = json.dumps(digest_json(digest)).encode()
+        response = await treq.post(
+            self._settings.url,
+            data=body,
+            headers=Headers({b"Content-Type": [b"application/json"]}),
+            timeout=self._settings.timeout_seconds,
+            reactor=self._reactor,
+        )
+        await treq.content(response)
+        if not 200 <= response.code < 300:
+            raise WebhookError(f"the webhook answered {response.code}")
+
+
+def transport_for(channel: NoticeChannel, reactor: Any) -> Transport:
+    if channel.email is not None:
+        return EmailTransport(channel.email, reactor)
+    assert channel.webhook is not None
+    return WebhookTransport(channel.webhook, reactor)

@@ -22,6 +22,7 @@ from gateway.cli import (
     pki,
     serve,
     settlement,
+    uploads,
 )
 
 __all__ = ["main"]
@@ -42,6 +43,7 @@ _MODULES = (
     insurer_sim,
     admin,
     cases,
+    uploads,
     audit,
 )
 

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from dataclasses import replace
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -74,11 +75,20 @@ async def _inline(work: Callable[[], Any]) -> Any:
 def receive(
     pump: ThreadPump, store: SqlMessageStore, registry: LayoutRegistry, payload: bytes
 ) -> str:
+    return receive_as(pump, store, KRAAMZORG, "kraamzorg", payload, registry)
+
+
+def receive_as(
+    pump: ThreadPump,
+    store: SqlMessageStore,
+    agb: str,
+    discipline: str,
+    payload: bytes,
+    registry: LayoutRegistry = REGISTRY,
+) -> str:
     intake = Intake(store, registry, clock=lambda: NOW, run_in_thread=_inline)
-    metadata = BerichtMetadata(afzender=Party(rol="zorgaanbieder", code=KRAAMZORG))
-    receipt = pump.wait(
-        intake.receive(Upload(KRAAMZORG, "kraamzorg", metadata, payload, "decl.asc"))
-    )
+    metadata = BerichtMetadata(afzender=Party(rol="zorgaanbieder", code=agb))
+    receipt = pump.wait(intake.receive(Upload(agb, discipline, metadata, payload, "decl.asc")))
     return receipt.traceer_id
 
 
@@ -242,3 +252,61 @@ def test_who_may_reprocess_and_what(pump: ThreadPump, store: SqlMessageStore) ->
     empty = pump.wait_error(reprocessor(store).reprocess(traceer, OPERATOR, "  "))
     assert isinstance(empty, ActionRefusedError)
     assert empty.status == 400
+
+
+def _places_txn(txn: Transaction, traceer_id: str) -> dict[str, int]:
+    txn.execute(
+        "SELECT state, count(*) FROM declaration_lines WHERE traceer_id = ? GROUP BY state",
+        (traceer_id,),
+    )
+    return {str(row[0]): int(row[1]) for row in txn.fetchall()}
+
+
+def test_lines_returned_for_a_wrong_participation_period_are_bundled_after_the_fix(
+    pump: ThreadPump, store: SqlMessageStore
+) -> None:
+    from gateway.bundler import Bundler  # noqa: PLC0415 - only this test bundles
+    from gateway.config import Variant  # noqa: PLC0415
+    from gateway.rules.model import Participant, Terms  # noqa: PLC0415
+    from tests.gateway.test_bundler import CATALOGUE, FILES, MESSAGES, TERMS  # noqa: PLC0415
+    from tests.gateway.test_bundler import NOW as LATER  # noqa: PLC0415
+
+    uploads = {
+        agb: receive_as(pump, store, agb, discipline, (MESSAGES / name).read_bytes())
+        for agb, (discipline, name) in FILES.items()
+    }
+    kraam = uploads[KRAAMZORG]
+    no_forwarding = {
+        uzovi: replace(
+            insurer,
+            contracts={
+                year: replace(contract, forward_monodisciplinary=False)
+                for year, contract in insurer.contracts.items()
+            },
+        )
+        for uzovi, insurer in TERMS.insurers.items()
+    }
+    # misconfigured: the kraamzorg organisation joined only next year
+    wrong = Terms(
+        TERMS.settings,
+        {
+            **TERMS.participants,
+            KRAAMZORG: Participant(KRAAMZORG, Variant.A, ((date(2027, 1, 1), None, True),)),
+        },
+        no_forwarding,
+    )
+    fixed = Terms(TERMS.settings, TERMS.participants, no_forwarding)
+
+    def run(terms: Terms) -> None:
+        bundler = Bundler(store, store.bundles, REGISTRY, CATALOGUE, terms, now=lambda: LATER)
+        pump.wait(bundler.run_once())
+
+    run(wrong)
+    returned = pump.wait(store.database.run_read("places", _places_txn, kraam))
+    assert set(returned) == {"returned"}
+    result = pump.wait(reprocessor(store).reprocess(kraam, OPERATOR, "deelname 2026 hersteld"))
+    assert result.lines_reopened == returned["returned"]
+    run(fixed)
+    after = pump.wait(store.database.run_read("places", _places_txn, kraam))
+    assert set(after) == {"absorbed"}  # into the integral claim, as they should have been
+    assert sum(after.values()) == returned["returned"]  # the same lines, not a copy

@@ -1,6 +1,9 @@
 """The ways a notice digest travels: e-mail over SMTP (twisted.mail's ESMTP client) and a
 webhook (an HTTP POST of JSON, with treq). Each raises when the digest was not accepted,
-so that the :class:`~gateway.notices.Notifier` tries its cases again next time."""
+so that the :class:`~gateway.notices.Notifier` tries its cases again next time — except
+when no answer came in time or the connection broke once the request was under way: then
+the digest may have arrived, and :class:`~gateway.notices.DeliveryUncertainError` keeps
+its cases from going out twice."""
 
 from __future__ import annotations
 
@@ -10,14 +13,40 @@ from email.utils import formatdate, make_msgid
 from typing import Any
 
 import treq
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import CancelledError, Deferred, TimeoutError
 from twisted.mail.smtp import sendmail
+from twisted.python.failure import Failure
+from twisted.web.client import ResponseFailed, ResponseNeverReceived
 from twisted.web.http_headers import Headers
 
 from gateway.config import EmailNotices, NoticeChannel, WebhookNotices
-from gateway.notices import Digest, Transport, digest_json, digest_text
+from gateway.notices import (
+    DeliveryUncertainError,
+    Digest,
+    Transport,
+    digest_json,
+    digest_text,
+)
 
-__all__ = ["EmailTransport", "WebhookError", "WebhookTransport", "transport_for"]
+__all__ = [
+    "UNCERTAIN",
+    "EmailTransport",
+    "WebhookError",
+    "WebhookTransport",
+    "transport_for",
+    "uncertain",
+]
+
+# Errors after which a digest may have arrived all the same.
+UNCERTAIN = (TimeoutError, CancelledError, ResponseNeverReceived, ResponseFailed)
+
+
+def uncertain(failure: Failure) -> Failure:
+    """An error that leaves the digest's fate unknown, as :class:`DeliveryUncertainError`;
+    any other error as it is."""
+    if failure.check(*UNCERTAIN):
+        raise DeliveryUncertainError(type(failure.value).__name__)
+    return failure
 
 
 class WebhookError(Exception):
@@ -57,7 +86,7 @@ class EmailTransport:
             requireAuthentication=settings.username is not None,
             requireTransportSecurity=settings.require_tls or settings.username is not None,
         )
-        return sending.addTimeout(settings.timeout_seconds, self._reactor)
+        return sending.addTimeout(settings.timeout_seconds, self._reactor).addErrback(uncertain)
 
 
 class WebhookTransport:
@@ -67,13 +96,14 @@ class WebhookTransport:
 
     async def deliver(self, digest: Digest) -> None:
         body = json.dumps(digest_json(digest)).encode()
-        response = await treq.post(
+        posting: Deferred[Any] = treq.post(
             self._settings.url,
             data=body,
             headers=Headers({b"Content-Type": [b"application/json"]}),
             timeout=self._settings.timeout_seconds,
             reactor=self._reactor,
         )
+        response = await posting.addErrback(uncertain)
         await treq.content(response)
         if not 200 <= response.code < 300:
             raise WebhookError(f"the webhook answered {response.code}")

@@ -9,11 +9,12 @@ client data (no BSN, name, birth date, amount or member number: a case id names 
 message, a claim line or a pregnancy by the gateway's own ids).
 
 A case is noticed once per channel, ever: the store remembers it (:class:`NoticeStore`,
-its rows written before sending). A digest that fails to arrive is forgotten again and
-its cases go in the next digest; the failure is logged with the channel, the digest id,
-the number of cases and the error — nothing of a case. A process that dies while sending
-leaves its rows "sending"; the next run marks them unconfirmed and does not send them
-again (a notice may be lost that way, never sent twice).
+its rows written before sending). A digest that was refused (the server said no, or could
+not be reached) is forgotten again and its cases go in the next digest; one whose fate is
+unknown (no answer in time after it was sent) is not sent again. Either is logged with the
+channel, the digest id, the number of cases and the error — nothing of a case. A process
+that dies while sending leaves its rows "sending"; the next run marks them unconfirmed and
+does not send them again (a notice may be lost that way, never sent twice).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from gateway.jobs import JobBusyError, JobLock
 
 __all__ = [
     "NOTICES_JOB",
+    "DeliveryUncertainError",
     "Digest",
     "DigestCase",
     "NoticeStore",
@@ -78,8 +80,14 @@ class Digest:
         return f"IGO-gateway: {self.total} {noun} in de werklijst"
 
 
+class DeliveryUncertainError(Exception):
+    """The digest may or may not have arrived (e.g. no answer after it was sent): its
+    cases are not sent again, so that none is noticed twice."""
+
+
 class Transport(Protocol):
-    """Delivers a digest (raises on failure)."""
+    """Delivers a digest: raises on failure — :class:`DeliveryUncertainError` when it may
+    have arrived all the same, any other error when it did not."""
 
     def deliver(self, digest: Digest) -> Awaitable[object]: ...
 
@@ -254,6 +262,17 @@ class Notifier:
             return 0
         try:
             await transport.deliver(digest)
+        except DeliveryUncertainError as exc:
+            await self._store.settle_unfinished(self._now())
+            log.warn(
+                "notice digest {digest} over {channel} ({count} case(s)) may not have "
+                "arrived ({error}); its cases are not sent again",
+                digest=digest.id,
+                channel=channel.name,
+                count=len(covered),
+                error=_error_text(exc),
+            )
+            return 0
         except Exception as exc:
             await self._store.failed(digest.id)
             log.warn(

@@ -20,6 +20,7 @@ from gateway.config import NoticeChannel
 from gateway.jobs import JobLock
 from gateway.notices import (
     NOTICES_JOB,
+    DeliveryUncertainError,
     Digest,
     Notifier,
     build_digest,
@@ -223,3 +224,34 @@ def test_a_notice_holds_no_client_data() -> None:
     assert "intake_rejected:t1" in text
     assert "en 1 meer" in text  # listed: one; counted: both
     assert json.loads(body)["counts"] == {"intake_rejected": 1, "rejected_line": 1}
+
+
+class Unsure(Recorder):
+    async def deliver(self, digest: Digest) -> None:
+        self.digests.append(digest)
+        raise DeliveryUncertainError("TimeoutError")
+
+
+def test_a_digest_that_may_have_arrived_is_not_sent_again(world: World) -> None:
+    world.cases = [case(CaseKind.PARKED, "o1")]
+    unsure = Unsure()
+    assert world.run(world.notifier((channel(), unsure))) == {}
+    assert len(unsure.digests) == 1
+    sink = Recorder()
+    assert world.run(world.notifier((channel(), sink))) == {}
+    assert sink.digests == []
+    assert world.pump.wait(world.store.database.run_read("states", _states_txn)) == ["unconfirmed"]
+
+
+def test_which_errors_leave_a_digest_uncertain() -> None:
+    from twisted.internet.defer import TimeoutError as DeferTimeout  # noqa: PLC0415
+    from twisted.python.failure import Failure  # noqa: PLC0415
+    from twisted.web.client import ResponseNeverReceived  # noqa: PLC0415
+
+    from adapters.notices import uncertain  # noqa: PLC0415
+
+    for error in (DeferTimeout(), ResponseNeverReceived([])):
+        with pytest.raises(DeliveryUncertainError):
+            uncertain(Failure(error))
+    refused = Failure(ConnectionRefusedError())
+    assert uncertain(refused) is refused  # never reached the server: tried again

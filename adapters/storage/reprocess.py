@@ -1,9 +1,10 @@
 """Reprocessing an upload on SQL: what :class:`gateway.reprocess.Reprocessor` found in its
 file, applied in one transaction with its audit entry (see that module for what it means).
 
-The upload is read again inside the transaction, so two administrators reprocessing the
-same upload at once store its lines once: a line's primary key is its upload and record
-number, and only lines not stored yet are inserted.
+The upload is read again inside the transaction (its row locked on PostgreSQL; SQLite has
+one writer), so two administrators — or two gateway processes — reprocessing the same
+upload at once do it one after the other, and its lines are stored once: a line's primary
+key is its upload and record number, and only lines not stored yet are inserted.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any, Final
 from twisted.internet.defer import Deferred
 
 from adapters.storage.admin import append_audit_txn
-from adapters.storage.database import Database, Transaction
+from adapters.storage.database import POSTGRES, Database, Transaction
 from adapters.storage.lines import COLUMNS, line_rows, lines_of_txn, record_lines_txn
 from adapters.storage.messages import (
     JournalCodec,
@@ -58,6 +59,8 @@ class SqlReprocessStore:
 def apply_txn(
     txn: Transaction, plan: ReprocessPlan, audit: NewAuditEntry, codec: JournalCodec
 ) -> ReprocessResult:
+    if txn.engine == POSTGRES:  # one reprocessing of an upload at a time (SQLite: one writer)
+        txn.execute("SELECT 1 FROM messages WHERE traceer_id = ? FOR UPDATE", (plan.traceer_id,))
     message = get_message_txn(txn, plan.traceer_id)
     if message is None or message.direction is not Direction.FROM_PARTICIPANT:
         raise LookupError(plan.traceer_id)

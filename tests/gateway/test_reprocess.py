@@ -310,3 +310,20 @@ def test_lines_returned_for_a_wrong_participation_period_are_bundled_after_the_f
     after = pump.wait(store.database.run_read("places", _places_txn, kraam))
     assert set(after) == {"absorbed"}  # into the integral claim, as they should have been
     assert sum(after.values()) == returned["returned"]  # the same lines, not a copy
+
+
+def test_two_reprocessings_at_once_store_the_lines_once(
+    pump: ThreadPump, store: SqlMessageStore, wrong_layouts: LayoutRegistry
+) -> None:
+    from twisted.internet.defer import Deferred, gatherResults  # noqa: PLC0415
+
+    traceer = receive(pump, store, wrong_layouts, KZ301.read_bytes())
+    both = gatherResults(
+        [
+            Deferred.fromCoroutine(reprocessor(store).reprocess(traceer, OPERATOR, "een")),
+            Deferred.fromCoroutine(reprocessor(store).reprocess(traceer, OPERATOR, "twee")),
+        ]
+    )
+    results = pump.wait(both)
+    assert sorted(r.outcome.value for r in results) == ["accepted", "redecided"]
+    assert sum(r.lines_added for r in results) == line_count(pump, store, traceer) > 0

@@ -1,5 +1,6 @@
 """The ways a notice digest travels: e-mail over SMTP (twisted.mail's ESMTP client) and a
-webhook (an HTTP POST of JSON, with treq). Each raises when the digest was not accepted,
+webhook (an HTTP POST of JSON, with twisted.web's Agent; HTTPS certificates checked against
+the system's trust store). Each raises when the digest was not accepted,
 so that the :class:`~gateway.notices.Notifier` tries its cases again next time — except
 when no answer came in time or the connection broke once the request was under way: then
 the digest may have arrived, and :class:`~gateway.notices.DeliveryUncertainError` keeps
@@ -12,12 +13,13 @@ from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from typing import Any
 
-import treq
-from twisted.internet.defer import CancelledError, Deferred, TimeoutError
+from twisted.internet.defer import CancelledError, Deferred, TimeoutError, succeed
 from twisted.mail.smtp import sendmail
 from twisted.python.failure import Failure
-from twisted.web.client import ResponseFailed, ResponseNeverReceived
+from twisted.web.client import Agent, ResponseFailed, ResponseNeverReceived, readBody
 from twisted.web.http_headers import Headers
+from twisted.web.iweb import IBodyProducer
+from zope.interface import implementer
 
 from gateway.config import EmailNotices, NoticeChannel, WebhookNotices
 from gateway.notices import (
@@ -47,6 +49,28 @@ def uncertain(failure: Failure) -> Failure:
     if failure.check(*UNCERTAIN):
         raise DeliveryUncertainError(type(failure.value).__name__)
     return failure
+
+
+@implementer(IBodyProducer)
+class _Body:
+    """A request body held in memory, written at once."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+        self.length = len(data)
+
+    def startProducing(self, consumer: Any) -> Deferred[None]:
+        consumer.write(self._data)
+        return succeed(None)
+
+    def pauseProducing(self) -> None:
+        pass
+
+    def resumeProducing(self) -> None:
+        pass
+
+    def stopProducing(self) -> None:
+        pass
 
 
 class WebhookError(Exception):
@@ -93,18 +117,20 @@ class WebhookTransport:
     def __init__(self, settings: WebhookNotices, reactor: Any) -> None:
         self._settings = settings
         self._reactor = reactor
+        self._agent = Agent(reactor, connectTimeout=settings.timeout_seconds)
 
     async def deliver(self, digest: Digest) -> None:
         body = json.dumps(digest_json(digest)).encode()
-        posting: Deferred[Any] = treq.post(
-            self._settings.url,
-            data=body,
-            headers=Headers({b"Content-Type": [b"application/json"]}),
-            timeout=self._settings.timeout_seconds,
-            reactor=self._reactor,
+        timeout = self._settings.timeout_seconds
+        posting: Deferred[Any] = self._agent.request(
+            b"POST",
+            self._settings.url.encode("ascii"),
+            Headers({b"Content-Type": [b"application/json"]}),
+            _Body(body),
         )
-        response = await posting.addErrback(uncertain)
-        await treq.content(response)
+        response = await posting.addTimeout(timeout, self._reactor).addErrback(uncertain)
+        reading: Deferred[bytes] = readBody(response)
+        await reading.addTimeout(timeout, self._reactor).addErrback(uncertain)
         if not 200 <= response.code < 300:
             raise WebhookError(f"the webhook answered {response.code}")
 

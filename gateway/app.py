@@ -59,7 +59,7 @@ from gateway.insurer import InsurerLink, RetryPolicy
 from gateway.intake import Intake
 from gateway.jobs import JobBusyError, JobLock
 from gateway.metrics import Metrics
-from gateway.notices import NOTICES_JOB, Notifier
+from gateway.notices import NOTICES_JOB, NoticeMetrics, Notifier
 from gateway.pausepoints import pause_point_from_environment
 from gateway.resolution import Resolver
 from gateway.rules.catalogue import Catalogue, load_catalogue
@@ -604,7 +604,9 @@ def admin_url(config: GatewayConfig) -> str:
     return f"{scheme}://{host}:{admin.port}"
 
 
-def build_notifier(config: GatewayConfig, store: SqlMessageStore, reactor: Any) -> Notifier:
+def build_notifier(
+    config: GatewayConfig, store: SqlMessageStore, reactor: Any, metrics: Metrics | None = None
+) -> Notifier:
     """Digests of new cases over the configured channels, one process at a time."""
     notices = config.notices
     return Notifier(
@@ -615,6 +617,7 @@ def build_notifier(config: GatewayConfig, store: SqlMessageStore, reactor: Any) 
         now=_now,
         admin_url=admin_url(config),
         max_listed=notices.max_listed,
+        metrics=NoticeMetrics(metrics.registry) if metrics is not None else None,
     )
 
 
@@ -623,7 +626,7 @@ def _notices_on_schedule(
 ) -> LoopingCall:
     """A digest of new cases every ``[notices] interval_seconds``; a failed run is logged
     and its cases go in the next one."""
-    notifier = build_notifier(gateway.config, store, reactor)
+    notifier = build_notifier(gateway.config, store, reactor, gateway.metrics)
 
     async def run() -> None:
         try:

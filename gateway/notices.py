@@ -27,6 +27,8 @@ from datetime import datetime
 from typing import Any, Protocol
 from urllib.parse import quote
 
+from prometheus_client import CollectorRegistry
+from prometheus_client import Counter as MetricCounter
 from twisted.logger import Logger
 
 from gateway.admin.cases import KINDS, Case, CaseKind
@@ -38,6 +40,7 @@ __all__ = [
     "DeliveryUncertainError",
     "Digest",
     "DigestCase",
+    "NoticeMetrics",
     "NoticeStore",
     "Notifier",
     "Transport",
@@ -187,6 +190,26 @@ def digest_json(digest: Digest) -> dict[str, Any]:
     }
 
 
+class NoticeMetrics:
+    """The notices' metrics, on a registry given to it (the gateway's own). Labels are the
+    configured channel names and outcome codes only."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.digests = MetricCounter(
+            "igo_gateway_notice_digests",
+            "Notice digests by channel and outcome: sent, failed (its cases go in the next "
+            "digest), uncertain (it may have arrived; its cases are not sent again).",
+            ["channel", "outcome"],
+            registry=registry,
+        )
+        self.cases = MetricCounter(
+            "igo_gateway_notice_cases",
+            "Cases noticed in digests that were delivered, by channel.",
+            ["channel"],
+            registry=registry,
+        )
+
+
 class Notifier:
     """Makes and sends the digests, one process at a time (the notices lease)."""
 
@@ -201,7 +224,9 @@ class Notifier:
         admin_url: str,
         max_listed: int = 100,
         new_id: Callable[[], str] = lambda: uuid.uuid4().hex[:16],
+        metrics: NoticeMetrics | None = None,
     ) -> None:
+        self._metrics = metrics
         self._store = store
         self._cases = cases
         self._channels = tuple(channels)
@@ -264,6 +289,7 @@ class Notifier:
             await transport.deliver(digest)
         except DeliveryUncertainError as exc:
             await self._store.settle_unfinished(self._now())
+            self._count(channel, "uncertain")
             log.warn(
                 "notice digest {digest} over {channel} ({count} case(s)) may not have "
                 "arrived ({error}); its cases are not sent again",
@@ -275,6 +301,7 @@ class Notifier:
             return 0
         except Exception as exc:
             await self._store.failed(digest.id)
+            self._count(channel, "failed")
             log.warn(
                 "notice digest {digest} over {channel} ({count} case(s)) was not delivered "
                 "({error}); its cases go in the next digest",
@@ -285,6 +312,7 @@ class Notifier:
             )
             return 0
         await self._store.sent(digest.id, self._now())
+        self._count(channel, "sent", len(covered))
         log.info(
             "notice digest {digest} over {channel}: {count} new case(s)",
             digest=digest.id,
@@ -292,6 +320,13 @@ class Notifier:
             count=len(covered),
         )
         return len(covered)
+
+    def _count(self, channel: NoticeChannel, outcome: str, cases: int = 0) -> None:
+        if self._metrics is None:
+            return
+        self._metrics.digests.labels(channel.name, outcome).inc()
+        if cases:
+            self._metrics.cases.labels(channel.name).inc(cases)
 
 
 def _error_text(exc: Exception) -> str:

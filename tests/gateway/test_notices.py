@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from prometheus_client import CollectorRegistry
 from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 
@@ -22,6 +23,7 @@ from gateway.notices import (
     NOTICES_JOB,
     DeliveryUncertainError,
     Digest,
+    NoticeMetrics,
     Notifier,
     build_digest,
     digest_json,
@@ -102,7 +104,9 @@ class World:
         self.cases: list[Case] = []
         self.clock = Clock()
 
-    def notifier(self, *channels: tuple[NoticeChannel, Recorder]) -> Notifier:
+    def notifier(
+        self, *channels: tuple[NoticeChannel, Recorder], metrics: NoticeMetrics | None = None
+    ) -> Notifier:
         async def cases() -> list[Case]:
             return list(self.cases)
 
@@ -113,6 +117,7 @@ class World:
             JobLock(self.store.leases, NOTICES_JOB, self.clock, seconds=60),
             now=lambda: T0 + timedelta(days=2),
             admin_url=ADMIN,
+            metrics=metrics,
         )
 
     def run(self, notifier: Notifier) -> dict[str, int]:
@@ -166,13 +171,21 @@ def test_a_failed_delivery_goes_again_with_the_next_digest(world: World) -> None
     world.cases = [case(CaseKind.PARKED, "o1")]
     sink = Recorder()
     sink.failing = True
-    notifier = world.notifier((channel(), sink))
+    registry = CollectorRegistry()
+    notifier = world.notifier((channel(), sink), metrics=NoticeMetrics(registry))
     assert world.run(notifier) == {}
     assert sink.digests == []
     sink.failing = False
     world.cases.append(case(CaseKind.PARKED, "o2", minutes=1))
     assert world.run(notifier) == {"beheer": 2}
     assert [c.id for c in sink.digests[0].cases] == ["parked:o1", "parked:o2"]
+
+    def value(name: str, **labels: str) -> float | None:
+        return registry.get_sample_value(name, {"channel": "beheer", **labels})
+
+    assert value("igo_gateway_notice_digests_total", outcome="failed") == 1
+    assert value("igo_gateway_notice_digests_total", outcome="sent") == 1
+    assert value("igo_gateway_notice_cases_total") == 2
 
 
 def test_one_process_at_a_time_sends(world: World) -> None:

@@ -33,11 +33,13 @@ from adapters.insurer_link.directory import DirectoryInsurerLink
 from adapters.insurer_link.rest import RestInsurerLink
 from adapters.metrics.resource import OperationsRoot
 from adapters.metrics.watch import OperationsWatch, watch_operations
+from adapters.notices import transport_for
 from adapters.storage import SqlMessageStore, open_store
 from adapters.storage.admin import SqlAdminStore
 from adapters.storage.batches import SqlBatchStore
 from adapters.storage.keys import check_store_keys
 from adapters.storage.lock import StoreLock
+from adapters.storage.notices import SqlNoticeStore
 from adapters.storage.resolution import SqlResolutionStore
 from adapters.tls import (
     Identities,
@@ -57,6 +59,7 @@ from gateway.insurer import InsurerLink, RetryPolicy
 from gateway.intake import Intake
 from gateway.jobs import JobBusyError, JobLock
 from gateway.metrics import Metrics
+from gateway.notices import NOTICES_JOB, NoticeMetrics, Notifier
 from gateway.pausepoints import pause_point_from_environment
 from gateway.resolution import Resolver
 from gateway.resources import schemas_dir
@@ -615,6 +618,54 @@ def _reencrypt_in_background(store: SqlMessageStore, reactor: Any) -> LoopingCal
     return task
 
 
+def admin_url(config: GatewayConfig) -> str:
+    """The admin site's address for links in notices: as configured, else [admin]'s."""
+    if config.notices.admin_url is not None:
+        return config.notices.admin_url
+    admin = config.admin
+    scheme = "https" if admin.tls is not None else "http"
+    host = f"[{admin.host}]" if ":" in admin.host else admin.host
+    return f"{scheme}://{host}:{admin.port}"
+
+
+def build_notifier(
+    config: GatewayConfig, store: SqlMessageStore, reactor: Any, metrics: Metrics | None = None
+) -> Notifier:
+    """Digests of new cases over the configured channels, one process at a time."""
+    notices = config.notices
+    return Notifier(
+        SqlNoticeStore(store.database),
+        SqlAdminStore(store.database, store.codec).cases,
+        [(channel, transport_for(channel, reactor)) for channel in notices.channels],
+        JobLock(store.leases, NOTICES_JOB, reactor, seconds=notices.lease_seconds),
+        now=_now,
+        admin_url=admin_url(config),
+        max_listed=notices.max_listed,
+        metrics=NoticeMetrics(metrics.registry) if metrics is not None else None,
+    )
+
+
+def _notices_on_schedule(
+    gateway: RunningGateway, store: SqlMessageStore, reactor: Any
+) -> LoopingCall:
+    """A digest of new cases every ``[notices] interval_seconds``; a failed run is logged
+    and its cases go in the next one."""
+    notifier = build_notifier(gateway.config, store, reactor, gateway.metrics)
+
+    async def run() -> None:
+        try:
+            await notifier.run_once()
+        except StoreUnavailableError as exc:
+            log.warn("notices wait, the store is unavailable ({error})", error=str(exc))
+        except Exception:
+            log.failure("a notices run failed; its cases go in the next one")
+
+    task = LoopingCall(lambda: Deferred.fromCoroutine(run()))
+    task.clock = reactor
+    gateway.finishing.append(task.start(gateway.config.notices.interval_seconds, now=True))
+    return task
+
+
 def _lock_embedded_store(url: str) -> StoreLock | None:
     """Hold the embedded store's lock file while running (None for PostgreSQL)."""
     if not url.startswith("sqlite:///") or url == "sqlite:///:memory:":
@@ -778,6 +829,8 @@ async def start(config: GatewayConfig, reactor: Any) -> RunningGateway:
         gateway.background.append(_prune_on_schedule(gateway, store, reactor))
     if bulk is not None and admin_port is not None:
         gateway.background.append(_run_batches(bulk, reactor))
+    if isinstance(store, SqlMessageStore) and config.notices.channels:
+        gateway.background.append(_notices_on_schedule(gateway, store, reactor))
     host, number = gateway.epd_address
     log.info(
         "EPD API listening on https://{host}:{port} ({participants} participants)",

@@ -62,6 +62,8 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from gateway.admin.cases import CaseKind
+
 __all__ = [
     "AdminConfig",
     "AdminTLS",
@@ -799,6 +801,116 @@ class ParticipantConfig(_Section):
     )
 
 
+class EmailNotices(_Section):
+    """Notices by e-mail (SMTP)."""
+
+    host: str = Field(min_length=1, description="The SMTP server (relay) to hand mail to.")
+    port: int = Field(default=25, ge=1, le=65535, description="Its TCP port.")
+    sender: str = Field(
+        pattern=r"^[^@\s]+@[^@\s]+$", description="The From address (envelope and header)."
+    )
+    recipients: tuple[str, ...] = Field(
+        min_length=1, description="The administrators' addresses the digest goes to."
+    )
+    require_tls: bool = Field(
+        default=False,
+        description="Refuse to send unless the server offers STARTTLS (always true when "
+        "username is set: a password never goes in the clear).",
+    )
+    username: str | None = Field(default=None, description="Log in with this name (AUTH).")
+    password_file: OptionalFilePath = Field(
+        default=None,
+        description="A file holding the SMTP password (one line), read at start-up; "
+        "relative to the config file's directory.",
+    )
+    timeout_seconds: float = Field(default=60, gt=0, description="Per digest sent.")
+
+    @field_validator("recipients")
+    @classmethod
+    def _check_recipients(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for address in value:
+            if not re.fullmatch(r"[^@\s]+@[^@\s]+", address):
+                raise PydanticCustomError("email", "not an e-mail address: {a}", {"a": address})
+        return value
+
+    @model_validator(mode="after")
+    def _password_with_username(self) -> EmailNotices:
+        if (self.username is None) != (self.password_file is None):
+            raise ValueError("username and password_file go together")
+        return self
+
+
+class WebhookNotices(_Section):
+    """Notices by webhook: the digest as JSON in an HTTP POST."""
+
+    url: str = Field(
+        pattern=r"^https?://\S+$", description="Where the digest is POSTed (http or https)."
+    )
+    timeout_seconds: float = Field(default=30, gt=0, description="Per digest sent.")
+
+
+class NoticeChannel(_Section):
+    """One way of telling the administrator: e-mail or a webhook, for the kinds named."""
+
+    name: str = Field(
+        pattern=r"^[a-z0-9][a-z0-9_-]{0,39}$",
+        description="The channel's name (lowercase letters, digits, - and _): what it has "
+        "sent is remembered under it, so renaming it sends every open case again.",
+    )
+    kinds: tuple[CaseKind, ...] = Field(
+        default=tuple(CaseKind),
+        min_length=1,
+        description="The case kinds it notices: intake_rejected, parked, unmatched_retour, "
+        "rejected_line, bundle_broken, waiting_phase (default: all).",
+    )
+    email: EmailNotices | None = Field(default=None, description="Send by e-mail.")
+    webhook: WebhookNotices | None = Field(default=None, description="Send by webhook.")
+
+    @model_validator(mode="after")
+    def _one_way(self) -> NoticeChannel:
+        if (self.email is None) == (self.webhook is None):
+            raise ValueError("a channel has either email or webhook")
+        return self
+
+
+class NoticesConfig(_Section):
+    """Digests of new cases (new open cases in the queue, parked files among them) for the
+    administrator, per channel. A notice holds case ids, kinds, counts and links, never
+    client data; a case is noticed once per channel (remembered in the store); a digest
+    that could not be delivered is tried again with the next one. With several gateway
+    processes on one database, one at a time sends (a job lease)."""
+
+    interval_seconds: float = Field(
+        default=900, ge=1, description="How often a digest is made (if there is news)."
+    )
+    lease_seconds: float = Field(
+        default=300,
+        gt=0,
+        description="Length of the notices lease that lets one gateway process at a time send.",
+    )
+    admin_url: str | None = Field(
+        default=None,
+        pattern=r"^https?://\S+$",
+        description="The admin site's address as the administrator reaches it, for the links "
+        "in a notice (default: the [admin] host and port).",
+    )
+    max_listed: int = Field(
+        default=100,
+        ge=1,
+        le=1000,
+        description="At most this many cases are listed one by one in a digest; the counts "
+        "cover them all.",
+    )
+    channels: tuple[NoticeChannel, ...] = Field(default=(), description="Nothing is sent without.")
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> NoticesConfig:
+        names = [channel.name for channel in self.channels]
+        if len(set(names)) != len(names):
+            raise ValueError("every notice channel needs a name of its own")
+        return self
+
+
 class GatewayConfig(_Section):
     """The whole config file."""
 
@@ -842,6 +954,10 @@ class GatewayConfig(_Section):
         default_factory=CertificatesConfig,
         description="Default: warn 30 days before a certificate expires, 24 hours before a "
         "CRL's nextUpdate.",
+    )
+
+    notices: NoticesConfig = Field(
+        default_factory=NoticesConfig, description="Default: no notices are sent."
     )
 
     @model_validator(mode="before")

@@ -45,6 +45,18 @@ def _is_section(schema: dict[str, Any], node: dict[str, Any]) -> bool:
     return _resolve(schema, node).get("type") == "object" and "properties" in _resolve(schema, node)
 
 
+def _optional_section(schema: dict[str, Any], node: dict[str, Any]) -> dict[str, Any] | None:
+    """The section of an optional table (``X | None``), with the field's own description."""
+    node = _resolve(schema, node)
+    options = [n for n in node.get("anyOf", ()) if n.get("type") != "null"]
+    if len(options) != 1 or len(node.get("anyOf", ())) != 2 or not _is_section(schema, options[0]):
+        return None
+    section = _resolve(schema, options[0])
+    own = section.get("description", "")
+    field = node.get("description", "")
+    return {**section, "description": " ".join(t for t in (field, "(Optional.)", own) if t)}
+
+
 def _is_section_list(schema: dict[str, Any], node: dict[str, Any]) -> bool:
     node = _resolve(schema, node)
     return node.get("type") == "array" and _is_section(schema, node.get("items", {}))
@@ -72,6 +84,10 @@ def _section(
             continue
         if _is_section_list(schema, prop):
             nested.append((path, _resolve(schema, prop)["items"], True))
+            continue
+        optional = _optional_section(schema, prop)
+        if optional is not None:
+            nested.append((path, optional, False))
             continue
         resolved = _resolve(schema, prop)
         default = "required" if key in required else f"`{json.dumps(resolved.get('default'))}`"

@@ -67,6 +67,8 @@ __all__ = [
     "IntakeRefusedError",
     "Receipt",
     "Upload",
+    "check_upload",
+    "payee_of",
 ]
 
 T = TypeVar("T")
@@ -318,22 +320,7 @@ class Intake:
     def _check(
         self, payload: bytes, traceer_id: str, participant: str
     ) -> tuple[ValidationResult, list[DeclaredLine]]:
-        """The intake checks and, for a valid declaration, its prestatie lines — one pass
-        over the file (on a worker thread)."""
-        records: list[Record] = []
-        result = require_kind(
-            validate_bytes(
-                self._registry, payload, max_findings=MAX_FINDINGS_KEPT, on_record=records.append
-            ),
-            "declaration",
-        )
-        layout = result.layout
-        if not result.valid or layout is None or layout.kind != "declaration":
-            return result, []
-        lines = declared_lines(
-            records, traceer_id=traceer_id, participant=participant, standard=layout.standard
-        )
-        return result, lines
+        return check_upload(self._registry, payload, traceer_id, participant)
 
     @staticmethod
     def _first_status(code: str | None, findings: tuple[Finding, ...]) -> NewStatus:
@@ -428,6 +415,30 @@ def _recorded(metadata: BerichtMetadata, findings: tuple[Finding, ...]) -> dict[
             for f in findings
         ]
     return kept
+
+
+def check_upload(
+    registry: LayoutRegistry, payload: bytes, traceer_id: str, participant: str
+) -> tuple[ValidationResult, list[DeclaredLine]]:
+    """The intake checks and, for a valid declaration, its prestatie lines — one pass over
+    the file (on a worker thread). Also what reprocessing an upload runs again."""
+    records: list[Record] = []
+    result = require_kind(
+        validate_bytes(registry, payload, max_findings=MAX_FINDINGS_KEPT, on_record=records.append),
+        "declaration",
+    )
+    layout = result.layout
+    if not result.valid or layout is None or layout.kind != "declaration":
+        return result, []
+    lines = declared_lines(
+        records, traceer_id=traceer_id, participant=participant, standard=layout.standard
+    )
+    return result, lines
+
+
+def payee_of(result: ValidationResult) -> str | None:
+    """The payee's code named in a valid file's 01 record (by its payee indicator)."""
+    return Intake._payee(result)
 
 
 def _decl_length(retour: Layout) -> int:

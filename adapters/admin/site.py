@@ -63,6 +63,7 @@ from adapters.admin.config import AdminConfig
 from adapters.admin.routes import ADMIN_ROUTES, READ_METHODS, MethodNotAllowedError, Router
 from adapters.epd_api.http import problem_bytes
 from adapters.storage.messages import SqlMessageStore
+from adapters.storage.reprocess import SqlReprocessStore
 from adapters.storage.search import SqlSearchStore
 from gateway.admin.accounts import (
     AccountError,
@@ -120,9 +121,10 @@ from gateway.admin.service import (
 from gateway.crypto import Keyring
 from gateway.ei import LayoutRegistry
 from gateway.ei.retourcodes import describe
+from gateway.reprocess import Reprocessor, ReprocessResult
 from gateway.resolution import FIELD_LABELS, Resolver
 from gateway.resolution import Field as CorrectionField
-from gateway.store import MessageStore, StoreUnavailableError
+from gateway.store import Direction, Message, MessageStore, StoreUnavailableError
 
 __all__ = ["AdminResource", "build_admin_site", "build_bulk_service"]
 
@@ -708,11 +710,16 @@ class AdminResource(resource.Resource):
     isLeaf = True
 
     def __init__(
-        self, service: AdminService, config: AdminConfig, bulk: BulkService | None = None
+        self,
+        service: AdminService,
+        config: AdminConfig,
+        bulk: BulkService | None = None,
+        reprocessor: Reprocessor | None = None,
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
         self._service = service
         self._bulk = bulk
+        self._reprocessor = reprocessor
         self._config = config
         self._env = _templates()
         self._env.globals.update(_BULK_GLOBALS)
@@ -966,6 +973,81 @@ class AdminResource(resource.Resource):
     ) -> bytes:
         pregnancy = await self._service.pregnancy(actor, str(params["pregnancy"]))
         return self._page(request, "pregnancy.html", actor=actor, token=token, view=pregnancy)
+
+    # reprocessing an upload (gateway.reprocess) ----------------------------------------
+
+    def _reprocessing(self, actor: Actor) -> Reprocessor:
+        if self._reprocessor is None:
+            raise _HttpError(404, "onbekend", "Opnieuw verwerken kan hier niet.")
+        if not actor.may(Permission.RESOLVE_CASES):
+            raise NotAllowedError(Permission.RESOLVE_CASES)
+        return self._reprocessor
+
+    async def _upload(self, traceer_id: str) -> Message:
+        message = await self._service.messages.get_message(traceer_id)
+        if message is None or message.direction is not Direction.FROM_PARTICIPANT:
+            raise _HttpError(404, "onbekend", "Dit bestand bestaat niet.")
+        return message
+
+    async def _reprocess_page(
+        self, request: server.Request, params: Params, token: str, actor: Actor
+    ) -> bytes:
+        self._reprocessing(actor)
+        message = await self._upload(str(params["traceer"]))
+        return self._page(
+            request,
+            "reprocess.html",
+            actor=actor,
+            token=token,
+            message=message,
+            reason="",
+            error=None,
+            result=None,
+        )
+
+    async def _reprocess(
+        self, request: server.Request, params: Params, token: str, actor: Actor
+    ) -> bytes:
+        reprocessor = self._reprocessing(actor)
+        traceer = str(params["traceer"])
+        await self._upload(traceer)
+        reason = _arg(request, "reason")
+        try:
+            result = await reprocessor.reprocess(traceer, actor, reason)
+        except ActionRefusedError as refused:
+            if refused.status == 403:
+                raise
+            return self._page(
+                request,
+                "reprocess.html",
+                status=refused.status,
+                actor=actor,
+                token=token,
+                message=await self._upload(traceer),
+                reason=reason,
+                error=str(refused),
+                result=None,
+            )
+        return self._page(
+            request,
+            "reprocess.html",
+            actor=actor,
+            token=token,
+            message=await self._upload(traceer),
+            result=result,
+            reason="",
+            error=None,
+        )
+
+    async def _api_reprocess(self, request: server.Request, params: Params, actor: Actor) -> bytes:
+        reprocessor = self._reprocessing(actor)
+        traceer = str(params["traceer"])
+        await self._upload(traceer)
+        body = _action_request(request)
+        if body.fields:
+            raise _HttpError(400, "velden-niet-verwacht", "Reprocessing takes no fields.")
+        result = await reprocessor.reprocess(traceer, actor, body.reason)
+        return self._json(request, reprocess_json(result))
 
     async def _audit_export(
         self, request: server.Request, params: Params, token: str, actor: Actor
@@ -1770,15 +1852,37 @@ def build_bulk_service(
 # --- the site ----------------------------------------------------------------------------
 
 
+def reprocess_json(result: ReprocessResult) -> dict[str, Any]:
+    """What reprocessing an upload did (``POST /api/uploads/{traceerId}/reprocess``)."""
+    return {
+        "traceerId": result.traceer_id,
+        "outcome": result.outcome.value,
+        "code": result.code,
+        "message": result.message,
+        "linesAdded": result.lines_added,
+        "linesRefreshed": result.lines_refreshed,
+        "linesReopened": result.lines_reopened,
+        "linesKept": result.lines_kept,
+    }
+
+
 class AdminSite(server.Site):
     """The admin site, with the service behind it (for the gateway's background jobs)."""
 
     def __init__(
-        self, service: AdminService, config: AdminConfig, bulk: BulkService | None = None
+        self,
+        service: AdminService,
+        config: AdminConfig,
+        bulk: BulkService | None = None,
+        reprocessor: Reprocessor | None = None,
     ) -> None:
-        super().__init__(AdminResource(service, config, bulk))  # type: ignore[no-untyped-call]
+        super().__init__(AdminResource(service, config, bulk, reprocessor))  # type: ignore[no-untyped-call]
         self.service = service
         self.bulk = bulk
+
+
+async def _run_here(work: Callable[[], Any]) -> Any:
+    return work()
 
 
 def build_admin_site(
@@ -1824,7 +1928,17 @@ def build_admin_site(
     site = AdminSite(service, config)
     if bulk is not None and bulk.cases is None:
         bulk.cases = service  # the same resolver and re-bundling as single cases
-    site = AdminSite(service, config, bulk)
+    reprocessor = None
+    if isinstance(store, SqlMessageStore) and registry is not None:
+        reprocessor = Reprocessor(
+            store,
+            SqlReprocessStore(store.database, store.codec),
+            registry,
+            now=clock,
+            run_in_thread=run_in_thread or _run_here,
+            after_change=after_change,
+        )
+    site = AdminSite(service, config, bulk, reprocessor)
     site.requestFactory = _AdminRequest
     site.displayTracebacks = False
     return site

@@ -27,6 +27,7 @@ __all__ = [
     "LineState",
     "bsn_key",
     "line_from_row",
+    "line_rows",
     "lines_of_txn",
     "open_lines_txn",
     "record_lines_txn",
@@ -83,6 +84,20 @@ def _place(line: DeclaredLine | tuple[Any, ...]) -> bytes:
 
 
 def record_lines_txn(txn: Transaction, lines: Sequence[DeclaredLine], codec: JournalCodec) -> None:
+    rows = line_rows(txn, lines, codec)
+    if rows:
+        marks = ", ".join("?" * (COLUMN_COUNT + 1))
+        txn.executemany(
+            f"INSERT INTO declaration_lines ({COLUMNS}, bsn_index) VALUES ({marks})",  # noqa: S608
+            rows,
+        )
+
+
+def line_rows(
+    txn: Transaction, lines: Sequence[DeclaredLine], codec: JournalCodec
+) -> list[tuple[Any, ...]]:
+    """The stored values of ``lines``: :data:`COLUMNS` and then ``bsn_index``, the client
+    sealed and hashed."""
     women: dict[tuple[str, date | None], tuple[bytes, str, str]] = {}
     rows = []
     for line in lines:
@@ -127,12 +142,7 @@ def record_lines_txn(txn: Transaction, lines: Sequence[DeclaredLine], codec: Jou
                 bsn_index,
             )
         )
-    if rows:
-        marks = ", ".join("?" * (COLUMN_COUNT + 1))
-        txn.executemany(
-            f"INSERT INTO declaration_lines ({COLUMNS}, bsn_index) VALUES ({marks})",  # noqa: S608
-            rows,
-        )
+    return rows
 
 
 def line_from_row(row: tuple[Any, ...], codec: JournalCodec) -> DeclaredLine:

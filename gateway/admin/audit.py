@@ -90,6 +90,7 @@ class AuditAction(enum.StrEnum):
     ROLE_CHANGED = "role_changed"
     SESSIONS_REVOKED = "sessions_revoked"
     AUDIT_KEYED = "audit_keyed"  # from this entry on the chain is keyed (an HMAC)
+    REPROCESS = "reprocess"  # an upload checked and decided again (gateway.reprocess)
 
 
 @dataclass(frozen=True, slots=True)

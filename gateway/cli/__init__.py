@@ -29,6 +29,7 @@ _MODULES = (
     "admin",
     "cases",
     "audit",
+    "uploads",
 )
 # Which module registers which command, so that a command imports only its own module and
 # what that needs: `igo-gateway validate` loads the codec, not the store or the admin site.
@@ -54,6 +55,7 @@ COMMANDS = {
     "admin": "admin",
     "cases": "cases",
     "audit": "audit",
+    "uploads": "uploads",
 }
 
 

@@ -23,4 +23,16 @@ def test_every_section_and_key_is_documented() -> None:
         annotation = field.annotation
         inner = getattr(annotation, "model_fields", None)
         for key in inner or {}:
-            assert f"| `{key}` |" in text or f"`[{name}.{key}]`" in text, f"{name}.{key}"
+            assert (
+                f"| `{key}` |" in text
+                or f"`[{name}.{key}]`" in text
+                or f"`[[{name}.{key}]]`" in text
+            ), f"{name}.{key}"
+
+
+def test_optional_tables_are_documented_with_their_keys() -> None:
+    text = reference_markdown()
+    for table in ("[notices.channels.email]", "[notices.channels.webhook]", "[admin.tls]"):
+        assert f"`{table}`" in text, table
+    assert "| `recipients` |" in text
+    assert "| `client_ca` |" in text

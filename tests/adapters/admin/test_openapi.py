@@ -13,6 +13,7 @@ from gateway.admin.accounts import Permission
 from gateway.admin.batches import BatchControl, BatchState, ItemOutcome, filter_json
 from gateway.admin.cases import CaseAction, CaseFilter, CaseKind, case_id
 from gateway.admin.search import HitKind
+from gateway.reprocess import ReprocessOutcome
 from tests.adapters.admin.conftest import AdminWorld
 
 SPEC = json.loads(
@@ -132,3 +133,17 @@ def test_the_users_answer_what_the_spec_requires(world: AdminWorld) -> None:
     assert set(SPEC["components"]["schemas"]["UserRequest"]["properties"]) == set(
         UserRequest.model_fields
     )
+
+
+def test_the_reprocess_answer_is_what_the_spec_requires(world: AdminWorld) -> None:
+    schema = SPEC["components"]["schemas"]["ReprocessResult"]
+    assert schema["properties"]["outcome"]["enum"] == [o.value for o in ReprocessOutcome]
+    auth = {"Authorization": f"Bearer {world.token('otto')}"}
+    answer = world.browser().request(
+        "POST",
+        f"/api/uploads/{world.seeded.intake_rejected}/reprocess",
+        json.dumps({"reason": "layout"}).encode(),
+        auth,
+    )
+    assert answer.status == 200
+    assert required("ReprocessResult") == set(json.loads(answer.body))

@@ -37,6 +37,7 @@ ROUTES: list[tuple[str, str]] = [
     ("/cases/{case}/unmask", "POST"),
     *[(f"/cases/{{case}}/{action.value}{ACT}", "GET POST") for action in CaseAction],
     ("/pregnancies/{pregnancy}", "GET"),
+    ("/uploads/{traceer}/reprocess", "GET POST"),
     ("/search", "GET POST"),
     ("/audit", "GET"),
     ("/audit/export", "GET"),
@@ -52,6 +53,7 @@ ROUTES: list[tuple[str, str]] = [
     ("/api/cases/{case}/unmask", "POST"),
     *[(f"/api/cases/{{case}}/actions/{action.value}", "POST") for action in CaseAction],
     ("/api/pregnancies/{pregnancy}", "GET"),
+    ("/api/uploads/{traceer}/reprocess", "POST"),
     ("/api/search", "POST"),
     ("/api/audit", "GET"),
     ("/api/audit/verify", "GET"),
@@ -81,7 +83,9 @@ def _logged_in(world: AdminWorld) -> Browser:
 
 def _path(world: AdminWorld, template: str) -> str:
     case = quote(case_id(CaseKind.PARKED, world.seeded.parked), safe=":")
-    return template.format(case=case, pregnancy="onbekende-zwangerschap")
+    return template.format(
+        case=case, pregnancy="onbekende-zwangerschap", traceer=world.seeded.intake_rejected
+    )
 
 
 @pytest.mark.parametrize("method", METHODS)
@@ -109,7 +113,7 @@ def test_each_route_answers_only_its_methods(
         assert response.status == 403, response.body
         assert added == []
     # Whatever was asked, the case is where the seed left it.
-    assert not any(a in {"write_off", "note", "retry", "reopen"} for a in added)
+    assert not any(a in {"write_off", "note", "retry", "reopen", "reprocess"} for a in added)
 
 
 @pytest.mark.parametrize("method", ["PUT", "PATCH", "DELETE", "OPTIONS"])

@@ -93,11 +93,20 @@ class JobLock:
         self._start_heartbeat()
 
     async def release(self) -> None:
-        """Give the lease up (after a last renewal that may still be under way)."""
+        """Give the lease up (after a last renewal that may still be under way). When the
+        store cannot be reached the lease is left to expire: that is logged, not raised,
+        so that it never hides what the run itself raised."""
         self._stop_heartbeat()
         if self._renewing is not None:
             await self._renewing
-        await self.leases.release(self.job, self.holder)
+        try:
+            await self.leases.release(self.job, self.holder)
+        except Exception as exc:
+            log.warn(
+                "giving up the {job} lease failed ({error}); it expires by itself",
+                job=self.job,
+                error=str(exc),
+            )
 
     def _start_heartbeat(self) -> None:
         def renew() -> None:

@@ -383,10 +383,9 @@ class Bundler:
     async def _attempt(self) -> BundlePlan:
         self._uploads, self._sources = {}, {}
         decisions, lines = await self.decisions()
-        claim_insurers = {
-            d.insurer for d in decisions if d.kind is DecisionKind.INTEGRAL and d.claims
-        }
-        # A run that claims nothing reserves no factuurnummer.
+        # One number per insurer with a claim line (as _build numbers them); a run that
+        # claims nothing reserves no factuurnummer.
+        claim_insurers = {d.insurer for d in decisions if d.phase is not None and d.claims}
         first = (
             await self._bundles.reserve(INVOICE_SEQUENCE, len(claim_insurers))
             if claim_insurers
@@ -470,9 +469,11 @@ class Bundler:
             if d.phase is not None:
                 by_insurer[d.insurer] += [PlannedLine(d.pregnancy, d.phase, c) for c in d.claims]
         today = self._now().date()
-        for n, (insurer, planned) in enumerate(sorted(by_insurer.items()), start=1):
-            if not planned:
-                continue
+        # Only an insurer with claim lines takes a number (the run reserved one for each).
+        with_claims = [
+            (insurer, planned) for insurer, planned in sorted(by_insurer.items()) if planned
+        ]
+        for n, (insurer, planned) in enumerate(with_claims, start=1):
             insured = {}
             for p in planned:
                 if p.line.bsn not in insured:

@@ -25,6 +25,7 @@ from gateway.outbox import OutboundState
 from gateway.rules.catalogue import load_catalogue
 from gateway.rules.model import Contract, InsurerTerms, Participant, Place, Settings, Terms
 from gateway.vsp import send_metadata
+from tests.factories import BSNS, kz301
 from tests.gateway.rules.test_decide import TARIFFS
 from tests.threadpump import ThreadPump
 
@@ -192,3 +193,26 @@ def test_a_forwarded_hospital_file_keeps_its_tariff_records_and_their_money(
     records = [r for r in read_records(REGISTRY, [forward.payload]) if isinstance(r, Record)]
     assert [r.type for r in records] == ["01", "02", "04", "06", "06", "98", "99"]
     assert records[-1]["total_declared"] == 232445 + 57112
+
+
+def test_factuurnummers_are_the_ones_reserved_even_when_an_insurer_before_waits(
+    store: SqlMessageStore, pump: ThreadPump
+) -> None:
+    """An insurer with only waiting phases (here 0101, sorted before 3311) takes no number:
+    the claim gets the one number the run reserved, so the next run's can never repeat it."""
+    contract = TERMS.insurers["3311"].contracts[2026]
+    terms = Terms(
+        TERMS.settings,
+        TERMS.participants,
+        {**TERMS.insurers, "0101": InsurerTerms("0101", {2026: contract}, False)},
+    )
+    intake = Intake(store, REGISTRY, clock=lambda: NOW, run_in_thread=lambda f: defer.succeed(f()))
+    waiting = kz301(REGISTRY, agb="33001234", invoice="W-1", bsn=BSNS[1]).replace(b"3311", b"0101")
+    receipt = pump.wait(
+        intake.receive(Upload("33001234", "kraamzorg", send_metadata("33001234", "EI"), waiting))
+    )
+    assert receipt.code is None, receipt
+    run = Bundler(store, store.bundles, REGISTRY, CATALOGUE, terms, now=lambda: NOW)
+    (claim,) = pump.wait(run.run_once()).claims
+    assert claim.invoice_number == "IGO26-00001"
+    assert pump.wait(store.bundles.reserve("igo-invoice", 1)) == 2

@@ -201,7 +201,9 @@ def check_guard_txn(txn: Transaction, guard: RunGuard) -> None:
     if guard.lease_job is not None and guard.lease_holder is not None:
         check_lease_txn(txn, guard.lease_job, guard.lease_holder, int(guard.lease_seconds * 1000))
     changed = 0
-    for (traceer_id, record_number), (state, revision) in guard.expected.items():
+    # In key order, so that two recordings lock their lines in the same order (never a
+    # deadlock between them on PostgreSQL: the second waits, then finds them changed).
+    for (traceer_id, record_number), (state, revision) in sorted(guard.expected.items()):
         txn.execute(
             "UPDATE declaration_lines SET revision = revision + 1"
             " WHERE traceer_id = ? AND record_number = ? AND state = ? AND revision = ?",

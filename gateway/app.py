@@ -46,6 +46,7 @@ from adapters.tls import (
     server_context_factory,
 )
 from gateway.admin.bulk import BatchRunner, BulkService
+from gateway.admin.labels import Names
 from gateway.admin.service import AdminService
 from gateway.bundler import BUNDLING_JOB, Bundler
 from gateway.collector import CollectedRetour, RetourCollector
@@ -59,7 +60,7 @@ from gateway.jobs import JobBusyError, JobLock
 from gateway.metrics import Metrics
 from gateway.pausepoints import pause_point_from_environment
 from gateway.resolution import Resolver
-from gateway.rules.catalogue import Catalogue, load_catalogue
+from gateway.rules.catalogue import Catalogue, Event, load_catalogue
 from gateway.rules.model import Terms
 from gateway.schedule import PerInsurer
 from gateway.store import MessageStore, StoreUnavailableError
@@ -321,6 +322,19 @@ def _insurer_exchange(
     return _Exchange(forwarder, collector, intervals)
 
 
+def admin_names(config: GatewayConfig, catalogue: Catalogue) -> Names:
+    """The names the admin site shows beside codes: the config's participants and
+    insurers, the catalogue's prestaties and code descriptions."""
+    return Names(
+        participants={p.agb: p.name for p in config.participants},
+        insurers={i.uzovi: i.name for i in config.insurers},
+        prestaties={**catalogue.descriptions, **{p.code: p.name for p in catalogue.prestaties}},
+        birth_codes=frozenset(
+            code for (_, code), rule in catalogue.rules.items() if rule.event is Event.BIRTH
+        ),
+    )
+
+
 def _listen_admin(
     config: GatewayConfig,
     store: MessageStore,
@@ -351,6 +365,7 @@ def _listen_admin(
         resolver=resolver,
         after_change=bundle_now,
         bulk=bulk,
+        names=admin_names(config, catalogue),
     )
     if admin.tls is None:
         listening: IListeningPort = reactor.listenTCP(admin.port, site, interface=admin.host)

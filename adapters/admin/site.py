@@ -45,8 +45,9 @@ import hmac
 import io
 import json
 import secrets
-from collections.abc import Awaitable, Callable, Mapping
-from datetime import datetime, timedelta
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
 from importlib import resources
 from typing import Annotated, Any, Final, TypeVar
 from urllib.parse import quote
@@ -64,6 +65,7 @@ from adapters.admin.routes import ADMIN_ROUTES, READ_METHODS, MethodNotAllowedEr
 from adapters.epd_api.http import problem_bytes
 from adapters.storage.messages import SqlMessageStore
 from adapters.storage.search import SqlSearchStore
+from gateway.admin import labels
 from gateway.admin.accounts import (
     AccountError,
     Actor,
@@ -97,6 +99,7 @@ from gateway.admin.cases import (
 )
 from gateway.admin.detail import CaseDetail, ClaimView, DecisionView, LineView, PregnancyView
 from gateway.admin.fileview import FileView
+from gateway.admin.labels import ClientView, Names, dutch, local_time
 from gateway.admin.metrics import AdminMetrics, BulkMetrics
 from gateway.admin.ports import AdminStore
 from gateway.admin.search import (
@@ -122,6 +125,7 @@ from gateway.ei import LayoutRegistry
 from gateway.ei.retourcodes import describe
 from gateway.resolution import FIELD_LABELS, Resolver
 from gateway.resolution import Field as CorrectionField
+from gateway.rules.model import Settings
 from gateway.store import MessageStore, StoreUnavailableError
 
 __all__ = ["AdminResource", "build_admin_site", "build_bulk_service"]
@@ -129,6 +133,7 @@ __all__ = ["AdminResource", "build_admin_site", "build_bulk_service"]
 log = Logger()
 
 MAX_BODY_BYTES: Final = 64 * 1024
+EXPECTED_BIRTH_DAYS: Final = Settings("").expected_birth_days  # modelled, as the rules have it
 Params = Mapping[str, object]  # a route's parameters, made by its converters
 LOGIN_COOKIE: Final = "igo_admin_login"
 _CSP: Final = (
@@ -238,7 +243,43 @@ def age_text(age: timedelta) -> str:
 
 
 def _when(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%d %H:%M UTC")
+    """Local time (Europe/Amsterdam), as the administrator's clock shows it."""
+    return local_time(moment)
+
+
+# Entries that only say someone looked: consecutive ones by the same person are one row.
+_VIEWS: Final = frozenset({"view_case", "view_queue", "view_pregnancy"})
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryRow:
+    """One row of a case's history: an entry, or a run of views by one person."""
+
+    at: datetime
+    actor: str
+    action: str
+    detail: str
+    count: int = 1
+    until: datetime | None = None  # the last view of a run
+
+
+def group_history(entries: Sequence[AuditEntry]) -> list[HistoryRow]:
+    """The history as a person reads it: every action on its own row, but a run of views
+    by the same person (with nothing done in between) as one row with its count."""
+    rows: list[HistoryRow] = []
+    for e in entries:
+        action = str(e.action)
+        last = rows[-1] if rows else None
+        if (
+            action in _VIEWS
+            and last is not None
+            and last.action == action
+            and last.actor == e.actor
+        ):
+            rows[-1] = HistoryRow(last.at, last.actor, action, last.detail, last.count + 1, e.at)
+        else:
+            rows.append(HistoryRow(e.at, e.actor, action, dutch(e.detail)))
+    return rows
 
 
 def case_url(case_id: str) -> str:
@@ -264,6 +305,14 @@ def _templates() -> jinja2.Environment:
         role_label=lambda role: ROLE_LABELS[role],
         audit_label=lambda action: AUDIT_LABELS.get(action, action),
         euro=euro_text,
+        nl=dutch,
+        history=group_history,
+        iso_day=lambda text: labels.day_text(date.fromisoformat(text)),
+        day=labels.day_text,
+        phase_label=lambda phase: labels.PHASE_LABELS.get(phase or "", dutch(phase or "—")),
+        line_state=lambda state: labels.LINE_STATE_LABELS.get(state, dutch(state)),
+        decision_kind=lambda kind: labels.DECISION_KIND_LABELS.get(kind, kind),
+        outbound_state=lambda state: labels.OUTBOUND_STATE_LABELS.get(state or "", state or "—"),
         pregnancy_url=lambda pregnancy: "/pregnancies/" + quote(pregnancy, safe=""),
         outcome_label=lambda outcome: OUTCOME_LABELS.get(outcome or "", outcome or "—"),
         field_label=lambda name: (
@@ -276,9 +325,8 @@ def _templates() -> jinja2.Environment:
 
 
 def euro_text(cents: int | None) -> str:
-    if cents is None:
-        return "—"
-    return f"€ {cents / 100:,.2f}".replace(",", " ").replace(".", ",")
+    """``€ 1.010,00`` (:func:`gateway.admin.labels.euro_text`)."""
+    return labels.euro_text(cents)
 
 
 OUTCOME_LABELS: Final = {
@@ -413,10 +461,13 @@ def case_json(case: Case, now: datetime) -> dict[str, Any]:
         "participant": facts.participant,
         "participants": list(facts.participants),
         "retourcodes": [{"code": c, "meaning": describe(c)} for c in facts.retourcodes],
-        "summary": facts.summary,
+        "summary": dutch(facts.summary),
         "filename": facts.filename,
         "standard": facts.standard,
-        "details": dict(facts.details),
+        "details": {
+            k: labels.PHASE_LABELS.get(v, dutch(v)) if k == "fase" else dutch(v)
+            for k, v in facts.details.items()
+        },
         "record": None
         if record is None
         else {
@@ -470,8 +521,22 @@ def case_view_json(view: CaseView) -> dict[str, Any]:
         ],
         "file": _file_json(view.file),
         "detail": _detail_json(view.detail),
-        "prestaties": [{"code": c, "name": n} for c, n in view.prestaties],
+        "prestaties": [{"code": c, "name": dutch(n)} for c, n in view.prestaties],
+        "client": None
+        if view.client is None
+        else {
+            "name": view.client.name,
+            "birthDate": _day_iso(view.client.birth_date),
+            "bsn": view.client.bsn,
+            "memberNumber": view.client.member_number,
+            "masked": view.client.masked,
+        },
+        "current": dict(view.current),
     }
+
+
+def _day_iso(day: date | None) -> str | None:
+    return None if day is None else day.isoformat()
 
 
 def _line_json(line: LineView) -> dict[str, Any]:
@@ -521,8 +586,11 @@ def _decision_json(decision: DecisionView) -> dict[str, Any]:
         "insurer": decision.insurer,
         "kind": decision.kind,
         "rule": decision.rule,
+        "ruleText": dutch(decision.rule),
         "reasons": list(decision.reasons),
+        "reasonsText": [dutch(r) for r in decision.reasons],
         "waitingFor": decision.waiting_for,
+        "waitingForText": dutch(decision.waiting_for) if decision.waiting_for else None,
         "until": decision.until.isoformat() if decision.until else None,
         "overdueOn": decision.overdue_on.isoformat() if decision.overdue_on else None,
         "decidedAt": _iso(decision.decided_at),
@@ -716,6 +784,12 @@ class AdminResource(resource.Resource):
         self._config = config
         self._env = _templates()
         self._env.globals.update(_BULK_GLOBALS)
+        self._env.globals.update(
+            participant=self._participant,
+            insurer=self._insurer,
+            prestatie=self._prestatie,
+            pregnancy_label=self._pregnancy_label,
+        )
         self._css = resources.files("adapters.admin").joinpath("static/admin.css").read_bytes()
         secure = config.cookies_secure
         self._secure = secure
@@ -726,6 +800,29 @@ class AdminResource(resource.Resource):
         missing = [r.handler for r in ADMIN_ROUTES if not hasattr(self, "_" + r.handler)]
         if missing:
             raise TypeError(f"routes without a handler: {', '.join(missing)}")
+
+    # The service's names (read when shown: the gateway may set them after the site).
+    def _participant(self, agb: str | None) -> str:
+        return self._service.names.participant(agb)
+
+    def _insurer(self, uzovi: str | None) -> str:
+        return self._service.names.insurer(uzovi)
+
+    def _prestatie(self, code: str | None) -> str:
+        return self._service.names.prestatie(code)
+
+    def _pregnancy_label(
+        self, pregnancy: str, lines: Sequence[LineView], client: ClientView | None = None
+    ) -> str:
+        """ "Woman, birth date" (or the expected one) for a pregnancy's key. The birth is the
+        first line of a code that dates it; the expected date is modelled: the first care
+        day plus 280 days (as the waiting-phase case counts)."""
+        births = [
+            ln.prestatie_date for ln in lines if ln.prestatiecode in self._service.names.birth_codes
+        ]
+        own = [ln.prestatie_date for ln in lines]
+        expected = min(own) + timedelta(days=EXPECTED_BIRTH_DAYS) if own and not births else None
+        return labels.pregnancy_text(client, pregnancy, min(births, default=None), expected)
 
     # twisted.web entry point ----------------------------------------------------------
 
@@ -1795,6 +1892,7 @@ def build_admin_site(
     resolver: Resolver | None = None,
     after_change: Callable[[], Awaitable[object]] | None = None,
     bulk: BulkService | None = None,
+    names: Names | None = None,
 ) -> AdminSite:
     """The admin site on ``store`` (the messages) and ``admin_store`` (accounts, audit,
     cases), with ``registry`` (the EI layouts) to show files, ``clock`` for "now".
@@ -1815,6 +1913,8 @@ def build_admin_site(
     )
     service.resolver = resolver
     service.after_change = after_change
+    if names is not None:
+        service.names = names
     if hasher is not None:
         service.hasher = hasher
     if run_in_thread is not None:

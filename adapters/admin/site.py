@@ -105,6 +105,7 @@ from gateway.admin.ports import AdminStore
 from gateway.admin.search import (
     DEFAULT_LIMIT,
     MAX_LIMIT,
+    HitKind,
     SearchHit,
     SearchQuery,
     SearchRefusedError,
@@ -307,6 +308,7 @@ def _templates() -> jinja2.Environment:
         euro=euro_text,
         nl=dutch,
         history=group_history,
+        hit_state=hit_state,
         iso_day=lambda text: labels.day_text(date.fromisoformat(text)),
         day=labels.day_text,
         phase_label=lambda phase: labels.PHASE_LABELS.get(phase or "", dutch(phase or "—")),
@@ -322,6 +324,28 @@ def _templates() -> jinja2.Environment:
         ),
     )
     return env
+
+
+SEARCH_OUTCOMES: Final = {
+    "granted": "toegekend",
+    "rejected": "afgewezen (doorgegeven)",
+    "review": "afgewezen, in behandeling bij de IGO",
+    "replaced": "afgewezen, vervangen door een verbetering",
+    "returned": "terug: zelf declareren",
+}
+
+
+def hit_state(hit: SearchHit) -> str:
+    """A search hit's state in words: the insurer's verdict where there is one (a line's,
+    or a claimed line's from the lines it absorbed), else where it stands."""
+    if hit.outcome:
+        return SEARCH_OUTCOMES.get(hit.outcome, dutch(hit.outcome))
+    state = hit.state or ""
+    if hit.kind is HitKind.LINE:
+        return labels.LINE_STATE_LABELS.get(state, dutch(state) or "—")
+    if hit.kind in (HitKind.CLAIM, HitKind.OUTBOUND):
+        return labels.OUTBOUND_STATE_LABELS.get(state, state or "—")
+    return state.replace("_", " ") or "—"  # a message's status is Dutch already
 
 
 def euro_text(cents: int | None) -> str:

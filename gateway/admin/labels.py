@@ -82,11 +82,9 @@ KIND_WORDS: Final[Mapping[str, str]] = {
 OUTBOUND_STATE_LABELS: Final[Mapping[str, str]] = {
     "queued": "in de wachtrij",
     "sending": "wordt verstuurd",
-    "sent": "verstuurd",
-    "accepted": "ontvangen door verzekeraar",
-    "answered": "beantwoord",
+    "delivered": "afgeleverd bij de verzekeraar",
+    "answered": "beantwoord door de verzekeraar",
     "parked": "geparkeerd",
-    "retrying": "wordt opnieuw geprobeerd",
 }
 
 _EVENTS: Final = (

@@ -220,3 +220,24 @@ def test_the_gateway_names_what_its_config_and_catalogue_name(tmp_path: Path) ->
     assert names.insurer("3311").startswith("Zorgverzekeraar Voorbeeld")
     assert names.prestatie("196203") == "196203 — Intake kraamzorg bij de cliënt thuis"
     assert "196204" in names.birth_codes
+
+
+def test_search_shows_a_rejected_integral_line_as_rejected_with_its_retourcodes(
+    world: tuple[Cycle, str, str, Browser],
+) -> None:
+    _, _, case_id, browser = world
+    reference = case_id.partition(":")[2]
+    browser.login("otto")
+    form = browser.get("/search")
+    found = browser.post("/search", {"csrf": form.csrf(), "reference": reference})
+    assert found.status == 200
+    rows = [
+        _text(row)
+        for row in found.text.split("<tr>")[1:]
+        if "Integrale declaratieregel" in row or "integrale" in row.lower()
+    ]
+    claim = next(row for row in rows if f"ref. {reference}" in row)
+    assert "afgewezen, in behandeling bij de IGO" in claim
+    assert "0320" in claim
+    assert not ENGLISH.search(_text(found.text))
+    assert 'class="cases search"' in found.text  # fixed columns: it fits the window

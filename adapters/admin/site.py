@@ -1086,7 +1086,10 @@ class AdminResource(resource.Resource):
         self, request: server.Request, params: Params, token: str, actor: Actor
     ) -> bytes:
         pregnancy = await self._service.pregnancy(actor, str(params["pregnancy"]))
-        return self._page(request, "pregnancy.html", actor=actor, token=token, view=pregnancy)
+        client = await self._service.pregnancy_client(pregnancy)
+        return self._page(
+            request, "pregnancy.html", actor=actor, token=token, view=pregnancy, client=client
+        )
 
     async def _audit_export(
         self, request: server.Request, params: Params, token: str, actor: Actor

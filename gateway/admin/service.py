@@ -514,6 +514,11 @@ class AdminService:
             unmasked=unmask,
         )
 
+    async def pregnancy_client(self, view: PregnancyView) -> ClientView | None:
+        """The woman of a pregnancy (name and birth date; her BSN masked), as her files
+        name her, for the pregnancy page (whose view is audited already)."""
+        return await self._client(CaseDetail(lines=view.lines), False)
+
     async def _client(self, detail: CaseDetail, unmask: bool) -> ClientView | None:
         """The client as the claim file (else an original line's upload) names her."""
         if self.layouts is None:

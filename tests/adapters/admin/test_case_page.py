@@ -241,3 +241,21 @@ def test_search_shows_a_rejected_integral_line_as_rejected_with_its_retourcodes(
     assert "0320" in claim
     assert not ENGLISH.search(_text(found.text))
     assert 'class="cases search"' in found.text  # fixed columns: it fits the window
+
+
+def test_the_queue_and_the_pregnancy_page_name_what_they_show(
+    world: tuple[Cycle, str, str, Browser],
+) -> None:
+    _, bsn, case_id, browser = world
+    browser.login("otto")
+    queue = _text(browser.get("/cases").text)
+    assert "Zorgverzekeraar Voorbeeld (UZOVI 3311)" in queue
+    assert "(AGB 02001234)" in queue
+    assert not ENGLISH.search(queue)
+    page = browser.get(f"/cases/{case_id}").text
+    pregnancy = re.search(r'href="(/pregnancies/[^"]+)"', page)
+    assert pregnancy is not None
+    shown = _text(browser.get(pregnancy.group(1)).text)
+    assert f"Zwangerschap: {WOMEN[bsn][0]}" in shown
+    assert not ENGLISH.search(shown), ENGLISH.search(shown)
+    assert not re.search(r"[0-9a-f]{16}-\d{4}-\d\d-\d\d", shown)

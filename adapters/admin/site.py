@@ -44,6 +44,7 @@ from __future__ import annotations
 import hmac
 import io
 import json
+import re
 import secrets
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -309,6 +310,7 @@ def _templates() -> jinja2.Environment:
         nl=dutch,
         history=group_history,
         hit_state=hit_state,
+        case_subject=case_subject,
         iso_day=lambda text: labels.day_text(date.fromisoformat(text)),
         day=labels.day_text,
         phase_label=lambda phase: labels.PHASE_LABELS.get(phase or "", dutch(phase or "—")),
@@ -324,6 +326,23 @@ def _templates() -> jinja2.Environment:
         ),
     )
     return env
+
+
+def case_subject(case: Case) -> str:
+    """What a case is about, in a few words for the queue: its file, else its integral
+    line or its phase and pregnancy (never a key or an engine word)."""
+    facts = case.facts
+    if facts.filename:
+        return facts.filename
+    phase = labels.PHASE_LABELS.get(facts.details.get("fase", ""), "")
+    if case.kind is CaseKind.REJECTED_LINE:
+        return f"integrale regel {facts.ref}" + (f", {phase}" if phase else "")
+    pregnancy = facts.details.get("zwangerschap", "")
+    start = pregnancy[-10:] if re.fullmatch(r".+-\d{4}-\d\d-\d\d", pregnancy) else ""
+    if phase or start:
+        since = f"zwangerschap met zorg vanaf {labels.day_text(date.fromisoformat(start))}"
+        return ", ".join(p for p in (phase, since if start else "") if p)
+    return facts.ref
 
 
 SEARCH_OUTCOMES: Final = {
@@ -813,6 +832,7 @@ class AdminResource(resource.Resource):
             insurer=self._insurer,
             prestatie=self._prestatie,
             pregnancy_label=self._pregnancy_label,
+            say=self._say,
         )
         self._css = resources.files("adapters.admin").joinpath("static/admin.css").read_bytes()
         secure = config.cookies_secure
@@ -834,6 +854,18 @@ class AdminResource(resource.Resource):
 
     def _prestatie(self, code: str | None) -> str:
         return self._service.names.prestatie(code)
+
+    def _say(self, text: str | None) -> str:
+        """A case text in Dutch with names beside the codes it mentions: "verzekeraar
+        3311" and the participants' AGB codes."""
+        names = self._service.names
+        said = dutch(text)
+        said = re.sub(r"\b(verzekeraar) (\d{4})\b", lambda m: f"{m[1]} {names.insurer(m[2])}", said)
+        return re.sub(
+            r"(?<![-\w])(\d{8})(?![-\w])",
+            lambda m: names.participant(m[1]) if m[1] in names.participants else m[1],
+            said,
+        )
 
     def _pregnancy_label(
         self, pregnancy: str, lines: Sequence[LineView], client: ClientView | None = None

@@ -4,6 +4,7 @@ its summary matches what the store says."""
 from __future__ import annotations
 
 import json
+import os
 import select
 import signal
 import socket
@@ -102,20 +103,23 @@ def test_a_busy_port_is_named_with_its_component_and_the_flag_that_moves_it(
 
 
 def _read_until(process: subprocess.Popen[str], marker: str, seconds: float) -> str:
-    """stdout up to and including the line holding ``marker`` (empty if it never came)."""
+    """stdout up to the line holding ``marker`` (empty if it never came in ``seconds``).
+    Read from the pipe itself: a buffered reader may hold lines that ``select`` cannot see."""
     assert process.stdout is not None
-    seen = []
+    fd = process.stdout.fileno()
+    seen = b""
     end = time.monotonic() + seconds
     while time.monotonic() < end:
-        ready, _, _ = select.select([process.stdout], [], [], end - time.monotonic())
+        ready, _, _ = select.select([fd], [], [], max(0.0, end - time.monotonic()))
         if not ready:
             break
-        line = process.stdout.readline()
-        if not line:
+        chunk = os.read(fd, 65536)
+        if not chunk:
             break
-        seen.append(line)
-        if marker in line:
-            return "".join(seen)
+        seen += chunk
+        text = seen.decode("utf-8", errors="replace")
+        if marker in text and text.endswith("\n"):
+            return text
     return ""
 
 

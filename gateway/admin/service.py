@@ -57,7 +57,7 @@ from gateway.admin.cases import (
     select_cases,
 )
 from gateway.admin.client import client_of
-from gateway.admin.detail import CaseDetail, PregnancyView
+from gateway.admin.detail import CaseDetail, LineView, PregnancyView
 from gateway.admin.fileview import FileView, view_file
 from gateway.admin.labels import ClientView, Names
 from gateway.admin.metrics import AdminMetrics
@@ -164,6 +164,8 @@ class CaseView:
     prestaties: list[tuple[str, str]] = field(default_factory=list)  # a correction's choices
     client: ClientView | None = None  # whom the case is about (BSN masked unless unmasked)
     current: dict[str, str] = field(default_factory=dict)  # a correction's starting values
+    # Every line of the case's pregnancy (all phases), for its birth date.
+    pregnancy_lines: tuple[LineView, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -497,7 +499,9 @@ class AdminService:
             prestaties = self.resolver.prestaties_for(Phase(detail.claim.phase))
             if CaseAction.RESUBMIT in allowed_actions(case):
                 current = await self.resolver.current(detail.claim.reference)
+        whole = await self.admin.pregnancy(detail.pregnancy) if detail.pregnancy else None
         return CaseView(
+            pregnancy_lines=whole.lines if whole is not None else detail.lines,
             client=await self._client(detail, unmask),
             current=current,
             case=case,

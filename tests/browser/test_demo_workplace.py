@@ -130,6 +130,8 @@ def test_an_administrator_identifies_corrects_and_sees_a_0320_case_granted(demo:
             client = page.locator("dl.client").inner_text()
             assert CLIENT[1] in client
             assert CLIENT[2] in client
+            # Her pregnancy by her name and her birth (partus at home on 11 August).
+            assert f"{CLIENT[0]}, bevallen op 11-08-2026" in client
             expect(page.locator("table.codes")).to_contain_text("0320")
             check_words(page)
             page.screenshot(path=str(demo.shots / "admin-2-case.png"), full_page=True)

@@ -330,7 +330,7 @@ def test_close_a_waiting_phase_and_write_off_a_broken_bundle_in_a_real_browser(
                 page.get_by_role("link", name="Fase sluiten").click()
                 page.get_by_role("button", name=re.compile("Bevestigen")).click()
                 expect(page.locator("h1 .state")).to_have_text("fase gesloten")
-                expect(page.locator("table.lines")).to_contain_text("opgenomen in integrale prestatie")
+                expect(page.locator("table.lines")).to_contain_text("opgenomen in integrale")
                 page.screenshot(path=str(shots / "3-closed.png"), full_page=True)
 
                 # The broken bundle: why, and writing it off.

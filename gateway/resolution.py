@@ -32,6 +32,7 @@ from datetime import date, datetime
 from typing import Any, Final, Protocol
 
 from gateway.admin.cases import ActionRefusedError
+from gateway.admin.labels import PHASE_LABELS
 from gateway.bundler import INVOICE_SEQUENCE, QueuedFile, outbound_message
 from gateway.ei import FieldValue, LayoutRegistry, Record, read_records, validate_bytes
 from gateway.ei.retourcodes import describe
@@ -276,7 +277,8 @@ class Resolver:
         if prestatie is None or prestatie.phase is not claim.phase:
             raise ActionRefusedError(
                 "prestatie-onjuist",
-                f"Prestatie {code} is geen integrale prestatie voor de fase {claim.phase.value}.",
+                f"Prestatie {code} is geen integrale prestatie voor de "
+                f"{PHASE_LABELS.get(claim.phase.value, claim.phase.value)}.",
                 status=400,
             )
         terms = self._terms.insurers.get(insurer)

@@ -85,7 +85,9 @@ def _overdue_intake() -> bytes:
     birth never comes, so its phase waits past its expected date (a case to close)."""
     text = (_fixtures() / "kz301-minimal.asc").read_bytes().decode("latin-1")
     text = text.replace("202606", "202601").replace("20260703", "20260203")
-    text = text.replace("999990007", "999995005")  # a woman of her own (synthetic BSN)
+    # A woman of her own (synthetic): BSN, member number, birth date and surname.
+    text = text.replace("999990007", "999995005").replace("100200300", "100200512")
+    text = text.replace("19940506", "19910314").replace("Voorbeeld", "Bakker   ")
     return text.replace("KZ2026-0601", "KZ2026-0101").encode("latin-1")
 
 

@@ -986,14 +986,11 @@ class AdminResource(resource.Resource):
         except MethodNotAllowedError as refused:
             allowed = ", ".join(refused.allowed)
             request.setHeader(b"allow", allowed.encode("ascii"))
-            if self._is_api(request):
-                message = f"This method is not allowed here; allowed: {allowed}."
-            else:
-                message = f"Deze methode kan hier niet; wel: {allowed}."
+            message = f"Deze methode kan hier niet; wel: {allowed}."
             raise _HttpError(405, "methode", message) from None
         if match is None:
             if self._is_api(request):
-                raise _HttpError(404, "onbekend", "No such API route.")
+                raise _HttpError(404, "onbekend", "Deze API-route bestaat niet.")
             raise _HttpError(404, "onbekend", "Deze pagina bestaat niet.")
         route, params = match.route, match.params
         handler = getattr(self, "_" + route.handler)
@@ -1329,7 +1326,9 @@ class AdminResource(resource.Resource):
                 self._check_csrf(session, header.decode("latin-1"))
         if actor is None:
             request.setHeader(b"www-authenticate", b'Bearer realm="igo-gateway-admin"')
-            raise _HttpError(401, "niet-aangemeld", "A valid API token or session is required.")
+            raise _HttpError(
+                401, "niet-aangemeld", "Een geldig API-token of een geldige sessie is nodig."
+            )
         return actor
 
     async def _api_me(self, request: server.Request, params: Params, actor: Actor) -> bytes:
@@ -1662,9 +1661,37 @@ def _action_request(request: server.Request) -> ActionRequest:
     try:
         return ActionRequest.model_validate_json(raw or b"{}")
     except ValidationError as exc:
-        raise _HttpError(
-            400, "ongeldig-verzoek", f"Invalid body: {exc.errors()[0]['msg']}"
-        ) from None
+        raise _HttpError(400, "ongeldig-verzoek", body_problem(exc)) from None
+
+
+# What is wrong with a request body, by pydantic's error type, in Dutch.
+_BODY_PROBLEMS: Final = {
+    "missing": "dit veld ontbreekt",
+    "extra_forbidden": "dit veld bestaat niet",
+    "json_invalid": "geen geldige JSON",
+    "json_type": "geen JSON-object",
+    "model_type": "geen JSON-object",
+    "dict_type": "geen object",
+    "string_type": "geen tekst",
+    "string_too_long": "te lang",
+    "string_too_short": "te kort",
+    "int_type": "geen geheel getal",
+    "int_parsing": "geen geheel getal",
+    "bool_type": "geen ja/nee (true/false)",
+    "bool_parsing": "geen ja/nee (true/false)",
+    "too_long": "te veel",
+    "greater_than_equal": "te klein",
+    "less_than_equal": "te groot",
+}
+
+
+def body_problem(exc: ValidationError) -> str:
+    """The first problem of a request body: where and what, in Dutch, never the input (it
+    may be a password or a BSN)."""
+    first = exc.errors(include_input=False)[0]
+    where = ".".join(str(p) for p in first["loc"])
+    what = _BODY_PROBLEMS.get(first["type"], "ongeldige waarde")
+    return f"Ongeldige inhoud: {where}: {what}." if where else f"Ongeldige inhoud: {what}."
 
 
 def _user_request(request: server.Request) -> UserRequest:
@@ -1674,11 +1701,7 @@ def _user_request(request: server.Request) -> UserRequest:
         return UserRequest.model_validate_json(raw or b"{}")
     except ValidationError as exc:
         # Where and what only, never the input: it may be a password.
-        first = exc.errors(include_input=False)[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise _HttpError(
-            400, "ongeldig-verzoek", f"Invalid body: {where}: {first['msg']}"
-        ) from None
+        raise _HttpError(400, "ongeldig-verzoek", body_problem(exc)) from None
 
 
 def _search_request(request: server.Request) -> SearchRequest:
@@ -1688,11 +1711,7 @@ def _search_request(request: server.Request) -> SearchRequest:
         return SearchRequest.model_validate_json(raw or b"{}")
     except ValidationError as exc:
         # Only where and what, never the input: it may be a BSN.
-        first = exc.errors(include_input=False)[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise _HttpError(
-            400, "ongeldig-verzoek", f"Invalid body: {where}: {first['msg']}"
-        ) from None
+        raise _HttpError(400, "ongeldig-verzoek", body_problem(exc)) from None
 
 
 # --- bulk actions ------------------------------------------------------------------------
@@ -1842,11 +1861,7 @@ def _batch_request(request: server.Request) -> BatchRequest:
     try:
         return BatchRequest.model_validate_json(raw or b"{}")
     except ValidationError as exc:
-        error = exc.errors()[0]
-        where = ".".join(str(part) for part in error["loc"])
-        raise _HttpError(
-            400, "ongeldig-verzoek", f"Invalid body: {where}: {error['msg']}"
-        ) from None
+        raise _HttpError(400, "ongeldig-verzoek", body_problem(exc)) from None
 
 
 def preview_json(preview: BatchPreview) -> dict[str, Any]:

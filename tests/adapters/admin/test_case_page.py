@@ -259,3 +259,24 @@ def test_the_queue_and_the_pregnancy_page_name_what_they_show(
     assert f"Zwangerschap: {WOMEN[bsn][0]}" in shown
     assert not ENGLISH.search(shown), ENGLISH.search(shown)
     assert not re.search(r"[0-9a-f]{16}-\d{4}-\d\d-\d\d", shown)
+
+
+def test_the_api_answers_its_errors_in_dutch(world: tuple[Cycle, str, str, Browser]) -> None:
+    cycle, _, case_id, browser = world
+    root = cycle.user("root", Role.ADMINISTRATOR)
+    token = cycle.wait(cycle.service.create_token("otto", timedelta(hours=1), root))
+    auth = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    answers = [
+        browser.get("/api/nope", auth),
+        browser.get("/api/cases"),  # no credentials
+        browser.request("DELETE", "/api/cases", b"", auth),
+        browser.request("POST", f"/api/cases/{case_id}/actions/note", b'{"reden": 1}', auth),
+        browser.request("POST", "/api/search", b'{"limit": "veel"}', auth),
+        browser.request("POST", "/api/search", b"{not json", auth),
+    ]
+    for answer in answers:
+        assert answer.status >= 400
+        detail = json.loads(answer.body)["detail"]
+        assert not re.search(r"\b(No|such|valid|required|Invalid|allowed|Field|Input)\b", detail), (
+            detail
+        )

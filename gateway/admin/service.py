@@ -57,7 +57,7 @@ from gateway.admin.cases import (
     select_cases,
 )
 from gateway.admin.client import client_of
-from gateway.admin.detail import CaseDetail, LineView, PregnancyView
+from gateway.admin.detail import CaseDetail, DecisionView, LineView, PregnancyView
 from gateway.admin.fileview import FileView, view_file
 from gateway.admin.labels import ClientView, Names
 from gateway.admin.metrics import AdminMetrics
@@ -166,6 +166,7 @@ class CaseView:
     current: dict[str, str] = field(default_factory=dict)  # a correction's starting values
     # Every line of the case's pregnancy (all phases), for its birth date.
     pregnancy_lines: tuple[LineView, ...] = ()
+    pregnancy_decisions: tuple[DecisionView, ...] = ()  # its phases, as the rules decided
 
 
 @dataclass(frozen=True, slots=True)
@@ -502,6 +503,7 @@ class AdminService:
         whole = await self.admin.pregnancy(detail.pregnancy) if detail.pregnancy else None
         return CaseView(
             pregnancy_lines=whole.lines if whole is not None else detail.lines,
+            pregnancy_decisions=whole.decisions if whole is not None else detail.decisions,
             client=await self._client(detail, unmask),
             current=current,
             case=case,

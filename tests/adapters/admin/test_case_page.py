@@ -111,6 +111,8 @@ def test_the_case_page_names_participants_insurers_prestaties_and_the_pregnancy(
     # The pregnancy as the woman and her (expected) birth date, not its key.
     assert re.search(WOMEN[bsn][0] + r", (bevallen op|uitgerekend rond) \d\d-\d\d-\d{4}", shown)
     assert not re.search(r"[0-9a-f]{16}-\d{4}-\d\d-\d\d", shown)
+    # With its phases, each as the rules decided it.
+    assert re.search(r"prenatale fase: (integraal gedeclareerd|wacht|monodisciplinair)", shown)
 
 
 def test_every_text_on_the_case_and_its_form_is_dutch_with_euros_and_local_time(

@@ -48,6 +48,7 @@ from adapters.tls import (
     server_context_factory,
 )
 from gateway.admin.bulk import BatchRunner, BulkService
+from gateway.admin.labels import Names
 from gateway.admin.service import AdminService
 from gateway.bundler import BUNDLING_JOB, Bundler
 from gateway.collector import CollectedRetour, RetourCollector
@@ -63,7 +64,7 @@ from gateway.notices import NOTICES_JOB, NoticeMetrics, Notifier
 from gateway.pausepoints import pause_point_from_environment
 from gateway.resolution import Resolver
 from gateway.resources import schemas_dir
-from gateway.rules.catalogue import Catalogue, load_catalogue
+from gateway.rules.catalogue import Catalogue, Event, load_catalogue
 from gateway.rules.model import Terms
 from gateway.schedule import PerInsurer
 from gateway.store import MessageStore, StoreUnavailableError
@@ -348,6 +349,19 @@ def _insurer_exchange(
     return _Exchange(forwarder, collector, intervals)
 
 
+def admin_names(config: GatewayConfig, catalogue: Catalogue) -> Names:
+    """The names the admin site shows beside codes: the config's participants and
+    insurers, the catalogue's prestaties and code descriptions."""
+    return Names(
+        participants={p.agb: p.name for p in config.participants},
+        insurers={i.uzovi: i.name for i in config.insurers},
+        prestaties={**catalogue.descriptions, **{p.code: p.name for p in catalogue.prestaties}},
+        birth_codes=frozenset(
+            code for (_, code), rule in catalogue.rules.items() if rule.event is Event.BIRTH
+        ),
+    )
+
+
 def _listen_admin(
     config: GatewayConfig,
     store: MessageStore,
@@ -378,6 +392,7 @@ def _listen_admin(
         resolver=resolver,
         after_change=bundle_now,
         bulk=bulk,
+        names=admin_names(config, catalogue),
     )
     if admin.tls is None:
         listening: IListeningPort = reactor.listenTCP(admin.port, site, interface=admin.host)

@@ -32,6 +32,7 @@ from datetime import date, datetime
 from typing import Any, Final, Protocol
 
 from gateway.admin.cases import ActionRefusedError
+from gateway.admin.labels import PHASE_LABELS
 from gateway.bundler import INVOICE_SEQUENCE, QueuedFile, outbound_message
 from gateway.ei import FieldValue, LayoutRegistry, Record, read_records, validate_bytes
 from gateway.ei.retourcodes import describe
@@ -240,15 +241,7 @@ class Resolver:
             raise ActionRefusedError(
                 "claim-onleesbaar", "Het verstuurde declaratiebestand is niet te lezen."
             )
-        before = {
-            Field.MEMBER_NUMBER: insured.text("member_number").strip(),
-            Field.UZOVI: claim.insurer,
-            Field.FIRST_DAY: _day_text(detail.get("prestatie_date")),
-            Field.LAST_DAY: max(
-                (ln.prestatie_end_date or ln.prestatie_date) for ln in claim.absorbed
-            ).isoformat(),
-            Field.PRESTATIE: claim.prestatie,
-        }
+        before = _before(claim, detail, insured)
         after = dict(before)
         for name, value in (
             (Field.MEMBER_NUMBER, correction.member_number),
@@ -284,7 +277,8 @@ class Resolver:
         if prestatie is None or prestatie.phase is not claim.phase:
             raise ActionRefusedError(
                 "prestatie-onjuist",
-                f"Prestatie {code} is geen integrale prestatie voor de fase {claim.phase.value}.",
+                f"Prestatie {code} is geen integrale prestatie voor de "
+                f"{PHASE_LABELS.get(claim.phase.value, claim.phase.value)}.",
                 status=400,
             )
         terms = self._terms.insurers.get(insurer)
@@ -355,6 +349,19 @@ class Resolver:
         queued = QueuedFile(message, insurer, self._terms.settings.igo_agb)
         return Resubmission(reference, queued, built.links[0], insurer, changes)
 
+    async def current(self, reference: str) -> dict[str, str]:
+        """The values a correction of ``reference`` starts from (what the insurer got),
+        by field name; the member number masked. Empty when the line or its file is gone."""
+        claim = await self._store.claim_state(reference)
+        if claim is None or not claim.absorbed:
+            return {}
+        detail, insured = _line_records(await self._claim_records(claim), claim.record_number)
+        if detail is None or insured is None:
+            return {}
+        before = _before(claim, detail, insured)
+        before[Field.MEMBER_NUMBER] = masked(before[Field.MEMBER_NUMBER])
+        return {name.value: value for name, value in before.items()}
+
     async def _claim_records(self, claim: ClaimState) -> list[Record]:
         message = await self._messages.get_message(claim.outbound)
         payload = await self._messages.payload(message.sha256) if message else None
@@ -412,6 +419,19 @@ def _iso(value: date | None) -> str | None:
 
 def _day_text(value: object) -> str:
     return value.isoformat() if isinstance(value, date) else ""
+
+
+def _before(claim: ClaimState, detail: Record, insured: Record) -> dict[Field, str]:
+    """A claimed line's correctable fields as they were sent."""
+    return {
+        Field.MEMBER_NUMBER: insured.text("member_number").strip(),
+        Field.UZOVI: claim.insurer,
+        Field.FIRST_DAY: _day_text(detail.get("prestatie_date")),
+        Field.LAST_DAY: max(
+            (ln.prestatie_end_date or ln.prestatie_date) for ln in claim.absorbed
+        ).isoformat(),
+        Field.PRESTATIE: claim.prestatie,
+    }
 
 
 def _line_records(

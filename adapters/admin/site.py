@@ -44,9 +44,11 @@ from __future__ import annotations
 import hmac
 import io
 import json
+import re
 import secrets
-from collections.abc import Awaitable, Callable, Mapping
-from datetime import datetime, timedelta
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
 from importlib import resources
 from typing import Annotated, Any, Final, TypeVar
 from urllib.parse import quote
@@ -65,6 +67,7 @@ from adapters.epd_api.http import problem_bytes
 from adapters.storage.messages import SqlMessageStore
 from adapters.storage.reprocess import SqlReprocessStore
 from adapters.storage.search import SqlSearchStore
+from gateway.admin import labels
 from gateway.admin.accounts import (
     AccountError,
     Actor,
@@ -98,11 +101,13 @@ from gateway.admin.cases import (
 )
 from gateway.admin.detail import CaseDetail, ClaimView, DecisionView, LineView, PregnancyView
 from gateway.admin.fileview import FileView
+from gateway.admin.labels import ClientView, Names, dutch, local_time
 from gateway.admin.metrics import AdminMetrics, BulkMetrics
 from gateway.admin.ports import AdminStore
 from gateway.admin.search import (
     DEFAULT_LIMIT,
     MAX_LIMIT,
+    HitKind,
     SearchHit,
     SearchQuery,
     SearchRefusedError,
@@ -124,6 +129,7 @@ from gateway.ei.retourcodes import describe
 from gateway.reprocess import Reprocessor, ReprocessResult
 from gateway.resolution import FIELD_LABELS, Resolver
 from gateway.resolution import Field as CorrectionField
+from gateway.rules.model import Settings
 from gateway.store import Direction, Message, MessageStore, StoreUnavailableError
 
 __all__ = ["AdminResource", "build_admin_site", "build_bulk_service"]
@@ -131,6 +137,7 @@ __all__ = ["AdminResource", "build_admin_site", "build_bulk_service"]
 log = Logger()
 
 MAX_BODY_BYTES: Final = 64 * 1024
+EXPECTED_BIRTH_DAYS: Final = Settings("").expected_birth_days  # modelled, as the rules have it
 Params = Mapping[str, object]  # a route's parameters, made by its converters
 LOGIN_COOKIE: Final = "igo_admin_login"
 _CSP: Final = (
@@ -240,7 +247,43 @@ def age_text(age: timedelta) -> str:
 
 
 def _when(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%d %H:%M UTC")
+    """Local time (Europe/Amsterdam), as the administrator's clock shows it."""
+    return local_time(moment)
+
+
+# Entries that only say someone looked: consecutive ones by the same person are one row.
+_VIEWS: Final = frozenset({"view_case", "view_queue", "view_pregnancy"})
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryRow:
+    """One row of a case's history: an entry, or a run of views by one person."""
+
+    at: datetime
+    actor: str
+    action: str
+    detail: str
+    count: int = 1
+    until: datetime | None = None  # the last view of a run
+
+
+def group_history(entries: Sequence[AuditEntry]) -> list[HistoryRow]:
+    """The history as a person reads it: every action on its own row, but a run of views
+    by the same person (with nothing done in between) as one row with its count."""
+    rows: list[HistoryRow] = []
+    for e in entries:
+        action = str(e.action)
+        last = rows[-1] if rows else None
+        if (
+            action in _VIEWS
+            and last is not None
+            and last.action == action
+            and last.actor == e.actor
+        ):
+            rows[-1] = HistoryRow(last.at, last.actor, action, last.detail, last.count + 1, e.at)
+        else:
+            rows.append(HistoryRow(e.at, e.actor, action, dutch(e.detail)))
+    return rows
 
 
 def case_url(case_id: str) -> str:
@@ -266,6 +309,16 @@ def _templates() -> jinja2.Environment:
         role_label=lambda role: ROLE_LABELS[role],
         audit_label=lambda action: AUDIT_LABELS.get(action, action),
         euro=euro_text,
+        nl=dutch,
+        history=group_history,
+        hit_state=hit_state,
+        case_subject=case_subject,
+        iso_day=lambda text: labels.day_text(date.fromisoformat(text)),
+        day=labels.day_text,
+        phase_label=lambda phase: labels.PHASE_LABELS.get(phase or "", dutch(phase or "—")),
+        line_state=lambda state: labels.LINE_STATE_LABELS.get(state, dutch(state)),
+        decision_kind=lambda kind: labels.DECISION_KIND_LABELS.get(kind, kind),
+        outbound_state=lambda state: labels.OUTBOUND_STATE_LABELS.get(state or "", state or "—"),
         pregnancy_url=lambda pregnancy: "/pregnancies/" + quote(pregnancy, safe=""),
         outcome_label=lambda outcome: OUTCOME_LABELS.get(outcome or "", outcome or "—"),
         field_label=lambda name: (
@@ -277,10 +330,48 @@ def _templates() -> jinja2.Environment:
     return env
 
 
+def case_subject(case: Case) -> str:
+    """What a case is about, in a few words for the queue: its file, else its integral
+    line or its phase and pregnancy (never a key or an engine word)."""
+    facts = case.facts
+    if facts.filename:
+        return facts.filename
+    phase = labels.PHASE_LABELS.get(facts.details.get("fase", ""), "")
+    if case.kind is CaseKind.REJECTED_LINE:
+        return f"integrale regel {facts.ref}" + (f", {phase}" if phase else "")
+    pregnancy = facts.details.get("zwangerschap", "")
+    start = pregnancy[-10:] if re.fullmatch(r".+-\d{4}-\d\d-\d\d", pregnancy) else ""
+    if phase or start:
+        since = f"zwangerschap met zorg vanaf {labels.day_text(date.fromisoformat(start))}"
+        return ", ".join(p for p in (phase, since if start else "") if p)
+    return facts.ref
+
+
+SEARCH_OUTCOMES: Final = {
+    "granted": "toegekend",
+    "rejected": "afgewezen (doorgegeven)",
+    "review": "afgewezen, in behandeling bij de IGO",
+    "replaced": "afgewezen, vervangen door een verbetering",
+    "returned": "terug: zelf declareren",
+}
+
+
+def hit_state(hit: SearchHit) -> str:
+    """A search hit's state in words: the insurer's verdict where there is one (a line's,
+    or a claimed line's from the lines it absorbed), else where it stands."""
+    if hit.outcome:
+        return SEARCH_OUTCOMES.get(hit.outcome, dutch(hit.outcome))
+    state = hit.state or ""
+    if hit.kind is HitKind.LINE:
+        return labels.LINE_STATE_LABELS.get(state, dutch(state) or "—")
+    if hit.kind in (HitKind.CLAIM, HitKind.OUTBOUND):
+        return labels.OUTBOUND_STATE_LABELS.get(state, state or "—")
+    return state.replace("_", " ") or "—"  # a message's status is Dutch already
+
+
 def euro_text(cents: int | None) -> str:
-    if cents is None:
-        return "—"
-    return f"€ {cents / 100:,.2f}".replace(",", " ").replace(".", ",")
+    """``€ 1.010,00`` (:func:`gateway.admin.labels.euro_text`)."""
+    return labels.euro_text(cents)
 
 
 OUTCOME_LABELS: Final = {
@@ -415,10 +506,13 @@ def case_json(case: Case, now: datetime) -> dict[str, Any]:
         "participant": facts.participant,
         "participants": list(facts.participants),
         "retourcodes": [{"code": c, "meaning": describe(c)} for c in facts.retourcodes],
-        "summary": facts.summary,
+        "summary": dutch(facts.summary),
         "filename": facts.filename,
         "standard": facts.standard,
-        "details": dict(facts.details),
+        "details": {
+            k: labels.PHASE_LABELS.get(v, dutch(v)) if k == "fase" else dutch(v)
+            for k, v in facts.details.items()
+        },
         "record": None
         if record is None
         else {
@@ -472,8 +566,22 @@ def case_view_json(view: CaseView) -> dict[str, Any]:
         ],
         "file": _file_json(view.file),
         "detail": _detail_json(view.detail),
-        "prestaties": [{"code": c, "name": n} for c, n in view.prestaties],
+        "prestaties": [{"code": c, "name": dutch(n)} for c, n in view.prestaties],
+        "client": None
+        if view.client is None
+        else {
+            "name": view.client.name,
+            "birthDate": _day_iso(view.client.birth_date),
+            "bsn": view.client.bsn,
+            "memberNumber": view.client.member_number,
+            "masked": view.client.masked,
+        },
+        "current": dict(view.current),
     }
+
+
+def _day_iso(day: date | None) -> str | None:
+    return None if day is None else day.isoformat()
 
 
 def _line_json(line: LineView) -> dict[str, Any]:
@@ -523,8 +631,11 @@ def _decision_json(decision: DecisionView) -> dict[str, Any]:
         "insurer": decision.insurer,
         "kind": decision.kind,
         "rule": decision.rule,
+        "ruleText": dutch(decision.rule),
         "reasons": list(decision.reasons),
+        "reasonsText": [dutch(r) for r in decision.reasons],
         "waitingFor": decision.waiting_for,
+        "waitingForText": dutch(decision.waiting_for) if decision.waiting_for else None,
         "until": decision.until.isoformat() if decision.until else None,
         "overdueOn": decision.overdue_on.isoformat() if decision.overdue_on else None,
         "decidedAt": _iso(decision.decided_at),
@@ -723,6 +834,13 @@ class AdminResource(resource.Resource):
         self._config = config
         self._env = _templates()
         self._env.globals.update(_BULK_GLOBALS)
+        self._env.globals.update(
+            participant=self._participant,
+            insurer=self._insurer,
+            prestatie=self._prestatie,
+            pregnancy_label=self._pregnancy_label,
+            say=self._say,
+        )
         self._css = resources.files("adapters.admin").joinpath("static/admin.css").read_bytes()
         secure = config.cookies_secure
         self._secure = secure
@@ -733,6 +851,41 @@ class AdminResource(resource.Resource):
         missing = [r.handler for r in ADMIN_ROUTES if not hasattr(self, "_" + r.handler)]
         if missing:
             raise TypeError(f"routes without a handler: {', '.join(missing)}")
+
+    # The service's names (read when shown: the gateway may set them after the site).
+    def _participant(self, agb: str | None) -> str:
+        return self._service.names.participant(agb)
+
+    def _insurer(self, uzovi: str | None) -> str:
+        return self._service.names.insurer(uzovi)
+
+    def _prestatie(self, code: str | None) -> str:
+        return self._service.names.prestatie(code)
+
+    def _say(self, text: str | None) -> str:
+        """A case text in Dutch with names beside the codes it mentions: "verzekeraar
+        3311" and the participants' AGB codes."""
+        names = self._service.names
+        said = dutch(text)
+        said = re.sub(r"\b(verzekeraar) (\d{4})\b", lambda m: f"{m[1]} {names.insurer(m[2])}", said)
+        return re.sub(
+            r"(?<![-\w])(\d{8})(?![-\w])",
+            lambda m: names.participant(m[1]) if m[1] in names.participants else m[1],
+            said,
+        )
+
+    def _pregnancy_label(
+        self, pregnancy: str, lines: Sequence[LineView], client: ClientView | None = None
+    ) -> str:
+        """ "Woman, birth date" (or the expected one) for a pregnancy's key. The birth is the
+        first line of a code that dates it; the expected date is modelled: the first care
+        day plus 280 days (as the waiting-phase case counts)."""
+        births = [
+            ln.prestatie_date for ln in lines if ln.prestatiecode in self._service.names.birth_codes
+        ]
+        own = [ln.prestatie_date for ln in lines]
+        expected = min(own) + timedelta(days=EXPECTED_BIRTH_DAYS) if own and not births else None
+        return labels.pregnancy_text(client, pregnancy, min(births, default=None), expected)
 
     # twisted.web entry point ----------------------------------------------------------
 
@@ -840,14 +993,11 @@ class AdminResource(resource.Resource):
         except MethodNotAllowedError as refused:
             allowed = ", ".join(refused.allowed)
             request.setHeader(b"allow", allowed.encode("ascii"))
-            if self._is_api(request):
-                message = f"This method is not allowed here; allowed: {allowed}."
-            else:
-                message = f"Deze methode kan hier niet; wel: {allowed}."
+            message = f"Deze methode kan hier niet; wel: {allowed}."
             raise _HttpError(405, "methode", message) from None
         if match is None:
             if self._is_api(request):
-                raise _HttpError(404, "onbekend", "No such API route.")
+                raise _HttpError(404, "onbekend", "Deze API-route bestaat niet.")
             raise _HttpError(404, "onbekend", "Deze pagina bestaat niet.")
         route, params = match.route, match.params
         handler = getattr(self, "_" + route.handler)
@@ -972,7 +1122,10 @@ class AdminResource(resource.Resource):
         self, request: server.Request, params: Params, token: str, actor: Actor
     ) -> bytes:
         pregnancy = await self._service.pregnancy(actor, str(params["pregnancy"]))
-        return self._page(request, "pregnancy.html", actor=actor, token=token, view=pregnancy)
+        client = await self._service.pregnancy_client(pregnancy)
+        return self._page(
+            request, "pregnancy.html", actor=actor, token=token, view=pregnancy, client=client
+        )
 
     # reprocessing an upload (gateway.reprocess) ----------------------------------------
 
@@ -1255,7 +1408,9 @@ class AdminResource(resource.Resource):
                 self._check_csrf(session, header.decode("latin-1"))
         if actor is None:
             request.setHeader(b"www-authenticate", b'Bearer realm="igo-gateway-admin"')
-            raise _HttpError(401, "niet-aangemeld", "A valid API token or session is required.")
+            raise _HttpError(
+                401, "niet-aangemeld", "Een geldig API-token of een geldige sessie is nodig."
+            )
         return actor
 
     async def _api_me(self, request: server.Request, params: Params, actor: Actor) -> bytes:
@@ -1588,9 +1743,37 @@ def _action_request(request: server.Request) -> ActionRequest:
     try:
         return ActionRequest.model_validate_json(raw or b"{}")
     except ValidationError as exc:
-        raise _HttpError(
-            400, "ongeldig-verzoek", f"Invalid body: {exc.errors()[0]['msg']}"
-        ) from None
+        raise _HttpError(400, "ongeldig-verzoek", body_problem(exc)) from None
+
+
+# What is wrong with a request body, by pydantic's error type, in Dutch.
+_BODY_PROBLEMS: Final = {
+    "missing": "dit veld ontbreekt",
+    "extra_forbidden": "dit veld bestaat niet",
+    "json_invalid": "geen geldige JSON",
+    "json_type": "geen JSON-object",
+    "model_type": "geen JSON-object",
+    "dict_type": "geen object",
+    "string_type": "geen tekst",
+    "string_too_long": "te lang",
+    "string_too_short": "te kort",
+    "int_type": "geen geheel getal",
+    "int_parsing": "geen geheel getal",
+    "bool_type": "geen ja/nee (true/false)",
+    "bool_parsing": "geen ja/nee (true/false)",
+    "too_long": "te veel",
+    "greater_than_equal": "te klein",
+    "less_than_equal": "te groot",
+}
+
+
+def body_problem(exc: ValidationError) -> str:
+    """The first problem of a request body: where and what, in Dutch, never the input (it
+    may be a password or a BSN)."""
+    first = exc.errors(include_input=False)[0]
+    where = ".".join(str(p) for p in first["loc"])
+    what = _BODY_PROBLEMS.get(first["type"], "ongeldige waarde")
+    return f"Ongeldige inhoud: {where}: {what}." if where else f"Ongeldige inhoud: {what}."
 
 
 def _user_request(request: server.Request) -> UserRequest:
@@ -1600,11 +1783,7 @@ def _user_request(request: server.Request) -> UserRequest:
         return UserRequest.model_validate_json(raw or b"{}")
     except ValidationError as exc:
         # Where and what only, never the input: it may be a password.
-        first = exc.errors(include_input=False)[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise _HttpError(
-            400, "ongeldig-verzoek", f"Invalid body: {where}: {first['msg']}"
-        ) from None
+        raise _HttpError(400, "ongeldig-verzoek", body_problem(exc)) from None
 
 
 def _search_request(request: server.Request) -> SearchRequest:
@@ -1614,11 +1793,7 @@ def _search_request(request: server.Request) -> SearchRequest:
         return SearchRequest.model_validate_json(raw or b"{}")
     except ValidationError as exc:
         # Only where and what, never the input: it may be a BSN.
-        first = exc.errors(include_input=False)[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise _HttpError(
-            400, "ongeldig-verzoek", f"Invalid body: {where}: {first['msg']}"
-        ) from None
+        raise _HttpError(400, "ongeldig-verzoek", body_problem(exc)) from None
 
 
 # --- bulk actions ------------------------------------------------------------------------
@@ -1768,11 +1943,7 @@ def _batch_request(request: server.Request) -> BatchRequest:
     try:
         return BatchRequest.model_validate_json(raw or b"{}")
     except ValidationError as exc:
-        error = exc.errors()[0]
-        where = ".".join(str(part) for part in error["loc"])
-        raise _HttpError(
-            400, "ongeldig-verzoek", f"Invalid body: {where}: {error['msg']}"
-        ) from None
+        raise _HttpError(400, "ongeldig-verzoek", body_problem(exc)) from None
 
 
 def preview_json(preview: BatchPreview) -> dict[str, Any]:
@@ -1899,6 +2070,7 @@ def build_admin_site(
     resolver: Resolver | None = None,
     after_change: Callable[[], Awaitable[object]] | None = None,
     bulk: BulkService | None = None,
+    names: Names | None = None,
 ) -> AdminSite:
     """The admin site on ``store`` (the messages) and ``admin_store`` (accounts, audit,
     cases), with ``registry`` (the EI layouts) to show files, ``clock`` for "now".
@@ -1919,6 +2091,8 @@ def build_admin_site(
     )
     service.resolver = resolver
     service.after_change = after_change
+    if names is not None:
+        service.names = names
     if hasher is not None:
         service.hasher = hasher
     if run_in_thread is not None:

@@ -230,6 +230,9 @@ def rejected_line_txn(txn: Transaction, ref: str | None) -> list[CaseFacts]:
                 summary=(
                     f"Integrale prestatie {claim.prestatie} ({claim.phase}) afgewezen door "
                     f"verzekeraar {claim.insurer}; {len(review)} regel(s) in behandeling."
+                    if review
+                    else f"Integrale prestatie {claim.prestatie} ({claim.phase}) bij "
+                    f"verzekeraar {claim.insurer}: geen regel meer in behandeling."
                 ),
                 details=details,
             )

@@ -425,9 +425,11 @@ def _claim_hits(
     )
     rows = txn.fetchall()
     records = _case_records(txn, [row[k] for row in rows for k in (0, 3)])
+    verdicts = _claim_verdicts(txn, [row[0] for row in rows])
     hits = []
     for row in rows:
         at = decode_timestamp(row[8])
+        outcome, codes = verdicts.get(row[0], (None, ()))
         case = records.get(row[0]) or records.get(row[3])
         if case is None and row[12] is None and row[13]:
             case = case_id(CaseKind.REJECTED_LINE, row[0])
@@ -442,6 +444,8 @@ def _claim_hits(
                 participant=row[10],
                 insurer=row[4],
                 state=str(row[9]) if row[9] is not None else "",
+                outcome=outcome,
+                retourcodes=codes,
                 factuurnummer=row[1],
                 reference=row[0],
                 record_number=int(row[2]),
@@ -453,6 +457,49 @@ def _claim_hits(
             )
         )
     return hits
+
+
+def _claim_verdicts(
+    txn: Transaction, references: Sequence[str]
+) -> dict[str, tuple[str | None, tuple[str, ...]]]:
+    """The insurer's verdict on each claimed line, from the original lines it absorbed:
+    ``review`` (rejected, waiting for the IGO) when any waits, else ``rejected`` when any
+    was rejected, else ``granted`` when all were; ``replaced`` for a line a corrected one
+    replaced. With the retourcodes of those lines."""
+    found: dict[str, tuple[str | None, tuple[str, ...]]] = {}
+    unique = list(dict.fromkeys(references))
+    for start in range(0, len(unique), 500):
+        chunk = unique[start : start + 500]
+        marks = ", ".join("?" * len(chunk))
+        txn.execute(
+            "SELECT l.claim_reference, l.outcome, l.retourcode, l.outcome_codes"  # noqa: S608
+            f" FROM declaration_lines l WHERE l.claim_reference IN ({marks})",
+            chunk,
+        )
+        outcomes: dict[str, list[str | None]] = {}
+        codes: dict[str, list[str]] = {}
+        for ref, outcome, code, more in txn.fetchall():
+            outcomes.setdefault(ref, []).append(outcome)
+            own = codes.setdefault(ref, [])
+            own += [c for c in [code, *(more or "").split()] if c and c not in own]
+        txn.execute(
+            f"SELECT corrects FROM integral_claims WHERE corrects IN ({marks})",  # noqa: S608
+            chunk,
+        )
+        replaced = {row[0] for row in txn.fetchall()}
+        for ref in chunk:
+            seen = outcomes.get(ref, [])
+            verdict: str | None = None
+            if ref in replaced:
+                verdict = "replaced"
+            elif "review" in seen:
+                verdict = "review"
+            elif "rejected" in seen:
+                verdict = "rejected"
+            elif seen and all(o == "granted" for o in seen):
+                verdict = "granted"
+            found[ref] = (verdict, tuple(codes.get(ref, ())))
+    return found
 
 
 def _case_records(txn: Transaction, refs: Sequence[str]) -> dict[str, str]:

@@ -13,6 +13,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Final, Protocol, TypeVar
 
 from twisted.internet.defer import DeferredSemaphore
@@ -55,8 +56,10 @@ from gateway.admin.cases import (
     parse_case_id,
     select_cases,
 )
-from gateway.admin.detail import CaseDetail, PregnancyView
+from gateway.admin.client import client_of
+from gateway.admin.detail import CaseDetail, DecisionView, LineView, PregnancyView
 from gateway.admin.fileview import FileView, view_file
+from gateway.admin.labels import ClientView, Names
 from gateway.admin.metrics import AdminMetrics
 from gateway.admin.ports import SESSION_KINDS, AdminStore, NewSession, UserChange, UserRecord
 from gateway.admin.search import (
@@ -71,7 +74,15 @@ from gateway.admin.search import (
 )
 from gateway.ei import LayoutRegistry
 from gateway.ei.retourcodes import describe
-from gateway.resolution import ClosePhase, Correction, Effect, Resolver, Resubmission
+from gateway.resolution import (
+    FIELD_LABELS,
+    ClosePhase,
+    Correction,
+    Effect,
+    Field,
+    Resolver,
+    Resubmission,
+)
 from gateway.rules.catalogue import Phase
 from gateway.store import MessageStore, StatusEntry
 
@@ -83,6 +94,7 @@ _PREPARED: Final = frozenset(
     {CaseAction.RESUBMIT, CaseAction.PASS_ON, CaseAction.BREAK_BUNDLE, CaseAction.CLOSE_PHASE}
 )
 _REDECIDES: Final = frozenset({CaseAction.BREAK_BUNDLE, CaseAction.CLOSE_PHASE})
+_FIELDS: Final = frozenset(f.value for f in Field)
 
 __all__ = [
     "AdminService",
@@ -150,6 +162,11 @@ class CaseView:
     now: datetime
     unmasked: bool = False
     prestaties: list[tuple[str, str]] = field(default_factory=list)  # a correction's choices
+    client: ClientView | None = None  # whom the case is about (BSN masked unless unmasked)
+    current: dict[str, str] = field(default_factory=dict)  # a correction's starting values
+    # Every line of the case's pregnancy (all phases), for its birth date.
+    pregnancy_lines: tuple[LineView, ...] = ()
+    pregnancy_decisions: tuple[DecisionView, ...] = ()  # its phases, as the rules decided
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,6 +209,7 @@ class AdminService:
     # Runs bundling now, after an action that has lines decided again (break, close).
     after_change: Callable[[], Awaitable[object]] | None = None
     search_store: SearchStore | None = None
+    names: Names = field(default_factory=Names)  # participants, insurers, prestaties
     _attempts: OrderedDict[tuple[str, str], _Failures] = field(
         default_factory=OrderedDict, repr=False
     )
@@ -477,9 +495,17 @@ class AdminService:
         may_act = actor.may(Permission.RESOLVE_CASES)
         detail = await self.admin.case_detail(case.facts)
         prestaties: list[tuple[str, str]] = []
+        current: dict[str, str] = {}
         if detail.claim is not None and self.resolver is not None:
             prestaties = self.resolver.prestaties_for(Phase(detail.claim.phase))
+            if CaseAction.RESUBMIT in allowed_actions(case):
+                current = await self.resolver.current(detail.claim.reference)
+        whole = await self.admin.pregnancy(detail.pregnancy) if detail.pregnancy else None
         return CaseView(
+            pregnancy_lines=whole.lines if whole is not None else detail.lines,
+            pregnancy_decisions=whole.decisions if whole is not None else detail.decisions,
+            client=await self._client(detail, unmask),
+            current=current,
             case=case,
             detail=detail,
             prestaties=prestaties,
@@ -493,6 +519,31 @@ class AdminService:
             now=self.clock(),
             unmasked=unmask,
         )
+
+    async def pregnancy_client(self, view: PregnancyView) -> ClientView | None:
+        """The woman of a pregnancy (name and birth date; her BSN masked), as her files
+        name her, for the pregnancy page (whose view is audited already)."""
+        return await self._client(CaseDetail(lines=view.lines), False)
+
+    async def _client(self, detail: CaseDetail, unmask: bool) -> ClientView | None:
+        """The client as the claim file (else an original line's upload) names her."""
+        if self.layouts is None:
+            return None
+        places = [(ln.traceer_id, ln.record_number) for ln in detail.lines]
+        if detail.claim is not None:
+            places.insert(0, (detail.claim.outbound, detail.claim.record_number))
+        layouts = self.layouts
+        for traceer_id, record_number in places[:3]:
+            message = await self.messages.get_message(traceer_id)
+            payload = await self.messages.payload(message.sha256) if message else None
+            if payload is None:
+                continue
+            found = await self.run_in_thread(
+                partial(client_of, layouts, payload, record_number, unmask=unmask)
+            )
+            if found is not None:
+                return found
+        return None
 
     async def act(
         self,
@@ -527,7 +578,10 @@ class AdminService:
                 if isinstance(effect, Resubmission):
                     # The audit entry says which fields changed (never their values) and
                     # the new line; the reason gives up room for that if it must.
-                    changed = ", ".join(effect.changes)
+                    changed = ", ".join(
+                        FIELD_LABELS.get(Field(name), name) if name in _FIELDS else name
+                        for name in effect.changes
+                    )
                     note = f" (verbeterd: {changed}; nieuwe regel {effect.link.reference})"
                     reason = (reason.strip()[: MAX_REASON_LENGTH - len(note)] + note).strip()
             case = await self.admin.act(case_id, action, actor, reason, self.clock(), effect)

@@ -17,14 +17,16 @@ import argparse
 import json
 import secrets
 import shutil
+import socket
 import sys
 import time
 from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
+from twisted.internet.defer import Deferred
 from twisted.internet.task import deferLater
 from twisted.logger import Logger
 
@@ -34,6 +36,7 @@ from adapters.storage import SqlMessageStore
 from adapters.storage.admin import SqlAdminStore
 from adapters.vsp_client import VspClient, VspError
 from gateway.admin.accounts import Role
+from gateway.admin.cases import CaseKind
 from gateway.admin.service import AdminService
 from gateway.app import RunningGateway
 from gateway.cli.admin import cli_actor
@@ -41,6 +44,7 @@ from gateway.cli.epd import metadata_for
 from gateway.cli.serve import run
 from gateway.cli.starter import KEY_FILE, PKI_DIR, Member, write_installation
 from gateway.config import ConfigError, load_config
+from gateway.ei import LayoutRegistry
 from gateway.outbox import OutboundState
 from gateway.pki import CA_CERT, SERVER_CERT, SERVER_KEY, Party, PkiError
 from gateway.resources import schemas_dir
@@ -66,6 +70,26 @@ DEMO_TARIFFS = {
     "IG0007": 101000, "IG0008": 133000, "IG0009": 41000,
 }  # fmt: skip
 WAIT_SECONDS = 90.0
+# Woman B of the fixtures (synthetic BSN): the simulated insurer knows her under another
+# member number, so her integral lines come back rejected with 0320 — a case to correct
+# (member number 100200417 in the files, 100200999 at the insurer) and resubmit.
+DEMO_REJECTED_BSN = "999990019"
+DEMO_MEMBER_NUMBER = "100200999"
+# An upload the intake rejects (the 99 total is off by a euro): an intake case.
+DEMO_INVALID = ("33001234", "invalid-0150-trailer-total.asc")
+# The ports the demo takes, from --port: (offset, component).
+DEMO_PORTS = ((0, "EPD API"), (1, "insurer simulator"), (2, "metrics"), (3, "admin site"))
+
+
+def _overdue_intake() -> bytes:
+    """The smallest kraamzorg file moved to January 2026: a lone intake of a woman whose
+    birth never comes, so its phase waits past its expected date (a case to close)."""
+    text = (_fixtures() / "kz301-minimal.asc").read_bytes().decode("latin-1")
+    text = text.replace("202606", "202601").replace("20260703", "20260203")
+    # A woman of her own (synthetic): BSN, member number, birth date and surname.
+    text = text.replace("999990007", "999995005").replace("100200300", "100200512")
+    text = text.replace("19940506", "19910314").replace("Voorbeeld", "Bakker   ")
+    return text.replace("KZ2026-0601", "KZ2026-0101").encode("latin-1")
 
 
 def _fixtures() -> Path:
@@ -151,6 +175,10 @@ name = "Zorgverzekeraar Voorbeeld (simulator)"
 cert = "{PKI_DIR}/{SERVER_CERT}"
 key = "{PKI_DIR}/{SERVER_KEY}"
 trust = "{PKI_DIR}/{CA_CERT}"
+
+[rules]
+# Woman B is insured under another member number than her files say: 0320.
+members = {{ "{DEMO_REJECTED_BSN}" = "{DEMO_MEMBER_NUMBER}" }}
 """,
         encoding="utf-8",
     )
@@ -209,50 +237,87 @@ async def _scenario(
     store = gateway.store
     assert isinstance(store, SqlMessageStore)
     sim = await start_simulator(load_sim_config(directory / "insurer-sim.toml"), reactor)
-    try:
-        show(f"  insurer simulator (UZOVI {DEMO_INSURER}) listening on {sim.url}")
-        epds: dict[str, VspClient] = {}
-        uploads: dict[str, str] = {}
-        for agb, name, _, _, fixture in DEMO_PARTICIPANTS:
-            epds[agb] = _epd(reactor, directory, agb, port)
-            payload = (_fixtures() / fixture).read_bytes()
-            metadata = metadata_for(gateway.registry, agb, payload)
-            await epds[agb].send(metadata, payload, fixture)
-            uploads[agb] = metadata.traceer_id
-            show(f"  ✓ {name} uploaded {fixture} (traceerId {metadata.traceer_id[:8]}…)")
-        deadline = time.monotonic() + WAIT_SECONDS
+    # The simulator lives as long as the gateway: it stops when the reactor does, so the
+    # gateway never polls an insurer that is gone.
+    reactor.addSystemEventTrigger("before", "shutdown", lambda: Deferred.fromCoroutine(sim.stop()))
+    show(f"  insurer simulator (UZOVI {DEMO_INSURER}) listening on {sim.url}")
+    epds: dict[str, VspClient] = {}
+    uploads: dict[str, str] = {}
+    for agb, name, _, _, fixture in DEMO_PARTICIPANTS:
+        epds[agb] = _epd(reactor, directory, agb, port)
+        payload = (_fixtures() / fixture).read_bytes()
+        metadata = metadata_for(gateway.registry, agb, payload)
+        await epds[agb].send(metadata, payload, fixture)
+        uploads[agb] = metadata.traceer_id
+        show(f"  ✓ {name} uploaded {fixture} (traceerId {metadata.traceer_id[:8]}…)")
+    await _practice_uploads(gateway.registry, epds, show)
+    deadline = time.monotonic() + WAIT_SECONDS
 
-        async def claimed() -> bool:
-            counts = await store.outbox.counts()
-            return sum(counts.values()) > 0 and all(
-                state in (OutboundState.ANSWERED, OutboundState.PARKED) for _, state in counts
-            )
+    async def claimed() -> bool:
+        counts = await store.outbox.counts()
+        return sum(counts.values()) > 0 and all(
+            state in (OutboundState.ANSWERED, OutboundState.PARKED) for _, state in counts
+        )
 
-        show("  … bundling into integral claims and sending them to the insurer")
-        answered = await _until(reactor, claimed, deadline)
-        show("  ✓ the insurer answered" if answered else "  ✗ no answer from the insurer in time")
-        retours: dict[str, int] = {}
-        for agb, name, *_ in DEMO_PARTICIPANTS:
-            found: list[Any] = []
+    show("  … bundling into integral claims and sending them to the insurer")
+    answered = await _until(reactor, claimed, deadline)
+    show("  ✓ the insurer answered" if answered else "  ✗ no answer from the insurer in time")
+    retours: dict[str, int] = {}
+    for agb, name, *_ in DEMO_PARTICIPANTS:
+        found: list[Any] = []
 
-            async def fetched(client: VspClient = epds[agb], into: list[Any] = found) -> bool:
-                try:
-                    into[:] = await client.waiting()
-                except VspError:
-                    return False
-                return bool(into)
+        async def fetched(client: VspClient = epds[agb], into: list[Any] = found) -> bool:
+            try:
+                into[:] = await client.waiting()
+            except VspError:
+                return False
+            return bool(into)
 
-            await _until(reactor, fetched, deadline)
-            for retour in found:
-                await epds[agb].download(retour)
-                await epds[agb].confirm(retour["referentiegegevens"]["traceerId"])
-            retours[agb] = len(found)
-            show(f"  ✓ {name} fetched {len(found)} retour file(s)")
-        summary = await _summary(store, uploads, retours)
-        summary["admin"] = await _admin_user(gateway, store, directory)
-        return summary
-    finally:
-        await sim.stop()
+        await _until(reactor, fetched, deadline)
+        for retour in found:
+            await epds[agb].download(retour)
+            await epds[agb].confirm(retour["referentiegegevens"]["traceerId"])
+        retours[agb] = len(found)
+        show(f"  ✓ {name} fetched {len(found)} retour file(s)")
+    admin = SqlAdminStore(store.database, store.codec)
+
+    async def practice_ready() -> bool:
+        kinds = {case.kind for case in await admin.cases() if case.is_open}
+        return kinds >= PRACTICE_KINDS
+
+    show("  … waiting for the cases to practise on (a rejection, a late phase, an intake)")
+    await _until(reactor, practice_ready, deadline)
+    summary = await _summary(store, uploads, retours)
+    summary["cases"] = dict(
+        sorted(Counter(c.kind.value for c in await admin.cases() if c.is_open).items())
+    )
+    summary["admin"] = await _admin_user(gateway, store, directory)
+    return summary
+
+
+PRACTICE_KINDS: Final = frozenset(
+    {CaseKind.REJECTED_LINE, CaseKind.WAITING_PHASE, CaseKind.INTAKE_REJECTED}
+)
+
+
+async def _practice_uploads(
+    registry: LayoutRegistry, epds: dict[str, VspClient], show: _Show
+) -> None:
+    """Two uploads that leave work in the administrator's queue: a file the intake
+    rejects, and a lone kraamzorg intake whose phase waits past its expected date."""
+    agb, fixture = DEMO_INVALID
+    practice = (
+        (fixture, (_fixtures() / fixture).read_bytes(), "rejected at intake"),
+        ("kz301-late-intake.asc", _overdue_intake(), "a phase that will wait"),
+    )
+    for filename, payload, what in practice:
+        metadata = metadata_for(registry, agb, payload)
+        try:
+            await epds[agb].send(metadata, payload, filename)
+        except VspError as exc:  # refused at once: still the intake's case
+            show(f"  ✓ {filename} refused at upload ({exc})")
+            continue
+        show(f"  ✓ uploaded {filename}: {what} (traceerId {metadata.traceer_id[:8]}…)")
 
 
 async def _admin_user(
@@ -327,7 +392,43 @@ def _table(summary: dict[str, Any]) -> str:
         f"{summary['integralClaims']}   granted: EUR {summary['granted'] / 100:,.2f}   "
         f"rejected: {summary['rejected']}   open cases: {summary['openCases']}",
     ]
+    if summary.get("cases"):
+        out.append(
+            "cases in the admin queue: "
+            + ", ".join(f"{kind} {n}" for kind, n in summary["cases"].items())
+        )
     return "\n".join(out)
+
+
+def _running_text(port: int, summary: dict[str, Any]) -> str:
+    cases = summary.get("cases", {})
+    waiting = ", ".join(f"{n} {kind}" for kind, n in cases.items()) or "none"
+    return (
+        "\nThe gateway keeps running (Ctrl-C stops it):\n"
+        f"  admin site         http://127.0.0.1:{port + 3}/login\n"
+        f"                     log in as user demo with the password in "
+        f"{summary['admin']['passwordFile']}\n"
+        f"                     open cases to practise on: {waiting}\n"
+        f"  EPD API            https://localhost:{port}\n"
+        f"  insurer simulator  https://localhost:{port + 1}\n"
+        f"  metrics            http://127.0.0.1:{port + 2}/metrics"
+    )
+
+
+def _busy_port(port: int) -> str | None:
+    """A message naming the component whose port (``port`` + its offset) is taken, and the
+    flag that moves them all; None when every one is free."""
+    for offset, component in DEMO_PORTS:
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port + offset))
+            except OSError:
+                free = ", ".join(f"{name} N+{o}" if o else f"{name} N" for o, name in DEMO_PORTS)
+                return (
+                    f"igo-gateway demo: port {port + offset} for the {component} is in use; "
+                    f"start the demo on other ports with --port N ({free})"
+                )
+    return None
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -340,6 +441,10 @@ def _demo(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_USAGE
+    busy = _busy_port(args.port)
+    if busy is not None:
+        print(busy, file=sys.stderr)
+        return EXIT_FAILED
     try:
         # A throw-away store: every run starts afresh (the certificates and keys are kept).
         shutil.rmtree(args.dir / "data", ignore_errors=True)
@@ -376,15 +481,7 @@ def _demo(args: argparse.Namespace) -> int:
             if args.once:
                 reactor.stop()
                 return
-            show(
-                "\nThe gateway keeps running (Ctrl-C stops it):\n"
-                f"  EPD API      https://localhost:{args.port}\n"
-                f"  admin site   http://127.0.0.1:{args.port + 3}/  (user demo, password in "
-                f"{summary['admin']['passwordFile']})\n"
-                f"  metrics      http://127.0.0.1:{args.port + 2}/metrics"
-            )
-
-        from twisted.internet.defer import Deferred  # noqa: PLC0415
+            show(_running_text(args.port, summary))
 
         Deferred.fromCoroutine(go())
 

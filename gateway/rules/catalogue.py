@@ -121,6 +121,8 @@ class _File(_Model):
     codelijst: str = Field(min_length=1, max_length=3)
     integral: tuple[IntegralPrestatie, ...] = Field(min_length=1)
     mapping: tuple[_Mapping, ...] = ()
+    # What a monodisciplinary code means, for people (the admin site): code → description.
+    descriptions: dict[str, str] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _consistent(self) -> _File:
@@ -162,6 +164,7 @@ class Catalogue:
     other_rules: dict[tuple[str, CodeField], tuple[tuple[str, PhaseRule], ...]] = field(
         default_factory=dict
     )
+    descriptions: dict[str, str] = field(default_factory=dict)  # code → what it means
 
     @property
     def is_example(self) -> bool:
@@ -192,6 +195,12 @@ class Catalogue:
 
     def by_code(self, code: str) -> IntegralPrestatie | None:
         return next((p for p in self.prestaties if p.code == code), None)
+
+    def describe(self, code: str) -> str | None:
+        """What ``code`` means: an integral prestatie's name, else the description of a
+        monodisciplinary code (None when the catalogue gives none)."""
+        found = self.by_code(code)
+        return found.name if found is not None else self.descriptions.get(code)
 
 
 def load_catalogue(path: Path | None = None) -> Catalogue:
@@ -234,4 +243,5 @@ def load_catalogue(path: Path | None = None) -> Catalogue:
         data.integral,
         rules,
         {key: tuple(value) for key, value in other.items()},
+        dict(data.descriptions),
     )

@@ -327,12 +327,12 @@ def test_close_a_waiting_phase_and_write_off_a_broken_bundle_in_a_real_browser(
                 # The waiting phase: what it waits for, and closing it by hand.
                 page.goto(f"{world.admin_url}/cases?kind=waiting_phase")
                 page.locator("table.cases tbody tr td:nth-child(2) a").first.click()
-                expect(page.locator("div.decision")).to_contain_text("the birth")
+                expect(page.locator("div.decision")).to_contain_text("wacht op de geboorte")
                 page.screenshot(path=str(shots / "2-waiting.png"), full_page=True)
                 page.get_by_role("link", name="Fase sluiten").click()
                 page.get_by_role("button", name=re.compile("Bevestigen")).click()
                 expect(page.locator("h1 .state")).to_have_text("fase gesloten")
-                expect(page.locator("table.lines")).to_contain_text("absorbed")
+                expect(page.locator("table.lines")).to_contain_text("opgenomen in integrale")
                 page.screenshot(path=str(shots / "3-closed.png"), full_page=True)
 
                 # The broken bundle: why, and writing it off.

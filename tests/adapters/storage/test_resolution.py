@@ -285,7 +285,7 @@ def test_correct_the_member_number_resubmit_and_the_case_closes_when_granted(
     # Audit: the resubmission names the fields changed, not their values.
     history = cycle.wait(cycle.service.case(operator, case_id)).history
     entry = next(e for e in history if e.action == "resubmit")
-    assert "member_number" in entry.detail
+    assert "Verzekerdennummer" in entry.detail  # the field by its Dutch name
     assert RIGHT_MEMBER not in entry.detail
     # A bundling run afterwards claims nothing again.
     plan = cycle.wait(cycle.bundler.run_once())

@@ -100,3 +100,16 @@ def test_the_structure_of_the_sources_experiment_nine_and_eight_from_2023() -> N
     names = {p.kind: p.name for p in CATALOGUE.prestaties if p.phase is Phase.PRENATAL}
     assert names[Kind.EARLY_END] == "Begeleiding eindigend voor 16 weken zwangerschap"
     assert names[Kind.NON_COMPLEX] == "Geboortezorg prenataal"
+
+
+def test_every_mapped_prestatiecode_has_a_description_for_people() -> None:
+    """The admin site shows a code with what it means: the integral prestaties' names and,
+    for every monodisciplinary prestatiecode the example maps, its description."""
+    example = load_catalogue()
+    for _standard, code in example.rules:
+        assert example.describe(code), code
+    assert example.describe("196204") == "Partusassistentie"
+    assert example.describe("IG0002") == "Geboortezorg prenataal"
+    assert example.describe("KZUREN") is not None
+    assert "voorbeeldcode" in (example.describe("KZUREN") or "")
+    assert example.describe("999999") is None

@@ -1,0 +1,303 @@
+"""What the administrator reads: one language (Dutch), names instead of bare codes, euros
+with a decimal comma, local time.
+
+The rules engine and the store keep their own words (``prenatal``, ``absorbed``, "phase
+not complete: waits for the birth"): they are identifiers and log text, tested as they
+are. This module translates them where they are shown — the site's pages, the admin
+API's case texts — by label tables and, for the rules' sentences, by patterns
+(:func:`dutch`). A sentence no pattern knows is shown as it is.
+
+:class:`Names` puts names to codes: participants and insurers as the configuration names
+them (plus :data:`KNOWN_INSURERS` for the UZOVI numbers the demo and the docs use),
+prestaties with the description the catalogue gives.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import Final
+from zoneinfo import ZoneInfo
+
+__all__ = [
+    "KNOWN_INSURERS",
+    "LINE_STATE_LABELS",
+    "PHASE_LABELS",
+    "ClientView",
+    "Names",
+    "day_text",
+    "dutch",
+    "euro_text",
+    "local_time",
+    "mask_bsn",
+    "pregnancy_text",
+]
+
+LOCAL: Final = ZoneInfo("Europe/Amsterdam")
+
+# UZOVI numbers the demo and the documentation use, with the name they go by there. 3311
+# is the example insurer of the docs and the insurer simulator ("Zorgverzekeraar
+# Voorbeeld"); it is modelled, not the register's name for that number. The config's
+# [[insurers]] name always comes first.
+KNOWN_INSURERS: Final[Mapping[str, str]] = {
+    "3311": "Zorgverzekeraar Voorbeeld",
+}
+
+PHASE_LABELS: Final[Mapping[str, str]] = {
+    "prenatal": "prenatale fase",
+    "natal": "natale fase",
+    "postnatal": "postnatale fase",
+}
+PHASE_WORDS: Final[Mapping[str, str]] = {
+    "postnatal": "postnataal",
+    "prenatal": "prenataal",
+    "natal": "nataal",
+}
+# Where bundling put a line (the store's ``state`` of a declaration line).
+LINE_STATE_LABELS: Final[Mapping[str, str]] = {
+    "open": "nog niet beoordeeld",
+    "waiting": "wacht",
+    "absorbed": "opgenomen in integrale prestatie",
+    "forwarded": "monodisciplinair doorgestuurd",
+    "returned": "terug naar deelnemer",
+    "cancelled": "tegen correctie weggestreept",
+    "answered": "beantwoord door verzekeraar",
+}
+DECISION_KIND_LABELS: Final[Mapping[str, str]] = {
+    "integral": "integraal gedeclareerd",
+    "monodisciplinary": "monodisciplinair",
+    "bundle-broken": "bundel gebroken",
+    "waiting": "wacht",
+}
+KIND_WORDS: Final[Mapping[str, str]] = {
+    "non-complex": "niet complex",
+    "complex": "complex",
+    "early-end": "vroeg geëindigd",
+    "extra": "aanvullend",
+    "variant": "variant",
+}
+# Outbound files and search hits.
+OUTBOUND_STATE_LABELS: Final[Mapping[str, str]] = {
+    "queued": "in de wachtrij",
+    "sending": "wordt verstuurd",
+    "delivered": "afgeleverd bij de verzekeraar",
+    "answered": "beantwoord door de verzekeraar",
+    "parked": "geparkeerd",
+}
+
+_EVENTS: Final = (
+    ("the birth (or an early end)", "de geboorte (of een vroeg einde)"),
+    (
+        "the birth and the end of the postnatal period",
+        "de geboorte en het einde van de kraamperiode",
+    ),
+    ("the end of the postnatal period", "het einde van de kraamperiode"),
+    ("the birth", "de geboorte"),
+)
+
+
+def euro_text(cents: int | None) -> str:
+    """``€ 1.010,00``: a dot between thousands, a decimal comma (negative: ``€ -12,50``)."""
+    if cents is None:
+        return "—"
+    text = f"{abs(cents) / 100:,.2f}".replace(",", "#").replace(".", ",").replace("#", ".")
+    return f"€ {'-' if cents < 0 else ''}{text}"
+
+
+def local_time(moment: datetime) -> str:
+    """A moment as the administrator's clock shows it (Europe/Amsterdam)."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(LOCAL).strftime("%d-%m-%Y %H:%M")
+
+
+def day_text(day: date | None) -> str:
+    return "—" if day is None else day.strftime("%d-%m-%Y")
+
+
+def mask_bsn(bsn: str) -> str:
+    """A BSN shown masked: its last three digits only."""
+    return "•" * max(len(bsn) - 3, 0) + bsn[-3:] if bsn else ""
+
+
+def _cents(match: re.Match[str]) -> str:
+    return euro_text(int(match.group(1)))
+
+
+def _event(text: str) -> str:
+    for english, nl in _EVENTS:
+        text = text.replace(english, nl)
+    return text
+
+
+def _phase_words(text: str) -> str:
+    for english, nl in PHASE_WORDS.items():
+        text = re.sub(rf"\b{english}\b", nl, text)
+    return text
+
+
+def _iso_days(text: str) -> str:
+    return re.sub(r"\b(\d{4})-(\d{2})-(\d{2})\b", lambda m: f"{m[3]}-{m[2]}-{m[1]}", text)
+
+
+# The rules' sentences (gateway/rules/decide.py) and the bundler's placements, most
+# specific first. Each pattern is tried on the whole text; groups are kept.
+_PATTERNS: Final[tuple[tuple[re.Pattern[str], str], ...]] = tuple(
+    (re.compile(p), r)
+    for p, r in (
+        (r"(\d+) eurocent", "\x00\\1\x00"),  # amounts: euros (below)
+        (r"^phase not complete$", "fase niet compleet"),
+        (r"the phase is not complete: it waits for (.+?) and the grace period to (\S+)$",
+         r"de fase is niet compleet: ze wacht op \1 en de wachttermijn tot \2"),
+        (r"the phase is not complete: it waits for (.+)$",
+         r"de fase is niet compleet: ze wacht op \1"),
+        (r"^waits for (.+)$", r"wacht op \1"),
+        (r"closed by hand by an administrator", "met de hand gesloten door een beheerder"),
+        (r"every line of this phase was cancelled by its correction",
+         "elke regel van deze fase is tegen zijn correctie weggestreept"),
+        (r"no care in this phase by participants of the IGO",
+         "geen zorg in deze fase door deelnemers van de IGO"),
+        (r"insurer (\d{4}) has no integral contract for (\d{4})",
+         r"verzekeraar \1 heeft geen integraal contract voor \2"),
+        (r"postnatal exception: (\S+) on top, at", r"postnatale uitzondering: \1 erbovenop, voor"),
+        (r"the catalogue has no integral prestatie for (\S+) on (\S+)",
+         r"de catalogus heeft geen integrale prestatie voor \1 op \2"),
+        (r"the (\d{4}) contract has no tariff for (\S+)",
+         r"het contract \1 heeft geen tarief voor \2"),
+        (r"(\d+) parallel declaration\(s\) beside the integral claim",
+         r"\1 parallelle declaratie(s) naast de integrale declaratie"),
+        (r"(\d+) line\(s\) of participants that declare for themselves",
+         r"\1 regel(s) van deelnemers die zelf declareren"),
+        (r"care outside the IGO that is not a parallel declaration \(by (.+?)\) breaks the "
+         r"bundle under rule set (\S+)",
+         r"zorg buiten de IGO die geen parallelle declaratie is (door \1) breekt de bundel "
+         r"onder regelset \2"),
+        (r"(\d+) line\(s\) outside participation go monodisciplinarily \(no bundle breakers "
+         r"under (\S+)\)",
+         r"\1 regel(s) buiten de deelname gaan monodisciplinair (geen bundelbrekers onder \2)"),
+        (r"all care by participants within their periods: one integral prestatie (\S+) "
+         r"\(([a-z-]+)\) at",
+         r"alle zorg door deelnemers binnen hun periodes: één integrale prestatie \1 (\2) voor"),
+        (r" incl\. ([\d.,]+)% overhead", r" incl. \1% opslag"),
+        (r"a correction cancelled a line of claimed integral line\(s\) (.+?): credited, and "
+         r"the phase decided again",
+         r"een correctie streepte een regel weg van gedeclareerde integrale regel(s) \1: "
+         r"gecrediteerd, en de fase opnieuw beoordeeld"),
+        (r"^already claimed as (.+)$", r"al gedeclareerd als \1"),
+        (r"^already claimed$", "al gedeclareerd"),
+        (r"^arrived after the claim$", "na de declaratie binnengekomen"),
+        (r"absorbed into claimed integral line (\S+)",
+         r"opgenomen in gedeclareerde integrale regel \1"),
+        (r"absorbed into integral prestatie (\S+)", r"opgenomen in integrale prestatie \1"),
+        (r"cancelled against its correction", "tegen zijn correctie weggestreept"),
+        (r"a credit of a line the gateway does not have",
+         "een creditering van een regel die de gateway niet heeft"),
+        (r"a credit of a line declared monodisciplinarily goes the same way",
+         "een creditering van een monodisciplinair gedeclareerde regel gaat dezelfde weg"),
+        (r"prestatie code (\S+) \((\S+)\) is not in the mapping",
+         r"prestatiecode \1 (\2) staat niet in de indeling van de catalogus"),
+        (r"^forwarded under its own AGB code$", "doorgestuurd onder de eigen AGB-code"),
+        (r"^to be declared by the participant itself$", "de deelnemer declareert het zelf"),
+        (r"the participant declares for itself", "de deelnemer declareert zelf"),
+        (r"parallel declaration by a provider outside the IGO",
+         "parallelle declaratie door een zorgaanbieder buiten de IGO"),
+        (r"^bundle broken by hand$", "bundel met de hand gebroken"),
+        (r"^bundle broken$", "bundel gebroken"),
+        (r"^bundle breaker$", "bundelbreker"),
+        (r"^outside participation$", "buiten de deelname"),
+        (r"^no integral contract$", "geen integraal contract"),
+        (r"^no integral prestatie in the catalogue$", "geen integrale prestatie in de catalogus"),
+        (r"^no integral prestatie$", "geen integrale prestatie"),
+        (r"^no contract tariff for (\S+)$", r"geen contracttarief voor \1"),
+        (r"^no tariff$", "geen tarief"),
+        (r"^not bundled$", "niet gebundeld"),
+        (r"^nothing left to claim$", "niets meer te declareren"),
+        (r"^correction after a claim: credited$", "correctie na een declaratie: gecrediteerd"),
+        (r"^no care by the IGO's participants$", "geen zorg door de deelnemers van de IGO"),
+        (r"^integral$", "integraal"),
+        (r"\(name not public\)", "(naam niet openbaar)"),
+        (r"\(name and criterion not public\)", "(naam en criterium niet openbaar)"),
+    )
+)  # fmt: skip
+
+
+def _one(part: str) -> str:
+    for pattern, replacement in _PATTERNS:
+        part = pattern.sub(replacement, part)
+    part = re.sub("\x00(\\d+)\x00", _cents, part)
+    part = _iso_days(_phase_words(_event(part)))
+    for kind, nl in KIND_WORDS.items():
+        part = part.replace(f"({kind})", f"({nl})")
+    return part
+
+
+def dutch(text: str | None) -> str:
+    """The rules' and the store's English text in Dutch (phases, places, reasons, amounts
+    in euros, dates as dd-mm-jjjj); text already in Dutch comes back as it is. A text of
+    several sentences ("rule: reason; reason") is translated sentence by sentence."""
+    if not text:
+        return ""
+    out = []
+    for part in text.split("; "):
+        head, sep, tail = part.partition(": ")
+        if sep and _one(head) != head:
+            out.append(f"{_one(head)}: {_one(tail)}")
+        else:
+            out.append(_one(part))
+    return "; ".join(out)
+
+
+@dataclass(frozen=True, slots=True)
+class ClientView:
+    """The client of a case as the insured record (02) of its file names her."""
+
+    bsn: str  # masked (last three digits) unless unmasked
+    name: str  # initials, prefix and surname: "A.M. de Voorbeeld"
+    birth_date: date | None
+    member_number: str  # masked unless unmasked
+    masked: bool
+
+
+def pregnancy_text(
+    client: ClientView | None, pregnancy: str, birth: date | None, expected: date | None
+) -> str:
+    """A pregnancy as a person knows it: the woman, and the birth date (or the expected
+    one), instead of its key."""
+    who = client.name if client is not None and client.name else "cliënte"
+    if birth is not None:
+        return f"{who}, bevallen op {day_text(birth)}"
+    if expected is not None:
+        return f"{who}, uitgerekend rond {day_text(expected)}"
+    start = pregnancy.rpartition("-")[0][-10:] if pregnancy.count("-") >= 3 else ""
+    return f"{who}, zorg vanaf {start}" if start else who
+
+
+@dataclass(frozen=True)
+class Names:
+    """Names for codes, as far as they are known; a code without one is shown as a code
+    with what kind of code it is."""
+
+    participants: Mapping[str, str] = field(default_factory=dict)
+    insurers: Mapping[str, str] = field(default_factory=dict)
+    prestaties: Mapping[str, str] = field(default_factory=dict)
+    birth_codes: frozenset[str] = frozenset()  # prestatiecodes that date the birth
+
+    def participant(self, agb: str | None) -> str:
+        if not agb:
+            return "—"
+        name = self.participants.get(agb)
+        return f"{name} (AGB {agb})" if name else f"AGB {agb}"
+
+    def insurer(self, uzovi: str | None) -> str:
+        if not uzovi:
+            return "—"
+        name = self.insurers.get(uzovi) or KNOWN_INSURERS.get(uzovi)
+        return f"{name} (UZOVI {uzovi})" if name else f"UZOVI {uzovi}"
+
+    def prestatie(self, code: str | None) -> str:
+        if not code:
+            return "—"
+        name = self.prestaties.get(code)
+        return f"{code} — {dutch(name)}" if name else f"{code} (prestatiecode)"

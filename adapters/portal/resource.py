@@ -60,7 +60,7 @@ from twisted.web import resource, server
 
 from adapters.epd_api.resource import INSURER, Authenticate, Caller
 from gateway.config import BerichtstroomConfig
-from gateway.ei import EIError, Layout, LayoutRegistry, Record, describe
+from gateway.ei import EIError, Layout, LayoutRegistry, Record, describe, read_records
 from gateway.intake import Intake, IntakeRefusedError, Upload
 from gateway.store import (
     Direction,
@@ -78,6 +78,7 @@ __all__ = [
     "PortalSettings",
     "euro_text",
     "portal_route_name",
+    "retour_codes",
     "with_portal",
 ]
 
@@ -352,6 +353,7 @@ class PortalResource(resource.Resource):
             )
         payload = await self._store.payload(message.sha256)
         totals = _totals(self._registry, payload) if payload is not None else {}
+        in_file = retour_codes(self._registry, payload) if payload is not None else []
         return self._page(
             request,
             "message.html",
@@ -362,6 +364,7 @@ class PortalResource(resource.Resource):
             retours=[_row(m) for m in retours],
             answers=_row(answers) if answers is not None else None,
             totals=totals,
+            in_file=in_file,
             available=payload is not None,
         )
 
@@ -669,6 +672,8 @@ def _totals(registry: LayoutRegistry, payload: bytes) -> dict[str, str]:
     layout = _sniff(registry, payload)
     if layout is None or "99" not in layout.records:
         return {}
+    if payload.strip().count(b"\n") < 2:  # a voorloop and a sluit record only: no amounts
+        return {}
     last = payload.rstrip(b"\r\n\x1a ").rsplit(b"\n", 1)[-1].rstrip(b"\r")
     if last[:2] != b"99":
         return {}
@@ -682,6 +687,37 @@ def _totals(registry: LayoutRegistry, payload: bytes) -> dict[str, str]:
         if isinstance(value, int):
             totals[label] = euro_text(value)
     return totals
+
+
+MAX_RETOUR_CODES: Final = 500
+
+
+def retour_codes(registry: LayoutRegistry, payload: bytes) -> list[Melding]:
+    """The retourcodes in a retour file, each with its Dutch meaning and the record it is
+    in (number and kind) — never another value of that record. Empty for a file that is no
+    retour the gateway can read. (A retour is read whole, on the reactor: retours are
+    small, one answer to one declaration file.)"""
+    layout = _sniff(registry, payload)
+    if layout is None or layout.kind != "retour":
+        return []
+    found: list[Melding] = []
+    try:
+        for event in read_records(registry, [payload]):
+            if not isinstance(event, Record):
+                continue
+            for f in event.layout.fields:
+                if f.code != "COD954":
+                    continue
+                code = event.raw[f.slice].decode("latin-1").strip()
+                if not code.isdigit() or not code.strip("0"):
+                    continue
+                where = f"record {event.number} ({event.layout.name}record)"
+                found.append(Melding(code, describe(code), where))
+                if len(found) >= MAX_RETOUR_CODES:
+                    return found
+    except EIError:  # a damaged retour: the codes read so far
+        pass
+    return found
 
 
 def euro_text(cents: int) -> str:

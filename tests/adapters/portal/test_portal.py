@@ -3,9 +3,10 @@ use it: the cookie, the CSRF token from the page, the forms."""
 
 from __future__ import annotations
 
+import hashlib
 import re
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any, cast
 
 import pytest
@@ -22,15 +23,31 @@ from adapters.portal.resource import (
     PortalSettings,
     euro_text,
     portal_route_name,
+    retour_codes,
     with_portal,
 )
 from adapters.storage.memory import MemoryMessageStore
 from gateway.config import BerichtstroomConfig
-from gateway.ei import LayoutRegistry, describe, load_layouts
+from gateway.ei import (
+    LayoutRegistry,
+    Outcome,
+    Record,
+    build_retour,
+    describe,
+    load_layouts,
+    read_records,
+)
 from gateway.intake import Intake
-from gateway.store import Direction, Message, StoreUnavailableError
+from gateway.store import (
+    Direction,
+    Message,
+    MessageStatus,
+    NewMessage,
+    NewStatus,
+    StoreUnavailableError,
+)
 from gateway.vsp import PULL_V1
-from tests.factories import INSURED, kz301
+from tests.factories import BSNS, INSURED, kz301
 
 KRAAM = Caller("33001234", "kraamzorg")
 OTHER_KRAAM = Caller("33005678", "kraamzorg")
@@ -334,6 +351,11 @@ def test_a_retour_is_downloaded_and_confirmed(site: Site, registry: LayoutRegist
     assert hdrs["content-disposition"] == f'attachment; filename="{retour.filename}"'
     assert data == site.store._journal[retour.sha256]
     assert data.startswith(b"01")  # a KZ302 technical rejection
+    shown = browser.page(f"/portaal/berichten/{retour.traceer_id}")
+    assert "Retourcodes in dit bestand" in shown
+    assert "record 1 (voorlooprecord)" in shown
+    assert _escaped(describe("0001")) in shown
+    assert "Totaal toegekend" not in shown  # a technical rejection has no amounts
     status, hdrs = browser.confirm(retour.traceer_id)
     assert status == 303
     assert hdrs["location"] == f"/portaal/berichten/{retour.traceer_id}"
@@ -477,6 +499,49 @@ def test_route_names_carry_no_ids(site: Site) -> None:
     assert portal_route_name(cast(server.Request, ids)) == "/portaal/berichten/{traceerId}/bestand"
     api = DummyRequest([b"berichtenservice", b"x"])
     assert portal_route_name(cast(server.Request, api)) is None
+
+
+def test_an_insurer_retour_shows_its_codes_by_record_and_its_amounts_without_client_data(
+    registry: LayoutRegistry,
+) -> None:
+    declaration = kz301(registry, agb=KRAAM.agb, lines=2, bsn=BSNS[1])
+    records = [e for e in read_records(registry, [declaration]) if isinstance(e, Record)]
+    retour = build_retour(
+        registry.by_standard("KZ302"),
+        records,
+        {2: Outcome(granted=12000), 3: Outcome(granted=0, codes=("0571",))},
+        insurer_reference="R-1",
+        retour_date=date(2026, 2, 10),
+    )
+    (found,) = retour_codes(registry, retour)
+    assert (found.code, found.meaning) == ("0571", describe("0571"))
+    assert found.where == "record 4 (prestatierecord)"
+    assert retour_codes(registry, declaration) == []  # a declaration is no retour
+    assert retour_codes(registry, b"garbage") == []
+    site = Site(registry)
+    stored = _result(
+        site.store.put_message(
+            NewMessage(
+                traceer_id=str(uuid.uuid4()),
+                conversatie_id=str(uuid.uuid4()),
+                direction=Direction.TO_PARTICIPANT,
+                party=KRAAM.agb,
+                payload=retour,
+                sha256=hashlib.sha256(retour).hexdigest(),
+                created_at=NOW,
+                status=NewStatus(MessageStatus.DELIVERED, None, "Retourinformatie klaargezet."),
+                idempotency_key="retour-test",
+                filename="KZ302-test.asc",
+                standard="KZ302",
+            )
+        )
+    )
+    page = site.browser(KRAAM).page(f"/portaal/berichten/{stored.traceer_id}")
+    assert "0571" in page
+    assert "record 4 (prestatierecord)" in page
+    assert "Totaal toegekend</dt><dd>€ 120,00" in page
+    for client_value in (BSNS[1], str(INSURED["surname"])):
+        assert client_value not in page
 
 
 def test_euros_have_a_comma() -> None:

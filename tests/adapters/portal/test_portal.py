@@ -431,6 +431,13 @@ def test_methods_other_than_declared_get_405_with_allow(
     assert "Methode niet toegestaan" in body.decode()
 
 
+def test_head_answers_a_page_without_its_body(site: Site) -> None:
+    status, hdrs, body = site.browser(KRAAM).request("HEAD", "/portaal/")
+    assert status == 200
+    assert hdrs["content-type"] == "text/html; charset=utf-8"
+    assert body == b""
+
+
 def test_every_answer_carries_a_strict_csp_and_no_store(site: Site) -> None:
     browser = site.browser(KRAAM)
     for path in ("/portaal/", "/portaal/bestaat-niet", f"/portaal/berichten/{uuid.uuid4()}"):
@@ -509,12 +516,13 @@ def test_an_insurer_retour_shows_its_codes_by_record_and_its_amounts_without_cli
     retour = build_retour(
         registry.by_standard("KZ302"),
         records,
-        {2: Outcome(granted=12000), 3: Outcome(granted=0, codes=("0571",))},
+        {2: Outcome(granted=12000), 3: Outcome(granted=0, codes=("0581",))},
         insurer_reference="R-1",
         retour_date=date(2026, 2, 10),
     )
     (found,) = retour_codes(registry, retour)
-    assert (found.code, found.meaning) == ("0571", describe("0571"))
+    assert (found.code, found.meaning) == ("0581", describe("0581"))
+    assert not found.meaning.startswith("Onbekende")
     assert found.where == "record 4 (prestatierecord)"
     assert retour_codes(registry, declaration) == []  # a declaration is no retour
     assert retour_codes(registry, b"garbage") == []
@@ -537,7 +545,7 @@ def test_an_insurer_retour_shows_its_codes_by_record_and_its_amounts_without_cli
         )
     )
     page = site.browser(KRAAM).page(f"/portaal/berichten/{stored.traceer_id}")
-    assert "0571" in page
+    assert "0581" in page
     assert "record 4 (prestatierecord)" in page
     assert "Totaal toegekend</dt><dd>€ 120,00" in page
     for client_value in (BSNS[1], str(INSURED["surname"])):

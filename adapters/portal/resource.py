@@ -28,8 +28,10 @@ first upload's page), with another file it is refused and nothing is stored. A m
 another participant is unknown (404), as in the API.
 
 Safety: a browser sends its client certificate with cross-site requests too, so every POST
-carries a CSRF token: an HMAC, under a key of this process, of the participant's AGB code
-and a random value in a ``__Host-`` cookie (HttpOnly, Secure, SameSite=Strict). Every
+carries a CSRF token: an HMAC of the participant's AGB code keyed by a random value in a
+``__Host-`` cookie (HttpOnly, Secure, SameSite=Strict), which another site can neither
+read nor set, nor send along. It needs no state or key on the server, so it holds over
+restarts and over several gateway instances behind one address. Every
 answer has a strict CSP (nothing but this site's style sheet and forms),
 ``X-Frame-Options: DENY``, ``nosniff``, no referrer and ``Cache-Control: no-store``. A
 rejected file shows its retourcodes with their Dutch meaning and where (record and field),
@@ -140,13 +142,10 @@ _VISIBLE: Final = (Direction.FROM_PARTICIPANT, Direction.TO_PARTICIPANT)
 @dataclass(frozen=True, slots=True)
 class PortalSettings:
     """The berichtstroom policy of the EPD API (an upload through the portal is named as
-    an EPD would name it), the participants' names by AGB code, and the key of the CSRF
-    tokens (a new one per process when not given: a form shown before a restart must be
-    loaded again)."""
+    an EPD would name it) and the participants' names by AGB code."""
 
     berichtstroom: BerichtstroomConfig = field(default_factory=BerichtstroomConfig)
     names: Mapping[str, str] = field(default_factory=dict)
-    csrf_key: bytes = field(default_factory=lambda: secrets.token_bytes(32))
 
 
 class _PageError(Exception):
@@ -486,9 +485,10 @@ class PortalResource(resource.Resource):
             )
         return self._token(caller, nonce)
 
-    def _token(self, caller: Caller, nonce: str) -> str:
-        message = f"igo-portaal-csrf:{caller.agb}:{nonce}".encode()
-        return hmac.new(self._settings.csrf_key, message, hashlib.sha256).hexdigest()
+    @staticmethod
+    def _token(caller: Caller, nonce: str) -> str:
+        message = f"igo-portaal-csrf:{caller.agb}".encode()
+        return hmac.new(nonce.encode("ascii"), message, hashlib.sha256).hexdigest()
 
     def _check_csrf(self, request: server.Request, caller: Caller, given: str) -> None:
         nonce = _nonce(request)

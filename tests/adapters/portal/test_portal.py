@@ -283,6 +283,11 @@ def test_an_upload_without_a_valid_csrf_token_changes_nothing(
     other = site.browser(OTHER_KRAAM)
     other_token = _hidden(other.page(), "csrf")
     assert browser.upload(data, csrf=other_token)[0] == 403
+    # another browser of the same practice has its own cookie: a token does not travel
+    second = site.browser(KRAAM)
+    second_token = _hidden(second.page(), "csrf")
+    assert second.cookie != browser.cookie
+    assert browser.upload(data, csrf=second_token)[0] == 403
     # a cross-site form: the browser sends the certificate, but no SameSite=Strict cookie
     page = browser.page()
     browser.cookie = None

@@ -46,7 +46,7 @@ import re
 import secrets
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from importlib import resources
 from typing import Any, Final
@@ -191,6 +191,7 @@ class PortalResource(resource.Resource):
         self._clock = clock
         self._settings = settings or PortalSettings()
         self._env = _templates()
+        self._titles = {layout.standard: layout.title for layout in registry.standards()}
         self._css = resources.files("adapters.portal").joinpath("static/portaal.css").read_bytes()
 
     # twisted.web entry point -------------------------------------------------------------
@@ -320,8 +321,8 @@ class PortalResource(resource.Resource):
             "overview.html",
             status=status,
             caller=caller,
-            uploads=[_row(m) for m in reversed(uploads[-MAX_LISTED:])],
-            waiting=[_row(m) for m in waiting],
+            uploads=[self._row(m) for m in reversed(uploads[-MAX_LISTED:])],
+            waiting=[self._row(m) for m in waiting],
             days=LISTED_DAYS,
             traceer_id=str(uuid.uuid4()),
             error=error,
@@ -357,11 +358,11 @@ class PortalResource(resource.Resource):
             request,
             "message.html",
             caller=caller,
-            m=_row(message),
+            m=self._row(message),
             history=[_history_row(e) for e in history],
             meldingen=meldingen(message),
-            retours=[_row(m) for m in retours],
-            answers=_row(answers) if answers is not None else None,
+            retours=[self._row(m) for m in retours],
+            answers=self._row(answers) if answers is not None else None,
             totals=totals,
             in_file=in_file,
             available=payload is not None,
@@ -443,6 +444,11 @@ class PortalResource(resource.Resource):
         return _see_other(request, f"/{PREFIX}/berichten/{receipt.traceer_id}")
 
     # helpers ------------------------------------------------------------------------------
+
+    def _row(self, message: Message) -> _Row:
+        row = _row(message)
+        title = self._titles.get(message.standard or "")
+        return replace(row, kind=title) if title else row
 
     async def _own(self, caller: Caller, traceer_id: str | None) -> Message:
         if traceer_id is None or not is_uuid(traceer_id):
@@ -757,6 +763,7 @@ class _Row:
     traceer_id: str
     filename: str
     standard: str
+    kind: str
     received: str
     status: str
     status_code: str
@@ -772,6 +779,7 @@ def _row(message: Message) -> _Row:
         traceer_id=message.traceer_id,
         filename=message.filename or "(zonder naam)",
         standard=message.standard or "onbekend",
+        kind="",
         received=local_time(message.created_at),
         status=STATUS_LABELS.get(message.status, str(message.status)),
         status_code=message.status.value,

@@ -4,6 +4,7 @@ use it: the cookie, the CSRF token from the page, the forms."""
 from __future__ import annotations
 
 import hashlib
+import html
 import re
 import uuid
 from datetime import UTC, date, datetime
@@ -555,6 +556,44 @@ def test_an_insurer_retour_shows_its_codes_by_record_and_its_amounts_without_cli
     assert "Totaal toegekend</dt><dd>€ 120,00" in page
     for client_value in (BSNS[1], str(INSURED["surname"])):
         assert client_value not in page
+
+
+ENGLISH = re.compile(
+    r"\b(received|rejected|accepted|forwarded|delivered|confirmed|processing|processed|"
+    r"answered|absorbed|phase|postnatal|upload|download|error|not found|forbidden|method|"
+    r"allowed|unknown|file|message|none|true|false|null|eurocent|utc|member_number)\b",
+    re.IGNORECASE,
+)
+
+
+def _visible_text(page: str) -> str:
+    return html.unescape(re.sub(r"<[^>]+>", " ", page))
+
+
+def test_every_portal_page_speaks_dutch(site: Site, registry: LayoutRegistry) -> None:
+    browser = site.browser(KRAAM)
+    _, hdrs, _, _ = browser.upload(kz301(registry, agb=KRAAM.agb, invoice="F-ok"))
+    accepted = hdrs["location"]
+    _, hdrs, _, _ = browser.upload(kz301(registry, agb=KRAAM.agb, bsn=BAD_BSN, invoice="F-x"))
+    rejected = hdrs["location"]
+    (retour,) = _waiting(site)
+    pages = [
+        browser.page(),
+        browser.page(accepted),
+        browser.page(rejected),
+        browser.page(f"/portaal/berichten/{retour.traceer_id}"),
+        browser.request("GET", f"/portaal/berichten/{uuid.uuid4()}")[2].decode(),
+        browser.request("POST", "/portaal/")[2].decode(),
+        browser.upload(kz301(registry, agb=OTHER_KRAAM.agb))[2].decode(),
+        browser.upload(b"", csrf="")[2].decode(),
+        site.browser(None).request("GET", "/portaal/")[2].decode(),
+    ]
+    browser.confirm(retour.traceer_id)
+    pages.append(browser.page(f"/portaal/berichten/{retour.traceer_id}"))
+    for page in pages:
+        text = _visible_text(page)
+        assert ENGLISH.findall(text) == [], text
+        assert '<html lang="nl">' in page
 
 
 def test_euros_have_a_comma() -> None:

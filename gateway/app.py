@@ -34,6 +34,7 @@ from adapters.insurer_link.rest import RestInsurerLink
 from adapters.metrics.resource import OperationsRoot
 from adapters.metrics.watch import OperationsWatch, watch_operations
 from adapters.notices import transport_for
+from adapters.portal.resource import PortalResource, PortalSettings, portal_route_name, with_portal
 from adapters.storage import SqlMessageStore, open_store
 from adapters.storage.admin import SqlAdminStore
 from adapters.storage.batches import SqlBatchStore
@@ -102,10 +103,16 @@ def api_settings(config: GatewayConfig, registry: LayoutRegistry) -> ApiSettings
     )
 
 
+def served_route(request: server.Request) -> str:
+    """The route of a request to the EPD API's listener (the API or the participant
+    portal), without ids: for logs and metrics."""
+    return portal_route_name(request) or route_name(request)
+
+
 def access_log_line(timestamp: str, request: server.Request) -> str:
     """One access-log line: method, route without ids or query string, status and size —
     nothing of the client's data."""
-    route = route_name(request)
+    route = served_route(request)
     method = (request.method or b"-").decode("ascii", "replace")
     length = request.sentLength
     return f"{timestamp} {method} {route} {request.code} {length}"
@@ -793,7 +800,24 @@ async def start(config: GatewayConfig, reactor: Any) -> RunningGateway:
             receive_retour=exchange.collector.keep if exchange is not None else None,
             settings=api_settings(config, registry),
         )
-        site = MeteredSite(api, metrics, route_name, logFormatter=access_log_line, reactor=reactor)
+        portal = PortalResource(
+            intake,
+            store,
+            registry,
+            authenticate,
+            _now,
+            PortalSettings(
+                berichtstroom=api_config.berichtstroom,
+                names={p.agb: p.name for p in config.participants},
+            ),
+        )
+        site = MeteredSite(
+            with_portal(api, portal),
+            metrics,
+            served_route,
+            logFormatter=access_log_line,
+            reactor=reactor,
+        )
         site.requestFactory = limited_request_factory(
             api_config.max_upload_bytes, api_config.request_deadline_seconds, reactor
         )

@@ -89,6 +89,7 @@ def test_senders_are_kept_apart() -> None:
     assert created
     assert theirs.traceer_id != mine.traceer_id
     assert [r.reply_to for r in sim.waiting(IGO)] == [mine.traceer_id]
+    assert mine.retour_id is not None
     assert sim.retour(OTHER_IGO, mine.retour_id) is None
     assert not sim.confirm(OTHER_IGO, mine.retour_id)
     assert sim.sent(OTHER_IGO, mine.traceer_id) is None
@@ -110,6 +111,7 @@ def test_a_retour_answers_its_file_in_the_same_conversation() -> None:
 def test_confirming_takes_a_retour_out_of_the_queue_once() -> None:
     sim = insurer()
     received, _ = sim.receive(IGO, CLAIM)
+    assert received.retour_id is not None
     assert sim.confirm(IGO, received.retour_id)
     assert not sim.confirm(IGO, received.retour_id)
     assert sim.waiting(IGO) == []
@@ -121,6 +123,7 @@ def test_a_retour_can_come_later() -> None:
     sim = insurer(now, faults={"retour_delay_seconds": 60})
     received, _ = sim.receive(IGO, CLAIM)
     assert sim.waiting(IGO) == []
+    assert received.retour_id is not None
     assert sim.retour(IGO, received.retour_id) is None
     now.at = T0 + timedelta(seconds=60)
     assert len(sim.waiting(IGO)) == 1

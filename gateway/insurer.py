@@ -172,8 +172,8 @@ class InsurerLink(Protocol):
 
 
 @runtime_checkable
-class FollowUpLink(Protocol):
-    """A link that can ask after one delivered file, by the insurer's id of it
+class FollowUpLink(InsurerLink, Protocol):
+    """A link that can also ask after one delivered file, by the insurer's id of it
     (:attr:`Delivery.remote_id`)."""
 
     async def answers_to(self, remote_id: str) -> Sequence[FetchedRetour]:

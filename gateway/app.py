@@ -351,6 +351,11 @@ def _insurer_exchange(
         run_in_thread=run,
         metrics=metrics,
         on_retour=lambda collected: _unpack(unpacker, collected),
+        follow_up={
+            i.uzovi: i.link.follow_up
+            for i in linked
+            if i.link is not None and i.link.follow_up is not None
+        },
     )
     intervals = {i.uzovi: i.link.poll_seconds for i in linked if i.link is not None}
     return _Exchange(forwarder, collector, intervals)

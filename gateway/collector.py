@@ -11,6 +11,15 @@ flagged, and changes nothing else; so is a file in a declaration standard (an in
 sends retours only), technically rejected with 0010 and tied to nothing. Fetching again
 what was stored but not yet confirmed (a crash in between) finds it stored already and
 only confirms it.
+
+With ``follow_up`` set for an insurer whose link can follow up single files
+(:class:`~gateway.insurer.FollowUpLink`), a round then asks after the files delivered to
+it that have no retour yet, each at most once per interval over all gateway instances
+(:meth:`~gateway.outbox.Outbox.awaiting_answer`): first for the retours answering that
+file (kept and confirmed as above), and when there are none for its status at the exchange
+service. A file the service rejected (no retour will come) is parked with the codes of
+the service's meldingen, a case for the administrator; parking is conditional, so two
+instances that both see the rejection park it once.
 """
 
 from __future__ import annotations
@@ -19,14 +28,20 @@ import hashlib
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from twisted.logger import Logger
 
 from gateway import crashpoints
 from gateway.ei import LayoutRegistry, ValidationResult, validate_bytes
 from gateway.ei.kinds import require_kind
-from gateway.insurer import FetchedRetour, InsurerLink, InsurerLinkError
+from gateway.insurer import (
+    FetchedRetour,
+    FollowUpLink,
+    InsurerLink,
+    InsurerLinkError,
+    ServiceStatus,
+)
 from gateway.metrics import Metrics
 from gateway.outbox import Outbound, Outbox
 from gateway.store import Direction, Message, MessageStatus, MessageStore, NewMessage, NewStatus
@@ -34,6 +49,8 @@ from gateway.store import Direction, Message, MessageStatus, MessageStore, NewMe
 __all__ = ["CollectedRetour", "RetourCollector"]
 
 log = Logger()
+
+DEFAULT_FOLLOW_UP_BATCH = 20
 
 RunInThread = Callable[[Callable[[], ValidationResult]], Awaitable[ValidationResult]]
 
@@ -57,6 +74,8 @@ class RetourCollector:
         run_in_thread: RunInThread | None = None,
         metrics: Metrics | None = None,
         on_retour: Callable[[CollectedRetour], Awaitable[None]] | None = None,
+        follow_up: Mapping[str, timedelta] | None = None,
+        follow_up_batch: int = DEFAULT_FOLLOW_UP_BATCH,
     ) -> None:
         self._store = store
         self._outbox = outbox
@@ -67,6 +86,8 @@ class RetourCollector:
         self._run_in_thread = run_in_thread
         self._metrics = metrics
         self._on_retour = on_retour
+        self._follow_up = dict(follow_up or {})
+        self._follow_up_batch = follow_up_batch
 
     async def run_once(self, insurer: str) -> list[CollectedRetour]:
         link = self._links[insurer]
@@ -79,21 +100,73 @@ class RetourCollector:
                 reason=error.reason.value,
             )
             return []
-        collected = []
-        for retour in waiting:
-            item = await self.keep(insurer, retour)
+        collected = [await self._take(insurer, link, retour) for retour in waiting]
+        every = self._follow_up.get(insurer)
+        if every is not None and isinstance(link, FollowUpLink):
+            collected += await self._follow_up_round(insurer, link, every)
+        return collected
+
+    async def _take(
+        self, insurer: str, link: InsurerLink, retour: FetchedRetour
+    ) -> CollectedRetour:
+        item = await self.keep(insurer, retour)
+        try:
+            await link.confirm(retour)
+        except InsurerLinkError as error:
+            # Kept already; fetched and recognised again next round.
+            log.warn(
+                "cannot confirm retour {remote} to insurer {insurer}: {reason}",
+                remote=retour.remote_id,
+                insurer=insurer,
+                reason=error.reason.value,
+            )
+        return item
+
+    async def _follow_up_round(
+        self, insurer: str, link: FollowUpLink, every: timedelta
+    ) -> list[CollectedRetour]:
+        """Ask after the delivered files of ``insurer`` still without a retour whose turn
+        it is (see the module docs); an exchange that fails ends the round."""
+        items = await self._outbox.awaiting_answer(
+            insurer, self._now(), every, self._follow_up_batch
+        )
+        collected: list[CollectedRetour] = []
+        for item in items:
+            remote = item.remote_id
+            if remote is None:  # pragma: no cover - only delivered files are handed out
+                continue
             try:
-                await link.confirm(retour)
+                retours = await link.answers_to(remote)
+                status = None if retours else await link.status_of(remote)
             except InsurerLinkError as error:
-                # Kept already; fetched and recognised again next round.
                 log.warn(
-                    "cannot confirm retour {remote} to insurer {insurer}: {reason}",
-                    remote=retour.remote_id,
+                    "cannot follow up {traceer_id} at insurer {insurer}: {reason}",
+                    traceer_id=item.traceer_id,
                     insurer=insurer,
                     reason=error.reason.value,
                 )
-            collected.append(item)
+                break
+            for retour in retours:
+                collected.append(await self._take(insurer, link, retour))
+            if status is not None and status.rejected:
+                await self._rejected(item, status)
         return collected
+
+    async def _rejected(self, item: Outbound, status: ServiceStatus) -> None:
+        codes = ", ".join(status.codes)
+        error = f"rejected by the exchange service ({status.status})" + (
+            f", meldingen: {codes}" if codes else ""
+        )
+        if not await self._outbox.rejected(item.traceer_id, error, self._now()):
+            return  # answered meanwhile, or parked by another instance
+        if self._metrics is not None:
+            self._metrics.outbound_attempts.labels(item.insurer, "rejected").inc()
+        log.warn(
+            "parked {traceer_id} for insurer {insurer}: {error}",
+            traceer_id=item.traceer_id,
+            insurer=item.insurer,
+            error=error,
+        )
 
     async def _check(self, payload: bytes) -> ValidationResult:
         def check() -> ValidationResult:

@@ -45,7 +45,7 @@ import re
 import tomllib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -423,6 +423,9 @@ class MetricsConfig(_Section):
     )
 
 
+DEFAULT_FOLLOW_UP_SECONDS = 900.0
+
+
 class LinkKind(enum.StrEnum):
     REST = "rest"  # VECOZO-style REST over mutual TLS
     DIRECTORY = "directory"  # outbox / inbox folders
@@ -467,6 +470,15 @@ class InsurerLinkConfig(_Section):
         "leaves it 'sending', and it is sent again (with the same id) this long after the "
         "attempt began. Keep it above timeout_seconds.",
     )
+    follow_up_seconds: float | None = Field(
+        default=None,
+        gt=0,
+        description="rest: how often a delivered file still without a retour is asked "
+        f"after (default {DEFAULT_FOLLOW_UP_SECONDS:g}): first for its retours "
+        "(zoeken by alsAntwoordOp), then for its status at the exchange service "
+        "(berichtstatussen); a file the service rejected is parked. Over all gateway "
+        "instances sharing the store together, each file at most this often.",
+    )
     retry: RetryConfig = Field(default_factory=RetryConfig)
     push_certificates: tuple[Fingerprint, ...] = Field(
         default=(),
@@ -481,7 +493,16 @@ class InsurerLinkConfig(_Section):
             raise ValueError("a rest link needs base_url and [tls]")
         if self.kind is LinkKind.DIRECTORY and (self.outbox is None or self.inbox is None):
             raise ValueError("a directory link needs outbox and inbox")
+        if self.kind is LinkKind.DIRECTORY and self.follow_up_seconds is not None:
+            raise ValueError("follow_up_seconds is for a rest link")
         return self
+
+    @property
+    def follow_up(self) -> timedelta | None:
+        """How often delivered files without a retour are asked after; None: never."""
+        if self.kind is not LinkKind.REST:
+            return None
+        return timedelta(seconds=self.follow_up_seconds or DEFAULT_FOLLOW_UP_SECONDS)
 
 
 class RuleSet(enum.StrEnum):

@@ -13,6 +13,11 @@ a VECOZO-style REST client over mutual TLS, and a drop-directory link). The cont
 * :meth:`InsurerLink.confirm` tells the insurer a retour was stored safely (only after the
   gateway has journaled it), so that it leaves the queue. Confirming twice is harmless.
 
+A link that can also follow up one delivered file (:class:`FollowUpLink`, the REST link
+to VECOZO) answers :meth:`FollowUpLink.answers_to` — the retours waiting that answer that
+file — and :meth:`FollowUpLink.status_of` — what the exchange service says of it
+(:class:`ServiceStatus`), e.g. that it rejected the file, so that no retour will come.
+
 Every failure is an :class:`InsurerLinkError` whose ``retryable`` says whether trying again
 later can help (timeouts, refused connections, 5xx) or not (4xx: the insurer refuses this
 file; the administrator must look). :class:`RetryPolicy` turns a run of failures into the
@@ -26,11 +31,12 @@ import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 __all__ = [
     "Delivery",
     "FetchedRetour",
+    "FollowUpLink",
     "InsurerLink",
     "InsurerLinkError",
     "LinkErrorReason",
@@ -39,6 +45,7 @@ __all__ = [
     "Retry",
     "RetryDecision",
     "RetryPolicy",
+    "ServiceStatus",
 ]
 
 
@@ -104,6 +111,18 @@ class FetchedRetour:
         return hashlib.sha256(self.payload).hexdigest()
 
 
+@dataclass(frozen=True, slots=True)
+class ServiceStatus:
+    """What the exchange service says of a delivered file: its status as the service
+    names it (VECOZO's ``berichtstatus``); ``rejected`` when no retour will come because the
+    service rejected or gave up on it; then ``codes``, the codes of its meldingen — never
+    their texts, which may name client data."""
+
+    status: str
+    rejected: bool
+    codes: tuple[str, ...] = ()
+
+
 class LinkErrorReason(enum.StrEnum):
     TIMEOUT = "timeout"  # no (complete) answer in time; the insurer may have the file
     UNREACHABLE = "unreachable"  # no connection at all
@@ -150,6 +169,20 @@ class InsurerLink(Protocol):
     async def fetch(self) -> Sequence[FetchedRetour]: ...
 
     async def confirm(self, retour: FetchedRetour) -> None: ...
+
+
+@runtime_checkable
+class FollowUpLink(InsurerLink, Protocol):
+    """A link that can also ask after one delivered file, by the insurer's id of it
+    (:attr:`Delivery.remote_id`)."""
+
+    async def answers_to(self, remote_id: str) -> Sequence[FetchedRetour]:
+        """The retours waiting that answer the file, with their bytes."""
+        ...
+
+    async def status_of(self, remote_id: str) -> ServiceStatus | None:
+        """The service's status of the file; None when the service does not know it."""
+        ...
 
 
 # --- retrying ---------------------------------------------------------------------------------

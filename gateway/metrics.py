@@ -96,7 +96,8 @@ class Metrics:
         self.outbound_attempts = Counter(
             f"{NAMESPACE}_outbound_attempts",
             "Attempts to send a file to an insurer, by outcome (delivered; repeated: the "
-            "insurer already had it; failed: to be retried; parked: no more attempts).",
+            "insurer already had it; failed: to be retried; parked: no more attempts; "
+            "rejected: delivered, then rejected by the exchange service and parked).",
             ["insurer", "outcome"],
             registry=r,
         )

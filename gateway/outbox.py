@@ -7,6 +7,12 @@ moves them to ``sending`` under a lease; a process that dies mid-attempt leaves 
 insurer recognises it: no second claim). Every attempt ends in :meth:`Outbox.delivered`,
 :meth:`Outbox.retry_at` or :meth:`Outbox.park`; :meth:`Outbox.answered` marks a file whose
 retour has come in.
+
+A delivered file still without a retour is followed up (its retours asked for, its status
+at the exchange service read): :meth:`Outbox.awaiting_answer` hands such files out in turn,
+each at most once per interval over every gateway instance sharing the store; a file the
+service rejected is parked with :meth:`Outbox.rejected`, once, and only while it is still
+delivered and unanswered.
 """
 
 from __future__ import annotations
@@ -39,7 +45,7 @@ class Outbound:
     sender: str  # the AGB code it is declared under
     state: OutboundState
     attempts: int
-    due_at: datetime
+    due_at: datetime  # queued: next attempt; sending: end of the lease; delivered: next follow-up
     first_attempt_at: datetime | None
     last_error: str | None
     remote_id: str | None
@@ -72,6 +78,22 @@ class Outbox(Protocol):
     def park(self, traceer_id: str, error: str, at: datetime) -> Awaitable[None]: ...
 
     def answered(self, traceer_id: str, at: datetime) -> Awaitable[None]: ...
+
+    def awaiting_answer(
+        self, insurer: str, now: datetime, every: timedelta, limit: int
+    ) -> Awaitable[list[Outbound]]:
+        """Up to ``limit`` files of ``insurer`` delivered but not answered whose follow-up
+        is due (a file is due from its delivery on), the longest due first; each is due
+        again only at ``now + every``, so that another instance, or the next round, leaves
+        it alone until then."""
+        ...
+
+    def rejected(self, traceer_id: str, error: str, at: datetime) -> Awaitable[bool]:
+        """Park a file that the exchange service rejected after delivery, with ``error``
+        (no client data) for the administrator: only while it is delivered and unanswered.
+        True when this call parked it; False when it was not (any more) delivered and
+        unanswered — answered meanwhile, or parked by another instance already."""
+        ...
 
     def get(self, traceer_id: str) -> Awaitable[Outbound | None]: ...
 

@@ -15,6 +15,15 @@ gateway's own EPD API serves (:mod:`gateway.vsp`):
 * :meth:`RestInsurerLink.confirm` — ``DELETE /berichten/{traceerId}`` (``202``); a 404
   means it was confirmed before (e.g. by an attempt whose answer was lost) and counts as
   done.
+* :meth:`RestInsurerLink.answers_to` — REST Pull ``POST /berichten/zoeken`` with a
+  ``ZoekpadOpAlsAntwoordOp``: the retours answering one delivered file, downloaded and
+  checked as :meth:`~RestInsurerLink.fetch` does.
+* :meth:`RestInsurerLink.status_of` — Berichtstatus v3 ``GET /berichtstatussen?traceerId=``:
+  the entry of the file itself. ``AfgekeurdDoorDienst`` (the service rejected it) and
+  ``BezorgingAfgebroken`` (the service gave up delivering it) mean that no retour will
+  come (our reading of the status names; VECOZO does not document which statuses are
+  final); of the meldingen only their codes are kept, never ``omschrijving`` or
+  ``toelichting``, which may name client data.
 
 Every request has a deadline (``timeout`` seconds for the answer, again for its body).
 Failures become :class:`~gateway.insurer.InsurerLinkError` here, once: a timeout, a refused
@@ -26,6 +35,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -54,8 +64,9 @@ from gateway.insurer import (
     InsurerLinkError,
     LinkErrorReason,
     OutboundFile,
+    ServiceStatus,
 )
-from gateway.vsp import PULL_V1, PUSH_V1, as_uuid, send_metadata
+from gateway.vsp import PULL_V1, PUSH_V1, STATUS_V3, as_uuid, send_metadata
 
 __all__ = ["RestInsurerLink"]
 
@@ -66,6 +77,10 @@ DEFAULT_MAX_PER_FETCH = 100
 MAX_RESPONSE_BYTES = 100 * 1024 * 1024
 SENDER_ROLE = "Zorgaanbieder"
 ADDRESSEE_ROLE = "Zorgverzekeraar"
+# Statuses after which no retour will come (our reading of VECOZO's names).
+NO_RETOUR_STATUSES = frozenset({"AfgekeurdDoorDienst", "BezorgingAfgebroken"})
+MAX_CODES = 20
+_CODE = re.compile(r"[0-9A-Za-z_.-]{1,20}")
 _OUTBOUND = uuid.UUID("6f1c2a52-5d0b-4b7e-9a51-3c1f2b7d8e90")  # namespace of outbound ids
 
 
@@ -244,11 +259,40 @@ class RestInsurerLink:
         return Delivery(remote_id=traceer_id, repeated=False)
 
     async def fetch(self) -> Sequence[FetchedRetour]:
+        status, data = await self._request(b"GET", f"{PULL_V1}/berichten?limit={self._limit}")
+        return await self._retours(status, data, "listing retours")
+
+    async def answers_to(self, remote_id: str) -> Sequence[FetchedRetour]:
+        zoekpad = {"zoekpadType": "ZoekpadOpAlsAntwoordOp", "alsAntwoordOp": remote_id}
         status, data = await self._request(
-            b"GET", f"{PULL_V1}/berichten?limit={max(1, min(self._max_per_fetch, 250))}"
+            b"POST",
+            f"{PULL_V1}/berichten/zoeken?limit={self._limit}",
+            body=json.dumps(zoekpad).encode("utf-8"),
+            content_type=b"application/json",
+        )
+        return await self._retours(status, data, "searching retours")
+
+    async def status_of(self, remote_id: str) -> ServiceStatus | None:
+        status, data = await self._request(
+            b"GET", f"{STATUS_V3}/berichtstatussen?traceerId={_segment(remote_id)}"
         )
         if status != 200:
-            raise _status_error(status, data, "listing retours")
+            raise _status_error(status, data, "reading a status")
+        try:
+            entries = json.loads(data)
+        except ValueError:
+            raise InsurerLinkError(LinkErrorReason.PROTOCOL, "status answer is not JSON") from None
+        if not isinstance(entries, list):
+            raise InsurerLinkError(LinkErrorReason.PROTOCOL, "status answer is not an array")
+        return _service_status(entries, remote_id)
+
+    @property
+    def _limit(self) -> int:
+        return max(1, min(self._max_per_fetch, 250))
+
+    async def _retours(self, status: int, data: bytes, what: str) -> list[FetchedRetour]:
+        if status != 200:
+            raise _status_error(status, data, what)
         try:
             listing = json.loads(data)
         except ValueError:
@@ -360,6 +404,32 @@ def _multipart(metadata: bytes, payload: bytes, filename: str) -> tuple[bytes, b
         ]
     )
     return body, b"multipart/form-data; boundary=" + b
+
+
+def _service_status(entries: list[Any], remote_id: str) -> ServiceStatus | None:
+    """The status of the message ``remote_id`` among a Berichtstatus answer's entries
+    (which list its answers too): its status and, when no retour will come, the codes of
+    its meldingen that look like codes — nothing else of them. None when it is not there
+    or its status is not text."""
+    for entry in entries:
+        if not isinstance(entry, dict):
+            continue
+        references = entry.get("referentiegegevens")
+        if not isinstance(references, dict) or references.get("traceerId") != remote_id:
+            continue
+        status = entry.get("berichtstatus")
+        if not isinstance(status, str) or not status:
+            return None
+        rejected = status in NO_RETOUR_STATUSES
+        codes: list[str] = []
+        meldingen = entry.get("meldingen")
+        if rejected and isinstance(meldingen, list):
+            for melding in meldingen:
+                code = melding.get("code") if isinstance(melding, dict) else None
+                if isinstance(code, str) and _CODE.fullmatch(code) and code not in codes:
+                    codes.append(code)
+        return ServiceStatus(status[:60], rejected, tuple(codes[:MAX_CODES]))
+    return None
 
 
 def _status_error(status: int, data: bytes, what: str) -> InsurerLinkError:

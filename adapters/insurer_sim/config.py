@@ -21,6 +21,7 @@ Example (``fixtures/insurer-sim.example.toml`` is a complete one)::
     fail_first = 2         # the first two uploads answer 503 and store nothing
     stall_first = 1        # the next one is stored, but its answer never comes in time
     cut_first = 1          # the next one is stored, then its connection is cut unanswered
+    service_reject_first = 1  # the next one is taken (204), then rejected by the service
 
 Relative paths are resolved against the config file's directory. Every problem of a file
 is reported at once, each with its path in the file.
@@ -58,6 +59,7 @@ __all__ = [
 
 _BSN = re.compile(r"\d{9}")
 _UZOVI = re.compile(r"\d{4}")
+_MELDING_CODE = re.compile(r"[0-9A-Za-z_-]{1,20}")
 _PRESTATIECODE = re.compile(r"[0-9A-Za-z]{1,6}")
 
 
@@ -84,7 +86,14 @@ def _file(value: Path, info: ValidationInfo) -> Path:
     return value
 
 
+def _melding_code(value: str) -> str:
+    if not _MELDING_CODE.fullmatch(value):
+        raise PydanticCustomError("code", "must be 1-20 letters, digits, '-' or '_'")
+    return value
+
+
 Bsn = Annotated[str, AfterValidator(_bsn)]
+MeldingCode = Annotated[str, AfterValidator(_melding_code)]
 Uzovi = Annotated[str, AfterValidator(_uzovi)]
 FilePath = Annotated[Path, AfterValidator(_file)]
 
@@ -170,7 +179,11 @@ class SimFaults(_Section):
     held back ``stall_seconds`` — longer than a client waits, so it sees a timeout for a
     file the insurer has; the next ``cut_first`` uploads are stored too, and then the
     connection is cut (aborted) instead of answered, so the client sees the connection
-    drop for a file the insurer has. Later uploads behave.
+    drop for a file the insurer has; the next ``service_reject_first`` uploads are taken
+    (``204``) and then rejected by the exchange service itself, as VECOZO may reject a
+    message before the insurer sees it: no claim is booked and no retour will come, and
+    the message's status is ``AfgekeurdDoorDienst`` with ``service_reject_codes`` in its
+    ``meldingen``. Later uploads behave.
     """
 
     fail_first: int = Field(default=0, ge=0)
@@ -178,6 +191,14 @@ class SimFaults(_Section):
     stall_first: int = Field(default=0, ge=0)
     stall_seconds: float = Field(default=120.0, gt=0)
     cut_first: int = Field(default=0, ge=0)
+    service_reject_first: int = Field(default=0, ge=0)
+    service_reject_codes: tuple[MeldingCode, ...] = Field(
+        default=("SIM001",),
+        min_length=1,
+        max_length=100,
+        description="The codes in the meldingen of a message rejected by the service. Which "
+        "codes VECOZO uses is not confirmed: the default SIM001 is the simulator's own.",
+    )
     response_delay_seconds: float = Field(
         default=0.0, ge=0, description="Every answer (any route) waits this long."
     )

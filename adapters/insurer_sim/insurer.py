@@ -35,6 +35,7 @@ __all__ = [
 ]
 
 CONFIRMED = "ontvangst_bevestigd"
+SERVICE_REJECTION = "Bericht afgekeurd door de dienst (gesimuleerd)."
 
 
 class UploadFault(enum.Enum):
@@ -42,6 +43,7 @@ class UploadFault(enum.Enum):
     FAIL = "fail"  # answer 5xx, store nothing
     STALL = "stall"  # store, then hold the answer back
     CUT = "cut"  # store, then cut the connection without an answer
+    SERVICE_REJECT = "service_reject"  # take it (204), then reject it at service level
 
 
 class ConflictError(Exception):
@@ -59,8 +61,9 @@ class ReceivedFile:
     filename: str | None
     received_at: datetime
     judgement: Judgement
-    retour_id: str
+    retour_id: str | None  # None: rejected by the service, no retour will come
     repeats: int = 0
+    service_rejection: tuple[str, ...] = ()  # the meldingen codes of a service rejection
 
     def as_json(self) -> dict[str, Any]:
         j = self.judgement
@@ -74,7 +77,8 @@ class ReceivedFile:
             "sha256": self.sha256,
             "ontvangenOp": self.received_at.isoformat(),
             "herhaald": self.repeats,
-            "claim": j.accepted,
+            "claim": self.booked,
+            "afgekeurdDoorDienst": list(self.service_rejection),
             "retourcodes": list(j.codes),
             "regels": j.lines,
             "toegekend": j.granted_lines,
@@ -83,6 +87,11 @@ class ReceivedFile:
             "regelcodes": sorted(set(j.line_codes)),
             "retourTraceerId": self.retour_id,
         }
+
+    @property
+    def booked(self) -> bool:
+        """Whether it is a claim the insurer booked."""
+        return self.judgement.accepted and not self.service_rejection
 
 
 @dataclass(slots=True)
@@ -169,8 +178,11 @@ class SimulatedInsurer:
             return UploadFault.FAIL
         if n <= self.faults.fail_first + self.faults.stall_first:
             return UploadFault.STALL
-        if n <= self.faults.fail_first + self.faults.stall_first + self.faults.cut_first:
+        n -= self.faults.fail_first + self.faults.stall_first
+        if n <= self.faults.cut_first:
             return UploadFault.CUT
+        if n <= self.faults.cut_first + self.faults.service_reject_first:
+            return UploadFault.SERVICE_REJECT
         return UploadFault.NONE
 
     # --- receiving ---------------------------------------------------------------------------
@@ -184,8 +196,13 @@ class SimulatedInsurer:
         conversatie_id: str | None = None,
         filename: str | None = None,
         traceer_id: str | None = None,
+        service_reject: bool = False,
     ) -> tuple[ReceivedFile, bool]:
         """Take one upload; the file it is and whether it is new (False: a repeat).
+
+        With ``service_reject`` a new file is rejected by the service (see
+        :class:`~adapters.insurer_sim.config.SimFaults`): kept, but neither booked nor
+        answered with a retour.
 
         ``traceer_id`` is the sender's own id of the message (VECOZO's traceerId): the same
         one again with the same bytes is a repeat; with other bytes, or one another sender
@@ -220,7 +237,12 @@ class SimulatedInsurer:
                 sender=sender,
             )
             invoice = judgement.invoice_number
-            if judgement.accepted and invoice is not None and invoice in known.by_invoice:
+            if (
+                judgement.accepted
+                and not service_reject
+                and invoice is not None
+                and invoice in known.by_invoice
+            ):
                 first = known.by_invoice[invoice]
             else:
                 booked = self._book(
@@ -233,6 +255,7 @@ class SimulatedInsurer:
                     reference_id,
                     conversatie_id,
                     filename,
+                    self.faults.service_reject_codes if service_reject else (),
                 )
                 self._note(sender, reference_id, sha, booked, "booked")
                 return booked, True
@@ -273,10 +296,11 @@ class SimulatedInsurer:
         reference_id: str | None,
         conversatie_id: str | None,
         filename: str | None,
+        service_rejection: tuple[str, ...] = (),
     ) -> ReceivedFile:
         known = self._senders[sender]
         conversation = conversatie_id or traceer_id
-        retour = QueuedRetour(
+        retour: QueuedRetour | None = QueuedRetour(
             traceer_id=self._new_id(),
             recipient=sender,
             conversatie_id=conversation,
@@ -286,6 +310,8 @@ class SimulatedInsurer:
             created_at=now,
             available_at=now + timedelta(seconds=self.faults.retour_delay_seconds),
         )
+        if service_rejection:
+            retour = None  # the insurer never sees it
         received = ReceivedFile(
             traceer_id=traceer_id,
             conversatie_id=conversation,
@@ -296,14 +322,16 @@ class SimulatedInsurer:
             filename=filename,
             received_at=now,
             judgement=judgement,
-            retour_id=retour.traceer_id,
+            retour_id=retour.traceer_id if retour is not None else None,
+            service_rejection=tuple(service_rejection),
         )
         self._files[traceer_id] = received
-        self._retours[retour.traceer_id] = retour
+        if retour is not None:
+            self._retours[retour.traceer_id] = retour
         known.by_sha[sha] = received
         if reference_id is not None:
             known.by_reference[reference_id] = received
-        if judgement.accepted and judgement.invoice_number is not None:
+        if received.booked and judgement.invoice_number is not None:
             known.by_invoice[judgement.invoice_number] = received
         return received
 
@@ -338,7 +366,8 @@ class SimulatedInsurer:
 
     def status_entries(self, caller: str) -> list[dict[str, Any]]:
         """Berichtstatus v3 of every message of ``caller``: the files it sent (booked:
-        VerwerkingVoltooid; rejected: AfgekeurdDoorDienst with the retourcodes) and the
+        VerwerkingVoltooid; rejected: AfgekeurdDoorDienst with the retourcodes, or with
+        the service's codes when the service rejected it) and the
         retours for it (WordtAangeboden, Bezorgd once confirmed). ``_stroom`` is the
         (standard, actie) the resource names the berichtstroom after."""
         entries: list[dict[str, Any]] = []
@@ -356,7 +385,13 @@ class SimulatedInsurer:
                 "berichtstatusGewijzigdOp": at,
                 "berichtOntvangenOp": at,
             }
-            if not j.accepted:
+            if received.service_rejection:
+                entry["berichtstatus"] = "AfgekeurdDoorDienst"
+                entry["meldingen"] = [
+                    {"code": code, "omschrijving": SERVICE_REJECTION}
+                    for code in received.service_rejection
+                ]
+            elif not j.accepted:
                 entry["meldingen"] = [
                     {"code": code, "omschrijving": describe(code)} for code in j.codes[:100]
                 ] or [{"code": "0001", "omschrijving": describe("0001")}]
@@ -387,8 +422,8 @@ class SimulatedInsurer:
             "uzovi": self.config.uzovi,
             "uploads": self.uploads,
             "bestanden": len(files),
-            "claims": sum(1 for f in files if f.judgement.accepted),
-            "afgekeurd": sum(1 for f in files if not f.judgement.accepted),
+            "claims": sum(1 for f in files if f.booked),
+            "afgekeurd": sum(1 for f in files if not f.booked),
             "files": [f.as_json() for f in files],
             "ontvangen": list(self.received),
         }

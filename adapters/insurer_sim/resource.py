@@ -333,6 +333,7 @@ class InsurerSimResource(resource.Resource):
                 conversatie_id=references.conversatieId,
                 filename=filename,
                 traceer_id=references.traceerId,
+                service_reject=fault is UploadFault.SERVICE_REJECT,
             )
         except ConflictError as exc:
             name = "referentieId" if str(exc).startswith("referentieId") else "traceerId"
@@ -346,12 +347,16 @@ class InsurerSimResource(resource.Resource):
         log.info(
             "upload {outcome} traceerId={traceer_id} referentieId={reference} sha256={sha256}"
             " claim={claim} codes={codes}",
-            outcome="booked" if created else "repeated",
+            outcome=(
+                "repeated"
+                if not created
+                else ("rejected by the service" if received.service_rejection else "booked")
+            ),
             traceer_id=received.traceer_id,
             reference=references.referentieId or "-",
             sha256=received.sha256,
-            claim=j.accepted,
-            codes=",".join(j.codes) or "-",
+            claim=received.booked,
+            codes=",".join(received.service_rejection or j.codes) or "-",
         )
         answer: _Answer = (204, b"", {}, 0.0)
         if fault is UploadFault.CUT:

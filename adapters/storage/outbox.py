@@ -64,7 +64,8 @@ class SqlOutbox:
         )
 
     def delivered(self, traceer_id: str, remote_id: str, at: datetime) -> Deferred[None]:
-        return self._set(traceer_id, OutboundState.DELIVERED, at, remote_id=remote_id)
+        # due_at of a delivered file: when it is next followed up (from now on)
+        return self._set(traceer_id, OutboundState.DELIVERED, at, remote_id=remote_id, due_at=at)
 
     def retry_at(
         self, traceer_id: str, due_at: datetime, error: str, at: datetime
@@ -76,6 +77,18 @@ class SqlOutbox:
 
     def answered(self, traceer_id: str, at: datetime) -> Deferred[None]:
         return self._set(traceer_id, OutboundState.ANSWERED, at)
+
+    def awaiting_answer(
+        self, insurer: str, now: datetime, every: timedelta, limit: int
+    ) -> Deferred[list[Outbound]]:
+        return self.database.run_interaction(
+            "awaiting_answer", awaiting_answer_txn, insurer, now, every, limit
+        )
+
+    def rejected(self, traceer_id: str, error: str, at: datetime) -> Deferred[bool]:
+        return self.database.run_interaction(
+            "outbound_rejected", rejected_txn, traceer_id, error, at
+        )
 
     def get(self, traceer_id: str) -> Deferred[Outbound | None]:
         return self.database.run_read("outbound", get_txn, traceer_id)
@@ -164,6 +177,44 @@ def claim_due_txn(
             )
         )
     return claimed
+
+
+def awaiting_answer_txn(
+    txn: Transaction, insurer: str, now: datetime, every: timedelta, limit: int
+) -> list[Outbound]:
+    # Rows another instance is handing out right now are skipped, not waited for: it
+    # moves them on by ``every`` anyway.
+    lock = " FOR UPDATE OF o SKIP LOCKED" if txn.engine == "postgres" else ""
+    txn.execute(
+        _SELECT + " WHERE o.insurer = ? AND o.state = 'delivered' AND o.remote_id IS NOT NULL"
+        " AND o.due_at <= ? ORDER BY o.due_at, m.seq LIMIT ?" + lock,
+        (insurer, now, limit),
+    )
+    rows = [_outbound(row) for row in txn.fetchall()]
+    handed = []
+    for item in rows:
+        txn.execute(
+            "UPDATE outbound SET due_at = ? WHERE traceer_id = ? AND state = 'delivered'",
+            (now + every, item.traceer_id),
+        )
+        handed.append(
+            Outbound(
+                **{
+                    **{name: getattr(item, name) for name in Outbound.__slots__},
+                    "due_at": now + every,
+                }
+            )
+        )
+    return handed
+
+
+def rejected_txn(txn: Transaction, traceer_id: str, error: str, at: datetime) -> bool:
+    txn.execute(
+        "UPDATE outbound SET state = 'parked', last_error = ?, updated_at = ?"
+        " WHERE traceer_id = ? AND state = 'delivered'",
+        (error, at, traceer_id),
+    )
+    return bool(txn.rowcount == 1)
 
 
 _COLUMNS: Final = frozenset({"due_at", "last_error", "remote_id"})

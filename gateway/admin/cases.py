@@ -117,9 +117,12 @@ KINDS: Final[Mapping[CaseKind, KindSpec]] = {
     CaseKind.PARKED: KindSpec(
         CaseKind.PARKED,
         "Geparkeerd na mislukte verzending",
-        "Het bestand kon na herhaalde pogingen niet bij de verzekeraar worden afgeleverd. "
-        "Bied het opnieuw aan als de verbinding weer werkt (het gaat met hetzelfde kenmerk "
-        "opnieuw, de verzekeraar ziet geen tweede declaratie), of boek het af.",
+        "Het bestand kon na herhaalde pogingen niet bij de verzekeraar worden afgeleverd, "
+        "of de berichtendienst heeft het na aflevering afgekeurd (de laatste fout noemt dan "
+        "de status en de codes van de meldingen; er komt geen retourbestand). Bied het "
+        "opnieuw aan als de verbinding weer werkt (het gaat met hetzelfde kenmerk opnieuw, "
+        "de verzekeraar ziet geen tweede declaratie), of boek het af. Na een afkeuring "
+        "helpt opnieuw aanbieden niet: zoek met de codes de oorzaak uit.",
         _ALWAYS | {CaseAction.RETRY},
     ),
     CaseKind.UNMATCHED_RETOUR: KindSpec(

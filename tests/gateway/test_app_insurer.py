@@ -58,7 +58,8 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]
     return directory, make_pki(directory)
 
 
-def insurer_section(pki: Path, port: int) -> str:
+def insurer_section(pki: Path, port: int, *, follow_up_seconds: float | None = None) -> str:
+    follow_up = f"follow_up_seconds = {follow_up_seconds}" if follow_up_seconds else ""
     return f"""
 [[insurers]]
 uzovi = "3311"
@@ -67,6 +68,7 @@ name = "Zorgverzekeraar (simulator)"
 base_url = "https://localhost:{port}"
 poll_seconds = 0.2
 timeout_seconds = 5
+{follow_up}
 [insurers.link.tls]
 cert = "{pki / f"igo-{IGO}.pem"}"
 key = "{pki / f"igo-{IGO}.key"}"
@@ -436,3 +438,62 @@ push_certificates = ["{fingerprints[IGO]}"]
             pump.wait(store.close())
     finally:
         gateway.stop()
+
+
+def test_a_claim_the_exchange_service_rejects_is_parked_with_its_codes(
+    tmp_path: Path, pki: tuple[Path, dict[str, str]], store_url: str
+) -> None:
+    """VECOZO's side takes the claim (204), then rejects it at service level: no retour will
+    ever come. The gateway learns it from berichtstatussen and parks the file for the
+    administrator with the meldingen's codes, without client data and without waiting."""
+    directory, fingerprints = pki
+    sim_config = write_sim_config(
+        tmp_path / "sim.toml", directory, faults={"service_reject_first": 1}
+    )
+    sim = SimProcess(sim_config, directory)
+    sim.start()
+    try:
+        config = write_config(
+            tmp_path / "gateway.toml",
+            directory,
+            fingerprints,
+            store_url,
+            extra=insurer_section(directory, sim.port, follow_up_seconds=0.2),
+        )
+        gateway = GatewayProcess(config, directory)
+        gateway.start()
+        try:
+            pump = ThreadPump()
+            store = pump.wait(open_store(store_url, pump))
+            try:
+                sent = queue_claim(store, pump)
+                deadline = time.monotonic() + 30
+                while True:
+                    item = pump.wait(store.outbox.get(sent))
+                    assert item is not None
+                    if item.state is OutboundState.PARKED:
+                        break
+                    assert item.state is not OutboundState.ANSWERED
+                    assert time.monotonic() < deadline, (item, gateway.logs())
+                    time.sleep(0.2)
+                assert item.attempts == 1
+                assert item.last_error == (
+                    "rejected by the exchange service (AfgekeurdDoorDienst), meldingen: SIM001"
+                )
+                assert pump.wait(store.list_messages("3311", Direction.FROM_INSURER)) == []
+            finally:
+                pump.wait(store.close())
+            gateway.wait_for_log(f"parked {sent} for insurer 3311: rejected by the exchange")
+            metrics = httpx.get(f"http://127.0.0.1:{gateway.ops_port}/metrics", timeout=10).text
+            assert (
+                'igo_gateway_outbound_attempts_total{insurer="3311",outcome="rejected"} 1.0'
+                in metrics
+            )
+        finally:
+            gateway.stop()
+        claims = sim.claims()
+        assert (claims["claims"], claims["afgekeurd"]) == (0, 1), claims
+        # of the meldingen only their codes: never their texts
+        assert "afgekeurd door de dienst" not in gateway.logs()
+    finally:
+        sim.stop()

@@ -20,6 +20,7 @@ from gateway.insurer import (
     InsurerLinkError,
     LinkErrorReason,
     OutboundFile,
+    ServiceStatus,
 )
 from gateway.metrics import Metrics
 from gateway.outbox import OutboundState
@@ -234,3 +235,128 @@ def test_a_declaration_from_an_insurer_is_no_answer_and_changes_nothing(
     assert outbound.state is OutboundState.DELIVERED
     assert seen == []
     assert link.confirmed == ["r-d"]
+
+
+# --- following up delivered files ---------------------------------------------------------------
+
+EVERY = timedelta(minutes=10)
+
+
+class Exchange(Inbox):
+    """A scripted VECOZO: besides the listing, the retours of one file (zoeken by
+    alsAntwoordOp) and the status of one file (berichtstatussen)."""
+
+    def __init__(
+        self,
+        *retours: FetchedRetour,
+        listed: bool = True,
+        statuses: dict[str, ServiceStatus] | None = None,
+        down: bool = False,
+    ) -> None:
+        super().__init__(*retours)
+        self.listed = listed  # False: GET /berichten does not show them (e.g. past its limit)
+        self.statuses = dict(statuses or {})
+        self.down = down
+        self.asked: list[tuple[str, str]] = []
+
+    async def fetch(self) -> Sequence[FetchedRetour]:
+        return list(self.waiting) if self.listed else []
+
+    async def answers_to(self, remote_id: str) -> Sequence[FetchedRetour]:
+        self.asked.append(("answers", remote_id))
+        if self.down:
+            raise InsurerLinkError(LinkErrorReason.UNAVAILABLE, "503")
+        return [r for r in self.waiting if r.in_reply_to == remote_id]
+
+    async def status_of(self, remote_id: str) -> ServiceStatus | None:
+        self.asked.append(("status", remote_id))
+        return self.statuses.get(remote_id)
+
+
+def following(
+    store: SqlMessageStore, link: Inbox, now: list[datetime], metrics: Metrics | None = None
+) -> RetourCollector:
+    return RetourCollector(
+        store,
+        store.outbox,
+        {INSURER: link},
+        REGISTRY,
+        now=lambda: now[0],
+        metrics=metrics or Metrics(),
+        follow_up={INSURER: EVERY},
+    )
+
+
+def test_a_retour_not_listed_is_found_by_the_file_it_answers(
+    store: SqlMessageStore, pump: ThreadPump
+) -> None:
+    sent = send_claim(store, pump, 1, "remote-1")
+    link = Exchange(fetched(1, in_reply_to="remote-1"), listed=False)
+    (item,) = pump.wait(following(store, link, [T0]).run_once(INSURER))
+    assert item.answers is not None
+    assert item.answers.traceer_id == sent
+    assert link.asked == [("answers", "remote-1")]  # answered: no status needed
+    assert link.confirmed == ["r-1"]
+    outbound = pump.wait(store.outbox.get(sent))
+    assert outbound is not None
+    assert outbound.state is OutboundState.ANSWERED
+
+
+def test_a_file_rejected_by_the_service_is_parked_with_its_codes_once(
+    store: SqlMessageStore, pump: ThreadPump
+) -> None:
+    sent = send_claim(store, pump, 1, "remote-1")
+    rejected = ServiceStatus("AfgekeurdDoorDienst", rejected=True, codes=("SIM001", "8028"))
+    link = Exchange(statuses={"remote-1": rejected})
+    metrics = Metrics()
+    now = [T0]
+    # two gateway instances sharing the store, one round each
+    first, second = following(store, link, now, metrics), following(store, link, now, metrics)
+    assert pump.wait(first.run_once(INSURER)) == []
+    assert pump.wait(second.run_once(INSURER)) == []
+    assert link.asked == [("answers", "remote-1"), ("status", "remote-1")]
+    outbound = pump.wait(store.outbox.get(sent))
+    assert outbound is not None
+    assert outbound.state is OutboundState.PARKED
+    assert outbound.last_error == (
+        "rejected by the exchange service (AfgekeurdDoorDienst), meldingen: SIM001, 8028"
+    )
+    # a later round, past the interval, no longer asks after a parked file
+    now[0] = T0 + 2 * EVERY
+    pump.wait(first.run_once(INSURER))
+    assert len(link.asked) == 2
+    assert metrics.outbound_attempts.labels(INSURER, "rejected")._value.get() == 1
+    assert pump.wait(store.list_messages(INSURER, Direction.FROM_INSURER)) == []
+
+
+def test_a_file_still_in_progress_is_asked_after_again_later(
+    store: SqlMessageStore, pump: ThreadPump
+) -> None:
+    sent = send_claim(store, pump, 1, "remote-1")
+    link = Exchange(statuses={"remote-1": ServiceStatus("WordtVerwerkt", rejected=False)})
+    now = [T0]
+    gateway = following(store, link, now)
+    pump.wait(gateway.run_once(INSURER))
+    now[0] = T0 + EVERY / 2
+    pump.wait(gateway.run_once(INSURER))
+    assert link.asked == [("answers", "remote-1"), ("status", "remote-1")]
+    now[0] = T0 + EVERY
+    pump.wait(gateway.run_once(INSURER))
+    assert len(link.asked) == 4
+    outbound = pump.wait(store.outbox.get(sent))
+    assert outbound is not None
+    assert outbound.state is OutboundState.DELIVERED
+
+
+def test_an_exchange_down_during_the_follow_up_changes_nothing(
+    store: SqlMessageStore, pump: ThreadPump
+) -> None:
+    sent = send_claim(store, pump, 1, "remote-1")
+    send_claim(store, pump, 2, "remote-2")
+    rejected = ServiceStatus("AfgekeurdDoorDienst", rejected=True, codes=("SIM001",))
+    link = Exchange(statuses={"remote-1": rejected}, down=True)
+    assert pump.wait(following(store, link, [T0]).run_once(INSURER)) == []
+    assert link.asked == [("answers", "remote-1")]  # the rest of the round is left
+    outbound = pump.wait(store.outbox.get(sent))
+    assert outbound is not None
+    assert outbound.state is OutboundState.DELIVERED

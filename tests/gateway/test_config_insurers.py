@@ -35,6 +35,7 @@ uzovi = "3311"
 name = "Verzekeraar Een"
 [insurers.link]
 base_url = "https://insurer.example.org/api"
+follow_up_seconds = 600
 [insurers.link.tls]
 cert = "igo.pem"
 key = "igo.key"
@@ -58,6 +59,7 @@ name = "Zonder koppeling"
     rest, directory, unlinked = config.insurers  # type: ignore[attr-defined]
     assert rest.link.kind is LinkKind.REST
     assert rest.link.retry.max_attempts == 5
+    assert rest.link.follow_up_seconds == 600
     assert rest.link.tls.trust == tmp_path / "insurer-ca.pem"
     assert directory.link.inbox == tmp_path / "exchange" / "in"
     assert unlinked.link is None
@@ -80,6 +82,11 @@ name = "Zonder koppeling"
             '[[insurers]]\nuzovi = "3311"\nname = "X"\n[insurers.link]\n'
             'base_url = "http://plain.example.org"\n',
             "insurers[0].link.base_url",
+        ),
+        (
+            '[[insurers]]\nuzovi = "3311"\nname = "X"\n[insurers.link]\n'
+            'kind = "directory"\noutbox = "o"\ninbox = "i"\nfollow_up_seconds = 60\n',
+            "follow_up_seconds is for a rest link",
         ),
         (
             '[[insurers]]\nuzovi = "3311"\nname = "X"\n\n'

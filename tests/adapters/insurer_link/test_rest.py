@@ -18,6 +18,7 @@ from twisted.web.client import ResponseNeverReceived
 
 from adapters.insurer_link.rest import (
     RestInsurerLink,
+    _service_status,
     _status_error,
     _transport_error,
     outbound_traceer_id,
@@ -31,6 +32,7 @@ from gateway.insurer import (
     OutboundFile,
     Park,
     RetryPolicy,
+    ServiceStatus,
 )
 from gateway.vsp import PULL_V1, PUSH_V1, STATUS_V2, STATUS_V3, as_uuid
 from tests.adapters.insurer_link.harness import REGISTRY, TIMEOUT, harness
@@ -276,6 +278,72 @@ def test_the_simulator_lists_and_searches_as_vecozo_does() -> None:
     )
     assert status == 200
     assert [e["referentiegegevens"]["alsAntwoordOp"] for e in json.loads(data)] == [first.remote_id]
+
+
+def test_the_retours_of_one_file_are_searched_by_als_antwoord_op() -> None:
+    """``POST /berichten/zoeken`` with a ZoekpadOpAlsAntwoordOp: the retours answering
+    that one file, downloaded and checked as fetched ones are."""
+    h = harness()
+    first = h.run(h.link.send(claim_file("out-1", invoice="IGO2026-0001")))
+    h.run(h.link.send(claim_file("out-2", invoice="IGO2026-0002")))
+    (retour,) = h.run(h.link.answers_to(first.remote_id))
+    assert retour.in_reply_to == first.remote_id
+    assert retour_lines(retour) == [(TARIFF, [])]
+    h.run(h.link.confirm(retour))
+    assert h.run(h.link.answers_to(first.remote_id)) == []
+    assert [r.in_reply_to for r in h.run(h.link.fetch())] != [first.remote_id]
+
+
+def test_the_status_of_a_delivered_file() -> None:
+    h = harness()
+    delivery = h.run(h.link.send(claim_file()))
+    status = h.run(h.link.status_of(delivery.remote_id))
+    assert status == ServiceStatus("VerwerkingVoltooid", rejected=False)
+    assert h.run(h.link.status_of(outbound_traceer_id("never-sent"))) is None
+
+
+def test_a_file_rejected_by_the_service_has_its_codes_and_no_retour() -> None:
+    h = harness(faults={"service_reject_first": 1, "service_reject_codes": ["SIM001", "X-2"]})
+    delivery = h.run(h.link.send(claim_file()))
+    assert h.run(h.link.status_of(delivery.remote_id)) == ServiceStatus(
+        "AfgekeurdDoorDienst", rejected=True, codes=("SIM001", "X-2")
+    )
+    assert h.run(h.link.answers_to(delivery.remote_id)) == []
+    assert h.run(h.link.fetch()) == []
+    assert h.insurer.claims_json()["claims"] == 0
+
+
+@pytest.mark.parametrize(
+    ("entry", "expected"),
+    [
+        ({"berichtstatus": "WordtVerwerkt"}, ServiceStatus("WordtVerwerkt", rejected=False)),
+        (
+            {"berichtstatus": "BezorgingAfgebroken"},
+            ServiceStatus("BezorgingAfgebroken", rejected=True),
+        ),
+        (
+            {
+                "berichtstatus": "AfgekeurdDoorDienst",
+                "meldingen": [
+                    {"code": "8028", "omschrijving": "x", "toelichting": "BSN 999999990"},
+                    {"code": "naam Jansen, geboren 1-1-1990"},  # not a code: left out
+                    {"omschrijving": "no code"},
+                    "not an object",
+                ],
+            },
+            ServiceStatus("AfgekeurdDoorDienst", rejected=True, codes=("8028",)),
+        ),
+        ({"berichtstatus": 7}, None),
+    ],
+    ids=["in-progress", "aborted", "rejected", "nonsense"],
+)
+def test_a_status_entry_is_read_without_client_data(
+    entry: dict[str, Any], expected: ServiceStatus | None
+) -> None:
+    mine = outbound_traceer_id("out-0001")
+    other = {"referentiegegevens": {"traceerId": "x", "alsAntwoordOp": mine}}
+    found = [other, {"referentiegegevens": {"traceerId": mine}, **entry}]
+    assert _service_status(found, mine) == expected
 
 
 # --- translating failures ----------------------------------------------------------------------

@@ -89,6 +89,7 @@ def test_senders_are_kept_apart() -> None:
     assert created
     assert theirs.traceer_id != mine.traceer_id
     assert [r.reply_to for r in sim.waiting(IGO)] == [mine.traceer_id]
+    assert mine.retour_id is not None
     assert sim.retour(OTHER_IGO, mine.retour_id) is None
     assert not sim.confirm(OTHER_IGO, mine.retour_id)
     assert sim.sent(OTHER_IGO, mine.traceer_id) is None
@@ -110,6 +111,7 @@ def test_a_retour_answers_its_file_in_the_same_conversation() -> None:
 def test_confirming_takes_a_retour_out_of_the_queue_once() -> None:
     sim = insurer()
     received, _ = sim.receive(IGO, CLAIM)
+    assert received.retour_id is not None
     assert sim.confirm(IGO, received.retour_id)
     assert not sim.confirm(IGO, received.retour_id)
     assert sim.waiting(IGO) == []
@@ -121,6 +123,7 @@ def test_a_retour_can_come_later() -> None:
     sim = insurer(now, faults={"retour_delay_seconds": 60})
     received, _ = sim.receive(IGO, CLAIM)
     assert sim.waiting(IGO) == []
+    assert received.retour_id is not None
     assert sim.retour(IGO, received.retour_id) is None
     now.at = T0 + timedelta(seconds=60)
     assert len(sim.waiting(IGO)) == 1
@@ -190,3 +193,37 @@ def test_the_claims_overview_holds_no_client_data() -> None:
     (entry,) = sim.claims_json()["files"]
     assert entry["factuurnummer"] == "IGO2026-0001"
     assert (entry["regels"], entry["toegekend"], entry["referentieId"]) == (1, 1, "out-1")
+
+
+def test_uploads_rejected_by_the_service_come_after_the_other_faults() -> None:
+    sim = insurer(faults={"fail_first": 1, "cut_first": 1, "service_reject_first": 2})
+    faults = [sim.next_upload_fault() for _ in range(5)]
+    reject = UploadFault.SERVICE_REJECT
+    assert faults == [UploadFault.FAIL, UploadFault.CUT, reject, reject, UploadFault.NONE]
+
+
+def test_a_file_rejected_by_the_service_has_meldingen_and_never_a_retour() -> None:
+    """VECOZO's side rejecting a message (AfgekeurdDoorDienst): the sender learns it from
+    the status only; no claim is booked and no retour will come."""
+    sim = insurer(faults={"service_reject_codes": ["SIM001", "SIM002"]})
+    mine = "6f1c2a52-5d0b-4b7e-9a51-000000000001"
+    rejected, created = sim.receive(IGO, CLAIM, traceer_id=mine, service_reject=True)
+    assert created
+    assert rejected.service_rejection == ("SIM001", "SIM002")
+    assert sim.receive(IGO, CLAIM, traceer_id=mine) == (rejected, False)  # a retry: the same
+    assert sim.waiting(IGO) == []
+    (entry,) = sim.status_entries(IGO)
+    assert entry["berichtstatus"] == "AfgekeurdDoorDienst"
+    assert [m["code"] for m in entry["meldingen"]] == ["SIM001", "SIM002"]
+    assert all(m["omschrijving"] for m in entry["meldingen"])
+    claims = sim.claims_json()
+    assert (claims["claims"], claims["afgekeurd"]) == (0, 1)
+    (booked,) = claims["files"]
+    assert booked["afgekeurdDoorDienst"] == ["SIM001", "SIM002"]
+    assert booked["retourTraceerId"] is None
+    # Not booked: a corrected file may use the factuurnummer again.
+    other = integral_claim(REGISTRY, tariff=12345)
+    again, created = sim.receive(IGO, other)
+    assert created
+    assert again.judgement.accepted
+    assert len(sim.waiting(IGO)) == 1

@@ -168,3 +168,68 @@ def test_the_oldest_unanswered_file_per_insurer(outbox: SqlOutbox, pump: ThreadP
     pump.wait(outbox.answered("out-0001", T0 + 3 * day))  # answered: no longer waiting
     pump.wait(outbox.park("out-0004", "refused", T0 + 3 * day))  # parked: its own alert
     assert pump.wait(outbox.oldest_unanswered()) == {"3311": T0 + day}
+
+
+def test_delivered_files_without_a_retour_are_followed_up_in_turn(
+    outbox: SqlOutbox, pump: ThreadPump
+) -> None:
+    """Files the insurer has but has not answered are handed out for a follow-up (asking
+    for their retours and their status), each at most once per interval, over every
+    gateway instance: a file handed out is due again only ``every`` later."""
+    every = timedelta(minutes=10)
+    for n in (1, 2, 3, 4, 5):
+        pump.wait(outbox.enqueue(claim_file(n), "3311", "X"))
+    pump.wait(outbox.enqueue(claim_file(6, insurer="7095"), "7095", "X"))
+    pump.wait(outbox.claim_due("3311", T0, LEASE, 10))
+    pump.wait(outbox.claim_due("7095", T0, LEASE, 10))
+    pump.wait(outbox.delivered("out-0002", "remote-2", T0 + timedelta(minutes=1)))
+    pump.wait(outbox.delivered("out-0001", "remote-1", T0 + timedelta(minutes=2)))
+    pump.wait(outbox.delivered("out-0003", "remote-3", T0 + timedelta(minutes=2)))
+    pump.wait(outbox.answered("out-0003", T0 + timedelta(minutes=3)))  # answered: done
+    pump.wait(outbox.park("out-0004", "refused: 400", T0))  # parked: the administrator's
+    pump.wait(outbox.delivered("out-0006", "remote-6", T0))  # another insurer's
+    # out-0005 is still being sent
+
+    now = T0 + timedelta(minutes=3)
+    first = pump.wait(outbox.awaiting_answer("3311", now, every, 1))
+    assert [(i.traceer_id, i.remote_id) for i in first] == [("out-0002", "remote-2")]
+    assert first[0].state is OutboundState.DELIVERED
+    rest = pump.wait(outbox.awaiting_answer("3311", now, every, 10))
+    assert [i.traceer_id for i in rest] == ["out-0001"]
+    assert pump.wait(outbox.awaiting_answer("3311", now + every / 2, every, 10)) == []
+    again = pump.wait(outbox.awaiting_answer("3311", now + every, every, 10))
+    assert [i.traceer_id for i in again] == ["out-0001", "out-0002"]  # equally due: as made
+    # Handing out changes nothing else.
+    item = pump.wait(outbox.get("out-0002"))
+    assert item is not None
+    assert (item.state, item.attempts, item.remote_id) == (
+        OutboundState.DELIVERED,
+        1,
+        "remote-2",
+    )
+
+
+def test_a_file_rejected_by_the_service_is_parked_once(outbox: SqlOutbox, pump: ThreadPump) -> None:
+    """Parking a rejected file is idempotent over instances: only a delivered file that
+    is still unanswered is parked, and only the first caller is told it did."""
+    for n in (1, 2):
+        pump.wait(outbox.enqueue(claim_file(n), "3311", "X"))
+    pump.wait(outbox.claim_due("3311", T0, LEASE, 10))
+    pump.wait(outbox.delivered("out-0001", "remote-1", T0))
+    pump.wait(outbox.delivered("out-0002", "remote-2", T0))
+    later = T0 + timedelta(minutes=1)
+    why = "rejected by the service (AfgekeurdDoorDienst): SIM001"
+    assert pump.wait(outbox.rejected("out-0001", why, later)) is True
+    assert pump.wait(outbox.rejected("out-0001", why, later)) is False
+    item = pump.wait(outbox.get("out-0001"))
+    assert item is not None
+    assert (item.state, item.last_error) == (OutboundState.PARKED, why)
+    assert pump.wait(outbox.awaiting_answer("3311", later + LEASE, LEASE, 10)) == [
+        i for i in [pump.wait(outbox.get("out-0002"))] if i is not None
+    ]
+    # An answered file is not parked by a rejection seen late.
+    pump.wait(outbox.answered("out-0002", later))
+    assert pump.wait(outbox.rejected("out-0002", why, later)) is False
+    answered = pump.wait(outbox.get("out-0002"))
+    assert answered is not None
+    assert answered.state is OutboundState.ANSWERED

@@ -1,6 +1,7 @@
 """A **test-only** pause point: hold a bundling run between deciding and recording, so that
-the race tests (``tests/gateway/test_bundling_races.py``) can let a second run go in
-between — without sleeps deciding the outcome.
+the race tests with real processes (``tests/crash/test_concurrent_bundling.py``) can let a
+second run go in between — without sleeps deciding the outcome. (In process, the tests
+give the bundler a checkpoint of their own.)
 
 Armed only by the environment variable ``IGO_GATEWAY_PAUSE_AT``, read when a bundler is
 built (``igo-gateway bundle`` and ``serve``)::

@@ -39,6 +39,7 @@ Reported per step: wall time, lines per second, and the process's peak RSS when 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import random
 import resource
 import sqlite3
@@ -51,6 +52,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, TextIO
 
+import psycopg
 from twisted.internet import defer
 
 from adapters.insurer_sim.config import SimConfig, SimTLS
@@ -68,6 +70,7 @@ from gateway.rules.model import Contract, InsurerTerms, Participant, Settings, T
 from gateway.unpacker import Unpacker
 from gateway.vsp import send_metadata
 from tests.benchmarks.gateway import REGISTRY
+from tests.benchmarks.gateway import _fresh as fresh_store
 from tests.gateway.rules.test_decide import TARIFFS
 from tests.threadpump import ThreadPump
 
@@ -312,6 +315,7 @@ class CycleFigures:
     granted_lines: int = 0  # lines the insurer's retour granted, each answered to its participant
     granted_amount: int = 0  # eurocents granted over those lines
     declared_amount: int = 0  # eurocents declared over all lines
+    store: str = "SQLite"
 
     @property
     def cycle_seconds(self) -> float:
@@ -334,16 +338,23 @@ def bench_cycle(
     women_per_file: int = WOMEN_PER_FILE,
     directory: Path | None = None,
     progress: Callable[[Step], None] | None = None,
+    *,
+    store_url: str | None = None,
 ) -> CycleFigures:
     """Run the whole cycle over ``pregnancies`` women in a fresh SQLite store (in
-    ``directory``, or a temporary one) and time each step (see the module docs);
-    ``progress`` is told of each step as it ends."""
-    with tempfile.TemporaryDirectory(prefix="igo-cycle-", dir=directory) as scratch:
-        return _cycle(Path(scratch), pregnancies, women_per_file, progress)
+    ``directory``, or a temporary one) — or, with a ``postgresql://`` ``store_url``, in a
+    fresh schema on that server, dropped afterwards — and time each step (see the module
+    docs); ``progress`` is told of each step as it ends."""
+    with (
+        tempfile.TemporaryDirectory(prefix="igo-cycle-", dir=directory) as scratch,
+        fresh_store(store_url or f"sqlite:///{Path(scratch) / 'gateway.db'}") as url,
+    ):
+        return _cycle(Path(scratch), url, pregnancies, women_per_file, progress)
 
 
 def _cycle(
     scratch: Path,
+    store_url: str,
     pregnancies: int,
     women_per_file: int,
     progress: Callable[[Step], None] | None,
@@ -351,6 +362,8 @@ def _cycle(
     pump = ThreadPump()
     practices = practices_for(pregnancies)
     figures = CycleFigures(pregnancies, 2 * practices, 0, pregnancies * LINES_PER_PREGNANCY)
+    if store_url.startswith("postgresql://"):
+        figures.store = "PostgreSQL"
 
     def run_in_thread(work: Callable[[], Any]) -> Any:
         return defer.succeed(work())
@@ -369,8 +382,7 @@ def _cycle(
     def wait(coroutine: Any, timeout: float = 3600) -> Any:
         return pump.wait(defer.ensureDeferred(coroutine), timeout=timeout)
 
-    database = scratch / "gateway.db"
-    store: SqlMessageStore = pump.wait(open_store(f"sqlite:///{database}", pump))
+    store: SqlMessageStore = pump.wait(open_store(store_url, pump))
     try:
         intake = Intake(store, REGISTRY, clock=lambda: NOW, run_in_thread=run_in_thread)
 
@@ -430,7 +442,12 @@ def _cycle(
         figures.insurer_retours = len(collected)
     finally:
         pump.wait(store.close())
-    with sqlite3.connect(database) as check:
+    check: Any = (
+        psycopg.connect(store_url)
+        if figures.store == "PostgreSQL"
+        else sqlite3.connect(store_url.removeprefix("sqlite:///"))
+    )
+    with contextlib.closing(check):
         (figures.participant_retours,) = check.execute(
             "SELECT count(*) FROM messages WHERE direction = 'to_participant'"
         ).fetchone()
@@ -457,7 +474,7 @@ def report(figures: CycleFigures, out: TextIO | None = None) -> None:
     out = out or sys.stdout
     f = figures
     print(
-        f"national cycle, SQLite: {f.pregnancies:,} pregnancies, {f.lines:,} lines in "
+        f"national cycle, {f.store}: {f.pregnancies:,} pregnancies, {f.lines:,} lines in "
         f"{f.files:,} files from {f.participants} participants "
         f"(generated in {f.generate_seconds:.1f} s, not counted)",
         file=out,
@@ -487,6 +504,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     group.add_argument("--pregnancies", type=int, help="instead of --share")
     parser.add_argument("--women-per-file", type=int, default=WOMEN_PER_FILE)
     parser.add_argument("--directory", type=Path, help="where the store is made (default: /tmp)")
+    parser.add_argument(
+        "--store",
+        metavar="URL",
+        help="a postgresql:// URL: the cycle on a fresh schema of that server (default: SQLite)",
+    )
     args = parser.parse_args(argv)
     pregnancies = args.pregnancies or max(1, round(NATIONAL_BIRTHS * args.share))
     print(f"Python {sys.version.split()[0]}, {sys.platform}; figures of this one run", flush=True)
@@ -495,7 +517,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     def step(done: Step) -> None:
         print(f"  {_step_line(done, lines)}  (step done)", flush=True)
 
-    report(bench_cycle(pregnancies, args.women_per_file, args.directory, step))
+    report(
+        bench_cycle(pregnancies, args.women_per_file, args.directory, step, store_url=args.store)
+    )
     return 0
 
 

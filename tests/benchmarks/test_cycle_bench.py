@@ -80,3 +80,14 @@ def test_the_whole_cycle_on_postgresql_answers_every_line_and_drops_its_schema(
             "SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'igo_bench_%'"
         ).fetchone()
     assert left == (0,)
+
+
+def test_uploads_through_the_epd_api_go_through_the_whole_cycle(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert cycle.main(["--pregnancies", "9", "--women-per-file", "4", "--through-api", "3"]) == 0
+
+    out = capsys.readouterr().out
+    assert "intake through the EPD API: 3 concurrent mutual-TLS clients" in out
+    assert "uploads/s, p50" in out
+    assert "answered  189 of 189 lines granted and answered" in out  # 9 pregnancies × 21

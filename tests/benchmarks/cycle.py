@@ -32,6 +32,17 @@ measured by ``tests.benchmarks.gateway``):
   checks and journals them and has the :class:`~gateway.unpacker.Unpacker` write a retour
   for every participant's upload (**per-participant retours**).
 
+``--store postgresql://…`` runs the same cycle on a fresh schema of that PostgreSQL server
+(dropped afterwards). ``--through-api CLIENTS`` takes the uploads in as EPDs would instead:
+a real ``igo-gateway serve`` process on the same store, with a development PKI and a config
+holding every participant of the set, fed by that many concurrent mutual-TLS clients (the
+load generator of :mod:`tests.benchmarks.load`, at least one client per participant, each
+uploading a share of its participant's files as fast as it is answered); the intake step
+is then the wall time from the clients' common start to the last acknowledgement, and the
+uploads/s and p50/p99 acknowledgement latency are reported too. The files are generated
+beforehand and held in memory for this (not counted); the later steps run in this
+process on the store the gateway wrote, after it was stopped.
+
 Reported per step: wall time, lines per second, and the process's peak RSS when it ended
 (``ru_maxrss`` only grows, so each figure is the peak up to then).
 """
@@ -39,6 +50,7 @@ Reported per step: wall time, lines per second, and the process's peak RSS when 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import random
 import resource
 import sqlite3
@@ -51,6 +63,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, TextIO
 
+import psycopg
 from twisted.internet import defer
 
 from adapters.insurer_sim.config import SimConfig, SimTLS
@@ -63,12 +76,16 @@ from gateway.ei import FileWriter, bsn_is_valid
 from gateway.forwarder import Forwarder
 from gateway.insurer import Delivery, FetchedRetour, OutboundFile
 from gateway.intake import Intake, Upload
+from gateway.pki import CA_CERT, Party, init_pki
 from gateway.rules.catalogue import load_catalogue
 from gateway.rules.model import Contract, InsurerTerms, Participant, Settings, Terms
 from gateway.unpacker import Unpacker
 from gateway.vsp import send_metadata
 from tests.benchmarks.gateway import REGISTRY
+from tests.benchmarks.gateway import _fresh as fresh_store
+from tests.benchmarks.load import ClientPlan, LoadResult, run_load
 from tests.gateway.rules.test_decide import TARIFFS
+from tests.gateway.running import KRAAMZORG, MIDWIFE, GatewayProcess, write_config
 from tests.threadpump import ThreadPump
 
 __all__ = ["CycleFigures", "bench_cycle", "main", "national_files"]
@@ -312,6 +329,14 @@ class CycleFigures:
     granted_lines: int = 0  # lines the insurer's retour granted, each answered to its participant
     granted_amount: int = 0  # eurocents granted over those lines
     declared_amount: int = 0  # eurocents declared over all lines
+    store: str = "SQLite"
+    api_clients: int = 0  # with the intake through the EPD API: its concurrent clients
+    api_latencies: tuple[float, ...] = ()  # and each upload's acknowledgement latency
+    gateway_peak_rss_mib: float = 0.0  # and the gateway process's peak RSS
+
+    def api_percentile(self, share: float) -> float:
+        ordered = sorted(self.api_latencies)
+        return ordered[min(len(ordered) - 1, int(share * len(ordered)))] if ordered else 0.0
 
     @property
     def cycle_seconds(self) -> float:
@@ -334,23 +359,44 @@ def bench_cycle(
     women_per_file: int = WOMEN_PER_FILE,
     directory: Path | None = None,
     progress: Callable[[Step], None] | None = None,
+    *,
+    store_url: str | None = None,
+    api_clients: int = 0,
+    client_processes: int = 2,
 ) -> CycleFigures:
     """Run the whole cycle over ``pregnancies`` women in a fresh SQLite store (in
-    ``directory``, or a temporary one) and time each step (see the module docs);
-    ``progress`` is told of each step as it ends."""
-    with tempfile.TemporaryDirectory(prefix="igo-cycle-", dir=directory) as scratch:
-        return _cycle(Path(scratch), pregnancies, women_per_file, progress)
+    ``directory``, or a temporary one) — or, with a ``postgresql://`` ``store_url``, in a
+    fresh schema on that server, dropped afterwards — and time each step (see the module
+    docs); ``progress`` is told of each step as it ends. With ``api_clients``, the intake
+    goes through a real gateway process's EPD API instead, fed by that many concurrent
+    mutual-TLS clients (from ``client_processes`` load-generator processes)."""
+    with (
+        tempfile.TemporaryDirectory(prefix="igo-cycle-", dir=directory) as scratch,
+        fresh_store(store_url or f"sqlite:///{Path(scratch) / 'gateway.db'}") as url,
+    ):
+        return _cycle(
+            Path(scratch),
+            url,
+            pregnancies,
+            women_per_file,
+            progress,
+            (api_clients, client_processes),
+        )
 
 
 def _cycle(
     scratch: Path,
+    store_url: str,
     pregnancies: int,
     women_per_file: int,
     progress: Callable[[Step], None] | None,
+    api: tuple[int, int] = (0, 2),
 ) -> CycleFigures:
     pump = ThreadPump()
     practices = practices_for(pregnancies)
     figures = CycleFigures(pregnancies, 2 * practices, 0, pregnancies * LINES_PER_PREGNANCY)
+    if store_url.startswith("postgresql://"):
+        figures.store = "PostgreSQL"
 
     def run_in_thread(work: Callable[[], Any]) -> Any:
         return defer.succeed(work())
@@ -369,8 +415,18 @@ def _cycle(
     def wait(coroutine: Any, timeout: float = 3600) -> Any:
         return pump.wait(defer.ensureDeferred(coroutine), timeout=timeout)
 
-    database = scratch / "gateway.db"
-    store: SqlMessageStore = pump.wait(open_store(f"sqlite:///{database}", pump))
+    if api[0]:
+        began = time.perf_counter()
+        files = list(national_files(pregnancies, women_per_file, practices))
+        figures.generate_seconds = time.perf_counter() - began
+        result = _through_api(scratch, store_url, files, *api)
+        figures.files = len(files)
+        figures.api_clients = len(result.clients)
+        figures.api_latencies = result.latencies
+        figures.gateway_peak_rss_mib = _children_peak_rss_mib()
+        del files
+        ended(Step("intake", result.seconds, _peak_rss_mib()))
+    store: SqlMessageStore = pump.wait(open_store(store_url, pump))
     try:
         intake = Intake(store, REGISTRY, clock=lambda: NOW, run_in_thread=run_in_thread)
 
@@ -389,11 +445,16 @@ def _cycle(
                     raise RuntimeError(f"a generated file was rejected: {receipt.findings[:1]}")
                 figures.files += 1
 
-        began = time.perf_counter()
-        take_in()
-        ended(
-            Step("intake", time.perf_counter() - began - figures.generate_seconds, _peak_rss_mib())
-        )
+        if not api[0]:
+            began = time.perf_counter()
+            take_in()
+            ended(
+                Step(
+                    "intake",
+                    time.perf_counter() - began - figures.generate_seconds,
+                    _peak_rss_mib(),
+                )
+            )
         bundler = Bundler(
             store, store.bundles, REGISTRY, load_catalogue(), terms(practices), now=lambda: NOW
         )
@@ -430,7 +491,12 @@ def _cycle(
         figures.insurer_retours = len(collected)
     finally:
         pump.wait(store.close())
-    with sqlite3.connect(database) as check:
+    check: Any = (
+        psycopg.connect(store_url)
+        if figures.store == "PostgreSQL"
+        else sqlite3.connect(store_url.removeprefix("sqlite:///"))
+    )
+    with contextlib.closing(check):
         (figures.participant_retours,) = check.execute(
             "SELECT count(*) FROM messages WHERE direction = 'to_participant'"
         ).fetchone()
@@ -440,6 +506,73 @@ def _cycle(
             " coalesce(sum(amount), 0) FROM declaration_lines"
         ).fetchone()
     return figures
+
+
+def _children_peak_rss_mib() -> float:
+    """The largest peak RSS of the child processes waited for so far (the gateway, or a
+    load generator if larger)."""
+    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+
+
+def _through_api(
+    scratch: Path,
+    store_url: str,
+    files: Sequence[tuple[str, str, bytes]],
+    clients: int,
+    processes: int,
+) -> LoadResult:
+    """Take ``files`` in through a real ``igo-gateway serve`` on ``store_url``: a PKI and a
+    config with every participant of the set, ``clients`` concurrent EPD clients (at least
+    one per participant, each with its participant's certificate and a share of its files)
+    uploading as fast as they are answered. The gateway is stopped before this returns; a
+    failed upload is an error."""
+    participants = sorted({(agb, discipline) for agb, discipline, _ in files})
+    pki = scratch / "pki"
+    index = init_pki(
+        pki,
+        [
+            Party(KRAAMZORG, "Kraamzorg Test"),
+            Party(MIDWIFE, "Verloskundigen Test"),
+            Party(IGO, "IGO Test", "igo"),
+            *(Party(agb, f"Praktijk {agb}") for agb, _ in participants),
+        ],
+        now=datetime.now(UTC),
+    )
+    fingerprints = {c.agb: c.fingerprint_sha256 for c in index.clients}
+    blocks = "".join(
+        f'\n[[participants]]\nagb = "{agb}"\nname = "Praktijk {agb}"\n'
+        f'discipline = "{discipline}"\nvariant = "A"\n'
+        f'certificates = ["{fingerprints[agb]}"]\n'
+        for agb, discipline in participants
+    )
+    config = write_config(
+        scratch / "gateway.toml",
+        pki,
+        fingerprints,
+        store_url,
+        extra="\n[bundling]\ninterval_seconds = 36000\n" + blocks,
+    )
+    count = max(clients, len(participants))
+    own = {agb: [p for a, _, p in files if a == agb] for agb, _ in participants}
+    mine = [participants[n % len(participants)][0] for n in range(count)]
+    plans = []
+    for n, agb in enumerate(mine):
+        sharing = [m for m, a in enumerate(mine) if a == agb]
+        share = own[agb][sharing.index(n) :: len(sharing)]
+        if share:
+            stem = pki / f"participant-{agb}"
+            plans.append(
+                ClientPlan(agb, stem.with_suffix(".pem"), stem.with_suffix(".key"), tuple(share))
+            )
+    gateway = GatewayProcess(config, pki)
+    gateway.start()
+    try:
+        result = run_load(gateway.port, pki / CA_CERT, plans, processes)
+    finally:
+        gateway.stop()
+    if result.failures:
+        raise RuntimeError(f"{result.failures} upload(s) were not acknowledged")
+    return result
 
 
 # --- the script --------------------------------------------------------------------------------
@@ -457,11 +590,20 @@ def report(figures: CycleFigures, out: TextIO | None = None) -> None:
     out = out or sys.stdout
     f = figures
     print(
-        f"national cycle, SQLite: {f.pregnancies:,} pregnancies, {f.lines:,} lines in "
+        f"national cycle, {f.store}: {f.pregnancies:,} pregnancies, {f.lines:,} lines in "
         f"{f.files:,} files from {f.participants} participants "
         f"(generated in {f.generate_seconds:.1f} s, not counted)",
         file=out,
     )
+    if f.api_clients:
+        print(
+            f"  intake through the EPD API: {f.api_clients} concurrent mutual-TLS clients, "
+            f"{f.files / f.step('intake').seconds:,.0f} uploads/s, "
+            f"p50 {f.api_percentile(0.5) * 1000:.0f} ms, "
+            f"p99 {f.api_percentile(0.99) * 1000:.0f} ms;"
+            f" peak RSS of the gateway (or a load generator) {f.gateway_peak_rss_mib:,.0f} MiB",
+            file=out,
+        )
     for step in f.steps:
         print(f"  {_step_line(step, f.lines)}", file=out)
     print(
@@ -487,6 +629,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     group.add_argument("--pregnancies", type=int, help="instead of --share")
     parser.add_argument("--women-per-file", type=int, default=WOMEN_PER_FILE)
     parser.add_argument("--directory", type=Path, help="where the store is made (default: /tmp)")
+    parser.add_argument(
+        "--store",
+        metavar="URL",
+        help="a postgresql:// URL: the cycle on a fresh schema of that server (default: SQLite)",
+    )
+    parser.add_argument(
+        "--through-api",
+        type=int,
+        default=0,
+        metavar="CLIENTS",
+        help="take the uploads in through a real gateway's EPD API from this many concurrent"
+        " mutual-TLS clients (as EPDs would) instead of calling the intake directly",
+    )
+    parser.add_argument(
+        "--client-processes", type=int, default=2, help="with --through-api: load generators"
+    )
     args = parser.parse_args(argv)
     pregnancies = args.pregnancies or max(1, round(NATIONAL_BIRTHS * args.share))
     print(f"Python {sys.version.split()[0]}, {sys.platform}; figures of this one run", flush=True)
@@ -495,7 +653,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     def step(done: Step) -> None:
         print(f"  {_step_line(done, lines)}  (step done)", flush=True)
 
-    report(bench_cycle(pregnancies, args.women_per_file, args.directory, step))
+    report(
+        bench_cycle(
+            pregnancies,
+            args.women_per_file,
+            args.directory,
+            step,
+            store_url=args.store,
+            api_clients=args.through_api,
+            client_processes=args.client_processes,
+        )
+    )
     return 0
 
 

@@ -16,7 +16,15 @@ as they are answered or paced to offer ``--rate`` uploads per second together. R
 acknowledged uploads per second (from the clients' common start to the last answer), the
 p50 / p99 acknowledgement latency, and the store's write transactions in that time (from
 the gateway's own ``igo_gateway_store_transaction_seconds`` metric: one per group-committed
-batch), so uploads per commit. The load generator shares the machine's cores with the
+batch), so uploads per commit.
+
+``--vs-bare`` measures the gateway against a yardstick in the same run:
+:mod:`tests.benchmarks.bare`, a bare Twisted server doing only mutual TLS (the EPD API's
+settings), the multipart parsing and a durable group-committed SQLite insert, driven by
+the same load generator with the same upload bodies. The gateway (SQLite), the bare server
+and, with ``--postgres URL``, the gateway on PostgreSQL run one after the other,
+``--rounds`` times alternately; the medians and the ratios gateway/bare (throughput, p99)
+and PostgreSQL/SQLite are printed. The load generator shares the machine's cores with the
 server: on a 2-core machine the figures are a floor.
 """
 
@@ -24,8 +32,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import http.client
 import re
 import signal
+import ssl
 import statistics
 import subprocess
 import sys
@@ -39,7 +49,7 @@ from typing import TextIO
 import psycopg
 
 from gateway.ei import LayoutRegistry, load_layouts
-from gateway.pki import CA_CERT
+from gateway.pki import CA_CERT, SERVER_CERT, SERVER_KEY
 from tests.benchmarks.load import ClientPlan, run_load
 from tests.conftest import with_search_path
 from tests.factories import kz301, vk301
@@ -51,7 +61,7 @@ from tests.gateway.running import (
     write_config,
 )
 
-__all__ = ["UploadFigures", "bench_uploads", "main"]
+__all__ = ["Comparison", "UploadFigures", "bench_bare", "bench_uploads", "compare", "main"]
 
 CLIENTS = 32
 RECORDS = 50
@@ -166,6 +176,26 @@ def bench_uploads(
             gateway.stop()
 
 
+def _plans(
+    pki: Path, clients: int, files_per_client: int, records: int, rate: float
+) -> list[ClientPlan]:
+    """The clients: alternately the kraamzorg organisation and the midwifery practice, each
+    with its own distinct files (the same ones on every server of a run)."""
+    interval = clients / rate if rate > 0 else 0.0
+    participants = [KRAAMZORG if n % 2 == 0 else MIDWIFE for n in range(clients)]
+    return [
+        ClientPlan(
+            p,
+            pki / f"participant-{p}.pem",
+            pki / f"participant-{p}.key",
+            tuple(_upload_file(p, f"B{n:02d}-{i:05d}", records) for i in range(files_per_client)),
+            interval,
+            interval * n / clients,
+        )
+        for n, p in enumerate(participants)
+    ]
+
+
 def _drive(
     gateway: GatewayProcess,
     clients: int,
@@ -175,19 +205,7 @@ def _drive(
     rate: float,
     profile: Path | None,
 ) -> UploadFigures:
-    interval = clients / rate if rate > 0 else 0.0
-    participants = [KRAAMZORG if n % 2 == 0 else MIDWIFE for n in range(clients)]
-    plans = [
-        ClientPlan(
-            p,
-            gateway.pki / f"participant-{p}.pem",
-            gateway.pki / f"participant-{p}.key",
-            tuple(_upload_file(p, f"B{n:02d}-{i:05d}", records) for i in range(files_per_client)),
-            interval,
-            interval * n / clients,
-        )
-        for n, p in enumerate(participants)
-    ]
+    plans = _plans(gateway.pki, clients, files_per_client, records, rate)
     spy: list[subprocess.Popen[bytes]] = []
 
     def started() -> None:
@@ -223,6 +241,165 @@ def _drive(
 
 def gateway_store_is_postgres(gateway: GatewayProcess) -> bool:
     return "postgresql://" in gateway.config.read_text(encoding="utf-8")
+
+
+# --- the bare server, for comparison -------------------------------------------------------------
+
+
+REPOSITORY = Path(__file__).resolve().parents[2]
+
+
+def bench_bare(
+    clients: int = CLIENTS,
+    files_per_client: int = FILES_PER_CLIENT,
+    records: int = RECORDS,
+    *,
+    processes: int = CLIENT_PROCESSES,
+    rate: float = 0.0,
+) -> UploadFigures:
+    """The same measurement against :mod:`tests.benchmarks.bare` (mutual TLS with the EPD
+    API's settings and a fresh PKI made the same way, the gateway's multipart parser, a
+    durable group-committed SQLite insert), run as a process of its own like the gateway."""
+    with tempfile.TemporaryDirectory(prefix="igo-bare-") as scratch:
+        root = Path(scratch)
+        pki = root / "pki"
+        make_pki(pki)
+        command = [
+            sys.executable,
+            "-m",
+            "tests.benchmarks.bare",
+            "--cert",
+            str(pki / SERVER_CERT),
+            "--key",
+            str(pki / SERVER_KEY),
+            "--trust",
+            str(pki / CA_CERT),
+            "--database",
+            str(root / "bare.db"),
+        ]
+        bare = subprocess.Popen(command, cwd=REPOSITORY, stdout=subprocess.PIPE, text=True)
+        try:
+            assert bare.stdout is not None
+            line = bare.stdout.readline()
+            if not line.startswith("listening on "):
+                raise RuntimeError(f"the bare server did not start: {line!r}")
+            port = int(line.split()[-1])
+            plans = _plans(pki, clients, files_per_client, records, rate)
+            before = _bare_commits(port, pki)
+            result = run_load(port, pki / CA_CERT, plans, processes)
+            commits = _bare_commits(port, pki) - before
+        finally:
+            bare.terminate()
+            bare.wait(30)
+    return UploadFigures(
+        clients,
+        len(result.latencies),
+        records,
+        result.seconds,
+        result.latencies,
+        result.failures,
+        store="bare server, SQLite",
+        commits=commits,
+        processes=processes,
+        rate=rate,
+    )
+
+
+def _bare_commits(port: int, pki: Path) -> int:
+    context = ssl.create_default_context(cafile=str(pki / CA_CERT))
+    context.load_cert_chain(
+        str(pki / f"participant-{KRAAMZORG}.pem"), str(pki / f"participant-{KRAAMZORG}.key")
+    )
+    connection = http.client.HTTPSConnection("localhost", port, context=context, timeout=30)
+    try:
+        connection.request("GET", "/commits")
+        return int(connection.getresponse().read())
+    finally:
+        connection.close()
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Rounds of the gateway (SQLite, and PostgreSQL if asked) and the bare server, run
+    alternately; the figures compared are each one's median over the rounds."""
+
+    gateway: tuple[UploadFigures, ...]
+    bare: tuple[UploadFigures, ...]
+    postgres: tuple[UploadFigures, ...] = ()
+
+
+def compare(
+    rounds: int = 1,
+    clients: int = CLIENTS,
+    files_per_client: int = FILES_PER_CLIENT,
+    records: int = RECORDS,
+    *,
+    postgres_url: str | None = None,
+    processes: int = CLIENT_PROCESSES,
+    out: TextIO | None = None,
+) -> Comparison:
+    """``rounds`` times: the gateway on SQLite, the bare server, then (with
+    ``postgres_url``) the gateway on PostgreSQL — each run reported as it ends."""
+    gateway: list[UploadFigures] = []
+    bare: list[UploadFigures] = []
+    postgres: list[UploadFigures] = []
+    for _ in range(rounds):
+        gateway.append(
+            bench_uploads(
+                clients,
+                files_per_client,
+                records,
+                store_url="sqlite:///data/gateway.db",
+                processes=processes,
+            )
+        )
+        report_uploads(gateway[-1], out)
+        bare.append(bench_bare(clients, files_per_client, records, processes=processes))
+        report_uploads(bare[-1], out)
+        if postgres_url:
+            postgres.append(
+                bench_uploads(
+                    clients, files_per_client, records, store_url=postgres_url, processes=processes
+                )
+            )
+            report_uploads(postgres[-1], out)
+    return Comparison(tuple(gateway), tuple(bare), tuple(postgres))
+
+
+def _median(runs: Sequence[UploadFigures]) -> tuple[float, float, float]:
+    """Uploads/s, p50 and p99 (seconds): each the median over the runs."""
+    return (
+        statistics.median(r.per_second for r in runs),
+        statistics.median(r.percentile(0.5) for r in runs),
+        statistics.median(r.percentile(0.99) for r in runs),
+    )
+
+
+def report_comparison(comparison: Comparison, out: TextIO | None = None) -> None:
+    out = out or sys.stdout
+    rows = [("gateway, SQLite", comparison.gateway), ("bare server", comparison.bare)]
+    if comparison.postgres:
+        rows.append(("gateway, PostgreSQL", comparison.postgres))
+    print(f"median of {len(comparison.gateway)} alternated round(s):", file=out)
+    for name, runs in rows:
+        rate, p50, p99 = _median(runs)
+        print(
+            f"  {name:<20} {rate:8,.0f} uploads/s   p50 {p50 * 1000:5.0f} ms"
+            f"   p99 {p99 * 1000:5.0f} ms",
+            file=out,
+        )
+    gw, bare = _median(comparison.gateway), _median(comparison.bare)
+    print(
+        f"  gateway / bare: throughput {gw[0] / bare[0]:.0%} (target >= 45 %), "
+        f"p99 {gw[2] / bare[2]:.1f}x the bare p99 (target <= 2x)",
+        file=out,
+    )
+    if comparison.postgres:
+        pg = _median(comparison.postgres)
+        print(
+            f"  PostgreSQL / SQLite (gateway): throughput {pg[0] / gw[0]:.0%} (target >= 70 %)",
+            file=out,
+        )
 
 
 # --- the script --------------------------------------------------------------------------------
@@ -276,8 +453,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--profile", type=Path, help="record the server with py-spy into this SVG file"
     )
+    parser.add_argument(
+        "--vs-bare",
+        action="store_true",
+        help="run the gateway (SQLite) and the bare server alternately and compare them",
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=1, help="with --vs-bare: alternated rounds (default 1)"
+    )
+    parser.add_argument(
+        "--postgres",
+        metavar="URL",
+        help="with --vs-bare: also run the gateway on this PostgreSQL server each round",
+    )
     args = parser.parse_args(argv)
     print(f"Python {sys.version.split()[0]}, {sys.platform}; figures of this one run")
+    if args.vs_bare:
+        comparison = compare(
+            args.rounds,
+            args.clients,
+            args.files_per_client,
+            args.records,
+            postgres_url=args.postgres,
+            processes=args.client_processes,
+        )
+        report_comparison(comparison)
+        return 0
     figures = bench_uploads(
         args.clients,
         args.files_per_client,

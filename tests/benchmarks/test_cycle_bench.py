@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 from collections import Counter
 
+import psycopg
 import pytest
 
 from gateway.ei import validate_bytes
@@ -63,3 +64,30 @@ def test_the_script_runs_end_to_end(capsys: pytest.CaptureFixture[str]) -> None:
     assert cycle.main(["--pregnancies", "3"]) == 0
 
     assert "lines/s" in capsys.readouterr().out
+
+
+@pytest.mark.postgres
+def test_the_whole_cycle_on_postgresql_answers_every_line_and_drops_its_schema(
+    postgres_url: str,
+) -> None:
+    figures = cycle.bench_cycle(pregnancies=3, women_per_file=4, store_url=postgres_url)
+
+    assert figures.store == "PostgreSQL"
+    assert figures.participant_retours == figures.files == 2
+    assert figures.granted_lines == figures.lines == 3 * cycle.LINES_PER_PREGNANCY
+    with psycopg.connect(postgres_url) as conn:
+        left = conn.execute(
+            "SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'igo_bench_%'"
+        ).fetchone()
+    assert left == (0,)
+
+
+def test_uploads_through_the_epd_api_go_through_the_whole_cycle(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert cycle.main(["--pregnancies", "9", "--women-per-file", "4", "--through-api", "3"]) == 0
+
+    out = capsys.readouterr().out
+    assert "intake through the EPD API: 3 concurrent mutual-TLS clients" in out
+    assert "uploads/s, p50" in out
+    assert "answered  189 of 189 lines granted and answered" in out  # 9 pregnancies × 21

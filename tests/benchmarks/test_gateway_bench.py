@@ -56,3 +56,22 @@ def test_the_script_runs_end_to_end(capsys: pytest.CaptureFixture[str]) -> None:
     assert bench.main(args) == 0
 
     assert "uploads/s" in capsys.readouterr().out
+
+
+def test_the_bare_server_acknowledges_every_upload_in_group_commits() -> None:
+    figures = bench.bench_bare(clients=2, files_per_client=2, records=5, processes=1)
+
+    assert (figures.uploads, figures.failures) == (4, 0)
+    assert 1 <= figures.commits <= 4
+
+
+def test_the_comparison_with_the_bare_server_prints_both_and_the_ratios(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    args = ["--vs-bare", "--clients", "2", "--files-per-client", "1", "--records", "4"]
+    assert bench.main(args) == 0
+
+    out = capsys.readouterr().out
+    assert "bare server" in out
+    assert "gateway / bare: throughput" in out
+    assert "the bare p99" in out

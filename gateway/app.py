@@ -55,20 +55,21 @@ from gateway.bundler import BUNDLING_JOB, Bundler
 from gateway.collector import CollectedRetour, RetourCollector
 from gateway.config import GatewayConfig, InsurerConfig, LinkKind, RetryConfig
 from gateway.crypto import Keyring
-from gateway.ei import LayoutRegistry, load_layouts
+from gateway.ei import LayoutRegistry
 from gateway.forwarder import Forwarder
 from gateway.insurer import InsurerLink, RetryPolicy
 from gateway.intake import Intake
 from gateway.jobs import JobBusyError, JobLock
+from gateway.loading import load_layouts
 from gateway.metrics import Metrics
 from gateway.notices import NOTICES_JOB, NoticeMetrics, Notifier
 from gateway.pausepoints import pause_point_from_environment
 from gateway.resolution import Resolver
 from gateway.resources import schemas_dir
-from gateway.rules.catalogue import Catalogue, Event, load_catalogue
-from gateway.rules.model import Terms
+from gateway.rules.catalogue import Catalogue, Event
 from gateway.schedule import PerInsurer
 from gateway.store import MessageStore, StoreUnavailableError
+from gateway.terms import load_catalogue, terms_from_config
 from gateway.unpacker import Unpacker
 
 __all__ = ["RunningGateway", "access_log_line", "prune_expired", "start"]
@@ -214,7 +215,11 @@ def _retry_policy(retry: RetryConfig) -> RetryPolicy:
 
 
 def _insurer_link(
-    config: GatewayConfig, insurer: InsurerConfig, reactor: Any, run: Any
+    config: GatewayConfig,
+    insurer: InsurerConfig,
+    registry: LayoutRegistry,
+    reactor: Any,
+    run: Any,
 ) -> InsurerLink | None:
     link = insurer.link
     if link is None:
@@ -235,7 +240,7 @@ def _insurer_link(
         sender=config.igo.agb,
         insurer=insurer.uzovi,
         timeout=link.timeout_seconds,
-        versions=_versions(load_layouts()),
+        versions=_versions(registry),
     )
 
 
@@ -282,7 +287,7 @@ def build_resolver(
         store.bundles.reserve,
         registry,
         catalogue,
-        Terms.from_config(config),
+        terms_from_config(config),
         build_unpacker(config, store, registry, metrics, run),
         now=_now,
         run_in_thread=run,
@@ -326,7 +331,7 @@ def _insurer_exchange(
         return None
     links: dict[str, InsurerLink] = {}
     for insurer in config.insurers:
-        link = _insurer_link(config, insurer, reactor, run)
+        link = _insurer_link(config, insurer, registry, reactor, run)
         if link is not None:
             links[insurer.uzovi] = link
     linked = [i for i in config.insurers if i.uzovi in links]
@@ -523,7 +528,7 @@ def _bundling(
         store.bundles,
         registry,
         catalogue,
-        Terms.from_config(config),
+        terms_from_config(config),
         now=_now,
         metrics=metrics,
         run_in_thread=lambda work: deferToThreadPool(reactor, reactor.getThreadPool(), work),

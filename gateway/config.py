@@ -63,6 +63,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from gateway.admin.cases import CaseKind
+from gateway.rules.model import RuleSet, Variant
 
 __all__ = [
     "AdminConfig",
@@ -505,11 +506,6 @@ class InsurerLinkConfig(_Section):
         return timedelta(seconds=self.follow_up_seconds or DEFAULT_FOLLOW_UP_SECONDS)
 
 
-class RuleSet(enum.StrEnum):
-    EXPERIMENT_2017 = "experiment-2017"  # with bundle breakers
-    REGULAR_2023 = "regular-2023"  # without: overlap is settled in the contract
-
-
 # The handreiking's example list of parallel prestaties (DOMAIN.md 4.2).
 DEFAULT_PARALLEL_CODES = (
     "1603", "1604", "1605", "1606", "1607", "1401", "196202", "196203", "196205",
@@ -763,14 +759,6 @@ class Discipline(enum.StrEnum):
     MIDWIFERY = "midwifery"  # verloskundigenpraktijk
     KRAAMZORG = "kraamzorg"  # maternity-care organisation
     HOSPITAL = "hospital"  # ziekenhuis / obstetrics group (MSB)
-
-
-class Variant(enum.StrEnum):
-    """How the participant relates to the IGO (the handreiking's variants A and B)."""
-
-    A = "A"  # member / participant of the IGO
-    B = "B"  # delivers care for the IGO under an agreement of mutual services
-    C = "C"  # no relation with the IGO; its files pass through the gateway unbundled
 
 
 class Participation(_Section):

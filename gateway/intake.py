@@ -45,11 +45,11 @@ from gateway.ei import (
     Record,
     ValidationResult,
     build_technical_rejection,
-    describe,
     validate_bytes,
 )
 from gateway.ei.kinds import require_kind
 from gateway.lines import DeclaredLine, declared_lines
+from gateway.loading import describe
 from gateway.metrics import Metrics
 from gateway.store import (
     Direction,

@@ -35,8 +35,8 @@ from gateway.admin.cases import ActionRefusedError
 from gateway.admin.labels import PHASE_LABELS
 from gateway.bundler import INVOICE_SEQUENCE, QueuedFile, outbound_message
 from gateway.ei import FieldValue, LayoutRegistry, Record, read_records, validate_bytes
-from gateway.ei.retourcodes import describe
 from gateway.lines import DeclaredLine
+from gateway.loading import describe
 from gateway.rules.catalogue import Catalogue, Phase
 from gateway.rules.claims import ClaimLink, PlannedLine, build_claim_file
 from gateway.rules.model import ClaimLine, LineKey, Terms, line_key

@@ -32,7 +32,7 @@ from gateway.admin.accounts import Actor, Role
 from gateway.admin.bulk import BatchRunner
 from gateway.admin.ports import UserExistsError
 from gateway.admin.service import AdminService
-from gateway.ei import load_layouts
+from gateway.loading import load_layouts
 
 __all__ = ["main"]
 

@@ -125,7 +125,7 @@ from gateway.admin.service import (
 )
 from gateway.crypto import Keyring
 from gateway.ei import LayoutRegistry
-from gateway.ei.retourcodes import describe
+from gateway.loading import describe
 from gateway.reprocess import Reprocessor, ReprocessResult
 from gateway.resolution import FIELD_LABELS, Resolver
 from gateway.resolution import Field as CorrectionField

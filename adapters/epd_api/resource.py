@@ -40,9 +40,9 @@ from twisted.web import resource, server
 from adapters.epd_api.http import UploadFormError, parse_upload, problem
 from gateway.collector import CollectedRetour
 from gateway.config import BerichtstroomConfig
-from gateway.ei import describe
 from gateway.insurer import FetchedRetour
 from gateway.intake import Intake, IntakeRefusedError, Upload
+from gateway.loading import describe
 from gateway.store import Direction, Message, MessageStore, StatusEntry, StoreUnavailableError
 from gateway.vsp import (
     BERICHTSTATUS_V2,

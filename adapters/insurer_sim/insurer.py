@@ -23,7 +23,8 @@ from typing import Any
 
 from adapters.insurer_sim.config import SimConfig, SimFaults
 from adapters.insurer_sim.rules import Judgement, judge
-from gateway.ei import LayoutRegistry, describe
+from gateway.ei import LayoutRegistry
+from gateway.loading import describe
 from gateway.vsp import as_uuid, retour_reference
 
 __all__ = [

@@ -15,7 +15,8 @@ from adapters.insurer_sim.config import SimConfig
 from adapters.insurer_sim.insurer import SimulatedInsurer
 from adapters.insurer_sim.resource import InsurerSimResource, SimRequest
 from adapters.tls import server_context_factory
-from gateway.ei import LayoutRegistry, load_layouts
+from gateway.ei import LayoutRegistry
+from gateway.loading import load_layouts
 
 __all__ = ["RunningSimulator", "start_simulator"]
 

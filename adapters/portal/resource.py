@@ -62,8 +62,9 @@ from twisted.web import resource, server
 
 from adapters.epd_api.resource import INSURER, Authenticate, Caller
 from gateway.config import BerichtstroomConfig
-from gateway.ei import EIError, Layout, LayoutRegistry, Record, describe, read_records
+from gateway.ei import EIError, Layout, LayoutRegistry, Record, read_records
 from gateway.intake import Intake, IntakeRefusedError, Upload
+from gateway.loading import describe
 from gateway.store import (
     Direction,
     Message,

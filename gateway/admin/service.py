@@ -73,7 +73,7 @@ from gateway.admin.search import (
     check_query,
 )
 from gateway.ei import LayoutRegistry
-from gateway.ei.retourcodes import describe
+from gateway.loading import describe
 from gateway.resolution import (
     FIELD_LABELS,
     ClosePhase,

@@ -32,9 +32,10 @@ from gateway.admin.service import AdminService
 from gateway.app import build_resolver, make_data_dirs
 from gateway.config import ConfigError, load_config
 from gateway.crypto import CryptoError, Keyring
-from gateway.ei import LayoutError, load_layouts
-from gateway.rules.catalogue import load_catalogue
+from gateway.ei import LayoutError
+from gateway.loading import load_layouts
 from gateway.store import StoreError
+from gateway.terms import load_catalogue
 
 __all__ = ["AdminSession", "admin_session", "cli_actor", "register"]
 

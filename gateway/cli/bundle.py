@@ -20,13 +20,13 @@ from adapters.storage.keys import check_store_keys
 from gateway.bundler import BUNDLING_JOB, BundleConflictError, Bundler
 from gateway.config import ConfigError, GatewayConfig, load_config
 from gateway.crypto import CryptoError, Keyring
-from gateway.ei import load_layouts
 from gateway.jobs import JobLock, LeaseLostError
+from gateway.loading import load_layouts
 from gateway.pausepoints import pause_point_from_environment
-from gateway.rules.catalogue import Phase, load_catalogue
+from gateway.rules.catalogue import Phase
 from gateway.rules.explain import explain_json, explain_text
-from gateway.rules.model import Terms
 from gateway.store import StoreError
+from gateway.terms import load_catalogue, terms_from_config
 
 __all__ = ["register", "run_with_store"]
 
@@ -147,7 +147,7 @@ def _bundler(
         store.bundles,
         load_layouts(),
         load_catalogue(config.bundling.catalogue),
-        Terms.from_config(config),
+        terms_from_config(config),
         now=now,
         distribution=config.bundling.distribution,
         lock=None

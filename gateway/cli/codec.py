@@ -31,9 +31,8 @@ from gateway.ei import (
     ValidationResult,
     Validator,
     bsn_is_valid,
-    describe,
-    load_layouts,
 )
+from gateway.loading import describe, load_layouts
 
 __all__ = ["finding_json", "mask_bsn", "mask_bsns_in", "register", "result_json"]
 

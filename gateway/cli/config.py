@@ -9,7 +9,7 @@ from typing import Any
 
 from gateway.config import ConfigError, config_json_schema, load_config
 from gateway.configdoc import reference_markdown
-from gateway.rules.catalogue import load_catalogue
+from gateway.terms import load_catalogue
 
 __all__ = ["register", "schema_text"]
 

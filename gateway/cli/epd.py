@@ -24,7 +24,8 @@ from twisted.internet import task
 from twisted.internet.defer import ensureDeferred
 
 from adapters.vsp_client import VspClient, VspError
-from gateway.ei import LayoutRegistry, load_layouts, validate_bytes
+from gateway.ei import LayoutRegistry, validate_bytes
+from gateway.loading import load_layouts
 from gateway.pki import CA_CERT
 from gateway.vsp import DEFAULT_ACTIE, BerichtMetadata, send_metadata
 

@@ -1,9 +1,10 @@
 """The Vektis EI codec: bytes in, frozen records out, and back, byte for byte.
 
-Pure: no reactor, no database, no file system beyond loading the layout data files once.
+Pure: no reactor, no database, no file system — the composition root reads the layout
+and retourcode documents (:mod:`gateway.loading`) and the codec is built from them.
 The public surface:
 
-* :func:`load_layouts` / :class:`LayoutRegistry` — the standards, from ``schemas/layouts``;
+* :func:`build_layouts` / :class:`LayoutRegistry` — the standards, from their documents;
 * :class:`Reader` — incremental parsing into :class:`Record` objects;
 * :class:`Validator` / :func:`validate_bytes` — the insurer-side intake checks, each
   finding mapped to a retourcode;
@@ -22,12 +23,12 @@ from gateway.ei.layout import (
     LayoutError,
     LayoutRegistry,
     RecordLayout,
-    load_layouts,
+    build_layouts,
 )
 from gateway.ei.reader import END, NEED_DATA, BadLine, Reader, read_records
 from gateway.ei.record import CRLF, Record, build_record
 from gateway.ei.retour import Outcome, build_retour, build_technical_rejection
-from gateway.ei.retourcodes import Retourcode, describe, load_retourcodes
+from gateway.ei.retourcodes import Retourcode, RetourcodeError, build_retourcodes, describe_in
 from gateway.ei.validate import ValidationResult, Validator, bsn_is_valid, validate_bytes
 from gateway.ei.writer import FileWriter
 
@@ -49,16 +50,17 @@ __all__ = [
     "Record",
     "RecordLayout",
     "Retourcode",
+    "RetourcodeError",
     "ValidationResult",
     "Validator",
     "bsn_is_valid",
+    "build_layouts",
     "build_record",
     "build_retour",
+    "build_retourcodes",
     "build_technical_rejection",
-    "describe",
+    "describe_in",
     "line_amount",
-    "load_layouts",
-    "load_retourcodes",
     "prestatie_groups",
     "read_records",
     "validate_bytes",

@@ -17,15 +17,13 @@ import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date
-from pathlib import Path
 from types import MappingProxyType
 from typing import Literal
 
 from lxml import etree
 
 from gateway.ei.findings import EIError, Finding
-from gateway.resources import schemas_dir
-from gateway.xmlsafe import XMLError, load_schema, parse_xml
+from gateway.xmlsafe import XMLError, parse_xml
 
 __all__ = [
     "FieldLayout",
@@ -34,7 +32,7 @@ __all__ = [
     "LayoutError",
     "LayoutRegistry",
     "RecordLayout",
-    "load_layouts",
+    "build_layouts",
 ]
 
 NS = "{urn:igo-gateway:ei-layout:1}"
@@ -528,35 +526,32 @@ def _build(
     return layout
 
 
-def load_layouts(directory: Path | None = None) -> LayoutRegistry:
-    """Load and check every layout file in ``directory`` (default: ``schemas/layouts``).
+def build_layouts(
+    documents: Iterable[tuple[str, bytes]], schema: etree.XMLSchema
+) -> LayoutRegistry:
+    """The registry of the layout ``documents`` (``(source, bytes)`` each, as read by the
+    composition root: :func:`gateway.loading.load_layouts`), each checked against the
+    layout ``schema``. Reads nothing itself.
 
-    Raises :class:`LayoutError` naming the file and what is wrong with it.
+    Raises :class:`LayoutError` naming the source and what is wrong with it.
     """
-    base = schemas_dir()
-    directory = directory or base / "layouts"
-    try:
-        schema = load_schema(base / "ei-layout.xsd")
-    except (OSError, XMLError) as exc:
-        raise LayoutError(f"cannot load the layout schema: {exc}") from None
     raws: dict[str, _RawLayout] = {}
-    files = sorted(directory.glob("*.xml"))
-    if not files:
-        raise LayoutError(f"no layout files in {directory}")
-    for path in files:
+    for source, data in documents:
         try:
-            root = parse_xml(path.read_bytes(), source=str(path))
-        except (OSError, XMLError) as exc:
+            root = parse_xml(data, source=source)
+        except XMLError as exc:
             raise LayoutError(str(exc)) from None
         if not schema.validate(root):
             errors = "; ".join(f"line {e.line}: {e.message}" for e in schema.error_log)
-            raise LayoutError(f"{path}: does not match ei-layout.xsd: {errors}")
+            raise LayoutError(f"{source}: does not match ei-layout.xsd: {errors}")
         layout_id = str(root.get("id"))
         if layout_id in raws:
             raise LayoutError(
-                f"{path}: layout id {layout_id!r} also used by {raws[layout_id].source}"
+                f"{source}: layout id {layout_id!r} also used by {raws[layout_id].source}"
             )
-        raws[layout_id] = _RawLayout(root, str(path))
+        raws[layout_id] = _RawLayout(root, source)
+    if not raws:
+        raise LayoutError("no layout documents")
     built: dict[str, Layout] = {}
     for layout_id in raws:
         _build(layout_id, raws, built, ())

@@ -1,17 +1,17 @@
-"""The retourcode list (Vektis COD954) from ``schemas/retourcodes.xml``."""
+"""The retourcode list (Vektis COD954), built from the document the composition root reads
+(``schemas/retourcodes.xml``, :mod:`gateway.loading`)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import cache
-from pathlib import Path
 from types import MappingProxyType
 
-from gateway.resources import schemas_dir
-from gateway.xmlsafe import XMLError, load_schema, parse_xml
+from lxml import etree
 
-__all__ = ["Retourcode", "RetourcodeError", "describe", "load_retourcodes"]
+from gateway.xmlsafe import XMLError, parse_xml
+
+__all__ = ["Retourcode", "RetourcodeError", "build_retourcodes", "describe_in"]
 
 _NS = "{urn:igo-gateway:retourcodes:1}"
 
@@ -28,22 +28,23 @@ class Retourcode:
     status: str  # confirmed | modelled
 
 
-def load_retourcodes(path: Path | None = None) -> Mapping[str, Retourcode]:
-    base = schemas_dir()
-    path = path or base / "retourcodes.xml"
+def build_retourcodes(
+    data: bytes, source: str, schema: etree.XMLSchema
+) -> Mapping[str, Retourcode]:
+    """The retourcode list in ``data`` (read by the composition root:
+    :func:`gateway.loading.load_retourcodes`), checked against ``schema``."""
     try:
-        schema = load_schema(base / "retourcodes.xsd")
-        root = parse_xml(path.read_bytes(), source=str(path))
-    except (OSError, XMLError) as exc:
+        root = parse_xml(data, source=source)
+    except XMLError as exc:
         raise RetourcodeError(str(exc)) from None
     if not schema.validate(root):
         errors = "; ".join(f"line {e.line}: {e.message}" for e in schema.error_log)
-        raise RetourcodeError(f"{path}: does not match retourcodes.xsd: {errors}")
+        raise RetourcodeError(f"{source}: does not match retourcodes.xsd: {errors}")
     codes: dict[str, Retourcode] = {}
     for el in root.iterfind(f"{_NS}code"):
         code = str(el.get("value"))
         if code in codes:
-            raise RetourcodeError(f"{path}: retourcode {code} is listed twice")
+            raise RetourcodeError(f"{source}: retourcode {code} is listed twice")
         codes[code] = Retourcode(
             code=code,
             meaning=(el.text or "").strip(),
@@ -53,12 +54,8 @@ def load_retourcodes(path: Path | None = None) -> Mapping[str, Retourcode]:
     return MappingProxyType(codes)
 
 
-@cache
-def _default() -> Mapping[str, Retourcode]:
-    return load_retourcodes()
-
-
-def describe(code: str) -> str:
-    """The Dutch meaning of ``code``, or a clear placeholder for a code not in the list."""
-    entry = _default().get(code)
+def describe_in(codes: Mapping[str, Retourcode], code: str) -> str:
+    """The Dutch meaning of ``code`` in ``codes``, or a clear placeholder for a code not
+    in the list."""
+    entry = codes.get(code)
     return entry.meaning if entry else f"Onbekende retourcode {code}."

@@ -1,4 +1,5 @@
-"""The prestatie catalogue and phase mapping: data, read from a TOML file.
+"""The prestatie catalogue and phase mapping: data, parsed from TOML text (the composition
+root reads the file: :func:`gateway.loading.load_catalogue`).
 
 The catalogue lists the integral prestaties (code, phase, kind, valid period); the mapping
 tells, per standard, which phase a monodisciplinary code belongs to, whether it makes the
@@ -17,16 +18,14 @@ import enum
 import tomllib
 from dataclasses import dataclass, field
 from datetime import date
-from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from gateway.config import ConfigError, ConfigProblem
 from gateway.lines import DeclaredLine
-from gateway.resources import schemas_dir
 
 __all__ = [
     "Catalogue",
+    "CatalogueError",
     "CodeField",
     "Event",
     "IntegralPrestatie",
@@ -34,7 +33,7 @@ __all__ = [
     "Phase",
     "PhaseRule",
     "codes_of",
-    "load_catalogue",
+    "parse_catalogue",
     "same_code",
 ]
 
@@ -203,27 +202,36 @@ class Catalogue:
         return found.name if found is not None else self.descriptions.get(code)
 
 
-def load_catalogue(path: Path | None = None) -> Catalogue:
-    """Read and check the catalogue at ``path`` (default: the shipped example); every
-    problem raises :class:`~gateway.config.ConfigError` with its path in the file."""
-    path = path or schemas_dir() / "catalogue" / "example.toml"
+class CatalogueError(Exception):
+    """A catalogue that cannot be used; ``problems`` lists each as (where, what)."""
+
+    def __init__(self, problems: list[tuple[str, str]]) -> None:
+        self.problems = problems
+        super().__init__(
+            "; ".join(f"{where}: {what}" if where else what for where, what in problems)
+        )
+
+
+def parse_catalogue(text: str, source: str) -> Catalogue:
+    """The catalogue in TOML ``text`` (read by the composition root:
+    :func:`gateway.loading.load_catalogue`); every problem raises
+    :class:`CatalogueError` with its path in the file."""
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(path, [ConfigProblem("", f"cannot read: {exc.strerror}")]) from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(path, [ConfigProblem("", f"not valid TOML: {exc}")]) from None
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise CatalogueError([("", f"not valid TOML: {exc}")]) from None
     try:
         data = _File.model_validate(raw)
     except ValidationError as exc:
-        problems = [
-            ConfigProblem(
-                ".".join(str(p) for p in error["loc"]),
-                error["msg"].removeprefix("Value error, "),
-            )
-            for error in exc.errors(include_url=False, include_input=False)
-        ]
-        raise ConfigError(path, problems) from None
+        raise CatalogueError(
+            [
+                (
+                    ".".join(str(p) for p in error["loc"]),
+                    error["msg"].removeprefix("Value error, "),
+                )
+                for error in exc.errors(include_url=False, include_input=False)
+            ]
+        ) from None
     rules = {
         (m.standard, code): PhaseRule(m.phase, m.complex, m.event, m.extra)
         for m in data.mapping
@@ -237,7 +245,7 @@ def load_catalogue(path: Path | None = None) -> Catalogue:
                 (code, PhaseRule(m.phase, m.complex, m.event, m.extra)) for code in m.codes
             )
     return Catalogue(
-        str(path),
+        source,
         data.status,
         data.codelijst,
         data.integral,

@@ -42,7 +42,6 @@ from collections import defaultdict
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from datetime import date, timedelta
 
-from gateway.config import RuleSet, Variant
 from gateway.lines import DeclaredLine
 from gateway.rules.catalogue import (
     Catalogue,
@@ -64,8 +63,10 @@ from gateway.rules.model import (
     Place,
     Placement,
     Pregnancy,
+    RuleSet,
     Standing,
     Terms,
+    Variant,
     line_key,
 )
 

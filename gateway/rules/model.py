@@ -13,7 +13,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
-from gateway.config import GatewayConfig, RuleSet, Variant
 from gateway.lines import DeclaredLine
 from gateway.rules.catalogue import Phase
 
@@ -28,14 +27,32 @@ __all__ = [
     "Place",
     "Placement",
     "Pregnancy",
+    "RuleSet",
     "Settings",
     "Standing",
     "Terms",
+    "Variant",
     "line_key",
     "overdue_on",
 ]
 
 LineKey = tuple[str, int]  # (traceerId of the upload, NUM040 of the line)
+
+
+class RuleSet(enum.StrEnum):
+    """Which integral rules a contract follows."""
+
+    EXPERIMENT_2017 = "experiment-2017"  # with bundle breakers
+    REGULAR_2023 = "regular-2023"  # without: overlap is settled in the contract
+
+
+class Variant(enum.StrEnum):
+    """How the participant relates to the IGO (the handreiking's variants A and B)."""
+
+    A = "A"  # member / participant of the IGO
+    B = "B"  # delivers care for the IGO under an agreement of mutual services
+    C = "C"  # no relation with the IGO; its files pass through the gateway unbundled
+
 
 # A modelled retourcode (no published one fits): "not declared integrally — declare this
 # line yourself to the insurer".
@@ -112,38 +129,6 @@ class Terms:
     settings: Settings
     participants: Mapping[str, Participant]
     insurers: Mapping[str, InsurerTerms]
-
-    @classmethod
-    def from_config(cls, config: GatewayConfig) -> Terms:
-        participants = {
-            p.agb: Participant(
-                p.agb,
-                p.variant,
-                tuple((q.joined, q.left, q.bundled) for q in p.participation),
-            )
-            for p in config.participants
-        }
-        insurers = {
-            i.uzovi: InsurerTerms(
-                i.uzovi,
-                {
-                    c.year: Contract(
-                        c.year,
-                        c.rule_set,
-                        dict(c.tariffs),
-                        c.overhead_percent,
-                        frozenset(c.parallel_codes),
-                        c.forward_monodisciplinary,
-                    )
-                    for c in i.contracts
-                },
-                i.forward_monodisciplinary,
-            )
-            for i in config.insurers
-        }
-        b = config.bundling
-        settings = Settings(config.igo.agb, b.grace_days, b.postnatal_days, b.trajectory_days)
-        return cls(settings, participants, insurers)
 
     def standing(self, agb: str, day: date) -> Standing:
         participant = self.participants.get(agb)

@@ -19,7 +19,8 @@ from typing import Any
 
 import pytest
 
-from gateway.ei import Record, load_layouts, read_records
+from gateway.ei import Record, read_records
+from gateway.loading import load_layouts
 from tests.gateway.running import KRAAMZORG, GatewayProcess, make_pki, upload, write_config
 
 pytestmark = pytest.mark.slow

@@ -15,7 +15,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from gateway.ei import LayoutRegistry, load_layouts
+from gateway.ei import LayoutRegistry
+from gateway.loading import load_layouts
 from tests.factories import kz301
 from tests.gateway.running import KRAAMZORG, MIDWIFE
 

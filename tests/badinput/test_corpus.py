@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 import httpx
 import pytest
 
-from gateway.ei import load_layouts, validate_bytes
+from gateway.ei import validate_bytes
+from gateway.loading import load_layouts
 from gateway.vsp import PULL_V1, PUSH_V1, STATUS_V3, send_metadata
 from tests.badinput.corpus import (
     CASES,

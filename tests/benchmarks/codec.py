@@ -56,8 +56,8 @@ from gateway.ei import (
     Validator,
     bsn_is_valid,
     build_record,
-    load_layouts,
 )
+from gateway.loading import load_layouts
 from tests.factories import BSNS, header, insured, prestatie
 
 # Synthetic BSNs that pass the eleven-proof (so that validation finds nothing).

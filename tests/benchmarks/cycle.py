@@ -77,8 +77,8 @@ from gateway.forwarder import Forwarder
 from gateway.insurer import Delivery, FetchedRetour, OutboundFile
 from gateway.intake import Intake, Upload
 from gateway.pki import CA_CERT, Party, init_pki
-from gateway.rules.catalogue import load_catalogue
 from gateway.rules.model import Contract, InsurerTerms, Participant, Settings, Terms
+from gateway.terms import load_catalogue
 from gateway.unpacker import Unpacker
 from gateway.vsp import send_metadata
 from tests.benchmarks.gateway import REGISTRY

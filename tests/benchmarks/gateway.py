@@ -48,7 +48,8 @@ from typing import TextIO
 
 import psycopg
 
-from gateway.ei import LayoutRegistry, load_layouts
+from gateway.ei import LayoutRegistry
+from gateway.loading import load_layouts
 from gateway.pki import CA_CERT, SERVER_CERT, SERVER_KEY
 from tests.benchmarks.load import ClientPlan, run_load
 from tests.conftest import with_search_path

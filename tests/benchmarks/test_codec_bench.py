@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from gateway.ei import LayoutRegistry, load_layouts, validate_bytes
+from gateway.ei import LayoutRegistry, validate_bytes
+from gateway.loading import load_layouts
 from tests.benchmarks import codec as bench
 
 

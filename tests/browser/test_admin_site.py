@@ -29,7 +29,7 @@ from adapters.storage import open_store
 from adapters.storage.admin import SqlAdminStore
 from gateway.admin.accounts import Actor, PasswordHasher, Role, ScryptParameters
 from gateway.admin.service import AdminService
-from gateway.ei import load_layouts
+from gateway.loading import load_layouts
 from gateway.outbox import OutboundState
 from tests.threadpump import ThreadPump
 from tests.tools import required_tool

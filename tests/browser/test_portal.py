@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
-from gateway.ei import load_layouts
+from gateway.loading import load_layouts
 from tests.factories import kz301
 from tests.gateway.running import KRAAMZORG, GatewayProcess, make_pki, write_config
 from tests.tools import required_tool

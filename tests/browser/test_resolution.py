@@ -31,7 +31,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 
-from gateway.ei import Record, load_layouts, read_records
+from gateway.ei import Record, read_records
+from gateway.loading import load_layouts
 from gateway.resolution import masked
 from tests.adapters.insurer_sim.support import SimProcess, write_sim_config
 from tests.factories import BSNS, vk301

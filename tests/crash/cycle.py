@@ -29,8 +29,9 @@ import httpx
 from adapters.storage import SqlMessageStore, Transaction, open_store
 from gateway.crashpoints import ENVIRONMENT_VARIABLE
 from gateway.crypto import Keyring
-from gateway.ei import Record, load_layouts, read_records, validate_bytes
+from gateway.ei import Record, read_records, validate_bytes
 from gateway.lines import declared_lines
+from gateway.loading import load_layouts
 from tests.adapters.insurer_sim.support import SimProcess
 from tests.crash.harness import Acknowledgement, Upload, check_store, read_store
 from tests.gateway.running import (

@@ -36,7 +36,7 @@ import httpx
 
 from adapters.storage import SqlMessageStore, Transaction, open_store
 from gateway.crypto import Keyring
-from gateway.ei import load_layouts
+from gateway.loading import load_layouts
 from gateway.vsp import PULL_V1, STATUS_V3
 from tests.factories import BSNS, kz301, vk301, zh308
 from tests.gateway.running import HOSPITAL, MIDWIFE, GatewayProcess, upload

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from gateway.crypto import Keyring, new_key_file
-from gateway.ei import load_layouts
+from gateway.loading import load_layouts
 from gateway.vsp import PULL_V1
 from tests.crash.harness import (
     VALID_UPLOAD_STATES,

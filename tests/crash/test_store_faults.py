@@ -26,7 +26,7 @@ import httpx
 import psycopg
 import pytest
 
-from gateway.ei import load_layouts
+from gateway.loading import load_layouts
 from gateway.vsp import PULL_V1
 from tests.crash.faultfs import FaultFs, build_or_skip
 from tests.crash.harness import Acknowledgement, Upload, check_store, read_store

@@ -24,7 +24,8 @@ from adapters.storage.batches import SqlBatchStore
 from gateway.admin.batches import BatchState
 from gateway.cli import main as cli_main
 from gateway.crypto import Keyring
-from gateway.ei import load_layouts, validate_bytes
+from gateway.ei import validate_bytes
+from gateway.loading import load_layouts
 from gateway.outbox import OutboundState
 from gateway.vsp import send_metadata
 from tests.factories import BSNS, kz301

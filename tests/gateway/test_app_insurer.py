@@ -21,11 +21,11 @@ from gateway.ei import (
     Record,
     build_retour,
     line_amount,
-    load_layouts,
     prestatie_groups,
     read_records,
     validate_bytes,
 )
+from gateway.loading import load_layouts
 from gateway.outbox import OutboundState
 from gateway.pki import CA_CERT
 from gateway.store import Direction, MessageStatus, NewMessage, NewStatus

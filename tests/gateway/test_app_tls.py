@@ -28,7 +28,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from prometheus_client.parser import text_string_to_metric_families
 
-from gateway.ei import load_layouts
+from gateway.loading import load_layouts
 from gateway.pki import (
     CA_CERT,
     CA_KEY,

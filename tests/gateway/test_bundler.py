@@ -18,12 +18,13 @@ from twisted.logger import ILogObserver, LogEvent, formatEvent, globalLogPublish
 from adapters.storage import SqlMessageStore, open_store
 from gateway.bundler import Bundler
 from gateway.config import RuleSet, Variant
-from gateway.ei import Record, load_layouts, read_records, validate_bytes
+from gateway.ei import Record, read_records, validate_bytes
 from gateway.intake import Intake, Upload
+from gateway.loading import load_layouts
 from gateway.metrics import Metrics
 from gateway.outbox import OutboundState
-from gateway.rules.catalogue import load_catalogue
 from gateway.rules.model import Contract, InsurerTerms, Participant, Place, Settings, Terms
+from gateway.terms import load_catalogue
 from gateway.vsp import send_metadata
 from tests.factories import BSNS, kz301
 from tests.gateway.rules.test_decide import TARIFFS

@@ -13,7 +13,7 @@ import pytest
 
 from adapters.storage import SqlMessageStore, open_store
 from gateway.collector import CollectedRetour, RetourCollector
-from gateway.ei import Outcome, Record, build_retour, load_layouts, read_records
+from gateway.ei import Outcome, Record, build_retour, read_records
 from gateway.insurer import (
     Delivery,
     FetchedRetour,
@@ -22,6 +22,7 @@ from gateway.insurer import (
     OutboundFile,
     ServiceStatus,
 )
+from gateway.loading import load_layouts
 from gateway.metrics import Metrics
 from gateway.outbox import OutboundState
 from gateway.store import Direction, MessageStatus, NewMessage, NewStatus

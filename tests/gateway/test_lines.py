@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import date
 from pathlib import Path
 
-from gateway.ei import Record, load_layouts, read_records
+from gateway.ei import Record, read_records
 from gateway.lines import DeclaredLine, declared_lines
+from gateway.loading import load_layouts
 
 REGISTRY = load_layouts()
 MESSAGES = Path(__file__).resolve().parents[2] / "fixtures" / "messages"

@@ -20,8 +20,9 @@ from adapters.storage.reprocess import SqlReprocessStore
 from gateway.admin.accounts import Actor, Role
 from gateway.admin.audit import AuditAction
 from gateway.admin.cases import ActionRefusedError, CaseState
-from gateway.ei import LayoutRegistry, load_layouts
+from gateway.ei import LayoutRegistry
 from gateway.intake import Intake, Upload
+from gateway.loading import load_layouts
 from gateway.reprocess import Reprocessor, ReprocessOutcome
 from gateway.resources import schemas_dir
 from gateway.store import MessageStatus

@@ -19,11 +19,11 @@ from gateway.ei import (
     Record,
     build_retour,
     build_technical_rejection,
-    load_layouts,
     read_records,
     validate_bytes,
 )
 from gateway.lines import DeclaredLine, declared_lines
+from gateway.loading import load_layouts
 from gateway.outbox import Outbound, OutboundState
 from gateway.store import Direction, MessageStatus, NewMessage, NewStatus
 from gateway.unpacker import CarriedClaim, LineAnswer, Unpacker, distribute

@@ -12,8 +12,9 @@ import pytest
 
 from adapters.storage import MemoryMessageStore
 from gateway.collector import CollectedRetour
-from gateway.ei import Outcome, Record, build_retour, load_layouts, read_records, validate_bytes
+from gateway.ei import Outcome, Record, build_retour, read_records, validate_bytes
 from gateway.lines import DeclaredLine, declared_lines
+from gateway.loading import load_layouts
 from gateway.outbox import Outbound, OutboundState
 from gateway.store import Direction, MessageStatus, NewMessage, NewStatus
 from gateway.unpacker import CarriedClaim, LineAnswer, Unpacker

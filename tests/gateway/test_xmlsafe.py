@@ -10,8 +10,9 @@ from pathlib import Path
 import lxml.etree
 import pytest
 
-from gateway.ei import LayoutError, load_layouts
-from gateway.ei.retourcodes import RetourcodeError, load_retourcodes
+from gateway.ei import LayoutError
+from gateway.ei.retourcodes import RetourcodeError
+from gateway.loading import load_layouts, load_retourcodes
 from gateway.xmlsafe import UnsafeXMLError, XMLError, load_schema, parse_xml
 
 ROOT = Path(__file__).resolve().parents[2]

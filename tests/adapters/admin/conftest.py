@@ -24,7 +24,8 @@ from adapters.storage.batches import SqlBatchStore
 from gateway.admin.accounts import Actor, PasswordHasher, Role, ScryptParameters
 from gateway.admin.bulk import BulkService
 from gateway.admin.service import AdminService
-from gateway.ei import LayoutRegistry, load_layouts
+from gateway.ei import LayoutRegistry
+from gateway.loading import load_layouts
 from tests.threadpump import ThreadPump
 
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)

@@ -21,7 +21,7 @@ from gateway.admin.audit import AuditAction, AuditEntry
 from gateway.admin.labels import Names, dutch, local_time
 from gateway.app import admin_names
 from gateway.config import load_config
-from gateway.rules.catalogue import load_catalogue
+from gateway.terms import load_catalogue
 from tests.adapters.admin.conftest import FAST, Browser
 from tests.adapters.storage.test_resolution import Cycle, _cycle, rejected
 from tests.threadpump import ThreadPump

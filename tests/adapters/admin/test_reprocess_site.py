@@ -8,7 +8,8 @@ import shutil
 
 import pytest
 
-from gateway.ei import LayoutRegistry, load_layouts
+from gateway.ei import LayoutRegistry
+from gateway.loading import load_layouts
 from gateway.resources import schemas_dir
 from tests.adapters.admin.conftest import AdminWorld
 from tests.gateway.test_reprocess import KZ301, receive

@@ -18,8 +18,9 @@ from twisted.web import server
 from adapters.epd_api.resource import ApiSettings, Caller, EpdApi
 from adapters.storage.memory import MemoryMessageStore
 from gateway.config import BerichtstroomConfig
-from gateway.ei import LayoutRegistry, load_layouts, validate_bytes
+from gateway.ei import LayoutRegistry, validate_bytes
 from gateway.intake import Intake
+from gateway.loading import load_layouts
 from gateway.store import StoreUnavailableError
 from gateway.vsp import PULL_V1, PUSH_V1, STATUS_V2, STATUS_V3, retour_reference, send_metadata
 from tests.factories import kz301

@@ -21,8 +21,8 @@ from adapters.insurer_link.rest import RestInsurerLink, _BytesProducer
 from adapters.insurer_sim.config import SimConfig
 from adapters.insurer_sim.insurer import SimulatedInsurer
 from adapters.insurer_sim.resource import InsurerSimResource, SimRequest
-from gateway.ei import load_layouts
 from gateway.insurer import Delivery, InsurerLinkError, OutboundFile, Park, RetryPolicy
+from gateway.loading import load_layouts
 from tests.adapters.insurer_sim.support import IGO, UZOVI
 
 T = TypeVar("T")

@@ -13,7 +13,8 @@ from typing import Any
 
 import pytest
 
-from gateway.ei import Record, load_layouts, read_records, validate_bytes
+from gateway.ei import Record, read_records, validate_bytes
+from gateway.loading import load_layouts
 from gateway.pki import CA_CERT
 from gateway.vsp import as_uuid
 from tests.adapters.insurer_sim.support import (

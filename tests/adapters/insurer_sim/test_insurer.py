@@ -11,7 +11,7 @@ import pytest
 
 from adapters.insurer_sim.config import SimConfig, SimFaults
 from adapters.insurer_sim.insurer import ConflictError, SimulatedInsurer, UploadFault
-from gateway.ei import load_layouts
+from gateway.loading import load_layouts
 from tests.adapters.insurer_sim.support import IGO, OTHER_IGO, UZOVI, integral_claim
 
 REGISTRY = load_layouts()

@@ -12,7 +12,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from gateway.ei import Record, load_layouts, read_records, validate_bytes
+from gateway.ei import Record, read_records, validate_bytes
+from gateway.loading import load_layouts
 from gateway.vsp import PULL_V1, STATUS_V3
 from tests.adapters.insurer_sim.support import (
     IGO,

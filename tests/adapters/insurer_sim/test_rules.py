@@ -9,7 +9,8 @@ import pytest
 
 from adapters.insurer_sim.config import OverlapRule, SimRules
 from adapters.insurer_sim.rules import Judgement, judge
-from gateway.ei import Record, load_layouts, read_records, validate_bytes
+from gateway.ei import Record, read_records, validate_bytes
+from gateway.loading import load_layouts
 from tests.adapters.insurer_sim.support import IGO, TARIFF, UZOVI, integral_claim
 from tests.factories import BSNS, zh308
 

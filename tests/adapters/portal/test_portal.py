@@ -29,16 +29,9 @@ from adapters.portal.resource import (
 )
 from adapters.storage.memory import MemoryMessageStore
 from gateway.config import BerichtstroomConfig
-from gateway.ei import (
-    LayoutRegistry,
-    Outcome,
-    Record,
-    build_retour,
-    describe,
-    load_layouts,
-    read_records,
-)
+from gateway.ei import LayoutRegistry, Outcome, Record, build_retour, read_records
 from gateway.intake import Intake
+from gateway.loading import describe, load_layouts
 from gateway.store import (
     Direction,
     Message,

@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from gateway.ei import load_layouts
+from gateway.loading import load_layouts
 from tests.factories import BSNS, kz301
 from tests.gateway.running import KRAAMZORG, GatewayProcess, make_pki, write_config
 

@@ -26,7 +26,8 @@ from gateway.admin.cases import (
 )
 from gateway.admin.ports import UserExistsError
 from gateway.admin.service import AdminService, LoginRefusedError, NotAllowedError
-from gateway.ei import LayoutRegistry, load_layouts
+from gateway.ei import LayoutRegistry
+from gateway.loading import load_layouts
 from gateway.outbox import OutboundState
 from tests.threadpump import ThreadPump
 

@@ -30,7 +30,8 @@ from gateway.admin.cases import (
 )
 from gateway.admin.metrics import BulkMetrics
 from gateway.admin.service import AdminService, NotAllowedError
-from gateway.ei import LayoutRegistry, load_layouts
+from gateway.ei import LayoutRegistry
+from gateway.loading import load_layouts
 from gateway.outbox import OutboundState
 from gateway.store import StoreError
 from tests.threadpump import ThreadPump

@@ -21,8 +21,8 @@ from gateway.cli.settlement import settlement_json
 from gateway.config import Distribution
 from gateway.ei import FieldValue, FileWriter, Record, line_amount, prestatie_groups, read_records
 from gateway.intake import Upload
-from gateway.rules.catalogue import load_catalogue
 from gateway.store import Direction
+from gateway.terms import load_catalogue
 from gateway.vsp import send_metadata
 from tests.adapters.storage.test_resolution import REGISTRY, Cycle, _cycle, rejected, terms
 from tests.gateway.test_bundler import MESSAGES

@@ -28,13 +28,14 @@ from gateway.admin.service import AdminService
 from gateway.bundler import Bundler
 from gateway.collector import RetourCollector
 from gateway.config import RuleSet, Variant
-from gateway.ei import Record, load_layouts, read_records, validate_bytes
+from gateway.ei import Record, read_records, validate_bytes
 from gateway.insurer import FetchedRetour
 from gateway.intake import Intake, Upload
+from gateway.loading import load_layouts
 from gateway.resolution import Resolver, masked
-from gateway.rules.catalogue import load_catalogue
 from gateway.rules.model import Contract, InsurerTerms, Participant, Settings, Terms
 from gateway.store import Direction
+from gateway.terms import load_catalogue
 from gateway.unpacker import Unpacker
 from gateway.vsp import send_metadata
 from tests.gateway.rules.test_decide import TARIFFS

@@ -16,7 +16,7 @@ from adapters.admin.demo import seed_cases, seed_parked
 from gateway.admin.cases import CaseKind
 from gateway.cli import main
 from gateway.crypto import Keyring
-from gateway.ei import load_layouts
+from gateway.loading import load_layouts
 from tests.tools import write_cli_config
 
 

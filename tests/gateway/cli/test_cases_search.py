@@ -14,8 +14,8 @@ from adapters.admin.blocking import opened_stores
 from adapters.admin.demo import DEMO_BSN, seed_cases
 from gateway.admin.search import MASKED_BSN
 from gateway.cli import main
-from gateway.ei import load_layouts
 from gateway.lines import DeclaredLine
+from gateway.loading import load_layouts
 from tests.adapters.storage.builders import upload
 from tests.tools import write_cli_config
 

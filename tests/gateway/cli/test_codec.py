@@ -19,14 +19,8 @@ from typing import Any
 import pytest
 
 from gateway.cli import main
-from gateway.ei import (
-    LayoutRegistry,
-    Outcome,
-    Record,
-    build_retour,
-    load_layouts,
-    read_records,
-)
+from gateway.ei import LayoutRegistry, Outcome, Record, build_retour, read_records
+from gateway.loading import load_layouts
 from tests.factories import BSNS, kz301
 
 BSN = BSNS[0]  # the BSN every file below is built with

@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from gateway.ei import load_layouts, validate_bytes
+from gateway.ei import validate_bytes
+from gateway.loading import load_layouts
 from gateway.pki import CA_CERT
 from tests.adapters.insurer_sim.support import IGO as SIM_IGO
 from tests.adapters.insurer_sim.support import (

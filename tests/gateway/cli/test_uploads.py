@@ -11,7 +11,7 @@ import pytest
 from adapters.admin.blocking import opened_stores
 from adapters.admin.demo import SeededCases, seed_cases
 from gateway.cli import main
-from gateway.ei import load_layouts
+from gateway.loading import load_layouts
 from tests.adapters.admin.test_reprocess_site import misconfigured  # noqa: F401 - a fixture
 from tests.gateway.test_reprocess import KZ301, receive
 from tests.tools import write_cli_config

@@ -2,7 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.ei import LayoutRegistry, load_layouts
+from gateway.ei import LayoutRegistry
+from gateway.loading import load_layouts
 
 
 @pytest.fixture(scope="session")

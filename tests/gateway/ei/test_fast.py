@@ -20,18 +20,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gateway.ei import (
-    FieldLayout,
-    LayoutRegistry,
-    Record,
-    RecordLayout,
-    Validator,
-    load_layouts,
-    validate_bytes,
-)
+from gateway.ei import FieldLayout, LayoutRegistry, Record, RecordLayout, Validator, validate_bytes
 from gateway.ei import fast as fast_module
 from gateway.ei import validate as validate_module
 from gateway.ei.validate import field_problem, is_prestatie
+from gateway.loading import load_layouts
 from tests.benchmarks.codec import build_declaration
 from tests.factories import kz301, vk301, zh308
 from tests.gateway.ei.fixture_table import MESSAGES, ROWS, Row, chunked

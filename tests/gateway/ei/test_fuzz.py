@@ -26,17 +26,8 @@ from collections.abc import Sequence
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gateway.ei import (
-    BadLine,
-    EIError,
-    Finding,
-    LayoutRegistry,
-    Record,
-    Validator,
-    load_layouts,
-    load_retourcodes,
-    read_records,
-)
+from gateway.ei import BadLine, EIError, Finding, LayoutRegistry, Record, Validator, read_records
+from gateway.loading import load_layouts, load_retourcodes
 from tests.gateway.ei.fixture_table import MESSAGES
 
 REGISTRY = load_layouts()

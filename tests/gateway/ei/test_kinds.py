@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.ei import load_layouts, validate_bytes
+from gateway.ei import validate_bytes
 from gateway.ei.kinds import require_kind
+from gateway.loading import load_layouts
 from tests.gateway.ei.fixture_table import MESSAGES
 
 REGISTRY = load_layouts()

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from gateway.ei import EIError, FieldLayout, LayoutError, LayoutRegistry, load_layouts
+from gateway.ei import EIError, FieldLayout, LayoutError, LayoutRegistry
+from gateway.loading import load_layouts
 from gateway.resources import schemas_dir
 
 LAYOUTS = schemas_dir() / "layouts"

@@ -17,10 +17,10 @@ from gateway.ei import (
     LayoutRegistry,
     Reader,
     Record,
-    load_retourcodes,
     read_records,
     validate_bytes,
 )
+from gateway.loading import load_retourcodes
 from tests.gateway.ei.fixture_table import MESSAGES
 
 KZ = (MESSAGES / "kz301-kraamzorg-33001234.asc").read_bytes()

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from gateway.ei import describe, load_layouts, load_retourcodes
 from gateway.ei.retourcodes import RetourcodeError
+from gateway.loading import describe, load_layouts, load_retourcodes
 from tests.gateway.ei.fixture_table import ROWS
 
 

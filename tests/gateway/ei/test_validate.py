@@ -6,8 +6,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.ei import LayoutRegistry, Record, Validator, bsn_is_valid, load_layouts, validate_bytes
+from gateway.ei import LayoutRegistry, Record, Validator, bsn_is_valid, validate_bytes
 from gateway.ei.validate import agb_is_valid
+from gateway.loading import load_layouts
 from tests.factories import BSNS, kz301
 from tests.gateway.ei.fixture_table import MESSAGES, chunked
 

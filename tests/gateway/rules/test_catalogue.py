@@ -8,7 +8,8 @@ from collections import Counter
 from datetime import date
 
 from gateway.lines import DeclaredLine
-from gateway.rules.catalogue import Event, Kind, Phase, load_catalogue
+from gateway.rules.catalogue import Event, Kind, Phase
+from gateway.terms import load_catalogue
 
 CATALOGUE = load_catalogue()
 

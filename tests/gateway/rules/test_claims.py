@@ -6,11 +6,13 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import date
 
-from gateway.ei import FieldValue, Record, load_layouts, read_records, validate_bytes
+from gateway.ei import FieldValue, Record, read_records, validate_bytes
 from gateway.lines import DeclaredLine
-from gateway.rules.catalogue import Phase, load_catalogue
+from gateway.loading import load_layouts
+from gateway.rules.catalogue import Phase
 from gateway.rules.claims import ClaimFile, PlannedLine, build_claim_file
 from gateway.rules.decide import decide
+from gateway.terms import load_catalogue
 from tests.gateway.rules.test_decide import INSURER, TODAY, full_pregnancy, terms
 
 REGISTRY = load_layouts()

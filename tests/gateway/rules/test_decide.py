@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from gateway.config import RuleSet, Variant
 from gateway.lines import DeclaredLine
-from gateway.rules.catalogue import Phase, load_catalogue
+from gateway.rules.catalogue import Phase
 from gateway.rules.decide import decide
 from gateway.rules.model import (
     Contract,
@@ -27,6 +27,7 @@ from gateway.rules.model import (
     Terms,
     line_key,
 )
+from gateway.terms import load_catalogue
 
 CATALOGUE = load_catalogue()
 MIDWIFE, KRAAM, HOSPITAL = "02001234", "33001234", "06001234"

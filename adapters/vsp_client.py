@@ -21,20 +21,17 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
-from twisted.internet import defer
-from twisted.internet.interfaces import IOpenSSLClientConnectionCreator, IReactorTime
-from twisted.web.client import Agent, HTTPConnectionPool, readBody
-from twisted.web.http_headers import Headers
-from twisted.web.iweb import IAgent, IBodyProducer, IPolicyForHTTPS, IResponse
-from zope.interface import implementer
+from twisted.internet.interfaces import IReactorTime
+from twisted.web.client import Agent, HTTPConnectionPool
+from twisted.web.iweb import IAgent
 
+from adapters.http_client import AnswerTooLargeError, ClientCertificatePolicy, exchange
 from adapters.tls import client_context_factory
 from gateway.vsp import PULL_V1, PUSH_V1, STATUS_V2, STATUS_V3, BerichtMetadata
 
 __all__ = ["VspClient", "VspError", "multipart_upload"]
 
 DEFAULT_TIMEOUT = 30.0
-MAX_RESPONSE_BYTES = 100 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -56,35 +53,6 @@ class VspError(Exception):
                 " (" + "; ".join(f"{k}: {', '.join(map(str, v))}" for k, v in errors.items()) + ")"
             )
         return text
-
-
-@implementer(IPolicyForHTTPS)
-class _ClientCertificatePolicy:
-    def __init__(self, creator: IOpenSSLClientConnectionCreator) -> None:
-        self._creator = creator
-
-    def creatorForNetloc(self, hostname: bytes, port: int) -> IOpenSSLClientConnectionCreator:
-        return self._creator
-
-
-@implementer(IBodyProducer)
-class _BytesProducer:
-    def __init__(self, body: bytes) -> None:
-        self._body = body
-        self.length = len(body)
-
-    def startProducing(self, consumer: Any) -> defer.Deferred[None]:
-        consumer.write(self._body)
-        return defer.succeed(None)
-
-    def pauseProducing(self) -> None:
-        pass
-
-    def resumeProducing(self) -> None:
-        pass
-
-    def stopProducing(self) -> None:
-        pass
 
 
 def multipart_upload(metadata: bytes, payload: bytes, filename: str) -> tuple[bytes, bytes]:
@@ -143,7 +111,7 @@ class VspClient:
         host = urlsplit(base_url).hostname or "localhost"
         creator = client_context_factory(cert, key, ca, hostname=host, crl_path=crl)
         pool = HTTPConnectionPool(reactor, persistent=False)
-        agent = Agent(reactor, contextFactory=_ClientCertificatePolicy(creator), pool=pool)
+        agent = Agent(reactor, contextFactory=ClientCertificatePolicy(creator), pool=pool)
         return cls(reactor, agent, base_url, timeout=timeout)
 
     # --- REST Push v1 ---------------------------------------------------------------------
@@ -243,27 +211,21 @@ class VspClient:
         body: bytes | None = None,
         content_type: bytes | None = None,
     ) -> tuple[int, bytes]:
-        headers = Headers({b"accept": [b"application/json, application/octet-stream"]})
-        if content_type is not None:
-            headers.addRawHeader(b"content-type", content_type)
-        url = (self.base_url + path).encode("ascii")
-        producer = _BytesProducer(body) if body is not None else None
         what = f"{method.decode()} {path.split('?', maxsplit=1)[0]}"
         try:
-            d = self._agent.request(method, url, headers, producer)
-            d.addTimeout(self._timeout, self._reactor)
-            response: IResponse = await d
-            length = response.length
-            if isinstance(length, int) and length > MAX_RESPONSE_BYTES:
-                raise VspError(response.code, f"{what}: answer too large")
-            reading: defer.Deferred[bytes] = readBody(response)
-            reading.addTimeout(self._timeout, self._reactor)
-            data = await reading
-        except VspError:
-            raise
+            return await exchange(
+                self._agent,
+                self._reactor,
+                method,
+                (self.base_url + path).encode("ascii"),
+                body=body,
+                content_type=content_type,
+                timeout=self._timeout,
+            )
+        except AnswerTooLargeError as exc:
+            raise VspError(exc.status, f"{what}: answer too large") from None
         except Exception as exc:
             raise VspError(0, f"{what}: no answer ({type(exc).__name__})") from exc
-        return response.code, data
 
 
 def _error(status: int, data: bytes, what: str) -> VspError:

@@ -44,19 +44,16 @@ from urllib.parse import quote, urlsplit
 
 from OpenSSL import SSL
 from twisted.internet import defer, error
-from twisted.internet.interfaces import IOpenSSLClientConnectionCreator, IReactorTime
+from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
-from twisted.python.failure import Failure
 from twisted.web.client import (
     Agent,
     HTTPConnectionPool,
     ResponseFailed,
-    readBody,
 )
-from twisted.web.http_headers import Headers
-from twisted.web.iweb import IAgent, IBodyProducer, IPolicyForHTTPS, IResponse
-from zope.interface import implementer
+from twisted.web.iweb import IAgent
 
+from adapters.http_client import AnswerTooLargeError, ClientCertificatePolicy, exchange
 from adapters.tls import client_context_factory
 from gateway.insurer import (
     Delivery,
@@ -74,7 +71,6 @@ log = Logger()
 
 DEFAULT_TIMEOUT = 30.0
 DEFAULT_MAX_PER_FETCH = 100
-MAX_RESPONSE_BYTES = 100 * 1024 * 1024
 SENDER_ROLE = "Zorgaanbieder"
 ADDRESSEE_ROLE = "Zorgverzekeraar"
 # Statuses after which no retour will come (our reading of VECOZO's names).
@@ -128,41 +124,6 @@ def _listed(entry: object) -> _Listed:
     )
 
 
-@implementer(IPolicyForHTTPS)
-class _ClientCertificatePolicy:
-    """Every connection of this link presents the IGO's certificate and checks the
-    insurer's against the configured CA."""
-
-    def __init__(self, creator: IOpenSSLClientConnectionCreator) -> None:
-        self._creator = creator
-
-    def creatorForNetloc(self, hostname: bytes, port: int) -> IOpenSSLClientConnectionCreator:
-        return self._creator
-
-
-@implementer(IBodyProducer)
-class _BytesProducer:
-    """A body known in full: written at once, without a cooperator (so it also works on an
-    in-memory reactor in tests)."""
-
-    def __init__(self, body: bytes) -> None:
-        self._body = body
-        self.length = len(body)
-
-    def startProducing(self, consumer: Any) -> defer.Deferred[None]:
-        consumer.write(self._body)
-        return defer.succeed(None)
-
-    def pauseProducing(self) -> None:
-        pass
-
-    def resumeProducing(self) -> None:
-        pass
-
-    def stopProducing(self) -> None:
-        pass
-
-
 class RestInsurerLink:
     """One insurer's ``/berichten`` endpoint at ``base_url`` (see the module docs).
 
@@ -214,7 +175,7 @@ class RestInsurerLink:
         host = urlsplit(base_url).hostname or "localhost"
         creator = client_context_factory(cert, key, ca, hostname=host, crl_path=crl)
         pool = HTTPConnectionPool(reactor, persistent=False)
-        agent = Agent(reactor, contextFactory=_ClientCertificatePolicy(creator), pool=pool)
+        agent = Agent(reactor, contextFactory=ClientCertificatePolicy(creator), pool=pool)
         return cls(
             reactor,
             agent,
@@ -345,39 +306,21 @@ class RestInsurerLink:
         body: bytes | None = None,
         content_type: bytes | None = None,
     ) -> tuple[int, bytes]:
-        headers = Headers({b"accept": [b"application/json, application/octet-stream"]})
-        if content_type is not None:
-            headers.addRawHeader(b"content-type", content_type)
-        url = (self._base + path).encode("ascii")
-        producer = _BytesProducer(body) if body is not None else None
         what = f"{method.decode()} {path}"
         try:
-            d = self._agent.request(method, url, headers, producer)
-            d.addTimeout(self._timeout, self._reactor)
-            response: IResponse = await d
-            length = response.length
-            if isinstance(length, int) and length > MAX_RESPONSE_BYTES:
-                response.deliverBody(_Discard())
-                raise InsurerLinkError(LinkErrorReason.PROTOCOL, f"{what}: answer too large")
-            reading: defer.Deferred[bytes] = readBody(response)
-            reading.addTimeout(self._timeout, self._reactor)
-            data = await reading
-        except InsurerLinkError:
-            raise
+            return await exchange(
+                self._agent,
+                self._reactor,
+                method,
+                (self._base + path).encode("ascii"),
+                body=body,
+                content_type=content_type,
+                timeout=self._timeout,
+            )
+        except AnswerTooLargeError:
+            raise InsurerLinkError(LinkErrorReason.PROTOCOL, f"{what}: answer too large") from None
         except Exception as exc:
             raise _transport_error(exc, what) from None
-        return response.code, data
-
-
-class _Discard:
-    def makeConnection(self, transport: Any) -> None:
-        transport.stopProducing()
-
-    def dataReceived(self, data: bytes) -> None:
-        pass
-
-    def connectionLost(self, reason: Failure) -> None:
-        pass
 
 
 def _segment(value: str) -> str:

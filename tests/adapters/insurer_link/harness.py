@@ -17,7 +17,8 @@ from twisted.python.failure import Failure
 from twisted.web.client import readBody
 from twisted.web.http_headers import Headers
 
-from adapters.insurer_link.rest import RestInsurerLink, _BytesProducer
+from adapters.http_client import BytesProducer
+from adapters.insurer_link.rest import RestInsurerLink
 from adapters.insurer_sim.config import SimConfig
 from adapters.insurer_sim.insurer import SimulatedInsurer
 from adapters.insurer_sim.resource import InsurerSimResource, SimRequest
@@ -75,7 +76,7 @@ class Harness:
 
         async def go() -> tuple[int, bytes]:
             response = await self.agent.request(
-                method, (BASE_URL + path).encode(), headers, _BytesProducer(body)
+                method, (BASE_URL + path).encode(), headers, BytesProducer(body)
             )
             data: bytes = await readBody(response)
             return response.code, data

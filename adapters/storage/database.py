@@ -31,8 +31,9 @@ here, exactly once; any other engine error becomes a plain
 engine's message, never row values.
 
 Several gateway processes may share one PostgreSQL database: the store modules let unique
-constraints decide races (``INSERT … ON CONFLICT DO NOTHING``) and claim work with
-``SELECT … FOR UPDATE SKIP LOCKED``. On SQLite one process writes at a time; another
+constraints decide races (``INSERT … ON CONFLICT DO NOTHING``), claim work with
+``SELECT … FOR UPDATE SKIP LOCKED``, and run a job one process at a time under a lease
+(``adapters.storage.leases``). On SQLite one process writes at a time; another
 waits up to ``busy_timeout`` for the lock and then gets ``StoreUnavailableError``.
 
 Call :meth:`Database.run_interaction`, :meth:`Database.run_read` and

@@ -36,12 +36,8 @@ from adapters.metrics.watch import OperationsWatch, watch_operations
 from adapters.notices import transport_for
 from adapters.portal.resource import PortalResource, PortalSettings, portal_route_name, with_portal
 from adapters.storage import SqlMessageStore, open_store
-from adapters.storage.admin import SqlAdminStore
-from adapters.storage.batches import SqlBatchStore
 from adapters.storage.keys import check_store_keys
 from adapters.storage.lock import StoreLock
-from adapters.storage.notices import SqlNoticeStore
-from adapters.storage.resolution import SqlResolutionStore
 from adapters.tls import (
     Identities,
     client_identity,
@@ -283,7 +279,7 @@ def build_resolver(
     """The effects of the administrator's actions on rejected lines, as the config says."""
     return Resolver(
         store,
-        SqlResolutionStore(store.database, store.codec),
+        store.resolution,
         store.bundles.reserve,
         registry,
         catalogue,
@@ -399,7 +395,7 @@ def _listen_admin(
     resolver = build_resolver(config, store, registry, catalogue, metrics, run)
     site = build_admin_site(
         store,
-        SqlAdminStore(store.database, store.codec),
+        store.admin,
         registry,
         keyring,
         _now,
@@ -456,8 +452,8 @@ def _bulk_service(
     if not config.admin.enabled or not isinstance(store, SqlMessageStore):
         return None
     return build_bulk_service(
-        SqlAdminStore(store.database, store.codec),
-        SqlBatchStore(store.database, store.codec),
+        store.admin,
+        store.batches,
         _now,
         metrics.registry,
     )
@@ -666,8 +662,8 @@ def build_notifier(
     """Digests of new cases over the configured channels, one process at a time."""
     notices = config.notices
     return Notifier(
-        SqlNoticeStore(store.database),
-        SqlAdminStore(store.database, store.codec).cases,
+        store.notices,
+        store.admin.cases,
         [(channel, transport_for(channel, reactor)) for channel in notices.channels],
         JobLock(store.leases, NOTICES_JOB, reactor, seconds=notices.lease_seconds),
         now=_now,
@@ -749,7 +745,7 @@ async def start(config: GatewayConfig, reactor: Any) -> RunningGateway:
         raise
     try:  # a key file that lacks a key the store needs, or is another store's, stops here
         await check_store_keys(store)
-        if await SqlAdminStore(store.database).key_audit_chain(_now()):
+        if await store.admin.key_audit_chain(_now()):
             log.info("the audit log is keyed from now on (an audit_keyed entry marks where)")
     except BaseException:
         await store.close()

@@ -64,9 +64,7 @@ from twisted.web import http, resource, server
 from adapters.admin.config import AdminConfig
 from adapters.admin.routes import ADMIN_ROUTES, READ_METHODS, MethodNotAllowedError, Router
 from adapters.epd_api.http import problem_bytes
-from adapters.storage.messages import SqlMessageStore
-from adapters.storage.reprocess import SqlReprocessStore
-from adapters.storage.search import SqlSearchStore
+from adapters.storage import SqlMessageStore
 from gateway.admin import labels
 from gateway.admin.accounts import (
     AccountError,
@@ -2098,7 +2096,7 @@ def build_admin_site(
     if run_in_thread is not None:
         service.run_in_thread = run_in_thread
     if isinstance(store, SqlMessageStore):
-        service.search_store = SqlSearchStore(store.database, store.codec)
+        service.search_store = store.search
     site = AdminSite(service, config)
     if bulk is not None and bulk.cases is None:
         bulk.cases = service  # the same resolver and re-bundling as single cases
@@ -2106,7 +2104,7 @@ def build_admin_site(
     if isinstance(store, SqlMessageStore) and registry is not None:
         reprocessor = Reprocessor(
             store,
-            SqlReprocessStore(store.database, store.codec),
+            store.reprocess,
             registry,
             now=clock,
             run_in_thread=run_in_thread or _run_here,

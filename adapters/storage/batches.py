@@ -30,9 +30,10 @@ from typing import Any, Final
 import psycopg
 from twisted.internet.defer import Deferred
 
-from adapters.storage.admin import act_txn, append_audit_txn
+from adapters.storage.audit import append_audit_txn
+from adapters.storage.cases import act_txn
 from adapters.storage.database import POSTGRES, Database, Transaction, decode_timestamp
-from adapters.storage.messages import JournalCodec
+from adapters.storage.journal import JournalCodec
 from gateway.admin.accounts import Actor, Role
 from gateway.admin.audit import AuditAction, NewAuditEntry
 from gateway.admin.batches import (

@@ -20,9 +20,9 @@ from typing import Any, Final
 from twisted.internet.defer import Deferred
 
 from adapters.storage.database import Database, Transaction
+from adapters.storage.journal import JournalCodec, add_status_txn, put_message_txn
 from adapters.storage.leases import check_lease_txn
 from adapters.storage.lines import COLUMN_COUNT, COLUMNS, line_from_row, woman_key
-from adapters.storage.messages import JournalCodec, add_status_txn, put_message_txn
 from adapters.storage.outbox import enqueue_txn
 from gateway.bundler import (
     BundleConflictError,

@@ -11,7 +11,7 @@ from typing import Any, Final
 from twisted.internet.defer import Deferred
 
 from adapters.storage.database import Database, Transaction, decode_timestamp
-from adapters.storage.messages import JournalCodec, payload_txn, put_message_txn
+from adapters.storage.journal import JournalCodec, payload_txn, put_message_txn
 from gateway.outbox import Outbound, OutboundState
 from gateway.store import Direction, Message, NewMessage, StoreError
 

@@ -14,15 +14,11 @@ from typing import Any, Final
 
 from twisted.internet.defer import Deferred
 
-from adapters.storage.admin import append_audit_txn
+from adapters.storage.audit import append_audit_txn
 from adapters.storage.database import POSTGRES, Database, Transaction
+from adapters.storage.journal import JournalCodec, add_status_txn, get_message_txn
 from adapters.storage.lines import COLUMNS, line_rows, lines_of_txn, record_lines_txn
-from adapters.storage.messages import (
-    JournalCodec,
-    add_status_txn,
-    get_message_txn,
-    invoice_holder_txn,
-)
+from adapters.storage.messages import invoice_holder_txn
 from gateway.admin.audit import NewAuditEntry
 from gateway.admin.cases import ActionRefusedError
 from gateway.lines import DeclaredLine

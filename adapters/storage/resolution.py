@@ -1,7 +1,7 @@
 """The administrator's resolutions on SQL: the case kinds that come from bundling and the
 insurers' answers, what their pages show, and the effects of their actions.
 
-Three case sources (see :data:`adapters.storage.admin.SOURCES`):
+Three case sources (see :data:`adapters.storage.cases.SOURCES`):
 
 * ``rejected_line``: an integral line claimed by the IGO whose absorbed original lines are
   under review (the insurer rejected it); ``ref`` is the line's reference. It holds while
@@ -26,8 +26,8 @@ from twisted.internet.defer import Deferred
 
 from adapters.storage.bundling import close_phase_txn
 from adapters.storage.database import Database, Transaction, decode_timestamp
+from adapters.storage.journal import JournalCodec
 from adapters.storage.lines import COLUMN_COUNT, COLUMNS, line_from_row
-from adapters.storage.messages import JournalCodec
 from adapters.storage.outbox import enqueue_txn
 from adapters.storage.outcomes import record_answers_txn
 from gateway.admin.accounts import Actor

@@ -35,8 +35,8 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Final
 
 from adapters.storage.database import POSTGRES, Database, Transaction, decode_timestamp
+from adapters.storage.journal import JournalCodec, statuses_txn
 from adapters.storage.lines import bsn_key
-from adapters.storage.messages import JournalCodec, statuses_txn
 from gateway.admin.cases import CaseKind, case_id
 from gateway.admin.search import MASKED_BSN, HitKind, SearchHit, SearchQuery
 from gateway.crypto import CryptoError

@@ -22,11 +22,13 @@ from typing import Final
 from zoneinfo import ZoneInfo
 
 __all__ = [
+    "CASE_DETAIL_LABELS",
     "KNOWN_INSURERS",
     "LINE_STATE_LABELS",
     "PHASE_LABELS",
     "ClientView",
     "Names",
+    "audit_keyed_text",
     "day_text",
     "dutch",
     "euro_text",
@@ -64,6 +66,15 @@ LINE_STATE_LABELS: Final[Mapping[str, str]] = {
     "returned": "terug naar deelnemer",
     "cancelled": "tegen correctie weggestreept",
     "answered": "beantwoord door verzekeraar",
+}
+# What a case's source tells beside its summary (``CaseFacts.details``), by what it is;
+# the case page shows the details under these names.
+CASE_DETAIL_LABELS: Final[Mapping[str, str]] = {
+    "attempts": "pogingen",
+    "delivery_state": "toestand verzending",
+    "first_attempt": "eerste poging",
+    "invoice_number": "factuurnummer",
+    "insurer_reference": "kenmerk verzekeraar",
 }
 DECISION_KIND_LABELS: Final[Mapping[str, str]] = {
     "integral": "integraal gedeclareerd",
@@ -301,3 +312,11 @@ class Names:
             return "—"
         name = self.prestaties.get(code)
         return f"{code} — {dutch(name)}" if name else f"{code} (prestatiecode)"
+
+
+def audit_keyed_text(before: int) -> str:
+    """The detail of the audit log's ``audit_keyed`` marker, after ``before`` entries made
+    without a key."""
+    if before:
+        return f"keten vanaf hier met sleutel; regels 1-{before} ervoor zonder"
+    return "keten met sleutel"

@@ -25,7 +25,6 @@ from typing import Any, TypeVar
 
 from adapters.admin.blocking import Blocking, opened_stores
 from adapters.storage.keys import check_store_keys
-from adapters.storage.search import SqlSearchStore
 from gateway.admin.accounts import AccountError, Actor, Role
 from gateway.admin.ports import UserExistsError
 from gateway.admin.service import AdminService
@@ -99,7 +98,7 @@ def admin_session(config_path: Path) -> Iterator[AdminSession]:
             # No bundling from here: the running gateway's next scheduled run decides
             # again what a broken bundle or a closed phase changed.
             service = AdminService(stores.admin, store, layouts, _now, resolver=resolver)
-            service.search_store = SqlSearchStore(store.database, store.codec)
+            service.search_store = store.search
             yield AdminSession(stores.run, service)
     except StoreError as exc:
         raise CliError(f"store: {exc}") from None

@@ -33,7 +33,6 @@ from twisted.logger import Logger
 from adapters.insurer_sim.config import load_sim_config
 from adapters.insurer_sim.server import start_simulator
 from adapters.storage import SqlMessageStore
-from adapters.storage.admin import SqlAdminStore
 from adapters.vsp_client import VspClient, VspError
 from gateway.admin.accounts import Role
 from gateway.admin.cases import CaseKind
@@ -279,7 +278,7 @@ async def _scenario(
             await epds[agb].confirm(retour["referentiegegevens"]["traceerId"])
         retours[agb] = len(found)
         show(f"  ✓ {name} fetched {len(found)} retour file(s)")
-    admin = SqlAdminStore(store.database, store.codec)
+    admin = store.admin
 
     async def practice_ready() -> bool:
         kinds = {case.kind for case in await admin.cases() if case.is_open}
@@ -326,7 +325,7 @@ async def _admin_user(
     """A demo administrator account (its password in DIR/admin-password.txt)."""
     password_file = directory / "admin-password.txt"
     service = AdminService(
-        admin=SqlAdminStore(store.database),
+        admin=store.admin,
         messages=store,
         layouts=gateway.registry,
         clock=lambda: datetime.now(UTC),

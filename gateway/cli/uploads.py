@@ -17,7 +17,6 @@ from typing import Any
 
 from adapters.admin.site import reprocess_json
 from adapters.storage import SqlMessageStore
-from adapters.storage.reprocess import SqlReprocessStore
 from gateway.admin.cases import ActionRefusedError
 from gateway.cli.admin import CliError, admin_session, cli_actor
 from gateway.reprocess import Reprocessor, ReprocessOutcome
@@ -64,7 +63,7 @@ def _reprocess(args: argparse.Namespace) -> int:
                 return _fail("needs the SQL store")
             reprocessor = Reprocessor(
                 store,
-                SqlReprocessStore(store.database, store.codec),
+                store.reprocess,
                 layouts,
                 now=session.service.clock,
             )

@@ -20,7 +20,7 @@ from adapters.storage.database import (
     decode_timestamp,
     encode_timestamp,
 )
-from adapters.storage.messages import SqlMessageStore
+from adapters.storage.facade import SqlMessageStore
 from gateway.store import StoreError, StoreUnavailableError, UploadResult
 from tests.adapters.storage.builders import retour, upload
 from tests.threadpump import WAIT_SECONDS, ThreadPump

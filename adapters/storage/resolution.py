@@ -33,6 +33,7 @@ from adapters.storage.outcomes import record_answers_txn
 from gateway.admin.accounts import Actor
 from gateway.admin.cases import CaseFacts, CaseKind
 from gateway.admin.detail import CaseDetail, ClaimView, DecisionView, LineView, PregnancyView
+from gateway.admin.labels import CASE_DETAIL_LABELS
 from gateway.lines import DeclaredLine
 from gateway.resolution import (
     BreakBundle,
@@ -213,9 +214,12 @@ def rejected_line_txn(txn: Transaction, ref: str | None) -> list[CaseFacts]:
             else claim.created_at
         )
         participants = tuple(sorted({ln.participant for ln in absorbed}))
-        details = {"factuurnummer": claim.invoice_number, "fase": claim.phase}
+        details = {
+            CASE_DETAIL_LABELS["invoice_number"]: claim.invoice_number,
+            CASE_DETAIL_LABELS["phase"]: claim.phase,
+        }
         if claim.corrects:
-            details["verbetering van"] = claim.corrects
+            details[CASE_DETAIL_LABELS["corrects"]] = claim.corrects
         facts.append(
             CaseFacts(
                 kind=CaseKind.REJECTED_LINE,
@@ -249,11 +253,14 @@ def _decision_facts(
         (decision.pregnancy, decision.phase, decision.insurer),
     )
     participants = tuple(sorted({ln.participant for ln in lines}))
-    details = {"zwangerschap": decision.pregnancy, "fase": decision.phase}
+    details = {
+        CASE_DETAIL_LABELS["pregnancy"]: decision.pregnancy,
+        CASE_DETAIL_LABELS["phase"]: decision.phase,
+    }
     if decision.waiting_for:
-        details["wacht op"] = decision.waiting_for
+        details[CASE_DETAIL_LABELS["waiting_for"]] = decision.waiting_for
     if decision.overdue_on:
-        details["verwacht uiterlijk"] = decision.overdue_on.isoformat()
+        details[CASE_DETAIL_LABELS["expected_by"]] = decision.overdue_on.isoformat()
     return CaseFacts(
         kind=kind,
         ref=decision_ref(decision.pregnancy, decision.phase, decision.insurer),

@@ -75,6 +75,11 @@ CASE_DETAIL_LABELS: Final[Mapping[str, str]] = {
     "first_attempt": "eerste poging",
     "invoice_number": "factuurnummer",
     "insurer_reference": "kenmerk verzekeraar",
+    "phase": "fase",
+    "corrects": "verbetering van",
+    "pregnancy": "zwangerschap",
+    "waiting_for": "wacht op",
+    "expected_by": "verwacht uiterlijk",
 }
 DECISION_KIND_LABELS: Final[Mapping[str, str]] = {
     "integral": "integraal gedeclareerd",

@@ -4,8 +4,11 @@ with a decimal comma, local time.
 The rules engine and the store keep their own words (``prenatal``, ``absorbed``, "phase
 not complete: waits for the birth"): they are identifiers and log text, tested as they
 are. This module translates them where they are shown — the site's pages, the admin
-API's case texts — by label tables and, for the rules' sentences, by patterns
-(:func:`dutch`). A sentence no pattern knows is shown as it is.
+API's case texts, the command line — by label tables and, for the rules' sentences, by
+patterns (:func:`dutch`). A sentence no pattern knows is shown as it is. The admin
+models' own states, roles, actions and outcomes have their labels here too, keyed by the
+members' values: this module imports none of the models (the batches reach it through
+:mod:`gateway.resolution`, so an import back would be a cycle).
 
 :class:`Names` puts names to codes: participants and insurers as the configuration names
 them (plus :data:`KNOWN_INSURERS` for the UZOVI numbers the demo and the docs use),
@@ -98,9 +101,8 @@ OUTBOUND_STATE_LABELS: Final[Mapping[str, str]] = {
 }
 
 # The admin models' states, roles, actions and outcomes, keyed by the value of their
-# ``StrEnum`` member (so a member looks its label up itself): this module imports none of
-# the models, which import it. ``tests/gateway/admin/test_labels.py`` checks that every
-# member has a label.
+# ``StrEnum`` member (a member looks its label up itself). tests/gateway/admin/
+# test_labels.py checks that every member has one.
 ROLE_LABELS: Final[Mapping[str, str]] = {
     "viewer": "alleen lezen",
     "operator": "operator",

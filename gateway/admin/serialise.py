@@ -1,7 +1,9 @@
 """The admin JSON: the admin models as JSON objects (camelCase keys, ISO dates), as the
 admin API answers them (``schemas/admin-api.openapi.json``) and the command line prints
-them with ``--json``. Pure: a model in, a ``dict`` out; texts for people are in Dutch
-(:mod:`gateway.admin.labels`), retourcodes carry their meaning."""
+them with ``--json``. A model in, a ``dict`` out, nothing else done: no store, no clock
+(the time a case's age is counted from is given). Texts for people are in Dutch
+(:mod:`gateway.admin.labels`); retourcodes carry their meaning, from the shipped list
+(:func:`gateway.loading.describe`, read once)."""
 
 from __future__ import annotations
 

@@ -12,7 +12,10 @@ GET      /cases                              the queue: counts per kind, filters
 GET      /cases/{id}                         a case: facts, retourcodes, history, the file
 POST     /cases/{id}/unmask                  the same with client data shown (audited)
 GET      /cases/{id}/{action}                what the action will do, and its form
-POST     /cases/{id}/{action}                do it (retry, write_off, reopen, note)
+POST     /cases/{id}/{action}                do it (retry, write_off, reopen, note, …)
+GET      /pregnancies/{id}                   a pregnancy: its lines, claims and decisions
+GET      /uploads/{id}/reprocess, POST …     check an upload again after a config fix
+GET      /users, POST /users/{name}/{op}     accounts (administrators)
 GET      /audit, GET /audit/export           the audit log (administrators)
 GET      /search, POST /search               search by business keys (the form posts, so
                                             a BSN never lands in a URL or access log)
@@ -26,10 +29,11 @@ JSON API (``Authorization: Bearer <token>`` from ``igo-gateway admin create-toke
 the session cookie plus an ``X-CSRF-Token`` header on POST), documented in
 ``schemas/admin-api.openapi.json``: ``GET /api/me``, ``GET /api/cases``,
 ``GET /api/cases/{id}``, ``POST /api/cases/{id}/unmask``,
-``POST /api/cases/{id}/actions/{action}``, ``GET /api/audit``, ``GET /api/audit/verify``.
-The search is ``POST /api/search`` (its keys, a BSN among them, in the body).
-``POST /api/cases/{id}/actions/{action}``, ``GET /api/audit``, ``GET /api/audit/verify``;
-bulk actions: ``GET /api/batches``, ``POST /api/batches/preview``, ``POST /api/batches``,
+``POST /api/cases/{id}/actions/{action}``, ``GET /api/pregnancies/{id}``,
+``POST /api/uploads/{traceerId}/reprocess``, ``GET /api/audit``, ``GET /api/audit/verify``,
+``GET /api/users``, ``POST /api/users/{name}/{operation}``. The search is
+``POST /api/search`` (its keys, a BSN among them, in the body). Bulk actions:
+``GET /api/batches``, ``POST /api/batches/preview``, ``POST /api/batches``,
 ``GET /api/batches/{id}``, ``POST /api/batches/{id}/{pause|resume|cancel}``.
 
 Safety: the session cookie is HttpOnly and SameSite=Strict (and Secure over HTTPS); every

@@ -15,9 +15,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from adapters.admin.site import reprocess_json
 from adapters.storage import SqlMessageStore
 from gateway.admin.cases import ActionRefusedError
+from gateway.admin.serialise import reprocess_json
 from gateway.cli.admin import CliError, admin_session, cli_actor
 from gateway.reprocess import Reprocessor, ReprocessOutcome
 

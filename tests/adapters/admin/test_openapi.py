@@ -7,8 +7,9 @@ import re
 from pathlib import Path
 from typing import Any
 
+from adapters.admin.forms import FilterModel, SearchRequest, UserRequest
+from adapters.admin.handlers import USER_OPERATIONS
 from adapters.admin.routes import ADMIN_ROUTES
-from adapters.admin.site import USER_OPERATIONS, FilterModel, SearchRequest, UserRequest
 from gateway.admin.accounts import Permission
 from gateway.admin.batches import BatchControl, BatchState, ItemOutcome, filter_json
 from gateway.admin.cases import CaseAction, CaseFilter, CaseKind, case_id

@@ -22,7 +22,7 @@ from twisted.web.iweb import IBodyProducer
 from zope.interface import implementer
 
 from gateway.config import EmailNotices, NoticeChannel, WebhookNotices
-from gateway.notices import (
+from gateway.ports.notices import (
     DeliveryUncertainError,
     Digest,
     Transport,

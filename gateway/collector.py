@@ -27,7 +27,6 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from twisted.logger import Logger
@@ -35,31 +34,31 @@ from twisted.logger import Logger
 from gateway import crashpoints
 from gateway.ei import LayoutRegistry, ValidationResult, validate_bytes
 from gateway.ei.kinds import require_kind
-from gateway.insurer import (
+from gateway.metrics import Metrics
+from gateway.ports.insurer import (
     FetchedRetour,
     FollowUpLink,
     InsurerLink,
     InsurerLinkError,
     ServiceStatus,
 )
-from gateway.metrics import Metrics
-from gateway.outbox import Outbound, Outbox
-from gateway.store import Direction, Message, MessageStatus, MessageStore, NewMessage, NewStatus
+from gateway.ports.messages import (
+    Direction,
+    MessageStatus,
+    MessageStore,
+    NewMessage,
+    NewStatus,
+)
+from gateway.ports.outbox import Outbound, Outbox
+from gateway.ports.outcomes import CollectedRetour
 
-__all__ = ["CollectedRetour", "RetourCollector"]
+__all__ = ["RetourCollector"]
 
 log = Logger()
 
 DEFAULT_FOLLOW_UP_BATCH = 20
 
 RunInThread = Callable[[Callable[[], ValidationResult]], Awaitable[ValidationResult]]
-
-
-@dataclass(frozen=True, slots=True)
-class CollectedRetour:
-    message: Message
-    answers: Outbound | None  # the outbound file it answers; None: unmatched
-    valid: bool
 
 
 class RetourCollector:

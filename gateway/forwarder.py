@@ -21,9 +21,10 @@ from datetime import datetime, timedelta
 from twisted.logger import Logger
 
 from gateway import crashpoints
-from gateway.insurer import InsurerLink, InsurerLinkError, OutboundFile, Park, RetryPolicy
+from gateway.insurer import Park, RetryPolicy
 from gateway.metrics import Metrics
-from gateway.outbox import Outbound, Outbox
+from gateway.ports.insurer import InsurerLink, InsurerLinkError, OutboundFile
+from gateway.ports.outbox import Outbound, Outbox
 
 __all__ = ["Forwarder", "RoundResult"]
 

@@ -32,7 +32,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -51,7 +51,8 @@ from gateway.ei.kinds import require_kind
 from gateway.lines import DeclaredLine, declared_lines
 from gateway.loading import describe
 from gateway.metrics import Metrics
-from gateway.store import (
+from gateway.ports.intake import IntakeRefusedError, Receipt, Upload
+from gateway.ports.messages import (
     Direction,
     Message,
     MessageStatus,
@@ -64,9 +65,6 @@ from gateway.vsp import BerichtMetadata, retour_reference
 __all__ = [
     "BerichtMetadata",
     "Intake",
-    "IntakeRefusedError",
-    "Receipt",
-    "Upload",
     "check_upload",
     "payee_of",
 ]
@@ -83,38 +81,6 @@ DEFAULT_RETOUR_BY_DISCIPLINE = {
 }
 MAX_FINDINGS_KEPT = 50
 _HEADER_CODES = ("zorgverlener_code", "praktijk_code", "instelling_code")
-
-
-class IntakeRefusedError(Exception):
-    """The upload is refused outright and nothing was stored. ``field`` is the part of
-    the upload the refusal is about (a berichtMetadata path, or ``payload``)."""
-
-    def __init__(self, status: int, code: str, detail: str, field: str | None = None) -> None:
-        super().__init__(detail)
-        self.status = status
-        self.code = code
-        self.detail = detail
-        self.field = field
-
-
-@dataclass(frozen=True, slots=True)
-class Upload:
-    participant: str  # the authenticated participant's AGB code
-    discipline: str
-    metadata: BerichtMetadata
-    payload: bytes
-    filename: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Receipt:
-    traceer_id: str
-    conversatie_id: str
-    created: bool
-    status: MessageStatus
-    code: str | None
-    findings: tuple[Finding, ...] = ()
-    standard: str | None = None
 
 
 class Intake:

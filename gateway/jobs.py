@@ -15,15 +15,16 @@ from __future__ import annotations
 import os
 import socket
 import uuid
-from collections.abc import Awaitable
-from typing import Any, Protocol
+from typing import Any
 
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall, deferLater
 from twisted.logger import Logger
 
-__all__ = ["JobBusyError", "JobLock", "LeaseLostError", "Leases", "new_holder"]
+from gateway.ports.jobs import JobBusyError, Leases
+
+__all__ = ["JobLock", "new_holder"]
 
 log = Logger()
 
@@ -31,22 +32,6 @@ log = Logger()
 POLL_SECONDS = (0.05, 0.1, 0.2, 0.5, 1.0)
 # How often a waiting run says whom it waits for (seconds).
 WAIT_LOG_SECONDS = 30.0
-
-
-class LeaseLostError(Exception):
-    """The run's lease was taken over (it expired): nothing of the run is stored."""
-
-
-class JobBusyError(Exception):
-    """Another process runs the job now (for a run that does not wait)."""
-
-
-class Leases(Protocol):
-    """The store's job leases (``adapters.storage.leases``)."""
-
-    def try_acquire(self, job: str, holder: str, seconds: float) -> Awaitable[str | None]: ...
-    def renew(self, job: str, holder: str, seconds: float) -> Awaitable[bool]: ...
-    def release(self, job: str, holder: str) -> Awaitable[None]: ...
 
 
 def new_holder() -> str:

@@ -27,32 +27,33 @@ from __future__ import annotations
 import enum
 import re
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any, Final, Protocol
+from typing import Any, Final
 
 from gateway.admin.cases import ActionRefusedError
 from gateway.admin.labels import PHASE_LABELS
-from gateway.bundler import INVOICE_SEQUENCE, QueuedFile, outbound_message
+from gateway.bundler import INVOICE_SEQUENCE, outbound_message
 from gateway.ei import FieldValue, LayoutRegistry, Record, read_records, validate_bytes
-from gateway.lines import DeclaredLine
 from gateway.loading import describe
+from gateway.ports.bundling import QueuedFile
+from gateway.ports.messages import MessageStore
+from gateway.ports.outcomes import LineAnswer
+from gateway.ports.resolution import (
+    BreakBundle,
+    ClaimState,
+    PassOn,
+    ResolutionStore,
+    Resubmission,
+)
 from gateway.rules.catalogue import Catalogue, Phase
-from gateway.rules.claims import ClaimLink, PlannedLine, build_claim_file
-from gateway.rules.model import ClaimLine, LineKey, Terms, line_key
-from gateway.store import MessageStore, NewMessage
-from gateway.unpacker import REJECTED, LineAnswer, Unpacker
+from gateway.rules.claims import PlannedLine, build_claim_file
+from gateway.rules.model import ClaimLine, Terms, line_key
+from gateway.unpacker import REJECTED, Unpacker
 
 __all__ = [
-    "BreakBundle",
-    "ClaimState",
-    "ClosePhase",
     "Correction",
-    "Effect",
-    "PassOn",
-    "ResolutionStore",
     "Resolver",
-    "Resubmission",
     "masked",
 ]
 
@@ -131,63 +132,7 @@ class Correction:
         )
 
 
-@dataclass(frozen=True)
-class ClaimState:
-    """A claimed integral line as the store has it, with the original lines it absorbed."""
-
-    reference: str
-    invoice_number: str
-    record_number: int
-    outbound: str
-    insurer: str
-    pregnancy: str
-    phase: Phase
-    prestatie: str
-    amount: int
-    absorbed: tuple[DeclaredLine, ...]
-    outcomes: dict[LineKey, tuple[str | None, tuple[str, ...]]]  # (outcome, codes) per line
-
-
 # --- effects -----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Resubmission:
-    replaces: str  # the reference of the rejected line
-    queued: QueuedFile
-    link: ClaimLink
-    insurer: str
-    changes: dict[str, tuple[str, str]]  # field → (before, after); member numbers masked
-
-
-@dataclass(frozen=True)
-class PassOn:
-    reference: str
-    answers: tuple[LineAnswer, ...]
-    retours: tuple[NewMessage, ...]
-
-
-@dataclass(frozen=True)
-class BreakBundle:
-    reference: str | None  # the claimed line whose originals are released, if any
-    pregnancy: str
-    phase: Phase
-    lines: tuple[LineKey, ...] = field(default=())
-
-
-@dataclass(frozen=True)
-class ClosePhase:
-    pregnancy: str
-    phase: Phase
-
-
-Effect = Resubmission | PassOn | BreakBundle | ClosePhase
-
-
-class ResolutionStore(Protocol):
-    """What the resolver reads (``adapters.storage.resolution``)."""
-
-    def claim_state(self, reference: str) -> Awaitable[ClaimState | None]: ...
 
 
 async def _inline(work: Callable[[], Any]) -> Any:

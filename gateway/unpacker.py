@@ -21,15 +21,13 @@ import hashlib
 import uuid
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
-from typing import Any, Protocol
+from typing import Any
 
 from twisted.logger import Logger
 
 from gateway import crashpoints
-from gateway.collector import CollectedRetour
 from gateway.config import Discipline, Distribution
 from gateway.ei import (
     LayoutRegistry,
@@ -42,8 +40,7 @@ from gateway.ei import (
 )
 from gateway.lines import DeclaredLine
 from gateway.metrics import Metrics
-from gateway.rules.model import LineKey, line_key
-from gateway.store import (
+from gateway.ports.messages import (
     Direction,
     Message,
     MessageStatus,
@@ -51,12 +48,15 @@ from gateway.store import (
     NewMessage,
     NewStatus,
 )
+from gateway.ports.outcomes import (
+    CarriedClaim,
+    CollectedRetour,
+    LineAnswer,
+    OutcomeStore,
+)
+from gateway.rules.model import LineKey, line_key
 
 __all__ = [
-    "CarriedClaim",
-    "LineAnswer",
-    "OutcomeStore",
-    "SettlementRow",
     "Unpacker",
     "distribute",
     "participant_retour",
@@ -65,49 +65,6 @@ __all__ = [
 log = Logger()
 
 GRANTED, REJECTED, REVIEW = "granted", "rejected", "review"
-
-
-@dataclass(frozen=True)
-class CarriedClaim:
-    """An integral line an outbound file carried, and the original lines it absorbed."""
-
-    reference: str
-    record_number: int
-    amount: int
-    insurer: str
-    credits: str | None
-    absorbed: list[DeclaredLine]
-
-
-@dataclass(frozen=True, slots=True)
-class LineAnswer:
-    key: LineKey
-    outcome: str  # granted, rejected (passed on), review (the IGO's queue)
-    granted: int | None
-    codes: tuple[str, ...]
-    answered_in: str | None  # the retour message to the participant
-
-
-@dataclass(frozen=True)
-class SettlementRow:
-    line: DeclaredLine
-    state: str
-    outcome: str | None
-    granted: int | None
-    codes: tuple[str, ...]
-    claim_reference: str | None
-
-
-class OutcomeStore(Protocol):
-    """What the unpacker needs of the store (``adapters.storage.outcomes``)."""
-
-    def claims_in(self, outbound: str) -> Awaitable[list[CarriedClaim]]: ...
-
-    def forwarded_in(self, outbound: str) -> Awaitable[list[DeclaredLine]]: ...
-
-    def record_answers(
-        self, answers: Sequence[LineAnswer], retours: Sequence[NewMessage]
-    ) -> Awaitable[None]: ...
 
 
 def distribute(

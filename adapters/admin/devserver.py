@@ -30,9 +30,9 @@ from adapters.storage.admin import SqlAdminStore
 from adapters.storage.batches import SqlBatchStore
 from gateway.admin.accounts import Actor, Role
 from gateway.admin.bulk import BatchRunner
-from gateway.admin.ports import UserExistsError
 from gateway.admin.service import AdminService
 from gateway.loading import load_layouts
+from gateway.ports.admin import UserExistsError
 
 __all__ = ["main"]
 

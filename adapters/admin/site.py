@@ -83,7 +83,6 @@ from gateway.admin.batches import (
     BatchControl,
     BatchPreview,
     BatchState,
-    BatchStore,
     ItemOutcome,
     filter_json,
 )
@@ -103,7 +102,6 @@ from gateway.admin.detail import CaseDetail, ClaimView, DecisionView, LineView, 
 from gateway.admin.fileview import FileView
 from gateway.admin.labels import ClientView, Names, dutch, local_time
 from gateway.admin.metrics import AdminMetrics, BulkMetrics
-from gateway.admin.ports import AdminStore
 from gateway.admin.search import (
     DEFAULT_LIMIT,
     MAX_LIMIT,
@@ -120,17 +118,19 @@ from gateway.admin.service import (
     LoginRefusedError,
     NotAllowedError,
     Queue,
-    RunInThread,
     UserView,
 )
 from gateway.crypto import Keyring
 from gateway.ei import LayoutRegistry
 from gateway.loading import describe
-from gateway.reprocess import Reprocessor, ReprocessResult
+from gateway.ports.admin import AdminStore, BatchStore
+from gateway.ports.messages import Direction, Message, MessageStore, StoreUnavailableError
+from gateway.ports.reprocess import ReprocessResult
+from gateway.ports.runtime import RunInThread
+from gateway.reprocess import Reprocessor
 from gateway.resolution import FIELD_LABELS, Resolver
 from gateway.resolution import Field as CorrectionField
 from gateway.rules.model import Settings
-from gateway.store import Direction, Message, MessageStore, StoreUnavailableError
 
 __all__ = ["AdminResource", "build_admin_site", "build_bulk_service"]
 

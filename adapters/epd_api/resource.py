@@ -38,12 +38,19 @@ from twisted.python.failure import Failure
 from twisted.web import resource, server
 
 from adapters.epd_api.http import UploadFormError, parse_upload, problem
-from gateway.collector import CollectedRetour
 from gateway.config import BerichtstroomConfig
-from gateway.insurer import FetchedRetour
-from gateway.intake import Intake, IntakeRefusedError, Upload
+from gateway.intake import Intake
 from gateway.loading import describe
-from gateway.store import Direction, Message, MessageStore, StatusEntry, StoreUnavailableError
+from gateway.ports.insurer import FetchedRetour
+from gateway.ports.intake import IntakeRefusedError, Upload
+from gateway.ports.messages import (
+    Direction,
+    Message,
+    MessageStore,
+    StatusEntry,
+    StoreUnavailableError,
+)
+from gateway.ports.outcomes import CollectedRetour
 from gateway.vsp import (
     BERICHTSTATUS_V2,
     BERICHTSTATUS_V3,

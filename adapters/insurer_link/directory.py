@@ -32,7 +32,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeVar
 
-from gateway.insurer import (
+from gateway.ports.insurer import (
     Delivery,
     FetchedRetour,
     InsurerLinkError,

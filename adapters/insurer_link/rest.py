@@ -55,7 +55,7 @@ from twisted.web.iweb import IAgent
 
 from adapters.http_client import AnswerTooLargeError, ClientCertificatePolicy, exchange
 from adapters.tls import client_context_factory
-from gateway.insurer import (
+from gateway.ports.insurer import (
     Delivery,
     FetchedRetour,
     InsurerLinkError,

@@ -63,9 +63,10 @@ from twisted.web import resource, server
 from adapters.epd_api.resource import INSURER, Authenticate, Caller
 from gateway.config import BerichtstroomConfig
 from gateway.ei import EIError, Layout, LayoutRegistry, Record, read_records
-from gateway.intake import Intake, IntakeRefusedError, Upload
+from gateway.intake import Intake
 from gateway.loading import describe
-from gateway.store import (
+from gateway.ports.intake import IntakeRefusedError, Upload
+from gateway.ports.messages import (
     Direction,
     Message,
     MessageStatus,

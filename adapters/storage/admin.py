@@ -51,15 +51,9 @@ from gateway.admin.cases import (
     parse_case_id,
 )
 from gateway.admin.detail import CaseDetail, PregnancyView
-from gateway.admin.ports import (
-    NewSession,
-    SessionRecord,
-    UserChange,
-    UserExistsError,
-    UserRecord,
-)
-from gateway.resolution import Effect
-from gateway.store import Direction, MessageStatus, StatusEntry, StoreError
+from gateway.ports.admin import NewSession, SessionRecord, UserChange, UserExistsError, UserRecord
+from gateway.ports.messages import Direction, MessageStatus, StatusEntry, StoreError
+from gateway.ports.resolution import Effect
 
 __all__ = ["SOURCES", "SqlAdminStore", "append_audit_txn"]
 

@@ -63,7 +63,7 @@ from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from twisted.python.threadpool import ThreadPool
 
-from gateway.store import StoreError, StoreUnavailableError
+from gateway.ports.messages import StoreError, StoreUnavailableError
 
 __all__ = [
     "Database",

@@ -28,7 +28,7 @@ from adapters.storage._values import (
     load_metadata,
 )
 from gateway.lines import DeclaredLine
-from gateway.store import (
+from gateway.ports.messages import (
     Direction,
     Message,
     MessageStatus,

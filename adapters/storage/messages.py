@@ -32,7 +32,7 @@ from adapters.storage.database import Database, Transaction, decode_timestamp
 from adapters.storage.leases import SqlJobLeases
 from gateway.crypto import CryptoError, Keyring
 from gateway.lines import DeclaredLine
-from gateway.store import (
+from gateway.ports.messages import (
     Direction,
     Message,
     MessageStatus,

@@ -12,8 +12,8 @@ from twisted.internet.defer import Deferred
 
 from adapters.storage.database import Database, Transaction, decode_timestamp
 from adapters.storage.messages import JournalCodec, payload_txn, put_message_txn
-from gateway.outbox import Outbound, OutboundState
-from gateway.store import Direction, Message, NewMessage, StoreError
+from gateway.ports.messages import Direction, Message, NewMessage, StoreError
+from gateway.ports.outbox import Outbound, OutboundState
 
 __all__ = ["SqlOutbox"]
 

@@ -19,10 +19,9 @@ from __future__ import annotations
 
 import enum
 import re
-from collections.abc import Awaitable
 from dataclasses import dataclass, field, fields
 from datetime import date, datetime
-from typing import Final, Protocol
+from typing import Final
 
 from gateway.ei.validate import agb_is_valid, bsn_is_valid
 
@@ -37,7 +36,6 @@ __all__ = [
     "SearchQuery",
     "SearchRefusedError",
     "SearchResult",
-    "SearchStore",
     "audit_detail",
     "check_query",
     "parse_day",
@@ -138,16 +136,6 @@ class SearchResult:
     more: bool  # more matched than ``limit``
     limit: int
     unmasked: bool = False
-
-
-class SearchStore(Protocol):
-    def search(
-        self, query: SearchQuery, limit: int, *, reveal: bool
-    ) -> Awaitable[tuple[list[SearchHit], bool]]:
-        """At most ``limit`` hits, newest first, and whether more matched. A line's BSN is
-        read from its sealed value only with ``reveal``; otherwise it is
-        :data:`MASKED_BSN`."""
-        ...
 
 
 def _text(name: str, value: str | None) -> str | None:

@@ -20,7 +20,8 @@ from adapters.storage import SqlMessageStore
 from adapters.storage.reprocess import SqlReprocessStore
 from gateway.admin.cases import ActionRefusedError
 from gateway.cli.admin import CliError, admin_session, cli_actor
-from gateway.reprocess import Reprocessor, ReprocessOutcome
+from gateway.ports.reprocess import ReprocessOutcome
+from gateway.reprocess import Reprocessor
 
 __all__ = ["register"]
 

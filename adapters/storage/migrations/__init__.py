@@ -28,7 +28,7 @@ from typing import Final
 from twisted.internet.defer import Deferred
 
 from adapters.storage.database import POSTGRES, SQLITE, Database, Transaction
-from gateway.store import SchemaVersionError
+from gateway.ports.messages import SchemaVersionError
 
 __all__ = ["LATEST_VERSION", "Migration", "current_version_txn", "load_migrations", "migrate"]
 

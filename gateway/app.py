@@ -725,7 +725,8 @@ def make_data_dirs(config: GatewayConfig) -> None:
 
 async def start(config: GatewayConfig, reactor: Any) -> RunningGateway:
     """Open the store and start serving ``config``. Raises
-    :class:`~gateway.store.SchemaVersionError`, :class:`~gateway.store.StoreUnavailableError`,
+    :class:`~gateway.ports.messages.SchemaVersionError`,
+    :class:`~gateway.ports.messages.StoreUnavailableError`,
     :class:`~adapters.tls.TLSSetupError`, :class:`~gateway.ei.LayoutError` or
     :class:`twisted.internet.error.CannotListenError` when it cannot."""
     registry = load_layouts()

@@ -56,6 +56,7 @@ from gateway.ports.messages import (
     NewMessage,
     NewStatus,
 )
+from gateway.ports.runtime import RunInThread, run_inline
 from gateway.rules.catalogue import Catalogue
 from gateway.rules.claims import ClaimFile, ClaimLink, PlannedLine, build_claim_file
 from gateway.rules.decide import decide
@@ -148,16 +149,11 @@ def _link_json(link: ClaimLink) -> dict[str, Any]:
     }
 
 
-RunInThread = Callable[[Callable[[], Any]], Awaitable[Any]]
 # A test-only pause point: awaited with the step's name ("decided": read, decided and
 # built, nothing recorded yet), so a test can hold a run there while another goes.
 Checkpoint = Callable[[str], Awaitable[None]]
 # How often a run whose lines changed under it is decided again before it gives up.
 RUN_ATTEMPTS = 3
-
-
-async def _inline(work: Callable[[], Any]) -> Any:
-    return work()
 
 
 class Bundler:
@@ -180,7 +176,7 @@ class Bundler:
         self._checkpoint = checkpoint
         self._metrics = metrics
         self._distribution = distribution
-        self._run: RunInThread = run_in_thread or _inline
+        self._run: RunInThread = run_in_thread or run_inline
         self._messages = messages
         self._bundles = bundles
         self._registry = registry

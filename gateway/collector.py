@@ -13,9 +13,9 @@ what was stored but not yet confirmed (a crash in between) finds it stored alrea
 only confirms it.
 
 With ``follow_up`` set for an insurer whose link can follow up single files
-(:class:`~gateway.insurer.FollowUpLink`), a round then asks after the files delivered to
+(:class:`~gateway.ports.insurer.FollowUpLink`), a round then asks after the files delivered to
 it that have no retour yet, each at most once per interval over all gateway instances
-(:meth:`~gateway.outbox.Outbox.awaiting_answer`): first for the retours answering that
+(:meth:`~gateway.ports.outbox.Outbox.awaiting_answer`): first for the retours answering that
 file (kept and confirmed as above), and when there are none for its status at the exchange
 service. A file the service rejected (no retour will come) is parked with the codes of
 the service's meldingen, a case for the administrator; parking is conditional, so two
@@ -51,14 +51,13 @@ from gateway.ports.messages import (
 )
 from gateway.ports.outbox import Outbound, Outbox
 from gateway.ports.outcomes import CollectedRetour
+from gateway.ports.runtime import RunInThread, run_inline
 
 __all__ = ["RetourCollector"]
 
 log = Logger()
 
 DEFAULT_FOLLOW_UP_BATCH = 20
-
-RunInThread = Callable[[Callable[[], ValidationResult]], Awaitable[ValidationResult]]
 
 
 class RetourCollector:
@@ -70,7 +69,7 @@ class RetourCollector:
         registry: LayoutRegistry,
         *,
         now: Callable[[], datetime],
-        run_in_thread: RunInThread | None = None,
+        run_in_thread: RunInThread = run_inline,
         metrics: Metrics | None = None,
         on_retour: Callable[[CollectedRetour], Awaitable[None]] | None = None,
         follow_up: Mapping[str, timedelta] | None = None,
@@ -171,8 +170,6 @@ class RetourCollector:
         def check() -> ValidationResult:
             return require_kind(validate_bytes(self._registry, payload), "retour")
 
-        if self._run_in_thread is None:
-            return check()
         return await self._run_in_thread(check)
 
     async def _match(

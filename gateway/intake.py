@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import datetime
 from typing import Any, TypeVar
@@ -60,6 +60,7 @@ from gateway.ports.messages import (
     NewMessage,
     NewStatus,
 )
+from gateway.ports.runtime import RunInThread
 from gateway.vsp import BerichtMetadata, retour_reference
 
 __all__ = [
@@ -70,7 +71,6 @@ __all__ = [
 ]
 
 T = TypeVar("T")
-RunInThread = Callable[[Callable[[], T]], Awaitable[T]]
 
 # The retour standard a participant gets a technical rejection in when its file is so
 # broken that its own standard cannot be read from it.
@@ -90,7 +90,7 @@ class Intake:
         registry: LayoutRegistry,
         *,
         clock: Callable[[], datetime],
-        run_in_thread: Callable[[Callable[[], Any]], Awaitable[Any]],
+        run_in_thread: RunInThread,
         new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
         default_retour: Mapping[str, str] = DEFAULT_RETOUR_BY_DISCIPLINE,
         metrics: Metrics | None = None,

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Any, Final
+from typing import Final
 
 from gateway.admin.accounts import Actor, Permission
 from gateway.admin.audit import AuditAction, NewAuditEntry
@@ -47,16 +47,13 @@ from gateway.ports.reprocess import (
     ReprocessResult,
     ReprocessStore,
 )
+from gateway.ports.runtime import RunInThread, run_inline
 
 __all__ = [
     "Reprocessor",
 ]
 
 RETURN_TO_DECLARE_ITSELF: Final = "9001"
-
-
-async def _inline(work: Callable[[], Any]) -> Any:
-    return work()
 
 
 class Reprocessor:
@@ -67,7 +64,7 @@ class Reprocessor:
         registry: LayoutRegistry,
         *,
         now: Callable[[], datetime],
-        run_in_thread: Callable[[Callable[[], Any]], Awaitable[Any]] = _inline,
+        run_in_thread: RunInThread = run_inline,
         after_change: Callable[[], Awaitable[object]] | None = None,
     ) -> None:
         self._messages = messages
@@ -107,7 +104,8 @@ class Reprocessor:
             lambda: check_upload(self._registry, payload, traceer_id, message.party)
         )
         header = result.header
-        valid = result.valid and bool(result.layout) and result.layout.kind == "declaration"
+        layout = result.layout
+        valid = result.valid and layout is not None and layout.kind == "declaration"
         invoice = header.text("invoice_number") if header is not None and valid else None
         plan = ReprocessPlan(
             traceer_id=traceer_id,

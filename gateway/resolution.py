@@ -29,7 +29,7 @@ import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any, Final
+from typing import Final
 
 from gateway.admin.cases import ActionRefusedError
 from gateway.admin.labels import PHASE_LABELS
@@ -46,6 +46,7 @@ from gateway.ports.resolution import (
     ResolutionStore,
     Resubmission,
 )
+from gateway.ports.runtime import RunInThread, run_inline
 from gateway.rules.catalogue import Catalogue, Phase
 from gateway.rules.claims import PlannedLine, build_claim_file
 from gateway.rules.model import ClaimLine, Terms, line_key
@@ -135,10 +136,6 @@ class Correction:
 # --- effects -----------------------------------------------------------------------------
 
 
-async def _inline(work: Callable[[], Any]) -> Any:
-    return work()
-
-
 class Resolver:
     def __init__(
         self,
@@ -151,7 +148,7 @@ class Resolver:
         unpacker: Unpacker,
         *,
         now: Callable[[], datetime],
-        run_in_thread: Callable[[Callable[[], Any]], Awaitable[Any]] | None = None,
+        run_in_thread: RunInThread | None = None,
     ) -> None:
         self._messages = messages
         self._store = store
@@ -161,7 +158,7 @@ class Resolver:
         self._terms = terms
         self._unpacker = unpacker
         self._now = now
-        self._run = run_in_thread or _inline
+        self._run: RunInThread = run_in_thread or run_inline
 
     async def _claim(self, reference: str) -> ClaimState:
         claim = await self._store.claim_state(reference)

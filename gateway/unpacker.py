@@ -20,10 +20,9 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from functools import partial
-from typing import Any
 
 from twisted.logger import Logger
 
@@ -54,6 +53,7 @@ from gateway.ports.outcomes import (
     LineAnswer,
     OutcomeStore,
 )
+from gateway.ports.runtime import RunInThread, run_inline
 from gateway.rules.model import LineKey, line_key
 
 __all__ = [
@@ -153,10 +153,6 @@ def _codes(record: Record, under: Sequence[Record] = ()) -> tuple[str, ...]:
     return tuple(found)
 
 
-async def _inline(work: Callable[[], Any]) -> Any:
-    return work()
-
-
 class Unpacker:
     def __init__(
         self,
@@ -170,10 +166,10 @@ class Unpacker:
         discipline_of: Callable[[str], Discipline | None] = lambda agb: None,
         overhead_of: Callable[[str], float] = lambda insurer: 0.0,
         metrics: Metrics | None = None,
-        run_in_thread: Callable[[Callable[[], Any]], Awaitable[Any]] | None = None,
+        run_in_thread: RunInThread | None = None,
     ) -> None:
         self._metrics = metrics
-        self._run = run_in_thread or _inline
+        self._run: RunInThread = run_in_thread or run_inline
         self._messages = messages
         self._outcomes = outcomes
         self._registry = registry

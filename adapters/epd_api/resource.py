@@ -15,7 +15,8 @@ GET      /berichtenservice/berichtstatus/rest-pull/v3/berichtstatussen    status
 =======  ===============================================================  ==================
 
 The resource is thin: it authenticates the caller (a verified client certificate mapped
-to one participant), translates HTTP to calls of :class:`gateway.intake.Intake` and the
+to one participant), translates HTTP to calls of the intake
+(:class:`gateway.ports.intake.UploadIntake`, i.e. :class:`gateway.intake.Intake`) and the
 store, and the answers back. Errors are ``ValidationProblemDetails`` (problem+json with
 ``errors`` naming each field, and a stable ``code``). A message of another participant is
 unknown to the caller (404, or left out of a status answer), so that its existence does
@@ -39,10 +40,9 @@ from twisted.web import resource, server
 
 from adapters.epd_api.http import UploadFormError, parse_upload, problem
 from gateway.config import BerichtstroomConfig
-from gateway.intake import Intake
 from gateway.loading import describe
 from gateway.ports.insurer import FetchedRetour
-from gateway.ports.intake import IntakeRefusedError, Upload
+from gateway.ports.intake import IntakeRefusedError, Upload, UploadIntake
 from gateway.ports.messages import (
     Direction,
     Message,
@@ -125,7 +125,7 @@ class EpdApi(resource.Resource):
 
     def __init__(
         self,
-        intake: Intake,
+        intake: UploadIntake,
         store: MessageStore,
         authenticate: Authenticate,
         clock: Callable[[], datetime],

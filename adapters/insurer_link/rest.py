@@ -26,7 +26,7 @@ gateway's own EPD API serves (:mod:`gateway.vsp`):
   ``toelichting``, which may name client data.
 
 Every request has a deadline (``timeout`` seconds for the answer, again for its body).
-Failures become :class:`~gateway.insurer.InsurerLinkError` here, once: a timeout, a refused
+Failures become :class:`~gateway.ports.insurer.InsurerLinkError` here, once: a timeout, a refused
 connection, 408/429/5xx are retryable; 409 and 422 are a conflict, other 4xx a refusal; a
 failed certificate check is a TLS error.
 """

@@ -267,7 +267,7 @@ def terms(practices: int) -> Terms:
 
 
 class SimulatorLink:
-    """The :class:`~gateway.insurer.InsurerLink` to a simulated insurer in this process:
+    """The :class:`~gateway.ports.insurer.InsurerLink` to a simulated insurer in this process:
     what the REST link does over HTTP, without the network."""
 
     def __init__(self, insurer: SimulatedInsurer) -> None:

@@ -57,6 +57,7 @@ from gateway.ports.messages import (
     NewStatus,
 )
 from gateway.ports.runtime import RunInThread, run_inline
+from gateway.retours import participant_retour
 from gateway.rules.catalogue import Catalogue
 from gateway.rules.claims import ClaimFile, ClaimLink, PlannedLine, build_claim_file
 from gateway.rules.decide import decide
@@ -68,7 +69,6 @@ from gateway.rules.model import (
     Terms,
     line_key,
 )
-from gateway.unpacker import participant_retour
 
 __all__ = [
     "BUNDLING_JOB",

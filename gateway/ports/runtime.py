@@ -6,8 +6,11 @@ its result as an awaitable. :func:`run_inline` is the stand-in that runs it at o
 the calling thread: the default where a service's blocking work is short, and what unit
 tests pass.
 
-:class:`Clock` is the part of Twisted's ``IReactorTime`` the gateway's code calls; the
-reactor and ``twisted.internet.task.Clock`` (the tests' clock) both match it.
+:class:`Clock` is the part of Twisted's ``IReactorTime`` that code reading the time and
+scheduling calls needs; the reactor and ``twisted.internet.task.Clock`` (the tests' clock)
+both match it. Code that hands its clock on to Twisted's own timers (``LoopingCall``,
+``deferLater``: :mod:`gateway.jobs`, :mod:`gateway.schedule`) takes an ``IReactorTime``,
+the zope interface those are typed on, which the same two objects provide.
 """
 
 from __future__ import annotations

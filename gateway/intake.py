@@ -12,7 +12,7 @@ Rules:
   message's conversation;
 * the sender named in the metadata, and one of the zorgverlener / praktijk / instelling
   codes in the file's 01 record, must be the authenticated participant (else
-  :class:`IntakeRefusedError`, status 422, and nothing is stored);
+  :class:`~gateway.ports.intake.IntakeRefusedError`, status 422, and nothing is stored);
 * the same traceerId from the same participant with the same bytes is a retry: it returns
   the first receipt and stores nothing; with other bytes, or a traceerId another message
   already has, the upload is refused (422, nothing stored);

@@ -1,13 +1,14 @@
 """One run of a job at a time, across every gateway process that shares one store.
 
-A :class:`JobLock` takes the job's lease in the store (:class:`Leases`, on SQL
-``adapters.storage.leases``), renews it every third of its length while the run goes on,
-and gives it up when the run ends. A run that finds the lease held either waits its turn
+A :class:`JobLock` takes the job's lease in the store (:class:`~gateway.ports.jobs.Leases`,
+on SQL ``adapters.storage.leases``), renews it every third of its length while the run goes
+on, and gives it up when the run ends. A run that finds the lease held either waits its turn
 (polling) or, for a scheduled run, leaves the work to the holder.
 
 The lease alone is not trusted to keep a claim from going out twice: a run also records
 its outcome only if what it read is unchanged and it still holds the lease (the store
-raises :class:`LeaseLostError` or a conflict, and nothing of the run is stored).
+raises :class:`~gateway.ports.jobs.LeaseLostError` or a conflict, and nothing of the run
+is stored).
 """
 
 from __future__ import annotations
@@ -56,7 +57,8 @@ class JobLock:
         self._renewing: Deferred[Any] | None = None
 
     async def acquire(self, *, wait: bool = True) -> None:
-        """Hold the lease; without ``wait``, :class:`JobBusyError` when another has it."""
+        """Hold the lease; without ``wait``, :class:`~gateway.ports.jobs.JobBusyError` when
+        another has it."""
         polls = 0
         waited = 0.0
         next_log = WAIT_LOG_SECONDS

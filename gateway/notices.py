@@ -1,20 +1,21 @@
 """Notices: digests of new cases for the IGO administrator, by e-mail or webhook.
 
 Every ``[notices] interval_seconds`` the gateway takes the notices lease (a
-:class:`~gateway.jobs.JobLock`, so that of several gateway processes on one database one
-at a time sends), and for each configured channel gathers the **open** cases of the kinds
-the channel notices that it has not noticed before. If there are any, they go out as one
-:class:`Digest` — case ids, kinds, counts per kind and links to the admin site, never
-client data (no BSN, name, birth date, amount or member number: a case id names a
-message, a claim line or a pregnancy by the gateway's own ids).
+:class:`~gateway.jobs.JobLock`, so that of several gateway processes on one database one at
+a time sends), and for each configured channel gathers the **open** cases of the kinds the
+channel notices that it has not noticed before. If there are any, they go out as one
+:class:`~gateway.ports.notices.Digest` — case ids, kinds, counts per kind and links to the
+admin site, never client data (no BSN, name, birth date, amount or member number: a case id
+names a message, a claim line or a pregnancy by the gateway's own ids).
 
-A case is noticed once per channel, ever: the store remembers it (:class:`NoticeStore`,
-its rows written before sending). A digest that was refused (the server said no, or could
-not be reached) is forgotten again and its cases go in the next digest; one whose fate is
-unknown (no answer in time after it was sent) is not sent again. Either is logged with the
-channel, the digest id, the number of cases and the error — nothing of a case. A process
-that dies while sending leaves its rows "sending"; the next run marks them unconfirmed and
-does not send them again (a notice may be lost that way, never sent twice).
+A case is noticed once per channel, ever: the store remembers it
+(:class:`~gateway.ports.notices.NoticeStore`, its rows written before sending). A digest
+that was refused (the server said no, or could not be reached) is forgotten again and its
+cases go in the next digest; one whose fate is unknown (no answer in time after it was sent)
+is not sent again. Either is logged with the channel, the digest id, the number of cases and
+the error — nothing of a case. A process that dies while sending leaves its rows "sending";
+the next run marks them unconfirmed and does not send them again (a notice may be lost that
+way, never sent twice).
 """
 
 from __future__ import annotations

@@ -1,12 +1,12 @@
 """Resolving what the insurer rejected: the effects of the administrator's own actions.
 
-An action on a rejected integral line needs more than a change of the case's state, and
-more than the store can work out by itself: a corrected claim file to build and check, or
-retour files for the participants. The :class:`Resolver` prepares that effect as a value
-(:class:`Resubmission`, :class:`PassOn`, :class:`BreakBundle`, :class:`ClosePhase`) from
-what the store holds; the admin store applies it in the same transaction that re-reads the
-case, records its new state and appends the audit entry — so an effect is stored whole or
-not at all, and never for a case someone else resolved meanwhile.
+An action on a rejected integral line needs more than a change of the case's state, and more
+than the store can work out by itself: a corrected claim file to build and check, or retour
+files for the participants. The :class:`Resolver` prepares that effect as a value
+(:data:`~gateway.ports.resolution.Effect`: a resubmission, a pass-on, a broken bundle, a
+closed phase) from what the store holds; the admin store applies it in the same transaction
+that re-reads the case, records its new state and appends the audit entry — so an effect is
+stored whole or not at all, and never for a case someone else resolved meanwhile.
 
 * **Correct and resubmit**: the fields insurers typically reject on — the member number,
   the UZOVI number, the dates, the chosen integral prestatie — are changed and the line is

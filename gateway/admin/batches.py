@@ -26,7 +26,8 @@ whose effect is prepared first (break a bundle, pass a rejection on, close a pha
 prepared per case by the admin service, as for a single case, then done in the case's
 transaction.
 
-Pure: values in, values out; "now" is given.
+Pure: values in, values out; "now" is given. Batches are kept through the port
+:class:`~gateway.ports.admin.BatchStore`.
 """
 
 from __future__ import annotations
@@ -312,6 +313,3 @@ def filter_from_json(value: Mapping[str, Any]) -> CaseFilter:
         max_age_days=value.get("maxAgeDays"),
         include_closed=bool(value.get("includeClosed", False)),
     )
-
-
-# --- the port -------------------------------------------------------------------------------

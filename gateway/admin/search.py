@@ -2,10 +2,10 @@
 a traceer id, a participant, an insurer, a retourcode, a date range or a client's BSN.
 
 A :class:`SearchQuery` names one or more keys; they combine (every key given must match).
-The store (:class:`SearchStore`, on SQL :class:`adapters.storage.search.SqlSearchStore`)
-answers with :class:`SearchHit` values of five kinds — an upload, a retour, an outbound
-file, a declaration line, an integral claim line — newest first, at most ``limit`` of
-them, and says whether more matched.
+The store (:class:`~gateway.ports.admin.SearchStore`, on SQL
+:class:`adapters.storage.search.SqlSearchStore`) answers with :class:`SearchHit` values of
+five kinds — an upload, a retour, an outbound file, a declaration line, an integral claim
+line — newest first, at most ``limit`` of them, and says whether more matched.
 
 The BSN is special: it is validated here (nine digits, the eleven-proof), matched in the
 store only through a keyed hash of it (never stored, never compared in the clear), never

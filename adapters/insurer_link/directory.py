@@ -1,6 +1,6 @@
 """The insurer link for parties that exchange files by directory: an outbox and an inbox.
 
-Implements :class:`gateway.insurer.InsurerLink` over two folders (local, or a mounted
+Implements :class:`gateway.ports.insurer.InsurerLink` over two folders (local, or a mounted
 share that a transfer tool synchronises):
 
 * :meth:`DirectoryInsurerLink.send` writes ``<message id>.asc`` into the outbox. It is

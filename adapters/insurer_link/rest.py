@@ -1,7 +1,7 @@
 """The insurer link: the gateway as a client of VECOZO's VSP-Koppeling, with the IGO's
 client certificate.
 
-Implements :class:`gateway.insurer.InsurerLink` with ``twisted.web.client.Agent`` against
+Implements :class:`gateway.ports.insurer.InsurerLink` with ``twisted.web.client.Agent`` against
 the three services at the insurer's (or VECOZO's) base URL — the paths and shapes the
 gateway's own EPD API serves (:mod:`gateway.vsp`):
 

@@ -5,6 +5,8 @@ ports import neither. Checked on the source, by its imports."""
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -84,6 +86,33 @@ def test_an_adapter_imports_no_service(path: Path) -> None:
 @pytest.mark.parametrize("path", PORTS, ids=lambda p: p.name)
 def test_the_ports_import_no_service_and_no_adapter(path: Path) -> None:
     assert _offending(path, (*SERVICES, "adapters")) == []
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def test_nor_does_anything_they_import() -> None:
+    """The same, for what the ports and the adapters load through the domain modules they
+    import: loaded in a fresh interpreter, they bring in no service."""
+    modules = [
+        _module_name(p)
+        for p in [*PORTS, *ADAPTERS]
+        if p.relative_to(ROOT).as_posix() not in COMPOSITION_ROOT
+    ]
+    code = (
+        "import importlib, sys\n"
+        f"for name in {modules!r}:\n"
+        "    importlib.import_module(name)\n"
+        f"forbidden = {SERVICES!r}\n"
+        "print('\\n'.join(sorted(m for m in sys.modules "
+        "if any(m == f or m.startswith(f + '.') for f in forbidden))))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert done.stdout.split() == []
 
 
 def test_the_check_sees_a_service_import(tmp_path: Path) -> None:

@@ -34,7 +34,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any
 
 from gateway import crashpoints
 from gateway.config import BerichtstroomConfig
@@ -70,7 +70,6 @@ __all__ = [
     "payee_of",
 ]
 
-T = TypeVar("T")
 
 # The retour standard a participant gets a technical rejection in when its file is so
 # broken that its own standard cannot be read from it.

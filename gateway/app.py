@@ -48,23 +48,26 @@ from gateway.admin.bulk import BatchRunner, BulkService
 from gateway.admin.labels import Names
 from gateway.admin.service import AdminService
 from gateway.bundler import BUNDLING_JOB, Bundler
-from gateway.collector import CollectedRetour, RetourCollector
+from gateway.collector import RetourCollector
 from gateway.config import GatewayConfig, InsurerConfig, LinkKind, RetryConfig
 from gateway.crypto import Keyring
 from gateway.ei import LayoutRegistry
 from gateway.forwarder import Forwarder
-from gateway.insurer import InsurerLink, RetryPolicy
+from gateway.insurer import RetryPolicy
 from gateway.intake import Intake
-from gateway.jobs import JobBusyError, JobLock
+from gateway.jobs import JobLock
 from gateway.loading import load_layouts
 from gateway.metrics import Metrics
 from gateway.notices import NOTICES_JOB, NoticeMetrics, Notifier
 from gateway.pausepoints import pause_point_from_environment
+from gateway.ports.insurer import InsurerLink
+from gateway.ports.jobs import JobBusyError
+from gateway.ports.messages import MessageStore, StoreUnavailableError
+from gateway.ports.outcomes import CollectedRetour
 from gateway.resolution import Resolver
 from gateway.resources import schemas_dir
 from gateway.rules.catalogue import Catalogue, Event
 from gateway.schedule import PerInsurer
-from gateway.store import MessageStore, StoreUnavailableError
 from gateway.terms import load_catalogue, terms_from_config
 from gateway.unpacker import Unpacker
 
@@ -718,7 +721,8 @@ def make_data_dirs(config: GatewayConfig) -> None:
 
 async def start(config: GatewayConfig, reactor: Any) -> RunningGateway:
     """Open the store and start serving ``config``. Raises
-    :class:`~gateway.store.SchemaVersionError`, :class:`~gateway.store.StoreUnavailableError`,
+    :class:`~gateway.ports.messages.SchemaVersionError`,
+    :class:`~gateway.ports.messages.StoreUnavailableError`,
     :class:`~adapters.tls.TLSSetupError`, :class:`~gateway.ei.LayoutError` or
     :class:`twisted.internet.error.CannotListenError` when it cannot."""
     registry = load_layouts()

@@ -28,9 +28,9 @@ from adapters.admin.site import build_admin_site, build_bulk_service
 from adapters.storage import open_store
 from gateway.admin.accounts import Actor, Role
 from gateway.admin.bulk import BatchRunner
-from gateway.admin.ports import UserExistsError
 from gateway.admin.service import AdminService
 from gateway.loading import load_layouts
+from gateway.ports.admin import UserExistsError
 
 __all__ = ["main"]
 

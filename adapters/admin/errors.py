@@ -19,7 +19,7 @@ from typing import Final
 from gateway.admin.cases import ActionRefusedError
 from gateway.admin.search import SearchRefusedError
 from gateway.admin.service import NotAllowedError
-from gateway.store import StoreUnavailableError
+from gateway.ports.messages import StoreUnavailableError
 
 __all__ = ["STATUS", "Kind", "Problem", "RedirectError", "SiteError", "problem"]
 

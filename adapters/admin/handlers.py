@@ -13,8 +13,8 @@ from adapters.admin.session import Sessions
 from gateway.admin.accounts import AccountError, Actor, Permission, Role
 from gateway.admin.bulk import BulkService
 from gateway.admin.service import AdminService, NotAllowedError
+from gateway.ports.messages import Direction, Message
 from gateway.reprocess import Reprocessor
-from gateway.store import Direction, Message
 
 __all__ = ["USER_OPERATIONS", "Handlers"]
 

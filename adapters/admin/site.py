@@ -75,17 +75,17 @@ from adapters.admin.session import Sessions
 from adapters.epd_api.http import problem_bytes
 from adapters.storage import SqlMessageStore
 from gateway.admin.accounts import PasswordHasher
-from gateway.admin.batches import BatchStore
 from gateway.admin.bulk import BulkService
 from gateway.admin.labels import Names
 from gateway.admin.metrics import AdminMetrics, BulkMetrics
-from gateway.admin.ports import AdminStore
-from gateway.admin.service import AdminService, RunInThread
+from gateway.admin.service import AdminService
 from gateway.crypto import Keyring
 from gateway.ei import LayoutRegistry
+from gateway.ports.admin import AdminStore, BatchStore
+from gateway.ports.messages import MessageStore
+from gateway.ports.runtime import RunInThread
 from gateway.reprocess import Reprocessor
 from gateway.resolution import Resolver
-from gateway.store import MessageStore
 
 __all__ = [
     "MAX_BODY_BYTES",

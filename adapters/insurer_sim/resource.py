@@ -30,7 +30,6 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from pydantic import ValidationError
-from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.web import http, resource, server
 
@@ -38,6 +37,7 @@ from adapters.epd_api.http import UploadFormError, parse_upload
 from adapters.insurer_sim.config import SimFaults
 from adapters.insurer_sim.insurer import ConflictError, SimulatedInsurer, UploadFault
 from adapters.tls import client_identity
+from gateway.ports.runtime import Clock
 from gateway.vsp import (
     BERICHTSTATUS_V2,
     MAX_PULL,
@@ -123,7 +123,7 @@ class InsurerSimResource(resource.Resource):
     def __init__(
         self,
         insurer: SimulatedInsurer,
-        reactor: IReactorTime,
+        reactor: Clock,
         authenticate: Authenticate = certificate_caller,
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]

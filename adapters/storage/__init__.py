@@ -74,8 +74,8 @@ def open_store(
 ) -> Deferred[SqlMessageStore]:
     """Open the store at ``url`` and bring its schema up to date.
 
-    Fails with :class:`~gateway.store.SchemaVersionError` for a database written by a newer
-    gateway and :class:`~gateway.store.StoreUnavailableError` when it cannot be reached;
+    Fails with :class:`~gateway.ports.messages.SchemaVersionError` for a database written by a newer
+    gateway and :class:`~gateway.ports.messages.StoreUnavailableError` when it cannot be reached;
     the connections are closed again in both cases. With a ``keyring``, payloads are
     sealed in the journal (see :class:`~adapters.storage.journal.JournalCodec`).
     """

@@ -11,13 +11,13 @@ from adapters.storage.audit import append_audit_txn
 from adapters.storage.database import POSTGRES, Database, Transaction, decode_timestamp
 from gateway.admin.accounts import AccountError, Role
 from gateway.admin.audit import NewAuditEntry
-from gateway.admin.ports import UserChange, UserExistsError, UserRecord
+from gateway.ports.admin import UserChange, UserExistsError, UserRecord
 
 __all__ = ["SqlAccountStore"]
 
 
 class SqlAccountStore:
-    """The accounts area of :class:`~gateway.admin.ports.AdminStore`."""
+    """The accounts area of :class:`~gateway.ports.admin.AdminStore`."""
 
     def __init__(self, database: Database) -> None:
         self.database = database

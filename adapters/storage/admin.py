@@ -1,4 +1,4 @@
-"""The admin store on SQL (:class:`gateway.admin.ports.AdminStore`): accounts, sessions,
+"""The admin store on SQL (:class:`gateway.ports.admin.AdminStore`): accounts, sessions,
 the audit log and the cases' own records, in the same database as the messages.
 
 :class:`SqlAdminStore` is the port's one object over the areas that hold the SQL:
@@ -20,7 +20,7 @@ __all__ = ["SqlAdminStore"]
 
 
 class SqlAdminStore(SqlAccountStore, SqlSessionStore, SqlAuditStore, SqlCaseStore):
-    """:class:`~gateway.admin.ports.AdminStore` on a SQLite or PostgreSQL :class:`Database`:
+    """:class:`~gateway.ports.admin.AdminStore` on a SQLite or PostgreSQL :class:`Database`:
     the accounts, sessions, audit and cases areas over one database."""
 
     def __init__(self, database: Database, codec: JournalCodec | None = None) -> None:

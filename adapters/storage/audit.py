@@ -23,13 +23,13 @@ from gateway.admin.audit import (
     head_mac,
 )
 from gateway.admin.labels import audit_keyed_text
-from gateway.store import StoreError
+from gateway.ports.messages import StoreError
 
 __all__ = ["SqlAuditStore", "append_audit_txn"]
 
 
 class SqlAuditStore:
-    """The audit area of :class:`~gateway.admin.ports.AdminStore`."""
+    """The audit area of :class:`~gateway.ports.admin.AdminStore`."""
 
     def __init__(self, database: Database) -> None:
         self.database = database

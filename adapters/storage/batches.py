@@ -52,7 +52,7 @@ from gateway.admin.batches import (
     next_state,
 )
 from gateway.admin.cases import ActionRefusedError, CaseAction, parse_case_id
-from gateway.resolution import Effect
+from gateway.ports.resolution import Effect
 
 __all__ = ["SqlBatchStore"]
 

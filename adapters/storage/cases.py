@@ -45,14 +45,14 @@ from gateway.admin.cases import (
 )
 from gateway.admin.detail import CaseDetail, PregnancyView
 from gateway.admin.labels import CASE_DETAIL_LABELS
-from gateway.resolution import Effect
-from gateway.store import Direction, MessageStatus, StatusEntry, StoreError
+from gateway.ports.messages import Direction, MessageStatus, StatusEntry, StoreError
+from gateway.ports.resolution import Effect
 
 __all__ = ["SOURCES", "SqlCaseStore", "act_txn"]
 
 
 class SqlCaseStore:
-    """The cases area of :class:`~gateway.admin.ports.AdminStore`; ``codec`` seals what
+    """The cases area of :class:`~gateway.ports.admin.AdminStore`; ``codec`` seals what
     an action's effect stores (a corrected claim)."""
 
     def __init__(self, database: Database, codec: JournalCodec | None = None) -> None:

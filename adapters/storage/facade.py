@@ -3,7 +3,7 @@
 :class:`~adapters.storage.journal.JournalCodec` and builds every area store once.
 
 :func:`adapters.storage.open_store` returns it. It is the
-:class:`~gateway.store.MessageStore` the services get (answered by the messages area), and
+:class:`~gateway.ports.messages.MessageStore` the services get (answered by the messages area), and
 it hands out the other areas as attributes: ``store.bundles``, ``store.admin``,
 ``store.outbox``… This module is the top of the storage layers: it imports the area
 modules, and none of them imports it.
@@ -34,7 +34,7 @@ from adapters.storage.retention import SqlRetention
 from adapters.storage.search import SqlSearchStore
 from gateway.crypto import Keyring
 from gateway.lines import DeclaredLine
-from gateway.store import (
+from gateway.ports.messages import (
     Direction,
     Message,
     NewMessage,
@@ -48,7 +48,7 @@ __all__ = ["SqlMessageStore"]
 
 class SqlMessageStore:
     """Every area store on one SQLite or PostgreSQL :class:`Database`, and the
-    :class:`~gateway.store.MessageStore` port by way of :attr:`messages`. With a
+    :class:`~gateway.ports.messages.MessageStore` port by way of :attr:`messages`. With a
     ``keyring``, payloads and declaration lines are sealed (see :class:`JournalCodec`) and
     the audit log is keyed with its audit key."""
 

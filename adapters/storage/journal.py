@@ -16,7 +16,7 @@ from typing import Any, Final
 from adapters.storage._values import check_new_message, dump_metadata, load_metadata
 from adapters.storage.database import Transaction, decode_timestamp
 from gateway.crypto import CryptoError, Keyring
-from gateway.store import (
+from gateway.ports.messages import (
     Direction,
     Message,
     MessageStatus,

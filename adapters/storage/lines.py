@@ -19,7 +19,7 @@ from adapters.storage.database import Transaction
 from adapters.storage.journal import JournalCodec
 from gateway.crypto import CryptoError
 from gateway.lines import DeclaredLine
-from gateway.store import StoreError
+from gateway.ports.messages import StoreError
 
 __all__ = [
     "COLUMNS",

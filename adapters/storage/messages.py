@@ -1,5 +1,5 @@
 """The messages area on SQL: :class:`SqlMessages` holds the SQL behind the
-:class:`~gateway.store.MessageStore` port (the storage facade,
+:class:`~gateway.ports.messages.MessageStore` port (the storage facade,
 :class:`~adapters.storage.facade.SqlMessageStore`, answers the port by delegating here).
 
 Every method is one interaction on the :class:`~adapters.storage.database.Database`:
@@ -48,7 +48,7 @@ from adapters.storage.lines import (
 )
 from gateway.crypto import CryptoError
 from gateway.lines import DeclaredLine
-from gateway.store import (
+from gateway.ports.messages import (
     Direction,
     Message,
     MessageStatus,
@@ -63,7 +63,7 @@ __all__ = ["SqlMessages", "invoice_holder_txn", "record_upload_txn"]
 
 
 class SqlMessages:
-    """The messages area: what :class:`~gateway.store.MessageStore` asks of the journal
+    """The messages area: what :class:`~gateway.ports.messages.MessageStore` asks of the journal
     and the message tables (all but closing the database, which the facade owns)."""
 
     def __init__(self, database: Database, codec: JournalCodec) -> None:

@@ -22,13 +22,9 @@ from adapters.storage.messages import invoice_holder_txn
 from gateway.admin.audit import NewAuditEntry
 from gateway.admin.cases import ActionRefusedError
 from gateway.lines import DeclaredLine
-from gateway.reprocess import (
-    RETURN_TO_DECLARE_ITSELF,
-    ReprocessOutcome,
-    ReprocessPlan,
-    ReprocessResult,
-)
-from gateway.store import Direction, MessageStatus, NewStatus
+from gateway.ports.messages import Direction, MessageStatus, NewStatus
+from gateway.ports.reprocess import ReprocessOutcome, ReprocessPlan, ReprocessResult
+from gateway.rules.model import RETURN_TO_DECLARE_ITSELF
 
 __all__ = ["SqlReprocessStore", "apply_txn"]
 

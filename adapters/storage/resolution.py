@@ -35,7 +35,8 @@ from gateway.admin.cases import CaseFacts, CaseKind
 from gateway.admin.detail import CaseDetail, ClaimView, DecisionView, LineView, PregnancyView
 from gateway.admin.labels import CASE_DETAIL_LABELS
 from gateway.lines import DeclaredLine
-from gateway.resolution import (
+from gateway.ports.messages import Direction
+from gateway.ports.resolution import (
     BreakBundle,
     ClaimState,
     ClosePhase,
@@ -46,7 +47,6 @@ from gateway.resolution import (
 from gateway.rules.catalogue import Phase
 from gateway.rules.decide import BROKEN_BY_HAND
 from gateway.rules.model import LineKey
-from gateway.store import Direction
 
 __all__ = [
     "RESOLUTION_SOURCES",

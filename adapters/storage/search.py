@@ -40,7 +40,7 @@ from adapters.storage.lines import bsn_key
 from gateway.admin.cases import CaseKind, case_id
 from gateway.admin.search import MASKED_BSN, HitKind, SearchHit, SearchQuery
 from gateway.crypto import CryptoError
-from gateway.store import Direction, MessageStatus, StoreError
+from gateway.ports.messages import Direction, MessageStatus, StoreError
 
 __all__ = ["BACKFILL_BATCH", "SqlSearchStore", "backfill_bsn_index_txn", "search_txn"]
 

@@ -12,13 +12,13 @@ from adapters.storage.audit import append_audit_txn
 from adapters.storage.database import Database, Transaction, decode_timestamp
 from gateway.admin.accounts import Role
 from gateway.admin.audit import NewAuditEntry
-from gateway.admin.ports import NewSession, SessionRecord
+from gateway.ports.admin import NewSession, SessionRecord
 
 __all__ = ["SqlSessionStore"]
 
 
 class SqlSessionStore:
-    """The sessions area of :class:`~gateway.admin.ports.AdminStore`."""
+    """The sessions area of :class:`~gateway.ports.admin.AdminStore`."""
 
     def __init__(self, database: Database) -> None:
         self.database = database

@@ -13,11 +13,11 @@ audit log, cases computed from the store and the actions on them.
   Dutch (pure);
 * :mod:`gateway.admin.serialise` — the admin models as JSON, for the API and the command
   line;
-* :mod:`gateway.admin.ports` — the admin store port;
 * :mod:`gateway.admin.service` — :class:`AdminService`, which the web site, the JSON API
   and the command line all go through;
 * :mod:`gateway.admin.metrics` — the workplace's metrics.
 
-The adapters are :mod:`adapters.admin` (the web site) and :mod:`adapters.storage.admin`
-(the SQL).
+Its ports (the admin store, the search, the batches) are in :mod:`gateway.ports.admin`; the
+adapters are :mod:`adapters.admin` (the web site) and :mod:`adapters.storage.admin` (the
+SQL).
 """

@@ -22,7 +22,6 @@ from gateway.admin.batches import (
     Batch,
     BatchControl,
     BatchPreview,
-    BatchStore,
     ItemOutcome,
     NewBatch,
     NextStep,
@@ -32,10 +31,10 @@ from gateway.admin.batches import (
 )
 from gateway.admin.cases import ActionRefusedError, CaseAction, CaseFilter
 from gateway.admin.metrics import BulkMetrics
-from gateway.admin.ports import AdminStore
 from gateway.admin.service import AdminService, NotAllowedError
-from gateway.resolution import Effect
-from gateway.store import StoreUnavailableError
+from gateway.ports.admin import AdminStore, BatchStore
+from gateway.ports.messages import StoreUnavailableError
+from gateway.ports.resolution import Effect
 
 __all__ = ["BatchRunner", "BulkService", "SelectionChangedError"]
 

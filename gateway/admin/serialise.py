@@ -21,7 +21,7 @@ from gateway.admin.labels import PHASE_LABELS, dutch
 from gateway.admin.search import SearchHit, SearchResult
 from gateway.admin.service import CaseView, Queue, UserView
 from gateway.loading import describe
-from gateway.reprocess import ReprocessResult
+from gateway.ports.reprocess import ReprocessResult
 
 __all__ = [
     "batch_json",

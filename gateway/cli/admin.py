@@ -26,14 +26,14 @@ from typing import Any, TypeVar
 from adapters.admin.blocking import Blocking, opened_stores
 from adapters.storage.keys import check_store_keys
 from gateway.admin.accounts import AccountError, Actor, Role
-from gateway.admin.ports import UserExistsError
 from gateway.admin.service import AdminService
 from gateway.app import build_resolver, make_data_dirs
 from gateway.config import ConfigError, load_config
 from gateway.crypto import CryptoError, Keyring
 from gateway.ei import LayoutError
 from gateway.loading import load_layouts
-from gateway.store import StoreError
+from gateway.ports.admin import UserExistsError
+from gateway.ports.messages import StoreError
 from gateway.terms import load_catalogue
 
 __all__ = ["AdminSession", "admin_session", "cli_actor", "register"]

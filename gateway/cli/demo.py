@@ -44,8 +44,8 @@ from gateway.cli.serve import run
 from gateway.cli.starter import KEY_FILE, PKI_DIR, Member, write_installation
 from gateway.config import ConfigError, load_config
 from gateway.ei import LayoutRegistry
-from gateway.outbox import OutboundState
 from gateway.pki import CA_CERT, SERVER_CERT, SERVER_KEY, Party, PkiError
+from gateway.ports.outbox import OutboundState
 from gateway.resources import schemas_dir
 
 __all__ = ["DEMO_PARTICIPANTS", "register", "write_demo"]

@@ -19,7 +19,8 @@ from adapters.storage import SqlMessageStore
 from gateway.admin.cases import ActionRefusedError
 from gateway.admin.serialise import reprocess_json
 from gateway.cli.admin import CliError, admin_session, cli_actor
-from gateway.reprocess import Reprocessor, ReprocessOutcome
+from gateway.ports.reprocess import ReprocessOutcome
+from gateway.reprocess import Reprocessor
 
 __all__ = ["register"]
 

@@ -10,7 +10,7 @@ from gateway.admin.accounts import Permission
 from gateway.admin.cases import ActionRefusedError
 from gateway.admin.search import SearchRefusedError
 from gateway.admin.service import NotAllowedError
-from gateway.store import StoreUnavailableError
+from gateway.ports.messages import StoreUnavailableError
 
 NO_RIGHT = "Uw rol geeft geen toegang tot deze pagina of actie."
 

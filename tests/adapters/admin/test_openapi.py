@@ -14,7 +14,7 @@ from gateway.admin.accounts import Permission
 from gateway.admin.batches import BatchControl, BatchState, ItemOutcome, filter_json
 from gateway.admin.cases import CaseAction, CaseFilter, CaseKind, case_id
 from gateway.admin.search import HitKind
-from gateway.reprocess import ReprocessOutcome
+from gateway.ports.reprocess import ReprocessOutcome
 from tests.adapters.admin.conftest import AdminWorld
 
 SPEC = json.loads(

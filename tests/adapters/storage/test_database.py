@@ -21,7 +21,7 @@ from adapters.storage.database import (
     encode_timestamp,
 )
 from adapters.storage.facade import SqlMessageStore
-from gateway.store import StoreError, StoreUnavailableError, UploadResult
+from gateway.ports.messages import StoreError, StoreUnavailableError, UploadResult
 from tests.adapters.storage.builders import retour, upload
 from tests.threadpump import WAIT_SECONDS, ThreadPump
 

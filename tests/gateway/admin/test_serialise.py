@@ -35,7 +35,7 @@ from gateway.admin.serialise import (
     search_result_json,
 )
 from gateway.loading import describe
-from gateway.reprocess import ReprocessOutcome, ReprocessResult
+from gateway.ports.reprocess import ReprocessOutcome, ReprocessResult
 
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 NOW = T0 + timedelta(hours=3)

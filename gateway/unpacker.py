@@ -59,6 +59,7 @@ __all__ = [
     "SettlementRow",
     "Unpacker",
     "distribute",
+    "new_traceer_id",
     "participant_retour",
 ]
 
@@ -196,6 +197,11 @@ def _codes(record: Record, under: Sequence[Record] = ()) -> tuple[str, ...]:
     return tuple(found)
 
 
+def new_traceer_id() -> str:
+    """A fresh traceerId (a random UUID) for a file the gateway makes."""
+    return str(uuid.uuid4())
+
+
 async def _inline(work: Callable[[], Any]) -> Any:
     return work()
 
@@ -214,8 +220,10 @@ class Unpacker:
         overhead_of: Callable[[str], float] = lambda insurer: 0.0,
         metrics: Metrics | None = None,
         run_in_thread: Callable[[Callable[[], Any]], Awaitable[Any]] | None = None,
+        new_id: Callable[[], str] = new_traceer_id,
     ) -> None:
         self._metrics = metrics
+        self._new_id = new_id
         self._run = run_in_thread or _inline
         self._messages = messages
         self._outcomes = outcomes
@@ -345,6 +353,7 @@ class Unpacker:
                     insurer_reference=insurer_reference[:24],
                     at=self._now(),
                     answers=retour_id,
+                    new_id=self._new_id,
                 )
             )
             if new is None:
@@ -374,7 +383,7 @@ class Unpacker:
         message = await self._messages.get_message(upload_id)
         if message is None:
             return [], []
-        traceer_id = str(uuid.uuid4())
+        traceer_id = self._new_id()
         retour = NewMessage(
             traceer_id=traceer_id,
             conversatie_id=message.conversatie_id,
@@ -409,13 +418,15 @@ def participant_retour(
     insurer_reference: str,
     at: datetime,
     answers: str | None = None,
+    new_id: Callable[[], str] | None = None,
 ) -> NewMessage | None:
     """The retour to ``upload``'s participant, in its own retour standard, answering the
     records ``outcomes`` names (NUM040 → outcome) and only those; None when the upload's
     standard is unknown. ``answers`` is the insurer retour it passes on, when there is one:
     it, not the bytes, is then its identity — built again from the same retour on another
     day (a crash before the insurer was told the retour arrived), the file differs in its
-    date and must still not reach the participant twice."""
+    date and must still not reach the participant twice. ``new_id`` makes the retour's
+    traceerId (:func:`new_traceer_id` when None)."""
     if not originals:
         return None
     layout = registry.lookup(
@@ -435,7 +446,7 @@ def participant_retour(
         answered_only=True,
     )
     sha = hashlib.sha256(data).hexdigest()
-    traceer_id = str(uuid.uuid4())
+    traceer_id = (new_id or new_traceer_id)()
     return NewMessage(
         traceer_id=traceer_id,
         conversatie_id=upload.conversatie_id,

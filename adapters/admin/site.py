@@ -46,7 +46,7 @@ import io
 import json
 import re
 import secrets
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from importlib import resources
@@ -64,14 +64,10 @@ from twisted.web import http, resource, server
 from adapters.admin.config import AdminConfig
 from adapters.admin.routes import ADMIN_ROUTES, READ_METHODS, MethodNotAllowedError, Router
 from adapters.epd_api.http import problem_bytes
-from adapters.storage.messages import SqlMessageStore
-from adapters.storage.reprocess import SqlReprocessStore
-from adapters.storage.search import SqlSearchStore
 from gateway.admin import labels
 from gateway.admin.accounts import (
     AccountError,
     Actor,
-    PasswordHasher,
     Permission,
     Role,
     csrf_token,
@@ -101,8 +97,8 @@ from gateway.admin.cases import (
 )
 from gateway.admin.detail import CaseDetail, ClaimView, DecisionView, LineView, PregnancyView
 from gateway.admin.fileview import FileView
-from gateway.admin.labels import ClientView, Names, dutch, local_time
-from gateway.admin.metrics import AdminMetrics, BulkMetrics
+from gateway.admin.labels import ClientView, dutch, local_time
+from gateway.admin.metrics import BulkMetrics
 from gateway.admin.ports import AdminStore
 from gateway.admin.search import (
     DEFAULT_LIMIT,
@@ -120,17 +116,14 @@ from gateway.admin.service import (
     LoginRefusedError,
     NotAllowedError,
     Queue,
-    RunInThread,
     UserView,
 )
-from gateway.crypto import Keyring
-from gateway.ei import LayoutRegistry
 from gateway.loading import describe
 from gateway.reprocess import Reprocessor, ReprocessResult
-from gateway.resolution import FIELD_LABELS, Resolver
+from gateway.resolution import FIELD_LABELS
 from gateway.resolution import Field as CorrectionField
 from gateway.rules.model import Settings
-from gateway.store import Direction, Message, MessageStore, StoreUnavailableError
+from gateway.store import Direction, Message, StoreUnavailableError
 
 __all__ = ["AdminResource", "build_admin_site", "build_bulk_service"]
 
@@ -2015,7 +2008,8 @@ def build_bulk_service(
 ) -> BulkService:
     """The bulk service for :func:`build_admin_site` and the batch runner (one for both:
     its metrics are registered once). ``cases`` prepares the actions that need a prepared
-    effect; :func:`build_admin_site` gives it its own service when it is None."""
+    effect (breaking a bundle, passing a rejection on, closing a phase); without it those
+    actions are refused."""
     metrics = BulkMetrics(metrics_registry) if metrics_registry is not None else None
     return BulkService(admin_store, batch_store, clock, metrics, cases)
 
@@ -2052,67 +2046,20 @@ class AdminSite(server.Site):
         self.bulk = bulk
 
 
-async def _run_here(work: Callable[[], Any]) -> Any:
-    return work()
-
-
 def build_admin_site(
-    store: MessageStore,
-    admin_store: AdminStore,
-    registry: LayoutRegistry | None,
-    keyring: Keyring | None,
-    clock: Callable[[], datetime],
-    *,
+    service: AdminService,
     config: AdminConfig | None = None,
-    metrics_registry: CollectorRegistry | None = None,
-    run_in_thread: RunInThread | None = None,
-    hasher: PasswordHasher | None = None,
-    resolver: Resolver | None = None,
-    after_change: Callable[[], Awaitable[object]] | None = None,
+    *,
     bulk: BulkService | None = None,
-    names: Names | None = None,
+    reprocessor: Reprocessor | None = None,
 ) -> AdminSite:
-    """The admin site on ``store`` (the messages) and ``admin_store`` (accounts, audit,
-    cases), with ``registry`` (the EI layouts) to show files, ``clock`` for "now".
-
-    ``keyring`` is for looking up clients by BSN through its keyed index (for the case
-    kinds built on declaration lines); ``metrics_registry`` is the gateway's Prometheus
-    registry (``Metrics().registry``); ``run_in_thread`` runs password hashing and file
-    rendering off the reactor (``deferToThread`` in production); ``bulk`` offers bulk
-    actions (:func:`build_bulk_service`; without it the site has none)."""
-    config = config or AdminConfig()
-    service = AdminService(
-        admin=admin_store,
-        messages=store,
-        layouts=registry,
-        clock=clock,
-        session_lifetime=timedelta(minutes=config.session_lifetime_minutes),
-        metrics=AdminMetrics(metrics_registry) if metrics_registry is not None else None,
-    )
-    service.resolver = resolver
-    service.after_change = after_change
-    if names is not None:
-        service.names = names
-    if hasher is not None:
-        service.hasher = hasher
-    if run_in_thread is not None:
-        service.run_in_thread = run_in_thread
-    if isinstance(store, SqlMessageStore):
-        service.search_store = SqlSearchStore(store.database, store.codec)
-    site = AdminSite(service, config)
-    if bulk is not None and bulk.cases is None:
-        bulk.cases = service  # the same resolver and re-bundling as single cases
-    reprocessor = None
-    if isinstance(store, SqlMessageStore) and registry is not None:
-        reprocessor = Reprocessor(
-            store,
-            SqlReprocessStore(store.database, store.codec),
-            registry,
-            now=clock,
-            run_in_thread=run_in_thread or _run_here,
-            after_change=after_change,
-        )
-    site = AdminSite(service, config, bulk, reprocessor)
+    """The admin site on ``service`` (accounts, audit, single cases), with ``bulk``'s bulk
+    actions and ``reprocessor``'s reprocessing of uploads when given (without them the site
+    has none). Every service comes built, with its collaborators given to its constructor
+    (:class:`gateway.builder.GatewayBuilder` builds them for ``serve`` and the dev server;
+    ``bulk.cases`` is ``service`` there, so bulk actions prepare the same effects as single
+    cases)."""
+    site = AdminSite(service, config or AdminConfig(), bulk, reprocessor)
     site.requestFactory = _AdminRequest
     site.displayTracebacks = False
     return site

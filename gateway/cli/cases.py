@@ -22,15 +22,12 @@ from typing import Any
 from adapters.admin.site import (
     age_text,
     batch_json,
-    build_bulk_service,
     bulk_consequence,
     case_json,
     case_view_json,
     preview_json,
     search_result_json,
 )
-from adapters.storage.admin import SqlAdminStore
-from adapters.storage.batches import SqlBatchStore
 from gateway.admin.batches import Batch, BatchControl, BatchPreview, BatchState
 from gateway.admin.bulk import BatchRunner, BulkService
 from gateway.admin.cases import KINDS, ActionRefusedError, CaseAction, CaseFilter, CaseKind
@@ -350,15 +347,7 @@ def _query(args: argparse.Namespace) -> CaseFilter:
 
 
 def _bulk_service(session: AdminSession) -> BulkService:
-    admin = session.service.admin
-    if not isinstance(admin, SqlAdminStore):  # pragma: no cover - the CLI opens SQL stores
-        raise CliError("bulk actions need a SQL store")
-    return build_bulk_service(
-        admin,
-        SqlBatchStore(admin.database, admin.codec),
-        session.service.clock,
-        cases=session.service,
-    )
+    return session.builder.bulk_service()
 
 
 def _print_preview(preview: BatchPreview) -> None:

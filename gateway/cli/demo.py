@@ -33,11 +33,9 @@ from twisted.logger import Logger
 from adapters.insurer_sim.config import load_sim_config
 from adapters.insurer_sim.server import start_simulator
 from adapters.storage import SqlMessageStore
-from adapters.storage.admin import SqlAdminStore
 from adapters.vsp_client import VspClient, VspError
 from gateway.admin.accounts import Role
 from gateway.admin.cases import CaseKind
-from gateway.admin.service import AdminService
 from gateway.app import RunningGateway
 from gateway.cli.admin import cli_actor
 from gateway.cli.epd import metadata_for
@@ -279,7 +277,7 @@ async def _scenario(
             await epds[agb].confirm(retour["referentiegegevens"]["traceerId"])
         retours[agb] = len(found)
         show(f"  ✓ {name} fetched {len(found)} retour file(s)")
-    admin = SqlAdminStore(store.database, store.codec)
+    admin = gateway.builder.admin_store()
 
     async def practice_ready() -> bool:
         kinds = {case.kind for case in await admin.cases() if case.is_open}
@@ -325,12 +323,7 @@ async def _admin_user(
 ) -> dict[str, str]:
     """A demo administrator account (its password in DIR/admin-password.txt)."""
     password_file = directory / "admin-password.txt"
-    service = AdminService(
-        admin=SqlAdminStore(store.database),
-        messages=store,
-        layouts=gateway.registry,
-        clock=lambda: datetime.now(UTC),
-    )
+    service = gateway.builder.admin_service()
     password = secrets.token_urlsafe(12)
     await service.create_user("demo", Role.ADMINISTRATOR, password, cli_actor())  # new store
     password_file.write_text(password + "\n", encoding="utf-8")

@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from twisted.internet.defer import Deferred
 from twisted.internet.error import CannotListenError
@@ -15,6 +15,7 @@ from twisted.python.failure import Failure
 
 from gateway import crashpoints
 from gateway.app import RunningGateway, start
+from gateway.builder import GatewayReactor
 from gateway.config import ConfigError, GatewayConfig, LoggingConfig, load_config
 from gateway.crypto import CryptoError
 from gateway.ei import LayoutError
@@ -118,7 +119,7 @@ def run(config: GatewayConfig, on_started: Callable[[RunningGateway], None] | No
 
     async def armed_start(reactor: Any) -> RunningGateway:
         crashpoints.arm_from_environment()
-        return await start(config, reactor)
+        return await start(config, cast(GatewayReactor, reactor))
 
     return run_until_stopped(
         armed_start,

@@ -68,7 +68,7 @@ KNOWN_START_ERRORS: tuple[type[Exception], ...] = (
 
 
 def run_until_stopped(
-    start: Callable[[Any], Awaitable[S]],
+    start: Callable[[GatewayReactor], Awaitable[S]],
     stop: Callable[[S], Awaitable[None]],
     *,
     logging: LoggingConfig,
@@ -99,7 +99,7 @@ def run_until_stopped(
             on_started(server)
 
     def begin() -> None:
-        d = Deferred.fromCoroutine(_awaited(start(reactor)))
+        d = Deferred.fromCoroutine(_awaited(start(cast(GatewayReactor, reactor))))
         d.addCallbacks(started, cannot_start)
 
     reactor.callWhenRunning(begin)
@@ -117,9 +117,9 @@ def run(config: GatewayConfig, on_started: Callable[[RunningGateway], None] | No
     The test-only crash hook (:mod:`gateway.crashpoints`) is armed here, from the
     environment, once; it is never armed otherwise."""
 
-    async def armed_start(reactor: Any) -> RunningGateway:
+    async def armed_start(reactor: GatewayReactor) -> RunningGateway:
         crashpoints.arm_from_environment()
-        return await start(config, cast(GatewayReactor, reactor))
+        return await start(config, reactor)
 
     return run_until_stopped(
         armed_start,

@@ -443,7 +443,7 @@ async def start(config: GatewayConfig, reactor: GatewayReactor) -> RunningGatewa
             store,
             authenticate,
             builder.now,
-            receive_retour=builder.collector().keep if schedules else None,
+            receive_retour=builder.collector().keep,
             settings=api_settings(config, registry),
         )
         portal = PortalResource(

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime, time, timedelta
-from functools import cache
+from functools import wraps
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from twisted.internet.defer import DeferredLock
@@ -82,6 +82,7 @@ __all__ = ["GatewayBuilder", "GatewayReactor", "RunInThread", "load_keyring", "u
 
 log = Logger()
 T = TypeVar("T")
+B = TypeVar("B", bound="GatewayBuilder")
 RunInThread = Callable[[Callable[[], Any]], Awaitable[Any]]
 
 
@@ -117,6 +118,32 @@ class GatewayReactor(
         interface: str = "",
     ) -> IListeningPort:
         """Listen with TLS on ``port``."""
+
+
+def built_once(build: Callable[[B], T]) -> Callable[[B], T]:
+    """An accessor of the builder that builds its part on the first call and hands out
+    that part on every later one (synapse's ``cache_in_self``), kept on the builder itself
+    (so a builder and what it built go together). A part that needs itself, through
+    others, while it is being built is a wiring mistake: :class:`RuntimeError`."""
+    name = build.__name__
+
+    @wraps(build)
+    def accessor(builder: B) -> T:
+        built = builder._built
+        if name in built:
+            part: T = built[name]
+            return part
+        if name in builder._building:
+            raise RuntimeError(f"{name}() needs itself to be built: a circular dependency")
+        builder._building.add(name)
+        try:
+            part = build(builder)
+        finally:
+            builder._building.discard(name)
+        built[name] = part
+        return part
+
+    return accessor
 
 
 def utc_now() -> datetime:
@@ -199,6 +226,8 @@ class GatewayBuilder:
         self._keyring = keyring
         self._metrics = metrics
         self._bundle_after_change = bundle_after_change
+        self._built: dict[str, Any] = {}
+        self._building: set[str] = set()
 
     # --- what was read ---------------------------------------------------------------------
 
@@ -208,19 +237,19 @@ class GatewayBuilder:
     def metrics(self) -> Metrics | None:
         return self._metrics
 
-    @cache  # noqa: B019 - one builder per process: it lives as long as what it built
+    @built_once
     def layouts(self) -> LayoutRegistry:
         return load_layouts()
 
-    @cache  # noqa: B019
+    @built_once
     def catalogue(self) -> Catalogue:
         return load_catalogue(self.config.bundling.catalogue)
 
-    @cache  # noqa: B019
+    @built_once
     def terms(self) -> Terms:
         return terms_from_config(self.config)
 
-    @cache  # noqa: B019
+    @built_once
     def admin_names(self) -> Names:
         """The names the admin site shows beside codes: the config's participants and
         insurers, the catalogue's prestaties and code descriptions."""
@@ -228,33 +257,33 @@ class GatewayBuilder:
 
     # --- area stores (one place each: a storage facade will provide them) ------------------
 
-    @cache  # noqa: B019
+    @built_once
     def admin_store(self) -> SqlAdminStore:
         return SqlAdminStore(self.store.database, self.store.codec)
 
-    @cache  # noqa: B019
+    @built_once
     def batch_store(self) -> SqlBatchStore:
         return SqlBatchStore(self.store.database, self.store.codec)
 
-    @cache  # noqa: B019
+    @built_once
     def resolution_store(self) -> SqlResolutionStore:
         return SqlResolutionStore(self.store.database, self.store.codec)
 
-    @cache  # noqa: B019
+    @built_once
     def search_store(self) -> SqlSearchStore:
         return SqlSearchStore(self.store.database, self.store.codec)
 
-    @cache  # noqa: B019
+    @built_once
     def reprocess_store(self) -> SqlReprocessStore:
         return SqlReprocessStore(self.store.database, self.store.codec)
 
-    @cache  # noqa: B019
+    @built_once
     def notice_store(self) -> SqlNoticeStore:
         return SqlNoticeStore(self.store.database)
 
     # --- the declaration flow --------------------------------------------------------------
 
-    @cache  # noqa: B019
+    @built_once
     def intake(self) -> Intake:
         return Intake(
             self.store,
@@ -266,12 +295,12 @@ class GatewayBuilder:
             berichtstroom=self.config.epd_api.berichtstroom,
         )
 
-    @cache  # noqa: B019
+    @built_once
     def bundling_lock(self) -> DeferredLock:
         """One bundling run at a time in this process (a stop waits for it)."""
         return DeferredLock()
 
-    @cache  # noqa: B019
+    @built_once
     def bundler(self) -> Bundler:
         """The bundler that stores its runs: under the store's bundling lease, so one
         process bundles at a time (:class:`~gateway.bundler.Bundler`)."""
@@ -331,7 +360,7 @@ class GatewayBuilder:
         finally:
             lock.release()
 
-    @cache  # noqa: B019
+    @built_once
     def unpacker(self) -> Unpacker:
         """The return unpacker as the config says (distribution model, shares, overheads)."""
         config = self.config
@@ -355,7 +384,7 @@ class GatewayBuilder:
             new_id=self.new_id,
         )
 
-    @cache  # noqa: B019
+    @built_once
     def resolver(self) -> Resolver:
         """The effects of the administrator's actions on rejected lines."""
         return Resolver(
@@ -372,13 +401,13 @@ class GatewayBuilder:
 
     # --- the insurers ----------------------------------------------------------------------
 
-    @cache  # noqa: B019
+    @built_once
     def insurer_states(self) -> dict[str, str]:
         """Each linked insurer's state as the operations endpoint shows it (the forwarder
         keeps it current)."""
         return {i.uzovi: "unknown" for i in self.config.insurers if i.link is not None}
 
-    @cache  # noqa: B019
+    @built_once
     def insurer_links(self) -> dict[str, InsurerLink]:
         links: dict[str, InsurerLink] = {}
         for insurer in self.config.insurers:
@@ -418,7 +447,7 @@ class GatewayBuilder:
         """Seconds between sending and fetching rounds, per linked insurer."""
         return {i.uzovi: i.link.poll_seconds for i in self._linked() if i.link is not None}
 
-    @cache  # noqa: B019
+    @built_once
     def forwarder(self) -> Forwarder:
         linked = self._linked()
         return Forwarder(
@@ -435,7 +464,7 @@ class GatewayBuilder:
             states=self.insurer_states(),
         )
 
-    @cache  # noqa: B019
+    @built_once
     def collector(self) -> RetourCollector:
         unpacker = self.unpacker()
 
@@ -464,7 +493,7 @@ class GatewayBuilder:
     def _after_change(self) -> Callable[[], Awaitable[object]] | None:
         return self.bundle_now if self._bundle_after_change else None
 
-    @cache  # noqa: B019
+    @built_once
     def admin_service(self) -> AdminService:
         """Accounts, audit and single cases, for the site, the JSON API and the command
         lines."""
@@ -483,7 +512,7 @@ class GatewayBuilder:
             names=self.admin_names(),
         )
 
-    @cache  # noqa: B019
+    @built_once
     def bulk_service(self) -> BulkService:
         """Bulk actions, for the site, the batch runner and ``igo-gateway cases``; single
         cases' effects are prepared by :meth:`admin_service`."""
@@ -496,7 +525,7 @@ class GatewayBuilder:
             self.admin_service(),
         )
 
-    @cache  # noqa: B019
+    @built_once
     def reprocessor(self) -> Reprocessor:
         return Reprocessor(
             self.store,
@@ -507,7 +536,7 @@ class GatewayBuilder:
             after_change=self._after_change(),
         )
 
-    @cache  # noqa: B019
+    @built_once
     def admin_site(self) -> AdminSite:
         """The admin site (not yet listening) on :meth:`admin_service`, with bulk actions
         and reprocessing."""
@@ -520,7 +549,7 @@ class GatewayBuilder:
             reprocessor=self.reprocessor(),
         )
 
-    @cache  # noqa: B019
+    @built_once
     def notifier(self) -> Notifier:
         """Digests of new cases over the configured channels, one process at a time."""
         notices = self.config.notices

@@ -11,7 +11,7 @@ import pytest
 from adapters.admin.blocking import opened_stores
 from adapters.admin.devserver import dev_config
 from gateway.admin.service import AdminService
-from gateway.builder import GatewayBuilder
+from gateway.builder import GatewayBuilder, built_once
 from gateway.cli.admin import admin_session
 from gateway.cli.cases import _bulk_service
 from gateway.metrics import Metrics
@@ -86,6 +86,27 @@ def test_the_parts_that_share_a_service_share_the_one_object(
         assert service.admin is builder.admin_store()
         assert service.search_store is builder.search_store()
         assert service.layouts is builder.layouts()
+
+
+class _Circular(GatewayBuilder):
+    @built_once
+    def first(self) -> object:
+        return self.second()
+
+    @built_once
+    def second(self) -> object:
+        return self.first()
+
+
+def test_a_part_that_needs_itself_is_refused(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'g.db'}"
+    with opened_stores(url, None) as stores:
+        builder = _Circular(dev_config(url, "127.0.0.1", 0), stores.run, stores.store)
+        with pytest.raises(RuntimeError, match="circular"):
+            builder.first()
+        # Nothing half-built is kept: a later call is refused the same way.
+        with pytest.raises(RuntimeError, match="circular"):
+            builder.second()
 
 
 def test_bundling_after_an_administrators_change_only_where_asked(

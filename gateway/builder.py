@@ -47,6 +47,7 @@ from adapters.notices import transport_for
 from adapters.storage import SqlMessageStore
 from adapters.storage.admin import SqlAdminStore
 from adapters.storage.batches import SqlBatchStore
+from adapters.storage.blocking import Blocking
 from adapters.storage.notices import SqlNoticeStore
 from adapters.storage.reprocess import SqlReprocessStore
 from adapters.storage.resolution import SqlResolutionStore
@@ -195,8 +196,9 @@ def layout_versions(registry: LayoutRegistry) -> dict[str, tuple[int, int]]:
 class GatewayBuilder:
     """Builds each part of the gateway once, on first use (see the module).
 
-    ``reactor`` keeps time for leases and jobs (and, for ``serve``, opens the insurer links'
-    and notices' connections); ``store`` is the opened message store, whose database the
+    ``reactor`` keeps time for leases and jobs and, for ``serve``, opens the insurer links'
+    and notices' connections (a command line's :class:`~adapters.storage.blocking.Blocking`
+    keeps time only: it opens none); ``store`` is the opened message store, whose database the
     area stores share; ``keyring`` is what :func:`load_keyring` read. ``metrics`` is the
     process's metrics (None: nothing is counted, as on a command line); ``run_in_thread``
     runs CPU-heavy work (parsing, hashing) off the reactor thread (None: on the calling
@@ -207,7 +209,7 @@ class GatewayBuilder:
     def __init__(
         self,
         config: GatewayConfig,
-        reactor: IReactorTime,
+        reactor: GatewayReactor | Blocking,
         store: SqlMessageStore,
         *,
         keyring: Keyring | None = None,
@@ -228,6 +230,12 @@ class GatewayBuilder:
         self._bundle_after_change = bundle_after_change
         self._built: dict[str, Any] = {}
         self._building: set[str] = set()
+
+    def _network(self) -> GatewayReactor:
+        """The reactor, for a part that opens connections."""
+        if isinstance(self.reactor, Blocking):
+            raise RuntimeError("a command line opens no connections: this part is serve's")
+        return self.reactor
 
     # --- what was read ---------------------------------------------------------------------
 
@@ -427,7 +435,7 @@ class GatewayBuilder:
         assert link.base_url is not None
         assert link.tls is not None
         return RestInsurerLink.with_certificate(
-            self.reactor,
+            self._network(),
             link.base_url,
             cert=str(link.tls.cert),
             key=str(link.tls.key),
@@ -557,7 +565,7 @@ class GatewayBuilder:
         return Notifier(
             self.notice_store(),
             self.admin_store().cases,
-            [(channel, transport_for(channel, self.reactor)) for channel in notices.channels],
+            [(channel, transport_for(channel, self._network())) for channel in notices.channels],
             JobLock(self.store.leases, NOTICES_JOB, self.reactor, seconds=notices.lease_seconds),
             now=self.now,
             admin_url=admin_url(self.config),

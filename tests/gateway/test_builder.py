@@ -14,6 +14,7 @@ from gateway.admin.service import AdminService
 from gateway.builder import GatewayBuilder, built_once
 from gateway.cli.admin import admin_session
 from gateway.cli.cases import _bulk_service
+from gateway.config import GatewayConfig
 from gateway.metrics import Metrics
 from tests.tools import write_cli_config
 
@@ -107,6 +108,29 @@ def test_a_part_that_needs_itself_is_refused(tmp_path: Path) -> None:
         # Nothing half-built is kept: a later call is refused the same way.
         with pytest.raises(RuntimeError, match="circular"):
             builder.second()
+
+
+def test_a_command_line_opens_no_connections(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'g.db'}"
+    tls = {"cert": "x.pem", "key": "x.pem", "trust": "x.pem"}
+    config = GatewayConfig.model_validate(
+        {
+            "igo": {"name": "Geboortezorg Voorbeeldstad", "agb": "53001234"},
+            "store": {"url": url},
+            "epd_api": {"tls": tls},
+            "insurers": [
+                {
+                    "uzovi": "3311",
+                    "name": "Zorgverzekeraar",
+                    "link": {"base_url": "https://insurer.example/api", "tls": tls},
+                }
+            ],
+        }
+    )
+    with opened_stores(url, None) as stores:
+        builder = GatewayBuilder(config, stores.run, stores.store)
+        with pytest.raises(RuntimeError, match="no connections"):
+            builder.insurer_links()
 
 
 def test_bundling_after_an_administrators_change_only_where_asked(

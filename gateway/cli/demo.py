@@ -290,7 +290,7 @@ async def _scenario(
     summary["cases"] = dict(
         sorted(Counter(c.kind.value for c in await admin.cases() if c.is_open).items())
     )
-    summary["admin"] = await _admin_user(gateway, store, directory)
+    summary["admin"] = await _admin_user(gateway, directory)
     return summary
 
 
@@ -319,9 +319,7 @@ async def _practice_uploads(
         show(f"  ✓ uploaded {filename}: {what} (traceerId {metadata.traceer_id[:8]}…)")
 
 
-async def _admin_user(
-    gateway: RunningGateway, store: SqlMessageStore, directory: Path
-) -> dict[str, str]:
+async def _admin_user(gateway: RunningGateway, directory: Path) -> dict[str, str]:
     """A demo administrator account (its password in DIR/admin-password.txt)."""
     password_file = directory / "admin-password.txt"
     service = gateway.builder.admin_service()

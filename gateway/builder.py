@@ -1,5 +1,5 @@
-"""The composition root: every store, service and background job of the gateway, built once
-from the config (in the style of synapse's ``HomeServer``).
+"""The composition root: every store and service of the gateway, built once from the config
+(in the style of synapse's ``HomeServer``).
 
 :class:`GatewayBuilder` is made from a checked :class:`~gateway.config.GatewayConfig`, the
 reactor (or the command line's :class:`~adapters.storage.blocking.Blocking` stand-in) and the
@@ -14,8 +14,10 @@ The data files are read here too: the EI layouts (:func:`gateway.loading.load_la
 and the prestatie catalogue (:func:`gateway.terms.load_catalogue`) on first use, and the
 key file by :func:`load_keyring`, which runs before the store is opened (the store needs
 the keys). ``serve`` (:func:`gateway.app.start`), every command line that builds services,
-the demo and the admin dev server all build through this class; listening on sockets stays
-in :mod:`gateway.app`.
+the demo and the admin dev server all build through this class. Listening on sockets and
+the scheduled jobs (each a :class:`~gateway.repeating.Repeating` over a service built here)
+stay with the entry point that runs them: :mod:`gateway.app` for ``serve``,
+:mod:`adapters.admin.devserver` for the dev server.
 """
 
 from __future__ import annotations

@@ -74,7 +74,9 @@ class RetourCollector:
         on_retour: Callable[[CollectedRetour], Awaitable[None]] | None = None,
         follow_up: Mapping[str, timedelta] | None = None,
         follow_up_batch: int = DEFAULT_FOLLOW_UP_BATCH,
+        new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
     ) -> None:
+        self._new_id = new_id
         self._store = store
         self._outbox = outbox
         self._links = dict(links)
@@ -211,8 +213,8 @@ class RetourCollector:
             status = NewStatus(MessageStatus.RECEIVED, None, "Retourbestand ontvangen.")
         message = await self._store.put_message(
             NewMessage(
-                traceer_id=str(uuid.uuid4()),
-                conversatie_id=answers.conversatie_id if answers else str(uuid.uuid4()),
+                traceer_id=self._new_id(),
+                conversatie_id=answers.conversatie_id if answers else self._new_id(),
                 direction=Direction.FROM_INSURER,
                 party=insurer,
                 payload=retour.payload,

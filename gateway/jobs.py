@@ -41,17 +41,24 @@ def new_holder() -> str:
 
 
 class JobLock:
-    """The lease of ``job`` for this process; ``seconds`` is the lease's length."""
+    """The lease of ``job`` for this process; ``seconds`` is the lease's length; ``holder``
+    names this process in the lease (:func:`new_holder` when None)."""
 
     def __init__(
-        self, leases: Leases, job: str, clock: IReactorTime, *, seconds: float = 60.0
+        self,
+        leases: Leases,
+        job: str,
+        clock: IReactorTime,
+        *,
+        seconds: float = 60.0,
+        holder: str | None = None,
     ) -> None:
         if seconds <= 0:
             raise ValueError("a lease needs a positive length")
         self.leases = leases
         self.job = job
         self.seconds = seconds
-        self.holder = new_holder()
+        self.holder = holder or new_holder()
         self._clock = clock
         self._heartbeat: LoopingCall | None = None
         self._renewing: Deferred[Any] | None = None

@@ -134,6 +134,14 @@ class Metrics:
             registry=r,
         )
 
+        self.job_failures = Counter(
+            f"{NAMESPACE}_job_failures",
+            "Failed runs of a scheduled job (bundling, pruning, notices, sending, fetching "
+            "retours, ...); the next run comes anyway.",
+            ["job"],
+            registry=r,
+        )
+
         self.store_seconds = Histogram(
             f"{NAMESPACE}_store_transaction_seconds",
             "Store transactions: a group-committed write batch (until durable) or a read.",

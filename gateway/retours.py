@@ -8,13 +8,18 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 
 from gateway.ei import LayoutRegistry, Outcome, Record, build_retour
 from gateway.ports.messages import Direction, Message, MessageStatus, NewMessage, NewStatus
 
-__all__ = ["participant_retour"]
+__all__ = ["new_traceer_id", "participant_retour"]
+
+
+def new_traceer_id() -> str:
+    """A fresh traceerId (a random UUID) for a file the gateway makes."""
+    return str(uuid.uuid4())
 
 
 def participant_retour(
@@ -26,13 +31,15 @@ def participant_retour(
     insurer_reference: str,
     at: datetime,
     answers: str | None = None,
+    new_id: Callable[[], str] | None = None,
 ) -> NewMessage | None:
     """The retour to ``upload``'s participant, in its own retour standard, answering the
     records ``outcomes`` names (NUM040 → outcome) and only those; None when the upload's
     standard is unknown. ``answers`` is the insurer retour it passes on, when there is one:
     it, not the bytes, is then its identity — built again from the same retour on another
     day (a crash before the insurer was told the retour arrived), the file differs in its
-    date and must still not reach the participant twice."""
+    date and must still not reach the participant twice. ``new_id`` makes the retour's
+    traceerId (:func:`new_traceer_id` when None)."""
     if not originals:
         return None
     layout = registry.lookup(
@@ -52,7 +59,7 @@ def participant_retour(
         answered_only=True,
     )
     sha = hashlib.sha256(data).hexdigest()
-    traceer_id = str(uuid.uuid4())
+    traceer_id = (new_id or new_traceer_id)()
     return NewMessage(
         traceer_id=traceer_id,
         conversatie_id=upload.conversatie_id,

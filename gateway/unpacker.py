@@ -17,7 +17,6 @@ insurer's retour is passed on to the participant unchanged: it is its own declar
 
 from __future__ import annotations
 
-import uuid
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
@@ -51,7 +50,7 @@ from gateway.ports.outcomes import (
     OutcomeStore,
 )
 from gateway.ports.runtime import RunInThread, run_inline
-from gateway.retours import participant_retour
+from gateway.retours import new_traceer_id, participant_retour
 from gateway.rules.model import LineKey, line_key
 
 __all__ = [
@@ -164,8 +163,10 @@ class Unpacker:
         overhead_of: Callable[[str], float] = lambda insurer: 0.0,
         metrics: Metrics | None = None,
         run_in_thread: RunInThread | None = None,
+        new_id: Callable[[], str] = new_traceer_id,
     ) -> None:
         self._metrics = metrics
+        self._new_id = new_id
         self._run: RunInThread = run_in_thread or run_inline
         self._messages = messages
         self._outcomes = outcomes
@@ -295,6 +296,7 @@ class Unpacker:
                     insurer_reference=insurer_reference[:24],
                     at=self._now(),
                     answers=retour_id,
+                    new_id=self._new_id,
                 )
             )
             if new is None:
@@ -324,7 +326,7 @@ class Unpacker:
         message = await self._messages.get_message(upload_id)
         if message is None:
             return [], []
-        traceer_id = str(uuid.uuid4())
+        traceer_id = self._new_id()
         retour = NewMessage(
             traceer_id=traceer_id,
             conversatie_id=message.conversatie_id,

@@ -1,8 +1,9 @@
 """The IGO administrator's workplace on the web: its own Twisted site on its own port.
 
 * :mod:`adapters.admin.config` — :class:`AdminConfig` (host, port, session lifetime, TLS);
-* :mod:`adapters.admin.site` — :func:`build_admin_site`: the site, one resource that
-  routes every request over the table in :mod:`adapters.admin.routes`;
+* :mod:`adapters.admin.site` — :func:`build_admin_site`: the site (on services
+  :class:`gateway.builder.GatewayBuilder` built), one resource that routes every request
+  over the table in :mod:`adapters.admin.routes`;
 * :mod:`adapters.admin.pages` — the server-rendered pages (Jinja2, autoescaped, no
   JavaScript; rendered by :mod:`adapters.admin.render`);
 * :mod:`adapters.admin.api` — the JSON API under ``/api/`` (its JSON is

@@ -15,47 +15,54 @@ import argparse
 import secrets
 import sys
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from twisted.internet.defer import Deferred, ensureDeferred
-from twisted.internet.task import LoopingCall
 from twisted.internet.threads import deferToThread
 
-from adapters.admin.config import AdminConfig
 from adapters.admin.demo import seed_cases
-from adapters.admin.site import build_admin_site, build_bulk_service
 from adapters.storage import open_store
 from gateway.admin.accounts import Actor, Role
 from gateway.admin.bulk import BatchRunner
-from gateway.admin.service import AdminService
-from gateway.loading import load_layouts
+from gateway.builder import GatewayBuilder, GatewayReactor
+from gateway.config import GatewayConfig
 from gateway.ports.admin import UserExistsError
+from gateway.repeating import Repeating
 
 __all__ = ["main"]
 
 T = TypeVar("T")
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
 def _in_thread(fn: Callable[[], T]) -> Deferred[T]:
     return deferToThread(fn)
 
 
-async def _serve(reactor: Any, args: argparse.Namespace) -> None:
-    layouts = load_layouts()
+def dev_config(store_url: str, host: str, port: int) -> GatewayConfig:
+    """The config the dev server builds the admin site from: a demo IGO without
+    participants or insurers, the store at ``store_url``, the site on ``host``/``port``.
+    The EPD API's TLS files are named (the config requires them) but never read: the dev
+    server serves the admin site alone."""
+    return GatewayConfig.model_validate(
+        {
+            "igo": {"name": "Geboortezorg Voorbeeldstad (dev)", "agb": "53001234"},
+            "store": {"url": store_url},
+            "epd_api": {"tls": {"cert": "unused.pem", "key": "unused.pem", "trust": "unused.pem"}},
+            "admin": {"host": host, "port": port},
+        }
+    )
+
+
+async def _serve(reactor: GatewayReactor, args: argparse.Namespace) -> None:
+    config = dev_config(args.store, args.host, args.port)
     store = await open_store(args.store, reactor)
-    admin = store.admin
+    builder = GatewayBuilder(config, reactor, store, run_in_thread=_in_thread)
     if args.seed:
-        await seed_cases(store, layouts, _now())
+        await seed_cases(store, builder.layouts(), builder.now())
     if args.demo_user:
         password = secrets.token_urlsafe(12)
-        service = AdminService(admin, store, layouts, _now, run_in_thread=_in_thread)
         try:
-            await service.create_user(
+            await builder.admin_service().create_user(
                 "demo",
                 Role.ADMINISTRATOR,
                 password,
@@ -64,29 +71,27 @@ async def _serve(reactor: Any, args: argparse.Namespace) -> None:
             print(f"user demo (administrator), password {password}", flush=True)
         except UserExistsError:
             print("user demo exists already", flush=True)
-    bulk = build_bulk_service(admin, store.batches, _now)
-    site = build_admin_site(
-        store,
-        admin,
-        layouts,
-        None,
-        _now,
-        config=AdminConfig(host=args.host, port=args.port),
-        run_in_thread=_in_thread,
-        bulk=bulk,
-    )
+    site = builder.admin_site()
     # Bulk-action batches run in the background, as in ``serve``.
-    runner = BatchRunner(bulk)
-    batches = LoopingCall(lambda: Deferred.fromCoroutine(runner.run_once()))
-    batches.clock = reactor
-    batches.start(args.batch_interval, now=True)
+    batches = Repeating(
+        "the bulk batch runner",
+        BatchRunner(builder.bulk_service()).run_once,
+        args.batch_interval,
+        reactor,
+    )
+    batches.start()
     port = reactor.listenTCP(args.port, site, interface=args.host)
-    address = port.getHost()
+    address: Any = port.getHost()
     print(
         f"admin site listening on http://{address.host}:{address.port}", file=sys.stderr, flush=True
     )
-    reactor.addSystemEventTrigger("before", "shutdown", batches.stop)
-    reactor.addSystemEventTrigger("before", "shutdown", store.close)
+
+    async def stop() -> None:
+        batches.stop()
+        await batches.finished
+        await store.close()
+
+    reactor.addSystemEventTrigger("before", "shutdown", lambda: Deferred.fromCoroutine(stop()))
     await Deferred()  # until the reactor stops
 
 
@@ -109,7 +114,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from twisted.internet import reactor  # noqa: PLC0415 - installs the reactor: main only
 
     def start() -> None:
-        d = ensureDeferred(_serve(reactor, args))
+        d = ensureDeferred(_serve(cast(GatewayReactor, reactor), args))
 
         def failed(failure: Any) -> None:
             print(f"devserver: {failure.getErrorMessage()}", file=sys.stderr, flush=True)

@@ -55,8 +55,8 @@ from __future__ import annotations
 
 import io
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timedelta
-from typing import Any, Final
+from datetime import datetime
+from typing import Final
 
 from prometheus_client import CollectorRegistry
 from twisted.internet.defer import ensureDeferred
@@ -73,19 +73,11 @@ from adapters.admin.render import Renderer
 from adapters.admin.routes import ADMIN_ROUTES, READ_METHODS, MethodNotAllowedError, Router
 from adapters.admin.session import Sessions
 from adapters.epd_api.http import problem_bytes
-from adapters.storage import SqlMessageStore
-from gateway.admin.accounts import PasswordHasher
 from gateway.admin.bulk import BulkService
-from gateway.admin.labels import Names
-from gateway.admin.metrics import AdminMetrics, BulkMetrics
+from gateway.admin.metrics import BulkMetrics
 from gateway.admin.service import AdminService
-from gateway.crypto import Keyring
-from gateway.ei import LayoutRegistry
 from gateway.ports.admin import AdminStore, BatchStore
-from gateway.ports.messages import MessageStore
-from gateway.ports.runtime import RunInThread
 from gateway.reprocess import Reprocessor
-from gateway.resolution import Resolver
 
 __all__ = [
     "MAX_BODY_BYTES",
@@ -287,10 +279,6 @@ class AdminSite(server.Site):
         self.bulk = bulk
 
 
-async def _run_here(work: Callable[[], Any]) -> Any:
-    return work()
-
-
 def build_bulk_service(
     admin_store: AdminStore,
     batch_store: BatchStore,
@@ -300,68 +288,26 @@ def build_bulk_service(
 ) -> BulkService:
     """The bulk service for :func:`build_admin_site` and the batch runner (one for both:
     its metrics are registered once). ``cases`` prepares the actions that need a prepared
-    effect; :func:`build_admin_site` gives it its own service when it is None."""
+    effect (breaking a bundle, passing a rejection on, closing a phase); without it those
+    actions are refused."""
     metrics = BulkMetrics(metrics_registry) if metrics_registry is not None else None
     return BulkService(admin_store, batch_store, clock, metrics, cases)
 
 
 def build_admin_site(
-    store: MessageStore,
-    admin_store: AdminStore,
-    registry: LayoutRegistry | None,
-    keyring: Keyring | None,
-    clock: Callable[[], datetime],
-    *,
+    service: AdminService,
     config: AdminConfig | None = None,
-    metrics_registry: CollectorRegistry | None = None,
-    run_in_thread: RunInThread | None = None,
-    hasher: PasswordHasher | None = None,
-    resolver: Resolver | None = None,
-    after_change: Callable[[], Awaitable[object]] | None = None,
+    *,
     bulk: BulkService | None = None,
-    names: Names | None = None,
+    reprocessor: Reprocessor | None = None,
 ) -> AdminSite:
-    """The admin site on ``store`` (the messages) and ``admin_store`` (accounts, audit,
-    cases), with ``registry`` (the EI layouts) to show files, ``clock`` for "now".
-
-    ``keyring`` is for looking up clients by BSN through its keyed index (for the case
-    kinds built on declaration lines); ``metrics_registry`` is the gateway's Prometheus
-    registry (``Metrics().registry``); ``run_in_thread`` runs password hashing and file
-    rendering off the reactor (``deferToThread`` in production); ``bulk`` offers bulk
-    actions (:func:`build_bulk_service`; without it the site has none)."""
-    config = config or AdminConfig()
-    service = AdminService(
-        admin=admin_store,
-        messages=store,
-        layouts=registry,
-        clock=clock,
-        session_lifetime=timedelta(minutes=config.session_lifetime_minutes),
-        metrics=AdminMetrics(metrics_registry) if metrics_registry is not None else None,
-    )
-    service.resolver = resolver
-    service.after_change = after_change
-    if names is not None:
-        service.names = names
-    if hasher is not None:
-        service.hasher = hasher
-    if run_in_thread is not None:
-        service.run_in_thread = run_in_thread
-    if isinstance(store, SqlMessageStore):
-        service.search_store = store.search
-    site = AdminSite(service, config)
-    if bulk is not None and bulk.cases is None:
-        bulk.cases = service  # the same resolver and re-bundling as single cases
-    reprocessor = None
-    if isinstance(store, SqlMessageStore) and registry is not None:
-        reprocessor = Reprocessor(
-            store,
-            store.reprocess,
-            registry,
-            now=clock,
-            run_in_thread=run_in_thread or _run_here,
-            after_change=after_change,
-        )
-    site = AdminSite(service, config, bulk, reprocessor)
+    """The admin site on ``service`` (accounts, audit, single cases), with ``bulk``'s bulk
+    actions and ``reprocessor``'s reprocessing of uploads when given (without them the site
+    has none). Every service comes built, with its collaborators given to its constructor
+    (:class:`gateway.builder.GatewayBuilder` builds them for ``serve`` and the dev server;
+    ``bulk.cases`` is ``service`` there, so bulk actions prepare the same effects as single
+    cases)."""
+    site = AdminSite(service, config or AdminConfig(), bulk, reprocessor)
     site.requestFactory = _AdminRequest
     site.displayTracebacks = False
     return site

@@ -12,14 +12,13 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Any
 
-from twisted.internet.defer import Deferred
-from twisted.internet.task import LoopingCall
+from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
 from gateway.metrics import Metrics
 from gateway.ports.outbox import OutboundState, QueueReads
+from gateway.repeating import Repeating
 
 __all__ = ["STORE_CHECK_SECONDS", "OperationsWatch", "watch_operations"]
 
@@ -83,12 +82,9 @@ class OperationsWatch:
 
 
 def watch_operations(
-    watch: OperationsWatch, reactor: Any, interval: float = STORE_CHECK_SECONDS
-) -> LoopingCall:
-    """Run ``watch`` now and every ``interval`` seconds."""
-    task = LoopingCall(lambda: Deferred.fromCoroutine(watch.run_once()))
-    task.clock = reactor
-    task.start(interval, now=True).addErrback(
-        lambda f: log.warn("the operations watch stopped: {error}", error=f.getErrorMessage())
-    )
-    return task
+    watch: OperationsWatch, clock: IReactorTime, interval: float = STORE_CHECK_SECONDS
+) -> Repeating:
+    """Run ``watch`` now and every ``interval`` seconds; the started job."""
+    job = Repeating("the operations watch", watch.run_once, interval, clock)
+    job.start()
+    return job

@@ -192,9 +192,10 @@ class BulkService:
 
 @dataclass
 class BatchRunner:
-    """Works through the running batches: up to ``steps`` cases per :meth:`run_once`
-    (called by a ``LoopingCall`` in ``serve``), each its own transaction. Nothing is held
-    in memory between runs: after a restart it goes on from the store."""
+    """Works through the running batches: up to ``steps`` cases per :meth:`run_once` (a
+    :class:`~gateway.repeating.Repeating` job in ``serve`` and the dev server), each its
+    own transaction. Nothing is held in memory between runs: after a restart it goes on
+    from the store."""
 
     service: BulkService
     steps: int = STEPS_PER_RUN

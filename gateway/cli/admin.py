@@ -19,7 +19,7 @@ import sys
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -27,14 +27,13 @@ from adapters.admin.blocking import Blocking, opened_stores
 from adapters.storage.keys import check_store_keys
 from gateway.admin.accounts import AccountError, Actor, Role
 from gateway.admin.service import AdminService
-from gateway.app import build_resolver, make_data_dirs
+from gateway.app import make_data_dirs
+from gateway.builder import GatewayBuilder, load_keyring
 from gateway.config import ConfigError, load_config
-from gateway.crypto import CryptoError, Keyring
+from gateway.crypto import CryptoError
 from gateway.ei import LayoutError
-from gateway.loading import load_layouts
 from gateway.ports.admin import UserExistsError
 from gateway.ports.messages import StoreError
-from gateway.terms import load_catalogue
 
 __all__ = ["AdminSession", "admin_session", "cli_actor", "register"]
 
@@ -62,44 +61,41 @@ def cli_actor() -> Actor:
 @dataclass(frozen=True, slots=True)
 class AdminSession:
     run: Blocking
-    service: AdminService
+    builder: GatewayBuilder
 
-
-def _now() -> datetime:
-    return datetime.now(UTC)
+    @property
+    def service(self) -> AdminService:
+        return self.builder.admin_service()
 
 
 @contextmanager
 def admin_session(config_path: Path) -> Iterator[AdminSession]:
-    """The admin service on the store of the config at ``config_path``; raises
-    :class:`CliError`."""
+    """The gateway's services (:class:`~gateway.builder.GatewayBuilder`) on the store of
+    the config at ``config_path``, without a reactor; raises :class:`CliError`. No
+    bundling from here: the running gateway's next scheduled run decides again what a
+    broken bundle or a closed phase changed."""
     try:
         config = load_config(config_path, check_files=False)
     except ConfigError as exc:
         raise CliError(str(exc), EXIT_USAGE) from None
     try:
-        key_file = config.encryption.key_file
-        keyring = Keyring.load(key_file) if key_file is not None else None
-        layouts = load_layouts()
-        catalogue = load_catalogue(config.bundling.catalogue)
-    except (CryptoError, LayoutError, ConfigError) as exc:
+        keyring = load_keyring(config)
+    except CryptoError as exc:
         raise CliError(str(exc)) from None
 
     try:
         make_data_dirs(config)  # a first account may come before the first start
         with opened_stores(config.store.url, keyring) as stores:
             store = stores.store
+            builder = GatewayBuilder(config, stores.run, store, keyring=keyring)
             try:
+                builder.layouts()
+                builder.catalogue()
                 stores.run.wait(check_store_keys(store))
-            except CryptoError as exc:
+            except (CryptoError, LayoutError, ConfigError) as exc:
                 raise CliError(str(exc)) from None
-            stores.run.wait(stores.admin.key_audit_chain(_now()))
-            resolver = build_resolver(config, store, layouts, catalogue, None, None)
-            # No bundling from here: the running gateway's next scheduled run decides
-            # again what a broken bundle or a closed phase changed.
-            service = AdminService(stores.admin, store, layouts, _now, resolver=resolver)
-            service.search_store = store.search
-            yield AdminSession(stores.run, service)
+            stores.run.wait(builder.store.admin.key_audit_chain(builder.now()))
+            yield AdminSession(stores.run, builder)
     except StoreError as exc:
         raise CliError(f"store: {exc}") from None
 

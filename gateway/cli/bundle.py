@@ -8,27 +8,21 @@ import getpass
 import json
 import sys
 from collections.abc import Awaitable, Callable
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, TypeVar
-
-from twisted.internet.interfaces import IReactorTime
 
 from adapters.storage import SqlMessageStore, open_store
 from adapters.storage.blocking import Blocking
 from adapters.storage.keys import check_store_keys
-from gateway.bundler import BUNDLING_JOB, Bundler
+from gateway.builder import GatewayBuilder, load_keyring
 from gateway.config import ConfigError, GatewayConfig, load_config
-from gateway.crypto import CryptoError, Keyring
-from gateway.jobs import JobLock
-from gateway.loading import load_layouts
-from gateway.pausepoints import pause_point_from_environment
+from gateway.crypto import CryptoError
 from gateway.ports.bundling import BundleConflictError
 from gateway.ports.jobs import LeaseLostError
 from gateway.ports.messages import StoreError
-from gateway.rules.catalogue import Phase
+from gateway.rules.catalogue import Catalogue, Phase
 from gateway.rules.explain import explain_json, explain_text
-from gateway.terms import load_catalogue, terms_from_config
 
 __all__ = ["register", "run_with_store"]
 
@@ -112,51 +106,23 @@ def _close_phase(args: argparse.Namespace) -> int:
 def run_with_store(config: GatewayConfig, work: Callable[[SqlMessageStore], Awaitable[T]]) -> T:
     """Open the config's store, run ``work`` with it to its end, close it; the result (or
     the error). No reactor runs: :class:`Blocking` stands in for it."""
-    return _run_with_store_and_clock(config, lambda store, _: work(store))
+    return run_with_builder(config, lambda builder: work(builder.store))
 
 
-def _run_with_store_and_clock(
-    config: GatewayConfig, work: Callable[[SqlMessageStore, Blocking], Awaitable[T]]
-) -> T:
-    """:func:`run_with_store`, with the :class:`Blocking` stand-in as ``work``'s clock."""
-    keyring = Keyring.load(config.encryption.key_file) if config.encryption.key_file else None
+def run_with_builder(config: GatewayConfig, work: Callable[[GatewayBuilder], Awaitable[T]]) -> T:
+    """:func:`run_with_store`, with the gateway's services built on the store
+    (:class:`~gateway.builder.GatewayBuilder`, the :class:`Blocking` stand-in as its
+    reactor: a bundling run takes the store's bundling lease and queues behind one of
+    ``serve`` or another command line)."""
+    keyring = load_keyring(config)
     run = Blocking()
     store = run.wait(open_store(config.store.url, run, keyring))
     try:
         run.wait(check_store_keys(store))  # CryptoError for a key file that does not fit
-        return run.wait(work(store, run), timeout=CLI_WAIT_SECONDS)
+        builder = GatewayBuilder(config, run, store, keyring=keyring)
+        return run.wait(work(builder), timeout=CLI_WAIT_SECONDS)
     finally:
         run.wait(store.close())
-
-
-def _bundler(
-    config: GatewayConfig,
-    store: SqlMessageStore,
-    as_of: date | None = None,
-    clock: IReactorTime | None = None,
-) -> Bundler:
-    """The bundler of ``config``; deciding as on ``as_of`` (noon UTC) when given; with a
-    ``clock``, it takes the store's bundling lease for a run (a run queues behind one of
-    ``serve`` or another command line)."""
-
-    def now() -> datetime:
-        if as_of is None:
-            return datetime.now(UTC)
-        return datetime.combine(as_of, time(12), tzinfo=UTC)
-
-    return Bundler(
-        store,
-        store.bundles,
-        load_layouts(),
-        load_catalogue(config.bundling.catalogue),
-        terms_from_config(config),
-        now=now,
-        distribution=config.bundling.distribution,
-        lock=None
-        if clock is None
-        else JobLock(store.leases, BUNDLING_JOB, clock, seconds=config.bundling.lease_seconds),
-        checkpoint=pause_point_from_environment(),
-    )
 
 
 def _load(args: argparse.Namespace, command: str) -> GatewayConfig | None:
@@ -178,12 +144,12 @@ def _bundle(args: argparse.Namespace) -> int:
     if config is None:
         return EXIT_USAGE
     try:
-        plan = _run_with_store_and_clock(
+        plan = run_with_builder(
             config,
-            lambda store, clock: (
-                _bundler(config, store, args.as_of).plan()
+            lambda builder: (
+                builder.planning_bundler(args.as_of).plan()
                 if args.dry_run
-                else _bundler(config, store, clock=clock).run_once()
+                else builder.bundler().run_once()
             ),
         )
     except (
@@ -231,12 +197,12 @@ def _explain(args: argparse.Namespace) -> int:
     if config is None:
         return EXIT_USAGE
 
-    async def decide(store: SqlMessageStore) -> Any:
-        decisions, _ = await _bundler(config, store, args.as_of).decisions()
-        return decisions
+    async def decide(builder: GatewayBuilder) -> tuple[Any, Catalogue]:
+        decisions, _ = await builder.planning_bundler(args.as_of).decisions()
+        return decisions, builder.catalogue()
 
     try:
-        decisions = run_with_store(config, decide)
+        decisions, catalogue = run_with_builder(config, decide)
     except (StoreError, CryptoError, ConfigError) as exc:
         print(f"igo-gateway explain: {exc}", file=sys.stderr)
         return EXIT_FAILED
@@ -249,6 +215,5 @@ def _explain(args: argparse.Namespace) -> int:
         for decision in decisions:
             print(json.dumps(explain_json(decision, unmask=args.unmask), ensure_ascii=False))
         return EXIT_OK
-    catalogue = load_catalogue(config.bundling.catalogue)
     print(explain_text(decisions, catalogue, unmask=args.unmask), end="")
     return EXIT_OK

@@ -19,8 +19,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from adapters.storage.admin import SqlAdminStore
-from adapters.storage.batches import SqlBatchStore
 from gateway.admin.batches import Batch, BatchControl, BatchPreview, BatchState
 from gateway.admin.bulk import BatchRunner, BulkService
 from gateway.admin.cases import KINDS, ActionRefusedError, CaseAction, CaseFilter, CaseKind
@@ -349,15 +347,7 @@ def _query(args: argparse.Namespace) -> CaseFilter:
 
 
 def _bulk_service(session: AdminSession) -> BulkService:
-    admin = session.service.admin
-    if not isinstance(admin, SqlAdminStore):  # pragma: no cover - the CLI opens SQL stores
-        raise CliError("bulk actions need a SQL store")
-    return BulkService(
-        admin,
-        SqlBatchStore(admin.database, admin.codec),
-        session.service.clock,
-        cases=session.service,
-    )
+    return session.builder.bulk_service()
 
 
 def _print_preview(preview: BatchPreview) -> None:

@@ -24,9 +24,10 @@ from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, cast
 
 from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import deferLater
 from twisted.logger import Logger
 
@@ -36,8 +37,8 @@ from adapters.storage import SqlMessageStore
 from adapters.vsp_client import VspClient, VspError
 from gateway.admin.accounts import Role
 from gateway.admin.cases import CaseKind
-from gateway.admin.service import AdminService
 from gateway.app import RunningGateway
+from gateway.builder import GatewayReactor
 from gateway.cli.admin import cli_actor
 from gateway.cli.epd import metadata_for
 from gateway.cli.serve import run
@@ -210,7 +211,7 @@ class _Show:
             print(text, flush=True)
 
 
-def _epd(reactor: Any, directory: Path, agb: str, port: int) -> VspClient:
+def _epd(reactor: GatewayReactor, directory: Path, agb: str, port: int) -> VspClient:
     pki = directory / PKI_DIR
     return VspClient.with_certificate(
         reactor,
@@ -222,7 +223,7 @@ def _epd(reactor: Any, directory: Path, agb: str, port: int) -> VspClient:
     )
 
 
-async def _until(reactor: Any, check: Callable[[], Any], deadline: float) -> bool:
+async def _until(reactor: IReactorTime, check: Callable[[], Any], deadline: float) -> bool:
     while time.monotonic() < deadline:
         if await check():
             return True
@@ -231,10 +232,9 @@ async def _until(reactor: Any, check: Callable[[], Any], deadline: float) -> boo
 
 
 async def _scenario(
-    gateway: RunningGateway, reactor: Any, directory: Path, port: int, show: _Show
+    gateway: RunningGateway, reactor: GatewayReactor, directory: Path, port: int, show: _Show
 ) -> dict[str, Any]:
     store = gateway.store
-    assert isinstance(store, SqlMessageStore)
     sim = await start_simulator(load_sim_config(directory / "insurer-sim.toml"), reactor)
     # The simulator lives as long as the gateway: it stops when the reactor does, so the
     # gateway never polls an insurer that is gone.
@@ -278,7 +278,7 @@ async def _scenario(
             await epds[agb].confirm(retour["referentiegegevens"]["traceerId"])
         retours[agb] = len(found)
         show(f"  ✓ {name} fetched {len(found)} retour file(s)")
-    admin = store.admin
+    admin = gateway.builder.store.admin
 
     async def practice_ready() -> bool:
         kinds = {case.kind for case in await admin.cases() if case.is_open}
@@ -290,7 +290,7 @@ async def _scenario(
     summary["cases"] = dict(
         sorted(Counter(c.kind.value for c in await admin.cases() if c.is_open).items())
     )
-    summary["admin"] = await _admin_user(gateway, store, directory)
+    summary["admin"] = await _admin_user(gateway, directory)
     return summary
 
 
@@ -319,17 +319,10 @@ async def _practice_uploads(
         show(f"  ✓ uploaded {filename}: {what} (traceerId {metadata.traceer_id[:8]}…)")
 
 
-async def _admin_user(
-    gateway: RunningGateway, store: SqlMessageStore, directory: Path
-) -> dict[str, str]:
+async def _admin_user(gateway: RunningGateway, directory: Path) -> dict[str, str]:
     """A demo administrator account (its password in DIR/admin-password.txt)."""
     password_file = directory / "admin-password.txt"
-    service = AdminService(
-        admin=store.admin,
-        messages=store,
-        layouts=gateway.registry,
-        clock=lambda: datetime.now(UTC),
-    )
+    service = gateway.builder.admin_service()
     password = secrets.token_urlsafe(12)
     await service.create_user("demo", Role.ADMINISTRATOR, password, cli_actor())  # new store
     password_file.write_text(password + "\n", encoding="utf-8")
@@ -464,7 +457,9 @@ def _demo(args: argparse.Namespace) -> int:
 
         async def go() -> None:
             try:
-                summary = await _scenario(gateway, reactor, args.dir, args.port, show)
+                summary = await _scenario(
+                    gateway, cast(GatewayReactor, reactor), args.dir, args.port, show
+                )
             except Exception as exc:  # the demo went wrong: say so, stop
                 print(f"igo-gateway demo: {exc}", file=sys.stderr)
                 outcome["status"] = EXIT_FAILED

@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from twisted.internet.defer import Deferred
 from twisted.internet.error import CannotListenError
@@ -15,6 +15,7 @@ from twisted.python.failure import Failure
 
 from gateway import crashpoints
 from gateway.app import RunningGateway, start
+from gateway.builder import GatewayReactor
 from gateway.config import ConfigError, GatewayConfig, LoggingConfig, load_config
 from gateway.crypto import CryptoError
 from gateway.ei import LayoutError
@@ -67,7 +68,7 @@ KNOWN_START_ERRORS: tuple[type[Exception], ...] = (
 
 
 def run_until_stopped(
-    start: Callable[[Any], Awaitable[S]],
+    start: Callable[[GatewayReactor], Awaitable[S]],
     stop: Callable[[S], Awaitable[None]],
     *,
     logging: LoggingConfig,
@@ -98,7 +99,7 @@ def run_until_stopped(
             on_started(server)
 
     def begin() -> None:
-        d = Deferred.fromCoroutine(_awaited(start(reactor)))
+        d = Deferred.fromCoroutine(_awaited(start(cast(GatewayReactor, reactor))))
         d.addCallbacks(started, cannot_start)
 
     reactor.callWhenRunning(begin)
@@ -116,7 +117,7 @@ def run(config: GatewayConfig, on_started: Callable[[RunningGateway], None] | No
     The test-only crash hook (:mod:`gateway.crashpoints`) is armed here, from the
     environment, once; it is never armed otherwise."""
 
-    async def armed_start(reactor: Any) -> RunningGateway:
+    async def armed_start(reactor: GatewayReactor) -> RunningGateway:
         crashpoints.arm_from_environment()
         return await start(config, reactor)
 

@@ -15,12 +15,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from adapters.storage import SqlMessageStore
 from gateway.admin.cases import ActionRefusedError
 from gateway.admin.serialise import reprocess_json
 from gateway.cli.admin import CliError, admin_session, cli_actor
 from gateway.ports.reprocess import ReprocessOutcome
-from gateway.reprocess import Reprocessor
 
 __all__ = ["register"]
 
@@ -58,16 +56,7 @@ def _fail(message: str, status: int = EXIT_FAILED) -> int:
 def _reprocess(args: argparse.Namespace) -> int:
     try:
         with admin_session(args.config) as session:
-            store = session.service.messages
-            layouts = session.service.layouts
-            if not isinstance(store, SqlMessageStore) or layouts is None:  # pragma: no cover
-                return _fail("needs the SQL store")
-            reprocessor = Reprocessor(
-                store,
-                store.reprocess,
-                layouts,
-                now=session.service.clock,
-            )
+            reprocessor = session.builder.reprocessor()
             result = session.run.wait(
                 reprocessor.reprocess(args.traceer_id, cli_actor(), args.reason)
             )

@@ -18,6 +18,7 @@ DOCUMENTED = {
     "igo_gateway_store_bytes": "gauge",
     "igo_gateway_store_transaction_seconds": "histogram",
     "igo_gateway_pruned_payloads": "counter",
+    "igo_gateway_job_failures": "counter",
     "igo_gateway_outbound_files": "gauge",
     "igo_gateway_outbound_attempts": "counter",
     "igo_gateway_retours_received": "counter",

@@ -24,6 +24,7 @@ FORBIDDEN = (
     "twisted.internet",
     "adapters",
     "gateway.app",
+    "gateway.builder",
     "gateway.config",
     "gateway.loading",
     "gateway.resources",

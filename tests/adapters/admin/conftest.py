@@ -21,11 +21,14 @@ from adapters.admin.site import build_admin_site, build_bulk_service
 from adapters.storage import SqlMessageStore, open_store
 from adapters.storage.admin import SqlAdminStore
 from adapters.storage.batches import SqlBatchStore
+from adapters.storage.reprocess import SqlReprocessStore
+from adapters.storage.search import SqlSearchStore
 from gateway.admin.accounts import Actor, PasswordHasher, Role, ScryptParameters
 from gateway.admin.bulk import BulkService
 from gateway.admin.service import AdminService
 from gateway.ei import LayoutRegistry
 from gateway.loading import load_layouts
+from gateway.reprocess import Reprocessor
 from tests.threadpump import ThreadPump
 
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
@@ -198,8 +201,19 @@ def world(tmp_path: Path, layouts: LayoutRegistry) -> Iterator[AdminWorld]:
     xss = pump.wait(
         seed_cases(store, layouts, T0, tag="xss", filename=XSS_NAME, comment=XSS_COMMENT)
     )
-    bulk = build_bulk_service(admin, SqlBatchStore(store.database), clock)
-    site = build_admin_site(store, admin, layouts, None, clock, hasher=FAST, bulk=bulk)
+    site_service = AdminService(
+        admin,
+        store,
+        layouts,
+        clock,
+        hasher=FAST,
+        search_store=SqlSearchStore(store.database, store.codec),
+    )
+    bulk = build_bulk_service(admin, SqlBatchStore(store.database), clock, cases=site_service)
+    reprocessor = Reprocessor(
+        store, SqlReprocessStore(store.database, store.codec), layouts, now=clock
+    )
+    site = build_admin_site(site_service, bulk=bulk, reprocessor=reprocessor)
     service = AdminService(admin, store, layouts, clock, hasher=FAST)
     world = AdminWorld(pump, store, admin, service, site, clock, seeded, xss, bulk)
     world.user("otto", Role.OPERATOR)

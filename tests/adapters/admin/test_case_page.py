@@ -17,10 +17,12 @@ import pytest
 from adapters.admin.render import group_history
 from adapters.admin.site import build_admin_site
 from adapters.storage.admin import SqlAdminStore
+from adapters.storage.search import SqlSearchStore
 from gateway.admin.accounts import Role
 from gateway.admin.audit import AuditAction, AuditEntry
 from gateway.admin.labels import Names, dutch, euro_text, local_time
-from gateway.app import admin_names
+from gateway.admin.service import AdminService
+from gateway.builder import admin_names
 from gateway.config import load_config
 from gateway.terms import load_catalogue
 from tests.adapters.admin.conftest import FAST, Browser
@@ -58,15 +60,17 @@ def world(tmp_path: Path) -> Iterator[tuple[Cycle, str, str, Browser]]:
         cycle.user("otto", Role.OPERATOR)
         service = cycle.service
         site = build_admin_site(
-            cycle.store,
-            SqlAdminStore(cycle.store.database, cycle.store.codec),
-            service.layouts,
-            None,
-            service.clock,
-            hasher=FAST,
-            resolver=service.resolver,
-            after_change=service.after_change,
-            names=NAMES,
+            AdminService(
+                SqlAdminStore(cycle.store.database, cycle.store.codec),
+                cycle.store,
+                service.layouts,
+                service.clock,
+                hasher=FAST,
+                resolver=service.resolver,
+                after_change=service.after_change,
+                names=NAMES,
+                search_store=SqlSearchStore(cycle.store.database, cycle.store.codec),
+            )
         )
         yield cycle, bsn, case_id, Browser(site, pump)
 

@@ -14,7 +14,9 @@ import pytest
 
 from adapters.admin.site import build_admin_site
 from adapters.storage.admin import SqlAdminStore
+from adapters.storage.search import SqlSearchStore
 from gateway.admin.accounts import Role
+from gateway.admin.service import AdminService
 from gateway.resolution import masked
 from tests.adapters.admin.conftest import FAST, Browser
 from tests.adapters.storage.test_resolution import RIGHT_MEMBER, Cycle, _cycle, rejected
@@ -30,14 +32,16 @@ def rejected_world(tmp_path: Path) -> Iterator[tuple[Cycle, str, Browser]]:
         cycle.user("wim", Role.VIEWER)
         service = cycle.service
         site = build_admin_site(
-            cycle.store,
-            SqlAdminStore(cycle.store.database, cycle.store.codec),
-            service.layouts,
-            None,
-            service.clock,
-            hasher=FAST,
-            resolver=service.resolver,
-            after_change=service.after_change,
+            AdminService(
+                SqlAdminStore(cycle.store.database, cycle.store.codec),
+                cycle.store,
+                service.layouts,
+                service.clock,
+                hasher=FAST,
+                resolver=service.resolver,
+                after_change=service.after_change,
+                search_store=SqlSearchStore(cycle.store.database, cycle.store.codec),
+            )
         )
         yield cycle, case_id, Browser(site, pump)
 

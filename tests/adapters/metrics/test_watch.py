@@ -56,6 +56,7 @@ def test_the_store_gauge_follows_the_store_on_its_own() -> None:
     clock.advance(STORE_CHECK_SECONDS)
     assert value(metrics, "igo_gateway_store_up") == 1
     task.stop()
+    assert clock.getDelayedCalls() == []
 
 
 def test_the_oldest_unanswered_file_is_published_per_insurer() -> None:
@@ -81,3 +82,4 @@ def test_the_oldest_unanswered_file_is_published_per_insurer() -> None:
     clock.advance(STORE_CHECK_SECONDS)
     assert value(metrics, age, insurer="3311") == 0
     task.stop()
+    assert clock.getDelayedCalls() == []

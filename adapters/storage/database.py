@@ -19,7 +19,8 @@ SQL, named ``*_txn`` in the store modules above — off the reactor thread:
   statements for the whole batch (look-ups in one query, ``executemany`` over every row)
   instead of a few per job. The batch function may leave a job to run alone, after it, in
   a savepoint of its own; if it raises, its savepoint is rolled back and every job of the
-  group runs alone, so a failing job still fails only its own caller.
+  group runs alone, so a failing job still fails only its own caller (when the error
+  means the database cannot be used now, every job of the group gets it instead).
 * **Reads** (:meth:`Database.run_read`) run on a small Twisted thread pool, one
   connection per thread, each in a transaction of its own (a consistent snapshot). SQLite
   in WAL mode lets them run beside the writer.
@@ -486,7 +487,9 @@ class Database:
         that is then run as ``fn(txn, *args)`` in a savepoint of its own. When
         ``together`` raises, its savepoint is rolled back and every one of those jobs runs
         as ``fn`` alone, so the outcome of each is what :meth:`run_interaction` would
-        give. The Deferred fires once the batch is durable."""
+        give — except for an error that means the database cannot be used now
+        (:class:`~gateway.store.StoreUnavailableError`), which every one of them gets. The
+        Deferred fires once the batch is durable."""
         if self._closed:
             return fail(StoreUnavailableError(f"{desc}: the store is closed"))
         d: Deferred[T] = Deferred()
@@ -600,9 +603,11 @@ class Database:
             results = list(together(txn, [job.args for job in jobs]))
             if len(results) != len(jobs):
                 raise RuntimeError(f"{jobs[0].desc}: {len(results)} results for {len(jobs)} jobs")
-        except Exception as exc:  # every job runs alone instead
+        except Exception as exc:
             self._roll_back_interaction(cursor, exc)
-            results = [ALONE] * len(jobs)
+            if self._engine.unavailable(exc):  # it would fail each of them again
+                return [(False, self._translate(exc, job.desc)) for job in jobs]
+            results = [ALONE] * len(jobs)  # every job runs alone instead
         else:
             cursor.execute("RELEASE SAVEPOINT interaction", ())
         return [

@@ -208,6 +208,23 @@ class Transaction:
         else:
             self._cursor.executemany(sql, [tuple(_adapt_sqlite(p) for p in row) for row in rows])
 
+    def insert_rows(self, table: str, columns: str, rows: Sequence[Sequence[object]]) -> None:
+        """Insert ``rows`` (values of ``columns``, a comma-separated list; no
+        ``datetime``) into ``table``: one ``COPY`` on PostgreSQL, which the server takes
+        much faster than one ``INSERT`` per row; one ``executemany`` on SQLite. For
+        plain inserts only (no ``ON CONFLICT``): a row that breaks a constraint fails
+        the whole call."""
+        if not rows:
+            return
+        if self.engine == POSTGRES:
+            copy = self._cursor.copy  # type: ignore[attr-defined]
+            with copy(f"COPY {table} ({columns}) FROM STDIN") as stream:
+                for row in rows:
+                    stream.write_row(row)
+            return
+        marks = ", ".join("?" * len(rows[0]))
+        self._cursor.executemany(f"INSERT INTO {table} ({columns}) VALUES ({marks})", rows)  # noqa: S608
+
     def fetchone(self) -> tuple[Any, ...] | None:
         row = self._cursor.fetchone()
         return None if row is None else tuple(row)

@@ -98,15 +98,10 @@ def record_lines_txn(txn: Transaction, lines: Sequence[DeclaredLine], codec: Jou
 def record_many_lines_txn(
     txn: Transaction, uploads: Sequence[tuple[Sequence[DeclaredLine], JournalCodec]]
 ) -> None:
-    """The lines of several uploads (each with its codec) in one ``executemany``."""
+    """The lines of several uploads (each with its codec) in one statement (``COPY`` on
+    PostgreSQL)."""
     rows = [row for lines, codec in uploads for row in line_rows(txn, lines, codec)]
-    if rows:
-        marks = ", ".join("?" * (COLUMN_COUNT + 1))
-        txn.executemany(
-            f"INSERT INTO declaration_lines ({COLUMNS}, bsn_index) VALUES ({marks})",  # noqa: S608
-            rows,
-            adapted=True,  # line_rows gives each engine's own values (no datetime)
-        )
+    txn.insert_rows("declaration_lines", f"{COLUMNS}, bsn_index", rows)
 
 
 def line_rows(

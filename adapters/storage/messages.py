@@ -10,7 +10,7 @@ constraints (traceer id, idempotency key, factuurnummer per payee): inserts use
 ``ON CONFLICT DO NOTHING`` and, when a row was not inserted, read back who won.
 
 Uploads are recorded together: the uploads of one group-committed batch are looked up in
-one query and written with one ``executemany`` per table (:func:`record_uploads_txn`);
+one query and written with one statement per table (:func:`record_uploads_txn`);
 an upload that does not fit that path (one with replies or an ``Idempotency-Key``, one
 that collides with another of its batch, or a whole batch that lost a race to another
 process) is recorded alone by :func:`record_upload_txn`, with the same outcome.
@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import socket
 from collections.abc import Sequence
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any, Final
 
 from twisted.internet.defer import Deferred, fail
@@ -34,7 +34,13 @@ from adapters.storage._values import (
     dump_metadata,
     load_metadata,
 )
-from adapters.storage.database import ALONE, Database, Transaction, decode_timestamp
+from adapters.storage.database import (
+    ALONE,
+    Database,
+    Transaction,
+    decode_timestamp,
+    encode_timestamp,
+)
 from adapters.storage.leases import SqlJobLeases
 from gateway.crypto import CryptoError, Keyring
 from gateway.lines import DeclaredLine
@@ -599,7 +605,7 @@ class _Raced(Exception):  # noqa: N818 - a signal to record the batch's uploads 
 
 def record_uploads_txn(txn: Transaction, calls: list[tuple[Any, ...]]) -> list[object]:
     """The uploads of one batch (the arguments of :func:`record_upload_txn`, one tuple per
-    upload) recorded together: one look-up for all, then one ``executemany`` per table
+    upload) recorded together: one look-up for all, then one statement per table
     (journal, messages, statuses, lines) and one read-back. Each gets the result
     :func:`record_upload_txn` would give it, or :data:`~adapters.storage.database.ALONE`:
     an upload with replies or a client key, one that fails the checks of a new message,
@@ -669,12 +675,13 @@ def record_uploads_txn(txn: Transaction, calls: list[tuple[Any, ...]]) -> list[o
     txn.executemany(_INSERT_MESSAGE, [_message_row(upload) for _, upload, _, _ in new])
     if txn.rowcount != len(new):
         raise _Raced("an upload of the batch was stored meanwhile by another process")
-    txn.executemany(
-        _INSERT_STATUS,
+    txn.insert_rows(
+        "message_statuses",
+        "traceer_id, at, status, code, description",
         [
             (
                 upload.traceer_id,
-                upload.created_at,
+                _stored_at(txn, upload.created_at),
                 upload.status.status.value,
                 upload.status.code,
                 upload.status.description,
@@ -746,10 +753,11 @@ _INSERT_MESSAGE: Final = (
     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?)"
     " ON CONFLICT DO NOTHING"
 )
-_INSERT_STATUS: Final = (
-    "INSERT INTO message_statuses (traceer_id, at, status, code, description)"
-    " VALUES (?, ?, ?, ?, ?)"
-)
+
+
+def _stored_at(txn: Transaction, at: datetime) -> object:
+    """``at`` as ``txn``'s engine stores it (for :meth:`Transaction.insert_rows`)."""
+    return at.astimezone(UTC) if txn.engine == "postgres" else encode_timestamp(at)
 
 
 def _message_row(message: NewMessage) -> tuple[object, ...]:

@@ -43,6 +43,10 @@ class _CountingCursor:
         self._log.append(query)
         return self._cursor.executemany(query, params_seq)
 
+    def copy(self, statement: str) -> Any:  # PostgreSQL's COPY: one statement too
+        self._log.append(statement)
+        return self._cursor.copy(statement)
+
     def fetchone(self) -> Any:
         return self._cursor.fetchone()
 
@@ -70,7 +74,7 @@ class _CountingConnection:
 
 
 class Statements:
-    """Every statement (``execute`` or ``executemany``: one round trip each on
+    """Every statement (``execute``, ``executemany`` or ``COPY``: one round trip each on
     PostgreSQL, where psycopg pipelines an ``executemany``) the writer thread sends."""
 
     def __init__(self) -> None:
@@ -238,7 +242,7 @@ def test_a_batch_of_uploads_costs_the_same_few_statements_whatever_its_size(
         # BEGIN, SAVEPOINT, one look-up, journal, messages, statuses, lines, one read-back,
         # RELEASE, COMMIT: for the whole batch
         assert len(batch) == 10, batch
-        assert sum("INSERT INTO declaration_lines" in s for s in batch) == 1
+        assert sum("declaration_lines" in s for s in batch) == 1
         assert sum(s.startswith("SELECT") for s in batch) == 2
     finally:
         pump.wait(store.close())

@@ -25,8 +25,8 @@ SQL, named ``*_txn`` in the store modules above — off the reactor thread:
   connection per thread, each in a transaction of its own (a consistent snapshot). SQLite
   in WAL mode lets them run beside the writer.
 
-Every result is handed back on the reactor thread (``reactor.callFromThread``); the
-reactor is passed in, never imported.
+Every result is handed back on the reactor thread (``reactor.callFromThread``, once per
+batch of writes); the reactor is passed in, never imported.
 
 The SQL is shared between the engines: :class:`Transaction` takes ``?`` placeholders and
 translates them for psycopg, and adapts timestamps (UTC ISO-8601 text on SQLite,

@@ -16,11 +16,13 @@ SQL, named ``*_txn`` in the store modules above — off the reactor thread:
   Reads do the same.
 * **Writes run together** (:meth:`Database.run_together`): the jobs of one batch that share
   a *batch function* run as one call of it, in one savepoint, so that they cost a few
-  statements for the whole batch (look-ups in one query, ``executemany`` over every row)
-  instead of a few per job. The batch function may leave a job to run alone, after it, in
-  a savepoint of its own; if it raises, its savepoint is rolled back and every job of the
-  group runs alone, so a failing job still fails only its own caller (when the error
-  means the database cannot be used now, every job of the group gets it instead).
+  statements for the whole batch (look-ups in one query, one statement over every row of
+  a table: ``executemany``, or :meth:`Transaction.insert_rows`, a ``COPY`` on
+  PostgreSQL) instead of a few per job. The batch function may leave a job to run alone,
+  after it, in a savepoint of its own; if it raises, its savepoint is rolled back and
+  every job of the group runs alone, so a failing job still fails only its own caller
+  (when the error means the database cannot be used now, every job of the group gets it
+  instead).
 * **Reads** (:meth:`Database.run_read`) run on a small Twisted thread pool, one
   connection per thread, each in a transaction of its own (a consistent snapshot). SQLite
   in WAL mode lets them run beside the writer.

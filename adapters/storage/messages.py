@@ -594,11 +594,6 @@ def record_upload_txn(
     return UploadResult(stored, created=True)
 
 
-_UploadCall = tuple[
-    NewMessage, tuple[NewMessage, ...], JournalCodec, tuple[DeclaredLine, ...], str | None
-]
-
-
 class _Raced(Exception):  # noqa: N818 - a signal to record the batch's uploads alone
     """A row of the batch was taken meanwhile (another gateway process)."""
 

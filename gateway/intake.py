@@ -1,8 +1,9 @@
 """Intake: a participant's upload checked, journaled and acknowledged.
 
 The service behind ``POST /berichten``. It checks who sent the file, runs the codec's
-intake checks (off the reactor thread), and stores the upload together with whatever
-answers it at once — a technical-rejection retour for a file that fails the checks — in
+intake checks and prepares what is stored (hash, lines, message, any rejection file) in
+one call off the reactor thread, and stores the upload together with whatever answers it
+at once — a technical-rejection retour for a file that fails the checks — in
 one transaction. The receipt is returned only after that transaction is durable.
 
 Rules:
@@ -70,6 +71,15 @@ __all__ = [
     "payee_of",
 ]
 
+_Prepared = tuple[
+    NewMessage,
+    list[NewMessage],
+    list[DeclaredLine],
+    ValidationResult,
+    tuple[Finding, ...],
+    str | None,
+    datetime,
+]
 
 # The retour standard a participant gets a technical rejection in when its file is so
 # broken that its own standard cannot be read from it.
@@ -140,42 +150,17 @@ class Intake:
                 "routeringgegevens.afzender.code",
             )
         self._check_flow_values(metadata)
-        payload = upload.payload
-        sha256 = hashlib.sha256(payload).hexdigest()
-        traceer_id = metadata.traceer_id
         # A retry is checked like a first upload; the store then says whether the
         # traceerId is known (its first answer, or a refusal): one path for both, also
-        # when two requests with one traceerId arrive at once.
-        result, lines = await self._run_in_thread(
-            lambda: self._check(payload, traceer_id, upload.participant)
-        )
+        # when two requests with one traceerId arrive at once. Everything that depends
+        # on the file alone (hash, checks, lines, the message and any rejection) is done
+        # in one call off the reactor thread.
+        prepared = await self._run_in_thread(lambda: self._prepare(upload))
         crashpoints.reached("parsed")
-        self._check_sender_in_file(upload, result)
-        self._check_flow_standard(metadata, result)
-        now = self._clock()
-        header = result.header
-        invoice = header.text("invoice_number") if header and result.valid else None
-        payee = self._payee(result) if invoice else None
-        findings = tuple(result.findings)
-        code = findings[0].retourcode if findings else None
-        message = NewMessage(
-            traceer_id=traceer_id,
-            conversatie_id=metadata.referentiegegevens.conversatieId,
-            direction=Direction.FROM_PARTICIPANT,
-            party=upload.participant,
-            payload=payload,
-            sha256=sha256,
-            created_at=now,
-            status=self._first_status(code, findings),
-            idempotency_key=f"upload:{upload.participant}:{traceer_id}",
-            filename=upload.filename,
-            standard=result.layout.standard if result.layout else None,
-            invoice_number=invoice or None,
-            payee=payee,
-            reference_id=metadata.referentiegegevens.referentieId,
-            metadata=_recorded(metadata, findings),
-        )
-        replies = [] if code is None else [self._rejection(message, upload, result, code, now)]
+        if isinstance(prepared, IntakeRefusedError):
+            raise prepared
+        message, replies, lines, result, findings, code, now = prepared
+        sha256 = message.sha256
         stored = await self._store.record_upload(message, replies, lines if code is None else ())
         if stored.invoice_conflict is not None:
             code = "0030"
@@ -215,6 +200,45 @@ class Intake:
             findings=findings,
             standard=found.standard,
         )
+
+    def _prepare(self, upload: Upload) -> _Prepared | IntakeRefusedError:
+        """The file's checks and what is stored for it (run off the reactor thread): its
+        message, the rejection answering it at once (if any) and its lines; or the
+        refusal, when the file is not the participant's or not the berichtstroom's."""
+        metadata = upload.metadata
+        payload = upload.payload
+        traceer_id = metadata.traceer_id
+        result, lines = self._check(payload, traceer_id, upload.participant)
+        try:
+            self._check_sender_in_file(upload, result)
+            self._check_flow_standard(metadata, result)
+        except IntakeRefusedError as refused:
+            return refused  # raised on the reactor thread, after the "parsed" crash point
+        now = self._clock()
+        header = result.header
+        invoice = header.text("invoice_number") if header and result.valid else None
+        payee = self._payee(result) if invoice else None
+        findings = tuple(result.findings)
+        code = findings[0].retourcode if findings else None
+        message = NewMessage(
+            traceer_id=traceer_id,
+            conversatie_id=metadata.referentiegegevens.conversatieId,
+            direction=Direction.FROM_PARTICIPANT,
+            party=upload.participant,
+            payload=payload,
+            sha256=hashlib.sha256(payload).hexdigest(),
+            created_at=now,
+            status=self._first_status(code, findings),
+            idempotency_key=f"upload:{upload.participant}:{traceer_id}",
+            filename=upload.filename,
+            standard=result.layout.standard if result.layout else None,
+            invoice_number=invoice or None,
+            payee=payee,
+            reference_id=metadata.referentiegegevens.referentieId,
+            metadata=_recorded(metadata, findings),
+        )
+        replies = [] if code is None else [self._rejection(message, upload, result, code, now)]
+        return message, replies, lines, result, findings, code, now
 
     @staticmethod
     def _retried(upload: Upload, known: Message, sha256: str) -> Receipt:

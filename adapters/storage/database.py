@@ -14,12 +14,21 @@ SQL, named ``*_txn`` in the store modules above — off the reactor thread:
   lost at ``BEGIN`` (PostgreSQL restarted, or ended the backend, while it was idle):
   nothing was done on it yet, so it is replaced once and the batch runs on the new one.
   Reads do the same.
+* **Writes run together** (:meth:`Database.run_together`): the jobs of one batch that share
+  a *batch function* run as one call of it, in one savepoint, so that they cost a few
+  statements for the whole batch (look-ups in one query, one statement over every row of
+  a table: ``executemany``, or :meth:`Transaction.insert_rows`, a ``COPY`` on
+  PostgreSQL) instead of a few per job. The batch function may leave a job to run alone,
+  after it, in a savepoint of its own; if it raises, its savepoint is rolled back and
+  every job of the group runs alone, so a failing job still fails only its own caller
+  (when the error means the database cannot be used now, every job of the group gets it
+  instead).
 * **Reads** (:meth:`Database.run_read`) run on a small Twisted thread pool, one
   connection per thread, each in a transaction of its own (a consistent snapshot). SQLite
   in WAL mode lets them run beside the writer.
 
-Every result is handed back on the reactor thread (``reactor.callFromThread``); the
-reactor is passed in, never imported.
+Every result is handed back on the reactor thread (``reactor.callFromThread``, once per
+batch of writes); the reactor is passed in, never imported.
 
 The SQL is shared between the engines: :class:`Transaction` takes ``?`` placeholders and
 translates them for psycopg, and adapts timestamps (UTC ISO-8601 text on SQLite,
@@ -66,6 +75,7 @@ from twisted.python.threadpool import ThreadPool
 from gateway.ports.messages import StoreError, StoreUnavailableError
 
 __all__ = [
+    "ALONE",
     "Database",
     "Transaction",
     "decode_timestamp",
@@ -183,13 +193,39 @@ class Transaction:
         else:
             self._cursor.execute(sql, tuple(_adapt_sqlite(p) for p in params))
 
-    def executemany(self, sql: str, rows: Iterable[Iterable[object]]) -> None:
-        """One statement for many rows (one prepared statement; psycopg pipelines them)."""
+    def executemany(
+        self, sql: str, rows: Iterable[Iterable[object]], *, adapted: bool = False
+    ) -> None:
+        """One statement for many rows (one prepared statement; psycopg pipelines them).
+        ``adapted``: the rows already hold values the engine takes as they are (no
+        ``datetime``), and are passed without looking at each value again."""
         if self.engine == POSTGRES:
-            adapted = [tuple(_adapt_postgres(p) for p in row) for row in rows]
-            self._cursor.executemany(_to_pyformat(sql), adapted)
+            if adapted:
+                self._cursor.executemany(_to_pyformat(sql), rows)  # type: ignore[arg-type]
+                return
+            converted = [tuple(_adapt_postgres(p) for p in row) for row in rows]
+            self._cursor.executemany(_to_pyformat(sql), converted)
+        elif adapted:
+            self._cursor.executemany(sql, rows)  # type: ignore[arg-type]
         else:
             self._cursor.executemany(sql, [tuple(_adapt_sqlite(p) for p in row) for row in rows])
+
+    def insert_rows(self, table: str, columns: str, rows: Sequence[Sequence[object]]) -> None:
+        """Insert ``rows`` (values of ``columns``, a comma-separated list; no
+        ``datetime``) into ``table``: one ``COPY`` on PostgreSQL, which the server takes
+        much faster than one ``INSERT`` per row; one ``executemany`` on SQLite. For
+        plain inserts only (no ``ON CONFLICT``): a row that breaks a constraint fails
+        the whole call."""
+        if not rows:
+            return
+        if self.engine == POSTGRES:
+            copy = self._cursor.copy  # type: ignore[attr-defined]
+            with copy(f"COPY {table} ({columns}) FROM STDIN") as stream:
+                for row in rows:
+                    stream.write_row(row)
+            return
+        marks = ", ".join("?" * len(rows[0]))
+        self._cursor.executemany(f"INSERT INTO {table} ({columns}) VALUES ({marks})", rows)  # noqa: S608
 
     def fetchone(self) -> tuple[Any, ...] | None:
         row = self._cursor.fetchone()
@@ -339,12 +375,27 @@ class _Postgres:
 # --- the database ----------------------------------------------------------------------------
 
 
+class _Alone:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "ALONE"
+
+
+ALONE: Final = _Alone()
+"""What a batch function (:meth:`Database.run_together`) returns for a job it leaves to
+run alone, after it, in a savepoint of its own."""
+
+BatchFunction = Callable[[Transaction, list[tuple[Any, ...]]], Sequence[Any]]
+
+
 @dataclass(slots=True)
 class _Job:
     desc: str
     fn: Callable[..., Any]
     args: tuple[Any, ...]
     deferred: Deferred[Any]
+    together: BatchFunction | None = None
 
 
 _STOP: Final = object()
@@ -442,6 +493,28 @@ class Database:
         self._queue.put(_Job(desc, fn, tuple(args), d))
         return d
 
+    def run_together(
+        self,
+        desc: str,
+        together: BatchFunction,
+        fn: Callable[[Transaction, *Ts], T],
+        *args: *Ts,
+    ) -> Deferred[T]:
+        """Like :meth:`run_interaction`, but the writer runs every job of a batch that
+        has the same ``together`` function in one call, ``together(txn, [args, ...])``, in
+        one savepoint: it returns one result per job, in order, or :data:`ALONE` for a job
+        that is then run as ``fn(txn, *args)`` in a savepoint of its own. When
+        ``together`` raises, its savepoint is rolled back and every one of those jobs runs
+        as ``fn`` alone, so the outcome of each is what :meth:`run_interaction` would
+        give — except for an error that means the database cannot be used now
+        (:class:`~gateway.store.StoreUnavailableError`), which every one of them gets. The
+        Deferred fires once the batch is durable."""
+        if self._closed:
+            return fail(StoreUnavailableError(f"{desc}: the store is closed"))
+        d: Deferred[T] = Deferred()
+        self._queue.put(_Job(desc, fn, tuple(args), d, together))
+        return d
+
     def run_read(self, desc: str, fn: Callable[[Transaction, *Ts], T], *args: *Ts) -> Deferred[T]:
         """Run ``fn(txn, *args)`` in a transaction of its own on the read pool. It must
         not write."""
@@ -491,22 +564,24 @@ class Database:
             self._writer_conn = None
 
     def _run_batch(self, batch: list[_Job]) -> None:
-        outcomes: list[tuple[bool, Any]] = []
+        outcomes: list[tuple[bool, Any]] = [(False, None)] * len(batch)
         started = time.monotonic()
         try:
             cursor = self._begin_write()
             try:
                 txn = Transaction(cursor, self._engine.name, self.audit_key)
-                for job in batch:
-                    cursor.execute("SAVEPOINT interaction")
-                    try:
-                        result = job.fn(txn, *job.args)
-                    except Exception as exc:  # handed to that caller only
-                        self._roll_back_interaction(cursor, exc)
-                        outcomes.append((False, self._translate(exc, job.desc)))
-                    else:
-                        cursor.execute("RELEASE SAVEPOINT interaction")
-                        outcomes.append((True, result))
+                groups: dict[BatchFunction, list[int]] = {}
+                for at, job in enumerate(batch):
+                    if job.together is not None:
+                        groups.setdefault(job.together, []).append(at)
+                for at, job in enumerate(batch):
+                    if job.together is None:
+                        outcomes[at] = self._run_alone(cursor, txn, job)
+                    elif at == groups[job.together][0]:  # the group runs at its first job
+                        members = groups[job.together]
+                        ran = self._run_group(cursor, txn, [batch[m] for m in members])
+                        for member, outcome in zip(members, ran, strict=True):
+                            outcomes[member] = outcome
                 cursor.execute("COMMIT")
             finally:
                 _close_quietly(cursor)
@@ -518,9 +593,46 @@ class Database:
             descs = ", ".join(sorted({job.desc for job in batch}))
             error = self._translate(exc, descs)
             outcomes = [(False, error)] * len(batch)
-        for job, (ok, value) in zip(batch, outcomes, strict=True):
-            fire = job.deferred.callback if ok else job.deferred.errback
-            self._reactor.callFromThread(fire, value)
+        # One hand-over to the reactor for the whole batch.
+        answers = [
+            (job.deferred, ok, value) for job, (ok, value) in zip(batch, outcomes, strict=True)
+        ]
+        self._reactor.callFromThread(_answer, answers)
+
+    def _run_alone(self, cursor: _Cursor, txn: Transaction, job: _Job) -> tuple[bool, Any]:
+        """``job`` in a savepoint of its own: its result, or its error (rolled back)."""
+        cursor.execute("SAVEPOINT interaction", ())
+        try:
+            result = job.fn(txn, *job.args)
+        except Exception as exc:  # handed to that caller only
+            self._roll_back_interaction(cursor, exc)
+            return (False, self._translate(exc, job.desc))
+        cursor.execute("RELEASE SAVEPOINT interaction", ())
+        return (True, result)
+
+    def _run_group(
+        self, cursor: _Cursor, txn: Transaction, jobs: list[_Job]
+    ) -> list[tuple[bool, Any]]:
+        """Jobs sharing a batch function: one call of it in one savepoint, then each job
+        it left (or all, when it raised) alone."""
+        together = jobs[0].together
+        assert together is not None
+        cursor.execute("SAVEPOINT interaction", ())
+        try:
+            results = list(together(txn, [job.args for job in jobs]))
+            if len(results) != len(jobs):
+                raise RuntimeError(f"{jobs[0].desc}: {len(results)} results for {len(jobs)} jobs")
+        except Exception as exc:
+            self._roll_back_interaction(cursor, exc)
+            if self._engine.unavailable(exc):  # it would fail each of them again
+                return [(False, self._translate(exc, job.desc)) for job in jobs]
+            results = [ALONE] * len(jobs)  # every job runs alone instead
+        else:
+            cursor.execute("RELEASE SAVEPOINT interaction", ())
+        return [
+            self._run_alone(cursor, txn, job) if result is ALONE else (True, result)
+            for job, result in zip(jobs, results, strict=True)
+        ]
 
     def _begin_write(self) -> Any:
         """A cursor in a new write transaction. A kept connection found lost at ``BEGIN``
@@ -668,6 +780,15 @@ class Database:
         waiters, self._close_waiters = self._close_waiters, []
         for d in waiters:
             d.callback(None)
+
+
+def _answer(answers: list[tuple[Deferred[Any], bool, Any]]) -> None:
+    """Fire each job's Deferred (on the reactor thread) with its result or error."""
+    for deferred, ok, value in answers:
+        if ok:
+            deferred.callback(value)
+        else:
+            deferred.errback(value)
 
 
 def _begun(conn: _Connection, begin: str) -> Any:

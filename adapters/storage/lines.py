@@ -31,6 +31,7 @@ __all__ = [
     "lines_of_txn",
     "open_lines_txn",
     "record_lines_txn",
+    "record_many_lines_txn",
     "woman_key",
 ]
 
@@ -90,14 +91,24 @@ def record_lines_txn(txn: Transaction, lines: Sequence[DeclaredLine], codec: Jou
         txn.executemany(
             f"INSERT INTO declaration_lines ({COLUMNS}, bsn_index) VALUES ({marks})",  # noqa: S608
             rows,
+            adapted=True,  # line_rows gives each engine's own values (no datetime)
         )
+
+
+def record_many_lines_txn(
+    txn: Transaction, uploads: Sequence[tuple[Sequence[DeclaredLine], JournalCodec]]
+) -> None:
+    """The lines of several uploads (each with its codec) in one statement (``COPY`` on
+    PostgreSQL)."""
+    rows = [row for lines, codec in uploads for row in line_rows(txn, lines, codec)]
+    txn.insert_rows("declaration_lines", f"{COLUMNS}, bsn_index", rows)
 
 
 def line_rows(
     txn: Transaction, lines: Sequence[DeclaredLine], codec: JournalCodec
 ) -> list[tuple[Any, ...]]:
     """The stored values of ``lines``: :data:`COLUMNS` and then ``bsn_index``, the client
-    sealed and hashed."""
+    sealed and hashed; dates as ``txn``'s engine takes them (no ``datetime``)."""
     women: dict[tuple[str, date | None], tuple[bytes, str, str]] = {}
     rows = []
     for line in lines:

@@ -11,20 +11,38 @@ shared by SQLite and PostgreSQL.
 Races between gateway processes on one PostgreSQL database are decided by the unique
 constraints (traceer id, idempotency key, factuurnummer per payee): inserts use
 ``ON CONFLICT DO NOTHING`` and, when a row was not inserted, read back who won.
+
+Uploads are recorded together: the uploads of one group-committed batch are looked up in
+one query and written with one statement per table (:func:`record_uploads_txn`);
+an upload that does not fit that path (one with replies or an ``Idempotency-Key``, one
+that collides with another of its batch, or a whole batch that lost a race to another
+process) is recorded alone by :func:`record_upload_txn`, with the same outcome.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from datetime import date, datetime
+from datetime import UTC, date, datetime
+from typing import Any, Final
 
 from twisted.internet.defer import Deferred, fail
 from twisted.python.failure import Failure
 
-from adapters.storage._values import CONFIRMED_DESCRIPTION, check_limit, check_new_message
-from adapters.storage.database import Database, Transaction
+from adapters.storage._values import (
+    CONFIRMED_DESCRIPTION,
+    check_limit,
+    check_new_message,
+    dump_metadata,
+)
+from adapters.storage.database import (
+    ALONE,
+    Database,
+    Transaction,
+    encode_timestamp,
+)
 from adapters.storage.journal import (
+    _IN_CHUNK,
     _SELECT_MESSAGES,
     JournalCodec,
     _forget_journal_txn,
@@ -85,8 +103,9 @@ class SqlMessages:
         lines: Sequence[DeclaredLine] = (),
         client_key: str | None = None,
     ) -> Deferred[UploadResult]:
-        d = self.database.run_interaction(
+        d = self.database.run_together(
             "record_upload",
+            record_uploads_txn,
             record_upload_txn,
             upload,
             tuple(replies),
@@ -353,6 +372,189 @@ def record_upload_txn(
             # Another process stored an upload under this key meanwhile: take back ours.
             raise _KeyTaken(taken)
     return UploadResult(stored, created=True)
+
+
+class _Raced(Exception):  # noqa: N818 - a signal to record the batch's uploads alone
+    """A row of the batch was taken meanwhile (another gateway process)."""
+
+
+def record_uploads_txn(txn: Transaction, calls: list[tuple[Any, ...]]) -> list[object]:
+    """The uploads of one batch (the arguments of :func:`record_upload_txn`, one tuple per
+    upload) recorded together: one look-up for all, then one statement per table
+    (journal, messages, statuses, lines) and one read-back. Each gets the result
+    :func:`record_upload_txn` would give it, or :data:`~adapters.storage.database.ALONE`:
+    an upload with replies or a client key, one that fails the checks of a new message,
+    and one that collides with an earlier upload of the batch (same traceer id,
+    idempotency key or factuurnummer of the payee) is left to be recorded alone, after
+    these. Raises :class:`_Raced` (the database rolls the batch back and records each
+    alone) when another process took a row in the meantime."""
+    results: list[object] = [ALONE] * len(calls)
+    chosen: list[tuple[int, NewMessage, JournalCodec, tuple[DeclaredLine, ...]]] = []
+    keys: set[str] = set()
+    traceer_ids: set[str] = set()
+    invoices: set[tuple[str, str]] = set()
+    for at, call in enumerate(calls):
+        upload, replies, codec, lines, client_key = call
+        if replies or client_key is not None:
+            continue
+        try:
+            check_new_message(upload)
+        except ValueError:
+            continue  # recorded alone: its caller gets the error
+        invoice = _invoice(upload)
+        if (
+            upload.idempotency_key in keys
+            or upload.traceer_id in traceer_ids
+            or (invoice is not None and invoice in invoices)
+        ):
+            continue  # recorded alone, after this batch's rows: it sees them
+        keys.add(upload.idempotency_key)
+        traceer_ids.add(upload.traceer_id)
+        if invoice is not None:
+            invoices.add(invoice)
+        chosen.append((at, upload, codec, lines))
+    if not chosen:
+        return results
+    by_key, by_traceer_id, holders = _known_txn(txn, [upload for _, upload, _, _ in chosen])
+    new: list[tuple[int, NewMessage, JournalCodec, tuple[DeclaredLine, ...]]] = []
+    for at, upload, codec, lines in chosen:
+        invoice = _invoice(upload)
+        existing = by_key.get(upload.idempotency_key)
+        if existing is not None:
+            results[at] = UploadResult(existing, created=False)
+        elif invoice is not None and invoice in holders:
+            results[at] = UploadResult(None, created=False, invoice_conflict=holders[invoice])
+        elif upload.traceer_id in by_traceer_id:
+            # Its traceer id is another message's: that one, for the caller to judge.
+            results[at] = UploadResult(by_traceer_id[upload.traceer_id], created=False)
+        else:
+            new.append((at, upload, codec, lines))
+    if not new:
+        return results
+    journal: dict[str, tuple[object, ...]] = {}
+    for _, upload, codec, _ in new:
+        if upload.sha256 not in journal:
+            key_id, stored = codec.seal(upload.payload, upload.sha256)
+            journal[upload.sha256] = (
+                upload.sha256,
+                len(upload.payload),
+                stored,
+                key_id,
+                upload.created_at,
+            )
+    txn.executemany(
+        "INSERT INTO journal (sha256, size, payload, key_id, created_at) VALUES (?, ?, ?, ?, ?)"
+        " ON CONFLICT (sha256) DO NOTHING",
+        list(journal.values()),
+    )
+    txn.executemany(_INSERT_MESSAGE, [_message_row(upload) for _, upload, _, _ in new])
+    if txn.rowcount != len(new):
+        raise _Raced("an upload of the batch was stored meanwhile by another process")
+    txn.insert_rows(
+        "message_statuses",
+        "traceer_id, at, status, code, description",
+        [
+            (
+                upload.traceer_id,
+                _stored_at(txn, upload.created_at),
+                upload.status.status.value,
+                upload.status.code,
+                upload.status.description,
+            )
+            for _, upload, _, _ in new
+        ],
+    )
+    if any(lines for _, _, _, lines in new):
+        from adapters.storage.lines import record_many_lines_txn  # noqa: PLC0415 - imports this
+
+        record_many_lines_txn(txn, [(lines, codec) for _, _, codec, lines in new if lines])
+    written = _messages_txn(txn, [upload.traceer_id for _, upload, _, _ in new])
+    for at, upload, _, _ in new:
+        results[at] = UploadResult(written[upload.traceer_id], created=True)
+    return results
+
+
+def _known_txn(
+    txn: Transaction, uploads: Sequence[NewMessage]
+) -> tuple[dict[str, Message], dict[str, Message], dict[tuple[str, str], str]]:
+    """What the store already holds for ``uploads``, in one query per chunk: the messages
+    by idempotency key and by traceer id, and the traceer id of the declaration holding
+    each (payee, factuurnummer)."""
+    by_key: dict[str, Message] = {}
+    by_traceer_id: dict[str, Message] = {}
+    holders: dict[tuple[str, str], str] = {}
+    wanted = {_invoice(upload) for upload in uploads} - {None}
+    for start in range(0, len(uploads), _IN_CHUNK):
+        chunk = uploads[start : start + _IN_CHUNK]
+        numbers = sorted({i[1] for i in map(_invoice, chunk) if i is not None})
+        marks = ", ".join("?" * len(chunk))
+        sql = (
+            _SELECT_MESSAGES.replace(" FROM messages", ", idempotency_key FROM messages")
+            + f" WHERE idempotency_key IN ({marks}) OR traceer_id IN ({marks})"
+        )
+        params: list[object] = [u.idempotency_key for u in chunk]
+        params += [u.traceer_id for u in chunk]
+        if numbers:
+            sql += f" OR (direction = ? AND invoice_number IN ({', '.join('?' * len(numbers))}))"
+            params += [Direction.FROM_PARTICIPANT.value, *numbers]
+        txn.execute(sql, params)
+        for row in txn.fetchall():
+            message = _message(row)
+            by_key[str(row[16])] = message
+            by_traceer_id[message.traceer_id] = message
+            if message.direction is Direction.FROM_PARTICIPANT and message.payee is not None:
+                invoice = (message.payee, message.invoice_number or "")
+                if invoice in wanted:
+                    holders[invoice] = message.traceer_id
+    return by_key, by_traceer_id, holders
+
+
+def _messages_txn(txn: Transaction, traceer_ids: Sequence[str]) -> dict[str, Message]:
+    """The stored messages ``traceer_ids``, by traceer id, in one query per chunk."""
+    found: dict[str, Message] = {}
+    for start in range(0, len(traceer_ids), _IN_CHUNK):
+        chunk = traceer_ids[start : start + _IN_CHUNK]
+        marks = ", ".join("?" * len(chunk))
+        txn.execute(_SELECT_MESSAGES + f" WHERE traceer_id IN ({marks})", chunk)
+        for row in txn.fetchall():
+            found[str(row[0])] = _message(row)
+    return found
+
+
+_INSERT_MESSAGE: Final = (
+    "INSERT INTO messages (traceer_id, conversatie_id, direction, party, sha256, size,"
+    " created_at, status, filename, standard, invoice_number, payee, reply_to,"
+    " reference_id, metadata, confirmed_at, idempotency_key)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?)"
+    " ON CONFLICT DO NOTHING"
+)
+
+
+def _stored_at(txn: Transaction, at: datetime) -> object:
+    """``at`` as ``txn``'s engine stores it (for :meth:`Transaction.insert_rows`)."""
+    return at.astimezone(UTC) if txn.engine == "postgres" else encode_timestamp(at)
+
+
+def _message_row(message: NewMessage) -> tuple[object, ...]:
+    """The values of :data:`_INSERT_MESSAGE` for ``message``."""
+    return (
+        message.traceer_id,
+        message.conversatie_id,
+        message.direction.value,
+        message.party,
+        message.sha256,
+        len(message.payload),
+        message.created_at,
+        message.status.status.value,
+        message.filename,
+        message.standard,
+        message.invoice_number,
+        message.payee,
+        message.reply_to,
+        message.reference_id,
+        dump_metadata(message.metadata),
+        message.idempotency_key,
+    )
 
 
 def _key_taken(failure: Failure) -> UploadResult:

@@ -268,6 +268,48 @@ def test_a_concurrent_retry_is_stored_once(registry: LayoutRegistry) -> None:
     assert api.store.message_count() == 1
 
 
+def test_the_work_on_an_upload_is_one_call_off_the_reactor_thread(
+    registry: LayoutRegistry,
+) -> None:
+    """Checks, hash, the message and a rejection file are all made in the one call the
+    intake hands to a thread; the reactor thread only routes and stores."""
+    api = Api(registry)
+    calls: list[str] = []
+    inside: list[bool] = []
+
+    def run_in_thread(work: Any) -> defer.Deferred[Any]:
+        calls.append("call")
+        inside.append(True)
+        try:
+            return defer.succeed(work())
+        finally:
+            inside.pop()
+
+    def clock() -> datetime:
+        calls.append("clock inside" if inside else "clock outside")
+        return NOW
+
+    def new_id() -> str:
+        calls.append("id inside" if inside else "id outside")
+        return str(uuid.uuid4())
+
+    api.intake._run_in_thread = run_in_thread
+    api.intake._clock = clock
+    api.intake._new_id = new_id
+    assert api.send(KRAAM, kz301(registry, agb=KRAAM.agb))[0] == 204
+    assert calls == ["call", "clock inside"]
+    calls.clear()
+    broken = kz301(registry, agb=KRAAM.agb).replace(b"\r\n", b"\n", 1)
+    assert api.send(KRAAM, broken)[0] == 204  # afgekeurd: a rejection waits
+    assert calls == ["call", "clock inside", "id inside"]
+    calls.clear()
+    status, problem, _ = api.send(KRAAM, kz301(registry, agb=OTHER_KRAAM.agb))
+    assert status == 422
+    assert problem["code"] == "declarant-onjuist"
+    assert calls == ["call"]
+    assert api.store.message_count() == 3  # two uploads and the rejection; nothing refused
+
+
 def test_an_invalid_file_is_afgekeurd_with_its_retourcodes_and_a_rejection_waits(
     api: Api, registry: LayoutRegistry
 ) -> None:

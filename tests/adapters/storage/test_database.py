@@ -8,6 +8,7 @@ import threading
 import uuid
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -15,6 +16,7 @@ from twisted.internet.defer import Deferred
 
 from adapters.storage import Database, Transaction, open_database, open_store
 from adapters.storage.database import (
+    ALONE,
     UNSAFE_NO_FSYNC_ENV,
     _to_pyformat,
     decode_timestamp,
@@ -120,6 +122,113 @@ def test_a_failing_interaction_leaves_the_rest_of_its_batch(sql_url: str, pump: 
         assert pump.wait(database.run_read("read", _scratch_txn)) == [1, 2, 3]
     finally:
         pump.wait(database.close())
+
+
+def _insert_together_txn(txn: Transaction, calls: list[tuple[Any, ...]]) -> list[object]:
+    """Inserts the even numbers of a batch in one statement, leaves the odd ones alone;
+    a batch holding -1 fails after writing, one holding -2 inserts it twice."""
+    numbers = [int(n) for (n,) in calls]
+    even = [(n,) for n in numbers if n % 2 == 0]
+    if -2 in numbers:  # an engine error in the middle of the statement
+        even += [(-2,)]
+    txn.executemany("INSERT INTO scratch (n) VALUES (?)", even)
+    if -1 in numbers:
+        raise RuntimeError("this batch fails after writing")
+    return [n * 10 if n % 2 == 0 else ALONE for n in numbers]
+
+
+def test_jobs_with_one_batch_function_run_together(sql_url: str, pump: ThreadPump) -> None:
+    database = open_database(sql_url, pump)
+    try:
+        pump.wait(database.run_interaction("create", _create_scratch_txn))
+        entered, release = threading.Event(), threading.Event()
+        gate = database.run_interaction("gate", _gate_txn, entered, release)
+        assert entered.wait(WAIT_SECONDS)
+        commits_before = database.commits
+        alone = database.run_interaction("insert", _insert_txn, 7)
+        together = [
+            database.run_together("insert", _insert_together_txn, _insert_txn, n)
+            for n in (2, 3, 4, 5)
+        ]
+        duplicate = database.run_together("insert", _insert_together_txn, _insert_txn, 7)
+        release.set()
+        pump.wait(gate)
+        # the batch function's results, and the left ones run alone by their function
+        assert [pump.wait(d) for d in together] == [20, 3, 40, 5]
+        assert pump.wait(alone) == 7
+        # a job left alone that fails fails only its own caller
+        assert type(pump.wait_error(duplicate)) is StoreError
+        assert database.commits - commits_before == 2
+        assert pump.wait(database.run_read("read", _scratch_txn)) == [2, 3, 4, 5, 7]
+    finally:
+        pump.wait(database.close())
+
+
+def test_a_failing_batch_function_runs_each_of_its_jobs_alone(
+    sql_url: str, pump: ThreadPump
+) -> None:
+    database = open_database(sql_url, pump)
+    try:
+        pump.wait(database.run_interaction("create", _create_scratch_txn))
+        entered, release = threading.Event(), threading.Event()
+        gate = database.run_interaction("gate", _gate_txn, entered, release)
+        assert entered.wait(WAIT_SECONDS)
+        jobs = [
+            database.run_together("insert", _insert_together_txn, _insert_txn, n)
+            for n in (2, -1, 4)
+        ]
+        failing = database.run_together("fail", _insert_together_txn, _insert_then_fail_txn, 6)
+        release.set()
+        pump.wait(gate)
+        # rolled back (even numbers it wrote included), then each alone: plain results
+        assert pump.wait(jobs[0]) == 2
+        assert pump.wait(jobs[1]) == -1
+        assert pump.wait(jobs[2]) == 4
+        assert isinstance(pump.wait_error(failing), RuntimeError)
+        assert pump.wait(database.run_read("read", _scratch_txn)) == [-1, 2, 4]
+        # an engine error inside the batch function: the same
+        entered.clear()
+        release.clear()
+        gate = database.run_interaction("gate", _gate_txn, entered, release)
+        assert entered.wait(WAIT_SECONDS)
+        jobs = [
+            database.run_together("insert", _insert_together_txn, _insert_txn, n)
+            for n in (8, -2, 10)
+        ]
+        release.set()
+        pump.wait(gate)
+        assert [pump.wait(d) for d in jobs] == [8, -2, 10]
+        assert pump.wait(database.run_read("read", _scratch_txn)) == [-2, -1, 2, 4, 8, 10]
+    finally:
+        pump.wait(database.close())
+
+
+def test_a_batch_function_that_finds_the_database_unavailable_fails_each_of_its_jobs(
+    tmp_path: Path, pump: ThreadPump
+) -> None:
+    database = open_database(f"sqlite:///{tmp_path / 'gateway.db'}", pump)
+    try:
+        pump.wait(database.run_interaction("create", _create_scratch_txn))
+        entered, release = threading.Event(), threading.Event()
+        gate = database.run_interaction("gate", _gate_txn, entered, release)
+        assert entered.wait(WAIT_SECONDS)
+        jobs = [database.run_together("full", _full_together_txn, _insert_txn, n) for n in (1, 2)]
+        alone = database.run_interaction("insert", _insert_txn, 3)
+        release.set()
+        pump.wait(gate)
+        for job in jobs:
+            assert isinstance(pump.wait_error(job), StoreUnavailableError)
+        assert pump.wait(alone) == 3
+        assert pump.wait(database.run_read("read", _scratch_txn)) == [3]
+    finally:
+        pump.wait(database.close())
+
+
+def _full_together_txn(txn: Transaction, calls: list[tuple[Any, ...]]) -> list[object]:
+    txn.executemany("INSERT INTO scratch (n) VALUES (?)", calls)
+    error = sqlite3.OperationalError("database or disk is full")
+    error.sqlite_errorcode = sqlite3.SQLITE_FULL
+    raise error
 
 
 def test_close_finishes_the_queued_writes(sql_url: str, pump: ThreadPump) -> None:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import importlib.metadata
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -192,9 +192,15 @@ def _pushing_insurers(config: GatewayConfig) -> dict[str, str]:
     }
 
 
-async def prune_expired(store: SqlMessageStore, days: int, metrics: Metrics | None = None) -> int:
-    """Prune every expired payload, give the space back; how many were pruned."""
-    now = utc_now()
+async def prune_expired(
+    store: SqlMessageStore,
+    days: int,
+    metrics: Metrics | None = None,
+    clock: Callable[[], datetime] = utc_now,
+) -> int:
+    """Prune every expired payload (older than ``days`` by ``clock``), give the space back;
+    how many were pruned."""
+    now = clock()
     cutoff = now - timedelta(days=days)
     retention = store.retention
     pruned = 0
@@ -243,7 +249,7 @@ def _scheduled_jobs(builder: GatewayBuilder, metrics: Metrics, admin: bool) -> l
             log.info("bundling skipped this time: {why}", why=str(exc))
 
     async def prune() -> None:
-        await prune_expired(store, config.retention.payload_days, metrics)
+        await prune_expired(store, config.retention.payload_days, metrics, builder.now)
 
     watch = OperationsWatch(metrics, store.ping, builder.now, store.outbox)
     jobs = [

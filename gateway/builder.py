@@ -79,7 +79,14 @@ from gateway.unpacker import Unpacker
 if TYPE_CHECKING:
     from adapters.admin.site import AdminSite
 
-__all__ = ["GatewayBuilder", "GatewayReactor", "RunInThread", "load_keyring", "utc_now"]
+__all__ = [
+    "GatewayBuilder",
+    "GatewayReactor",
+    "RunInThread",
+    "load_keyring",
+    "reactor_now",
+    "utc_now",
+]
 
 log = Logger()
 T = TypeVar("T")
@@ -147,8 +154,19 @@ def built_once(build: Callable[[B], T]) -> Callable[[B], T]:
 
 
 def utc_now() -> datetime:
-    """The wall clock, in UTC: every service's "now" unless a test gives another."""
+    """The wall clock, in UTC, for what runs without a reactor (the builder's services
+    take :func:`reactor_now` instead)."""
     return datetime.now(UTC)
+
+
+def reactor_now(clock: IReactorTime) -> Callable[[], datetime]:
+    """``clock``'s time as an aware UTC datetime: the one clock services and timers share
+    (the reactor's, or a test's ``task.Clock``)."""
+
+    def now() -> datetime:
+        return datetime.fromtimestamp(clock.seconds(), UTC)
+
+    return now
 
 
 async def _on_this_thread(work: Callable[[], Any]) -> Any:
@@ -203,7 +221,9 @@ class GatewayBuilder:
     runs CPU-heavy work (parsing, hashing) off the reactor thread (None: on the calling
     thread); ``bundle_after_change``: an administrator's action that has lines decided
     again runs bundling at once (``serve``), else the running gateway's next scheduled run
-    does; ``now`` and ``new_id`` are the clock and the id factory every service gets."""
+    does; ``now`` and ``new_id`` are the clock and the id factory every service gets (by
+    default the reactor's own time, :func:`reactor_now`, so that services and timers keep
+    one clock)."""
 
     def __init__(
         self,
@@ -215,13 +235,13 @@ class GatewayBuilder:
         metrics: Metrics | None = None,
         run_in_thread: RunInThread | None = None,
         bundle_after_change: bool = False,
-        now: Callable[[], datetime] = utc_now,
+        now: Callable[[], datetime] | None = None,
         new_id: Callable[[], str] = new_traceer_id,
     ) -> None:
         self.config = config
         self.reactor = reactor
         self.store = store
-        self.now = now
+        self.now: Callable[[], datetime] = now or reactor_now(reactor)
         self.new_id = new_id
         self.run_in_thread: RunInThread = run_in_thread or _on_this_thread
         self._keyring = keyring

@@ -5,8 +5,8 @@ The SQL store works on its own threads and hands results back through
 ``reactor.callFromThread``; :class:`Blocking` stands in for the reactor: it queues those
 calls and runs them on the calling thread while :meth:`Blocking.wait` waits for a result.
 The calling thread so plays the reactor thread — every Deferred callback runs there, as in
-production — and every wait has a deadline. It keeps time too (``callLater``, on the
-monotonic clock), so that a job lease can be renewed and a waiting run can poll while
+production — and every wait has a deadline. It keeps time too (``seconds`` and ``callLater``:
+the wall clock when it was made, advanced by the monotonic clock), so that a job lease can be renewed and a waiting run can poll while
 :meth:`Blocking.wait` runs.
 """
 
@@ -34,6 +34,7 @@ class Blocking:
     def __init__(self) -> None:
         self._calls: queue.SimpleQueue[Callable[[], object]] = queue.SimpleQueue()
         self._clock = Clock()
+        self._clock.advance(time.time())  # the wall clock at start, then monotonic
         self._last = time.monotonic()
 
     def callLater(

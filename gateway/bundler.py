@@ -33,6 +33,7 @@ from gateway.ei import (
     read_records,
     validate_bytes,
 )
+from gateway.errors import ErrorKind, GatewayError
 from gateway.jobs import JobLock, LeaseLostError
 from gateway.lines import DeclaredLine
 from gateway.metrics import Metrics
@@ -148,9 +149,12 @@ class DecisionRecord:
         )
 
 
-class BundleConflictError(Exception):
+class BundleConflictError(GatewayError):
     """A line the run decided changed (another run, an action, a hand) before the run
     could record its outcome: nothing of the run is stored, and it is decided again."""
+
+    code = "bundle-conflict"
+    kind = ErrorKind.CONFLICT
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,6 +23,8 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall, deferLater
 from twisted.logger import Logger
 
+from gateway.errors import ErrorKind, GatewayError
+
 __all__ = ["JobBusyError", "JobLock", "LeaseLostError", "Leases", "new_holder"]
 
 log = Logger()
@@ -33,12 +35,18 @@ POLL_SECONDS = (0.05, 0.1, 0.2, 0.5, 1.0)
 WAIT_LOG_SECONDS = 30.0
 
 
-class LeaseLostError(Exception):
+class LeaseLostError(GatewayError):
     """The run's lease was taken over (it expired): nothing of the run is stored."""
 
+    code = "lease-lost"
+    kind = ErrorKind.CONFLICT
 
-class JobBusyError(Exception):
+
+class JobBusyError(GatewayError):
     """Another process runs the job now (for a run that does not wait)."""
+
+    code = "job-busy"
+    kind = ErrorKind.BUSY
 
 
 class Leases(Protocol):

@@ -33,6 +33,7 @@ from twisted.logger import Logger
 
 from gateway.admin.cases import KINDS, Case, CaseKind
 from gateway.config import NoticeChannel
+from gateway.errors import ErrorKind, GatewayError
 from gateway.jobs import JobBusyError, JobLock
 
 __all__ = [
@@ -83,9 +84,12 @@ class Digest:
         return f"IGO-gateway: {self.total} {noun} in de werklijst"
 
 
-class DeliveryUncertainError(Exception):
+class DeliveryUncertainError(GatewayError):
     """The digest may or may not have arrived (e.g. no answer after it was sent): its
     cases are not sent again, so that none is noticed twice."""
+
+    code = "aflevering-onzeker"
+    kind = ErrorKind.UNAVAILABLE
 
 
 class Transport(Protocol):

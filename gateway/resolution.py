@@ -35,6 +35,7 @@ from gateway.admin.cases import ActionRefusedError
 from gateway.admin.labels import PHASE_LABELS
 from gateway.bundler import INVOICE_SEQUENCE, QueuedFile, outbound_message
 from gateway.ei import FieldValue, LayoutRegistry, Record, read_records, validate_bytes
+from gateway.errors import ErrorKind
 from gateway.lines import DeclaredLine
 from gateway.loading import describe
 from gateway.rules.catalogue import Catalogue, Phase
@@ -97,7 +98,7 @@ class Correction:
         unknown = set(given) - {f.value for f in Field}
         if unknown:
             raise ActionRefusedError(
-                "veld-onbekend", f"Onbekend veld: {sorted(unknown)[0]}.", status=400
+                "veld-onbekend", f"Onbekend veld: {sorted(unknown)[0]}.", kind=ErrorKind.INVALID
             )
         text = {name: value.strip() for name, value in given.items() if value.strip()}
 
@@ -105,7 +106,9 @@ class Correction:
             value = text.get(name.value)
             if value is not None and not pattern.fullmatch(value):
                 raise ActionRefusedError(
-                    "veld-onjuist", f"{FIELD_LABELS[name]} heeft niet de juiste vorm.", status=400
+                    "veld-onjuist",
+                    f"{FIELD_LABELS[name]} heeft niet de juiste vorm.",
+                    kind=ErrorKind.INVALID,
                 )
             return value
 
@@ -119,7 +122,7 @@ class Correction:
                 raise ActionRefusedError(
                     "veld-onjuist",
                     f"{FIELD_LABELS[name]} is geen datum (jjjj-mm-dd).",
-                    status=400,
+                    kind=ErrorKind.INVALID,
                 ) from None
 
         return cls(
@@ -259,17 +262,19 @@ class Resolver:
         }
         if not changes:
             raise ActionRefusedError(
-                "niets-veranderd", "Er is niets veranderd: pas minstens één veld aan.", status=400
+                "niets-veranderd",
+                "Er is niets veranderd: pas minstens één veld aan.",
+                kind=ErrorKind.INVALID,
             )
         first_day = date.fromisoformat(after[Field.FIRST_DAY])
         last_day = date.fromisoformat(after[Field.LAST_DAY])
         if last_day < first_day:
             raise ActionRefusedError(
-                "datums-onjuist", "De einddatum ligt voor de begindatum.", status=400
+                "datums-onjuist", "De einddatum ligt voor de begindatum.", kind=ErrorKind.INVALID
             )
         if first_day > self._now().date():
             raise ActionRefusedError(
-                "datums-onjuist", "De begindatum ligt in de toekomst.", status=400
+                "datums-onjuist", "De begindatum ligt in de toekomst.", kind=ErrorKind.INVALID
             )
         insurer = after[Field.UZOVI]
         code = after[Field.PRESTATIE]
@@ -279,14 +284,14 @@ class Resolver:
                 "prestatie-onjuist",
                 f"Prestatie {code} is geen integrale prestatie voor de "
                 f"{PHASE_LABELS.get(claim.phase.value, claim.phase.value)}.",
-                status=400,
+                kind=ErrorKind.INVALID,
             )
         terms = self._terms.insurers.get(insurer)
         if terms is None:
             raise ActionRefusedError(
                 "verzekeraar-onbekend",
                 f"Verzekeraar {insurer} staat niet in de configuratie van de gateway.",
-                status=400,
+                kind=ErrorKind.INVALID,
             )
         contract = terms.contracts.get(first_day.year)
         price = contract.price(code) if contract is not None else None
@@ -295,7 +300,7 @@ class Resolver:
                 "geen-tarief",
                 f"Verzekeraar {insurer} heeft voor {first_day.year} geen contracttarief voor "
                 f"prestatie {code}.",
-                status=400,
+                kind=ErrorKind.INVALID,
             )
         values: dict[str, FieldValue] = dict(insured.items())
         values["member_number"] = after[Field.MEMBER_NUMBER]
@@ -335,7 +340,7 @@ class Resolver:
                 f"De verbeterde declaratie is technisch onjuist: retourcode "
                 f"{finding.retourcode} ({describe(finding.retourcode)}), record "
                 f"{finding.kind or '?'}{where}.",
-                status=400,
+                kind=ErrorKind.INVALID,
             )
         message = outbound_message(
             built.payload,

@@ -50,6 +50,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from importlib import resources
+from types import MappingProxyType
 from typing import Annotated, Any, Final, TypeVar
 from urllib.parse import quote
 
@@ -64,6 +65,7 @@ from twisted.web import http, resource, server
 from adapters.admin.config import AdminConfig
 from adapters.admin.routes import ADMIN_ROUTES, READ_METHODS, MethodNotAllowedError, Router
 from adapters.epd_api.http import problem_bytes
+from adapters.http_errors import HttpError as _HttpError
 from adapters.storage.messages import SqlMessageStore
 from adapters.storage.reprocess import SqlReprocessStore
 from adapters.storage.search import SqlSearchStore
@@ -125,6 +127,7 @@ from gateway.admin.service import (
 )
 from gateway.crypto import Keyring
 from gateway.ei import LayoutRegistry
+from gateway.errors import ErrorKind
 from gateway.loading import describe
 from gateway.reprocess import Reprocessor, ReprocessResult
 from gateway.resolution import FIELD_LABELS, Resolver
@@ -383,10 +386,21 @@ OUTCOME_LABELS: Final = {
 }
 
 
-class _HttpError(Exception):
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
+# The site's one mapping of the core's error kinds to statuses (pages and JSON API alike).
+STATUS_BY_KIND: Final[Mapping[ErrorKind, int]] = MappingProxyType(
+    {
+        ErrorKind.INVALID: 400,
+        ErrorKind.NOT_FOUND: 404,
+        ErrorKind.CONFLICT: 409,
+        ErrorKind.NOT_ALLOWED: 403,
+        ErrorKind.UNAUTHENTICATED: 401,
+        ErrorKind.THROTTLED: 429,
+        ErrorKind.UNAVAILABLE: 503,
+        ErrorKind.BUSY: 503,
+        ErrorKind.MISCONFIGURED: 500,
+        ErrorKind.INTERNAL: 500,
+    }
+)
 
 
 class _RedirectError(Exception):
@@ -918,19 +932,20 @@ class AdminResource(resource.Resource):
             self._finish(request, b"")
             return
         if isinstance(exc, _HttpError):
-            status, code, message = exc.status, exc.code, exc.message
+            status, code, message = exc.status, exc.code, exc.detail
         elif isinstance(exc, NotAllowedError):
-            status, code = 403, "geen-recht"
+            status, code = STATUS_BY_KIND[exc.kind], exc.code
             message = "Uw rol geeft geen toegang tot deze pagina of actie."
         elif isinstance(exc, (ActionRefusedError, SearchRefusedError)):
-            status, code, message = exc.status, exc.code, str(exc)
+            status, code, message = STATUS_BY_KIND[exc.kind], exc.code, str(exc)
         elif isinstance(exc, LookupError):
             what = "batch" if str(exc).startswith("batch:") else "zaak"
-            status, code, message = 404, "onbekend", f"Deze {what} bestaat niet."
+            status, code = STATUS_BY_KIND[ErrorKind.NOT_FOUND], "onbekend"
+            message = f"Deze {what} bestaat niet."
         elif isinstance(exc, StoreUnavailableError):
             log.warn("store unavailable for the admin site")
             request.setHeader(b"retry-after", b"30")
-            status, code = 503, "tijdelijk-niet-beschikbaar"
+            status, code = STATUS_BY_KIND[exc.kind], exc.code
             message = "De opslag is nu niet bereikbaar; er is niets veranderd. Probeer het later."
         else:
             log.failure("unexpected error in the admin site", failure)
@@ -1102,7 +1117,7 @@ class AdminResource(resource.Resource):
         try:
             await self._service.act(actor, case, action, reason, fields)
         except ActionRefusedError as refused:
-            if refused.status == 403:
+            if refused.kind is ErrorKind.NOT_ALLOWED:
                 raise
             view = await self._service.case(actor, case)
             return self._confirm(
@@ -1113,7 +1128,7 @@ class AdminResource(resource.Resource):
                 action,
                 reason,
                 str(refused),
-                status=refused.status,
+                status=STATUS_BY_KIND[refused.kind],
                 fields=fields,
             )
         raise _RedirectError(f"{case_url(case)}?done={action.value}")
@@ -1168,12 +1183,12 @@ class AdminResource(resource.Resource):
         try:
             result = await reprocessor.reprocess(traceer, actor, reason)
         except ActionRefusedError as refused:
-            if refused.status == 403:
+            if refused.kind is ErrorKind.NOT_ALLOWED:
                 raise
             return self._page(
                 request,
                 "reprocess.html",
-                status=refused.status,
+                status=STATUS_BY_KIND[refused.kind],
                 actor=actor,
                 token=token,
                 message=await self._upload(traceer),
@@ -1229,7 +1244,7 @@ class AdminResource(resource.Resource):
             raise ActionRefusedError(
                 "actie-past-niet",
                 f"{ACTION_LABELS[action]} past niet bij deze zaak of bij uw rol.",
-                status=403 if not view.actions else 409,
+                kind=ErrorKind.NOT_ALLOWED if not view.actions else ErrorKind.CONFLICT,
             )
         return self._page(
             request,
@@ -1278,7 +1293,7 @@ class AdminResource(resource.Resource):
                 )
                 result = await self._service.search(actor, query, unmask=form["unmask"])
             except SearchRefusedError as refused:
-                error, status = str(refused), refused.status
+                error, status = str(refused), STATUS_BY_KIND[refused.kind]
         return self._page(
             request,
             "search.html",
@@ -1380,7 +1395,7 @@ class AdminResource(resource.Resource):
                 else "Onjuiste gebruikersnaam of wachtwoord."
             )
             return self._login_form(
-                request, error=message, name=name[:64], status=429 if refused.throttled else 401
+                request, error=message, name=name[:64], status=STATUS_BY_KIND[refused.kind]
             )
         if old:
             await self._service.forget_session(old)
@@ -1494,7 +1509,7 @@ class AdminResource(resource.Resource):
         except _HttpError as refused:
             if refused.status != 400:
                 raise
-            return await self._users_page(request, actor, token, error=refused.message, status=400)
+            return await self._users_page(request, actor, token, error=refused.detail, status=400)
         raise _RedirectError(f"/users?done={operation}")
 
     async def _users_page(
@@ -1596,14 +1611,26 @@ class AdminResource(resource.Resource):
             batch = await bulk.create(actor, query, action, reason, _arg(request, "selection"))
         except SelectionChangedError as changed:
             return self._bulk_page(
-                request, actor, token, changed.preview, reason, str(changed), status=409
+                request,
+                actor,
+                token,
+                changed.preview,
+                reason,
+                str(changed),
+                status=STATUS_BY_KIND[changed.kind],
             )
         except ActionRefusedError as refused:
-            if refused.status == 403:
+            if refused.kind is ErrorKind.NOT_ALLOWED:
                 raise
             preview = await bulk.preview(actor, query, action, None)
             return self._bulk_page(
-                request, actor, token, preview, reason, str(refused), status=refused.status
+                request,
+                actor,
+                token,
+                preview,
+                reason,
+                str(refused),
+                status=STATUS_BY_KIND[refused.kind],
             )
         raise _RedirectError(f"/batches/{batch.id}")
 

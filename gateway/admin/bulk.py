@@ -34,6 +34,7 @@ from gateway.admin.cases import ActionRefusedError, CaseAction, CaseFilter
 from gateway.admin.metrics import BulkMetrics
 from gateway.admin.ports import AdminStore
 from gateway.admin.service import AdminService, NotAllowedError
+from gateway.errors import ErrorKind
 from gateway.resolution import Effect
 from gateway.store import StoreUnavailableError
 
@@ -53,7 +54,7 @@ class SelectionChangedError(ActionRefusedError):
             "selectie-gewijzigd",
             "De selectie is veranderd sinds de bevestiging; kijk de nieuwe lijst na en "
             "bevestig opnieuw.",
-            status=409,
+            kind=ErrorKind.CONFLICT,
         )
         self.preview = preview
 
@@ -87,13 +88,15 @@ class BulkService:
             raise SelectionChangedError(preview)
         if not preview.cases:
             raise ActionRefusedError(
-                "lege-selectie", "Er is geen zaak waar deze actie bij past.", status=409
+                "lege-selectie",
+                "Er is geen zaak waar deze actie bij past.",
+                kind=ErrorKind.CONFLICT,
             )
         if preview.too_many:
             raise ActionRefusedError(
                 "te-veel-zaken",
                 f"Een batch heeft hoogstens {MAX_BATCH_CASES} zaken; verfijn het filter.",
-                status=400,
+                kind=ErrorKind.INVALID,
             )
         now = self.clock()
         batch = await self.batches.create_batch(

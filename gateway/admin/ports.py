@@ -17,6 +17,7 @@ from gateway.admin.accounts import Actor, Role
 from gateway.admin.audit import AuditEntry, AuditHead, NewAuditEntry
 from gateway.admin.cases import Case, CaseAction, CaseFacts, CaseNote
 from gateway.admin.detail import CaseDetail, PregnancyView
+from gateway.errors import ErrorKind, GatewayError
 
 if TYPE_CHECKING:
     from gateway.resolution import Effect
@@ -33,8 +34,11 @@ __all__ = [
 ]
 
 
-class UserExistsError(Exception):
+class UserExistsError(GatewayError):
     """A user of that name exists already."""
+
+    code = "gebruiker-bestaat"
+    kind = ErrorKind.CONFLICT
 
 
 @dataclass(frozen=True, slots=True)

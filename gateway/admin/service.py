@@ -73,6 +73,7 @@ from gateway.admin.search import (
     check_query,
 )
 from gateway.ei import LayoutRegistry
+from gateway.errors import ErrorKind, GatewayError
 from gateway.loading import describe
 from gateway.resolution import (
     FIELD_LABELS,
@@ -125,16 +126,25 @@ async def _inline(fn: Callable[[], T]) -> T:
     return fn()
 
 
-class LoginRefusedError(Exception):
+class LoginRefusedError(GatewayError):
     """Wrong name or password (never said which), or too many failures in a row."""
 
+    kind = ErrorKind.UNAUTHENTICATED
+
     def __init__(self, throttled: bool) -> None:
-        super().__init__("throttled" if throttled else "refused")
+        super().__init__(
+            "throttled" if throttled else "refused",
+            code="te-veel-pogingen" if throttled else "aanmelding-onjuist",
+            kind=ErrorKind.THROTTLED if throttled else ErrorKind.UNAUTHENTICATED,
+        )
         self.throttled = throttled
 
 
-class NotAllowedError(Exception):
+class NotAllowedError(GatewayError):
     """The actor's role lacks ``permission``."""
+
+    code = "geen-recht"
+    kind = ErrorKind.NOT_ALLOWED
 
     def __init__(self, permission: Permission) -> None:
         super().__init__(f"not allowed: {permission.value}")
@@ -560,7 +570,9 @@ class AdminService:
         try:
             if not actor.may(Permission.RESOLVE_CASES):
                 raise ActionRefusedError(
-                    "geen-recht", f"Rol {actor.role.value} mag geen zaken afhandelen.", status=403
+                    "geen-recht",
+                    f"Rol {actor.role.value} mag geen zaken afhandelen.",
+                    kind=ErrorKind.NOT_ALLOWED,
                 )
             if kind is None:
                 raise LookupError(case_id)
@@ -568,7 +580,7 @@ class AdminService:
                 raise ActionRefusedError(
                     "velden-niet-verwacht",
                     f"Actie {action.value} neemt geen velden aan.",
-                    status=400,
+                    kind=ErrorKind.INVALID,
                 )
             effect: Effect | None = None
             if action in _PREPARED:
@@ -631,7 +643,7 @@ class AdminService:
             raise ActionRefusedError(
                 "niet-beschikbaar",
                 "Deze actie kan alleen in de draaiende gateway (serve).",
-                status=503,
+                kind=ErrorKind.UNAVAILABLE,
             )
         ref = case.facts.ref
         if action is CaseAction.RESUBMIT:
@@ -680,7 +692,9 @@ class AdminService:
         query = check_query(query)
         if self.search_store is None:
             raise SearchRefusedError(
-                "zoeken-niet-beschikbaar", "Zoeken kan alleen op een SQL-opslag.", status=503
+                "zoeken-niet-beschikbaar",
+                "Zoeken kan alleen op een SQL-opslag.",
+                kind=ErrorKind.UNAVAILABLE,
             )
         limit = max(1, min(limit, MAX_LIMIT))
         action = AuditAction.UNMASK if unmask else AuditAction.SEARCH

@@ -33,6 +33,7 @@ from gateway.app import build_resolver, make_data_dirs
 from gateway.config import ConfigError, load_config
 from gateway.crypto import CryptoError, Keyring
 from gateway.ei import LayoutError
+from gateway.errors import ErrorKind, GatewayError
 from gateway.loading import load_layouts
 from gateway.store import StoreError
 from gateway.terms import load_catalogue
@@ -43,11 +44,23 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 T = TypeVar("T")
 
 
-class CliError(Exception):
-    """A problem to report in one line, with the exit status to end with."""
+def exit_status(kind: ErrorKind) -> int:
+    """The CLI's one mapping of an error's kind to the exit status: 2 (usage) for input
+    that is wrong as it is, 1 for every other failure."""
+    return EXIT_USAGE if kind is ErrorKind.INVALID else EXIT_FAILED
 
-    def __init__(self, message: str, status: int = EXIT_FAILED) -> None:
-        super().__init__(message)
+
+class CliError(GatewayError):
+    """A problem to report in one line, with the exit status to end with; ``kind`` is the
+    wrapped error's when there is one."""
+
+    code = "cli"
+    kind = ErrorKind.INVALID
+
+    def __init__(
+        self, message: str, status: int = EXIT_FAILED, *, kind: ErrorKind | None = None
+    ) -> None:
+        super().__init__(message, kind=kind)
         self.status = status
 
 
@@ -77,14 +90,14 @@ def admin_session(config_path: Path) -> Iterator[AdminSession]:
     try:
         config = load_config(config_path, check_files=False)
     except ConfigError as exc:
-        raise CliError(str(exc), EXIT_USAGE) from None
+        raise CliError(str(exc), EXIT_USAGE, kind=exc.kind) from None
     try:
         key_file = config.encryption.key_file
         keyring = Keyring.load(key_file) if key_file is not None else None
         layouts = load_layouts()
         catalogue = load_catalogue(config.bundling.catalogue)
     except (CryptoError, LayoutError, ConfigError) as exc:
-        raise CliError(str(exc)) from None
+        raise CliError(str(exc), kind=exc.kind) from None
 
     try:
         make_data_dirs(config)  # a first account may come before the first start
@@ -93,7 +106,7 @@ def admin_session(config_path: Path) -> Iterator[AdminSession]:
             try:
                 stores.run.wait(check_store_keys(store))
             except CryptoError as exc:
-                raise CliError(str(exc)) from None
+                raise CliError(str(exc), kind=exc.kind) from None
             stores.run.wait(stores.admin.key_audit_chain(_now()))
             resolver = build_resolver(config, store, layouts, catalogue, None, None)
             # No bundling from here: the running gateway's next scheduled run decides
@@ -102,7 +115,7 @@ def admin_session(config_path: Path) -> Iterator[AdminSession]:
             service.search_store = SqlSearchStore(store.database, store.codec)
             yield AdminSession(stores.run, service)
     except StoreError as exc:
-        raise CliError(f"store: {exc}") from None
+        raise CliError(f"store: {exc}", kind=exc.kind) from None
 
 
 def register(sub: Any) -> None:
@@ -211,7 +224,7 @@ def _create_user(args: argparse.Namespace) -> int:
     except CliError as exc:
         return _report("create-user", exc)
     except (AccountError, UserExistsError) as exc:
-        return _report("create-user", CliError(str(exc)))
+        return _report("create-user", CliError(str(exc), kind=exc.kind))
     print(f"user {args.name} created ({args.role})")
     return EXIT_OK
 
@@ -227,7 +240,7 @@ def _create_token(args: argparse.Namespace) -> int:
     except CliError as exc:
         return _report("create-token", exc)
     except AccountError as exc:
-        return _report("create-token", CliError(str(exc)))
+        return _report("create-token", CliError(str(exc), kind=exc.kind))
     print(token)
     return EXIT_OK
 
@@ -255,9 +268,9 @@ def _manage(
     except CliError as exc:
         return _report(command, exc), None
     except LookupError:
-        return _report(command, CliError(f"no user {args.name!r}")), None
+        return _report(command, CliError(f"no user {args.name!r}", kind=ErrorKind.NOT_FOUND)), None
     except AccountError as exc:
-        return _report(command, CliError(str(exc))), None
+        return _report(command, CliError(str(exc), kind=exc.kind)), None
 
 
 def _disable_user(args: argparse.Namespace) -> int:

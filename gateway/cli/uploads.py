@@ -19,7 +19,7 @@ from adapters.admin.site import reprocess_json
 from adapters.storage import SqlMessageStore
 from adapters.storage.reprocess import SqlReprocessStore
 from gateway.admin.cases import ActionRefusedError
-from gateway.cli.admin import CliError, admin_session, cli_actor
+from gateway.cli.admin import CliError, admin_session, cli_actor, exit_status
 from gateway.reprocess import Reprocessor, ReprocessOutcome
 
 __all__ = ["register"]
@@ -76,7 +76,7 @@ def _reprocess(args: argparse.Namespace) -> int:
     except LookupError:
         return _fail(f"no upload {args.traceer_id}")
     except ActionRefusedError as exc:
-        return _fail(str(exc), EXIT_USAGE if exc.status == 400 else EXIT_FAILED)
+        return _fail(str(exc), exit_status(exc.kind))
     if args.json:
         print(json.dumps(reprocess_json(result), ensure_ascii=False))
     else:

@@ -31,6 +31,7 @@ from gateway.admin.cases import (
 from gateway.admin.metrics import BulkMetrics
 from gateway.admin.service import AdminService, NotAllowedError
 from gateway.ei import LayoutRegistry
+from gateway.errors import ErrorKind
 from gateway.loading import load_layouts
 from gateway.outbox import OutboundState
 from gateway.store import StoreError
@@ -221,7 +222,7 @@ def test_pause_resume_and_cancel_are_audited_and_steer_the_runner(world: World) 
     assert world.wait(world.bulk.batch(BEA, batch.id)).progress.remaining == 2
     error = world.pump.wait_error(world.bulk.control(BEA, batch.id, BatchControl.PAUSE))
     assert isinstance(error, ActionRefusedError)
-    assert (error.code, error.status) == ("batch-past-niet", 409)
+    assert (error.code, error.kind) == ("batch-past-niet", ErrorKind.CONFLICT)
     world.wait(world.bulk.control(BEA, batch.id, BatchControl.RESUME))
     assert world.run(steps=1) == 1
     cancelled = world.wait(world.bulk.control(BEA, batch.id, BatchControl.CANCEL))

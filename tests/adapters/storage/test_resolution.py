@@ -29,6 +29,7 @@ from gateway.bundler import Bundler
 from gateway.collector import RetourCollector
 from gateway.config import RuleSet, Variant
 from gateway.ei import Record, read_records, validate_bytes
+from gateway.errors import ErrorKind
 from gateway.insurer import FetchedRetour
 from gateway.intake import Intake, Upload
 from gateway.loading import load_layouts
@@ -341,7 +342,7 @@ def test_a_viewer_cannot_resolve_and_fields_belong_to_resubmit_only(cycle: Cycle
         cycle.service.act(viewer, case_id, CaseAction.RESUBMIT, "", {"member_number": "X1"})
     )
     assert isinstance(error, ActionRefusedError)
-    assert error.status == 403
+    assert error.kind is ErrorKind.NOT_ALLOWED
     operator = cycle.user("otto", Role.OPERATOR)
     error = cycle.pump.wait_error(
         cycle.service.act(operator, case_id, CaseAction.PASS_ON, "", {"member_number": "X1"})

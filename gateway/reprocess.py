@@ -42,7 +42,7 @@ from gateway.admin.accounts import Actor, Permission
 from gateway.admin.audit import AuditAction, NewAuditEntry
 from gateway.admin.cases import MAX_REASON_LENGTH, ActionRefusedError
 from gateway.ei import LayoutRegistry
-from gateway.errors import ErrorKind
+from gateway.errors import ErrorKind, NotFoundError
 from gateway.intake import check_upload, payee_of
 from gateway.lines import DeclaredLine
 from gateway.store import Direction, MessageStore
@@ -159,7 +159,7 @@ class Reprocessor:
             )
         message = await self._messages.get_message(traceer_id)
         if message is None or message.direction is not Direction.FROM_PARTICIPANT:
-            raise LookupError(traceer_id)
+            raise NotFoundError(traceer_id)
         payload = await self._messages.payload(message.sha256)
         if payload is None:
             raise ActionRefusedError(

@@ -35,14 +35,14 @@ from gateway.admin.cases import ActionRefusedError
 from gateway.admin.labels import PHASE_LABELS
 from gateway.bundler import INVOICE_SEQUENCE, QueuedFile, outbound_message
 from gateway.ei import FieldValue, LayoutRegistry, Record, read_records, validate_bytes
-from gateway.errors import ErrorKind
-from gateway.lines import DeclaredLine
+from gateway.errors import ErrorKind, NotFoundError
+from gateway.lines import AnswerOutcome, DeclaredLine
 from gateway.loading import describe
 from gateway.rules.catalogue import Catalogue, Phase
 from gateway.rules.claims import ClaimLink, PlannedLine, build_claim_file
 from gateway.rules.model import ClaimLine, LineKey, Terms, line_key
 from gateway.store import MessageStore, NewMessage
-from gateway.unpacker import REJECTED, LineAnswer, Unpacker
+from gateway.unpacker import LineAnswer, Unpacker
 
 __all__ = [
     "BreakBundle",
@@ -224,7 +224,7 @@ class Resolver:
     async def _claim(self, reference: str) -> ClaimState:
         claim = await self._store.claim_state(reference)
         if claim is None:
-            raise LookupError(reference)
+            raise NotFoundError(reference)
         return claim
 
     def prestaties_for(self, phase: Phase) -> list[tuple[str, str]]:
@@ -385,10 +385,12 @@ class Resolver:
         lines = {}
         for line in claim.absorbed:
             outcome, codes = claim.outcomes.get(line_key(line), (None, ()))
-            if outcome != "review":
+            if outcome != AnswerOutcome.REVIEW:
                 continue
             lines[line_key(line)] = line
-            answers.append(LineAnswer(line_key(line), REJECTED, 0, codes or ("0001",), None))
+            answers.append(
+                LineAnswer(line_key(line), AnswerOutcome.REJECTED, 0, codes or ("0001",), None)
+            )
         if not answers:
             raise ActionRefusedError(
                 "niets-door-te-geven", "Geen van de regels wacht nog op de IGO."

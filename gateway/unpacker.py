@@ -40,7 +40,7 @@ from gateway.ei import (
     prestatie_groups,
     read_records,
 )
-from gateway.lines import DeclaredLine
+from gateway.lines import AnswerOutcome, DeclaredLine
 from gateway.metrics import Metrics
 from gateway.rules.model import LineKey, line_key
 from gateway.store import (
@@ -64,8 +64,6 @@ __all__ = [
 
 log = Logger()
 
-GRANTED, REJECTED, REVIEW = "granted", "rejected", "review"
-
 
 @dataclass(frozen=True)
 class CarriedClaim:
@@ -82,7 +80,7 @@ class CarriedClaim:
 @dataclass(frozen=True, slots=True)
 class LineAnswer:
     key: LineKey
-    outcome: str  # granted, rejected (passed on), review (the IGO's queue)
+    outcome: AnswerOutcome  # granted, rejected (passed on), review (the IGO's queue)
     granted: int | None
     codes: tuple[str, ...]
     answered_in: str | None  # the retour message to the participant
@@ -251,7 +249,7 @@ class Unpacker:
         crashpoints.reached("retours-built")
         counts: dict[str, int] = defaultdict(int)
         for answer in answers:
-            counts[answer.outcome] += 1
+            counts[answer.outcome.value] += 1
         log.info(
             "unpacked retour {traceer_id}: {counts}; {files} retour file(s) for participants",
             traceer_id=collected.message.traceer_id,
@@ -282,12 +280,15 @@ class Unpacker:
                     overhead_percent=self._overhead_of(claim.insurer),
                 )
                 answers += [
-                    LineAnswer(line_key(line), GRANTED, parts[line_key(line)], codes, None)
+                    LineAnswer(
+                        line_key(line), AnswerOutcome.GRANTED, parts[line_key(line)], codes, None
+                    )
                     for line in claim.absorbed
                 ]
             else:
                 answers += [
-                    LineAnswer(line_key(line), REVIEW, None, codes, None) for line in claim.absorbed
+                    LineAnswer(line_key(line), AnswerOutcome.REVIEW, None, codes, None)
+                    for line in claim.absorbed
                 ]
         return answers
 
@@ -317,7 +318,7 @@ class Unpacker:
         under review wait); the answers with the retour that carries each."""
         by_upload: dict[str, list[LineAnswer]] = defaultdict(list)
         for answer in answers:
-            if answer.outcome in (GRANTED, REJECTED):
+            if answer.outcome in (AnswerOutcome.GRANTED, AnswerOutcome.REJECTED):
                 by_upload[answer.key[0]].append(answer)
         messages = []
         answered_in: dict[LineKey, str] = {}
@@ -331,7 +332,7 @@ class Unpacker:
                 a.key[1]: Outcome(
                     granted=a.granted or 0,
                     calculated=lines[a.key].amount,
-                    codes=() if a.outcome == GRANTED else a.codes[:3],
+                    codes=() if a.outcome is AnswerOutcome.GRANTED else a.codes[:3],
                 )
                 for a in own
             }
@@ -395,7 +396,7 @@ class Unpacker:
             tail = under.get(record.number_value("record_id"), []) if record else []
             codes = header_codes or (_codes(record, tail) if record else ())
             granted = 0 if header_codes or record is None else _granted(record, tail)
-            outcome = GRANTED if granted > 0 else REJECTED
+            outcome = AnswerOutcome.GRANTED if granted > 0 else AnswerOutcome.REJECTED
             answers.append(LineAnswer(line_key(line), outcome, granted, codes, retour.traceer_id))
         return answers, [retour]
 

@@ -34,7 +34,7 @@ from gateway.admin.cases import ActionRefusedError, CaseAction, CaseFilter
 from gateway.admin.metrics import BulkMetrics
 from gateway.admin.ports import AdminStore
 from gateway.admin.service import AdminService, NotAllowedError
-from gateway.errors import ErrorKind
+from gateway.errors import ErrorKind, NotFoundError
 from gateway.resolution import Effect
 from gateway.store import StoreUnavailableError
 
@@ -127,7 +127,7 @@ class BulkService:
         self._require(actor, Permission.VIEW_CASES)
         found = await self.batches.batch(batch_id, items=True)
         if found is None:
-            raise LookupError(batch_subject(batch_id))
+            raise NotFoundError(batch_subject(batch_id))
         return found
 
     async def list(self, actor: Actor, limit: int = 100) -> list[Batch]:

@@ -73,7 +73,7 @@ from gateway.admin.search import (
     check_query,
 )
 from gateway.ei import LayoutRegistry
-from gateway.errors import ErrorKind, GatewayError
+from gateway.errors import ErrorKind, GatewayError, NotFoundError
 from gateway.loading import describe
 from gateway.resolution import (
     FIELD_LABELS,
@@ -410,7 +410,7 @@ class AdminService:
         self._require(actor, Permission.MANAGE_USERS)
         user = await self.admin.user(name)
         if user is None:
-            raise LookupError(name)
+            raise NotFoundError(name)
         await self._change(
             actor,
             UserChange(name, role=role),
@@ -440,7 +440,7 @@ class AdminService:
         try:
             check_user_name(change.name)
         except AccountError:
-            raise LookupError(change.name) from None
+            raise NotFoundError(change.name) from None
         ended = await self.admin.change_user(change, self._entry(actor, action, None, detail))
         if self.metrics is not None:
             self.metrics.audit_entries.labels(action.value).inc()
@@ -575,7 +575,7 @@ class AdminService:
                     kind=ErrorKind.NOT_ALLOWED,
                 )
             if kind is None:
-                raise LookupError(case_id)
+                raise NotFoundError(case_id)
             if fields and action not in NEEDS_INPUT:
                 raise ActionRefusedError(
                     "velden-niet-verwacht",
@@ -617,7 +617,7 @@ class AdminService:
     ) -> Effect | None:
         """For a bulk-action batch: the effect ``action`` needs on the case (None for an
         action that needs none), prepared as :meth:`act` prepares it; raises
-        :class:`~gateway.admin.cases.ActionRefusedError` when it does not fit (LookupError
+        :class:`~gateway.admin.cases.ActionRefusedError` when it does not fit (NotFoundError
         for no such case). The batch then does the action with it in the case's own
         transaction, checked again there."""
         if action not in _PREPARED:
@@ -657,19 +657,19 @@ class AdminService:
         viewing it is audited."""
         self._require(actor, Permission.VIEW_CASES)
         if not pregnancy or len(pregnancy) > 100:
-            raise LookupError(pregnancy)
+            raise NotFoundError(pregnancy)
         found = await self.admin.pregnancy(pregnancy)
         if found is None:
-            raise LookupError(pregnancy)
+            raise NotFoundError(pregnancy)
         await self._audit(self._entry(actor, AuditAction.VIEW_PREGNANCY, pregnancy, ""))
         return found
 
     async def _find(self, case_id: str) -> tuple[Case, list[CaseNote]]:
         if parse_case_id(case_id) is None:
-            raise LookupError(case_id)
+            raise NotFoundError(case_id)
         found = await self.admin.case(case_id)
         if found is None:
-            raise LookupError(case_id)
+            raise NotFoundError(case_id)
         return found
 
     # --- search -------------------------------------------------------------------------

@@ -38,6 +38,7 @@ from gateway.ei import FieldValue, LayoutRegistry, Record, read_records, validat
 from gateway.errors import ErrorKind, NotFoundError
 from gateway.lines import AnswerOutcome, DeclaredLine
 from gateway.loading import describe
+from gateway.masking import mask_value
 from gateway.rules.catalogue import Catalogue, Phase
 from gateway.rules.claims import ClaimLink, PlannedLine, build_claim_file
 from gateway.rules.model import ClaimLine, LineKey, Terms, line_key
@@ -54,7 +55,6 @@ __all__ = [
     "ResolutionStore",
     "Resolver",
     "Resubmission",
-    "masked",
 ]
 
 _MEMBER_NUMBER: Final = re.compile(r"[0-9A-Za-z]{1,15}")
@@ -364,7 +364,7 @@ class Resolver:
         if detail is None or insured is None:
             return {}
         before = _before(claim, detail, insured)
-        before[Field.MEMBER_NUMBER] = masked(before[Field.MEMBER_NUMBER])
+        before[Field.MEMBER_NUMBER] = mask_value(before[Field.MEMBER_NUMBER])
         return {name.value: value for name, value in before.items()}
 
     async def _claim_records(self, claim: ClaimState) -> list[Record]:
@@ -407,16 +407,11 @@ class Resolver:
         )
 
 
-def masked(value: str) -> str:
-    """A member number as a correction's record keeps it: its last three characters."""
-    return "•" * max(len(value) - 3, 0) + value[-3:] if value else ""
-
-
 def _shown(name: Field, before: str, after: str) -> tuple[str, str]:
     """A change as it is kept and shown: a member number is client data, masked (the
     corrected claim file itself, sealed in the journal, holds it whole)."""
     if name is Field.MEMBER_NUMBER:
-        return masked(before), masked(after)
+        return mask_value(before), mask_value(after)
     return before, after
 
 

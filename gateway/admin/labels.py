@@ -31,7 +31,6 @@ __all__ = [
     "dutch",
     "euro_text",
     "local_time",
-    "mask_bsn",
     "pregnancy_text",
 ]
 
@@ -115,11 +114,6 @@ def local_time(moment: datetime) -> str:
 
 def day_text(day: date | None) -> str:
     return "—" if day is None else day.strftime("%d-%m-%Y")
-
-
-def mask_bsn(bsn: str) -> str:
-    """A BSN shown masked: its last three digits only."""
-    return "•" * max(len(bsn) - 3, 0) + bsn[-3:] if bsn else ""
 
 
 def _cents(match: re.Match[str]) -> str:

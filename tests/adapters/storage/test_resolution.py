@@ -33,7 +33,8 @@ from gateway.errors import ErrorKind
 from gateway.insurer import FetchedRetour
 from gateway.intake import Intake, Upload
 from gateway.loading import load_layouts
-from gateway.resolution import Resolver, masked
+from gateway.masking import mask_value
+from gateway.resolution import Resolver
 from gateway.rules.model import Contract, InsurerTerms, Participant, Settings, Terms
 from gateway.store import Direction
 from gateway.terms import load_catalogue
@@ -265,7 +266,7 @@ def test_correct_the_member_number_resubmit_and_the_case_closes_when_granted(
     assert next(v.reference for v in after.versions) == before.claim.reference
     corrected = after.versions[-1]
     assert corrected.corrects == case.facts.ref
-    assert corrected.changes["member_number"][1] == masked(RIGHT_MEMBER)
+    assert corrected.changes["member_number"][1] == mask_value(RIGHT_MEMBER)
     assert corrected.created_by == "otto"
     # The corrected claim goes out alone, with a new factuurnummer, and is granted.
     (sent,) = cycle.insurer_answers()

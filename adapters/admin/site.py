@@ -65,7 +65,7 @@ from twisted.web import http, resource, server
 from adapters.admin.config import AdminConfig
 from adapters.admin.routes import ADMIN_ROUTES, READ_METHODS, MethodNotAllowedError, Router
 from adapters.epd_api.http import problem_bytes
-from adapters.http_errors import HttpError as _HttpError
+from adapters.http_errors import HttpError as _HttpError  # the name the site's raises use
 from adapters.storage.messages import SqlMessageStore
 from adapters.storage.reprocess import SqlReprocessStore
 from adapters.storage.search import SqlSearchStore

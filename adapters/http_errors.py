@@ -1,8 +1,10 @@
-"""The error answer that the HTTP adapters raise inside a request handler.
+"""The error answer that the EPD API and the insurer simulator raise inside a request
+handler.
 
 A handler raises :class:`HttpError` for what the protocol itself refuses (a malformed
 parameter, an unknown path, a method not allowed); the adapter's one error handler
-turns it into its body (problem+json, or an HTML page in the admin site). Errors of the
+turns it into its problem+json body. (The admin site's own refusals are
+:class:`adapters.admin.errors.SiteError`, which carry a kind like the core's.) Errors of the
 core (:class:`gateway.errors.GatewayError`) are not wrapped by hand: each adapter maps
 their kinds to statuses in its own ``STATUS_BY_KIND`` table, once.
 """

@@ -3,7 +3,7 @@ webhook (an HTTP POST of JSON, with twisted.web's Agent; HTTPS certificates chec
 the system's trust store). Each raises when the digest was not accepted,
 so that the :class:`~gateway.notices.Notifier` tries its cases again next time — except
 when no answer came in time or the connection broke once the request was under way: then
-the digest may have arrived, and :class:`~gateway.notices.DeliveryUncertainError` keeps
+the digest may have arrived, and :class:`~gateway.ports.notices.DeliveryUncertainError` keeps
 its cases from going out twice."""
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from twisted.web.iweb import IBodyProducer
 from zope.interface import implementer
 
 from gateway.config import EmailNotices, NoticeChannel, WebhookNotices
-from gateway.notices import (
+from gateway.ports.notices import (
     DeliveryUncertainError,
     Digest,
     Transport,

@@ -36,12 +36,8 @@ from adapters.metrics.watch import OperationsWatch, watch_operations
 from adapters.notices import transport_for
 from adapters.portal.resource import PortalResource, PortalSettings, portal_route_name, with_portal
 from adapters.storage import SqlMessageStore, open_store
-from adapters.storage.admin import SqlAdminStore
-from adapters.storage.batches import SqlBatchStore
 from adapters.storage.keys import check_store_keys
 from adapters.storage.lock import StoreLock
-from adapters.storage.notices import SqlNoticeStore
-from adapters.storage.resolution import SqlResolutionStore
 from adapters.tls import (
     Identities,
     client_identity,
@@ -52,23 +48,26 @@ from gateway.admin.bulk import BatchRunner, BulkService
 from gateway.admin.labels import Names
 from gateway.admin.service import AdminService
 from gateway.bundler import BUNDLING_JOB, Bundler
-from gateway.collector import CollectedRetour, RetourCollector
+from gateway.collector import RetourCollector
 from gateway.config import GatewayConfig, InsurerConfig, LinkKind, RetryConfig
 from gateway.crypto import Keyring
 from gateway.ei import LayoutRegistry
 from gateway.forwarder import Forwarder
-from gateway.insurer import InsurerLink, RetryPolicy
+from gateway.insurer import RetryPolicy
 from gateway.intake import Intake
-from gateway.jobs import JobBusyError, JobLock
+from gateway.jobs import JobLock
 from gateway.loading import load_layouts
 from gateway.metrics import Metrics
 from gateway.notices import NOTICES_JOB, NoticeMetrics, Notifier
 from gateway.pausepoints import pause_point_from_environment
+from gateway.ports.insurer import InsurerLink
+from gateway.ports.jobs import JobBusyError
+from gateway.ports.messages import MessageStore, StoreUnavailableError
+from gateway.ports.outcomes import CollectedRetour
 from gateway.resolution import Resolver
 from gateway.resources import schemas_dir
 from gateway.rules.catalogue import Catalogue, Event
 from gateway.schedule import PerInsurer
-from gateway.store import MessageStore, StoreUnavailableError
 from gateway.terms import load_catalogue, terms_from_config
 from gateway.unpacker import Unpacker
 
@@ -283,7 +282,7 @@ def build_resolver(
     """The effects of the administrator's actions on rejected lines, as the config says."""
     return Resolver(
         store,
-        SqlResolutionStore(store.database, store.codec),
+        store.resolution,
         store.bundles.reserve,
         registry,
         catalogue,
@@ -399,7 +398,7 @@ def _listen_admin(
     resolver = build_resolver(config, store, registry, catalogue, metrics, run)
     site = build_admin_site(
         store,
-        SqlAdminStore(store.database, store.codec),
+        store.admin,
         registry,
         keyring,
         _now,
@@ -456,8 +455,8 @@ def _bulk_service(
     if not config.admin.enabled or not isinstance(store, SqlMessageStore):
         return None
     return build_bulk_service(
-        SqlAdminStore(store.database, store.codec),
-        SqlBatchStore(store.database, store.codec),
+        store.admin,
+        store.batches,
         _now,
         metrics.registry,
     )
@@ -666,8 +665,8 @@ def build_notifier(
     """Digests of new cases over the configured channels, one process at a time."""
     notices = config.notices
     return Notifier(
-        SqlNoticeStore(store.database),
-        SqlAdminStore(store.database, store.codec).cases,
+        store.notices,
+        store.admin.cases,
         [(channel, transport_for(channel, reactor)) for channel in notices.channels],
         JobLock(store.leases, NOTICES_JOB, reactor, seconds=notices.lease_seconds),
         now=_now,
@@ -722,7 +721,8 @@ def make_data_dirs(config: GatewayConfig) -> None:
 
 async def start(config: GatewayConfig, reactor: Any) -> RunningGateway:
     """Open the store and start serving ``config``. Raises
-    :class:`~gateway.store.SchemaVersionError`, :class:`~gateway.store.StoreUnavailableError`,
+    :class:`~gateway.ports.messages.SchemaVersionError`,
+    :class:`~gateway.ports.messages.StoreUnavailableError`,
     :class:`~adapters.tls.TLSSetupError`, :class:`~gateway.ei.LayoutError` or
     :class:`twisted.internet.error.CannotListenError` when it cannot."""
     registry = load_layouts()
@@ -749,7 +749,7 @@ async def start(config: GatewayConfig, reactor: Any) -> RunningGateway:
         raise
     try:  # a key file that lacks a key the store needs, or is another store's, stops here
         await check_store_keys(store)
-        if await SqlAdminStore(store.database).key_audit_chain(_now()):
+        if await store.admin.key_audit_chain(_now()):
             log.info("the audit log is keyed from now on (an audit_keyed entry marks where)")
     except BaseException:
         await store.close()

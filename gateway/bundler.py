@@ -16,9 +16,9 @@ import hashlib
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import datetime
 from functools import partial
-from typing import Any, Protocol
+from typing import Any
 
 from twisted.logger import Logger
 
@@ -33,43 +33,48 @@ from gateway.ei import (
     read_records,
     validate_bytes,
 )
-from gateway.errors import ErrorKind, GatewayError
-from gateway.jobs import JobLock, LeaseLostError
+from gateway.jobs import JobLock
 from gateway.lines import AnswerOutcome, DeclaredLine
 from gateway.metrics import Metrics
-from gateway.rules.catalogue import Catalogue, Phase
+from gateway.ports.bundling import (
+    BundleConflictError,
+    BundleStore,
+    DecisionRecord,
+    LateLine,
+    LineAnswerNow,
+    LineOutcome,
+    QueuedFile,
+    ReturnedRetour,
+    RunGuard,
+)
+from gateway.ports.jobs import LeaseLostError
+from gateway.ports.messages import (
+    Direction,
+    Message,
+    MessageStatus,
+    MessageStore,
+    NewMessage,
+    NewStatus,
+)
+from gateway.ports.runtime import RunInThread, run_inline
+from gateway.retours import participant_retour
+from gateway.rules.catalogue import Catalogue
 from gateway.rules.claims import ClaimFile, ClaimLink, PlannedLine, build_claim_file
 from gateway.rules.decide import decide
 from gateway.rules.model import (
     RETURN_TO_DECLARE_ITSELF,
     Decision,
-    DecisionKind,
-    Existing,
     LineKey,
     Place,
-    Settings,
     Terms,
     line_key,
-    overdue_on,
 )
-from gateway.store import Direction, Message, MessageStatus, MessageStore, NewMessage, NewStatus
-from gateway.unpacker import participant_retour
 
 __all__ = [
     "BUNDLING_JOB",
-    "BundleConflictError",
-    "BundleInput",
     "BundlePlan",
-    "BundleStore",
     "Bundler",
-    "DecisionRecord",
     "ForwardFile",
-    "LateLine",
-    "LineAnswerNow",
-    "LineOutcome",
-    "QueuedFile",
-    "ReturnedRetour",
-    "RunGuard",
     "outbound_message",
 ]
 
@@ -84,148 +89,6 @@ DEBIT_CREDITED = "8084"
 # A modelled retourcode (the IGO's own band): "no separate amount — paid through the
 # integral line named in the retour" (a late line under the ``shares`` distribution).
 PAID_THROUGH_INTEGRAL = "9002"
-
-
-@dataclass(frozen=True)
-class BundleInput:
-    lines: list[DeclaredLine]
-    existing: list[Existing]
-    closed: set[tuple[str, Phase]]
-    broken: set[tuple[str, Phase]] = field(default_factory=set)
-    states: dict[LineKey, str] = field(default_factory=dict)  # where each line stood
-    # Each line's revision as read: a run records only lines still at it.
-    revisions: dict[LineKey, int] = field(default_factory=dict)
-    # The answer an existing claimed line already has (outcome, retourcodes), by reference.
-    answered: dict[str, tuple[str, tuple[str, ...]]] = field(default_factory=dict)
-    # The answer each line has already (outcome, granted amount), for the lines that have one.
-    outcomes: dict[LineKey, tuple[str, int | None]] = field(default_factory=dict)
-
-
-@dataclass(frozen=True, slots=True)
-class LineOutcome:
-    """Where an original line ended, to store."""
-
-    key: LineKey
-    place: Place
-    reason: str
-    retourcode: str | None = None
-    claim_reference: str | None = None
-    outbound: str | None = None
-    pregnancy: str | None = None
-    phase: Phase | None = None
-    decision: DecisionKind | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class DecisionRecord:
-    """A decision as the store keeps it: what the case pages explain, and what tells a
-    waiting phase that is overdue."""
-
-    pregnancy: str
-    phase: Phase | None
-    insurer: str
-    kind: DecisionKind
-    rule: str
-    reasons: tuple[str, ...]
-    waiting_for: str | None
-    until: date | None
-    overdue_on: date | None
-    first_day: date | None
-
-    @classmethod
-    def of(cls, decision: Decision, settings: Settings) -> DecisionRecord:
-        first = min((line.prestatie_date for line in decision.lines), default=None)
-        return cls(
-            decision.pregnancy,
-            decision.phase,
-            decision.insurer,
-            decision.kind,
-            decision.rule,
-            decision.reasons,
-            decision.waiting_for,
-            decision.until,
-            overdue_on(decision, settings),
-            first,
-        )
-
-
-class BundleConflictError(GatewayError):
-    """A line the run decided changed (another run, an action, a hand) before the run
-    could record its outcome: nothing of the run is stored, and it is decided again."""
-
-    code = "bundle-conflict"
-    kind = ErrorKind.CONFLICT
-
-
-@dataclass(frozen=True, slots=True)
-class RunGuard:
-    """What the store checks before it records a run: every line the run decided is
-    still in the state and at the revision it read, and the run still holds its lease."""
-
-    expected: dict[LineKey, tuple[str, int]]
-    lease_job: str | None = None
-    lease_holder: str | None = None
-    lease_seconds: float = 0.0
-
-
-@dataclass(frozen=True, slots=True)
-class QueuedFile:
-    """A file for an insurer, to queue: declared under ``sender``'s AGB code."""
-
-    message: NewMessage
-    insurer: str
-    sender: str
-
-
-class BundleStore(Protocol):
-    """What the bundler needs of the store (``adapters.storage.bundling``)."""
-
-    def woman_of(self, line: DeclaredLine) -> str: ...
-    def bundle_input(self) -> Awaitable[BundleInput]: ...
-    def reserve(self, name: str, count: int) -> Awaitable[int]: ...
-    def record_bundle(
-        self,
-        outbound: Sequence[QueuedFile],
-        claims: Sequence[tuple[ClaimLink, str, str]],
-        outcomes: Sequence[LineOutcome],
-        at: datetime,
-        decisions: Sequence[DecisionRecord] = (),
-        retours: Sequence[ReturnedRetour] = (),
-        late: Sequence[LateLine] = (),
-        guard: RunGuard | None = None,
-    ) -> Awaitable[None]: ...
-
-
-@dataclass(frozen=True, slots=True)
-class LineAnswerNow:
-    """An answer the bundler itself gives a line: returned (9001), or the answer of the
-    claimed line a late line joined."""
-
-    key: LineKey
-    outcome: AnswerOutcome
-    granted: int
-    codes: tuple[str, ...]
-    reference: str | None = None  # the integral line whose answer this is
-
-
-@dataclass(frozen=True)
-class ReturnedRetour:
-    """A retour to a participant answering some of its lines now (``answers``)."""
-
-    message: NewMessage
-    answers: tuple[LineAnswerNow, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class LateLine:
-    """A line that arrived after its phase was claimed: it joins that claimed line (its
-    provenance), and gets that line's answer if there is one already (``answer``; a
-    granted or rejected one then comes with a retour, one under review waits with the
-    case)."""
-
-    reference: str
-    key: LineKey
-    answer: LineAnswerNow | None
 
 
 @dataclass(frozen=True)
@@ -286,16 +149,11 @@ def _link_json(link: ClaimLink) -> dict[str, Any]:
     }
 
 
-RunInThread = Callable[[Callable[[], Any]], Awaitable[Any]]
 # A test-only pause point: awaited with the step's name ("decided": read, decided and
 # built, nothing recorded yet), so a test can hold a run there while another goes.
 Checkpoint = Callable[[str], Awaitable[None]]
 # How often a run whose lines changed under it is decided again before it gives up.
 RUN_ATTEMPTS = 3
-
-
-async def _inline(work: Callable[[], Any]) -> Any:
-    return work()
 
 
 class Bundler:
@@ -318,7 +176,7 @@ class Bundler:
         self._checkpoint = checkpoint
         self._metrics = metrics
         self._distribution = distribution
-        self._run: RunInThread = run_in_thread or _inline
+        self._run: RunInThread = run_in_thread or run_inline
         self._messages = messages
         self._bundles = bundles
         self._registry = registry

@@ -13,9 +13,9 @@ what was stored but not yet confirmed (a crash in between) finds it stored alrea
 only confirms it.
 
 With ``follow_up`` set for an insurer whose link can follow up single files
-(:class:`~gateway.insurer.FollowUpLink`), a round then asks after the files delivered to
+(:class:`~gateway.ports.insurer.FollowUpLink`), a round then asks after the files delivered to
 it that have no retour yet, each at most once per interval over all gateway instances
-(:meth:`~gateway.outbox.Outbox.awaiting_answer`): first for the retours answering that
+(:meth:`~gateway.ports.outbox.Outbox.awaiting_answer`): first for the retours answering that
 file (kept and confirmed as above), and when there are none for its status at the exchange
 service. A file the service rejected (no retour will come) is parked with the codes of
 the service's meldingen, a case for the administrator; parking is conditional, so two
@@ -27,7 +27,6 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from twisted.logger import Logger
@@ -35,31 +34,30 @@ from twisted.logger import Logger
 from gateway import crashpoints
 from gateway.ei import LayoutRegistry, ValidationResult, validate_bytes
 from gateway.ei.kinds import require_kind
-from gateway.insurer import (
+from gateway.metrics import Metrics
+from gateway.ports.insurer import (
     FetchedRetour,
     FollowUpLink,
     InsurerLink,
     InsurerLinkError,
     ServiceStatus,
 )
-from gateway.metrics import Metrics
-from gateway.outbox import Outbound, Outbox
-from gateway.store import Direction, Message, MessageStatus, MessageStore, NewMessage, NewStatus
+from gateway.ports.messages import (
+    Direction,
+    MessageStatus,
+    MessageStore,
+    NewMessage,
+    NewStatus,
+)
+from gateway.ports.outbox import Outbound, Outbox
+from gateway.ports.outcomes import CollectedRetour
+from gateway.ports.runtime import RunInThread, run_inline
 
-__all__ = ["CollectedRetour", "RetourCollector"]
+__all__ = ["RetourCollector"]
 
 log = Logger()
 
 DEFAULT_FOLLOW_UP_BATCH = 20
-
-RunInThread = Callable[[Callable[[], ValidationResult]], Awaitable[ValidationResult]]
-
-
-@dataclass(frozen=True, slots=True)
-class CollectedRetour:
-    message: Message
-    answers: Outbound | None  # the outbound file it answers; None: unmatched
-    valid: bool
 
 
 class RetourCollector:
@@ -71,7 +69,7 @@ class RetourCollector:
         registry: LayoutRegistry,
         *,
         now: Callable[[], datetime],
-        run_in_thread: RunInThread | None = None,
+        run_in_thread: RunInThread = run_inline,
         metrics: Metrics | None = None,
         on_retour: Callable[[CollectedRetour], Awaitable[None]] | None = None,
         follow_up: Mapping[str, timedelta] | None = None,
@@ -172,8 +170,6 @@ class RetourCollector:
         def check() -> ValidationResult:
             return require_kind(validate_bytes(self._registry, payload), "retour")
 
-        if self._run_in_thread is None:
-            return check()
         return await self._run_in_thread(check)
 
     async def _match(

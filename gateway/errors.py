@@ -8,7 +8,7 @@ carries two things besides its message:
 - ``kind``: an :class:`ErrorKind`, what sort of failure it is. The core says *what* went
   wrong, never *how a protocol answers it*: each HTTP adapter maps kinds to status codes
   once, in its own table (``STATUS_BY_KIND`` in ``adapters/epd_api/resource.py``,
-  ``adapters/admin/site.py``, ``adapters/portal/resource.py`` and
+  ``adapters/admin/errors.py``, ``adapters/portal/resource.py`` and
   ``adapters/insurer_sim/resource.py``), and the CLI maps them to exit statuses.
 
 An error class sets its usual ``code`` and ``kind`` as class attributes; one that is

@@ -4,7 +4,7 @@ One queue per insurer, each worked on its own timer (:class:`gateway.schedule.Pe
 so one insurer being down or slow never holds up another. A round
 (:meth:`Forwarder.run_once`) claims the insurer's due files — each under a lease, its
 attempt counted — and sends them one by one through that insurer's
-:class:`~gateway.insurer.InsurerLink` with the file's stable id. After each attempt the
+:class:`~gateway.ports.insurer.InsurerLink` with the file's stable id. After each attempt the
 outcome is stored: delivered; due again later (the :class:`~gateway.insurer.RetryPolicy`'s
 backoff with jitter); or parked with its last error for the administrator. A gateway that
 dies mid-attempt leaves the file ``sending`` until its lease ends; then it is sent again
@@ -21,9 +21,10 @@ from datetime import datetime, timedelta
 from twisted.logger import Logger
 
 from gateway import crashpoints
-from gateway.insurer import InsurerLink, InsurerLinkError, OutboundFile, Park, RetryPolicy
+from gateway.insurer import Park, RetryPolicy
 from gateway.metrics import Metrics
-from gateway.outbox import Outbound, Outbox
+from gateway.ports.insurer import InsurerLink, InsurerLinkError, OutboundFile
+from gateway.ports.outbox import Outbound, Outbox
 
 __all__ = ["Forwarder", "RoundResult"]
 

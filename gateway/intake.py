@@ -12,7 +12,7 @@ Rules:
   message's conversation;
 * the sender named in the metadata, and one of the zorgverlener / praktijk / instelling
   codes in the file's 01 record, must be the authenticated participant (else
-  :class:`IntakeRefusedError` of kind INVALID, and nothing is stored);
+  :class:`~gateway.ports.intake.IntakeRefusedError` of kind INVALID, and nothing is stored);
 * the same traceerId from the same participant with the same bytes is a retry: it returns
   the first receipt and stores nothing; with other bytes, or a traceerId another message
   already has, the upload is refused (kind CONFLICT, nothing stored);
@@ -35,10 +35,10 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Mapping
+from dataclasses import replace
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any
 
 from gateway import crashpoints
 from gateway.config import BerichtstroomConfig
@@ -52,11 +52,12 @@ from gateway.ei import (
     validate_bytes,
 )
 from gateway.ei.kinds import require_kind
-from gateway.errors import ErrorKind, GatewayError
+from gateway.errors import ErrorKind
 from gateway.lines import DeclaredLine, declared_lines
 from gateway.loading import describe
 from gateway.metrics import Metrics
-from gateway.store import (
+from gateway.ports.intake import IntakeRefusedError, Receipt, Upload
+from gateway.ports.messages import (
     Direction,
     Message,
     MessageStatus,
@@ -64,20 +65,16 @@ from gateway.store import (
     NewMessage,
     NewStatus,
 )
+from gateway.ports.runtime import RunInThread
 from gateway.vsp import BerichtMetadata, retour_reference
 
 __all__ = [
     "BerichtMetadata",
     "Intake",
-    "IntakeRefusedError",
-    "Receipt",
-    "Upload",
     "check_upload",
     "payee_of",
 ]
 
-T = TypeVar("T")
-RunInThread = Callable[[Callable[[], T]], Awaitable[T]]
 
 # The retour standard a participant gets a technical rejection in when its file is so
 # broken that its own standard cannot be read from it.
@@ -90,40 +87,6 @@ MAX_FINDINGS_KEPT = 50
 _HEADER_CODES = ("zorgverlener_code", "praktijk_code", "instelling_code")
 
 
-class IntakeRefusedError(GatewayError):
-    """The upload is refused outright and nothing was stored. ``field`` is the part of
-    the upload the refusal is about (a berichtMetadata path, or ``payload``); ``kind``
-    is INVALID for an upload that contradicts itself or its certificate, CONFLICT for a
-    traceerId that was used before for something else."""
-
-    kind = ErrorKind.INVALID
-
-    def __init__(self, kind: ErrorKind, code: str, detail: str, field: str | None = None) -> None:
-        super().__init__(detail, code=code, kind=kind)
-        self.detail = detail
-        self.field = field
-
-
-@dataclass(frozen=True, slots=True)
-class Upload:
-    participant: str  # the authenticated participant's AGB code
-    discipline: str
-    metadata: BerichtMetadata
-    payload: bytes
-    filename: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Receipt:
-    traceer_id: str
-    conversatie_id: str
-    created: bool
-    status: MessageStatus
-    code: str | None
-    findings: tuple[Finding, ...] = ()
-    standard: str | None = None
-
-
 class Intake:
     def __init__(
         self,
@@ -131,7 +94,7 @@ class Intake:
         registry: LayoutRegistry,
         *,
         clock: Callable[[], datetime],
-        run_in_thread: Callable[[Callable[[], Any]], Awaitable[Any]],
+        run_in_thread: RunInThread,
         new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
         default_retour: Mapping[str, str] = DEFAULT_RETOUR_BY_DISCIPLINE,
         metrics: Metrics | None = None,

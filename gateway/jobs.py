@@ -1,13 +1,14 @@
 """One run of a job at a time, across every gateway process that shares one store.
 
-A :class:`JobLock` takes the job's lease in the store (:class:`Leases`, on SQL
-``adapters.storage.leases``), renews it every third of its length while the run goes on,
-and gives it up when the run ends. A run that finds the lease held either waits its turn
+A :class:`JobLock` takes the job's lease in the store (:class:`~gateway.ports.jobs.Leases`,
+on SQL ``adapters.storage.leases``), renews it every third of its length while the run goes
+on, and gives it up when the run ends. A run that finds the lease held either waits its turn
 (polling) or, for a scheduled run, leaves the work to the holder.
 
 The lease alone is not trusted to keep a claim from going out twice: a run also records
 its outcome only if what it read is unchanged and it still holds the lease (the store
-raises :class:`LeaseLostError` or a conflict, and nothing of the run is stored).
+raises :class:`~gateway.ports.jobs.LeaseLostError` or a conflict, and nothing of the run
+is stored).
 """
 
 from __future__ import annotations
@@ -15,17 +16,16 @@ from __future__ import annotations
 import os
 import socket
 import uuid
-from collections.abc import Awaitable
-from typing import Any, Protocol
+from typing import Any
 
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall, deferLater
 from twisted.logger import Logger
 
-from gateway.errors import ErrorKind, GatewayError
+from gateway.ports.jobs import JobBusyError, Leases
 
-__all__ = ["JobBusyError", "JobLock", "LeaseLostError", "Leases", "new_holder"]
+__all__ = ["JobLock", "new_holder"]
 
 log = Logger()
 
@@ -33,28 +33,6 @@ log = Logger()
 POLL_SECONDS = (0.05, 0.1, 0.2, 0.5, 1.0)
 # How often a waiting run says whom it waits for (seconds).
 WAIT_LOG_SECONDS = 30.0
-
-
-class LeaseLostError(GatewayError):
-    """The run's lease was taken over (it expired): nothing of the run is stored."""
-
-    code = "lease-lost"
-    kind = ErrorKind.CONFLICT
-
-
-class JobBusyError(GatewayError):
-    """Another process runs the job now (for a run that does not wait)."""
-
-    code = "job-busy"
-    kind = ErrorKind.BUSY
-
-
-class Leases(Protocol):
-    """The store's job leases (``adapters.storage.leases``)."""
-
-    def try_acquire(self, job: str, holder: str, seconds: float) -> Awaitable[str | None]: ...
-    def renew(self, job: str, holder: str, seconds: float) -> Awaitable[bool]: ...
-    def release(self, job: str, holder: str) -> Awaitable[None]: ...
 
 
 def new_holder() -> str:
@@ -79,7 +57,8 @@ class JobLock:
         self._renewing: Deferred[Any] | None = None
 
     async def acquire(self, *, wait: bool = True) -> None:
-        """Hold the lease; without ``wait``, :class:`JobBusyError` when another has it."""
+        """Hold the lease; without ``wait``, :class:`~gateway.ports.jobs.JobBusyError` when
+        another has it."""
         polls = 0
         waited = 0.0
         next_log = WAIT_LOG_SECONDS

@@ -1,20 +1,21 @@
 """Notices: digests of new cases for the IGO administrator, by e-mail or webhook.
 
 Every ``[notices] interval_seconds`` the gateway takes the notices lease (a
-:class:`~gateway.jobs.JobLock`, so that of several gateway processes on one database one
-at a time sends), and for each configured channel gathers the **open** cases of the kinds
-the channel notices that it has not noticed before. If there are any, they go out as one
-:class:`Digest` — case ids, kinds, counts per kind and links to the admin site, never
-client data (no BSN, name, birth date, amount or member number: a case id names a
-message, a claim line or a pregnancy by the gateway's own ids).
+:class:`~gateway.jobs.JobLock`, so that of several gateway processes on one database one at
+a time sends), and for each configured channel gathers the **open** cases of the kinds the
+channel notices that it has not noticed before. If there are any, they go out as one
+:class:`~gateway.ports.notices.Digest` — case ids, kinds, counts per kind and links to the
+admin site, never client data (no BSN, name, birth date, amount or member number: a case id
+names a message, a claim line or a pregnancy by the gateway's own ids).
 
-A case is noticed once per channel, ever: the store remembers it (:class:`NoticeStore`,
-its rows written before sending). A digest that was refused (the server said no, or could
-not be reached) is forgotten again and its cases go in the next digest; one whose fate is
-unknown (no answer in time after it was sent) is not sent again. Either is logged with the
-channel, the digest id, the number of cases and the error — nothing of a case. A process
-that dies while sending leaves its rows "sending"; the next run marks them unconfirmed and
-does not send them again (a notice may be lost that way, never sent twice).
+A case is noticed once per channel, ever: the store remembers it
+(:class:`~gateway.ports.notices.NoticeStore`, its rows written before sending). A digest
+that was refused (the server said no, or could not be reached) is forgotten again and its
+cases go in the next digest; one whose fate is unknown (no answer in time after it was sent)
+is not sent again. Either is logged with the channel, the digest id, the number of cases and
+the error — nothing of a case. A process that dies while sending leaves its rows "sending";
+the next run marks them unconfirmed and does not send them again (a notice may be lost that
+way, never sent twice).
 """
 
 from __future__ import annotations
@@ -22,93 +23,35 @@ from __future__ import annotations
 import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
 from urllib.parse import quote
 
 from prometheus_client import CollectorRegistry
 from prometheus_client import Counter as MetricCounter
 from twisted.logger import Logger
 
-from gateway.admin.cases import KINDS, Case, CaseKind
+from gateway.admin.cases import Case, CaseKind
 from gateway.config import NoticeChannel
-from gateway.errors import ErrorKind, GatewayError
-from gateway.jobs import JobBusyError, JobLock
+from gateway.jobs import JobLock
+from gateway.ports.jobs import JobBusyError
+from gateway.ports.notices import (
+    DeliveryUncertainError,
+    Digest,
+    DigestCase,
+    NoticeStore,
+    Transport,
+)
 
 __all__ = [
     "NOTICES_JOB",
-    "DeliveryUncertainError",
-    "Digest",
-    "DigestCase",
     "NoticeMetrics",
-    "NoticeStore",
     "Notifier",
-    "Transport",
     "build_digest",
-    "digest_json",
-    "digest_text",
 ]
 
 log = Logger()
 
 NOTICES_JOB = "notices"
-
-
-@dataclass(frozen=True, slots=True)
-class DigestCase:
-    id: str
-    kind: CaseKind
-    since: datetime
-    link: str
-
-
-@dataclass(frozen=True, slots=True)
-class Digest:
-    """One notice: what is new since the last digest over a channel."""
-
-    id: str
-    channel: str
-    made_at: datetime
-    counts: dict[CaseKind, int]  # every new case, by kind
-    cases: tuple[DigestCase, ...]  # listed one by one (at most ``max_listed``)
-    queue_link: str
-
-    @property
-    def total(self) -> int:
-        return sum(self.counts.values())
-
-    @property
-    def subject(self) -> str:
-        noun = "nieuwe zaak" if self.total == 1 else "nieuwe zaken"
-        return f"IGO-gateway: {self.total} {noun} in de werklijst"
-
-
-class DeliveryUncertainError(GatewayError):
-    """The digest may or may not have arrived (e.g. no answer after it was sent): its
-    cases are not sent again, so that none is noticed twice."""
-
-    code = "aflevering-onzeker"
-    kind = ErrorKind.UNAVAILABLE
-
-
-class Transport(Protocol):
-    """Delivers a digest: raises on failure — :class:`DeliveryUncertainError` when it may
-    have arrived all the same, any other error when it did not."""
-
-    def deliver(self, digest: Digest) -> Awaitable[object]: ...
-
-
-class NoticeStore(Protocol):
-    """What was noticed over which channel (``adapters.storage.notices``)."""
-
-    def noticed(self, channel: str) -> Awaitable[frozenset[str]]: ...
-    def begin(
-        self, channel: str, digest: str, case_ids: Sequence[str], at: datetime
-    ) -> Awaitable[bool]: ...
-    def sent(self, digest: str, at: datetime) -> Awaitable[None]: ...
-    def failed(self, digest: str) -> Awaitable[None]: ...
-    def settle_unfinished(self, at: datetime) -> Awaitable[int]: ...
 
 
 def case_link(admin_url: str, case_id: str) -> str:
@@ -148,50 +91,6 @@ def build_digest(
         queue_link=f"{admin_url.rstrip('/')}/",
     )
     return digest, tuple(c.id for c in new)
-
-
-def digest_text(digest: Digest) -> str:
-    """The digest as plain text (Dutch), for e-mail."""
-    lines = [
-        f"Er {'is' if digest.total == 1 else 'zijn'} {digest.total} "
-        f"{'nieuwe zaak' if digest.total == 1 else 'nieuwe zaken'} in de werklijst van de "
-        "IGO-gateway:",
-        "",
-    ]
-    lines += [f"  {count:>5}  {KINDS[kind].label}" for kind, count in digest.counts.items()]
-    lines += ["", "Zaken:"]
-    lines += [f"- {KINDS[c.kind].label}: {c.id}\n  {c.link}" for c in digest.cases]
-    if len(digest.cases) < digest.total:
-        lines.append(f"- en {digest.total - len(digest.cases)} meer in de werklijst")
-    lines += [
-        "",
-        f"Werklijst: {digest.queue_link}",
-        "",
-        f"(bericht {digest.id}, kanaal {digest.channel}; elke zaak wordt één keer gemeld)",
-    ]
-    return "\n".join(lines) + "\n"
-
-
-def digest_json(digest: Digest) -> dict[str, Any]:
-    """The digest as JSON, for a webhook."""
-    return {
-        "digest": digest.id,
-        "channel": digest.channel,
-        "made_at": digest.made_at.isoformat(),
-        "total": digest.total,
-        "counts": {kind.value: count for kind, count in digest.counts.items()},
-        "cases": [
-            {
-                "id": c.id,
-                "kind": c.kind.value,
-                "label": KINDS[c.kind].label,
-                "since": c.since.isoformat(),
-                "link": c.link,
-            }
-            for c in digest.cases
-        ],
-        "queue": digest.queue_link,
-    }
 
 
 class NoticeMetrics:

@@ -32,11 +32,9 @@ entry keeps (never client data).
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Final, Protocol
+from typing import Final
 
 from gateway.admin.accounts import Actor, Permission
 from gateway.admin.audit import AuditAction, NewAuditEntry
@@ -44,82 +42,19 @@ from gateway.admin.cases import MAX_REASON_LENGTH, ActionRefusedError
 from gateway.ei import LayoutRegistry
 from gateway.errors import ErrorKind, NotFoundError
 from gateway.intake import check_upload, payee_of
-from gateway.lines import DeclaredLine
-from gateway.store import Direction, MessageStore
+from gateway.ports.messages import Direction, MessageStore
+from gateway.ports.reprocess import (
+    ReprocessPlan,
+    ReprocessResult,
+    ReprocessStore,
+)
+from gateway.ports.runtime import RunInThread, run_inline
 
 __all__ = [
-    "ReprocessOutcome",
-    "ReprocessPlan",
-    "ReprocessResult",
-    "ReprocessStore",
     "Reprocessor",
 ]
 
 RETURN_TO_DECLARE_ITSELF: Final = "9001"
-
-
-class ReprocessOutcome(enum.StrEnum):
-    ACCEPTED = "accepted"  # rejected before, valid now: its lines stored
-    STILL_REJECTED = "still_rejected"  # the file still fails the checks
-    INVOICE_TAKEN = "invoice_taken"
-    REDECIDED = "redecided"  # an accepted upload: its open and 9001 lines decided again
-
-
-OUTCOME_TEXT: Final = {
-    ReprocessOutcome.ACCEPTED: "Opnieuw verwerkt: het bestand is nu goedgekeurd; de regels "
-    "zijn opgeslagen en worden gebundeld.",
-    ReprocessOutcome.STILL_REJECTED: "Opnieuw verwerkt: het bestand is nog steeds technisch "
-    "afgekeurd; er is niets veranderd.",
-    ReprocessOutcome.INVOICE_TAKEN: "Opnieuw verwerkt: het bestand is nu goed, maar het "
-    "factuurnummer is inmiddels door een ander bestand van de declarant gebruikt (0030); het "
-    "blijft afgekeurd.",
-    ReprocessOutcome.REDECIDED: "Opnieuw verwerkt: de open regels zijn bijgewerkt uit het "
-    "bestand en de met 9001 teruggestuurde regels worden opnieuw beoordeeld.",
-}
-
-
-@dataclass(frozen=True, slots=True)
-class ReprocessPlan:
-    """What checking the upload's file again found, for the store to apply."""
-
-    traceer_id: str
-    valid: bool
-    code: str | None  # the first retourcode when not valid
-    lines: tuple[DeclaredLine, ...]
-    standard: str | None
-    invoice_number: str | None
-    payee: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class ReprocessResult:
-    traceer_id: str
-    outcome: ReprocessOutcome
-    code: str | None = None
-    lines_added: int = 0  # stored now (none of them was stored before)
-    lines_refreshed: int = 0  # open lines whose stored values the file corrected
-    lines_reopened: int = 0  # lines returned with 9001, to be decided again
-    lines_kept: int = 0  # lines decided for good, left as they are
-
-    @property
-    def message(self) -> str:
-        return OUTCOME_TEXT[self.outcome]
-
-    @property
-    def changed(self) -> bool:
-        return bool(self.lines_added or self.lines_refreshed or self.lines_reopened)
-
-
-class ReprocessStore(Protocol):
-    def apply(self, plan: ReprocessPlan, audit: NewAuditEntry) -> Awaitable[ReprocessResult]:
-        """Apply ``plan`` in one transaction with ``audit`` (its detail completed with the
-        outcome): LookupError for no such upload; :class:`ActionRefusedError` for an
-        accepted upload whose file fails the checks now."""
-        ...
-
-
-async def _inline(work: Callable[[], Any]) -> Any:
-    return work()
 
 
 class Reprocessor:
@@ -130,7 +65,7 @@ class Reprocessor:
         registry: LayoutRegistry,
         *,
         now: Callable[[], datetime],
-        run_in_thread: Callable[[Callable[[], Any]], Awaitable[Any]] = _inline,
+        run_in_thread: RunInThread = run_inline,
         after_change: Callable[[], Awaitable[object]] | None = None,
     ) -> None:
         self._messages = messages
@@ -170,7 +105,8 @@ class Reprocessor:
             lambda: check_upload(self._registry, payload, traceer_id, message.party)
         )
         header = result.header
-        valid = result.valid and bool(result.layout) and result.layout.kind == "declaration"
+        layout = result.layout
+        valid = result.valid and layout is not None and layout.kind == "declaration"
         invoice = header.text("invoice_number") if header is not None and valid else None
         plan = ReprocessPlan(
             traceer_id=traceer_id,

@@ -1,12 +1,12 @@
 """Resolving what the insurer rejected: the effects of the administrator's own actions.
 
-An action on a rejected integral line needs more than a change of the case's state, and
-more than the store can work out by itself: a corrected claim file to build and check, or
-retour files for the participants. The :class:`Resolver` prepares that effect as a value
-(:class:`Resubmission`, :class:`PassOn`, :class:`BreakBundle`, :class:`ClosePhase`) from
-what the store holds; the admin store applies it in the same transaction that re-reads the
-case, records its new state and appends the audit entry — so an effect is stored whole or
-not at all, and never for a case someone else resolved meanwhile.
+An action on a rejected integral line needs more than a change of the case's state, and more
+than the store can work out by itself: a corrected claim file to build and check, or retour
+files for the participants. The :class:`Resolver` prepares that effect as a value
+(:data:`~gateway.ports.resolution.Effect`: a resubmission, a pass-on, a broken bundle, a
+closed phase) from what the store holds; the admin store applies it in the same transaction
+that re-reads the case, records its new state and appends the audit entry — so an effect is
+stored whole or not at all, and never for a case someone else resolved meanwhile.
 
 * **Correct and resubmit**: the fields insurers typically reject on — the member number,
   the UZOVI number, the dates, the chosen integral prestatie — are changed and the line is
@@ -27,34 +27,37 @@ from __future__ import annotations
 import enum
 import re
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any, Final, Protocol
+from typing import Final
 
 from gateway.admin.cases import ActionRefusedError
 from gateway.admin.labels import PHASE_LABELS
-from gateway.bundler import INVOICE_SEQUENCE, QueuedFile, outbound_message
+from gateway.bundler import INVOICE_SEQUENCE, outbound_message
 from gateway.ei import FieldValue, LayoutRegistry, Record, read_records, validate_bytes
 from gateway.errors import ErrorKind, NotFoundError
-from gateway.lines import AnswerOutcome, DeclaredLine
+from gateway.lines import AnswerOutcome
 from gateway.loading import describe
 from gateway.masking import mask_value
+from gateway.ports.bundling import QueuedFile
+from gateway.ports.messages import MessageStore
+from gateway.ports.outcomes import LineAnswer
+from gateway.ports.resolution import (
+    BreakBundle,
+    ClaimState,
+    PassOn,
+    ResolutionStore,
+    Resubmission,
+)
+from gateway.ports.runtime import RunInThread, run_inline
 from gateway.rules.catalogue import Catalogue, Phase
-from gateway.rules.claims import ClaimLink, PlannedLine, build_claim_file
-from gateway.rules.model import ClaimLine, LineKey, Terms, line_key
-from gateway.store import MessageStore, NewMessage
-from gateway.unpacker import LineAnswer, Unpacker
+from gateway.rules.claims import PlannedLine, build_claim_file
+from gateway.rules.model import ClaimLine, Terms, line_key
+from gateway.unpacker import Unpacker
 
 __all__ = [
-    "BreakBundle",
-    "ClaimState",
-    "ClosePhase",
     "Correction",
-    "Effect",
-    "PassOn",
-    "ResolutionStore",
     "Resolver",
-    "Resubmission",
 ]
 
 _MEMBER_NUMBER: Final = re.compile(r"[0-9A-Za-z]{1,15}")
@@ -134,67 +137,7 @@ class Correction:
         )
 
 
-@dataclass(frozen=True)
-class ClaimState:
-    """A claimed integral line as the store has it, with the original lines it absorbed."""
-
-    reference: str
-    invoice_number: str
-    record_number: int
-    outbound: str
-    insurer: str
-    pregnancy: str
-    phase: Phase
-    prestatie: str
-    amount: int
-    absorbed: tuple[DeclaredLine, ...]
-    outcomes: dict[LineKey, tuple[str | None, tuple[str, ...]]]  # (outcome, codes) per line
-
-
 # --- effects -----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Resubmission:
-    replaces: str  # the reference of the rejected line
-    queued: QueuedFile
-    link: ClaimLink
-    insurer: str
-    changes: dict[str, tuple[str, str]]  # field → (before, after); member numbers masked
-
-
-@dataclass(frozen=True)
-class PassOn:
-    reference: str
-    answers: tuple[LineAnswer, ...]
-    retours: tuple[NewMessage, ...]
-
-
-@dataclass(frozen=True)
-class BreakBundle:
-    reference: str | None  # the claimed line whose originals are released, if any
-    pregnancy: str
-    phase: Phase
-    lines: tuple[LineKey, ...] = field(default=())
-
-
-@dataclass(frozen=True)
-class ClosePhase:
-    pregnancy: str
-    phase: Phase
-
-
-Effect = Resubmission | PassOn | BreakBundle | ClosePhase
-
-
-class ResolutionStore(Protocol):
-    """What the resolver reads (``adapters.storage.resolution``)."""
-
-    def claim_state(self, reference: str) -> Awaitable[ClaimState | None]: ...
-
-
-async def _inline(work: Callable[[], Any]) -> Any:
-    return work()
 
 
 class Resolver:
@@ -209,7 +152,7 @@ class Resolver:
         unpacker: Unpacker,
         *,
         now: Callable[[], datetime],
-        run_in_thread: Callable[[Callable[[], Any]], Awaitable[Any]] | None = None,
+        run_in_thread: RunInThread | None = None,
     ) -> None:
         self._messages = messages
         self._store = store
@@ -219,7 +162,7 @@ class Resolver:
         self._terms = terms
         self._unpacker = unpacker
         self._now = now
-        self._run = run_in_thread or _inline
+        self._run: RunInThread = run_in_thread or run_inline
 
     async def _claim(self, reference: str) -> ClaimState:
         claim = await self._store.claim_state(reference)

@@ -12,7 +12,7 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from gateway.store import StoreUnavailableError
+from gateway.ports.messages import StoreUnavailableError
 
 __all__ = ["PerInsurer"]
 

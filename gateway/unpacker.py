@@ -17,95 +17,49 @@ insurer's retour is passed on to the participant unchanged: it is its own declar
 
 from __future__ import annotations
 
-import hashlib
 import uuid
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from functools import partial
-from typing import Any, Protocol
 
 from twisted.logger import Logger
 
 from gateway import crashpoints
-from gateway.collector import CollectedRetour
 from gateway.config import Discipline, Distribution
 from gateway.ei import (
     LayoutRegistry,
     Outcome,
     Record,
-    build_retour,
     line_amount,
     prestatie_groups,
     read_records,
 )
 from gateway.lines import AnswerOutcome, DeclaredLine
 from gateway.metrics import Metrics
-from gateway.rules.model import LineKey, line_key
-from gateway.store import (
+from gateway.ports.messages import (
     Direction,
-    Message,
     MessageStatus,
     MessageStore,
     NewMessage,
     NewStatus,
 )
+from gateway.ports.outcomes import (
+    CarriedClaim,
+    CollectedRetour,
+    LineAnswer,
+    OutcomeStore,
+)
+from gateway.ports.runtime import RunInThread, run_inline
+from gateway.retours import participant_retour
+from gateway.rules.model import LineKey, line_key
 
 __all__ = [
-    "CarriedClaim",
-    "LineAnswer",
-    "OutcomeStore",
-    "SettlementRow",
     "Unpacker",
     "distribute",
-    "participant_retour",
 ]
 
 log = Logger()
-
-
-@dataclass(frozen=True)
-class CarriedClaim:
-    """An integral line an outbound file carried, and the original lines it absorbed."""
-
-    reference: str
-    record_number: int
-    amount: int
-    insurer: str
-    credits: str | None
-    absorbed: list[DeclaredLine]
-
-
-@dataclass(frozen=True, slots=True)
-class LineAnswer:
-    key: LineKey
-    outcome: AnswerOutcome  # granted, rejected (passed on), review (the IGO's queue)
-    granted: int | None
-    codes: tuple[str, ...]
-    answered_in: str | None  # the retour message to the participant
-
-
-@dataclass(frozen=True)
-class SettlementRow:
-    line: DeclaredLine
-    state: str
-    outcome: str | None
-    granted: int | None
-    codes: tuple[str, ...]
-    claim_reference: str | None
-
-
-class OutcomeStore(Protocol):
-    """What the unpacker needs of the store (``adapters.storage.outcomes``)."""
-
-    def claims_in(self, outbound: str) -> Awaitable[list[CarriedClaim]]: ...
-
-    def forwarded_in(self, outbound: str) -> Awaitable[list[DeclaredLine]]: ...
-
-    def record_answers(
-        self, answers: Sequence[LineAnswer], retours: Sequence[NewMessage]
-    ) -> Awaitable[None]: ...
 
 
 def distribute(
@@ -194,10 +148,6 @@ def _codes(record: Record, under: Sequence[Record] = ()) -> tuple[str, ...]:
     return tuple(found)
 
 
-async def _inline(work: Callable[[], Any]) -> Any:
-    return work()
-
-
 class Unpacker:
     def __init__(
         self,
@@ -211,10 +161,10 @@ class Unpacker:
         discipline_of: Callable[[str], Discipline | None] = lambda agb: None,
         overhead_of: Callable[[str], float] = lambda insurer: 0.0,
         metrics: Metrics | None = None,
-        run_in_thread: Callable[[Callable[[], Any]], Awaitable[Any]] | None = None,
+        run_in_thread: RunInThread | None = None,
     ) -> None:
         self._metrics = metrics
-        self._run = run_in_thread or _inline
+        self._run: RunInThread = run_in_thread or run_inline
         self._messages = messages
         self._outcomes = outcomes
         self._registry = registry
@@ -399,55 +349,3 @@ class Unpacker:
             outcome = AnswerOutcome.GRANTED if granted > 0 else AnswerOutcome.REJECTED
             answers.append(LineAnswer(line_key(line), outcome, granted, codes, retour.traceer_id))
         return answers, [retour]
-
-
-def participant_retour(
-    registry: LayoutRegistry,
-    upload: Message,
-    originals: Sequence[Record],
-    outcomes: Mapping[int, Outcome],
-    *,
-    insurer_reference: str,
-    at: datetime,
-    answers: str | None = None,
-) -> NewMessage | None:
-    """The retour to ``upload``'s participant, in its own retour standard, answering the
-    records ``outcomes`` names (NUM040 → outcome) and only those; None when the upload's
-    standard is unknown. ``answers`` is the insurer retour it passes on, when there is one:
-    it, not the bytes, is then its identity — built again from the same retour on another
-    day (a crash before the insurer was told the retour arrived), the file differs in its
-    date and must still not reach the participant twice."""
-    if not originals:
-        return None
-    layout = registry.lookup(
-        originals[0].text("standard_code"),
-        originals[0].text("version"),
-        originals[0].text("subversion"),
-    )
-    if layout is None:
-        return None
-    retour_layout = registry.retour_of(layout)
-    data = build_retour(
-        retour_layout,
-        originals,
-        outcomes,
-        insurer_reference=insurer_reference,
-        retour_date=at.date(),
-        answered_only=True,
-    )
-    sha = hashlib.sha256(data).hexdigest()
-    traceer_id = str(uuid.uuid4())
-    return NewMessage(
-        traceer_id=traceer_id,
-        conversatie_id=upload.conversatie_id,
-        direction=Direction.TO_PARTICIPANT,
-        party=upload.party,
-        payload=data,
-        sha256=sha,
-        created_at=at,
-        status=NewStatus(MessageStatus.DELIVERED, None, "Retourinformatie klaargezet."),
-        idempotency_key=f"answer:{upload.traceer_id}:{answers or sha}",
-        filename=f"{retour_layout.standard}-{traceer_id}.asc",  # one upload, several retours
-        standard=retour_layout.standard,
-        reply_to=upload.traceer_id,
-    )

@@ -34,7 +34,7 @@ from pydantic import (
     model_validator,
 )
 
-from gateway.store import MessageStatus
+from gateway.ports.messages import MessageStatus
 
 __all__ = [
     "BERICHTSTATUS_V2",

@@ -33,6 +33,6 @@ def opened_stores(url: str, keyring: Keyring | None) -> Iterator[AdminStores]:
     run = Blocking()
     store = run.wait(open_store(url, run, keyring))
     try:
-        yield AdminStores(run, store, SqlAdminStore(store.database, store.codec))
+        yield AdminStores(run, store, store.admin)
     finally:
         run.wait(store.close())

@@ -17,10 +17,10 @@ import hashlib
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from adapters.storage.messages import SqlMessageStore
+from adapters.storage import SqlMessageStore
 from gateway.ei import FileWriter, LayoutRegistry
 from gateway.loading import describe
-from gateway.store import Direction, MessageStatus, NewMessage, NewStatus
+from gateway.ports.messages import Direction, MessageStatus, NewMessage, NewStatus
 
 __all__ = ["DEMO_BSN", "SeededCases", "declaration", "seed_cases", "seed_parked"]
 

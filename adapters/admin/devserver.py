@@ -26,13 +26,11 @@ from adapters.admin.config import AdminConfig
 from adapters.admin.demo import seed_cases
 from adapters.admin.site import build_admin_site, build_bulk_service
 from adapters.storage import open_store
-from adapters.storage.admin import SqlAdminStore
-from adapters.storage.batches import SqlBatchStore
 from gateway.admin.accounts import Actor, Role
 from gateway.admin.bulk import BatchRunner
-from gateway.admin.ports import UserExistsError
 from gateway.admin.service import AdminService
 from gateway.loading import load_layouts
+from gateway.ports.admin import UserExistsError
 
 __all__ = ["main"]
 
@@ -50,7 +48,7 @@ def _in_thread(fn: Callable[[], T]) -> Deferred[T]:
 async def _serve(reactor: Any, args: argparse.Namespace) -> None:
     layouts = load_layouts()
     store = await open_store(args.store, reactor)
-    admin = SqlAdminStore(store.database)
+    admin = store.admin
     if args.seed:
         await seed_cases(store, layouts, _now())
     if args.demo_user:
@@ -66,7 +64,7 @@ async def _serve(reactor: Any, args: argparse.Namespace) -> None:
             print(f"user demo (administrator), password {password}", flush=True)
         except UserExistsError:
             print("user demo exists already", flush=True)
-    bulk = build_bulk_service(admin, SqlBatchStore(store.database), _now)
+    bulk = build_bulk_service(admin, store.batches, _now)
     site = build_admin_site(
         store,
         admin,

@@ -15,10 +15,11 @@ import quopri
 from typing import Any
 
 import multipart
-from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.internet.interfaces import IDelayedCall
 from twisted.web import http, server
 
 from gateway.metrics import Metrics
+from gateway.ports.runtime import Clock
 
 __all__ = [
     "LimitedRequest",
@@ -62,7 +63,7 @@ class LimitedRequest(server.Request):
 
     max_body: int = 20_000_000  # [epd_api] max_upload_bytes sets it
     receive_deadline: float = 30.0
-    clock: IReactorTime | None = None
+    clock: Clock | None = None
 
     def __init__(self, channel: http.HTTPChannel, *args: Any, **kwargs: Any) -> None:
         # The body is parsed by the API itself (it needs the file name and the raw bytes),
@@ -156,7 +157,7 @@ def _abort(transport: Any) -> None:
 
 
 def limited_request_factory(
-    max_body: int, receive_deadline: float, clock: IReactorTime
+    max_body: int, receive_deadline: float, clock: Clock
 ) -> type[LimitedRequest]:
     """A :class:`LimitedRequest` subclass bound to these limits (for ``Site.requestFactory``)."""
     return type(

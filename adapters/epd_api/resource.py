@@ -15,7 +15,8 @@ GET      /berichtenservice/berichtstatus/rest-pull/v3/berichtstatussen    status
 =======  ===============================================================  ==================
 
 The resource is thin: it authenticates the caller (a verified client certificate mapped
-to one participant), translates HTTP to calls of :class:`gateway.intake.Intake` and the
+to one participant), translates HTTP to calls of the intake
+(:class:`gateway.ports.intake.UploadIntake`, i.e. :class:`gateway.intake.Intake`) and the
 store, and the answers back. Errors are ``ValidationProblemDetails`` (problem+json with
 ``errors`` naming each field, and a stable ``code``): the API's own refusals are
 :class:`adapters.http_errors.HttpError`, the core's errors get their status from
@@ -42,13 +43,19 @@ from twisted.web import resource, server
 
 from adapters.epd_api.http import UploadFormError, parse_upload, problem
 from adapters.http_errors import HttpError
-from gateway.collector import CollectedRetour
 from gateway.config import BerichtstroomConfig
 from gateway.errors import ErrorKind
-from gateway.insurer import FetchedRetour
-from gateway.intake import Intake, IntakeRefusedError, Upload
 from gateway.loading import describe
-from gateway.store import Direction, Message, MessageStore, StatusEntry, StoreUnavailableError
+from gateway.ports.insurer import FetchedRetour
+from gateway.ports.intake import IntakeRefusedError, Upload, UploadIntake
+from gateway.ports.messages import (
+    Direction,
+    Message,
+    MessageStore,
+    StatusEntry,
+    StoreUnavailableError,
+)
+from gateway.ports.outcomes import CollectedRetour
 from gateway.vsp import (
     BERICHTSTATUS_V2,
     BERICHTSTATUS_V3,
@@ -130,7 +137,7 @@ class EpdApi(resource.Resource):
 
     def __init__(
         self,
-        intake: Intake,
+        intake: UploadIntake,
         store: MessageStore,
         authenticate: Authenticate,
         clock: Callable[[], datetime],

@@ -1,6 +1,6 @@
 """The insurer link for parties that exchange files by directory: an outbox and an inbox.
 
-Implements :class:`gateway.insurer.InsurerLink` over two folders (local, or a mounted
+Implements :class:`gateway.ports.insurer.InsurerLink` over two folders (local, or a mounted
 share that a transfer tool synchronises):
 
 * :meth:`DirectoryInsurerLink.send` writes ``<message id>.asc`` into the outbox. It is
@@ -27,31 +27,27 @@ import os
 import re
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeVar
 
-from gateway.insurer import (
+from gateway.ports.insurer import (
     Delivery,
     FetchedRetour,
     InsurerLinkError,
     LinkErrorReason,
     OutboundFile,
 )
+from gateway.ports.runtime import RunInThread, run_inline
 
 __all__ = ["DirectoryInsurerLink", "write_atomically"]
 
 T = TypeVar("T")
-RunBlocking = Callable[[Callable[[], T]], Awaitable[T]]
 
 LEDGER = ".sent"
 TEMPORARY_SUFFIXES = (".tmp", ".part", ".partial")
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
-
-
-async def _inline(work: Callable[[], T]) -> T:
-    return work()
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -96,7 +92,7 @@ class DirectoryInsurerLink:
         suffix: str = ".asc",
         settle_seconds: float = 2.0,
         clock: Callable[[], float] = time.time,
-        run: RunBlocking[object] | None = None,
+        run: RunInThread = run_inline,
         max_per_fetch: int = 100,
     ) -> None:
         self.outbox = outbox
@@ -110,10 +106,7 @@ class DirectoryInsurerLink:
 
     async def _blocking(self, work: Callable[[], T]) -> T:
         try:
-            if self._run is None:
-                return await _inline(work)
-            result = await self._run(work)
-            return result  # type: ignore[return-value]
+            return await self._run(work)
         except InsurerLinkError:
             raise
         except OSError as exc:

@@ -1,7 +1,7 @@
 """The insurer link: the gateway as a client of VECOZO's VSP-Koppeling, with the IGO's
 client certificate.
 
-Implements :class:`gateway.insurer.InsurerLink` with ``twisted.web.client.Agent`` against
+Implements :class:`gateway.ports.insurer.InsurerLink` with ``twisted.web.client.Agent`` against
 the three services at the insurer's (or VECOZO's) base URL — the paths and shapes the
 gateway's own EPD API serves (:mod:`gateway.vsp`):
 
@@ -26,7 +26,7 @@ gateway's own EPD API serves (:mod:`gateway.vsp`):
   ``toelichting``, which may name client data.
 
 Every request has a deadline (``timeout`` seconds for the answer, again for its body).
-Failures become :class:`~gateway.insurer.InsurerLinkError` here, once: a timeout, a refused
+Failures become :class:`~gateway.ports.insurer.InsurerLinkError` here, once: a timeout, a refused
 connection, 408/429/5xx are retryable; 409 and 422 are a conflict, other 4xx a refusal; a
 failed certificate check is a TLS error.
 """
@@ -55,7 +55,7 @@ from twisted.web.iweb import IAgent
 
 from adapters.http_client import AnswerTooLargeError, ClientCertificatePolicy, exchange
 from adapters.tls import client_context_factory
-from gateway.insurer import (
+from gateway.ports.insurer import (
     Delivery,
     FetchedRetour,
     InsurerLinkError,

@@ -31,7 +31,6 @@ from types import MappingProxyType
 from typing import Any, Final
 
 from pydantic import ValidationError
-from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.web import http, resource, server
 
@@ -41,6 +40,7 @@ from adapters.insurer_sim.config import SimFaults
 from adapters.insurer_sim.insurer import ConflictError, SimulatedInsurer, UploadFault
 from adapters.tls import client_identity
 from gateway.errors import ErrorKind
+from gateway.ports.runtime import Clock
 from gateway.vsp import (
     BERICHTSTATUS_V2,
     MAX_PULL,
@@ -136,7 +136,7 @@ class InsurerSimResource(resource.Resource):
     def __init__(
         self,
         insurer: SimulatedInsurer,
-        reactor: IReactorTime,
+        reactor: Clock,
         authenticate: Authenticate = certificate_caller,
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]

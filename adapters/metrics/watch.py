@@ -10,30 +10,22 @@ A store that stops (or starts) answering is logged once, at the change, not at e
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
 from twisted.internet.defer import Deferred
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
 from gateway.metrics import Metrics
-from gateway.outbox import OutboundState
+from gateway.ports.outbox import OutboundState, QueueReads
 
 __all__ = ["STORE_CHECK_SECONDS", "OperationsWatch", "watch_operations"]
 
 log = Logger()
 
 STORE_CHECK_SECONDS = 15.0
-
-
-class QueueReads(Protocol):
-    """What the watch reads of the outbound queue (:class:`gateway.outbox.Outbox`)."""
-
-    def counts(self) -> Awaitable[Mapping[tuple[str, OutboundState], int]]: ...
-
-    def oldest_unanswered(self) -> Awaitable[Mapping[str, datetime]]: ...
 
 
 class OperationsWatch:

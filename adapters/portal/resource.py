@@ -20,9 +20,10 @@ GET      /portaal/static/portaal.css             the style sheet
 
 Every other method is answered 405 with an ``Allow`` header, before anything runs.
 
-The rules are the EPD API's, through the same services: an upload goes to
-:class:`gateway.intake.Intake` (the same checks, durability and retry semantics), reads
-and confirmations to the same store calls. The upload form carries a traceerId made when
+The rules are the EPD API's, through the same ports: an upload goes to the intake
+(:class:`gateway.ports.intake.UploadIntake`; :class:`gateway.intake.Intake` in the gateway:
+the same checks, durability and retry semantics), reads and confirmations to the same
+store calls. The upload form carries a traceerId made when
 the page was shown: sending the same form with the same file again is a safe retry (the
 first upload's page), with another file it is refused and nothing is stored. A message of
 another participant is unknown (404), as in the API.
@@ -65,9 +66,9 @@ from adapters.epd_api.resource import INSURER, Authenticate, Caller
 from gateway.config import BerichtstroomConfig
 from gateway.ei import EIError, Layout, LayoutRegistry, Record, read_records
 from gateway.errors import ErrorKind
-from gateway.intake import Intake, IntakeRefusedError, Upload
 from gateway.loading import describe
-from gateway.store import (
+from gateway.ports.intake import IntakeRefusedError, Upload, UploadIntake
+from gateway.ports.messages import (
     Direction,
     Message,
     MessageStatus,
@@ -197,7 +198,7 @@ class PortalResource(resource.Resource):
 
     def __init__(
         self,
-        intake: Intake,
+        intake: UploadIntake,
         store: MessageStore,
         registry: LayoutRegistry,
         authenticate: Authenticate,

@@ -1,10 +1,23 @@
 """Storage adapters: the message store on SQLite, PostgreSQL or memory.
 
-Layers, bottom up:
+Layers, bottom up (each module imports only modules of the layers below it, never one
+above, and no two import each other: ``tests/adapters/storage/test_layers.py`` checks it):
 
 * :mod:`adapters.storage.database` — connections, threads, group commit, error translation;
-* :mod:`adapters.storage.migrations` — the schema, versioned, applied at start-up;
-* :mod:`adapters.storage.messages` — :class:`SqlMessageStore`, the SQL of the message store;
+  :mod:`adapters.storage.migrations` — the schema, versioned, applied at start-up;
+* :mod:`adapters.storage.journal` — :class:`~adapters.storage.journal.JournalCodec` (how
+  payloads are sealed) and the SQL that stores a message with its bytes and statuses;
+* :mod:`adapters.storage.lines` — the declaration lines (sealed client values, keyed
+  lookup hashes);
+* the area modules, each the SQL of one part of the store: ``messages`` (the
+  ``MessageStore`` port), ``outbox``, ``outcomes``, ``bundling``, ``leases``,
+  ``retention``, ``notices``, ``resolution``, ``audit``, ``accounts``, ``sessions``,
+  ``cases`` and ``admin`` (the ``AdminStore`` port over those four), ``batches``,
+  ``reprocess``, ``search``, ``keys``;
+* :mod:`adapters.storage.facade` — :class:`SqlMessageStore`, the facade: it owns the
+  database and the codec, builds every area store once (``store.messages``,
+  ``store.bundles``, ``store.admin``, ``store.outbox``…) and answers the
+  ``MessageStore`` port through ``store.messages``;
 * :mod:`adapters.storage.memory` — :class:`MemoryMessageStore`, the same port in memory.
 
 The composition root opens the configured store with :func:`open_store` and closes it on
@@ -20,8 +33,8 @@ from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorFromThreads
 
 from adapters.storage.database import Database, Transaction
+from adapters.storage.facade import SqlMessageStore
 from adapters.storage.memory import MemoryMessageStore
-from adapters.storage.messages import SqlMessageStore
 from adapters.storage.migrations import LATEST_VERSION, migrate
 from gateway.crypto import Keyring
 
@@ -61,10 +74,10 @@ def open_store(
 ) -> Deferred[SqlMessageStore]:
     """Open the store at ``url`` and bring its schema up to date.
 
-    Fails with :class:`~gateway.store.SchemaVersionError` for a database written by a newer
-    gateway and :class:`~gateway.store.StoreUnavailableError` when it cannot be reached;
+    Fails with :class:`~gateway.ports.messages.SchemaVersionError` for a database written by a newer
+    gateway and :class:`~gateway.ports.messages.StoreUnavailableError` when it cannot be reached;
     the connections are closed again in both cases. With a ``keyring``, payloads are
-    sealed in the journal (see :class:`~adapters.storage.messages.JournalCodec`).
+    sealed in the journal (see :class:`~adapters.storage.journal.JournalCodec`).
     """
     database = open_database(url, reactor)
 

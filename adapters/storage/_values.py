@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from gateway.store import NewMessage
+from gateway.ports.messages import NewMessage
 
 __all__ = [
     "CONFIRMED_DESCRIPTION",

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from adapters.storage.lock import StoreLock
 from adapters.storage.migrations import LATEST_VERSION
-from gateway.store import StoreInUseError
+from gateway.ports.messages import StoreInUseError
 
 __all__ = [
     "BackupError",

@@ -30,9 +30,10 @@ from typing import Any, Final
 import psycopg
 from twisted.internet.defer import Deferred
 
-from adapters.storage.admin import act_txn, append_audit_txn
+from adapters.storage.audit import append_audit_txn
+from adapters.storage.cases import act_txn
 from adapters.storage.database import POSTGRES, Database, Transaction, decode_timestamp
-from adapters.storage.messages import JournalCodec
+from adapters.storage.journal import JournalCodec
 from gateway.admin.accounts import Actor, Role
 from gateway.admin.audit import AuditAction, NewAuditEntry
 from gateway.admin.batches import (
@@ -51,7 +52,8 @@ from gateway.admin.batches import (
     next_state,
 )
 from gateway.admin.cases import ActionRefusedError, CaseAction, parse_case_id
-from gateway.resolution import Effect
+from gateway.errors import NotFoundError
+from gateway.ports.resolution import Effect
 
 __all__ = ["SqlBatchStore"]
 
@@ -224,7 +226,7 @@ def control_batch_txn(
 ) -> Batch:
     row = _lock_batch_txn(txn, " WHERE id = ?", (batch_id,))
     if row is None:
-        raise LookupError(batch_subject(batch_id))
+        raise NotFoundError(batch_subject(batch_id))
     target = next_state(BatchState(row[4]), control)
     txn.execute(
         "UPDATE admin_batches SET state = ?, updated_at = ? WHERE id = ?",

@@ -20,11 +20,12 @@ from typing import Any, Final
 from twisted.internet.defer import Deferred
 
 from adapters.storage.database import Database, Transaction
+from adapters.storage.journal import JournalCodec, add_status_txn, put_message_txn
 from adapters.storage.leases import check_lease_txn
 from adapters.storage.lines import COLUMN_COUNT, COLUMNS, line_from_row, woman_key
-from adapters.storage.messages import JournalCodec, add_status_txn, put_message_txn
 from adapters.storage.outbox import enqueue_txn
-from gateway.bundler import (
+from gateway.lines import DeclaredLine
+from gateway.ports.bundling import (
     BundleConflictError,
     BundleInput,
     DecisionRecord,
@@ -34,11 +35,10 @@ from gateway.bundler import (
     ReturnedRetour,
     RunGuard,
 )
-from gateway.lines import DeclaredLine
+from gateway.ports.messages import MessageStatus, NewStatus
 from gateway.rules.catalogue import Phase
 from gateway.rules.claims import ClaimLink
 from gateway.rules.model import RETURN_TO_DECLARE_ITSELF, Existing, LineKey, Place
-from gateway.store import MessageStatus, NewStatus
 
 __all__ = ["SqlBundleStore"]
 

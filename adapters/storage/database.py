@@ -25,9 +25,9 @@ The SQL is shared between the engines: :class:`Transaction` takes ``?`` placehol
 translates them for psycopg, and adapts timestamps (UTC ISO-8601 text on SQLite,
 ``timestamptz`` on PostgreSQL; :func:`decode_timestamp` reads either back as an aware UTC
 ``datetime``). Engine errors that mean "the database cannot be used now" (locked, disk
-full, connection refused or lost) become :class:`~gateway.store.StoreUnavailableError`
+full, connection refused or lost) become :class:`~gateway.ports.messages.StoreUnavailableError`
 here, exactly once; any other engine error becomes a plain
-:class:`~gateway.store.StoreError`. Error texts carry the interaction's name and the
+:class:`~gateway.ports.messages.StoreError`. Error texts carry the interaction's name and the
 engine's message, never row values.
 
 Several gateway processes may share one PostgreSQL database: the store modules let unique
@@ -63,7 +63,7 @@ from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from twisted.python.threadpool import ThreadPool
 
-from gateway.store import StoreError, StoreUnavailableError
+from gateway.ports.messages import StoreError, StoreUnavailableError
 
 __all__ = [
     "Database",

@@ -13,6 +13,7 @@ status``); :func:`check_store_keys` runs at start and refuses (with
   before that record is checked against a sealed line's BSN and its index instead);
 
 and a store with sealed rows, or a recorded index key, started without a key file.
+:class:`SqlKeys` asks both of the store (the facade builds it as ``store.keys``).
 Re-encryption itself is :func:`adapters.storage.messages.reencrypt_txn`.
 """
 
@@ -20,16 +21,24 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from typing import Final
+from typing import Final, Protocol
 
 from twisted.internet.defer import Deferred
 
-from adapters.storage.database import Transaction
+from adapters.storage.database import Database, Transaction
+from adapters.storage.journal import JournalCodec
 from adapters.storage.lines import bsn_key
-from adapters.storage.messages import JournalCodec, SqlMessageStore
 from gateway.crypto import CryptoError, Keyring
 
-__all__ = ["SEALED_TABLES", "KeyUsage", "check_store_keys", "check_store_keys_txn", "key_usage"]
+__all__ = [
+    "SEALED_TABLES",
+    "KeyUsage",
+    "KeyedStore",
+    "SqlKeys",
+    "check_store_keys",
+    "check_store_keys_txn",
+    "key_usage",
+]
 
 SEALED_TABLES: Final = ("journal", "declaration_lines")
 _INDEX_CHECK: Final = "index"
@@ -39,15 +48,40 @@ _INDEX_SAMPLES: Final = 50
 KeyUsage = dict[str, dict[str, int]]  # key id -> table -> rows it seals
 
 
-def key_usage(store: SqlMessageStore) -> Deferred[KeyUsage]:
+class SqlKeys:
+    """The keys area: which keys the store's sealed rows need, and whether the codec's
+    key file fits them."""
+
+    def __init__(self, database: Database, codec: JournalCodec) -> None:
+        self.database = database
+        self.codec = codec
+
+    def usage(self) -> Deferred[KeyUsage]:
+        """The rows each key seals, per table (keys that seal nothing are not named)."""
+        return self.database.run_read("key_usage", key_usage_txn)
+
+    def check(self) -> Deferred[None]:
+        """Raise :class:`~gateway.crypto.CryptoError` when the key file does not fit the
+        store (see the module); records the index key's check value on first use."""
+        return self.database.run_interaction("check_keys", check_store_keys_txn, self.codec)
+
+
+class KeyedStore(Protocol):
+    """A store with a keys area (the facade, :class:`~adapters.storage.SqlMessageStore`)."""
+
+    @property
+    def keys(self) -> SqlKeys: ...
+
+
+def key_usage(store: KeyedStore) -> Deferred[KeyUsage]:
     """The rows each key seals, per table (keys that seal nothing are not named)."""
-    return store.database.run_read("key_usage", key_usage_txn)
+    return store.keys.usage()
 
 
-def check_store_keys(store: SqlMessageStore) -> Deferred[None]:
+def check_store_keys(store: KeyedStore) -> Deferred[None]:
     """Raise :class:`~gateway.crypto.CryptoError` when the store's key file does not fit
     the store (see the module); records the index key's check value on first use."""
-    return store.database.run_interaction("check_keys", check_store_keys_txn, store.codec)
+    return store.keys.check()
 
 
 def key_usage_txn(txn: Transaction) -> KeyUsage:

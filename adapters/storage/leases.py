@@ -23,7 +23,7 @@ from typing import Final
 from twisted.internet.defer import Deferred
 
 from adapters.storage.database import Database, Transaction
-from gateway.jobs import LeaseLostError
+from gateway.ports.jobs import LeaseLostError
 
 __all__ = ["SqlJobLeases", "check_lease_txn", "holder_is_gone"]
 

@@ -16,10 +16,10 @@ from datetime import date
 from typing import Any, Final
 
 from adapters.storage.database import Transaction
-from adapters.storage.messages import JournalCodec
+from adapters.storage.journal import JournalCodec
 from gateway.crypto import CryptoError
 from gateway.lines import DeclaredLine
-from gateway.store import StoreError
+from gateway.ports.messages import StoreError
 
 __all__ = [
     "COLUMNS",

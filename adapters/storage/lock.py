@@ -6,7 +6,7 @@ import fcntl
 import os
 from pathlib import Path
 
-from gateway.store import StoreInUseError
+from gateway.ports.messages import StoreInUseError
 
 __all__ = ["StoreLock"]
 

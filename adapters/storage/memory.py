@@ -28,7 +28,7 @@ from adapters.storage._values import (
     load_metadata,
 )
 from gateway.lines import DeclaredLine
-from gateway.store import (
+from gateway.ports.messages import (
     Direction,
     Message,
     MessageStatus,
@@ -56,7 +56,7 @@ class _Row:
 
 
 class MemoryMessageStore:
-    """:class:`~gateway.store.MessageStore` in memory, with the SQL stores' semantics."""
+    """:class:`~gateway.ports.messages.MessageStore` in memory, with the SQL stores' semantics."""
 
     def __init__(self) -> None:
         self._journal: dict[str, bytes] = {}

@@ -1,9 +1,12 @@
-"""The message store on SQL: :class:`SqlMessageStore` implements the storage port.
+"""The messages area on SQL: :class:`SqlMessages` holds the SQL behind the
+:class:`~gateway.ports.messages.MessageStore` port (the storage facade,
+:class:`~adapters.storage.facade.SqlMessageStore`, answers the port by delegating here).
 
 Every method is one interaction on the :class:`~adapters.storage.database.Database`:
 writes are group-committed on the writer thread, reads run on the read pool. The SQL lives
-in the ``*_txn`` functions below, which run on those threads and are shared by SQLite and
-PostgreSQL.
+in the ``*_txn`` functions below and in :mod:`adapters.storage.journal` (storing a message
+with its bytes, adding a status, reading them back), which run on those threads and are
+shared by SQLite and PostgreSQL.
 
 Races between gateway processes on one PostgreSQL database are decided by the unique
 constraints (traceer id, idempotency key, factuurnummer per payee): inserts use
@@ -13,26 +16,39 @@ constraints (traceer id, idempotency key, factuurnummer per payee): inserts use
 from __future__ import annotations
 
 import json
-import socket
 from collections.abc import Sequence
 from datetime import date, datetime
-from typing import TYPE_CHECKING, Any, Final
 
 from twisted.internet.defer import Deferred, fail
 from twisted.python.failure import Failure
 
-from adapters.storage._values import (
-    CONFIRMED_DESCRIPTION,
-    check_limit,
-    check_new_message,
-    dump_metadata,
-    load_metadata,
+from adapters.storage._values import CONFIRMED_DESCRIPTION, check_limit, check_new_message
+from adapters.storage.database import Database, Transaction
+from adapters.storage.journal import (
+    _SELECT_MESSAGES,
+    JournalCodec,
+    _forget_journal_txn,
+    _insert_message_txn,
+    _insert_status_txn,
+    _message,
+    add_status_txn,
+    get_message_txn,
+    journal_txn,
+    message_by_key_txn,
+    payload_txn,
+    put_message_txn,
+    statuses_txn,
 )
-from adapters.storage.database import Database, Transaction, decode_timestamp
-from adapters.storage.leases import SqlJobLeases
-from gateway.crypto import CryptoError, Keyring
+from adapters.storage.lines import (
+    bsn_key,
+    lines_of_txn,
+    open_lines_txn,
+    record_lines_txn,
+    woman_key,
+)
+from gateway.crypto import CryptoError
 from gateway.lines import DeclaredLine
-from gateway.store import (
+from gateway.ports.messages import (
     Direction,
     Message,
     MessageStatus,
@@ -43,91 +59,16 @@ from gateway.store import (
     UploadResult,
 )
 
-if TYPE_CHECKING:
-    from adapters.storage.bundling import SqlBundleStore
-    from adapters.storage.outbox import SqlOutbox
-    from adapters.storage.outcomes import SqlOutcomeStore
-    from adapters.storage.retention import SqlRetention
-
-__all__ = ["JournalCodec", "SqlMessageStore"]
-
-_IN_CHUNK: Final = 500  # ids per IN (...) list, well below every engine's parameter limit
-
-_SELECT_MESSAGES: Final = (
-    "SELECT traceer_id, conversatie_id, direction, party, sha256, size, created_at, status,"
-    " filename, standard, invoice_number, payee, reply_to, reference_id, metadata,"
-    " confirmed_at FROM messages"
-)
+__all__ = ["SqlMessages", "invoice_holder_txn", "record_upload_txn"]
 
 
-class JournalCodec:
-    """How payload bytes are kept in the journal: sealed with the keyring's current key
-    (the key id beside them, the payload's SHA-256 as associated data), or — without a
-    keyring — as they are (key id NULL). Rows of either kind are read back."""
+class SqlMessages:
+    """The messages area: what :class:`~gateway.ports.messages.MessageStore` asks of the journal
+    and the message tables (all but closing the database, which the facade owns)."""
 
-    def __init__(self, keyring: Keyring | None) -> None:
-        self.keyring = keyring
-
-    def seal(self, payload: bytes, sha256: str) -> tuple[str | None, bytes]:
-        if self.keyring is None:
-            return None, payload
-        return self.keyring.seal(payload, sha256.encode("ascii"))
-
-    def open(self, key_id: str | None, stored: bytes, sha256: str) -> bytes:
-        if key_id is None:
-            return stored
-        if self.keyring is None:
-            raise StoreError(
-                "the journal holds encrypted payloads but no key file is configured "
-                "([encryption] key_file)"
-            )
-        try:
-            return self.keyring.open(key_id, stored, sha256.encode("ascii"))
-        except CryptoError as exc:
-            raise StoreError(f"payload {sha256[:12]}…: {exc}") from None
-
-
-class SqlMessageStore:
-    """:class:`~gateway.store.MessageStore` on a SQLite or PostgreSQL :class:`Database`."""
-
-    def __init__(self, database: Database, keyring: Keyring | None = None) -> None:
+    def __init__(self, database: Database, codec: JournalCodec) -> None:
         self.database = database
-        self.codec = JournalCodec(keyring)
-        if keyring is not None:
-            database.audit_key = keyring.audit_key()
-
-    @property
-    def bundles(self) -> SqlBundleStore:
-        """What bundling reads and writes, in the same database."""
-        from adapters.storage.bundling import SqlBundleStore  # noqa: PLC0415 - imports this
-
-        return SqlBundleStore(self.database, self.codec)
-
-    @property
-    def leases(self) -> SqlJobLeases:
-        """Job leases (one run of a job at a time over every process), in the same database."""
-        return SqlJobLeases(self.database, socket.gethostname())
-
-    @property
-    def outcomes(self) -> SqlOutcomeStore:
-        """Answers to original lines, in the same database."""
-        from adapters.storage.outcomes import SqlOutcomeStore  # noqa: PLC0415 - imports this
-
-        return SqlOutcomeStore(self.database, self.codec)
-
-    @property
-    def retention(self) -> SqlRetention:
-        """Pruning expired payloads, in the same database."""
-        from adapters.storage.retention import SqlRetention  # noqa: PLC0415
-
-        return SqlRetention(self.database)
-
-    @property
-    def outbox(self) -> SqlOutbox:
-        """The outbound queue in the same database."""
-        from adapters.storage.outbox import SqlOutbox  # noqa: PLC0415 - it imports this module
-
-        return SqlOutbox(self.database, self.codec)
+        self.codec = codec
 
     def reencrypt(self, limit: int = 100) -> Deferred[int]:
         """Seal up to ``limit`` rows of the sealed tables (journal, declaration lines) that
@@ -157,14 +98,10 @@ class SqlMessageStore:
 
     def declared_lines(self, traceer_id: str) -> Deferred[list[DeclaredLine]]:
         """The prestatie lines stored with upload ``traceer_id``, in file order."""
-        from adapters.storage.lines import lines_of_txn  # noqa: PLC0415 - it imports this module
-
         return self.database.run_read("declared_lines", lines_of_txn, traceer_id, self.codec)
 
     def open_lines(self) -> Deferred[list[DeclaredLine]]:
         """Every line not yet settled by bundling."""
-        from adapters.storage.lines import open_lines_txn  # noqa: PLC0415 - it imports this module
-
         return self.database.run_read("open_lines", open_lines_txn, self.codec)
 
     def put_message(self, message: NewMessage) -> Deferred[Message]:
@@ -208,44 +145,8 @@ class SqlMessageStore:
     def ping(self) -> Deferred[None]:
         return self.database.run_read("ping", ping_txn)
 
-    def close(self) -> Deferred[None]:
-        return self.database.close()
-
 
 # --- reads -----------------------------------------------------------------------------------
-
-
-def _message(row: tuple[Any, ...]) -> Message:
-    return Message(
-        traceer_id=row[0],
-        conversatie_id=row[1],
-        direction=Direction(row[2]),
-        party=row[3],
-        sha256=row[4],
-        size=int(row[5]),
-        created_at=decode_timestamp(row[6]),
-        status=MessageStatus(row[7]),
-        filename=row[8],
-        standard=row[9],
-        invoice_number=row[10],
-        payee=row[11],
-        reply_to=row[12],
-        reference_id=row[13],
-        metadata=load_metadata(row[14]),
-        confirmed_at=None if row[15] is None else decode_timestamp(row[15]),
-    )
-
-
-def get_message_txn(txn: Transaction, traceer_id: str) -> Message | None:
-    txn.execute(_SELECT_MESSAGES + " WHERE traceer_id = ?", (traceer_id,))
-    row = txn.fetchone()
-    return None if row is None else _message(row)
-
-
-def message_by_key_txn(txn: Transaction, idempotency_key: str) -> Message | None:
-    txn.execute(_SELECT_MESSAGES + " WHERE idempotency_key = ?", (idempotency_key,))
-    row = txn.fetchone()
-    return None if row is None else _message(row)
 
 
 def invoice_holder_txn(txn: Transaction, payee: str, invoice_number: str) -> str | None:
@@ -287,62 +188,12 @@ def conversation_txn(txn: Transaction, conversatie_id: str) -> list[Message]:
     return [_message(row) for row in txn.fetchall()]
 
 
-def payload_txn(txn: Transaction, sha256: str, codec: JournalCodec) -> bytes | None:
-    """The bytes; None when unknown or pruned (expired)."""
-    txn.execute("SELECT payload, key_id, pruned_at FROM journal WHERE sha256 = ?", (sha256,))
-    row = txn.fetchone()
-    if row is None or row[2] is not None:
-        return None
-    return codec.open(row[1], bytes(row[0]), sha256)
-
-
-def statuses_txn(txn: Transaction, traceer_ids: tuple[str, ...]) -> list[StatusEntry]:
-    ids = sorted(set(traceer_ids))
-    rows: list[tuple[Any, ...]] = []
-    for start in range(0, len(ids), _IN_CHUNK):
-        chunk = ids[start : start + _IN_CHUNK]
-        marks = ", ".join("?" * len(chunk))
-        txn.execute(
-            # only constant text and "?" marks are joined here
-            "SELECT id, traceer_id, at, status, code, description FROM message_statuses"  # noqa: S608
-            f" WHERE traceer_id IN ({marks})",
-            chunk,
-        )
-        rows.extend(txn.fetchall())
-    # Oldest first; the id keeps the order of entries recorded at the same instant.
-    decoded = sorted((decode_timestamp(row[2]), int(row[0]), row) for row in rows)
-    return [
-        StatusEntry(
-            traceer_id=row[1],
-            at=at,
-            status=MessageStatus(row[3]),
-            code=row[4],
-            description=row[5],
-        )
-        for at, _, row in decoded
-    ]
-
-
 def ping_txn(txn: Transaction) -> None:
     txn.execute("SELECT 1")
     txn.fetchone()
 
 
 # --- writes ----------------------------------------------------------------------------------
-
-
-def journal_txn(txn: Transaction, message: NewMessage, codec: JournalCodec) -> bool:
-    """Journal ``message``'s payload unless its bytes are there; True if it inserted them."""
-    txn.execute("SELECT 1 FROM journal WHERE sha256 = ?", (message.sha256,))
-    if txn.fetchone() is not None:
-        return False
-    key_id, stored = codec.seal(message.payload, message.sha256)
-    txn.execute(
-        "INSERT INTO journal (sha256, size, payload, key_id, created_at) VALUES (?, ?, ?, ?, ?)"
-        " ON CONFLICT (sha256) DO NOTHING",
-        (message.sha256, len(message.payload), stored, key_id, message.created_at),
-    )
-    return txn.rowcount == 1
 
 
 def reencrypt_txn(txn: Transaction, codec: JournalCodec, limit: int) -> int:
@@ -395,8 +246,6 @@ def _rekey_lookups_txn(
     """A line stored without a key file gets the keyed hashes (``woman``, ``bsn_index``) a
     gateway with the key file looks it up by; else a BSN search and the bundler's grouping
     by woman would miss it."""
-    from adapters.storage.lines import bsn_key, woman_key  # noqa: PLC0415 - imports this
-
     person = json.loads(client)
     bsn, born = str(person["bsn"]), person.get("birth_date")
     birth_date = date.fromisoformat(born) if born else None
@@ -404,57 +253,6 @@ def _rekey_lookups_txn(
         "UPDATE declaration_lines SET woman = ?, bsn_index = ?"
         " WHERE traceer_id = ? AND record_number = ?",
         (woman_key(codec, bsn, birth_date), bsn_key(codec, bsn), traceer_id, record_number),
-    )
-
-
-def _forget_journal_txn(txn: Transaction, sha256: str) -> None:
-    """Take back bytes this interaction journaled when their message was not stored."""
-    txn.execute(
-        "DELETE FROM journal WHERE sha256 = ?"
-        " AND NOT EXISTS (SELECT 1 FROM messages WHERE sha256 = ?)",
-        (sha256, sha256),
-    )
-
-
-def _insert_message_txn(txn: Transaction, message: NewMessage) -> bool:
-    """Insert ``message`` and its first status; False (nothing written) if a unique
-    constraint already holds another row."""
-    txn.execute(
-        "INSERT INTO messages (traceer_id, conversatie_id, direction, party, sha256, size,"
-        " created_at, status, filename, standard, invoice_number, payee, reply_to,"
-        " reference_id, metadata, confirmed_at, idempotency_key)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?)"
-        " ON CONFLICT DO NOTHING",
-        (
-            message.traceer_id,
-            message.conversatie_id,
-            message.direction.value,
-            message.party,
-            message.sha256,
-            len(message.payload),
-            message.created_at,
-            message.status.status.value,
-            message.filename,
-            message.standard,
-            message.invoice_number,
-            message.payee,
-            message.reply_to,
-            message.reference_id,
-            dump_metadata(message.metadata),
-            message.idempotency_key,
-        ),
-    )
-    if txn.rowcount != 1:
-        return False
-    _insert_status_txn(txn, message.traceer_id, message.status, message.created_at)
-    return True
-
-
-def _insert_status_txn(txn: Transaction, traceer_id: str, status: NewStatus, at: datetime) -> None:
-    txn.execute(
-        "INSERT INTO message_statuses (traceer_id, at, status, code, description)"
-        " VALUES (?, ?, ?, ?, ?)",
-        (traceer_id, at, status.status.value, status.code, status.description),
     )
 
 
@@ -467,28 +265,6 @@ def _invoice(message: NewMessage) -> tuple[str, str] | None:
     ):
         return (message.payee, message.invoice_number)
     return None
-
-
-def put_message_txn(txn: Transaction, message: NewMessage, codec: JournalCodec) -> Message:
-    check_new_message(message)
-    existing = message_by_key_txn(txn, message.idempotency_key)
-    if existing is not None:
-        return existing
-    journaled = journal_txn(txn, message, codec)
-    if not _insert_message_txn(txn, message):
-        # Lost a race for the idempotency key, or the message collides with another.
-        existing = message_by_key_txn(txn, message.idempotency_key)
-        if journaled:
-            _forget_journal_txn(txn, message.sha256)
-        if existing is not None:
-            return existing
-        raise StoreError(
-            f"message {message.traceer_id} collides with a stored message"
-            " (traceer id or factuurnummer of the payee)"
-        )
-    stored = get_message_txn(txn, message.traceer_id)
-    assert stored is not None
-    return stored
 
 
 def _client_key_txn(txn: Transaction, upload: NewMessage, client_key: str) -> UploadResult | None:
@@ -568,8 +344,6 @@ def record_upload_txn(
     for reply in replies:
         put_message_txn(txn, reply, codec)
     if lines:
-        from adapters.storage.lines import record_lines_txn  # noqa: PLC0415 - imports this module
-
         record_lines_txn(txn, lines, codec)
     stored = get_message_txn(txn, upload.traceer_id)
     assert stored is not None
@@ -612,12 +386,3 @@ def confirm_txn(txn: Transaction, traceer_id: str, party: str, at: datetime) -> 
         "SELECT 1 FROM messages WHERE traceer_id = ? AND party = ? AND direction = ?", waiting
     )
     return txn.fetchone() is not None
-
-
-def add_status_txn(txn: Transaction, traceer_id: str, status: NewStatus, at: datetime) -> None:
-    txn.execute(
-        "UPDATE messages SET status = ? WHERE traceer_id = ?", (status.status.value, traceer_id)
-    )
-    if txn.rowcount != 1:
-        raise StoreError(f"no message with traceer id {traceer_id}")
-    _insert_status_txn(txn, traceer_id, status, at)

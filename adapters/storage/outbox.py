@@ -1,4 +1,4 @@
-"""The outbound queue on SQL (:class:`gateway.outbox.Outbox`), in the same database and
+"""The outbound queue on SQL (:class:`gateway.ports.outbox.Outbox`), in the same database and
 journal as the messages. Claims use ``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so several
 gateway instances never send the same file at once; SQLite has one writer anyway."""
 
@@ -11,9 +11,9 @@ from typing import Any, Final
 from twisted.internet.defer import Deferred
 
 from adapters.storage.database import Database, Transaction, decode_timestamp
-from adapters.storage.messages import JournalCodec, payload_txn, put_message_txn
-from gateway.outbox import Outbound, OutboundState
-from gateway.store import Direction, Message, NewMessage, StoreError
+from adapters.storage.journal import JournalCodec, payload_txn, put_message_txn
+from gateway.ports.messages import Direction, Message, NewMessage, StoreError
+from gateway.ports.outbox import Outbound, OutboundState
 
 __all__ = ["SqlOutbox"]
 

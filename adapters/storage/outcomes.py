@@ -11,11 +11,11 @@ from typing import Any
 from twisted.internet.defer import Deferred
 
 from adapters.storage.database import Database, Transaction
+from adapters.storage.journal import JournalCodec, add_status_txn, put_message_txn
 from adapters.storage.lines import COLUMN_COUNT, COLUMNS, line_from_row
-from adapters.storage.messages import JournalCodec, add_status_txn, put_message_txn
 from gateway.lines import DeclaredLine
-from gateway.store import MessageStatus, NewMessage, NewStatus
-from gateway.unpacker import CarriedClaim, LineAnswer, SettlementRow
+from gateway.ports.messages import MessageStatus, NewMessage, NewStatus
+from gateway.ports.outcomes import CarriedClaim, LineAnswer, SettlementRow
 
 __all__ = ["SqlOutcomeStore"]
 

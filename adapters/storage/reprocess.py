@@ -14,25 +14,18 @@ from typing import Any, Final
 
 from twisted.internet.defer import Deferred
 
-from adapters.storage.admin import append_audit_txn
+from adapters.storage.audit import append_audit_txn
 from adapters.storage.database import POSTGRES, Database, Transaction
+from adapters.storage.journal import JournalCodec, add_status_txn, get_message_txn
 from adapters.storage.lines import COLUMNS, line_rows, lines_of_txn, record_lines_txn
-from adapters.storage.messages import (
-    JournalCodec,
-    add_status_txn,
-    get_message_txn,
-    invoice_holder_txn,
-)
+from adapters.storage.messages import invoice_holder_txn
 from gateway.admin.audit import NewAuditEntry
 from gateway.admin.cases import ActionRefusedError
+from gateway.errors import NotFoundError
 from gateway.lines import DeclaredLine
-from gateway.reprocess import (
-    RETURN_TO_DECLARE_ITSELF,
-    ReprocessOutcome,
-    ReprocessPlan,
-    ReprocessResult,
-)
-from gateway.store import Direction, MessageStatus, NewStatus
+from gateway.ports.messages import Direction, MessageStatus, NewStatus
+from gateway.ports.reprocess import ReprocessOutcome, ReprocessPlan, ReprocessResult
+from gateway.rules.model import RETURN_TO_DECLARE_ITSELF
 
 __all__ = ["SqlReprocessStore", "apply_txn"]
 
@@ -63,7 +56,7 @@ def apply_txn(
         txn.execute("SELECT 1 FROM messages WHERE traceer_id = ? FOR UPDATE", (plan.traceer_id,))
     message = get_message_txn(txn, plan.traceer_id)
     if message is None or message.direction is not Direction.FROM_PARTICIPANT:
-        raise LookupError(plan.traceer_id)
+        raise NotFoundError(plan.traceer_id)
     at = audit.at
     if message.status is MessageStatus.REJECTED and not _has_lines(txn, plan.traceer_id):
         result = _rejected_txn(txn, plan, codec, at)

@@ -1,7 +1,7 @@
 """The administrator's resolutions on SQL: the case kinds that come from bundling and the
 insurers' answers, what their pages show, and the effects of their actions.
 
-Three case sources (see :data:`adapters.storage.admin.SOURCES`):
+Three case sources (see :data:`adapters.storage.cases.SOURCES`):
 
 * ``rejected_line``: an integral line claimed by the IGO whose absorbed original lines are
   under review (the insurer rejected it); ``ref`` is the line's reference. It holds while
@@ -26,15 +26,17 @@ from twisted.internet.defer import Deferred
 
 from adapters.storage.bundling import close_phase_txn
 from adapters.storage.database import Database, Transaction, decode_timestamp
+from adapters.storage.journal import JournalCodec
 from adapters.storage.lines import COLUMN_COUNT, COLUMNS, line_from_row
-from adapters.storage.messages import JournalCodec
 from adapters.storage.outbox import enqueue_txn
 from adapters.storage.outcomes import record_answers_txn
 from gateway.admin.accounts import Actor
 from gateway.admin.cases import CaseFacts, CaseKind
 from gateway.admin.detail import CaseDetail, ClaimView, DecisionView, LineView, PregnancyView
+from gateway.admin.labels import CASE_DETAIL_LABELS
 from gateway.lines import DeclaredLine
-from gateway.resolution import (
+from gateway.ports.messages import Direction
+from gateway.ports.resolution import (
     BreakBundle,
     ClaimState,
     ClosePhase,
@@ -45,7 +47,6 @@ from gateway.resolution import (
 from gateway.rules.catalogue import Phase
 from gateway.rules.decide import BROKEN_BY_HAND
 from gateway.rules.model import LineKey
-from gateway.store import Direction
 
 __all__ = [
     "RESOLUTION_SOURCES",
@@ -213,9 +214,12 @@ def rejected_line_txn(txn: Transaction, ref: str | None) -> list[CaseFacts]:
             else claim.created_at
         )
         participants = tuple(sorted({ln.participant for ln in absorbed}))
-        details = {"factuurnummer": claim.invoice_number, "fase": claim.phase}
+        details = {
+            CASE_DETAIL_LABELS["invoice_number"]: claim.invoice_number,
+            CASE_DETAIL_LABELS["phase"]: claim.phase,
+        }
         if claim.corrects:
-            details["verbetering van"] = claim.corrects
+            details[CASE_DETAIL_LABELS["corrects"]] = claim.corrects
         facts.append(
             CaseFacts(
                 kind=CaseKind.REJECTED_LINE,
@@ -249,11 +253,14 @@ def _decision_facts(
         (decision.pregnancy, decision.phase, decision.insurer),
     )
     participants = tuple(sorted({ln.participant for ln in lines}))
-    details = {"zwangerschap": decision.pregnancy, "fase": decision.phase}
+    details = {
+        CASE_DETAIL_LABELS["pregnancy"]: decision.pregnancy,
+        CASE_DETAIL_LABELS["phase"]: decision.phase,
+    }
     if decision.waiting_for:
-        details["wacht op"] = decision.waiting_for
+        details[CASE_DETAIL_LABELS["waiting_for"]] = decision.waiting_for
     if decision.overdue_on:
-        details["verwacht uiterlijk"] = decision.overdue_on.isoformat()
+        details[CASE_DETAIL_LABELS["expected_by"]] = decision.overdue_on.isoformat()
     return CaseFacts(
         kind=kind,
         ref=decision_ref(decision.pregnancy, decision.phase, decision.insurer),

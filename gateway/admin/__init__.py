@@ -7,11 +7,17 @@ audit log, cases computed from the store and the actions on them.
 * :mod:`gateway.admin.cases` — case kinds, states, filters, counts and which actions fit
   (pure);
 * :mod:`gateway.admin.fileview` — a masked, readable view of an EI file (pure);
-* :mod:`gateway.admin.ports` — the admin store port;
+* :mod:`gateway.admin.labels` — what the administrator reads: Dutch labels and texts,
+  names for codes (pure);
+* :mod:`gateway.admin.consequences` — what an action on a case (or a batch) will do, in
+  Dutch (pure);
+* :mod:`gateway.admin.serialise` — the admin models as JSON, for the API and the command
+  line;
 * :mod:`gateway.admin.service` — :class:`AdminService`, which the web site, the JSON API
   and the command line all go through;
 * :mod:`gateway.admin.metrics` — the workplace's metrics.
 
-The adapters are :mod:`adapters.admin` (the web site) and :mod:`adapters.storage.admin`
-(the SQL).
+Its ports (the admin store, the search, the batches) are in :mod:`gateway.ports.admin`; the
+adapters are :mod:`adapters.admin` (the web site) and :mod:`adapters.storage.admin` (the
+SQL).
 """

@@ -26,7 +26,8 @@ whose effect is prepared first (break a bundle, pass a rejection on, close a pha
 prepared per case by the admin service, as for a single case, then done in the case's
 transaction.
 
-Pure: values in, values out; "now" is given.
+Pure: values in, values out; "now" is given. Batches are kept through the port
+:class:`~gateway.ports.admin.BatchStore`.
 """
 
 from __future__ import annotations
@@ -35,10 +36,10 @@ import enum
 import hashlib
 import json
 from collections import Counter
-from collections.abc import Awaitable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Final, Protocol
+from typing import Any, Final
 
 from gateway.admin.accounts import Actor
 from gateway.admin.cases import (
@@ -54,7 +55,6 @@ from gateway.admin.cases import (
     select_cases,
 )
 from gateway.errors import ErrorKind
-from gateway.resolution import Effect
 
 __all__ = [
     "MAX_BATCH_CASES",
@@ -65,7 +65,6 @@ __all__ = [
     "BatchPreview",
     "BatchProgress",
     "BatchState",
-    "BatchStore",
     "ItemOutcome",
     "NewBatch",
     "NextStep",
@@ -319,41 +318,3 @@ def filter_from_json(value: Mapping[str, Any]) -> CaseFilter:
         max_age_days=value.get("maxAgeDays"),
         include_closed=bool(value.get("includeClosed", False)),
     )
-
-
-# --- the port -------------------------------------------------------------------------------
-
-
-class BatchStore(Protocol):
-    """Where batches are kept (:class:`adapters.storage.batches.SqlBatchStore`): each method
-    one transaction; each change with its audit entry in that transaction."""
-
-    def create_batch(self, new: NewBatch) -> Awaitable[Batch]:
-        """Store ``new`` with its items, and its audit entry as done by its creator."""
-        ...
-
-    def batch(self, batch_id: int, *, items: bool = False) -> Awaitable[Batch | None]: ...
-
-    def batches(self, limit: int = 100) -> Awaitable[list[Batch]]:
-        """The newest batches first."""
-        ...
-
-    def control_batch(
-        self, batch_id: int, control: BatchControl, actor: Actor, at: datetime
-    ) -> Awaitable[Batch]:
-        """Pause, resume or cancel (raises :class:`ActionRefusedError` when it does not fit
-        the batch's state, LookupError for no such batch)."""
-        ...
-
-    def next_step(self, at: datetime) -> Awaitable[NextStep | StepResult | None]:
-        """The next case of the oldest running batch; a batch with none left is finished
-        (and that is the result). None: no batch runs."""
-        ...
-
-    def do_step(
-        self, step: NextStep, effect: Effect | None, refused: str | None, at: datetime
-    ) -> Awaitable[StepResult]:
-        """Do ``step``'s case with ``effect`` (prepared for an action that needs one), in
-        one transaction with its audit entry and its outcome; or record it skipped because
-        preparing it was ``refused``. Nothing if the batch no longer runs."""
-        ...

@@ -22,7 +22,6 @@ from gateway.admin.batches import (
     Batch,
     BatchControl,
     BatchPreview,
-    BatchStore,
     ItemOutcome,
     NewBatch,
     NextStep,
@@ -32,11 +31,11 @@ from gateway.admin.batches import (
 )
 from gateway.admin.cases import ActionRefusedError, CaseAction, CaseFilter
 from gateway.admin.metrics import BulkMetrics
-from gateway.admin.ports import AdminStore
 from gateway.admin.service import AdminService, NotAllowedError
 from gateway.errors import ErrorKind, NotFoundError
-from gateway.resolution import Effect
-from gateway.store import StoreUnavailableError
+from gateway.ports.admin import AdminStore, BatchStore
+from gateway.ports.messages import StoreUnavailableError
+from gateway.ports.resolution import Effect
 
 __all__ = ["BatchRunner", "BulkService", "SelectionChangedError"]
 
@@ -123,7 +122,7 @@ class BulkService:
         return batch
 
     async def batch(self, actor: Actor, batch_id: int) -> Batch:
-        """One batch with its cases and their outcomes (LookupError if there is none)."""
+        """One batch with its cases and their outcomes (NotFoundError if there is none)."""
         self._require(actor, Permission.VIEW_CASES)
         found = await self.batches.batch(batch_id, items=True)
         if found is None:

@@ -31,12 +31,16 @@ from datetime import datetime, timedelta
 from typing import Final
 
 from gateway.admin.accounts import Actor, Permission
+from gateway.admin.audit import AuditAction
 from gateway.errors import ErrorKind, GatewayError
 
 __all__ = [
+    "AUDITED",
     "KINDS",
+    "NEEDS_EFFECT",
     "NEEDS_INPUT",
     "NEEDS_REASON",
+    "STATE_AFTER",
     "ActionRefusedError",
     "Case",
     "CaseAction",
@@ -356,3 +360,30 @@ def check_action(case: Case, action: CaseAction, actor: Actor, reason: str) -> s
             f"Actie {action.value} past niet bij deze zaak ({case.state.value}).",
         )
     return reason
+
+
+# --- what an action makes of the case --------------------------------------------------------
+
+# The state an action leaves the case's record in (a note leaves the record as it is).
+# Which actions a state allows is :func:`allowed_actions`; together they are the cases'
+# state machine, which the store follows in the action's transaction.
+STATE_AFTER: Final[Mapping[CaseAction, CaseState]] = {
+    CaseAction.RETRY: CaseState.RETRIED,
+    CaseAction.RESUBMIT: CaseState.RESUBMITTED,
+    CaseAction.BREAK_BUNDLE: CaseState.BROKEN,
+    CaseAction.PASS_ON: CaseState.PASSED_ON,
+    CaseAction.CLOSE_PHASE: CaseState.PHASE_CLOSED,
+    CaseAction.WRITE_OFF: CaseState.WRITTEN_OFF,
+    CaseAction.REOPEN: CaseState.OPEN,
+}
+
+# Actions whose effect (:mod:`gateway.resolution`) is prepared outside and applied in the
+# action's transaction.
+NEEDS_EFFECT: Final = frozenset(
+    {CaseAction.RESUBMIT, CaseAction.BREAK_BUNDLE, CaseAction.PASS_ON, CaseAction.CLOSE_PHASE}
+)
+
+# Each action is logged under the audit action of the same name.
+AUDITED: Final[Mapping[CaseAction, AuditAction]] = {
+    action: AuditAction(action.value) for action in CaseAction
+}

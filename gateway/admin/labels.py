@@ -4,8 +4,11 @@ with a decimal comma, local time.
 The rules engine and the store keep their own words (``prenatal``, ``absorbed``, "phase
 not complete: waits for the birth"): they are identifiers and log text, tested as they
 are. This module translates them where they are shown — the site's pages, the admin
-API's case texts — by label tables and, for the rules' sentences, by patterns
-(:func:`dutch`). A sentence no pattern knows is shown as it is.
+API's case texts, the command line — by label tables and, for the rules' sentences, by
+patterns (:func:`dutch`). A sentence no pattern knows is shown as it is. The admin
+models' own states, roles, actions and outcomes have their labels here too, keyed by the
+members' values: this module imports none of the models (the batches reach it through
+:mod:`gateway.resolution`, so an import back would be a cycle).
 
 :class:`Names` puts names to codes: participants and insurers as the configuration names
 them (plus :data:`KNOWN_INSURERS` for the UZOVI numbers the demo and the docs use),
@@ -17,16 +20,30 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Final
 from zoneinfo import ZoneInfo
 
+from gateway.lines import AnswerOutcome
+
 __all__ = [
+    "ACTION_LABELS",
+    "AUDIT_LABELS",
+    "BATCH_STATE_LABELS",
+    "CASE_DETAIL_LABELS",
+    "CONTROL_LABELS",
+    "ITEM_OUTCOME_LABELS",
     "KNOWN_INSURERS",
     "LINE_STATE_LABELS",
+    "OUTCOME_LABELS",
     "PHASE_LABELS",
+    "ROLE_LABELS",
+    "SEARCH_OUTCOMES",
+    "STATE_LABELS",
     "ClientView",
     "Names",
+    "age_text",
+    "audit_keyed_text",
     "day_text",
     "dutch",
     "euro_text",
@@ -64,6 +81,20 @@ LINE_STATE_LABELS: Final[Mapping[str, str]] = {
     "cancelled": "tegen correctie weggestreept",
     "answered": "beantwoord door verzekeraar",
 }
+# What a case's source tells beside its summary (``CaseFacts.details``), by what it is;
+# the case page shows the details under these names.
+CASE_DETAIL_LABELS: Final[Mapping[str, str]] = {
+    "attempts": "pogingen",
+    "delivery_state": "toestand verzending",
+    "first_attempt": "eerste poging",
+    "invoice_number": "factuurnummer",
+    "insurer_reference": "kenmerk verzekeraar",
+    "phase": "fase",
+    "corrects": "verbetering van",
+    "pregnancy": "zwangerschap",
+    "waiting_for": "wacht op",
+    "expected_by": "verwacht uiterlijk",
+}
 DECISION_KIND_LABELS: Final[Mapping[str, str]] = {
     "integral": "integraal gedeclareerd",
     "monodisciplinary": "monodisciplinair",
@@ -86,6 +117,94 @@ OUTBOUND_STATE_LABELS: Final[Mapping[str, str]] = {
     "parked": "geparkeerd",
 }
 
+# The admin models' states, roles, actions and outcomes, keyed by the value of their
+# ``StrEnum`` member (a member looks its label up itself). tests/gateway/admin/
+# test_labels.py checks that every member has one.
+ROLE_LABELS: Final[Mapping[str, str]] = {
+    "viewer": "alleen lezen",
+    "operator": "operator",
+    "administrator": "beheerder",
+}
+STATE_LABELS: Final[Mapping[str, str]] = {  # a case's state
+    "open": "open",
+    "retried": "opnieuw aangeboden",
+    "written_off": "afgeboekt",
+    "resolved": "opgelost",
+    "resubmitted": "verbeterd ingediend",
+    "broken": "bundel gebroken",
+    "passed_on": "doorgegeven aan deelnemers",
+    "phase_closed": "fase gesloten",
+}
+ACTION_LABELS: Final[Mapping[str, str]] = {  # an action on a case, as its button says it
+    "retry": "Opnieuw aanbieden",
+    "resubmit": "Verbeteren en opnieuw indienen",
+    "break_bundle": "Bundel breken",
+    "pass_on": "Afwijzing doorgeven",
+    "close_phase": "Fase sluiten",
+    "write_off": "Afboeken",
+    "reopen": "Heropenen",
+    "note": "Notitie toevoegen",
+}
+AUDIT_LABELS: Final[Mapping[str, str]] = {  # an audit entry's action
+    "login": "aangemeld",
+    "login_failed": "aanmelding mislukt",
+    "logout": "afgemeld",
+    "user_created": "gebruiker aangemaakt",
+    "token_created": "API-token aangemaakt",
+    "view_queue": "zaken bekeken",
+    "view_case": "zaak bekeken",
+    "unmask": "persoonsgegevens getoond",
+    "retry": "opnieuw aangeboden",
+    "write_off": "afgeboekt",
+    "reopen": "heropend",
+    "note": "notitie",
+    "resubmit": "verbeterd en opnieuw ingediend",
+    "break_bundle": "bundel gebroken",
+    "pass_on": "afwijzing doorgegeven",
+    "close_phase": "fase met de hand gesloten",
+    "view_pregnancy": "zwangerschap bekeken",
+    "view_audit": "auditlog bekeken",
+    "export_audit": "auditlog geëxporteerd",
+    "search": "gezocht",
+    "batch_created": "bulkactie gestart",
+    "batch_paused": "bulkactie gepauzeerd",
+    "batch_resumed": "bulkactie hervat",
+    "batch_cancelled": "bulkactie gestopt",
+    "batch_finished": "bulkactie klaar",
+}
+BATCH_STATE_LABELS: Final[Mapping[str, str]] = {
+    "running": "bezig",
+    "paused": "gepauzeerd",
+    "cancelled": "gestopt",
+    "finished": "klaar",
+}
+ITEM_OUTCOME_LABELS: Final[Mapping[str, str]] = {  # a case of a batch
+    "done": "gedaan",
+    "skipped": "overgeslagen",
+    "failed": "mislukt",
+}
+CONTROL_LABELS: Final[Mapping[str, str]] = {  # a batch's buttons
+    "pause": "Pauzeren",
+    "resume": "Hervatten",
+    "cancel": "Stoppen",
+}
+# A search hit's verdict (the insurer's, on a line or on the lines a claim absorbed).
+SEARCH_OUTCOMES: Final[Mapping[str, str]] = {
+    AnswerOutcome.GRANTED: "toegekend",
+    AnswerOutcome.REJECTED: "afgewezen (doorgegeven)",
+    AnswerOutcome.REVIEW: "afgewezen, in behandeling bij de IGO",
+    "replaced": "afgewezen, vervangen door een verbetering",  # a claim a correction replaced
+    AnswerOutcome.RETURNED: "terug: zelf declareren",
+}
+# A declaration line's verdict on the pregnancy and case pages ("": no answer yet).
+OUTCOME_LABELS: Final[Mapping[str, str]] = {
+    AnswerOutcome.GRANTED: "toegekend",
+    AnswerOutcome.REJECTED: "afgewezen (doorgegeven)",
+    AnswerOutcome.REVIEW: "in behandeling bij de IGO",
+    AnswerOutcome.RETURNED: "terug: zelf declareren",
+    "": "nog geen antwoord",
+}
+
 _EVENTS: Final = (
     ("the birth (or an early end)", "de geboorte (of een vroeg einde)"),
     (
@@ -103,6 +222,17 @@ def euro_text(cents: int | None) -> str:
         return "—"
     text = f"{abs(cents) / 100:,.2f}".replace(",", "#").replace(".", ",").replace("#", ".")
     return f"€ {'-' if cents < 0 else ''}{text}"
+
+
+def age_text(age: timedelta) -> str:
+    """How long a case has been open: ``3 dagen``, ``5 uur``, ``12 min``."""
+    days = age.days
+    if days >= 2:
+        return f"{days} dagen"
+    hours = int(age.total_seconds() // 3600)
+    if hours >= 1:
+        return f"{hours} uur"
+    return f"{int(age.total_seconds() // 60)} min"
 
 
 def local_time(moment: datetime) -> str:
@@ -295,3 +425,11 @@ class Names:
             return "—"
         name = self.prestaties.get(code)
         return f"{code} — {dutch(name)}" if name else f"{code} (prestatiecode)"
+
+
+def audit_keyed_text(before: int) -> str:
+    """The detail of the audit log's ``audit_keyed`` marker, after ``before`` entries made
+    without a key."""
+    if before:
+        return f"keten vanaf hier met sleutel; regels 1-{before} ervoor zonder"
+    return "keten met sleutel"

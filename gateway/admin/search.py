@@ -2,10 +2,10 @@
 a traceer id, a participant, an insurer, a retourcode, a date range or a client's BSN.
 
 A :class:`SearchQuery` names one or more keys; they combine (every key given must match).
-The store (:class:`SearchStore`, on SQL :class:`adapters.storage.search.SqlSearchStore`)
-answers with :class:`SearchHit` values of five kinds — an upload, a retour, an outbound
-file, a declaration line, an integral claim line — newest first, at most ``limit`` of
-them, and says whether more matched.
+The store (:class:`~gateway.ports.admin.SearchStore`, on SQL
+:class:`adapters.storage.search.SqlSearchStore`) answers with :class:`SearchHit` values of
+five kinds — an upload, a retour, an outbound file, a declaration line, an integral claim
+line — newest first, at most ``limit`` of them, and says whether more matched.
 
 The BSN is special: it is validated here (nine digits, the eleven-proof), matched in the
 store only through a keyed hash of it (never stored, never compared in the clear), never
@@ -19,10 +19,9 @@ from __future__ import annotations
 
 import enum
 import re
-from collections.abc import Awaitable
 from dataclasses import dataclass, field, fields
 from datetime import date, datetime
-from typing import Final, Protocol
+from typing import Final
 
 from gateway.ei.validate import agb_is_valid, bsn_is_valid
 from gateway.errors import ErrorKind, GatewayError
@@ -38,7 +37,6 @@ __all__ = [
     "SearchQuery",
     "SearchRefusedError",
     "SearchResult",
-    "SearchStore",
     "audit_detail",
     "check_query",
     "parse_day",
@@ -139,16 +137,6 @@ class SearchResult:
     more: bool  # more matched than ``limit``
     limit: int
     unmasked: bool = False
-
-
-class SearchStore(Protocol):
-    def search(
-        self, query: SearchQuery, limit: int, *, reveal: bool
-    ) -> Awaitable[tuple[list[SearchHit], bool]]:
-        """At most ``limit`` hits, newest first, and whether more matched. A line's BSN is
-        read from its sealed value only with ``reveal``; otherwise it is
-        :data:`MASKED_BSN`."""
-        ...
 
 
 def _text(name: str, value: str | None) -> str | None:

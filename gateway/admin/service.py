@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
-from typing import Final, Protocol, TypeVar
+from typing import Final, TypeVar
 
 from twisted.internet.defer import DeferredSemaphore
 from twisted.logger import Logger
@@ -61,31 +61,31 @@ from gateway.admin.detail import CaseDetail, DecisionView, LineView, PregnancyVi
 from gateway.admin.fileview import FileView, view_file
 from gateway.admin.labels import ClientView, Names
 from gateway.admin.metrics import AdminMetrics
-from gateway.admin.ports import SESSION_KINDS, AdminStore, NewSession, UserChange, UserRecord
 from gateway.admin.search import (
     DEFAULT_LIMIT,
     MAX_LIMIT,
     SearchQuery,
     SearchRefusedError,
     SearchResult,
-    SearchStore,
     audit_detail,
     check_query,
 )
 from gateway.ei import LayoutRegistry
 from gateway.errors import ErrorKind, GatewayError, NotFoundError
 from gateway.loading import describe
-from gateway.resolution import (
-    FIELD_LABELS,
-    ClosePhase,
-    Correction,
-    Effect,
-    Field,
-    Resolver,
-    Resubmission,
+from gateway.ports.admin import (
+    SESSION_KINDS,
+    AdminStore,
+    NewSession,
+    SearchStore,
+    UserChange,
+    UserRecord,
 )
+from gateway.ports.messages import MessageStore, StatusEntry
+from gateway.ports.resolution import ClosePhase, Effect, Resubmission
+from gateway.ports.runtime import RunInThread, run_inline
+from gateway.resolution import FIELD_LABELS, Correction, Field, Resolver
 from gateway.rules.catalogue import Phase
-from gateway.store import MessageStore, StatusEntry
 
 log = Logger()
 
@@ -103,7 +103,6 @@ __all__ = [
     "LoginRefusedError",
     "NotAllowedError",
     "Queue",
-    "RunInThread",
     "UserView",
 ]
 
@@ -116,14 +115,6 @@ THROTTLED_LOG_WINDOW: Final = timedelta(minutes=15)
 HASHES_AT_ONCE: Final = 4  # scrypt hashes and checks running at one time
 AUDIT_VERIFY_PAGE: Final = 5000  # entries read per query when the chain is checked
 _UNKNOWN_USER: Final = "(onbekend)"
-
-
-class RunInThread(Protocol):
-    def __call__(self, fn: Callable[[], T], /) -> Awaitable[T]: ...
-
-
-async def _inline(fn: Callable[[], T]) -> T:
-    return fn()
 
 
 class LoginRefusedError(GatewayError):
@@ -214,7 +205,7 @@ class AdminService:
     throttle: Throttle = field(default_factory=Throttle)
     session_lifetime: timedelta = DEFAULT_SESSION_LIFETIME
     metrics: AdminMetrics | None = None
-    run_in_thread: RunInThread = _inline
+    run_in_thread: RunInThread = run_inline
     resolver: Resolver | None = None
     # Runs bundling now, after an action that has lines decided again (break, close).
     after_change: Callable[[], Awaitable[object]] | None = None

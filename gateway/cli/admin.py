@@ -25,9 +25,7 @@ from typing import Any, TypeVar
 
 from adapters.admin.blocking import Blocking, opened_stores
 from adapters.storage.keys import check_store_keys
-from adapters.storage.search import SqlSearchStore
 from gateway.admin.accounts import AccountError, Actor, Role
-from gateway.admin.ports import UserExistsError
 from gateway.admin.service import AdminService
 from gateway.app import build_resolver, make_data_dirs
 from gateway.config import ConfigError, load_config
@@ -35,7 +33,8 @@ from gateway.crypto import CryptoError, Keyring
 from gateway.ei import LayoutError
 from gateway.errors import ErrorKind, GatewayError
 from gateway.loading import load_layouts
-from gateway.store import StoreError
+from gateway.ports.admin import UserExistsError
+from gateway.ports.messages import StoreError
 from gateway.terms import load_catalogue
 
 __all__ = ["AdminSession", "admin_session", "cli_actor", "register"]
@@ -112,7 +111,7 @@ def admin_session(config_path: Path) -> Iterator[AdminSession]:
             # No bundling from here: the running gateway's next scheduled run decides
             # again what a broken bundle or a closed phase changed.
             service = AdminService(stores.admin, store, layouts, _now, resolver=resolver)
-            service.search_store = SqlSearchStore(store.database, store.codec)
+            service.search_store = store.search
             yield AdminSession(stores.run, service)
     except StoreError as exc:
         raise CliError(f"store: {exc}", kind=exc.kind) from None

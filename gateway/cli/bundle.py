@@ -17,15 +17,17 @@ from twisted.internet.interfaces import IReactorTime
 from adapters.storage import SqlMessageStore, open_store
 from adapters.storage.blocking import Blocking
 from adapters.storage.keys import check_store_keys
-from gateway.bundler import BUNDLING_JOB, BundleConflictError, Bundler
+from gateway.bundler import BUNDLING_JOB, Bundler
 from gateway.config import ConfigError, GatewayConfig, load_config
 from gateway.crypto import CryptoError, Keyring
-from gateway.jobs import JobLock, LeaseLostError
+from gateway.jobs import JobLock
 from gateway.loading import load_layouts
 from gateway.pausepoints import pause_point_from_environment
+from gateway.ports.bundling import BundleConflictError
+from gateway.ports.jobs import LeaseLostError
+from gateway.ports.messages import StoreError
 from gateway.rules.catalogue import Phase
 from gateway.rules.explain import explain_json, explain_text
-from gateway.store import StoreError
 from gateway.terms import load_catalogue, terms_from_config
 
 __all__ = ["register", "run_with_store"]

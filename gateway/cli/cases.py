@@ -19,27 +19,26 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from adapters.admin.site import (
-    age_text,
-    batch_json,
-    build_bulk_service,
-    bulk_consequence,
-    case_json,
-    case_view_json,
-    preview_json,
-    search_result_json,
-)
 from adapters.storage.admin import SqlAdminStore
 from adapters.storage.batches import SqlBatchStore
 from gateway.admin.batches import Batch, BatchControl, BatchPreview, BatchState
 from gateway.admin.bulk import BatchRunner, BulkService
 from gateway.admin.cases import KINDS, ActionRefusedError, CaseAction, CaseFilter, CaseKind
+from gateway.admin.consequences import bulk_consequence
+from gateway.admin.labels import age_text
 from gateway.admin.search import (
     DEFAULT_LIMIT,
     MAX_LIMIT,
     SearchQuery,
     SearchRefusedError,
     parse_day,
+)
+from gateway.admin.serialise import (
+    batch_json,
+    case_json,
+    case_view_json,
+    preview_json,
+    search_result_json,
 )
 from gateway.admin.service import NotAllowedError
 from gateway.cli.admin import AdminSession, CliError, admin_session, cli_actor, exit_status
@@ -353,7 +352,7 @@ def _bulk_service(session: AdminSession) -> BulkService:
     admin = session.service.admin
     if not isinstance(admin, SqlAdminStore):  # pragma: no cover - the CLI opens SQL stores
         raise CliError("bulk actions need a SQL store")
-    return build_bulk_service(
+    return BulkService(
         admin,
         SqlBatchStore(admin.database, admin.codec),
         session.service.clock,

@@ -33,7 +33,6 @@ from twisted.logger import Logger
 from adapters.insurer_sim.config import load_sim_config
 from adapters.insurer_sim.server import start_simulator
 from adapters.storage import SqlMessageStore
-from adapters.storage.admin import SqlAdminStore
 from adapters.vsp_client import VspClient, VspError
 from gateway.admin.accounts import Role
 from gateway.admin.cases import CaseKind
@@ -46,8 +45,8 @@ from gateway.cli.starter import KEY_FILE, PKI_DIR, Member, write_installation
 from gateway.config import ConfigError, load_config
 from gateway.ei import LayoutRegistry
 from gateway.lines import AnswerOutcome
-from gateway.outbox import OutboundState
 from gateway.pki import CA_CERT, SERVER_CERT, SERVER_KEY, Party, PkiError
+from gateway.ports.outbox import OutboundState
 from gateway.resources import schemas_dir
 
 __all__ = ["DEMO_PARTICIPANTS", "register", "write_demo"]
@@ -280,7 +279,7 @@ async def _scenario(
             await epds[agb].confirm(retour["referentiegegevens"]["traceerId"])
         retours[agb] = len(found)
         show(f"  ✓ {name} fetched {len(found)} retour file(s)")
-    admin = SqlAdminStore(store.database, store.codec)
+    admin = store.admin
 
     async def practice_ready() -> bool:
         kinds = {case.kind for case in await admin.cases() if case.is_open}
@@ -327,7 +326,7 @@ async def _admin_user(
     """A demo administrator account (its password in DIR/admin-password.txt)."""
     password_file = directory / "admin-password.txt"
     service = AdminService(
-        admin=SqlAdminStore(store.database),
+        admin=store.admin,
         messages=store,
         layouts=gateway.registry,
         clock=lambda: datetime.now(UTC),

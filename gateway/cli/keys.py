@@ -20,7 +20,7 @@ from gateway.crypto import (
     remove_key,
     rotate_key_file,
 )
-from gateway.store import StoreError
+from gateway.ports.messages import StoreError
 
 __all__ = ["register"]
 

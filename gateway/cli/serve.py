@@ -19,7 +19,7 @@ from gateway.config import ConfigError, GatewayConfig, LoggingConfig, load_confi
 from gateway.crypto import CryptoError
 from gateway.ei import LayoutError
 from gateway.logs import begin_logging
-from gateway.store import SchemaVersionError, StoreInUseError, StoreUnavailableError
+from gateway.ports.messages import SchemaVersionError, StoreInUseError, StoreUnavailableError
 
 __all__ = ["KNOWN_START_ERRORS", "register", "run", "run_until_stopped"]
 

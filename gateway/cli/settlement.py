@@ -15,8 +15,8 @@ from typing import Any
 from gateway.cli.bundle import run_with_store
 from gateway.config import ConfigError, load_config
 from gateway.crypto import CryptoError
-from gateway.store import StoreError
-from gateway.unpacker import SettlementRow
+from gateway.ports.messages import StoreError
+from gateway.ports.outcomes import SettlementRow
 
 __all__ = ["register", "settlement_json"]
 

@@ -15,12 +15,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from adapters.admin.site import reprocess_json
 from adapters.storage import SqlMessageStore
-from adapters.storage.reprocess import SqlReprocessStore
 from gateway.admin.cases import ActionRefusedError
+from gateway.admin.serialise import reprocess_json
 from gateway.cli.admin import CliError, admin_session, cli_actor, exit_status
-from gateway.reprocess import Reprocessor, ReprocessOutcome
+from gateway.ports.reprocess import ReprocessOutcome
+from gateway.reprocess import Reprocessor
 
 __all__ = ["register"]
 
@@ -64,7 +64,7 @@ def _reprocess(args: argparse.Namespace) -> int:
                 return _fail("needs the SQL store")
             reprocessor = Reprocessor(
                 store,
-                SqlReprocessStore(store.database, store.codec),
+                store.reprocess,
                 layouts,
                 now=session.service.clock,
             )

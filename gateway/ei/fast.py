@@ -35,25 +35,24 @@ from __future__ import annotations
 
 import re
 import threading
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from itertools import pairwise
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
+from gateway.ei.checking import FileState
 from gateway.ei.findings import EIError
 from gateway.ei.layout import FieldLayout, Layout, RecordLayout
 from gateway.ei.record import Record
 
-if TYPE_CHECKING:
-    from gateway.ei.validate import Validator
-
-__all__ = ["FastProgram", "program"]
+__all__ = ["FastProgram", "Validating", "program"]
 
 Matcher = Callable[[bytes, int, int], "re.Match[bytes] | None"]
 # run(validator, block, starts, i, n, base, matchers) -> the index of the first line it
 # did not read; line j (block[starts[j] : starts[j + 1] - 1]) is line base + j + 1 of the
 # file. See FastProgram.plan for starts and matchers.
-FastRun = Callable[["Validator", bytes, Sequence[int], int, int, int, Sequence[Matcher]], int]
+FastRun = Callable[["Validating", bytes, Sequence[int], int, int, int, Sequence[Matcher]], int]
 FieldCheck = Callable[[FieldLayout, bytes], "tuple[str, str] | None"]
 
 MEMO_LIMIT = 1 << 16  # remembered values per kind of field, then forgotten at once
@@ -67,6 +66,17 @@ _AN = bytes([*range(0x20, 0x7F), *range(0xA0, 0x100)])  # the bytes an AN field 
 _PRESTATIE_DATES = ("prestatie_date", "prestatie_end_date")
 _PRODUCT = ("tariff", "number_performed", "calculated_amount")
 _LINE_AMOUNT = ("declared_amount", "calculated_amount")
+
+
+class Validating(Protocol):
+    """What the generated code reads and writes of the validator that runs it
+    (:class:`~gateway.ei.validate.Validator`): the file's state, the records counted, per
+    type and in all, and the callback that sees every record."""
+
+    _s: FileState
+    _counts: Counter[str]
+    _records: int
+    _on_record: Callable[[Record], None] | None
 
 
 @dataclass(frozen=True, slots=True)

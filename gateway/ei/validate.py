@@ -35,12 +35,13 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date
 
+from gateway.ei.checking import FileState, is_prestatie
 from gateway.ei.fast import FastProgram, program
 from gateway.ei.findings import EIError, Finding
-from gateway.ei.layout import FieldLayout, Layout, LayoutRegistry, RecordLayout
+from gateway.ei.layout import FieldLayout, Layout, LayoutRegistry
 from gateway.ei.reader import BadLine, Reader
 from gateway.ei.record import Record
 
@@ -110,12 +111,6 @@ def field_problem(f: FieldLayout, raw: bytes) -> tuple[str, str] | None:
     return None
 
 
-def is_prestatie(rec: RecordLayout) -> bool:
-    """Whether records of this type get the prestatie checks (dates, tariff × number,
-    reference numbers)."""
-    return rec.type == "04" or rec.has("prestatiecode")
-
-
 @dataclass(slots=True)
 class ValidationResult:
     """What :class:`Validator` found. ``valid`` means: no findings at all."""
@@ -148,35 +143,6 @@ class ValidationResult:
         }
 
 
-@dataclass(slots=True)
-class _State:
-    chain: list[str] = field(default_factory=list)
-    detail_count: int = 0
-    last_record_id: int = 0
-    # NUM040 of the last detail record that is not a comment (the one a 98 comments on):
-    # the number it carries and, if that was wrong, the one it should have carried
-    commented_ids: tuple[int, int] = (0, 0)
-    # the last record of each type that has children with parent-key fields (the 04)
-    parents: dict[str, Record] = field(default_factory=dict)
-    seen_last: bool = False
-    header: Record | None = None
-    period: tuple[date | None, date | None] = (None, None)
-    invoice_date: date | None = None
-    totals: Counter[str] = field(default_factory=Counter)
-    # every reference number seen -> the amount of the last debit line that carries it
-    # (None: no debit line), for the 0588 and 8062 checks
-    references: dict[bytes, int | None] = field(default_factory=dict)
-    # credit lines naming a previous reference: (its previous_reference field as it stands,
-    # amount, line number, record layout), checked against the debits at the end
-    credits: list[tuple[bytes, int, int, RecordLayout]] = field(default_factory=list)
-    # The fast path's memory of this file: field values without a finding, per kind of
-    # field, and values that passed a check, per check: prestatie dates per (record type,
-    # field, period begin, period end, invoice date), tariff × number per record type.
-    # See gateway.ei.fast.
-    memos: list[dict[bytes, object]] = field(default_factory=list)
-    passed: dict[tuple[object, ...], set[bytes]] = field(default_factory=dict)
-
-
 class Validator:
     """Validates one file fed in chunks; call :meth:`close` for the result."""
 
@@ -203,7 +169,7 @@ class Validator:
         self._fatal = False
         self._counts: Counter[str] = Counter()
         self._records = 0
-        self._s = _State()
+        self._s = FileState()
         self._pending_totals: list[tuple[FieldLayout, Record]] = []
         self._parent_types_of: Layout | None = None
         self._parent_types: frozenset[str] = frozenset()

@@ -70,13 +70,15 @@ from adapters.insurer_sim.config import SimConfig, SimTLS
 from adapters.insurer_sim.insurer import SimulatedInsurer
 from adapters.storage import SqlMessageStore, open_store
 from gateway.bundler import Bundler
-from gateway.collector import CollectedRetour, RetourCollector
+from gateway.collector import RetourCollector
 from gateway.config import RuleSet, Variant
 from gateway.ei import FileWriter, bsn_is_valid
 from gateway.forwarder import Forwarder
-from gateway.insurer import Delivery, FetchedRetour, OutboundFile
-from gateway.intake import Intake, Upload
+from gateway.intake import Intake
 from gateway.pki import CA_CERT, Party, init_pki
+from gateway.ports.insurer import Delivery, FetchedRetour, OutboundFile
+from gateway.ports.intake import Upload
+from gateway.ports.outcomes import CollectedRetour
 from gateway.rules.model import Contract, InsurerTerms, Participant, Settings, Terms
 from gateway.terms import load_catalogue
 from gateway.unpacker import Unpacker
@@ -265,7 +267,7 @@ def terms(practices: int) -> Terms:
 
 
 class SimulatorLink:
-    """The :class:`~gateway.insurer.InsurerLink` to a simulated insurer in this process:
+    """The :class:`~gateway.ports.insurer.InsurerLink` to a simulated insurer in this process:
     what the REST link does over HTTP, without the network."""
 
     def __init__(self, insurer: SimulatedInsurer) -> None:

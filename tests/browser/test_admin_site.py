@@ -30,7 +30,7 @@ from adapters.storage.admin import SqlAdminStore
 from gateway.admin.accounts import Actor, PasswordHasher, Role, ScryptParameters
 from gateway.admin.service import AdminService
 from gateway.loading import load_layouts
-from gateway.outbox import OutboundState
+from gateway.ports.outbox import OutboundState
 from tests.threadpump import ThreadPump
 from tests.tools import required_tool
 

@@ -18,7 +18,7 @@ from playwright.sync_api import expect, sync_playwright
 from adapters.admin.demo import seed_parked
 from adapters.storage import open_store
 from gateway.loading import load_layouts
-from gateway.outbox import OutboundState
+from gateway.ports.outbox import OutboundState
 from tests.browser.test_admin_site import Running, _login, site  # noqa: F401 - the fixture
 from tests.threadpump import ThreadPump
 from tests.tools import required_tool

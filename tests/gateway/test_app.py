@@ -26,7 +26,7 @@ from gateway.cli import main as cli_main
 from gateway.crypto import Keyring
 from gateway.ei import validate_bytes
 from gateway.loading import load_layouts
-from gateway.outbox import OutboundState
+from gateway.ports.outbox import OutboundState
 from gateway.vsp import send_metadata
 from tests.factories import BSNS, kz301
 from tests.gateway.running import (

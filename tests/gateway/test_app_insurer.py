@@ -26,9 +26,9 @@ from gateway.ei import (
     validate_bytes,
 )
 from gateway.loading import load_layouts
-from gateway.outbox import OutboundState
 from gateway.pki import CA_CERT
-from gateway.store import Direction, MessageStatus, NewMessage, NewStatus
+from gateway.ports.messages import Direction, MessageStatus, NewMessage, NewStatus
+from gateway.ports.outbox import OutboundState
 from gateway.vsp import PUSH_V1, send_metadata
 from tests.adapters.insurer_sim.support import SimProcess, integral_claim, write_sim_config
 from tests.gateway.rules.test_decide import TARIFFS

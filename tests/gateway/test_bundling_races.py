@@ -34,11 +34,14 @@ from twisted.internet.task import deferLater
 
 from adapters.storage import SqlMessageStore, Transaction, open_store
 from adapters.storage.blocking import Blocking
-from gateway.bundler import BUNDLING_JOB, BundleConflictError, BundlePlan, Bundler
-from gateway.intake import Intake, Upload
-from gateway.jobs import JobLock, Leases
+from gateway.bundler import BUNDLING_JOB, BundlePlan, Bundler
+from gateway.intake import Intake
+from gateway.jobs import JobLock
 from gateway.metrics import Metrics
 from gateway.pausepoints import ENVIRONMENT_VARIABLE, PausePointError, pause_point_from_environment
+from gateway.ports.bundling import BundleConflictError
+from gateway.ports.intake import Upload
+from gateway.ports.jobs import Leases
 from gateway.vsp import send_metadata
 from tests.conftest import with_search_path
 from tests.gateway.test_bundler import CATALOGUE, FILES, MESSAGES, NOW, REGISTRY, TERMS

@@ -12,9 +12,11 @@ from pathlib import Path
 import pytest
 
 from adapters.storage import SqlMessageStore, open_store
-from gateway.collector import CollectedRetour, RetourCollector
+from gateway.collector import RetourCollector
 from gateway.ei import Outcome, Record, build_retour, read_records
-from gateway.insurer import (
+from gateway.loading import load_layouts
+from gateway.metrics import Metrics
+from gateway.ports.insurer import (
     Delivery,
     FetchedRetour,
     InsurerLinkError,
@@ -22,10 +24,9 @@ from gateway.insurer import (
     OutboundFile,
     ServiceStatus,
 )
-from gateway.loading import load_layouts
-from gateway.metrics import Metrics
-from gateway.outbox import OutboundState
-from gateway.store import Direction, MessageStatus, NewMessage, NewStatus
+from gateway.ports.messages import Direction, MessageStatus, NewMessage, NewStatus
+from gateway.ports.outbox import OutboundState
+from gateway.ports.outcomes import CollectedRetour
 from tests.factories import kz301
 from tests.gateway.ei.fixture_table import MESSAGES
 from tests.threadpump import ThreadPump

@@ -13,7 +13,7 @@ import pytest
 
 import adapters
 import gateway
-from adapters.admin import site
+from adapters.admin import errors as admin_site
 from adapters.epd_api import resource as epd_api
 from adapters.http_errors import HttpError
 from adapters.insurer_sim import resource as insurer_sim
@@ -23,14 +23,14 @@ from gateway.admin.service import LoginRefusedError
 from gateway.cli.admin import EXIT_FAILED, EXIT_USAGE, exit_status
 from gateway.ei import EIError
 from gateway.errors import ErrorKind, GatewayError, NotFoundError
-from gateway.insurer import InsurerLinkError, LinkErrorReason
-from gateway.intake import IntakeRefusedError
-from gateway.store import StoreUnavailableError
+from gateway.ports.insurer import InsurerLinkError, LinkErrorReason
+from gateway.ports.intake import IntakeRefusedError
+from gateway.ports.messages import StoreUnavailableError
 from gateway.xmlsafe import XMLError
 
 TABLES: Mapping[str, Mapping[ErrorKind, int]] = {
     "epd_api": epd_api.STATUS_BY_KIND,
-    "admin": site.STATUS_BY_KIND,
+    "admin": admin_site.STATUS_BY_KIND,
     "portal": portal.STATUS_BY_KIND,
     "insurer_sim": insurer_sim.STATUS_BY_KIND,
 }
@@ -77,7 +77,7 @@ def test_every_kind_has_a_status_in_each_http_adapter(name: str) -> None:
 
 
 def test_the_statuses_answered_before_kinds_stay_the_same() -> None:
-    admin = site.STATUS_BY_KIND
+    admin = admin_site.STATUS_BY_KIND
     assert [admin[k] for k in (ErrorKind.INVALID, ErrorKind.NOT_ALLOWED)] == [400, 403]
     assert [admin[k] for k in (ErrorKind.CONFLICT, ErrorKind.UNAVAILABLE)] == [409, 503]
     assert admin[ErrorKind.NOT_FOUND] == 404

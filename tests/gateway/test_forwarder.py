@@ -12,16 +12,16 @@ import pytest
 
 from adapters.storage import SqlMessageStore, open_store
 from gateway.forwarder import Forwarder, RoundResult
-from gateway.insurer import (
+from gateway.insurer import RetryPolicy
+from gateway.metrics import Metrics
+from gateway.ports.insurer import (
     Delivery,
     FetchedRetour,
     InsurerLinkError,
     LinkErrorReason,
     OutboundFile,
-    RetryPolicy,
 )
-from gateway.metrics import Metrics
-from gateway.outbox import OutboundState
+from gateway.ports.outbox import OutboundState
 from tests.adapters.storage.test_outbox import claim_file
 from tests.threadpump import ThreadPump
 

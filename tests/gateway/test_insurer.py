@@ -8,15 +8,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from gateway.insurer import (
-    FetchedRetour,
-    InsurerLinkError,
-    LinkErrorReason,
-    OutboundFile,
-    Park,
-    Retry,
-    RetryPolicy,
-)
+from gateway.insurer import Park, Retry, RetryPolicy
+from gateway.ports.insurer import FetchedRetour, InsurerLinkError, LinkErrorReason, OutboundFile
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 

@@ -10,7 +10,8 @@ from twisted.internet import defer
 from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 
-from gateway.jobs import JobBusyError, JobLock
+from gateway.jobs import JobLock
+from gateway.ports.jobs import JobBusyError
 
 
 class FakeLeases:

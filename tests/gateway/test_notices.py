@@ -19,16 +19,8 @@ from adapters.storage.notices import SqlNoticeStore
 from gateway.admin.cases import Case, CaseFacts, CaseKind, CaseRecord, CaseState, build_case
 from gateway.config import NoticeChannel
 from gateway.jobs import JobLock
-from gateway.notices import (
-    NOTICES_JOB,
-    DeliveryUncertainError,
-    Digest,
-    NoticeMetrics,
-    Notifier,
-    build_digest,
-    digest_json,
-    digest_text,
-)
+from gateway.notices import NOTICES_JOB, NoticeMetrics, Notifier, build_digest
+from gateway.ports.notices import DeliveryUncertainError, Digest, digest_json, digest_text
 from tests.threadpump import ThreadPump
 
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)

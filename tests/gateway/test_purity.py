@@ -27,7 +27,7 @@ FORBIDDEN = (
     "gateway.config",
     "gateway.loading",
     "gateway.resources",
-    "gateway.store",
+    "gateway.ports",
 )
 
 

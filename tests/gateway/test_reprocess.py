@@ -22,11 +22,13 @@ from gateway.admin.audit import AuditAction
 from gateway.admin.cases import ActionRefusedError, CaseState
 from gateway.ei import LayoutRegistry
 from gateway.errors import ErrorKind
-from gateway.intake import Intake, Upload
+from gateway.intake import Intake
 from gateway.loading import load_layouts
-from gateway.reprocess import Reprocessor, ReprocessOutcome
+from gateway.ports.intake import Upload
+from gateway.ports.messages import MessageStatus
+from gateway.ports.reprocess import ReprocessOutcome
+from gateway.reprocess import Reprocessor
 from gateway.resources import schemas_dir
-from gateway.store import MessageStatus
 from gateway.vsp import send_metadata
 from tests.threadpump import ThreadPump
 

@@ -12,7 +12,6 @@ from functools import partial
 import pytest
 
 from adapters.storage import MemoryMessageStore
-from gateway.collector import CollectedRetour
 from gateway.config import Discipline, Distribution
 from gateway.ei import (
     Outcome,
@@ -24,9 +23,10 @@ from gateway.ei import (
 )
 from gateway.lines import DeclaredLine, declared_lines
 from gateway.loading import load_layouts
-from gateway.outbox import Outbound, OutboundState
-from gateway.store import Direction, MessageStatus, NewMessage, NewStatus
-from gateway.unpacker import CarriedClaim, LineAnswer, Unpacker, distribute
+from gateway.ports.messages import Direction, MessageStatus, NewMessage, NewStatus
+from gateway.ports.outbox import Outbound, OutboundState
+from gateway.ports.outcomes import CarriedClaim, CollectedRetour, LineAnswer
+from gateway.unpacker import Unpacker, distribute
 from tests.factories import kz301
 from tests.gateway.rules.test_decide import ln
 from tests.threadpump import ThreadPump

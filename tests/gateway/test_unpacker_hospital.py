@@ -11,13 +11,13 @@ from datetime import UTC, date, datetime
 import pytest
 
 from adapters.storage import MemoryMessageStore
-from gateway.collector import CollectedRetour
 from gateway.ei import Outcome, Record, build_retour, read_records, validate_bytes
 from gateway.lines import DeclaredLine, declared_lines
 from gateway.loading import load_layouts
-from gateway.outbox import Outbound, OutboundState
-from gateway.store import Direction, MessageStatus, NewMessage, NewStatus
-from gateway.unpacker import CarriedClaim, LineAnswer, Unpacker
+from gateway.ports.messages import Direction, MessageStatus, NewMessage, NewStatus
+from gateway.ports.outbox import Outbound, OutboundState
+from gateway.ports.outcomes import CarriedClaim, CollectedRetour, LineAnswer
+from gateway.unpacker import Unpacker
 from tests.factories import kz301, zh308
 from tests.threadpump import ThreadPump
 

@@ -11,7 +11,7 @@ got a version before a lower one existed still gets the lower one when it arrive
 :func:`migrate` applies the missing versions in one transaction and records each in the
 ``schema_version`` table. A database whose newest version is newer than the newest file
 here was written by a newer gateway: it is refused with
-:class:`~gateway.store.SchemaVersionError` and nothing is changed. On PostgreSQL an
+:class:`~gateway.ports.messages.SchemaVersionError` and nothing is changed. On PostgreSQL an
 advisory lock makes gateway processes that start together migrate one after the other; on
 SQLite the writer's ``BEGIN IMMEDIATE`` does.
 """
@@ -28,7 +28,7 @@ from typing import Final
 from twisted.internet.defer import Deferred
 
 from adapters.storage.database import POSTGRES, SQLITE, Database, Transaction
-from gateway.store import SchemaVersionError
+from gateway.ports.messages import SchemaVersionError
 
 __all__ = ["LATEST_VERSION", "Migration", "current_version_txn", "load_migrations", "migrate"]
 

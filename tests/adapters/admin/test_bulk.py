@@ -14,7 +14,7 @@ from adapters.admin.demo import seed_parked
 from gateway.admin.bulk import BatchRunner
 from gateway.admin.cases import CaseKind, case_id
 from gateway.ei import LayoutRegistry
-from gateway.outbox import OutboundState
+from gateway.ports.outbox import OutboundState
 from tests.adapters.admin.conftest import AdminWorld, Browser
 from tests.adapters.admin.test_site import logged_in
 

@@ -14,11 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from adapters.admin.site import build_admin_site, euro_text, group_history
+from adapters.admin.render import group_history
+from adapters.admin.site import build_admin_site
 from adapters.storage.admin import SqlAdminStore
 from gateway.admin.accounts import Role
 from gateway.admin.audit import AuditAction, AuditEntry
-from gateway.admin.labels import Names, dutch, local_time
+from gateway.admin.labels import Names, dutch, euro_text, local_time
 from gateway.app import admin_names
 from gateway.config import load_config
 from gateway.terms import load_catalogue

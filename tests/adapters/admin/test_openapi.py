@@ -7,13 +7,14 @@ import re
 from pathlib import Path
 from typing import Any
 
+from adapters.admin.forms import FilterModel, SearchRequest, UserRequest
+from adapters.admin.handlers import USER_OPERATIONS
 from adapters.admin.routes import ADMIN_ROUTES
-from adapters.admin.site import USER_OPERATIONS, FilterModel, SearchRequest, UserRequest
 from gateway.admin.accounts import Permission
 from gateway.admin.batches import BatchControl, BatchState, ItemOutcome, filter_json
 from gateway.admin.cases import CaseAction, CaseFilter, CaseKind, case_id
 from gateway.admin.search import HitKind
-from gateway.reprocess import ReprocessOutcome
+from gateway.ports.reprocess import ReprocessOutcome
 from tests.adapters.admin.conftest import AdminWorld
 
 SPEC = json.loads(

@@ -14,8 +14,8 @@ from urllib.parse import quote
 
 import pytest
 
+from adapters.admin.handlers import USER_OPERATIONS
 from adapters.admin.routes import ADMIN_ROUTES
-from adapters.admin.site import USER_OPERATIONS
 from gateway.admin.batches import BatchControl
 from gateway.admin.cases import CaseAction, CaseKind, case_id
 from tests.adapters.admin.conftest import AdminWorld, Browser

@@ -14,7 +14,7 @@ import pytest
 from adapters.admin.demo import DEMO_BSN
 from adapters.admin.site import MAX_BODY_BYTES
 from gateway.admin.cases import CaseKind, case_id
-from gateway.outbox import OutboundState
+from gateway.ports.outbox import OutboundState
 from tests.adapters.admin.conftest import XSS_COMMENT, XSS_NAME, AdminWorld, Browser
 from tests.adapters.disk_scan import files_holding, open_files_holding
 from tests.adapters.inmemory_http import connect

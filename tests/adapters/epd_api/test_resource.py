@@ -21,7 +21,7 @@ from gateway.config import BerichtstroomConfig
 from gateway.ei import LayoutRegistry, validate_bytes
 from gateway.intake import Intake
 from gateway.loading import load_layouts
-from gateway.store import StoreUnavailableError
+from gateway.ports.messages import StoreUnavailableError
 from gateway.vsp import PULL_V1, PUSH_V1, STATUS_V2, STATUS_V3, retour_reference, send_metadata
 from tests.factories import kz301
 from tests.gateway.ei.fixture_table import MESSAGES

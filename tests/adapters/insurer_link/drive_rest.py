@@ -20,7 +20,8 @@ from twisted.internet import task
 from twisted.internet.defer import Deferred
 
 from adapters.insurer_link.rest import RestInsurerLink
-from gateway.insurer import InsurerLinkError, OutboundFile, Park, RetryPolicy
+from gateway.insurer import Park, RetryPolicy
+from gateway.ports.insurer import InsurerLinkError, OutboundFile
 
 
 async def scenario(reactor: Any, spec: dict[str, Any]) -> dict[str, Any]:

@@ -22,8 +22,9 @@ from adapters.insurer_link.rest import RestInsurerLink
 from adapters.insurer_sim.config import SimConfig
 from adapters.insurer_sim.insurer import SimulatedInsurer
 from adapters.insurer_sim.resource import InsurerSimResource, SimRequest
-from gateway.insurer import Delivery, InsurerLinkError, OutboundFile, Park, RetryPolicy
+from gateway.insurer import Park, RetryPolicy
 from gateway.loading import load_layouts
+from gateway.ports.insurer import Delivery, InsurerLinkError, OutboundFile
 from tests.adapters.insurer_sim.support import IGO, UZOVI
 
 T = TypeVar("T")

@@ -12,7 +12,13 @@ from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 
 from adapters.insurer_link.directory import DirectoryInsurerLink, write_atomically
-from gateway.insurer import Delivery, FetchedRetour, InsurerLinkError, LinkErrorReason, OutboundFile
+from gateway.ports.insurer import (
+    Delivery,
+    FetchedRetour,
+    InsurerLinkError,
+    LinkErrorReason,
+    OutboundFile,
+)
 
 T = TypeVar("T")
 NOW = 1_800_000_000.0

@@ -24,14 +24,13 @@ from adapters.insurer_link.rest import (
     outbound_traceer_id,
 )
 from gateway.ei import Record, read_records, validate_bytes
-from gateway.insurer import (
+from gateway.insurer import Park, RetryPolicy
+from gateway.ports.insurer import (
     Delivery,
     FetchedRetour,
     InsurerLinkError,
     LinkErrorReason,
     OutboundFile,
-    Park,
-    RetryPolicy,
     ServiceStatus,
 )
 from gateway.vsp import PULL_V1, PUSH_V1, STATUS_V2, STATUS_V3, as_uuid

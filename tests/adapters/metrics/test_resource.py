@@ -12,7 +12,7 @@ from twisted.web import server
 
 from adapters.metrics.resource import OperationsRoot
 from gateway.metrics import Metrics
-from gateway.store import StoreUnavailableError
+from gateway.ports.messages import StoreUnavailableError
 from tests.adapters.inmemory_http import get
 
 

@@ -11,8 +11,8 @@ from twisted.internet.task import Clock
 
 from adapters.metrics.watch import STORE_CHECK_SECONDS, OperationsWatch, watch_operations
 from gateway.metrics import Metrics
-from gateway.outbox import OutboundState
-from gateway.store import StoreUnavailableError
+from gateway.ports.messages import StoreUnavailableError
+from gateway.ports.outbox import OutboundState
 
 NOW = datetime(2026, 11, 10, 12, 0, tzinfo=UTC)
 

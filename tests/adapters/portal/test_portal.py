@@ -32,7 +32,7 @@ from gateway.config import BerichtstroomConfig
 from gateway.ei import LayoutRegistry, Outcome, Record, build_retour, read_records
 from gateway.intake import Intake
 from gateway.loading import describe, load_layouts
-from gateway.store import (
+from gateway.ports.messages import (
     Direction,
     Message,
     MessageStatus,

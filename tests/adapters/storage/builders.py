@@ -6,7 +6,7 @@ import hashlib
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from gateway.store import Direction, MessageStatus, NewMessage, NewStatus
+from gateway.ports.messages import Direction, MessageStatus, NewMessage, NewStatus
 
 T0 = datetime(2026, 2, 3, 9, 0, tzinfo=UTC)
 KRAAM = "33001234"

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 import pytest
 
 from adapters.storage import MemoryMessageStore, SqlMessageStore, Transaction, open_store
-from gateway.store import MessageStore
+from gateway.ports.messages import MessageStore
 from tests.threadpump import ThreadPump
 
 T = TypeVar("T")

@@ -24,12 +24,12 @@ from gateway.admin.cases import (
     CaseState,
     case_id,
 )
-from gateway.admin.ports import UserExistsError
 from gateway.admin.service import AdminService, LoginRefusedError, NotAllowedError
 from gateway.ei import LayoutRegistry
 from gateway.errors import ErrorKind
 from gateway.loading import load_layouts
-from gateway.outbox import OutboundState
+from gateway.ports.admin import UserExistsError
+from gateway.ports.outbox import OutboundState
 from tests.threadpump import ThreadPump
 
 T = TypeVar("T")

@@ -13,7 +13,7 @@ from adapters.storage import open_store
 from adapters.storage.backup import BackupError, backup_sqlite, restore_sqlite, sqlite_path
 from adapters.storage.lock import StoreLock
 from adapters.storage.migrations import LATEST_VERSION
-from gateway.store import StoreInUseError
+from gateway.ports.messages import StoreInUseError
 from tests.adapters.storage.builders import upload
 from tests.threadpump import ThreadPump
 

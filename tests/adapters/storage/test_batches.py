@@ -33,8 +33,8 @@ from gateway.admin.service import AdminService, NotAllowedError
 from gateway.ei import LayoutRegistry
 from gateway.errors import ErrorKind
 from gateway.loading import load_layouts
-from gateway.outbox import OutboundState
-from gateway.store import StoreError
+from gateway.ports.messages import StoreError
+from gateway.ports.outbox import OutboundState
 from tests.threadpump import ThreadPump
 
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)

@@ -20,8 +20,8 @@ from adapters.storage.database import (
     decode_timestamp,
     encode_timestamp,
 )
-from adapters.storage.messages import SqlMessageStore
-from gateway.store import StoreError, StoreUnavailableError, UploadResult
+from adapters.storage.facade import SqlMessageStore
+from gateway.ports.messages import StoreError, StoreUnavailableError, UploadResult
 from tests.adapters.storage.builders import retour, upload
 from tests.threadpump import WAIT_SECONDS, ThreadPump
 

@@ -11,7 +11,7 @@ import pytest
 
 from adapters.storage import SqlMessageStore, Transaction, open_store
 from gateway.crypto import Keyring
-from gateway.store import StoreError
+from gateway.ports.messages import StoreError
 from tests.adapters.storage.builders import upload
 from tests.threadpump import ThreadPump
 

@@ -6,7 +6,7 @@ import dataclasses
 import hashlib
 from datetime import UTC, datetime, timedelta, timezone
 
-from gateway.store import (
+from gateway.ports.messages import (
     Direction,
     MessageStatus,
     NewStatus,

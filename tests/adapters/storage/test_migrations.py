@@ -14,7 +14,7 @@ from adapters.storage.migrations import (
     load_migrations,
     migrate,
 )
-from gateway.store import SchemaVersionError
+from gateway.ports.messages import SchemaVersionError
 from tests.threadpump import ThreadPump
 
 ALL_VERSIONS = [m.version for m in load_migrations("sqlite")]

@@ -11,8 +11,8 @@ import pytest
 
 from adapters.storage import SqlMessageStore, open_store
 from adapters.storage.outbox import SqlOutbox
-from gateway.outbox import OutboundState
-from gateway.store import Direction, MessageStatus, NewMessage, NewStatus
+from gateway.ports.messages import Direction, MessageStatus, NewMessage, NewStatus
+from gateway.ports.outbox import OutboundState
 from tests.threadpump import ThreadPump
 
 T0 = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)

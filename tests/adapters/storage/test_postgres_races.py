@@ -18,8 +18,9 @@ import pytest
 from twisted.python.failure import Failure
 
 from adapters.storage import Transaction, open_store
-from adapters.storage.messages import JournalCodec, _key_taken, record_upload_txn
-from gateway.store import UploadResult
+from adapters.storage.journal import JournalCodec
+from adapters.storage.messages import _key_taken, record_upload_txn
+from gateway.ports.messages import UploadResult
 from tests.adapters.storage.builders import upload
 from tests.threadpump import WAIT_SECONDS, ThreadPump
 

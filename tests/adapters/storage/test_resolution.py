@@ -30,13 +30,14 @@ from gateway.collector import RetourCollector
 from gateway.config import RuleSet, Variant
 from gateway.ei import Record, read_records, validate_bytes
 from gateway.errors import ErrorKind
-from gateway.insurer import FetchedRetour
-from gateway.intake import Intake, Upload
+from gateway.intake import Intake
 from gateway.loading import load_layouts
 from gateway.masking import mask_value
+from gateway.ports.insurer import FetchedRetour
+from gateway.ports.intake import Upload
+from gateway.ports.messages import Direction
 from gateway.resolution import Resolver
 from gateway.rules.model import Contract, InsurerTerms, Participant, Settings, Terms
-from gateway.store import Direction
 from gateway.terms import load_catalogue
 from gateway.unpacker import Unpacker
 from gateway.vsp import send_metadata

@@ -20,7 +20,7 @@ from gateway.admin.cases import CaseKind, case_id
 from gateway.admin.search import MASKED_BSN, HitKind, SearchHit, SearchQuery
 from gateway.crypto import Keyring
 from gateway.lines import DeclaredLine
-from gateway.store import Direction, MessageStatus, NewMessage, NewStatus
+from gateway.ports.messages import Direction, MessageStatus, NewMessage, NewStatus
 from tests.adapters.storage.builders import retour, upload
 from tests.threadpump import ThreadPump
 

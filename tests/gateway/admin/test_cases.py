@@ -9,6 +9,9 @@ import pytest
 
 from gateway.admin.accounts import Actor, Role
 from gateway.admin.cases import (
+    KINDS,
+    NEEDS_EFFECT,
+    STATE_AFTER,
     ActionRefusedError,
     CaseAction,
     CaseFacts,
@@ -109,3 +112,26 @@ def test_filters_and_counts() -> None:
         CaseKind.INTAKE_REJECTED: 1,
         CaseKind.PARKED: 1,
     }
+
+
+def test_every_action_but_a_note_moves_the_case_and_a_reopened_case_is_open_again() -> None:
+    assert set(STATE_AFTER) == set(CaseAction) - {CaseAction.NOTE}
+    assert STATE_AFTER[CaseAction.REOPEN] is CaseState.OPEN
+    assert STATE_AFTER[CaseAction.WRITE_OFF] is CaseState.WRITTEN_OFF
+    # A case an action closes no longer offers that action; reopening offers it again.
+    for kind, spec in KINDS.items():
+        for action in spec.actions - {CaseAction.NOTE, CaseAction.REOPEN}:
+            before = build_case(facts(kind), None)
+            assert action in allowed_actions(before)
+            after = build_case(facts(kind), record(STATE_AFTER[action], T0 + timedelta(hours=1)))
+            assert action not in allowed_actions(after)
+            assert CaseAction.REOPEN in allowed_actions(after)
+            reopened = build_case(
+                facts(kind), record(STATE_AFTER[CaseAction.REOPEN], T0 + timedelta(hours=2))
+            )
+            assert action in allowed_actions(reopened)
+
+
+def test_the_actions_with_a_prepared_effect_are_those_of_rejected_lines_and_phases() -> None:
+    special = KINDS[CaseKind.REJECTED_LINE].actions | KINDS[CaseKind.WAITING_PHASE].actions
+    assert special - KINDS[CaseKind.INTAKE_REJECTED].actions == NEEDS_EFFECT

@@ -12,8 +12,9 @@ import pytest
 from twisted.internet import defer
 
 from adapters.storage import open_store
-from gateway.intake import Intake, Upload
+from gateway.intake import Intake
 from gateway.loading import load_layouts
+from gateway.ports.intake import Upload
 from gateway.vsp import send_metadata
 from tests.gateway.rules.test_decide import TARIFFS
 from tests.gateway.running import cli_command, make_pki, write_config

@@ -15,7 +15,7 @@ from gateway import cli
 from tests.gateway.ei.fixture_table import MESSAGES
 
 # Loaded by any command that opens the store or runs the gateway; never by the codec's.
-HEAVY = ("adapters", "gateway.admin", "gateway.app", "gateway.store", "twisted", "sqlite3")
+HEAVY = ("adapters", "gateway.admin", "gateway.app", "gateway.ports", "twisted", "sqlite3")
 
 
 def _registered(module: str) -> list[str]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import date
 
 from gateway.cli.settlement import settlement_json
-from gateway.unpacker import SettlementRow
+from gateway.ports.outcomes import SettlementRow
 from tests.gateway.rules.test_decide import KRAAM, ln
 
 

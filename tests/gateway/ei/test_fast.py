@@ -23,7 +23,8 @@ from hypothesis import strategies as st
 from gateway.ei import FieldLayout, LayoutRegistry, Record, RecordLayout, Validator, validate_bytes
 from gateway.ei import fast as fast_module
 from gateway.ei import validate as validate_module
-from gateway.ei.validate import field_problem, is_prestatie
+from gateway.ei.checking import is_prestatie
+from gateway.ei.validate import field_problem
 from gateway.loading import load_layouts
 from tests.benchmarks.codec import build_declaration
 from tests.factories import kz301, vk301, zh308

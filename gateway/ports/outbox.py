@@ -23,9 +23,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from gateway.store import Message, NewMessage
+from gateway.ports.messages import Message, NewMessage
 
-__all__ = ["Outbound", "OutboundState", "Outbox"]
+__all__ = ["Outbound", "OutboundState", "Outbox", "QueueReads"]
 
 
 class OutboundState(enum.StrEnum):
@@ -118,3 +118,12 @@ class Outbox(Protocol):
         """Per insurer, when its oldest file still without a retour (queued, sending or
         delivered) was made; insurers with none are left out."""
         ...
+
+
+class QueueReads(Protocol):
+    """What the operations watch (``adapters.metrics.watch``) reads of the outbound queue:
+    the part of :class:`Outbox` it needs."""
+
+    def counts(self) -> Awaitable[Mapping[tuple[str, OutboundState], int]]: ...
+
+    def oldest_unanswered(self) -> Awaitable[Mapping[str, datetime]]: ...

@@ -1,9 +1,15 @@
-"""The admin store port: accounts, sessions, the audit log and the cases' own records.
+"""The admin ports: the admin store, the search and the batches.
 
-Implemented on SQL by :class:`adapters.storage.admin.SqlAdminStore`, in the same database
+:class:`AdminStore` keeps accounts, sessions, the audit log and the cases' own records;
+implemented on SQL by :class:`adapters.storage.admin.SqlAdminStore`, in the same database
 as the messages (a case's facts are read from the message tables, and an action changes
 both in one transaction). Every method is one transaction; every method that changes
 something appends its audit entry in that same transaction, so nothing is done unlogged.
+
+:class:`SearchStore` answers the administrator's search (``adapters.storage.search``) and
+:class:`BatchStore` keeps bulk actions (``adapters.storage.batches``). The values they
+pass that the admin's pure rules work on too (cases, audit entries, search queries,
+batches) live with those rules in :mod:`gateway.admin`.
 """
 
 from __future__ import annotations
@@ -11,21 +17,23 @@ from __future__ import annotations
 from collections.abc import Awaitable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 from gateway.admin.accounts import Actor, Role
 from gateway.admin.audit import AuditEntry, AuditHead, NewAuditEntry
+from gateway.admin.batches import Batch, BatchControl, NewBatch, NextStep, StepResult
 from gateway.admin.cases import Case, CaseAction, CaseFacts, CaseNote
 from gateway.admin.detail import CaseDetail, PregnancyView
+from gateway.admin.search import SearchHit, SearchQuery
 from gateway.errors import ErrorKind, GatewayError
-
-if TYPE_CHECKING:
-    from gateway.resolution import Effect
+from gateway.ports.resolution import Effect
 
 __all__ = [
     "SESSION_KINDS",
     "AdminStore",
+    "BatchStore",
     "NewSession",
+    "SearchStore",
     "SessionKind",
     "SessionRecord",
     "UserChange",
@@ -102,7 +110,7 @@ class AdminStore(Protocol):
 
     def change_user(self, change: UserChange, audit: NewAuditEntry) -> Awaitable[int]:
         """Apply ``change`` with its audit entry; the number of sessions and tokens ended.
-        Raises LookupError for no such user, and
+        Raises :class:`~gateway.errors.NotFoundError` for no such user, and
         :class:`~gateway.admin.accounts.AccountError` when the change would leave no active
         administrator."""
         ...
@@ -174,7 +182,7 @@ class AdminStore(Protocol):
     ) -> Awaitable[Case]:
         """Do ``action`` to the case in one transaction with its audit entry: checked
         against the case as it stands in that transaction (raises
-        :class:`~gateway.admin.cases.ActionRefusedError`), LookupError for no such case.
+        :class:`~gateway.admin.cases.ActionRefusedError`), NotFoundError for no such case.
         ``effect`` is what an action of :mod:`gateway.resolution` stores with it."""
         ...
 
@@ -184,4 +192,49 @@ class AdminStore(Protocol):
 
     def pregnancy(self, pregnancy: str) -> Awaitable[PregnancyView | None]:
         """Every line, claim and decision of one pregnancy."""
+        ...
+
+
+class SearchStore(Protocol):
+    def search(
+        self, query: SearchQuery, limit: int, *, reveal: bool
+    ) -> Awaitable[tuple[list[SearchHit], bool]]:
+        """At most ``limit`` hits, newest first, and whether more matched. A line's BSN is
+        read from its sealed value only with ``reveal``; otherwise it is
+        :data:`~gateway.admin.search.MASKED_BSN`."""
+        ...
+
+
+class BatchStore(Protocol):
+    """Where batches are kept (:class:`adapters.storage.batches.SqlBatchStore`): each method
+    one transaction; each change with its audit entry in that transaction."""
+
+    def create_batch(self, new: NewBatch) -> Awaitable[Batch]:
+        """Store ``new`` with its items, and its audit entry as done by its creator."""
+        ...
+
+    def batch(self, batch_id: int, *, items: bool = False) -> Awaitable[Batch | None]: ...
+
+    def batches(self, limit: int = 100) -> Awaitable[list[Batch]]:
+        """The newest batches first."""
+        ...
+
+    def control_batch(
+        self, batch_id: int, control: BatchControl, actor: Actor, at: datetime
+    ) -> Awaitable[Batch]:
+        """Pause, resume or cancel (raises :class:`~gateway.admin.cases.ActionRefusedError`
+        when it does not fit the batch's state, NotFoundError for no such batch)."""
+        ...
+
+    def next_step(self, at: datetime) -> Awaitable[NextStep | StepResult | None]:
+        """The next case of the oldest running batch; a batch with none left is finished
+        (and that is the result). None: no batch runs."""
+        ...
+
+    def do_step(
+        self, step: NextStep, effect: Effect | None, refused: str | None, at: datetime
+    ) -> Awaitable[StepResult]:
+        """Do ``step``'s case with ``effect`` (prepared for an action that needs one), in
+        one transaction with its audit entry and its outcome; or record it skipped because
+        preparing it was ``refused``. Nothing if the batch no longer runs."""
         ...

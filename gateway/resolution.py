@@ -24,7 +24,6 @@ stored whole or not at all, and never for a case someone else resolved meanwhile
 
 from __future__ import annotations
 
-import enum
 import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -32,7 +31,7 @@ from datetime import date, datetime
 from typing import Final
 
 from gateway.admin.cases import ActionRefusedError
-from gateway.admin.labels import PHASE_LABELS
+from gateway.admin.labels import FIELD_LABELS, PHASE_LABELS
 from gateway.bundler import INVOICE_SEQUENCE, outbound_message
 from gateway.ei import FieldValue, LayoutRegistry, Record, read_records, validate_bytes
 from gateway.errors import ErrorKind, NotFoundError
@@ -45,6 +44,7 @@ from gateway.ports.outcomes import LineAnswer
 from gateway.ports.resolution import (
     BreakBundle,
     ClaimState,
+    Field,
     PassOn,
     ResolutionStore,
     Resubmission,
@@ -63,25 +63,6 @@ __all__ = [
 _MEMBER_NUMBER: Final = re.compile(r"[0-9A-Za-z]{1,15}")
 _UZOVI: Final = re.compile(r"\d{4}")
 _PRESTATIECODE: Final = re.compile(r"[0-9A-Za-z]{1,6}")
-
-
-class Field(enum.StrEnum):
-    """The fields a correction may change, by the names the forms and the API use."""
-
-    MEMBER_NUMBER = "member_number"
-    UZOVI = "uzovi"
-    FIRST_DAY = "first_day"
-    LAST_DAY = "last_day"
-    PRESTATIE = "prestatie"
-
-
-FIELD_LABELS: Final = {
-    Field.MEMBER_NUMBER: "Verzekerdennummer",
-    Field.UZOVI: "UZOVI-nummer",
-    Field.FIRST_DAY: "Begindatum prestatie",
-    Field.LAST_DAY: "Einddatum prestatie",
-    Field.PRESTATIE: "Integrale prestatie",
-}
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,7 +29,6 @@ from adapters.epd_api.http import problem_bytes
 from gateway.admin.accounts import Actor, Permission
 from gateway.admin.audit import entry_json, parse_recorded_head
 from gateway.admin.batches import BatchControl
-from gateway.admin.bulk import SelectionChangedError
 from gateway.admin.cases import CaseAction
 from gateway.admin.serialise import (
     batch_json,
@@ -44,8 +43,8 @@ from gateway.admin.serialise import (
     search_result_json,
     user_json,
 )
-from gateway.admin.service import NotAllowedError
 from gateway.errors import ErrorKind
+from gateway.ports.admin import NotAllowedError, SelectionChangedError
 
 __all__ = ["Api"]
 

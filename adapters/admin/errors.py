@@ -21,8 +21,8 @@ from typing import Final
 from adapters.admin.routes import MethodNotAllowedError
 from gateway.admin.cases import ActionRefusedError
 from gateway.admin.search import SearchRefusedError
-from gateway.admin.service import NotAllowedError
 from gateway.errors import ErrorKind, GatewayError
+from gateway.ports.admin import NotAllowedError
 from gateway.ports.messages import StoreUnavailableError
 
 __all__ = ["STATUS_BY_KIND", "Problem", "RedirectError", "SiteError", "problem"]

@@ -17,7 +17,7 @@ from adapters.admin.errors import SiteError
 from gateway.admin.cases import CaseAction, CaseFilter, CaseKind
 from gateway.admin.search import DEFAULT_LIMIT, MAX_LIMIT, SearchQuery, parse_day
 from gateway.errors import ErrorKind
-from gateway.resolution import Field as CorrectionField
+from gateway.ports.resolution import Field as CorrectionField
 
 __all__ = [
     "ActionRequest",

@@ -1,7 +1,10 @@
 """What the admin site's pages (:mod:`adapters.admin.pages`) and its JSON API
-(:mod:`adapters.admin.api`) share: the services behind them, how they answer, and the
-operations both offer (an account operation, reprocessing an upload, bulk actions where
-the site has them)."""
+(:mod:`adapters.admin.api`) share: the services behind them, known only by their ports
+(:class:`~gateway.ports.admin.Administration`, :class:`~gateway.ports.admin.BulkActions`,
+:class:`~gateway.ports.reprocess.UploadReprocessing`; the composition root,
+:mod:`adapters.admin.site`, hands in the real ones), how they answer, and the operations
+both offer (an account operation, reprocessing an upload, bulk actions where the site has
+them)."""
 
 from __future__ import annotations
 
@@ -11,11 +14,10 @@ from adapters.admin.errors import SiteError
 from adapters.admin.render import Renderer
 from adapters.admin.session import Sessions
 from gateway.admin.accounts import AccountError, Actor, Permission, Role
-from gateway.admin.bulk import BulkService
-from gateway.admin.service import AdminService, NotAllowedError
 from gateway.errors import ErrorKind
+from gateway.ports.admin import Administration, BulkActions, NotAllowedError
 from gateway.ports.messages import Direction, Message
-from gateway.reprocess import Reprocessor
+from gateway.ports.reprocess import UploadReprocessing
 
 __all__ = ["USER_OPERATIONS", "Handlers"]
 
@@ -32,11 +34,11 @@ class Handlers:
 
     def __init__(
         self,
-        service: AdminService,
+        service: Administration,
         render: Renderer,
         sessions: Sessions,
-        bulk: BulkService | None = None,
-        reprocessor: Reprocessor | None = None,
+        bulk: BulkActions | None = None,
+        reprocessor: UploadReprocessing | None = None,
     ) -> None:
         self.service = service
         self.render = render
@@ -44,15 +46,16 @@ class Handlers:
         self.bulk = bulk
         self.reprocessor = reprocessor
 
-    def bulk_service(self) -> BulkService:
+    def bulk_service(self) -> BulkActions:
         if self.bulk is None:
             raise SiteError(
                 ErrorKind.NOT_FOUND, "onbekend", "Bulkacties zijn hier niet beschikbaar."
             )
         return self.bulk
 
-    def reprocessing(self, actor: Actor) -> Reprocessor:
-        """The reprocessor (:mod:`gateway.reprocess`), if ``actor`` may use it."""
+    def reprocessing(self, actor: Actor) -> UploadReprocessing:
+        """The reprocessor (:class:`~gateway.ports.reprocess.UploadReprocessing`), if
+        ``actor`` may use it."""
         if self.reprocessor is None:
             raise SiteError(ErrorKind.NOT_FOUND, "onbekend", "Opnieuw verwerken kan hier niet.")
         if not actor.may(Permission.RESOLVE_CASES):

@@ -26,14 +26,17 @@ from adapters.admin.render import case_url
 from gateway.admin.accounts import Actor, Permission, Role
 from gateway.admin.audit import AuditEntry, entry_json
 from gateway.admin.batches import BatchControl, BatchPreview
-from gateway.admin.bulk import SelectionChangedError
 from gateway.admin.cases import KINDS, NEEDS_REASON, ActionRefusedError, CaseAction, CaseFilter
 from gateway.admin.consequences import bulk_consequence, consequence
-from gateway.admin.labels import ACTION_LABELS
+from gateway.admin.labels import ACTION_LABELS, FIELD_LABELS
 from gateway.admin.search import SearchQuery, SearchRefusedError, SearchResult, parse_day
-from gateway.admin.service import CaseView, LoginRefusedError, NotAllowedError
 from gateway.errors import ErrorKind
-from gateway.resolution import FIELD_LABELS
+from gateway.ports.admin import (
+    CaseView,
+    LoginRefusedError,
+    NotAllowedError,
+    SelectionChangedError,
+)
 
 __all__ = ["BULK_NOTICES", "USER_NOTICES", "Pages"]
 

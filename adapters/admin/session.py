@@ -22,8 +22,8 @@ from adapters.admin.errors import SiteError
 from adapters.admin.forms import cookie, origin
 from adapters.admin.routes import READ_METHODS
 from gateway.admin.accounts import Actor, csrf_token
-from gateway.admin.service import AdminService
 from gateway.errors import ErrorKind
+from gateway.ports.admin import Administration
 
 __all__ = ["LOGIN_COOKIE", "Sessions"]
 
@@ -34,7 +34,7 @@ class Sessions:
     """The sessions and CSRF checks of the site on ``service``, cookies as ``config``
     says (Secure and ``__Host-`` when the site is served over HTTPS)."""
 
-    def __init__(self, service: AdminService, config: AdminConfig) -> None:
+    def __init__(self, service: Administration, config: AdminConfig) -> None:
         self._service = service
         self.secure = config.cookies_secure
         # __Host- cookies are only accepted over HTTPS, for this host and path /.

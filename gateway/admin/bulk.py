@@ -31,31 +31,17 @@ from gateway.admin.batches import (
 )
 from gateway.admin.cases import ActionRefusedError, CaseAction, CaseFilter
 from gateway.admin.metrics import BulkMetrics
-from gateway.admin.service import AdminService, NotAllowedError
+from gateway.admin.service import AdminService
 from gateway.errors import ErrorKind, NotFoundError
-from gateway.ports.admin import AdminStore, BatchStore
+from gateway.ports.admin import AdminStore, BatchStore, NotAllowedError, SelectionChangedError
 from gateway.ports.messages import StoreUnavailableError
 from gateway.ports.resolution import Effect
 
-__all__ = ["BatchRunner", "BulkService", "SelectionChangedError"]
+__all__ = ["BatchRunner", "BulkService"]
 
 log = Logger()
 
 STEPS_PER_RUN: Final = 25
-
-
-class SelectionChangedError(ActionRefusedError):
-    """The filter selects other cases now than the confirmation showed: ``preview`` is
-    what it selects now (to be confirmed anew)."""
-
-    def __init__(self, preview: BatchPreview) -> None:
-        super().__init__(
-            "selectie-gewijzigd",
-            "De selectie is veranderd sinds de bevestiging; kijk de nieuwe lijst na en "
-            "bevestig opnieuw.",
-            kind=ErrorKind.CONFLICT,
-        )
-        self.preview = preview
 
 
 @dataclass

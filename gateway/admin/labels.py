@@ -25,6 +25,7 @@ from typing import Final
 from zoneinfo import ZoneInfo
 
 from gateway.lines import AnswerOutcome
+from gateway.ports.resolution import Field
 
 __all__ = [
     "ACTION_LABELS",
@@ -32,6 +33,7 @@ __all__ = [
     "BATCH_STATE_LABELS",
     "CASE_DETAIL_LABELS",
     "CONTROL_LABELS",
+    "FIELD_LABELS",
     "ITEM_OUTCOME_LABELS",
     "KNOWN_INSURERS",
     "LINE_STATE_LABELS",
@@ -187,6 +189,14 @@ CONTROL_LABELS: Final[Mapping[str, str]] = {  # a batch's buttons
     "pause": "Pauzeren",
     "resume": "Hervatten",
     "cancel": "Stoppen",
+}
+# The fields a correction may change (gateway.resolution), as the forms and pages name them.
+FIELD_LABELS: Final[Mapping[Field, str]] = {
+    Field.MEMBER_NUMBER: "Verzekerdennummer",
+    Field.UZOVI: "UZOVI-nummer",
+    Field.FIRST_DAY: "Begindatum prestatie",
+    Field.LAST_DAY: "Einddatum prestatie",
+    Field.PRESTATIE: "Integrale prestatie",
 }
 # A search hit's verdict (the insurer's, on a line or on the lines a claim absorbed).
 SEARCH_OUTCOMES: Final[Mapping[str, str]] = {

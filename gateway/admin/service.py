@@ -49,7 +49,6 @@ from gateway.admin.cases import (
     CaseFilter,
     CaseKind,
     CaseNote,
-    KindSpec,
     allowed_actions,
     check_action,
     counts_by_kind,
@@ -57,9 +56,9 @@ from gateway.admin.cases import (
     select_cases,
 )
 from gateway.admin.client import client_of
-from gateway.admin.detail import CaseDetail, DecisionView, LineView, PregnancyView
-from gateway.admin.fileview import FileView, view_file
-from gateway.admin.labels import ClientView, Names
+from gateway.admin.detail import CaseDetail, PregnancyView
+from gateway.admin.fileview import view_file
+from gateway.admin.labels import FIELD_LABELS, ClientView, Names
 from gateway.admin.metrics import AdminMetrics
 from gateway.admin.search import (
     DEFAULT_LIMIT,
@@ -71,20 +70,24 @@ from gateway.admin.search import (
     check_query,
 )
 from gateway.ei import LayoutRegistry
-from gateway.errors import ErrorKind, GatewayError, NotFoundError
+from gateway.errors import ErrorKind, NotFoundError
 from gateway.loading import describe
 from gateway.ports.admin import (
     SESSION_KINDS,
     AdminStore,
+    CaseView,
+    LoginRefusedError,
     NewSession,
+    NotAllowedError,
+    Queue,
     SearchStore,
     UserChange,
-    UserRecord,
+    UserView,
 )
-from gateway.ports.messages import MessageStore, StatusEntry
-from gateway.ports.resolution import ClosePhase, Effect, Resubmission
+from gateway.ports.messages import MessageStore
+from gateway.ports.resolution import ClosePhase, Effect, Field, Resubmission
 from gateway.ports.runtime import RunInThread, run_inline
-from gateway.resolution import FIELD_LABELS, Correction, Field, Resolver
+from gateway.resolution import Correction, Resolver
 from gateway.rules.catalogue import Phase
 
 log = Logger()
@@ -97,14 +100,7 @@ _PREPARED: Final = frozenset(
 _REDECIDES: Final = frozenset({CaseAction.BREAK_BUNDLE, CaseAction.CLOSE_PHASE})
 _FIELDS: Final = frozenset(f.value for f in Field)
 
-__all__ = [
-    "AdminService",
-    "CaseView",
-    "LoginRefusedError",
-    "NotAllowedError",
-    "Queue",
-    "UserView",
-]
+__all__ = ["AdminService"]
 
 T = TypeVar("T")
 
@@ -115,68 +111,6 @@ THROTTLED_LOG_WINDOW: Final = timedelta(minutes=15)
 HASHES_AT_ONCE: Final = 4  # scrypt hashes and checks running at one time
 AUDIT_VERIFY_PAGE: Final = 5000  # entries read per query when the chain is checked
 _UNKNOWN_USER: Final = "(onbekend)"
-
-
-class LoginRefusedError(GatewayError):
-    """Wrong name or password (never said which), or too many failures in a row."""
-
-    kind = ErrorKind.UNAUTHENTICATED
-
-    def __init__(self, throttled: bool) -> None:
-        super().__init__(
-            "throttled" if throttled else "refused",
-            code="te-veel-pogingen" if throttled else "aanmelding-onjuist",
-            kind=ErrorKind.THROTTLED if throttled else ErrorKind.UNAUTHENTICATED,
-        )
-        self.throttled = throttled
-
-
-class NotAllowedError(GatewayError):
-    """The actor's role lacks ``permission``."""
-
-    code = "geen-recht"
-    kind = ErrorKind.NOT_ALLOWED
-
-    def __init__(self, permission: Permission) -> None:
-        super().__init__(f"not allowed: {permission.value}")
-        self.permission = permission
-
-
-@dataclass(frozen=True, slots=True)
-class Queue:
-    cases: list[Case]
-    counts: dict[CaseKind, int]  # open cases per kind, of all (not only the filtered)
-    now: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class CaseView:
-    case: Case
-    detail: CaseDetail
-    spec: KindSpec
-    notes: list[CaseNote]
-    history: list[AuditEntry]  # everything done to (or seen of) the case, oldest first
-    statuses: list[StatusEntry]  # the message's own status history
-    retourcodes: list[tuple[str, str]]  # (code, Dutch meaning)
-    actions: list[CaseAction]  # what this actor may do now
-    file: FileView | None
-    now: datetime
-    unmasked: bool = False
-    prestaties: list[tuple[str, str]] = field(default_factory=list)  # a correction's choices
-    client: ClientView | None = None  # whom the case is about (BSN masked unless unmasked)
-    current: dict[str, str] = field(default_factory=dict)  # a correction's starting values
-    # Every line of the case's pregnancy (all phases), for its birth date.
-    pregnancy_lines: tuple[LineView, ...] = ()
-    pregnancy_decisions: tuple[DecisionView, ...] = ()  # its phases, as the rules decided
-
-
-@dataclass(frozen=True, slots=True)
-class UserView:
-    """An account as the administrator's page lists it."""
-
-    user: UserRecord
-    sessions: int  # live browser sessions
-    tokens: int  # live API tokens
 
 
 @dataclass

@@ -40,8 +40,8 @@ from gateway.admin.serialise import (
     preview_json,
     search_result_json,
 )
-from gateway.admin.service import NotAllowedError
 from gateway.cli.admin import AdminSession, CliError, admin_session, cli_actor, exit_status
+from gateway.ports.admin import NotAllowedError
 
 __all__ = ["register"]
 

@@ -19,10 +19,10 @@ from adapters.http_errors import HttpError
 from adapters.insurer_sim import resource as insurer_sim
 from adapters.portal import resource as portal
 from gateway.admin.cases import ActionRefusedError
-from gateway.admin.service import LoginRefusedError
 from gateway.cli.admin import EXIT_FAILED, EXIT_USAGE, exit_status
 from gateway.ei import EIError
 from gateway.errors import ErrorKind, GatewayError, NotFoundError
+from gateway.ports.admin import LoginRefusedError
 from gateway.ports.insurer import InsurerLinkError, LinkErrorReason
 from gateway.ports.intake import IntakeRefusedError
 from gateway.ports.messages import StoreUnavailableError

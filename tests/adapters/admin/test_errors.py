@@ -11,8 +11,8 @@ from adapters.admin.routes import MethodNotAllowedError
 from gateway.admin.accounts import Permission
 from gateway.admin.cases import ActionRefusedError
 from gateway.admin.search import SearchRefusedError
-from gateway.admin.service import NotAllowedError
 from gateway.errors import ErrorKind, NotFoundError
+from gateway.ports.admin import NotAllowedError
 from gateway.ports.messages import StoreUnavailableError
 
 NO_RIGHT = "Uw rol geeft geen toegang tot deze pagina of actie."

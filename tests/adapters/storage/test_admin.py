@@ -24,11 +24,11 @@ from gateway.admin.cases import (
     CaseState,
     case_id,
 )
-from gateway.admin.service import AdminService, LoginRefusedError, NotAllowedError
+from gateway.admin.service import AdminService
 from gateway.ei import LayoutRegistry
 from gateway.errors import ErrorKind
 from gateway.loading import load_layouts
-from gateway.ports.admin import UserExistsError
+from gateway.ports.admin import LoginRefusedError, NotAllowedError, UserExistsError
 from gateway.ports.outbox import OutboundState
 from tests.threadpump import ThreadPump
 

@@ -87,7 +87,7 @@ log = Logger()
 class TLSSetupError(ConfigError):
     """The certificate, key, trust store or CRL files cannot be used."""
 
-    reason = "tls-setup"
+    code = "tls-setup"
 
 
 @dataclass(frozen=True, slots=True)

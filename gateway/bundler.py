@@ -34,7 +34,7 @@ from gateway.ei import (
     validate_bytes,
 )
 from gateway.jobs import JobLock
-from gateway.lines import DeclaredLine
+from gateway.lines import AnswerOutcome, DeclaredLine
 from gateway.metrics import Metrics
 from gateway.ports.bundling import (
     BundleConflictError,
@@ -503,7 +503,7 @@ class Bundler:
         returned = [
             LineAnswerNow(
                 key,
-                "returned",
+                AnswerOutcome.RETURNED,
                 0,
                 (placement.code or RETURN_TO_DECLARE_ITSELF,),
             )
@@ -514,7 +514,8 @@ class Bundler:
         answered_late = [
             item.answer
             for item in late
-            if item.answer is not None and item.answer.outcome in ("granted", "rejected")
+            if item.answer is not None
+            and item.answer.outcome in (AnswerOutcome.GRANTED, AnswerOutcome.REJECTED)
         ]
         corrections = self._corrections(plan, lines)
         retours = await self._answer_now([*returned, *answered_late, *corrections], lines)
@@ -555,12 +556,14 @@ class Bundler:
                 ):
                     continue
                 outcome, granted = self._outcomes.get(placement.pair, ("", None))
-                if outcome == "granted" and granted:
-                    out.append(LineAnswerNow(key, "granted", -granted, ()))
+                if outcome == AnswerOutcome.GRANTED and granted:
+                    out.append(LineAnswerNow(key, AnswerOutcome.GRANTED, -granted, ()))
                     continue
-                out.append(LineAnswerNow(key, "granted", 0, ()))
-                if outcome in ("", "review"):
-                    out.append(LineAnswerNow(placement.pair, "rejected", 0, (DEBIT_CREDITED,)))
+                out.append(LineAnswerNow(key, AnswerOutcome.GRANTED, 0, ()))
+                if outcome in ("", AnswerOutcome.REVIEW):
+                    out.append(
+                        LineAnswerNow(placement.pair, AnswerOutcome.REJECTED, 0, (DEBIT_CREDITED,))
+                    )
         return out
 
     def _late(self, reference: str, line: DeclaredLine | None, key: LineKey) -> LateLine:
@@ -573,11 +576,16 @@ class Bundler:
             return LateLine(reference, key, None)
         outcome, codes = answer
         granted = 0
-        if outcome == "granted" and self._distribution is Distribution.DECLARED and line:
+        if (
+            outcome == AnswerOutcome.GRANTED
+            and self._distribution is Distribution.DECLARED
+            and line
+        ):
             granted = max(line.amount or 0, 0)
-        if outcome == "granted" and granted == 0:
+        if outcome == AnswerOutcome.GRANTED and granted == 0:
             codes = (PAID_THROUGH_INTEGRAL,)
-        return LateLine(reference, key, LineAnswerNow(key, outcome, granted, codes, reference))
+        now = LineAnswerNow(key, AnswerOutcome(outcome), granted, codes, reference)
+        return LateLine(reference, key, now)
 
     async def _answer_now(
         self, answers: Sequence[LineAnswerNow], lines: dict[LineKey, DeclaredLine]

@@ -63,6 +63,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from gateway.admin.cases import CaseKind
+from gateway.errors import ErrorKind, GatewayError
 from gateway.rules.model import RuleSet, Variant
 
 __all__ = [
@@ -126,10 +127,11 @@ class ConfigProblem:
         return f"{self.path}: {self.message}" if self.path else self.message
 
 
-class ConfigError(Exception):
+class ConfigError(GatewayError):
     """A config file that cannot be used; ``problems`` lists everything wrong with it."""
 
-    reason = "config-invalid"
+    code = "config-invalid"
+    kind = ErrorKind.MISCONFIGURED
 
     def __init__(self, source: str | Path, problems: Sequence[ConfigProblem]) -> None:
         self.source = str(source)

@@ -44,6 +44,8 @@ from dataclasses import dataclass
 
 from twisted.logger import Logger
 
+from gateway.errors import ErrorKind, GatewayError
+
 __all__ = [
     "ENVIRONMENT_VARIABLE",
     "POINTS",
@@ -69,8 +71,11 @@ POINTS = (
 )
 
 
-class CrashPointError(ValueError):
+class CrashPointError(GatewayError, ValueError):
     """``IGO_GATEWAY_CRASH_AT`` names no crash point (or a bad count)."""
+
+    code = "crash-point-invalid"
+    kind = ErrorKind.MISCONFIGURED
 
 
 @dataclass(frozen=True, slots=True)

@@ -37,6 +37,8 @@ from pathlib import Path
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from gateway.errors import ErrorKind, GatewayError
+
 __all__ = [
     "CryptoError",
     "Keyring",
@@ -51,8 +53,12 @@ NONCE_BYTES = 12
 KEY_BYTES = 32
 
 
-class CryptoError(Exception):
-    """A key file that cannot be used, or a sealed value that does not open."""
+class CryptoError(GatewayError):
+    """A key file that cannot be used, or a sealed value that does not open (a key that
+    is not in the keyring, or damaged bytes): either way the operator's keys are at fault."""
+
+    code = "crypto"
+    kind = ErrorKind.MISCONFIGURED
 
 
 def _decode_key(name: str, text: object) -> bytes:

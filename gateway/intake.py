@@ -13,12 +13,13 @@ Rules:
   message's conversation;
 * the sender named in the metadata, and one of the zorgverlener / praktijk / instelling
   codes in the file's 01 record, must be the authenticated participant (else
-  :class:`~gateway.ports.intake.IntakeRefusedError`, status 422, and nothing is stored);
+  :class:`~gateway.ports.intake.IntakeRefusedError` of kind INVALID, and nothing is stored);
 * the same traceerId from the same participant with the same bytes is a retry: it returns
   the first receipt and stores nothing; with other bytes, or a traceerId another message
-  already has, the upload is refused (422, nothing stored);
+  already has, the upload is refused (kind CONFLICT, nothing stored);
 * a berichtstroom whose berichttype names a Vektis standard must name the file's own
-  standard; the accepted berichttype/actie values are configuration (422 otherwise);
+  standard; the accepted berichttype/actie values are configuration (refused as INVALID
+  otherwise);
 * a file reusing a factuurnummer the payee used before is rejected with 0030;
 * a participant sends declarations only: a retour standard (KZ302, VK302, ZH309) is
   rejected technically with 0010 (:mod:`gateway.ei.kinds`), its factuurnummer and lines
@@ -26,6 +27,9 @@ Rules:
 * a file that fails the checks is still journaled, with status "afgekeurd", and a
   technical-rejection retour (0001 plus the finding's code, only 01 and 99 records) waits
   in the sender's queue.
+
+A refusal carries a kind, not an HTTP status: the EPD API and the portal answer both
+kinds with 422, as VECOZO's API does (their ``STATUS_BY_KIND`` tables).
 """
 
 from __future__ import annotations
@@ -49,6 +53,7 @@ from gateway.ei import (
     validate_bytes,
 )
 from gateway.ei.kinds import require_kind
+from gateway.errors import ErrorKind
 from gateway.lines import DeclaredLine, declared_lines
 from gateway.loading import describe
 from gateway.metrics import Metrics
@@ -144,7 +149,7 @@ class Intake:
         metadata = upload.metadata
         if metadata.routeringgegevens.afzender.code != upload.participant:
             raise IntakeRefusedError(
-                422,
+                ErrorKind.INVALID,
                 "afzender-onjuist",
                 "The afzender in berichtMetadata is not the participant of the client certificate.",
                 "routeringgegevens.afzender.code",
@@ -246,7 +251,7 @@ class Intake:
         or a refusal."""
         if known.party != upload.participant or known.direction is not Direction.FROM_PARTICIPANT:
             raise IntakeRefusedError(
-                422,
+                ErrorKind.CONFLICT,
                 "traceerid-in-gebruik",
                 "This traceerId belongs to another message; nothing was stored. Give every "
                 "message a new traceerId.",
@@ -254,7 +259,7 @@ class Intake:
             )
         if known.sha256 != sha256:
             raise IntakeRefusedError(
-                422,
+                ErrorKind.CONFLICT,
                 "traceerid-hergebruikt",
                 "This traceerId was used before with another payload; nothing was stored. "
                 "Give every message a new traceerId.",
@@ -274,14 +279,14 @@ class Intake:
         policy = self._berichtstroom
         if policy.berichttypen and flow.berichttype not in policy.berichttypen:
             raise IntakeRefusedError(
-                422,
+                ErrorKind.INVALID,
                 "berichtstroom-onbekend",
                 f"berichttype must be one of: {', '.join(policy.berichttypen)}.",
                 "routeringgegevens.berichtstroom.berichttype",
             )
         if policy.acties and flow.actie not in policy.acties:
             raise IntakeRefusedError(
-                422,
+                ErrorKind.INVALID,
                 "berichtstroom-onbekend",
                 f"actie must be one of: {', '.join(policy.acties)}.",
                 "routeringgegevens.berichtstroom.actie",
@@ -297,7 +302,7 @@ class Intake:
             named = berichttype.upper()
         if named is not None and named != result.layout.standard:
             raise IntakeRefusedError(
-                422,
+                ErrorKind.INVALID,
                 "berichtstroom-onjuist",
                 f"berichttype names {named}, but the payload is a {result.layout.standard} "
                 "file; nothing was stored.",
@@ -332,7 +337,7 @@ class Intake:
         }
         if upload.participant not in codes:
             raise IntakeRefusedError(
-                422,
+                ErrorKind.INVALID,
                 "declarant-onjuist",
                 "None of the zorgverlener, praktijk and instelling codes in the file's 01 "
                 "record is the participant of the client certificate.",

@@ -14,13 +14,24 @@ record's field and the 16 records that follow it, where the layout has them).
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import date
 
 from gateway.ei import Record, line_amount, prestatie_groups
 
-__all__ = ["DeclaredLine", "declared_lines"]
+__all__ = ["AnswerOutcome", "DeclaredLine", "declared_lines"]
+
+
+class AnswerOutcome(enum.StrEnum):
+    """What a declared line's answer says (the ``outcome`` column of declaration_lines;
+    the values are stored and shown in JSON as they are)."""
+
+    GRANTED = "granted"  # the insurer paid (part of) it
+    REJECTED = "rejected"  # refused; passed on to the participant
+    REVIEW = "review"  # refused; the IGO reviews it first (an open case)
+    RETURNED = "returned"  # the gateway returned it: the participant declares it itself
 
 
 @dataclass(frozen=True, slots=True)

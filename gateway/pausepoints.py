@@ -22,6 +22,8 @@ from pathlib import Path
 
 from twisted.logger import Logger
 
+from gateway.errors import ErrorKind, GatewayError
+
 __all__ = ["ENVIRONMENT_VARIABLE", "POINTS", "PausePointError", "pause_point_from_environment"]
 
 log = Logger()
@@ -32,8 +34,11 @@ _CHECK_SECONDS = 0.02
 _LONGEST_SECONDS = 600.0
 
 
-class PausePointError(ValueError):
+class PausePointError(GatewayError, ValueError):
     """``IGO_GATEWAY_PAUSE_AT`` names no pause point or no folder."""
+
+    code = "pause-point-invalid"
+    kind = ErrorKind.MISCONFIGURED
 
 
 def pause_point_from_environment(

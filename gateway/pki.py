@@ -26,6 +26,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from gateway.errors import ErrorKind, GatewayError
+
 __all__ = [
     "CA_CERT",
     "CA_KEY",
@@ -55,8 +57,11 @@ BACKDATE = timedelta(hours=1)
 _AGB = re.compile(r"\d{8}")
 
 
-class PkiError(Exception):
+class PkiError(GatewayError):
     """The development PKI cannot be created as asked (nothing was changed)."""
+
+    code = "pki-invalid"
+    kind = ErrorKind.INVALID
 
 
 @dataclass(frozen=True, slots=True)

@@ -40,6 +40,7 @@ from gateway.admin.accounts import Actor, Permission
 from gateway.admin.audit import AuditAction, NewAuditEntry
 from gateway.admin.cases import MAX_REASON_LENGTH, ActionRefusedError
 from gateway.ei import LayoutRegistry
+from gateway.errors import ErrorKind, NotFoundError
 from gateway.intake import check_upload, payee_of
 from gateway.ports.messages import Direction, MessageStore
 from gateway.ports.reprocess import (
@@ -80,20 +81,20 @@ class Reprocessor:
             raise ActionRefusedError(
                 "geen-recht",
                 f"Rol {actor.role.value} mag geen bestanden opnieuw verwerken.",
-                status=403,
+                kind=ErrorKind.NOT_ALLOWED,
             )
         reason = reason.strip()
         if not reason:
-            raise ActionRefusedError("reden-ontbreekt", "Vul een reden in.", status=400)
+            raise ActionRefusedError("reden-ontbreekt", "Vul een reden in.", kind=ErrorKind.INVALID)
         if len(reason) > MAX_REASON_LENGTH:
             raise ActionRefusedError(
                 "reden-te-lang",
                 f"Een reden is hoogstens {MAX_REASON_LENGTH} tekens.",
-                status=400,
+                kind=ErrorKind.INVALID,
             )
         message = await self._messages.get_message(traceer_id)
         if message is None or message.direction is not Direction.FROM_PARTICIPANT:
-            raise LookupError(traceer_id)
+            raise NotFoundError(traceer_id)
         payload = await self._messages.payload(message.sha256)
         if payload is None:
             raise ActionRefusedError(

@@ -24,7 +24,6 @@ stored whole or not at all, and never for a case someone else resolved meanwhile
 
 from __future__ import annotations
 
-import enum
 import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -32,16 +31,20 @@ from datetime import date, datetime
 from typing import Final
 
 from gateway.admin.cases import ActionRefusedError
-from gateway.admin.labels import PHASE_LABELS
+from gateway.admin.labels import FIELD_LABELS, PHASE_LABELS
 from gateway.bundler import INVOICE_SEQUENCE, outbound_message
 from gateway.ei import FieldValue, LayoutRegistry, Record, read_records, validate_bytes
+from gateway.errors import ErrorKind, NotFoundError
+from gateway.lines import AnswerOutcome
 from gateway.loading import describe
+from gateway.masking import mask_value
 from gateway.ports.bundling import QueuedFile
 from gateway.ports.messages import MessageStore
 from gateway.ports.outcomes import LineAnswer
 from gateway.ports.resolution import (
     BreakBundle,
     ClaimState,
+    Field,
     PassOn,
     ResolutionStore,
     Resubmission,
@@ -50,36 +53,16 @@ from gateway.ports.runtime import RunInThread, run_inline
 from gateway.rules.catalogue import Catalogue, Phase
 from gateway.rules.claims import PlannedLine, build_claim_file
 from gateway.rules.model import ClaimLine, Terms, line_key
-from gateway.unpacker import REJECTED, Unpacker
+from gateway.unpacker import Unpacker
 
 __all__ = [
     "Correction",
     "Resolver",
-    "masked",
 ]
 
 _MEMBER_NUMBER: Final = re.compile(r"[0-9A-Za-z]{1,15}")
 _UZOVI: Final = re.compile(r"\d{4}")
 _PRESTATIECODE: Final = re.compile(r"[0-9A-Za-z]{1,6}")
-
-
-class Field(enum.StrEnum):
-    """The fields a correction may change, by the names the forms and the API use."""
-
-    MEMBER_NUMBER = "member_number"
-    UZOVI = "uzovi"
-    FIRST_DAY = "first_day"
-    LAST_DAY = "last_day"
-    PRESTATIE = "prestatie"
-
-
-FIELD_LABELS: Final = {
-    Field.MEMBER_NUMBER: "Verzekerdennummer",
-    Field.UZOVI: "UZOVI-nummer",
-    Field.FIRST_DAY: "Begindatum prestatie",
-    Field.LAST_DAY: "Einddatum prestatie",
-    Field.PRESTATIE: "Integrale prestatie",
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +82,7 @@ class Correction:
         unknown = set(given) - {f.value for f in Field}
         if unknown:
             raise ActionRefusedError(
-                "veld-onbekend", f"Onbekend veld: {sorted(unknown)[0]}.", status=400
+                "veld-onbekend", f"Onbekend veld: {sorted(unknown)[0]}.", kind=ErrorKind.INVALID
             )
         text = {name: value.strip() for name, value in given.items() if value.strip()}
 
@@ -107,7 +90,9 @@ class Correction:
             value = text.get(name.value)
             if value is not None and not pattern.fullmatch(value):
                 raise ActionRefusedError(
-                    "veld-onjuist", f"{FIELD_LABELS[name]} heeft niet de juiste vorm.", status=400
+                    "veld-onjuist",
+                    f"{FIELD_LABELS[name]} heeft niet de juiste vorm.",
+                    kind=ErrorKind.INVALID,
                 )
             return value
 
@@ -121,7 +106,7 @@ class Correction:
                 raise ActionRefusedError(
                     "veld-onjuist",
                     f"{FIELD_LABELS[name]} is geen datum (jjjj-mm-dd).",
-                    status=400,
+                    kind=ErrorKind.INVALID,
                 ) from None
 
         return cls(
@@ -163,7 +148,7 @@ class Resolver:
     async def _claim(self, reference: str) -> ClaimState:
         claim = await self._store.claim_state(reference)
         if claim is None:
-            raise LookupError(reference)
+            raise NotFoundError(reference)
         return claim
 
     def prestaties_for(self, phase: Phase) -> list[tuple[str, str]]:
@@ -201,17 +186,19 @@ class Resolver:
         }
         if not changes:
             raise ActionRefusedError(
-                "niets-veranderd", "Er is niets veranderd: pas minstens één veld aan.", status=400
+                "niets-veranderd",
+                "Er is niets veranderd: pas minstens één veld aan.",
+                kind=ErrorKind.INVALID,
             )
         first_day = date.fromisoformat(after[Field.FIRST_DAY])
         last_day = date.fromisoformat(after[Field.LAST_DAY])
         if last_day < first_day:
             raise ActionRefusedError(
-                "datums-onjuist", "De einddatum ligt voor de begindatum.", status=400
+                "datums-onjuist", "De einddatum ligt voor de begindatum.", kind=ErrorKind.INVALID
             )
         if first_day > self._now().date():
             raise ActionRefusedError(
-                "datums-onjuist", "De begindatum ligt in de toekomst.", status=400
+                "datums-onjuist", "De begindatum ligt in de toekomst.", kind=ErrorKind.INVALID
             )
         insurer = after[Field.UZOVI]
         code = after[Field.PRESTATIE]
@@ -221,14 +208,14 @@ class Resolver:
                 "prestatie-onjuist",
                 f"Prestatie {code} is geen integrale prestatie voor de "
                 f"{PHASE_LABELS.get(claim.phase.value, claim.phase.value)}.",
-                status=400,
+                kind=ErrorKind.INVALID,
             )
         terms = self._terms.insurers.get(insurer)
         if terms is None:
             raise ActionRefusedError(
                 "verzekeraar-onbekend",
                 f"Verzekeraar {insurer} staat niet in de configuratie van de gateway.",
-                status=400,
+                kind=ErrorKind.INVALID,
             )
         contract = terms.contracts.get(first_day.year)
         price = contract.price(code) if contract is not None else None
@@ -237,7 +224,7 @@ class Resolver:
                 "geen-tarief",
                 f"Verzekeraar {insurer} heeft voor {first_day.year} geen contracttarief voor "
                 f"prestatie {code}.",
-                status=400,
+                kind=ErrorKind.INVALID,
             )
         values: dict[str, FieldValue] = dict(insured.items())
         values["member_number"] = after[Field.MEMBER_NUMBER]
@@ -277,7 +264,7 @@ class Resolver:
                 f"De verbeterde declaratie is technisch onjuist: retourcode "
                 f"{finding.retourcode} ({describe(finding.retourcode)}), record "
                 f"{finding.kind or '?'}{where}.",
-                status=400,
+                kind=ErrorKind.INVALID,
             )
         message = outbound_message(
             built.payload,
@@ -301,7 +288,7 @@ class Resolver:
         if detail is None or insured is None:
             return {}
         before = _before(claim, detail, insured)
-        before[Field.MEMBER_NUMBER] = masked(before[Field.MEMBER_NUMBER])
+        before[Field.MEMBER_NUMBER] = mask_value(before[Field.MEMBER_NUMBER])
         return {name.value: value for name, value in before.items()}
 
     async def _claim_records(self, claim: ClaimState) -> list[Record]:
@@ -322,10 +309,12 @@ class Resolver:
         lines = {}
         for line in claim.absorbed:
             outcome, codes = claim.outcomes.get(line_key(line), (None, ()))
-            if outcome != "review":
+            if outcome != AnswerOutcome.REVIEW:
                 continue
             lines[line_key(line)] = line
-            answers.append(LineAnswer(line_key(line), REJECTED, 0, codes or ("0001",), None))
+            answers.append(
+                LineAnswer(line_key(line), AnswerOutcome.REJECTED, 0, codes or ("0001",), None)
+            )
         if not answers:
             raise ActionRefusedError(
                 "niets-door-te-geven", "Geen van de regels wacht nog op de IGO."
@@ -342,16 +331,11 @@ class Resolver:
         )
 
 
-def masked(value: str) -> str:
-    """A member number as a correction's record keeps it: its last three characters."""
-    return "•" * max(len(value) - 3, 0) + value[-3:] if value else ""
-
-
 def _shown(name: Field, before: str, after: str) -> tuple[str, str]:
     """A change as it is kept and shown: a member number is client data, masked (the
     corrected claim file itself, sealed in the journal, holds it whole)."""
     if name is Field.MEMBER_NUMBER:
-        return masked(before), masked(after)
+        return mask_value(before), mask_value(after)
     return before, after
 
 

@@ -34,7 +34,7 @@ from gateway.ei import (
     prestatie_groups,
     read_records,
 )
-from gateway.lines import DeclaredLine
+from gateway.lines import AnswerOutcome, DeclaredLine
 from gateway.metrics import Metrics
 from gateway.ports.messages import (
     Direction,
@@ -59,8 +59,6 @@ __all__ = [
 ]
 
 log = Logger()
-
-GRANTED, REJECTED, REVIEW = "granted", "rejected", "review"
 
 
 def distribute(
@@ -202,7 +200,7 @@ class Unpacker:
         crashpoints.reached("retours-built")
         counts: dict[str, int] = defaultdict(int)
         for answer in answers:
-            counts[answer.outcome] += 1
+            counts[answer.outcome.value] += 1
         log.info(
             "unpacked retour {traceer_id}: {counts}; {files} retour file(s) for participants",
             traceer_id=collected.message.traceer_id,
@@ -233,12 +231,15 @@ class Unpacker:
                     overhead_percent=self._overhead_of(claim.insurer),
                 )
                 answers += [
-                    LineAnswer(line_key(line), GRANTED, parts[line_key(line)], codes, None)
+                    LineAnswer(
+                        line_key(line), AnswerOutcome.GRANTED, parts[line_key(line)], codes, None
+                    )
                     for line in claim.absorbed
                 ]
             else:
                 answers += [
-                    LineAnswer(line_key(line), REVIEW, None, codes, None) for line in claim.absorbed
+                    LineAnswer(line_key(line), AnswerOutcome.REVIEW, None, codes, None)
+                    for line in claim.absorbed
                 ]
         return answers
 
@@ -268,7 +269,7 @@ class Unpacker:
         under review wait); the answers with the retour that carries each."""
         by_upload: dict[str, list[LineAnswer]] = defaultdict(list)
         for answer in answers:
-            if answer.outcome in (GRANTED, REJECTED):
+            if answer.outcome in (AnswerOutcome.GRANTED, AnswerOutcome.REJECTED):
                 by_upload[answer.key[0]].append(answer)
         messages = []
         answered_in: dict[LineKey, str] = {}
@@ -282,7 +283,7 @@ class Unpacker:
                 a.key[1]: Outcome(
                     granted=a.granted or 0,
                     calculated=lines[a.key].amount,
-                    codes=() if a.outcome == GRANTED else a.codes[:3],
+                    codes=() if a.outcome is AnswerOutcome.GRANTED else a.codes[:3],
                 )
                 for a in own
             }
@@ -347,6 +348,6 @@ class Unpacker:
             tail = under.get(record.number_value("record_id"), []) if record else []
             codes = header_codes or (_codes(record, tail) if record else ())
             granted = 0 if header_codes or record is None else _granted(record, tail)
-            outcome = GRANTED if granted > 0 else REJECTED
+            outcome = AnswerOutcome.GRANTED if granted > 0 else AnswerOutcome.REJECTED
             answers.append(LineAnswer(line_key(line), outcome, granted, codes, retour.traceer_id))
         return answers, [retour]

@@ -12,15 +12,22 @@ from pathlib import Path
 
 from lxml import etree
 
+from gateway.errors import ErrorKind, GatewayError
+
 __all__ = ["UnsafeXMLError", "XMLError", "load_schema", "parse_xml"]
 
 
-class XMLError(ValueError):
+class XMLError(GatewayError, ValueError):
     """An XML document could not be read (malformed, unsafe, or not valid)."""
+
+    code = "xml-invalid"
+    kind = ErrorKind.INVALID
 
 
 class UnsafeXMLError(XMLError):
     """An XML document carried a DTD or entity declarations, which are never accepted."""
+
+    code = "xml-unsafe"
 
 
 def _parser() -> etree.XMLParser:

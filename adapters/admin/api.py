@@ -13,7 +13,7 @@ import json
 from twisted.web import server
 
 from adapters.admin import forms
-from adapters.admin.errors import Kind, SiteError
+from adapters.admin.errors import SiteError, problem
 from adapters.admin.forms import (
     ActionRequest,
     BatchRequest,
@@ -29,7 +29,6 @@ from adapters.epd_api.http import problem_bytes
 from gateway.admin.accounts import Actor, Permission
 from gateway.admin.audit import entry_json, parse_recorded_head
 from gateway.admin.batches import BatchControl
-from gateway.admin.bulk import SelectionChangedError
 from gateway.admin.cases import CaseAction
 from gateway.admin.serialise import (
     batch_json,
@@ -44,7 +43,8 @@ from gateway.admin.serialise import (
     search_result_json,
     user_json,
 )
-from gateway.admin.service import NotAllowedError
+from gateway.errors import ErrorKind
+from gateway.ports.admin import NotAllowedError, SelectionChangedError
 
 __all__ = ["Api"]
 
@@ -84,7 +84,7 @@ class Api(Handlers):
         body = forms.body(request, ActionRequest)
         if body.fields:
             raise SiteError(
-                Kind.BAD_REQUEST, "velden-niet-verwacht", "Reprocessing takes no fields."
+                ErrorKind.INVALID, "velden-niet-verwacht", "Reprocessing takes no fields."
             )
         result = await reprocessor.reprocess(traceer, actor, body.reason)
         return self.render.json(request, reprocess_json(result))
@@ -112,7 +112,7 @@ class Api(Handlers):
         try:
             expected = parse_recorded_head(recorded) if recorded else None
         except ValueError as exc:
-            raise SiteError(Kind.BAD_REQUEST, "kop", str(exc)) from None
+            raise SiteError(ErrorKind.INVALID, "kop", str(exc)) from None
         report = await self.service.verify_audit(
             incremental=arg(request, "full") not in ("1", "true") and expected is None,
             expected=expected,
@@ -157,7 +157,7 @@ class Api(Handlers):
         query, action = body.query(), forms.action(body.action)
         if body.selection is None:
             raise SiteError(
-                Kind.BAD_REQUEST,
+                ErrorKind.INVALID,
                 "selectie-ontbreekt",
                 "Give the selection (the preview's digest) that was confirmed.",
             )
@@ -165,11 +165,12 @@ class Api(Handlers):
             batch = await bulk.create(actor, query, action, body.reason, body.selection)
         except SelectionChangedError as changed:
             # The problem, with the preview as it is now (for a new confirmation).
-            request.setResponseCode(changed.status)
+            answer = problem(changed)
+            request.setResponseCode(answer.status)
             request.setHeader(b"content-type", b"application/problem+json")
-            problem = json.loads(problem_bytes(changed.status, changed.code, str(changed)))
-            problem["preview"] = preview_json(changed.preview)
-            return json.dumps(problem, ensure_ascii=False).encode("utf-8")
+            body = json.loads(problem_bytes(answer.status, answer.code, answer.message))
+            body["preview"] = preview_json(changed.preview)
+            return json.dumps(body, ensure_ascii=False).encode("utf-8")
         request.setHeader(b"location", f"/api/batches/{batch.id}".encode("ascii"))
         return self.render.json(request, batch_json(batch), status=201)
 

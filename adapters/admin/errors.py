@@ -1,66 +1,62 @@
 """How the admin site answers what went wrong: every error's HTTP status is decided here,
 in :func:`problem`, and nowhere else.
 
-The site's own refusals are :class:`SiteError` with a :class:`Kind` (what went wrong, not
-how HTTP says it); :data:`STATUS` turns a kind into a status. The core's refusals
-(:class:`~gateway.admin.cases.ActionRefusedError`, :class:`~gateway.admin.search.
-SearchRefusedError`) bring their status along; a missing right, a missing case or batch
-and an unreachable store are mapped by their type. Anything else is an internal error.
-The site shows the answer as a page, the API as ``application/problem+json``.
+Every error the site answers has an :class:`~gateway.errors.ErrorKind` (what went wrong,
+not how HTTP says it), and :data:`STATUS_BY_KIND` is the site's one table from kind to
+status, for pages and the JSON API alike. The site's own refusals are :class:`SiteError`
+with a kind; the core's errors (:class:`~gateway.admin.cases.ActionRefusedError`,
+:class:`~gateway.admin.search.SearchRefusedError`, a missing right, a missing case or
+batch, an unreachable store) bring their kind along. A method a route does not declare is
+the one answer that is HTTP's own (405). Anything else is an internal error. The site
+shows the answer as a page, the API as ``application/problem+json``.
 """
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Final
 
+from adapters.admin.routes import MethodNotAllowedError
 from gateway.admin.cases import ActionRefusedError
 from gateway.admin.search import SearchRefusedError
-from gateway.admin.service import NotAllowedError
+from gateway.errors import ErrorKind, GatewayError
+from gateway.ports.admin import NotAllowedError
 from gateway.ports.messages import StoreUnavailableError
 
-__all__ = ["STATUS", "Kind", "Problem", "RedirectError", "SiteError", "problem"]
+__all__ = ["STATUS_BY_KIND", "Problem", "RedirectError", "SiteError", "problem"]
 
 
-class Kind(enum.Enum):
-    """What went wrong with a request, whoever noticed it."""
-
-    BAD_REQUEST = "bad_request"  # a field, a filter or a body that is not valid
-    UNAUTHENTICATED = "unauthenticated"  # no (valid) session or token, a wrong password
-    THROTTLED = "throttled"  # too many failed logins
-    FORBIDDEN = "forbidden"  # the role may not, or the form is not this site's
-    NOT_FOUND = "not_found"
-    METHOD_NOT_ALLOWED = "method_not_allowed"
-    CONFLICT = "conflict"  # the action no longer fits what is there
-    UNAVAILABLE = "unavailable"  # the store cannot be reached; nothing changed
-    INTERNAL = "internal"
-
-
-STATUS: Final[Mapping[Kind, int]] = {
-    Kind.BAD_REQUEST: 400,
-    Kind.UNAUTHENTICATED: 401,
-    Kind.THROTTLED: 429,
-    Kind.FORBIDDEN: 403,
-    Kind.NOT_FOUND: 404,
-    Kind.METHOD_NOT_ALLOWED: 405,
-    Kind.CONFLICT: 409,
-    Kind.UNAVAILABLE: 503,
-    Kind.INTERNAL: 500,
-}
+# The site's one mapping of error kinds to statuses (pages and JSON API alike).
+STATUS_BY_KIND: Final[Mapping[ErrorKind, int]] = MappingProxyType(
+    {
+        ErrorKind.INVALID: 400,
+        ErrorKind.NOT_FOUND: 404,
+        ErrorKind.CONFLICT: 409,
+        ErrorKind.NOT_ALLOWED: 403,
+        ErrorKind.UNAUTHENTICATED: 401,
+        ErrorKind.THROTTLED: 429,
+        ErrorKind.UNAVAILABLE: 503,
+        ErrorKind.BUSY: 503,
+        ErrorKind.MISCONFIGURED: 500,
+        ErrorKind.INTERNAL: 500,
+    }
+)
+METHOD_NOT_ALLOWED: Final = 405  # HTTP's own refusal: a method the route does not declare
 
 
 class SiteError(Exception):
-    """A request the site refuses: ``code`` for machines, ``message`` (Dutch) for people."""
+    """A request the site refuses: ``kind`` says what went wrong, ``code`` is for
+    machines, ``message`` (Dutch) for people."""
 
-    def __init__(self, kind: Kind, code: str, message: str) -> None:
+    def __init__(self, kind: ErrorKind, code: str, message: str) -> None:
         super().__init__(message)
         self.kind, self.code, self.message = kind, code, message
 
     @property
     def status(self) -> int:
-        return STATUS[self.kind]
+        return STATUS_BY_KIND[self.kind]
 
 
 class RedirectError(Exception):
@@ -73,32 +69,41 @@ class RedirectError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Problem:
-    """An error as the site answers it; ``kind`` is None for a core refusal (its status
-    is its own)."""
+    """An error as the site answers it."""
 
     status: int
     code: str
     message: str
-    kind: Kind | None = None
+    kind: ErrorKind
 
 
 def problem(exc: object) -> Problem:
     """The answer to ``exc``, raised while handling a request."""
     if isinstance(exc, SiteError):
         return Problem(exc.status, exc.code, exc.message, exc.kind)
+    if isinstance(exc, MethodNotAllowedError):
+        message = f"Deze methode kan hier niet; wel: {', '.join(exc.allowed)}."
+        return Problem(METHOD_NOT_ALLOWED, "methode", message, ErrorKind.INVALID)
     if isinstance(exc, NotAllowedError):
-        message = "Uw rol geeft geen toegang tot deze pagina of actie."
-        return _problem(Kind.FORBIDDEN, "geen-recht", message)
+        return _problem(exc, "Uw rol geeft geen toegang tot deze pagina of actie.")
     if isinstance(exc, (ActionRefusedError, SearchRefusedError)):
-        return Problem(exc.status, exc.code, str(exc))
+        return _problem(exc, str(exc))
     if isinstance(exc, LookupError):
         what = "batch" if str(exc).startswith("batch:") else "zaak"
-        return _problem(Kind.NOT_FOUND, "onbekend", f"Deze {what} bestaat niet.")
+        message = f"Deze {what} bestaat niet."
+        if isinstance(exc, GatewayError):
+            return _problem(exc, message)
+        return Problem(
+            STATUS_BY_KIND[ErrorKind.NOT_FOUND], "onbekend", message, ErrorKind.NOT_FOUND
+        )
     if isinstance(exc, StoreUnavailableError):
-        message = "De opslag is nu niet bereikbaar; er is niets veranderd. Probeer het later."
-        return _problem(Kind.UNAVAILABLE, "tijdelijk-niet-beschikbaar", message)
-    return _problem(Kind.INTERNAL, "interne-fout", "Er ging iets onverwachts mis.")
+        return _problem(
+            exc, "De opslag is nu niet bereikbaar; er is niets veranderd. Probeer het later."
+        )
+    kind = ErrorKind.INTERNAL
+    return Problem(STATUS_BY_KIND[kind], "interne-fout", "Er ging iets onverwachts mis.", kind)
 
 
-def _problem(kind: Kind, code: str, message: str) -> Problem:
-    return Problem(STATUS[kind], code, message, kind)
+def _problem(exc: GatewayError, message: str) -> Problem:
+    """A core error's answer: the status its kind has here, its own reason code."""
+    return Problem(STATUS_BY_KIND[exc.kind], exc.code, message, exc.kind)

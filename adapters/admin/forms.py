@@ -13,10 +13,11 @@ from typing import Annotated, Final, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from twisted.web import server
 
-from adapters.admin.errors import Kind, SiteError
+from adapters.admin.errors import SiteError
 from gateway.admin.cases import CaseAction, CaseFilter, CaseKind
 from gateway.admin.search import DEFAULT_LIMIT, MAX_LIMIT, SearchQuery, parse_day
-from gateway.resolution import Field as CorrectionField
+from gateway.errors import ErrorKind
+from gateway.ports.resolution import Field as CorrectionField
 
 __all__ = [
     "ActionRequest",
@@ -65,7 +66,7 @@ def int_arg(request: server.Request, name: str) -> int | None:
     if not text:
         return None
     if not (text.isascii() and text.isdigit()) or len(text) > 6:
-        raise SiteError(Kind.BAD_REQUEST, "ongeldig-filter", f"{name} moet een geheel getal zijn.")
+        raise SiteError(ErrorKind.INVALID, "ongeldig-filter", f"{name} moet een geheel getal zijn.")
     return int(text)
 
 
@@ -75,7 +76,7 @@ def code_arg(request: server.Request, name: str, length: int) -> str | None:
         return None
     if not text.isdigit() or len(text) > length:
         raise SiteError(
-            Kind.BAD_REQUEST, "ongeldig-filter", f"{name}: alleen cijfers, hoogstens {length}."
+            ErrorKind.INVALID, "ongeldig-filter", f"{name}: alleen cijfers, hoogstens {length}."
         )
     return text
 
@@ -88,7 +89,7 @@ def case_filter(request: server.Request) -> CaseFilter:
         try:
             kinds = frozenset({CaseKind(kind_text)})
         except ValueError:
-            raise SiteError(Kind.BAD_REQUEST, "ongeldig-filter", "Onbekende soort zaak.") from None
+            raise SiteError(ErrorKind.INVALID, "ongeldig-filter", "Onbekende soort zaak.") from None
     return CaseFilter(
         kinds=kinds,
         insurer=code_arg(request, "insurer", 4),
@@ -121,7 +122,7 @@ def action(text: str) -> CaseAction:
     try:
         return CaseAction(text)
     except ValueError:
-        raise SiteError(Kind.NOT_FOUND, "onbekend", "Deze actie bestaat niet.") from None
+        raise SiteError(ErrorKind.NOT_FOUND, "onbekend", "Deze actie bestaat niet.") from None
 
 
 # What is wrong with a request body, by pydantic's error type, in Dutch.
@@ -273,4 +274,4 @@ def body(request: server.Request, model: type[Body]) -> Body:
         return model.model_validate_json(raw or b"{}")
     except ValidationError as exc:
         # Where and what only, never the input: it may be a password or a BSN.
-        raise SiteError(Kind.BAD_REQUEST, "ongeldig-verzoek", body_problem(exc)) from None
+        raise SiteError(ErrorKind.INVALID, "ongeldig-verzoek", body_problem(exc)) from None

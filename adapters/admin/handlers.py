@@ -1,20 +1,23 @@
 """What the admin site's pages (:mod:`adapters.admin.pages`) and its JSON API
-(:mod:`adapters.admin.api`) share: the services behind them, how they answer, and the
-operations both offer (an account operation, reprocessing an upload, bulk actions where
-the site has them)."""
+(:mod:`adapters.admin.api`) share: the services behind them, known only by their ports
+(:class:`~gateway.ports.admin.Administration`, :class:`~gateway.ports.admin.BulkActions`,
+:class:`~gateway.ports.reprocess.UploadReprocessing`; the composition root,
+:mod:`adapters.admin.site`, hands in the real ones), how they answer, and the operations
+both offer (an account operation, reprocessing an upload, bulk actions where the site has
+them)."""
 
 from __future__ import annotations
 
 from typing import Final
 
-from adapters.admin.errors import Kind, SiteError
+from adapters.admin.errors import SiteError
 from adapters.admin.render import Renderer
 from adapters.admin.session import Sessions
 from gateway.admin.accounts import AccountError, Actor, Permission, Role
-from gateway.admin.bulk import BulkService
-from gateway.admin.service import AdminService, NotAllowedError
+from gateway.errors import ErrorKind
+from gateway.ports.admin import Administration, BulkActions, NotAllowedError
 from gateway.ports.messages import Direction, Message
-from gateway.reprocess import Reprocessor
+from gateway.ports.reprocess import UploadReprocessing
 
 __all__ = ["USER_OPERATIONS", "Handlers"]
 
@@ -31,11 +34,11 @@ class Handlers:
 
     def __init__(
         self,
-        service: AdminService,
+        service: Administration,
         render: Renderer,
         sessions: Sessions,
-        bulk: BulkService | None = None,
-        reprocessor: Reprocessor | None = None,
+        bulk: BulkActions | None = None,
+        reprocessor: UploadReprocessing | None = None,
     ) -> None:
         self.service = service
         self.render = render
@@ -43,15 +46,18 @@ class Handlers:
         self.bulk = bulk
         self.reprocessor = reprocessor
 
-    def bulk_service(self) -> BulkService:
+    def bulk_service(self) -> BulkActions:
         if self.bulk is None:
-            raise SiteError(Kind.NOT_FOUND, "onbekend", "Bulkacties zijn hier niet beschikbaar.")
+            raise SiteError(
+                ErrorKind.NOT_FOUND, "onbekend", "Bulkacties zijn hier niet beschikbaar."
+            )
         return self.bulk
 
-    def reprocessing(self, actor: Actor) -> Reprocessor:
-        """The reprocessor (:mod:`gateway.reprocess`), if ``actor`` may use it."""
+    def reprocessing(self, actor: Actor) -> UploadReprocessing:
+        """The reprocessor (:class:`~gateway.ports.reprocess.UploadReprocessing`), if
+        ``actor`` may use it."""
         if self.reprocessor is None:
-            raise SiteError(Kind.NOT_FOUND, "onbekend", "Opnieuw verwerken kan hier niet.")
+            raise SiteError(ErrorKind.NOT_FOUND, "onbekend", "Opnieuw verwerken kan hier niet.")
         if not actor.may(Permission.RESOLVE_CASES):
             raise NotAllowedError(Permission.RESOLVE_CASES)
         return self.reprocessor
@@ -60,7 +66,7 @@ class Handlers:
         """A participant's upload, by its traceerId."""
         message = await self.service.messages.get_message(traceer_id)
         if message is None or message.direction is not Direction.FROM_PARTICIPANT:
-            raise SiteError(Kind.NOT_FOUND, "onbekend", "Dit bestand bestaat niet.")
+            raise SiteError(ErrorKind.NOT_FOUND, "onbekend", "Dit bestand bestaat niet.")
         return message
 
     async def user_operation(
@@ -70,7 +76,7 @@ class Handlers:
         The role is checked first (by the service), before anything is read or hashed."""
         service = self.service
         if operation not in USER_OPERATIONS:
-            raise SiteError(Kind.NOT_FOUND, "onbekend", "Deze gebruikersactie bestaat niet.")
+            raise SiteError(ErrorKind.NOT_FOUND, "onbekend", "Deze gebruikersactie bestaat niet.")
         if not actor.may(Permission.MANAGE_USERS):
             raise NotAllowedError(Permission.MANAGE_USERS)
         try:
@@ -85,16 +91,18 @@ class Handlers:
                 try:
                     new_role = Role(role)
                 except ValueError:
-                    raise SiteError(Kind.BAD_REQUEST, "rol", "Kies een bestaande rol.") from None
+                    raise SiteError(ErrorKind.INVALID, "rol", "Kies een bestaande rol.") from None
                 await service.change_role(actor, name, new_role)
                 return 0
             kinds = _REVOKE_KINDS.get(what)
             if kinds is None:
                 raise SiteError(
-                    Kind.BAD_REQUEST, "intrekken", "Trek 'all', 'sessions' of 'tokens' in."
+                    ErrorKind.INVALID, "intrekken", "Trek 'all', 'sessions' of 'tokens' in."
                 )
             return await service.revoke_sessions(actor, name, kinds)
         except LookupError:
-            raise SiteError(Kind.NOT_FOUND, "onbekend", "Deze gebruiker bestaat niet.") from None
+            raise SiteError(
+                ErrorKind.NOT_FOUND, "onbekend", "Deze gebruiker bestaat niet."
+            ) from None
         except AccountError as exc:
-            raise SiteError(Kind.BAD_REQUEST, "account", str(exc)) from None
+            raise SiteError(ErrorKind.INVALID, "account", str(exc)) from None

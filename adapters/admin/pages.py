@@ -19,20 +19,24 @@ from typing import Any, Final
 from twisted.web import server
 
 from adapters.admin import forms
-from adapters.admin.errors import STATUS, Kind, RedirectError, SiteError
+from adapters.admin.errors import STATUS_BY_KIND, RedirectError, SiteError
 from adapters.admin.forms import Params, arg, param
 from adapters.admin.handlers import Handlers
 from adapters.admin.render import case_url
 from gateway.admin.accounts import Actor, Permission, Role
 from gateway.admin.audit import AuditEntry, entry_json
 from gateway.admin.batches import BatchControl, BatchPreview
-from gateway.admin.bulk import SelectionChangedError
 from gateway.admin.cases import KINDS, NEEDS_REASON, ActionRefusedError, CaseAction, CaseFilter
 from gateway.admin.consequences import bulk_consequence, consequence
-from gateway.admin.labels import ACTION_LABELS
+from gateway.admin.labels import ACTION_LABELS, FIELD_LABELS
 from gateway.admin.search import SearchQuery, SearchRefusedError, SearchResult, parse_day
-from gateway.admin.service import CaseView, LoginRefusedError, NotAllowedError
-from gateway.resolution import FIELD_LABELS
+from gateway.errors import ErrorKind
+from gateway.ports.admin import (
+    CaseView,
+    LoginRefusedError,
+    NotAllowedError,
+    SelectionChangedError,
+)
 
 __all__ = ["BULK_NOTICES", "USER_NOTICES", "Pages"]
 
@@ -86,12 +90,13 @@ class Pages(Handlers):
                 name, arg(request, "password"), forms.origin(request)
             )
         except LoginRefusedError as refused:
-            if refused.throttled:
-                message = "Te veel mislukte pogingen; wacht even en probeer het opnieuw."
-                kind = Kind.THROTTLED
-            else:
-                message, kind = "Onjuiste gebruikersnaam of wachtwoord.", Kind.UNAUTHENTICATED
-            return self._login_form(request, error=message, name=name[:64], status=STATUS[kind])
+            message = (
+                "Te veel mislukte pogingen; wacht even en probeer het opnieuw."
+                if refused.throttled
+                else "Onjuiste gebruikersnaam of wachtwoord."
+            )
+            status = STATUS_BY_KIND[refused.kind]  # throttled or unauthenticated
+            return self._login_form(request, error=message, name=name[:64], status=status)
         if old:
             await self.service.forget_session(old)
         self.sessions.start(request, token)
@@ -187,7 +192,7 @@ class Pages(Handlers):
         try:
             await self.service.act(actor, case, action, reason, fields)
         except ActionRefusedError as refused:
-            if refused.status == STATUS[Kind.FORBIDDEN]:
+            if refused.kind is ErrorKind.NOT_ALLOWED:
                 raise
             view = await self.service.case(actor, case)
             return self._confirm(
@@ -198,7 +203,7 @@ class Pages(Handlers):
                 action,
                 reason,
                 str(refused),
-                status=refused.status,
+                status=STATUS_BY_KIND[refused.kind],
                 fields=fields,
             )
         raise RedirectError(f"{case_url(case)}?done={action.value}")
@@ -220,7 +225,7 @@ class Pages(Handlers):
             raise ActionRefusedError(
                 "actie-past-niet",
                 f"{ACTION_LABELS[action]} past niet bij deze zaak of bij uw rol.",
-                status=STATUS[Kind.FORBIDDEN] if not view.actions else STATUS[Kind.CONFLICT],
+                kind=ErrorKind.NOT_ALLOWED if not view.actions else ErrorKind.CONFLICT,
             )
         return self.render.page(
             request,
@@ -275,12 +280,12 @@ class Pages(Handlers):
         try:
             result = await reprocessor.reprocess(traceer, actor, reason)
         except ActionRefusedError as refused:
-            if refused.status == STATUS[Kind.FORBIDDEN]:
+            if refused.kind is ErrorKind.NOT_ALLOWED:
                 raise
             return self.render.page(
                 request,
                 "reprocess.html",
-                status=refused.status,
+                status=STATUS_BY_KIND[refused.kind],
                 actor=actor,
                 token=token,
                 message=await self.upload(traceer),
@@ -322,7 +327,7 @@ class Pages(Handlers):
                 )
                 result = await self.service.search(actor, query, unmask=form["unmask"])
             except SearchRefusedError as refused:
-                error, status = str(refused), refused.status
+                error, status = str(refused), STATUS_BY_KIND[refused.kind]
         return self.render.page(
             request,
             "search.html",
@@ -388,7 +393,7 @@ class Pages(Handlers):
                 what=arg(request, "what") or "all",
             )
         except SiteError as refused:
-            if refused.kind is not Kind.BAD_REQUEST:
+            if refused.kind is not ErrorKind.INVALID:
                 raise
             return await self._users_page(
                 request, actor, token, error=refused.message, status=refused.status
@@ -440,14 +445,26 @@ class Pages(Handlers):
             batch = await bulk.create(actor, query, action, reason, arg(request, "selection"))
         except SelectionChangedError as changed:
             return self._bulk_page(
-                request, actor, token, changed.preview, reason, str(changed), status=changed.status
+                request,
+                actor,
+                token,
+                changed.preview,
+                reason,
+                str(changed),
+                status=STATUS_BY_KIND[changed.kind],
             )
         except ActionRefusedError as refused:
-            if refused.status == STATUS[Kind.FORBIDDEN]:
+            if refused.kind is ErrorKind.NOT_ALLOWED:
                 raise
             preview = await bulk.preview(actor, query, action, None)
             return self._bulk_page(
-                request, actor, token, preview, reason, str(refused), status=refused.status
+                request,
+                actor,
+                token,
+                preview,
+                reason,
+                str(refused),
+                status=STATUS_BY_KIND[refused.kind],
             )
         raise RedirectError(f"/batches/{batch.id}")
 

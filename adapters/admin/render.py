@@ -26,11 +26,10 @@ from gateway.admin.audit import AuditEntry
 from gateway.admin.batches import NEEDS_CASE_INPUT, BatchControl
 from gateway.admin.cases import KINDS, Case, CaseAction, CaseKind, allowed_actions
 from gateway.admin.detail import LineView
-from gateway.admin.labels import ClientView, Names, dutch
+from gateway.admin.labels import FIELD_LABELS, ClientView, Names, dutch
 from gateway.admin.search import HitKind, SearchHit
 from gateway.loading import describe
-from gateway.resolution import FIELD_LABELS
-from gateway.resolution import Field as CorrectionField
+from gateway.ports.resolution import Field as CorrectionField
 from gateway.rules.model import Settings
 
 __all__ = [

@@ -18,11 +18,12 @@ from typing import Final
 from twisted.web import server
 
 from adapters.admin.config import AdminConfig
-from adapters.admin.errors import Kind, SiteError
+from adapters.admin.errors import SiteError
 from adapters.admin.forms import cookie, origin
 from adapters.admin.routes import READ_METHODS
 from gateway.admin.accounts import Actor, csrf_token
-from gateway.admin.service import AdminService
+from gateway.errors import ErrorKind
+from gateway.ports.admin import Administration
 
 __all__ = ["LOGIN_COOKIE", "Sessions"]
 
@@ -33,7 +34,7 @@ class Sessions:
     """The sessions and CSRF checks of the site on ``service``, cookies as ``config``
     says (Secure and ``__Host-`` when the site is served over HTTPS)."""
 
-    def __init__(self, service: AdminService, config: AdminConfig) -> None:
+    def __init__(self, service: Administration, config: AdminConfig) -> None:
         self._service = service
         self.secure = config.cookies_secure
         # __Host- cookies are only accepted over HTTPS, for this host and path /.
@@ -51,7 +52,7 @@ class Sessions:
         """Refuses unless ``given`` is the CSRF token of session ``token``."""
         if not given or not hmac.compare_digest(csrf_token(token), given):
             raise SiteError(
-                Kind.FORBIDDEN,
+                ErrorKind.NOT_ALLOWED,
                 "csrf",
                 "Het formulier is verlopen of komt niet van deze site; laad de pagina opnieuw.",
             )
@@ -79,7 +80,9 @@ class Sessions:
         token = cookie(request, LOGIN_COOKIE)
         if not token or not given or not hmac.compare_digest(token, given):
             raise SiteError(
-                Kind.FORBIDDEN, "csrf", "Het aanmeldformulier is verlopen; laad de pagina opnieuw."
+                ErrorKind.NOT_ALLOWED,
+                "csrf",
+                "Het aanmeldformulier is verlopen; laad de pagina opnieuw.",
             )
 
     async def api_actor(self, request: server.Request) -> Actor:
@@ -103,7 +106,7 @@ class Sessions:
         if actor is None:
             request.setHeader(b"www-authenticate", b'Bearer realm="igo-gateway-admin"')
             raise SiteError(
-                Kind.UNAUTHENTICATED,
+                ErrorKind.UNAUTHENTICATED,
                 "niet-aangemeld",
                 "Een geldig API-token of een geldige sessie is nodig.",
             )

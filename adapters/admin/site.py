@@ -66,7 +66,7 @@ from twisted.web import http, resource, server
 
 from adapters.admin.api import Api
 from adapters.admin.config import AdminConfig
-from adapters.admin.errors import Kind, RedirectError, SiteError, problem
+from adapters.admin.errors import RedirectError, SiteError, problem
 from adapters.admin.forms import arg
 from adapters.admin.pages import Pages
 from adapters.admin.render import Renderer
@@ -76,6 +76,7 @@ from adapters.epd_api.http import problem_bytes
 from gateway.admin.bulk import BulkService
 from gateway.admin.metrics import BulkMetrics
 from gateway.admin.service import AdminService
+from gateway.errors import ErrorKind
 from gateway.ports.admin import AdminStore, BatchStore
 from gateway.reprocess import Reprocessor
 
@@ -213,10 +214,10 @@ class AdminResource(resource.Resource):
             self._finish(request, b"")
             return
         answer = problem(exc)
-        if answer.kind is Kind.UNAVAILABLE:
+        if answer.kind is ErrorKind.UNAVAILABLE:
             log.warn("store unavailable for the admin site")
             request.setHeader(b"retry-after", b"30")
-        elif answer.kind is Kind.INTERNAL:
+        elif answer.kind is ErrorKind.INTERNAL:
             log.failure("unexpected error in the admin site", failure)
         status = answer.status
         if self._is_api(request):
@@ -238,14 +239,12 @@ class AdminResource(resource.Resource):
         try:
             match = self._router.resolve(method, segments)
         except MethodNotAllowedError as refused:
-            allowed = ", ".join(refused.allowed)
-            request.setHeader(b"allow", allowed.encode("ascii"))
-            message = f"Deze methode kan hier niet; wel: {allowed}."
-            raise SiteError(Kind.METHOD_NOT_ALLOWED, "methode", message) from None
+            request.setHeader(b"allow", ", ".join(refused.allowed).encode("ascii"))
+            raise
         if match is None:
             if self._is_api(request):
-                raise SiteError(Kind.NOT_FOUND, "onbekend", "Deze API-route bestaat niet.")
-            raise SiteError(Kind.NOT_FOUND, "onbekend", "Deze pagina bestaat niet.")
+                raise SiteError(ErrorKind.NOT_FOUND, "onbekend", "Deze API-route bestaat niet.")
+            raise SiteError(ErrorKind.NOT_FOUND, "onbekend", "Deze pagina bestaat niet.")
         route, params = match.route, match.params
         handler = self._handlers[route.handler]
         if route.access == "public":
@@ -257,7 +256,9 @@ class AdminResource(resource.Resource):
         if session_actor is None or token is None:
             if method in READ_METHODS:
                 raise RedirectError("/login")
-            raise SiteError(Kind.FORBIDDEN, "niet-aangemeld", "U bent niet (meer) aangemeld.")
+            raise SiteError(
+                ErrorKind.NOT_ALLOWED, "niet-aangemeld", "U bent niet (meer) aangemeld."
+            )
         if method not in READ_METHODS:
             # Every method that may change something; the routes declare POST only.
             self._sessions.check_csrf(token, arg(request, "csrf"))

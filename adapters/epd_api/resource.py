@@ -18,7 +18,9 @@ The resource is thin: it authenticates the caller (a verified client certificate
 to one participant), translates HTTP to calls of the intake
 (:class:`gateway.ports.intake.UploadIntake`, i.e. :class:`gateway.intake.Intake`) and the
 store, and the answers back. Errors are ``ValidationProblemDetails`` (problem+json with
-``errors`` naming each field, and a stable ``code``). A message of another participant is
+``errors`` naming each field, and a stable ``code``): the API's own refusals are
+:class:`adapters.http_errors.HttpError`, the core's errors get their status from
+``STATUS_BY_KIND``. A message of another participant is
 unknown to the caller (404, or left out of a status answer), so that its existence does
 not leak.
 """
@@ -30,7 +32,8 @@ import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from types import MappingProxyType
+from typing import Any, Final
 
 from pydantic import ValidationError
 from twisted.internet.defer import ensureDeferred
@@ -39,7 +42,9 @@ from twisted.python.failure import Failure
 from twisted.web import resource, server
 
 from adapters.epd_api.http import UploadFormError, parse_upload, problem
+from adapters.http_errors import HttpError
 from gateway.config import BerichtstroomConfig
+from gateway.errors import ErrorKind
 from gateway.loading import describe
 from gateway.ports.insurer import FetchedRetour
 from gateway.ports.intake import IntakeRefusedError, Upload, UploadIntake
@@ -108,16 +113,23 @@ _VISIBLE = (Direction.FROM_PARTICIPANT, Direction.TO_PARTICIPANT, Direction.FROM
 _HOST = re.compile(r"^[A-Za-z0-9.-]{1,253}(:[0-9]{1,5})?$")
 
 
-class _HttpError(Exception):
-    def __init__(
-        self,
-        status: int,
-        code: str,
-        detail: str,
-        errors: Mapping[str, Sequence[str]] | None = None,
-    ) -> None:
-        super().__init__(detail)
-        self.status, self.code, self.detail, self.errors = status, code, detail, errors
+# The API's one mapping of the core's error kinds to statuses. VECOZO's API answers a
+# refused upload with 422, whether it contradicts itself (INVALID) or reuses a traceerId
+# (CONFLICT); the certificate is the only credential, so an unknown caller is 403.
+STATUS_BY_KIND: Final[Mapping[ErrorKind, int]] = MappingProxyType(
+    {
+        ErrorKind.INVALID: 422,
+        ErrorKind.CONFLICT: 422,
+        ErrorKind.NOT_FOUND: 404,
+        ErrorKind.NOT_ALLOWED: 403,
+        ErrorKind.UNAUTHENTICATED: 403,
+        ErrorKind.THROTTLED: 429,
+        ErrorKind.UNAVAILABLE: 503,
+        ErrorKind.BUSY: 503,
+        ErrorKind.MISCONFIGURED: 500,
+        ErrorKind.INTERNAL: 500,
+    }
+)
 
 
 class EpdApi(resource.Resource):
@@ -151,7 +163,7 @@ class EpdApi(resource.Resource):
         if caller is None:
             return _problem(
                 request,
-                _HttpError(
+                HttpError(
                     403,
                     "certificaat-onbekend",
                     "The client certificate does not belong to a participant of this gateway.",
@@ -173,11 +185,13 @@ class EpdApi(resource.Resource):
 
     def _fail(self, request: server.Request, failure: Failure) -> None:
         exc = failure.value
-        if isinstance(exc, _HttpError):
+        if isinstance(exc, HttpError):
             body = _problem(request, exc)
         elif isinstance(exc, IntakeRefusedError):
             errors = {exc.field: [exc.detail]} if exc.field else None
-            body = _problem(request, _HttpError(exc.status, exc.code, exc.detail, errors))
+            body = _problem(
+                request, HttpError(STATUS_BY_KIND[exc.kind], exc.code, exc.detail, errors)
+            )
         elif isinstance(exc, StoreUnavailableError):
             log.warn(
                 "store unavailable while answering {method} {route}",
@@ -186,9 +200,9 @@ class EpdApi(resource.Resource):
             )
             body = _problem(
                 request,
-                _HttpError(
-                    503,
-                    "tijdelijk-niet-beschikbaar",
+                HttpError(
+                    STATUS_BY_KIND[exc.kind],
+                    exc.code,
                     "The gateway cannot store or read messages right now; nothing was "
                     "changed. Try again later.",
                 ),
@@ -197,7 +211,7 @@ class EpdApi(resource.Resource):
         else:
             log.failure("unexpected error in {route}", failure, route=route_name(request))
             body = _problem(
-                request, _HttpError(500, "interne-fout", "An unexpected error occurred.")
+                request, HttpError(500, "interne-fout", "An unexpected error occurred.")
             )
         self._finish(request, body)
 
@@ -265,18 +279,18 @@ class EpdApi(resource.Resource):
         try:
             metadata_raw, payload, filename = parse_upload(request, MAX_METADATA_BYTES)
         except UploadFormError as exc:
-            raise _HttpError(exc.status, exc.code, exc.detail, {exc.part: [exc.detail]}) from None
+            raise HttpError(exc.status, exc.code, exc.detail, {exc.part: [exc.detail]}) from None
         try:
             metadata = BerichtMetadata.model_validate_json(metadata_raw)
         except ValidationError as exc:
-            raise _HttpError(
+            raise HttpError(
                 400,
                 "metadata-ongeldig",
                 "berichtMetadata does not match the BerichtMetadata schema.",
                 _validation_errors(exc, "berichtMetadata"),
             ) from None
         if not payload:
-            raise _HttpError(
+            raise HttpError(
                 400, "payload-leeg", "The payload is empty.", {"payload": ["The payload is empty."]}
             )
         if caller.discipline == INSURER:
@@ -309,10 +323,10 @@ class EpdApi(resource.Resource):
     ) -> bytes:
         """An insurer pushing a retour file: kept and unpacked like one fetched from it."""
         if self._receive_retour is None:
-            raise _HttpError(403, "afzender-onjuist", "This certificate may not send this.")
+            raise HttpError(403, "afzender-onjuist", "This certificate may not send this.")
         if metadata.routeringgegevens.afzender.code != caller.agb:
             detail = "The afzender in berichtMetadata is not the insurer of the certificate."
-            raise _HttpError(
+            raise HttpError(
                 422, "afzender-onjuist", detail, {"routeringgegevens.afzender.code": [detail]}
             )
         reference = metadata.referentiegegevens
@@ -341,11 +355,11 @@ class EpdApi(resource.Resource):
         raw = request.content.read(MAX_METADATA_BYTES + 1) if request.content else b""
         if len(raw) > MAX_METADATA_BYTES:
             detail = "The Zoekpad is too large."
-            raise _HttpError(400, "zoekpad-ongeldig", detail, {"zoekpad": [detail]})
+            raise HttpError(400, "zoekpad-ongeldig", detail, {"zoekpad": [detail]})
         try:
             zoekpad = self._zoekpad.validate_json(raw)
         except ValidationError as exc:
-            raise _HttpError(
+            raise HttpError(
                 400,
                 "zoekpad-ongeldig",
                 "The body does not match the Zoekpad schema.",
@@ -473,7 +487,7 @@ class EpdApi(resource.Resource):
         }
         if len(given) != 1:
             detail = "Give one of traceerId and conversatieId."
-            raise _HttpError(
+            raise HttpError(
                 400,
                 "parameter-ontbreekt",
                 detail,
@@ -482,7 +496,7 @@ class EpdApi(resource.Resource):
         ((name, value),) = given.items()
         if not is_uuid(value):
             detail = f"{name} must be a UUID."
-            raise _HttpError(400, "parameter-ongeldig", detail, {name: [detail]})
+            raise HttpError(400, "parameter-ongeldig", detail, {name: [detail]})
         value = value.lower()
         messages: list[Message] = []
         if name == "traceerId":
@@ -570,7 +584,7 @@ def _limit(request: server.Request) -> int:
     text = values[0].decode("utf-8", "replace")
     if not re.fullmatch(r"[0-9]{1,3}", text) or not 1 <= int(text) <= MAX_PULL:
         detail = f"limit must be a whole number from 1 to {MAX_PULL}."
-        raise _HttpError(400, "parameter-ongeldig", detail, {"limit": [detail]})
+        raise HttpError(400, "parameter-ongeldig", detail, {"limit": [detail]})
     return int(text)
 
 
@@ -581,21 +595,21 @@ def _json(request: server.Request, status: int, body: Any) -> bytes:
     return json.dumps(body, ensure_ascii=False).encode("utf-8")
 
 
-def _problem(request: server.Request, error: _HttpError) -> bytes:
+def _problem(request: server.Request, error: HttpError) -> bytes:
     extra: dict[str, Any] = {"instance": route_name(request)}
     if error.errors:
         extra["errors"] = {k: list(v) for k, v in error.errors.items()}
     return problem(request, error.status, error.code, error.detail, **extra)
 
 
-def _not_found() -> _HttpError:
-    return _HttpError(404, "niet-gevonden", "No such message or resource.")
+def _not_found() -> HttpError:
+    return HttpError(404, "niet-gevonden", "No such message or resource.")
 
 
-def _not_allowed(request: server.Request, *allowed: str) -> _HttpError:
+def _not_allowed(request: server.Request, *allowed: str) -> HttpError:
     """405, with the ``Allow`` header naming the methods this path answers."""
     request.setHeader(b"allow", ", ".join(allowed).encode("ascii"))
-    return _HttpError(
+    return HttpError(
         405,
         "methode-niet-toegestaan",
         f"This method is not allowed here; allowed: {', '.join(allowed)}.",

@@ -24,6 +24,7 @@ from typing import Any
 from adapters.insurer_sim.config import SimConfig, SimFaults
 from adapters.insurer_sim.rules import Judgement, judge
 from gateway.ei import LayoutRegistry
+from gateway.errors import ErrorKind, GatewayError
 from gateway.loading import describe
 from gateway.vsp import as_uuid, retour_reference
 
@@ -47,8 +48,14 @@ class UploadFault(enum.Enum):
     SERVICE_REJECT = "service_reject"  # take it (204), then reject it at service level
 
 
-class ConflictError(Exception):
-    """A ``referentieId`` reused for other bytes."""
+class ConflictError(GatewayError):
+    """A ``traceerId`` or ``referentieId`` (``field``) reused for other bytes."""
+
+    kind = ErrorKind.CONFLICT
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message, code=f"{field.lower()}-hergebruikt")
+        self.field = field
 
 
 @dataclass(slots=True)
@@ -215,14 +222,17 @@ class SimulatedInsurer:
             taken = self._files[traceer_id]
             if taken.sender != sender or taken.sha256 != sha:
                 self._note(sender, reference_id, sha, None, "conflict")
-                raise ConflictError(f"traceerId {traceer_id} was used before for another file")
+                raise ConflictError(
+                    "traceerId", f"traceerId {traceer_id} was used before for another file"
+                )
             first = taken
         if reference_id is not None and reference_id in known.by_reference:
             by_ref = known.by_reference[reference_id]
             if by_ref.sha256 != sha:
                 self._note(sender, reference_id, sha, None, "conflict")
                 raise ConflictError(
-                    f"referentieId {reference_id!r} was used before for another file"
+                    "referentieId",
+                    f"referentieId {reference_id!r} was used before for another file",
                 )
             first = by_ref
         if first is None:

@@ -26,17 +26,20 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from types import MappingProxyType
+from typing import Any, Final
 
 from pydantic import ValidationError
 from twisted.logger import Logger
 from twisted.web import http, resource, server
 
 from adapters.epd_api.http import UploadFormError, parse_upload
+from adapters.http_errors import HttpError
 from adapters.insurer_sim.config import SimFaults
 from adapters.insurer_sim.insurer import ConflictError, SimulatedInsurer, UploadFault
 from adapters.tls import client_identity
+from gateway.errors import ErrorKind
 from gateway.ports.runtime import Clock
 from gateway.vsp import (
     BERICHTSTATUS_V2,
@@ -83,12 +86,22 @@ def certificate_caller(request: server.Request) -> str | None:
     return peer.subject_cn or peer.fingerprint_sha256
 
 
-class _HttpError(Exception):
-    def __init__(
-        self, status: int, code: str, detail: str, errors: dict[str, list[str]] | None = None
-    ) -> None:
-        super().__init__(detail)
-        self.status, self.code, self.detail, self.errors = status, code, detail, errors
+# The simulator's one mapping of error kinds to statuses: like VECOZO's API, it answers
+# a file it will not take with 422, a reused id (CONFLICT) included.
+STATUS_BY_KIND: Final[Mapping[ErrorKind, int]] = MappingProxyType(
+    {
+        ErrorKind.INVALID: 422,
+        ErrorKind.CONFLICT: 422,
+        ErrorKind.NOT_FOUND: 404,
+        ErrorKind.NOT_ALLOWED: 403,
+        ErrorKind.UNAUTHENTICATED: 403,
+        ErrorKind.THROTTLED: 429,
+        ErrorKind.UNAVAILABLE: 503,
+        ErrorKind.BUSY: 503,
+        ErrorKind.MISCONFIGURED: 500,
+        ErrorKind.INTERNAL: 500,
+    }
+)
 
 
 # status, body, headers, extra delay (negative: cut the connection, answer nothing)
@@ -102,7 +115,7 @@ def _json(status: int, body: Any, *headers: tuple[bytes, bytes]) -> _Answer:
 
 
 def _problem(
-    status: int, code: str, detail: str, errors: dict[str, list[str]] | None = None
+    status: int, code: str, detail: str, errors: Mapping[str, Sequence[str]] | None = None
 ) -> _Answer:
     body: dict[str, Any] = {
         "type": f"urn:igo-gateway:insurer-sim:{code}",
@@ -112,7 +125,7 @@ def _problem(
         "detail": detail,
     }
     if errors:
-        body["errors"] = errors
+        body["errors"] = {name: list(texts) for name, texts in errors.items()}
     data = json.dumps(body).encode("utf-8")
     return status, data, {b"content-type": b"application/problem+json"}, 0.0
 
@@ -138,7 +151,7 @@ class InsurerSimResource(resource.Resource):
         else:
             try:
                 answer = self._dispatch(request, caller)
-            except _HttpError as exc:
+            except HttpError as exc:
                 answer = _problem(exc.status, exc.code, exc.detail, exc.errors)
         status, body, headers, extra = answer
         if extra < 0:  # cut the connection instead of answering
@@ -186,7 +199,7 @@ class InsurerSimResource(resource.Resource):
             except ValidationError as exc:
                 detail = "The body does not match the Zoekpad schema."
                 errors = _field_errors(exc, "zoekpad")
-                raise _HttpError(400, "zoekpad-ongeldig", detail, errors) from None
+                raise HttpError(400, "zoekpad-ongeldig", detail, errors) from None
             found = [e for e in self._listing(request, caller) if matches(zoekpad, e)]
             return _json(200, found[:limit])
         if path.startswith(f"{PULL_V1}/berichten/"):
@@ -204,7 +217,7 @@ class InsurerSimResource(resource.Resource):
             try:
                 faults = SimFaults.model_validate_json(raw or b"{}")
             except ValidationError as exc:
-                raise _HttpError(400, "storingen-ongeldig", _errors(exc)) from None
+                raise HttpError(400, "storingen-ongeldig", _errors(exc)) from None
             self._insurer.set_faults(faults)
             log.info("faults replaced: {faults}", faults=faults.model_dump_json())
             return _json(200, faults.model_dump())
@@ -279,11 +292,11 @@ class InsurerSimResource(resource.Resource):
         if len(given) != 1:
             detail = "Give one of traceerId and conversatieId."
             errors = {"traceerId": [detail], "conversatieId": [detail]}
-            raise _HttpError(400, "parameter-ontbreekt", detail, errors)
+            raise HttpError(400, "parameter-ontbreekt", detail, errors)
         ((name, value),) = given.items()
         if not is_uuid(value):
             detail = f"{name} must be a UUID."
-            raise _HttpError(400, "parameter-ongeldig", detail, {name: [detail]})
+            raise HttpError(400, "parameter-ongeldig", detail, {name: [detail]})
         entries = self._insurer.status_entries(caller)
         wanted = value.lower()
         if name == "traceerId":
@@ -315,7 +328,7 @@ class InsurerSimResource(resource.Resource):
         try:
             metadata = BerichtMetadata.model_validate_json(raw_metadata)
         except ValidationError as exc:
-            raise _HttpError(
+            raise HttpError(
                 400,
                 "metadata-ongeldig",
                 "berichtMetadata does not match the BerichtMetadata schema.",
@@ -323,7 +336,7 @@ class InsurerSimResource(resource.Resource):
             ) from None
         if not payload:
             detail = "The payload is empty."
-            raise _HttpError(400, "payload-leeg", detail, {"payload": [detail]})
+            raise HttpError(400, "payload-leeg", detail, {"payload": [detail]})
         references = metadata.referentiegegevens
         try:
             received, created = self._insurer.receive(
@@ -336,12 +349,11 @@ class InsurerSimResource(resource.Resource):
                 service_reject=fault is UploadFault.SERVICE_REJECT,
             )
         except ConflictError as exc:
-            name = "referentieId" if str(exc).startswith("referentieId") else "traceerId"
-            raise _HttpError(
-                422,
-                f"{name.lower()}-hergebruikt",
+            raise HttpError(
+                STATUS_BY_KIND[exc.kind],
+                exc.code,
                 str(exc),
-                {f"referentiegegevens.{name}": [str(exc)]},
+                {f"referentiegegevens.{exc.field}": [str(exc)]},
             ) from None
         j = received.judgement
         log.info(
@@ -388,7 +400,7 @@ def _limit(request: server.Request) -> int:
     text = values[0].decode("utf-8", "replace")
     if not re.fullmatch(r"[0-9]{1,3}", text) or not 1 <= int(text) <= MAX_PULL:
         detail = f"limit must be a whole number from 1 to {MAX_PULL}."
-        raise _HttpError(400, "parameter-ongeldig", detail, {"limit": [detail]})
+        raise HttpError(400, "parameter-ongeldig", detail, {"limit": [detail]})
     return int(text)
 
 
@@ -407,12 +419,12 @@ def _write_late(request: server.Request, body: bytes) -> None:
     request.finish()
 
 
-def _not_found() -> _HttpError:
-    return _HttpError(404, "niet-gevonden", "No such message or resource.")
+def _not_found() -> HttpError:
+    return HttpError(404, "niet-gevonden", "No such message or resource.")
 
 
-def _not_allowed() -> _HttpError:
-    return _HttpError(405, "methode-niet-toegestaan", "This method is not allowed here.")
+def _not_allowed() -> HttpError:
+    return HttpError(405, "methode-niet-toegestaan", "This method is not allowed here.")
 
 
 def _errors(exc: ValidationError) -> str:
@@ -434,4 +446,4 @@ def _parse_multipart(request: server.Request) -> tuple[bytes, bytes, str | None]
     try:
         return parse_upload(request, MAX_METADATA_BYTES)
     except UploadFormError as exc:
-        raise _HttpError(exc.status, exc.code, exc.detail, {exc.part: [exc.detail]}) from None
+        raise HttpError(exc.status, exc.code, exc.detail, {exc.part: [exc.detail]}) from None

@@ -50,6 +50,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from importlib import resources
+from types import MappingProxyType
 from typing import Any, Final
 from urllib.parse import parse_qs
 from zoneinfo import ZoneInfo
@@ -64,6 +65,7 @@ from twisted.web import resource, server
 from adapters.epd_api.resource import INSURER, Authenticate, Caller
 from gateway.config import BerichtstroomConfig
 from gateway.ei import EIError, Layout, LayoutRegistry, Record, read_records
+from gateway.errors import ErrorKind
 from gateway.loading import describe
 from gateway.ports.intake import IntakeRefusedError, Upload, UploadIntake
 from gateway.ports.messages import (
@@ -148,6 +150,24 @@ class PortalSettings:
 
     berichtstroom: BerichtstroomConfig = field(default_factory=BerichtstroomConfig)
     names: Mapping[str, str] = field(default_factory=dict)
+
+
+# The portal's one mapping of the core's error kinds to statuses: a refused upload is
+# shown on the overview with 422, as the EPD API answers it.
+STATUS_BY_KIND: Final[Mapping[ErrorKind, int]] = MappingProxyType(
+    {
+        ErrorKind.INVALID: 422,
+        ErrorKind.CONFLICT: 422,
+        ErrorKind.NOT_FOUND: 404,
+        ErrorKind.NOT_ALLOWED: 403,
+        ErrorKind.UNAUTHENTICATED: 403,
+        ErrorKind.THROTTLED: 429,
+        ErrorKind.UNAVAILABLE: 503,
+        ErrorKind.BUSY: 503,
+        ErrorKind.MISCONFIGURED: 500,
+        ErrorKind.INTERNAL: 500,
+    }
+)
 
 
 class _PageError(Exception):
@@ -256,7 +276,7 @@ class PortalResource(resource.Resource):
             body = self._error(
                 request,
                 _PageError(
-                    503,
+                    STATUS_BY_KIND[exc.kind],
                     "Tijdelijk niet beschikbaar",
                     "De gateway kan nu geen berichten opslaan of lezen; er is niets "
                     "veranderd. Probeer het over een paar minuten opnieuw.",
@@ -436,7 +456,9 @@ class PortalResource(resource.Resource):
         except IntakeRefusedError as exc:
             text = _REFUSALS.get(exc.code, "Het bestand is geweigerd; er is niets opgeslagen.")
             log.info("portal upload refused: {code}", code=exc.code)
-            return await self._overview(request, caller, route, status=exc.status, error=text)
+            return await self._overview(
+                request, caller, route, status=STATUS_BY_KIND[exc.kind], error=text
+            )
         log.info(
             "portal upload {outcome} traceerId={traceer_id} status={status}",
             outcome="stored" if receipt.created else "repeated",

@@ -11,6 +11,7 @@ from adapters.storage.audit import append_audit_txn
 from adapters.storage.database import POSTGRES, Database, Transaction, decode_timestamp
 from gateway.admin.accounts import AccountError, Role
 from gateway.admin.audit import NewAuditEntry
+from gateway.errors import NotFoundError
 from gateway.ports.admin import UserChange, UserExistsError, UserRecord
 
 __all__ = ["SqlAccountStore"]
@@ -96,7 +97,7 @@ def change_user_txn(txn: Transaction, change: UserChange, audit: NewAuditEntry) 
     rows = {row[0]: row for row in txn.fetchall()}
     target = rows.get(change.name)
     if target is None:
-        raise LookupError(change.name)
+        raise NotFoundError(change.name)
     active_admin = target[1] == Role.ADMINISTRATOR.value and target[2] is None
     stops = change.disabled is True or (
         change.role is not None and change.role is not Role.ADMINISTRATOR

@@ -52,6 +52,7 @@ from gateway.admin.batches import (
     next_state,
 )
 from gateway.admin.cases import ActionRefusedError, CaseAction, parse_case_id
+from gateway.errors import NotFoundError
 from gateway.ports.resolution import Effect
 
 __all__ = ["SqlBatchStore"]
@@ -225,7 +226,7 @@ def control_batch_txn(
 ) -> Batch:
     row = _lock_batch_txn(txn, " WHERE id = ?", (batch_id,))
     if row is None:
-        raise LookupError(batch_subject(batch_id))
+        raise NotFoundError(batch_subject(batch_id))
     target = next_state(BatchState(row[4]), control)
     txn.execute(
         "UPDATE admin_batches SET state = ?, updated_at = ? WHERE id = ?",

@@ -5,9 +5,9 @@ The SQL store works on its own threads and hands results back through
 ``reactor.callFromThread``; :class:`Blocking` stands in for the reactor: it queues those
 calls and runs them on the calling thread while :meth:`Blocking.wait` waits for a result.
 The calling thread so plays the reactor thread — every Deferred callback runs there, as in
-production — and every wait has a deadline. It keeps time too (``seconds`` and ``callLater``:
-the wall clock when it was made, advanced by the monotonic clock), so that a job lease can be renewed and a waiting run can poll while
-:meth:`Blocking.wait` runs.
+production — and every wait has a deadline. It keeps time too (``seconds`` and
+``callLater``: the wall clock when it was made, advanced by the monotonic clock), so that
+a job lease can be renewed and a waiting run can poll while :meth:`Blocking.wait` runs.
 """
 
 from __future__ import annotations

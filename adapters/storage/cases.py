@@ -45,6 +45,7 @@ from gateway.admin.cases import (
 )
 from gateway.admin.detail import CaseDetail, PregnancyView
 from gateway.admin.labels import CASE_DETAIL_LABELS
+from gateway.errors import NotFoundError
 from gateway.ports.messages import Direction, MessageStatus, StatusEntry, StoreError
 from gateway.ports.resolution import Effect
 
@@ -293,7 +294,7 @@ def act_txn(
     parsed = parse_case_id(case)
     facts = _facts_txn(txn, *parsed) if parsed is not None else None
     if parsed is None or facts is None:
-        raise LookupError(case)
+        raise NotFoundError(case)
     current = build_case(facts, _record_txn(txn, case))
     reason = check_action(current, action, actor, reason)
     if action is CaseAction.RETRY:

@@ -21,6 +21,7 @@ from adapters.storage.lines import COLUMNS, line_rows, lines_of_txn, record_line
 from adapters.storage.messages import invoice_holder_txn
 from gateway.admin.audit import NewAuditEntry
 from gateway.admin.cases import ActionRefusedError
+from gateway.errors import NotFoundError
 from gateway.lines import DeclaredLine
 from gateway.ports.messages import Direction, MessageStatus, NewStatus
 from gateway.ports.reprocess import ReprocessOutcome, ReprocessPlan, ReprocessResult
@@ -55,7 +56,7 @@ def apply_txn(
         txn.execute("SELECT 1 FROM messages WHERE traceer_id = ? FOR UPDATE", (plan.traceer_id,))
     message = get_message_txn(txn, plan.traceer_id)
     if message is None or message.direction is not Direction.FROM_PARTICIPANT:
-        raise LookupError(plan.traceer_id)
+        raise NotFoundError(plan.traceer_id)
     at = audit.at
     if message.status is MessageStatus.REJECTED and not _has_lines(txn, plan.traceer_id):
         result = _rejected_txn(txn, plan, codec, at)

@@ -40,6 +40,7 @@ from adapters.storage.lines import bsn_key
 from gateway.admin.cases import CaseKind, case_id
 from gateway.admin.search import MASKED_BSN, HitKind, SearchHit, SearchQuery
 from gateway.crypto import CryptoError
+from gateway.lines import AnswerOutcome
 from gateway.ports.messages import Direction, MessageStatus, StoreError
 
 __all__ = ["BACKFILL_BATCH", "SqlSearchStore", "backfill_bsn_index_txn", "search_txn"]
@@ -337,7 +338,7 @@ def _line_hits(
             or records.get(row[10] or "")
             or records.get(row[11] or "")
         )
-        if case is None and row[6] == "review" and row[10]:
+        if case is None and row[6] == AnswerOutcome.REVIEW and row[10]:
             case = case_id(CaseKind.REJECTED_LINE, row[10])
         if case is None and row[18] == "parked":
             case = case_id(CaseKind.PARKED, row[11])
@@ -492,12 +493,12 @@ def _claim_verdicts(
             verdict: str | None = None
             if ref in replaced:
                 verdict = "replaced"
-            elif "review" in seen:
-                verdict = "review"
-            elif "rejected" in seen:
-                verdict = "rejected"
-            elif seen and all(o == "granted" for o in seen):
-                verdict = "granted"
+            elif AnswerOutcome.REVIEW in seen:
+                verdict = AnswerOutcome.REVIEW
+            elif AnswerOutcome.REJECTED in seen:
+                verdict = AnswerOutcome.REJECTED
+            elif seen and all(o == AnswerOutcome.GRANTED for o in seen):
+                verdict = AnswerOutcome.GRANTED
             found[ref] = (verdict, tuple(codes.get(ref, ())))
     return found
 

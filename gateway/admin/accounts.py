@@ -31,6 +31,8 @@ from typing import Final
 from cryptography.exceptions import InvalidKey
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
+from gateway.errors import ErrorKind, GatewayError
+
 __all__ = [
     "ROLE_PERMISSIONS",
     "AccountError",
@@ -52,8 +54,11 @@ MAX_PASSWORD_LENGTH: Final = 1024
 _USER_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,62}$")
 
 
-class AccountError(ValueError):
+class AccountError(GatewayError, ValueError):
     """A user name, role or password that cannot be used."""
+
+    code = "account-invalid"
+    kind = ErrorKind.INVALID
 
 
 class Role(enum.StrEnum):

@@ -54,6 +54,7 @@ from gateway.admin.cases import (
     allowed_actions,
     select_cases,
 )
+from gateway.errors import ErrorKind
 
 __all__ = [
     "MAX_BATCH_CASES",
@@ -135,19 +136,23 @@ def check_bulk_action(action: CaseAction, reason: str | None) -> str:
             "niet-in-bulk",
             f"Actie {action.value} vraagt per zaak eigen invoer en kan niet in bulk; "
             "doe hem per zaak.",
-            status=400,
+            kind=ErrorKind.INVALID,
         )
     if reason is None:
         return ""
     reason = reason.strip()
     if len(reason) > MAX_REASON_LENGTH:
         raise ActionRefusedError(
-            "reden-te-lang", f"Een reden is hoogstens {MAX_REASON_LENGTH} tekens.", status=400
+            "reden-te-lang",
+            f"Een reden is hoogstens {MAX_REASON_LENGTH} tekens.",
+            kind=ErrorKind.INVALID,
         )
     if action in NEEDS_REASON and not reason:
         what = "notitie" if action is CaseAction.NOTE else "reden"
         raise ActionRefusedError(
-            "reden-ontbreekt", f"Vul een {what} in (die geldt voor alle zaken).", status=400
+            "reden-ontbreekt",
+            f"Vul een {what} in (die geldt voor alle zaken).",
+            kind=ErrorKind.INVALID,
         )
     return reason
 

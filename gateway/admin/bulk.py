@@ -31,30 +31,17 @@ from gateway.admin.batches import (
 )
 from gateway.admin.cases import ActionRefusedError, CaseAction, CaseFilter
 from gateway.admin.metrics import BulkMetrics
-from gateway.admin.service import AdminService, NotAllowedError
-from gateway.ports.admin import AdminStore, BatchStore
+from gateway.admin.service import AdminService
+from gateway.errors import ErrorKind, NotFoundError
+from gateway.ports.admin import AdminStore, BatchStore, NotAllowedError, SelectionChangedError
 from gateway.ports.messages import StoreUnavailableError
 from gateway.ports.resolution import Effect
 
-__all__ = ["BatchRunner", "BulkService", "SelectionChangedError"]
+__all__ = ["BatchRunner", "BulkService"]
 
 log = Logger()
 
 STEPS_PER_RUN: Final = 25
-
-
-class SelectionChangedError(ActionRefusedError):
-    """The filter selects other cases now than the confirmation showed: ``preview`` is
-    what it selects now (to be confirmed anew)."""
-
-    def __init__(self, preview: BatchPreview) -> None:
-        super().__init__(
-            "selectie-gewijzigd",
-            "De selectie is veranderd sinds de bevestiging; kijk de nieuwe lijst na en "
-            "bevestig opnieuw.",
-            status=409,
-        )
-        self.preview = preview
 
 
 @dataclass
@@ -86,13 +73,15 @@ class BulkService:
             raise SelectionChangedError(preview)
         if not preview.cases:
             raise ActionRefusedError(
-                "lege-selectie", "Er is geen zaak waar deze actie bij past.", status=409
+                "lege-selectie",
+                "Er is geen zaak waar deze actie bij past.",
+                kind=ErrorKind.CONFLICT,
             )
         if preview.too_many:
             raise ActionRefusedError(
                 "te-veel-zaken",
                 f"Een batch heeft hoogstens {MAX_BATCH_CASES} zaken; verfijn het filter.",
-                status=400,
+                kind=ErrorKind.INVALID,
             )
         now = self.clock()
         batch = await self.batches.create_batch(
@@ -119,11 +108,11 @@ class BulkService:
         return batch
 
     async def batch(self, actor: Actor, batch_id: int) -> Batch:
-        """One batch with its cases and their outcomes (LookupError if there is none)."""
+        """One batch with its cases and their outcomes (NotFoundError if there is none)."""
         self._require(actor, Permission.VIEW_CASES)
         found = await self.batches.batch(batch_id, items=True)
         if found is None:
-            raise LookupError(batch_subject(batch_id))
+            raise NotFoundError(batch_subject(batch_id))
         return found
 
     async def list(self, actor: Actor, limit: int = 100) -> list[Batch]:

@@ -32,6 +32,7 @@ from typing import Final
 
 from gateway.admin.accounts import Actor, Permission
 from gateway.admin.audit import AuditAction
+from gateway.errors import ErrorKind, GatewayError
 
 __all__ = [
     "AUDITED",
@@ -304,13 +305,14 @@ def counts_by_kind(cases: Iterable[Case]) -> dict[CaseKind, int]:
 # --- actions ---------------------------------------------------------------------------------
 
 
-class ActionRefusedError(Exception):
-    """An action that may not be done: ``code`` for machines, the message for people."""
+class ActionRefusedError(GatewayError):
+    """An action that may not be done: ``code`` for machines, the message for people;
+    ``kind`` says why (most often it does not fit the case as it stands: a conflict)."""
 
-    def __init__(self, code: str, message: str, *, status: int = 409) -> None:
-        super().__init__(message)
-        self.code = code
-        self.status = status
+    kind = ErrorKind.CONFLICT
+
+    def __init__(self, code: str, message: str, *, kind: ErrorKind = ErrorKind.CONFLICT) -> None:
+        super().__init__(message, code=code, kind=kind)
 
 
 def allowed_actions(case: Case) -> list[CaseAction]:
@@ -338,16 +340,20 @@ def check_action(case: Case, action: CaseAction, actor: Actor, reason: str) -> s
     """Refuse what ``actor`` may not do to ``case``; the reason, trimmed, otherwise."""
     if not actor.may(Permission.RESOLVE_CASES):
         raise ActionRefusedError(
-            "geen-recht", f"Rol {actor.role.value} mag geen zaken afhandelen.", status=403
+            "geen-recht",
+            f"Rol {actor.role.value} mag geen zaken afhandelen.",
+            kind=ErrorKind.NOT_ALLOWED,
         )
     reason = reason.strip()
     if len(reason) > MAX_REASON_LENGTH:
         raise ActionRefusedError(
-            "reden-te-lang", f"Een reden is hoogstens {MAX_REASON_LENGTH} tekens.", status=400
+            "reden-te-lang",
+            f"Een reden is hoogstens {MAX_REASON_LENGTH} tekens.",
+            kind=ErrorKind.INVALID,
         )
     if action in NEEDS_REASON and not reason:
         what = "notitie" if action is CaseAction.NOTE else "reden"
-        raise ActionRefusedError("reden-ontbreekt", f"Vul een {what} in.", status=400)
+        raise ActionRefusedError("reden-ontbreekt", f"Vul een {what} in.", kind=ErrorKind.INVALID)
     if action not in allowed_actions(case):
         raise ActionRefusedError(
             "actie-past-niet",

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 from datetime import date
 
-from gateway.admin.labels import ClientView, mask_bsn
+from gateway.admin.labels import ClientView
 from gateway.ei import EIError, LayoutRegistry, Record, read_records
+from gateway.masking import mask_value
 
 __all__ = ["client_of"]
 
@@ -52,9 +53,9 @@ def client_of(
     ]
     birth = insured.get("birth_date") if insured.layout.has("birth_date") else None
     return ClientView(
-        bsn=bsn if unmask else mask_bsn(bsn),
+        bsn=bsn if unmask else mask_value(bsn),
         name=" ".join(p for p in parts if p),
         birth_date=birth if isinstance(birth, date) else None,
-        member_number=member if unmask else "•" * max(len(member) - 3, 0) + member[-3:],
+        member_number=member if unmask else mask_value(member),
         masked=not unmask,
     )

@@ -12,9 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
-from gateway.ei import BadLine, EIError, LayoutRegistry, Reader, Record, bsn_is_valid
+from gateway.ei import BadLine, EIError, LayoutRegistry, Reader, Record
+from gateway.masking import HIDDEN_FIELD, mask_bsns_in
 
-__all__ = ["FieldView", "FileView", "RecordView", "mask_text", "view_file"]
+__all__ = ["FieldView", "FileView", "RecordView", "view_file"]
 
 MAX_RECORDS: Final = 500  # a case page shows the start of a big file, and says so
 _CHUNK: Final = 1 << 16
@@ -31,9 +32,6 @@ _PERSONAL: Final = (
     "street",
     "city",
 )
-_MASK: Final = "•••"
-_BSN_LENGTH: Final = 9
-_SHOWN_DIGITS: Final = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,17 +63,6 @@ def _personal(name: str) -> bool:
     return any(part in name for part in _PERSONAL)
 
 
-def mask_text(text: str) -> str:
-    """``text`` with every nine-digit stretch that passes the eleven-proof masked."""
-    chars = list(text)
-    for i in range(len(text) - _BSN_LENGTH + 1):
-        window = text[i : i + _BSN_LENGTH]
-        if window.isdigit() and window.isascii() and bsn_is_valid(window):
-            for j in range(i, i + _BSN_LENGTH - _SHOWN_DIGITS):
-                chars[j] = "*"
-    return "".join(chars)
-
-
 def _record(record: Record, unmask: bool) -> RecordView:
     fields = []
     for f in record.layout.fields:
@@ -92,9 +79,9 @@ def _record(record: Record, unmask: bool) -> RecordView:
         masked = False
         if not unmask:
             if f.check == "bsn" or _personal(f.name):
-                text, masked = _MASK, True
+                text, masked = HIDDEN_FIELD, True
             else:
-                hidden = mask_text(text)
+                hidden = mask_bsns_in(text)
                 masked = hidden != text
                 text = hidden
         fields.append(FieldView(f.id, f.label, text, masked))
@@ -117,7 +104,7 @@ def view_file(registry: LayoutRegistry, payload: bytes, *, unmask: bool = False)
                 reader.feed(chunk)
             truncated = _drain(reader, records, unmask)
     except EIError as exc:
-        detail = str(exc) if unmask else mask_text(str(exc))
+        detail = str(exc) if unmask else mask_bsns_in(str(exc))
         title = f"niet te lezen: {detail}"
     if reader.layout is not None:
         title = f"{reader.layout.label} — {reader.layout.title}"
@@ -130,7 +117,7 @@ def _drain(reader: Reader, records: list[RecordView], unmask: bool) -> bool:
         if len(records) >= MAX_RECORDS:
             return True
         if isinstance(event, BadLine):
-            message = event.finding.message if unmask else mask_text(event.finding.message)
+            message = event.finding.message if unmask else mask_bsns_in(event.finding.message)
             records.append(
                 RecordView(
                     event.number,

@@ -24,12 +24,16 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Final
 from zoneinfo import ZoneInfo
 
+from gateway.lines import AnswerOutcome
+from gateway.ports.resolution import Field
+
 __all__ = [
     "ACTION_LABELS",
     "AUDIT_LABELS",
     "BATCH_STATE_LABELS",
     "CASE_DETAIL_LABELS",
     "CONTROL_LABELS",
+    "FIELD_LABELS",
     "ITEM_OUTCOME_LABELS",
     "KNOWN_INSURERS",
     "LINE_STATE_LABELS",
@@ -46,7 +50,6 @@ __all__ = [
     "dutch",
     "euro_text",
     "local_time",
-    "mask_bsn",
     "pregnancy_text",
 ]
 
@@ -187,20 +190,28 @@ CONTROL_LABELS: Final[Mapping[str, str]] = {  # a batch's buttons
     "resume": "Hervatten",
     "cancel": "Stoppen",
 }
+# The fields a correction may change (gateway.resolution), as the forms and pages name them.
+FIELD_LABELS: Final[Mapping[Field, str]] = {
+    Field.MEMBER_NUMBER: "Verzekerdennummer",
+    Field.UZOVI: "UZOVI-nummer",
+    Field.FIRST_DAY: "Begindatum prestatie",
+    Field.LAST_DAY: "Einddatum prestatie",
+    Field.PRESTATIE: "Integrale prestatie",
+}
 # A search hit's verdict (the insurer's, on a line or on the lines a claim absorbed).
 SEARCH_OUTCOMES: Final[Mapping[str, str]] = {
-    "granted": "toegekend",
-    "rejected": "afgewezen (doorgegeven)",
-    "review": "afgewezen, in behandeling bij de IGO",
-    "replaced": "afgewezen, vervangen door een verbetering",
-    "returned": "terug: zelf declareren",
+    AnswerOutcome.GRANTED: "toegekend",
+    AnswerOutcome.REJECTED: "afgewezen (doorgegeven)",
+    AnswerOutcome.REVIEW: "afgewezen, in behandeling bij de IGO",
+    "replaced": "afgewezen, vervangen door een verbetering",  # a claim a correction replaced
+    AnswerOutcome.RETURNED: "terug: zelf declareren",
 }
 # A declaration line's verdict on the pregnancy and case pages ("": no answer yet).
 OUTCOME_LABELS: Final[Mapping[str, str]] = {
-    "granted": "toegekend",
-    "rejected": "afgewezen (doorgegeven)",
-    "review": "in behandeling bij de IGO",
-    "returned": "terug: zelf declareren",
+    AnswerOutcome.GRANTED: "toegekend",
+    AnswerOutcome.REJECTED: "afgewezen (doorgegeven)",
+    AnswerOutcome.REVIEW: "in behandeling bij de IGO",
+    AnswerOutcome.RETURNED: "terug: zelf declareren",
     "": "nog geen antwoord",
 }
 
@@ -243,11 +254,6 @@ def local_time(moment: datetime) -> str:
 
 def day_text(day: date | None) -> str:
     return "—" if day is None else day.strftime("%d-%m-%Y")
-
-
-def mask_bsn(bsn: str) -> str:
-    """A BSN shown masked: its last three digits only."""
-    return "•" * max(len(bsn) - 3, 0) + bsn[-3:] if bsn else ""
 
 
 def _cents(match: re.Match[str]) -> str:

@@ -24,6 +24,7 @@ from datetime import date, datetime
 from typing import Final
 
 from gateway.ei.validate import agb_is_valid, bsn_is_valid
+from gateway.errors import ErrorKind, GatewayError
 
 __all__ = [
     "DEFAULT_LIMIT",
@@ -77,14 +78,14 @@ KEY_LABELS: Final = {
 }
 
 
-class SearchRefusedError(Exception):
+class SearchRefusedError(GatewayError):
     """A search that cannot be run: ``code`` for machines, the message (Dutch, without the
     value that was wrong when it is a BSN) for people."""
 
-    def __init__(self, code: str, message: str, *, status: int = 400) -> None:
-        super().__init__(message)
-        self.code = code
-        self.status = status
+    kind = ErrorKind.INVALID
+
+    def __init__(self, code: str, message: str, *, kind: ErrorKind = ErrorKind.INVALID) -> None:
+        super().__init__(message, code=code, kind=kind)
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,8 +19,8 @@ from gateway.admin.detail import CaseDetail, ClaimView, DecisionView, LineView, 
 from gateway.admin.fileview import FileView
 from gateway.admin.labels import PHASE_LABELS, dutch
 from gateway.admin.search import SearchHit, SearchResult
-from gateway.admin.service import CaseView, Queue, UserView
 from gateway.loading import describe
+from gateway.ports.admin import CaseView, Queue, UserView
 from gateway.ports.reprocess import ReprocessResult
 
 __all__ = [

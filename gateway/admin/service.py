@@ -49,7 +49,6 @@ from gateway.admin.cases import (
     CaseFilter,
     CaseKind,
     CaseNote,
-    KindSpec,
     allowed_actions,
     check_action,
     counts_by_kind,
@@ -57,9 +56,9 @@ from gateway.admin.cases import (
     select_cases,
 )
 from gateway.admin.client import client_of
-from gateway.admin.detail import CaseDetail, DecisionView, LineView, PregnancyView
-from gateway.admin.fileview import FileView, view_file
-from gateway.admin.labels import ClientView, Names
+from gateway.admin.detail import CaseDetail, PregnancyView
+from gateway.admin.fileview import view_file
+from gateway.admin.labels import FIELD_LABELS, ClientView, Names
 from gateway.admin.metrics import AdminMetrics
 from gateway.admin.search import (
     DEFAULT_LIMIT,
@@ -71,19 +70,24 @@ from gateway.admin.search import (
     check_query,
 )
 from gateway.ei import LayoutRegistry
+from gateway.errors import ErrorKind, NotFoundError
 from gateway.loading import describe
 from gateway.ports.admin import (
     SESSION_KINDS,
     AdminStore,
+    CaseView,
+    LoginRefusedError,
     NewSession,
+    NotAllowedError,
+    Queue,
     SearchStore,
     UserChange,
-    UserRecord,
+    UserView,
 )
-from gateway.ports.messages import MessageStore, StatusEntry
-from gateway.ports.resolution import ClosePhase, Effect, Resubmission
+from gateway.ports.messages import MessageStore
+from gateway.ports.resolution import ClosePhase, Effect, Field, Resubmission
 from gateway.ports.runtime import RunInThread, run_inline
-from gateway.resolution import FIELD_LABELS, Correction, Field, Resolver
+from gateway.resolution import Correction, Resolver
 from gateway.rules.catalogue import Phase
 
 log = Logger()
@@ -96,14 +100,7 @@ _PREPARED: Final = frozenset(
 _REDECIDES: Final = frozenset({CaseAction.BREAK_BUNDLE, CaseAction.CLOSE_PHASE})
 _FIELDS: Final = frozenset(f.value for f in Field)
 
-__all__ = [
-    "AdminService",
-    "CaseView",
-    "LoginRefusedError",
-    "NotAllowedError",
-    "Queue",
-    "UserView",
-]
+__all__ = ["AdminService"]
 
 T = TypeVar("T")
 
@@ -114,59 +111,6 @@ THROTTLED_LOG_WINDOW: Final = timedelta(minutes=15)
 HASHES_AT_ONCE: Final = 4  # scrypt hashes and checks running at one time
 AUDIT_VERIFY_PAGE: Final = 5000  # entries read per query when the chain is checked
 _UNKNOWN_USER: Final = "(onbekend)"
-
-
-class LoginRefusedError(Exception):
-    """Wrong name or password (never said which), or too many failures in a row."""
-
-    def __init__(self, throttled: bool) -> None:
-        super().__init__("throttled" if throttled else "refused")
-        self.throttled = throttled
-
-
-class NotAllowedError(Exception):
-    """The actor's role lacks ``permission``."""
-
-    def __init__(self, permission: Permission) -> None:
-        super().__init__(f"not allowed: {permission.value}")
-        self.permission = permission
-
-
-@dataclass(frozen=True, slots=True)
-class Queue:
-    cases: list[Case]
-    counts: dict[CaseKind, int]  # open cases per kind, of all (not only the filtered)
-    now: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class CaseView:
-    case: Case
-    detail: CaseDetail
-    spec: KindSpec
-    notes: list[CaseNote]
-    history: list[AuditEntry]  # everything done to (or seen of) the case, oldest first
-    statuses: list[StatusEntry]  # the message's own status history
-    retourcodes: list[tuple[str, str]]  # (code, Dutch meaning)
-    actions: list[CaseAction]  # what this actor may do now
-    file: FileView | None
-    now: datetime
-    unmasked: bool = False
-    prestaties: list[tuple[str, str]] = field(default_factory=list)  # a correction's choices
-    client: ClientView | None = None  # whom the case is about (BSN masked unless unmasked)
-    current: dict[str, str] = field(default_factory=dict)  # a correction's starting values
-    # Every line of the case's pregnancy (all phases), for its birth date.
-    pregnancy_lines: tuple[LineView, ...] = ()
-    pregnancy_decisions: tuple[DecisionView, ...] = ()  # its phases, as the rules decided
-
-
-@dataclass(frozen=True, slots=True)
-class UserView:
-    """An account as the administrator's page lists it."""
-
-    user: UserRecord
-    sessions: int  # live browser sessions
-    tokens: int  # live API tokens
 
 
 @dataclass
@@ -391,7 +335,7 @@ class AdminService:
         self._require(actor, Permission.MANAGE_USERS)
         user = await self.admin.user(name)
         if user is None:
-            raise LookupError(name)
+            raise NotFoundError(name)
         await self._change(
             actor,
             UserChange(name, role=role),
@@ -421,7 +365,7 @@ class AdminService:
         try:
             check_user_name(change.name)
         except AccountError:
-            raise LookupError(change.name) from None
+            raise NotFoundError(change.name) from None
         ended = await self.admin.change_user(change, self._entry(actor, action, None, detail))
         if self.metrics is not None:
             self.metrics.audit_entries.labels(action.value).inc()
@@ -551,15 +495,17 @@ class AdminService:
         try:
             if not actor.may(Permission.RESOLVE_CASES):
                 raise ActionRefusedError(
-                    "geen-recht", f"Rol {actor.role.value} mag geen zaken afhandelen.", status=403
+                    "geen-recht",
+                    f"Rol {actor.role.value} mag geen zaken afhandelen.",
+                    kind=ErrorKind.NOT_ALLOWED,
                 )
             if kind is None:
-                raise LookupError(case_id)
+                raise NotFoundError(case_id)
             if fields and action not in NEEDS_INPUT:
                 raise ActionRefusedError(
                     "velden-niet-verwacht",
                     f"Actie {action.value} neemt geen velden aan.",
-                    status=400,
+                    kind=ErrorKind.INVALID,
                 )
             effect: Effect | None = None
             if action in _PREPARED:
@@ -596,7 +542,7 @@ class AdminService:
     ) -> Effect | None:
         """For a bulk-action batch: the effect ``action`` needs on the case (None for an
         action that needs none), prepared as :meth:`act` prepares it; raises
-        :class:`~gateway.admin.cases.ActionRefusedError` when it does not fit (LookupError
+        :class:`~gateway.admin.cases.ActionRefusedError` when it does not fit (NotFoundError
         for no such case). The batch then does the action with it in the case's own
         transaction, checked again there."""
         if action not in _PREPARED:
@@ -622,7 +568,7 @@ class AdminService:
             raise ActionRefusedError(
                 "niet-beschikbaar",
                 "Deze actie kan alleen in de draaiende gateway (serve).",
-                status=503,
+                kind=ErrorKind.UNAVAILABLE,
             )
         ref = case.facts.ref
         if action is CaseAction.RESUBMIT:
@@ -636,19 +582,19 @@ class AdminService:
         viewing it is audited."""
         self._require(actor, Permission.VIEW_CASES)
         if not pregnancy or len(pregnancy) > 100:
-            raise LookupError(pregnancy)
+            raise NotFoundError(pregnancy)
         found = await self.admin.pregnancy(pregnancy)
         if found is None:
-            raise LookupError(pregnancy)
+            raise NotFoundError(pregnancy)
         await self._audit(self._entry(actor, AuditAction.VIEW_PREGNANCY, pregnancy, ""))
         return found
 
     async def _find(self, case_id: str) -> tuple[Case, list[CaseNote]]:
         if parse_case_id(case_id) is None:
-            raise LookupError(case_id)
+            raise NotFoundError(case_id)
         found = await self.admin.case(case_id)
         if found is None:
-            raise LookupError(case_id)
+            raise NotFoundError(case_id)
         return found
 
     # --- search -------------------------------------------------------------------------
@@ -671,7 +617,9 @@ class AdminService:
         query = check_query(query)
         if self.search_store is None:
             raise SearchRefusedError(
-                "zoeken-niet-beschikbaar", "Zoeken kan alleen op een SQL-opslag.", status=503
+                "zoeken-niet-beschikbaar",
+                "Zoeken kan alleen op een SQL-opslag.",
+                kind=ErrorKind.UNAVAILABLE,
             )
         limit = max(1, min(limit, MAX_LIMIT))
         action = AuditAction.UNMASK if unmask else AuditAction.SEARCH

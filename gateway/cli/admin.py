@@ -32,6 +32,7 @@ from gateway.builder import GatewayBuilder, load_keyring
 from gateway.config import ConfigError, load_config
 from gateway.crypto import CryptoError
 from gateway.ei import LayoutError
+from gateway.errors import ErrorKind, GatewayError
 from gateway.ports.admin import UserExistsError
 from gateway.ports.messages import StoreError
 
@@ -41,11 +42,23 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 T = TypeVar("T")
 
 
-class CliError(Exception):
-    """A problem to report in one line, with the exit status to end with."""
+def exit_status(kind: ErrorKind) -> int:
+    """The CLI's one mapping of an error's kind to the exit status: 2 (usage) for input
+    that is wrong as it is, 1 for every other failure."""
+    return EXIT_USAGE if kind is ErrorKind.INVALID else EXIT_FAILED
 
-    def __init__(self, message: str, status: int = EXIT_FAILED) -> None:
-        super().__init__(message)
+
+class CliError(GatewayError):
+    """A problem to report in one line, with the exit status to end with; ``kind`` is the
+    wrapped error's when there is one."""
+
+    code = "cli"
+    kind = ErrorKind.INVALID
+
+    def __init__(
+        self, message: str, status: int = EXIT_FAILED, *, kind: ErrorKind | None = None
+    ) -> None:
+        super().__init__(message, kind=kind)
         self.status = status
 
 
@@ -77,11 +90,11 @@ def admin_session(config_path: Path) -> Iterator[AdminSession]:
     try:
         config = load_config(config_path, check_files=False)
     except ConfigError as exc:
-        raise CliError(str(exc), EXIT_USAGE) from None
+        raise CliError(str(exc), EXIT_USAGE, kind=exc.kind) from None
     try:
         keyring = load_keyring(config)
     except CryptoError as exc:
-        raise CliError(str(exc)) from None
+        raise CliError(str(exc), kind=exc.kind) from None
 
     try:
         make_data_dirs(config)  # a first account may come before the first start
@@ -93,11 +106,11 @@ def admin_session(config_path: Path) -> Iterator[AdminSession]:
                 builder.catalogue()
                 stores.run.wait(check_store_keys(store))
             except (CryptoError, LayoutError, ConfigError) as exc:
-                raise CliError(str(exc)) from None
+                raise CliError(str(exc), kind=exc.kind) from None
             stores.run.wait(builder.store.admin.key_audit_chain(builder.now()))
             yield AdminSession(stores.run, builder)
     except StoreError as exc:
-        raise CliError(f"store: {exc}") from None
+        raise CliError(f"store: {exc}", kind=exc.kind) from None
 
 
 def register(sub: Any) -> None:
@@ -206,7 +219,7 @@ def _create_user(args: argparse.Namespace) -> int:
     except CliError as exc:
         return _report("create-user", exc)
     except (AccountError, UserExistsError) as exc:
-        return _report("create-user", CliError(str(exc)))
+        return _report("create-user", CliError(str(exc), kind=exc.kind))
     print(f"user {args.name} created ({args.role})")
     return EXIT_OK
 
@@ -222,7 +235,7 @@ def _create_token(args: argparse.Namespace) -> int:
     except CliError as exc:
         return _report("create-token", exc)
     except AccountError as exc:
-        return _report("create-token", CliError(str(exc)))
+        return _report("create-token", CliError(str(exc), kind=exc.kind))
     print(token)
     return EXIT_OK
 
@@ -250,9 +263,9 @@ def _manage(
     except CliError as exc:
         return _report(command, exc), None
     except LookupError:
-        return _report(command, CliError(f"no user {args.name!r}")), None
+        return _report(command, CliError(f"no user {args.name!r}", kind=ErrorKind.NOT_FOUND)), None
     except AccountError as exc:
-        return _report(command, CliError(str(exc))), None
+        return _report(command, CliError(str(exc), kind=exc.kind)), None
 
 
 def _disable_user(args: argparse.Namespace) -> int:

@@ -38,8 +38,8 @@ from gateway.admin.serialise import (
     preview_json,
     search_result_json,
 )
-from gateway.admin.service import NotAllowedError
-from gateway.cli.admin import AdminSession, CliError, admin_session, cli_actor
+from gateway.cli.admin import AdminSession, CliError, admin_session, cli_actor, exit_status
+from gateway.ports.admin import NotAllowedError
 
 __all__ = ["register"]
 
@@ -226,7 +226,7 @@ def _resolve(args: argparse.Namespace) -> int:
     except LookupError:
         return _fail("resolve", f"no case {args.case_id}")
     except ActionRefusedError as exc:
-        return _fail("resolve", str(exc), EXIT_USAGE if exc.status == 400 else EXIT_FAILED)
+        return _fail("resolve", str(exc), exit_status(exc.kind))
     print(f"{case.id}: {action.value} done; the case is {case.state.value}")
     return EXIT_OK
 
@@ -257,7 +257,7 @@ def _search(args: argparse.Namespace) -> int:
     except CliError as exc:
         return _fail("search", str(exc), exc.status)
     except SearchRefusedError as exc:
-        return _fail("search", str(exc), EXIT_USAGE if exc.status == 400 else EXIT_FAILED)
+        return _fail("search", str(exc), exit_status(exc.kind))
     if args.json:
         print(json.dumps(search_result_json(result), ensure_ascii=False, indent=2))
         return EXIT_OK
@@ -418,7 +418,7 @@ def _bulk(args: argparse.Namespace) -> int:
     except CliError as exc:
         return _fail("bulk", str(exc), exc.status)
     except ActionRefusedError as exc:
-        return _fail("bulk", str(exc), EXIT_USAGE if exc.status == 400 else EXIT_FAILED)
+        return _fail("bulk", str(exc), exit_status(exc.kind))
     if args.json:
         print(json.dumps(batch_json(batch, items=args.run), ensure_ascii=False, indent=2))
     else:

@@ -13,7 +13,7 @@ import argparse
 import io
 import json
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -30,16 +30,14 @@ from gateway.ei import (
     Record,
     ValidationResult,
     Validator,
-    bsn_is_valid,
 )
 from gateway.loading import describe, load_layouts
+from gateway.masking import mask_bsns_in, mask_field
 
-__all__ = ["finding_json", "mask_bsn", "mask_bsns_in", "register", "result_json"]
+__all__ = ["finding_json", "register", "result_json"]
 
 CHUNK = 1 << 16
 EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
-_BSN_LENGTH = 9
-_SHOWN_DIGITS = 3  # how many trailing digits of a BSN stay visible
 
 
 def register(sub: Any) -> None:
@@ -66,32 +64,7 @@ def register(sub: Any) -> None:
     p.set_defaults(handler=_show)
 
 
-# --- masking -------------------------------------------------------------------------------
-
-
-def mask_bsn(value: str) -> str:
-    """Hide all but the last three characters of a BSN field's value."""
-    if not value.strip("0 "):
-        return value  # an empty BSN field reveals nothing
-    hidden = max(0, len(value) - _SHOWN_DIGITS)
-    return "*" * hidden + value[hidden:]
-
-
-def mask_bsns_in(text: str, positions: Iterable[tuple[int, int]] = ()) -> str:
-    """``text`` with every nine-digit stretch that passes the eleven-proof masked, and
-    everything at ``positions`` (0-based, end exclusive) hidden as well."""
-    hidden = [False] * len(text)
-    for begin, end in positions:
-        for i in range(max(0, begin), min(len(text), end)):
-            hidden[i] = text[i] != " "
-    for i in range(len(text) - _BSN_LENGTH + 1):
-        window = text[i : i + _BSN_LENGTH]
-        if window.isdigit() and window.isascii() and bsn_is_valid(window):
-            for j in range(i, i + _BSN_LENGTH - _SHOWN_DIGITS):
-                hidden[j] = True
-    if not any(hidden):
-        return text
-    return "".join("*" if h else c for c, h in zip(text, hidden, strict=True))
+# --- masking (the policy is gateway.masking's) ---------------------------------------------
 
 
 class _Masker:
@@ -122,7 +95,7 @@ class _Masker:
         if f.field is not None:
             fields = self.fields(f.kind, f.field)
             if any(fl.check == "bsn" for fl in fields):
-                return replace(f, value=mask_bsn(f.value))
+                return replace(f, value=mask_field(f.value))
             return replace(f, value=mask_bsns_in(f.value))
         # A quoted line: hide its BSN positions, and any BSN pushed out of them.
         offset = (f.start or 1) - 1
@@ -317,7 +290,7 @@ def _render(rec: Record, *, unmask: bool, show_all: bool) -> str:
         if f.kind == "amount" and isinstance(value, int):
             text = f"{value / 100:.2f}"
         if not unmask:
-            text = mask_bsn(text) if f.check == "bsn" else mask_bsns_in(text)
+            text = mask_field(text) if f.check == "bsn" else mask_bsns_in(text)
         label = f.label[:44]
         lines.append(f"  {f.id:>4} {label:<44} {f.start:>3}-{f.end:<3} {_printable(text)}")
     return "\n".join(lines) + "\n"

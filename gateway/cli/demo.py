@@ -45,6 +45,7 @@ from gateway.cli.serve import run
 from gateway.cli.starter import KEY_FILE, PKI_DIR, Member, write_installation
 from gateway.config import ConfigError, load_config
 from gateway.ei import LayoutRegistry
+from gateway.lines import AnswerOutcome
 from gateway.pki import CA_CERT, SERVER_CERT, SERVER_KEY, Party, PkiError
 from gateway.ports.outbox import OutboundState
 from gateway.resources import schemas_dir
@@ -359,8 +360,10 @@ async def _summary(
         "integralClaims": len({r.claim_reference for r in rows if r.claim_reference}),
         "claimFiles": sum(outbox.values()),
         "granted": sum(r.granted or 0 for r in rows),
-        "rejected": sum(1 for r in rows if r.outcome in ("rejected", "review")),
-        "openCases": sum(1 for r in rows if r.outcome == "review")
+        "rejected": sum(
+            1 for r in rows if r.outcome in (AnswerOutcome.REJECTED, AnswerOutcome.REVIEW)
+        ),
+        "openCases": sum(1 for r in rows if r.outcome == AnswerOutcome.REVIEW)
         + outbox.get((DEMO_INSURER, OutboundState.PARKED), 0),
         "participants": participants,
     }

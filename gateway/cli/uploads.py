@@ -17,7 +17,7 @@ from typing import Any
 
 from gateway.admin.cases import ActionRefusedError
 from gateway.admin.serialise import reprocess_json
-from gateway.cli.admin import CliError, admin_session, cli_actor
+from gateway.cli.admin import CliError, admin_session, cli_actor, exit_status
 from gateway.ports.reprocess import ReprocessOutcome
 
 __all__ = ["register"]
@@ -65,7 +65,7 @@ def _reprocess(args: argparse.Namespace) -> int:
     except LookupError:
         return _fail(f"no upload {args.traceer_id}")
     except ActionRefusedError as exc:
-        return _fail(str(exc), EXIT_USAGE if exc.status == 400 else EXIT_FAILED)
+        return _fail(str(exc), exit_status(exc.kind))
     if args.json:
         print(json.dumps(reprocess_json(result), ensure_ascii=False))
     else:

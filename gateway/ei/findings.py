@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from gateway.errors import ErrorKind, GatewayError
+
 __all__ = ["EIError", "Finding"]
 
 
@@ -41,9 +43,12 @@ class Finding:
         }
 
 
-class EIError(ValueError):
+class EIError(GatewayError, ValueError):
     """The codec's one error type: the input cannot be read as an EI file (or a value
     cannot be written into one). ``finding`` says where and which retourcode applies."""
+
+    code = "ei-onleesbaar"
+    kind = ErrorKind.INVALID
 
     def __init__(self, finding: Finding) -> None:
         super().__init__(finding.message)

@@ -23,6 +23,7 @@ from typing import Literal
 from lxml import etree
 
 from gateway.ei.findings import EIError, Finding
+from gateway.errors import ErrorKind, GatewayError
 from gateway.xmlsafe import XMLError, parse_xml
 
 __all__ = [
@@ -46,8 +47,11 @@ _AN_CLASS = rb"[\x20-\x7e\xa0-\xff]"
 _ZERO_DATE = b"00000000"
 
 
-class LayoutError(Exception):
+class LayoutError(GatewayError):
     """A layout file is missing, malformed, or inconsistent."""
+
+    code = "layout-invalid"
+    kind = ErrorKind.MISCONFIGURED
 
 
 @dataclass(frozen=True, slots=True)

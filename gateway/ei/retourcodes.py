@@ -9,6 +9,7 @@ from types import MappingProxyType
 
 from lxml import etree
 
+from gateway.errors import ErrorKind, GatewayError
 from gateway.xmlsafe import XMLError, parse_xml
 
 __all__ = ["Retourcode", "RetourcodeError", "build_retourcodes", "describe_in"]
@@ -16,8 +17,11 @@ __all__ = ["Retourcode", "RetourcodeError", "build_retourcodes", "describe_in"]
 _NS = "{urn:igo-gateway:retourcodes:1}"
 
 
-class RetourcodeError(Exception):
+class RetourcodeError(GatewayError):
     """The retourcode list cannot be loaded."""
+
+    code = "retourcodes-invalid"
+    kind = ErrorKind.MISCONFIGURED
 
 
 @dataclass(frozen=True, slots=True)

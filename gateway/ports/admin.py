@@ -10,39 +10,77 @@ something appends its audit entry in that same transaction, so nothing is done u
 :class:`BatchStore` keeps bulk actions (``adapters.storage.batches``). The values they
 pass that the admin's pure rules work on too (cases, audit entries, search queries,
 batches) live with those rules in :mod:`gateway.admin`.
+
+The other way round, what the admin site and the CLI drive: :class:`Administration` (the
+accounts, the queue and its cases, the search and the audit log;
+:class:`gateway.admin.service.AdminService`) and :class:`BulkActions` (bulk actions as
+batches; :class:`gateway.admin.bulk.BulkService`), with the views they answer
+(:class:`Queue`, :class:`CaseView`, :class:`UserView`) and their refusals
+(:class:`NotAllowedError`, :class:`LoginRefusedError`, :class:`SelectionChangedError`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
-from gateway.admin.accounts import Actor, Role
-from gateway.admin.audit import AuditEntry, AuditHead, NewAuditEntry
-from gateway.admin.batches import Batch, BatchControl, NewBatch, NextStep, StepResult
-from gateway.admin.cases import Case, CaseAction, CaseFacts, CaseNote
-from gateway.admin.detail import CaseDetail, PregnancyView
-from gateway.admin.search import SearchHit, SearchQuery
+from gateway.admin.accounts import Actor, Permission, Role
+from gateway.admin.audit import AuditEntry, AuditHead, ChainReport, NewAuditEntry
+from gateway.admin.batches import (
+    Batch,
+    BatchControl,
+    BatchPreview,
+    NewBatch,
+    NextStep,
+    StepResult,
+)
+from gateway.admin.cases import (
+    ActionRefusedError,
+    Case,
+    CaseAction,
+    CaseFacts,
+    CaseFilter,
+    CaseKind,
+    CaseNote,
+    KindSpec,
+)
+from gateway.admin.detail import CaseDetail, DecisionView, LineView, PregnancyView
+from gateway.admin.fileview import FileView
+from gateway.admin.labels import ClientView
+from gateway.admin.search import DEFAULT_LIMIT, SearchHit, SearchQuery, SearchResult
+from gateway.errors import ErrorKind, GatewayError
+from gateway.ports.messages import MessageStore, StatusEntry
 from gateway.ports.resolution import Effect
 
 __all__ = [
     "SESSION_KINDS",
     "AdminStore",
+    "Administration",
     "BatchStore",
+    "BulkActions",
+    "CaseView",
+    "LoginRefusedError",
     "NewSession",
+    "NotAllowedError",
+    "Queue",
     "SearchStore",
+    "SelectionChangedError",
     "SessionKind",
     "SessionRecord",
     "UserChange",
     "UserExistsError",
     "UserRecord",
+    "UserView",
 ]
 
 
-class UserExistsError(Exception):
+class UserExistsError(GatewayError):
     """A user of that name exists already."""
+
+    code = "gebruiker-bestaat"
+    kind = ErrorKind.CONFLICT
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,7 +144,7 @@ class AdminStore(Protocol):
 
     def change_user(self, change: UserChange, audit: NewAuditEntry) -> Awaitable[int]:
         """Apply ``change`` with its audit entry; the number of sessions and tokens ended.
-        Raises LookupError for no such user, and
+        Raises :class:`~gateway.errors.NotFoundError` for no such user, and
         :class:`~gateway.admin.accounts.AccountError` when the change would leave no active
         administrator."""
         ...
@@ -178,7 +216,7 @@ class AdminStore(Protocol):
     ) -> Awaitable[Case]:
         """Do ``action`` to the case in one transaction with its audit entry: checked
         against the case as it stands in that transaction (raises
-        :class:`~gateway.admin.cases.ActionRefusedError`), LookupError for no such case.
+        :class:`~gateway.admin.cases.ActionRefusedError`), NotFoundError for no such case.
         ``effect`` is what an action of :mod:`gateway.resolution` stores with it."""
         ...
 
@@ -219,7 +257,7 @@ class BatchStore(Protocol):
         self, batch_id: int, control: BatchControl, actor: Actor, at: datetime
     ) -> Awaitable[Batch]:
         """Pause, resume or cancel (raises :class:`~gateway.admin.cases.ActionRefusedError`
-        when it does not fit the batch's state, LookupError for no such batch)."""
+        when it does not fit the batch's state, NotFoundError for no such batch)."""
         ...
 
     def next_step(self, at: datetime) -> Awaitable[NextStep | StepResult | None]:
@@ -234,3 +272,187 @@ class BatchStore(Protocol):
         one transaction with its audit entry and its outcome; or record it skipped because
         preparing it was ``refused``. Nothing if the batch no longer runs."""
         ...
+
+
+# --- what the admin site and the CLI drive ---------------------------------------------
+
+
+class LoginRefusedError(GatewayError):
+    """Wrong name or password (never said which), or too many failures in a row."""
+
+    kind = ErrorKind.UNAUTHENTICATED
+
+    def __init__(self, throttled: bool) -> None:
+        super().__init__(
+            "throttled" if throttled else "refused",
+            code="te-veel-pogingen" if throttled else "aanmelding-onjuist",
+            kind=ErrorKind.THROTTLED if throttled else ErrorKind.UNAUTHENTICATED,
+        )
+        self.throttled = throttled
+
+
+class NotAllowedError(GatewayError):
+    """The actor's role lacks ``permission``."""
+
+    code = "geen-recht"
+    kind = ErrorKind.NOT_ALLOWED
+
+    def __init__(self, permission: Permission) -> None:
+        super().__init__(f"not allowed: {permission.value}")
+        self.permission = permission
+
+
+@dataclass(frozen=True, slots=True)
+class Queue:
+    cases: list[Case]
+    counts: dict[CaseKind, int]  # open cases per kind, of all (not only the filtered)
+    now: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class CaseView:
+    case: Case
+    detail: CaseDetail
+    spec: KindSpec
+    notes: list[CaseNote]
+    history: list[AuditEntry]  # everything done to (or seen of) the case, oldest first
+    statuses: list[StatusEntry]  # the message's own status history
+    retourcodes: list[tuple[str, str]]  # (code, Dutch meaning)
+    actions: list[CaseAction]  # what this actor may do now
+    file: FileView | None
+    now: datetime
+    unmasked: bool = False
+    prestaties: list[tuple[str, str]] = field(default_factory=list)  # a correction's choices
+    client: ClientView | None = None  # whom the case is about (BSN masked unless unmasked)
+    current: dict[str, str] = field(default_factory=dict)  # a correction's starting values
+    # Every line of the case's pregnancy (all phases), for its birth date.
+    pregnancy_lines: tuple[LineView, ...] = ()
+    pregnancy_decisions: tuple[DecisionView, ...] = ()  # its phases, as the rules decided
+
+
+@dataclass(frozen=True, slots=True)
+class UserView:
+    """An account as the administrator's page lists it."""
+
+    user: UserRecord
+    sessions: int  # live browser sessions
+    tokens: int  # live API tokens
+
+
+class SelectionChangedError(ActionRefusedError):
+    """The filter selects other cases now than the confirmation showed: ``preview`` is
+    what it selects now (to be confirmed anew)."""
+
+    def __init__(self, preview: BatchPreview) -> None:
+        super().__init__(
+            "selectie-gewijzigd",
+            "De selectie is veranderd sinds de bevestiging; kijk de nieuwe lijst na en "
+            "bevestig opnieuw.",
+            kind=ErrorKind.CONFLICT,
+        )
+        self.preview = preview
+
+
+class Administration(Protocol):
+    """What the admin site calls of the admin service
+    (:class:`gateway.admin.service.AdminService`): every method checks the actor's role
+    (:class:`NotAllowedError`) and audits what it shows or does."""
+
+    @property
+    def messages(self) -> MessageStore:
+        """The journal the service reads uploads and their files from."""
+        ...
+
+    @property
+    def clock(self) -> Callable[[], datetime]: ...
+
+    def login(self, name: str, password: str, origin: str) -> Awaitable[tuple[str, Actor]]:
+        """A new session's token and its actor, or :class:`LoginRefusedError`."""
+        ...
+
+    def authenticate(self, token: str | None, origin: str) -> Awaitable[Actor | None]:
+        """The actor of a live session or API token; None for none."""
+        ...
+
+    def forget_session(self, token: str) -> Awaitable[None]: ...
+
+    def logout(self, token: str, actor: Actor) -> Awaitable[None]: ...
+
+    def users(self, actor: Actor) -> Awaitable[list[UserView]]: ...
+
+    def disable_user(self, actor: Actor, name: str) -> Awaitable[int]:
+        """Disable the account and end its sessions and tokens; how many ended."""
+        ...
+
+    def enable_user(self, actor: Actor, name: str) -> Awaitable[None]: ...
+
+    def reset_password(self, actor: Actor, name: str, password: str) -> Awaitable[int]: ...
+
+    def change_role(self, actor: Actor, name: str, role: Role) -> Awaitable[None]: ...
+
+    def revoke_sessions(
+        self, actor: Actor, name: str, kinds: frozenset[str] = SESSION_KINDS
+    ) -> Awaitable[int]: ...
+
+    def queue(self, actor: Actor, query: CaseFilter) -> Awaitable[Queue]: ...
+
+    def case(self, actor: Actor, case_id: str, *, unmask: bool = False) -> Awaitable[CaseView]:
+        """One case (:class:`~gateway.errors.NotFoundError` for none)."""
+        ...
+
+    def act(
+        self,
+        actor: Actor,
+        case_id: str,
+        action: CaseAction,
+        reason: str,
+        fields: Mapping[str, str] | None = None,
+    ) -> Awaitable[Case]:
+        """Do ``action`` to the case; :class:`~gateway.admin.cases.ActionRefusedError`
+        when it does not fit."""
+        ...
+
+    def pregnancy(self, actor: Actor, pregnancy: str) -> Awaitable[PregnancyView]: ...
+
+    def pregnancy_client(self, view: PregnancyView) -> Awaitable[ClientView | None]: ...
+
+    def search(
+        self,
+        actor: Actor,
+        query: SearchQuery,
+        *,
+        limit: int = DEFAULT_LIMIT,
+        unmask: bool = False,
+    ) -> Awaitable[SearchResult]: ...
+
+    def audit_log(
+        self, actor: Actor, *, after_seq: int = 0, limit: int | None = 200, export: bool = False
+    ) -> Awaitable[list[AuditEntry]]: ...
+
+    def verify_audit(
+        self, *, incremental: bool = False, expected: tuple[int, str] | None = None
+    ) -> Awaitable[ChainReport]: ...
+
+
+class BulkActions(Protocol):
+    """What the admin site calls of the bulk service
+    (:class:`gateway.admin.bulk.BulkService`)."""
+
+    def preview(
+        self, actor: Actor, query: CaseFilter, action: CaseAction, reason: str | None
+    ) -> Awaitable[BatchPreview]:
+        """What a batch would do now; nothing is stored."""
+        ...
+
+    def create(
+        self, actor: Actor, query: CaseFilter, action: CaseAction, reason: str, digest: str
+    ) -> Awaitable[Batch]:
+        """Store the batch the preview with ``digest`` showed (else
+        :class:`SelectionChangedError`)."""
+        ...
+
+    def batch(self, actor: Actor, batch_id: int) -> Awaitable[Batch]: ...
+
+    def list(self, actor: Actor, limit: int = 100) -> Awaitable[list[Batch]]: ...
+
+    def control(self, actor: Actor, batch_id: int, control: BatchControl) -> Awaitable[Batch]: ...

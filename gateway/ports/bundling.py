@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Protocol
 
-from gateway.lines import DeclaredLine
+from gateway.errors import ErrorKind, GatewayError
+from gateway.lines import AnswerOutcome, DeclaredLine
 from gateway.ports.messages import NewMessage
 from gateway.rules.catalogue import Phase
 from gateway.rules.claims import ClaimLink
@@ -107,9 +108,12 @@ class DecisionRecord:
         )
 
 
-class BundleConflictError(Exception):
+class BundleConflictError(GatewayError):
     """A line the run decided changed (another run, an action, a hand) before the run
     could record its outcome: nothing of the run is stored, and it is decided again."""
+
+    code = "bundle-conflict"
+    kind = ErrorKind.CONFLICT
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,7 +161,7 @@ class LineAnswerNow:
     claimed line a late line joined."""
 
     key: LineKey
-    outcome: str  # returned, granted, rejected, review
+    outcome: AnswerOutcome
     granted: int
     codes: tuple[str, ...]
     reference: str | None = None  # the integral line whose answer this is

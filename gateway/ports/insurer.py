@@ -28,10 +28,13 @@ from __future__ import annotations
 
 import enum
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol, runtime_checkable
+from types import MappingProxyType
+from typing import Final, Protocol, runtime_checkable
+
+from gateway.errors import ErrorKind, GatewayError
 
 __all__ = [
     "Delivery",
@@ -142,12 +145,31 @@ _RETRYABLE = frozenset(
 )
 
 
-class InsurerLinkError(Exception):
+# What sort of failure each reason is, for the error tree (gateway.errors).
+_KINDS: Final[Mapping[LinkErrorReason, ErrorKind]] = MappingProxyType(
+    {
+        LinkErrorReason.TIMEOUT: ErrorKind.UNAVAILABLE,
+        LinkErrorReason.UNREACHABLE: ErrorKind.UNAVAILABLE,
+        LinkErrorReason.UNAVAILABLE: ErrorKind.UNAVAILABLE,
+        LinkErrorReason.REFUSED: ErrorKind.INVALID,
+        LinkErrorReason.TLS: ErrorKind.MISCONFIGURED,
+        LinkErrorReason.PROTOCOL: ErrorKind.INVALID,
+        LinkErrorReason.CONFLICT: ErrorKind.CONFLICT,
+        LinkErrorReason.CORRUPT: ErrorKind.UNAVAILABLE,
+        LinkErrorReason.IO: ErrorKind.UNAVAILABLE,
+    }
+)
+
+
+class InsurerLinkError(GatewayError):
     """The one error type of every insurer link; adapters translate their libraries'
-    exceptions into it. ``status`` is the HTTP status where there was one."""
+    exceptions into it. ``reason`` is also its code (``link-<reason>``) and decides its
+    kind; ``status`` is the HTTP status the insurer answered, where there was one."""
 
     def __init__(self, reason: LinkErrorReason, detail: str, *, status: int | None = None) -> None:
-        super().__init__(f"{reason.value}: {detail}")
+        super().__init__(
+            f"{reason.value}: {detail}", code=f"link-{reason.value}", kind=_KINDS[reason]
+        )
         self.reason = reason
         self.detail = detail
         self.status = status

@@ -11,20 +11,23 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from gateway.ei import Finding
+from gateway.errors import ErrorKind, GatewayError
 from gateway.ports.messages import MessageStatus
 from gateway.vsp import BerichtMetadata
 
 __all__ = ["IntakeRefusedError", "Receipt", "Upload", "UploadIntake"]
 
 
-class IntakeRefusedError(Exception):
+class IntakeRefusedError(GatewayError):
     """The upload is refused outright and nothing was stored. ``field`` is the part of
-    the upload the refusal is about (a berichtMetadata path, or ``payload``)."""
+    the upload the refusal is about (a berichtMetadata path, or ``payload``); ``kind``
+    is INVALID for an upload that contradicts itself or its certificate, CONFLICT for a
+    traceerId that was used before for something else."""
 
-    def __init__(self, status: int, code: str, detail: str, field: str | None = None) -> None:
-        super().__init__(detail)
-        self.status = status
-        self.code = code
+    kind = ErrorKind.INVALID
+
+    def __init__(self, kind: ErrorKind, code: str, detail: str, field: str | None = None) -> None:
+        super().__init__(detail, code=code, kind=kind)
         self.detail = detail
         self.field = field
 

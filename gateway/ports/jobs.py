@@ -8,15 +8,23 @@ from __future__ import annotations
 from collections.abc import Awaitable
 from typing import Protocol
 
+from gateway.errors import ErrorKind, GatewayError
+
 __all__ = ["JobBusyError", "LeaseLostError", "Leases"]
 
 
-class LeaseLostError(Exception):
+class LeaseLostError(GatewayError):
     """The run's lease was taken over (it expired): nothing of the run is stored."""
 
+    code = "lease-lost"
+    kind = ErrorKind.CONFLICT
 
-class JobBusyError(Exception):
+
+class JobBusyError(GatewayError):
     """Another process runs the job now (for a run that does not wait)."""
+
+    code = "job-busy"
+    kind = ErrorKind.BUSY
 
 
 class Leases(Protocol):

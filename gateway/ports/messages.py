@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+from gateway.errors import ErrorKind, GatewayError
 from gateway.lines import DeclaredLine
 
 __all__ = [
@@ -36,21 +37,34 @@ __all__ = [
 ]
 
 
-class StoreError(Exception):
-    """Base of the store's errors."""
+class StoreError(GatewayError):
+    """Base of the store's errors; raised itself for stored data that cannot be read back
+    (a payload whose hash does not match, a collision the store should have prevented)."""
+
+    code = "store"
+    kind = ErrorKind.INTERNAL
 
 
 class StoreUnavailableError(StoreError):
     """The database cannot be reached or written (disk full, locked, server down).
     Nothing of the failed call was stored; the caller may retry later."""
 
+    code = "tijdelijk-niet-beschikbaar"
+    kind = ErrorKind.UNAVAILABLE
+
 
 class StoreInUseError(StoreError):
     """The embedded store is held by another running gateway (or a restore)."""
 
+    code = "store-in-use"
+    kind = ErrorKind.BUSY
+
 
 class SchemaVersionError(StoreError):
     """The database was written by a newer version of the gateway than this one."""
+
+    code = "schema-too-new"
+    kind = ErrorKind.MISCONFIGURED
 
 
 class Direction(enum.StrEnum):

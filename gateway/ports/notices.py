@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from gateway.admin.cases import KINDS, CaseKind
+from gateway.errors import ErrorKind, GatewayError
 
 __all__ = [
     "DeliveryUncertainError",
@@ -56,9 +57,12 @@ class Digest:
         return f"IGO-gateway: {self.total} {noun} in de werklijst"
 
 
-class DeliveryUncertainError(Exception):
+class DeliveryUncertainError(GatewayError):
     """The digest may or may not have arrived (e.g. no answer after it was sent): its
     cases are not sent again, so that none is noticed twice."""
+
+    code = "aflevering-onzeker"
+    kind = ErrorKind.UNAVAILABLE
 
 
 class Transport(Protocol):

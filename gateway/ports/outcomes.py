@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from gateway.lines import DeclaredLine
+from gateway.lines import AnswerOutcome, DeclaredLine
 from gateway.ports.messages import Message, NewMessage
 from gateway.ports.outbox import Outbound
 from gateway.rules.model import LineKey
@@ -37,7 +37,7 @@ class CarriedClaim:
 @dataclass(frozen=True, slots=True)
 class LineAnswer:
     key: LineKey
-    outcome: str  # granted, rejected (passed on), review (the IGO's queue)
+    outcome: AnswerOutcome  # granted, rejected (passed on), review (the IGO's queue)
     granted: int | None
     codes: tuple[str, ...]
     answered_in: str | None  # the retour message to the participant

@@ -1,7 +1,8 @@
 """The reprocessing port: the plan :class:`gateway.reprocess.Reprocessor` makes of an
 upload's file checked again (:class:`ReprocessPlan`), and what applying it did
 (:class:`ReprocessResult`), through :class:`ReprocessStore` (on SQL
-``adapters.storage.reprocess``).
+``adapters.storage.reprocess``); and what the admin site and the CLI call to reprocess an
+upload (:class:`UploadReprocessing`, i.e. :class:`gateway.reprocess.Reprocessor`).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Final, Protocol
 
+from gateway.admin.accounts import Actor
 from gateway.admin.audit import NewAuditEntry
 from gateway.lines import DeclaredLine
 
@@ -20,6 +22,7 @@ __all__ = [
     "ReprocessPlan",
     "ReprocessResult",
     "ReprocessStore",
+    "UploadReprocessing",
 ]
 
 
@@ -78,6 +81,17 @@ class ReprocessResult:
 class ReprocessStore(Protocol):
     def apply(self, plan: ReprocessPlan, audit: NewAuditEntry) -> Awaitable[ReprocessResult]:
         """Apply ``plan`` in one transaction with ``audit`` (its detail completed with the
-        outcome): LookupError for no such upload; :class:`ActionRefusedError` for an
+        outcome): NotFoundError for no such upload; :class:`ActionRefusedError` for an
         accepted upload whose file fails the checks now."""
+        ...
+
+
+class UploadReprocessing(Protocol):
+    """What the admin site calls to check an upload again after a configuration fix
+    (:class:`gateway.reprocess.Reprocessor`)."""
+
+    def reprocess(self, traceer_id: str, actor: Actor, reason: str) -> Awaitable[ReprocessResult]:
+        """Check upload ``traceer_id`` again and store what follows (audited);
+        :class:`~gateway.admin.cases.ActionRefusedError` when it may not or cannot be done,
+        :class:`~gateway.errors.NotFoundError` for no such upload."""
         ...

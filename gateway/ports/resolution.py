@@ -1,13 +1,15 @@
 """The resolution port: a claimed line as the resolver reads it (:class:`ClaimState`,
 through :class:`ResolutionStore`, on SQL ``adapters.storage.resolution``) and the effects
 of the administrator's actions that the admin store applies (:data:`Effect`):
-:class:`Resubmission`, :class:`PassOn`, :class:`BreakBundle`, :class:`ClosePhase`.
+:class:`Resubmission`, :class:`PassOn`, :class:`BreakBundle`, :class:`ClosePhase`; and the
+fields a correction may change (:class:`Field`), which the admin site's forms and API name.
 
 :class:`gateway.resolution.Resolver` prepares them; what each means is told there.
 """
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -25,10 +27,21 @@ __all__ = [
     "ClaimState",
     "ClosePhase",
     "Effect",
+    "Field",
     "PassOn",
     "ResolutionStore",
     "Resubmission",
 ]
+
+
+class Field(enum.StrEnum):
+    """The fields a correction may change, by the names the forms and the API use."""
+
+    MEMBER_NUMBER = "member_number"
+    UZOVI = "uzovi"
+    FIRST_DAY = "first_day"
+    LAST_DAY = "last_day"
+    PRESTATIE = "prestatie"
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from datetime import date
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from gateway.errors import ErrorKind, GatewayError
 from gateway.lines import DeclaredLine
 
 __all__ = [
@@ -202,8 +203,11 @@ class Catalogue:
         return found.name if found is not None else self.descriptions.get(code)
 
 
-class CatalogueError(Exception):
+class CatalogueError(GatewayError):
     """A catalogue that cannot be used; ``problems`` lists each as (where, what)."""
+
+    code = "catalogue-invalid"
+    kind = ErrorKind.MISCONFIGURED
 
     def __init__(self, problems: list[tuple[str, str]]) -> None:
         self.problems = problems

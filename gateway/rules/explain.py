@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from gateway.masking import TEXT_FILL, mask_value
 from gateway.rules.catalogue import Catalogue
 from gateway.rules.model import Decision, line_key
 
@@ -21,7 +22,7 @@ _KIND = {
 
 
 def _mask(bsn: str, unmask: bool) -> str:
-    return bsn if unmask else "*" * max(0, len(bsn) - 3) + bsn[-3:]
+    return bsn if unmask else mask_value(bsn, fill=TEXT_FILL)
 
 
 def explain_json(decision: Decision, *, unmask: bool = False) -> dict[str, Any]:

@@ -33,7 +33,7 @@ from playwright.sync_api import Page, expect, sync_playwright
 
 from gateway.ei import Record, read_records
 from gateway.loading import load_layouts
-from gateway.resolution import masked
+from gateway.masking import mask_value
 from tests.adapters.insurer_sim.support import SimProcess, write_sim_config
 from tests.factories import BSNS, vk301
 from tests.gateway.running import (
@@ -224,7 +224,7 @@ def test_correct_and_resubmit_then_break_a_bundle_in_a_real_browser(world: World
             page.get_by_role("button", name=re.compile("Bevestigen")).click()
             expect(page.locator(".notice")).to_contain_text("gedaan en vastgelegd")
             expect(page.locator("h1 .state")).to_have_text("verbeterd ingediend")
-            expect(page.locator("table.versions")).to_contain_text(masked(KNOWN_MEMBER))
+            expect(page.locator("table.versions")).to_contain_text(mask_value(KNOWN_MEMBER))
             assert KNOWN_MEMBER not in page.content()  # client data: masked
 
             # The simulator grants the corrected claim: the case's lines show it.

@@ -21,6 +21,7 @@ from gateway.admin.accounts import Actor, Role
 from gateway.admin.audit import AuditAction
 from gateway.admin.cases import ActionRefusedError, CaseState
 from gateway.ei import LayoutRegistry
+from gateway.errors import ErrorKind
 from gateway.intake import Intake
 from gateway.loading import load_layouts
 from gateway.ports.intake import Upload
@@ -250,12 +251,12 @@ def test_who_may_reprocess_and_what(pump: ThreadPump, store: SqlMessageStore) ->
     traceer = receive(pump, store, REGISTRY, KZ301.read_bytes())
     refused = pump.wait_error(reprocessor(store).reprocess(traceer, VIEWER, "x"))
     assert isinstance(refused, ActionRefusedError)
-    assert refused.status == 403
+    assert refused.kind is ErrorKind.NOT_ALLOWED
     missing = pump.wait_error(reprocessor(store).reprocess("no-such-upload", OPERATOR, "x"))
     assert isinstance(missing, LookupError)
     empty = pump.wait_error(reprocessor(store).reprocess(traceer, OPERATOR, "  "))
     assert isinstance(empty, ActionRefusedError)
-    assert empty.status == 400
+    assert empty.kind is ErrorKind.INVALID
 
 
 def _places_txn(txn: Transaction, traceer_id: str) -> dict[str, int]:

@@ -10,8 +10,9 @@ from twisted.web import server
 from twisted.web.test.requesthelper import DummyChannel
 
 from adapters.admin import forms
-from adapters.admin.errors import Kind, SiteError
+from adapters.admin.errors import SiteError
 from gateway.admin.cases import CaseFilter, CaseKind
+from gateway.errors import ErrorKind
 
 
 def request(body: bytes = b"", /, **args: str) -> server.Request:
@@ -41,7 +42,7 @@ def test_a_filter_from_the_query() -> None:
 def test_a_bad_filter_is_a_bad_request(args: dict[str, str]) -> None:
     with pytest.raises(SiteError) as refused:
         forms.case_filter(request(**args))
-    assert (refused.value.kind, refused.value.code) == (Kind.BAD_REQUEST, "ongeldig-filter")
+    assert (refused.value.kind, refused.value.code) == (ErrorKind.INVALID, "ongeldig-filter")
 
 
 def test_a_body_is_read_as_its_model() -> None:
@@ -63,11 +64,11 @@ def test_a_body_is_read_as_its_model() -> None:
 def test_a_bad_body_says_where_and_what_but_not_the_input(body: bytes, said: str) -> None:
     with pytest.raises(SiteError) as refused:
         forms.body(request(body), forms.SearchRequest)
-    assert (refused.value.kind, refused.value.message) == (Kind.BAD_REQUEST, said)
+    assert (refused.value.kind, refused.value.message) == (ErrorKind.INVALID, said)
     assert b"123456789" not in refused.value.message.encode()
 
 
 def test_an_unknown_action_is_not_found() -> None:
     with pytest.raises(SiteError) as refused:
         forms.action("explode")
-    assert refused.value.kind is Kind.NOT_FOUND
+    assert refused.value.kind is ErrorKind.NOT_FOUND

@@ -17,7 +17,7 @@ from adapters.storage.admin import SqlAdminStore
 from adapters.storage.search import SqlSearchStore
 from gateway.admin.accounts import Role
 from gateway.admin.service import AdminService
-from gateway.resolution import masked
+from gateway.masking import mask_value
 from tests.adapters.admin.conftest import FAST, Browser
 from tests.adapters.storage.test_resolution import RIGHT_MEMBER, Cycle, _cycle, rejected
 from tests.threadpump import ThreadPump
@@ -70,7 +70,7 @@ def test_the_correction_form_is_csrf_protected_and_keeps_what_was_typed(
     assert done.status in (302, 303)
     page = browser.get(done.header("location"))
     assert "verbeterd ingediend" in page.text
-    assert masked(RIGHT_MEMBER) in page.text  # the versions table shows the difference
+    assert mask_value(RIGHT_MEMBER) in page.text  # the versions table shows the difference
     assert RIGHT_MEMBER not in page.text  # masked: it is client data
     assert cycle.rows("SELECT COUNT(*) FROM integral_claims WHERE corrects IS NOT NULL") == [(1,)]
 

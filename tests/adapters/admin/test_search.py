@@ -20,8 +20,8 @@ from adapters.storage.search import SqlSearchStore
 from gateway.admin.accounts import Actor, Role
 from gateway.admin.audit import AuditAction
 from gateway.admin.search import MASKED_BSN, HitKind, SearchQuery, SearchRefusedError
-from gateway.admin.service import NotAllowedError
 from gateway.lines import DeclaredLine
+from gateway.ports.admin import NotAllowedError
 from tests.adapters.admin.conftest import AdminWorld, Browser
 from tests.adapters.storage.builders import upload
 

@@ -24,10 +24,11 @@ from gateway.admin.cases import (
     CaseState,
     case_id,
 )
-from gateway.admin.service import AdminService, LoginRefusedError, NotAllowedError
+from gateway.admin.service import AdminService
 from gateway.ei import LayoutRegistry
+from gateway.errors import ErrorKind
 from gateway.loading import load_layouts
-from gateway.ports.admin import UserExistsError
+from gateway.ports.admin import LoginRefusedError, NotAllowedError, UserExistsError
 from gateway.ports.outbox import OutboundState
 from tests.threadpump import ThreadPump
 
@@ -348,7 +349,7 @@ def test_write_off_needs_a_reason_and_reopen_brings_the_case_back(world: World) 
     cid = case_id(CaseKind.UNMATCHED_RETOUR, world.seeded.unmatched_retour)
     error = world.pump.wait_error(world.service.act(operator, cid, CaseAction.WRITE_OFF, "  "))
     assert isinstance(error, ActionRefusedError)
-    assert error.status == 400
+    assert error.kind is ErrorKind.INVALID
     case = world.wait(
         world.service.act(
             operator, cid, CaseAction.WRITE_OFF, "Hoort bij een oude papieren declaratie"
@@ -386,7 +387,7 @@ def test_a_viewer_can_do_no_action(world: World, action: CaseAction) -> None:
     cid = case_id(CaseKind.PARKED, world.seeded.parked)
     error = world.pump.wait_error(world.service.act(viewer, cid, action, "een reden"))
     assert isinstance(error, ActionRefusedError)
-    assert error.status == 403
+    assert error.kind is ErrorKind.NOT_ALLOWED
     outbound = world.wait(world.store.outbox.get(world.seeded.parked))
     assert outbound is not None
     assert outbound.state is OutboundState.PARKED

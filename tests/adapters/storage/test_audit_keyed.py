@@ -18,8 +18,9 @@ from adapters.storage import SqlMessageStore, Transaction, open_store
 from adapters.storage.admin import SqlAdminStore
 from gateway.admin.accounts import Actor, PasswordHasher, Role, ScryptParameters
 from gateway.admin.audit import GENESIS_HASH, AuditAction, AuditEntry
-from gateway.admin.service import AdminService, LoginRefusedError
+from gateway.admin.service import AdminService
 from gateway.crypto import Keyring
+from gateway.ports.admin import LoginRefusedError
 from tests.threadpump import ThreadPump
 
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)

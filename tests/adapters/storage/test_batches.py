@@ -19,7 +19,7 @@ from adapters.storage.admin import SqlAdminStore
 from adapters.storage.batches import SqlBatchStore
 from gateway.admin.accounts import Actor, Role
 from gateway.admin.batches import BatchControl, BatchState, ItemOutcome
-from gateway.admin.bulk import BatchRunner, BulkService, SelectionChangedError
+from gateway.admin.bulk import BatchRunner, BulkService
 from gateway.admin.cases import (
     ActionRefusedError,
     CaseAction,
@@ -29,9 +29,11 @@ from gateway.admin.cases import (
     case_id,
 )
 from gateway.admin.metrics import BulkMetrics
-from gateway.admin.service import AdminService, NotAllowedError
+from gateway.admin.service import AdminService
 from gateway.ei import LayoutRegistry
+from gateway.errors import ErrorKind
 from gateway.loading import load_layouts
+from gateway.ports.admin import NotAllowedError, SelectionChangedError
 from gateway.ports.messages import StoreError
 from gateway.ports.outbox import OutboundState
 from tests.threadpump import ThreadPump
@@ -221,7 +223,7 @@ def test_pause_resume_and_cancel_are_audited_and_steer_the_runner(world: World) 
     assert world.wait(world.bulk.batch(BEA, batch.id)).progress.remaining == 2
     error = world.pump.wait_error(world.bulk.control(BEA, batch.id, BatchControl.PAUSE))
     assert isinstance(error, ActionRefusedError)
-    assert (error.code, error.status) == ("batch-past-niet", 409)
+    assert (error.code, error.kind) == ("batch-past-niet", ErrorKind.CONFLICT)
     world.wait(world.bulk.control(BEA, batch.id, BatchControl.RESUME))
     assert world.run(steps=1) == 1
     cancelled = world.wait(world.bulk.control(BEA, batch.id, BatchControl.CANCEL))

@@ -29,12 +29,14 @@ from gateway.bundler import Bundler
 from gateway.collector import RetourCollector
 from gateway.config import RuleSet, Variant
 from gateway.ei import Record, read_records, validate_bytes
+from gateway.errors import ErrorKind
 from gateway.intake import Intake
 from gateway.loading import load_layouts
+from gateway.masking import mask_value
 from gateway.ports.insurer import FetchedRetour
 from gateway.ports.intake import Upload
 from gateway.ports.messages import Direction
-from gateway.resolution import Resolver, masked
+from gateway.resolution import Resolver
 from gateway.rules.model import Contract, InsurerTerms, Participant, Settings, Terms
 from gateway.terms import load_catalogue
 from gateway.unpacker import Unpacker
@@ -265,7 +267,7 @@ def test_correct_the_member_number_resubmit_and_the_case_closes_when_granted(
     assert next(v.reference for v in after.versions) == before.claim.reference
     corrected = after.versions[-1]
     assert corrected.corrects == case.facts.ref
-    assert corrected.changes["member_number"][1] == masked(RIGHT_MEMBER)
+    assert corrected.changes["member_number"][1] == mask_value(RIGHT_MEMBER)
     assert corrected.created_by == "otto"
     # The corrected claim goes out alone, with a new factuurnummer, and is granted.
     (sent,) = cycle.insurer_answers()
@@ -342,7 +344,7 @@ def test_a_viewer_cannot_resolve_and_fields_belong_to_resubmit_only(cycle: Cycle
         cycle.service.act(viewer, case_id, CaseAction.RESUBMIT, "", {"member_number": "X1"})
     )
     assert isinstance(error, ActionRefusedError)
-    assert error.status == 403
+    assert error.kind is ErrorKind.NOT_ALLOWED
     operator = cycle.user("otto", Role.OPERATOR)
     error = cycle.pump.wait_error(
         cycle.service.act(operator, case_id, CaseAction.PASS_ON, "", {"member_number": "X1"})

@@ -28,6 +28,7 @@ from gateway.admin.cases import (
     CaseState,
     build_case,
 )
+from gateway.errors import ErrorKind
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 
@@ -71,7 +72,7 @@ def test_write_off_and_note_need_one_reason_for_all() -> None:
     for action in (CaseAction.WRITE_OFF, CaseAction.NOTE):
         with pytest.raises(ActionRefusedError) as refused:
             check_bulk_action(action, "")
-        assert (refused.value.code, refused.value.status) == ("reden-ontbreekt", 400)
+        assert (refused.value.code, refused.value.kind) == ("reden-ontbreekt", ErrorKind.INVALID)
     with pytest.raises(ActionRefusedError) as refused:
         check_bulk_action(CaseAction.RETRY, "x" * 2001)
     assert refused.value.code == "reden-te-lang"
@@ -80,7 +81,7 @@ def test_write_off_and_note_need_one_reason_for_all() -> None:
 def test_an_action_that_needs_input_per_case_is_refused_in_bulk() -> None:
     with pytest.raises(ActionRefusedError) as refused:
         check_bulk_action(CaseAction.RESUBMIT, "tekst")
-    assert (refused.value.code, refused.value.status) == ("niet-in-bulk", 400)
+    assert (refused.value.code, refused.value.kind) == ("niet-in-bulk", ErrorKind.INVALID)
     assert "per zaak" in str(refused.value)
     with pytest.raises(ActionRefusedError):
         check_bulk_action(CaseAction.RESUBMIT, None)  # not even previewed

@@ -27,6 +27,7 @@ from gateway.admin.cases import (
     parse_case_id,
     select_cases,
 )
+from gateway.errors import ErrorKind
 
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 OPERATOR = Actor("otto", Role.OPERATOR, "10.0.0.1")
@@ -75,13 +76,13 @@ def test_check_action_refuses_viewers_missing_reasons_and_misfits() -> None:
     case = build_case(facts(), None)
     with pytest.raises(ActionRefusedError) as refused:
         check_action(case, CaseAction.RETRY, VIEWER, "")
-    assert refused.value.status == 403
+    assert refused.value.kind is ErrorKind.NOT_ALLOWED
     with pytest.raises(ActionRefusedError) as refused:
         check_action(case, CaseAction.WRITE_OFF, OPERATOR, "   ")
-    assert refused.value.status == 400
+    assert refused.value.kind is ErrorKind.INVALID
     with pytest.raises(ActionRefusedError) as refused:
         check_action(case, CaseAction.REOPEN, OPERATOR, "")
-    assert refused.value.status == 409
+    assert refused.value.kind is ErrorKind.CONFLICT
     assert check_action(case, CaseAction.WRITE_OFF, OPERATOR, "  dubbel  ") == "dubbel"
 
 

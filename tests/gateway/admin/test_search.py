@@ -16,6 +16,7 @@ from gateway.admin.search import (
     check_query,
     parse_day,
 )
+from gateway.errors import ErrorKind
 
 BSN = "111222333"  # synthetic, passes the eleven-proof
 
@@ -51,7 +52,7 @@ def test_bad_keys_are_refused(query: SearchQuery, code: str) -> None:
     with pytest.raises(SearchRefusedError) as refused:
         check_query(query)
     assert refused.value.code == code
-    assert refused.value.status == 400
+    assert refused.value.kind is ErrorKind.INVALID
     assert "111222334" not in str(refused.value)
 
 

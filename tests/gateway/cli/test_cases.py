@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from gateway.cli import main
-from gateway.resolution import masked
+from gateway.masking import mask_value
 from tests.adapters.storage.test_resolution import RIGHT_MEMBER, Cycle, _cycle, rejected
 from tests.gateway.rules.test_decide import TARIFFS
 from tests.threadpump import ThreadPump
@@ -93,7 +93,7 @@ def test_resubmit_with_a_corrected_member_number(
     assert shown["case"]["state"] == "resubmitted"
     # The versions and their difference are shown to the administrator.
     corrected = shown["detail"]["versions"][-1]
-    assert corrected["changes"]["member_number"]["is"] == masked(RIGHT_MEMBER)
+    assert corrected["changes"]["member_number"]["is"] == mask_value(RIGHT_MEMBER)
     assert RIGHT_MEMBER not in out  # client data: masked, the claim file holds it whole
     assert corrected["corrects"] == case_id.partition(":")[2]
 

@@ -305,22 +305,13 @@ class GatewayBuilder:
     def bundler(self) -> Bundler:
         """The bundler that stores its runs: under the store's bundling lease, so one
         process bundles at a time (:class:`~gateway.bundler.Bundler`)."""
-        bundling = self.config.bundling
-        return Bundler(
-            self.store,
-            self.store.bundles,
-            self.layouts(),
-            self.catalogue(),
-            self.terms(),
-            now=self.now,
-            metrics=self._metrics,
-            run_in_thread=self.run_in_thread,
-            distribution=bundling.distribution,
-            lock=JobLock(
-                self.store.leases, BUNDLING_JOB, self.reactor, seconds=bundling.lease_seconds
-            ),
-            checkpoint=pause_point_from_environment(),
+        lease = JobLock(
+            self.store.leases,
+            BUNDLING_JOB,
+            self.reactor,
+            seconds=self.config.bundling.lease_seconds,
         )
+        return self._bundler(self.now, metrics=self._metrics, lock=lease)
 
     def planning_bundler(self, as_of: date | None = None) -> Bundler:
         """A bundler for plans and explanations (it takes no lease), deciding as on
@@ -331,6 +322,15 @@ class GatewayBuilder:
                 return self.now()
             return datetime.combine(as_of, time(12), tzinfo=UTC)
 
+        return self._bundler(now)
+
+    def _bundler(
+        self,
+        now: Callable[[], datetime],
+        *,
+        metrics: Metrics | None = None,
+        lock: JobLock | None = None,
+    ) -> Bundler:
         return Bundler(
             self.store,
             self.store.bundles,
@@ -338,7 +338,10 @@ class GatewayBuilder:
             self.catalogue(),
             self.terms(),
             now=now,
+            metrics=metrics,
+            run_in_thread=self.run_in_thread,
             distribution=self.config.bundling.distribution,
+            lock=lock,
             checkpoint=pause_point_from_environment(),
         )
 

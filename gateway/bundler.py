@@ -23,7 +23,6 @@ from typing import Any
 from twisted.logger import Logger
 
 from gateway import crashpoints
-from gateway.config import Distribution
 from gateway.ei import (
     FieldValue,
     FileWriter,
@@ -64,6 +63,7 @@ from gateway.rules.decide import decide
 from gateway.rules.model import (
     RETURN_TO_DECLARE_ITSELF,
     Decision,
+    Distribution,
     LineKey,
     Place,
     Terms,

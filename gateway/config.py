@@ -64,7 +64,7 @@ from pydantic_core import PydanticCustomError
 
 from gateway.admin.cases import CaseKind
 from gateway.errors import ErrorKind, GatewayError
-from gateway.rules.model import RuleSet, Variant
+from gateway.rules.model import Discipline, Distribution, RuleSet, Variant
 
 __all__ = [
     "AdminConfig",
@@ -75,8 +75,6 @@ __all__ = [
     "ConfigError",
     "ConfigProblem",
     "ContractConfig",
-    "Discipline",
-    "Distribution",
     "EncryptionConfig",
     "EpdApiConfig",
     "GatewayConfig",
@@ -91,10 +89,8 @@ __all__ = [
     "Participation",
     "RetentionConfig",
     "RetryConfig",
-    "RuleSet",
     "StoreConfig",
     "TLSFiles",
-    "Variant",
     "config_json_schema",
     "identity_conflicts",
     "load_config",
@@ -570,11 +566,6 @@ class InsurerConfig(_Section):
         return self
 
 
-class Distribution(enum.StrEnum):
-    DECLARED = "declared"
-    SHARES = "shares"
-
-
 class BundlingConfig(_Section):
     """When and how lines are bundled into integral claims."""
 
@@ -753,14 +744,6 @@ class LoggingConfig(_Section):
         pattern="^(debug|info|warn|error|critical)$",
         description="The least severe level written: debug, info, warn, error or critical.",
     )
-
-
-class Discipline(enum.StrEnum):
-    """midwifery (verloskundigenpraktijk), kraamzorg (maternity care) or hospital."""
-
-    MIDWIFERY = "midwifery"  # verloskundigenpraktijk
-    KRAAMZORG = "kraamzorg"  # maternity-care organisation
-    HOSPITAL = "hospital"  # ziekenhuis / obstetrics group (MSB)
 
 
 class Participation(_Section):

@@ -25,7 +25,6 @@ from functools import partial
 from twisted.logger import Logger
 
 from gateway import crashpoints
-from gateway.config import Discipline, Distribution
 from gateway.ei import (
     LayoutRegistry,
     Outcome,
@@ -51,7 +50,7 @@ from gateway.ports.outcomes import (
 )
 from gateway.ports.runtime import RunInThread, run_inline
 from gateway.retours import new_traceer_id, participant_retour
-from gateway.rules.model import LineKey, line_key
+from gateway.rules.model import Discipline, Distribution, LineKey, line_key
 
 __all__ = [
     "Unpacker",

@@ -21,6 +21,8 @@ __all__ = [
     "Contract",
     "Decision",
     "DecisionKind",
+    "Discipline",
+    "Distribution",
     "Existing",
     "LineKey",
     "Participant",
@@ -37,6 +39,22 @@ __all__ = [
 ]
 
 LineKey = tuple[str, int]  # (traceerId of the upload, NUM040 of the line)
+
+
+class Discipline(enum.StrEnum):
+    """midwifery (verloskundigenpraktijk), kraamzorg (maternity care) or hospital."""
+
+    MIDWIFERY = "midwifery"  # verloskundigenpraktijk
+    KRAAMZORG = "kraamzorg"  # maternity-care organisation
+    HOSPITAL = "hospital"  # ziekenhuis / obstetrics group (MSB)
+
+
+class Distribution(enum.StrEnum):
+    """How a granted integral amount is divided over the participants: as each declared,
+    or by the contract's shares."""
+
+    DECLARED = "declared"
+    SHARES = "shares"
 
 
 class RuleSet(enum.StrEnum):

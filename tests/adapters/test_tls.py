@@ -40,7 +40,7 @@ from adapters.tls import (
     client_identity,
     server_context_factory,
 )
-from gateway.config import ConfigError, Discipline, ParticipantConfig, Variant
+from gateway.config import ConfigError, ParticipantConfig
 from gateway.pki import (
     CA_CERT,
     CA_KEY,
@@ -55,6 +55,7 @@ from gateway.pki import (
     new_ca,
     revocation_list,
 )
+from gateway.rules.model import Discipline, Variant
 
 REPO = Path(__file__).resolve().parents[2]
 LOOPBACK = "127.0.0.1"

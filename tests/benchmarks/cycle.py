@@ -71,7 +71,6 @@ from adapters.insurer_sim.insurer import SimulatedInsurer
 from adapters.storage import SqlMessageStore, open_store
 from gateway.bundler import Bundler
 from gateway.collector import RetourCollector
-from gateway.config import RuleSet, Variant
 from gateway.ei import FileWriter, bsn_is_valid
 from gateway.forwarder import Forwarder
 from gateway.intake import Intake
@@ -79,7 +78,15 @@ from gateway.pki import CA_CERT, Party, init_pki
 from gateway.ports.insurer import Delivery, FetchedRetour, OutboundFile
 from gateway.ports.intake import Upload
 from gateway.ports.outcomes import CollectedRetour
-from gateway.rules.model import Contract, InsurerTerms, Participant, Settings, Terms
+from gateway.rules.model import (
+    Contract,
+    InsurerTerms,
+    Participant,
+    RuleSet,
+    Settings,
+    Terms,
+    Variant,
+)
 from gateway.terms import load_catalogue
 from gateway.unpacker import Unpacker
 from gateway.vsp import send_metadata

@@ -17,14 +17,22 @@ from twisted.logger import ILogObserver, LogEvent, formatEvent, globalLogPublish
 
 from adapters.storage import SqlMessageStore, open_store
 from gateway.bundler import Bundler
-from gateway.config import RuleSet, Variant
 from gateway.ei import Record, read_records, validate_bytes
 from gateway.intake import Intake
 from gateway.loading import load_layouts
 from gateway.metrics import Metrics
 from gateway.ports.intake import Upload
 from gateway.ports.outbox import OutboundState
-from gateway.rules.model import Contract, InsurerTerms, Participant, Place, Settings, Terms
+from gateway.rules.model import (
+    Contract,
+    InsurerTerms,
+    Participant,
+    Place,
+    RuleSet,
+    Settings,
+    Terms,
+    Variant,
+)
 from gateway.terms import load_catalogue
 from gateway.vsp import send_metadata
 from tests.factories import BSNS, kz301

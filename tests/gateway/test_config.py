@@ -13,12 +13,11 @@ from gateway.cli.config import schema_text
 from gateway.config import (
     DEFAULT_MAX_UPLOAD_BYTES,
     ConfigError,
-    Discipline,
     GatewayConfig,
-    Variant,
     config_json_schema,
     load_config,
 )
+from gateway.rules.model import Discipline, Variant
 
 REPO = Path(__file__).resolve().parents[2]
 SCHEMA_COPY = REPO / "schemas" / "config.schema.json"

@@ -14,9 +14,8 @@ from datetime import date, timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.config import Discipline, Distribution
 from gateway.lines import DeclaredLine
-from gateway.rules.model import line_key
+from gateway.rules.model import Discipline, Distribution, line_key
 from gateway.unpacker import distribute
 from tests.gateway.rules.test_decide import HOSPITAL, KRAAM, MIDWIFE, ln
 

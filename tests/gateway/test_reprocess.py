@@ -271,8 +271,11 @@ def test_lines_returned_for_a_wrong_participation_period_are_bundled_after_the_f
     pump: ThreadPump, store: SqlMessageStore
 ) -> None:
     from gateway.bundler import Bundler  # noqa: PLC0415 - only this test bundles
-    from gateway.config import Variant  # noqa: PLC0415
-    from gateway.rules.model import Participant, Terms  # noqa: PLC0415
+    from gateway.rules.model import (  # noqa: PLC0415
+        Participant,
+        Terms,
+        Variant,
+    )
     from tests.gateway.test_bundler import CATALOGUE, FILES, MESSAGES, TERMS  # noqa: PLC0415
     from tests.gateway.test_bundler import NOW as LATER  # noqa: PLC0415
 

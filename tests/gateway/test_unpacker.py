@@ -12,7 +12,6 @@ from functools import partial
 import pytest
 
 from adapters.storage import MemoryMessageStore
-from gateway.config import Discipline, Distribution
 from gateway.ei import (
     Outcome,
     Record,
@@ -26,6 +25,7 @@ from gateway.loading import load_layouts
 from gateway.ports.messages import Direction, MessageStatus, NewMessage, NewStatus
 from gateway.ports.outbox import Outbound, OutboundState
 from gateway.ports.outcomes import CarriedClaim, CollectedRetour, LineAnswer
+from gateway.rules.model import Discipline, Distribution
 from gateway.unpacker import Unpacker, distribute
 from tests.factories import kz301
 from tests.gateway.rules.test_decide import ln

@@ -18,10 +18,10 @@ from gateway.admin.accounts import Role
 from gateway.admin.cases import CaseAction, CaseFilter, CaseKind
 from gateway.bundler import Bundler
 from gateway.cli.settlement import settlement_json
-from gateway.config import Distribution
 from gateway.ei import FieldValue, FileWriter, Record, line_amount, prestatie_groups, read_records
 from gateway.ports.intake import Upload
 from gateway.ports.messages import Direction
+from gateway.rules.model import Distribution
 from gateway.terms import load_catalogue
 from gateway.vsp import send_metadata
 from tests.adapters.storage.test_resolution import REGISTRY, Cycle, _cycle, rejected, terms

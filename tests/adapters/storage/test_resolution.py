@@ -27,7 +27,6 @@ from gateway.admin.metrics import AdminMetrics
 from gateway.admin.service import AdminService
 from gateway.bundler import Bundler
 from gateway.collector import RetourCollector
-from gateway.config import RuleSet, Variant
 from gateway.ei import Record, read_records, validate_bytes
 from gateway.errors import ErrorKind
 from gateway.intake import Intake
@@ -37,7 +36,15 @@ from gateway.ports.insurer import FetchedRetour
 from gateway.ports.intake import Upload
 from gateway.ports.messages import Direction
 from gateway.resolution import Resolver
-from gateway.rules.model import Contract, InsurerTerms, Participant, Settings, Terms
+from gateway.rules.model import (
+    Contract,
+    InsurerTerms,
+    Participant,
+    RuleSet,
+    Settings,
+    Terms,
+    Variant,
+)
 from gateway.terms import load_catalogue
 from gateway.unpacker import Unpacker
 from gateway.vsp import send_metadata

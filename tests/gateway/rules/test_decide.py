@@ -11,7 +11,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.config import RuleSet, Variant
 from gateway.lines import DeclaredLine
 from gateway.rules.catalogue import Phase
 from gateway.rules.decide import decide
@@ -23,8 +22,10 @@ from gateway.rules.model import (
     InsurerTerms,
     Participant,
     Place,
+    RuleSet,
     Settings,
     Terms,
+    Variant,
     line_key,
 )
 from gateway.terms import load_catalogue

@@ -204,6 +204,9 @@ class _Fields:
     take: Callable[[bytes], tuple[bytes, ...]]
     found: tuple[tuple[int, FieldLayout, Convert], ...]
     size: int
+    # read(raw, memos): the values, each looked up in its memo (one per found field) or
+    # decoded into it: the same as _Reader.values would loop over, written out
+    read: Callable[[bytes, tuple[dict[bytes, Any], ...]], list[Any]]
 
 
 _FIELDS_KEPT = 256  # layouts loaded again (tests, reloads) do not pile up
@@ -224,11 +227,48 @@ def _fields_of(layout: RecordLayout, wanted: Sequence[tuple[str, Convert]]) -> _
                 found.append((at, f, convert))
         # (itemgetter of one slice would give the bytes, not a 1-tuple: hence the empty one)
         getter = itemgetter(*(f.slice for _, f, _ in found), slice(0, 0))
-        built = _Fields(getter, tuple(found), len(wanted))
+        built = _Fields(getter, tuple(found), len(wanted), _compiled(getter, found, len(wanted)))
         while len(_fields) >= _FIELDS_KEPT:
             del _fields[next(iter(_fields))]
         _fields[key] = (layout, built)
         return built
+
+
+def _fill(memo: dict[bytes, Any], convert: Convert, f: FieldLayout, raw: bytes) -> Any:
+    try:
+        value = memo[raw] = convert(f, raw)
+    except EIError:
+        raise _UnreadableError from None
+    return value
+
+
+def _compiled(
+    take: Callable[[bytes], tuple[bytes, ...]],
+    found: Sequence[tuple[int, FieldLayout, Convert]],
+    size: int,
+) -> Callable[[bytes, tuple[dict[bytes, Any], ...]], list[Any]]:
+    """``read(raw, memos)`` for these fields, generated as straight-line code (like
+    :mod:`dataclasses` does; see also :mod:`gateway.ei.fast`): no loop, no per-field
+    tuple unpacking."""
+    namespace: dict[str, Any] = {"take": take, "MISSING": _MISSING, "fill": _fill}
+    out = ["None"] * size
+    body = ["def read(raw, memos):"]
+    if found:
+        body.append(f"    {''.join(f'a{i}, ' for i in range(len(found)))}_ = take(raw)")
+        body.append(f"    {''.join(f'm{i}, ' for i in range(len(found)))}= memos")
+    for i, (at, f, convert) in enumerate(found):
+        namespace[f"f{i}"], namespace[f"c{i}"] = f, convert
+        body += [
+            f"    v{i} = m{i}.get(a{i}, MISSING)",
+            f"    if v{i} is MISSING:",
+            f"        v{i} = fill(m{i}, c{i}, f{i}, a{i})",
+        ]
+        out[at] = f"v{i}"
+    body.append(f"    return [{', '.join(out)}]")
+    code = compile("\n".join(body) + "\n", "<declared line fields>", "exec")
+    exec(code, namespace)  # noqa: S102 - generated above from layout data
+    read: Callable[[bytes, tuple[dict[bytes, Any], ...]], list[Any]] = namespace["read"]
+    return read
 
 
 def _field_named(layout: RecordLayout, name: str) -> FieldLayout | None:
@@ -242,9 +282,7 @@ def _field_named(layout: RecordLayout, name: str) -> FieldLayout | None:
 
 
 _Plan = tuple[
-    Callable[[bytes], tuple[bytes, ...]],
-    list[tuple[int, dict[bytes, Any], Convert, FieldLayout]],
-    list[None],
+    Callable[[bytes, tuple[dict[bytes, Any], ...]], list[Any]], tuple[dict[bytes, Any], ...]
 ]
 
 
@@ -254,18 +292,13 @@ class _Reader:
 
     def __init__(self) -> None:
         self._memos: dict[tuple[Convert, str], dict[bytes, Any]] = {}
-        # per record layout and fields asked for: the slicing, each field's place, memo
-        # and conversion, and a list of Nones to fill in
+        # per record layout and fields asked for: the reading, and its fields' memos
         self._plans: dict[tuple[int, int], _Plan] = {}
 
     def _plan(self, layout: RecordLayout, wanted: Sequence[tuple[str, Convert]]) -> _Plan:
         spec = _fields_of(layout, wanted)
-        memos = self._memos
-        slots = [
-            (at, memos.setdefault((convert, f.kind), {}), convert, f)
-            for at, f, convert in spec.found
-        ]
-        plan: _Plan = (spec.take, slots, [None] * spec.size)
+        memos = tuple(self._memos.setdefault((c, f.kind), {}) for _, f, c in spec.found)
+        plan: _Plan = (spec.read, memos)
         # (the records keep their layouts alive while the file is read: the ids hold)
         self._plans[(id(layout), id(wanted))] = plan
         return plan
@@ -274,18 +307,8 @@ class _Reader:
         """The values of the ``wanted`` fields of ``record``; None for a field its type
         lacks. ``wanted`` is one of this module's constants."""
         layout = record.layout
-        plan = self._plans.get((id(layout), id(wanted))) or self._plan(layout, wanted)
-        take, slots, nones = plan
-        out: list[Any] = nones.copy()
-        for raw, (at, memo, convert, f) in zip(take(record.raw), slots, strict=False):
-            value = memo.get(raw, _MISSING)
-            if value is _MISSING:
-                try:
-                    value = memo[raw] = convert(f, raw)
-                except EIError:
-                    raise _UnreadableError from None
-            out[at] = value
-        return out
+        read, memos = self._plans.get((id(layout), id(wanted))) or self._plan(layout, wanted)
+        return read(record.raw, memos)
 
 
 def declared_lines(

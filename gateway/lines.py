@@ -13,8 +13,8 @@ record's field and the 16 records that follow it, where the layout has them).
 
 Intake reads the lines of every accepted upload, so :func:`declared_lines` reads the
 fields it needs of each record type in one slicing call (an :func:`operator.itemgetter` of
-the fields' slices, built once per record layout) and decodes each distinct value once per
-file. What it gives is what reading the records field by field gives
+the fields' slices) with straight-line code generated once per record layout, and decodes
+each distinct value once per file. What it gives is what reading the records field by field gives
 (:func:`lines_by_field`, which it falls back to for a record it cannot read so: the same
 values, the same errors; ``tests/gateway/test_lines.py`` compares the two over every
 fixture and generated files).

@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -356,7 +357,8 @@ def plain_server_context_factory(cert_path: Path | str, key_path: Path | str) ->
 
 
 def client_identity(transport_or_request: Any) -> PeerCertificate | None:
-    """The verified certificate of the peer of a TLS connection, or None.
+    """The verified certificate of the peer of a TLS connection, or None: read from the
+    connection once, and again only after a renegotiation.
 
     Takes a ``twisted.web`` request (its ``transport``) or a TLS transport
     (``ITLSTransport``). None when the connection is not TLS, presented no certificate, or
@@ -375,10 +377,29 @@ def client_identity(transport_or_request: Any) -> PeerCertificate | None:
         return None
     if not handle.get_context().get_verify_mode() & SSL.VERIFY_PEER:
         return None
+    # Read once per handshake of a connection (a kept-alive client sends many requests on
+    # one): a renegotiation (TLS 1.2, which the server does not refuse) may bring another
+    # certificate, and ends with another Finished message, the key of what was read.
+    handshake = handle.get_finished()
+    known = _peers.get(handle)
+    if known is not None and handshake is not None and known[0] == handshake:
+        return known[1]
     peer = get_peer()
-    if not isinstance(peer, crypto.X509):
-        return None
-    return PeerCertificate.from_cryptography(peer.to_cryptography())
+    identity = (
+        PeerCertificate.from_cryptography(peer.to_cryptography())
+        if isinstance(peer, crypto.X509)
+        else None
+    )
+    if handshake is not None:
+        _peers[handle] = (handshake, identity)
+    return identity
+
+
+# The identity read from each live TLS connection, with the Finished message of the
+# handshake it was read after; an entry goes with its connection.
+_peers: WeakKeyDictionary[SSL.Connection, tuple[bytes, PeerCertificate | None]] = (
+    WeakKeyDictionary()
+)
 
 
 class Identities:

@@ -431,12 +431,11 @@ async def start(config: GatewayConfig, reactor: GatewayReactor) -> RunningGatewa
         pushing = _pushing_insurers(config)
 
         def authenticate(request: server.Request) -> Caller | None:
-            peer_certificate = client_identity(request)
-            if peer_certificate is not None and peer_certificate.fingerprint_sha256 in pushing:
-                return Caller(pushing[peer_certificate.fingerprint_sha256], INSURER)
-            participant = identities.identify(request)
+            peer = client_identity(request)
+            if peer is not None and peer.fingerprint_sha256 in pushing:
+                return Caller(pushing[peer.fingerprint_sha256], INSURER)
+            participant = identities.participant_for(peer)
             if participant is None:
-                peer = client_identity(request)
                 log.warn(
                     "refused a verified client certificate that belongs to no participant "
                     "(sha256 {fingerprint})",

@@ -10,18 +10,29 @@ None when the line has neither.
 A hospital line also carries the codes other than its declaratiecode that rules match on:
 the DBC zorgproduct code (9 digits, 04 record) and its zorgactiviteit codes (the 04
 record's field and the 16 records that follow it, where the layout has them).
+
+Intake reads the lines of every accepted upload, so :func:`declared_lines` reads the
+fields it needs of each record type in one slicing call (an :func:`operator.itemgetter` of
+the fields' slices) with straight-line code generated once per record layout, and decodes
+each distinct value once per file. What it gives is what reading the records field by field gives
+(:func:`lines_by_field`, which it falls back to for a record it cannot read so: the same
+values, the same errors; ``tests/gateway/test_lines.py`` compares the two over every
+fixture and generated files).
 """
 
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable
+import threading
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import date
+from operator import itemgetter
+from typing import Any
 
-from gateway.ei import Record, line_amount, prestatie_groups
+from gateway.ei import EIError, FieldLayout, Record, RecordLayout, line_amount, prestatie_groups
 
-__all__ = ["AnswerOutcome", "DeclaredLine", "declared_lines"]
+__all__ = ["AnswerOutcome", "DeclaredLine", "declared_lines", "lines_by_field"]
 
 
 class AnswerOutcome(enum.StrEnum):
@@ -80,10 +91,11 @@ def _activity_code(record: Record) -> str | None:
     return None
 
 
-def declared_lines(
+def lines_by_field(
     records: Iterable[Record], *, traceer_id: str, participant: str, standard: str
 ) -> list[DeclaredLine]:
-    """The prestatie lines of a valid declaration file, in file order."""
+    """The prestatie lines of a valid declaration file, in file order, each field read on
+    its own (what :func:`declared_lines` gives, more slowly)."""
     records = list(records)
     amounts: dict[int, int | None] = {}
     performers: dict[int, str | None] = {}
@@ -137,6 +149,274 @@ def declared_lines(
                 zorgactiviteiten=tuple(
                     code for code in [_text(record, "zorgactiviteit_code")] if code is not None
                 ),
+            )
+        )
+    return out
+
+
+# --- reading the fields of a record type at once ----------------------------------------
+
+
+class _UnreadableError(Exception):
+    """A record :func:`declared_lines` leaves to :func:`lines_by_field` (which then says
+    what is wrong with it, as it always did)."""
+
+
+_MISSING = object()
+Convert = Callable[[FieldLayout, bytes], object]
+
+
+def _as_text(f: FieldLayout, raw: bytes) -> object:
+    value = f.decode(raw)
+    return str(value).strip() or None if value is not None else None
+
+
+def _as_date(f: FieldLayout, raw: bytes) -> object:
+    value = f.decode(raw)
+    return value if isinstance(value, date) else None
+
+
+def _as_number(f: FieldLayout, raw: bytes) -> object:
+    value = f.decode(raw)
+    if not isinstance(value, int):
+        raise _UnreadableError  # number_value's TypeError, raised by lines_by_field
+    return value
+
+
+# What is read of each kind of record, in order: (field name, how its value is taken).
+_LINE = (
+    ("record_id", _as_number),
+    ("bsn", _as_text),
+    ("birth_date", _as_date),
+    ("uzovi", _as_text),
+    ("prestatiecodelijst", _as_text),
+    ("prestatiecode", _as_text),
+    ("prestatie_date", _as_date),
+    ("prestatie_end_date", _as_date),
+    ("declared_amount", _as_number),
+    ("reference", _as_text),
+    ("previous_reference", _as_text),
+    ("performer_code", _as_text),
+    ("zorgproduct", _as_text),
+    ("zorgactiviteit_code", _as_text),
+)
+_CHILD = (("declared_amount", _as_number), ("performer_code", _as_text))
+_CLIENT = (("bsn", _as_text), ("birth_date", _as_date))
+_ACTIVITY_CODE = "<the zorgactiviteit code of a 16 record>"
+_ACTIVITY = ((_ACTIVITY_CODE, _as_text),)
+
+
+@dataclass(frozen=True, slots=True)
+class _Fields:
+    """Some fields of one record type: ``take(raw)`` slices those the type has (and an
+    empty slice at the end), ``found`` says for each its place among the fields asked
+    for, its layout and how its value is taken; the others' values are None."""
+
+    take: Callable[[bytes], tuple[bytes, ...]]
+    found: tuple[tuple[int, FieldLayout, Convert], ...]
+    size: int
+    # read(raw, memos): the values, each looked up in its memo (one per found field) or
+    # decoded into it: the same as _Reader.values would loop over, written out
+    read: Callable[[bytes, tuple[dict[bytes, Any], ...]], list[Any]]
+
+
+_FIELDS_KEPT = 256  # layouts loaded again (tests, reloads) do not pile up
+_fields: dict[tuple[int, tuple[tuple[str, Convert], ...]], tuple[RecordLayout, _Fields]] = {}
+_fields_lock = threading.Lock()
+
+
+def _fields_of(layout: RecordLayout, wanted: Sequence[tuple[str, Convert]]) -> _Fields:
+    key = (id(layout), tuple(wanted))
+    with _fields_lock:  # intake checks uploads on several threads
+        cached = _fields.get(key)
+        if cached is not None and cached[0] is layout:
+            return cached[1]
+        found = []
+        for at, (name, convert) in enumerate(wanted):
+            f = _field_named(layout, name)
+            if f is not None:
+                found.append((at, f, convert))
+        # (itemgetter of one slice would give the bytes, not a 1-tuple: hence the empty one)
+        getter = itemgetter(*(f.slice for _, f, _ in found), slice(0, 0))
+        built = _Fields(getter, tuple(found), len(wanted), _compiled(getter, found, len(wanted)))
+        while len(_fields) >= _FIELDS_KEPT:
+            del _fields[next(iter(_fields))]
+        _fields[key] = (layout, built)
+        return built
+
+
+def _fill(memo: dict[bytes, Any], convert: Convert, f: FieldLayout, raw: bytes) -> Any:
+    try:
+        value = memo[raw] = convert(f, raw)
+    except EIError:
+        raise _UnreadableError from None
+    return value
+
+
+def _compiled(
+    take: Callable[[bytes], tuple[bytes, ...]],
+    found: Sequence[tuple[int, FieldLayout, Convert]],
+    size: int,
+) -> Callable[[bytes, tuple[dict[bytes, Any], ...]], list[Any]]:
+    """``read(raw, memos)`` for these fields, generated as straight-line code (like
+    :mod:`dataclasses` does; see also :mod:`gateway.ei.fast`): no loop, no per-field
+    tuple unpacking."""
+    namespace: dict[str, Any] = {"take": take, "MISSING": _MISSING, "fill": _fill}
+    out = ["None"] * size
+    body = ["def read(raw, memos):"]
+    if found:
+        body.append(f"    {''.join(f'a{i}, ' for i in range(len(found)))}_ = take(raw)")
+        body.append(f"    {''.join(f'm{i}, ' for i in range(len(found)))}= memos")
+    for i, (at, f, convert) in enumerate(found):
+        namespace[f"f{i}"], namespace[f"c{i}"] = f, convert
+        body += [
+            f"    v{i} = m{i}.get(a{i}, MISSING)",
+            f"    if v{i} is MISSING:",
+            f"        v{i} = fill(m{i}, c{i}, f{i}, a{i})",
+        ]
+        out[at] = f"v{i}"
+    body.append(f"    return [{', '.join(out)}]")
+    code = compile("\n".join(body) + "\n", "<declared line fields>", "exec")
+    exec(code, namespace)  # noqa: S102 - generated above from layout data
+    read: Callable[[bytes, tuple[dict[bytes, Any], ...]], list[Any]] = namespace["read"]
+    return read
+
+
+def _field_named(layout: RecordLayout, name: str) -> FieldLayout | None:
+    if name == _ACTIVITY_CODE:  # as _activity_code finds it
+        if layout.has("zorgactiviteit_code"):
+            return layout.field("zorgactiviteit_code")
+        return next(
+            (f for f in layout.fields if "zorgactiviteit" in f.name and "code" in f.name), None
+        )
+    return layout.field(name) if layout.has(name) else None
+
+
+_Plan = tuple[
+    Callable[[bytes, tuple[dict[bytes, Any], ...]], list[Any]], tuple[dict[bytes, Any], ...]
+]
+
+
+class _Reader:
+    """Field values of one file's records, each distinct value of a kind of field
+    decoded once (the memos end with the file: nothing read outlives it)."""
+
+    def __init__(self) -> None:
+        self._memos: dict[tuple[Convert, str], dict[bytes, Any]] = {}
+        # per record layout and fields asked for: the reading, and its fields' memos
+        self._plans: dict[tuple[int, int], _Plan] = {}
+
+    def _plan(self, layout: RecordLayout, wanted: Sequence[tuple[str, Convert]]) -> _Plan:
+        spec = _fields_of(layout, wanted)
+        memos = tuple(self._memos.setdefault((c, f.kind), {}) for _, f, c in spec.found)
+        plan: _Plan = (spec.read, memos)
+        # (the records keep their layouts alive while the file is read: the ids hold)
+        self._plans[(id(layout), id(wanted))] = plan
+        return plan
+
+    def values(self, record: Record, wanted: Sequence[tuple[str, Convert]]) -> list[Any]:
+        """The values of the ``wanted`` fields of ``record``; None for a field its type
+        lacks. ``wanted`` is one of this module's constants."""
+        layout = record.layout
+        read, memos = self._plans.get((id(layout), id(wanted))) or self._plan(layout, wanted)
+        return read(record.raw, memos)
+
+
+def declared_lines(
+    records: Iterable[Record], *, traceer_id: str, participant: str, standard: str
+) -> list[DeclaredLine]:
+    """The prestatie lines of a valid declaration file, in file order (as
+    :func:`lines_by_field` gives them)."""
+    records = list(records)
+    try:
+        return _read_lines(
+            records, traceer_id=traceer_id, participant=participant, standard=standard
+        )
+    except _UnreadableError:
+        return lines_by_field(
+            records, traceer_id=traceer_id, participant=participant, standard=standard
+        )
+
+
+def _read_lines(
+    records: list[Record], *, traceer_id: str, participant: str, standard: str
+) -> list[DeclaredLine]:
+    reader = _Reader()
+    amounts: dict[int, int | None] = {}
+    performers: dict[int, str | None] = {}
+    read: dict[int, list[Any]] = {}  # id of a 04 record -> its values (records are kept)
+    for line, children in prestatie_groups(records):
+        values = read[id(line)] = reader.values(line, _LINE)
+        number = values[0]
+        if number is None:
+            raise _UnreadableError  # no record_id: lines_by_field's KeyError
+        own = values[8]
+        found: list[int] = []
+        performer: str | None = None
+        for child in children:
+            amount, code = reader.values(child, _CHILD)
+            if amount is not None:
+                found.append(amount)
+            if performer is None and code and code.strip("0"):
+                performer = code
+        amounts[number] = own if own is not None else sum(found) if found else None
+        performers[number] = performer
+    birth_dates: dict[str, date] = {}
+    out: list[DeclaredLine] = []
+    for record in records:
+        kind = record.type
+        if kind == "16" and out:  # a zorgactiviteit of the 04 before it
+            (code,) = reader.values(record, _ACTIVITY)
+            if code is not None and code not in out[-1].zorgactiviteiten:
+                out[-1] = replace(out[-1], zorgactiviteiten=(*out[-1].zorgactiviteiten, code))
+            continue
+        if kind == "02":
+            bsn, born = reader.values(record, _CLIENT)
+            if bsn and born:
+                birth_dates[bsn] = born
+            continue
+        if kind != "04":
+            continue
+        (
+            number,
+            bsn,
+            birth_date,
+            insurer,
+            codelijst,
+            code,
+            prestatie_date,
+            end_date,
+            _,
+            reference,
+            previous,
+            performer,
+            zorgproduct,
+            activity,
+        ) = read.get(id(record)) or reader.values(record, _LINE)
+        if prestatie_date is None:  # a valid file has one; guard against modelled layouts
+            continue
+        if number is None:
+            raise _UnreadableError
+        bsn = bsn or ""
+        out.append(
+            DeclaredLine(
+                traceer_id=traceer_id,
+                record_number=number,
+                participant=participant,
+                standard=standard,
+                bsn=bsn,
+                birth_date=birth_date or birth_dates.get(bsn),
+                insurer=insurer or "",
+                prestatiecodelijst=codelijst or "",
+                prestatiecode=code or "",
+                prestatie_date=prestatie_date,
+                prestatie_end_date=end_date,
+                amount=amounts.get(number),
+                reference=reference or "",
+                previous_reference=previous,
+                performer=performer or performers.get(number),
+                zorgproduct=zorgproduct,
+                zorgactiviteiten=(activity,) if activity is not None else (),
             )
         )
     return out

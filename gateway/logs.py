@@ -14,6 +14,7 @@ exception's text may quote what it failed on, a value from a file) nor the sourc
 from __future__ import annotations
 
 import json
+import math
 import traceback
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -21,13 +22,16 @@ from string import Formatter
 from typing import IO, Any
 
 from twisted.logger import (
+    FileLogObserver,
     FilteringLogObserver,
     ILogObserver,
     LogLevel,
     LogLevelFilterPredicate,
     formatEvent,
+    formatEventAsClassicLogText,
+    formatTime,
     globalLogBeginner,
-    textFileLogObserver,
+    timeFormatRFC3339,
 )
 from twisted.python.failure import Failure
 from zope.interface import implementer
@@ -40,6 +44,7 @@ __all__ = [
     "failure_traceback",
     "json_line",
     "observer_for",
+    "text_observer",
 ]
 
 _PLAIN = (str, int, float, bool, type(None))
@@ -126,11 +131,32 @@ class JsonLinesObserver:
         self._stream.flush()
 
 
+def text_observer(stream: IO[str]) -> FileLogObserver:
+    """Twisted's text lines (what ``textFileLogObserver`` writes), the time of day
+    formatted once per second rather than for each event (its format shows whole seconds;
+    the gateway logs a line or two per request)."""
+    last: list[tuple[int, str]] = [(-1, "")]
+
+    def time_text(when: float | None) -> str:
+        if when is None:
+            return formatTime(when, timeFormatRFC3339)
+        second = math.floor(when)
+        known = last[0]  # (one tuple, replaced whole: log calls come from several threads)
+        if known[0] == second:
+            return known[1]
+        text = formatTime(when, timeFormatRFC3339)
+        last[0] = (second, text)
+        return text
+
+    def format_event(event: dict[str, Any]) -> str | None:
+        return formatEventAsClassicLogText(event, formatTime=time_text)
+
+    return FileLogObserver(stream, format_event)
+
+
 def observer_for(config: LoggingConfig, stream: IO[str]) -> FilteringLogObserver:
     inner: ILogObserver = (
-        JsonLinesObserver(stream)
-        if config.format is LogFormat.JSON
-        else textFileLogObserver(stream)
+        JsonLinesObserver(stream) if config.format is LogFormat.JSON else text_observer(stream)
     )
     level = LogLevel.levelWithName(config.level)
     return FilteringLogObserver(inner, [LogLevelFilterPredicate(defaultLogLevel=level)])

@@ -8,6 +8,7 @@ Every test starts its own server process (``_tls_server.py``, listening on 127.0
 from __future__ import annotations
 
 import ast
+import contextlib
 import json
 import os
 import select
@@ -706,3 +707,94 @@ def test_every_server_connection_requires_a_certificate_and_checks_the_crl(
         bad = crypto.X509StoreContext(store, crypto.X509.from_cryptography(revoked.cert))
         with pytest.raises(crypto.X509StoreContextError, match="revoked"):
             bad.verify_certificate()
+
+
+# --- the identity is read once per handshake --------------------------------------------------
+
+
+class _Counting:
+    """A TLS transport over an in-memory connection that counts the certificate reads."""
+
+    def __init__(self, handle: SSL.Connection) -> None:
+        self.handle = handle
+        self.reads = 0
+
+    def getHandle(self) -> SSL.Connection:
+        return self.handle
+
+    def getPeerCertificate(self) -> crypto.X509 | None:
+        self.reads += 1
+        return self.handle.get_peer_certificate()
+
+
+def _pump(server: SSL.Connection, client: SSL.Connection, *, established: bool = False) -> None:
+    """Move TLS records between two memory connections until their handshakes are done
+    (on ``established`` connections: a renegotiation, handled as records are read)."""
+    for _ in range(50):
+        for side in (client, server):
+            with contextlib.suppress(SSL.WantReadError):
+                if established:
+                    side.recv(1)  # reads (and answers) handshake messages; no data is sent
+                else:
+                    side.do_handshake()
+        moved = False
+        for source, sink in ((client, server), (server, client)):
+            with contextlib.suppress(SSL.WantReadError):
+                sink.bio_write(source.bio_read(65536))
+                moved = True
+        if not moved and not client.renegotiate_pending() and not server.renegotiate_pending():
+            return
+    pytest.fail("the handshake did not finish")
+
+
+def _memory_pair(pki: Pki, party: Party, version: int) -> tuple[SSL.Connection, SSL.Connection]:
+    server_tls = server_context_factory(
+        pki.directory / SERVER_CERT, pki.directory / SERVER_KEY, pki.directory / CA_CERT
+    )
+    server = server_tls.serverConnectionForTLS(None)
+    server.set_accept_state()
+    context = SSL.Context(SSL.TLS_METHOD)
+    context.set_min_proto_version(version)
+    context.set_max_proto_version(version)
+    cert, key = pki.pair(party)
+    context.use_certificate_file(str(cert))
+    context.use_privatekey_file(str(key))
+    client = SSL.Connection(context, None)
+    client.set_connect_state()
+    _pump(server, client)
+    return server, client
+
+
+@pytest.mark.parametrize("version", [SSL.TLS1_2_VERSION, SSL.TLS1_3_VERSION], ids=["1.2", "1.3"])
+def test_the_certificate_of_a_connection_is_read_once(pki: Pki, version: int) -> None:
+    server, _ = _memory_pair(pki, MIDWIFE, version)
+    transport = _Counting(server)
+
+    first = client_identity(transport)
+    again = client_identity(transport)
+
+    assert first is not None
+    assert first.fingerprint_sha256 == pki.fingerprint(MIDWIFE)
+    assert again == first
+    assert transport.reads == 1
+    other_server, _ = _memory_pair(pki, KRAAM, version)
+    other = client_identity(_Counting(other_server))
+    assert other is not None
+    assert other.subject_cn == KRAAM.agb  # another connection: its own certificate
+
+
+def test_a_client_cannot_renegotiate_another_certificate_in(pki: Pki) -> None:
+    """What the identity read once per connection rests on: the server refuses a TLS 1.2
+    renegotiation (OpenSSL's default for servers since 3.0), so a connection keeps the
+    certificate of its handshake. (Were one to complete, it would end with another
+    Finished message, and client_identity would read the certificate again.)"""
+    server, client = _memory_pair(pki, MIDWIFE, SSL.TLS1_2_VERSION)
+    transport = _Counting(server)
+    before = client_identity(transport)
+
+    assert client.renegotiate()
+    with pytest.raises(SSL.Error, match="no renegotiation"):
+        _pump(server, client, established=True)
+
+    assert client_identity(transport) == before
+    assert transport.reads == 1

@@ -1,13 +1,26 @@
-"""Prestatie lines read from the fixture declarations of the three kinds of participant."""
+"""Prestatie lines read from the fixture declarations of the three kinds of participant,
+and :func:`declared_lines` (fields of a record type sliced at once) giving what reading
+each field on its own (:func:`lines_by_field`) gives: over every fixture and generated
+files, valid and damaged."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 
-from gateway.ei import Record, read_records
-from gateway.lines import DeclaredLine, declared_lines
+import pytest
+from hypothesis import HealthCheck, given, settings
+
+from gateway import lines as lines_module
+from gateway.ei import EIError, Record, read_records
+from gateway.lines import DeclaredLine, declared_lines, lines_by_field
 from gateway.loading import load_layouts
+from tests.factories import zh308
+from tests.gateway.ei.fixture_table import ROWS, Row
+from tests.gateway.ei.test_fast import field_mutated
+from tests.gateway.ei.test_fuzz import mutated
 
 REGISTRY = load_layouts()
 MESSAGES = Path(__file__).resolve().parents[2] / "fixtures" / "messages"
@@ -64,3 +77,76 @@ def test_midwifery_lines() -> None:
     assert {line.prestatiecode for line in lines} == {"1101", "1102", "1103", "1603"}
     assert all(line.amount is not None and line.amount > 0 for line in lines)
     assert all(line.performer == "02012345" for line in lines)
+
+
+# --- the lines read at once are the lines read field by field ------------------------------
+
+EQUAL = settings(
+    max_examples=300,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+Lines = Callable[..., list[DeclaredLine]]
+
+
+def _records(data: bytes) -> list[Record]:
+    """The records of ``data``, up to where the reader gives up on it."""
+    records: list[Record] = []
+    with contextlib.suppress(EIError):
+        records += (r for r in read_records(REGISTRY, [data]) if isinstance(r, Record))
+    return records
+
+
+def _outcome(read: Lines, data: bytes) -> object:
+    """The lines of ``data``'s records, or the error reading them raised."""
+    try:
+        return read(_records(data), traceer_id="t-1", participant="p", standard="S")
+    except Exception as exc:
+        return (type(exc), str(exc))
+
+
+def _same(data: bytes) -> None:
+    assert _outcome(declared_lines, data) == _outcome(lines_by_field, data)
+
+
+@pytest.mark.parametrize("row", ROWS, ids=[row.file for row in ROWS])
+def test_every_fixture_gives_the_same_lines_both_ways(row: Row) -> None:
+    _same(row.read())
+
+
+@pytest.mark.parametrize(
+    "row", [row for row in ROWS if row.valid], ids=[row.file for row in ROWS if row.valid]
+)
+def test_a_valid_file_is_read_without_the_field_by_field_way(
+    row: Row, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    expected = _outcome(lines_by_field, row.read())
+
+    def refused(*args: object, **kwargs: object) -> list[DeclaredLine]:
+        raise AssertionError("read field by field")
+
+    monkeypatch.setattr(lines_module, "lines_by_field", refused)
+    assert _outcome(declared_lines, row.read()) == expected
+
+
+@EQUAL
+@given(raw=mutated())
+def test_damaged_fixtures_give_the_same_lines_both_ways(raw: bytes) -> None:
+    _same(raw)
+
+
+@EQUAL
+@given(raw=field_mutated())
+def test_files_with_fields_set_to_tripping_values_give_the_same_lines_both_ways(
+    raw: bytes,
+) -> None:
+    _same(raw)
+
+
+def test_hospital_lines_with_zorgactiviteit_records_are_the_same_both_ways() -> None:
+    for activities in range(3):
+        data = zh308(REGISTRY, lines=3, activities=activities)
+        lines = _outcome(declared_lines, data)
+        assert isinstance(lines, list)
+        assert len(lines) == 3
+        assert lines == _outcome(lines_by_field, data)

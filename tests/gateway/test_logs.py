@@ -5,11 +5,11 @@ from __future__ import annotations
 import io
 import json
 
-from twisted.logger import Logger, LogPublisher
+from twisted.logger import Logger, LogLevel, LogPublisher, textFileLogObserver
 from twisted.python.failure import Failure
 
 from gateway.config import LogFormat, LoggingConfig
-from gateway.logs import json_line, observer_for
+from gateway.logs import json_line, observer_for, text_observer
 
 
 def logger_into(config: LoggingConfig) -> tuple[Logger, io.StringIO]:
@@ -86,3 +86,26 @@ def test_a_failure_keeps_its_traceback_without_the_exceptions_texts() -> None:
     assert "direct cause" in trace
     assert trace.splitlines()[-1] == "RuntimeError"
     assert "11122233x" not in line
+
+
+def test_text_lines_are_twisteds_own_with_the_time_formatted_once_a_second() -> None:
+    ours, twisteds = io.StringIO(), io.StringIO()
+    observers = [text_observer(ours), textFileLogObserver(twisteds)]
+    base = 1_780_000_000.0
+    times: list[float | None] = [base, base + 0.25, base + 0.999, base + 1, base + 61.5, base]
+    times += [None, base + 86_400 * 180]  # no time; half a year later (another UTC offset?)
+    for n, when in enumerate(times):
+        event = {
+            "log_format": "upload {n} stored",
+            "n": n,
+            "log_level": LogLevel.info,
+            "log_namespace": "gateway.test",
+            "log_system": "-",
+        }
+        if when is not None:
+            event["log_time"] = when
+        for observer in observers:
+            observer(dict(event))
+
+    assert ours.getvalue() == twisteds.getvalue()
+    assert len(ours.getvalue().splitlines()) == len(times)

@@ -540,7 +540,7 @@ def _bundling(
     async def run(wait: bool) -> None:
         await lock.acquire()
         try:
-            await bundler.run_once(wait=wait)
+            await bundler.run(wait=wait)
         finally:
             lock.release()
 

@@ -110,6 +110,11 @@ def _chunks(values: Sequence[Any]) -> list[Sequence[Any]]:
 
 # The women with a line still open (a subquery).
 _OPEN_WOMEN: Final = "SELECT woman FROM declaration_lines WHERE state = 'open'"
+# Whether the woman of a line (its alias) has a line still open: by the woman's index,
+# never the list of all women with an open line (a year's backlog) for each batch.
+_HAS_OPEN: Final = (
+    "EXISTS (SELECT 1 FROM declaration_lines x WHERE x.woman = %s.woman AND x.state = 'open')"
+)
 
 
 def bundle_groups_txn(txn: Transaction, limit: int) -> list[list[str]]:
@@ -182,8 +187,7 @@ def _close_group_txn(txn: Transaction, women: Sequence[str]) -> list[str]:
             txn.execute(
                 "SELECT DISTINCT o.woman FROM declaration_lines l"  # noqa: S608
                 " JOIN declaration_lines o ON o.traceer_id = l.traceer_id"
-                f" WHERE l.woman IN ({marks}) AND o.woman <> l.woman"
-                f" AND o.woman IN ({_OPEN_WOMEN})",
+                f" WHERE l.woman IN ({marks}) AND o.woman <> l.woman AND {_HAS_OPEN % 'o'}",
                 tuple(chunk),
             )
             found.update(row[0] for row in txn.fetchall())
@@ -191,8 +195,7 @@ def _close_group_txn(txn: Transaction, women: Sequence[str]) -> list[str]:
                 "SELECT DISTINCT t.woman FROM declaration_lines l"  # noqa: S608
                 " JOIN declaration_lines t"
                 " ON t.participant = l.participant AND t.reference = l.previous_reference"
-                f" WHERE l.woman IN ({marks}) AND t.woman <> l.woman"
-                f" AND t.woman IN ({_OPEN_WOMEN})",
+                f" WHERE l.woman IN ({marks}) AND t.woman <> l.woman AND {_HAS_OPEN % 't'}",
                 tuple(chunk),
             )
             found.update(row[0] for row in txn.fetchall())

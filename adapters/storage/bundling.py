@@ -110,11 +110,6 @@ def _chunks(values: Sequence[Any]) -> list[Sequence[Any]]:
 
 # The women with a line still open (a subquery).
 _OPEN_WOMEN: Final = "SELECT woman FROM declaration_lines WHERE state = 'open'"
-# Whether the woman of a line (its alias) has a line still open: by the woman's index,
-# never the list of all women with an open line (a year's backlog) for each batch.
-_HAS_OPEN: Final = (
-    "EXISTS (SELECT 1 FROM declaration_lines x WHERE x.woman = %s.woman AND x.state = 'open')"
-)
 
 
 def bundle_groups_txn(txn: Transaction, limit: int) -> list[list[str]]:
@@ -179,15 +174,17 @@ def _close_group_txn(txn: Transaction, women: Sequence[str]) -> list[str]:
     """``women`` and every woman with a line still open connected to them now (through an
     upload, or a credit of one of their lines), until nothing more joins."""
     group = set(women)
+    seen = set(group)  # every woman looked at (with an open line or not)
     frontier = sorted(group)
     while frontier:
         found: set[str] = set()
         for chunk in _chunks(frontier):
             marks = ", ".join("?" * len(chunk))
+            # The women of these women's uploads (each upload's lines once, by its key).
             txn.execute(
-                "SELECT DISTINCT o.woman FROM declaration_lines l"  # noqa: S608
-                " JOIN declaration_lines o ON o.traceer_id = l.traceer_id"
-                f" WHERE l.woman IN ({marks}) AND o.woman <> l.woman AND {_HAS_OPEN % 'o'}",
+                "SELECT DISTINCT o.woman FROM declaration_lines o"  # noqa: S608
+                " WHERE o.traceer_id IN (SELECT DISTINCT traceer_id FROM declaration_lines"
+                f" WHERE woman IN ({marks}))",
                 tuple(chunk),
             )
             found.update(row[0] for row in txn.fetchall())
@@ -195,13 +192,21 @@ def _close_group_txn(txn: Transaction, women: Sequence[str]) -> list[str]:
                 "SELECT DISTINCT t.woman FROM declaration_lines l"  # noqa: S608
                 " JOIN declaration_lines t"
                 " ON t.participant = l.participant AND t.reference = l.previous_reference"
-                f" WHERE l.woman IN ({marks}) AND t.woman <> l.woman AND {_HAS_OPEN % 't'}",
+                f" WHERE l.woman IN ({marks}) AND t.woman <> l.woman",
                 tuple(chunk),
             )
             found.update(row[0] for row in txn.fetchall())
-        frontier = sorted(found - group)
-        group |= found
+        new, seen = found - seen, seen | found
+        frontier = sorted(woman for woman in new if _has_open(txn, woman))
+        group.update(frontier)
     return sorted(group)
+
+
+def _has_open(txn: Transaction, woman: str) -> bool:
+    """Whether ``woman`` has a line still open: her lines read by the woman's index (a
+    query on the state too may take the state's index, every open line of the backlog)."""
+    txn.execute("SELECT state FROM declaration_lines WHERE woman = ?", (woman,))
+    return any(state == "open" for (state,) in txn.fetchall())
 
 
 def bundle_input_txn(

@@ -350,7 +350,7 @@ class GatewayBuilder:
         lock = self.bundling_lock()
         await lock.acquire()
         try:
-            await self.bundler().run_once(wait=True)
+            await self.bundler().run(wait=True)
         finally:
             lock.release()
 
@@ -360,7 +360,7 @@ class GatewayBuilder:
         lock = self.bundling_lock()
         await lock.acquire()
         try:
-            await self.bundler().run_once(wait=False)
+            await self.bundler().run(wait=False)
         finally:
             lock.release()
 

@@ -1,19 +1,24 @@
-"""The bundler: decides what to claim now, writes the files, and stores it all at once.
+"""The bundler: decides what to claim now, writes the files, and stores them batch by batch.
 
-A run (:meth:`Bundler.run_once`) takes every line of each woman with a line still open,
-the integral lines claimed before and the phases closed by hand; lets the rules decide;
-builds per insurer one integral claim file (KZ301, declared by the IGO, checked by the
-codec) and, per original upload and insurer, one monodisciplinary forward file of the
-lines forwarded unchanged; and stores the files (queued for the forwarder), the claimed
-lines with their provenance and where every settled line ended — in one transaction.
-Waiting lines stay open for the next run. :meth:`Bundler.plan` does the same without
-storing or numbering anything (``igo-gateway bundle --dry-run``).
+A run (:meth:`Bundler.run` or :meth:`Bundler.run_once`) takes every woman with a line still
+open, in batches of whole connected groups (women who share an upload, or a credit and
+the line it corrects, are always in one batch; a batch has about ``batch_lines`` lines,
+a bigger group is a batch of its own), so that its memory does not grow with the backlog.
+For each batch it takes every line of those women, the integral lines claimed before and
+the phases closed by hand; lets the rules decide; builds per insurer one integral claim
+file (KZ301, declared by the IGO, checked by the codec, with a factuurnummer of its own)
+and, per original upload and insurer, one monodisciplinary forward file of the lines
+forwarded unchanged; and stores the files (queued for the forwarder), the claimed lines
+with their provenance and where every settled line ended — in one transaction per batch,
+under the run's lease and guarded line by line (:class:`RunGuard`). Waiting lines stay
+open for the next run. :meth:`Bundler.plan` does the same without storing or numbering
+anything (``igo-gateway bundle --dry-run``).
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -73,6 +78,7 @@ from gateway.rules.model import (
 __all__ = [
     "BUNDLING_JOB",
     "BundlePlan",
+    "BundleRun",
     "Bundler",
     "ForwardFile",
     "outbound_message",
@@ -107,6 +113,12 @@ class BundlePlan:
     claims: list[ClaimFile] = field(default_factory=list)
     forwards: list[ForwardFile] = field(default_factory=list)
 
+    def extend(self, other: BundlePlan) -> None:
+        """Add a further batch's plan to this one."""
+        self.decisions += other.decisions
+        self.claims += other.claims
+        self.forwards += other.forwards
+
     def summary(self) -> dict[str, Any]:
         kinds: dict[str, int] = defaultdict(int)
         places: dict[str, int] = defaultdict(int)
@@ -134,6 +146,26 @@ class BundlePlan:
         }
 
 
+@dataclass
+class BundleRun:
+    """What a run stored, counted (:meth:`Bundler.run`): no plan is kept."""
+
+    batches: int = 0
+    claim_files: list[str] = field(default_factory=list)  # their factuurnummers
+    integral_lines: int = 0
+    forward_files: int = 0
+    lines: Counter[str] = field(default_factory=Counter)  # settled lines by place
+
+    def add(self, plan: BundlePlan) -> None:
+        self.batches += 1
+        self.claim_files += [claim.invoice_number for claim in plan.claims]
+        self.integral_lines += sum(len(claim.links) for claim in plan.claims)
+        self.forward_files += len(plan.forwards)
+        for decision in plan.decisions:
+            for placement in decision.placements.values():
+                self.lines[placement.place.value] += 1
+
+
 def _link_json(link: ClaimLink) -> dict[str, Any]:
     """One integral line of a claim file: what it claims, for which days, what it absorbed."""
     return {
@@ -152,8 +184,10 @@ def _link_json(link: ClaimLink) -> dict[str, Any]:
 # A test-only pause point: awaited with the step's name ("decided": read, decided and
 # built, nothing recorded yet), so a test can hold a run there while another goes.
 Checkpoint = Callable[[str], Awaitable[None]]
-# How often a run whose lines changed under it is decided again before it gives up.
+# How often a batch whose lines changed under it is decided again before the run gives up.
 RUN_ATTEMPTS = 3
+# About how many lines a batch of a run holds (whole connected groups; a bigger one alone).
+BATCH_LINES = 50_000
 
 
 class Bundler:
@@ -171,7 +205,11 @@ class Bundler:
         distribution: Distribution = Distribution.DECLARED,
         lock: JobLock | None = None,
         checkpoint: Checkpoint | None = None,
+        batch_lines: int = BATCH_LINES,
     ) -> None:
+        if batch_lines < 1:
+            raise ValueError("a batch needs at least one line")
+        self._batch_lines = batch_lines
         self._lock = lock
         self._checkpoint = checkpoint
         self._metrics = metrics
@@ -191,8 +229,14 @@ class Bundler:
         self._answered: dict[str, tuple[str, tuple[str, ...]]] = {}
         self._outcomes: dict[LineKey, tuple[str, int | None]] = {}
 
-    async def decisions(self) -> tuple[list[Decision], list[DeclaredLine]]:
-        given = await self._bundles.bundle_input()
+    async def decisions(
+        self, women: Sequence[str] | None = None
+    ) -> tuple[list[Decision], list[DeclaredLine]]:
+        """The decisions over every woman with a line still open, or over ``women`` (and
+        the women connected to them)."""
+        given = await (
+            self._bundles.bundle_input() if women is None else self._bundles.bundle_input_of(women)
+        )
         self._states = given.states
         self._revisions = given.revisions
         self._answered = given.answered
@@ -207,32 +251,70 @@ class Bundler:
                 existing=given.existing,
                 closed=given.closed,
                 broken=given.broken,
-                woman=self._bundles.woman_of,
+                woman=partial(_woman, given.women, self._bundles.woman_of),
                 mono={k for k, state in given.states.items() if state in _MONO},
             )
         )
         return decisions, given.lines
 
     async def plan(self) -> BundlePlan:
-        """What would be claimed and forwarded now; nothing stored or numbered."""
+        """What would be claimed and forwarded now, batch by batch as a run would; nothing
+        stored or numbered."""
+        whole = BundlePlan([])
+        numbered = 0
+        for women in await self._bundles.bundle_groups(self._batch_lines):
+            self._uploads, self._sources = {}, {}
+            decisions, lines = await self.decisions(women)
+            plan = await self._build(decisions, lines, invoice=partial(_concept, numbered))
+            numbered += len(plan.claims)
+            whole.extend(plan)
         self._uploads, self._sources = {}, {}
-        decisions, lines = await self.decisions()
-        return await self._build(decisions, lines, invoice=lambda n: f"CONCEPT-{n:04d}")
+        return whole
 
     async def run_once(self, *, wait: bool = True) -> BundlePlan:
-        """Decide, build and store one run. With a lock, the run holds the bundling lease
+        """Decide, build and store one run, and the plan of all its batches (kept in
+        memory: :meth:`run` keeps none). With a lock, the run holds the bundling lease
         of every process on the store (waiting its turn, or :class:`JobBusyError` without
-        ``wait``); a run whose lines changed before it recorded them is decided again."""
-        for attempt in range(1, RUN_ATTEMPTS + 1):
+        ``wait``); a batch whose lines changed before it recorded them is decided again."""
+        whole = BundlePlan([])
+        await self._batches(whole.extend, wait=wait)
+        return whole
+
+    async def run(self, *, wait: bool = True) -> BundleRun:
+        """:meth:`run_once`, counting what each batch stored instead of keeping it."""
+        counted = BundleRun()
+        await self._batches(counted.add, wait=wait)
+        return counted
+
+    async def _batches(self, each: Callable[[BundlePlan], None], *, wait: bool) -> None:
+        """Every batch of the run, each decided, built and recorded on its own (and handed
+        to ``each``). A batch that hits a conflict, or finds the lease lost, is decided
+        again under the lease taken anew (at most :data:`RUN_ATTEMPTS` times); the batches
+        recorded before it stay recorded."""
+        done: set[str] = set()  # the women of the batches recorded
+        recorded = 0
+        attempt = 1
+        while True:
             if self._lock is not None:
                 await self._lock.acquire(wait=wait)
             try:
-                return await self._attempt()
+                groups = await self._bundles.bundle_groups(self._batch_lines)
+                batches = [[w for w in group if w not in done] for group in groups]
+                batches = [women for women in batches if women]
+                if not batches and not recorded:
+                    batches = [[]]  # a run with nothing to decide still goes through
+                for women in batches:
+                    each(await self._attempt(women))
+                    done.update(women)
+                    recorded += 1
+                    attempt = 1
+                return
             except (BundleConflictError, LeaseLostError) as exc:
                 if self._metrics is not None:
                     self._metrics.bundling_conflicts.inc()
                 if attempt == RUN_ATTEMPTS:
                     raise
+                attempt += 1
                 log.warn(
                     "a bundling run was not stored ({error}); it is decided again",
                     error=str(exc),
@@ -240,12 +322,11 @@ class Bundler:
             finally:
                 if self._lock is not None:
                     await self._lock.release()
-        raise AssertionError("unreachable")  # pragma: no cover
 
-    async def _attempt(self) -> BundlePlan:
+    async def _attempt(self, women: Sequence[str]) -> BundlePlan:
         self._uploads, self._sources = {}, {}
-        decisions, lines = await self.decisions()
-        # One number per insurer with a claim line (as _build numbers them); a run that
+        decisions, lines = await self.decisions(women)
+        # One number per insurer with a claim line (as _build numbers them); a batch that
         # claims nothing reserves no factuurnummer.
         claim_insurers = {d.insurer for d in decisions if d.phase is not None and d.claims}
         first = (
@@ -262,7 +343,7 @@ class Bundler:
         await self._store(plan)
         try:
             await self._count(plan)
-        except Exception:  # the run is stored: counting it must not make it look failed
+        except Exception:  # the batch is stored: counting it must not make it look failed
             log.failure("a bundling run was stored, but counting it in the metrics failed")
         summary = plan.summary()
         log.info(
@@ -271,6 +352,7 @@ class Bundler:
             forwards=len(plan.forwards),
             lines=summary["lines"],
         )
+        self._uploads, self._sources = {}, {}
         return plan
 
     async def _count(self, plan: BundlePlan) -> None:
@@ -625,6 +707,18 @@ class Bundler:
             if retour is not None:
                 out.append(ReturnedRetour(retour, tuple(own[upload])))
         return out
+
+
+def _concept(before: int, n: int) -> str:
+    """A dry run's stand-in factuurnummer: its claim files numbered on over the batches."""
+    return f"CONCEPT-{before + n:04d}"
+
+
+def _woman(
+    known: dict[LineKey, str], compute: Callable[[DeclaredLine], str], line: DeclaredLine
+) -> str:
+    """A line's woman: as the store read it, or computed when it did not give it."""
+    return known.get(line_key(line)) or compute(line)
 
 
 def lines_of(plan: BundlePlan) -> dict[LineKey, DeclaredLine]:

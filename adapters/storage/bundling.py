@@ -3,7 +3,11 @@
 :meth:`SqlBundleStore.bundle_input` gives every line of each woman who has a line still
 open (so that a late line or a correction is decided together with what came before), the
 integral lines already claimed for them, and the phases closed by hand.
-:meth:`SqlBundleStore.record_bundle` stores a run's outcome in one transaction: the
+:meth:`SqlBundleStore.bundle_groups` cuts those women into batches of connected groups —
+women who share an upload, or whose lines a credit and the line it corrects link, are never
+apart — and :meth:`SqlBundleStore.bundle_input_of` gives the same input for one batch (its
+group closed again as it reads, so that an upload that arrived since never straddles two
+batches). :meth:`SqlBundleStore.record_bundle` stores a run's outcome in one transaction: the
 outbound files (queued for the forwarder), the claimed integral lines with what they
 absorbed, and where every settled original line ended — but only when every line the run
 decided is still as the run read it (state and revision) and the run still holds its
@@ -56,6 +60,15 @@ class SqlBundleStore:
     def bundle_input(self) -> Deferred[BundleInput]:
         return self.database.run_read("bundle_input", bundle_input_txn, self.codec)
 
+    def bundle_groups(self, limit: int) -> Deferred[list[list[str]]]:
+        """The women with a line still open, in batches of whole connected groups of about
+        ``limit`` lines at most (a bigger group is a batch of its own)."""
+        return self.database.run_read("bundle_groups", bundle_groups_txn, limit)
+
+    def bundle_input_of(self, women: Sequence[str]) -> Deferred[BundleInput]:
+        """:meth:`bundle_input` for ``women`` and every woman connected to them now."""
+        return self.database.run_read("bundle_input_of", bundle_input_txn, self.codec, tuple(women))
+
     def reserve(self, name: str, count: int) -> Deferred[int]:
         """Reserve ``count`` numbers of sequence ``name``; the first of them."""
         return self.database.run_interaction("reserve", reserve_txn, name, count)
@@ -95,14 +108,123 @@ def _chunks(values: Sequence[Any]) -> list[Sequence[Any]]:
     return [values[i : i + _CHUNK] for i in range(0, len(values), _CHUNK)]
 
 
-def bundle_input_txn(txn: Transaction, codec: JournalCodec) -> BundleInput:
-    txn.execute("SELECT DISTINCT woman FROM declaration_lines WHERE state = 'open'")
-    women = sorted(row[0] for row in txn.fetchall())
+# The women with a line still open (a subquery).
+_OPEN_WOMEN: Final = "SELECT woman FROM declaration_lines WHERE state = 'open'"
+
+
+def bundle_groups_txn(txn: Transaction, limit: int) -> list[list[str]]:
+    """Every woman with a line still open, in batches: women who declared in one upload
+    (a forward is made per upload, with the participant's own factuurnummer: an upload
+    split over two batches would be forwarded twice) or whose lines a credit and the line
+    it corrects link are in one group; groups are put together, in the order of their
+    first woman, into batches of at most ``limit`` lines (a bigger group alone)."""
+    index: dict[str, int] = {}  # a woman's or an upload's node
+    parent: list[int] = []
+    size: dict[str, int] = defaultdict(int)  # lines per woman
+
+    def node(name: str) -> int:
+        found = index.get(name)
+        if found is None:
+            found = index[name] = len(parent)
+            parent.append(found)
+        return found
+
+    def root(n: int) -> int:
+        while parent[n] != n:
+            parent[n] = parent[parent[n]]
+            n = parent[n]
+        return n
+
+    def join(a: int, b: int) -> None:
+        ra, rb = root(a), root(b)
+        if ra != rb:
+            parent[max(ra, rb)] = min(ra, rb)
+
+    txn.execute(
+        "SELECT woman, traceer_id, COUNT(*) FROM declaration_lines"  # noqa: S608
+        f" WHERE woman IN ({_OPEN_WOMEN}) GROUP BY woman, traceer_id"
+    )
+    for woman, upload, count in txn.fetchall():
+        size[woman] += int(count)
+        join(node("w:" + woman), node("u:" + upload))
+    txn.execute(
+        "SELECT l.woman, t.woman FROM declaration_lines l JOIN declaration_lines t"
+        " ON t.participant = l.participant AND t.reference = l.previous_reference"
+        " WHERE l.previous_reference IS NOT NULL AND t.woman <> l.woman"
+    )
+    for one, other in txn.fetchall():
+        if one in size and other in size:
+            join(index["w:" + one], index["w:" + other])
+    groups: dict[int, list[str]] = defaultdict(list)
+    for woman in sorted(size):
+        groups[root(index["w:" + woman])].append(woman)
+    batches: list[list[str]] = []
+    lines = 0
+    for group in groups.values():  # in the order of their first woman
+        count = sum(size[woman] for woman in group)
+        if not batches or lines + count > limit:
+            batches.append([])
+            lines = 0
+        batches[-1] += group
+        lines += count
+    return [batch for batch in batches if batch]
+
+
+def _close_group_txn(txn: Transaction, women: Sequence[str]) -> list[str]:
+    """``women`` and every woman with a line still open connected to them now (through an
+    upload, or a credit of one of their lines), until nothing more joins."""
+    group = set(women)
+    seen = set(group)  # every woman looked at (with an open line or not)
+    frontier = sorted(group)
+    while frontier:
+        found: set[str] = set()
+        for chunk in _chunks(frontier):
+            marks = ", ".join("?" * len(chunk))
+            # The women of these women's uploads (each upload's lines once, by its key).
+            txn.execute(
+                "SELECT DISTINCT o.woman FROM declaration_lines o"  # noqa: S608
+                " WHERE o.traceer_id IN (SELECT DISTINCT traceer_id FROM declaration_lines"
+                f" WHERE woman IN ({marks}))",
+                tuple(chunk),
+            )
+            found.update(row[0] for row in txn.fetchall())
+            txn.execute(
+                "SELECT DISTINCT t.woman FROM declaration_lines l"  # noqa: S608
+                " JOIN declaration_lines t"
+                " ON t.participant = l.participant AND t.reference = l.previous_reference"
+                f" WHERE l.woman IN ({marks}) AND t.woman <> l.woman",
+                tuple(chunk),
+            )
+            found.update(row[0] for row in txn.fetchall())
+        new, seen = found - seen, seen | found
+        frontier = sorted(woman for woman in new if _has_open(txn, woman))
+        group.update(frontier)
+    return sorted(group)
+
+
+def _has_open(txn: Transaction, woman: str) -> bool:
+    """Whether ``woman`` has a line still open: her lines read by the woman's index (a
+    query on the state too may take the state's index, every open line of the backlog)."""
+    txn.execute("SELECT state FROM declaration_lines WHERE woman = ?", (woman,))
+    return any(state == "open" for (state,) in txn.fetchall())
+
+
+def bundle_input_txn(
+    txn: Transaction, codec: JournalCodec, women: Sequence[str] | None = None
+) -> BundleInput:
+    """The input of a run over every woman with a line still open, or over ``women`` (and
+    the women connected to them)."""
+    if women is None:
+        txn.execute("SELECT DISTINCT woman FROM declaration_lines WHERE state = 'open'")
+        chosen = sorted(row[0] for row in txn.fetchall())
+    else:
+        chosen = _close_group_txn(txn, women)
     lines: list[DeclaredLine] = []
     states: dict[LineKey, str] = {}
     revisions: dict[LineKey, int] = {}
     outcomes: dict[LineKey, tuple[str, int | None]] = {}
-    for chunk in _chunks(women):
+    woman_of: dict[LineKey, str] = {}
+    for chunk in _chunks(chosen):
         marks = ", ".join("?" * len(chunk))
         txn.execute(
             f"SELECT {COLUMNS}, state, revision, outcome, granted_amount"  # noqa: S608
@@ -113,25 +235,21 @@ def bundle_input_txn(txn: Transaction, codec: JournalCodec) -> BundleInput:
             line = line_from_row(row[:COLUMN_COUNT], codec)
             key = (line.traceer_id, line.record_number)
             lines.append(line)
+            woman_of[key] = row[4]
             state, revision, outcome, granted = row[COLUMN_COUNT:]
             states[key] = state
             revisions[key] = int(revision)
             if outcome is not None:
                 outcomes[key] = (outcome, None if granted is None else int(granted))
-    keys = {(line.traceer_id, line.record_number) for line in lines}
+    keys = set(states)
     # A credited line and one replaced by a corrected resubmission are no longer claimed.
     txn.execute(
         "SELECT credits FROM integral_claims WHERE credits IS NOT NULL"
         " UNION SELECT corrects FROM integral_claims WHERE corrects IS NOT NULL"
     )
     credited = {row[0] for row in txn.fetchall()}
-    txn.execute(
-        "SELECT c.reference, c.pregnancy, c.phase, c.insurer, c.prestatie, c.amount,"
-        " a.traceer_id, a.record_number FROM integral_claims c"
-        " JOIN claim_absorbs a ON a.reference = c.reference WHERE c.credits IS NULL"
-    )
     found: dict[str, tuple[tuple[Any, ...], set[LineKey]]] = {}
-    for row in txn.fetchall():
+    for row in _claims_txn(txn, None if women is None else chosen):
         if row[0] in credited:
             continue
         entry = found.setdefault(row[0], (row[:6], set()))
@@ -157,7 +275,35 @@ def bundle_input_txn(txn: Transaction, codec: JournalCodec) -> BundleInput:
         revisions=revisions,
         answered=answered,
         outcomes=outcomes,
+        women=woman_of,
     )
+
+
+_CLAIMS: Final = (
+    "SELECT c.reference, c.pregnancy, c.phase, c.insurer, c.prestatie, c.amount,"
+    " a.traceer_id, a.record_number FROM integral_claims c"
+    " JOIN claim_absorbs a ON a.reference = c.reference WHERE c.credits IS NULL"
+)
+
+
+def _claims_txn(txn: Transaction, women: Sequence[str] | None) -> list[tuple[Any, ...]]:
+    """The claimed integral lines (not credits) with each line they absorbed: all of them,
+    or those that absorbed a line of ``women``."""
+    if women is None:
+        txn.execute(_CLAIMS)
+        return txn.fetchall()
+    rows: list[tuple[Any, ...]] = []
+    for chunk in _chunks(women):
+        marks = ", ".join("?" * len(chunk))
+        txn.execute(
+            f"{_CLAIMS} AND c.reference IN (SELECT b.reference FROM claim_absorbs b"  # noqa: S608
+            " JOIN declaration_lines l"
+            " ON l.traceer_id = b.traceer_id AND l.record_number = b.record_number"
+            f" WHERE l.woman IN ({marks}))",
+            tuple(chunk),
+        )
+        rows += txn.fetchall()
+    return rows
 
 
 def _answered_txn(
@@ -200,16 +346,20 @@ def check_guard_txn(txn: Transaction, guard: RunGuard) -> None:
     lines moves to the next revision."""
     if guard.lease_job is not None and guard.lease_holder is not None:
         check_lease_txn(txn, guard.lease_job, guard.lease_holder, int(guard.lease_seconds * 1000))
-    changed = 0
     # In key order, so that two recordings lock their lines in the same order (never a
-    # deadlock between them on PostgreSQL: the second waits, then finds them changed).
-    for (traceer_id, record_number), (state, revision) in sorted(guard.expected.items()):
-        txn.execute(
+    # deadlock between them on PostgreSQL: the second waits, then finds them changed). One
+    # statement for all (the rows changed add up over them).
+    changed = 0
+    if guard.expected:
+        txn.executemany(
             "UPDATE declaration_lines SET revision = revision + 1"
             " WHERE traceer_id = ? AND record_number = ? AND state = ? AND revision = ?",
-            (traceer_id, record_number, state, revision),
+            [
+                (traceer_id, record_number, state, revision)
+                for (traceer_id, record_number), (state, revision) in sorted(guard.expected.items())
+            ],
         )
-        changed += txn.rowcount
+        changed = txn.rowcount
     if changed != len(guard.expected):
         raise BundleConflictError(
             f"{len(guard.expected) - changed} of the run's {len(guard.expected)} line(s)"

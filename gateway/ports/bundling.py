@@ -58,6 +58,8 @@ class BundleInput:
     answered: dict[str, tuple[str, tuple[str, ...]]] = field(default_factory=dict)
     # The answer each line has already (outcome, granted amount), for the lines that have one.
     outcomes: dict[LineKey, tuple[str, int | None]] = field(default_factory=dict)
+    # Each line's woman (the store's key), so that it is not computed again.
+    women: dict[LineKey, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +143,8 @@ class BundleStore(Protocol):
 
     def woman_of(self, line: DeclaredLine) -> str: ...
     def bundle_input(self) -> Awaitable[BundleInput]: ...
+    def bundle_groups(self, limit: int) -> Awaitable[list[list[str]]]: ...
+    def bundle_input_of(self, women: Sequence[str]) -> Awaitable[BundleInput]: ...
     def reserve(self, name: str, count: int) -> Awaitable[int]: ...
     def record_bundle(
         self,

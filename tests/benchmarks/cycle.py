@@ -23,7 +23,8 @@ measured by ``tests.benchmarks.gateway``):
 * **intake** — every file through :class:`~gateway.intake.Intake` (parse, validate,
   journal, lines), one after the other; the files are generated on the fly and never
   held all at once (generating them is timed separately and not counted);
-* **bundling** — one :meth:`~gateway.bundler.Bundler.run_once` over everything;
+* **bundling** — one :meth:`~gateway.bundler.Bundler.run` over everything (in batches of
+  connected groups, each with claim files of its own);
 * **claims** — the :class:`~gateway.forwarder.Forwarder` sends the claim files to a
   simulated insurer (:class:`~adapters.insurer_sim.insurer.SimulatedInsurer`, in this
   process, through an in-memory link), which checks and judges each file and queues its
@@ -467,9 +468,9 @@ def _cycle(
         bundler = Bundler(
             store, store.bundles, REGISTRY, load_catalogue(), terms(practices), now=lambda: NOW
         )
-        plan = timed("bundling", lambda: wait(bundler.run_once()))
-        figures.claim_files = len({c.invoice_number for c in plan.claims})
-        figures.integral_lines = sum(len(c.links) for c in plan.claims)
+        bundled = timed("bundling", lambda: wait(bundler.run()))
+        figures.claim_files = len(set(bundled.claim_files))
+        figures.integral_lines = bundled.integral_lines
 
         insurer = simulated_insurer(scratch)
         link = SimulatorLink(insurer)

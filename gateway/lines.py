@@ -31,6 +31,7 @@ from operator import itemgetter
 from typing import Any
 
 from gateway.ei import EIError, FieldLayout, Record, RecordLayout, line_amount, prestatie_groups
+from gateway.errors import ErrorKind, GatewayError
 
 __all__ = ["AnswerOutcome", "DeclaredLine", "declared_lines", "lines_by_field"]
 
@@ -157,9 +158,12 @@ def lines_by_field(
 # --- reading the fields of a record type at once ----------------------------------------
 
 
-class _UnreadableError(Exception):
+class _UnreadableError(GatewayError):
     """A record :func:`declared_lines` leaves to :func:`lines_by_field` (which then says
-    what is wrong with it, as it always did)."""
+    what is wrong with it, as it always did); never leaves this module."""
+
+    code = "regel-onleesbaar"
+    kind = ErrorKind.INVALID
 
 
 _MISSING = object()

@@ -32,7 +32,6 @@ import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from types import MappingProxyType
 from typing import Any, Final
 
 from pydantic import ValidationError
@@ -42,7 +41,7 @@ from twisted.python.failure import Failure
 from twisted.web import resource, server
 
 from adapters.epd_api.http import UploadFormError, parse_upload, problem
-from adapters.http_errors import HttpError
+from adapters.http_errors import VSP_STATUS_BY_KIND, HttpError
 from gateway.config import BerichtstroomConfig
 from gateway.errors import ErrorKind
 from gateway.loading import describe
@@ -113,23 +112,9 @@ _VISIBLE = (Direction.FROM_PARTICIPANT, Direction.TO_PARTICIPANT, Direction.FROM
 _HOST = re.compile(r"^[A-Za-z0-9.-]{1,253}(:[0-9]{1,5})?$")
 
 
-# The API's one mapping of the core's error kinds to statuses. VECOZO's API answers a
-# refused upload with 422, whether it contradicts itself (INVALID) or reuses a traceerId
-# (CONFLICT); the certificate is the only credential, so an unknown caller is 403.
-STATUS_BY_KIND: Final[Mapping[ErrorKind, int]] = MappingProxyType(
-    {
-        ErrorKind.INVALID: 422,
-        ErrorKind.CONFLICT: 422,
-        ErrorKind.NOT_FOUND: 404,
-        ErrorKind.NOT_ALLOWED: 403,
-        ErrorKind.UNAUTHENTICATED: 403,
-        ErrorKind.THROTTLED: 429,
-        ErrorKind.UNAVAILABLE: 503,
-        ErrorKind.BUSY: 503,
-        ErrorKind.MISCONFIGURED: 500,
-        ErrorKind.INTERNAL: 500,
-    }
-)
+# The API's one mapping of the core's error kinds to statuses: VECOZO's (a refused upload
+# is 422, an unknown caller 403).
+STATUS_BY_KIND: Final[Mapping[ErrorKind, int]] = VSP_STATUS_BY_KIND
 
 
 class EpdApi(resource.Resource):

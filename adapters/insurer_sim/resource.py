@@ -27,7 +27,6 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Mapping, Sequence
-from types import MappingProxyType
 from typing import Any, Final
 
 from pydantic import ValidationError
@@ -35,7 +34,7 @@ from twisted.logger import Logger
 from twisted.web import http, resource, server
 
 from adapters.epd_api.http import UploadFormError, parse_upload
-from adapters.http_errors import HttpError
+from adapters.http_errors import VSP_STATUS_BY_KIND, HttpError
 from adapters.insurer_sim.config import SimFaults
 from adapters.insurer_sim.insurer import ConflictError, SimulatedInsurer, UploadFault
 from adapters.tls import client_identity
@@ -88,20 +87,7 @@ def certificate_caller(request: server.Request) -> str | None:
 
 # The simulator's one mapping of error kinds to statuses: like VECOZO's API, it answers
 # a file it will not take with 422, a reused id (CONFLICT) included.
-STATUS_BY_KIND: Final[Mapping[ErrorKind, int]] = MappingProxyType(
-    {
-        ErrorKind.INVALID: 422,
-        ErrorKind.CONFLICT: 422,
-        ErrorKind.NOT_FOUND: 404,
-        ErrorKind.NOT_ALLOWED: 403,
-        ErrorKind.UNAUTHENTICATED: 403,
-        ErrorKind.THROTTLED: 429,
-        ErrorKind.UNAVAILABLE: 503,
-        ErrorKind.BUSY: 503,
-        ErrorKind.MISCONFIGURED: 500,
-        ErrorKind.INTERNAL: 500,
-    }
-)
+STATUS_BY_KIND: Final[Mapping[ErrorKind, int]] = VSP_STATUS_BY_KIND
 
 
 # status, body, headers, extra delay (negative: cut the connection, answer nothing)

@@ -50,7 +50,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from importlib import resources
-from types import MappingProxyType
 from typing import Any, Final
 from urllib.parse import parse_qs
 from zoneinfo import ZoneInfo
@@ -63,6 +62,7 @@ from twisted.python.failure import Failure
 from twisted.web import resource, server
 
 from adapters.epd_api.resource import INSURER, Authenticate, Caller
+from adapters.http_errors import VSP_STATUS_BY_KIND
 from gateway.config import BerichtstroomConfig
 from gateway.ei import EIError, Layout, LayoutRegistry, Record, read_records
 from gateway.errors import ErrorKind
@@ -154,20 +154,7 @@ class PortalSettings:
 
 # The portal's one mapping of the core's error kinds to statuses: a refused upload is
 # shown on the overview with 422, as the EPD API answers it.
-STATUS_BY_KIND: Final[Mapping[ErrorKind, int]] = MappingProxyType(
-    {
-        ErrorKind.INVALID: 422,
-        ErrorKind.CONFLICT: 422,
-        ErrorKind.NOT_FOUND: 404,
-        ErrorKind.NOT_ALLOWED: 403,
-        ErrorKind.UNAUTHENTICATED: 403,
-        ErrorKind.THROTTLED: 429,
-        ErrorKind.UNAVAILABLE: 503,
-        ErrorKind.BUSY: 503,
-        ErrorKind.MISCONFIGURED: 500,
-        ErrorKind.INTERNAL: 500,
-    }
-)
+STATUS_BY_KIND: Final[Mapping[ErrorKind, int]] = VSP_STATUS_BY_KIND
 
 
 class _PageError(Exception):

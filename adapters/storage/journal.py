@@ -27,11 +27,13 @@ from gateway.ports.messages import (
 )
 
 __all__ = [
+    "INSERT_MESSAGE",
     "JournalCodec",
     "add_status_txn",
     "get_message_txn",
     "journal_txn",
     "message_by_key_txn",
+    "message_row",
     "payload_txn",
     "put_message_txn",
     "statuses_txn",
@@ -165,34 +167,41 @@ def _forget_journal_txn(txn: Transaction, sha256: str) -> None:
     )
 
 
+INSERT_MESSAGE: Final = (
+    "INSERT INTO messages (traceer_id, conversatie_id, direction, party, sha256, size,"
+    " created_at, status, filename, standard, invoice_number, payee, reply_to,"
+    " reference_id, metadata, confirmed_at, idempotency_key)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?)"
+    " ON CONFLICT DO NOTHING"
+)
+
+
+def message_row(message: NewMessage) -> tuple[object, ...]:
+    """The values of :data:`INSERT_MESSAGE` for ``message``."""
+    return (
+        message.traceer_id,
+        message.conversatie_id,
+        message.direction.value,
+        message.party,
+        message.sha256,
+        len(message.payload),
+        message.created_at,
+        message.status.status.value,
+        message.filename,
+        message.standard,
+        message.invoice_number,
+        message.payee,
+        message.reply_to,
+        message.reference_id,
+        dump_metadata(message.metadata),
+        message.idempotency_key,
+    )
+
+
 def _insert_message_txn(txn: Transaction, message: NewMessage) -> bool:
     """Insert ``message`` and its first status; False (nothing written) if a unique
     constraint already holds another row."""
-    txn.execute(
-        "INSERT INTO messages (traceer_id, conversatie_id, direction, party, sha256, size,"
-        " created_at, status, filename, standard, invoice_number, payee, reply_to,"
-        " reference_id, metadata, confirmed_at, idempotency_key)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?)"
-        " ON CONFLICT DO NOTHING",
-        (
-            message.traceer_id,
-            message.conversatie_id,
-            message.direction.value,
-            message.party,
-            message.sha256,
-            len(message.payload),
-            message.created_at,
-            message.status.status.value,
-            message.filename,
-            message.standard,
-            message.invoice_number,
-            message.payee,
-            message.reply_to,
-            message.reference_id,
-            dump_metadata(message.metadata),
-            message.idempotency_key,
-        ),
-    )
+    txn.execute(INSERT_MESSAGE, message_row(message))
     if txn.rowcount != 1:
         return False
     _insert_status_txn(txn, message.traceer_id, message.status, message.created_at)

@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
-from typing import Any, Final
+from typing import Any
 
 from twisted.internet.defer import Deferred, fail
 from twisted.python.failure import Failure
@@ -33,7 +33,6 @@ from adapters.storage._values import (
     CONFIRMED_DESCRIPTION,
     check_limit,
     check_new_message,
-    dump_metadata,
 )
 from adapters.storage.database import (
     ALONE,
@@ -44,6 +43,7 @@ from adapters.storage.database import (
 from adapters.storage.journal import (
     _IN_CHUNK,
     _SELECT_MESSAGES,
+    INSERT_MESSAGE,
     JournalCodec,
     _forget_journal_txn,
     _insert_message_txn,
@@ -53,6 +53,7 @@ from adapters.storage.journal import (
     get_message_txn,
     journal_txn,
     message_by_key_txn,
+    message_row,
     payload_txn,
     put_message_txn,
     statuses_txn,
@@ -447,7 +448,7 @@ def record_uploads_txn(txn: Transaction, calls: list[tuple[Any, ...]]) -> list[o
         " ON CONFLICT (sha256) DO NOTHING",
         list(journal.values()),
     )
-    txn.executemany(_INSERT_MESSAGE, [_message_row(upload) for _, upload, _, _ in new])
+    txn.executemany(INSERT_MESSAGE, [message_row(upload) for _, upload, _, _ in new])
     if txn.rowcount != len(new):
         raise _Raced("an upload of the batch was stored meanwhile by another process")
     txn.insert_rows(
@@ -521,40 +522,9 @@ def _messages_txn(txn: Transaction, traceer_ids: Sequence[str]) -> dict[str, Mes
     return found
 
 
-_INSERT_MESSAGE: Final = (
-    "INSERT INTO messages (traceer_id, conversatie_id, direction, party, sha256, size,"
-    " created_at, status, filename, standard, invoice_number, payee, reply_to,"
-    " reference_id, metadata, confirmed_at, idempotency_key)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?)"
-    " ON CONFLICT DO NOTHING"
-)
-
-
 def _stored_at(txn: Transaction, at: datetime) -> object:
     """``at`` as ``txn``'s engine stores it (for :meth:`Transaction.insert_rows`)."""
     return at.astimezone(UTC) if txn.engine == "postgres" else encode_timestamp(at)
-
-
-def _message_row(message: NewMessage) -> tuple[object, ...]:
-    """The values of :data:`_INSERT_MESSAGE` for ``message``."""
-    return (
-        message.traceer_id,
-        message.conversatie_id,
-        message.direction.value,
-        message.party,
-        message.sha256,
-        len(message.payload),
-        message.created_at,
-        message.status.status.value,
-        message.filename,
-        message.standard,
-        message.invoice_number,
-        message.payee,
-        message.reply_to,
-        message.reference_id,
-        dump_metadata(message.metadata),
-        message.idempotency_key,
-    )
 
 
 def _key_taken(failure: Failure) -> UploadResult:

@@ -27,6 +27,7 @@ from gateway.metrics import Metrics
 from gateway.ports.bundling import RunGuard
 from gateway.ports.intake import Upload
 from gateway.ports.outbox import OutboundState
+from gateway.rules.claims import _INSURED_FIELDS
 from gateway.rules.model import (
     Contract,
     InsurerTerms,
@@ -298,3 +299,29 @@ def test_a_batch_recorded_under_its_guard_moves_and_reports_the_lines_as_one_rea
     count = sum(1 for line in ours["lines"] if line[0] == upload)
     (progress,) = [d for t, _, _, d in ours["statuses"] if t == upload and "Verwerkt" in str(d)]
     assert progress == f"Verwerkt: {count - 1} regel(s) integraal gedeclareerd."
+
+
+def test_each_woman_of_a_claim_file_has_the_02_record_her_providers_sent(
+    store: SqlMessageStore, pump: ThreadPump
+) -> None:
+    """The claim file repeats, per woman, the first 02 record of her BSN in an upload
+    she is claimed from (every upload read once a batch)."""
+    sent: dict[str, list[Record]] = {}
+    for _, name in FILES.values():
+        for record in read_records(REGISTRY, [(MESSAGES / name).read_bytes()]):
+            if isinstance(record, Record) and record.type == "02":
+                sent.setdefault(record.text("bsn"), []).append(record)
+    plan = pump.wait(bundler(store).run_once())
+    (claim,) = plan.claims
+    claimed = [
+        r
+        for r in read_records(REGISTRY, [claim.payload])
+        if isinstance(r, Record) and r.type == "02"
+    ]
+    assert claimed
+    for record in claimed:
+        bsn = record.text("bsn")
+        assert any(
+            all(record.get(name) == own.get(name) for name in _INSURED_FIELDS) for own in sent[bsn]
+        ), bsn
+        assert record.text("surname")

@@ -224,6 +224,8 @@ class Bundler:
         # Per run: the uploads read for it (messages, and their records once parsed).
         self._uploads: dict[str, Message | None] = {}
         self._sources: dict[str, list[Record]] = {}
+        # Per upload of the batch: each woman's 02 record (the first for her BSN), by BSN.
+        self._insured_of: dict[str, dict[FieldValue, dict[str, FieldValue]]] = {}
         self._states: dict[LineKey, str] = {}
         self._revisions: dict[LineKey, int] = {}
         self._answered: dict[str, tuple[str, tuple[str, ...]]] = {}
@@ -263,12 +265,12 @@ class Bundler:
         whole = BundlePlan([])
         numbered = 0
         for women in await self._bundles.bundle_groups(self._batch_lines):
-            self._uploads, self._sources = {}, {}
+            self._forget()
             decisions, lines = await self.decisions(women)
             plan = await self._build(decisions, lines, invoice=partial(_concept, numbered))
             numbered += len(plan.claims)
             whole.extend(plan)
-        self._uploads, self._sources = {}, {}
+        self._forget()
         return whole
 
     async def run_once(self, *, wait: bool = True) -> BundlePlan:
@@ -324,7 +326,7 @@ class Bundler:
                     await self._lock.release()
 
     async def _attempt(self, women: Sequence[str]) -> BundlePlan:
-        self._uploads, self._sources = {}, {}
+        self._forget()
         decisions, lines = await self.decisions(women)
         # One number per insurer with a claim line (as _build numbers them); a batch that
         # claims nothing reserves no factuurnummer.
@@ -352,7 +354,7 @@ class Bundler:
             forwards=len(plan.forwards),
             lines=summary["lines"],
         )
-        self._uploads, self._sources = {}, {}
+        self._forget()
         return plan
 
     async def _count(self, plan: BundlePlan) -> None:
@@ -393,12 +395,27 @@ class Bundler:
             )
         return self._sources[traceer_id]
 
+    def _forget(self) -> None:
+        """Drop what was read of the uploads (a run holds one batch's at a time)."""
+        self._uploads, self._sources, self._insured_of = {}, {}, {}
+
     async def _insured(self, bsn: str, keys: Sequence[LineKey]) -> dict[str, FieldValue]:
+        """The woman's 02 record in the first of the uploads of ``keys`` that has one."""
         for traceer_id, _ in keys:
-            for record in await self._records(traceer_id):
-                if record.type == "02" and record.get("bsn") == bsn:
-                    return dict(record.items())
+            found = (await self._insured_in(traceer_id)).get(bsn)
+            if found is not None:
+                return found
         return {}
+
+    async def _insured_in(self, traceer_id: str) -> dict[FieldValue, dict[str, FieldValue]]:
+        """The 02 records of an upload by BSN (the first of each BSN), read once a batch."""
+        if traceer_id not in self._insured_of:
+            by_bsn: dict[FieldValue, dict[str, FieldValue]] = {}
+            for record in await self._records(traceer_id):
+                if record.type == "02":
+                    by_bsn.setdefault(record.get("bsn"), dict(record.items()))
+            self._insured_of[traceer_id] = by_bsn
+        return self._insured_of[traceer_id]
 
     async def _build(
         self,

@@ -383,11 +383,12 @@ def record_bundle_txn(
         check_guard_txn(txn, guard)
     for item in outbound:
         enqueue_txn(txn, item.message, item.insurer, item.sender, codec)
+    # One statement per kind of row, for every row of the batch (a run records tens of
+    # thousands of lines at once).
+    claim_rows: list[tuple[object, ...]] = []
+    absorb_rows: list[tuple[str, str, int]] = []
     for link, message_id, insurer in claims:
-        txn.execute(
-            "INSERT INTO integral_claims (reference, invoice_number, record_number, outbound,"
-            " insurer, pregnancy, phase, prestatie, amount, credits, created_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        claim_rows.append(
             (
                 link.reference,
                 link.invoice_number,
@@ -400,64 +401,83 @@ def record_bundle_txn(
                 link.amount,
                 link.credits,
                 at,
-            ),
-        )
-        for traceer_id, record_number in link.absorbs:
-            txn.execute(
-                "INSERT INTO claim_absorbs (reference, traceer_id, record_number) VALUES (?, ?, ?)",
-                (link.reference, traceer_id, record_number),
             )
+        )
+        absorb_rows += [(link.reference, *key) for key in link.absorbs]
+    if claim_rows:
+        txn.executemany(
+            "INSERT INTO integral_claims (reference, invoice_number, record_number, outbound,"
+            " insurer, pregnancy, phase, prestatie, amount, credits, created_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            claim_rows,
+        )
+    if absorb_rows:
+        txn.executemany(
+            "INSERT INTO claim_absorbs (reference, traceer_id, record_number) VALUES (?, ?, ?)",
+            absorb_rows,
+        )
     # A run decides again every line of a woman with a line still open; an upload gets a
     # progress status only for its lines that move, not again for lines settled before.
     # Every line keeps the pregnancy, phase and kind of decision it was put in (a waiting
     # line too: the pregnancy view shows it).
-    per_upload: dict[str, Counter[str]] = defaultdict(Counter)
-    for outcome in outcomes:
-        if outcome.place is Place.WAITING and outcome.pregnancy is not None:
-            txn.execute(
-                "UPDATE declaration_lines SET pregnancy = ?, phase = ?, decision = ?"
-                " WHERE traceer_id = ? AND record_number = ?",
-                (
-                    outcome.pregnancy,
-                    None if outcome.phase is None else outcome.phase.value,
-                    None if outcome.decision is None else outcome.decision.value,
-                    *outcome.key,
-                ),
-            )
+    waiting = [
+        (
+            outcome.pregnancy,
+            None if outcome.phase is None else outcome.phase.value,
+            None if outcome.decision is None else outcome.decision.value,
+            *outcome.key,
+        )
+        for outcome in outcomes
+        if outcome.place is Place.WAITING and outcome.pregnancy is not None
+    ]
+    if waiting:
+        txn.executemany(
+            "UPDATE declaration_lines SET pregnancy = ?, phase = ?, decision = ?"
+            " WHERE traceer_id = ? AND record_number = ?",
+            waiting,
+        )
     settled = [outcome for outcome in outcomes if outcome.place is not Place.WAITING]
     for record in decisions:
         record_decision_txn(txn, record, at)
+    # The state each settled line is in now: the guard has just checked it is the one the
+    # run read (a line the guard does not name is read).
+    checked = {} if guard is None else {key: state for key, (state, _) in guard.expected.items()}
+    per_upload: dict[str, Counter[str]] = defaultdict(Counter)
     for outcome in settled:
-        txn.execute(
-            "SELECT state FROM declaration_lines WHERE traceer_id = ? AND record_number = ?",
-            outcome.key,
-        )
-        row = txn.fetchone()
-        if row is None or row[0] != outcome.place.value:
+        state = checked.get(outcome.key)
+        if state is None:
+            txn.execute(
+                "SELECT state FROM declaration_lines WHERE traceer_id = ? AND record_number = ?",
+                outcome.key,
+            )
+            row = txn.fetchone()
+            state = None if row is None else row[0]
+        if state != outcome.place.value:
             per_upload[outcome.key[0]][outcome.place.value] += 1
     for upload, counts in sorted(per_upload.items()):
         progress = _progress(counts)
         if not _would_go_back(txn, upload, progress.status):
             add_status_txn(txn, upload, progress, at)
-    for outcome in settled:
-        traceer_id, record_number = outcome.key
-        txn.execute(
+    if settled:
+        txn.executemany(
             "UPDATE declaration_lines SET state = ?, reason = ?, retourcode = ?,"
             " claim_reference = COALESCE(?, claim_reference), outbound = COALESCE(?, outbound),"
             " pregnancy = COALESCE(?, pregnancy), phase = ?, decision = COALESCE(?, decision)"
             " WHERE traceer_id = ? AND record_number = ?",
-            (
-                outcome.place.value,
-                outcome.reason,
-                outcome.retourcode,
-                outcome.claim_reference,
-                outcome.outbound,
-                outcome.pregnancy,
-                None if outcome.phase is None else outcome.phase.value,
-                None if outcome.decision is None else outcome.decision.value,
-                traceer_id,
-                record_number,
-            ),
+            [
+                (
+                    outcome.place.value,
+                    outcome.reason,
+                    outcome.retourcode,
+                    outcome.claim_reference,
+                    outcome.outbound,
+                    outcome.pregnancy,
+                    None if outcome.phase is None else outcome.phase.value,
+                    None if outcome.decision is None else outcome.decision.value,
+                    *outcome.key,
+                )
+                for outcome in settled
+            ],
         )
     _late_txn(txn, late)
     _returned_txn(txn, retours, codec)

@@ -5,11 +5,14 @@ queues it for the insurer, and settles every line; a second run claims nothing a
 
 from __future__ import annotations
 
+import contextlib
 import json
+import shutil
+import sqlite3
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 import pytest
 from twisted.internet import defer
@@ -21,8 +24,10 @@ from gateway.ei import Record, read_records, validate_bytes
 from gateway.intake import Intake
 from gateway.loading import load_layouts
 from gateway.metrics import Metrics
+from gateway.ports.bundling import RunGuard
 from gateway.ports.intake import Upload
 from gateway.ports.outbox import OutboundState
+from gateway.rules.claims import _INSURED_FIELDS
 from gateway.rules.model import (
     Contract,
     InsurerTerms,
@@ -226,3 +231,97 @@ def test_factuurnummers_are_the_ones_reserved_even_when_an_insurer_before_waits(
     (claim,) = pump.wait(run.run_once()).claims
     assert claim.invoice_number == "IGO26-00001"
     assert pump.wait(store.bundles.reserve("igo-invoice", 1)) == 2
+
+
+def _recorded(path: Path) -> dict[str, list[tuple[object, ...]]]:
+    """What a store holds of bundling's recording, table by table, in a fixed order."""
+    queries = {
+        "lines": "SELECT traceer_id, record_number, state, reason, retourcode, claim_reference,"
+        " outbound, pregnancy, phase, decision FROM declaration_lines"
+        " ORDER BY traceer_id, record_number",
+        "statuses": "SELECT traceer_id, status, code, description FROM message_statuses"
+        " ORDER BY traceer_id, at, status, description",
+        "messages": "SELECT traceer_id, status FROM messages ORDER BY traceer_id",
+        "claims": "SELECT reference, invoice_number, record_number, outbound, insurer,"
+        " pregnancy, phase, prestatie, amount, credits FROM integral_claims ORDER BY reference",
+        "absorbs": "SELECT reference, traceer_id, record_number FROM claim_absorbs"
+        " ORDER BY reference, traceer_id, record_number",
+    }
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        return {name: db.execute(sql).fetchall() for name, sql in queries.items()}
+
+
+def test_a_batch_recorded_under_its_guard_moves_and_reports_the_lines_as_one_read_anew(
+    store: SqlMessageStore, pump: ThreadPump, tmp_path: Path
+) -> None:
+    """The state a settled line moves from is the guard's (just checked) or, without a
+    guard, the one read: both record the same lines, claims and upload statuses."""
+    # A line settled before (absorbed already) gets no new progress status for it.
+    (settled_before, *_) = pump.wait(store.open_lines())
+    with contextlib.closing(sqlite3.connect(tmp_path / "g.db")) as db, db:
+        db.execute(
+            "UPDATE declaration_lines SET state = 'absorbed' WHERE traceer_id = ?"
+            " AND record_number = ?",
+            (settled_before.traceer_id, settled_before.record_number),
+        )
+    calls: list[tuple[Any, ...]] = []
+    recording = store.bundles.record_bundle
+
+    def record(*args: Any) -> Any:
+        calls.append(args)
+        return recording(*args)
+
+    pump.wait(store.close())
+    shutil.copy(tmp_path / "g.db", tmp_path / "unguarded.db")
+    guarded = pump.wait(open_store(f"sqlite:///{tmp_path / 'g.db'}", pump))
+    unguarded = pump.wait(open_store(f"sqlite:///{tmp_path / 'unguarded.db'}", pump))
+    try:
+        recording = guarded.bundles.record_bundle
+        guarded.bundles.record_bundle = record  # type: ignore[method-assign,assignment]
+        pump.wait(bundler(guarded).run_once())
+        ((outbound, claims, outcomes, at, decisions, retours, late, guard),) = calls
+        assert isinstance(guard, RunGuard)
+        assert guard.expected
+        pump.wait(
+            unguarded.bundles.record_bundle(
+                outbound, claims, outcomes, at, decisions, retours, late, None
+            )
+        )
+    finally:
+        pump.wait(guarded.close())
+        pump.wait(unguarded.close())
+    ours, theirs = _recorded(tmp_path / "g.db"), _recorded(tmp_path / "unguarded.db")
+    assert ours == theirs
+    assert {state for _, _, state, *_ in ours["lines"]} == {"absorbed"}
+    assert ours["claims"]
+    assert ours["absorbs"]
+    upload = settled_before.traceer_id
+    count = sum(1 for line in ours["lines"] if line[0] == upload)
+    (progress,) = [d for t, _, _, d in ours["statuses"] if t == upload and "Verwerkt" in str(d)]
+    assert progress == f"Verwerkt: {count - 1} regel(s) integraal gedeclareerd."
+
+
+def test_each_woman_of_a_claim_file_has_the_02_record_her_providers_sent(
+    store: SqlMessageStore, pump: ThreadPump
+) -> None:
+    """The claim file repeats, per woman, the first 02 record of her BSN in an upload
+    she is claimed from (every upload read once a batch)."""
+    sent: dict[str, list[Record]] = {}
+    for _, name in FILES.values():
+        for record in read_records(REGISTRY, [(MESSAGES / name).read_bytes()]):
+            if isinstance(record, Record) and record.type == "02":
+                sent.setdefault(record.text("bsn"), []).append(record)
+    plan = pump.wait(bundler(store).run_once())
+    (claim,) = plan.claims
+    claimed = [
+        r
+        for r in read_records(REGISTRY, [claim.payload])
+        if isinstance(r, Record) and r.type == "02"
+    ]
+    assert claimed
+    for record in claimed:
+        bsn = record.text("bsn")
+        assert any(
+            all(record.get(name) == own.get(name) for name in _INSURED_FIELDS) for own in sent[bsn]
+        ), bsn
+        assert record.text("surname")

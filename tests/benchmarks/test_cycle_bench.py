@@ -91,3 +91,17 @@ def test_uploads_through_the_epd_api_go_through_the_whole_cycle(
     assert "intake through the EPD API: 3 concurrent mutual-TLS clients" in out
     assert "uploads/s, p50" in out
     assert "answered  189 of 189 lines granted and answered" in out  # 9 pregnancies × 21
+
+
+def test_the_intake_takes_uploads_in_at_once_so_that_they_share_commits() -> None:
+    figures = cycle.bench_cycle(pregnancies=200, women_per_file=2)
+
+    assert figures.files == 200  # 100 women for each of the two participants, 2 a file
+    assert figures.participant_retours == figures.files
+    assert figures.granted_lines == figures.lines
+    # Uploads in flight together are recorded in one group commit: far fewer commits
+    # than uploads (one after the other, each would be its own).
+    assert 0 < figures.intake_commits < figures.files // 2
+    out = io.StringIO()
+    cycle.report(figures, out)
+    assert "uploads in flight" in out.getvalue()

@@ -228,6 +228,7 @@ class Unpacker:
             granted = 0 if header_codes or record is None else _granted(record, tail)
             if claim.credits is not None:
                 continue  # a credit line absorbs nothing
+            keys = [line_key(line) for line in claim.absorbed]
             if granted > 0:
                 parts = distribute(
                     granted,
@@ -238,15 +239,11 @@ class Unpacker:
                     overhead_percent=self._overhead_of(claim.insurer),
                 )
                 answers += [
-                    LineAnswer(
-                        line_key(line), AnswerOutcome.GRANTED, parts[line_key(line)], codes, None
-                    )
-                    for line in claim.absorbed
+                    LineAnswer(key, AnswerOutcome.GRANTED, parts[key], codes, None) for key in keys
                 ]
             else:
                 answers += [
-                    LineAnswer(line_key(line), AnswerOutcome.REVIEW, None, codes, None)
-                    for line in claim.absorbed
+                    LineAnswer(key, AnswerOutcome.REVIEW, None, codes, None) for key in keys
                 ]
         return answers
 

@@ -6,9 +6,11 @@ each retour: checks it with the codec, matches it to an outbound file by the ins
 of that file (``alsAntwoordOp``), else by conversation, else by the factuurnummer in its
 01 record; journals it as a message from the insurer (answering the matched file, or
 marked unmatched for the administrator); marks the matched file answered; and only then
-confirms receipt to the insurer. A retour that is malformed or matches nothing is kept and
-flagged, and changes nothing else; so is a file in a declaration standard (an insurer
-sends retours only), technically rejected with 0010 and tied to nothing. Fetching again
+confirms receipt to the insurer. A valid retour is handed on with the records its check
+read, so that unpacking does not read the file again. A retour that is malformed or
+matches nothing is kept and flagged, and changes nothing else; so is a file in a
+declaration standard (an insurer sends retours only), technically rejected with 0010 and
+tied to nothing. Fetching again
 what was stored but not yet confirmed (a crash in between) finds it stored already and
 only confirms it.
 

@@ -6,9 +6,11 @@ each retour: checks it with the codec, matches it to an outbound file by the ins
 of that file (``alsAntwoordOp``), else by conversation, else by the factuurnummer in its
 01 record; journals it as a message from the insurer (answering the matched file, or
 marked unmatched for the administrator); marks the matched file answered; and only then
-confirms receipt to the insurer. A retour that is malformed or matches nothing is kept and
-flagged, and changes nothing else; so is a file in a declaration standard (an insurer
-sends retours only), technically rejected with 0010 and tied to nothing. Fetching again
+confirms receipt to the insurer. A valid retour is handed on with the records its check
+read, so that unpacking does not read the file again. A retour that is malformed or
+matches nothing is kept and flagged, and changes nothing else; so is a file in a
+declaration standard (an insurer sends retours only), technically rejected with 0010 and
+tied to nothing. Fetching again
 what was stored but not yet confirmed (a crash in between) finds it stored already and
 only confirms it.
 
@@ -32,7 +34,7 @@ from datetime import datetime, timedelta
 from twisted.logger import Logger
 
 from gateway import crashpoints
-from gateway.ei import LayoutRegistry, ValidationResult, validate_bytes
+from gateway.ei import LayoutRegistry, Record, ValidationResult, validate_bytes
 from gateway.ei.kinds import require_kind
 from gateway.metrics import Metrics
 from gateway.ports.insurer import (
@@ -168,9 +170,14 @@ class RetourCollector:
             error=error,
         )
 
-    async def _check(self, payload: bytes) -> ValidationResult:
-        def check() -> ValidationResult:
-            return require_kind(validate_bytes(self._registry, payload), "retour")
+    async def _check(self, payload: bytes) -> tuple[ValidationResult, list[Record]]:
+        """The codec's verdict on a retour, and the records it read on the way (the
+        unpacker's input: the file is read once)."""
+
+        def check() -> tuple[ValidationResult, list[Record]]:
+            records: list[Record] = []
+            result = validate_bytes(self._registry, payload, on_record=records.append)
+            return require_kind(result, "retour"), records
 
         return await self._run_in_thread(check)
 
@@ -189,7 +196,7 @@ class RetourCollector:
     async def keep(self, insurer: str, retour: FetchedRetour) -> CollectedRetour:
         """Check, match, journal and hand on one retour (fetched, or pushed by the
         insurer to the gateway's API)."""
-        result = await self._check(retour.payload)
+        result, records = await self._check(retour.payload)
         # A declaration standard from an insurer is no answer to anything, whatever ids it
         # names: kept and flagged only.
         wrong_kind = result.layout is not None and result.layout.kind != "retour"
@@ -244,7 +251,12 @@ class RetourCollector:
             outcome=outcome,
             answers=f", answers {answers.traceer_id}" if answers else "",
         )
-        collected = CollectedRetour(message, answers if result.valid else None, result.valid)
+        collected = CollectedRetour(
+            message,
+            answers if result.valid else None,
+            result.valid,
+            records if result.valid else None,
+        )
         if self._on_retour is not None and collected.answers is not None:
             await self._on_retour(collected)
         return collected

@@ -181,11 +181,19 @@ class Unpacker:
         )
         return records
 
+    async def _payload(self, collected: CollectedRetour) -> bytes:
+        return await self._messages.payload(collected.message.sha256) or b""
+
     async def unpack(self, collected: CollectedRetour) -> list[LineAnswer]:
         if collected.answers is None or not collected.valid:
             return []
-        payload = await self._messages.payload(collected.message.sha256) or b""
-        records = await self._parse(payload)
+        # The records as the collector read them when it checked the file; read from
+        # the stored payload only when it did not hand them on.
+        records = (
+            list(collected.records)
+            if collected.records is not None
+            else await self._parse(await self._payload(collected))
+        )
         outbound = collected.answers.traceer_id
         claims = await self._outcomes.claims_in(outbound)
         if claims:
@@ -194,7 +202,7 @@ class Unpacker:
                 answers, claims, records, collected.message.traceer_id
             )
         else:
-            answers, retours = await self._forwarded(collected, records, payload, outbound)
+            answers, retours = await self._forwarded(collected, records, outbound)
         await self._outcomes.record_answers(answers, retours)
         crashpoints.reached("retours-built")
         counts: dict[str, int] = defaultdict(int)
@@ -220,6 +228,7 @@ class Unpacker:
             granted = 0 if header_codes or record is None else _granted(record, tail)
             if claim.credits is not None:
                 continue  # a credit line absorbs nothing
+            keys = [line_key(line) for line in claim.absorbed]
             if granted > 0:
                 parts = distribute(
                     granted,
@@ -230,15 +239,11 @@ class Unpacker:
                     overhead_percent=self._overhead_of(claim.insurer),
                 )
                 answers += [
-                    LineAnswer(
-                        line_key(line), AnswerOutcome.GRANTED, parts[line_key(line)], codes, None
-                    )
-                    for line in claim.absorbed
+                    LineAnswer(key, AnswerOutcome.GRANTED, parts[key], codes, None) for key in keys
                 ]
             else:
                 answers += [
-                    LineAnswer(line_key(line), AnswerOutcome.REVIEW, None, codes, None)
-                    for line in claim.absorbed
+                    LineAnswer(key, AnswerOutcome.REVIEW, None, codes, None) for key in keys
                 ]
         return answers
 
@@ -315,11 +320,12 @@ class Unpacker:
     # --- monodisciplinary forwards -------------------------------------------------------
 
     async def _forwarded(
-        self, collected: CollectedRetour, records: list[Record], payload: bytes, outbound: str
+        self, collected: CollectedRetour, records: list[Record], outbound: str
     ) -> tuple[list[LineAnswer], list[NewMessage]]:
         lines = await self._outcomes.forwarded_in(outbound)
         if not lines:
             return [], []
+        payload = await self._payload(collected)
         header_codes, details, under = _retour_tail(records)
         by_reference = {r.text("reference"): r for r in details.values()}
         upload_id = lines[0].traceer_id

@@ -126,12 +126,12 @@ def record_answers_txn(
                 ),
                 retour.created_at,
             )
-    for answer in answers:
-        traceer_id, record_number = answer.key
-        txn.execute(
-            "UPDATE declaration_lines SET outcome = ?, granted_amount = ?, outcome_codes = ?,"
-            " answered_in = COALESCE(?, answered_in)"
-            " WHERE traceer_id = ? AND record_number = ?",
+    # One statement for all the lines (no datetime among the values: passed as they are).
+    txn.executemany(
+        "UPDATE declaration_lines SET outcome = ?, granted_amount = ?, outcome_codes = ?,"
+        " answered_in = COALESCE(?, answered_in)"
+        " WHERE traceer_id = ? AND record_number = ?",
+        [
             (
                 answer.outcome,
                 answer.granted,
@@ -139,10 +139,12 @@ def record_answers_txn(
                 stored_as.get(answer.answered_in, answer.answered_in)
                 if answer.answered_in is not None
                 else None,
-                traceer_id,
-                record_number,
-            ),
-        )
+                *answer.key,
+            )
+            for answer in answers
+        ],
+        adapted=True,
+    )
 
 
 def settlement_txn(

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from gateway.ei.groups import prestatie_groups
-from gateway.ei.layout import FieldValue, Layout
+from gateway.ei.layout import FieldValue, Layout, RecordLayout
 from gateway.ei.record import Record, build_record
 
 __all__ = ["MAX_CODES", "Outcome", "build_retour", "build_technical_rejection"]
@@ -121,6 +121,9 @@ def build_retour(
     counts: dict[str, int] = {}
     declared = granted = 0
     header: Record | None = None
+    # Per record type: the retour's record layout, whether it answers money, and the
+    # fields that count towards the declared total (looked up once, not per record).
+    targets: dict[str, tuple[RecordLayout, bool, tuple[str, ...]]] = {}
     for rec in records:
         position = rec.layout.position
         if position == "first":
@@ -135,17 +138,24 @@ def build_retour(
         comment = rec.layout.parent == "*"
         outcome = Outcome() if comment else outcomes.get(record_id, Outcome())
         values: dict[str, FieldValue] = dict(_codes(outcome.codes))
-        target = retour.record(rec.type)
-        if target.has("granted_amount"):
+        known = targets.get(rec.type)
+        if known is None:
+            target = retour.record(rec.type)
+            known = targets[rec.type] = (
+                target,
+                target.has("granted_amount"),
+                tuple(f.name for f in target.fields if f.total == "declared"),
+            )
+        target, answers_money, declared_fields = known
+        if answers_money:
             line_declared = _declared(rec)
             values["granted_amount"] = outcome.granted
             values["insurer_calculated_amount"] = (
                 outcome.calculated if outcome.calculated is not None else line_declared
             )
             granted += outcome.granted
-        for f in target.fields:
-            if f.total == "declared":
-                declared += rec.number_value(f.name)
+        for name in declared_fields:
+            declared += rec.number_value(name)
         out.append(_extend(retour, rec, values).to_bytes())
         counts[rec.type] = counts.get(rec.type, 0) + 1
     head = _header(

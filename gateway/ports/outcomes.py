@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from gateway.ei import Record
 from gateway.lines import AnswerOutcome, DeclaredLine
 from gateway.ports.messages import Message, NewMessage
 from gateway.ports.outbox import Outbound
@@ -67,6 +68,11 @@ class OutcomeStore(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class CollectedRetour:
+    """A retour the collector kept. ``records`` are its records as the collector's check
+    read them (a valid retour's, in file order), so that unpacking need not read the file
+    again; None when they were not kept (the unpacker then reads the stored payload)."""
+
     message: Message
     answers: Outbound | None  # the outbound file it answers; None: unmatched
     valid: bool
+    records: Sequence[Record] | None = None

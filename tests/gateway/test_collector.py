@@ -154,6 +154,23 @@ def test_a_retour_is_tied_to_the_file_it_answers(
     assert seen == [item]
 
 
+def test_a_valid_retour_is_handed_on_with_the_records_its_check_read(
+    store: SqlMessageStore, pump: ThreadPump
+) -> None:
+    """The unpacker gets the records the check read: the records of the file, the same
+    as reading it again would give (it is read once)."""
+    send_claim(store, pump, 1, "remote-1")
+    seen: list[CollectedRetour] = []
+    (item,) = pump.wait(
+        collector(store, Inbox(fetched(1, in_reply_to="remote-1")), seen).run_once(INSURER)
+    )
+    read = [r for r in read_records(REGISTRY, [retour_of(1)]) if isinstance(r, Record)]
+    assert item.records is not None
+    assert list(item.records) == read
+    assert [r.type for r in read] == ["01", "02", "04", "99"]
+    assert seen == [item]
+
+
 def test_a_retour_that_answers_nothing_is_kept_and_flagged(
     store: SqlMessageStore, pump: ThreadPump
 ) -> None:
@@ -177,6 +194,7 @@ def test_a_malformed_retour_is_kept_flagged_and_changes_nothing(
     seen: list[CollectedRetour] = []
     (item,) = pump.wait(collector(store, link, seen).run_once(INSURER))
     assert not item.valid
+    assert item.records is None  # nothing to unpack: none handed on
     assert item.message.status is MessageStatus.REJECTED
     outbound = pump.wait(store.outbox.get(sent))
     assert outbound is not None

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import UTC, date, datetime
 from functools import partial
 
@@ -176,6 +177,38 @@ def test_a_granted_and_a_rejected_integral_line(pump: ThreadPump) -> None:
     ]
     assert [r.number_value("record_id") for r in answered] == [2, 3]  # the rest later
     assert [r.get("granted_amount") for r in answered] == [12000, 12000]
+
+
+def test_the_records_the_collector_read_unpack_as_the_stored_file_does(
+    pump: ThreadPump,
+) -> None:
+    """Handed the records the collector's check read, the unpacker gives the same answers
+    and the same participant retour as when it reads the stored retour itself."""
+    store, lines, claim_file = setup(pump)
+    claims = [
+        CarriedClaim("IGO26-00001-2", 2, 150000, "3311", None, lines[:2]),
+        CarriedClaim("IGO26-00001-3", 3, 100000, "3311", None, lines[2:]),
+    ]
+    claim_records = [r for r in read_records(REGISTRY, [claim_file]) if isinstance(r, Record)]
+    retour = build_retour(
+        REGISTRY.by_standard("KZ302"),
+        claim_records,
+        {2: Outcome(granted=150000), 3: Outcome(granted=0, codes=("0587",))},
+        insurer_reference="VZ-1",
+        retour_date=date(2026, 11, 2),
+    )
+    checked: list[Record] = []
+    assert validate_bytes(REGISTRY, retour, on_record=checked.append).valid
+    plain = collected(store, pump, retour)
+    results = []
+    for item in (plain, replace(plain, records=checked)):
+        outcomes = Outcomes(claims)
+        unpacker = Unpacker(store, outcomes, REGISTRY, now=lambda: NOW, new_id=lambda: "ret-p")
+        pump.wait(unpacker.unpack(item))
+        results.append((outcomes.answers, outcomes.retours))
+    assert results[0] == results[1]
+    assert [a.outcome for a in results[1][0]] == ["granted", "granted", "review"]
+    assert len(results[1][1]) == 1
 
 
 def test_a_whole_file_rejection_sends_every_line_to_review(pump: ThreadPump) -> None:

@@ -19,7 +19,9 @@ def test_uploads_through_the_real_server_are_all_acknowledged() -> None:
     assert (figures.uploads, figures.failures) == (4, 0)
     assert figures.per_second > 0
     assert 0 < figures.percentile(0.5) <= figures.percentile(0.99)
-    assert 1 <= figures.commits <= 4  # read from the gateway's own metrics
+    # Read from the gateway's own metrics: at most one commit an upload, and a job of
+    # serve's own (a lease, a status) may commit during the run on a busy machine.
+    assert 1 <= figures.commits <= figures.uploads + 2
     assert figures.uploads_per_commit >= 1
     out = io.StringIO()
     bench.report_uploads(figures, out)

@@ -25,6 +25,7 @@ from datetime import datetime
 from functools import partial
 from typing import Any
 
+from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.logger import Logger
 
 from gateway import crashpoints
@@ -290,26 +291,38 @@ class Bundler:
 
     async def _batches(self, each: Callable[[BundlePlan], None], *, wait: bool) -> None:
         """Every batch of the run, each decided, built and recorded on its own (and handed
-        to ``each``). A batch that hits a conflict, or finds the lease lost, is decided
-        again under the lease taken anew (at most :data:`RUN_ATTEMPTS` times); the batches
-        recorded before it stay recorded."""
+        to ``each``). The next batch is read and decided while the one before it is being
+        recorded (the two use different lines, and so the two cores); at most one batch is
+        being recorded at a time, in order. A batch that hits a conflict, or finds the lease
+        lost, is decided again under the lease taken anew (at most :data:`RUN_ATTEMPTS`
+        times); the batches recorded before it stay recorded."""
         done: set[str] = set()  # the women of the batches recorded
         recorded = 0
         attempt = 1
         while True:
             if self._lock is not None:
                 await self._lock.acquire(wait=wait)
+            recording: _Recording | None = None
             try:
                 groups = await self._bundles.bundle_groups(self._batch_lines)
                 batches = [[w for w in group if w not in done] for group in groups]
                 batches = [women for women in batches if women]
                 if not batches and not recorded:
                     batches = [[]]  # a run with nothing to decide still goes through
-                for women in batches:
-                    each(await self._attempt(women))
-                    done.update(women)
-                    recorded += 1
-                    attempt = 1
+                for women in [*batches, None]:
+                    try:
+                        prepared = None if women is None else await self._prepare(women)
+                    finally:
+                        # The batch before is recorded (or failed) before this one starts
+                        # recording, and before the lease is let go.
+                        if recording is not None:
+                            finished, recording = recording, None
+                            each(await self._finish(finished))
+                            done.update(finished.women)
+                            recorded += 1
+                            attempt = 1
+                    if prepared is not None:
+                        recording = self._record(prepared)
                 return
             except (BundleConflictError, LeaseLostError) as exc:
                 if self._metrics is not None:
@@ -325,7 +338,8 @@ class Bundler:
                 if self._lock is not None:
                     await self._lock.release()
 
-    async def _attempt(self, women: Sequence[str]) -> BundlePlan:
+    async def _prepare(self, women: Sequence[str]) -> _Prepared:
+        """A batch read, decided, numbered and built, with all it records; nothing recorded."""
         self._forget()
         decisions, lines = await self.decisions(women)
         # One number per insurer with a claim line (as _build numbers them); a batch that
@@ -342,9 +356,27 @@ class Bundler:
         )
         if self._checkpoint is not None:
             await self._checkpoint("decided")
-        await self._store(plan)
+        prepared = _Prepared(
+            tuple(women), plan, await self._recording_of(plan), await self._uploaded_at(plan)
+        )
+        self._forget()
+        return prepared
+
+    def _record(self, prepared: _Prepared) -> _Recording:
+        """Start recording a prepared batch (the store's writer takes it in turn)."""
+        return _Recording(
+            prepared, ensureDeferred(_awaited(self._bundles.record_bundle(*prepared.recording)))
+        )
+
+    async def _finish(self, recording: _Recording) -> BundlePlan:
+        """Wait for a batch to be recorded; count and log it."""
+        prepared = recording.prepared
+        await recording.stored
+        plan = prepared.plan
+        if prepared.recording[0]:  # files queued for the insurers
+            crashpoints.reached("bundled")
         try:
-            await self._count(plan)
+            self._count(plan, prepared.uploaded_at)
         except Exception:  # the batch is stored: counting it must not make it look failed
             log.failure("a bundling run was stored, but counting it in the metrics failed")
         summary = plan.summary()
@@ -354,10 +386,23 @@ class Bundler:
             forwards=len(plan.forwards),
             lines=summary["lines"],
         )
-        self._forget()
         return plan
 
-    async def _count(self, plan: BundlePlan) -> None:
+    async def _uploaded_at(self, plan: BundlePlan) -> dict[str, datetime]:
+        """When each upload a claim of ``plan`` absorbs arrived (for the metrics)."""
+        if self._metrics is None:
+            return {}
+        at: dict[str, datetime] = {}
+        for claim in plan.claims:
+            for link in claim.links:
+                for upload, _ in link.absorbs:
+                    if upload not in at:
+                        message = await self._upload(upload)
+                        if message is not None:
+                            at[upload] = message.created_at
+        return at
+
+    def _count(self, plan: BundlePlan, uploaded_at: dict[str, datetime]) -> None:
         if self._metrics is None:
             return
         m = self._metrics
@@ -370,9 +415,8 @@ class Bundler:
             for link in claim.links:
                 m.count_integral_line(claim.insurer, link.amount)
                 for upload, _ in link.absorbs:
-                    message = await self._upload(upload)
-                    if message is not None:
-                        waited = (now - message.created_at).total_seconds()
+                    if upload in uploaded_at:
+                        waited = (now - uploaded_at[upload]).total_seconds()
                         m.bundling_seconds.observe(max(0.0, waited))
 
     # --- building ------------------------------------------------------------------------
@@ -531,7 +575,8 @@ class Bundler:
 
     # --- storing ---------------------------------------------------------------------------
 
-    async def _store(self, plan: BundlePlan) -> None:
+    async def _recording_of(self, plan: BundlePlan) -> _RecordBundle:
+        """What recording ``plan`` writes (read now, while the batch's lines are known)."""
         now = self._now()
         outbound = []
         claims: list[tuple[ClaimLink, str, str]] = []
@@ -628,11 +673,7 @@ class Bundler:
             None if self._lock is None else self._lock.holder,
             0.0 if self._lock is None else self._lock.seconds,
         )
-        await self._bundles.record_bundle(
-            outbound, claims, outcomes, now, records, retours, late, guard
-        )
-        if outbound:
-            crashpoints.reached("bundled")
+        return (outbound, claims, outcomes, now, records, retours, late, guard)
 
     def _corrections(
         self, plan: BundlePlan, lines: dict[LineKey, DeclaredLine]
@@ -724,6 +765,46 @@ class Bundler:
             if retour is not None:
                 out.append(ReturnedRetour(retour, tuple(own[upload])))
         return out
+
+
+# The arguments of BundleStore.record_bundle, in order.
+_RecordBundle = tuple[
+    list[QueuedFile],
+    list[tuple[ClaimLink, str, str]],
+    list[LineOutcome],
+    datetime,
+    list[DecisionRecord],
+    list[ReturnedRetour],
+    list[LateLine],
+    RunGuard,
+]
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    """A batch decided and built: its women, its plan, what recording it writes, and when
+    the uploads its claims absorb arrived."""
+
+    women: tuple[str, ...]
+    plan: BundlePlan
+    recording: _RecordBundle
+    uploaded_at: dict[str, datetime]
+
+
+@dataclass(frozen=True)
+class _Recording:
+    """A prepared batch whose recording has started."""
+
+    prepared: _Prepared
+    stored: Deferred[None]
+
+    @property
+    def women(self) -> tuple[str, ...]:
+        return self.prepared.women
+
+
+async def _awaited(work: Awaitable[None]) -> None:
+    await work
 
 
 def _concept(before: int, n: int) -> str:

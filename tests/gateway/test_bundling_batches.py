@@ -358,12 +358,78 @@ def test_a_batch_that_conflicts_is_decided_again_and_the_batches_before_it_stay(
     metrics = Metrics()
     done: BundleRun = pump.wait(bundler(store, 1, checkpoint=checkpoint, metrics=metrics).run())
     assert metrics.bundling_conflicts._value.get() == 1
-    assert len(reached) == 4  # three batches, one of them twice
+    # Three batches: the second decided twice, and the third decided once while the
+    # second was being recorded (that work is lost with the conflict) and once again.
+    assert len(reached) == 5
     assert done.batches == 3
     assert pump.wait(store.open_lines()) == []
     numbers = invoices(store, pump)
     assert len(numbers) == 3
     assert len(set(numbers)) == 3
+
+
+def test_the_next_batch_is_decided_while_the_one_before_is_recorded_one_at_a_time(
+    store: SqlMessageStore, pump: ThreadPump
+) -> None:
+    backlog(store, pump)
+    events: list[str] = []
+    gates: list[Deferred[None]] = []
+    real = store.bundles
+
+    class Watched:
+        """The real store, but a batch's recording is held until the next batch is
+        decided (all but the last): a run that waited for each recording before deciding
+        the next would never finish."""
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(real, name)
+
+        def record_bundle(self, *args: Any) -> Deferred[None]:
+            events.append("record")
+            assert events.count("record") == events.count("recorded") + 1  # never two at once
+            gate: Deferred[None] = Deferred()
+            if len(gates) < 2:
+                gates.append(gate)
+            else:
+                gate.callback(None)
+
+            def recorded(_: None) -> None:
+                events.append("recorded")
+
+            return gate.addCallback(lambda _: real.record_bundle(*args)).addCallback(recorded)
+
+    def checkpoint(point: str) -> Deferred[None]:
+        events.append(point)
+        for gate in gates:
+            if not gate.called:
+                gate.callback(None)
+        return defer.succeed(None)
+
+    run = Bundler(
+        store,
+        Watched(),  # type: ignore[arg-type]
+        REGISTRY,
+        CATALOGUE,
+        TERMS,
+        now=lambda: NOW,
+        batch_lines=1,
+        checkpoint=checkpoint,
+    ).run()
+    done: BundleRun = pump.wait(run, timeout=5)
+    assert done.batches == 3
+    assert events == [
+        "decided",
+        "record",
+        "decided",
+        "recorded",
+        "record",
+        "decided",
+        "recorded",
+        "record",
+        "recorded",
+    ]
+    assert pump.wait(store.open_lines()) == []
+    assert len(set(invoices(store, pump))) == 3
 
 
 def test_a_run_with_nothing_open_goes_through_once_and_claims_nothing(

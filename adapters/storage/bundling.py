@@ -26,7 +26,7 @@ from twisted.internet.defer import Deferred
 from adapters.storage.database import Database, Transaction
 from adapters.storage.journal import JournalCodec, add_status_txn, put_message_txn
 from adapters.storage.leases import check_lease_txn
-from adapters.storage.lines import COLUMN_COUNT, COLUMNS, line_from_row, woman_key
+from adapters.storage.lines import COLUMN_COUNT, COLUMNS, People, line_from_row, woman_key
 from adapters.storage.outbox import enqueue_txn
 from gateway.lines import DeclaredLine
 from gateway.ports.bundling import (
@@ -224,6 +224,7 @@ def bundle_input_txn(
     revisions: dict[LineKey, int] = {}
     outcomes: dict[LineKey, tuple[str, int | None]] = {}
     woman_of: dict[LineKey, str] = {}
+    people: People = {}
     for chunk in _chunks(chosen):
         marks = ", ".join("?" * len(chunk))
         txn.execute(
@@ -232,7 +233,7 @@ def bundle_input_txn(
             tuple(chunk),
         )
         for row in txn.fetchall():
-            line = line_from_row(row[:COLUMN_COUNT], codec)
+            line = line_from_row(row[:COLUMN_COUNT], codec, people)
             key = (line.traceer_id, line.record_number)
             lines.append(line)
             woman_of[key] = row[4]

@@ -12,7 +12,7 @@ from twisted.internet.defer import Deferred
 
 from adapters.storage.database import Database, Transaction
 from adapters.storage.journal import JournalCodec, add_status_txn, put_message_txn
-from adapters.storage.lines import COLUMN_COUNT, COLUMNS, line_from_row
+from adapters.storage.lines import COLUMN_COUNT, COLUMNS, People, line_from_row
 from gateway.lines import DeclaredLine
 from gateway.ports.messages import MessageStatus, NewMessage, NewStatus
 from gateway.ports.outcomes import CarriedClaim, LineAnswer, SettlementRow
@@ -89,8 +89,9 @@ def claims_in_txn(txn: Transaction, outbound: str, codec: JournalCodec) -> list[
     heads = txn.fetchall()
     txn.execute(ABSORBED_OF_FILE, (outbound,))
     absorbed: dict[str, list[DeclaredLine]] = {}
+    people: People = {}
     for row in txn.fetchall():
-        absorbed.setdefault(row[0], []).append(line_from_row(row[1:], codec))
+        absorbed.setdefault(row[0], []).append(line_from_row(row[1:], codec, people))
     return [
         CarriedClaim(
             reference,

@@ -7,8 +7,11 @@ from __future__ import annotations
 import dataclasses
 from datetime import date
 
+import pytest
+
 from adapters.storage import MemoryMessageStore, SqlMessageStore, Transaction, open_store
-from adapters.storage.lines import woman_key
+from adapters.storage.journal import JournalCodec
+from adapters.storage.lines import COLUMNS, People, line_from_row, woman_key
 from gateway.crypto import Keyring
 from gateway.lines import DeclaredLine
 from tests.adapters.storage.builders import upload
@@ -92,6 +95,34 @@ def test_an_upload_of_many_lines_of_several_women_is_stored_whole(
         )
     finally:
         pump.wait(store.close())
+
+
+@pytest.mark.parametrize("keyring", [None, KEYS], ids=["plain", "sealed"])
+def test_a_read_of_many_lines_decodes_each_woman_once_and_every_line_is_its_own(
+    sql_url: str, pump: ThreadPump, keyring: Keyring | None
+) -> None:
+    # Read with the decoded women kept for the read (as a bundling batch reads): the same
+    # lines as stored, for women who share a BSN or a birth date.
+    women = [("999990007", date(1994, 5, 6)), ("999990007", None), ("999990019", date(1994, 5, 6))]
+    lines = [
+        line(0, record_number=n + 1, reference=f"KZA-{n}", bsn=bsn, birth_date=born)
+        for n in range(30)
+        for bsn, born in [women[n % 3]]
+    ]
+    store = pump.wait(open_store(sql_url, pump, keyring))
+    try:
+        pump.wait(store.record_upload(upload(1), [], lines))
+        people: People = {}
+        read_once = pump.wait(store.database.run_read("lines", _all_lines, store.codec, people))
+        assert read_once == lines
+        assert len(people) == 3
+    finally:
+        pump.wait(store.close())
+
+
+def _all_lines(txn: Transaction, codec: JournalCodec, people: People) -> list[DeclaredLine]:
+    txn.execute(f"SELECT {COLUMNS} FROM declaration_lines ORDER BY record_number")
+    return [line_from_row(row, codec, people) for row in txn.fetchall()]
 
 
 def test_with_a_key_file_the_clients_numbers_are_sealed(sql_url: str, pump: ThreadPump) -> None:

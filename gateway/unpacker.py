@@ -37,6 +37,7 @@ from gateway.lines import AnswerOutcome, DeclaredLine
 from gateway.metrics import Metrics
 from gateway.ports.messages import (
     Direction,
+    Message,
     MessageStatus,
     MessageStore,
     NewMessage,
@@ -275,47 +276,74 @@ class Unpacker:
         for answer in answers:
             if answer.outcome in (AnswerOutcome.GRANTED, AnswerOutcome.REJECTED):
                 by_upload[answer.key[0]].append(answer)
+        # The uploads answered, read at once, and their retours built in one go (on a
+        # worker thread when one is given): a claim file answers hundreds of uploads.
+        uploads = await self._messages.messages_with_payloads(sorted(by_upload))
+        at = self._now()
+        calls = [
+            (
+                upload_id,
+                partial(
+                    self._retour_of,
+                    message,
+                    payload,
+                    {
+                        a.key[1]: Outcome(
+                            granted=a.granted or 0,
+                            calculated=lines[a.key].amount,
+                            codes=() if a.outcome is AnswerOutcome.GRANTED else a.codes[:3],
+                        )
+                        for a in by_upload[upload_id]
+                    },
+                    insurer_reference=insurer_reference[:24],
+                    at=at,
+                    answers=retour_id,
+                ),
+            )
+            for upload_id, (message, payload) in sorted(uploads.items())
+            if payload is not None
+        ]
+        built: list[tuple[str, NewMessage | None]] = await self._run(
+            lambda: [(upload_id, call()) for upload_id, call in calls]
+        )
         messages = []
         answered_in: dict[LineKey, str] = {}
-        for upload_id, own in sorted(by_upload.items()):
-            message = await self._messages.get_message(upload_id)
-            payload = await self._messages.payload(message.sha256) if message else None
-            if message is None or payload is None:
-                continue
-            originals = await self._parse(payload)
-            outcomes = {
-                a.key[1]: Outcome(
-                    granted=a.granted or 0,
-                    calculated=lines[a.key].amount,
-                    codes=() if a.outcome is AnswerOutcome.GRANTED else a.codes[:3],
-                )
-                for a in own
-            }
-            new = await self._run(
-                partial(
-                    participant_retour,
-                    self._registry,
-                    message,
-                    originals,
-                    outcomes,
-                    insurer_reference=insurer_reference[:24],
-                    at=self._now(),
-                    answers=retour_id,
-                    new_id=self._new_id,
-                )
-            )
+        for upload_id, new in built:
             if new is None:
                 continue
             messages.append(new)
             if self._metrics is not None:
-                waited = (self._now() - message.created_at).total_seconds()
+                waited = (self._now() - uploads[upload_id][0].created_at).total_seconds()
                 self._metrics.end_to_end_seconds.observe(max(0.0, waited))
-            for a in own:
+            for a in by_upload[upload_id]:
                 answered_in[a.key] = new.traceer_id
         return messages, [
             LineAnswer(a.key, a.outcome, a.granted, a.codes, answered_in.get(a.key))
             for a in answers
         ]
+
+    def _retour_of(
+        self,
+        upload: Message,
+        payload: bytes,
+        outcomes: dict[int, Outcome],
+        *,
+        insurer_reference: str,
+        at: datetime,
+        answers: str | None,
+    ) -> NewMessage | None:
+        """The retour to ``upload``'s participant (its file read again here)."""
+        originals = [r for r in read_records(self._registry, [payload]) if isinstance(r, Record)]
+        return participant_retour(
+            self._registry,
+            upload,
+            originals,
+            outcomes,
+            insurer_reference=insurer_reference,
+            at=at,
+            answers=answers,
+            new_id=self._new_id,
+        )
 
     # --- monodisciplinary forwards -------------------------------------------------------
 

@@ -132,6 +132,11 @@ class SqlMessageStore:
     def payload(self, sha256: str) -> Deferred[bytes | None]:
         return self.messages.payload(sha256)
 
+    def messages_with_payloads(
+        self, traceer_ids: Sequence[str]
+    ) -> Deferred[dict[str, tuple[Message, bytes | None]]]:
+        return self.messages.messages_with_payloads(traceer_ids)
+
     def confirm(self, traceer_id: str, party: str, at: datetime) -> Deferred[bool]:
         return self.messages.confirm(traceer_id, party, at)
 

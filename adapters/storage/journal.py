@@ -34,6 +34,7 @@ __all__ = [
     "journal_txn",
     "message_by_key_txn",
     "message_row",
+    "messages_with_payloads_txn",
     "payload_txn",
     "put_message_txn",
     "statuses_txn",
@@ -115,6 +116,17 @@ def payload_txn(txn: Transaction, sha256: str, codec: JournalCodec) -> bytes | N
     if row is None or row[2] is not None:
         return None
     return codec.open(row[1], bytes(row[0]), sha256)
+
+
+def messages_with_payloads_txn(
+    txn: Transaction, traceer_ids: tuple[str, ...], codec: JournalCodec
+) -> dict[str, tuple[Message, bytes | None]]:
+    found: dict[str, tuple[Message, bytes | None]] = {}
+    for traceer_id in traceer_ids:
+        message = get_message_txn(txn, traceer_id)
+        if message is not None:
+            found[traceer_id] = (message, payload_txn(txn, message.sha256, codec))
+    return found
 
 
 def statuses_txn(txn: Transaction, traceer_ids: tuple[str, ...]) -> list[StatusEntry]:

@@ -137,6 +137,19 @@ class MemoryMessageStore:
     def payload(self, sha256: str) -> Deferred[bytes | None]:
         return self._read(lambda: self._journal.get(sha256))
 
+    def messages_with_payloads(
+        self, traceer_ids: Sequence[str]
+    ) -> Deferred[dict[str, tuple[Message, bytes | None]]]:
+        def run() -> dict[str, tuple[Message, bytes | None]]:
+            found = {}
+            for traceer_id in traceer_ids:
+                message = self._get(traceer_id)
+                if message is not None:
+                    found[traceer_id] = (message, self._journal.get(message.sha256))
+            return found
+
+        return self._read(run)
+
     def confirm(self, traceer_id: str, party: str, at: datetime) -> Deferred[bool]:
         return self._write(lambda: self._confirm(traceer_id, party, at))
 

@@ -54,6 +54,7 @@ from adapters.storage.journal import (
     journal_txn,
     message_by_key_txn,
     message_row,
+    messages_with_payloads_txn,
     payload_txn,
     put_message_txn,
     statuses_txn,
@@ -145,6 +146,13 @@ class SqlMessages:
             return fail(exc)
         return self.database.run_read(
             "list_messages", list_messages_txn, party, direction, include_confirmed, since, limit
+        )
+
+    def messages_with_payloads(
+        self, traceer_ids: Sequence[str]
+    ) -> Deferred[dict[str, tuple[Message, bytes | None]]]:
+        return self.database.run_read(
+            "messages_with_payloads", messages_with_payloads_txn, tuple(traceer_ids), self.codec
         )
 
     def payload(self, sha256: str) -> Deferred[bytes | None]:

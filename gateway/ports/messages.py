@@ -207,6 +207,13 @@ class MessageStore(Protocol):
 
     def payload(self, sha256: str) -> Awaitable[bytes | None]: ...
 
+    def messages_with_payloads(
+        self, traceer_ids: Sequence[str]
+    ) -> Awaitable[dict[str, tuple[Message, bytes | None]]]:
+        """Each of the messages found, with its bytes (None when pruned), in one read: what
+        :meth:`get_message` and :meth:`payload` give one by one."""
+        ...
+
     def confirm(self, traceer_id: str, party: str, at: datetime) -> Awaitable[bool]:
         """Mark a waiting message as fetched by its recipient; False if it is not theirs."""
         ...

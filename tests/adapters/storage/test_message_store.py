@@ -50,6 +50,21 @@ def test_unknown_ids_and_hashes_are_none(backend: Backend) -> None:
     assert backend.wait(backend.store.conversation("nope")) == []
 
 
+def test_messages_are_read_with_their_bytes_at_once_and_unknown_ids_left_out(
+    backend: Backend,
+) -> None:
+    one, two = upload(1, payload=b"first bytes"), upload(2, payload=b"second bytes")
+    for new in (one, two):
+        backend.wait(backend.store.record_upload(new))
+    found = backend.wait(backend.store.messages_with_payloads(["up-0002", "nope", "up-0001"]))
+    assert set(found) == {"up-0001", "up-0002"}
+    for new in (one, two):
+        message, payload = found[new.traceer_id]
+        assert message == backend.wait(backend.store.get_message(new.traceer_id))
+        assert payload == new.payload
+    assert backend.wait(backend.store.messages_with_payloads([])) == {}
+
+
 def test_the_same_idempotency_key_returns_the_first_message(backend: Backend) -> None:
     first = backend.wait(backend.store.record_upload(upload(1, invoice="F-1")))
     again = upload(2, key="upload:33001234:1", invoice="F-2", payload=b"other bytes")

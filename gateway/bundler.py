@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter, defaultdict
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
@@ -426,6 +426,27 @@ class Bundler:
             self._uploads[traceer_id] = await self._messages.get_message(traceer_id)
         return self._uploads[traceer_id]
 
+    async def _read_uploads(self, traceer_ids: Iterable[str]) -> None:
+        """Read the uploads not read yet for this batch in one go, and parse them in one
+        worker call (what :meth:`_upload` and :meth:`_records` then give)."""
+        wanted = sorted(set(traceer_ids) - self._sources.keys())
+        if not wanted:
+            return
+        found = await self._messages.messages_with_payloads(wanted)
+        parsed = await self._run(
+            lambda: {
+                traceer_id: [
+                    r
+                    for r in read_records(self._registry, [payload or b""])
+                    if isinstance(r, Record)
+                ]
+                for traceer_id, (_, payload) in found.items()
+            }
+        )
+        for traceer_id in wanted:
+            self._uploads[traceer_id] = found[traceer_id][0] if traceer_id in found else None
+            self._sources[traceer_id] = parsed.get(traceer_id, [])
+
     async def _records(self, traceer_id: str) -> list[Record]:
         if traceer_id not in self._sources:
             message = await self._upload(traceer_id)
@@ -469,6 +490,9 @@ class Bundler:
         invoice: Callable[[int], str],
     ) -> BundlePlan:
         plan = BundlePlan(decisions)
+        # The batch's uploads, read once: their 02 records name the women claimed for,
+        # and forwards and retours are made of their records.
+        await self._read_uploads(line.traceer_id for line in lines)
         by_insurer: dict[str, list[PlannedLine]] = defaultdict(list)
         for d in decisions:
             if d.phase is not None:

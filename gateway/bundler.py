@@ -309,9 +309,13 @@ class Bundler:
                 batches = [women for women in batches if women]
                 if not batches and not recorded:
                     batches = [[]]  # a run with nothing to decide still goes through
+                # The factuurnummers are given as the batches are decided, on from the
+                # last one taken; each batch's recording takes its own, unless another
+                # took numbers meanwhile (a conflict: decided again).
+                taken = await self._bundles.last_number(INVOICE_SEQUENCE)
                 for women in [*batches, None]:
                     try:
-                        prepared = None if women is None else await self._prepare(women)
+                        prepared = None if women is None else await self._prepare(women, taken)
                     finally:
                         # The batch before is recorded (or failed) before this one starts
                         # recording, and before the lease is let go.
@@ -323,6 +327,7 @@ class Bundler:
                             attempt = 1
                     if prepared is not None:
                         recording = self._record(prepared)
+                        taken += prepared.numbers
                 return
             except (BundleConflictError, LeaseLostError) as exc:
                 if self._metrics is not None:
@@ -338,26 +343,28 @@ class Bundler:
                 if self._lock is not None:
                     await self._lock.release()
 
-    async def _prepare(self, women: Sequence[str]) -> _Prepared:
-        """A batch read, decided, numbered and built, with all it records; nothing recorded."""
+    async def _prepare(self, women: Sequence[str], taken: int) -> _Prepared:
+        """A batch read, decided, numbered (on from ``taken``, the last factuurnummer
+        taken before it) and built, with all it records; nothing recorded."""
         self._forget()
         decisions, lines = await self.decisions(women)
         # One number per insurer with a claim line (as _build numbers them); a batch that
-        # claims nothing reserves no factuurnummer.
-        claim_insurers = {d.insurer for d in decisions if d.phase is not None and d.claims}
-        first = (
-            await self._bundles.reserve(INVOICE_SEQUENCE, len(claim_insurers))
-            if claim_insurers
-            else 0
-        )
+        # claims nothing takes no factuurnummer.
+        count = len({d.insurer for d in decisions if d.phase is not None and d.claims})
+        first = taken + 1
         year = self._now().year % 100
         plan = await self._build(
             decisions, lines, invoice=lambda n: f"IGO{year:02d}-{first + n - 1:05d}"
         )
         if self._checkpoint is not None:
             await self._checkpoint("decided")
+        numbers = (INVOICE_SEQUENCE, taken, count) if count else None
         prepared = _Prepared(
-            tuple(women), plan, await self._recording_of(plan), await self._uploaded_at(plan)
+            tuple(women),
+            plan,
+            await self._recording_of(plan, numbers),
+            await self._uploaded_at(plan),
+            count,
         )
         self._forget()
         return prepared
@@ -599,7 +606,9 @@ class Bundler:
 
     # --- storing ---------------------------------------------------------------------------
 
-    async def _recording_of(self, plan: BundlePlan) -> _RecordBundle:
+    async def _recording_of(
+        self, plan: BundlePlan, numbers: tuple[str, int, int] | None
+    ) -> _RecordBundle:
         """What recording ``plan`` writes (read now, while the batch's lines are known)."""
         now = self._now()
         outbound = []
@@ -696,6 +705,7 @@ class Bundler:
             None if self._lock is None else self._lock.job,
             None if self._lock is None else self._lock.holder,
             0.0 if self._lock is None else self._lock.seconds,
+            numbers,
         )
         return (outbound, claims, outcomes, now, records, retours, late, guard)
 
@@ -806,13 +816,14 @@ _RecordBundle = tuple[
 
 @dataclass(frozen=True)
 class _Prepared:
-    """A batch decided and built: its women, its plan, what recording it writes, and when
-    the uploads its claims absorb arrived."""
+    """A batch decided and built: its women, its plan, what recording it writes, when the
+    uploads its claims absorb arrived, and how many factuurnummers it takes."""
 
     women: tuple[str, ...]
     plan: BundlePlan
     recording: _RecordBundle
     uploaded_at: dict[str, datetime]
+    numbers: int
 
 
 @dataclass(frozen=True)

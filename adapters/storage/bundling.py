@@ -73,6 +73,9 @@ class SqlBundleStore:
         """Reserve ``count`` numbers of sequence ``name``; the first of them."""
         return self.database.run_interaction("reserve", reserve_txn, name, count)
 
+    def last_number(self, name: str) -> Deferred[int]:
+        return self.database.run_read("last_number", last_number_txn, name)
+
     def record_bundle(
         self,
         outbound: Sequence[QueuedFile],
@@ -340,6 +343,30 @@ def reserve_txn(txn: Transaction, name: str, count: int) -> int:
     return int(row[0]) - count + 1
 
 
+def last_number_txn(txn: Transaction, name: str) -> int:
+    txn.execute("SELECT value FROM counters WHERE name = ?", (name,))
+    row = txn.fetchone()
+    return 0 if row is None else int(row[0])
+
+
+def take_numbers_txn(txn: Transaction, name: str, last: int, count: int) -> None:
+    """Take the ``count`` numbers of sequence ``name`` after ``last``, or raise
+    :class:`~gateway.bundler.BundleConflictError` when another has taken numbers since
+    (one statement: it takes them only while the sequence still stands at ``last``)."""
+    txn.execute(
+        "INSERT INTO counters (name, value) VALUES (?, 0) ON CONFLICT (name) DO NOTHING",
+        (name,),
+    )
+    txn.execute(
+        "UPDATE counters SET value = value + ? WHERE name = ? AND value = ?",
+        (count, name, last),
+    )
+    if txn.rowcount != 1:
+        raise BundleConflictError(
+            f"the factuurnummers after {last} were taken since the run numbered its claims"
+        )
+
+
 def check_guard_txn(txn: Transaction, guard: RunGuard) -> None:
     """Raise :class:`~gateway.bundler.BundleConflictError` (or, for a lost lease,
     :class:`~gateway.jobs.LeaseLostError`) unless the run may record: it holds its lease,
@@ -347,6 +374,8 @@ def check_guard_txn(txn: Transaction, guard: RunGuard) -> None:
     lines moves to the next revision."""
     if guard.lease_job is not None and guard.lease_holder is not None:
         check_lease_txn(txn, guard.lease_job, guard.lease_holder, int(guard.lease_seconds * 1000))
+    if guard.numbers is not None:
+        take_numbers_txn(txn, *guard.numbers)
     # In key order, so that two recordings lock their lines in the same order (never a
     # deadlock between them on PostgreSQL: the second waits, then finds them changed). One
     # statement for all (the rows changed add up over them).

@@ -121,12 +121,16 @@ class BundleConflictError(GatewayError):
 @dataclass(frozen=True, slots=True)
 class RunGuard:
     """What the store checks before it records a run: every line the run decided is
-    still in the state and at the revision it read, and the run still holds its lease."""
+    still in the state and at the revision it read, the run still holds its lease, and
+    the numbers it gave its claim files are still free: ``numbers`` is (sequence, the
+    last number taken when the run numbered them, how many it took after it), and the
+    store takes them in the same transaction."""
 
     expected: dict[LineKey, tuple[str, int]]
     lease_job: str | None = None
     lease_holder: str | None = None
     lease_seconds: float = 0.0
+    numbers: tuple[str, int, int] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +150,10 @@ class BundleStore(Protocol):
     def bundle_groups(self, limit: int) -> Awaitable[list[list[str]]]: ...
     def bundle_input_of(self, women: Sequence[str]) -> Awaitable[BundleInput]: ...
     def reserve(self, name: str, count: int) -> Awaitable[int]: ...
+    def last_number(self, name: str) -> Awaitable[int]:
+        """The last number of sequence ``name`` taken (0 before the first)."""
+        ...
+
     def record_bundle(
         self,
         outbound: Sequence[QueuedFile],

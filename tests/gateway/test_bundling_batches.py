@@ -20,7 +20,7 @@ from twisted.internet.defer import Deferred
 
 from adapters.storage import SqlMessageStore, open_store
 from adapters.storage.database import Transaction
-from gateway.bundler import Bundler, BundleRun
+from gateway.bundler import INVOICE_SEQUENCE, Bundler, BundleRun
 from gateway.ei import FileWriter
 from gateway.intake import Intake
 from gateway.loading import load_layouts
@@ -366,6 +366,31 @@ def test_a_batch_that_conflicts_is_decided_again_and_the_batches_before_it_stay(
     numbers = invoices(store, pump)
     assert len(numbers) == 3
     assert len(set(numbers)) == 3
+
+
+def test_numbers_taken_by_another_while_a_batch_was_decided_make_it_decided_again(
+    store: SqlMessageStore, pump: ThreadPump
+) -> None:
+    # A batch numbers its claim files on from the last factuurnummer taken and takes them
+    # when it is recorded; a correction that took a number meanwhile makes the batch's
+    # numbers stale, and it is decided again with the numbers after it (none twice).
+    backlog(store, pump)
+    taken: list[int] = []
+
+    def checkpoint(point: str) -> Deferred[None]:
+        if not taken:  # the first batch, decided, not recorded yet
+            return store.bundles.reserve(INVOICE_SEQUENCE, 1).addCallback(taken.append)
+        return defer.succeed(None)
+
+    metrics = Metrics()
+    done: BundleRun = pump.wait(bundler(store, 1, checkpoint=checkpoint, metrics=metrics).run())
+    assert metrics.bundling_conflicts._value.get() == 1
+    assert done.batches == 3
+    numbers = sorted(invoices(store, pump))
+    assert numbers == sorted(done.claim_files)
+    assert [int(n.rsplit("-", 1)[1]) for n in numbers] == [2, 3, 4]  # 1 is the correction's
+    assert taken == [1]
+    assert pump.wait(store.bundles.last_number(INVOICE_SEQUENCE)) == 4
 
 
 def test_the_next_batch_is_decided_while_the_one_before_is_recorded_one_at_a_time(

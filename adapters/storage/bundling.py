@@ -467,8 +467,7 @@ def record_bundle_txn(
             waiting,
         )
     settled = [outcome for outcome in outcomes if outcome.place is not Place.WAITING]
-    for record in decisions:
-        record_decision_txn(txn, record, at)
+    record_decisions_txn(txn, decisions, at)
     # The state each settled line is in now: the guard has just checked it is the one the
     # run read (a line the guard does not name is read).
     checked = {} if guard is None else {key: state for key, (state, _) in guard.expected.items()}
@@ -614,16 +613,61 @@ def _day(txn: Transaction, value: date | None) -> object:
     return value if txn.engine == "postgres" else value.isoformat()
 
 
-def record_decision_txn(txn: Transaction, record: DecisionRecord, at: datetime) -> None:
-    """Keep the latest decision of a pregnancy, phase and insurer; ``since`` is when it
-    became of its kind (a decision taken again the same way keeps it)."""
-    key = (record.pregnancy, record.phase.value if record.phase else "", record.insurer)
-    txn.execute(
-        "SELECT kind FROM bundle_decisions WHERE pregnancy = ? AND phase = ? AND insurer = ?",
-        key,
-    )
-    row = txn.fetchone()
-    values = (
+def record_decisions_txn(txn: Transaction, records: Sequence[DecisionRecord], at: datetime) -> None:
+    """:func:`record_decision_txn` for many: the kinds they had read at once, then one
+    statement per kind of change (a batch records thousands)."""
+    keys = [_decision_key(record) for record in records]
+    if len(set(keys)) != len(keys):  # one after the other, each seeing the one before
+        for record in records:
+            record_decision_txn(txn, record, at)
+        return
+    had: dict[tuple[str, str, str], str] = {}
+    for chunk in _chunks(sorted({key[0] for key in keys})):
+        marks = ", ".join("?" * len(chunk))
+        txn.execute(
+            "SELECT pregnancy, phase, insurer, kind FROM bundle_decisions"  # noqa: S608
+            f" WHERE pregnancy IN ({marks})",
+            tuple(chunk),
+        )
+        had.update(((row[0], row[1], row[2]), row[3]) for row in txn.fetchall())
+    new: list[tuple[object, ...]] = []
+    changed: list[tuple[object, ...]] = []
+    same: list[tuple[object, ...]] = []
+    for record, key in zip(records, keys, strict=True):
+        values = _decision_values(txn, record, at)
+        kind = had.get(key)
+        if kind is None:
+            new.append((*values, at, *key))
+        elif kind != record.kind.value:
+            changed.append((*values, at, *key))
+        else:
+            same.append((*values, *key))
+    if new:
+        txn.executemany(_INSERT_DECISION, new)
+    if changed:
+        txn.executemany(_UPDATE_DECISION.format(since=", since = ?"), changed)
+    if same:
+        txn.executemany(_UPDATE_DECISION.format(since=""), same)
+
+
+_INSERT_DECISION: Final = (
+    "INSERT INTO bundle_decisions (kind, rule, reasons, waiting_for, until,"
+    " overdue_on, first_day, decided_at, since, pregnancy, phase, insurer)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_UPDATE_DECISION: Final = (
+    "UPDATE bundle_decisions SET kind = ?, rule = ?, reasons = ?, waiting_for = ?,"
+    " until = ?, overdue_on = ?, first_day = ?, decided_at = ?{since}"
+    " WHERE pregnancy = ? AND phase = ? AND insurer = ?"
+)
+
+
+def _decision_key(record: DecisionRecord) -> tuple[str, str, str]:
+    return (record.pregnancy, record.phase.value if record.phase else "", record.insurer)
+
+
+def _decision_values(txn: Transaction, record: DecisionRecord, at: datetime) -> tuple[object, ...]:
+    return (
         record.kind.value,
         record.rule,
         "\n".join(record.reasons),
@@ -633,21 +677,25 @@ def record_decision_txn(txn: Transaction, record: DecisionRecord, at: datetime) 
         _day(txn, record.first_day),
         at,
     )
-    if row is None:
-        txn.execute(
-            "INSERT INTO bundle_decisions (kind, rule, reasons, waiting_for, until,"
-            " overdue_on, first_day, decided_at, since, pregnancy, phase, insurer)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (*values, at, *key),
-        )
-        return
-    since = ", since = ?" if row[0] != record.kind.value else ""
+
+
+def record_decision_txn(txn: Transaction, record: DecisionRecord, at: datetime) -> None:
+    """Keep the latest decision of a pregnancy, phase and insurer; ``since`` is when it
+    became of its kind (a decision taken again the same way keeps it)."""
+    key = _decision_key(record)
     txn.execute(
-        "UPDATE bundle_decisions SET kind = ?, rule = ?, reasons = ?, waiting_for = ?,"  # noqa: S608
-        f" until = ?, overdue_on = ?, first_day = ?, decided_at = ?{since}"
-        " WHERE pregnancy = ? AND phase = ? AND insurer = ?",
-        (*values, *((at,) if since else ()), *key),
+        "SELECT kind FROM bundle_decisions WHERE pregnancy = ? AND phase = ? AND insurer = ?",
+        key,
     )
+    row = txn.fetchone()
+    values = _decision_values(txn, record, at)
+    if row is None:
+        txn.execute(_INSERT_DECISION, (*values, at, *key))
+        return
+    if row[0] != record.kind.value:
+        txn.execute(_UPDATE_DECISION.format(since=", since = ?"), (*values, at, *key))
+    else:
+        txn.execute(_UPDATE_DECISION.format(since=""), (*values, *key))
 
 
 def close_phase_txn(txn: Transaction, pregnancy: str, phase: Phase, by: str, at: datetime) -> None:

@@ -24,7 +24,12 @@ from typing import Any, Final
 from twisted.internet.defer import Deferred
 
 from adapters.storage.database import Database, Transaction
-from adapters.storage.journal import JournalCodec, add_status_txn, put_message_txn
+from adapters.storage.journal import (
+    JournalCodec,
+    add_status_txn,
+    add_statuses_txn,
+    put_message_txn,
+)
 from adapters.storage.leases import check_lease_txn
 from adapters.storage.lines import COLUMN_COUNT, COLUMNS, People, line_from_row, woman_key
 from adapters.storage.outbox import enqueue_txn
@@ -483,10 +488,17 @@ def record_bundle_txn(
             state = None if row is None else row[0]
         if state != outcome.place.value:
             per_upload[outcome.key[0]][outcome.place.value] += 1
-    for upload, counts in sorted(per_upload.items()):
-        progress = _progress(counts)
-        if not _would_go_back(txn, upload, progress.status):
-            add_status_txn(txn, upload, progress, at)
+    progress = {upload: _progress(counts) for upload, counts in sorted(per_upload.items())}
+    now_at = _statuses_txn(txn, sorted(progress))
+    add_statuses_txn(
+        txn,
+        [
+            (upload, status)
+            for upload, status in progress.items()
+            if not _would_go_back(now_at.get(upload), status.status)
+        ],
+        at,
+    )
     if settled:
         txn.executemany(
             "UPDATE declaration_lines SET state = ?, reason = ?, retourcode = ?,"
@@ -545,13 +557,25 @@ _UPLOAD_ORDER: Final = (
 )
 
 
-def _would_go_back(txn: Transaction, upload: str, status: MessageStatus) -> bool:
-    txn.execute("SELECT status FROM messages WHERE traceer_id = ?", (upload,))
-    row = txn.fetchone()
-    if row is None or status not in _UPLOAD_ORDER:
+def _statuses_txn(txn: Transaction, uploads: Sequence[str]) -> dict[str, str]:
+    """The status each of ``uploads`` has now (an unknown one is left out)."""
+    found: dict[str, str] = {}
+    for chunk in _chunks(uploads):
+        marks = ", ".join("?" * len(chunk))
+        txn.execute(
+            f"SELECT traceer_id, status FROM messages WHERE traceer_id IN ({marks})",  # noqa: S608
+            tuple(chunk),
+        )
+        found.update((row[0], row[1]) for row in txn.fetchall())
+    return found
+
+
+def _would_go_back(now_at: str | None, status: MessageStatus) -> bool:
+    """Whether an upload at status ``now_at`` would go back in its order to ``status``."""
+    if now_at is None or status not in _UPLOAD_ORDER:
         return False
     try:
-        current = MessageStatus(row[0])
+        current = MessageStatus(now_at)
     except ValueError:
         return False
     if current not in _UPLOAD_ORDER:

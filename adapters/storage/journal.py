@@ -10,6 +10,7 @@ imports none of them.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Final
 
@@ -30,6 +31,7 @@ __all__ = [
     "INSERT_MESSAGE",
     "JournalCodec",
     "add_status_txn",
+    "add_statuses_txn",
     "get_message_txn",
     "journal_txn",
     "message_by_key_txn",
@@ -248,6 +250,30 @@ def put_message_txn(txn: Transaction, message: NewMessage, codec: JournalCodec) 
     stored = get_message_txn(txn, message.traceer_id)
     assert stored is not None
     return stored
+
+
+def add_statuses_txn(
+    txn: Transaction, statuses: Sequence[tuple[str, NewStatus]], at: datetime
+) -> None:
+    """:func:`add_status_txn` for many messages, one statement per table."""
+    if not statuses:
+        return
+    txn.executemany(
+        "UPDATE messages SET status = ? WHERE traceer_id = ?",
+        [(status.status.value, traceer_id) for traceer_id, status in statuses],
+    )
+    if txn.rowcount != len(statuses):
+        raise StoreError(
+            f"{len(statuses) - txn.rowcount} of {len(statuses)} messages to update are unknown"
+        )
+    txn.executemany(
+        "INSERT INTO message_statuses (traceer_id, at, status, code, description)"
+        " VALUES (?, ?, ?, ?, ?)",
+        [
+            (traceer_id, at, status.status.value, status.code, status.description)
+            for traceer_id, status in statuses
+        ],
+    )
 
 
 def add_status_txn(txn: Transaction, traceer_id: str, status: NewStatus, at: datetime) -> None:

@@ -497,15 +497,19 @@ class Bundler:
         invoice: Callable[[int], str],
     ) -> BundlePlan:
         plan = BundlePlan(decisions)
-        # The batch's uploads, read once: their 02 records name the women claimed for,
-        # and forwards and retours are made of their records.
-        await self._read_uploads(line.traceer_id for line in lines)
+        # The uploads of the batch's open lines and of the lines its claims absorb, read
+        # in one go: their 02 records name the women claimed for, and forwards and
+        # retours are made of their records (any other upload is read when it is needed).
+        await self._read_uploads(
+            {line.traceer_id for line in lines if self._states.get(line_key(line)) == "open"}
+            | {key[0] for d in decisions for claim in d.claims for key in claim.absorbs}
+        )
         by_insurer: dict[str, list[PlannedLine]] = defaultdict(list)
         for d in decisions:
             if d.phase is not None:
                 by_insurer[d.insurer] += [PlannedLine(d.pregnancy, d.phase, c) for c in d.claims]
         today = self._now().date()
-        # Only an insurer with claim lines takes a number (the run reserved one for each).
+        # Only an insurer with claim lines takes a number (the batch counted one for each).
         with_claims = [
             (insurer, planned) for insurer, planned in sorted(by_insurer.items()) if planned
         ]

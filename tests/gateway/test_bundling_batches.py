@@ -432,7 +432,7 @@ def test_the_next_batch_is_decided_while_the_one_before_is_recorded_one_at_a_tim
 
     run = Bundler(
         store,
-        Watched(),  # type: ignore[arg-type]
+        Watched(),
         REGISTRY,
         CATALOGUE,
         TERMS,

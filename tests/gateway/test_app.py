@@ -79,6 +79,9 @@ def _gateway(
     process = GatewayProcess(config, directory)
     process.start()
     try:
+        # serve bundles once at start; wait for that run, so that it cannot decide a
+        # test's upload (and answer it) while the test is looking at what waits.
+        process.wait_for_log("bundled: ")
         yield process
     finally:
         process.stop()

@@ -35,7 +35,7 @@ from gateway.ei import (
     LayoutRegistry,
     Outcome,
     Record,
-    read_records,
+    records_of,
     validate_bytes,
 )
 from gateway.jobs import JobLock
@@ -442,11 +442,7 @@ class Bundler:
         found = await self._messages.messages_with_payloads(wanted)
         parsed = await self._run(
             lambda: {
-                traceer_id: [
-                    r
-                    for r in read_records(self._registry, [payload or b""])
-                    if isinstance(r, Record)
-                ]
+                traceer_id: records_of(self._registry, payload or b"")
                 for traceer_id, (_, payload) in found.items()
             }
         )
@@ -459,11 +455,7 @@ class Bundler:
             message = await self._upload(traceer_id)
             payload = await self._messages.payload(message.sha256) if message else None
             self._sources[traceer_id] = await self._run(
-                lambda: [
-                    r
-                    for r in read_records(self._registry, [payload or b""])
-                    if isinstance(r, Record)
-                ]
+                partial(records_of, self._registry, payload or b"")
             )
         return self._sources[traceer_id]
 

@@ -10,9 +10,8 @@ confirms receipt to the insurer. A valid retour is handed on with the records it
 read, so that unpacking does not read the file again. A retour that is malformed or
 matches nothing is kept and flagged, and changes nothing else; so is a file in a
 declaration standard (an insurer sends retours only), technically rejected with 0010 and
-tied to nothing. Fetching again
-what was stored but not yet confirmed (a crash in between) finds it stored already and
-only confirms it.
+tied to nothing. Fetching again what was stored but not yet confirmed (a crash in between)
+finds it stored already and only confirms it.
 
 With ``follow_up`` set for an insurer whose link can follow up single files
 (:class:`~gateway.ports.insurer.FollowUpLink`), a round then asks after the files delivered to

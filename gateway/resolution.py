@@ -28,12 +28,13 @@ import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+from functools import partial
 from typing import Final
 
 from gateway.admin.cases import ActionRefusedError
 from gateway.admin.labels import FIELD_LABELS, PHASE_LABELS
 from gateway.bundler import INVOICE_SEQUENCE, outbound_message
-from gateway.ei import FieldValue, LayoutRegistry, Record, read_records, validate_bytes
+from gateway.ei import FieldValue, LayoutRegistry, Record, records_of, validate_bytes
 from gateway.errors import ErrorKind, NotFoundError
 from gateway.lines import AnswerOutcome
 from gateway.loading import describe
@@ -296,9 +297,7 @@ class Resolver:
         payload = await self._messages.payload(message.sha256) if message else None
         if payload is None:
             return []
-        records: list[Record] = await self._run(
-            lambda: [r for r in read_records(self._registry, [payload]) if isinstance(r, Record)]
-        )
+        records: list[Record] = await self._run(partial(records_of, self._registry, payload))
         return records
 
     # --- pass the rejection on ---------------------------------------------------------

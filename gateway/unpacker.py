@@ -31,7 +31,7 @@ from gateway.ei import (
     Record,
     line_amount,
     prestatie_groups,
-    read_records,
+    records_of,
 )
 from gateway.lines import AnswerOutcome, DeclaredLine
 from gateway.metrics import Metrics
@@ -177,9 +177,7 @@ class Unpacker:
 
     async def _parse(self, payload: bytes) -> list[Record]:
         """The records of a file (on a worker thread when one is given)."""
-        records: list[Record] = await self._run(
-            lambda: [r for r in read_records(self._registry, [payload]) if isinstance(r, Record)]
-        )
+        records: list[Record] = await self._run(partial(records_of, self._registry, payload))
         return records
 
     async def _payload(self, collected: CollectedRetour) -> bytes:
@@ -333,11 +331,10 @@ class Unpacker:
         answers: str | None,
     ) -> NewMessage | None:
         """The retour to ``upload``'s participant (its file read again here)."""
-        originals = [r for r in read_records(self._registry, [payload]) if isinstance(r, Record)]
         return participant_retour(
             self._registry,
             upload,
-            originals,
+            records_of(self._registry, payload),
             outcomes,
             insurer_reference=insurer_reference,
             at=at,

@@ -27,7 +27,7 @@ from gateway.ei import (
     build_technical_rejection,
     line_amount,
     prestatie_groups,
-    read_records,
+    records_of,
     validate_bytes,
 )
 
@@ -125,7 +125,7 @@ def judge(
     if addressed is not None and addressed.strip("0") and addressed != uzovi:
         return reject(retour_layout, WRONG_UZOVI, layout.standard)
 
-    records = [r for r in read_records(registry, [payload]) if isinstance(r, Record)]
+    records = records_of(registry, payload)
     # A line's amount: its own, or (ZH308) that of the 06 tariefrecords under it.
     declared = {
         line.number_value("record_id"): line_amount(line, children, "declared_amount") or 0

@@ -10,8 +10,9 @@ group closed again as it reads, so that an upload that arrived since never strad
 batches). :meth:`SqlBundleStore.record_bundle` stores a run's outcome in one transaction: the
 outbound files (queued for the forwarder), the claimed integral lines with what they
 absorbed, and where every settled original line ended — but only when every line the run
-decided is still as the run read it (state and revision) and the run still holds its
-lease (:func:`check_guard_txn`); otherwise nothing of it is stored.
+decided is still as the run read it (state and revision), the run still holds its
+lease and the factuurnummers it numbered its claim files with are still free
+(:func:`check_guard_txn`); otherwise nothing of it is stored.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from datetime import date, datetime
+from itertools import pairwise
 from typing import Any, Final
 
 from twisted.internet.defer import Deferred
@@ -375,7 +377,8 @@ def take_numbers_txn(txn: Transaction, name: str, last: int, count: int) -> None
 def check_guard_txn(txn: Transaction, guard: RunGuard) -> None:
     """Raise :class:`~gateway.bundler.BundleConflictError` (or, for a lost lease,
     :class:`~gateway.jobs.LeaseLostError`) unless the run may record: it holds its lease,
-    and every line it decided is in the state and at the revision it read. Each of those
+    the factuurnummers it gave its claim files are still free (they are taken now), and
+    every line it decided is in the state and at the revision it read. Each of those
     lines moves to the next revision."""
     if guard.lease_job is not None and guard.lease_holder is not None:
         check_lease_txn(txn, guard.lease_job, guard.lease_holder, int(guard.lease_seconds * 1000))
@@ -638,15 +641,18 @@ def _day(txn: Transaction, value: date | None) -> object:
 
 
 def record_decisions_txn(txn: Transaction, records: Sequence[DecisionRecord], at: datetime) -> None:
-    """:func:`record_decision_txn` for many: the kinds they had read at once, then one
-    statement per kind of change (a batch records thousands)."""
-    keys = [_decision_key(record) for record in records]
-    if len(set(keys)) != len(keys):  # one after the other, each seeing the one before
-        for record in records:
-            record_decision_txn(txn, record, at)
-        return
+    """Keep the latest decision of each pregnancy, phase and insurer of ``records``;
+    ``since`` is when it became of its kind (a decision taken again the same way keeps
+    it). The kinds kept are read at once, then one statement per kind of change (a batch
+    records thousands)."""
+    latest: dict[tuple[str, str, str], DecisionRecord] = {}
+    kinds: dict[tuple[str, str, str], list[str]] = defaultdict(list)  # in record order
+    for record in records:
+        key = _decision_key(record)
+        latest[key] = record
+        kinds[key].append(record.kind.value)
     had: dict[tuple[str, str, str], str] = {}
-    for chunk in _chunks(sorted({key[0] for key in keys})):
+    for chunk in _chunks(sorted({key[0] for key in latest})):
         marks = ", ".join("?" * len(chunk))
         txn.execute(
             "SELECT pregnancy, phase, insurer, kind FROM bundle_decisions"  # noqa: S608
@@ -657,12 +663,14 @@ def record_decisions_txn(txn: Transaction, records: Sequence[DecisionRecord], at
     new: list[tuple[object, ...]] = []
     changed: list[tuple[object, ...]] = []
     same: list[tuple[object, ...]] = []
-    for record, key in zip(records, keys, strict=True):
+    for key, record in latest.items():
         values = _decision_values(txn, record, at)
-        kind = had.get(key)
-        if kind is None:
+        if key not in had:
             new.append((*values, at, *key))
-        elif kind != record.kind.value:
+            continue
+        # Of another kind at some step from the kind kept to the last of ``records``.
+        steps = [had[key], *kinds[key]]
+        if any(before != after for before, after in pairwise(steps)):
             changed.append((*values, at, *key))
         else:
             same.append((*values, *key))
@@ -701,25 +709,6 @@ def _decision_values(txn: Transaction, record: DecisionRecord, at: datetime) -> 
         _day(txn, record.first_day),
         at,
     )
-
-
-def record_decision_txn(txn: Transaction, record: DecisionRecord, at: datetime) -> None:
-    """Keep the latest decision of a pregnancy, phase and insurer; ``since`` is when it
-    became of its kind (a decision taken again the same way keeps it)."""
-    key = _decision_key(record)
-    txn.execute(
-        "SELECT kind FROM bundle_decisions WHERE pregnancy = ? AND phase = ? AND insurer = ?",
-        key,
-    )
-    row = txn.fetchone()
-    values = _decision_values(txn, record, at)
-    if row is None:
-        txn.execute(_INSERT_DECISION, (*values, at, *key))
-        return
-    if row[0] != record.kind.value:
-        txn.execute(_UPDATE_DECISION.format(since=", since = ?"), (*values, at, *key))
-    else:
-        txn.execute(_UPDATE_DECISION.format(since=""), (*values, *key))
 
 
 def close_phase_txn(txn: Transaction, pregnancy: str, phase: Phase, by: str, at: datetime) -> None:

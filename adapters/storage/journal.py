@@ -36,6 +36,7 @@ __all__ = [
     "journal_txn",
     "message_by_key_txn",
     "message_row",
+    "messages_txn",
     "messages_with_payloads_txn",
     "payload_txn",
     "put_message_txn",
@@ -120,15 +121,26 @@ def payload_txn(txn: Transaction, sha256: str, codec: JournalCodec) -> bytes | N
     return codec.open(row[1], bytes(row[0]), sha256)
 
 
-def messages_with_payloads_txn(
-    txn: Transaction, traceer_ids: tuple[str, ...], codec: JournalCodec
-) -> dict[str, tuple[Message, bytes | None]]:
-    found: dict[str, tuple[Message, bytes | None]] = {}
-    for traceer_id in traceer_ids:
-        message = get_message_txn(txn, traceer_id)
-        if message is not None:
-            found[traceer_id] = (message, payload_txn(txn, message.sha256, codec))
+def messages_txn(txn: Transaction, traceer_ids: Sequence[str]) -> dict[str, Message]:
+    """The stored messages ``traceer_ids``, by traceer id, in one query per chunk."""
+    found: dict[str, Message] = {}
+    for start in range(0, len(traceer_ids), _IN_CHUNK):
+        chunk = traceer_ids[start : start + _IN_CHUNK]
+        marks = ", ".join("?" * len(chunk))
+        txn.execute(_SELECT_MESSAGES + f" WHERE traceer_id IN ({marks})", chunk)
+        for row in txn.fetchall():
+            found[str(row[0])] = _message(row)
     return found
+
+
+def messages_with_payloads_txn(
+    txn: Transaction, traceer_ids: Sequence[str], codec: JournalCodec
+) -> dict[str, tuple[Message, bytes | None]]:
+    """The stored messages ``traceer_ids``, each with its bytes (None when pruned)."""
+    return {
+        traceer_id: (message, payload_txn(txn, message.sha256, codec))
+        for traceer_id, message in messages_txn(txn, traceer_ids).items()
+    }
 
 
 def statuses_txn(txn: Transaction, traceer_ids: tuple[str, ...]) -> list[StatusEntry]:
@@ -222,12 +234,19 @@ def _insert_message_txn(txn: Transaction, message: NewMessage) -> bool:
     return True
 
 
+_SET_STATUS: Final = "UPDATE messages SET status = ? WHERE traceer_id = ?"
+_INSERT_STATUS: Final = (
+    "INSERT INTO message_statuses (traceer_id, at, status, code, description)"
+    " VALUES (?, ?, ?, ?, ?)"
+)
+
+
+def _status_row(traceer_id: str, status: NewStatus, at: datetime) -> tuple[object, ...]:
+    return (traceer_id, at, status.status.value, status.code, status.description)
+
+
 def _insert_status_txn(txn: Transaction, traceer_id: str, status: NewStatus, at: datetime) -> None:
-    txn.execute(
-        "INSERT INTO message_statuses (traceer_id, at, status, code, description)"
-        " VALUES (?, ?, ?, ?, ?)",
-        (traceer_id, at, status.status.value, status.code, status.description),
-    )
+    txn.execute(_INSERT_STATUS, _status_row(traceer_id, status, at))
 
 
 def put_message_txn(txn: Transaction, message: NewMessage, codec: JournalCodec) -> Message:
@@ -259,27 +278,19 @@ def add_statuses_txn(
     if not statuses:
         return
     txn.executemany(
-        "UPDATE messages SET status = ? WHERE traceer_id = ?",
-        [(status.status.value, traceer_id) for traceer_id, status in statuses],
+        _SET_STATUS, [(status.status.value, traceer_id) for traceer_id, status in statuses]
     )
     if txn.rowcount != len(statuses):
         raise StoreError(
             f"{len(statuses) - txn.rowcount} of {len(statuses)} messages to update are unknown"
         )
     txn.executemany(
-        "INSERT INTO message_statuses (traceer_id, at, status, code, description)"
-        " VALUES (?, ?, ?, ?, ?)",
-        [
-            (traceer_id, at, status.status.value, status.code, status.description)
-            for traceer_id, status in statuses
-        ],
+        _INSERT_STATUS, [_status_row(traceer_id, status, at) for traceer_id, status in statuses]
     )
 
 
 def add_status_txn(txn: Transaction, traceer_id: str, status: NewStatus, at: datetime) -> None:
-    txn.execute(
-        "UPDATE messages SET status = ? WHERE traceer_id = ?", (status.status.value, traceer_id)
-    )
+    txn.execute(_SET_STATUS, (status.status.value, traceer_id))
     if txn.rowcount != 1:
         raise StoreError(f"no message with traceer id {traceer_id}")
     _insert_status_txn(txn, traceer_id, status, at)

@@ -54,6 +54,7 @@ from adapters.storage.journal import (
     journal_txn,
     message_by_key_txn,
     message_row,
+    messages_txn,
     messages_with_payloads_txn,
     payload_txn,
     put_message_txn,
@@ -477,7 +478,7 @@ def record_uploads_txn(txn: Transaction, calls: list[tuple[Any, ...]]) -> list[o
         from adapters.storage.lines import record_many_lines_txn  # noqa: PLC0415 - imports this
 
         record_many_lines_txn(txn, [(lines, codec) for _, _, codec, lines in new if lines])
-    written = _messages_txn(txn, [upload.traceer_id for _, upload, _, _ in new])
+    written = messages_txn(txn, [upload.traceer_id for _, upload, _, _ in new])
     for at, upload, _, _ in new:
         results[at] = UploadResult(written[upload.traceer_id], created=True)
     return results
@@ -516,18 +517,6 @@ def _known_txn(
                 if invoice in wanted:
                     holders[invoice] = message.traceer_id
     return by_key, by_traceer_id, holders
-
-
-def _messages_txn(txn: Transaction, traceer_ids: Sequence[str]) -> dict[str, Message]:
-    """The stored messages ``traceer_ids``, by traceer id, in one query per chunk."""
-    found: dict[str, Message] = {}
-    for start in range(0, len(traceer_ids), _IN_CHUNK):
-        chunk = traceer_ids[start : start + _IN_CHUNK]
-        marks = ", ".join("?" * len(chunk))
-        txn.execute(_SELECT_MESSAGES + f" WHERE traceer_id IN ({marks})", chunk)
-        for row in txn.fetchall():
-            found[str(row[0])] = _message(row)
-    return found
 
 
 def _stored_at(txn: Transaction, at: datetime) -> object:

@@ -25,7 +25,7 @@ from gateway.ei.layout import (
     RecordLayout,
     build_layouts,
 )
-from gateway.ei.reader import END, NEED_DATA, BadLine, Reader, read_records
+from gateway.ei.reader import END, NEED_DATA, BadLine, Reader, read_records, records_of
 from gateway.ei.record import CRLF, Record, build_record
 from gateway.ei.retour import Outcome, build_retour, build_technical_rejection
 from gateway.ei.retourcodes import Retourcode, RetourcodeError, build_retourcodes, describe_in
@@ -63,5 +63,6 @@ __all__ = [
     "line_amount",
     "prestatie_groups",
     "read_records",
+    "records_of",
     "validate_bytes",
 ]

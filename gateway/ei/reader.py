@@ -21,7 +21,7 @@ from gateway.ei.findings import EIError, Finding
 from gateway.ei.layout import Layout, LayoutRegistry
 from gateway.ei.record import Record
 
-__all__ = ["END", "NEED_DATA", "BadLine", "Event", "Reader", "read_records"]
+__all__ = ["END", "NEED_DATA", "BadLine", "Event", "Reader", "read_records", "records_of"]
 
 
 class _Signal(enum.Enum):
@@ -282,6 +282,13 @@ class Reader:
         if not self._registry.knows_code(code):
             raise fatal("0010", f"unknown standard code {code!r}", 3, 5)
         raise fatal("0011", f"standard {code} has no known version {version}.{subversion}", 6, 9)
+
+
+def records_of(registry: LayoutRegistry, payload: bytes) -> list[Record]:
+    """The records of a whole file, its bad lines left out: for a file the gateway read
+    before (an upload that passed its checks, a claim file it built, a retour it checked),
+    whose findings were given then."""
+    return [r for r in read_records(registry, [payload]) if isinstance(r, Record)]
 
 
 def read_records(registry: LayoutRegistry, chunks: Iterable[bytes]) -> Iterator[Record | BadLine]:

@@ -138,20 +138,28 @@ def pump() -> ThreadPump:
     return ThreadPump()
 
 
-def test_a_granted_and_a_rejected_integral_line(pump: ThreadPump) -> None:
-    store, lines, claim_file = setup(pump)
+def granted_and_rejected(
+    lines: list[DeclaredLine], claim_file: bytes
+) -> tuple[list[CarriedClaim], bytes]:
+    """Two integral lines of the claim file, absorbing two lines and one, and the insurer's
+    retour granting the first and rejecting the second (0587)."""
     claims = [
         CarriedClaim("IGO26-00001-2", 2, 150000, "3311", None, lines[:2]),
         CarriedClaim("IGO26-00001-3", 3, 100000, "3311", None, lines[2:]),
     ]
-    claim_records = [r for r in read_records(REGISTRY, [claim_file]) if isinstance(r, Record)]
     retour = build_retour(
         REGISTRY.by_standard("KZ302"),
-        claim_records,
+        [r for r in read_records(REGISTRY, [claim_file]) if isinstance(r, Record)],
         {2: Outcome(granted=150000), 3: Outcome(granted=0, codes=("0587",))},
         insurer_reference="VZ-1",
         retour_date=date(2026, 11, 2),
     )
+    return claims, retour
+
+
+def test_a_granted_and_a_rejected_integral_line(pump: ThreadPump) -> None:
+    store, lines, claim_file = setup(pump)
+    claims, retour = granted_and_rejected(lines, claim_file)
     outcomes = Outcomes(claims)
     unpacker = Unpacker(store, outcomes, REGISTRY, now=lambda: NOW)
     pump.wait(unpacker.unpack(collected(store, pump, retour)))
@@ -185,18 +193,7 @@ def test_the_records_the_collector_read_unpack_as_the_stored_file_does(
     """Handed the records the collector's check read, the unpacker gives the same answers
     and the same participant retour as when it reads the stored retour itself."""
     store, lines, claim_file = setup(pump)
-    claims = [
-        CarriedClaim("IGO26-00001-2", 2, 150000, "3311", None, lines[:2]),
-        CarriedClaim("IGO26-00001-3", 3, 100000, "3311", None, lines[2:]),
-    ]
-    claim_records = [r for r in read_records(REGISTRY, [claim_file]) if isinstance(r, Record)]
-    retour = build_retour(
-        REGISTRY.by_standard("KZ302"),
-        claim_records,
-        {2: Outcome(granted=150000), 3: Outcome(granted=0, codes=("0587",))},
-        insurer_reference="VZ-1",
-        retour_date=date(2026, 11, 2),
-    )
+    claims, retour = granted_and_rejected(lines, claim_file)
     checked: list[Record] = []
     assert validate_bytes(REGISTRY, retour, on_record=checked.append).valid
     plain = collected(store, pump, retour)

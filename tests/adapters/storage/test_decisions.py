@@ -1,6 +1,6 @@
 """A bundling batch's decisions, recorded at once: the latest decision of each pregnancy,
-phase and insurer is kept, with since when it is of its kind, as recording them one by
-one keeps it."""
+phase and insurer is kept, with since when it is of its kind, as recording them one at a
+time keeps it."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from adapters.storage import open_store
-from adapters.storage.bundling import record_decision_txn, record_decisions_txn
+from adapters.storage.bundling import record_decisions_txn
 from adapters.storage.database import Transaction, decode_timestamp
 from gateway.ports.bundling import DecisionRecord
 from gateway.rules.catalogue import Phase
@@ -75,7 +75,7 @@ def test_a_batch_of_decisions_keeps_the_latest_of_each_and_since_when_it_is_so(
             if at_once:
                 pump.wait(store.database.run_interaction("d", record_decisions_txn, records, at))
             for record in [] if at_once else records:
-                pump.wait(store.database.run_interaction("d", record_decision_txn, record, at))
+                pump.wait(store.database.run_interaction("d", record_decisions_txn, [record], at))
         rows = pump.wait(store.database.run_read("read", _rows))
     finally:
         pump.wait(store.close())

@@ -287,8 +287,38 @@ class Reader:
 def records_of(registry: LayoutRegistry, payload: bytes) -> list[Record]:
     """The records of a whole file, its bad lines left out: for a file the gateway read
     before (an upload that passed its checks, a claim file it built, a retour it checked),
-    whose findings were given then."""
-    return [r for r in read_records(registry, [payload]) if isinstance(r, Record)]
+    whose findings were given then.
+
+    The same records, numbered the same, as :func:`read_records` gives: the file is split
+    into its lines at once (it is whole) rather than read through a :class:`Reader`; a
+    file whose first line is not a known 01 record of its standard's length is read
+    through the :class:`Reader` (which raises what it raises)."""
+    lines = payload.split(b"\n")
+    if lines[-1] == b"":
+        lines.pop()  # the last line feed ends the last line
+    first = lines[0].removesuffix(b"\r") if lines else b""
+    layout = (
+        registry.lookup(
+            first[2:5].decode("latin-1"),
+            first[5:7].decode("latin-1"),
+            first[7:9].decode("latin-1"),
+        )
+        if first[:2] == b"01"
+        else None
+    )
+    if layout is None or len(first) != layout.record_length:
+        return [r for r in read_records(registry, [payload]) if isinstance(r, Record)]
+    length = layout.record_length
+    by_type = {kind.encode("latin-1"): rec for kind, rec in layout.records.items()}
+    out: list[Record] = []
+    for number, text in enumerate(lines, start=1):
+        raw = text[:-1] if text[-1:] == b"\r" else text
+        if len(raw) != length:
+            continue  # too long or too short: a bad line
+        rec = by_type.get(raw[:2])
+        if rec is not None:
+            out.append(Record(rec, raw, number))
+    return out
 
 
 def read_records(registry: LayoutRegistry, chunks: Iterable[bytes]) -> Iterator[Record | BadLine]:

@@ -9,9 +9,10 @@ itself, cancelled against its own correction, or waiting.
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from operator import attrgetter
 
 from gateway.lines import DeclaredLine
 from gateway.rules.catalogue import Phase
@@ -77,8 +78,9 @@ class Variant(enum.StrEnum):
 RETURN_TO_DECLARE_ITSELF = "9001"
 
 
-def line_key(line: DeclaredLine) -> LineKey:
-    return (line.traceer_id, line.record_number)
+#: A line's key, ``(line.traceer_id, line.record_number)``: an ``attrgetter``, as bundling
+#: and unpacking take it of every line several times.
+line_key: Callable[[DeclaredLine], LineKey] = attrgetter("traceer_id", "record_number")
 
 
 class Standing(enum.StrEnum):

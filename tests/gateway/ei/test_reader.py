@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import tracemalloc
+from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -18,10 +20,12 @@ from gateway.ei import (
     Reader,
     Record,
     read_records,
+    records_of,
     validate_bytes,
 )
 from gateway.loading import load_retourcodes
 from tests.gateway.ei.fixture_table import MESSAGES
+from tests.gateway.ei.test_fuzz import arbitrary, mutated
 
 KZ = (MESSAGES / "kz301-kraamzorg-33001234.asc").read_bytes()
 LINES = KZ.split(b"\r\n")[:-1]
@@ -265,3 +269,66 @@ def test_a_damaged_file_is_reported_never_crashes(
     result = validate_bytes(registry, bytes(damaged))
     # Whatever is wrong is told with a retourcode of the published list.
     assert result.retourcodes <= set(RETOURCODES)
+
+
+# --- records_of: a whole file split at once ------------------------------------------------
+
+
+def _read_through_reader(registry: LayoutRegistry, data: bytes) -> list[tuple[str, bytes, int]]:
+    return [
+        (e.type, e.raw, e.number) for e in read_records(registry, [data]) if isinstance(e, Record)
+    ]
+
+
+def _records_of(registry: LayoutRegistry, data: bytes) -> list[tuple[str, bytes, int]]:
+    return [(r.type, r.raw, r.number) for r in records_of(registry, data)]
+
+
+def _same_records(registry: LayoutRegistry, data: bytes) -> None:
+    def outcome(read: Callable[[LayoutRegistry, bytes], object]) -> object:
+        try:
+            return read(registry, data)
+        except EIError as exc:
+            return exc.finding
+
+    assert outcome(_records_of) == outcome(_read_through_reader)
+
+
+@pytest.mark.parametrize("path", sorted(MESSAGES.glob("*.asc")), ids=lambda p: p.name)
+def test_records_of_gives_the_readers_records_for_every_fixture(
+    registry: LayoutRegistry, path: Path
+) -> None:
+    _same_records(registry, path.read_bytes())
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"",
+        HEADER,
+        HEADER + LINES[1],  # the last line without its line end
+        HEADER + LINES[1] + b"\n" + LINES[2] + b"\r\n",  # a bare line feed
+        HEADER + b"\r\n" + LINES[1] + b"\r\n",  # an empty line between
+        HEADER + LINES[1] + b"XX\r\n" + LINES[2] + b"\r\n",  # one line too long
+        HEADER + LINES[1][:-3] + b"\r\n" + LINES[2] + b"\r\n",  # one line too short
+        HEADER + b"77" + LINES[1][2:] + b"\r\n",  # an unknown record type
+        HEADER[:50] + b"\r\n" + LINES[1] + b"\r\n",  # a header of the wrong length
+        b"02" + HEADER[2:] + LINES[1] + b"\r\n",  # no header first
+        HEADER[:2] + b"999" + HEADER[5:],  # an unknown standard
+        LINES[0] + b"\r" + LINES[1] + b"\r",  # carriage returns only
+        HEADER + LINES[1] + b"\r\n\r\n",  # an empty last line
+        HEADER + HEADER + LINES[1] + b"\r\n",  # a second header
+    ],
+)
+def test_records_of_gives_the_readers_records_for_damaged_files(
+    registry: LayoutRegistry, data: bytes
+) -> None:
+    _same_records(registry, data)
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.one_of(arbitrary, mutated()))
+def test_records_of_gives_the_readers_records_for_any_bytes(
+    registry: LayoutRegistry, data: bytes
+) -> None:
+    _same_records(registry, data)

@@ -374,12 +374,79 @@ def take_numbers_txn(txn: Transaction, name: str, last: int, count: int) -> None
         )
 
 
-def check_guard_txn(txn: Transaction, guard: RunGuard) -> None:
+# A line the run decided, moved to the next revision and to where the run put it, in one
+# statement, only if it is still in the state and at the revision the run read. The
+# parameters (:func:`_guarded_row`) say which columns change: a settled line's state,
+# reason, retourcode, claim and outbound file, pregnancy, phase and decision; a waiting
+# line's pregnancy, phase and decision; a waiting line without a pregnancy, none.
+_GUARDED_UPDATE = (
+    "UPDATE declaration_lines SET revision = revision + 1,"
+    " state = COALESCE(?, state),"
+    " reason = CASE WHEN ? THEN ? ELSE reason END,"
+    " retourcode = CASE WHEN ? THEN ? ELSE retourcode END,"
+    " claim_reference = COALESCE(?, claim_reference),"
+    " outbound = COALESCE(?, outbound),"
+    " pregnancy = COALESCE(?, pregnancy),"
+    " phase = CASE WHEN ? THEN ? ELSE phase END,"
+    " decision = CASE WHEN ? THEN ? ELSE COALESCE(?, decision) END"
+    " WHERE traceer_id = ? AND record_number = ? AND state = ? AND revision = ?"
+)
+_WAITING_UPDATE = (
+    "UPDATE declaration_lines SET pregnancy = ?, phase = ?, decision = ?"
+    " WHERE traceer_id = ? AND record_number = ?"
+)
+_SETTLED_UPDATE = (
+    "UPDATE declaration_lines SET state = ?, reason = ?, retourcode = ?,"
+    " claim_reference = COALESCE(?, claim_reference), outbound = COALESCE(?, outbound),"
+    " pregnancy = COALESCE(?, pregnancy), phase = ?, decision = COALESCE(?, decision)"
+    " WHERE traceer_id = ? AND record_number = ?"
+)
+
+
+def _guarded_row(
+    key: LineKey, expected: tuple[str, int], outcome: LineOutcome | None
+) -> tuple[object, ...]:
+    """The parameters of :data:`_GUARDED_UPDATE` for the line ``key``: what
+    :data:`_SETTLED_UPDATE` or :data:`_WAITING_UPDATE` would set for ``outcome``."""
+    state, revision = expected
+    if outcome is None:  # read, not decided: only its revision moves
+        return (None, False, None, False, None, None, None, None, False, None, False, None,
+                None, *key, state, revision)  # fmt: skip
+    settled = outcome.place is not Place.WAITING
+    # A waiting line moves only with a pregnancy, and then takes its phase and decision
+    # as they are; a settled line keeps its decision where the outcome gives none.
+    moves = settled or outcome.pregnancy is not None
+    phase = None if outcome.phase is None else outcome.phase.value
+    decision = None if outcome.decision is None else outcome.decision.value
+    return (
+        outcome.place.value if settled else None,
+        settled,
+        outcome.reason if settled else None,
+        settled,
+        outcome.retourcode if settled else None,
+        outcome.claim_reference if settled else None,
+        outcome.outbound if settled else None,
+        outcome.pregnancy if moves else None,
+        moves,
+        phase,
+        moves and not settled,
+        None if settled else decision,
+        decision if settled else None,
+        *key,
+        state,
+        revision,
+    )
+
+
+def check_guard_txn(
+    txn: Transaction, guard: RunGuard, outcomes: Sequence[LineOutcome] = ()
+) -> None:
     """Raise :class:`~gateway.bundler.BundleConflictError` (or, for a lost lease,
     :class:`~gateway.jobs.LeaseLostError`) unless the run may record: it holds its lease,
     the factuurnummers it gave its claim files are still free (they are taken now), and
     every line it decided is in the state and at the revision it read. Each of those
-    lines moves to the next revision."""
+    lines moves to the next revision and, in the same statement, to where ``outcomes``
+    put it (the last outcome of a line counts)."""
     if guard.lease_job is not None and guard.lease_holder is not None:
         check_lease_txn(txn, guard.lease_job, guard.lease_holder, int(guard.lease_seconds * 1000))
     if guard.numbers is not None:
@@ -389,12 +456,12 @@ def check_guard_txn(txn: Transaction, guard: RunGuard) -> None:
     # statement for all (the rows changed add up over them).
     changed = 0
     if guard.expected:
+        by_key = {outcome.key: outcome for outcome in outcomes}
         txn.executemany(
-            "UPDATE declaration_lines SET revision = revision + 1"
-            " WHERE traceer_id = ? AND record_number = ? AND state = ? AND revision = ?",
+            _GUARDED_UPDATE,
             [
-                (traceer_id, record_number, state, revision)
-                for (traceer_id, record_number), (state, revision) in sorted(guard.expected.items())
+                _guarded_row(key, expected, by_key.get(key))
+                for key, expected in sorted(guard.expected.items())
             ],
         )
         changed = txn.rowcount
@@ -418,7 +485,10 @@ def record_bundle_txn(
     guard: RunGuard | None = None,
 ) -> None:
     if guard is not None:
-        check_guard_txn(txn, guard)
+        check_guard_txn(txn, guard, outcomes)
+    # The lines the guard did not name (none when a run reads every line it decides) are
+    # moved here.
+    unguarded = outcomes if guard is None else [o for o in outcomes if o.key not in guard.expected]
     for item in outbound:
         enqueue_txn(txn, item.message, item.insurer, item.sender, codec)
     # One statement per kind of row, for every row of the batch (a run records tens of
@@ -465,19 +535,15 @@ def record_bundle_txn(
             None if outcome.decision is None else outcome.decision.value,
             *outcome.key,
         )
-        for outcome in outcomes
+        for outcome in unguarded
         if outcome.place is Place.WAITING and outcome.pregnancy is not None
     ]
     if waiting:
-        txn.executemany(
-            "UPDATE declaration_lines SET pregnancy = ?, phase = ?, decision = ?"
-            " WHERE traceer_id = ? AND record_number = ?",
-            waiting,
-        )
+        txn.executemany(_WAITING_UPDATE, waiting)
     settled = [outcome for outcome in outcomes if outcome.place is not Place.WAITING]
     record_decisions_txn(txn, decisions, at)
-    # The state each settled line is in now: the guard has just checked it is the one the
-    # run read (a line the guard does not name is read).
+    # The state each settled line was in before: the guard has just checked it is the one
+    # the run read (a line the guard does not name is read).
     checked = {} if guard is None else {key: state for key, (state, _) in guard.expected.items()}
     per_upload: dict[str, Counter[str]] = defaultdict(Counter)
     for outcome in settled:
@@ -502,12 +568,10 @@ def record_bundle_txn(
         ],
         at,
     )
-    if settled:
+    settled_unguarded = [outcome for outcome in unguarded if outcome.place is not Place.WAITING]
+    if settled_unguarded:
         txn.executemany(
-            "UPDATE declaration_lines SET state = ?, reason = ?, retourcode = ?,"
-            " claim_reference = COALESCE(?, claim_reference), outbound = COALESCE(?, outbound),"
-            " pregnancy = COALESCE(?, pregnancy), phase = ?, decision = COALESCE(?, decision)"
-            " WHERE traceer_id = ? AND record_number = ?",
+            _SETTLED_UPDATE,
             [
                 (
                     outcome.place.value,
@@ -520,7 +584,7 @@ def record_bundle_txn(
                     None if outcome.decision is None else outcome.decision.value,
                     *outcome.key,
                 )
-                for outcome in settled
+                for outcome in settled_unguarded
             ],
         )
     _late_txn(txn, late)

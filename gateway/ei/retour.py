@@ -10,6 +10,7 @@ written afresh with counts and totals of what the retour actually contains.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -45,15 +46,33 @@ class Outcome:
                 raise ValueError(f"retourcode {code!r} is not four digits")
 
 
+#: The answer to a record the retour has no outcome for (a comment's, say): nothing granted.
+_NO_OUTCOME = Outcome()
+
+_CODE_FIELDS = tuple(f"retourcode_{i}" for i in range(1, MAX_CODES + 1))
+
+
 def _codes(codes: Sequence[str]) -> dict[str, FieldValue]:
-    padded = [*codes, "", "", ""][:MAX_CODES]
     if len(codes) > MAX_CODES:
         raise ValueError(f"at most {MAX_CODES} retourcodes")
-    return {f"retourcode_{i}": code for i, code in enumerate(padded, start=1)}
+    return dict(_code_values(tuple(codes)))
 
 
-def _extend(retour: Layout, record: Record, values: Mapping[str, FieldValue]) -> Record:
-    target = retour.record(record.type)
+@functools.lru_cache(maxsize=1024)
+def _code_values(codes: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+    """The retourcode fields' values (remembered: a retour repeats a few sets of codes)."""
+    return tuple(zip(_CODE_FIELDS, [*codes, "", "", ""][:MAX_CODES], strict=True))
+
+
+def _extend(
+    retour: Layout,
+    record: Record,
+    values: Mapping[str, FieldValue],
+    target: RecordLayout | None = None,
+) -> Record:
+    """``record`` with the retour's tail (``target``: the retour's layout of its type)."""
+    if target is None:
+        target = retour.record(record.type)
     base = record.raw + target.blank[len(record.raw) :]
     return build_record(target, values, base=base)
 
@@ -136,7 +155,7 @@ def build_retour(
             continue
         # A comment carries the NUM040 of the record it comments on: not its answer.
         comment = rec.layout.parent == "*"
-        outcome = Outcome() if comment else outcomes.get(record_id, Outcome())
+        outcome = _NO_OUTCOME if comment else outcomes.get(record_id, _NO_OUTCOME)
         values: dict[str, FieldValue] = dict(_codes(outcome.codes))
         known = targets.get(rec.type)
         if known is None:
@@ -156,7 +175,7 @@ def build_retour(
             granted += outcome.granted
         for name in declared_fields:
             declared += rec.number_value(name)
-        out.append(_extend(retour, rec, values).to_bytes())
+        out.append(_extend(retour, rec, values, target).to_bytes())
         counts[rec.type] = counts.get(rec.type, 0) + 1
     head = _header(
         retour,

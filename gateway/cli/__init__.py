@@ -8,6 +8,8 @@ import importlib
 import sys
 from collections.abc import Callable, Sequence
 
+from gateway.process import tune_garbage_collector
+
 __all__ = ["main"]
 
 Handler = Callable[[argparse.Namespace], int]
@@ -79,6 +81,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser(command)
     args = parser.parse_args(words)
     handler: Handler = args.handler
+    tune_garbage_collector()
     try:
         return handler(args)
     except KeyboardInterrupt:

@@ -52,6 +52,10 @@ process on the store the gateway wrote, after it was stopped.
 
 Reported per step: wall time, lines per second, and the process's peak RSS when it ended
 (``ru_maxrss`` only grows, so each figure is the peak up to then).
+
+The process's garbage collector is set as every ``igo-gateway`` command sets it
+(:func:`gateway.process.tune_garbage_collector`), so that the services run here as they run
+in the gateway.
 """
 
 from __future__ import annotations
@@ -86,6 +90,7 @@ from gateway.pki import CA_CERT, Party, init_pki
 from gateway.ports.insurer import Delivery, FetchedRetour, OutboundFile
 from gateway.ports.intake import Receipt, Upload
 from gateway.ports.outcomes import CollectedRetour
+from gateway.process import tune_garbage_collector
 from gateway.rules.model import (
     Contract,
     InsurerTerms,
@@ -685,6 +690,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--client-processes", type=int, default=2, help="with --through-api: load generators"
     )
     args = parser.parse_args(argv)
+    tune_garbage_collector()
     pregnancies = args.pregnancies or max(1, round(NATIONAL_BIRTHS * args.share))
     print(f"Python {sys.version.split()[0]}, {sys.platform}; figures of this one run", flush=True)
     lines = pregnancies * LINES_PER_PREGNANCY

@@ -537,11 +537,13 @@ class Bundler:
     async def _forwards(
         self, decisions: list[Decision], lines: list[DeclaredLine]
     ) -> list[ForwardFile]:
-        by_key = {line_key(line): line for line in lines}
+        # The lines by key, made only when a line of the batch is forwarded.
+        by_key: dict[LineKey, DeclaredLine] = {}
         groups: dict[tuple[str, str], list[DeclaredLine]] = defaultdict(list)
         for d in decisions:
             for key, placement in d.placements.items():
                 if placement.place is Place.FORWARDED:
+                    by_key = by_key or {line_key(line): line for line in lines}
                     line = by_key[key]
                     groups[(line.traceer_id, line.insurer)].append(line)
         out = []

@@ -167,10 +167,9 @@ def build_retour(
             )
         target, answers_money, declared_fields = known
         if answers_money:
-            line_declared = _declared(rec)
             values["granted_amount"] = outcome.granted
             values["insurer_calculated_amount"] = (
-                outcome.calculated if outcome.calculated is not None else line_declared
+                outcome.calculated if outcome.calculated is not None else _declared(rec)
             )
             granted += outcome.granted
         for name in declared_fields:

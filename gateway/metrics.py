@@ -1,7 +1,8 @@
 """Every metric of the gateway, defined once, with its help text and unit suffix.
 
 :class:`Metrics` owns a :class:`~prometheus_client.CollectorRegistry` of its own (one per
-running gateway, so tests do not share state) with the process and platform collectors.
+running gateway, so tests do not share state) with the process, platform and garbage
+collector collectors.
 Labels carry codes only — standards, participant AGB codes (public provider codes),
 retourcodes, routes, statuses — never a BSN, a name or any other client data.
 """
@@ -12,6 +13,7 @@ from prometheus_client import (
     CollectorRegistry,
     Counter,
     Gauge,
+    GCCollector,
     Histogram,
     PlatformCollector,
     ProcessCollector,
@@ -43,6 +45,7 @@ class Metrics:
         r = self.registry
         ProcessCollector(registry=r)
         PlatformCollector(registry=r)
+        GCCollector(registry=r)
         self.info = Gauge(
             f"{NAMESPACE}_build_info", "The running gateway's version.", ["version"], registry=r
         )

@@ -31,6 +31,7 @@ DOCUMENTED = {
     "igo_gateway_bundling_latency_seconds": "histogram",
     "igo_gateway_end_to_end_seconds": "histogram",
     "process_resident_memory_bytes": "gauge",
+    "python_gc_collections": "counter",
 }
 
 

@@ -374,13 +374,12 @@ def take_numbers_txn(txn: Transaction, name: str, last: int, count: int) -> None
         )
 
 
-# A line the run decided, moved to the next revision and to where the run put it, in one
-# statement, only if it is still in the state and at the revision the run read. The
-# parameters (:func:`_guarded_row`) say which columns change: a settled line's state,
-# reason, retourcode, claim and outbound file, pregnancy, phase and decision; a waiting
-# line's pregnancy, phase and decision; a waiting line without a pregnancy, none.
-_GUARDED_UPDATE = (
-    "UPDATE declaration_lines SET revision = revision + 1,"
+# Where a line the run decided moves, as the parameters of :func:`_move_params` say: a
+# settled line takes its state, reason, retourcode, claim and outbound file, pregnancy,
+# phase and decision (keeping the claim, outbound file, pregnancy and decision it had where
+# the outcome gives none); a waiting line with a pregnancy takes its pregnancy, phase and
+# decision as they are; any other line keeps every column.
+_MOVE: Final = (
     " state = COALESCE(?, state),"
     " reason = CASE WHEN ? THEN ? ELSE reason END,"
     " retourcode = CASE WHEN ? THEN ? ELSE retourcode END,"
@@ -389,33 +388,31 @@ _GUARDED_UPDATE = (
     " pregnancy = COALESCE(?, pregnancy),"
     " phase = CASE WHEN ? THEN ? ELSE phase END,"
     " decision = CASE WHEN ? THEN ? ELSE COALESCE(?, decision) END"
+)
+# A line the guard names moves only if it is still in the state and at the revision the
+# run read, and then to its next revision.
+_GUARDED_MOVE: Final = (
+    f"UPDATE declaration_lines SET revision = revision + 1,{_MOVE}"  # noqa: S608
     " WHERE traceer_id = ? AND record_number = ? AND state = ? AND revision = ?"
 )
-_WAITING_UPDATE = (
-    "UPDATE declaration_lines SET pregnancy = ?, phase = ?, decision = ?"
-    " WHERE traceer_id = ? AND record_number = ?"
+_UNGUARDED_MOVE: Final = (
+    f"UPDATE declaration_lines SET{_MOVE} WHERE traceer_id = ? AND record_number = ?"
 )
-_SETTLED_UPDATE = (
-    "UPDATE declaration_lines SET state = ?, reason = ?, retourcode = ?,"
-    " claim_reference = COALESCE(?, claim_reference), outbound = COALESCE(?, outbound),"
-    " pregnancy = COALESCE(?, pregnancy), phase = ?, decision = COALESCE(?, decision)"
-    " WHERE traceer_id = ? AND record_number = ?"
-)
+# The parameters of _MOVE for a line that keeps every column.
+_STAYS: Final = (None, False, None, False, None, None, None, None, False, None, False, None, None)
 
 
-def _guarded_row(
-    key: LineKey, expected: tuple[str, int], outcome: LineOutcome | None
-) -> tuple[object, ...]:
-    """The parameters of :data:`_GUARDED_UPDATE` for the line ``key``: what
-    :data:`_SETTLED_UPDATE` or :data:`_WAITING_UPDATE` would set for ``outcome``."""
-    state, revision = expected
-    if outcome is None:  # read, not decided: only its revision moves
-        return (None, False, None, False, None, None, None, None, False, None, False, None,
-                None, *key, state, revision)  # fmt: skip
+def _moves(outcome: LineOutcome) -> bool:
+    """Whether ``outcome`` changes a column of its line: settled, or waiting in a
+    pregnancy."""
+    return outcome.place is not Place.WAITING or outcome.pregnancy is not None
+
+
+def _move_params(outcome: LineOutcome | None) -> tuple[object, ...]:
+    """The parameters of :data:`_MOVE` for ``outcome`` (None: the line stays as it is)."""
+    if outcome is None or not _moves(outcome):
+        return _STAYS
     settled = outcome.place is not Place.WAITING
-    # A waiting line moves only with a pregnancy, and then takes its phase and decision
-    # as they are; a settled line keeps its decision where the outcome gives none.
-    moves = settled or outcome.pregnancy is not None
     phase = None if outcome.phase is None else outcome.phase.value
     decision = None if outcome.decision is None else outcome.decision.value
     return (
@@ -426,15 +423,12 @@ def _guarded_row(
         outcome.retourcode if settled else None,
         outcome.claim_reference if settled else None,
         outcome.outbound if settled else None,
-        outcome.pregnancy if moves else None,
-        moves,
+        outcome.pregnancy,
+        True,
         phase,
-        moves and not settled,
+        not settled,
         None if settled else decision,
         decision if settled else None,
-        *key,
-        state,
-        revision,
     )
 
 
@@ -458,9 +452,9 @@ def check_guard_txn(
     if guard.expected:
         by_key = {outcome.key: outcome for outcome in outcomes}
         txn.executemany(
-            _GUARDED_UPDATE,
+            _GUARDED_MOVE,
             [
-                _guarded_row(key, expected, by_key.get(key))
+                (*_move_params(by_key.get(key)), *key, *expected)
                 for key, expected in sorted(guard.expected.items())
             ],
         )
@@ -486,9 +480,6 @@ def record_bundle_txn(
 ) -> None:
     if guard is not None:
         check_guard_txn(txn, guard, outcomes)
-    # The lines the guard did not name (none when a run reads every line it decides) are
-    # moved here.
-    unguarded = outcomes if guard is None else [o for o in outcomes if o.key not in guard.expected]
     for item in outbound:
         enqueue_txn(txn, item.message, item.insurer, item.sender, codec)
     # One statement per kind of row, for every row of the batch (a run records tens of
@@ -524,22 +515,6 @@ def record_bundle_txn(
             "INSERT INTO claim_absorbs (reference, traceer_id, record_number) VALUES (?, ?, ?)",
             absorb_rows,
         )
-    # A run decides again every line of a woman with a line still open; an upload gets a
-    # progress status only for its lines that move, not again for lines settled before.
-    # Every line keeps the pregnancy, phase and kind of decision it was put in (a waiting
-    # line too: the pregnancy view shows it).
-    waiting = [
-        (
-            outcome.pregnancy,
-            None if outcome.phase is None else outcome.phase.value,
-            None if outcome.decision is None else outcome.decision.value,
-            *outcome.key,
-        )
-        for outcome in unguarded
-        if outcome.place is Place.WAITING and outcome.pregnancy is not None
-    ]
-    if waiting:
-        txn.executemany(_WAITING_UPDATE, waiting)
     settled = [outcome for outcome in outcomes if outcome.place is not Place.WAITING]
     record_decisions_txn(txn, decisions, at)
     # The state each settled line was in before: the guard has just checked it is the one
@@ -568,24 +543,19 @@ def record_bundle_txn(
         ],
         at,
     )
-    settled_unguarded = [outcome for outcome in unguarded if outcome.place is not Place.WAITING]
-    if settled_unguarded:
+    # A run decides again every line of a woman with a line still open; an upload got a
+    # progress status above only for its lines that move, not again for lines settled
+    # before. Every line keeps the pregnancy, phase and kind of decision it was put in (a
+    # waiting line too: the pregnancy view shows it). The lines the guard named have moved
+    # with its check; the others (none when a run reads every line it decides) move here.
+    unguarded = [
+        outcome
+        for outcome in outcomes
+        if _moves(outcome) and (guard is None or outcome.key not in guard.expected)
+    ]
+    if unguarded:
         txn.executemany(
-            _SETTLED_UPDATE,
-            [
-                (
-                    outcome.place.value,
-                    outcome.reason,
-                    outcome.retourcode,
-                    outcome.claim_reference,
-                    outcome.outbound,
-                    outcome.pregnancy,
-                    None if outcome.phase is None else outcome.phase.value,
-                    None if outcome.decision is None else outcome.decision.value,
-                    *outcome.key,
-                )
-                for outcome in settled_unguarded
-            ],
+            _UNGUARDED_MOVE, [(*_move_params(outcome), *outcome.key) for outcome in unguarded]
         )
     _late_txn(txn, late)
     _returned_txn(txn, retours, codec)

@@ -112,34 +112,59 @@ def message_by_key_txn(txn: Transaction, idempotency_key: str) -> Message | None
     return None if row is None else _message(row)
 
 
+_SELECT_PAYLOADS: Final = "SELECT sha256, payload, key_id, pruned_at FROM journal"
+
+
+def _payload(row: tuple[Any, ...], codec: JournalCodec) -> bytes | None:
+    """The bytes of a row of :data:`_SELECT_PAYLOADS`; None when pruned (expired)."""
+    if row[3] is not None:
+        return None
+    return codec.open(row[2], bytes(row[1]), str(row[0]))
+
+
 def payload_txn(txn: Transaction, sha256: str, codec: JournalCodec) -> bytes | None:
     """The bytes; None when unknown or pruned (expired)."""
-    txn.execute("SELECT payload, key_id, pruned_at FROM journal WHERE sha256 = ?", (sha256,))
+    txn.execute(_SELECT_PAYLOADS + " WHERE sha256 = ?", (sha256,))
     row = txn.fetchone()
-    if row is None or row[2] is not None:
-        return None
-    return codec.open(row[1], bytes(row[0]), sha256)
+    return None if row is None else _payload(row, codec)
 
 
 def messages_txn(txn: Transaction, traceer_ids: Sequence[str]) -> dict[str, Message]:
     """The stored messages ``traceer_ids``, by traceer id, in one query per chunk."""
-    found: dict[str, Message] = {}
-    for start in range(0, len(traceer_ids), _IN_CHUNK):
-        chunk = traceer_ids[start : start + _IN_CHUNK]
+    return {
+        str(row[0]): _message(row)
+        for row in _rows_in(txn, _SELECT_MESSAGES, "traceer_id", traceer_ids)
+    }
+
+
+def _rows_in(
+    txn: Transaction, select: str, column: str, values: Sequence[str]
+) -> list[tuple[Any, ...]]:
+    """The rows of ``select`` whose ``column`` is one of ``values``, in one query per
+    chunk of them."""
+    rows: list[tuple[Any, ...]] = []
+    for start in range(0, len(values), _IN_CHUNK):
+        chunk = tuple(values[start : start + _IN_CHUNK])
         marks = ", ".join("?" * len(chunk))
-        txn.execute(_SELECT_MESSAGES + f" WHERE traceer_id IN ({marks})", chunk)
-        for row in txn.fetchall():
-            found[str(row[0])] = _message(row)
-    return found
+        txn.execute(f"{select} WHERE {column} IN ({marks})", chunk)
+        rows += txn.fetchall()
+    return rows
 
 
 def messages_with_payloads_txn(
     txn: Transaction, traceer_ids: Sequence[str], codec: JournalCodec
 ) -> dict[str, tuple[Message, bytes | None]]:
-    """The stored messages ``traceer_ids``, each with its bytes (None when pruned)."""
+    """The stored messages ``traceer_ids``, each with its bytes (None when pruned): the
+    messages, then their bytes, each in one query per chunk."""
+    messages = messages_txn(txn, traceer_ids)
+    wanted = sorted({message.sha256 for message in messages.values()})
+    payloads = {
+        str(row[0]): _payload(row, codec)
+        for row in _rows_in(txn, _SELECT_PAYLOADS, "sha256", wanted)
+    }
     return {
-        traceer_id: (message, payload_txn(txn, message.sha256, codec))
-        for traceer_id, message in messages_txn(txn, traceer_ids).items()
+        traceer_id: (message, payloads.get(message.sha256))
+        for traceer_id, message in messages.items()
     }
 
 

@@ -6,6 +6,10 @@ import dataclasses
 import hashlib
 from datetime import UTC, datetime, timedelta, timezone
 
+import pytest
+
+from adapters.storage import open_store
+from gateway.crypto import Keyring
 from gateway.ports.messages import (
     Direction,
     MessageStatus,
@@ -15,6 +19,8 @@ from gateway.ports.messages import (
 )
 from tests.adapters.storage.builders import KRAAM, MIDWIFE, at, retour, upload
 from tests.adapters.storage.conftest import Backend
+from tests.adapters.storage.test_lines import KEYS
+from tests.threadpump import ThreadPump
 
 
 def test_an_upload_is_stored_with_its_bytes_and_first_status(backend: Backend) -> None:
@@ -383,3 +389,26 @@ def test_client_keys_survive_a_restart(durable_backend: Backend) -> None:
     backend.reopen()
     refused = backend.wait(backend.store.record_upload(upload(2), client_key="K-1"))
     assert refused.key_conflict
+
+
+@pytest.mark.parametrize("keyring", [None, KEYS], ids=["plain", "sealed"])
+def test_messages_read_with_their_bytes_share_one_payload_and_a_pruned_one_is_none(
+    sql_url: str, pump: ThreadPump, keyring: Keyring | None
+) -> None:
+    same = b"the same bytes"
+    one, two = upload(1, payload=same), upload(2, payload=same)
+    old = upload(3, payload=b"old bytes", created_at=at(0))
+    store = pump.wait(open_store(sql_url, pump, keyring))
+    try:
+        for new in (one, two, old):
+            pump.wait(store.record_upload(new))
+        # Retention prunes the oldest payload (its message stays).
+        pump.wait(store.retention.prune(at(1) - timedelta(microseconds=1), at(10), limit=1))
+        found = pump.wait(store.messages_with_payloads(["up-0001", "up-0002", "up-0003"]))
+    finally:
+        pump.wait(store.close())
+    assert {t: payload for t, (_, payload) in found.items()} == {
+        "up-0001": same,
+        "up-0002": same,
+        "up-0003": None,
+    }

@@ -17,12 +17,12 @@ SQL, named ``*_txn`` in the store modules above — off the reactor thread:
 * **Writes run together** (:meth:`Database.run_together`): the jobs of one batch that share
   a *batch function* run as one call of it, in one savepoint, so that they cost a few
   statements for the whole batch (look-ups in one query, one statement over every row of
-  a table: ``executemany``, or :meth:`Transaction.insert_rows`, a ``COPY`` on
-  PostgreSQL) instead of a few per job. The batch function may leave a job to run alone,
-  after it, in a savepoint of its own; if it raises, its savepoint is rolled back and
-  every job of the group runs alone, so a failing job still fails only its own caller
-  (when the error means the database cannot be used now, every job of the group gets it
-  instead).
+  a table: :meth:`Transaction.insert_values`, one ``INSERT`` for many rows on SQLite, or
+  :meth:`Transaction.insert_rows`, a ``COPY`` on PostgreSQL) instead of a few per job.
+  The batch function may leave a job to run alone, after it, in a savepoint of its own;
+  if it raises, its savepoint is rolled back and every job of the group runs alone, so a
+  failing job still fails only its own caller (when the error means the database cannot
+  be used now, every job of the group gets it instead).
 * **Reads** (:meth:`Database.run_read`) run on a small Twisted thread pool, one
   connection per thread, each in a transaction of its own (a consistent snapshot). SQLite
   in WAL mode lets them run beside the writer.
@@ -210,11 +210,47 @@ class Transaction:
         else:
             self._cursor.executemany(sql, [tuple(_adapt_sqlite(p) for p in row) for row in rows])
 
+    def insert_values(
+        self,
+        head: str,
+        group: str,
+        rows: Sequence[Sequence[object]],
+        tail: str = "",
+        *,
+        adapted: bool = False,
+    ) -> int:
+        """``head`` (``INSERT INTO t (a, b)``) with one ``VALUES`` ``group`` (``(?, ?)``)
+        per row of ``rows``, then ``tail`` (``ON CONFLICT ...``); how many rows it
+        inserted. On SQLite the rows go in one statement per chunk (within SQLite's limit
+        of parameters a statement takes): ``executemany`` steps its statement once per
+        row and gives the interpreter lock back and takes it again each time, which on a
+        busy gateway means waiting for the reactor thread for every row. psycopg
+        pipelines an ``executemany`` on PostgreSQL. ``adapted`` as for
+        :meth:`executemany`."""
+        if not rows:
+            return 0
+        if self.engine == POSTGRES:
+            self.executemany(f"{head} VALUES {group} {tail}", rows, adapted=adapted)
+            return int(self._cursor.rowcount)
+        per = max(1, sqlite_variable_limit() // max(1, group.count("?")))
+        inserted = 0
+        for start in range(0, len(rows), per):
+            chunk = rows[start : start + per]
+            params = (
+                [value for row in chunk for value in row]
+                if adapted
+                else [_adapt_sqlite(value) for row in chunk for value in row]
+            )
+            values = ", ".join([group] * len(chunk))
+            self._cursor.execute(f"{head} VALUES {values} {tail}", params)
+            inserted += int(self._cursor.rowcount)
+        return inserted
+
     def insert_rows(self, table: str, columns: str, rows: Sequence[Sequence[object]]) -> None:
         """Insert ``rows`` (values of ``columns``, a comma-separated list; no
         ``datetime``) into ``table``: one ``COPY`` on PostgreSQL, which the server takes
-        much faster than one ``INSERT`` per row; one ``executemany`` on SQLite. For
-        plain inserts only (no ``ON CONFLICT``): a row that breaks a constraint fails
+        much faster than one ``INSERT`` per row; on SQLite as :meth:`insert_values` does.
+        For plain inserts only (no ``ON CONFLICT``): a row that breaks a constraint fails
         the whole call."""
         if not rows:
             return
@@ -224,8 +260,8 @@ class Transaction:
                 for row in rows:
                     stream.write_row(row)
             return
-        marks = ", ".join("?" * len(rows[0]))
-        self._cursor.executemany(f"INSERT INTO {table} ({columns}) VALUES ({marks})", rows)  # noqa: S608
+        group = "(" + ", ".join("?" * len(rows[0])) + ")"
+        self.insert_values(f"INSERT INTO {table} ({columns})", group, rows, adapted=True)
 
     def fetchone(self) -> tuple[Any, ...] | None:
         row = self._cursor.fetchone()
@@ -238,6 +274,17 @@ class Transaction:
     def rowcount(self) -> int:
         """Rows changed by the last INSERT, UPDATE or DELETE."""
         return self._cursor.rowcount
+
+
+@functools.cache
+def sqlite_variable_limit() -> int:
+    """The most ``?`` parameters one statement takes in the SQLite library this process
+    runs on (a compile-time setting: 32,766 by default since SQLite 3.32, 999 before)."""
+    probe = sqlite3.connect(":memory:")
+    try:
+        return int(probe.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER))
+    finally:
+        probe.close()
 
 
 def _adapt_sqlite(value: object) -> object:

@@ -29,6 +29,9 @@ from gateway.ports.messages import (
 
 __all__ = [
     "INSERT_MESSAGE",
+    "MESSAGE_HEAD",
+    "MESSAGE_TAIL",
+    "MESSAGE_VALUES",
     "JournalCodec",
     "add_status_txn",
     "add_statuses_txn",
@@ -218,13 +221,16 @@ def _forget_journal_txn(txn: Transaction, sha256: str) -> None:
     )
 
 
-INSERT_MESSAGE: Final = (
+# A new message: the head, the values of one row (:func:`message_row`) and what a message
+# already stored under its traceer id does (nothing). For Transaction.insert_values.
+MESSAGE_HEAD: Final = (
     "INSERT INTO messages (traceer_id, conversatie_id, direction, party, sha256, size,"
     " created_at, status, filename, standard, invoice_number, payee, reply_to,"
     " reference_id, metadata, confirmed_at, idempotency_key)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?)"
-    " ON CONFLICT DO NOTHING"
 )
+MESSAGE_VALUES: Final = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?)"
+MESSAGE_TAIL: Final = "ON CONFLICT DO NOTHING"
+INSERT_MESSAGE: Final = f"{MESSAGE_HEAD} VALUES {MESSAGE_VALUES} {MESSAGE_TAIL}"
 
 
 def message_row(message: NewMessage) -> tuple[object, ...]:

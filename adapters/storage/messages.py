@@ -43,7 +43,9 @@ from adapters.storage.database import (
 from adapters.storage.journal import (
     _IN_CHUNK,
     _SELECT_MESSAGES,
-    INSERT_MESSAGE,
+    MESSAGE_HEAD,
+    MESSAGE_TAIL,
+    MESSAGE_VALUES,
     JournalCodec,
     _forget_journal_txn,
     _insert_message_txn,
@@ -452,13 +454,14 @@ def record_uploads_txn(txn: Transaction, calls: list[tuple[Any, ...]]) -> list[o
                 key_id,
                 upload.created_at,
             )
-    txn.executemany(
-        "INSERT INTO journal (sha256, size, payload, key_id, created_at) VALUES (?, ?, ?, ?, ?)"
-        " ON CONFLICT (sha256) DO NOTHING",
+    txn.insert_values(
+        "INSERT INTO journal (sha256, size, payload, key_id, created_at)",
+        "(?, ?, ?, ?, ?)",
         list(journal.values()),
+        "ON CONFLICT (sha256) DO NOTHING",
     )
-    txn.executemany(INSERT_MESSAGE, [message_row(upload) for _, upload, _, _ in new])
-    if txn.rowcount != len(new):
+    rows = [message_row(upload) for _, upload, _, _ in new]
+    if txn.insert_values(MESSAGE_HEAD, MESSAGE_VALUES, rows, MESSAGE_TAIL) != len(new):
         raise _Raced("an upload of the batch was stored meanwhile by another process")
     txn.insert_rows(
         "message_statuses",

@@ -15,6 +15,7 @@ import pytest
 from twisted.internet.defer import Deferred
 
 from adapters.storage import Database, Transaction, open_database, open_store
+from adapters.storage import database as database_module
 from adapters.storage.database import (
     ALONE,
     UNSAFE_NO_FSYNC_ENV,
@@ -383,6 +384,67 @@ def test_a_lost_idle_postgresql_connection_is_replaced_without_an_error(
 
 
 # --- values ------------------------------------------------------------------------------------
+
+
+# --- many rows in one statement ------------------------------------------------------------
+
+
+def _insert_values_txn(txn: Transaction, first: int, last: int) -> tuple[int, list[Any]]:
+    txn.execute("CREATE TABLE IF NOT EXISTS spread (n INTEGER PRIMARY KEY, at TEXT, note TEXT)")
+    at = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
+    rows = [(n, at, None) for n in range(first, last + 1)]
+    inserted = txn.insert_values(
+        "INSERT INTO spread (n, at, note)", "(?, ?, ?)", rows, "ON CONFLICT (n) DO NOTHING"
+    )
+    txn.execute("SELECT n, at, note FROM spread ORDER BY n")
+    return inserted, txn.fetchall()
+
+
+def test_many_rows_go_in_with_one_statement_and_count_only_the_new_ones(
+    sql_url: str, pump: ThreadPump
+) -> None:
+    database = open_database(sql_url, pump)
+    try:
+        inserted, rows = pump.wait(database.run_interaction("spread", _insert_values_txn, 1, 5))
+        assert inserted == 5
+        # three already there: only the new ones are counted, the old ones are kept as they are
+        inserted, rows = pump.wait(database.run_interaction("spread", _insert_values_txn, 3, 9))
+        assert inserted == 4
+        assert [int(n) for n, _, _ in rows] == list(range(1, 10))
+        assert {decode_timestamp(at) for _, at, _ in rows} == {
+            datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
+        }
+        assert {note for _, _, note in rows} == {None}
+    finally:
+        pump.wait(database.close())
+
+
+def test_rows_beyond_sqlites_parameter_limit_go_in_several_statements(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(database_module, "sqlite_variable_limit", lambda: 7)  # two rows of three
+    conn = sqlite3.connect(":memory:", isolation_level=None)
+    conn.execute("CREATE TABLE spread (n INTEGER PRIMARY KEY, a TEXT, b TEXT)")
+    conn.execute("INSERT INTO spread (n) VALUES (4)")
+    statements: list[str] = []
+    conn.set_trace_callback(statements.append)
+    txn = Transaction(conn.cursor(), "sqlite")
+    rows = [(n, f"a{n}", f"b{n}") for n in range(1, 8)]
+    head, group = "INSERT INTO spread (n, a, b)", "(?, ?, ?)"
+    assert txn.insert_values(head, group, rows, "ON CONFLICT DO NOTHING") == 6  # 4 was there
+    assert len([s for s in statements if s.startswith("INSERT INTO spread")]) == 4
+    got = conn.execute("SELECT n, a, b FROM spread ORDER BY n").fetchall()
+    assert got == [(n, None, None) if n == 4 else (n, f"a{n}", f"b{n}") for n in range(1, 8)]
+    assert txn.insert_values(head, group, []) == 0
+
+
+def test_the_sqlite_parameter_limit_is_the_librarys() -> None:
+    conn = sqlite3.connect(":memory:")
+    try:
+        expected = conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+    finally:
+        conn.close()
+    assert database_module.sqlite_variable_limit() == expected >= 999
 
 
 def test_placeholders_are_translated_for_psycopg() -> None:

@@ -398,6 +398,8 @@ _GUARDED_MOVE: Final = (
 _UNGUARDED_MOVE: Final = (
     f"UPDATE declaration_lines SET{_MOVE} WHERE traceer_id = ? AND record_number = ?"
 )
+# Where a line's key is among the parameters of _GUARDED_MOVE.
+_GUARDED_KEY: Final = slice(-4, -2)
 # The parameters of _MOVE for a line that keeps every column.
 _STAYS: Final = (None, False, None, False, None, None, None, None, False, None, False, None, None)
 
@@ -446,19 +448,19 @@ def check_guard_txn(
     if guard.numbers is not None:
         take_numbers_txn(txn, *guard.numbers)
     # In key order, so that two recordings lock their lines in the same order (never a
-    # deadlock between them on PostgreSQL: the second waits, then finds them changed). One
-    # statement for all (the rows changed add up over them).
+    # deadlock between them on PostgreSQL, where the lines move one after the other: the
+    # second waits, then finds them changed). The rows changed add up over the lines.
     changed = 0
     if guard.expected:
         by_key = {outcome.key: outcome for outcome in outcomes}
-        txn.executemany(
+        changed = txn.update_values(
             _GUARDED_MOVE,
             [
                 (*_move_params(by_key.get(key)), *key, *expected)
                 for key, expected in sorted(guard.expected.items())
             ],
+            _GUARDED_KEY,
         )
-        changed = txn.rowcount
     if changed != len(guard.expected):
         raise BundleConflictError(
             f"{len(guard.expected) - changed} of the run's {len(guard.expected)} line(s)"
@@ -503,18 +505,13 @@ def record_bundle_txn(
             )
         )
         absorb_rows += [(link.reference, *key) for key in link.absorbs]
-    if claim_rows:
-        txn.executemany(
-            "INSERT INTO integral_claims (reference, invoice_number, record_number, outbound,"
-            " insurer, pregnancy, phase, prestatie, amount, credits, created_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            claim_rows,
-        )
-    if absorb_rows:
-        txn.executemany(
-            "INSERT INTO claim_absorbs (reference, traceer_id, record_number) VALUES (?, ?, ?)",
-            absorb_rows,
-        )
+    txn.insert_values(
+        "INSERT INTO integral_claims (reference, invoice_number, record_number, outbound,"
+        " insurer, pregnancy, phase, prestatie, amount, credits, created_at)",
+        "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        claim_rows,
+    )
+    txn.insert_rows("claim_absorbs", "reference, traceer_id, record_number", absorb_rows)
     settled = [outcome for outcome in outcomes if outcome.place is not Place.WAITING]
     record_decisions_txn(txn, decisions, at)
     # The state each settled line was in before: the guard has just checked it is the one

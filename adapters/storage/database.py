@@ -57,10 +57,11 @@ import ctypes
 import functools
 import os
 import queue
+import re
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final, Protocol, TypeVar, TypeVarTuple
@@ -232,10 +233,8 @@ class Transaction:
         if self.engine == POSTGRES:
             self.executemany(f"{head} VALUES {group} {tail}", rows, adapted=adapted)
             return int(self._cursor.rowcount)
-        per = max(1, sqlite_variable_limit() // max(1, group.count("?")))
         inserted = 0
-        for start in range(0, len(rows), per):
-            chunk = rows[start : start + per]
+        for chunk in _chunks(rows, group.count("?")):
             params = (
                 [value for row in chunk for value in row]
                 if adapted
@@ -245,6 +244,47 @@ class Transaction:
             self._cursor.execute(f"{head} VALUES {values} {tail}", params)
             inserted += int(self._cursor.rowcount)
         return inserted
+
+    def update_values(
+        self,
+        sql: str,
+        rows: Sequence[Sequence[object]],
+        key: slice,
+        *,
+        adapted: bool = False,
+    ) -> int:
+        """``sql`` (``UPDATE t SET ... WHERE ...`` of one row, with ``?`` parameters and no
+        other `` WHERE `` nor ``?`` in a literal) for every row of ``rows``; how many rows
+        it changed. ``key``: the parameters of a row that name the row of ``t`` it
+        changes. On SQLite, when every row names another one, the rows go in one
+        statement per chunk, as a table joined to ``t`` (``UPDATE t SET ... FROM (VALUES
+        ...) AS _v WHERE ...``, each ``?`` read from its column of ``_v``), for the reason
+        :meth:`insert_values` gives; else, and on PostgreSQL, as :meth:`executemany` (one
+        row after the other)."""
+        if not rows:
+            return 0
+        if self.engine == POSTGRES or len({tuple(row[key]) for row in rows}) != len(rows):
+            self.executemany(sql, rows, adapted=adapted)
+            return int(self._cursor.rowcount)
+        width = sql.count("?")
+        columns = iter(range(1, width + 1))  # SQLite names a VALUES table's columns so
+        named = _PARAMETER.sub(lambda _: f"_v.column{next(columns)}", sql)
+        update, where = named.split(" WHERE ", 1)
+        group = "(" + ", ".join("?" * width) + ")"
+        changed = 0
+        for chunk in _chunks(rows, width):
+            params = (
+                [value for row in chunk for value in row]
+                if adapted
+                else [_adapt_sqlite(value) for row in chunk for value in row]
+            )
+            values = ", ".join([group] * len(chunk))
+            self._cursor.execute(
+                f"{update} FROM (VALUES {values}) AS _v WHERE {where}",
+                params,
+            )
+            changed += int(self._cursor.rowcount)
+        return changed
 
     def insert_rows(self, table: str, columns: str, rows: Sequence[Sequence[object]]) -> None:
         """Insert ``rows`` (values of ``columns``, a comma-separated list; no
@@ -276,6 +316,9 @@ class Transaction:
         return self._cursor.rowcount
 
 
+_PARAMETER: Final = re.compile(r"\?")
+
+
 @functools.cache
 def sqlite_variable_limit() -> int:
     """The most ``?`` parameters one statement takes in the SQLite library this process
@@ -285,6 +328,24 @@ def sqlite_variable_limit() -> int:
         return int(probe.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER))
     finally:
         probe.close()
+
+
+# The most rows one statement of Transaction.insert_values or update_values takes.
+_MOST_ROWS: Final = 1024
+
+
+def _chunks(rows: Sequence[Sequence[object]], width: int) -> Iterator[Sequence[Sequence[object]]]:
+    """``rows`` (of ``width`` parameters each) in chunks of :data:`_MOST_ROWS` rows (fewer
+    when SQLite's limit of parameters says so), the rest in chunks of a power of two. So a
+    kind of statement has a few texts only: the sqlite3 module keeps the compiled
+    statement of each of the last texts it ran (128), and a compiled statement grows with
+    its parameters."""
+    most = max(1, min(_MOST_ROWS, sqlite_variable_limit() // max(1, width)))
+    start = 0
+    while start < len(rows):
+        size = min(most, 1 << ((len(rows) - start).bit_length() - 1))
+        yield rows[start : start + size]
+        start += size
 
 
 def _adapt_sqlite(value: object) -> object:

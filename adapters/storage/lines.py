@@ -86,14 +86,7 @@ def _place(line: DeclaredLine | tuple[Any, ...]) -> bytes:
 
 
 def record_lines_txn(txn: Transaction, lines: Sequence[DeclaredLine], codec: JournalCodec) -> None:
-    rows = line_rows(txn, lines, codec)
-    if rows:
-        marks = ", ".join("?" * (COLUMN_COUNT + 1))
-        txn.executemany(
-            f"INSERT INTO declaration_lines ({COLUMNS}, bsn_index) VALUES ({marks})",  # noqa: S608
-            rows,
-            adapted=True,  # line_rows gives each engine's own values (no datetime)
-        )
+    txn.insert_rows("declaration_lines", f"{COLUMNS}, bsn_index", line_rows(txn, lines, codec))
 
 
 def record_many_lines_txn(

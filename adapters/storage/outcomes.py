@@ -134,7 +134,7 @@ def record_answers_txn(
                 retour.created_at,
             )
     # One statement for all the lines (no datetime among the values: passed as they are).
-    txn.executemany(
+    txn.update_values(
         "UPDATE declaration_lines SET outcome = ?, granted_amount = ?, outcome_codes = ?,"
         " answered_in = COALESCE(?, answered_in)"
         " WHERE traceer_id = ? AND record_number = ?",
@@ -150,6 +150,7 @@ def record_answers_txn(
             )
             for answer in answers
         ],
+        slice(-2, None),
         adapted=True,
     )
 

@@ -438,6 +438,97 @@ def test_rows_beyond_sqlites_parameter_limit_go_in_several_statements(
     assert txn.insert_values(head, group, []) == 0
 
 
+def _update_values_txn(
+    txn: Transaction, rows: list[tuple[object, ...]]
+) -> tuple[int, list[tuple[Any, ...]]]:
+    stamp = "TIMESTAMPTZ" if txn.engine == "postgres" else "TEXT"
+    txn.execute(
+        "CREATE TABLE IF NOT EXISTS moved (k TEXT, n INTEGER, v INTEGER,"
+        f" at {stamp}, PRIMARY KEY (k, n))"
+    )
+    txn.execute("DELETE FROM moved")
+    for k, n in [("a", 1), ("a", 2), ("b", 1), ("c", 1)]:
+        txn.execute("INSERT INTO moved (k, n, v) VALUES (?, ?, 0)", (k, n))
+    changed = txn.update_values(
+        "UPDATE moved SET v = v + ?, at = COALESCE(?, at) WHERE k = ? AND n = ? AND v = ?",
+        rows,
+        slice(2, 4),
+    )
+    txn.execute("SELECT k, n, v, at FROM moved ORDER BY k, n")
+    return changed, txn.fetchall()
+
+
+def test_many_rows_change_with_one_statement_and_count_what_changed(
+    sql_url: str, pump: ThreadPump
+) -> None:
+    at = datetime(2026, 6, 2, 8, 30, tzinfo=UTC)
+    database = open_database(sql_url, pump)
+    try:
+        # ("b", 1) is not at 7: unchanged and not counted; ("z", 9) is not there
+        rows: list[tuple[object, ...]] = [
+            (5, at, "a", 2, 0),
+            (3, None, "a", 1, 0),
+            (4, at, "b", 1, 7),
+            (6, at, "z", 9, 0),
+        ]
+        changed, got = pump.wait(database.run_interaction("move", _update_values_txn, rows))
+        assert changed == 2
+        assert [(k, int(n), int(v)) for k, n, v, _ in got] == [
+            ("a", 1, 3),
+            ("a", 2, 5),
+            ("b", 1, 0),
+            ("c", 1, 0),
+        ]
+        assert [None if a is None else decode_timestamp(a) for *_, a in got] == [
+            None,
+            at,
+            None,
+            None,
+        ]
+        # the same row twice: one after the other, as executemany does
+        twice: list[tuple[object, ...]] = [(2, None, "c", 1, 0), (3, None, "c", 1, 2)]
+        changed, got = pump.wait(database.run_interaction("move", _update_values_txn, twice))
+        assert changed == 2
+        assert [int(v) for k, _, v, _ in got if k == "c"] == [5]
+    finally:
+        pump.wait(database.close())
+
+
+def test_rows_beyond_sqlites_parameter_limit_change_in_several_statements(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(database_module, "sqlite_variable_limit", lambda: 5)  # two rows of two
+    conn = sqlite3.connect(":memory:", isolation_level=None)
+    conn.execute("CREATE TABLE moved (n INTEGER PRIMARY KEY, v INTEGER)")
+    conn.executemany("INSERT INTO moved (n, v) VALUES (?, 0)", [(n,) for n in range(1, 7)])
+    statements: list[str] = []
+    conn.set_trace_callback(statements.append)
+    txn = Transaction(conn.cursor(), "sqlite")
+    rows = [(n * 10, n) for n in range(1, 6)]
+    assert txn.update_values("UPDATE moved SET v = ? WHERE n = ?", rows, slice(1, 2)) == 5
+    assert len([s for s in statements if s.startswith("UPDATE moved")]) == 3
+    assert conn.execute("SELECT n, v FROM moved ORDER BY n").fetchall() == [
+        (1, 10),
+        (2, 20),
+        (3, 30),
+        (4, 40),
+        (5, 50),
+        (6, 0),
+    ]
+
+
+@pytest.mark.parametrize("count", [1, 5, 1023, 1024, 1025, 3000, 9000])
+def test_rows_go_in_chunks_of_few_sizes(count: int) -> None:
+    assert database_module._MOST_ROWS == 1024
+    rows = [(n,) for n in range(count)]
+    chunks = list(database_module._chunks(rows, 1))
+    assert [row for chunk in chunks for row in chunk] == rows
+    sizes = [len(chunk) for chunk in chunks]
+    assert set(sizes) <= {1 << b for b in range(11)}  # 1, 2, 4, ..., 1024
+    assert sizes == sorted(sizes, reverse=True)
+    assert len(sizes) <= count // 1024 + 10
+
+
 def test_the_sqlite_parameter_limit_is_the_librarys() -> None:
     conn = sqlite3.connect(":memory:")
     try:

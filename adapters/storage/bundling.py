@@ -460,6 +460,7 @@ def check_guard_txn(
                 for key, expected in sorted(guard.expected.items())
             ],
             _GUARDED_KEY,
+            adapted=True,  # text, numbers and None only: passed as they are
         )
     if changed != len(guard.expected):
         raise BundleConflictError(

@@ -222,10 +222,9 @@ class Transaction:
     ) -> int:
         """``head`` (``INSERT INTO t (a, b)``) with one ``VALUES`` ``group`` (``(?, ?)``)
         per row of ``rows``, then ``tail`` (``ON CONFLICT ...``); how many rows it
-        inserted. On SQLite the rows go in one statement per chunk (within SQLite's limit
-        of parameters a statement takes): ``executemany`` steps its statement once per
-        row and gives the interpreter lock back and takes it again each time, which on a
-        busy gateway means waiting for the reactor thread for every row. psycopg
+        inserted. On SQLite the rows go in one statement per chunk (:func:`_chunks`), where
+        ``executemany`` would run its statement once per row (bind, give the interpreter
+        lock back, step, take the lock again); measured in docs/benchmarks.md. psycopg
         pipelines an ``executemany`` on PostgreSQL. ``adapted`` as for
         :meth:`executemany`."""
         if not rows:
@@ -267,7 +266,7 @@ class Transaction:
             self.executemany(sql, rows, adapted=adapted)
             return int(self._cursor.rowcount)
         width = sql.count("?")
-        columns = iter(range(1, width + 1))  # SQLite names a VALUES table's columns so
+        columns = iter(range(1, width + 1))  # SQLite's names: column1, column2, ...
         named = _PARAMETER.sub(lambda _: f"_v.column{next(columns)}", sql)
         update, where = named.split(" WHERE ", 1)
         group = "(" + ", ".join("?" * width) + ")"

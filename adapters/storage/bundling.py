@@ -706,19 +706,17 @@ def record_decisions_txn(txn: Transaction, records: Sequence[DecisionRecord], at
             changed.append((*values, at, *key))
         else:
             same.append((*values, *key))
-    if new:
-        txn.executemany(_INSERT_DECISION, new)
-    if changed:
-        txn.executemany(_UPDATE_DECISION.format(since=", since = ?"), changed)
-    if same:
-        txn.executemany(_UPDATE_DECISION.format(since=""), same)
+    txn.insert_values(_INSERT_DECISION, "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", new)
+    txn.update_values(_UPDATE_DECISION.format(since=", since = ?"), changed, _DECISION_KEY)
+    txn.update_values(_UPDATE_DECISION.format(since=""), same, _DECISION_KEY)
 
 
 _INSERT_DECISION: Final = (
     "INSERT INTO bundle_decisions (kind, rule, reasons, waiting_for, until,"
     " overdue_on, first_day, decided_at, since, pregnancy, phase, insurer)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
+# Where a decision's key (pregnancy, phase, insurer) is among _UPDATE_DECISION's parameters.
+_DECISION_KEY: Final = slice(-3, None)
 _UPDATE_DECISION: Final = (
     "UPDATE bundle_decisions SET kind = ?, rule = ?, reasons = ?, waiting_for = ?,"
     " until = ?, overdue_on = ?, first_day = ?, decided_at = ?{since}"

@@ -266,10 +266,9 @@ def _insert_message_txn(txn: Transaction, message: NewMessage) -> bool:
 
 
 _SET_STATUS: Final = "UPDATE messages SET status = ? WHERE traceer_id = ?"
-_INSERT_STATUS: Final = (
-    "INSERT INTO message_statuses (traceer_id, at, status, code, description)"
-    " VALUES (?, ?, ?, ?, ?)"
-)
+_STATUS_HEAD: Final = "INSERT INTO message_statuses (traceer_id, at, status, code, description)"
+_STATUS_VALUES: Final = "(?, ?, ?, ?, ?)"
+_INSERT_STATUS: Final = f"{_STATUS_HEAD} VALUES {_STATUS_VALUES}"
 
 
 def _status_row(traceer_id: str, status: NewStatus, at: datetime) -> tuple[object, ...]:
@@ -305,18 +304,23 @@ def put_message_txn(txn: Transaction, message: NewMessage, codec: JournalCodec) 
 def add_statuses_txn(
     txn: Transaction, statuses: Sequence[tuple[str, NewStatus]], at: datetime
 ) -> None:
-    """:func:`add_status_txn` for many messages, one statement per table."""
+    """:func:`add_status_txn` for many messages, one statement per table (per chunk on
+    SQLite)."""
     if not statuses:
         return
-    txn.executemany(
-        _SET_STATUS, [(status.status.value, traceer_id) for traceer_id, status in statuses]
+    changed = txn.update_values(
+        _SET_STATUS,
+        [(status.status.value, traceer_id) for traceer_id, status in statuses],
+        slice(1, 2),
     )
-    if txn.rowcount != len(statuses):
+    if changed != len(statuses):
         raise StoreError(
-            f"{len(statuses) - txn.rowcount} of {len(statuses)} messages to update are unknown"
+            f"{len(statuses) - changed} of {len(statuses)} messages to update are unknown"
         )
-    txn.executemany(
-        _INSERT_STATUS, [_status_row(traceer_id, status, at) for traceer_id, status in statuses]
+    txn.insert_values(
+        _STATUS_HEAD,
+        _STATUS_VALUES,
+        [_status_row(traceer_id, status, at) for traceer_id, status in statuses],
     )
 
 

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from adapters.storage import open_store
+from adapters.storage.journal import add_statuses_txn
 from gateway.crypto import Keyring
 from gateway.ports.messages import (
     Direction,
@@ -412,3 +413,42 @@ def test_messages_read_with_their_bytes_share_one_payload_and_a_pruned_one_is_no
         "up-0002": same,
         "up-0003": None,
     }
+
+
+def test_statuses_of_many_messages_are_added_at_once_and_an_unknown_one_fails_them_all(
+    sql_url: str, pump: ThreadPump
+) -> None:
+    store = pump.wait(open_store(sql_url, pump))
+    try:
+        for n in (1, 2):
+            assert pump.wait(store.record_upload(upload(n))).created
+        sent = NewStatus(MessageStatus.ANSWERED, None, "Beantwoord.")
+        when = at(5)
+        pump.wait(
+            store.database.run_interaction(
+                "statuses", add_statuses_txn, [("up-0001", sent), ("up-0002", sent)], when
+            )
+        )
+        for traceer_id in ("up-0001", "up-0002"):
+            message = pump.wait(store.get_message(traceer_id))
+            assert message is not None
+            assert message.status is MessageStatus.ANSWERED
+        last = [e for e in pump.wait(store.statuses(["up-0001", "up-0002"])) if e.at == when]
+        assert sorted(e.traceer_id for e in last) == ["up-0001", "up-0002"]
+        error = pump.wait_error(
+            store.database.run_interaction(
+                "statuses",
+                add_statuses_txn,
+                [("up-0001", NewStatus(MessageStatus.RECEIVED, None, "x")), ("nope", sent)],
+                at(6),
+            )
+        )
+        assert type(error) is StoreError
+        assert "1 of 2 messages to update are unknown" in str(error)
+        # nothing of the failed call stayed
+        message = pump.wait(store.get_message("up-0001"))
+        assert message is not None
+        assert message.status is MessageStatus.ANSWERED
+        assert [e for e in pump.wait(store.statuses(["up-0001"])) if e.at == at(6)] == []
+    finally:
+        pump.wait(store.close())

@@ -383,9 +383,6 @@ def test_a_lost_idle_postgresql_connection_is_replaced_without_an_error(
         pump.wait(store.close())
 
 
-# --- values ------------------------------------------------------------------------------------
-
-
 # --- many rows in one statement ------------------------------------------------------------
 
 
@@ -436,6 +433,7 @@ def test_rows_beyond_sqlites_parameter_limit_go_in_several_statements(
     got = conn.execute("SELECT n, a, b FROM spread ORDER BY n").fetchall()
     assert got == [(n, None, None) if n == 4 else (n, f"a{n}", f"b{n}") for n in range(1, 8)]
     assert txn.insert_values(head, group, []) == 0
+    conn.close()
 
 
 def _update_values_txn(
@@ -515,6 +513,7 @@ def test_rows_beyond_sqlites_parameter_limit_change_in_several_statements(
         (5, 50),
         (6, 0),
     ]
+    conn.close()
 
 
 @pytest.mark.parametrize("count", [1, 5, 1023, 1024, 1025, 3000, 9000])
@@ -536,6 +535,9 @@ def test_the_sqlite_parameter_limit_is_the_librarys() -> None:
     finally:
         conn.close()
     assert database_module.sqlite_variable_limit() == expected >= 999
+
+
+# --- values ------------------------------------------------------------------------------------
 
 
 def test_placeholders_are_translated_for_psycopg() -> None:

@@ -221,8 +221,9 @@ def _forget_journal_txn(txn: Transaction, sha256: str) -> None:
     )
 
 
-# A new message: the head, the values of one row (:func:`message_row`) and what a message
-# already stored under its traceer id does (nothing). For Transaction.insert_values.
+# A new message: the head, the values of one row (:func:`message_row`) and what happens
+# when it collides with a stored one (nothing: the caller finds out why). For
+# Transaction.insert_values.
 MESSAGE_HEAD: Final = (
     "INSERT INTO messages (traceer_id, conversatie_id, direction, party, sha256, size,"
     " created_at, status, filename, standard, invoice_number, payee, reply_to,"

@@ -10,7 +10,7 @@ from typing import Any, Final
 
 from twisted.internet.defer import Deferred
 
-from adapters.storage.database import POSTGRES, Database, Transaction
+from adapters.storage.database import Database, Transaction
 from adapters.storage.journal import JournalCodec, add_status_txn, put_message_txn
 from adapters.storage.lines import COLUMN_COUNT, COLUMNS, People, line_from_row
 from gateway.lines import DeclaredLine
@@ -133,40 +133,26 @@ def record_answers_txn(
                 ),
                 retour.created_at,
             )
-    rows = [
-        (
-            str(answer.outcome),
-            answer.granted,
-            " ".join(answer.codes) or None,
-            stored_as.get(answer.answered_in, answer.answered_in)
-            if answer.answered_in is not None
-            else None,
-            *answer.key,
-        )
-        for answer in answers
-    ]
-    rows.sort(key=lambda row: row[-2:])  # by line, in key order (stable: a line's last counts)
-    # One statement for all the lines. On PostgreSQL the lines come as typed arrays
-    # (unnest), which the server joins to the table at once: one UPDATE per line, even
-    # pipelined, had the retours step waiting on the server for half its time.
-    if txn.engine == POSTGRES and rows and len({row[-2:] for row in rows}) == len(rows):
-        txn.execute(_ANSWER_ALL_POSTGRES, [list(column) for column in zip(*rows, strict=True)])
-        return
-    txn.update_values(_ANSWER, rows, slice(-2, None), adapted=True)  # no datetime among them
-
-
-_ANSWER: Final = (
-    "UPDATE declaration_lines SET outcome = ?, granted_amount = ?, outcome_codes = ?,"
-    " answered_in = COALESCE(?, answered_in)"
-    " WHERE traceer_id = ? AND record_number = ?"
-)
-_ANSWER_ALL_POSTGRES: Final = (
-    "UPDATE declaration_lines AS l SET outcome = v.outcome, granted_amount = v.granted,"
-    " outcome_codes = v.codes, answered_in = COALESCE(v.answered_in, l.answered_in)"
-    " FROM unnest(?::text[], ?::bigint[], ?::text[], ?::text[], ?::text[], ?::integer[])"
-    " AS v (outcome, granted, codes, answered_in, traceer_id, record_number)"
-    " WHERE l.traceer_id = v.traceer_id AND l.record_number = v.record_number"
-)
+    # One statement for all the lines (no datetime among the values: passed as they are).
+    txn.update_values(
+        "UPDATE declaration_lines SET outcome = ?, granted_amount = ?, outcome_codes = ?,"
+        " answered_in = COALESCE(?, answered_in)"
+        " WHERE traceer_id = ? AND record_number = ?",
+        [
+            (
+                answer.outcome,
+                answer.granted,
+                " ".join(answer.codes) or None,
+                stored_as.get(answer.answered_in, answer.answered_in)
+                if answer.answered_in is not None
+                else None,
+                *answer.key,
+            )
+            for answer in answers
+        ],
+        slice(-2, None),
+        adapted=True,
+    )
 
 
 def settlement_txn(

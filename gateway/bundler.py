@@ -294,9 +294,9 @@ class Bundler:
         to ``each``). The next batch is read and decided while the one before it is being
         recorded (the two use different lines; on PostgreSQL the database server records
         while the gateway decides); at most one batch is being recorded at a time, in
-        order. A batch that hits a conflict, or finds the lease
-        lost, is decided again under the lease taken anew (at most :data:`RUN_ATTEMPTS`
-        times); the batches recorded before it stay recorded."""
+        order. A batch that hits a conflict, or finds the lease lost, is decided again
+        under the lease taken anew (at most :data:`RUN_ATTEMPTS` times); the batches
+        recorded before it stay recorded."""
         done: set[str] = set()  # the women of the batches recorded
         recorded = 0
         attempt = 1

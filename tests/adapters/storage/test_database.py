@@ -386,6 +386,20 @@ def test_a_lost_idle_postgresql_connection_is_replaced_without_an_error(
 # --- many rows in one statement ------------------------------------------------------------
 
 
+def _traced_sqlite(
+    monkeypatch: pytest.MonkeyPatch, limit: int, *setup: str
+) -> tuple[sqlite3.Connection, Transaction, list[str]]:
+    """An in-memory SQLite transaction whose statements after ``setup`` are recorded, with
+    the parameter limit per statement set to ``limit``."""
+    monkeypatch.setattr(database_module, "sqlite_variable_limit", lambda: limit)
+    conn = sqlite3.connect(":memory:", isolation_level=None)
+    for sql in setup:
+        conn.execute(sql)
+    statements: list[str] = []
+    conn.set_trace_callback(statements.append)
+    return conn, Transaction(conn.cursor(), "sqlite"), statements
+
+
 def _insert_values_txn(txn: Transaction, first: int, last: int) -> tuple[int, list[Any]]:
     txn.execute("CREATE TABLE IF NOT EXISTS spread (n INTEGER PRIMARY KEY, at TEXT, note TEXT)")
     at = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
@@ -419,13 +433,12 @@ def test_many_rows_go_in_with_one_statement_and_count_only_the_new_ones(
 def test_rows_beyond_sqlites_parameter_limit_go_in_several_statements(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(database_module, "sqlite_variable_limit", lambda: 7)  # two rows of three
-    conn = sqlite3.connect(":memory:", isolation_level=None)
-    conn.execute("CREATE TABLE spread (n INTEGER PRIMARY KEY, a TEXT, b TEXT)")
-    conn.execute("INSERT INTO spread (n) VALUES (4)")
-    statements: list[str] = []
-    conn.set_trace_callback(statements.append)
-    txn = Transaction(conn.cursor(), "sqlite")
+    conn, txn, statements = _traced_sqlite(
+        monkeypatch,
+        7,  # two rows of three a statement
+        "CREATE TABLE spread (n INTEGER PRIMARY KEY, a TEXT, b TEXT)",
+        "INSERT INTO spread (n) VALUES (4)",
+    )
     rows = [(n, f"a{n}", f"b{n}") for n in range(1, 8)]
     head, group = "INSERT INTO spread (n, a, b)", "(?, ?, ?)"
     assert txn.insert_values(head, group, rows, "ON CONFLICT DO NOTHING") == 6  # 4 was there
@@ -495,13 +508,12 @@ def test_many_rows_change_with_one_statement_and_count_what_changed(
 def test_rows_beyond_sqlites_parameter_limit_change_in_several_statements(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(database_module, "sqlite_variable_limit", lambda: 5)  # two rows of two
-    conn = sqlite3.connect(":memory:", isolation_level=None)
-    conn.execute("CREATE TABLE moved (n INTEGER PRIMARY KEY, v INTEGER)")
-    conn.executemany("INSERT INTO moved (n, v) VALUES (?, 0)", [(n,) for n in range(1, 7)])
-    statements: list[str] = []
-    conn.set_trace_callback(statements.append)
-    txn = Transaction(conn.cursor(), "sqlite")
+    conn, txn, statements = _traced_sqlite(
+        monkeypatch,
+        5,  # two rows of two a statement
+        "CREATE TABLE moved (n INTEGER PRIMARY KEY, v INTEGER)",
+        "INSERT INTO moved (n, v) VALUES (1, 0), (2, 0), (3, 0), (4, 0), (5, 0), (6, 0)",
+    )
     rows = [(n * 10, n) for n in range(1, 6)]
     assert txn.update_values("UPDATE moved SET v = ? WHERE n = ?", rows, slice(1, 2)) == 5
     assert len([s for s in statements if s.startswith("UPDATE moved")]) == 3

@@ -4,14 +4,17 @@ The client's BSN and birth date are stored only inside a sealed ``client`` value
 JSON without a key file) and as ``woman``, a keyed hash of both (an unkeyed SHA-256 without
 a key file), so that a woman's lines are found without storing her numbers in the clear.
 ``bsn_index`` is the same kind of keyed hash of the BSN alone (:func:`bsn_key`), for the
-administrator's search by BSN.
+administrator's search by BSN. It is indexed once per woman, not once per line: the table
+``bsn_women`` holds each (``bsn_index``, ``woman``) pair some line carries
+(:func:`link_bsn_txn`, :func:`unlink_bsn_txn`), and a search goes from the BSN's hash to
+the women and from them to their lines by the woman's index.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import date
 from typing import Any, Final
 
@@ -30,9 +33,14 @@ __all__ = [
     "line_from_row",
     "line_rows",
     "lines_of_txn",
+    "link_bsn_txn",
+    "lookup_hashes_txn",
     "open_lines_txn",
     "record_lines_txn",
     "record_many_lines_txn",
+    "relink_bsn_txn",
+    "row_hashes",
+    "unlink_bsn_txn",
     "woman_key",
 ]
 
@@ -86,7 +94,9 @@ def _place(line: DeclaredLine | tuple[Any, ...]) -> bytes:
 
 
 def record_lines_txn(txn: Transaction, lines: Sequence[DeclaredLine], codec: JournalCodec) -> None:
-    txn.insert_rows("declaration_lines", f"{COLUMNS}, bsn_index", line_rows(txn, lines, codec))
+    rows = line_rows(txn, lines, codec)
+    txn.insert_rows("declaration_lines", f"{COLUMNS}, bsn_index", rows)
+    link_bsn_txn(txn, _pairs(rows))
 
 
 def record_many_lines_txn(
@@ -96,6 +106,63 @@ def record_many_lines_txn(
     PostgreSQL)."""
     rows = [row for lines, codec in uploads for row in line_rows(txn, lines, codec)]
     txn.insert_rows("declaration_lines", f"{COLUMNS}, bsn_index", rows)
+    link_bsn_txn(txn, _pairs(rows))
+
+
+# Where line_rows puts the woman's and the BSN's keyed hashes.
+_WOMAN: Final = COLUMNS.split(", ").index("woman")
+_BSN_INDEX: Final = COLUMN_COUNT
+
+
+def row_hashes(row: Sequence[Any]) -> tuple[str, str]:
+    """(``bsn_index``, ``woman``) of a row of :func:`line_rows`."""
+    return (row[_BSN_INDEX], row[_WOMAN])
+
+
+def _pairs(rows: Iterable[Sequence[Any]]) -> set[tuple[str, str]]:
+    return {row_hashes(row) for row in rows}
+
+
+def link_bsn_txn(txn: Transaction, pairs: Iterable[tuple[str, str]]) -> None:
+    """Record that lines carry these (``bsn_index``, ``woman``) pairs, so that a search by
+    BSN finds the woman; a pair already known is left alone."""
+    rows = sorted(set(pairs))
+    txn.insert_values(
+        "INSERT INTO bsn_women (bsn_index, woman)", "(?, ?)", rows, "ON CONFLICT DO NOTHING"
+    )
+
+
+def unlink_bsn_txn(txn: Transaction, pairs: Iterable[tuple[str, str]]) -> None:
+    """Forget the (``bsn_index``, ``woman``) pairs no line carries any more (after a line's
+    hashes were replaced): an unkeyed hash of a BSN is not kept once its lines are keyed."""
+    txn.executemany(
+        "DELETE FROM bsn_women WHERE bsn_index = ? AND woman = ? AND NOT EXISTS"
+        " (SELECT 1 FROM declaration_lines l WHERE l.woman = bsn_women.woman"
+        " AND l.bsn_index = bsn_women.bsn_index)",
+        sorted(set(pairs)),
+    )
+
+
+def lookup_hashes_txn(
+    txn: Transaction, traceer_id: str, record_number: int
+) -> tuple[str | None, str] | None:
+    """A line's (``bsn_index``, ``woman``) as stored; None when there is no such line."""
+    txn.execute(
+        "SELECT bsn_index, woman FROM declaration_lines WHERE traceer_id = ? AND record_number = ?",
+        (traceer_id, record_number),
+    )
+    row = txn.fetchone()
+    return None if row is None else (row[0], str(row[1]))
+
+
+def relink_bsn_txn(
+    txn: Transaction, before: tuple[str | None, str] | None, after: tuple[str, str]
+) -> None:
+    """A line's hashes went from ``before`` (:func:`lookup_hashes_txn`) to ``after``: the
+    new pair is linked, the old one forgotten when no line carries it any more."""
+    link_bsn_txn(txn, [after])
+    if before is not None and before[0] is not None and before != after:
+        unlink_bsn_txn(txn, [(before[0], before[1])])
 
 
 def line_rows(

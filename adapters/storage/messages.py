@@ -65,8 +65,10 @@ from adapters.storage.journal import (
 from adapters.storage.lines import (
     bsn_key,
     lines_of_txn,
+    lookup_hashes_txn,
     open_lines_txn,
     record_lines_txn,
+    relink_bsn_txn,
     woman_key,
 )
 from gateway.crypto import CryptoError
@@ -280,11 +282,14 @@ def _rekey_lookups_txn(
     person = json.loads(client)
     bsn, born = str(person["bsn"]), person.get("birth_date")
     birth_date = date.fromisoformat(born) if born else None
+    before = lookup_hashes_txn(txn, traceer_id, record_number)
+    woman, bsn_index = woman_key(codec, bsn, birth_date), bsn_key(codec, bsn)
     txn.execute(
         "UPDATE declaration_lines SET woman = ?, bsn_index = ?"
         " WHERE traceer_id = ? AND record_number = ?",
-        (woman_key(codec, bsn, birth_date), bsn_key(codec, bsn), traceer_id, record_number),
+        (woman, bsn_index, traceer_id, record_number),
     )
+    relink_bsn_txn(txn, before, (bsn_index, woman))
 
 
 def _invoice(message: NewMessage) -> tuple[str, str] | None:

@@ -17,7 +17,15 @@ from twisted.internet.defer import Deferred
 from adapters.storage.audit import append_audit_txn
 from adapters.storage.database import POSTGRES, Database, Transaction
 from adapters.storage.journal import JournalCodec, add_status_txn, get_message_txn
-from adapters.storage.lines import COLUMNS, line_rows, lines_of_txn, record_lines_txn
+from adapters.storage.lines import (
+    COLUMNS,
+    line_rows,
+    lines_of_txn,
+    lookup_hashes_txn,
+    record_lines_txn,
+    relink_bsn_txn,
+    row_hashes,
+)
 from adapters.storage.messages import invoice_holder_txn
 from gateway.admin.audit import NewAuditEntry
 from gateway.admin.cases import ActionRefusedError
@@ -136,6 +144,7 @@ def _refresh_txn(
     """The line's values as its file holds them now, and a new revision; reopened: open
     again, without the rules' earlier outcome."""
     (row,) = line_rows(txn, [line], codec)
+    before = lookup_hashes_txn(txn, line.traceer_id, line.record_number)
     values: list[Any] = list(row[2:])
     sets = ", ".join(f"{column} = ?" for column in _FILE_COLUMNS)
     if reopen:
@@ -148,6 +157,7 @@ def _refresh_txn(
         " WHERE traceer_id = ? AND record_number = ?",
         (*values, line.traceer_id, line.record_number),
     )
+    relink_bsn_txn(txn, before, row_hashes(row))
 
 
 def _with_outcome(audit: NewAuditEntry, result: ReprocessResult) -> NewAuditEntry:

@@ -13,7 +13,9 @@ Dates: a line's date is its prestatie date; a message's and a claim's the day (U
 stored.
 
 A BSN is matched only through ``declaration_lines.bsn_index``, a keyed hash of the BSN
-(:func:`adapters.storage.lines.bsn_key`). Lines stored before schema version 11 have none:
+(:func:`adapters.storage.lines.bsn_key`): the table ``bsn_women`` names the women whose
+lines carry it, their lines are read by the woman's index, and each line's own
+``bsn_index`` is checked (:data:`_BSN_LINES`). Lines stored before schema version 11 have none:
 the first search of a :class:`SqlSearchStore` fills them in from their sealed client value
 (:func:`backfill_bsn_index_txn`, in batches), so that none is missed. A hit's own BSN is
 read from the sealed value only when the caller reveals it.
@@ -36,7 +38,7 @@ from typing import Any, Final
 
 from adapters.storage.database import POSTGRES, Database, Transaction, decode_timestamp
 from adapters.storage.journal import JournalCodec, statuses_txn
-from adapters.storage.lines import bsn_key
+from adapters.storage.lines import bsn_key, link_bsn_txn
 from gateway.admin.cases import CaseKind, case_id
 from gateway.admin.search import MASKED_BSN, HitKind, SearchHit, SearchQuery
 from gateway.crypto import CryptoError
@@ -107,21 +109,32 @@ def backfill_bsn_index_txn(txn: Transaction, codec: JournalCodec, batch: int) ->
     """Up to ``batch`` lines without a BSN index get one (the BSN read from the sealed
     client value in Python: the database never sees it in the clear)."""
     txn.execute(
-        "SELECT traceer_id, record_number, client, key_id FROM declaration_lines"
+        "SELECT traceer_id, record_number, client, key_id, woman FROM declaration_lines"
         " WHERE bsn_index IS NULL LIMIT ?",
         (batch,),
     )
     rows = txn.fetchall()
-    for traceer_id, record_number, stored, key_id in rows:
+    pairs = set()
+    for traceer_id, record_number, stored, key_id, woman in rows:
         client = _open_client(codec, traceer_id, int(record_number), bytes(stored), key_id)
+        bsn_index = bsn_key(codec, str(client["bsn"]))
         txn.execute(
             "UPDATE declaration_lines SET bsn_index = ? WHERE traceer_id = ? AND record_number = ?",
-            (bsn_key(codec, str(client["bsn"])), traceer_id, record_number),
+            (bsn_index, traceer_id, record_number),
         )
+        pairs.add((bsn_index, str(woman)))
+    link_bsn_txn(txn, pairs)
     return len(rows)
 
 
 # --- the search ----------------------------------------------------------------------------
+
+# A line ``l`` whose BSN index is the parameter (given twice): found through the women that
+# BSN names (bsn_women) and the woman's index; the line's own hash is checked too, since a
+# pair outlives a line that was given other hashes while another line still carries it.
+_BSN_LINES: Final = (
+    "l.woman IN (SELECT b.woman FROM bsn_women b WHERE b.bsn_index = ?) AND l.bsn_index = ?"
+)
 
 
 class _Where:
@@ -208,9 +221,10 @@ def _message_hits(
         w.add("m.created_at < ?", _start(q.date_to + timedelta(days=1)))
     if bsn_index is not None:
         w.add(
-            "EXISTS (SELECT 1 FROM declaration_lines l WHERE l.bsn_index = ?"
+            f"EXISTS (SELECT 1 FROM declaration_lines l WHERE {_BSN_LINES}"  # noqa: S608
             " AND (l.traceer_id = m.traceer_id OR l.outbound = m.traceer_id"
             " OR l.answered_in = m.traceer_id))",
+            bsn_index,
             bsn_index,
         )
     txn.execute(
@@ -318,7 +332,7 @@ def _line_hits(
     if q.date_to is not None:
         w.add("l.prestatie_date <= ?", _day(txn, q.date_to))
     if bsn_index is not None:
-        w.add("l.bsn_index = ?", bsn_index)
+        w.add(_BSN_LINES, bsn_index, bsn_index)
     txn.execute(
         _LINE_SELECT + w.sql + " ORDER BY l.prestatie_date DESC, m.created_at DESC, m.seq DESC,"
         " l.record_number DESC LIMIT ?",
@@ -412,7 +426,7 @@ def _claim_hits(
     if q.date_to is not None:
         w.add("c.created_at < ?", _start(q.date_to + timedelta(days=1)))
     if bsn_index is not None:
-        w.add(_ABSORBED.format(cond="l.bsn_index = ?"), bsn_index)
+        w.add(_ABSORBED.format(cond=_BSN_LINES), bsn_index, bsn_index)
     txn.execute(
         "SELECT c.reference, c.invoice_number, c.record_number, c.outbound, c.insurer,"  # noqa: S608
         " c.pregnancy, c.prestatie, c.amount, c.created_at, o.state, o.sender, m.filename,"

@@ -247,6 +247,46 @@ def test_an_accepted_upload_has_its_open_lines_refreshed_and_9001_lines_decided_
     # read them before sees they changed
 
 
+def _misread_hashes_txn(txn: Transaction, traceer_id: str) -> None:
+    # the first line stored with a misread BSN: other hashes, and their pair for the search
+    txn.execute(
+        "UPDATE declaration_lines SET prestatiecode = 'XXXX', bsn_index = 'misread-bsn',"
+        " woman = 'misread-woman' WHERE traceer_id = ? AND record_number = (SELECT"
+        " min(record_number) FROM declaration_lines WHERE traceer_id = ?)",
+        (traceer_id, traceer_id),
+    )
+    txn.execute("INSERT INTO bsn_women VALUES ('misread-bsn', 'misread-woman')")
+
+
+def _pairs_txn(txn: Transaction, traceer_id: str) -> list[tuple[Any, ...]]:
+    txn.execute(
+        "SELECT DISTINCT l.bsn_index, l.woman, EXISTS (SELECT 1 FROM bsn_women b"
+        " WHERE b.bsn_index = l.bsn_index AND b.woman = l.woman) FROM declaration_lines l"
+        " WHERE l.traceer_id = ? ORDER BY 1, 2",
+        (traceer_id,),
+    )
+    return [tuple(row) for row in txn.fetchall()]
+
+
+def test_a_refreshed_line_gets_its_files_bsn_index_back(
+    pump: ThreadPump, store: SqlMessageStore
+) -> None:
+    traceer = receive(pump, store, REGISTRY, KZ301.read_bytes())
+    before = pump.wait(store.database.run_read("pairs", _pairs_txn, traceer))
+    pump.wait(store.database.run_interaction("misread", _misread_hashes_txn, traceer))
+    result = pump.wait(reprocessor(store).reprocess(traceer, OPERATOR, "deelnameperiode"))
+    assert result.lines_refreshed == 1
+    after = pump.wait(store.database.run_read("pairs", _pairs_txn, traceer))
+    assert after == before
+    assert all(linked for _, _, linked in after)
+    assert pump.wait(store.database.run_read("misread", _misread_pairs_txn)) == []
+
+
+def _misread_pairs_txn(txn: Transaction) -> list[tuple[Any, ...]]:
+    txn.execute("SELECT * FROM bsn_women WHERE woman = 'misread-woman'")
+    return [tuple(row) for row in txn.fetchall()]
+
+
 def test_who_may_reprocess_and_what(pump: ThreadPump, store: SqlMessageStore) -> None:
     traceer = receive(pump, store, REGISTRY, KZ301.read_bytes())
     refused = pump.wait_error(reprocessor(store).reprocess(traceer, VIEWER, "x"))

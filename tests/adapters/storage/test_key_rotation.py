@@ -8,6 +8,7 @@ import pytest
 
 from adapters.storage import SqlMessageStore, Transaction, open_store
 from adapters.storage.keys import check_store_keys, key_usage
+from adapters.storage.lines import bsn_key
 from adapters.storage.search import SqlSearchStore
 from gateway.admin.search import HitKind, SearchQuery
 from gateway.crypto import CryptoError, Keyring
@@ -162,6 +163,8 @@ def test_lines_stored_without_a_key_file_are_found_by_bsn_once_resealed(
         assert {hit.kind for hit in hits} >= {HitKind.LINE}
         (woman,) = {row[0] for row in raw_women(store, pump)}
         assert woman == store.bundles.woman_of(line(0))
+        # the BSN index's pairs hold the keyed hashes only: the unkeyed ones went
+        assert raw_pairs(store, pump) == [(bsn_key(store.codec, line(0).bsn), woman)]
     finally:
         pump.wait(store.close())
 
@@ -172,6 +175,14 @@ def raw_women(store: SqlMessageStore, pump: ThreadPump) -> list[tuple[str]]:
         return [(str(row[0]),) for row in txn.fetchall()]
 
     return pump.wait(store.database.run_read("women", read))
+
+
+def raw_pairs(store: SqlMessageStore, pump: ThreadPump) -> list[tuple[str, str]]:
+    def read(txn: Transaction) -> list[tuple[str, str]]:
+        txn.execute("SELECT bsn_index, woman FROM bsn_women")
+        return [(str(row[0]), str(row[1])) for row in txn.fetchall()]
+
+    return pump.wait(store.database.run_read("pairs", read))
 
 
 def test_an_unkeyed_index_left_by_an_older_reencryption_is_no_sign_of_a_wrong_key(

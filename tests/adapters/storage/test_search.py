@@ -6,16 +6,20 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from adapters.storage import SqlMessageStore, Transaction, open_store
+from adapters.storage.lines import lookup_hashes_txn, relink_bsn_txn
+from adapters.storage.migrations import migrate
 from adapters.storage.outbox import enqueue_txn
-from adapters.storage.search import SqlSearchStore
+from adapters.storage.search import _BSN_LINES, SqlSearchStore
 from gateway.admin.cases import CaseKind, case_id
 from gateway.admin.search import MASKED_BSN, HitKind, SearchHit, SearchQuery
 from gateway.crypto import Keyring
@@ -217,8 +221,82 @@ def test_the_bsn_is_stored_only_as_a_keyed_hash(world: World) -> None:
     }
 
 
+def test_the_bsn_index_is_kept_once_per_woman_not_once_per_line(world: World) -> None:
+    pairs = world.rows("SELECT DISTINCT bsn_index, woman FROM declaration_lines")
+    assert len(pairs) == 2  # Anna's four lines (two participants) and Bea's one
+    assert sorted(world.rows("SELECT bsn_index, woman FROM bsn_women")) == sorted(pairs)
+
+
+def _rehash(world: World, traceer_id: str, record_number: int, bsn_index: str, woman: str) -> None:
+    """Give one line other hashes the way the store does (re-keying, reprocessing)."""
+
+    def run(txn: Transaction) -> None:
+        before = lookup_hashes_txn(txn, traceer_id, record_number)
+        txn.execute(
+            "UPDATE declaration_lines SET bsn_index = ?, woman = ?"
+            " WHERE traceer_id = ? AND record_number = ?",
+            (bsn_index, woman, traceer_id, record_number),
+        )
+        relink_bsn_txn(txn, before, (bsn_index, woman))
+
+    world.wait(world.store.database.run_interaction("rehash", run))
+
+
+def test_a_line_given_other_hashes_is_found_by_its_new_bsn_only(world: World) -> None:
+    anna, bea = KEYS.index(f"bsn:{ANNA}"), KEYS.index(f"bsn:{BEA}")
+    ((bea_woman,),) = world.rows("SELECT woman FROM declaration_lines WHERE bsn_index = ?", bea)
+    _rehash(world, "up-0001", 2, bea, bea_woman)
+    anna_lines = [k for k in kinds(world.find(bsn=ANNA)) if k[0] is HitKind.LINE]
+    bea_lines = [k for k in kinds(world.find(bsn=BEA)) if k[0] is HitKind.LINE]
+    assert sorted(anna_lines) == [(HitKind.LINE, "up-0001", 1), (HitKind.LINE, "up-0002", 1)]
+    assert sorted(bea_lines) == [(HitKind.LINE, "up-0001", 2), (HitKind.LINE, "up-0001", 3)]
+    # Anna's pair stays while lines carry it, and goes with the last of them.
+    assert len(world.rows("SELECT 1 FROM bsn_women WHERE bsn_index = ?", anna)) == 1
+    for traceer_id, n in (("up-0001", 1), ("up-0002", 1)):
+        _rehash(world, traceer_id, n, bea, bea_woman)
+    assert world.rows("SELECT bsn_index FROM bsn_women") == [(bea,)]
+    assert [k for k in kinds(world.find(bsn=ANNA)) if k[0] is HitKind.LINE] == []
+
+
+def test_a_womans_line_with_another_bsn_index_is_not_found_by_hers(world: World) -> None:
+    bea = KEYS.index(f"bsn:{BEA}")
+    ((anna_woman,),) = world.rows(
+        "SELECT woman FROM declaration_lines WHERE traceer_id = 'up-0001' AND record_number = 2"
+    )
+    _rehash(world, "up-0001", 2, bea, anna_woman)  # her woman kept, another BSN index
+    anna_lines = [k for k in kinds(world.find(bsn=ANNA)) if k[0] is HitKind.LINE]
+    assert (HitKind.LINE, "up-0001", 2) not in anna_lines
+    assert (HitKind.LINE, "up-0001", 2) in kinds(world.find(bsn=BEA))
+
+
+def test_a_bsn_search_reads_lines_by_the_womans_index(tmp_path: Path) -> None:
+    """SQLite's own planner on a migrated store, without statistics as the gateway runs:
+    from the BSN's pairs to the lines by the woman's index, never a scan of the lines."""
+    pump = ThreadPump()
+    pump.wait(pump.wait(open_store(f"sqlite:///{tmp_path / 'g.db'}", pump)).close())
+    with sqlite3.connect(tmp_path / "g.db") as connection:
+        sql = "EXPLAIN QUERY PLAN SELECT 1 FROM declaration_lines l WHERE " + _BSN_LINES
+        plan = [row[3] for row in connection.execute(sql, ("x", "x"))]
+    connection.close()
+    assert "SEARCH l USING INDEX declaration_lines_woman (woman=?)" in plan, plan
+    assert "SEARCH b USING PRIMARY KEY (bsn_index=?)" in plan, plan
+    assert not any(step.startswith("SCAN") for step in plan), plan
+
+
+def test_a_store_of_version_17_gets_its_pairs_from_its_lines(world: World) -> None:
+    hits = kinds(world.find(bsn=ANNA))
+    world.sql("DROP TABLE bsn_women")  # the store as version 17 left it
+    world.sql("DROP INDEX declaration_lines_no_bsn")
+    world.sql("CREATE INDEX declaration_lines_bsn ON declaration_lines (bsn_index)")
+    world.sql("DELETE FROM schema_version WHERE version = 18")
+    assert world.wait(migrate(world.store.database)) == [18]
+    assert len(world.rows("SELECT 1 FROM bsn_women")) == 2
+    assert kinds(world.find(bsn=ANNA)) == hits
+
+
 def test_lines_stored_before_the_index_are_found_after_the_backfill(world: World) -> None:
     world.sql("UPDATE declaration_lines SET bsn_index = NULL")
+    world.sql("DELETE FROM bsn_women")  # as a store from before version 11 has none
     fresh = SqlSearchStore(world.store.database, world.store.codec)
     hits, more = world.wait(fresh.search(SearchQuery(bsn=BEA), 100, reveal=False))
     assert not more

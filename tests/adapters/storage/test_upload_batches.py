@@ -144,6 +144,7 @@ def _tables_txn(txn: Transaction) -> dict[str, list[tuple[Any, ...]]]:
         "journal": "SELECT sha256, size, payload, key_id, created_at, pruned_at FROM journal"
         " ORDER BY sha256",
         "declaration_lines": "SELECT * FROM declaration_lines ORDER BY traceer_id, record_number",
+        "bsn_women": "SELECT bsn_index, woman FROM bsn_women ORDER BY bsn_index, woman",
     }
     tables: dict[str, list[tuple[Any, ...]]] = {}
     for table, sql in queries.items():
@@ -208,11 +209,12 @@ def test_a_batch_of_uploads_stores_what_the_uploads_one_by_one_store(
         pump.wait(together.close())
     assert batched == alone
     assert len(batched["declaration_lines"]) == 36
+    assert batched["bsn_women"]
     assert len(batched["journal"]) == 13
 
 
 def _empty_txn(txn: Transaction) -> None:
-    for table in ("declaration_lines", "message_statuses", "messages", "journal"):
+    for table in ("bsn_women", "declaration_lines", "message_statuses", "messages", "journal"):
         txn.execute(f"DELETE FROM {table}")
 
 
@@ -241,15 +243,17 @@ def test_a_batch_of_uploads_costs_a_few_statements_whatever_its_size(
         ]
         batch = seen[4:]
 
-        # BEGIN, SAVEPOINT, one look-up, journal, messages, statuses, lines, one read-back,
-        # RELEASE, COMMIT: for the whole batch. On SQLite the rows of a table go in with
-        # one INSERT per chunk, of a few sizes (database._chunks): 5 rows as 4 and 1.
+        # BEGIN, SAVEPOINT, one look-up, journal, messages, statuses, lines, the women's
+        # BSN index pairs, one read-back, RELEASE, COMMIT: for the whole batch. On SQLite
+        # the rows of a table go in with one INSERT per chunk, of a few sizes
+        # (database._chunks): 5 rows as 4 and 1.
         def inserts(rows: int) -> int:
             if store.database.engine == "postgres":
                 return 1
             return len(list(database_module._chunks([(n,) for n in range(rows)], 1)))
 
-        expected = 6 + 3 * inserts(size) + inserts(4 * size)
+        women = {(line.bsn, line.birth_date) for _, lines in uploads for line in lines}
+        expected = 6 + 3 * inserts(size) + inserts(4 * size) + inserts(len(women))
         assert len(batch) == expected, batch
         assert sum("declaration_lines" in s for s in batch) == inserts(4 * size)
         assert sum(s.startswith("SELECT") for s in batch) == 2

@@ -98,9 +98,7 @@ def batches(lines: int, seed: int = 18) -> Iterator[list[tuple[Any, ...]]]:
     rng.shuffle(slots)
     per_upload = WOMEN_PER_UPLOAD
     rows: list[tuple[Any, ...]] = []
-    upload = 0
-    for start in range(0, len(slots), per_upload):
-        upload += 1
+    for upload, start in enumerate(range(0, len(slots), per_upload), start=1):
         traceer_id = f"{upload:08d}-{rng.getrandbits(64):016x}"
         for n, woman in enumerate(slots[start : start + per_upload]):
             for k in range(WOMAN_LINES_PER_UPLOAD):
@@ -162,9 +160,7 @@ def run(lines: int, scratch: Path, out: Any = None) -> dict[str, list[float]]:
         stored += len(rows)
         if marks and stored >= marks[0]:  # one row, however many tenths the batch passed
             count = stored - phase_start[1]
-            per = [
-                1000 * sum(s.seconds[phase_start[0] :]) / count * 1000 for s in (old, new)
-            ]
+            per = [1000 * sum(s.seconds[phase_start[0] :]) / count * 1000 for s in (old, new)]
             report[old.name].append(per[0])
             report[new.name].append(per[1])
             print(

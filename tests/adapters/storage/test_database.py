@@ -287,6 +287,19 @@ def test_sqlite_connections_are_durable_and_checked(tmp_path: Path, pump: Thread
         assert pump.wait(write("pragma", _pragma_txn, "foreign_keys")) == 1
         assert pump.wait(database.run_read("pragma", _pragma_txn, "foreign_keys")) == 1
         assert pump.wait(database.run_read("pragma", _pragma_txn, "synchronous")) == 2
+        # Negative: KiB. SQLite's own default (-2000, about 2 MiB) spills every large
+        # write transaction to the WAL before its commit.
+        assert pump.wait(write("pragma", _pragma_txn, "cache_size")) == -64 * 1024
+        assert pump.wait(database.run_read("pragma", _pragma_txn, "cache_size")) == -64 * 1024
+    finally:
+        pump.wait(database.close())
+
+
+def test_the_sqlite_page_cache_can_be_sized(tmp_path: Path, pump: ThreadPump) -> None:
+    database = Database.sqlite(str(tmp_path / "gw.db"), pump, cache_mib=8)
+    try:
+        assert pump.wait(database.run_interaction("pragma", _pragma_txn, "cache_size")) == -8192
+        assert pump.wait(database.run_read("pragma", _pragma_txn, "cache_size")) == -8192
     finally:
         pump.wait(database.close())
 

@@ -94,8 +94,8 @@ POSTGRES = "postgres"
 DEFAULT_MAX_BATCH: Final = 256
 DEFAULT_BUSY_TIMEOUT: Final = 5.0  # seconds a SQLite connection waits for another's lock
 DEFAULT_CONNECT_TIMEOUT: Final = 10  # seconds to reach a PostgreSQL server
-# MiB of SQLite page cache per connection (the writer's and each reader's), used only as
-# pages are read; measured in docs/benchmarks.md ("the national year a sixth time").
+# MiB of SQLite page cache per connection (the writer's and each reader's), filled only as
+# pages are used; measured in docs/benchmarks.md ("the national year a sixth time").
 DEFAULT_CACHE_MIB: Final = 64
 
 UNSAFE_NO_FSYNC_ENV: Final = "IGO_TEST_ONLY_SQLITE_SYNCHRONOUS_OFF"
@@ -411,8 +411,9 @@ class _Sqlite:
             conn.execute(f"PRAGMA synchronous = {self.synchronous}")
             conn.execute("PRAGMA foreign_keys = ON")
             # Negative: a size in KiB, not in pages. SQLite's 2 MiB default is too small
-            # for a write transaction of a batch of uploads or a bundling run, which then
-            # spills dirty pages to the WAL before its commit and writes them again there.
+            # for a write transaction of a batch of uploads or a bundling run: it spills
+            # dirty pages to the WAL before its commit, and writes a page again each time
+            # it changes after that.
             conn.execute(f"PRAGMA cache_size = {-1024 * int(self.cache_mib)}")
             conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
         except BaseException:
@@ -574,7 +575,7 @@ class Database:
     ) -> Database:
         """A SQLite database file (WAL mode, ``synchronous=FULL``, foreign keys on, a
         page cache of up to ``cache_mib`` MiB per connection, filled only as pages are
-        read). ``":memory:"`` gives a private in-memory database, read through the
+        used). ``":memory:"`` gives a private in-memory database, read through the
         writer."""
         if path == ":memory:":
             readers = 0

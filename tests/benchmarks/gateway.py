@@ -16,16 +16,18 @@ as they are answered or paced to offer ``--rate`` uploads per second together. R
 acknowledged uploads per second (from the clients' common start to the last answer), the
 p50 / p99 acknowledgement latency, and the store's write transactions in that time (from
 the gateway's own ``igo_gateway_store_transaction_seconds`` metric: one per group-committed
-batch), so uploads per commit.
+batch), so uploads per commit, and the server process's CPU time (user + system, all its
+threads, from ``/proc``) per upload — on a machine whose cores the load generator shares,
+a steadier figure than the rate.
 
 ``--vs-bare`` measures the gateway against a yardstick in the same run:
 :mod:`tests.benchmarks.bare`, a bare Twisted server doing only mutual TLS (the EPD API's
 settings), the multipart parsing and a durable group-committed SQLite insert, driven by
 the same load generator with the same upload bodies. The gateway (SQLite), the bare server
 and, with ``--postgres URL``, the gateway on PostgreSQL run one after the other,
-``--rounds`` times alternately; the medians and the ratios gateway/bare (throughput, p99)
-and PostgreSQL/SQLite are printed. The load generator shares the machine's cores with the
-server: on a 2-core machine the figures are a floor.
+``--rounds`` times alternately; the medians and the ratios gateway/bare (throughput, p99,
+server CPU per upload) and PostgreSQL/SQLite are printed. The load generator shares the
+machine's cores with the server: on a 2-core machine the figures are a floor.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import http.client
+import os
 import re
 import signal
 import ssl
@@ -88,6 +91,7 @@ class UploadFigures:
     commits: int = 0  # write transactions the store committed during the run
     processes: int = 1  # client processes
     rate: float = 0.0  # uploads/s offered by paced clients (0: as fast as answered)
+    cpu_seconds: float | None = None  # the server process's CPU time (user + system), if known
 
     @property
     def per_second(self) -> float:
@@ -101,11 +105,36 @@ class UploadFigures:
     def commits_per_second(self) -> float:
         return self.commits / self.seconds if self.seconds else 0.0
 
+    @property
+    def cpu_per_upload(self) -> float | None:
+        """The server's CPU seconds per acknowledged upload (all its threads)."""
+        if self.cpu_seconds is None or not self.latencies:
+            return None
+        return self.cpu_seconds / len(self.latencies)
+
     def percentile(self, share: float) -> float:
         ordered = sorted(self.latencies)
         if not ordered:
             return 0.0
         return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User plus system CPU time of process ``pid`` and all its threads so far (from
+    ``/proc``; None where there is no ``/proc``)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii")
+    except OSError:
+        return None
+    # The command name (field 2) may hold spaces: the fields after its closing parenthesis
+    # start with field 3, so utime and stime (fields 14 and 15) are at 11 and 12.
+    fields = stat.rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_used(pid: int, before: float | None) -> float | None:
+    after = cpu_seconds(pid)
+    return None if before is None or after is None else after - before
 
 
 def _upload_file(participant: str, name: str, records: int) -> bytes:
@@ -234,12 +263,16 @@ def _drive(
             spy.append(subprocess.Popen([*command, "--threads", "--gil", "--format", kind]))
 
     before = _settled_commits(gateway)
+    assert gateway.process is not None
+    pid = gateway.process.pid
+    cpu_before = cpu_seconds(pid)
     try:
         result = run_load(gateway.port, gateway.pki / CA_CERT, plans, processes, on_start=started)
     finally:
         for recorder in spy:
             recorder.send_signal(signal.SIGINT)
             recorder.wait(60)
+    cpu = _cpu_used(pid, cpu_before)
     commits = _commits(gateway) - before
     store = "PostgreSQL" if gateway_store_is_postgres(gateway) else "SQLite"
     return UploadFigures(
@@ -253,6 +286,7 @@ def _drive(
         commits=commits,
         processes=processes,
         rate=rate,
+        cpu_seconds=cpu,
     )
 
 
@@ -303,7 +337,9 @@ def bench_bare(
             port = int(line.split()[-1])
             plans = _plans(pki, clients, files_per_client, records, rate)
             before = _bare_commits(port, pki)
+            cpu_before = cpu_seconds(bare.pid)
             result = run_load(port, pki / CA_CERT, plans, processes)
+            cpu = _cpu_used(bare.pid, cpu_before)
             commits = _bare_commits(port, pki) - before
         finally:
             bare.terminate()
@@ -319,6 +355,7 @@ def bench_bare(
         commits=commits,
         processes=processes,
         rate=rate,
+        cpu_seconds=cpu,
     )
 
 
@@ -392,6 +429,12 @@ def _median(runs: Sequence[UploadFigures]) -> tuple[float, float, float]:
     )
 
 
+def _median_cpu(runs: Sequence[UploadFigures]) -> float | None:
+    """The server's CPU seconds per upload, the median over the runs (None if unknown)."""
+    known = [r.cpu_per_upload for r in runs if r.cpu_per_upload is not None]
+    return statistics.median(known) if known else None
+
+
 def report_comparison(comparison: Comparison, out: TextIO | None = None) -> None:
     out = out or sys.stdout
     rows = [("gateway, SQLite", comparison.gateway), ("bare server", comparison.bare)]
@@ -400,9 +443,11 @@ def report_comparison(comparison: Comparison, out: TextIO | None = None) -> None
     print(f"median of {len(comparison.gateway)} alternated round(s):", file=out)
     for name, runs in rows:
         rate, p50, p99 = _median(runs)
+        cpu = _median_cpu(runs)
         print(
             f"  {name:<20} {rate:8,.0f} uploads/s   p50 {p50 * 1000:5.0f} ms"
-            f"   p99 {p99 * 1000:5.0f} ms",
+            f"   p99 {p99 * 1000:5.0f} ms"
+            + (f"   server CPU {cpu * 1000:.2f} ms/upload" if cpu is not None else ""),
             file=out,
         )
     gw, bare = _median(comparison.gateway), _median(comparison.bare)
@@ -411,6 +456,9 @@ def report_comparison(comparison: Comparison, out: TextIO | None = None) -> None
         f"p99 {gw[2] / bare[2]:.1f}x the bare p99 (target <= 2x)",
         file=out,
     )
+    gw_cpu, bare_cpu = _median_cpu(comparison.gateway), _median_cpu(comparison.bare)
+    if gw_cpu is not None and bare_cpu:
+        print(f"  gateway / bare: server CPU per upload {gw_cpu / bare_cpu:.1f}x", file=out)
     if comparison.postgres:
         pg = _median(comparison.postgres)
         print(
@@ -443,6 +491,12 @@ def report_uploads(figures: UploadFigures, out: TextIO | None = None) -> None:
         f"{f.uploads_per_commit:.1f} uploads per commit",
         file=out,
     )
+    if f.cpu_per_upload is not None:
+        print(
+            f"  server CPU              {f.cpu_per_upload * 1000:.2f} ms per upload "
+            f"({f.cpu_seconds:.1f} s, all threads)",
+            file=out,
+        )
     print(f"  failed uploads          {f.failures}", file=out)
 
 

@@ -4,6 +4,7 @@ rot unnoticed. Nothing here is timed."""
 from __future__ import annotations
 
 import io
+import os
 
 import psycopg
 import pytest
@@ -23,10 +24,14 @@ def test_uploads_through_the_real_server_are_all_acknowledged() -> None:
     # serve's own (a lease, a status) may commit during the run on a busy machine.
     assert 1 <= figures.commits <= figures.uploads + 2
     assert figures.uploads_per_commit >= 1
+    # The server's own CPU time over the run, from /proc (this suite runs on Linux).
+    assert figures.cpu_seconds is not None
+    assert figures.cpu_seconds > 0
     out = io.StringIO()
     bench.report_uploads(figures, out)
     assert "acknowledged uploads/s" in out.getvalue()
     assert "uploads per commit" in out.getvalue()
+    assert "ms per upload" in out.getvalue()
 
 
 def test_paced_clients_from_one_process_are_all_acknowledged() -> None:
@@ -65,6 +70,8 @@ def test_the_bare_server_acknowledges_every_upload_in_group_commits() -> None:
 
     assert (figures.uploads, figures.failures) == (4, 0)
     assert 1 <= figures.commits <= 4
+    assert figures.cpu_seconds is not None
+    assert figures.cpu_seconds > 0
 
 
 def test_the_comparison_with_the_bare_server_prints_both_and_the_ratios(
@@ -77,3 +84,19 @@ def test_the_comparison_with_the_bare_server_prints_both_and_the_ratios(
     assert "bare server" in out
     assert "gateway / bare: throughput" in out
     assert "the bare p99" in out
+    assert "server CPU per upload" in out
+
+
+def test_cpu_seconds_reads_this_process_and_grows_with_work() -> None:
+    before = bench.cpu_seconds(os.getpid())
+    sum(i * i for i in range(2_000_000))
+    after = bench.cpu_seconds(os.getpid())
+
+    assert before is not None
+    assert after is not None
+    assert after > before
+
+
+def test_cpu_seconds_of_no_such_process_is_unknown() -> None:
+    # Above Linux's largest possible process id (2**22).
+    assert bench.cpu_seconds(2**22 + 12345) is None

@@ -50,6 +50,12 @@ uploads/s and p50/p99 acknowledgement latency are reported too. The files are ge
 beforehand and held in memory for this (not counted); the later steps run in this
 process on the store the gateway wrote, after it was stopped.
 
+``--sealed`` runs the cycle with encryption at rest, as a gateway with ``[encryption]
+key_file`` runs: a fresh key file, each upload's payload and each line's client data
+sealed (AES-GCM) and the woman's and BSN's index keys hashed with its index key (HMAC),
+and everything opened again where it is read. Without it the store keeps them unsealed
+(plain SHA-256 index keys), as a gateway without a key file does.
+
 Reported per step: wall time, lines per second, and the process's peak RSS when it ended
 (``ru_maxrss`` only grows, so each figure is the peak up to then).
 
@@ -83,6 +89,7 @@ from adapters.insurer_sim.insurer import SimulatedInsurer
 from adapters.storage import SqlMessageStore, open_store
 from gateway.bundler import Bundler
 from gateway.collector import RetourCollector
+from gateway.crypto import Keyring, new_key_file
 from gateway.ei import FileWriter, bsn_is_valid
 from gateway.forwarder import Forwarder
 from gateway.intake import Intake
@@ -357,6 +364,7 @@ class CycleFigures:
     api_clients: int = 0  # with the intake through the EPD API: its concurrent clients
     api_latencies: tuple[float, ...] = ()  # and each upload's acknowledgement latency
     gateway_peak_rss_mib: float = 0.0  # and the gateway process's peak RSS
+    sealed: bool = False  # encryption at rest (a key file), as with [encryption] key_file
 
     def api_percentile(self, share: float) -> float:
         ordered = sorted(self.api_latencies)
@@ -387,13 +395,15 @@ def bench_cycle(
     store_url: str | None = None,
     api_clients: int = 0,
     client_processes: int = 2,
+    sealed: bool = False,
 ) -> CycleFigures:
     """Run the whole cycle over ``pregnancies`` women in a fresh SQLite store (in
     ``directory``, or a temporary one) — or, with a ``postgresql://`` ``store_url``, in a
     fresh schema on that server, dropped afterwards — and time each step (see the module
     docs); ``progress`` is told of each step as it ends. With ``api_clients``, the intake
     goes through a real gateway process's EPD API instead, fed by that many concurrent
-    mutual-TLS clients (from ``client_processes`` load-generator processes)."""
+    mutual-TLS clients (from ``client_processes`` load-generator processes). ``sealed``:
+    with a fresh key file, so that the store seals what it keeps (encryption at rest)."""
     with (
         tempfile.TemporaryDirectory(prefix="igo-cycle-", dir=directory) as scratch,
         fresh_store(store_url or f"sqlite:///{Path(scratch) / 'gateway.db'}") as url,
@@ -405,7 +415,15 @@ def bench_cycle(
             women_per_file,
             progress,
             (api_clients, client_processes),
+            _key_file(Path(scratch)) if sealed else None,
         )
+
+
+def _key_file(scratch: Path) -> Path:
+    """A fresh key file in ``scratch`` (readable by its owner only, as the gateway wants)."""
+    path = scratch / "keys.toml"
+    new_key_file(path, now=NOW)
+    return path
 
 
 def _cycle(
@@ -415,10 +433,13 @@ def _cycle(
     women_per_file: int,
     progress: Callable[[Step], None] | None,
     api: tuple[int, int] = (0, 2),
+    key_file: Path | None = None,
 ) -> CycleFigures:
     pump = ThreadPump()
     practices = practices_for(pregnancies)
     figures = CycleFigures(pregnancies, 2 * practices, 0, pregnancies * LINES_PER_PREGNANCY)
+    figures.sealed = key_file is not None
+    keyring = Keyring.load(key_file) if key_file is not None else None
     if store_url.startswith("postgresql://"):
         figures.store = "PostgreSQL"
 
@@ -443,14 +464,14 @@ def _cycle(
         began = time.perf_counter()
         files = list(national_files(pregnancies, women_per_file, practices))
         figures.generate_seconds = time.perf_counter() - began
-        result = _through_api(scratch, store_url, files, *api)
+        result = _through_api(scratch, store_url, files, *api, key_file=key_file)
         figures.files = len(files)
         figures.api_clients = len(result.clients)
         figures.api_latencies = result.latencies
         figures.gateway_peak_rss_mib = _children_peak_rss_mib()
         del files
         ended(Step("intake", result.seconds, _peak_rss_mib()))
-    store: SqlMessageStore = pump.wait(open_store(store_url, pump))
+    store: SqlMessageStore = pump.wait(open_store(store_url, pump, keyring))
     try:
         intake = Intake(store, REGISTRY, clock=lambda: NOW, run_in_thread=run_in_thread)
 
@@ -557,6 +578,8 @@ def _through_api(
     files: Sequence[tuple[str, str, bytes]],
     clients: int,
     processes: int,
+    *,
+    key_file: Path | None = None,
 ) -> LoadResult:
     """Take ``files`` in through a real ``igo-gateway serve`` on ``store_url``: a PKI and a
     config with every participant of the set, ``clients`` concurrent EPD clients (at least
@@ -587,6 +610,7 @@ def _through_api(
         pki,
         fingerprints,
         store_url,
+        key_file=key_file,
         extra="\n[bundling]\ninterval_seconds = 36000\n" + blocks,
     )
     count = max(clients, len(participants))
@@ -626,8 +650,9 @@ def _step_line(step: Step, lines: int) -> str:
 def report(figures: CycleFigures, out: TextIO | None = None) -> None:
     out = out or sys.stdout
     f = figures
+    store = f"{f.store}, sealed" if f.sealed else f.store
     print(
-        f"national cycle, {f.store}: {f.pregnancies:,} pregnancies, {f.lines:,} lines in "
+        f"national cycle, {store}: {f.pregnancies:,} pregnancies, {f.lines:,} lines in "
         f"{f.files:,} files from {f.participants} participants "
         f"(generated in {f.generate_seconds:.1f} s, not counted)",
         file=out,
@@ -689,6 +714,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--client-processes", type=int, default=2, help="with --through-api: load generators"
     )
+    parser.add_argument(
+        "--sealed",
+        action="store_true",
+        help="with encryption at rest: a fresh key file, as with [encryption] key_file",
+    )
     args = parser.parse_args(argv)
     tune_garbage_collector()
     pregnancies = args.pregnancies or max(1, round(NATIONAL_BIRTHS * args.share))
@@ -707,6 +737,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             store_url=args.store,
             api_clients=args.through_api,
             client_processes=args.client_processes,
+            sealed=args.sealed,
         )
     )
     return 0

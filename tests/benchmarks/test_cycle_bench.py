@@ -10,6 +10,7 @@ from collections import Counter
 import psycopg
 import pytest
 
+from gateway.crypto import Keyring
 from gateway.ei import validate_bytes
 from tests.benchmarks import cycle
 from tests.benchmarks.gateway import REGISTRY
@@ -105,3 +106,33 @@ def test_the_intake_takes_uploads_in_at_once_so_that_they_share_commits() -> Non
     out = io.StringIO()
     cycle.report(figures, out)
     assert "uploads in flight" in out.getvalue()
+
+
+def test_a_sealed_cycle_seals_every_line_and_opens_them_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    sealed: list[bytes] = []
+    opened: list[bytes] = []
+    seal, open_ = Keyring.seal, Keyring.open
+
+    def counting_seal(ring: Keyring, plaintext: bytes, associated: bytes) -> tuple[str, bytes]:
+        sealed.append(associated)
+        return seal(ring, plaintext, associated)
+
+    def counting_open(ring: Keyring, key_id: str, value: bytes, associated: bytes) -> bytes:
+        opened.append(associated)
+        return open_(ring, key_id, value, associated)
+
+    monkeypatch.setattr(Keyring, "seal", counting_seal)
+    monkeypatch.setattr(Keyring, "open", counting_open)
+
+    figures = cycle.bench_cycle(pregnancies=3, women_per_file=4, sealed=True)
+
+    assert figures.sealed
+    assert figures.granted_lines == figures.lines == 3 * cycle.LINES_PER_PREGNANCY
+    # Each line's client data and each upload's payload sealed at intake, and read back.
+    assert len(sealed) >= figures.lines + figures.files
+    assert len(opened) >= figures.lines
+    out = io.StringIO()
+    cycle.report(figures, out)
+    assert "national cycle, SQLite, sealed:" in out.getvalue()

@@ -20,6 +20,13 @@ batch), so uploads per commit, and the server process's CPU time (user + system,
 threads, from ``/proc``) per upload — on a machine whose cores the load generator shares,
 a steadier figure than the rate.
 
+``--parts`` measures the gateway's own work per upload without HTTP, in this process, on
+the same upload files: the CPU time of each file's checks and lines alone, then of the
+whole intake (:meth:`~gateway.intake.Intake.receive` into a fresh SQLite store, up to 32
+uploads waiting for their group commit at once); the difference is the message, the store
+and the commit. Beside the server's CPU time per upload (above) and the bare server's,
+it says where the gateway's time goes.
+
 ``--vs-bare`` measures the gateway against a yardstick in the same run:
 :mod:`tests.benchmarks.bare`, a bare Twisted server doing only mutual TLS (the EPD API's
 settings), the multipart parsing and a durable group-committed SQLite insert, driven by
@@ -45,16 +52,23 @@ import sys
 import tempfile
 import time
 import uuid
+from collections import deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
 import psycopg
+from twisted.internet import defer
 
+from adapters.storage import open_store
 from gateway.ei import LayoutRegistry
+from gateway.intake import Intake, check_upload
 from gateway.loading import load_layouts
 from gateway.pki import CA_CERT, SERVER_CERT, SERVER_KEY
+from gateway.ports.intake import Receipt, Upload
+from gateway.vsp import send_metadata
 from tests.benchmarks.load import ClientPlan, run_load
 from tests.conftest import with_search_path
 from tests.factories import kz301, vk301
@@ -65,8 +79,18 @@ from tests.gateway.running import (
     make_pki,
     write_config,
 )
+from tests.threadpump import ThreadPump
 
-__all__ = ["Comparison", "UploadFigures", "bench_bare", "bench_uploads", "compare", "main"]
+__all__ = [
+    "Comparison",
+    "IntakeParts",
+    "UploadFigures",
+    "bench_bare",
+    "bench_parts",
+    "bench_uploads",
+    "compare",
+    "main",
+]
 
 CLIENTS = 32
 RECORDS = 50
@@ -467,6 +491,109 @@ def report_comparison(comparison: Comparison, out: TextIO | None = None) -> None
         )
 
 
+# --- the gateway's own work per upload, part by part ---------------------------------------------
+
+
+@dataclass(frozen=True)
+class IntakeParts:
+    """CPU seconds (this process, all its threads) over ``uploads`` uploads: the file
+    checks and lines alone (:func:`~gateway.intake.check_upload`), and the whole intake
+    without HTTP (:meth:`~gateway.intake.Intake.receive`: the same checks, the message,
+    and the durable, group-committed store)."""
+
+    uploads: int
+    records: int
+    checks_seconds: float
+    intake_seconds: float
+    commits: int
+
+    @property
+    def checks_per_upload(self) -> float:
+        return self.checks_seconds / self.uploads
+
+    @property
+    def intake_per_upload(self) -> float:
+        return self.intake_seconds / self.uploads
+
+    @property
+    def rest_per_upload(self) -> float:
+        """What the intake does beyond the checks: the message, the store, the commit."""
+        return self.intake_per_upload - self.checks_per_upload
+
+
+def bench_parts(
+    clients: int = CLIENTS,
+    files_per_client: int = FILES_PER_CLIENT,
+    records: int = RECORDS,
+    *,
+    in_flight: int = CLIENTS,
+) -> IntakeParts:
+    """The gateway's CPU time per upload without HTTP, on the upload files the load
+    generator sends (the same participants and names): first each file's checks and
+    lines alone, then every upload through :class:`~gateway.intake.Intake` into a fresh
+    SQLite store (WAL, ``synchronous=FULL``, group commit) with up to ``in_flight``
+    uploads waiting for their commit at once, as from that many clients. The store's
+    writer is a thread of this process, so its CPU time is counted."""
+    participants = [KRAAMZORG if n % 2 == 0 else MIDWIFE for n in range(clients)]
+    files = [
+        (p, _upload_file(p, f"B{n:02d}-{i:05d}", records))
+        for i in range(files_per_client)
+        for n, p in enumerate(participants)
+    ]
+    began = time.process_time()
+    for n, (participant, payload) in enumerate(files):
+        check_upload(REGISTRY, payload, f"check-{n}", participant)
+    checks = time.process_time() - began
+    uploads = [
+        Upload(p, "midwifery" if p == MIDWIFE else "kraamzorg", send_metadata(p, "EI"), payload)
+        for p, payload in files
+    ]
+    pump = ThreadPump()
+    with tempfile.TemporaryDirectory(prefix="igo-parts-") as scratch:
+        store = pump.wait(open_store(f"sqlite:///{scratch}/gateway.db", pump))
+        try:
+            intake = Intake(
+                store,
+                REGISTRY,
+                clock=lambda: datetime.now(UTC),
+                run_in_thread=lambda work: defer.succeed(work()),
+            )
+            commits = store.database.commits
+            waiting: deque[defer.Deferred[Receipt]] = deque()
+            began = time.process_time()
+            for upload in uploads:
+                receiving = defer.ensureDeferred(intake.receive(upload))
+                waiting.append(receiving.addCallback(_accepted))
+                if len(waiting) >= in_flight:
+                    pump.wait(waiting.popleft())
+            while waiting:
+                pump.wait(waiting.popleft())
+            whole = time.process_time() - began
+            commits = store.database.commits - commits
+        finally:
+            pump.wait(store.close())
+    return IntakeParts(len(files), records, checks, whole, commits)
+
+
+def _accepted(receipt: Receipt) -> Receipt:
+    if not receipt.created or receipt.code is not None:
+        raise RuntimeError(f"an upload was not taken in: {receipt.code} {receipt.findings[:1]}")
+    return receipt
+
+
+def report_parts(parts: IntakeParts, out: TextIO | None = None) -> None:
+    out = out or sys.stdout
+    p = parts
+    print(
+        f"the gateway's CPU time per upload without HTTP, {p.uploads} uploads of "
+        f"{p.records} records, SQLite, {p.uploads / p.commits:.1f} uploads per commit:",
+        file=out,
+    )
+    print(f"  file checks and lines   {p.checks_per_upload * 1000:.2f} ms", file=out)
+    print(f"  message, store, commit  {p.rest_per_upload * 1000:.2f} ms", file=out)
+    print(f"  intake without HTTP     {p.intake_per_upload * 1000:.2f} ms", file=out)
+
+
 # --- the script --------------------------------------------------------------------------------
 
 
@@ -537,8 +664,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         metavar="URL",
         help="with --vs-bare: also run the gateway on this PostgreSQL server each round",
     )
+    parser.add_argument(
+        "--parts",
+        action="store_true",
+        help="the gateway's CPU time per upload without HTTP: the checks, then the rest",
+    )
     args = parser.parse_args(argv)
     print(f"Python {sys.version.split()[0]}, {sys.platform}; figures of this one run")
+    if args.parts:
+        report_parts(bench_parts(args.clients, args.files_per_client, args.records))
+        return 0
     if args.vs_bare:
         comparison = compare(
             args.rounds,

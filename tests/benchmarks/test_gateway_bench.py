@@ -100,3 +100,24 @@ def test_cpu_seconds_reads_this_process_and_grows_with_work() -> None:
 def test_cpu_seconds_of_no_such_process_is_unknown() -> None:
     # Above Linux's largest possible process id (2**22).
     assert bench.cpu_seconds(2**22 + 12345) is None
+
+
+def test_the_parts_take_every_upload_in_and_count_their_cpu_time() -> None:
+    parts = bench.bench_parts(clients=2, files_per_client=3, records=5, in_flight=2)
+
+    assert (parts.uploads, parts.records) == (6, 5)
+    assert 1 <= parts.commits <= parts.uploads
+    assert parts.checks_seconds > 0
+    assert parts.intake_seconds > 0
+    assert parts.intake_per_upload == pytest.approx(parts.checks_per_upload + parts.rest_per_upload)
+    out = io.StringIO()
+    bench.report_parts(parts, out)
+    assert "file checks and lines" in out.getvalue()
+    assert "intake without HTTP" in out.getvalue()
+
+
+def test_the_script_prints_the_parts(capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["--parts", "--clients", "2", "--files-per-client", "1", "--records", "4"]
+    assert bench.main(args) == 0
+
+    assert "message, store, commit" in capsys.readouterr().out

@@ -22,10 +22,10 @@ a steadier figure than the rate.
 
 ``--parts`` measures the gateway's own work per upload without HTTP, in this process, on
 the same upload files: the CPU time of each file's checks and lines alone, then of the
-whole intake (:meth:`~gateway.intake.Intake.receive` into a fresh SQLite store, up to 32
-uploads waiting for their group commit at once); the difference is the message, the store
-and the commit. Beside the server's CPU time per upload (above) and the bare server's,
-it says where the gateway's time goes.
+whole intake (:meth:`~gateway.intake.Intake.receive` into a fresh SQLite store, as many
+uploads waiting for their group commit at once as there are ``--clients``); the difference
+is the message, the store and the commit. Beside the server's CPU time per upload (above)
+and the bare server's, it says where the gateway's time goes.
 
 ``--vs-bare`` measures the gateway against a yardstick in the same run:
 :mod:`tests.benchmarks.bare`, a bare Twisted server doing only mutual TLS (the EPD API's
@@ -526,14 +526,15 @@ def bench_parts(
     files_per_client: int = FILES_PER_CLIENT,
     records: int = RECORDS,
     *,
-    in_flight: int = CLIENTS,
+    in_flight: int | None = None,
 ) -> IntakeParts:
     """The gateway's CPU time per upload without HTTP, on the upload files the load
     generator sends (the same participants and names): first each file's checks and
     lines alone, then every upload through :class:`~gateway.intake.Intake` into a fresh
     SQLite store (WAL, ``synchronous=FULL``, group commit) with up to ``in_flight``
-    uploads waiting for their commit at once, as from that many clients. The store's
-    writer is a thread of this process, so its CPU time is counted."""
+    (default: ``clients``) uploads waiting for their commit at once, as from that many
+    clients. The store's writer is a thread of this process, so its CPU time is counted."""
+    in_flight = in_flight or clients
     participants = [KRAAMZORG if n % 2 == 0 else MIDWIFE for n in range(clients)]
     files = [
         (p, _upload_file(p, f"B{n:02d}-{i:05d}", records))

@@ -90,6 +90,7 @@ __all__ = [
     "bench_uploads",
     "compare",
     "main",
+    "taken_in",
 ]
 
 CLIENTS = 32
@@ -564,7 +565,7 @@ def bench_parts(
             began = time.process_time()
             for upload in uploads:
                 receiving = defer.ensureDeferred(intake.receive(upload))
-                waiting.append(receiving.addCallback(_accepted))
+                waiting.append(receiving.addCallback(taken_in))
                 if len(waiting) >= in_flight:
                     pump.wait(waiting.popleft())
             while waiting:
@@ -576,7 +577,9 @@ def bench_parts(
     return IntakeParts(len(files), records, checks, whole, commits)
 
 
-def _accepted(receipt: Receipt) -> Receipt:
+def taken_in(receipt: Receipt) -> Receipt:
+    """``receipt`` if its upload was stored and accepted; an error otherwise (the
+    benchmarks' files are all valid and distinct, so anything else is a fault)."""
     if not receipt.created or receipt.code is not None:
         raise RuntimeError(f"an upload was not taken in: {receipt.code} {receipt.findings[:1]}")
     return receipt

@@ -482,8 +482,11 @@ def report_comparison(comparison: Comparison, out: TextIO | None = None) -> None
         file=out,
     )
     gw_cpu, bare_cpu = _median_cpu(comparison.gateway), _median_cpu(comparison.bare)
-    if gw_cpu is not None and bare_cpu:
-        print(f"  gateway / bare: server CPU per upload {gw_cpu / bare_cpu:.1f}x", file=out)
+    if gw_cpu is not None and bare_cpu is not None:
+        # /proc counts CPU time in clock ticks (10 ms): a toy run of the bare server may
+        # use less than one.
+        ratio = f"{gw_cpu / bare_cpu:.1f}x" if bare_cpu else "not measurable (a run this short)"
+        print(f"  gateway / bare: server CPU per upload {ratio}", file=out)
     if comparison.postgres:
         pg = _median(comparison.postgres)
         print(

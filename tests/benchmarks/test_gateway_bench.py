@@ -121,3 +121,16 @@ def test_the_script_prints_the_parts(capsys: pytest.CaptureFixture[str]) -> None
     assert bench.main(args) == 0
 
     assert "message, store, commit" in capsys.readouterr().out
+
+
+def test_a_bare_server_under_one_clock_tick_is_said_to_be_unmeasurable() -> None:
+    def run(cpu: float) -> bench.UploadFigures:
+        return bench.UploadFigures(2, 2, 4, 1.0, (0.1, 0.2), 0, cpu_seconds=cpu)
+
+    out = io.StringIO()
+    bench.report_comparison(bench.Comparison((run(0.01),), (run(0.0),)), out)
+    assert "server CPU per upload not measurable" in out.getvalue()
+
+    out = io.StringIO()
+    bench.report_comparison(bench.Comparison((run(0.04),), (run(0.02),)), out)
+    assert "server CPU per upload 2.0x" in out.getvalue()

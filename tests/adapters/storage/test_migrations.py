@@ -118,3 +118,39 @@ def test_a_version_that_lands_below_one_already_applied_is_applied_too(
         assert versions == [*ALL_VERSIONS, LATEST_VERSION + 1, LATEST_VERSION + 2]
     finally:
         pump.wait(database.close())
+
+
+def _index_definition_txn(txn: Transaction, name: str) -> str:
+    if txn.engine == "postgres":
+        txn.execute("SELECT indexdef FROM pg_indexes WHERE indexname = ?", (name,))
+    else:
+        txn.execute("SELECT sql FROM sqlite_master WHERE type = 'index' AND name = ?", (name,))
+    row = txn.fetchone()
+    assert row is not None, name
+    return str(row[0])
+
+
+def _plan_txn(txn: Transaction, sql: str) -> str:
+    txn.execute(f"EXPLAIN QUERY PLAN {sql}", ("x",) * sql.count("?"))
+    return " ".join(str(row[-1]) for row in txn.fetchall())
+
+
+@pytest.mark.parametrize(
+    ("index", "column"),
+    [("declaration_lines_pregnancy", "pregnancy"), ("declaration_lines_claim", "claim_reference")],
+)
+def test_a_lines_pregnancy_and_claim_are_indexed_only_once_it_has_them(
+    sql_url: str, pump: ThreadPump, index: str, column: str
+) -> None:
+    store = pump.wait(open_store(sql_url, pump))
+    try:
+        read = store.database.run_read
+        definition = pump.wait(read("index", _index_definition_txn, index)).replace("(", "")
+        assert definition.replace(")", "").endswith(f"WHERE {column} IS NOT NULL")
+        if store.database.engine == "sqlite":
+            # Every query by the column names a value, and still finds the index.
+            for where in (f"{column} = ?", f"{column} IN (?, ?)"):
+                sql = f"SELECT traceer_id FROM declaration_lines WHERE {where}"
+                assert f"USING INDEX {index}" in pump.wait(read("plan", _plan_txn, sql))
+    finally:
+        pump.wait(store.close())

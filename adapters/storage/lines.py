@@ -27,7 +27,6 @@ from gateway.ports.messages import StoreError
 __all__ = [
     "COLUMNS",
     "COLUMN_COUNT",
-    "LineState",
     "People",
     "bsn_key",
     "line_from_row",
@@ -50,10 +49,6 @@ COLUMNS: Final = (
     " reference, previous_reference, performer, zorgproduct, zorgactiviteiten"
 )
 COLUMN_COUNT: Final = COLUMNS.count(",") + 1
-
-
-class LineState:
-    OPEN = "open"
 
 
 def woman_key(codec: JournalCodec, bsn: str, birth_date: date | None) -> str:
@@ -277,8 +272,8 @@ def lines_of_txn(txn: Transaction, traceer_id: str, codec: JournalCodec) -> list
 
 def open_lines_txn(txn: Transaction, codec: JournalCodec) -> list[DeclaredLine]:
     txn.execute(
-        f"SELECT {COLUMNS} FROM declaration_lines WHERE state = ?"  # noqa: S608
-        " ORDER BY prestatie_date, traceer_id, record_number",
-        (LineState.OPEN,),
+        # 'open' written out, as the partial index declaration_lines_open names it.
+        f"SELECT {COLUMNS} FROM declaration_lines WHERE state = 'open'"  # noqa: S608
+        " ORDER BY prestatie_date, traceer_id, record_number"
     )
     return [line_from_row(row, codec) for row in txn.fetchall()]

@@ -162,7 +162,7 @@ def test_lines_are_indexed_by_pregnancy_claim_and_state_only_where_they_are_aske
         written = definition.replace("(", "").replace(")", "").replace("::text", "")
         assert written.endswith(f"WHERE {predicate}"), definition
         if store.database.engine == "sqlite":
-            # The queries the store makes by the column still find the index.
+            # Queries shaped as the store's by the column still find the index.
             for where in queries:
                 sql = f"SELECT traceer_id FROM declaration_lines WHERE {where}"
                 assert f"INDEX {index}" in pump.wait(read("plan", _plan_txn, sql))

@@ -21,9 +21,10 @@ def test_uploads_through_the_real_server_are_all_acknowledged() -> None:
     assert figures.per_second > 0
     assert 0 < figures.percentile(0.5) <= figures.percentile(0.99)
     # Read from the gateway's own metrics: at most one commit an upload, and a job of
-    # serve's own (a lease, a status) may commit during the run on a busy machine.
+    # serve's own (a lease, a status) may commit during the run on a busy machine, so
+    # the uploads per commit may then be fewer than one.
     assert 1 <= figures.commits <= figures.uploads + 2
-    assert figures.uploads_per_commit >= 1
+    assert figures.uploads_per_commit == figures.uploads / figures.commits
     # The server's own CPU time over the run, from /proc (this suite runs on Linux).
     assert figures.cpu_seconds is not None
     assert figures.cpu_seconds > 0

@@ -1,7 +1,9 @@
 -- Version 19: a line's pregnancy and its claim are indexed only once it has them, and its
 -- state only while it is open. Every query by pregnancy or claim names a value (=, IN, a
--- join on it), and every query by state asks for the open lines (state = 'open', written
--- out: a parameter would not find a partial index), so no entry left out was ever read.
+-- join on it), and every query that finds lines by their state asks for the open lines
+-- (state = 'open', written out: a parameter would not find a partial index; the others
+-- that name a state find their lines by key or claim first), so no entry left out was
+-- ever read.
 -- Storing a line writes two index entries fewer; bundling it removes its open entry and
 -- adds its pregnancy and claim, instead of also removing two empty ones and adding an
 -- entry for its new state. The state index then holds the open lines only.

@@ -23,9 +23,10 @@ fixture and generated files).
 from __future__ import annotations
 
 import enum
+import inspect
 import threading
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import MISSING, dataclass, fields, replace
 from datetime import date
 from operator import itemgetter
 from typing import Any
@@ -69,6 +70,41 @@ class DeclaredLine:
     @property
     def is_credit(self) -> bool:
         return self.amount is not None and self.amount < 0
+
+
+def _slot_setting_init(cls: type[Any]) -> None:
+    """Give the frozen, slotted dataclass ``cls`` an ``__init__`` with the signature of
+    its own that stores each field through its slot's descriptor, where the one
+    :mod:`dataclasses` writes for a frozen class looks ``object.__setattr__`` up and calls
+    it by name, field by field: about half the time per value built. Every line of an
+    upload is built once at intake and again whenever it is read back (bundling, claims),
+    millions of times a year (docs/benchmarks.md). The class stays frozen: assigning a
+    field afterwards still raises :class:`dataclasses.FrozenInstanceError`."""
+    if hasattr(cls, "__post_init__") or any(
+        not f.init or f.default_factory is not MISSING for f in fields(cls)
+    ):
+        raise TypeError(f"{cls.__name__}: only plain fields can be set this way")
+    names = [f.name for f in fields(cls)]
+    signature = inspect.signature(cls.__init__)
+    namespace: dict[str, Any] = {f"set_{n}": cls.__dict__[n].__set__ for n in names}
+    params = []
+    for n in names:
+        default = signature.parameters[n].default
+        if default is inspect.Parameter.empty:
+            params.append(n)
+        else:
+            namespace[f"default_{n}"] = default
+            params.append(f"{n}=default_{n}")
+    body = "".join(f"    set_{n}(self, {n})\n" for n in names)
+    code = compile(f"def __init__(self, {', '.join(params)}):\n{body}", f"<{cls.__name__}>", "exec")
+    exec(code, namespace)  # noqa: S102 - generated above from the class's own fields
+    init = namespace["__init__"]
+    init.__qualname__ = f"{cls.__qualname__}.__init__"
+    init.__annotations__ = dict(cls.__init__.__annotations__)
+    cls.__init__ = init
+
+
+_slot_setting_init(DeclaredLine)
 
 
 def _text(record: Record, name: str) -> str | None:

@@ -6,9 +6,12 @@ files, valid and damaged."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import inspect
 from collections.abc import Callable
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -150,3 +153,32 @@ def test_hospital_lines_with_zorgactiviteit_records_are_the_same_both_ways() -> 
         assert isinstance(lines, list)
         assert len(lines) == 3
         assert lines == _outcome(lines_by_field, data)
+
+
+def test_a_line_is_built_from_every_argument_with_the_dataclass_defaults_and_stays_frozen() -> None:
+    own = dataclasses.fields(DeclaredLine)
+    parameters = inspect.signature(DeclaredLine).parameters
+    assert list(parameters) == [f.name for f in own]
+    assert [p.default for p in parameters.values()] == [
+        inspect.Parameter.empty if f.default is dataclasses.MISSING else f.default for f in own
+    ]
+    values: dict[str, Any] = {f.name: f"value of {f.name}" for f in own}
+    line = DeclaredLine(**values)
+    assert {f.name: getattr(line, f.name) for f in own} == values
+    required = {f.name: values[f.name] for f in own if f.default is dataclasses.MISSING}
+    short = DeclaredLine(*required.values())
+    assert (short.zorgproduct, short.zorgactiviteiten) == (None, ())
+    assert dataclasses.replace(line, bsn="other").bsn == "other"
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        line.bsn = "other"  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        DeclaredLine(*values.values(), "one too many")  # type: ignore[call-arg]
+
+
+def test_slot_setting_init_refuses_a_class_whose_fields_it_cannot_set_plainly() -> None:
+    @dataclasses.dataclass(frozen=True, slots=True)
+    class Listed:
+        items: list[str] = dataclasses.field(default_factory=list)
+
+    with pytest.raises(TypeError, match="plain fields"):
+        lines_module._slot_setting_init(Listed)

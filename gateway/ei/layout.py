@@ -13,6 +13,7 @@ bytes plus one conversion, done only when a field is asked for.
 
 from __future__ import annotations
 
+import builtins
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -71,15 +72,17 @@ class FieldLayout:
     retourcode: str | None = None
     total: str | None = None
     parent_key: bool = False  # must equal the same field of the parent record
+    # Where the field's bytes are in its record (0-based): computed once, as every
+    # record read or written slices its fields by it.
+    slice: builtins.slice = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "slice", builtins.slice(self.start - 1, self.end))
 
     @property
     def end(self) -> int:
         """1-based inclusive end position."""
         return self.start + self.length - 1
-
-    @property
-    def slice(self) -> slice:
-        return slice(self.start - 1, self.start - 1 + self.length)
 
     def pattern(self) -> bytes:
         """A regular expression (bytes) that a well-typed value of this field matches."""

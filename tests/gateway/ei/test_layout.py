@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from datetime import date
 from pathlib import Path
@@ -97,6 +98,17 @@ def test_the_declared_total_is_the_sum_of_the_prestatie_amounts(registry: Layout
     for version in ("08", "09"):
         zh308 = registry.by_standard("ZH308", version)
         assert [(t, f.name) for t, f in zh308.totals("declared")] == [("06", "declared_amount")]
+
+
+def test_every_field_slices_its_own_positions(registry: LayoutRegistry) -> None:
+    for layout in registry.standards():
+        for record in layout.records.values():
+            for f in record.fields:
+                assert f.slice == slice(f.start - 1, f.end), (layout.id, record.type, f.name)
+                assert len(record.blank[f.slice]) == f.length
+    moved = dataclasses.replace(_field("number", length=4), start=5)
+    assert moved.slice == slice(4, 8)
+    assert moved == dataclasses.replace(_field("number", length=4), start=5)
 
 
 # --- fields ---------------------------------------------------------------------------------

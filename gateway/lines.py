@@ -77,9 +77,9 @@ def _slot_setting_init(cls: type[Any]) -> None:
     its own that stores each field through its slot's descriptor, where the one
     :mod:`dataclasses` writes for a frozen class looks ``object.__setattr__`` up and calls
     it by name, field by field: about half the time per value built. Every line of an
-    upload is built once at intake and again whenever it is read back (bundling, claims),
-    millions of times a year (docs/benchmarks.md). The class stays frozen: assigning a
-    field afterwards still raises :class:`dataclasses.FrozenInstanceError`."""
+    upload is built once at intake and again whenever it is read back (bundling, claims,
+    unpacking), millions of times a year (docs/benchmarks.md). The class stays frozen:
+    assigning a field afterwards still raises :class:`dataclasses.FrozenInstanceError`."""
     if hasattr(cls, "__post_init__") or any(
         not f.init or f.default_factory is not MISSING for f in fields(cls)
     ):

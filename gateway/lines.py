@@ -23,7 +23,6 @@ fixture and generated files).
 from __future__ import annotations
 
 import enum
-import inspect
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import MISSING, dataclass, fields, replace
@@ -85,16 +84,14 @@ def _slot_setting_init(cls: type[Any]) -> None:
     ):
         raise TypeError(f"{cls.__name__}: only plain fields can be set this way")
     names = [f.name for f in fields(cls)]
-    signature = inspect.signature(cls.__init__)
     namespace: dict[str, Any] = {f"set_{n}": cls.__dict__[n].__set__ for n in names}
     params = []
-    for n in names:
-        default = signature.parameters[n].default
-        if default is inspect.Parameter.empty:
-            params.append(n)
+    for f in fields(cls):
+        if f.default is MISSING:
+            params.append(f.name)
         else:
-            namespace[f"default_{n}"] = default
-            params.append(f"{n}=default_{n}")
+            namespace[f"default_{f.name}"] = f.default
+            params.append(f"{f.name}=default_{f.name}")
     body = "".join(f"    set_{n}(self, {n})\n" for n in names)
     code = compile(f"def __init__(self, {', '.join(params)}):\n{body}", f"<{cls.__name__}>", "exec")
     exec(code, namespace)  # noqa: S102 - generated above from the class's own fields

@@ -139,12 +139,20 @@ class RunningGateway:
             schedule.stop()
         running = [*(j.finished for j in self.background), *(s.finished for s in self.schedules)]
         await DeferredList(running, consumeErrors=True)
+        await _stop_workers(self.builder)
         # A bundling run an administrator's action started: let it finish, and keep the
         # lock, so that none starts on a store about to close.
         await self.builder.bundling_lock().acquire()
         await self.store.close()
         _release(self.store_lock)
         log.info("stopped; the store is closed")
+
+
+async def _stop_workers(builder: GatewayBuilder) -> None:
+    """Stop the check workers, if any (after the EPD API: no upload waits on them)."""
+    workers = builder.check_workers()
+    if workers is not None:
+        await workers.stop()
 
 
 def _address(port: IListeningPort) -> tuple[str, int]:
@@ -427,6 +435,9 @@ async def start(config: GatewayConfig, reactor: GatewayReactor) -> RunningGatewa
             ops.noisy = False
             ops_port = reactor.listenTCP(config.metrics.port, ops, interface=config.metrics.host)
         intake = builder.intake()
+        workers = builder.check_workers()
+        if workers is not None:
+            workers.start()
         schedules = _insurer_schedules(builder, metrics)
         pushing = _pushing_insurers(config)
 
@@ -480,6 +491,7 @@ async def start(config: GatewayConfig, reactor: GatewayReactor) -> RunningGatewa
         jobs = _scheduled_jobs(builder, metrics, admin=admin_port is not None)
     except BaseException:
         await _stop_listening(ops_port, port, admin_port)
+        await _stop_workers(builder)
         await store.close()
         _release(lock)
         raise

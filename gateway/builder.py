@@ -25,7 +25,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime, time, timedelta
 from functools import wraps
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from twisted.internet.defer import DeferredLock
 from twisted.internet.interfaces import (
@@ -35,6 +35,7 @@ from twisted.internet.interfaces import (
     IProtocolFactory,
     IReactorCore,
     IReactorFromThreads,
+    IReactorProcess,
     IReactorSSL,
     IReactorTCP,
     IReactorThreads,
@@ -43,6 +44,7 @@ from twisted.internet.interfaces import (
 from twisted.logger import Logger
 from zope.interface import Interface
 
+from adapters.check_workers import CheckWorkers, ProcessReactor
 from adapters.insurer_link.directory import DirectoryInsurerLink
 from adapters.insurer_link.rest import RestInsurerLink
 from adapters.notices import transport_for
@@ -100,6 +102,7 @@ class GatewayReactor(
     IReactorSSL,
     IReactorThreads,
     IReactorFromThreads,
+    IReactorProcess,
     Interface,
 ):
     """What ``serve`` needs of the reactor (as synapse's ``ISynapseReactor``): the global
@@ -294,7 +297,19 @@ class GatewayBuilder:
             new_id=self.new_id,
             metrics=self._metrics,
             berichtstroom=self.config.epd_api.berichtstroom,
+            checks=self.check_workers(),
         )
+
+    @built_once
+    def check_workers(self) -> CheckWorkers | None:
+        """The check workers of ``[epd_api] check_processes`` (None when it is 0, and for a
+        command line); ``serve`` starts them with the EPD API and stops them after it
+        (until they run, uploads are checked in this process)."""
+        processes = self.config.epd_api.check_processes
+        if processes == 0 or isinstance(self.reactor, Blocking):
+            return None  # a command line checks the files it reads itself
+        # The global reactor spawns processes too (IReactorProcess, in GatewayReactor).
+        return CheckWorkers(cast(ProcessReactor, self._network()), self.layouts(), processes)
 
     @built_once
     def bundling_lock(self) -> DeferredLock:

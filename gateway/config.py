@@ -404,6 +404,16 @@ class EpdApiConfig(_Section):
         description="The base URL EPDs reach the API at (https://HOST[:PORT]), used in the "
         "payload URLs of pulled messages. When left out: the Host the request was sent to.",
     )
+    check_processes: int = Field(
+        default=0,
+        ge=0,
+        le=64,
+        description="Worker processes that run the intake checks of uploads beside the "
+        "gateway's own process (0: the checks run on a thread of the gateway's process). "
+        "On a machine with more than one core, one or two per core left over raise how "
+        "many uploads the gateway takes a second (docs/benchmarks.md); a worker that fails "
+        "is started again, and its uploads are checked in the gateway's process meanwhile.",
+    )
     berichtstroom: BerichtstroomConfig = Field(default_factory=BerichtstroomConfig)
 
 

@@ -2,9 +2,12 @@
 
 The service behind ``POST /berichten``. It checks who sent the file, runs the codec's
 intake checks and prepares what is stored (hash, lines, message, any rejection file) in
-one call off the reactor thread, and stores the upload together with whatever answers it
-at once — a technical-rejection retour for a file that fails the checks — in
-one transaction. The receipt is returned only after that transaction is durable.
+one call off the reactor thread — or, with check workers (:class:`FileChecks`,
+``[epd_api] check_processes``), has the checks and the hash done in a worker process and
+builds the rest itself, checking the file itself whenever the workers cannot — and
+stores the upload together with whatever answers it at once — a technical-rejection
+retour for a file that fails the checks — in one transaction. The receipt is returned
+only after that transaction is durable.
 
 Rules:
 
@@ -57,7 +60,14 @@ from gateway.errors import ErrorKind
 from gateway.lines import DeclaredLine, declared_lines
 from gateway.loading import describe
 from gateway.metrics import Metrics
-from gateway.ports.intake import IntakeRefusedError, Receipt, Upload
+from gateway.ports.intake import (
+    CheckedFile,
+    FileChecks,
+    FileCheckUnavailableError,
+    IntakeRefusedError,
+    Receipt,
+    Upload,
+)
 from gateway.ports.messages import (
     Direction,
     Message,
@@ -109,8 +119,10 @@ class Intake:
         default_retour: Mapping[str, str] = DEFAULT_RETOUR_BY_DISCIPLINE,
         metrics: Metrics | None = None,
         berichtstroom: BerichtstroomConfig | None = None,
+        checks: FileChecks | None = None,
     ) -> None:
         self._store = store
+        self._checks = checks
         self._registry = registry
         self._clock = clock
         self._run_in_thread = run_in_thread
@@ -157,10 +169,16 @@ class Intake:
         self._check_flow_values(metadata)
         # A retry is checked like a first upload; the store then says whether the
         # traceerId is known (its first answer, or a refusal): one path for both, also
-        # when two requests with one traceerId arrive at once. Everything that depends
-        # on the file alone (hash, checks, lines, the message and any rejection) is done
-        # in one call off the reactor thread.
-        prepared = await self._run_in_thread(lambda: self._prepare(upload))
+        # when two requests with one traceerId arrive at once. The file's checks and
+        # hash run in a check worker when there is one (what is left, building the
+        # message, is a few dozen microseconds); otherwise everything that depends on
+        # the file alone (hash, checks, lines, the message and any rejection) is done in
+        # one call off the reactor thread.
+        checked = await self._checked_elsewhere(upload)
+        if checked is not None:
+            prepared = self._prepare(upload, checked)
+        else:
+            prepared = await self._run_in_thread(lambda: self._prepare(upload))
         crashpoints.reached("parsed")
         if isinstance(prepared, IntakeRefusedError):
             raise prepared
@@ -206,14 +224,32 @@ class Intake:
             standard=found.standard,
         )
 
-    def _prepare(self, upload: Upload) -> _Prepared | IntakeRefusedError:
-        """The file's checks and what is stored for it (run off the reactor thread): its
+    async def _checked_elsewhere(self, upload: Upload) -> CheckedFile | None:
+        """The file's checks from a check worker; None without workers, or when they
+        could not check it (the intake then checks it itself: the same findings)."""
+        if self._checks is None:
+            return None
+        try:
+            return await self._checks.check(
+                upload.payload, upload.metadata.traceer_id, upload.participant
+            )
+        except FileCheckUnavailableError:
+            return None  # the workers log why
+
+    def _prepare(
+        self, upload: Upload, checked: CheckedFile | None = None
+    ) -> _Prepared | IntakeRefusedError:
+        """The file's checks (unless ``checked`` has them) and what is stored for it: its
         message, the rejection answering it at once (if any) and its lines; or the
         refusal, when the file is not the participant's or not the berichtstroom's."""
         metadata = upload.metadata
         payload = upload.payload
         traceer_id = metadata.traceer_id
-        result, lines = self._check(payload, traceer_id, upload.participant)
+        if checked is None:
+            result, lines = self._check(payload, traceer_id, upload.participant)
+            sha256 = hashlib.sha256(payload).hexdigest()
+        else:
+            result, lines, sha256 = checked.result, checked.lines, checked.sha256
         try:
             self._check_sender_in_file(upload, result)
             self._check_flow_standard(metadata, result)
@@ -231,7 +267,7 @@ class Intake:
             direction=Direction.FROM_PARTICIPANT,
             party=upload.participant,
             payload=payload,
-            sha256=hashlib.sha256(payload).hexdigest(),
+            sha256=sha256,
             created_at=now,
             status=self._first_status(code, findings),
             idempotency_key=f"upload:{upload.participant}:{traceer_id}",

@@ -54,10 +54,10 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 import psycopg
 from twisted.internet import defer
@@ -117,6 +117,7 @@ class UploadFigures:
     processes: int = 1  # client processes
     rate: float = 0.0  # uploads/s offered by paced clients (0: as fast as answered)
     cpu_seconds: float | None = None  # the server process's CPU time (user + system), if known
+    check_processes: int = 0  # the gateway's check workers ([epd_api] check_processes)
 
     @property
     def per_second(self) -> float:
@@ -145,8 +146,16 @@ class UploadFigures:
 
 
 def cpu_seconds(pid: int) -> float | None:
-    """User plus system CPU time of process ``pid`` and all its threads so far (from
-    ``/proc``; None where there is no ``/proc``)."""
+    """User plus system CPU time of process ``pid`` and all its threads so far, and of
+    its running child processes (the gateway's check workers) (from ``/proc``; None
+    where there is no ``/proc``)."""
+    own = _process_cpu(pid)
+    if own is None:
+        return None
+    return own + sum(_process_cpu(child) or 0.0 for child in _children(pid))
+
+
+def _process_cpu(pid: int) -> float | None:
     try:
         stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii")
     except OSError:
@@ -155,6 +164,18 @@ def cpu_seconds(pid: int) -> float | None:
     # start with field 3, so utime and stime (fields 14 and 15) are at 11 and 12.
     fields = stat.rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _children(pid: int) -> list[int]:
+    """The running child processes of ``pid`` (from ``/proc``; none where it has none)."""
+    children: list[int] = []
+    try:
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            text = (task / "children").read_text(encoding="ascii")
+            children += [int(child) for child in text.split()]
+    except OSError:
+        return children
+    return children
 
 
 def _cpu_used(pid: int, before: float | None) -> float | None:
@@ -222,13 +243,16 @@ def bench_uploads(
     processes: int = CLIENT_PROCESSES,
     rate: float = 0.0,
     profile: Path | None = None,
+    check_processes: int = 0,
 ) -> UploadFigures:
     """Start a gateway on ``store_url`` in a temporary directory and measure (see the
     module documentation); the gateway is stopped again before this returns. ``rate``
     paces the clients to offer that many uploads per second together (0: each uploads as
     fast as it is answered). With
     ``profile``, ``py-spy`` records the server while the clients run and writes its
-    flame graph there (``.svg``; otherwise collapsed stacks; py-spy must be installed)."""
+    flame graph there (``.svg``; otherwise collapsed stacks; py-spy must be installed).
+    ``check_processes`` is the gateway's ``[epd_api] check_processes`` (its server CPU
+    then counts the workers' too)."""
     with tempfile.TemporaryDirectory(prefix="igo-bench-") as scratch, _fresh(store_url) as url:
         root = Path(scratch)
         pki = root / "pki"
@@ -238,13 +262,20 @@ def bench_uploads(
             make_pki(pki),
             url,
             extra="\n[bundling]\ninterval_seconds = 3600\n",
+            **_check_settings(check_processes),
         )
         gateway = GatewayProcess(config, pki)
         gateway.start()
         try:
-            return _drive(gateway, clients, files_per_client, records, processes, rate, profile)
+            figures = _drive(gateway, clients, files_per_client, records, processes, rate, profile)
+            return replace(figures, check_processes=check_processes)
         finally:
             gateway.stop()
+
+
+def _check_settings(check_processes: int) -> dict[str, Any]:
+    """The ``[epd_api]`` settings of ``check_processes`` (none for the default, 0)."""
+    return {"check_processes": check_processes} if check_processes else {}
 
 
 def _plans(
@@ -416,6 +447,7 @@ def compare(
     postgres_url: str | None = None,
     processes: int = CLIENT_PROCESSES,
     out: TextIO | None = None,
+    check_processes: int = 0,
 ) -> Comparison:
     """``rounds`` times: the gateway on SQLite, the bare server, then (with
     ``postgres_url``) the gateway on PostgreSQL — each run reported as it ends."""
@@ -430,6 +462,7 @@ def compare(
                 records,
                 store_url="sqlite:///data/gateway.db",
                 processes=processes,
+                check_processes=check_processes,
             )
         )
         report_uploads(gateway[-1], out)
@@ -438,7 +471,12 @@ def compare(
         if postgres_url:
             postgres.append(
                 bench_uploads(
-                    clients, files_per_client, records, store_url=postgres_url, processes=processes
+                    clients,
+                    files_per_client,
+                    records,
+                    store_url=postgres_url,
+                    processes=processes,
+                    check_processes=check_processes,
                 )
             )
             report_uploads(postgres[-1], out)
@@ -608,7 +646,9 @@ def report_uploads(figures: UploadFigures, out: TextIO | None = None) -> None:
     out = out or sys.stdout
     f = figures
     print(
-        f"intake over mutual TLS, {f.store}: {f.clients} clients in {f.processes} process(es),"
+        f"intake over mutual TLS, {f.store}"
+        + (f" with {f.check_processes} check worker(s)" if f.check_processes else "")
+        + f": {f.clients} clients in {f.processes} process(es),"
         f" {f.uploads} uploads of {f.records} records, "
         + (f"paced to offer {f.rate:,.0f} uploads/s" if f.rate else "as fast as answered"),
         file=out,
@@ -672,6 +712,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="with --vs-bare: also run the gateway on this PostgreSQL server each round",
     )
     parser.add_argument(
+        "--check-processes",
+        type=int,
+        default=0,
+        metavar="N",
+        help="the gateway's [epd_api] check_processes (default 0: checks on a thread)",
+    )
+    parser.add_argument(
         "--parts",
         action="store_true",
         help="the gateway's CPU time per upload without HTTP: the checks, then the rest",
@@ -689,6 +736,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.records,
             postgres_url=args.postgres,
             processes=args.client_processes,
+            check_processes=args.check_processes,
         )
         report_comparison(comparison)
         return 0
@@ -700,6 +748,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         processes=args.client_processes,
         rate=args.rate,
         profile=args.profile,
+        check_processes=args.check_processes,
     )
     report_uploads(figures)
     return 0

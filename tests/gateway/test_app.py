@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import signal
 import ssl
 import subprocess
 import time
@@ -622,3 +624,67 @@ def test_serve_runs_a_bulk_batch_made_while_it_was_stopped(
     assert [o.state if o else None for o in outbound] == [OutboundState.QUEUED] * 3
     assert batch is not None
     assert (batch.state, batch.progress.done) == (BatchState.FINISHED, 3)
+
+
+# --- check workers ([epd_api] check_processes) -----------------------------------------------
+
+
+def _workers_of(gateway: GatewayProcess) -> list[int]:
+    """The gateway's running check workers (its child processes), from /proc."""
+    assert gateway.process is not None
+    pid = gateway.process.pid
+    children: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        children += [int(c) for c in (task / "children").read_text().split()]
+    return [
+        c
+        for c in children
+        if b"adapters.check_workers.worker" in Path(f"/proc/{c}/cmdline").read_bytes()
+    ]
+
+
+def _wait_for(condition: Any, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def test_check_workers_check_the_uploads_and_one_that_dies_loses_nothing(
+    tmp_path: Path, pki: tuple[Path, dict[str, str]]
+) -> None:
+    for gateway in _gateway(tmp_path, pki, "sqlite:///data/gateway.db", check_processes=2):
+        _wait_for(lambda: len(_workers_of(gateway)) == 2)  # noqa: B023 - used at once
+        with gateway.client(KRAAMZORG) as epd:
+            accepted = upload(epd, KRAAMZORG, kz301(REGISTRY, agb=KRAAMZORG, lines=3))
+            rejected = upload(epd, KRAAMZORG, unsupported_standard(kz301(REGISTRY, agb=KRAAMZORG)))
+            assert (accepted.status_code, rejected.status_code) == (204, 204)
+            (status,) = statuses(epd, traceerId=accepted.traceer_id)
+            assert status["berichtstatus"] == "Ontvangen"
+            upload_status, _ = statuses(epd, traceerId=rejected.traceer_id)
+            assert [m["code"] for m in upload_status["meldingen"]] == ["0010"]
+
+            first, second = _workers_of(gateway)
+            os.kill(first, signal.SIGKILL)
+            os.kill(second, signal.SIGKILL)
+            # Whatever the workers were doing, every upload is answered: checked in the
+            # gateway's own process until the workers are back.
+            invoices = [f"F-KILL-{n}" for n in range(6)]
+            for invoice in invoices:
+                sent = upload(epd, KRAAMZORG, kz301(REGISTRY, agb=KRAAMZORG, invoice=invoice))
+                assert sent.status_code == 204, sent.response.text
+                (after,) = statuses(epd, traceerId=sent.traceer_id)
+                assert after["berichtstatus"] == "Ontvangen"
+            gateway.wait_for_log("ended unasked")
+            _wait_for(lambda: len(_workers_of(gateway)) == 2)  # noqa: B023 - used at once
+            assert not {first, second} & set(_workers_of(gateway))
+            again = upload(epd, KRAAMZORG, kz301(REGISTRY, agb=KRAAMZORG, invoice="F-AGAIN"))
+            assert again.status_code == 204
+        workers = _workers_of(gateway)
+        assert gateway.stop() == 0
+        for worker in workers:  # stopped with the gateway, not left behind
+            assert not Path(f"/proc/{worker}").exists() or b"Z" in _state(worker)
+
+
+def _state(pid: int) -> bytes:
+    return Path(f"/proc/{pid}/stat").read_bytes().rsplit(b")", 1)[1].split()[0]

@@ -405,14 +405,14 @@ class EpdApiConfig(_Section):
         "payload URLs of pulled messages. When left out: the Host the request was sent to.",
     )
     check_processes: int = Field(
-        default=0,
+        default=1,
         ge=0,
         le=64,
         description="Worker processes that run the intake checks of uploads beside the "
-        "gateway's own process (0: the checks run on a thread of the gateway's process). "
-        "On a machine with more than one core, one or two per core left over raise how "
-        "many uploads the gateway takes a second (docs/benchmarks.md); a worker that fails "
-        "is started again, and its uploads are checked in the gateway's process meanwhile.",
+        "gateway's own process, so that it takes more uploads a second on a machine of two "
+        "cores or more (docs/benchmarks.md: one was best on two cores); 0 runs the checks "
+        "on a thread of the gateway's process (for a machine of one core). A worker that "
+        "fails is started again; meanwhile its uploads are checked in the gateway's process.",
     )
     berichtstroom: BerichtstroomConfig = Field(default_factory=BerichtstroomConfig)
 

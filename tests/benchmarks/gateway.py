@@ -63,6 +63,7 @@ import psycopg
 from twisted.internet import defer
 
 from adapters.storage import open_store
+from gateway.config import load_config
 from gateway.ei import LayoutRegistry
 from gateway.intake import Intake, check_upload
 from gateway.loading import load_layouts
@@ -243,7 +244,7 @@ def bench_uploads(
     processes: int = CLIENT_PROCESSES,
     rate: float = 0.0,
     profile: Path | None = None,
-    check_processes: int = 0,
+    check_processes: int | None = None,
 ) -> UploadFigures:
     """Start a gateway on ``store_url`` in a temporary directory and measure (see the
     module documentation); the gateway is stopped again before this returns. ``rate``
@@ -251,8 +252,8 @@ def bench_uploads(
     fast as it is answered). With
     ``profile``, ``py-spy`` records the server while the clients run and writes its
     flame graph there (``.svg``; otherwise collapsed stacks; py-spy must be installed).
-    ``check_processes`` is the gateway's ``[epd_api] check_processes`` (its server CPU
-    then counts the workers' too)."""
+    ``check_processes`` is the gateway's ``[epd_api] check_processes`` (None: its
+    default); the server CPU counts the workers' too."""
     with tempfile.TemporaryDirectory(prefix="igo-bench-") as scratch, _fresh(store_url) as url:
         root = Path(scratch)
         pki = root / "pki"
@@ -268,14 +269,21 @@ def bench_uploads(
         gateway.start()
         try:
             figures = _drive(gateway, clients, files_per_client, records, processes, rate, profile)
-            return replace(figures, check_processes=check_processes)
+            return replace(figures, check_processes=_workers_of(config, check_processes))
         finally:
             gateway.stop()
 
 
-def _check_settings(check_processes: int) -> dict[str, Any]:
-    """The ``[epd_api]`` settings of ``check_processes`` (none for the default, 0)."""
-    return {"check_processes": check_processes} if check_processes else {}
+def _check_settings(check_processes: int | None) -> dict[str, Any]:
+    """The ``[epd_api]`` settings of ``check_processes`` (none: the gateway's default)."""
+    return {} if check_processes is None else {"check_processes": check_processes}
+
+
+def _workers_of(config: Path, check_processes: int | None) -> int:
+    """The check workers the gateway of ``config`` runs."""
+    if check_processes is not None:
+        return check_processes
+    return load_config(config).epd_api.check_processes
 
 
 def _plans(
@@ -447,7 +455,7 @@ def compare(
     postgres_url: str | None = None,
     processes: int = CLIENT_PROCESSES,
     out: TextIO | None = None,
-    check_processes: int = 0,
+    check_processes: int | None = None,
 ) -> Comparison:
     """``rounds`` times: the gateway on SQLite, the bare server, then (with
     ``postgres_url``) the gateway on PostgreSQL — each run reported as it ends."""
@@ -714,9 +722,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--check-processes",
         type=int,
-        default=0,
         metavar="N",
-        help="the gateway's [epd_api] check_processes (default 0: checks on a thread)",
+        help="the gateway's [epd_api] check_processes (default: the gateway's default, 1)",
     )
     parser.add_argument(
         "--parts",

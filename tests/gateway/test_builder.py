@@ -127,6 +127,20 @@ def test_a_command_line_opens_no_connections(tmp_path: Path) -> None:
             builder.insurer_links()
 
 
+def test_a_command_line_checks_files_itself_whatever_check_processes_says(
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite:///{tmp_path / 'g.db'}"
+    config = dev_config(url, "127.0.0.1", 0)
+    config = config.model_copy(
+        update={"epd_api": config.epd_api.model_copy(update={"check_processes": 2})}
+    )
+    with opened_stores(url, None) as stores:
+        builder = GatewayBuilder(config, stores.run, stores.store)
+        assert builder.check_workers() is None
+        assert builder.intake()._checks is None
+
+
 def test_bundling_after_an_administrators_change_only_where_asked(
     builders: tuple[GatewayBuilder, GatewayBuilder],
 ) -> None:

@@ -172,7 +172,11 @@ class CheckWorkers:
         if not values:
             log.warn("a check worker could not check an upload; the gateway checks it itself")
             raise FileCheckUnavailableError("the check worker failed on this file")
-        return checked_from_reply(self._registry, values)
+        try:
+            return checked_from_reply(self._registry, values)
+        except Exception:  # a reply this gateway cannot use: checked here instead
+            log.error("a check worker's reply did not fit; the gateway checks the upload itself")
+            raise FileCheckUnavailableError("the check worker's reply did not fit") from None
 
     def stop(self) -> Deferred[None]:
         """Close the workers' input and wait until each has ended."""

@@ -6,6 +6,7 @@ again after it ended, and a stop that waits for the workers."""
 from __future__ import annotations
 
 import hashlib
+import marshal
 from typing import Any
 
 import pytest
@@ -14,7 +15,7 @@ from twisted.internet.task import Clock
 from twisted.python.failure import Failure
 
 from adapters.check_workers import CheckWorkers
-from adapters.check_workers.wire import reply_failed, reply_for
+from adapters.check_workers.wire import frame, reply_failed, reply_for
 from gateway.intake import check_upload
 from gateway.loading import load_layouts
 from gateway.ports.intake import CheckedFile, FileCheckUnavailableError
@@ -120,6 +121,19 @@ def test_a_failed_reply_and_an_ended_worker_fail_over_to_the_intake(reactor: _Re
     assert len(reactor.spawned) == 2
     assert reactor.spawned[1][1] == args
     assert workers.running == 1
+
+
+def test_a_reply_that_does_not_fit_fails_over_to_the_intake(reactor: _Reactor) -> None:
+    workers = CheckWorkers(reactor, REGISTRY, 1)  # type: ignore[arg-type]
+    workers.start()
+    protocol = reactor.spawned[0][0]
+    got = _results(workers.check(b"x", "t-1", AGB))
+    # A layout this gateway does not have (a worker of another version, say).
+    reply = frame(marshal.dumps((0, "0" * 64, "KZ301-9.9", (), 3, {}, False, None, ())))
+    protocol.childDataReceived(1, reply)
+    (failed,) = got
+    assert isinstance(failed, FileCheckUnavailableError)
+    assert workers.running == 1  # the worker itself goes on
 
 
 def test_a_reply_to_nothing_waiting_ends_the_worker(reactor: _Reactor) -> None:

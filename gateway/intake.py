@@ -50,14 +50,11 @@ from gateway.ei import (
     Finding,
     Layout,
     LayoutRegistry,
-    Record,
     ValidationResult,
     build_technical_rejection,
-    validate_bytes,
 )
-from gateway.ei.kinds import require_kind
 from gateway.errors import ErrorKind
-from gateway.lines import DeclaredLine, declared_lines
+from gateway.lines import DeclaredLine
 from gateway.loading import describe
 from gateway.metrics import Metrics
 from gateway.ports.intake import (
@@ -77,12 +74,12 @@ from gateway.ports.messages import (
     NewStatus,
 )
 from gateway.ports.runtime import RunInThread
+from gateway.upload_checks import check_upload
 from gateway.vsp import BerichtMetadata, retour_reference
 
 __all__ = [
     "BerichtMetadata",
     "Intake",
-    "check_upload",
     "payee_of",
 ]
 
@@ -103,7 +100,6 @@ DEFAULT_RETOUR_BY_DISCIPLINE = {
     "kraamzorg": "KZ302",
     "midwifery": "VK302",
 }
-MAX_FINDINGS_KEPT = 50
 _HEADER_CODES = ("zorgverlener_code", "praktijk_code", "instelling_code")
 
 
@@ -445,25 +441,6 @@ def _recorded(metadata: BerichtMetadata, findings: tuple[Finding, ...]) -> dict[
             for f in findings
         ]
     return kept
-
-
-def check_upload(
-    registry: LayoutRegistry, payload: bytes, traceer_id: str, participant: str
-) -> tuple[ValidationResult, list[DeclaredLine]]:
-    """The intake checks and, for a valid declaration, its prestatie lines — one pass over
-    the file (on a worker thread). Also what reprocessing an upload runs again."""
-    records: list[Record] = []
-    result = require_kind(
-        validate_bytes(registry, payload, max_findings=MAX_FINDINGS_KEPT, on_record=records.append),
-        "declaration",
-    )
-    layout = result.layout
-    if not result.valid or layout is None or layout.kind != "declaration":
-        return result, []
-    lines = declared_lines(
-        records, traceer_id=traceer_id, participant=participant, standard=layout.standard
-    )
-    return result, lines
 
 
 def payee_of(result: ValidationResult) -> str | None:

@@ -41,7 +41,7 @@ from gateway.admin.audit import AuditAction, NewAuditEntry
 from gateway.admin.cases import MAX_REASON_LENGTH, ActionRefusedError
 from gateway.ei import LayoutRegistry
 from gateway.errors import ErrorKind, NotFoundError
-from gateway.intake import check_upload, payee_of
+from gateway.intake import payee_of
 from gateway.ports.messages import Direction, MessageStore
 from gateway.ports.reprocess import (
     ReprocessPlan,
@@ -49,6 +49,7 @@ from gateway.ports.reprocess import (
     ReprocessStore,
 )
 from gateway.ports.runtime import RunInThread, run_inline
+from gateway.upload_checks import check_upload
 
 __all__ = [
     "Reprocessor",

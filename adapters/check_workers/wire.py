@@ -6,7 +6,8 @@ tuple of plain values (text, bytes, numbers, ``None``, tuples and dicts of them)
 values cannot; both sides are this package's own code. Dates travel as their ordinal
 numbers, findings and lines as the tuples of their fields, the layout as its id and the
 01 record as its type, bytes and number, so that the gateway rebuilds exactly the
-:class:`~gateway.ei.ValidationResult` and lines :func:`gateway.intake.check_upload` gives.
+:class:`~gateway.ei.ValidationResult` and lines :func:`gateway.upload_checks.check_upload`
+gives.
 """
 
 from __future__ import annotations

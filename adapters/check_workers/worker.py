@@ -1,7 +1,7 @@
 """A check worker: ``python -m adapters.check_workers.worker``, started by
 :class:`adapters.check_workers.CheckWorkers`. It reads one request frame at a time from
 its standard input (:mod:`adapters.check_workers.wire`), runs the intake checks on the
-payload (:func:`gateway.intake.check_upload`, with the shipped layouts, as the gateway's
+payload (:func:`gateway.upload_checks.check_upload`, with the shipped layouts, as the gateway's
 intake does) and hashes it, and writes the reply frame to its standard output. It ends
 when its input ends. It writes nothing else: no log line, no client data.
 """
@@ -15,8 +15,8 @@ from typing import BinaryIO
 
 from adapters.check_workers.wire import read_frame, reply_failed, reply_for, unpack_request
 from gateway.ei import LayoutRegistry
-from gateway.intake import check_upload
 from gateway.loading import load_layouts
+from gateway.upload_checks import check_upload
 
 __all__ = ["main", "serve"]
 

@@ -74,7 +74,7 @@ class UploadIntake(Protocol):
 @dataclass(frozen=True)
 class CheckedFile:
     """What the intake checks found in one upload's payload (as
-    :func:`gateway.intake.check_upload` gives it) and the payload's SHA-256 (hex)."""
+    :func:`gateway.upload_checks.check_upload` gives it) and the payload's SHA-256 (hex)."""
 
     result: ValidationResult
     lines: list[DeclaredLine]

@@ -65,10 +65,11 @@ from twisted.internet import defer
 from adapters.storage import open_store
 from gateway.config import load_config
 from gateway.ei import LayoutRegistry
-from gateway.intake import Intake, check_upload
+from gateway.intake import Intake
 from gateway.loading import load_layouts
 from gateway.pki import CA_CERT, SERVER_CERT, SERVER_KEY
 from gateway.ports.intake import Receipt, Upload
+from gateway.upload_checks import check_upload
 from gateway.vsp import send_metadata
 from tests.benchmarks.load import ClientPlan, run_load
 from tests.conftest import with_search_path
@@ -547,7 +548,7 @@ def report_comparison(comparison: Comparison, out: TextIO | None = None) -> None
 @dataclass(frozen=True)
 class IntakeParts:
     """CPU seconds (this process, all its threads) over ``uploads`` uploads: the file
-    checks and lines alone (:func:`~gateway.intake.check_upload`), and the whole intake
+    checks and lines alone (:func:`~gateway.upload_checks.check_upload`), and the whole intake
     without HTTP (:meth:`~gateway.intake.Intake.receive`: the same checks, the message,
     and the durable, group-committed store)."""
 

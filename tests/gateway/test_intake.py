@@ -14,10 +14,11 @@ from twisted.internet import defer
 from twisted.internet.defer import Deferred
 
 from adapters.storage.memory import MemoryMessageStore
-from gateway.intake import Intake, check_upload
+from gateway.intake import Intake
 from gateway.loading import load_layouts
 from gateway.ports.intake import CheckedFile, FileCheckUnavailableError, Receipt, Upload
 from gateway.ports.messages import Message, MessageStatus
+from gateway.upload_checks import check_upload
 from gateway.vsp import send_metadata
 from tests.factories import kz301
 from tests.gateway.ei.fixture_table import INVALID

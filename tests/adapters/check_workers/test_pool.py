@@ -16,9 +16,9 @@ from twisted.python.failure import Failure
 
 from adapters.check_workers import CheckWorkers
 from adapters.check_workers.wire import frame, reply_failed, reply_for
-from gateway.intake import check_upload
 from gateway.loading import load_layouts
 from gateway.ports.intake import CheckedFile, FileCheckUnavailableError
+from gateway.upload_checks import check_upload
 from tests.factories import kz301
 
 REGISTRY = load_layouts()

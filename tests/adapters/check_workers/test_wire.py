@@ -1,6 +1,6 @@
 """The check workers' frames carry exactly what the intake checks give: every fixture
 file, valid and invalid, and multi-line uploads of each standard, give the same result,
-findings, lines and hash through a reply as from :func:`gateway.intake.check_upload`."""
+findings, lines and hash through a reply as from :func:`gateway.upload_checks.check_upload`."""
 
 from __future__ import annotations
 
@@ -21,9 +21,9 @@ from adapters.check_workers.wire import (
     unpack_request,
 )
 from gateway.ei import LayoutRegistry
-from gateway.intake import check_upload
 from gateway.loading import load_layouts
 from gateway.ports.intake import CheckedFile
+from gateway.upload_checks import check_upload
 from tests.factories import kz301, vk301, zh308
 from tests.gateway.ei.fixture_table import ROWS
 

@@ -14,9 +14,9 @@ import pytest
 from adapters.check_workers import worker, worker_command
 from adapters.check_workers.wire import checked_from_reply, read_frame, reply_id, request_for
 from gateway.ei import LayoutRegistry, ValidationResult
-from gateway.intake import check_upload
 from gateway.lines import DeclaredLine
 from gateway.loading import load_layouts
+from gateway.upload_checks import check_upload
 from tests.factories import kz301
 from tests.gateway.ei.fixture_table import INVALID
 

@@ -9,8 +9,9 @@ standard output as frames (:mod:`adapters.check_workers.wire`), read by the reac
 any connection, so no thread of the gateway waits on a worker. An upload goes to the
 worker with the fewest waiting.
 
-Nothing is lost when a worker fails: a failed reply, a worker that ended (its uploads
-waiting) or no worker running fails the check with
+Nothing is lost when a worker fails: a failed reply, a reply the gateway cannot use (a
+layout it does not know, say), a worker that ended (its uploads waiting) or no worker
+running fails the check with
 :class:`~gateway.ports.intake.FileCheckUnavailableError`, and the intake then runs the
 checks itself, as it does without workers. A worker that ended unasked is started again
 after ``restart_seconds``. What a worker writes on its standard error is counted, never
@@ -20,6 +21,7 @@ waits until they have ended (killing one that has not after ``stop_seconds``).
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import sys
@@ -27,6 +29,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from twisted.internet.defer import Deferred, DeferredList, fail
+from twisted.internet.error import ProcessExitedAlready
 from twisted.internet.interfaces import (
     IDelayedCall,
     IProcessTransport,
@@ -115,9 +118,13 @@ class _Worker(ProcessProtocol):
     def _broken(self, why: str) -> None:
         log.error("check worker {number}: {why}; ending it", number=self.number, why=why)
         self.running = False  # takes no new checks; processEnded fails the waiting ones
+        self.kill()
+
+    def kill(self) -> None:
         transport: IProcessTransport | None = self.transport
         if transport is not None:
-            transport.signalProcess("KILL")
+            with contextlib.suppress(ProcessExitedAlready):
+                transport.signalProcess("KILL")
 
 
 class CheckWorkers:
@@ -201,9 +208,9 @@ class CheckWorkers:
 
     def _kill(self) -> None:
         for worker in self._workers:
-            if worker.running and worker.transport is not None:
+            if worker.running:
                 log.warn("check worker {number} did not end; killing it", number=worker.number)
-                worker.transport.signalProcess("KILL")
+                worker.kill()
 
     def _spawn(self, number: int) -> None:
         worker = _Worker(self, number)

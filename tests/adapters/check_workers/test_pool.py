@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from twisted.internet.defer import Deferred
+from twisted.internet.error import ProcessExitedAlready
 from twisted.internet.task import Clock
 from twisted.python.failure import Failure
 
@@ -30,11 +31,14 @@ class _Transport:
         self.written: list[bytes] = []
         self.signals: list[str] = []
         self.stdin_closed = False
+        self.exited = False
 
     def write(self, data: bytes) -> None:
         self.written.append(data)
 
     def signalProcess(self, signal: str) -> None:
+        if self.exited:
+            raise ProcessExitedAlready()
         self.signals.append(signal)
 
     def closeStdin(self) -> None:
@@ -134,6 +138,16 @@ def test_a_reply_that_does_not_fit_fails_over_to_the_intake(reactor: _Reactor) -
     (failed,) = got
     assert isinstance(failed, FileCheckUnavailableError)
     assert workers.running == 1  # the worker itself goes on
+
+
+def test_a_worker_that_has_already_exited_is_not_killed_again(reactor: _Reactor) -> None:
+    workers = CheckWorkers(reactor, REGISTRY, 1)  # type: ignore[arg-type]
+    workers.start()
+    protocol, _, transport = reactor.spawned[0]
+    transport.exited = True  # its end not yet reported to the reactor
+    protocol.childDataReceived(1, reply_failed(41))  # nonsense: it is to be ended
+    assert transport.signals == []
+    assert workers.running == 0
 
 
 def test_a_reply_to_nothing_waiting_ends_the_worker(reactor: _Reactor) -> None:

@@ -17,7 +17,7 @@ import struct
 from collections import Counter
 from dataclasses import fields
 from datetime import date
-from typing import Any, BinaryIO, Final
+from typing import Any, BinaryIO, Final, get_args, get_type_hints
 
 from gateway.ei import Finding, LayoutRegistry, Record, ValidationResult
 from gateway.lines import DeclaredLine
@@ -41,8 +41,11 @@ HEADER: Final = struct.Struct(">I")
 MAX_FRAME: Final = 1 << 30
 _FINDING_FIELDS: Final = tuple(f.name for f in fields(Finding))
 _LINE_FIELDS: Final = tuple(f.name for f in fields(DeclaredLine))
-_DATE_FIELDS: Final = frozenset({"birth_date", "prestatie_date", "prestatie_end_date"})
-_DATES: Final = tuple(n in _DATE_FIELDS for n in _LINE_FIELDS)
+_LINE_TYPES: Final = get_type_hints(DeclaredLine)
+# Which of a line's fields are dates (``date`` or ``date | None``), sent as ordinals.
+_DATES: Final = tuple(
+    _LINE_TYPES[n] is date or date in get_args(_LINE_TYPES[n]) for n in _LINE_FIELDS
+)
 
 
 def frame(data: bytes) -> bytes:

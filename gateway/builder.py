@@ -309,7 +309,12 @@ class GatewayBuilder:
         if processes == 0 or isinstance(self.reactor, Blocking):
             return None  # a command line checks the files it reads itself
         # The global reactor spawns processes too (IReactorProcess, in GatewayReactor).
-        return CheckWorkers(cast(ProcessReactor, self._network()), self.layouts(), processes)
+        return CheckWorkers(
+            cast(ProcessReactor, self._network()),
+            self.layouts(),
+            processes,
+            metrics=self._metrics,
+        )
 
     @built_once
     def bundling_lock(self) -> DeferredLock:

@@ -189,6 +189,17 @@ class Metrics:
             "recorded, or their lease was taken over; each is decided again.",
             registry=r,
         )
+        self.check_workers = Gauge(
+            f"{NAMESPACE}_check_workers",
+            "Check workers running ([epd_api] check_processes).",
+            registry=r,
+        )
+        self.checks_here = Counter(
+            f"{NAMESPACE}_checks_in_gateway",
+            "Uploads the gateway checked in its own process because the check workers "
+            "could not (none running, a worker ended, failed or gave an unusable reply).",
+            registry=r,
+        )
         self.bundling_seconds = Histogram(
             f"{NAMESPACE}_bundling_latency_seconds",
             "From the upload of an original line to the integral claim that absorbed it.",

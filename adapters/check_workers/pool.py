@@ -43,6 +43,7 @@ from zope.interface import Interface
 
 from adapters.check_workers.wire import HEADER, MAX_FRAME, checked_from_reply, reply_id, request_for
 from gateway.ei import LayoutRegistry
+from gateway.metrics import Metrics
 from gateway.ports.intake import CheckedFile, FileCheckUnavailableError
 
 __all__ = ["CheckWorkers", "ProcessReactor", "worker_command"]
@@ -140,6 +141,7 @@ class CheckWorkers:
         command: Sequence[str] | None = None,
         restart_seconds: float = 1.0,
         stop_seconds: float = 10.0,
+        metrics: Metrics | None = None,
     ) -> None:
         if processes < 1:
             raise ValueError("processes must be at least 1")
@@ -155,6 +157,9 @@ class CheckWorkers:
         self._stopping = False
         self.stderr_bytes = 0
         """Bytes the workers wrote on their standard error (never logged)."""
+        self._metrics = metrics
+        if metrics is not None:
+            metrics.check_workers.set_function(lambda: self.running)
 
     @property
     def running(self) -> int:
@@ -169,11 +174,21 @@ class CheckWorkers:
     def check(self, payload: bytes, traceer_id: str, participant: str) -> Deferred[CheckedFile]:
         running = [worker for worker in self._workers if worker.running]
         if not running:
-            return fail(FileCheckUnavailableError("no check worker is running"))
-        worker = min(running, key=lambda w: len(w.waiting))
-        request_id = next(self._ids)
-        replied = worker.send(request_id, request_for(request_id, payload, traceer_id, participant))
-        return replied.addCallback(self._checked)
+            checked: Deferred[CheckedFile] = fail(
+                FileCheckUnavailableError("no check worker is running")
+            )
+        else:
+            worker = min(running, key=lambda w: len(w.waiting))
+            request_id = next(self._ids)
+            request = request_for(request_id, payload, traceer_id, participant)
+            checked = worker.send(request_id, request).addCallback(self._checked)
+        return checked.addErrback(self._counted)
+
+    def _counted(self, failure: Failure) -> Failure:
+        """Count an upload the gateway is to check itself."""
+        if self._metrics is not None and failure.check(FileCheckUnavailableError):
+            self._metrics.checks_here.inc()
+        return failure
 
     def _checked(self, values: tuple[Any, ...]) -> CheckedFile:
         if not values:

@@ -30,6 +30,8 @@ DOCUMENTED = {
     "igo_gateway_outbound_oldest_unanswered_age_seconds": "gauge",
     "igo_gateway_bundling_latency_seconds": "histogram",
     "igo_gateway_end_to_end_seconds": "histogram",
+    "igo_gateway_check_workers": "gauge",
+    "igo_gateway_checks_in_gateway": "counter",
     "process_resident_memory_bytes": "gauge",
     "python_gc_collections": "counter",
 }

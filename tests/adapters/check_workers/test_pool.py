@@ -18,6 +18,7 @@ from twisted.python.failure import Failure
 from adapters.check_workers import CheckWorkers
 from adapters.check_workers.wire import frame, reply_failed, reply_for
 from gateway.loading import load_layouts
+from gateway.metrics import Metrics
 from gateway.ports.intake import CheckedFile, FileCheckUnavailableError
 from gateway.upload_checks import check_upload
 from tests.factories import kz301
@@ -184,3 +185,24 @@ def test_stop_closes_the_input_and_waits_for_every_worker(reactor: _Reactor) -> 
 def test_at_least_one_process() -> None:
     with pytest.raises(ValueError, match="at least 1"):
         CheckWorkers(_Reactor(), REGISTRY, 0)  # type: ignore[arg-type]
+
+
+def test_the_metrics_show_the_workers_running_and_the_uploads_checked_here(
+    reactor: _Reactor,
+) -> None:
+    metrics = Metrics()
+    workers = CheckWorkers(reactor, REGISTRY, 2, metrics=metrics)  # type: ignore[arg-type]
+
+    def sample(name: str) -> float | None:
+        return metrics.registry.get_sample_value(name)
+
+    workers.start()
+    assert sample("igo_gateway_check_workers") == 2
+    protocol = reactor.spawned[0][0]
+    _results(workers.check(b"x", "t-1", AGB))  # to the first worker
+    _end(protocol)
+    assert sample("igo_gateway_check_workers") == 1
+    assert sample("igo_gateway_checks_in_gateway_total") == 1
+    _end(reactor.spawned[1][0])
+    _results(workers.check(b"y", "t-2", AGB))  # none running
+    assert sample("igo_gateway_checks_in_gateway_total") == 2

@@ -15,8 +15,10 @@ from __future__ import annotations
 import marshal
 import struct
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import fields
 from datetime import date
+from operator import attrgetter
 from typing import Any, BinaryIO, Final, get_args, get_type_hints
 
 from gateway.ei import Finding, LayoutRegistry, Record, ValidationResult
@@ -46,6 +48,8 @@ _LINE_TYPES: Final = get_type_hints(DeclaredLine)
 _DATES: Final = tuple(
     _LINE_TYPES[n] is date or date in get_args(_LINE_TYPES[n]) for n in _LINE_FIELDS
 )
+_DATE_AT: Final = tuple(at for at, is_date in enumerate(_DATES) if is_date)
+_LINE_VALUES: Final = attrgetter(*_LINE_FIELDS)
 
 
 def frame(data: bytes) -> bytes:
@@ -90,7 +94,7 @@ def reply_for(
                 dict(result.counts),
                 result.truncated,
                 (header.layout.type, header.raw, header.number) if header is not None else None,
-                tuple(_line_values(line) for line in lines),
+                [_line_values(line) for line in lines],
             )
         )
     )
@@ -128,18 +132,23 @@ def checked_from_reply(registry: LayoutRegistry, values: tuple[Any, ...]) -> Che
     return CheckedFile(result, [_line(values) for values in lines], sha256)
 
 
-def _line_values(line: DeclaredLine) -> tuple[Any, ...]:
-    return tuple(
-        _ordinal(getattr(line, name)) if is_date else getattr(line, name)
-        for name, is_date in zip(_LINE_FIELDS, _DATES, strict=True)
-    )
+def _line_values(line: DeclaredLine) -> list[Any]:
+    values: list[Any] = list(_LINE_VALUES(line))
+    for at in _DATE_AT:
+        values[at] = _ordinal(values[at])
+    return values
 
 
-def _line(values: tuple[Any, ...]) -> DeclaredLine:
-    fields_: list[Any] = [
-        (None if v is None else date.fromordinal(v)) if is_date else v
-        for v, is_date in zip(values, _DATES, strict=True)
-    ]
+def _line(values: Sequence[Any], fromordinal: Any = date.fromordinal) -> DeclaredLine:
+    # Built for every line of every upload on the reactor's thread: only the date fields
+    # are touched (about half the time of converting field by field).
+    if len(values) != len(_LINE_FIELDS):
+        raise ValueError("a line with another number of fields")
+    fields_ = list(values)
+    for at in _DATE_AT:
+        value = fields_[at]
+        if value is not None:
+            fields_[at] = fromordinal(value)
     return DeclaredLine(*fields_)
 
 

@@ -11,12 +11,13 @@ worker with the fewest waiting.
 
 Nothing is lost when a worker fails: a failed reply, a reply the gateway cannot use (a
 layout it does not know, say), a worker that ended (its uploads waiting) or no worker
-running fails the check with
-:class:`~gateway.ports.intake.FileCheckUnavailableError`, and the intake then runs the
-checks itself, as it does without workers. A worker that ended unasked is started again
-after ``restart_seconds``. What a worker writes on its standard error is counted, never
-logged (it might quote a file). :meth:`CheckWorkers.stop` closes the workers' input and
-waits until they have ended (killing one that has not after ``stop_seconds``).
+running fails the check with :class:`~gateway.ports.intake.FileCheckUnavailableError`,
+and the intake then runs the checks itself, as it does without workers. A worker that
+ended unasked is started again after ``restart_seconds`` (twice as long each time one
+ends within :data:`SHORT_LIFE_SECONDS` of its start, up to :data:`MAX_RESTART_SECONDS`).
+What a worker writes on its standard error is counted, never logged (it might quote a
+file). :meth:`CheckWorkers.stop` closes the workers' input and waits until they have
+ended (killing one that has not after ``stop_seconds``).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import itertools
 import os
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Final
 
 from twisted.internet.defer import Deferred, DeferredList, fail
 from twisted.internet.error import ProcessExitedAlready
@@ -50,6 +51,11 @@ __all__ = ["CheckWorkers", "ProcessReactor", "worker_command"]
 
 log = Logger()
 
+# A worker that ends within this many seconds of its start is started again later each
+# time, up to MAX_RESTART_SECONDS.
+SHORT_LIFE_SECONDS: Final = 10.0
+MAX_RESTART_SECONDS: Final = 60.0
+
 
 class ProcessReactor(IReactorProcess, IReactorTime, Interface):
     """What the check workers need of the reactor."""
@@ -70,6 +76,7 @@ class _Worker(ProcessProtocol):
         self.running = False
         self.ended: Deferred[None] = Deferred()
         self._buffer = bytearray()
+        self.started = 0.0
 
     def connectionMade(self) -> None:
         self.running = True
@@ -154,6 +161,7 @@ class CheckWorkers:
         self._workers: list[_Worker] = []
         self._ids = itertools.count()
         self._restarts: list[IDelayedCall] = []
+        self._quick_ends: dict[int, int] = {}
         self._stopping = False
         self.stderr_bytes = 0
         """Bytes the workers wrote on their standard error (never logged)."""
@@ -229,6 +237,7 @@ class CheckWorkers:
 
     def _spawn(self, number: int) -> None:
         worker = _Worker(self, number)
+        worker.started = self._reactor.seconds()
         if number < len(self._workers):
             self._workers[number] = worker
         else:
@@ -244,16 +253,20 @@ class CheckWorkers:
     def _ended(self, worker: _Worker) -> None:
         if self._stopping:
             return
+        # A worker that ends soon after its start (one that cannot start at all, say) is
+        # started again after twice the wait of the time before, up to MAX_RESTART_SECONDS.
+        lived = self._reactor.seconds() - worker.started
+        quick = self._quick_ends.get(worker.number, 0) + 1 if lived < SHORT_LIFE_SECONDS else 0
+        self._quick_ends[worker.number] = quick
+        seconds = min(self._restart_seconds * 2**quick, MAX_RESTART_SECONDS)
         log.warn(
             "check worker {number} ended unasked; starting it again in {seconds} s "
             "(uploads meanwhile are checked in the gateway's own process)",
             number=worker.number,
-            seconds=self._restart_seconds,
+            seconds=seconds,
         )
         self._restarts = [r for r in self._restarts if r.active()]
-        self._restarts.append(
-            self._reactor.callLater(self._restart_seconds, self._respawn, worker.number)
-        )
+        self._restarts.append(self._reactor.callLater(seconds, self._respawn, worker.number))
 
     def _respawn(self, number: int) -> None:
         if not self._stopping:

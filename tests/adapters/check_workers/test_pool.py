@@ -116,6 +116,7 @@ def test_a_failed_reply_and_an_ended_worker_fail_over_to_the_intake(reactor: _Re
     assert isinstance(failed[0], FileCheckUnavailableError)
     assert waiting == []
 
+    reactor.advance(60)  # a worker that has run a while
     _end(protocol)
     assert isinstance(waiting[0], FileCheckUnavailableError)
     assert workers.running == 0
@@ -126,6 +127,27 @@ def test_a_failed_reply_and_an_ended_worker_fail_over_to_the_intake(reactor: _Re
     assert len(reactor.spawned) == 2
     assert reactor.spawned[1][1] == args
     assert workers.running == 1
+
+
+def test_a_worker_that_keeps_ending_at_once_is_started_again_less_often(
+    reactor: _Reactor,
+) -> None:
+    workers = CheckWorkers(reactor, REGISTRY, 1, restart_seconds=1)  # type: ignore[arg-type]
+    workers.start()
+    waits = []
+    for _ in range(8):
+        _end(reactor.spawned[-1][0])  # at once
+        spawned = len(reactor.spawned)
+        waited = 0
+        while len(reactor.spawned) == spawned:
+            reactor.advance(1)
+            waited += 1
+        waits.append(waited)
+    assert waits == [2, 4, 8, 16, 32, 60, 60, 60]
+    reactor.advance(30)  # this one runs a while
+    _end(reactor.spawned[-1][0])
+    reactor.advance(1)
+    assert workers.running == 1, "after a worker that ran, the wait is short again"
 
 
 def test_a_reply_that_does_not_fit_fails_over_to_the_intake(reactor: _Reactor) -> None:

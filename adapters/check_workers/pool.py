@@ -242,13 +242,22 @@ class CheckWorkers:
             self._workers[number] = worker
         else:
             self._workers.append(worker)
-        self._reactor.spawnProcess(
-            worker,
-            self._command[0],
-            self._command,
-            env=dict(os.environ),
-            path=None,
-        )
+        try:
+            self._reactor.spawnProcess(
+                worker,
+                self._command[0],
+                self._command,
+                env=dict(os.environ),
+                path=None,
+            )
+        except OSError as exc:  # not started: as if it had ended at once
+            log.error(
+                "check worker {number} could not be started ({error})",
+                number=number,
+                error=type(exc).__name__,
+            )
+            worker.running = False
+            self._ended(worker)
 
     def _ended(self, worker: _Worker) -> None:
         if self._stopping:

@@ -47,15 +47,20 @@ class _Transport:
 
 
 class _Reactor(Clock):
-    """Starts no process: connects each worker's protocol to a recording transport."""
+    """Starts no process: connects each worker's protocol to a recording transport (or
+    fails to start the next ``failing`` ones)."""
 
     def __init__(self) -> None:
         super().__init__()
         self.spawned: list[tuple[Any, list[str], _Transport]] = []
+        self.failing = 0
 
     def spawnProcess(
         self, protocol: Any, executable: str, args: list[str], **kwargs: Any
     ) -> _Transport:
+        if self.failing:
+            self.failing -= 1
+            raise FileNotFoundError(executable)
         transport = _Transport()
         protocol.makeConnection(transport)
         self.spawned.append((protocol, args, transport))
@@ -148,6 +153,21 @@ def test_a_worker_that_keeps_ending_at_once_is_started_again_less_often(
     _end(reactor.spawned[-1][0])
     reactor.advance(1)
     assert workers.running == 1, "after a worker that ran, the wait is short again"
+
+
+def test_a_worker_that_cannot_be_started_is_tried_again_and_the_gateway_checks_meanwhile(
+    reactor: _Reactor,
+) -> None:
+    reactor.failing = 2
+    workers = CheckWorkers(reactor, REGISTRY, 1, restart_seconds=1)  # type: ignore[arg-type]
+    workers.start()  # does not raise: the gateway starts all the same
+    assert workers.running == 0
+    (meanwhile,) = _results(workers.check(b"x", "t-1", AGB))
+    assert isinstance(meanwhile, FileCheckUnavailableError)
+    reactor.advance(2)  # the second try fails too
+    assert workers.running == 0
+    reactor.advance(4)  # the third starts it
+    assert workers.running == 1
 
 
 def test_a_reply_that_does_not_fit_fails_over_to_the_intake(reactor: _Reactor) -> None:

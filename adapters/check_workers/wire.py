@@ -1,10 +1,10 @@
 """What goes between the gateway and a check worker (:mod:`adapters.check_workers`): one
 frame each way per upload, a 4-byte big-endian length and then a :mod:`marshal`-encoded
-tuple of plain values (text, bytes, numbers, ``None``, tuples and dicts of them).
+tuple of plain values (text, bytes, numbers, ``None``, tuples, lists and dicts of them).
 
 :mod:`marshal` rather than :mod:`pickle`: loading a pickle can run code, loading these
 values cannot; both sides are this package's own code. Dates travel as their ordinal
-numbers, findings and lines as the tuples of their fields, the layout as its id and the
+numbers, findings and lines as the sequences of their fields, the layout as its id and the
 01 record as its type, bytes and number, so that the gateway rebuilds exactly the
 :class:`~gateway.ei.ValidationResult` and lines :func:`gateway.upload_checks.check_upload`
 gives.

@@ -89,6 +89,9 @@ class _Worker(ProcessProtocol):
         return waiting
 
     def outReceived(self, data: bytes) -> None:
+        # Framed here rather than by Int32StringReceiver: the reactor reads a pipe 8 KiB at
+        # a time, and that receiver joins each read to all it holds (quadratic in a large
+        # reply); this buffer grows in place.
         buffer = self._buffer
         buffer += data
         while len(buffer) >= HEADER.size:

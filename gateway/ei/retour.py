@@ -17,7 +17,7 @@ from datetime import date
 
 from gateway.ei.groups import prestatie_groups
 from gateway.ei.layout import FieldValue, Layout, RecordLayout
-from gateway.ei.record import Record, build_record
+from gateway.ei.record import CRLF, Record, build_record
 
 __all__ = ["MAX_CODES", "Outcome", "build_retour", "build_technical_rejection"]
 
@@ -134,15 +134,16 @@ def build_retour(
     partial answer, to be followed by another retour for the rest.
     """
     records = list(declaration)
-    included = _selection(records, outcomes) if answered_only else None
-    outcomes = {**outcomes, **_child_outcomes(retour, records, outcomes)}
+    # Each detail record's NUM040, read once (by the record object's identity: records
+    # built by hand may share a line number).
+    ids = {id(rec): rec.number_value("record_id") for rec in records if _is_detail(rec)}
+    included = _selection(records, ids, outcomes) if answered_only else None
+    outcomes = {**outcomes, **_child_outcomes(retour, records, ids, outcomes)}
     out: list[bytes] = []
     counts: dict[str, int] = {}
     declared = granted = 0
     header: Record | None = None
-    # Per record type: the retour's record layout, whether it answers money, and the
-    # fields that count towards the declared total (looked up once, not per record).
-    targets: dict[str, tuple[RecordLayout, bool, tuple[str, ...]]] = {}
+    tails: dict[str, _Tail] = {}  # per record type: how its retour tail is written
     for rec in records:
         position = rec.layout.position
         if position == "first":
@@ -150,31 +151,20 @@ def build_retour(
             continue
         if position == "last":
             continue
-        record_id = rec.number_value("record_id")
+        record_id = ids[id(rec)]
         if included is not None and record_id not in included:
             continue
         # A comment carries the NUM040 of the record it comments on: not its answer.
         comment = rec.layout.parent == "*"
         outcome = _NO_OUTCOME if comment else outcomes.get(record_id, _NO_OUTCOME)
-        values: dict[str, FieldValue] = dict(_codes(outcome.codes))
-        known = targets.get(rec.type)
-        if known is None:
-            target = retour.record(rec.type)
-            known = targets[rec.type] = (
-                target,
-                target.has("granted_amount"),
-                tuple(f.name for f in target.fields if f.total == "declared"),
-            )
-        target, answers_money, declared_fields = known
-        if answers_money:
-            values["granted_amount"] = outcome.granted
-            values["insurer_calculated_amount"] = (
-                outcome.calculated if outcome.calculated is not None else _declared(rec)
-            )
+        tail = tails.get(rec.type)
+        if tail is None:
+            tail = tails[rec.type] = _Tail(retour.record(rec.type))
+        if tail.granted is not None:
             granted += outcome.granted
-        for name in declared_fields:
+        for name in tail.declared:
             declared += rec.number_value(name)
-        out.append(_extend(retour, rec, values, target).to_bytes())
+        out.append(tail.write(rec, outcome))
         counts[rec.type] = counts.get(rec.type, 0) + 1
     head = _header(
         retour,
@@ -183,27 +173,74 @@ def build_retour(
         retour_date=retour_date,
         codes=header_codes,
     )
-    tail = _trailer(retour, counts, declared, granted)
-    return head.to_bytes() + b"".join(out) + tail.to_bytes()
+    trailer = _trailer(retour, counts, declared, granted)
+    return head.to_bytes() + b"".join(out) + trailer.to_bytes()
+
+
+def _is_detail(rec: Record) -> bool:
+    return rec.layout.position not in ("first", "last")
+
+
+class _Tail:
+    """How the retour's tail of one record type is written: the retourcode fields, and
+    where the retour answers money, the granted and the insurer's calculated amount;
+    everything else is the declaration's record unchanged (as :func:`_extend`, with each
+    set of retourcodes encoded once)."""
+
+    __slots__ = ("calculated", "code_fields", "declared", "encoded_codes", "granted", "target")
+
+    def __init__(self, target: RecordLayout) -> None:
+        self.target = target
+        self.code_fields = tuple(target.field(name) for name in _CODE_FIELDS)
+        money = target.has("granted_amount")
+        self.granted = target.field("granted_amount") if money else None
+        self.calculated = target.field("insurer_calculated_amount") if money else None
+        # The fields that count towards the declared total.
+        self.declared = tuple(f.name for f in target.fields if f.total == "declared")
+        self.encoded_codes: dict[tuple[str, ...], tuple[bytes, ...]] = {}
+
+    def write(self, rec: Record, outcome: Outcome) -> bytes:
+        """``rec`` with its tail answering ``outcome``, line end included."""
+        target = self.target
+        raw = rec.raw
+        buf = bytearray(raw)
+        buf += target.blank[len(raw) :]
+        if len(buf) != target.length:
+            raise ValueError(f"base record has {len(buf)} positions, layout {target.length}")
+        codes = self.encoded_codes.get(outcome.codes)
+        if codes is None:
+            values = dict(_code_values(outcome.codes))
+            codes = tuple(f.encode(values[f.name]) for f in self.code_fields)
+            self.encoded_codes[outcome.codes] = codes
+        for f, encoded in zip(self.code_fields, codes, strict=True):
+            buf[f.slice] = encoded
+        if self.granted is not None and self.calculated is not None:
+            buf[self.granted.slice] = self.granted.encode(outcome.granted)
+            calculated = outcome.calculated if outcome.calculated is not None else _declared(rec)
+            buf[self.calculated.slice] = self.calculated.encode(calculated)
+        buf += CRLF
+        return bytes(buf)
 
 
 def _child_outcomes(
-    retour: Layout, records: Sequence[Record], outcomes: Mapping[int, Outcome]
+    retour: Layout,
+    records: Sequence[Record],
+    ids: Mapping[int, int],
+    outcomes: Mapping[int, Outcome],
 ) -> dict[int, Outcome]:
     """Where the retour answers money on the records under a prestatie (ZH309: the 06
     tariefrecords) rather than on the 04 itself, the 04's outcome spread over them: the
     granted (and a calculated) amount split in proportion to what each declared, to the
-    cent, and the 04's retourcodes on each."""
+    cent, and the 04's retourcodes on each. ``ids``: each detail record's NUM040."""
     spread: dict[int, Outcome] = {}
     for line, children in prestatie_groups(records):
-        outcome = outcomes.get(line.number_value("record_id"))
+        outcome = outcomes.get(ids[id(line)])
         if outcome is None or retour.record(line.type).has("granted_amount"):
             continue
         answered = [
             c
             for c in children
-            if retour.record(c.type).has("granted_amount")
-            and c.number_value("record_id") not in outcomes
+            if retour.record(c.type).has("granted_amount") and ids[id(c)] not in outcomes
         ]
         if not answered:
             continue
@@ -215,9 +252,7 @@ def _child_outcomes(
             else [None] * len(answered)
         )
         for child, g, calc in zip(answered, granted, calculated, strict=True):
-            spread[child.number_value("record_id")] = Outcome(
-                granted=g, calculated=calc, codes=outcome.codes
-            )
+            spread[ids[id(child)]] = Outcome(granted=g, calculated=calc, codes=outcome.codes)
     return spread
 
 
@@ -239,8 +274,11 @@ def _declared(rec: Record) -> int:
     return 0
 
 
-def _selection(records: Sequence[Record], outcomes: Mapping[int, Outcome]) -> set[int]:
-    """Record ids to include in a partial retour (see :func:`build_retour`)."""
+def _selection(
+    records: Sequence[Record], ids: Mapping[int, int], outcomes: Mapping[int, Outcome]
+) -> set[int]:
+    """Record ids to include in a partial retour (see :func:`build_retour`); ``ids``: each
+    detail record's NUM040."""
     included: set[int] = set()
     parent_02: int | None = None
     current_04_included = False
@@ -248,7 +286,7 @@ def _selection(records: Sequence[Record], outcomes: Mapping[int, Outcome]) -> se
     for rec in records:
         if rec.layout.position != "detail":
             continue
-        rid = rec.number_value("record_id")
+        rid = ids[id(rec)]
         if rec.type == "02":
             parent_02 = rid
             last_included = rid in outcomes

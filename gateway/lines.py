@@ -28,12 +28,12 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import MISSING, dataclass, fields, replace
 from datetime import date
 from operator import itemgetter
-from typing import Any
+from typing import Any, Protocol
 
 from gateway.ei import EIError, FieldLayout, Record, RecordLayout, line_amount, prestatie_groups
 from gateway.errors import ErrorKind, GatewayError
 
-__all__ = ["AnswerOutcome", "DeclaredLine", "declared_lines", "lines_by_field"]
+__all__ = ["AnswerOutcome", "AnsweredLine", "DeclaredLine", "declared_lines", "lines_by_field"]
 
 
 class AnswerOutcome(enum.StrEnum):
@@ -69,6 +69,27 @@ class DeclaredLine:
     @property
     def is_credit(self) -> bool:
         return self.amount is not None and self.amount < 0
+
+
+class AnsweredLine(Protocol):
+    """What answering a declared line needs of it: its key (upload and NUM040), who
+    declared it and what amount. A :class:`DeclaredLine` has all of it; the unpacker reads
+    no more than this of the lines a retour answers (no client data)."""
+
+    @property
+    def traceer_id(self) -> str: ...
+
+    @property
+    def record_number(self) -> int: ...
+
+    @property
+    def participant(self) -> str: ...
+
+    @property
+    def amount(self) -> int | None: ...
+
+    @property
+    def is_credit(self) -> bool: ...
 
 
 def _slot_setting_init(cls: type[Any]) -> None:

@@ -33,7 +33,7 @@ from gateway.ei import (
     prestatie_groups,
     records_of,
 )
-from gateway.lines import AnswerOutcome, DeclaredLine
+from gateway.lines import AnsweredLine, AnswerOutcome
 from gateway.metrics import Metrics
 from gateway.ports.messages import (
     Direction,
@@ -63,7 +63,7 @@ log = Logger()
 
 def distribute(
     granted: int,
-    lines: Sequence[DeclaredLine],
+    lines: Sequence[AnsweredLine],
     *,
     model: Distribution,
     shares: Mapping[Discipline, float],
@@ -79,7 +79,7 @@ def distribute(
     if model is Distribution.DECLARED:
         return {line_key(line): line.amount or 0 for line in lines}
     net = granted * (1 - overhead_percent / 100)
-    by_discipline: dict[Discipline | None, list[DeclaredLine]] = defaultdict(list)
+    by_discipline: dict[Discipline | None, list[AnsweredLine]] = defaultdict(list)
     for line in lines:
         if not line.is_credit:
             by_discipline[discipline_of(line.participant)].append(line)
@@ -264,7 +264,7 @@ class Unpacker:
     async def answer_participants(
         self,
         answers: Sequence[LineAnswer],
-        lines: Mapping[LineKey, DeclaredLine],
+        lines: Mapping[LineKey, AnsweredLine],
         insurer_reference: str = "",
         retour_id: str | None = None,
     ) -> tuple[list[NewMessage], list[LineAnswer]]:

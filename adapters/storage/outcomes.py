@@ -12,10 +12,10 @@ from twisted.internet.defer import Deferred
 
 from adapters.storage.database import Database, Transaction
 from adapters.storage.journal import JournalCodec, add_status_txn, put_message_txn
-from adapters.storage.lines import COLUMN_COUNT, COLUMNS, People, line_from_row
+from adapters.storage.lines import COLUMN_COUNT, COLUMNS, line_from_row
 from gateway.lines import DeclaredLine
 from gateway.ports.messages import MessageStatus, NewMessage, NewStatus
-from gateway.ports.outcomes import CarriedClaim, LineAnswer, SettlementRow
+from gateway.ports.outcomes import AbsorbedLine, CarriedClaim, LineAnswer, SettlementRow
 
 __all__ = ["SqlOutcomeStore"]
 
@@ -26,7 +26,7 @@ class SqlOutcomeStore:
         self.codec = codec
 
     def claims_in(self, outbound: str) -> Deferred[list[CarriedClaim]]:
-        return self.database.run_read("claims_in", claims_in_txn, outbound, self.codec)
+        return self.database.run_read("claims_in", claims_in_txn, outbound)
 
     def forwarded_in(self, outbound: str) -> Deferred[list[DeclaredLine]]:
         return self.database.run_read("forwarded_in", forwarded_in_txn, outbound, self.codec)
@@ -57,17 +57,16 @@ def _lines_where(
     return [line_from_row(row, codec) for row in txn.fetchall()]
 
 
-_LINE_COLUMNS = ", ".join(f"d.{name.strip()}" for name in COLUMNS.split(","))
-
-
-# Every absorbed line of the file in one query, found through the keys (a query per
+# Every absorbed line of the file in one query (what answering it needs of it: no client
+# data is read, nor unsealed), found through the keys (a query per
 # integral line would scan the lines table once for each). The joins are written as
 # CROSS JOINs with their conditions in WHERE: SQLite then keeps this order (claims,
 # their absorbed keys, the lines by primary key) instead of scanning the whole lines
 # table in key order for the ORDER BY — once per claim file, which made unpacking a
 # year's claim files quadratic. PostgreSQL plans CROSS JOINs freely.
 ABSORBED_OF_FILE: Final = (
-    f"SELECT a.reference, {_LINE_COLUMNS} FROM integral_claims c"  # noqa: S608 - constant
+    "SELECT a.reference, d.traceer_id, d.record_number, d.participant, d.amount"
+    " FROM integral_claims c"
     " CROSS JOIN claim_absorbs a CROSS JOIN declaration_lines d"
     " WHERE c.outbound = ? AND a.reference = c.reference"
     " AND d.traceer_id = a.traceer_id AND d.record_number = a.record_number"
@@ -77,7 +76,7 @@ ABSORBED_OF_FILE: Final = (
 )
 
 
-def claims_in_txn(txn: Transaction, outbound: str, codec: JournalCodec) -> list[CarriedClaim]:
+def claims_in_txn(txn: Transaction, outbound: str) -> list[CarriedClaim]:
     """The integral lines ``outbound`` carried, each with the lines its answer is for: the
     lines it absorbed that still belong to it — not cancelled by a correction since, not
     claimed again in another integral line, not granted already (a line is granted once)."""
@@ -88,10 +87,13 @@ def claims_in_txn(txn: Transaction, outbound: str, codec: JournalCodec) -> list[
     )
     heads = txn.fetchall()
     txn.execute(ABSORBED_OF_FILE, (outbound,))
-    absorbed: dict[str, list[DeclaredLine]] = {}
-    people: People = {}
-    for row in txn.fetchall():
-        absorbed.setdefault(row[0], []).append(line_from_row(row[1:], codec, people))
+    absorbed: dict[str, list[AbsorbedLine]] = {}
+    for reference, traceer_id, record_number, participant, amount in txn.fetchall():
+        absorbed.setdefault(reference, []).append(
+            AbsorbedLine(
+                traceer_id, int(record_number), participant, None if amount is None else int(amount)
+            )
+        )
     return [
         CarriedClaim(
             reference,

@@ -3,7 +3,8 @@
 
 :class:`gateway.collector.RetourCollector` hands each retour it kept on as a
 :class:`CollectedRetour`; :class:`gateway.unpacker.Unpacker` reads the integral lines the
-answered file carried (:class:`CarriedClaim`) or the lines it forwarded, and records each
+answered file carried (:class:`CarriedClaim`, with what answering them needs of the lines
+they absorbed: :class:`AbsorbedLine`) or the lines it forwarded, and records each
 original line's answer (:class:`LineAnswer`) with the participants' retours.
 :class:`SettlementRow` is a line as the settlement report reads it.
 """
@@ -15,12 +16,34 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from gateway.ei import Record
-from gateway.lines import AnswerOutcome, DeclaredLine
+from gateway.lines import AnsweredLine, AnswerOutcome, DeclaredLine
 from gateway.ports.messages import Message, NewMessage
 from gateway.ports.outbox import Outbound
 from gateway.rules.model import LineKey
 
-__all__ = ["CarriedClaim", "CollectedRetour", "LineAnswer", "OutcomeStore", "SettlementRow"]
+__all__ = [
+    "AbsorbedLine",
+    "CarriedClaim",
+    "CollectedRetour",
+    "LineAnswer",
+    "OutcomeStore",
+    "SettlementRow",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class AbsorbedLine:
+    """An original line an integral line absorbed, as far as answering it needs: its key,
+    its participant and its declared amount (an :class:`~gateway.lines.AnsweredLine`)."""
+
+    traceer_id: str
+    record_number: int
+    participant: str
+    amount: int | None  # declared, eurocents, negative for a credit line
+
+    @property
+    def is_credit(self) -> bool:
+        return self.amount is not None and self.amount < 0
 
 
 @dataclass(frozen=True)
@@ -32,7 +55,7 @@ class CarriedClaim:
     amount: int
     insurer: str
     credits: str | None
-    absorbed: list[DeclaredLine]
+    absorbed: Sequence[AnsweredLine]
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from operator import attrgetter
 
-from gateway.lines import DeclaredLine
+from gateway.lines import AnsweredLine, DeclaredLine
 from gateway.rules.catalogue import Phase
 
 __all__ = [
@@ -80,7 +80,7 @@ RETURN_TO_DECLARE_ITSELF = "9001"
 
 #: A line's key, ``(line.traceer_id, line.record_number)``: an ``attrgetter``, as bundling
 #: and unpacking take it of every line several times.
-line_key: Callable[[DeclaredLine], LineKey] = attrgetter("traceer_id", "record_number")
+line_key: Callable[[AnsweredLine], LineKey] = attrgetter("traceer_id", "record_number")
 
 
 class Standing(enum.StrEnum):

@@ -18,7 +18,7 @@ lease and the factuurnummers it numbered its claim files with are still free
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import date, datetime
 from itertools import pairwise
 from typing import Any, Final
@@ -180,43 +180,79 @@ def bundle_groups_txn(txn: Transaction, limit: int) -> list[list[str]]:
     return [batch for batch in batches if batch]
 
 
-def _close_group_txn(txn: Transaction, women: Sequence[str]) -> list[str]:
+# A line's row as a run reads it: the line, then its state, revision and answer.
+_INPUT_COLUMNS: Final = f"{COLUMNS}, state, revision, outcome, granted_amount"
+_STATE: Final = COLUMN_COUNT  # where the state is in such a row
+# Where the woman's key, the participant and the reference a line corrects are in it.
+_NAMES: Final = [name.strip() for name in COLUMNS.split(",")]
+_WOMAN, _PARTICIPANT, _PREVIOUS = map(_NAMES.index, ("woman", "participant", "previous_reference"))
+
+
+def _rows_of_women_txn(txn: Transaction, women: Sequence[str]) -> dict[str, list[tuple[Any, ...]]]:
+    """Every line's row of ``women`` (:data:`_INPUT_COLUMNS`), by woman, each woman's in
+    the order the woman's index gives them."""
+    rows: dict[str, list[tuple[Any, ...]]] = {woman: [] for woman in women}
+    for chunk in _chunks(women):
+        marks = ", ".join("?" * len(chunk))
+        txn.execute(
+            f"SELECT {_INPUT_COLUMNS} FROM declaration_lines WHERE woman IN ({marks})",  # noqa: S608
+            tuple(chunk),
+        )
+        for row in txn.fetchall():
+            rows[row[_WOMAN]].append(row)
+    return rows
+
+
+def _close_group_txn(
+    txn: Transaction, women: Sequence[str]
+) -> tuple[list[str], dict[str, list[tuple[Any, ...]]]]:
     """``women`` and every woman with a line still open connected to them now (through an
-    upload, or a credit of one of their lines), until nothing more joins."""
+    upload, or a credit of one of their lines), until nothing more joins; with the rows of
+    their lines. Each woman's lines are read once, by the woman's index (their rows are
+    scattered over the table); the connections are found from those rows: the women of
+    their uploads by the uploads' keys, the lines their credits correct by reference."""
     group = set(women)
     seen = set(group)  # every woman looked at (with an open line or not)
     frontier = sorted(group)
+    rows = _rows_of_women_txn(txn, frontier)
     while frontier:
         found: set[str] = set()
-        for chunk in _chunks(frontier):
+        own = [row for woman in frontier for row in rows[woman]]
+        # The women of these women's uploads (each upload's lines once, by its key).
+        uploads = sorted({row[0] for row in own})
+        for chunk in _chunks(uploads):
             marks = ", ".join("?" * len(chunk))
-            # The women of these women's uploads (each upload's lines once, by its key).
             txn.execute(
-                "SELECT DISTINCT o.woman FROM declaration_lines o"  # noqa: S608
-                " WHERE o.traceer_id IN (SELECT DISTINCT traceer_id FROM declaration_lines"
-                f" WHERE woman IN ({marks}))",
+                "SELECT DISTINCT woman FROM declaration_lines"  # noqa: S608
+                f" WHERE traceer_id IN ({marks})",
                 tuple(chunk),
             )
             found.update(row[0] for row in txn.fetchall())
+        # The women of the lines these women's lines correct (another woman's only).
+        corrects: dict[tuple[str, str], set[str]] = defaultdict(set)
+        for row in own:
+            if row[_PREVIOUS] is not None:
+                corrects[(row[_PARTICIPANT], row[_PREVIOUS])].add(row[_WOMAN])
+        for chunk in _chunks(sorted({reference for _, reference in corrects})):
+            marks = ", ".join("?" * len(chunk))
             txn.execute(
-                "SELECT DISTINCT t.woman FROM declaration_lines l"  # noqa: S608
-                " JOIN declaration_lines t"
-                " ON t.participant = l.participant AND t.reference = l.previous_reference"
-                f" WHERE l.woman IN ({marks}) AND t.woman <> l.woman",
+                "SELECT participant, reference, woman FROM declaration_lines"  # noqa: S608
+                f" WHERE reference IN ({marks})",
                 tuple(chunk),
             )
-            found.update(row[0] for row in txn.fetchall())
+            for participant, reference, woman in txn.fetchall():
+                if corrects.get((participant, reference), set()) - {woman}:
+                    found.add(woman)
         new, seen = found - seen, seen | found
-        frontier = sorted(woman for woman in new if _has_open(txn, woman))
+        looked_at = _rows_of_women_txn(txn, sorted(new))
+        frontier = sorted(
+            woman
+            for woman, own_rows in looked_at.items()
+            if any(row[_STATE] == "open" for row in own_rows)
+        )
+        rows.update((woman, looked_at[woman]) for woman in frontier)
         group.update(frontier)
-    return sorted(group)
-
-
-def _has_open(txn: Transaction, woman: str) -> bool:
-    """Whether ``woman`` has a line still open: her lines read by the woman's index (a
-    query on the state too may take the state's index, every open line of the backlog)."""
-    txn.execute("SELECT state FROM declaration_lines WHERE woman = ?", (woman,))
-    return any(state == "open" for (state,) in txn.fetchall())
+    return sorted(group), rows
 
 
 def bundle_input_txn(
@@ -227,31 +263,32 @@ def bundle_input_txn(
     if women is None:
         txn.execute("SELECT DISTINCT woman FROM declaration_lines WHERE state = 'open'")
         chosen = sorted(row[0] for row in txn.fetchall())
+        # Read and decoded a chunk of women at a time: the whole backlog is never held
+        # as rows and lines at once.
+        chunks: Iterable[dict[str, list[tuple[Any, ...]]]] = (
+            _rows_of_women_txn(txn, chunk) for chunk in _chunks(chosen)
+        )
     else:
-        chosen = _close_group_txn(txn, women)
+        chosen, rows_of = _close_group_txn(txn, women)
+        chunks = [rows_of]
     lines: list[DeclaredLine] = []
     states: dict[LineKey, str] = {}
     revisions: dict[LineKey, int] = {}
     outcomes: dict[LineKey, tuple[str, int | None]] = {}
     woman_of: dict[LineKey, str] = {}
     people: People = {}
-    for chunk in _chunks(chosen):
-        marks = ", ".join("?" * len(chunk))
-        txn.execute(
-            f"SELECT {COLUMNS}, state, revision, outcome, granted_amount"  # noqa: S608
-            f" FROM declaration_lines WHERE woman IN ({marks})",
-            tuple(chunk),
-        )
-        for row in txn.fetchall():
-            line = line_from_row(row[:COLUMN_COUNT], codec, people)
-            key = (line.traceer_id, line.record_number)
-            lines.append(line)
-            woman_of[key] = row[4]
-            state, revision, outcome, granted = row[COLUMN_COUNT:]
-            states[key] = state
-            revisions[key] = int(revision)
-            if outcome is not None:
-                outcomes[key] = (outcome, None if granted is None else int(granted))
+    for rows in chunks:
+        for woman in sorted(rows):
+            for row in rows[woman]:
+                line = line_from_row(row[:COLUMN_COUNT], codec, people)
+                key = (line.traceer_id, line.record_number)
+                lines.append(line)
+                woman_of[key] = woman
+                state, revision, outcome, granted = row[COLUMN_COUNT:]
+                states[key] = state
+                revisions[key] = int(revision)
+                if outcome is not None:
+                    outcomes[key] = (outcome, None if granted is None else int(granted))
     keys = set(states)
     # A credited line and one replaced by a corrected resubmission are no longer claimed.
     txn.execute(

@@ -84,6 +84,7 @@ from typing import Any, TextIO
 import psycopg
 from twisted.internet import defer
 
+from adapters.check_workers import CheckWorkers
 from adapters.insurer_sim.config import SimConfig, SimTLS
 from adapters.insurer_sim.insurer import SimulatedInsurer
 from adapters.storage import SqlMessageStore, open_store
@@ -91,8 +92,10 @@ from gateway.bundler import Bundler
 from gateway.collector import RetourCollector
 from gateway.crypto import Keyring, new_key_file
 from gateway.ei import FileWriter, bsn_is_valid
+from gateway.config import EpdApiConfig
 from gateway.forwarder import Forwarder
 from gateway.intake import Intake
+from gateway.metrics import Metrics
 from gateway.pki import CA_CERT, Party, init_pki
 from gateway.ports.insurer import Delivery, FetchedRetour, OutboundFile
 from gateway.ports.intake import Receipt, Upload
@@ -115,6 +118,7 @@ from tests.benchmarks.gateway import _fresh as fresh_store
 from tests.benchmarks.load import ClientPlan, LoadResult, run_load
 from tests.gateway.rules.test_decide import TARIFFS
 from tests.gateway.running import KRAAMZORG, MIDWIFE, GatewayProcess, write_config
+from tests.benchmarks.reactor_pump import ReactorPump
 from tests.threadpump import ThreadPump
 
 __all__ = ["CycleFigures", "bench_cycle", "main", "national_files"]
@@ -365,6 +369,8 @@ class CycleFigures:
     api_latencies: tuple[float, ...] = ()  # and each upload's acknowledgement latency
     gateway_peak_rss_mib: float = 0.0  # and the gateway process's peak RSS
     sealed: bool = False  # encryption at rest (a key file), as with [encryption] key_file
+    check_processes: int = 0  # the in-process intake's check workers ([epd_api] check_processes)
+    checked_here: int = 0  # and the uploads they could not check (checked in this process)
 
     def api_percentile(self, share: float) -> float:
         ordered = sorted(self.api_latencies)
@@ -396,6 +402,7 @@ def bench_cycle(
     api_clients: int = 0,
     client_processes: int = 2,
     sealed: bool = False,
+    check_processes: int = 0,
 ) -> CycleFigures:
     """Run the whole cycle over ``pregnancies`` women in a fresh SQLite store (in
     ``directory``, or a temporary one) — or, with a ``postgresql://`` ``store_url``, in a
@@ -403,7 +410,10 @@ def bench_cycle(
     docs); ``progress`` is told of each step as it ends. With ``api_clients``, the intake
     goes through a real gateway process's EPD API instead, fed by that many concurrent
     mutual-TLS clients (from ``client_processes`` load-generator processes). ``sealed``:
-    with a fresh key file, so that the store seals what it keeps (encryption at rest)."""
+    with a fresh key file, so that the store seals what it keeps (encryption at rest).
+    ``check_processes``: the in-process intake has the checks of its uploads run by that
+    many check workers, as ``serve`` does with ``[epd_api] check_processes`` (the cycle
+    then runs on the global reactor, which stays started: for a script of its own)."""
     with (
         tempfile.TemporaryDirectory(prefix="igo-cycle-", dir=directory) as scratch,
         fresh_store(store_url or f"sqlite:///{Path(scratch) / 'gateway.db'}") as url,
@@ -416,6 +426,7 @@ def bench_cycle(
             progress,
             (api_clients, client_processes),
             _key_file(Path(scratch)) if sealed else None,
+            check_processes,
         )
 
 
@@ -434,8 +445,9 @@ def _cycle(
     progress: Callable[[Step], None] | None,
     api: tuple[int, int] = (0, 2),
     key_file: Path | None = None,
+    check_processes: int = 0,
 ) -> CycleFigures:
-    pump = ThreadPump()
+    pump: ThreadPump | ReactorPump = ReactorPump() if check_processes else ThreadPump()
     practices = practices_for(pregnancies)
     figures = CycleFigures(pregnancies, 2 * practices, 0, pregnancies * LINES_PER_PREGNANCY)
     figures.sealed = key_file is not None
@@ -471,9 +483,17 @@ def _cycle(
         figures.gateway_peak_rss_mib = _children_peak_rss_mib()
         del files
         ended(Step("intake", result.seconds, _peak_rss_mib()))
-    store: SqlMessageStore = pump.wait(open_store(store_url, pump, keyring))
+    reactor = pump.reactor if isinstance(pump, ReactorPump) else pump
+    store: SqlMessageStore = pump.wait(open_store(store_url, reactor, keyring))
+    workers = None
+    metrics = Metrics()
+    if check_processes and not api[0]:
+        workers = CheckWorkers(reactor, REGISTRY, check_processes, metrics=metrics)
+        figures.check_processes = check_processes
     try:
-        intake = Intake(store, REGISTRY, clock=lambda: NOW, run_in_thread=run_in_thread)
+        intake = Intake(
+            store, REGISTRY, clock=lambda: NOW, run_in_thread=run_in_thread, checks=workers
+        )
 
         def accepted(receipt: Receipt) -> None:
             taken_in(receipt)
@@ -503,8 +523,13 @@ def _cycle(
         if not api[0]:
             began = time.perf_counter()
             commits = store.database.commits
+            if workers is not None:
+                workers.start()
             take_in()
             figures.intake_commits = store.database.commits - commits
+            if workers is not None:
+                pump.wait(workers.stop())
+                figures.checked_here = int(metrics.checks_here._value.get())
             ended(
                 Step(
                     "intake",
@@ -669,7 +694,13 @@ def report(figures: CycleFigures, out: TextIO | None = None) -> None:
         print(
             f"  intake in this process: up to {UPLOADS_AT_ONCE} uploads in flight, "
             f"{f.files:,} uploads in {f.intake_commits:,} commits "
-            f"({f.files / f.intake_commits:.1f} per commit)",
+            f"({f.files / f.intake_commits:.1f} per commit); "
+            + (
+                f"checked by {f.check_processes} check worker(s), "
+                f"{f.checked_here:,} upload(s) checked in this process"
+                if f.check_processes
+                else "checked in this process (no check workers)"
+            ),
             file=out,
         )
     for step in f.steps:
@@ -718,6 +749,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="with encryption at rest: a fresh key file, as with [encryption] key_file",
     )
+    parser.add_argument(
+        "--check-processes",
+        type=int,
+        default=EpdApiConfig.model_fields["check_processes"].default,
+        metavar="N",
+        help="check workers for the in-process intake, as [epd_api] check_processes"
+        " (default: the gateway's default; 0: the checks in this process)",
+    )
     args = parser.parse_args(argv)
     tune_garbage_collector()
     pregnancies = args.pregnancies or max(1, round(NATIONAL_BIRTHS * args.share))
@@ -737,6 +776,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             api_clients=args.through_api,
             client_processes=args.client_processes,
             sealed=args.sealed,
+            check_processes=args.check_processes,
         )
     )
     return 0

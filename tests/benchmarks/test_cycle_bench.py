@@ -5,7 +5,10 @@ granted and answered to its participant. Nothing here is timed."""
 from __future__ import annotations
 
 import io
+import subprocess
+import sys
 from collections import Counter
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -16,6 +19,7 @@ from tests.benchmarks import cycle
 from tests.benchmarks.gateway import REGISTRY
 
 pytestmark = pytest.mark.slow
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_the_files_are_valid_and_each_practice_declares_its_own_women() -> None:
@@ -62,9 +66,28 @@ def test_the_whole_cycle_grants_and_answers_every_line() -> None:
 
 
 def test_the_script_runs_end_to_end(capsys: pytest.CaptureFixture[str]) -> None:
-    assert cycle.main(["--pregnancies", "3"]) == 0
+    assert cycle.main(["--pregnancies", "3", "--check-processes", "0"]) == 0
 
-    assert "lines/s" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "lines/s" in out
+    assert "checked in this process (no check workers)" in out
+
+
+def test_the_intake_can_have_its_checks_run_by_check_workers_as_serve_does() -> None:
+    # In a process of its own: with check workers the cycle runs on the global reactor.
+    done = subprocess.run(
+        [sys.executable, "-m", "tests.benchmarks.cycle", "--pregnancies", "9"]
+        + ["--women-per-file", "4", "--check-processes", "1"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+        check=False,
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert "checked by 1 check worker(s), 0 upload(s) checked in this process" in done.stdout
+    assert "answered  189 of 189 lines granted and answered" in done.stdout
 
 
 @pytest.mark.postgres

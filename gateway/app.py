@@ -143,6 +143,9 @@ class RunningGateway:
         # A bundling run an administrator's action started: let it finish, and keep the
         # lock, so that none starts on a store about to close.
         await self.builder.bundling_lock().acquire()
+        bundle_workers = self.builder.bundle_workers()
+        if bundle_workers is not None:
+            bundle_workers.stop()  # no run goes on: it closes its store and ends
         await self.store.close()
         _release(self.store_lock)
         log.info("stopped; the store is closed")

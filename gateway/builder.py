@@ -44,6 +44,7 @@ from twisted.internet.interfaces import (
 from twisted.logger import Logger
 from zope.interface import Interface
 
+from adapters.bundle_workers import BundleWorkers, WorkerSpec
 from adapters.check_workers import CheckWorkers, ProcessReactor
 from adapters.insurer_link.directory import DirectoryInsurerLink
 from adapters.insurer_link.rest import RestInsurerLink
@@ -331,7 +332,25 @@ class GatewayBuilder:
             self.reactor,
             seconds=self.config.bundling.lease_seconds,
         )
-        return self._bundler(self.now, metrics=self._metrics, lock=lease)
+        return self._bundler(
+            self.now, metrics=self._metrics, lock=lease, workers=self.bundle_workers()
+        )
+
+    @built_once
+    def bundle_workers(self) -> BundleWorkers | None:
+        """The bundle worker of ``[bundling] worker_processes`` (None when it is 0, and for
+        a command line: its bundle command shows each batch's plan, made in its own
+        process); started with the first batch, stopped by ``serve`` when it stops."""
+        if self.config.bundling.worker_processes == 0 or isinstance(self.reactor, Blocking):
+            return None
+        spec = WorkerSpec(
+            self.config.store.url,
+            self.config.encryption.key_file,
+            self.catalogue(),
+            self.terms(),
+            self.config.bundling.distribution,
+        )
+        return BundleWorkers(self.reactor, spec)
 
     def planning_bundler(self, as_of: date | None = None) -> Bundler:
         """A bundler for plans and explanations (it takes no lease), deciding as on
@@ -350,6 +369,7 @@ class GatewayBuilder:
         *,
         metrics: Metrics | None = None,
         lock: JobLock | None = None,
+        workers: BundleWorkers | None = None,
     ) -> Bundler:
         return Bundler(
             self.store,
@@ -363,6 +383,7 @@ class GatewayBuilder:
             distribution=self.config.bundling.distribution,
             lock=lock,
             checkpoint=pause_point_from_environment(),
+            workers=workers,
         )
 
     async def bundle_now(self) -> None:

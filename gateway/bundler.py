@@ -11,8 +11,11 @@ and, per original upload and insurer, one monodisciplinary forward file of the l
 forwarded unchanged; and stores the files (queued for the forwarder), the claimed lines
 with their provenance and where every settled line ended — in one transaction per batch,
 under the run's lease and guarded line by line (:class:`RunGuard`). Waiting lines stay
-open for the next run. :meth:`Bundler.plan` does the same without storing or numbering
-anything (``igo-gateway bundle --dry-run``).
+open for the next run. With bundle workers (:class:`BatchWorkers`, ``[bundling]
+worker_processes``), :meth:`Bundler.run` has a worker process read, decide and build each
+batch (:meth:`Bundler.prepare_batch`) while this process records the one before; a batch
+the worker cannot prepare is prepared here. :meth:`Bundler.plan` does the same without
+storing or numbering anything (``igo-gateway bundle --dry-run``).
 """
 
 from __future__ import annotations
@@ -20,10 +23,10 @@ from __future__ import annotations
 import hashlib
 from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import partial
-from typing import Any
+from typing import Any, Protocol
 
 from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.logger import Logger
@@ -78,10 +81,14 @@ from gateway.rules.model import (
 
 __all__ = [
     "BUNDLING_JOB",
+    "BatchTally",
+    "BatchWorkerUnavailableError",
+    "BatchWorkers",
     "BundlePlan",
     "BundleRun",
     "Bundler",
     "ForwardFile",
+    "PreparedBatch",
     "outbound_message",
 ]
 
@@ -147,6 +154,35 @@ class BundlePlan:
         }
 
 
+@dataclass(frozen=True)
+class BatchTally:
+    """What a batch's plan counts, for the run's tally, the metrics and the log: small
+    enough to hand over from a bundle worker where the plan itself is not."""
+
+    claim_files: tuple[str, ...]  # their factuurnummers
+    forward_files: int
+    lines: dict[str, int]  # the batch's lines by place
+    # per integral line: its insurer, its amount and the uploads of the lines it absorbs
+    integral: tuple[tuple[str, int, tuple[str, ...]], ...]
+
+    @classmethod
+    def of(cls, plan: BundlePlan) -> BatchTally:
+        lines: Counter[str] = Counter()
+        for decision in plan.decisions:
+            for placement in decision.placements.values():
+                lines[placement.place.value] += 1
+        return cls(
+            tuple(claim.invoice_number for claim in plan.claims),
+            len(plan.forwards),
+            dict(lines),
+            tuple(
+                (claim.insurer, link.amount, tuple(upload for upload, _ in link.absorbs))
+                for claim in plan.claims
+                for link in claim.links
+            ),
+        )
+
+
 @dataclass
 class BundleRun:
     """What a run stored, counted (:meth:`Bundler.run`): no plan is kept."""
@@ -157,14 +193,12 @@ class BundleRun:
     forward_files: int = 0
     lines: Counter[str] = field(default_factory=Counter)  # settled lines by place
 
-    def add(self, plan: BundlePlan) -> None:
+    def add(self, tally: BatchTally) -> None:
         self.batches += 1
-        self.claim_files += [claim.invoice_number for claim in plan.claims]
-        self.integral_lines += sum(len(claim.links) for claim in plan.claims)
-        self.forward_files += len(plan.forwards)
-        for decision in plan.decisions:
-            for placement in decision.placements.values():
-                self.lines[placement.place.value] += 1
+        self.claim_files += tally.claim_files
+        self.integral_lines += len(tally.integral)
+        self.forward_files += tally.forward_files
+        self.lines.update(tally.lines)
 
 
 def _link_json(link: ClaimLink) -> dict[str, Any]:
@@ -185,6 +219,27 @@ def _link_json(link: ClaimLink) -> dict[str, Any]:
 # A test-only pause point: awaited with the step's name ("decided": read, decided and
 # built, nothing recorded yet), so a test can hold a run there while another goes.
 Checkpoint = Callable[[str], Awaitable[None]]
+
+
+class BatchWorkerUnavailableError(Exception):
+    """A bundle worker could not prepare a batch (none running, it ended, or it failed):
+    the bundler prepares that batch itself."""
+
+
+class BatchWorkers(Protocol):
+    """Prepares a run's batches in a process of its own (:mod:`adapters.bundle_workers`):
+    what :meth:`Bundler.prepare_batch` gives, read from the same store, without the plan
+    (:meth:`PreparedBatch.without_plan`) and with no lease in its guard."""
+
+    def prepare(
+        self, women: Sequence[str], taken: int, now: datetime, arrivals: bool
+    ) -> Awaitable[PreparedBatch]:
+        """The batch of ``women``, numbered on from ``taken`` and decided as at ``now``
+        (with when its uploads arrived if ``arrivals``); fails with
+        :class:`BatchWorkerUnavailableError` when it could not be prepared there."""
+        ...
+
+
 # How often a batch whose lines changed under it is decided again before the run gives up.
 RUN_ATTEMPTS = 3
 # About how many lines a batch of a run holds (whole connected groups; a bigger one alone).
@@ -207,10 +262,12 @@ class Bundler:
         lock: JobLock | None = None,
         checkpoint: Checkpoint | None = None,
         batch_lines: int = BATCH_LINES,
+        workers: BatchWorkers | None = None,
     ) -> None:
         if batch_lines < 1:
             raise ValueError("a batch needs at least one line")
         self._batch_lines = batch_lines
+        self._workers = workers
         self._lock = lock
         self._checkpoint = checkpoint
         self._metrics = metrics
@@ -280,21 +337,31 @@ class Bundler:
         of every process on the store (waiting its turn, or :class:`JobBusyError` without
         ``wait``); a batch whose lines changed before it recorded them is decided again."""
         whole = BundlePlan([])
-        await self._batches(whole.extend, wait=wait)
+
+        def keep(prepared: PreparedBatch) -> None:
+            assert prepared.plan is not None  # prepared here: the plan is kept
+            whole.extend(prepared.plan)
+
+        await self._batches(keep, wait=wait, plans=True)
         return whole
 
     async def run(self, *, wait: bool = True) -> BundleRun:
-        """:meth:`run_once`, counting what each batch stored instead of keeping it."""
+        """:meth:`run_once`, counting what each batch stored instead of keeping it (its
+        batches prepared by the bundle workers, when it has them)."""
         counted = BundleRun()
-        await self._batches(counted.add, wait=wait)
+        await self._batches(lambda prepared: counted.add(prepared.tally), wait=wait)
         return counted
 
-    async def _batches(self, each: Callable[[BundlePlan], None], *, wait: bool) -> None:
+    async def _batches(
+        self, each: Callable[[PreparedBatch], None], *, wait: bool, plans: bool = False
+    ) -> None:
         """Every batch of the run, each decided, built and recorded on its own (and handed
         to ``each``). The next batch is read and decided while the one before it is being
         recorded (the two use different lines; on PostgreSQL the database server records
         while the gateway decides); at most one batch is being recorded at a time, in
-        order. A batch that hits a conflict, or finds the lease lost, is decided again
+        order. With bundle workers (and no plan to keep), a worker reads, decides and
+        builds the next batch, so that this process only records. A batch that hits a
+        conflict, or finds the lease lost, is decided again
         under the lease taken anew (at most :data:`RUN_ATTEMPTS` times); the batches
         recorded before it stay recorded."""
         done: set[str] = set()  # the women of the batches recorded
@@ -316,7 +383,9 @@ class Bundler:
                 taken = await self._bundles.last_number(INVOICE_SEQUENCE)
                 for women in [*batches, None]:
                     try:
-                        prepared = None if women is None else await self._prepare(women, taken)
+                        prepared = (
+                            None if women is None else await self._prepare(women, taken, plan=plans)
+                        )
                     finally:
                         # The batch before is recorded (or failed) before this one starts
                         # recording, and before the lease is let go.
@@ -344,9 +413,44 @@ class Bundler:
                 if self._lock is not None:
                     await self._lock.release()
 
-    async def _prepare(self, women: Sequence[str], taken: int) -> _Prepared:
+    async def _prepare(self, women: Sequence[str], taken: int, *, plan: bool) -> PreparedBatch:
+        """A batch prepared (:meth:`prepare_batch`): by a bundle worker when there is one
+        and no ``plan`` is to be kept (nor a test's checkpoint), else here; one the worker
+        could not prepare is prepared here."""
+        arrivals = self._metrics is not None
+        if self._workers is not None and not plan and self._checkpoint is None:
+            try:
+                prepared = await self._workers.prepare(tuple(women), taken, self._now(), arrivals)
+            except BatchWorkerUnavailableError as exc:
+                log.warn(
+                    "a bundle worker could not prepare a batch ({error}); "
+                    "it is prepared in this process",
+                    error=str(exc),
+                )
+            else:
+                return self._leased(prepared)
+        return await self.prepare_batch(women, taken, arrivals=arrivals)
+
+    def _leased(self, prepared: PreparedBatch) -> PreparedBatch:
+        """``prepared`` (by a worker, which holds no lease) guarded by this run's lease."""
+        if self._lock is None:
+            return prepared
+        outbound, claims, outcomes, at, records, retours, late, guard = prepared.recording
+        leased = replace(
+            guard,
+            lease_job=self._lock.job,
+            lease_holder=self._lock.holder,
+            lease_seconds=self._lock.seconds,
+        )
+        recording = (outbound, claims, outcomes, at, records, retours, late, leased)
+        return replace(prepared, recording=recording)
+
+    async def prepare_batch(
+        self, women: Sequence[str], taken: int, *, arrivals: bool = False
+    ) -> PreparedBatch:
         """A batch read, decided, numbered (on from ``taken``, the last factuurnummer
-        taken before it) and built, with all it records; nothing recorded."""
+        taken before it) and built, with all it records and when its uploads arrived
+        (with ``arrivals``); nothing recorded."""
         self._forget()
         decisions, lines = await self.decisions(women)
         # One number per insurer with a claim line (as _build numbers them); a batch that
@@ -360,46 +464,44 @@ class Bundler:
         if self._checkpoint is not None:
             await self._checkpoint("decided")
         numbers = (INVOICE_SEQUENCE, taken, count) if count else None
-        prepared = _Prepared(
+        prepared = PreparedBatch(
             tuple(women),
             plan,
+            BatchTally.of(plan),
             await self._recording_of(plan, numbers),
-            await self._uploaded_at(plan),
+            await self._uploaded_at(plan) if arrivals else {},
             count,
         )
         self._forget()
         return prepared
 
-    def _record(self, prepared: _Prepared) -> _Recording:
+    def _record(self, prepared: PreparedBatch) -> _Recording:
         """Start recording a prepared batch (the store's writer takes it in turn)."""
         return _Recording(
             prepared, ensureDeferred(_awaited(self._bundles.record_bundle(*prepared.recording)))
         )
 
-    async def _finish(self, recording: _Recording) -> BundlePlan:
+    async def _finish(self, recording: _Recording) -> PreparedBatch:
         """Wait for a batch to be recorded; count and log it."""
         prepared = recording.prepared
         await recording.stored
-        plan = prepared.plan
+        tally = prepared.tally
         if prepared.recording[0]:  # files queued for the insurers
             crashpoints.reached("bundled")
         try:
-            self._count(plan, prepared.uploaded_at)
+            self._count(tally, prepared.uploaded_at)
         except Exception:  # the batch is stored: counting it must not make it look failed
             log.failure("a bundling run was stored, but counting it in the metrics failed")
-        summary = plan.summary()
         log.info(
             "bundled: {claims} claim file(s), {forwards} forward file(s), lines {lines}",
-            claims=len(plan.claims),
-            forwards=len(plan.forwards),
-            lines=summary["lines"],
+            claims=len(tally.claim_files),
+            forwards=tally.forward_files,
+            lines=tally.lines,
         )
-        return plan
+        return prepared
 
     async def _uploaded_at(self, plan: BundlePlan) -> dict[str, datetime]:
         """When each upload a claim of ``plan`` absorbs arrived (for the metrics)."""
-        if self._metrics is None:
-            return {}
         at: dict[str, datetime] = {}
         for claim in plan.claims:
             for link in claim.links:
@@ -410,22 +512,20 @@ class Bundler:
                             at[upload] = message.created_at
         return at
 
-    def _count(self, plan: BundlePlan, uploaded_at: dict[str, datetime]) -> None:
+    def _count(self, tally: BatchTally, uploaded_at: dict[str, datetime]) -> None:
         if self._metrics is None:
             return
         m = self._metrics
-        for d in plan.decisions:
-            for placement in d.placements.values():
-                if placement.place is not Place.WAITING:
-                    m.lines_decided.labels(placement.place.value).inc()
+        for place, count in tally.lines.items():
+            if place != Place.WAITING.value:
+                m.lines_decided.labels(place).inc(count)
         now = self._now()
-        for claim in plan.claims:
-            for link in claim.links:
-                m.count_integral_line(claim.insurer, link.amount)
-                for upload, _ in link.absorbs:
-                    if upload in uploaded_at:
-                        waited = (now - uploaded_at[upload]).total_seconds()
-                        m.bundling_seconds.observe(max(0.0, waited))
+        for insurer, amount, uploads in tally.integral:
+            m.count_integral_line(insurer, amount)
+            for upload in uploads:
+                if upload in uploaded_at:
+                    waited = (now - uploaded_at[upload]).total_seconds()
+                    m.bundling_seconds.observe(max(0.0, waited))
 
     # --- building ------------------------------------------------------------------------
 
@@ -814,22 +914,30 @@ _RecordBundle = tuple[
 
 
 @dataclass(frozen=True)
-class _Prepared:
-    """A batch decided and built: its women, its plan, what recording it writes, when the
-    uploads its claims absorb arrived, and how many factuurnummers it takes."""
+class PreparedBatch:
+    """A batch decided and built: its women, its plan (None when a bundle worker prepared
+    it), what the plan counts, what recording it writes, when the uploads its claims
+    absorb arrived, and how many factuurnummers it takes."""
 
     women: tuple[str, ...]
-    plan: BundlePlan
+    plan: BundlePlan | None
+    tally: BatchTally
     recording: _RecordBundle
     uploaded_at: dict[str, datetime]
     numbers: int
+
+    def without_plan(self) -> PreparedBatch:
+        """This batch without its plan: what a bundle worker hands over (the decisions
+        with every line of the batch would cost more to hand over than recording the
+        batch needs)."""
+        return replace(self, plan=None)
 
 
 @dataclass(frozen=True)
 class _Recording:
     """A prepared batch whose recording has started."""
 
-    prepared: _Prepared
+    prepared: PreparedBatch
     stored: Deferred[None]
 
     @property

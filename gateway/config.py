@@ -611,6 +611,19 @@ class BundlingConfig(_Section):
         "on. A process that died holding it is waited for this long (on its own host, not "
         "at all).",
     )
+    worker_processes: int = Field(
+        default=1,
+        ge=0,
+        le=1,
+        description="Worker processes that read, decide and build each batch of a bundling "
+        "run beside the gateway's own process, which then only records the batches: a run "
+        "takes less time on a machine of two cores or more, and the gateway's process keeps "
+        "its interpreter for the EPD API meanwhile (docs/benchmarks.md). 0 does it all in "
+        "the gateway's process (for a machine of one core). A batch a worker cannot "
+        "prepare is prepared in the gateway's process; a worker that failed is started "
+        "anew for the next batch. A dry run (bundle --dry-run) and the bundle command, "
+        "which show each batch's plan, prepare in their own process.",
+    )
     distribution: Distribution = Field(
         default=Distribution.DECLARED,
         description="How a granted integral amount is shared out: declared (each participant "

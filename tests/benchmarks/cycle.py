@@ -84,15 +84,16 @@ from typing import Any, TextIO
 import psycopg
 from twisted.internet import defer
 
+from adapters.bundle_workers import BundleWorkers, WorkerSpec
 from adapters.check_workers import CheckWorkers
 from adapters.insurer_sim.config import SimConfig, SimTLS
 from adapters.insurer_sim.insurer import SimulatedInsurer
 from adapters.storage import SqlMessageStore, open_store
 from gateway.bundler import Bundler
 from gateway.collector import RetourCollector
+from gateway.config import BundlingConfig, EpdApiConfig
 from gateway.crypto import Keyring, new_key_file
 from gateway.ei import FileWriter, bsn_is_valid
-from gateway.config import EpdApiConfig
 from gateway.forwarder import Forwarder
 from gateway.intake import Intake
 from gateway.metrics import Metrics
@@ -103,6 +104,7 @@ from gateway.ports.outcomes import CollectedRetour
 from gateway.process import tune_garbage_collector
 from gateway.rules.model import (
     Contract,
+    Distribution,
     InsurerTerms,
     Participant,
     RuleSet,
@@ -116,9 +118,9 @@ from gateway.vsp import send_metadata
 from tests.benchmarks.gateway import REGISTRY, taken_in
 from tests.benchmarks.gateway import _fresh as fresh_store
 from tests.benchmarks.load import ClientPlan, LoadResult, run_load
+from tests.benchmarks.reactor_pump import ReactorPump
 from tests.gateway.rules.test_decide import TARIFFS
 from tests.gateway.running import KRAAMZORG, MIDWIFE, GatewayProcess, write_config
-from tests.benchmarks.reactor_pump import ReactorPump
 from tests.threadpump import ThreadPump
 
 __all__ = ["CycleFigures", "bench_cycle", "main", "national_files"]
@@ -371,6 +373,8 @@ class CycleFigures:
     sealed: bool = False  # encryption at rest (a key file), as with [encryption] key_file
     check_processes: int = 0  # the in-process intake's check workers ([epd_api] check_processes)
     checked_here: int = 0  # and the uploads they could not check (checked in this process)
+    bundle_workers: int = 0  # bundling's worker processes ([bundling] worker_processes)
+    workers_peak_rss_mib: float = 0.0  # the largest peak RSS of a worker process
 
     def api_percentile(self, share: float) -> float:
         ordered = sorted(self.api_latencies)
@@ -403,6 +407,7 @@ def bench_cycle(
     client_processes: int = 2,
     sealed: bool = False,
     check_processes: int = 0,
+    bundle_workers: int = 0,
 ) -> CycleFigures:
     """Run the whole cycle over ``pregnancies`` women in a fresh SQLite store (in
     ``directory``, or a temporary one) — or, with a ``postgresql://`` ``store_url``, in a
@@ -413,7 +418,9 @@ def bench_cycle(
     with a fresh key file, so that the store seals what it keeps (encryption at rest).
     ``check_processes``: the in-process intake has the checks of its uploads run by that
     many check workers, as ``serve`` does with ``[epd_api] check_processes`` (the cycle
-    then runs on the global reactor, which stays started: for a script of its own)."""
+    then runs on the global reactor, which stays started: for a script of its own).
+    ``bundle_workers``: bundling's batches are prepared by that many worker processes, as
+    ``serve`` does with ``[bundling] worker_processes``."""
     with (
         tempfile.TemporaryDirectory(prefix="igo-cycle-", dir=directory) as scratch,
         fresh_store(store_url or f"sqlite:///{Path(scratch) / 'gateway.db'}") as url,
@@ -427,6 +434,7 @@ def bench_cycle(
             (api_clients, client_processes),
             _key_file(Path(scratch)) if sealed else None,
             check_processes,
+            bundle_workers,
         )
 
 
@@ -446,6 +454,7 @@ def _cycle(
     api: tuple[int, int] = (0, 2),
     key_file: Path | None = None,
     check_processes: int = 0,
+    bundle_workers: int = 0,
 ) -> CycleFigures:
     pump: ThreadPump | ReactorPump = ReactorPump() if check_processes else ThreadPump()
     practices = practices_for(pregnancies)
@@ -483,7 +492,7 @@ def _cycle(
         figures.gateway_peak_rss_mib = _children_peak_rss_mib()
         del files
         ended(Step("intake", result.seconds, _peak_rss_mib()))
-    reactor = pump.reactor if isinstance(pump, ReactorPump) else pump
+    reactor: Any = pump.reactor if isinstance(pump, ReactorPump) else pump
     store: SqlMessageStore = pump.wait(open_store(store_url, reactor, keyring))
     workers = None
     metrics = Metrics()
@@ -537,10 +546,25 @@ def _cycle(
                     _peak_rss_mib(),
                 )
             )
+        catalogue, bundle_terms = load_catalogue(), terms(practices)
+        preparers = None
+        if bundle_workers:
+            spec = WorkerSpec(store_url, key_file, catalogue, bundle_terms, Distribution.DECLARED)
+            preparers = BundleWorkers(reactor, spec)
+            figures.bundle_workers = bundle_workers
         bundler = Bundler(
-            store, store.bundles, REGISTRY, load_catalogue(), terms(practices), now=lambda: NOW
+            store,
+            store.bundles,
+            REGISTRY,
+            catalogue,
+            bundle_terms,
+            now=lambda: NOW,
+            workers=preparers,
         )
         bundled = timed("bundling", lambda: wait(bundler.run()))
+        if preparers is not None:
+            preparers.stop(wait=True)
+        figures.workers_peak_rss_mib = _children_peak_rss_mib()
         figures.claim_files = len(set(bundled.claim_files))
         figures.integral_lines = bundled.integral_lines
 
@@ -703,6 +727,10 @@ def report(figures: CycleFigures, out: TextIO | None = None) -> None:
             ),
             file=out,
         )
+    if f.bundle_workers:
+        print(f"  bundling's batches prepared by {f.bundle_workers} worker process(es)", file=out)
+    if f.workers_peak_rss_mib:
+        print(f"  peak RSS of a worker process {f.workers_peak_rss_mib:,.0f} MiB", file=out)
     for step in f.steps:
         print(f"  {_step_line(step, f.lines)}", file=out)
     print(
@@ -757,6 +785,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="check workers for the in-process intake, as [epd_api] check_processes"
         " (default: the gateway's default; 0: the checks in this process)",
     )
+    parser.add_argument(
+        "--bundle-workers",
+        type=int,
+        default=BundlingConfig.model_fields["worker_processes"].default,
+        metavar="N",
+        help="worker processes that prepare bundling's batches, as [bundling]"
+        " worker_processes (default: the gateway's default; 0: all in this process)",
+    )
     args = parser.parse_args(argv)
     tune_garbage_collector()
     pregnancies = args.pregnancies or max(1, round(NATIONAL_BIRTHS * args.share))
@@ -777,6 +813,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             client_processes=args.client_processes,
             sealed=args.sealed,
             check_processes=args.check_processes,
+            bundle_workers=args.bundle_workers,
         )
     )
     return 0

@@ -32,15 +32,20 @@ STEP_SECONDS = 0.05
 
 class ReactorPump:
     def __init__(self) -> None:
-        from twisted.internet import reactor
+        # Imported here: importing it installs the global reactor, wanted only when used.
+        from twisted.internet import reactor  # noqa: PLC0415
 
-        self.reactor: Any = reactor
+        self.reactor: Any = cast(Any, reactor)
         if not cast(IReactorCore, reactor).running:
             self.reactor.startRunning(installSignalHandlers=False)
 
     def wait(self, awaitable: Awaitable[T], timeout: float = 120.0) -> T:
         """Run the reactor until ``awaitable`` has a result; return it or raise its error."""
-        d = awaitable if isinstance(awaitable, Deferred) else Deferred.fromCoroutine(_await(awaitable))
+        d = (
+            awaitable
+            if isinstance(awaitable, Deferred)
+            else Deferred.fromCoroutine(_await(awaitable))
+        )
         outcome: list[Any] = []
         d.addBoth(outcome.append)
         deadline = time.monotonic() + timeout

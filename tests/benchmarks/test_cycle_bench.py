@@ -76,8 +76,10 @@ def test_the_script_runs_end_to_end(capsys: pytest.CaptureFixture[str]) -> None:
 def test_the_intake_can_have_its_checks_run_by_check_workers_as_serve_does() -> None:
     # In a process of its own: with check workers the cycle runs on the global reactor.
     done = subprocess.run(
-        [sys.executable, "-m", "tests.benchmarks.cycle", "--pregnancies", "9"]
-        + ["--women-per-file", "4", "--check-processes", "1"],
+        [
+            *(sys.executable, "-m", "tests.benchmarks.cycle", "--pregnancies", "9"),
+            *("--women-per-file", "4", "--check-processes", "1"),
+        ],
         capture_output=True,
         text=True,
         timeout=120,

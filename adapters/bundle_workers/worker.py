@@ -1,0 +1,133 @@
+"""A bundle worker's side: runs in the process :class:`~adapters.bundle_workers.BundleWorkers`
+starts. :func:`start` opens the store once (its own connections to the gateway's store,
+with the gateway's key file when it has one), :func:`close` closes it before the process
+ends; :func:`prepare` reads, decides and builds one
+batch of a bundling run there (:meth:`gateway.bundler.Bundler.prepare_batch`, with the
+shipped layouts and the gateway's catalogue and terms) and hands back what recording it
+needs. It records nothing and writes no log line.
+"""
+
+from __future__ import annotations
+
+import operator
+import signal
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, fields
+from datetime import datetime
+from multiprocessing.reduction import ForkingPickler
+from pathlib import Path
+from typing import Any
+
+from adapters.storage import SqlMessageStore, open_store
+from adapters.storage.blocking import Blocking
+from gateway.bundler import Bundler, PreparedBatch
+from gateway.crypto import Keyring
+from gateway.ei import LayoutRegistry
+from gateway.loading import load_layouts
+from gateway.ports.bundling import (
+    DecisionRecord,
+    LateLine,
+    LineAnswerNow,
+    LineOutcome,
+    QueuedFile,
+    RunGuard,
+)
+from gateway.ports.messages import NewMessage, NewStatus
+from gateway.process import tune_garbage_collector
+from gateway.rules.catalogue import Catalogue
+from gateway.rules.claims import ClaimLink
+from gateway.rules.model import Distribution, Terms
+
+__all__ = ["WorkerSpec", "close", "prepare", "start"]
+
+# How long a worker waits for its store: to open it, and for one batch.
+OPEN_SECONDS = 120.0
+BATCH_SECONDS = 3600.0
+# What a prepared batch hands over, one object per line or claim: frozen dataclasses with
+# slots, which pickle through a generic state method that looks up the class's fields
+# for every object. Each is handed over as its class and its field values instead.
+HANDED_OVER = (
+    ClaimLink,
+    DecisionRecord,
+    LateLine,
+    LineAnswerNow,
+    LineOutcome,
+    NewMessage,
+    NewStatus,
+    QueuedFile,
+    RunGuard,
+)
+
+
+@dataclass(frozen=True)
+class WorkerSpec:
+    """What a worker needs to prepare batches as the gateway's bundler would."""
+
+    store_url: str
+    key_file: Path | None
+    catalogue: Catalogue
+    terms: Terms
+    distribution: Distribution
+
+
+@dataclass(frozen=True)
+class _Opened:
+    reactor: Blocking
+    store: SqlMessageStore
+    registry: LayoutRegistry
+    spec: WorkerSpec
+
+
+_opened: list[_Opened] = []  # this process's store, once started
+
+
+def start(spec: WorkerSpec) -> None:
+    """Open the store for this worker process (the pool's initializer)."""
+    # Ctrl-C in the gateway's terminal reaches the whole process group: the gateway
+    # ends its workers itself.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    tune_garbage_collector()  # as the gateway's own process does
+    for cls in HANDED_OVER:
+        ForkingPickler.register(cls, _by_fields(cls))
+    reactor = Blocking()
+    keyring = Keyring.load(spec.key_file) if spec.key_file is not None else None
+    store = reactor.wait(open_store(spec.store_url, reactor, keyring), OPEN_SECONDS)
+    _opened.append(_Opened(reactor, store, load_layouts(), spec))
+
+
+def _by_fields(cls: type) -> Callable[[Any], tuple[type, tuple[Any, ...]]]:
+    """Pickle a dataclass instance as ``cls(*its field values)`` (every field is in its
+    ``__init__``)."""
+    values = operator.attrgetter(*(f.name for f in fields(cls)))
+
+    def reduce(obj: Any) -> tuple[type, tuple[Any, ...]]:
+        return cls, values(obj)
+
+    return reduce
+
+
+def close() -> None:
+    """Close this process's store (its threads would keep the process from ending)."""
+    while _opened:
+        opened = _opened.pop()
+        opened.reactor.wait(opened.store.close(), OPEN_SECONDS)
+
+
+def prepare(women: Sequence[str], taken: int, now: datetime, arrivals: bool) -> PreparedBatch:
+    """One batch prepared as at ``now``, without its plan (see
+    :meth:`gateway.bundler.BatchWorkers.prepare`)."""
+    opened = _opened[-1]
+    spec = opened.spec
+    bundler = Bundler(
+        opened.store,
+        opened.store.bundles,
+        opened.registry,
+        spec.catalogue,
+        spec.terms,
+        now=lambda: now,
+        distribution=spec.distribution,
+    )
+    prepared = opened.reactor.wait(
+        bundler.prepare_batch(women, taken, arrivals=arrivals), BATCH_SECONDS
+    )
+    return prepared.without_plan()

@@ -26,7 +26,6 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import partial
-from typing import Any, Protocol
 
 from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.logger import Logger
@@ -45,13 +44,20 @@ from gateway.jobs import JobLock
 from gateway.lines import AnswerOutcome, DeclaredLine
 from gateway.metrics import Metrics
 from gateway.ports.bundling import (
+    BatchTally,
+    BatchWorkers,
+    BatchWorkerUnavailableError,
     BundleConflictError,
+    BundlePlan,
     BundleStore,
     DecisionRecord,
+    ForwardFile,
     LateLine,
     LineAnswerNow,
     LineOutcome,
+    PreparedBatch,
     QueuedFile,
+    RecordBundle,
     ReturnedRetour,
     RunGuard,
 )
@@ -67,7 +73,7 @@ from gateway.ports.messages import (
 from gateway.ports.runtime import RunInThread, run_inline
 from gateway.retours import participant_retour
 from gateway.rules.catalogue import Catalogue
-from gateway.rules.claims import ClaimFile, ClaimLink, PlannedLine, build_claim_file
+from gateway.rules.claims import ClaimLink, PlannedLine, build_claim_file
 from gateway.rules.decide import decide
 from gateway.rules.model import (
     RETURN_TO_DECLARE_ITSELF,
@@ -105,84 +111,6 @@ DEBIT_CREDITED = "8084"
 PAID_THROUGH_INTEGRAL = "9002"
 
 
-@dataclass(frozen=True)
-class ForwardFile:
-    insurer: str
-    participant: str
-    source: str  # the upload the lines came from
-    payload: bytes
-    lines: tuple[LineKey, ...]
-    standard: str
-
-
-@dataclass
-class BundlePlan:
-    decisions: list[Decision]
-    claims: list[ClaimFile] = field(default_factory=list)
-    forwards: list[ForwardFile] = field(default_factory=list)
-
-    def extend(self, other: BundlePlan) -> None:
-        """Add a further batch's plan to this one."""
-        self.decisions += other.decisions
-        self.claims += other.claims
-        self.forwards += other.forwards
-
-    def summary(self) -> dict[str, Any]:
-        kinds: dict[str, int] = defaultdict(int)
-        places: dict[str, int] = defaultdict(int)
-        for d in self.decisions:
-            kinds[d.kind.value] += 1
-            for p in d.placements.values():
-                places[p.place.value] += 1
-        return {
-            "decisions": dict(kinds),
-            "lines": dict(places),
-            "claims": [
-                {
-                    "insurer": c.insurer,
-                    "factuurnummer": c.invoice_number,
-                    "lines": len(c.links),
-                    "total": c.total,
-                    "integralLines": [_link_json(link) for link in c.links],
-                }
-                for c in self.claims
-            ],
-            "forwards": [
-                {"insurer": f.insurer, "participant": f.participant, "lines": len(f.lines)}
-                for f in self.forwards
-            ],
-        }
-
-
-@dataclass(frozen=True)
-class BatchTally:
-    """What a batch's plan counts, for the run's tally, the metrics and the log: small
-    enough to hand over from a bundle worker where the plan itself is not."""
-
-    claim_files: tuple[str, ...]  # their factuurnummers
-    forward_files: int
-    lines: dict[str, int]  # the batch's lines by place
-    # per integral line: its insurer, its amount and the uploads of the lines it absorbs
-    integral: tuple[tuple[str, int, tuple[str, ...]], ...]
-
-    @classmethod
-    def of(cls, plan: BundlePlan) -> BatchTally:
-        lines: Counter[str] = Counter()
-        for decision in plan.decisions:
-            for placement in decision.placements.values():
-                lines[placement.place.value] += 1
-        return cls(
-            tuple(claim.invoice_number for claim in plan.claims),
-            len(plan.forwards),
-            dict(lines),
-            tuple(
-                (claim.insurer, link.amount, tuple(upload for upload, _ in link.absorbs))
-                for claim in plan.claims
-                for link in claim.links
-            ),
-        )
-
-
 @dataclass
 class BundleRun:
     """What a run stored, counted (:meth:`Bundler.run`): no plan is kept."""
@@ -201,43 +129,9 @@ class BundleRun:
         self.lines.update(tally.lines)
 
 
-def _link_json(link: ClaimLink) -> dict[str, Any]:
-    """One integral line of a claim file: what it claims, for which days, what it absorbed."""
-    return {
-        "reference": link.reference,
-        "pregnancy": link.pregnancy,
-        "phase": link.phase.value,
-        "prestatie": link.prestatie,
-        "amount": link.amount,
-        "from": link.first_day.isoformat() if link.first_day else None,
-        "to": link.last_day.isoformat() if link.last_day else None,
-        "absorbs": [f"{traceer_id}#{number}" for traceer_id, number in link.absorbs],
-        "credits": link.credits,
-    }
-
-
 # A test-only pause point: awaited with the step's name ("decided": read, decided and
 # built, nothing recorded yet), so a test can hold a run there while another goes.
 Checkpoint = Callable[[str], Awaitable[None]]
-
-
-class BatchWorkerUnavailableError(Exception):
-    """A bundle worker could not prepare a batch (none running, it ended, or it failed):
-    the bundler prepares that batch itself."""
-
-
-class BatchWorkers(Protocol):
-    """Prepares a run's batches in a process of its own (:mod:`adapters.bundle_workers`):
-    what :meth:`Bundler.prepare_batch` gives, read from the same store, without the plan
-    (:meth:`PreparedBatch.without_plan`) and with no lease in its guard."""
-
-    def prepare(
-        self, women: Sequence[str], taken: int, now: datetime, arrivals: bool
-    ) -> Awaitable[PreparedBatch]:
-        """The batch of ``women``, numbered on from ``taken`` and decided as at ``now``
-        (with when its uploads arrived if ``arrivals``); fails with
-        :class:`BatchWorkerUnavailableError` when it could not be prepared there."""
-        ...
 
 
 # How often a batch whose lines changed under it is decided again before the run gives up.
@@ -707,7 +601,7 @@ class Bundler:
 
     async def _recording_of(
         self, plan: BundlePlan, numbers: tuple[str, int, int] | None
-    ) -> _RecordBundle:
+    ) -> RecordBundle:
         """What recording ``plan`` writes (read now, while the batch's lines are known)."""
         now = self._now()
         outbound = []
@@ -898,39 +792,6 @@ class Bundler:
             if retour is not None:
                 out.append(ReturnedRetour(retour, tuple(own[upload])))
         return out
-
-
-# The arguments of BundleStore.record_bundle, in order.
-_RecordBundle = tuple[
-    list[QueuedFile],
-    list[tuple[ClaimLink, str, str]],
-    list[LineOutcome],
-    datetime,
-    list[DecisionRecord],
-    list[ReturnedRetour],
-    list[LateLine],
-    RunGuard,
-]
-
-
-@dataclass(frozen=True)
-class PreparedBatch:
-    """A batch decided and built: its women, its plan (None when a bundle worker prepared
-    it), what the plan counts, what recording it writes, when the uploads its claims
-    absorb arrived, and how many factuurnummers it takes."""
-
-    women: tuple[str, ...]
-    plan: BundlePlan | None
-    tally: BatchTally
-    recording: _RecordBundle
-    uploaded_at: dict[str, datetime]
-    numbers: int
-
-    def without_plan(self) -> PreparedBatch:
-        """This batch without its plan: what a bundle worker hands over (the decisions
-        with every line of the batch would cost more to hand over than recording the
-        batch needs)."""
-        return replace(self, plan=None)
 
 
 @dataclass(frozen=True)

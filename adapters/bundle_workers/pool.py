@@ -12,8 +12,8 @@ is handed to the reactor (``callFromThread``), so no reactor thread waits on a w
 
 Nothing is lost when a worker fails: a batch it could not prepare (it failed, or ended —
 then a new one is started for the next batch) fails with
-:class:`~gateway.bundler.BatchWorkerUnavailableError`, and the bundler prepares that batch
-itself. Only the class of a worker's error is told (its text might quote the store).
+:class:`~gateway.ports.bundling.BatchWorkerUnavailableError`, and the bundler prepares
+that batch itself. Only the class of a worker's error is told (its text might quote the store).
 :meth:`BundleWorkers.stop` has the worker close its store and end; a worker preparing a
 batch finishes it first.
 """
@@ -31,15 +31,15 @@ from twisted.internet.interfaces import IReactorFromThreads
 
 from adapters.bundle_workers import worker
 from adapters.bundle_workers.worker import WorkerSpec
-from gateway.bundler import BatchWorkerUnavailableError, PreparedBatch
+from gateway.ports.bundling import BatchWorkerUnavailableError, PreparedBatch
 
 __all__ = ["BundleWorkers"]
 
 
 class BundleWorkers:
     """A worker process that prepares bundling batches
-    (:class:`~gateway.bundler.BatchWorkers`), started when first needed. One: a run
-    prepares one batch ahead of the one it records."""
+    (:class:`~gateway.ports.bundling.BatchWorkers`), started when first needed. One: a
+    run prepares one batch ahead of the one it records."""
 
     def __init__(self, reactor: IReactorFromThreads, spec: WorkerSpec) -> None:
         self._reactor = reactor
@@ -47,7 +47,7 @@ class BundleWorkers:
         self._executor: ProcessPoolExecutor | None = None
         self._stopped = False
         self.started = 0
-        """How many times the workers were started (a failed one is started anew)."""
+        """How many times a worker was started (after one failed, a new one is)."""
 
     def prepare(
         self, women: Sequence[str], taken: int, now: datetime, arrivals: bool
@@ -59,6 +59,7 @@ class BundleWorkers:
             future = executor.submit(worker.prepare, tuple(women), taken, now, arrivals)
         except (BrokenExecutor, RuntimeError) as exc:  # a broken pool, or one shut down
             self._executor = None
+            executor.shutdown(wait=False)
             return fail(BatchWorkerUnavailableError(f"no bundle worker ({type(exc).__name__})"))
         prepared: Deferred[PreparedBatch] = Deferred()
         future.add_done_callback(
@@ -82,6 +83,9 @@ class BundleWorkers:
         done: Future[PreparedBatch],
         prepared: Deferred[PreparedBatch],
     ) -> None:
+        if done.cancelled():
+            prepared.errback(BatchWorkerUnavailableError("the bundle worker was stopped"))
+            return
         error = done.exception()
         if error is None:
             prepared.callback(done.result())

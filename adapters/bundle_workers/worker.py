@@ -1,5 +1,6 @@
 """A bundle worker's side: runs in the process :class:`~adapters.bundle_workers.BundleWorkers`
-starts. :func:`start` opens the store once (its own connections to the gateway's store,
+starts, and is that process's composition root (it opens the store and builds the
+bundler). :func:`start` opens the store once (its own connections to the gateway's store,
 with the gateway's key file when it has one), :func:`close` closes it before the process
 ends; :func:`prepare` reads, decides and builds one
 batch of a bundling run there (:meth:`gateway.bundler.Bundler.prepare_batch`, with the
@@ -20,7 +21,7 @@ from typing import Any
 
 from adapters.storage import SqlMessageStore, open_store
 from adapters.storage.blocking import Blocking
-from gateway.bundler import Bundler, PreparedBatch
+from gateway.bundler import Bundler
 from gateway.crypto import Keyring
 from gateway.ei import LayoutRegistry
 from gateway.loading import load_layouts
@@ -29,6 +30,7 @@ from gateway.ports.bundling import (
     LateLine,
     LineAnswerNow,
     LineOutcome,
+    PreparedBatch,
     QueuedFile,
     RunGuard,
 )
@@ -115,7 +117,7 @@ def close() -> None:
 
 def prepare(women: Sequence[str], taken: int, now: datetime, arrivals: bool) -> PreparedBatch:
     """One batch prepared as at ``now``, without its plan (see
-    :meth:`gateway.bundler.BatchWorkers.prepare`)."""
+    :meth:`gateway.ports.bundling.BatchWorkers.prepare`)."""
     opened = _opened[-1]
     spec = opened.spec
     bundler = Bundler(

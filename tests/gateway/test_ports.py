@@ -34,11 +34,13 @@ SERVICES = (
     "gateway.admin.service",
 )
 # The adapters that are part of the composition root: they build services and may import
-# them (the admin site's ``build_admin_site``, the admin dev server and its demo data).
+# them (the admin site's ``build_admin_site``, the admin dev server and its demo data, and
+# the bundle worker's process, which builds its own bundler).
 COMPOSITION_ROOT = (
     "adapters/admin/site.py",
     "adapters/admin/devserver.py",
     "adapters/admin/demo.py",
+    "adapters/bundle_workers/worker.py",
 )
 
 

@@ -21,19 +21,43 @@ batch finishes it first.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import multiprocessing
 from collections.abc import Sequence
 from concurrent.futures import BrokenExecutor, Future, ProcessPoolExecutor
+from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
+from typing import Any
 
 from twisted.internet.defer import Deferred, fail
 from twisted.internet.interfaces import IReactorFromThreads
 
-from adapters.bundle_workers import worker
-from adapters.bundle_workers.worker import WorkerSpec
 from gateway.ports.bundling import BatchWorkerUnavailableError, PreparedBatch
+from gateway.rules.catalogue import Catalogue
+from gateway.rules.model import Distribution, Terms
 
-__all__ = ["BundleWorkers"]
+__all__ = ["BundleWorkers", "WorkerSpec"]
+
+# The worker's side, imported in the worker process only: it builds the bundler, which
+# an adapter does not load in the gateway's process (the composition root builds it).
+WORKER = "adapters.bundle_workers.worker"
+
+
+@dataclass(frozen=True)
+class WorkerSpec:
+    """What a worker needs to prepare batches as the gateway's bundler would."""
+
+    store_url: str
+    key_file: Path | None
+    catalogue: Catalogue
+    terms: Terms
+    distribution: Distribution
+
+
+def _in_worker(name: str, *args: Any) -> Any:
+    """Call ``name`` of :data:`WORKER` (in the worker process)."""
+    return getattr(importlib.import_module(WORKER), name)(*args)
 
 
 class BundleWorkers:
@@ -56,7 +80,7 @@ class BundleWorkers:
             return fail(BatchWorkerUnavailableError("the bundle workers are stopped"))
         executor = self._executor or self._start()
         try:
-            future = executor.submit(worker.prepare, tuple(women), taken, now, arrivals)
+            future = executor.submit(_in_worker, "prepare", tuple(women), taken, now, arrivals)
         except (BrokenExecutor, RuntimeError) as exc:  # a broken pool, or one shut down
             self._executor = None
             executor.shutdown(wait=False)
@@ -71,8 +95,8 @@ class BundleWorkers:
         self._executor = ProcessPoolExecutor(
             1,
             mp_context=multiprocessing.get_context("spawn"),
-            initializer=worker.start,
-            initargs=(self._spec,),
+            initializer=_in_worker,
+            initargs=("start", self._spec),
         )
         self.started += 1
         return self._executor
@@ -106,5 +130,5 @@ class BundleWorkers:
         executor, self._executor = self._executor, None
         if executor is not None:
             with contextlib.suppress(BrokenExecutor, RuntimeError):
-                executor.submit(worker.close)
+                executor.submit(_in_worker, "close")
             executor.shutdown(wait=wait)

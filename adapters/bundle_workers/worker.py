@@ -16,9 +16,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime
 from multiprocessing.reduction import ForkingPickler
-from pathlib import Path
 from typing import Any
 
+from adapters.bundle_workers.pool import WorkerSpec
 from adapters.storage import SqlMessageStore, open_store
 from adapters.storage.blocking import Blocking
 from gateway.bundler import Bundler
@@ -36,11 +36,9 @@ from gateway.ports.bundling import (
 )
 from gateway.ports.messages import NewMessage, NewStatus
 from gateway.process import tune_garbage_collector
-from gateway.rules.catalogue import Catalogue
 from gateway.rules.claims import ClaimLink
-from gateway.rules.model import Distribution, Terms
 
-__all__ = ["WorkerSpec", "close", "prepare", "start"]
+__all__ = ["close", "prepare", "start"]
 
 # How long a worker waits for its store: to open it, and for one batch.
 OPEN_SECONDS = 120.0
@@ -59,17 +57,6 @@ HANDED_OVER = (
     QueuedFile,
     RunGuard,
 )
-
-
-@dataclass(frozen=True)
-class WorkerSpec:
-    """What a worker needs to prepare batches as the gateway's bundler would."""
-
-    store_url: str
-    key_file: Path | None
-    catalogue: Catalogue
-    terms: Terms
-    distribution: Distribution
 
 
 @dataclass(frozen=True)

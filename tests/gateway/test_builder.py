@@ -195,6 +195,8 @@ ALLOWED = {
     ),
     ("gateway/repeating.py", "LoopingCall("),  # the one scheduled-job timer
     ("gateway/jobs.py", "LoopingCall("),  # a job lease's heartbeat, inside a run
+    # The bundle worker's process builds its bundler from what the builder handed it.
+    ("adapters/bundle_workers/worker.py", "Bundler("),
 }
 BUILT_BY_THE_BUILDER = (
     "AdminService(",

@@ -71,7 +71,8 @@ def _stored(store: SqlMessageStore, pump: ThreadPump) -> dict[str, Any]:
             rows(
                 store,
                 pump,
-                "SELECT traceer_id, record_number, state, claim_reference, pregnancy, phase,"
+                # by the participant's own reference (the uploads' traceerIds are new)
+                "SELECT participant, reference, state, claim_reference, pregnancy, phase,"
                 " revision FROM declaration_lines",
             )
         ),

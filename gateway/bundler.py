@@ -241,7 +241,7 @@ class Bundler:
 
     async def run(self, *, wait: bool = True) -> BundleRun:
         """:meth:`run_once`, counting what each batch stored instead of keeping it (its
-        batches prepared by the bundle workers, when it has them)."""
+        batches prepared by the bundle worker, when it has one)."""
         counted = BundleRun()
         await self._batches(lambda prepared: counted.add(prepared.tally), wait=wait)
         return counted
@@ -253,11 +253,11 @@ class Bundler:
         to ``each``). The next batch is read and decided while the one before it is being
         recorded (the two use different lines; on PostgreSQL the database server records
         while the gateway decides); at most one batch is being recorded at a time, in
-        order. With bundle workers (and no plan to keep), a worker reads, decides and
+        order. With a bundle worker (and no plan to keep), the worker reads, decides and
         builds the next batch, so that this process only records. A batch that hits a
-        conflict, or finds the lease lost, is decided again
-        under the lease taken anew (at most :data:`RUN_ATTEMPTS` times); the batches
-        recorded before it stay recorded."""
+        conflict, or finds the lease lost, is decided again under the lease taken anew
+        (at most :data:`RUN_ATTEMPTS` times); the batches recorded before it stay
+        recorded."""
         done: set[str] = set()  # the women of the batches recorded
         recorded = 0
         attempt = 1

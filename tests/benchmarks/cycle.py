@@ -18,19 +18,24 @@ backlog bundled at once.
 
 The steps, in one process on the embedded default (SQLite, WAL, ``synchronous=FULL``,
 group commit), with the gateway's own services (no HTTP: the intake over mutual TLS is
-measured by ``tests.benchmarks.gateway``):
+measured by ``tests.benchmarks.gateway``) and, as ``serve`` has by default, a check worker
+for the intake's checks (``--check-processes``) and a bundle worker that prepares
+bundling's batches (``--bundle-workers``), each a process of its own; ``0`` for both runs
+everything in this one process (as every run before the eleventh national round of
+docs/benchmarks.md did):
 
 * **intake** — every file through :class:`~gateway.intake.Intake` (parse, validate,
   journal, lines), with up to ``UPLOADS_AT_ONCE`` (32) uploads in flight at once, as
-  from 32 EPDs uploading concurrently: a file is parsed and checked on this thread, then
-  its upload waits for its durable commit while the next files are taken in, so that the
+  from 32 EPDs uploading concurrently: a file is parsed and checked by the check worker
+  (or on this thread without one), then its upload waits for its durable commit while the next files are taken in, so that the
   store's group commit joins the uploads queued together into one commit as it does in
   production (until this benchmark took the files one after the other, each upload its
   own commit — the figures from before that are not comparable). The files are generated
   on the fly and never held all at once beyond those in flight (generating them and the
   berichtMetadata each is sent with is the EPD's part: timed separately and not counted);
 * **bundling** — one :meth:`~gateway.bundler.Bundler.run` over everything (in batches of
-  connected groups, each with claim files of its own);
+  connected groups, each with claim files of its own; each batch prepared by the bundle
+  worker, or on this thread without one, and recorded by this process's store);
 * **claims** — the :class:`~gateway.forwarder.Forwarder` sends the claim files to a
   simulated insurer (:class:`~adapters.insurer_sim.insurer.SimulatedInsurer`, in this
   process, through an in-memory link), which checks and judges each file and queues its
@@ -373,7 +378,7 @@ class CycleFigures:
     sealed: bool = False  # encryption at rest (a key file), as with [encryption] key_file
     check_processes: int = 0  # the in-process intake's check workers ([epd_api] check_processes)
     checked_here: int = 0  # and the uploads they could not check (checked in this process)
-    bundle_workers: int = 0  # bundling's worker processes ([bundling] worker_processes)
+    bundle_workers: int = 0  # bundling's worker process ([bundling] worker_processes)
     workers_peak_rss_mib: float = 0.0  # the largest peak RSS of a worker process
 
     def api_percentile(self, share: float) -> float:
@@ -419,7 +424,7 @@ def bench_cycle(
     ``check_processes``: the in-process intake has the checks of its uploads run by that
     many check workers, as ``serve`` does with ``[epd_api] check_processes`` (the cycle
     then runs on the global reactor, which stays started: for a script of its own).
-    ``bundle_workers``: bundling's batches are prepared by that many worker processes, as
+    ``bundle_workers`` (0 or 1): bundling's batches are prepared by a worker process, as
     ``serve`` does with ``[bundling] worker_processes``."""
     with (
         tempfile.TemporaryDirectory(prefix="igo-cycle-", dir=directory) as scratch,
@@ -728,7 +733,7 @@ def report(figures: CycleFigures, out: TextIO | None = None) -> None:
             file=out,
         )
     if f.bundle_workers:
-        print(f"  bundling's batches prepared by {f.bundle_workers} worker process(es)", file=out)
+        print("  bundling's batches prepared by a worker process", file=out)
     if f.workers_peak_rss_mib:
         print(f"  peak RSS of a worker process {f.workers_peak_rss_mib:,.0f} MiB", file=out)
     for step in f.steps:
@@ -788,9 +793,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--bundle-workers",
         type=int,
+        choices=(0, 1),
         default=BundlingConfig.model_fields["worker_processes"].default,
-        metavar="N",
-        help="worker processes that prepare bundling's batches, as [bundling]"
+        help="a worker process that prepares bundling's batches, as [bundling]"
         " worker_processes (default: the gateway's default; 0: all in this process)",
     )
     args = parser.parse_args(argv)

@@ -92,6 +92,8 @@ __all__ = [
 ]
 
 log = Logger()
+# A store private to the process that opens it (no worker process can share it).
+IN_MEMORY = "sqlite:///:memory:"
 T = TypeVar("T")
 B = TypeVar("B", bound="GatewayBuilder")
 
@@ -340,8 +342,13 @@ class GatewayBuilder:
     def bundle_workers(self) -> BundleWorkers | None:
         """The bundle worker of ``[bundling] worker_processes`` (None when it is 0, and for
         a command line: its bundle command shows each batch's plan, made in its own
-        process); started with the first batch, stopped by ``serve`` when it stops."""
-        if self.config.bundling.worker_processes == 0 or isinstance(self.reactor, Blocking):
+        process, and for a store in memory, which no other process can open); started
+        with the first batch, stopped by ``serve`` when it stops."""
+        if (
+            self.config.bundling.worker_processes == 0
+            or isinstance(self.reactor, Blocking)
+            or self.config.store.url == IN_MEMORY
+        ):
             return None
         spec = WorkerSpec(
             self.config.store.url,

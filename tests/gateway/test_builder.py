@@ -5,11 +5,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from twisted.internet.testing import MemoryReactorClock
 
 from adapters.admin.blocking import opened_stores
 from adapters.admin.devserver import dev_config
+from adapters.bundle_workers import BundleWorkers
 from gateway.admin.service import AdminService
 from gateway.builder import GatewayBuilder, built_once
 from gateway.cli.admin import admin_session
@@ -139,6 +142,31 @@ def test_a_command_line_checks_files_itself_whatever_check_processes_says(
         builder = GatewayBuilder(config, stores.run, stores.store)
         assert builder.check_workers() is None
         assert builder.intake()._checks is None
+
+
+def test_serve_s_bundler_has_a_bundle_worker_where_one_can_share_the_store(
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite:///{tmp_path / 'g.db'}"
+
+    def built(store_url: str, processes: int, reactor: Any) -> GatewayBuilder:
+        config = dev_config(store_url, "127.0.0.1", 0)
+        config = config.model_copy(
+            update={"bundling": config.bundling.model_copy(update={"worker_processes": processes})}
+        )
+        return GatewayBuilder(config, reactor, stores.store)
+
+    with opened_stores(url, None) as stores:
+        serving = built(url, 1, MemoryReactorClock())
+        workers = serving.bundle_workers()
+        assert isinstance(workers, BundleWorkers)
+        assert serving.bundler()._workers is workers
+        assert workers.started == 0  # started with a run's first batch, not before
+        # None where it is turned off, for a command line, and for a store in memory
+        # (a worker process could not open it).
+        assert built(url, 0, MemoryReactorClock()).bundle_workers() is None
+        assert built(url, 1, stores.run).bundle_workers() is None
+        assert built("sqlite:///:memory:", 1, MemoryReactorClock()).bundle_workers() is None
 
 
 def test_bundling_after_an_administrators_change_only_where_asked(

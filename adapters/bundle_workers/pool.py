@@ -20,7 +20,6 @@ batch finishes it first.
 
 from __future__ import annotations
 
-import contextlib
 import importlib
 import multiprocessing
 from collections.abc import Sequence
@@ -123,12 +122,10 @@ class BundleWorkers:
         )
 
     def stop(self, *, wait: bool = False) -> None:
-        """Let the worker go: it closes its store and ends once the batch it prepares, if
+        """Let the worker go: it ends (closing its store) once the batch it prepares, if
         any, is done; with ``wait``, until it has ended (this blocks: not on the reactor's
         thread)."""
         self._stopped = True
         executor, self._executor = self._executor, None
         if executor is not None:
-            with contextlib.suppress(BrokenExecutor, RuntimeError):
-                executor.submit(_in_worker, "close")
             executor.shutdown(wait=wait)

@@ -1,21 +1,27 @@
 """A bundle worker's side: runs in the process :class:`~adapters.bundle_workers.BundleWorkers`
 starts, and is that process's composition root (it opens the store and builds the
 bundler). :func:`start` opens the store once (its own connections to the gateway's store,
-with the gateway's key file when it has one), :func:`close` closes it before the process
-ends; :func:`prepare` reads, decides and builds one
-batch of a bundling run there (:meth:`gateway.bundler.Bundler.prepare_batch`, with the
-shipped layouts and the gateway's catalogue and terms) and hands back what recording it
-needs. It records nothing and writes no log line.
+with the gateway's key file when it has one), has :func:`close` close it when the pool
+lets the process go, and ends the process at once if the gateway's ends first.
+:func:`prepare` reads, decides and builds one batch of a bundling run there
+(:meth:`gateway.bundler.Bundler.prepare_batch`, with the shipped layouts and the gateway's
+catalogue and terms) and hands back what recording it needs. It records nothing and
+writes no log line.
 """
 
 from __future__ import annotations
 
+import multiprocessing
+import multiprocessing.connection
 import operator
+import os
 import signal
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime
 from multiprocessing.reduction import ForkingPickler
+from multiprocessing.util import Finalize
 from typing import Any
 
 from adapters.bundle_workers.pool import WorkerSpec
@@ -82,6 +88,22 @@ def start(spec: WorkerSpec) -> None:
     keyring = Keyring.load(spec.key_file) if spec.key_file is not None else None
     store = reactor.wait(open_store(spec.store_url, reactor, keyring), OPEN_SECONDS)
     _opened.append(_Opened(reactor, store, load_layouts(), spec))
+    # When the pool lets the worker go, multiprocessing runs this before it waits for the
+    # process's threads, which the open store's would otherwise hold up for ever.
+    Finalize(None, close, exitpriority=10)
+    parent = multiprocessing.parent_process()
+    if parent is not None:
+        threading.Thread(
+            target=_end_with, args=(parent.sentinel,), name="bundle-worker-watch", daemon=True
+        ).start()
+
+
+def _end_with(sentinel: int) -> None:
+    """End this process as soon as the gateway's has ended (killed, say): the pool's
+    input, which this process holds open too, would never tell it. The worker writes
+    nothing to the store, so nothing is lost; its connections end with it."""
+    multiprocessing.connection.wait([sentinel])
+    os._exit(1)
 
 
 def _by_fields(cls: type) -> Callable[[Any], tuple[type, tuple[Any, ...]]]:
@@ -96,7 +118,8 @@ def _by_fields(cls: type) -> Callable[[Any], tuple[type, tuple[Any, ...]]]:
 
 
 def close() -> None:
-    """Close this process's store (its threads would keep the process from ending)."""
+    """Close this process's store (its threads would keep the process from ending); run
+    as the process ends."""
     while _opened:
         opened = _opened.pop()
         opened.reactor.wait(opened.store.close(), OPEN_SECONDS)

@@ -8,6 +8,9 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
+import subprocess
+import sys
+import time
 from collections.abc import Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -42,6 +45,7 @@ from tests.gateway.test_bundling_batches import (
 )
 from tests.threadpump import ThreadPump
 
+ROOT = Path(__file__).resolve().parents[3]
 pytestmark = pytest.mark.slow  # each test starts a worker process (about a second)
 
 
@@ -240,3 +244,45 @@ def test_a_batch_a_worker_prepared_is_recorded_under_the_run_s_lease(
     assert sorted(invoices(store, pump)) == sorted(done.claim_files)
     assert len(set(done.claim_files)) == 3
     assert pump.wait(store.open_lines()) == []
+
+
+# A gateway's process that dies (as by SIGKILL) once its worker has prepared a batch.
+DYING_GATEWAY = """
+import multiprocessing, os, sys
+from adapters.bundle_workers import BundleWorkers
+from tests.adapters.bundle_workers.test_pool import _spec
+from tests.benchmarks.cycle import NOW
+from tests.threadpump import ThreadPump
+pump = ThreadPump()
+workers = BundleWorkers(pump, _spec(sys.argv[1]))
+pump.wait(workers.prepare([], 0, NOW, False), 60)
+print(*(child.pid for child in multiprocessing.active_children()), flush=True)
+os._exit(0)
+"""
+
+
+def _running(pid: int) -> bool:
+    """Whether ``pid`` runs (a process ended but not reaped yet counts as ended)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state != "Z"
+
+
+def test_a_worker_whose_gateway_died_ends_too(tmp_path: Path) -> None:
+    # Output to a file: the worker shares it, and would hold a pipe open.
+    out = tmp_path / "out.txt"
+    with out.open("w") as sink:
+        gateway = subprocess.Popen(
+            [sys.executable, "-c", DYING_GATEWAY, f"sqlite:///{tmp_path / 'g.db'}"],
+            cwd=ROOT,
+            stdout=sink,
+            stderr=subprocess.DEVNULL,
+        )
+        assert gateway.wait(timeout=120) == 0
+    (pid,) = map(int, out.read_text().split())
+    deadline = time.monotonic() + 30
+    while _running(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _running(pid)  # its input gone, it closed its store and ended

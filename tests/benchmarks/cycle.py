@@ -27,10 +27,11 @@ docs/benchmarks.md did):
 * **intake** — every file through :class:`~gateway.intake.Intake` (parse, validate,
   journal, lines), with up to ``UPLOADS_AT_ONCE`` (32) uploads in flight at once, as
   from 32 EPDs uploading concurrently: a file is parsed and checked by the check worker
-  (or on this thread without one), then its upload waits for its durable commit while the next files are taken in, so that the
-  store's group commit joins the uploads queued together into one commit as it does in
-  production (until this benchmark took the files one after the other, each upload its
-  own commit — the figures from before that are not comparable). The files are generated
+  (or on this thread without one), then its upload waits for its durable commit while
+  the next files are taken in, so that the store's group commit joins the uploads queued
+  together into one commit as it does in production (until this benchmark took the files
+  one after the other, each upload its own commit — the figures from before that are not
+  comparable). The files are generated
   on the fly and never held all at once beyond those in flight (generating them and the
   berichtMetadata each is sent with is the EPD's part: timed separately and not counted);
 * **bundling** — one :meth:`~gateway.bundler.Bundler.run` over everything (in batches of
@@ -461,7 +462,9 @@ def _cycle(
     check_processes: int = 0,
     bundle_workers: int = 0,
 ) -> CycleFigures:
-    pump: ThreadPump | ReactorPump = ReactorPump() if check_processes else ThreadPump()
+    # The check workers need a running reactor (and the intake in this process).
+    with_checks = bool(check_processes) and not api[0]
+    pump: ThreadPump | ReactorPump = ReactorPump() if with_checks else ThreadPump()
     practices = practices_for(pregnancies)
     figures = CycleFigures(pregnancies, 2 * practices, 0, pregnancies * LINES_PER_PREGNANCY)
     figures.sealed = key_file is not None
@@ -501,7 +504,7 @@ def _cycle(
     store: SqlMessageStore = pump.wait(open_store(store_url, reactor, keyring))
     workers = None
     metrics = Metrics()
-    if check_processes and not api[0]:
+    if with_checks:
         workers = CheckWorkers(reactor, REGISTRY, check_processes, metrics=metrics)
         figures.check_processes = check_processes
     try:

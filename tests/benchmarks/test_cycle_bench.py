@@ -22,6 +22,12 @@ pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def reactor_running() -> bool:
+    """Whether this process's global reactor was started (never, in the tests)."""
+    installed = sys.modules.get("twisted.internet.reactor")
+    return bool(getattr(installed, "running", False))
+
+
 def test_the_files_are_valid_and_each_practice_declares_its_own_women() -> None:
     files = list(cycle.national_files(14, women_per_file=3, practices=2))
 
@@ -161,3 +167,10 @@ def test_a_sealed_cycle_seals_every_line_and_opens_them_again(
     out = io.StringIO()
     cycle.report(figures, out)
     assert "national cycle, SQLite, sealed:" in out.getvalue()
+
+
+def test_the_cycle_through_the_api_leaves_this_process_s_reactor_alone() -> None:
+    # The check workers are the gateway's there: no reactor is started here for them.
+    assert cycle.main(["--pregnancies", "3", "--through-api", "1"]) == 0
+
+    assert not reactor_running()

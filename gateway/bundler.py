@@ -316,6 +316,8 @@ class Bundler:
             try:
                 prepared = await self._workers.prepare(tuple(women), taken, self._now(), arrivals)
             except BatchWorkerUnavailableError as exc:
+                if self._metrics is not None:
+                    self._metrics.bundle_batches_here.inc()
                 log.warn(
                     "a bundle worker could not prepare a batch ({error}); "
                     "it is prepared in this process",

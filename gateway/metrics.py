@@ -194,6 +194,12 @@ class Metrics:
             "Check workers running ([epd_api] check_processes).",
             registry=r,
         )
+        self.bundle_batches_here = Counter(
+            f"{NAMESPACE}_bundle_batches_in_gateway",
+            "Batches of bundling runs the gateway prepared in its own process because its "
+            "bundle worker could not (it failed, or ended).",
+            registry=r,
+        )
         self.checks_here = Counter(
             f"{NAMESPACE}_checks_in_gateway",
             "Uploads the gateway checked in its own process because the check workers "

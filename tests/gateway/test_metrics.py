@@ -32,6 +32,7 @@ DOCUMENTED = {
     "igo_gateway_end_to_end_seconds": "histogram",
     "igo_gateway_check_workers": "gauge",
     "igo_gateway_checks_in_gateway": "counter",
+    "igo_gateway_bundle_batches_in_gateway": "counter",
     "process_resident_memory_bytes": "gauge",
     "python_gc_collections": "counter",
 }

@@ -156,11 +156,12 @@ def test_a_batch_a_worker_cannot_prepare_is_prepared_by_the_bundler(
     backlog(store, pump)
     # A worker whose store cannot be opened fails every batch (its pool breaks).
     workers = BundleWorkers(pump, _spec(f"sqlite:///{tmp_path / 'missing' / 'no.db'}"))
+    metrics = Metrics()
     events: list[LogEvent] = []
     observe = cast(ILogObserver, events.append)
     globalLogPublisher.addObserver(observe)
     try:
-        done: BundleRun = pump.wait(bundler(store, 1, workers=workers).run())
+        done: BundleRun = pump.wait(bundler(store, 1, workers=workers, metrics=metrics).run())
     finally:
         globalLogPublisher.removeObserver(observe)
         workers.stop(wait=True)
@@ -173,6 +174,7 @@ def test_a_batch_a_worker_cannot_prepare_is_prepared_by_the_bundler(
     for bsn in (w.bsn for w in WOMEN):  # no client data in what is told
         assert not any(bsn in w for w in told)
     assert workers.started == 3  # a new worker tried for each batch
+    assert metrics.bundle_batches_here._value.get() == 3  # counted for the operator
 
 
 def test_a_worker_that_ended_is_started_anew_for_the_next_batch(

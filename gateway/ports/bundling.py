@@ -339,9 +339,12 @@ class PreparedBatch:
         return replace(self, plan=None)
 
 
-class BatchWorkerUnavailableError(Exception):
+class BatchWorkerUnavailableError(GatewayError):
     """A bundle worker could not prepare a batch (none running, it ended, or it failed):
     the bundler prepares that batch itself."""
+
+    code = "bundle-worker-unavailable"
+    kind = ErrorKind.UNAVAILABLE
 
 
 class BatchWorkers(Protocol):

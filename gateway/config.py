@@ -615,14 +615,15 @@ class BundlingConfig(_Section):
         default=1,
         ge=0,
         le=1,
-        description="Worker processes that read, decide and build each batch of a bundling "
-        "run beside the gateway's own process, which then only records the batches: a run "
-        "takes less time on a machine of two cores or more, and the gateway's process keeps "
-        "its interpreter for the EPD API meanwhile (docs/benchmarks.md). 0 does it all in "
-        "the gateway's process (for a machine of one core). A batch a worker cannot "
-        "prepare is prepared in the gateway's process; a worker that failed is started "
-        "anew for the next batch. A dry run (bundle --dry-run) and the bundle command, "
-        "which show each batch's plan, prepare in their own process.",
+        description="1: a worker process reads, decides and builds each batch of serve's "
+        "bundling runs beside the gateway's own process, which then only records the "
+        "batches: a run takes less time on a machine of two cores or more, and the "
+        "gateway's process keeps its interpreter for the EPD API meanwhile "
+        "(docs/benchmarks.md). 0 does it all in the gateway's process (for a machine of "
+        "one core). A batch the worker cannot prepare is prepared in the gateway's process; "
+        "after a worker failed, a new one is started for the next batch. The bundle "
+        "command and its dry run, which show each batch's plan, prepare in their own "
+        "process; so does a gateway whose store is in memory.",
     )
     distribution: Distribution = Field(
         default=Distribution.DECLARED,

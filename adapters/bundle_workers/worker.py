@@ -1,8 +1,9 @@
 """A bundle worker's side: runs in the process :class:`~adapters.bundle_workers.BundleWorkers`
 starts, and is that process's composition root (it opens the store and builds the
-bundler). :func:`start` opens the store once (its own connections to the gateway's store,
-with the gateway's key file when it has one), has :func:`close` close it when the pool
-lets the process go, and ends the process at once if the gateway's ends first.
+bundler). The first batch opens the store (its own connections to the gateway's store,
+with the gateway's key file when it has one); :func:`start` has :func:`close` close it
+when the pool lets the process go, and ends the process at once if the gateway's ends
+first.
 :func:`prepare` reads, decides and builds one batch of a bundling run there
 (:meth:`gateway.bundler.Bundler.prepare_batch`, with the shipped layouts and the gateway's
 catalogue and terms) and hands back what recording it needs. It records nothing and
@@ -73,21 +74,21 @@ class _Opened:
     spec: WorkerSpec
 
 
-_opened: list[_Opened] = []  # this process's store, once started
+_specs: list[WorkerSpec] = []  # what this process was started with
+_opened: list[_Opened] = []  # and its store, once opened
 
 
 def start(spec: WorkerSpec) -> None:
-    """Open the store for this worker process (the pool's initializer)."""
+    """Ready this worker process (the pool's initializer). The store is opened by the
+    first batch: an error there goes back to the gateway with that batch (an error here
+    would be printed, traceback and all, on the gateway's standard error)."""
     # Ctrl-C in the gateway's terminal reaches the whole process group: the gateway
     # ends its workers itself.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     tune_garbage_collector()  # as the gateway's own process does
     for cls in HANDED_OVER:
         ForkingPickler.register(cls, _by_fields(cls))
-    reactor = Blocking()
-    keyring = Keyring.load(spec.key_file) if spec.key_file is not None else None
-    store = reactor.wait(open_store(spec.store_url, reactor, keyring), OPEN_SECONDS)
-    _opened.append(_Opened(reactor, store, load_layouts(), spec))
+    _specs.append(spec)
     # When the pool lets the worker go, multiprocessing runs this before it waits for the
     # process's threads, which the open store's would otherwise hold up for ever.
     Finalize(None, close, exitpriority=10)
@@ -125,10 +126,22 @@ def close() -> None:
         opened.reactor.wait(opened.store.close(), OPEN_SECONDS)
 
 
+def _open() -> _Opened:
+    """This process's store, opened on first use (tried again by the next batch if it
+    could not be opened)."""
+    if not _opened:
+        spec = _specs[-1]
+        reactor = Blocking()
+        keyring = Keyring.load(spec.key_file) if spec.key_file is not None else None
+        store = reactor.wait(open_store(spec.store_url, reactor, keyring), OPEN_SECONDS)
+        _opened.append(_Opened(reactor, store, load_layouts(), spec))
+    return _opened[-1]
+
+
 def prepare(women: Sequence[str], taken: int, now: datetime, arrivals: bool) -> PreparedBatch:
     """One batch prepared as at ``now``, without its plan (see
     :meth:`gateway.ports.bundling.BatchWorkers.prepare`)."""
-    opened = _opened[-1]
+    opened = _open()
     spec = opened.spec
     bundler = Bundler(
         opened.store,

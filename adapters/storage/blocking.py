@@ -23,7 +23,7 @@ from twisted.internet.task import Clock
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-__all__ = ["WAIT_SECONDS", "Blocking"]
+__all__ = ["WAIT_SECONDS", "Blocking", "wait_stepping"]
 
 T = TypeVar("T")
 WAIT_SECONDS = 120.0
@@ -63,28 +63,38 @@ class Blocking:
 
     def wait(self, awaitable: Awaitable[T], timeout: float = WAIT_SECONDS) -> T:
         """Run queued calls until ``awaitable`` has a result; return it or raise its error."""
-        d = (
-            awaitable
-            if isinstance(awaitable, Deferred)
-            else Deferred.fromCoroutine(_await(awaitable))
+        return wait_stepping(
+            awaitable, self._step, timeout, f"the store did not answer within {timeout} s"
         )
-        outcome: list[Any] = []
-        d.addBoth(outcome.append)
-        deadline = time.monotonic() + timeout
-        while not outcome:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise TimeoutError(f"the store did not answer within {timeout} s")
-            try:
-                call = self._calls.get(timeout=min(remaining, self._tick()))
-            except queue.Empty:
-                self._tick()
-                continue
-            call()
-        result = outcome[0]
-        if isinstance(result, Failure):
-            result.raiseException()
-        return result  # type: ignore[no-any-return]
+
+    def _step(self, remaining: float) -> None:
+        """Run the next queued call, waiting for one up to ``remaining`` seconds."""
+        try:
+            call = self._calls.get(timeout=min(remaining, self._tick()))
+        except queue.Empty:
+            self._tick()
+            return
+        call()
+
+
+def wait_stepping(
+    awaitable: Awaitable[T], step: Callable[[float], object], timeout: float, late: str
+) -> T:
+    """Call ``step`` (with the seconds left) until ``awaitable`` has a result; return it
+    or raise its error (:class:`TimeoutError` with ``late`` after ``timeout`` seconds)."""
+    d = awaitable if isinstance(awaitable, Deferred) else Deferred.fromCoroutine(_await(awaitable))
+    outcome: list[Any] = []
+    d.addBoth(outcome.append)
+    deadline = time.monotonic() + timeout
+    while not outcome:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError(late)
+        step(remaining)
+    result = outcome[0]
+    if isinstance(result, Failure):
+        result.raiseException()
+    return result  # type: ignore[no-any-return]
 
 
 async def _await(awaitable: Awaitable[T]) -> T:

@@ -13,14 +13,13 @@ script of its own (a benchmark's ``main``), not in a test process that shares th
 
 from __future__ import annotations
 
-import time
 from collections.abc import Awaitable
 from typing import Any, TypeVar, cast
 
-from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorCore
 from twisted.internet.process import reapAllProcesses
-from twisted.python.failure import Failure
+
+from adapters.storage.blocking import wait_stepping
 
 __all__ = ["ReactorPump"]
 
@@ -41,24 +40,8 @@ class ReactorPump:
 
     def wait(self, awaitable: Awaitable[T], timeout: float = 120.0) -> T:
         """Run the reactor until ``awaitable`` has a result; return it or raise its error."""
-        d = (
-            awaitable
-            if isinstance(awaitable, Deferred)
-            else Deferred.fromCoroutine(_await(awaitable))
-        )
-        outcome: list[Any] = []
-        d.addBoth(outcome.append)
-        deadline = time.monotonic() + timeout
-        while not outcome:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"no result within {timeout} s")
-            self.reactor.iterate(STEP_SECONDS)
-            reapAllProcesses()
-        result = outcome[0]
-        if isinstance(result, Failure):
-            result.raiseException()
-        return cast(T, result)
+        return wait_stepping(awaitable, self._step, timeout, f"no result within {timeout} s")
 
-
-async def _await(awaitable: Awaitable[T]) -> T:
-    return await awaitable
+    def _step(self, remaining: float) -> None:
+        self.reactor.iterate(min(remaining, STEP_SECONDS))
+        reapAllProcesses()

@@ -1,7 +1,8 @@
 """Bundle workers: a run whose batches a worker process prepares stores what a run that
 prepares them itself stores — on both engines, with a key file too — under the run's
 lease; a worker that cannot prepare a batch (it fails, or ends) leaves that batch to the
-bundler and is started anew for the next; stopping ends the worker."""
+bundler (one that ended is started anew for the next); the worker ends when it is stopped
+and when the gateway's process dies."""
 
 from __future__ import annotations
 
